@@ -1,0 +1,6 @@
+#pragma once
+// ctr: header-only Linux process isolation. Include this one header.
+
+#include <ctr/error.hpp>
+#include <ctr/process.hpp>
+#include <ctr/unique_fd.hpp>

@@ -1,0 +1,262 @@
+#pragma once
+// The one layer through which ctr makes every system call.
+//
+// Each wrapper returns the kernel's result: a value >= 0, or -errno. None of
+// them touches errno, so they are safe in the spawn child, which shares the
+// parent's memory (see raw_syscall.hpp), and every one of them is
+// async-signal-safe.
+//
+// Tests make a chosen call fail with a chosen errno through fault_injection
+// (below), so that each error path of the library runs for real. Faults are
+// also seen in the spawn child, because it shares the parent's memory.
+
+#include <ctr/detail/raw_syscall.hpp>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstddef>
+
+namespace ctr::detail::sys {
+
+// Every call the library makes, named for fault injection.
+enum class call : unsigned {
+    pipe2,
+    mmap,
+    munmap,
+    clone3,
+    clone,
+    openat,
+    close,
+    fcntl,
+    dup3,
+    read,
+    write,
+    ppoll,
+    waitid,
+    pidfd_open,
+    pidfd_send_signal,
+    rt_sigaction,
+    rt_sigprocmask,
+    prctl,
+    setsid,
+    umask,
+    prlimit,
+    close_range,
+    getdents64,
+    setgroups,
+    setresgid,
+    setresuid,
+    chdir,
+    execve,
+    count_,
+};
+
+struct fault_point {
+    std::atomic<int> error{0};  // errno to return, 0 when disarmed
+    std::atomic<int> skip{0};   // calls that still succeed before the first failure
+    std::atomic<int> times{0};  // failures left; -1 fails every call
+};
+
+inline constinit std::atomic<bool> faults_armed{false};
+inline constinit fault_point fault_points[static_cast<unsigned>(call::count_)]{};
+
+// Returns the errno to fail `c` with, or 0. Async-signal-safe (lock-free atomics).
+inline int injected_fault(call c) noexcept {
+    if (!faults_armed.load(std::memory_order_relaxed)) return 0;
+    fault_point& point = fault_points[static_cast<unsigned>(c)];
+    const int error = point.error.load(std::memory_order_relaxed);
+    if (error == 0) return 0;
+    if (point.skip.load(std::memory_order_relaxed) > 0 &&
+        point.skip.fetch_sub(1, std::memory_order_relaxed) > 0)
+        return 0;
+    int times = point.times.load(std::memory_order_relaxed);
+    while (times != 0) {
+        if (times < 0) return error;
+        if (point.times.compare_exchange_weak(times, times - 1, std::memory_order_relaxed)) return error;
+    }
+    return 0;
+}
+
+// Arms one fault for as long as it lives: the call `c` succeeds `skip` times,
+// then fails with `error` `times` times (-1: always). For tests only.
+class fault_injection {
+public:
+    fault_injection(call c, int error, int skip = 0, int times = 1) noexcept : call_(c) {
+        fault_point& point = fault_points[static_cast<unsigned>(c)];
+        point.skip.store(skip);
+        point.times.store(times);
+        point.error.store(error);
+        faults_armed.store(true);
+    }
+    ~fault_injection() {
+        fault_points[static_cast<unsigned>(call_)].error.store(0);
+        bool any = false;
+        for (auto& point : fault_points) any = any || point.error.load() != 0;
+        faults_armed.store(any);
+    }
+    fault_injection(const fault_injection&) = delete;
+    fault_injection& operator=(const fault_injection&) = delete;
+
+    // Whether every planned failure has happened.
+    bool exhausted() const noexcept {
+        return fault_points[static_cast<unsigned>(call_)].times.load() == 0;
+    }
+
+private:
+    call call_;
+};
+
+#define CTR_FAULT_CHECK(name)                                         \
+    if (const int ctr_injected_ = injected_fault(call::name); ctr_injected_ != 0) \
+    return -ctr_injected_
+
+inline long pipe2(int fds[2], int flags) noexcept {
+    CTR_FAULT_CHECK(pipe2);
+    return raw::call(SYS_pipe2, fds, flags);
+}
+inline long mmap(void** out, std::size_t length, int prot, int flags) noexcept {
+    CTR_FAULT_CHECK(mmap);
+    const long result = raw::call(SYS_mmap, 0L, length, prot, flags, -1, 0L);
+    if (result < 0 && result > -4096) return result;
+    *out = reinterpret_cast<void*>(result);
+    return 0;
+}
+inline long munmap(void* address, std::size_t length) noexcept {
+    CTR_FAULT_CHECK(munmap);
+    return raw::call(SYS_munmap, address, length);
+}
+inline long clone3(void* args, std::size_t size, int (*entry)(void*), void* argument) noexcept {
+    CTR_FAULT_CHECK(clone3);
+    return raw::clone3_run(args, size, entry, argument);
+}
+// clone(2) through glibc's wrapper, which provides the stack switch; glibc
+// reports failure through errno, read here in the parent only.
+inline long clone(int (*entry)(void*), void* stack_top, int flags, void* argument, int* pidfd) noexcept {
+    CTR_FAULT_CHECK(clone);
+    const int pid = ::clone(entry, stack_top, flags, argument, pidfd);
+    return pid < 0 ? -errno : pid;
+}
+inline long openat(int dirfd, const char* path, int flags, unsigned mode = 0) noexcept {
+    CTR_FAULT_CHECK(openat);
+    return raw::call(SYS_openat, dirfd, path, flags, mode);
+}
+inline long close(int fd) noexcept {
+    CTR_FAULT_CHECK(close);
+    return raw::call(SYS_close, fd);
+}
+inline long fcntl(int fd, int command, long argument = 0) noexcept {
+    CTR_FAULT_CHECK(fcntl);
+    return raw::call(SYS_fcntl, fd, command, argument);
+}
+inline long dup3(int from, int to, int flags) noexcept {
+    CTR_FAULT_CHECK(dup3);
+    return raw::call(SYS_dup3, from, to, flags);
+}
+inline long read(int fd, void* buffer, std::size_t size) noexcept {
+    CTR_FAULT_CHECK(read);
+    return raw::call(SYS_read, fd, buffer, size);
+}
+inline long write(int fd, const void* buffer, std::size_t size) noexcept {
+    CTR_FAULT_CHECK(write);
+    return raw::call(SYS_write, fd, buffer, size);
+}
+inline long ppoll(pollfd* fds, unsigned count, const timespec* timeout) noexcept {
+    CTR_FAULT_CHECK(ppoll);
+    return raw::call(SYS_ppoll, fds, count, timeout, 0L, 8L);
+}
+// waitid with the rusage argument the kernel has and glibc's wrapper lacks.
+inline long waitid(int idtype, int id, siginfo_t* info, int options, rusage* usage) noexcept {
+    CTR_FAULT_CHECK(waitid);
+    return raw::call(SYS_waitid, idtype, id, info, options, usage);
+}
+inline long pidfd_open(int pid, unsigned flags) noexcept {
+    CTR_FAULT_CHECK(pidfd_open);
+    return raw::call(SYS_pidfd_open, pid, flags);
+}
+inline long pidfd_send_signal(int pidfd, int signal) noexcept {
+    CTR_FAULT_CHECK(pidfd_send_signal);
+    return raw::call(SYS_pidfd_send_signal, pidfd, signal, 0L, 0U);
+}
+
+// The kernel's sigaction layout (not glibc's, whose sigset is 128 bytes).
+struct kernel_sigaction {
+    void (*handler)(int);
+    unsigned long flags;
+    void (*restorer)();
+    unsigned long mask;
+};
+inline constexpr long kernel_sigset_size = 8;
+
+inline long rt_sigaction(int signal, const kernel_sigaction* action, kernel_sigaction* old) noexcept {
+    CTR_FAULT_CHECK(rt_sigaction);
+    return raw::call(SYS_rt_sigaction, signal, action, old, kernel_sigset_size);
+}
+inline long rt_sigprocmask(int how, const unsigned long* set, unsigned long* old) noexcept {
+    CTR_FAULT_CHECK(rt_sigprocmask);
+    return raw::call(SYS_rt_sigprocmask, how, set, old, kernel_sigset_size);
+}
+inline long prctl(int option, unsigned long a2 = 0, unsigned long a3 = 0) noexcept {
+    CTR_FAULT_CHECK(prctl);
+    return raw::call(SYS_prctl, option, a2, a3, 0UL, 0UL);
+}
+inline long getpid() noexcept { return raw::call(SYS_getpid); }
+inline long getppid() noexcept { return raw::call(SYS_getppid); }
+inline long setsid() noexcept {
+    CTR_FAULT_CHECK(setsid);
+    return raw::call(SYS_setsid);
+}
+inline long umask(unsigned mask) noexcept {
+    CTR_FAULT_CHECK(umask);
+    return raw::call(SYS_umask, mask);
+}
+inline long prlimit(int resource, const rlimit* limit) noexcept {
+    CTR_FAULT_CHECK(prlimit);
+    return raw::call(SYS_prlimit64, 0, resource, limit, 0L);
+}
+inline long close_range(unsigned first, unsigned last, unsigned flags) noexcept {
+    CTR_FAULT_CHECK(close_range);
+    return raw::call(SYS_close_range, first, last, flags);
+}
+inline long getdents64(int fd, void* buffer, std::size_t size) noexcept {
+    CTR_FAULT_CHECK(getdents64);
+    return raw::call(SYS_getdents64, fd, buffer, size);
+}
+inline long setgroups(std::size_t count, const gid_t* groups) noexcept {
+    CTR_FAULT_CHECK(setgroups);
+    return raw::call(SYS_setgroups, count, groups);
+}
+// Per-task credential changes: glibc's setuid() would signal every thread
+// of the process, and the child is a task of its own.
+inline long setresgid(gid_t gid) noexcept {
+    CTR_FAULT_CHECK(setresgid);
+    return raw::call(SYS_setresgid, gid, gid, gid);
+}
+inline long setresuid(uid_t uid) noexcept {
+    CTR_FAULT_CHECK(setresuid);
+    return raw::call(SYS_setresuid, uid, uid, uid);
+}
+inline long chdir(const char* path) noexcept {
+    CTR_FAULT_CHECK(chdir);
+    return raw::call(SYS_chdir, path);
+}
+inline long execve(const char* path, char* const* argv, char* const* envp) noexcept {
+    CTR_FAULT_CHECK(execve);
+    return raw::call(SYS_execve, path, argv, envp);
+}
+[[noreturn]] inline void exit_group(int status) noexcept {
+    for (;;) raw::call(SYS_exit_group, status);
+}
+
+
+
+}  // namespace ctr::detail::sys
