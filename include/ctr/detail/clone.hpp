@@ -104,7 +104,10 @@ inline clone_outcome clone_child(const clone_request& request, child_stack& stac
     if (pid == -ENOSYS && !request.needs_clone3 && request.cgroup_fd < 0) {
         pid = sys::clone(child_main, stack.top(), static_cast<int>(flags) | SIGCHLD, &view, &outcome.pidfd);
     }
-    sys::rt_sigprocmask(SIG_SETMASK, &previous, nullptr);
+    // Straight to the kernel, not through the fault-injectable wrapper:
+    // restoring a mask the kernel just gave us cannot fail, and a test fault
+    // meant for the child's restore must not be taken here.
+    raw::call(SYS_rt_sigprocmask, SIG_SETMASK, &previous, nullptr, sys::kernel_sigset_size);
     outcome.pid = pid;
     return outcome;
 }

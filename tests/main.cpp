@@ -1,0 +1,58 @@
+// Test main: before any test runs, the process enters a mount namespace of
+// its own (and a user namespace when not root), so nothing a test mounts can
+// reach the machine's mount table.
+#include "support.hpp"
+
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+
+namespace ctr_test {
+bool private_mount_namespace = false;
+}
+
+namespace {
+
+bool write_file(const char* path, const std::string& text) {
+    std::ofstream out(path);
+    out << text;
+    return static_cast<bool>(out.flush());
+}
+
+void enter_private_mount_namespace() {
+    const uid_t uid = geteuid();
+    const gid_t gid = getegid();
+    if (uid != 0) {
+        if (unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0) {
+            std::fprintf(stderr, "test main: unshare(CLONE_NEWUSER|CLONE_NEWNS): %s; tests that mount will skip\n",
+                         std::strerror(errno));
+            return;
+        }
+        write_file("/proc/self/setgroups", "deny");
+        write_file("/proc/self/uid_map", "0 " + std::to_string(uid) + " 1\n");
+        write_file("/proc/self/gid_map", "0 " + std::to_string(gid) + " 1\n");
+    } else if (unshare(CLONE_NEWNS) != 0) {
+        std::fprintf(stderr, "test main: unshare(CLONE_NEWNS): %s; tests that mount will skip\n", std::strerror(errno));
+        return;
+    }
+    if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
+        std::fprintf(stderr, "test main: making / private: %s; tests that mount will skip\n", std::strerror(errno));
+        return;
+    }
+    ctr_test::private_mount_namespace = true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    enter_private_mount_namespace();
+    testing::InitGoogleTest(&argc, argv);
+    return RUN_ALL_TESTS();
+}

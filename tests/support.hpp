@@ -1,0 +1,68 @@
+#pragma once
+// What the tests share: the helper binaries and leak checks.
+
+#include <ctr/ctr.hpp>
+
+#include <dirent.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+
+#include <string>
+#include <vector>
+
+namespace ctr_test {
+
+// Set by the test main once the process is in a private mount namespace.
+extern bool private_mount_namespace;
+
+inline const std::string probe_helper = CTR_PROBE_HELPER;
+inline const std::string noop_static = CTR_NOOP_STATIC;
+
+// The fds this process has open now.
+inline std::vector<int> open_fds() {
+    std::vector<int> fds;
+    DIR* dir = opendir("/proc/self/fd");
+    if (!dir) return fds;
+    const int own = dirfd(dir);
+    while (dirent* entry = readdir(dir)) {
+        if (entry->d_name[0] == '.') continue;
+        const int fd = std::stoi(entry->d_name);
+        if (fd != own) fds.push_back(fd);
+    }
+    closedir(dir);
+    return fds;
+}
+
+// Whether this process has any child, running or zombie (without reaping it).
+inline bool has_children() {
+    siginfo_t info{};
+    return waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) == 0;
+}
+
+// A temporary directory that removes itself and the plain files in it.
+struct temp_dir {
+    std::string path;
+    temp_dir() {
+        char pattern[] = "/tmp/ctr-test-XXXXXX";
+        path = mkdtemp(pattern);
+    }
+    ~temp_dir() {
+        if (DIR* dir = opendir(path.c_str())) {
+            while (dirent* entry = readdir(dir))
+                if (entry->d_name[0] != '.') unlink((path + "/" + entry->d_name).c_str());
+            closedir(dir);
+        }
+        rmdir(path.c_str());
+    }
+    temp_dir(const temp_dir&) = delete;
+    temp_dir& operator=(const temp_dir&) = delete;
+};
+
+inline std::vector<std::string> helper(std::vector<std::string> args) {
+    args.insert(args.begin(), probe_helper);
+    return args;
+}
+
+}  // namespace ctr_test
