@@ -14,8 +14,8 @@ TEST(probe, every_missing_feature_says_why) {
     const ctr::host_probe p = ctr::probe();
     EXPECT_FALSE(p.kernel_release.empty());
     for (const auto& [name, f] : p.features()) {
-        if (!f->available) {
-            EXPECT_FALSE(f->detail.empty()) << name << " is missing without a reason";
+        if (!f.available) {
+            EXPECT_FALSE(f.detail.empty()) << name << " is missing without a reason";
         }
     }
 }
@@ -55,6 +55,6 @@ TEST(probe, prints_one_line_a_feature) {
     out << ctr::probe();
     const std::string text = out.str();
     for (const auto& [name, f] : ctr::probe().features()) {
-        EXPECT_NE(text.find("\n" + std::string(name) + ": " + (f->available ? "yes" : "no")), std::string::npos) << name;
+        EXPECT_NE(text.find("\n" + std::string(name) + ": " + (f.available ? "yes" : "no")), std::string::npos) << name;
     }
 }

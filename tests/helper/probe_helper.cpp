@@ -160,6 +160,7 @@ int main(int argc, char** argv) {
         auto* memory = static_cast<volatile char*>(std::malloc(bytes));
         if (!memory) return 1;
         for (std::size_t i = 0; i < bytes; i += 4096) memory[i] = 1;
+        std::free(const_cast<char*>(memory));
         return 0;
     }
     if (mode == "burn") {
