@@ -21,6 +21,9 @@ struct fault_case {
     ctr::step expected_step;
 };
 
+// Names the case in test listings instead of dumping its bytes.
+void PrintTo(const fault_case& c, std::ostream* out) { *out << c.name; }
+
 }  // namespace
 
 class spawn_fault : public testing::TestWithParam<fault_case> {};

@@ -866,18 +866,19 @@ struct host_probe {
     cgroup_layout cgroups = cgroup_layout::none;
     std::string cgroup_detail;
 
-    // Every feature with its name, in a fixed order, for printing.
-    std::vector<std::pair<std::string_view, const feature*>> features() const {
-        return {{"clone3", &clone3},
-                {"pidfd", &pidfd},
-                {"clone_into_cgroup", &clone_into_cgroup},
-                {"close_range_cloexec", &close_range_cloexec},
-                {"user_namespaces", &user_namespaces},
-                {"time_namespaces", &time_namespaces},
-                {"new_mount_api", &new_mount_api},
-                {"mount_setattr", &mount_setattr},
-                {"openat2", &openat2},
-                {"landlock", &landlock}};
+    // Every feature with its name, in a fixed order, for printing. Copies,
+    // so the list stays valid when the probe was a temporary.
+    std::vector<std::pair<std::string_view, feature>> features() const {
+        return {{"clone3", clone3},
+                {"pidfd", pidfd},
+                {"clone_into_cgroup", clone_into_cgroup},
+                {"close_range_cloexec", close_range_cloexec},
+                {"user_namespaces", user_namespaces},
+                {"time_namespaces", time_namespaces},
+                {"new_mount_api", new_mount_api},
+                {"mount_setattr", mount_setattr},
+                {"openat2", openat2},
+                {"landlock", landlock}};
     }
 };
 
@@ -885,7 +886,7 @@ struct host_probe {
 inline std::ostream& operator<<(std::ostream& out, const host_probe& p) {
     out << "kernel: " << p.kernel_release << '\n';
     for (const auto& [name, f] : p.features())
-        out << name << ": " << (f->available ? "yes" : "no") << (f->detail.empty() ? "" : " (" + f->detail + ")")
+        out << name << ": " << (f.available ? "yes" : "no") << (f.detail.empty() ? "" : " (" + f.detail + ")")
             << '\n';
     out << "cgroups: " << to_string(p.cgroups) << (p.cgroup_detail.empty() ? "" : " (" + p.cgroup_detail + ")")
         << '\n';
