@@ -35,6 +35,42 @@ enum class step : std::uint16_t {
     wait,               // waiting for or reaping the child
     signal,             // sending a signal to the child
     read_output,        // reading captured stdout or stderr
+    // namespaces
+    create_namespaces,  // the CLONE_NEW* flags of the clone
+    join_namespace,     // setns into an existing namespace
+    leave_namespace,    // ns::scope returning to where it started
+    persist_namespace,  // bind-mounting a namespace file
+    set_hostname,
+    set_domainname,
+    deny_setgroups,
+    write_uid_map,
+    write_gid_map,
+    bring_up_loopback,
+    set_time_offsets,
+    wait_for_parent,    // the child waiting until the parent's steps are done
+    run_init,           // the pid 1 of a new pid namespace
+    // cgroups
+    cgroup_layout,      // finding where cgroups are mounted and ours is
+    create_cgroup,
+    remove_cgroup,
+    enable_controllers,
+    set_cgroup_limit,
+    read_cgroup_stat,
+    attach_to_cgroup,
+    freeze_cgroup,
+    kill_cgroup,
+    // mounts and the root filesystem
+    resolve_path,       // finding a mount target inside the new root
+    make_mount_point,
+    mount,
+    bind_mount,
+    set_mount_attributes,
+    set_propagation,
+    unmount,
+    pivot_root,
+    change_root,        // chroot, when asked for by name
+    make_device,
+    make_symlink,
 };
 
 inline std::string_view to_string(step s) noexcept {
@@ -61,6 +97,39 @@ inline std::string_view to_string(step s) noexcept {
         case step::wait: return "wait";
         case step::signal: return "signal";
         case step::read_output: return "read output";
+        case step::create_namespaces: return "create namespaces";
+        case step::join_namespace: return "join namespace";
+        case step::leave_namespace: return "leave namespace";
+        case step::persist_namespace: return "persist namespace";
+        case step::set_hostname: return "set hostname";
+        case step::set_domainname: return "set domain name";
+        case step::deny_setgroups: return "deny setgroups";
+        case step::write_uid_map: return "write uid map";
+        case step::write_gid_map: return "write gid map";
+        case step::bring_up_loopback: return "bring up loopback";
+        case step::set_time_offsets: return "set time offsets";
+        case step::wait_for_parent: return "wait for parent";
+        case step::run_init: return "run init";
+        case step::cgroup_layout: return "find cgroup layout";
+        case step::create_cgroup: return "create cgroup";
+        case step::remove_cgroup: return "remove cgroup";
+        case step::enable_controllers: return "enable cgroup controllers";
+        case step::set_cgroup_limit: return "set cgroup limit";
+        case step::read_cgroup_stat: return "read cgroup statistic";
+        case step::attach_to_cgroup: return "attach to cgroup";
+        case step::freeze_cgroup: return "freeze cgroup";
+        case step::kill_cgroup: return "kill cgroup";
+        case step::resolve_path: return "resolve path in root";
+        case step::make_mount_point: return "make mount point";
+        case step::mount: return "mount";
+        case step::bind_mount: return "bind mount";
+        case step::set_mount_attributes: return "set mount attributes";
+        case step::set_propagation: return "set mount propagation";
+        case step::unmount: return "unmount";
+        case step::pivot_root: return "pivot root";
+        case step::change_root: return "change root";
+        case step::make_device: return "make device node";
+        case step::make_symlink: return "make symlink";
     }
     return "unknown step";
 }

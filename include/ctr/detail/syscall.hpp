@@ -18,6 +18,8 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -58,6 +60,33 @@ enum class call : unsigned {
     setresuid,
     chdir,
     execve,
+    // namespaces
+    unshare,
+    setns,
+    sethostname,
+    setdomainname,
+    // files and mounts
+    mkdirat,
+    unlinkat,
+    symlinkat,
+    mknodat,
+    fchdir,
+    chroot,
+    fstatat,
+    fstatfs,
+    ioctl,
+    mount,
+    umount2,
+    pivot_root,
+    open_tree,
+    move_mount,
+    fsopen,
+    fsconfig,
+    fsmount,
+    mount_setattr,
+    openat2,
+    // processes
+    kill,
     count_,
 };
 
@@ -253,6 +282,107 @@ inline long execve(const char* path, char* const* argv, char* const* envp) noexc
     CTR_FAULT_CHECK(execve);
     return raw::call(SYS_execve, path, argv, envp);
 }
+inline long unshare(unsigned long flags) noexcept {
+    CTR_FAULT_CHECK(unshare);
+    return raw::call(SYS_unshare, flags);
+}
+inline long setns(int fd, int nstype) noexcept {
+    CTR_FAULT_CHECK(setns);
+    return raw::call(SYS_setns, fd, nstype);
+}
+inline long sethostname(const char* name, std::size_t length) noexcept {
+    CTR_FAULT_CHECK(sethostname);
+    return raw::call(SYS_sethostname, name, length);
+}
+inline long setdomainname(const char* name, std::size_t length) noexcept {
+    CTR_FAULT_CHECK(setdomainname);
+    return raw::call(SYS_setdomainname, name, length);
+}
+inline long mkdirat(int dirfd, const char* path, unsigned mode) noexcept {
+    CTR_FAULT_CHECK(mkdirat);
+    return raw::call(SYS_mkdirat, dirfd, path, mode);
+}
+inline long unlinkat(int dirfd, const char* path, int flags) noexcept {
+    CTR_FAULT_CHECK(unlinkat);
+    return raw::call(SYS_unlinkat, dirfd, path, flags);
+}
+inline long symlinkat(const char* target, int dirfd, const char* path) noexcept {
+    CTR_FAULT_CHECK(symlinkat);
+    return raw::call(SYS_symlinkat, target, dirfd, path);
+}
+inline long mknodat(int dirfd, const char* path, unsigned mode, unsigned long device) noexcept {
+    CTR_FAULT_CHECK(mknodat);
+    return raw::call(SYS_mknodat, dirfd, path, mode, device);
+}
+inline long fchdir(int fd) noexcept {
+    CTR_FAULT_CHECK(fchdir);
+    return raw::call(SYS_fchdir, fd);
+}
+inline long chroot(const char* path) noexcept {
+    CTR_FAULT_CHECK(chroot);
+    return raw::call(SYS_chroot, path);
+}
+inline long fstatat(int dirfd, const char* path, struct stat* out, int flags) noexcept {
+    CTR_FAULT_CHECK(fstatat);
+    return raw::call(SYS_newfstatat, dirfd, path, out, flags);
+}
+inline long fstatfs(int fd, struct statfs* out) noexcept {
+    CTR_FAULT_CHECK(fstatfs);
+    return raw::call(SYS_fstatfs, fd, out);
+}
+inline long ioctl(int fd, unsigned long request, long argument = 0) noexcept {
+    CTR_FAULT_CHECK(ioctl);
+    return raw::call(SYS_ioctl, fd, request, argument);
+}
+inline long mount(const char* source, const char* target, const char* type, unsigned long flags,
+                  const void* data) noexcept {
+    CTR_FAULT_CHECK(mount);
+    return raw::call(SYS_mount, source, target, type, flags, data);
+}
+inline long umount2(const char* target, int flags) noexcept {
+    CTR_FAULT_CHECK(umount2);
+    return raw::call(SYS_umount2, target, flags);
+}
+inline long pivot_root(const char* new_root, const char* put_old) noexcept {
+    CTR_FAULT_CHECK(pivot_root);
+    return raw::call(SYS_pivot_root, new_root, put_old);
+}
+inline long open_tree(int dirfd, const char* path, unsigned flags) noexcept {
+    CTR_FAULT_CHECK(open_tree);
+    return raw::call(SYS_open_tree, dirfd, path, flags);
+}
+inline long move_mount(int from_dirfd, const char* from_path, int to_dirfd, const char* to_path,
+                       unsigned flags) noexcept {
+    CTR_FAULT_CHECK(move_mount);
+    return raw::call(SYS_move_mount, from_dirfd, from_path, to_dirfd, to_path, flags);
+}
+inline long fsopen(const char* fs_name, unsigned flags) noexcept {
+    CTR_FAULT_CHECK(fsopen);
+    return raw::call(SYS_fsopen, fs_name, flags);
+}
+inline long fsconfig(int fd, unsigned command, const char* key, const void* value, int aux) noexcept {
+    CTR_FAULT_CHECK(fsconfig);
+    return raw::call(SYS_fsconfig, fd, command, key, value, aux);
+}
+inline long fsmount(int fd, unsigned flags, unsigned attributes) noexcept {
+    CTR_FAULT_CHECK(fsmount);
+    return raw::call(SYS_fsmount, fd, flags, attributes);
+}
+// `attr` points to a struct mount_attr of `size` bytes.
+inline long mount_setattr(int dirfd, const char* path, unsigned flags, void* attr, std::size_t size) noexcept {
+    CTR_FAULT_CHECK(mount_setattr);
+    return raw::call(SYS_mount_setattr, dirfd, path, flags, attr, size);
+}
+// `how` points to a struct open_how of `size` bytes.
+inline long openat2(int dirfd, const char* path, void* how, std::size_t size) noexcept {
+    CTR_FAULT_CHECK(openat2);
+    return raw::call(SYS_openat2, dirfd, path, how, size);
+}
+inline long kill(int pid, int signal) noexcept {
+    CTR_FAULT_CHECK(kill);
+    return raw::call(SYS_kill, pid, signal);
+}
+
 [[noreturn]] inline void exit_group(int status) noexcept {
     for (;;) raw::call(SYS_exit_group, status);
 }
