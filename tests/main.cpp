@@ -16,6 +16,7 @@
 
 namespace ctr_test {
 bool private_mount_namespace = false;
+bool real_root = false;
 }
 
 namespace {
@@ -29,6 +30,11 @@ bool write_file(const char* path, const std::string& text) {
 void enter_private_mount_namespace() {
     const uid_t uid = geteuid();
     const gid_t gid = getegid();
+    // Root of the initial user namespace maps every id onto itself.
+    std::ifstream map("/proc/self/uid_map");
+    std::string first_line;
+    std::getline(map, first_line);
+    ctr_test::real_root = uid == 0 && first_line.find("4294967295") != std::string::npos;
     if (uid != 0) {
         if (unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0) {
             std::fprintf(stderr, "test main: unshare(CLONE_NEWUSER|CLONE_NEWNS): %s; tests that mount will skip\n",

@@ -16,9 +16,18 @@ namespace ctr_test {
 
 // Set by the test main once the process is in a private mount namespace.
 extern bool private_mount_namespace;
+// Whether the suite started as root in the initial user namespace (not
+// root only inside the user namespace the test main made).
+extern bool real_root;
 
-inline const std::string probe_helper = CTR_PROBE_HELPER;
-inline const std::string noop_static = CTR_NOOP_STATIC;
+// The helper binaries, where the build put them; the rootless lane runs a
+// copy of the suite from elsewhere and says where through the environment.
+inline std::string from_environment_or(const char* variable, const char* built) {
+    const char* value = std::getenv(variable);
+    return value && *value ? value : built;
+}
+inline const std::string probe_helper = from_environment_or("CTR_TEST_PROBE_HELPER", CTR_PROBE_HELPER);
+inline const std::string noop_static = from_environment_or("CTR_TEST_NOOP_STATIC", CTR_NOOP_STATIC);
 
 // The fds this process has open now.
 inline std::vector<int> open_fds() {

@@ -13,7 +13,12 @@
 #include <ctr/error.hpp>
 
 #include <linux/close_range.h>
+#include <linux/sched.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -45,6 +50,13 @@ enum class child_op_code : std::uint8_t {
     wait_for_parent,      // a = fd to read one byte from; EOF means the parent gave up
     restore_signal_mask,  // unblock everything the parent blocked around clone
     exec,                 // data = const char* const* candidates (null-terminated)
+    join_namespace,       // setns(a, b): a = fd, b = CLONE_NEW* type (0 for a pidfd)
+    unshare,              // a = CLONE_* flags
+    set_hostname,         // data = name, a = length
+    set_domainname,       // data = name, a = length
+    write_file,           // data = path, data2 = contents, a = length
+    bring_up_loopback,    // set IFF_UP on "lo" of the current network namespace
+    become_init,          // data = init_state*: the rest of the program runs in a child; this process reaps
 };
 
 struct child_op {
@@ -54,6 +66,7 @@ struct child_op {
     long b = 0;
     long c = -1;
     const void* data = nullptr;
+    const void* data2 = nullptr;
 };
 
 // What a failed child sends the parent before it exits.
@@ -75,6 +88,19 @@ struct child_view {
 
 inline constexpr int child_failed_exit_code = 127;
 
+// Shared between the parent and the pid 1 of a new pid namespace, which runs
+// in the parent's memory (CLONE_VM) for as long as the sandbox lives. The
+// parent owns it and reads the results only after it has reaped pid 1.
+struct init_state {
+    void* command_stack_top = nullptr;  // where the command's clone runs until exec
+    int (*command_entry)(void*) = nullptr;  // child_command_main; set by the parent
+    std::size_t next_op = 0;            // the command continues the program here
+    const child_view* view = nullptr;
+    // Written by pid 1 before it exits.
+    int command_wait_status = -1;       // as wait4 gives it; -1: the command never ran
+    int others_were_running = 0;        // other processes were left in the namespace
+};
+
 // Async-signal-safe.
 CTR_CHILD_CODE inline long child_reset_signals() noexcept {
     sys::kernel_sigaction current{};
@@ -92,11 +118,12 @@ CTR_CHILD_CODE inline long child_reset_signals() noexcept {
     return 0;
 }
 
-// Marks fds [first, last] close-on-exec. close_range(CLOSE_RANGE_CLOEXEC)
-// needs Linux 5.11; before that, walk /proc/self/fd, and without /proc, try
-// every number up to the fd limit. Async-signal-safe.
-CTR_CHILD_CODE inline long child_cloexec_range(unsigned first, unsigned last) noexcept {
-    long r = sys::close_range(first, last, CLOSE_RANGE_CLOEXEC);
+// Marks fds [first, last] close-on-exec, or closes them.
+// close_range(CLOSE_RANGE_CLOEXEC) needs Linux 5.11, close_range 5.9; before
+// that, walk /proc/self/fd, and without /proc, try every number up to the fd
+// limit. Async-signal-safe.
+CTR_CHILD_CODE inline long child_fd_range(unsigned first, unsigned last, bool close) noexcept {
+    long r = sys::close_range(first, last, close ? 0U : CLOSE_RANGE_CLOEXEC);
     if (r != -ENOSYS && r != -EINVAL) return r;
     const long dir = sys::openat(AT_FDCWD, "/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dir >= 0) {
@@ -118,8 +145,10 @@ CTR_CHILD_CODE inline long child_cloexec_range(unsigned first, unsigned last) no
                     if (*p < '0' || *p > '9') numeric = false;
                     fd = fd * 10 + static_cast<unsigned>(*p - '0');
                 }
-                if (numeric && fd >= first && fd <= last && fd != static_cast<unsigned>(dir))
-                    sys::fcntl(static_cast<int>(fd), F_SETFD, FD_CLOEXEC);
+                if (numeric && fd >= first && fd <= last && fd != static_cast<unsigned>(dir)) {
+                    if (close) sys::close(static_cast<int>(fd));
+                    else sys::fcntl(static_cast<int>(fd), F_SETFD, FD_CLOEXEC);
+                }
                 offset += length;
             }
         }
@@ -129,8 +158,39 @@ CTR_CHILD_CODE inline long child_cloexec_range(unsigned first, unsigned last) no
     rlimit limit{};
     raw::call(SYS_prlimit64, 0, RLIMIT_NOFILE, nullptr, &limit);
     const unsigned end = limit.rlim_cur < last ? static_cast<unsigned>(limit.rlim_cur) : last;
-    for (unsigned fd = first; fd < end; ++fd) sys::fcntl(static_cast<int>(fd), F_SETFD, FD_CLOEXEC);
+    for (unsigned fd = first; fd < end; ++fd) {
+        if (close) sys::close(static_cast<int>(fd));
+        else sys::fcntl(static_cast<int>(fd), F_SETFD, FD_CLOEXEC);
+    }
     return 0;
+}
+
+// Sets IFF_UP on the loopback device of the current network namespace, as
+// `ip link set lo up` does. Async-signal-safe.
+CTR_CHILD_CODE inline long child_bring_up_loopback() noexcept {
+    const long fd = sys::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return fd;
+    ifreq request{};
+    request.ifr_name[0] = 'l';
+    request.ifr_name[1] = 'o';
+    long r = sys::ioctl(static_cast<int>(fd), SIOCGIFFLAGS, reinterpret_cast<long>(&request));
+    if (r >= 0) {
+        request.ifr_flags = static_cast<short>(request.ifr_flags | IFF_UP | IFF_RUNNING);
+        r = sys::ioctl(static_cast<int>(fd), SIOCSIFFLAGS, reinterpret_cast<long>(&request));
+    }
+    sys::close(static_cast<int>(fd));
+    return r < 0 ? r : 0;
+}
+
+// Opens, writes and closes a file, e.g. /proc/self/timens_offsets.
+// Async-signal-safe.
+CTR_CHILD_CODE inline long child_write_file(const char* path, const char* contents, std::size_t length) noexcept {
+    const long fd = sys::openat(AT_FDCWD, path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return fd;
+    const long written = sys::write(static_cast<int>(fd), contents, length);
+    sys::close(static_cast<int>(fd));
+    if (written < 0) return written;
+    return static_cast<std::size_t>(written) == length ? 0 : -EIO;
 }
 
 // Tries each candidate path in turn, as execvp does with PATH: a missing
@@ -188,8 +248,7 @@ CTR_CHILD_CODE inline long child_run_op(const child_view& view, const child_op& 
             return r < 0 ? r : 0;
         }
         case child_op_code::cloexec_range:
-            return child_cloexec_range(static_cast<unsigned>(op.a),
-                                       op.b < 0 ? ~0U : static_cast<unsigned>(op.b));
+            return child_fd_range(static_cast<unsigned>(op.a), op.b < 0 ? ~0U : static_cast<unsigned>(op.b), false);
         case child_op_code::set_groups:
             return sys::setgroups(static_cast<std::size_t>(op.a), static_cast<const gid_t*>(op.data));
         case child_op_code::set_gid:
@@ -212,27 +271,120 @@ CTR_CHILD_CODE inline long child_run_op(const child_view& view, const child_op& 
         }
         case child_op_code::exec:
             return child_exec(static_cast<const char* const*>(op.data), view.argv, view.envp);
+        case child_op_code::join_namespace:
+            return sys::setns(static_cast<int>(op.a), static_cast<int>(op.b));
+        case child_op_code::unshare:
+            return sys::unshare(static_cast<unsigned long>(op.a));
+        case child_op_code::set_hostname:
+            return sys::sethostname(static_cast<const char*>(op.data), static_cast<std::size_t>(op.a));
+        case child_op_code::set_domainname:
+            return sys::setdomainname(static_cast<const char*>(op.data), static_cast<std::size_t>(op.a));
+        case child_op_code::write_file:
+            return child_write_file(static_cast<const char*>(op.data), static_cast<const char*>(op.data2),
+                                    static_cast<std::size_t>(op.a));
+        case child_op_code::bring_up_loopback:
+            return child_bring_up_loopback();
+        case child_op_code::become_init:
+            return -EINVAL;  // handled by child_run_program: it changes who runs the rest
     }
     return -EINVAL;
 }
 
-// The child's entry point, called on the new stack by clone. Never returns
-// on success (exec replaces it); on failure it reports (op, errno) and exits.
-// Async-signal-safe.
-CTR_CHILD_CODE inline int child_main(void* argument) noexcept {
-    const auto& view = *static_cast<const child_view*>(argument);
-    for (std::size_t i = 0; i < view.op_count; ++i) {
-        const long r = child_run_op(view, view.ops[i]);
-        if (r < 0) {
-            const child_report report{static_cast<std::uint32_t>(i), static_cast<std::int32_t>(-r)};
-            sys::write(view.report_fd, &report, sizeof report);
-            sys::exit_group(child_failed_exit_code);
-        }
-    }
-    // A program always ends with exec, so reaching here is a bug in the plan.
-    const child_report report{static_cast<std::uint32_t>(view.op_count), EINVAL};
+[[noreturn]] CTR_CHILD_CODE inline void child_report_failure(const child_view& view, std::size_t op_index,
+                                                          long negative_errno) noexcept {
+    const child_report report{static_cast<std::uint32_t>(op_index), static_cast<std::int32_t>(-negative_errno)};
     sys::write(view.report_fd, &report, sizeof report);
     sys::exit_group(child_failed_exit_code);
+}
+
+// pid 1 of a new pid namespace. Starts the command as its child (vfork-like:
+// pid 1 waits until the command has exec'd), lets go of every fd, then
+// forwards each signal it receives to the command and reaps every process
+// that ends, until the command itself ends. It leaves the command's wait
+// status in `state` and exits with the command's code (128+N for signal N).
+// When pid 1 exits the kernel kills whatever else is left in the namespace.
+// Signals stay blocked here from the clone on; they are read from a
+// signalfd, so no handler ever runs. Async-signal-safe.
+[[noreturn]] CTR_CHILD_CODE inline void child_become_init(const child_view& view, std::size_t op_index,
+                                                          init_state* state) noexcept {
+    // Sharing memory is cheapest, but kernels before 6.x refuse CLONE_VM
+    // while a new time namespace waits for this process's children (EINVAL):
+    // then the command gets a copy, still vfork-style.
+    long command = -EINVAL;
+    for (const std::uint64_t flags : {std::uint64_t{CLONE_VM | CLONE_VFORK}, std::uint64_t{CLONE_VFORK}}) {
+        clone_args args{};
+        args.flags = flags;
+        args.exit_signal = SIGCHLD;
+        args.stack = reinterpret_cast<std::uint64_t>(static_cast<char*>(state->command_stack_top) - 64 * 1024);
+        args.stack_size = 64 * 1024;
+        command = sys::clone3(&args, sizeof args, state->command_entry, state);
+        if (command == -ENOSYS)
+            command = sys::clone(state->command_entry, state->command_stack_top, flags | SIGCHLD, state, nullptr);
+        if (command != -EINVAL) break;
+    }
+    if (command < 0) child_report_failure(view, op_index, command);
+
+    // The parent learns that exec happened when every copy of the report
+    // channel is closed; ours goes here, with every other fd.
+    child_fd_range(0, ~0U, true);
+    const unsigned long all_signals = ~0UL;
+    const long signals = sys::signalfd4(-1, &all_signals, SFD_CLOEXEC);
+    if (signals < 0) sys::exit_group(child_failed_exit_code);
+
+    for (;;) {
+        signalfd_siginfo info{};
+        const long n = sys::read(static_cast<int>(signals), &info, sizeof info);
+        if (n == -EINTR) continue;
+        if (n != static_cast<long>(sizeof info)) sys::exit_group(child_failed_exit_code);
+        if (info.ssi_signo != SIGCHLD) {
+            sys::kill(static_cast<int>(command), static_cast<int>(info.ssi_signo));
+            continue;
+        }
+        bool command_ended = false;
+        for (;;) {
+            int status = 0;
+            const long reaped = sys::wait4(-1, &status, WNOHANG);
+            if (reaped <= 0) break;
+            if (reaped == command) {
+                state->command_wait_status = status;
+                command_ended = true;
+            }
+        }
+        if (!command_ended) continue;
+        int ignored = 0;
+        state->others_were_running = sys::wait4(-1, &ignored, WNOHANG) == 0 ? 1 : 0;
+        const int status = state->command_wait_status;
+        sys::exit_group(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+    }
+}
+
+// Runs the program from operation `first` on. Never returns: exec replaces
+// the process, or a failure is reported (op, errno) and the process exits.
+// Async-signal-safe.
+[[noreturn]] CTR_CHILD_CODE inline void child_run_program(const child_view& view, std::size_t first) noexcept {
+    for (std::size_t i = first; i < view.op_count; ++i) {
+        const child_op& op = view.ops[i];
+        if (op.code == child_op_code::become_init) {
+            auto* state = const_cast<init_state*>(static_cast<const init_state*>(op.data));
+            child_become_init(view, i, state);
+        }
+        if (const long r = child_run_op(view, op); r < 0) child_report_failure(view, i, r);
+    }
+    // A program always ends with exec, so reaching here is a bug in the plan.
+    child_report_failure(view, view.op_count, -EINVAL);
+}
+
+// The command's side of become_init: the rest of the program, then exec.
+// Async-signal-safe.
+CTR_CHILD_CODE inline int child_command_main(void* argument) noexcept {
+    const auto* state = static_cast<const init_state*>(argument);
+    child_run_program(*state->view, state->next_op);
+}
+
+// The child's entry point, called on the new stack by clone.
+// Async-signal-safe.
+CTR_CHILD_CODE inline int child_main(void* argument) noexcept {
+    child_run_program(*static_cast<const child_view*>(argument), 0);
 }
 
 }  // namespace ctr::detail

@@ -102,7 +102,7 @@ inline clone_outcome clone_child(const clone_request& request, child_stack& stac
     // by container seccomp profiles; clone(2) does the same job unless a
     // flag only clone3 has was asked for.
     if (pid == -ENOSYS && !request.needs_clone3 && request.cgroup_fd < 0) {
-        pid = sys::clone(child_main, stack.top(), static_cast<int>(flags) | SIGCHLD, &view, &outcome.pidfd);
+        pid = sys::clone(child_main, stack.top(), flags | SIGCHLD, &view, &outcome.pidfd);
     }
     // Straight to the kernel, not through the fault-injectable wrapper:
     // restoring a mask the kernel just gave us cannot fail, and a test fault

@@ -63,4 +63,35 @@ inline long call(long number, Args... args) noexcept {
         "ret\n\t");
 }
 
+// clone(2) that runs `entry(argument)` on the new stack in the child, for
+// kernels (or seccomp profiles) without clone3. glibc's clone() would do the
+// same but reports failure through errno, which the spawn child must not
+// touch. rdi = flags, rsi = stack top (16-byte aligned), rdx = where the
+// pidfd goes (CLONE_PIDFD) or the parent tid, rcx = entry, r8 = argument.
+// The argument travels on the new stack: no free register survives the
+// syscall besides the ones clone itself reads.
+[[gnu::naked, gnu::noinline]] inline long clone_run(unsigned long /*flags*/, void* /*stack_top*/,
+                                                    int* /*parent_tid*/, int (* /*entry*/)(void*),
+                                                    void* /*argument*/) noexcept {
+    __asm__ volatile(
+        "mov %rcx, %r9\n\t"
+        "sub $16, %rsi\n\t"
+        "mov %r8, (%rsi)\n\t"
+        "xor %r10d, %r10d\n\t"  // child tid: none
+        "xor %r8d, %r8d\n\t"    // tls: none
+        "mov $56, %eax\n\t"     // __NR_clone
+        "syscall\n\t"
+        "test %rax, %rax\n\t"
+        "jnz 1f\n\t"
+        "xor %ebp, %ebp\n\t"
+        "mov (%rsp), %rdi\n\t"
+        "call *%r9\n\t"
+        "mov %eax, %edi\n\t"
+        "mov $231, %eax\n\t"    // __NR_exit_group
+        "syscall\n\t"
+        "ud2\n"
+        "1:\n\t"
+        "ret\n\t");
+}
+
 }  // namespace ctr::detail::raw
