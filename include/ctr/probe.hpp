@@ -1,10 +1,12 @@
 #pragma once
 // ctr::probe(): what this kernel and host let ctr do, and why not where not.
 
+#include <ctr/detail/cgroup_layout.hpp>
 #include <ctr/detail/child_program.hpp>
 #include <ctr/detail/clone.hpp>
 #include <ctr/detail/file.hpp>
 #include <ctr/detail/syscall.hpp>
+#include <ctr/ns.hpp>
 
 #include <linux/close_range.h>
 #include <linux/landlock.h>
@@ -26,17 +28,8 @@ struct feature {
     std::string detail{};  // a version or note when available, the reason when not
 };
 
-enum class cgroup_layout : std::uint8_t { none, v1, v2, hybrid };
-
-inline std::string_view to_string(cgroup_layout layout) noexcept {
-    switch (layout) {
-        case cgroup_layout::none: return "none";
-        case cgroup_layout::v1: return "v1";
-        case cgroup_layout::v2: return "v2";
-        case cgroup_layout::hybrid: return "hybrid";
-    }
-    return "unknown";
-}
+// cgroup_layout and its to_string() are in detail/cgroup_layout.hpp, beside the
+// parsing that cgroup::group shares with probe().
 
 struct host_probe {
     std::string kernel_release;
@@ -82,33 +75,7 @@ inline std::ostream& operator<<(std::ostream& out, const host_probe& p) {
 
 namespace detail {
 
-inline std::string errno_text(long negative_errno) {
-    return std::generic_category().message(static_cast<int>(-negative_errno));
-}
-
-// Why this process cannot create a user namespace, as far as the host
-// shows it. Used by probe() and by spawn's error for a failed CLONE_NEWUSER.
-inline std::string user_namespace_blocker(long negative_errno) {
-    if (auto max = read_first_line("/proc/sys/user/max_user_namespaces"); max && *max == "0")
-        return "user.max_user_namespaces is 0";
-    if (negative_errno == -ENOSPC) return "the user namespace limit (user.max_user_namespaces) is reached";
-    if (auto clone = read_first_line("/proc/sys/kernel/unprivileged_userns_clone");
-        clone && *clone == "0" && raw::call(SYS_geteuid) != 0)
-        return "kernel.unprivileged_userns_clone is 0";
-    if (auto apparmor = read_first_line("/proc/sys/kernel/apparmor_restrict_unprivileged_userns");
-        apparmor && *apparmor == "1" && raw::call(SYS_geteuid) != 0)
-        return "AppArmor restricts unprivileged user namespaces (kernel.apparmor_restrict_unprivileged_userns is 1)";
-    if (auto status = read_small_file("/proc/self/status"); status && status->find("Seccomp:\t2") != std::string::npos)
-        return "a seccomp filter on this process (an outer container?) refuses it: " + errno_text(negative_errno);
-    if (negative_errno == -EPERM) {
-        // The kernel refuses user namespaces to a process in a chroot.
-        struct stat root {}, init_root {};
-        if (raw::call(SYS_stat, "/", &root) == 0 && raw::call(SYS_stat, "/proc/1/root/.", &init_root) == 0 &&
-            (root.st_ino != init_root.st_ino || root.st_dev != init_root.st_dev))
-            return "this process runs in a chroot, where the kernel refuses user namespaces";
-    }
-    return errno_text(negative_errno);
-}
+using ns::detail::errno_text;
 
 inline int probe_child_exit(void*) { return 0; }
 
@@ -124,7 +91,7 @@ inline feature probe_user_namespaces() {
     args.stack_size = child_stack::usable_size;
     long pid = sys::clone3(&args, sizeof args, probe_child_exit, nullptr);
     if (pid == -ENOSYS) pid = sys::clone(probe_child_exit, stack.top(), CLONE_NEWUSER | CLONE_PIDFD | SIGCHLD, nullptr, &pidfd);
-    if (pid < 0) return {false, user_namespace_blocker(pid)};
+    if (pid < 0) return {false, ns::detail::user_namespace_blocker(pid)};
     siginfo_t info{};
     sys::waitid(P_PIDFD, pidfd, &info, WEXITED, nullptr);
     sys::close(pidfd);
@@ -161,23 +128,9 @@ inline void probe_cgroups(host_probe& p) {
     }
     std::vector<std::string> v1_controllers;
     std::string v2_mount;
-    std::istringstream lines(*mountinfo);
-    for (std::string line; std::getline(lines, line);) {
-        // "... mountpoint options - fstype source superoptions"
-        const auto dash = line.find(" - ");
-        if (dash == std::string::npos) continue;
-        std::istringstream before(line.substr(0, dash)), after(line.substr(dash + 3));
-        std::string id, parent, devices, root, mount_point, fstype, source, super_options;
-        before >> id >> parent >> devices >> root >> mount_point;
-        after >> fstype >> source >> super_options;
-        if (fstype == "cgroup2" && v2_mount.empty()) v2_mount = mount_point;
-        if (fstype == "cgroup") {
-            std::istringstream options(super_options);
-            for (std::string option; std::getline(options, option, ',');)
-                if (option != "rw" && option != "ro" && option.find('=') == std::string::npos &&
-                    option.rfind("no", 0) != 0 && option != "relatime")
-                    v1_controllers.push_back(option);
-        }
+    for (const auto& m : parse_cgroup_mounts(*mountinfo)) {
+        if (m.v2 && v2_mount.empty()) v2_mount = m.mount_point;
+        if (!m.v2) v1_controllers.insert(v1_controllers.end(), m.controllers.begin(), m.controllers.end());
     }
     std::string v2_controllers;
     if (!v2_mount.empty()) v2_controllers = read_first_line(v2_mount + "/cgroup.controllers").value_or("");

@@ -10,7 +10,9 @@
 #include <ctr/detail/child_program.hpp>
 #include <ctr/detail/clone.hpp>
 #include <ctr/detail/syscall.hpp>
+#include <ctr/cgroup.hpp>
 #include <ctr/error.hpp>
+#include <ctr/ns.hpp>
 #include <ctr/unique_fd.hpp>
 
 #include <sys/resource.h>
@@ -20,6 +22,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -108,6 +111,32 @@ struct options {
     std::optional<gid_t> gid{};
     std::optional<uid_t> uid{};
     clone_style clone = clone_style::shared_memory;
+
+    // Namespaces to create for the child (ns::pid | ns::mount ..., or
+    // ns::all). A caller that is not root gets a user namespace with them,
+    // which is what lets it create the others.
+    ns::kinds namespaces{};
+    // Existing namespaces to join (setns), user first.
+    std::vector<ns::existing> join{};
+    // With ns::uts.
+    std::string hostname{};
+    std::string domainname{};
+    // With ns::user: the uid and gid maps (empty: see ns::id_maps).
+    ns::id_maps id_maps{};
+    // With ns::time: clock offsets the child sees.
+    ns::time_offsets time_offsets{};
+    // With ns::pid: a minimal init is pid 1, forwards signals to the
+    // command, reaps orphans and exits with the command's status. false runs
+    // the command itself as pid 1 (not with ns::time, which always starts the
+    // command from a supervisor: see plan_namespaces).
+    bool init = true;
+
+    // A cgroup the child starts in, with no moment outside it: placed by
+    // the clone itself on cgroup v2 (CLONE_INTO_CGROUP), attached by the
+    // parent before the child goes on past its first steps on v1. Borrowed:
+    // the group must outlive the child. The result then carries the group's
+    // out-of-memory kills, peak memory and CPU time.
+    cgroup::group* cgroup = nullptr;
 };
 
 // How a run ended.
@@ -122,12 +151,32 @@ struct result {
     std::uint64_t peak_rss_bytes = 0;  // ru_maxrss of the child and the children it waited for
     std::string std_out{};             // what stdio::capture() collected
     std::string std_err{};
+    // With a new pid namespace: other processes were still running in it
+    // when the command ended, and died with it (the namespace ends with its
+    // pid 1).
+    bool pid_namespace_orphans_killed = false;
+    // With options::cgroup: the group's out-of-memory killer killed a
+    // process during this run (from the group's own events, not guessed
+    // from SIGKILL), and the group's figures. A figure the layout does not
+    // have stays empty.
+    bool oom_killed = false;
+    std::optional<std::uint64_t> memory_peak_bytes{};
+    std::optional<std::chrono::nanoseconds> cgroup_user_time{};
+    std::optional<std::chrono::nanoseconds> cgroup_system_time{};
 
     // Exited with status 0 before any timeout.
     bool success() const noexcept { return exit_code == 0 && !timed_out; }
 };
 
 namespace detail {
+
+struct launch_plan;
+// What the result needs from a pid 1 init that ran in our memory.
+struct init_outcome {
+    int command_wait_status = -1;
+    bool others_were_running = false;
+};
+inline init_outcome read_init_outcome(const launch_plan&) noexcept;
 
 // Launch internals build on the library-wide ones.
 using namespace ::ctr::detail;
@@ -158,6 +207,9 @@ public:
             capture_err_ = std::move(other.capture_err_);
             captured_out_ = std::move(other.captured_out_);
             captured_err_ = std::move(other.captured_err_);
+            plan_ = std::move(other.plan_);
+            cgroup_ = other.cgroup_;
+            oom_kills_before_ = other.oom_kills_before_;
             start_ = other.start_;
             timeout_ = other.timeout_;
             kill_grace_ = other.kill_grace_;
@@ -210,6 +262,10 @@ public:
         std_in_.reset();
         capture_out_.reset();
         capture_err_.reset();
+        // A pid 1 init runs in our memory until it exits, and we no longer
+        // know when that is: its launch state (stacks and plan) stays
+        // allocated for the life of the process.
+        if (plan_) new std::shared_ptr<detail::launch_plan>(std::move(plan_));
         return std::move(pidfd_);
     }
 
@@ -314,6 +370,34 @@ private:
         out.peak_rss_bytes = static_cast<std::uint64_t>(usage.ru_maxrss) * 1024;
         out.std_out = std::move(captured_out_);
         out.std_err = std::move(captured_err_);
+        if (plan_) {
+            // The init reports the command's own status; if the init itself
+            // was killed first, its status is the answer.
+            const detail::init_outcome init = detail::read_init_outcome(*plan_);
+            if (init.command_wait_status >= 0) {
+                const int status = init.command_wait_status;
+                out.exit_code.reset();
+                out.signal.reset();
+                if (WIFEXITED(status)) out.exit_code = WEXITSTATUS(status);
+                else out.signal = WTERMSIG(status);
+                out.core_dumped = WIFSIGNALED(status) && WCOREDUMP(status);
+            }
+            out.pid_namespace_orphans_killed = init.others_were_running;
+            plan_.reset();
+        }
+        if (cgroup_ && cgroup_->valid()) {
+            // A reaped child has left the group, so its figures are final.
+            // A group that can no longer be read leaves them empty: the
+            // run's own outcome above stands either way.
+            try {
+                const cgroup::stats figures = cgroup_->read_stats();
+                out.oom_killed = figures.oom_kills.value_or(0) > oom_kills_before_;
+                out.memory_peak_bytes = figures.memory_peak;
+                out.cgroup_user_time = figures.cpu_user;
+                out.cgroup_system_time = figures.cpu_system;
+            } catch (const error&) {
+            }
+        }
         result_ = std::move(out);
         pidfd_.reset();
     }
@@ -327,6 +411,7 @@ private:
         do r = ctr::detail::sys::waitid(P_PIDFD, pidfd_.get(), &info, WEXITED, nullptr);
         while (r == -EINTR);
         pidfd_.reset();
+        plan_.reset();  // only now: a pid 1 init ran in this memory
     }
 
     pid_t pid_ = -1;
@@ -341,6 +426,11 @@ private:
     bool kill_sent_ = false;
     detail::clock::time_point kill_at_{};
     std::optional<result> result_;
+    // Kept while a pid 1 init runs on its stack, in our memory.
+    std::shared_ptr<detail::launch_plan> plan_;
+    // The group the child runs in, and its OOM kill count before the spawn.
+    cgroup::group* cgroup_ = nullptr;
+    std::uint64_t oom_kills_before_ = 0;
 };
 
 namespace detail {
@@ -410,6 +500,21 @@ struct launch_plan {
     std::vector<unique_fd> child_ends;  // the child's ends of stdio files and pipes
     unique_fd parent_in, parent_out, parent_err;
     bool capture_out = false, capture_err = false;
+
+    // The child's stack, and the command's when a pid 1 init starts it.
+    child_stack stack, command_stack;
+    clone_request request;
+    ns::kinds created;                     // namespaces this launch creates
+    // Parent steps between clone and the child going on (id maps).
+    unique_fd sync_read, sync_write;
+    bool writes_id_maps = false;
+    ns::detail::resolved_id_maps id_maps;
+    std::vector<unique_fd> join_fds;       // namespace files opened by path
+    std::string hostname, domainname, time_offsets_text;
+    bool uses_init = false;
+    init_state init;
+    // The parent attaches the child to this group before it goes on.
+    cgroup::group* attach_to = nullptr;
 
     void add(child_op op, std::string path = {}) {
         ops.push_back(op);
@@ -506,6 +611,143 @@ inline void plan_fd_mapping(launch_plan& plan, const std::vector<fd_mapping>& ma
     plan.add({.code = child_op_code::cloexec_range, .step = step::close_fds, .a = lowest_free, .b = -1});
 }
 
+// Validates the namespace options and prepares what the child and the
+// parent need for them.
+inline void plan_namespaces(launch_plan& plan, const options& opts) {
+    ns::kinds wanted = opts.namespaces;
+    bool joins_user = false;
+    for (const auto& j : opts.join) joins_user = joins_user || j.which == ns::user;
+    const bool privileged = raw::call(SYS_geteuid) == 0;
+    if (!wanted.empty() && !privileged && !joins_user) wanted = wanted | ns::user;
+    if (joins_user && wanted.has(ns::user))
+        throw error(step::prepare, EINVAL, {}, "cannot both join a user namespace and create one");
+    if (joins_user && wanted.has(ns::pid))
+        throw error(step::prepare, ENOTSUP, {},
+                    "joining a user namespace while creating a pid namespace is not supported yet");
+    plan.created = wanted;
+
+    if ((!opts.hostname.empty() || !opts.domainname.empty()) && !wanted.has(ns::uts))
+        throw error(step::prepare, EINVAL, opts.hostname, "a hostname needs a new uts namespace (ns::uts)");
+    if (opts.hostname.size() > 64 || opts.domainname.size() > 64)
+        throw error(step::prepare, ENAMETOOLONG, opts.hostname.size() > 64 ? opts.hostname : opts.domainname,
+                    "host and domain names are at most 64 bytes");
+    const bool has_offsets = opts.time_offsets.monotonic_seconds != 0 || opts.time_offsets.boottime_seconds != 0;
+    if (has_offsets && !wanted.has(ns::time))
+        throw error(step::prepare, EINVAL, {}, "time offsets need a new time namespace (ns::time)");
+    plan.hostname = opts.hostname;
+    plan.domainname = opts.domainname;
+    if (wanted.has(ns::time))
+        plan.time_offsets_text = "monotonic " + std::to_string(opts.time_offsets.monotonic_seconds) +
+                                 " 0\nboottime " + std::to_string(opts.time_offsets.boottime_seconds) + " 0\n";
+
+    // The time and cgroup namespaces are created by unshare in the child
+    // (see add_namespace_ops); every other kind by the clone itself. A
+    // cgroup namespace made by the clone would have the parent's cgroup as
+    // its root, not the group the child is placed in.
+    plan.request.flags = wanted.without(ns::time | ns::cgroup).flags();
+    if (wanted.has(ns::user)) {
+        plan.id_maps = ns::detail::resolve_id_maps(opts.id_maps);
+        plan.writes_id_maps = true;
+    }
+    // The kernel refuses to let a process that shares its memory join a
+    // user namespace, so that launch copies the parent's memory instead.
+    if (joins_user) plan.request.memory = memory_mode::copied;
+
+    for (const auto& j : opts.join) {
+        int fd = -1;
+        std::string what;
+        if (const auto* path = std::get_if<std::string>(&j.source)) {
+            const long opened = sys::openat(AT_FDCWD, path->c_str(), O_RDONLY | O_CLOEXEC);
+            if (opened < 0) throw error(step::join_namespace, static_cast<int>(-opened), *path);
+            plan.join_fds.emplace_back(static_cast<int>(opened));
+            fd = static_cast<int>(opened);
+            what = *path;
+        } else {
+            fd = std::get<int>(j.source);
+            if (!fd_is_open(fd)) throw error(step::join_namespace, EBADF, fd_name(fd), "namespace fd is not open");
+            what = std::string(ns::name(j.which)) + " namespace " + fd_name(fd);
+        }
+        // The user namespace goes first: joining it is what grants the
+        // rights to join the others.
+        const child_op op{.code = child_op_code::join_namespace, .step = step::join_namespace, .a = fd,
+                          .b = static_cast<long>(j.which)};
+        if (j.which == ns::user) {
+            plan.ops.insert(plan.ops.begin(), op);
+            plan.op_paths.insert(plan.op_paths.begin(), what);
+        } else {
+            plan.add(op, what);
+        }
+    }
+
+    // pid 1 of a new pid namespace is the init unless asked otherwise. A
+    // time namespace needs the same shape: its offsets can be set only
+    // before any process is in it, and only children of the process that
+    // unshared it enter it (older kernels, 6.1 among them, do not move the
+    // process itself in at exec), so the command is started by a small
+    // supervisor that then reaps it and forwards signals, like the init.
+    if ((wanted.has(ns::pid) && opts.init) || wanted.has(ns::time)) {
+        plan.uses_init = true;
+        if (const long r = plan.command_stack.allocate(); r < 0) throw error(step::allocate_stack, static_cast<int>(-r));
+        plan.init.command_stack_top = plan.command_stack.top();
+        plan.init.command_entry = child_command_main;
+        plan.init.view = &plan.view;
+    }
+    if (opts.cgroup) {
+        if (!opts.cgroup->valid()) throw error(step::attach_to_cgroup, EINVAL, {}, "the cgroup::group was moved from or removed");
+        // Placed by the clone where the layout allows, else attached by the
+        // parent while the child waits. The wait is there in both cases,
+        // so that a kernel that refuses CLONE_INTO_CGROUP can fall back.
+        plan.request.cgroup_fd = opts.cgroup->clone_into_fd();
+        if (plan.request.cgroup_fd < 0) plan.attach_to = opts.cgroup;
+    }
+    if (plan.writes_id_maps || opts.cgroup) make_pipe(plan.sync_read, plan.sync_write);
+}
+
+// The child's namespace steps, after joins (already in the program) and
+// before mounts, fds and credentials.
+inline void add_namespace_ops(launch_plan& plan) {
+    // setns ops were added first; keep them ahead of reset_signals' peers.
+    if (plan.sync_read)
+        plan.add({.code = child_op_code::wait_for_parent, .step = step::wait_for_parent, .a = plan.sync_read.get()});
+    if (plan.created.has(ns::cgroup))
+        plan.add({.code = child_op_code::unshare, .step = step::create_namespaces, .a = CLONE_NEWCGROUP}, "cgroup");
+    if (plan.created.has(ns::time)) {
+        // unshare(CLONE_NEWTIME) puts this process's children (and this
+        // process, at exec) in the new namespace; its offsets can be set
+        // only before anything is in it.
+        plan.add({.code = child_op_code::unshare, .step = step::create_namespaces, .a = CLONE_NEWTIME}, "time");
+        plan.add({.code = child_op_code::write_file, .step = step::set_time_offsets,
+                  .a = static_cast<long>(plan.time_offsets_text.size()), .data = "/proc/self/timens_offsets",
+                  .data2 = plan.time_offsets_text.c_str()},
+                 "/proc/self/timens_offsets");
+    }
+    if (!plan.hostname.empty())
+        plan.add({.code = child_op_code::set_hostname, .step = step::set_hostname,
+                  .a = static_cast<long>(plan.hostname.size()), .data = plan.hostname.c_str()},
+                 plan.hostname);
+    if (!plan.domainname.empty())
+        plan.add({.code = child_op_code::set_domainname, .step = step::set_domainname,
+                  .a = static_cast<long>(plan.domainname.size()), .data = plan.domainname.c_str()},
+                 plan.domainname);
+    if (plan.created.has(ns::network))
+        plan.add({.code = child_op_code::bring_up_loopback, .step = step::bring_up_loopback}, "lo");
+    if (plan.writes_id_maps) {
+        // Become root of the new namespace. Until now the child kept the
+        // caller's ids, which the maps need not cover (root's default map
+        // starts at 100000); uid 0 inside is always mapped. This comes after
+        // the writes to /proc/self above: changing ids makes the process
+        // non-dumpable, and its /proc files then belong to the host's root.
+        if (plan.id_maps.may_setgroups)
+            plan.add({.code = child_op_code::set_groups, .step = step::set_groups, .a = 0, .data = nullptr});
+        plan.add({.code = child_op_code::set_gid, .step = step::set_gid, .a = 0}, "gid 0");
+        plan.add({.code = child_op_code::set_uid, .step = step::set_uid, .a = 0}, "uid 0");
+    }
+}
+
+// Writes the uid and gid maps of the child's new user namespace, directly
+// or through newuidmap/newgidmap.
+inline void write_id_maps(pid_t pid, const ns::detail::resolved_id_maps& maps);
+
 inline void build_plan(launch_plan& plan, std::vector<std::string> argv, const options& opts) {
     if (argv.empty()) throw error(step::prepare, EINVAL, {}, "argv is empty");
     for (const auto& arg : argv)
@@ -551,12 +793,17 @@ inline void build_plan(launch_plan& plan, std::vector<std::string> argv, const o
     for (const auto& limit : opts.rlimits) plan.rlimits.push_back({limit.soft, limit.hard});
     if (opts.groups) plan.groups = *opts.groups;
 
+    plan_namespaces(plan, opts);
+
     // The child program, in order. Signals first, so that nothing the parent
     // installed can run in the child.
     plan.add({.code = child_op_code::reset_signals, .step = step::reset_signals});
     if (opts.die_with_parent)
+        // In a new pid namespace getppid() says 0, so the check that the
+        // parent is still there cannot be made.
         plan.add({.code = child_op_code::die_with_parent, .step = step::die_with_parent, .a = SIGKILL,
-                  .b = sys::getpid()});
+                  .b = plan.created.has(ns::pid) ? 0 : sys::getpid()});
+    add_namespace_ops(plan);
     if (opts.new_session) plan.add({.code = child_op_code::new_session, .step = step::new_session});
     if (opts.umask) plan.add({.code = child_op_code::set_umask, .step = step::set_umask, .a = static_cast<long>(*opts.umask)});
     for (std::size_t i = 0; i < plan.rlimits.size(); ++i)
@@ -564,6 +811,11 @@ inline void build_plan(launch_plan& plan, std::vector<std::string> argv, const o
                   .data = &plan.rlimits[i]},
                  "resource " + std::to_string(opts.rlimits[i].resource));
     plan_fd_mapping(plan, mappings, inherited_stdio);
+    if (plan.uses_init) {
+        // Everything above ran in pid 1; what follows runs in the command.
+        plan.init.next_op = plan.ops.size() + 1;
+        plan.add({.code = child_op_code::become_init, .step = step::run_init, .data = &plan.init});
+    }
     if (opts.groups)
         plan.add({.code = child_op_code::set_groups, .step = step::set_groups,
                   .a = static_cast<long>(plan.groups.size()), .data = plan.groups.data()});
@@ -579,6 +831,11 @@ inline void build_plan(launch_plan& plan, std::vector<std::string> argv, const o
     plan.add({.code = child_op_code::restore_signal_mask, .step = step::restore_signal_mask});
     plan.add({.code = child_op_code::exec, .step = step::exec, .data = plan.candidates.data()}, program);
 
+    if (plan.uses_init) {
+        // become_init's position moved if joins were inserted ahead of it.
+        for (std::size_t i = 0; i < plan.ops.size(); ++i)
+            if (plan.ops[i].code == child_op_code::become_init) plan.init.next_op = i + 1;
+    }
     plan.view.ops = plan.ops.data();
     plan.view.op_count = plan.ops.size();
     plan.view.report_fd = plan.report_write.get();
@@ -597,24 +854,106 @@ inline void reap_failed(int pidfd) noexcept {
 
 }  // namespace detail
 
+namespace detail {
+
+inline void write_proc_file(const std::string& path, const std::string& text, step s) {
+    const long fd = sys::openat(AT_FDCWD, path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) throw error(s, static_cast<int>(-fd), path);
+    const long written = sys::write(static_cast<int>(fd), text.data(), text.size());
+    sys::close(static_cast<int>(fd));
+    if (written < 0) throw error(s, static_cast<int>(-written), path, "writing \"" + text.substr(0, text.find('\n')) + "\"");
+}
+
+// Writes one of the child's id-map files; explains the one surprising
+// refusal: a process that changed its ids without exec is not dumpable, and
+// the /proc files of it and of its children belong to root.
+inline void write_id_map_file(const std::string& path, const std::string& text, step s) {
+    const long fd = sys::openat(AT_FDCWD, path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd == -EACCES && sys::prctl(PR_GET_DUMPABLE) == 0)
+        throw error(s, EACCES, path,
+                    "this process is not dumpable (it changed its ids without exec), so its children's /proc files "
+                    "belong to root; prctl(PR_SET_DUMPABLE, 1) first");
+    if (fd >= 0) sys::close(static_cast<int>(fd));
+    write_proc_file(path, text, s);
+}
+
+inline child spawn_unchecked_helper(std::vector<std::string> argv);
+
+inline void run_id_map_helper(const char* helper, pid_t pid, const std::vector<ns::id_range>& ranges, step s) {
+    std::vector<std::string> argv{helper, std::to_string(pid)};
+    for (const auto& r : ranges) {
+        argv.push_back(std::to_string(r.inside));
+        argv.push_back(std::to_string(r.outside));
+        argv.push_back(std::to_string(r.count));
+    }
+    auto r = spawn_unchecked_helper(std::move(argv)).wait();
+    if (r.exit_code != 0) {
+        std::string message = r.std_err.substr(0, r.std_err.find('\n'));
+        throw error(s, EPERM, helper, message.empty() ? "it failed" : message);
+    }
+}
+
+inline void write_id_maps(pid_t pid, const ns::detail::resolved_id_maps& maps) {
+    if (maps.use_helpers) {
+        run_id_map_helper("/usr/bin/newuidmap", pid, maps.uid, step::write_uid_map);
+        run_id_map_helper("/usr/bin/newgidmap", pid, maps.gid, step::write_gid_map);
+        return;
+    }
+    const std::string base = "/proc/" + std::to_string(pid) + "/";
+    if (maps.deny_setgroups) write_id_map_file(base + "setgroups", "deny", step::deny_setgroups);
+    write_id_map_file(base + "uid_map", ns::detail::map_text(maps.uid), step::write_uid_map);
+    write_id_map_file(base + "gid_map", ns::detail::map_text(maps.gid), step::write_gid_map);
+}
+
+inline init_outcome read_init_outcome(const launch_plan& plan) noexcept {
+    if (!plan.uses_init) return {};
+    return {plan.init.command_wait_status, plan.created.has(ns::pid) && plan.init.others_were_running != 0};
+}
+
+// The error for a failed clone: with namespaces, why they could not be made.
+inline error clone_error(const launch_plan& plan, long negative_errno) {
+    const int code = static_cast<int>(-negative_errno);
+    if (plan.created.empty()) return error(step::clone, code);
+    std::string kinds;
+    for (ns::kind k : ns::every_kind)
+        if (plan.created.has(k)) kinds += (kinds.empty() ? "" : ",") + std::string(ns::name(k));
+    if (plan.created.has(ns::user) && (code == EPERM || code == ENOSPC || code == EUSERS || code == EINVAL))
+        return error(step::create_namespaces, code, kinds, ns::detail::user_namespace_blocker(negative_errno));
+    if (code == EPERM)
+        return error(step::create_namespaces, code, kinds,
+                     "creating namespaces needs CAP_SYS_ADMIN; add a user namespace (ns::user) to do it unprivileged");
+    return error(step::create_namespaces, code, kinds);
+}
+
+}  // namespace detail
+
 // Starts argv as a child process; throws ctr::error naming the step that
 // failed, in the parent or in the child before exec.
 inline child spawn(std::vector<std::string> argv, const options& opts = {}) {
     namespace d = ctr::process::detail;
     namespace cd = ctr::detail;
-    d::launch_plan plan;
-    d::build_plan(plan, std::move(argv), opts);
+    // Shared with the child handle when a pid 1 init keeps running in it.
+    const auto plan = std::make_shared<d::launch_plan>();
+    if (opts.clone == clone_style::copy_memory) plan->request.memory = cd::memory_mode::copied;
+    d::build_plan(*plan, std::move(argv), opts);
 
-    cd::child_stack stack;
-    if (const long r = stack.allocate(); r < 0) throw error(step::allocate_stack, static_cast<int>(-r));
+    if (const long r = plan->stack.allocate(); r < 0) throw error(step::allocate_stack, static_cast<int>(-r));
 
-    cd::clone_request request;
-    request.memory = opts.clone == clone_style::shared_memory ? cd::memory_mode::shared : cd::memory_mode::copied;
-
+    const std::uint64_t oom_kills_before = opts.cgroup ? opts.cgroup->oom_kills().value_or(0) : 0;
     const auto start = d::clock::now();
-    const cd::clone_outcome started = cd::clone_child(request, stack, plan.view);
-    if (started.pid < 0) throw error(step::clone, static_cast<int>(-started.pid));
+    cd::clone_outcome started = cd::clone_child(plan->request, plan->stack, plan->view);
+    if (plan->request.cgroup_fd >= 0 &&
+        (started.pid == -EINVAL || started.pid == -ENOSYS || started.pid == -E2BIG || started.pid == -EOPNOTSUPP)) {
+        // No CLONE_INTO_CGROUP (Linux before 5.7, or no clone3): attach the
+        // waiting child instead.
+        plan->request.cgroup_fd = -1;
+        plan->attach_to = opts.cgroup;
+        started = cd::clone_child(plan->request, plan->stack, plan->view);
+    }
+    if (started.pid < 0) throw d::clone_error(*plan, started.pid);
 
+    // Declared after the plan, so that it is destroyed first: its
+    // destructor kills and reaps a child that may still use the plan.
     child handle;
     handle.pid_ = static_cast<pid_t>(started.pid);
     handle.pidfd_.reset(started.pidfd);
@@ -623,15 +962,30 @@ inline child spawn(std::vector<std::string> argv, const options& opts = {}) {
     handle.kill_grace_ = opts.kill_grace;
 
     // The child has its own copies now; ours would hold pipes open.
-    plan.report_write.reset();
-    plan.child_ends.clear();
+    plan->report_write.reset();
+    plan->sync_read.reset();
+    plan->child_ends.clear();
+
+    handle.cgroup_ = opts.cgroup;
+    handle.oom_kills_before_ = oom_kills_before;
+
+    // The parent's steps while the child waits; if one fails, closing the
+    // sync pipe unblocks the child, which then exits.
+    if (plan->writes_id_maps) d::write_id_maps(handle.pid_, plan->id_maps);
+    if (plan->attach_to) plan->attach_to->attach(handle.pid_);
+    if (plan->sync_write) {
+        const char go = 1;
+        if (const long r = cd::sys::write(plan->sync_write.get(), &go, 1); r < 0)
+            throw error(step::wait_for_parent, static_cast<int>(-r));
+        plan->sync_write.reset();
+    }
 
     // Wait for exec (the channel closes) or a report of the failed step. The
     // stack and plan stay alive until then.
     d::child_report report{};
     std::size_t received = 0;
     while (received < sizeof report) {
-        const long n = cd::sys::read(plan.report_read.get(), reinterpret_cast<char*>(&report) + received,
+        const long n = cd::sys::read(plan->report_read.get(), reinterpret_cast<char*>(&report) + received,
                                      sizeof report - received);
         if (n == -EINTR) continue;
         if (n <= 0) break;
@@ -641,16 +995,24 @@ inline child spawn(std::vector<std::string> argv, const options& opts = {}) {
         d::reap_failed(handle.pidfd_.get());
         handle.pidfd_.reset();
         const std::size_t index = report.op_index;
-        const step failed = index < plan.ops.size() ? plan.ops[index].step : step::exec;
-        throw error(failed, report.error, index < plan.op_paths.size() ? plan.op_paths[index] : std::string{});
+        const step failed = index < plan->ops.size() ? plan->ops[index].step : step::exec;
+        throw error(failed, report.error, index < plan->op_paths.size() ? plan->op_paths[index] : std::string{});
     }
 
-    handle.std_in_ = std::move(plan.parent_in);
-    if (plan.capture_out) handle.capture_out_ = std::move(plan.parent_out);
-    else handle.std_out_ = std::move(plan.parent_out);
-    if (plan.capture_err) handle.capture_err_ = std::move(plan.parent_err);
-    else handle.std_err_ = std::move(plan.parent_err);
+    if (plan->uses_init) handle.plan_ = plan;  // pid 1 runs on in our memory
+    handle.std_in_ = std::move(plan->parent_in);
+    if (plan->capture_out) handle.capture_out_ = std::move(plan->parent_out);
+    else handle.std_out_ = std::move(plan->parent_out);
+    if (plan->capture_err) handle.capture_err_ = std::move(plan->parent_err);
+    else handle.std_err_ = std::move(plan->parent_err);
     return handle;
 }
+
+namespace detail {
+// newuidmap and newgidmap run as plain children, their stderr captured.
+inline child spawn_unchecked_helper(std::vector<std::string> argv) {
+    return spawn(std::move(argv), {.std_in = stdio::null(), .std_out = stdio::null(), .std_err = stdio::capture()});
+}
+}  // namespace detail
 
 }  // namespace ctr::process

@@ -5,12 +5,22 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <ctime>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -27,7 +37,10 @@ int usage() {
                  "usage: probe_helper MODE [ARGS]\n"
                  "modes: exit N | raise SIG | fds | env | cwd | ids | pid | sid | umask | rlimit RES\n"
                  "       signals | spew BYTES | cat | sleep SECONDS | ignore-term | alloc MIB | burn MS\n"
-                 "       write-fd FD TEXT | die-with-parent-parent | file FILE\n");
+                 "       write-fd FD TEXT | die-with-parent-parent | file FILE\n"
+                 "       after-stdin MODE ARGS | fork-bomb MAX | double-fork-sleep | affinity\n"
+                 "       make-cgroup-and-hang PREFIX | move-to-leaf | make-group-here [move]\n"
+                 "       ns KIND | hostname | netdevs | clocks | mount-proc-and-list | reap-check | trap-term\n");
     return 2;
 }
 
@@ -78,6 +91,16 @@ void spew(std::size_t bytes) {
 
 int main(int argc, char** argv) {
     if (argc < 2) return usage();
+    // after-stdin MODE [ARGS...]: waits for one line on stdin, then runs
+    // MODE, so that a test can put the process into a cgroup before it works.
+    if (argc >= 3 && std::strcmp(argv[1], "after-stdin") == 0) {
+        char c = 0;
+        while (read(0, &c, 1) == 1 && c != '\n') {
+        }
+        argv[1] = argv[0];
+        ++argv;
+        --argc;
+    }
     const std::string mode = argv[1];
     const auto arg = [&](int i) -> std::string { return i < argc ? argv[i] : ""; };
 
@@ -113,6 +136,87 @@ int main(int argc, char** argv) {
     if (mode == "pid") {
         std::printf("pid=%d ppid=%d\n", getpid(), getppid());
         return 0;
+    }
+    if (mode == "ns") {
+        // The inode that identifies this process's namespace of one kind.
+        struct stat st {};
+        if (stat(("/proc/self/ns/" + arg(2)).c_str(), &st) != 0) return 1;
+        std::printf("%llu\n", static_cast<unsigned long long>(st.st_ino));
+        return 0;
+    }
+    if (mode == "hostname") {
+        utsname name{};
+        uname(&name);
+        std::printf("%s %s\n", name.nodename, name.domainname);
+        return 0;
+    }
+    if (mode == "netdevs") {
+        // Interfaces of this network namespace, with whether each is up.
+        struct if_nameindex* list = if_nameindex();
+        const int probe = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        for (auto* i = list; i && i->if_name; ++i) {
+            ifreq request{};
+            std::strncpy(request.ifr_name, i->if_name, IFNAMSIZ - 1);
+            ioctl(probe, SIOCGIFFLAGS, &request);
+            std::printf("%s:%s\n", i->if_name, (request.ifr_flags & IFF_UP) ? "up" : "down");
+        }
+        if_freenameindex(list);
+        return 0;
+    }
+    if (mode == "clocks") {
+        timespec monotonic{}, boottime{};
+        clock_gettime(CLOCK_MONOTONIC, &monotonic);
+        clock_gettime(CLOCK_BOOTTIME, &boottime);
+        std::printf("%lld %lld\n", static_cast<long long>(monotonic.tv_sec), static_cast<long long>(boottime.tv_sec));
+        return 0;
+    }
+    if (mode == "mount-proc-and-list") {
+        // Needs its own mount namespace: a fresh /proc for its pid namespace.
+        if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0) {
+            std::perror("mount /proc");
+            return 1;
+        }
+        DIR* dir = opendir("/proc");
+        std::vector<int> pids;
+        while (dirent* entry = dir ? readdir(dir) : nullptr)
+            if (entry->d_name[0] >= '0' && entry->d_name[0] <= '9') pids.push_back(std::atoi(entry->d_name));
+        if (dir) closedir(dir);
+        std::sort(pids.begin(), pids.end());
+        for (std::size_t i = 0; i < pids.size(); ++i) std::printf("%s%d", i ? " " : "", pids[i]);
+        std::printf("\n");
+        return 0;
+    }
+    if (mode == "reap-check") {
+        // Leaves an orphan for pid 1 to reap, then counts zombies in a fresh
+        // /proc (needs its own pid and mount namespaces).
+        if (mount("proc", "/proc", "proc", 0, nullptr) != 0) return 1;
+        const pid_t middle = fork();
+        if (middle == 0) {
+            if (fork() == 0) _exit(0);  // the orphan
+            _exit(0);
+        }
+        waitpid(middle, nullptr, 0);
+        usleep(300 * 1000);
+        int zombies = 0;
+        DIR* dir = opendir("/proc");
+        while (dirent* entry = dir ? readdir(dir) : nullptr) {
+            if (entry->d_name[0] < '0' || entry->d_name[0] > '9') continue;
+            std::ifstream stat(std::string("/proc/") + entry->d_name + "/stat");
+            std::string line;
+            std::getline(stat, line);
+            const auto close = line.rfind(')');
+            if (close != std::string::npos && close + 2 < line.size() && line[close + 2] == 'Z') ++zombies;
+        }
+        if (dir) closedir(dir);
+        std::printf("zombies=%d\n", zombies);
+        return 0;
+    }
+    if (mode == "trap-term") {
+        // Says it is ready, then exits 7 on SIGTERM.
+        signal(SIGTERM, [](int) { _exit(7); });
+        std::printf("ready\n");
+        std::fflush(stdout);
+        for (;;) pause();
     }
     if (mode == "sid") {
         std::printf("pid=%d sid=%d pgid=%d\n", getpid(), getsid(0), getpgid(0));
@@ -185,6 +289,110 @@ int main(int argc, char** argv) {
         std::printf("%d\n", grandchild.pid());
         std::fflush(stdout);
         for (;;) pause();
+    }
+    if (mode == "fork-bomb") {
+        // Forks waiting children until fork fails, at most MAX of them, and
+        // reports "forked N ERRNO-NAME"; then kills and reaps them.
+        const long most = std::atol(arg(2).c_str()) > 0 ? std::atol(arg(2).c_str()) : 200;
+        std::vector<pid_t> children;
+        int failure = 0;
+        while (static_cast<long>(children.size()) < most) {
+            const pid_t pid = fork();
+            if (pid == 0)
+                for (;;) pause();
+            if (pid < 0) {
+                failure = errno;
+                break;
+            }
+            children.push_back(pid);
+        }
+        std::printf("forked %zu %s\n", children.size(),
+                    failure == 0 ? "none" : failure == EAGAIN ? "EAGAIN" : std::strerror(failure));
+        for (pid_t c : children) kill(c, SIGKILL);
+        for (pid_t c : children) waitpid(c, nullptr, 0);
+        return 0;
+    }
+    if (mode == "double-fork-sleep") {
+        // Leaves behind a grandchild in a session of its own, whose parent
+        // has exited, and prints its pid.
+        int fds[2];
+        if (pipe(fds) != 0) return 1;
+        const pid_t middle = fork();
+        if (middle == 0) {
+            setsid();
+            const pid_t grandchild = fork();
+            if (grandchild == 0) {
+                const int null = open("/dev/null", O_WRONLY);
+                dup2(null, 1);
+                dup2(null, 2);
+                close(fds[0]);
+                close(fds[1]);
+                for (;;) pause();
+            }
+            dprintf(fds[1], "%d\n", grandchild);
+            _exit(0);
+        }
+        close(fds[1]);
+        char buffer[32] = {};
+        const ssize_t n = read(fds[0], buffer, sizeof buffer - 1);
+        waitpid(middle, nullptr, 0);
+        if (n <= 0) return 1;
+        std::printf("%s", buffer);
+        return 0;
+    }
+    if (mode == "affinity") {
+        // The CPUs this process may run on: "0,1".
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        if (sched_getaffinity(0, sizeof set, &set) != 0) return 1;
+        bool first = true;
+        for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu)
+            if (CPU_ISSET(cpu, &set)) {
+                std::printf("%s%d", first ? "" : ",", cpu);
+                first = false;
+            }
+        std::printf("\n");
+        return 0;
+    }
+    if (mode == "make-cgroup-and-hang") {
+        // Makes a cgroup with prefix PREFIX, puts a waiting child in it,
+        // prints "NAME CHILD-PID" and waits to be killed, so that the group
+        // outlives it.
+        ctr::cgroup::group group({.prefix = arg(2)});
+        const pid_t child = fork();
+        if (child == 0)
+            for (;;) pause();
+        group.attach(child);
+        std::printf("%s %d\n", group.name().c_str(), child);
+        std::fflush(stdout);
+        for (;;) pause();
+    }
+    if (mode == "make-group-here") {
+        // Makes a group that needs the pids controller below this process's
+        // own cgroup ("move": with move_caller_to_leaf), and prints
+        // "ok GROUP-DIR" and this process's v2 cgroup, or "error ERRNO WHAT".
+        try {
+            ctr::cgroup::group group({.limits = {.pids_max = 8}, .move_caller_to_leaf = arg(2) == "move"});
+            std::ifstream own("/proc/self/cgroup");
+            std::string line, v2;
+            while (std::getline(own, line))
+                if (line.rfind("0::", 0) == 0) v2 = line.substr(3);
+            std::printf("ok %s\n%s\n", group.path().c_str(), v2.c_str());
+            group.remove();
+            return 0;
+        } catch (const ctr::error& e) {
+            std::printf("error %d %s\n", e.code().value(), e.what());
+            return 3;
+        }
+    }
+    if (mode == "move-to-leaf") {
+        // Moves itself into a ctr-leaf cgroup, makes a group on the v2 side,
+        // and prints the leaf's directory and the group's.
+        const std::string leaf = ctr::cgroup::move_self_to_leaf();
+        ctr::cgroup::group group({.unified_only = true});
+        std::printf("%s\n%s\n", leaf.c_str(), group.path().c_str());
+        group.remove();
+        return 0;
     }
     return usage();
 }

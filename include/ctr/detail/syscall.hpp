@@ -87,6 +87,15 @@ enum class call : unsigned {
     openat2,
     // processes
     kill,
+    wait4,
+    signalfd4,
+    socket,
+    // cgroups
+    pread64,
+    // mounts (path resolution and guards)
+    readlinkat,
+    statx,
+    getcwd,
     count_,
 };
 
@@ -168,12 +177,10 @@ inline long clone3(void* args, std::size_t size, int (*entry)(void*), void* argu
     CTR_FAULT_CHECK(clone3);
     return raw::clone3_run(args, size, entry, argument);
 }
-// clone(2) through glibc's wrapper, which provides the stack switch; glibc
-// reports failure through errno, read here in the parent only.
-inline long clone(int (*entry)(void*), void* stack_top, int flags, void* argument, int* pidfd) noexcept {
+// clone(2) with the stack switch done by raw::clone_run.
+inline long clone(int (*entry)(void*), void* stack_top, unsigned long flags, void* argument, int* pidfd) noexcept {
     CTR_FAULT_CHECK(clone);
-    const int pid = ::clone(entry, stack_top, flags, argument, pidfd);
-    return pid < 0 ? -errno : pid;
+    return raw::clone_run(flags, stack_top, pidfd, entry, argument);
 }
 inline long openat(int dirfd, const char* path, int flags, unsigned mode = 0) noexcept {
     CTR_FAULT_CHECK(openat);
@@ -381,6 +388,41 @@ inline long openat2(int dirfd, const char* path, void* how, std::size_t size) no
 inline long kill(int pid, int signal) noexcept {
     CTR_FAULT_CHECK(kill);
     return raw::call(SYS_kill, pid, signal);
+}
+
+inline long wait4(int pid, int* status, int options) noexcept {
+    CTR_FAULT_CHECK(wait4);
+    return raw::call(SYS_wait4, pid, status, options, nullptr);
+}
+inline long signalfd4(int fd, const unsigned long* mask, int flags) noexcept {
+    CTR_FAULT_CHECK(signalfd4);
+    return raw::call(SYS_signalfd4, fd, mask, kernel_sigset_size, flags);
+}
+inline long socket(int domain, int type, int protocol) noexcept {
+    CTR_FAULT_CHECK(socket);
+    return raw::call(SYS_socket, domain, type, protocol);
+}
+
+// Reads at an offset without moving the file position: a cgroup file that is
+// polled for changes (cgroup.events) must be read again through the same fd.
+inline long pread64(int fd, void* buffer, std::size_t size, long offset) noexcept {
+    CTR_FAULT_CHECK(pread64);
+    return raw::call(SYS_pread64, fd, buffer, size, offset);
+}
+
+inline long readlinkat(int dirfd, const char* path, char* buffer, std::size_t size) noexcept {
+    CTR_FAULT_CHECK(readlinkat);
+    return raw::call(SYS_readlinkat, dirfd, path, buffer, size);
+}
+// `out` points to a struct statx.
+inline long statx(int dirfd, const char* path, int flags, unsigned mask, void* out) noexcept {
+    CTR_FAULT_CHECK(statx);
+    return raw::call(SYS_statx, dirfd, path, flags, mask, out);
+}
+// The kernel's getcwd: the length including the NUL, or -errno.
+inline long getcwd(char* buffer, std::size_t size) noexcept {
+    CTR_FAULT_CHECK(getcwd);
+    return raw::call(SYS_getcwd, buffer, size);
 }
 
 [[noreturn]] inline void exit_group(int status) noexcept {

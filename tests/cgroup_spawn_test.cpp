@@ -1,0 +1,155 @@
+// spawn with options::cgroup: the child starts inside the group with no
+// moment outside it, and the result carries the group's figures.
+#include "support.hpp"
+
+#include <gtest/gtest.h>
+
+#include <sstream>
+
+using namespace std::chrono_literals;
+namespace cg = ctr::cgroup;
+namespace ns = ctr::ns;
+using ctr::process::spawn;
+using ctr::process::stdio;
+using ctr_test::helper;
+
+namespace {
+
+// Why groups cannot be made here, or empty.
+std::string cgroup_blocker() {
+    static const std::string reason = []() -> std::string {
+        try {
+            cg::group g;
+            g.remove();
+            return {};
+        } catch (const ctr::error& e) {
+            return e.what();
+        }
+    }();
+    return reason;
+}
+
+#define REQUIRE_GROUPS() \
+    if (const std::string why = cgroup_blocker(); !why.empty()) GTEST_SKIP() << "cannot make cgroups here: " << why
+
+// The lines of /proc/self/cgroup whose path names the group, for each
+// hierarchy the group lives in.
+bool in_group(const std::string& proc_self_cgroup, const cg::group& g) {
+    return proc_self_cgroup.find("/" + g.name() + "\n") != std::string::npos;
+}
+
+}  // namespace
+
+TEST(cgroup_spawn, child_starts_inside_the_group) {
+    REQUIRE_GROUPS();
+    cg::group g({.limits = {.pids_max = 32}});
+    auto r = spawn(helper({"file", "/proc/self/cgroup"}), {.std_out = stdio::capture(), .cgroup = &g}).wait();
+    ASSERT_EQ(r.exit_code, 0);
+    EXPECT_TRUE(in_group(r.std_out, g)) << r.std_out;
+    // Every hierarchy the group has holds the child: on v1 one line per
+    // controller directory names the group.
+    std::size_t lines_naming_group = 0;
+    std::istringstream lines(r.std_out);
+    for (std::string line; std::getline(lines, line);)
+        if (line.size() >= g.name().size() && line.compare(line.size() - g.name().size(), g.name().size(), g.name()) == 0)
+            ++lines_naming_group;
+    EXPECT_GE(lines_naming_group, 1u);
+}
+
+TEST(cgroup_spawn, the_whole_run_is_accounted_to_the_group) {
+    REQUIRE_GROUPS();
+    // The static no-op is over in well under a millisecond: its CPU time
+    // shows up in the group only if it was inside from before its exec.
+    cg::group g;
+    auto r = spawn({ctr_test::noop_static}, {.cgroup = &g}).wait();
+    ASSERT_EQ(r.exit_code, 0);
+    const cg::stats s = g.read_stats();
+    ASSERT_TRUE(s.cpu_usage.has_value());
+    EXPECT_GT(s.cpu_usage->count(), 0);
+    // And a limit holds from the first instruction: a fork bomb in a
+    // group of 8 tasks stops at once.
+    cg::group small({.limits = {.pids_max = 8}});
+    auto bomb = spawn(helper({"fork-bomb", "100"}), {.std_out = stdio::capture(), .cgroup = &small}).wait();
+    ASSERT_EQ(bomb.exit_code, 0) << bomb.std_out;
+    EXPECT_NE(bomb.std_out.find("forked 7 EAGAIN"), std::string::npos) << bomb.std_out;
+}
+
+TEST(cgroup_spawn, out_of_memory_kill_is_reported_from_the_groups_events) {
+    REQUIRE_GROUPS();
+    cg::group g({.limits = {.memory_max = "32M", .swap_max = "0"}});
+    auto r = spawn(helper({"alloc", "256"}), {.cgroup = &g}).wait();
+    EXPECT_EQ(r.signal, SIGKILL);
+    EXPECT_TRUE(r.oom_killed);
+    ASSERT_TRUE(r.memory_peak_bytes.has_value());
+    EXPECT_LE(*r.memory_peak_bytes, 32u << 20);
+    // A later run in the same group that is killed some other way is not
+    // taken for an out-of-memory kill.
+    auto child = spawn(helper({"sleep", "100"}), {.cgroup = &g});
+    child.kill();
+    auto killed = child.wait();
+    EXPECT_EQ(killed.signal, SIGKILL);
+    EXPECT_FALSE(killed.oom_killed);
+}
+
+TEST(cgroup_spawn, result_carries_the_groups_cpu_time_and_peak) {
+    REQUIRE_GROUPS();
+    cg::group g;
+    auto r = spawn(helper({"burn", "200"}), {.cgroup = &g}).wait();
+    ASSERT_EQ(r.exit_code, 0);
+    EXPECT_FALSE(r.oom_killed);
+    ASSERT_TRUE(r.cgroup_user_time.has_value());
+    EXPECT_GT(*r.cgroup_user_time + r.cgroup_system_time.value_or(0ns), 100ms);
+    EXPECT_TRUE(r.memory_peak_bytes.has_value());
+}
+
+TEST(cgroup_spawn, cgroup_namespace_is_rooted_at_the_group) {
+    REQUIRE_GROUPS();
+    cg::group g;
+    auto r = spawn(helper({"file", "/proc/self/cgroup"}),
+                   {.std_out = stdio::capture(), .namespaces = ns::cgroup, .cgroup = &g})
+                 .wait();
+    ASSERT_EQ(r.exit_code, 0);
+    std::istringstream lines(r.std_out);
+    for (std::string line; std::getline(lines, line);)
+        if (line.find(g.name()) != std::string::npos) ADD_FAILURE() << "group visible by name inside: " << line;
+    EXPECT_NE(r.std_out.find(":/\n"), std::string::npos) << r.std_out;
+}
+
+TEST(cgroup_spawn, works_with_every_namespace_and_init) {
+    REQUIRE_GROUPS();
+    cg::group g({.limits = {.pids_max = 32}});
+    auto r = spawn(helper({"exit", "6"}), {.namespaces = ns::all, .cgroup = &g}).wait();
+    EXPECT_EQ(r.exit_code, 6);
+    EXPECT_TRUE(g.wait_empty(5s));
+}
+
+TEST(cgroup_spawn, falls_back_to_attaching_when_the_kernel_refuses_clone_into_cgroup) {
+    REQUIRE_GROUPS();
+    cg::group g;
+    if (g.clone_into_fd() < 0) GTEST_SKIP() << "this layout attaches by pid anyway (no usable cgroup v2 group)";
+    // What a kernel before 5.7 answers to CLONE_INTO_CGROUP.
+    ctr::detail::sys::fault_injection old_kernel(ctr::detail::sys::call::clone3, EINVAL);
+    auto r = spawn(helper({"file", "/proc/self/cgroup"}), {.std_out = stdio::capture(), .cgroup = &g}).wait();
+    EXPECT_TRUE(old_kernel.exhausted());
+    ASSERT_EQ(r.exit_code, 0);
+    EXPECT_TRUE(in_group(r.std_out, g)) << r.std_out;
+}
+
+TEST(cgroup_spawn, failed_attach_kills_the_waiting_child_and_names_the_step) {
+    REQUIRE_GROUPS();
+    cg::group g;
+    if (!g.needs_attach_before_exec()) GTEST_SKIP() << "this layout places children with CLONE_INTO_CGROUP";
+    const auto fds_before = ctr_test::open_fds();
+    {
+        // The attach writes the pid to cgroup.procs.
+        ctr::detail::sys::fault_injection refused(ctr::detail::sys::call::write, EACCES);
+        try {
+            spawn(helper({"exit", "0"}), {.cgroup = &g});
+            ADD_FAILURE() << "spawn succeeded";
+        } catch (const ctr::error& e) {
+            EXPECT_EQ(e.step(), ctr::step::attach_to_cgroup) << e.what();
+        }
+    }
+    EXPECT_EQ(ctr_test::open_fds(), fds_before);
+    EXPECT_FALSE(ctr_test::has_children());
+}
