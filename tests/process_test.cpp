@@ -332,6 +332,30 @@ TEST(process, rlimits_umask_and_session_apply) {
     EXPECT_EQ(group, pid);
 }
 
+TEST(process, pty_slave_becomes_the_controlling_terminal) {
+    const int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    ASSERT_GE(master, 0);
+    ASSERT_EQ(grantpt(master), 0);
+    ASSERT_EQ(unlockpt(master), 0);
+    const int slave = open(ptsname(master), O_RDWR | O_NOCTTY | O_CLOEXEC);
+    ASSERT_GE(slave, 0);
+    for (const ctr::ns::kinds kinds : {ctr::ns::none, ctr::ns::kinds(ctr::ns::pid)}) {
+        const std::string out = run_output(helper({"ctty"}), {.std_in = stdio::from_fd(slave),
+                                                              .std_out = stdio::capture(),
+                                                              .new_session = true,
+                                                              .controlling_terminal = true,
+                                                              .namespaces = kinds});
+        EXPECT_EQ(trim(out), "ctty=yes foreground=yes");
+    }
+    // Without it, no terminal: a new session has none.
+    EXPECT_EQ(trim(run_output(helper({"ctty"}), {.std_in = stdio::from_fd(slave), .std_out = stdio::capture(),
+                                                 .new_session = true})),
+              "ctty=no foreground=no");
+    close(slave);
+    close(master);
+    EXPECT_THROW(spawn(helper({"exit", "0"}), {.controlling_terminal = true}), ctr::error);
+}
+
 TEST(process, switches_user_and_groups) {
     if (!ctr_test::real_root) GTEST_SKIP() << "needs real root to switch to another uid";
     EXPECT_EQ(trim(run_output(helper({"ids"}),

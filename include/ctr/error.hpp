@@ -71,6 +71,7 @@ enum class step : std::uint16_t {
     change_root,        // chroot, when asked for by name
     make_device,
     make_symlink,
+    set_controlling_terminal,
 };
 
 inline std::string_view to_string(step s) noexcept {
@@ -130,6 +131,7 @@ inline std::string_view to_string(step s) noexcept {
         case step::change_root: return "change root";
         case step::make_device: return "make device node";
         case step::make_symlink: return "make symlink";
+        case step::set_controlling_terminal: return "set controlling terminal";
     }
     return "unknown step";
 }

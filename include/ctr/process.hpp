@@ -106,6 +106,10 @@ struct options {
     std::vector<rlimit_setting> rlimits{};
     std::optional<mode_t> umask{};
     bool new_session = false;  // setsid: no controlling terminal, own process group
+    // With new_session: the child's stdin, a terminal (say the slave of a
+    // pty the caller opened), becomes its controlling terminal, so job
+    // control and ^C work in an interactive shell.
+    bool controlling_terminal = false;
     // Credentials to switch to, in this order: groups, gid, uid.
     std::optional<std::vector<gid_t>> groups{};
     std::optional<gid_t> gid{};
@@ -804,18 +808,11 @@ inline void build_plan(launch_plan& plan, std::vector<std::string> argv, const o
         plan.add({.code = child_op_code::die_with_parent, .step = step::die_with_parent, .a = SIGKILL,
                   .b = plan.created.has(ns::pid) ? 0 : sys::getpid()});
     add_namespace_ops(plan);
-    if (opts.new_session) plan.add({.code = child_op_code::new_session, .step = step::new_session});
-    if (opts.umask) plan.add({.code = child_op_code::set_umask, .step = step::set_umask, .a = static_cast<long>(*opts.umask)});
     for (std::size_t i = 0; i < plan.rlimits.size(); ++i)
         plan.add({.code = child_op_code::set_rlimit, .step = step::set_rlimit, .a = opts.rlimits[i].resource,
                   .data = &plan.rlimits[i]},
                  "resource " + std::to_string(opts.rlimits[i].resource));
     plan_fd_mapping(plan, mappings, inherited_stdio);
-    if (plan.uses_init) {
-        // Everything above ran in pid 1; what follows runs in the command.
-        plan.init.next_op = plan.ops.size() + 1;
-        plan.add({.code = child_op_code::become_init, .step = step::run_init, .data = &plan.init});
-    }
     if (opts.groups)
         plan.add({.code = child_op_code::set_groups, .step = step::set_groups,
                   .a = static_cast<long>(plan.groups.size()), .data = plan.groups.data()});
@@ -825,6 +822,18 @@ inline void build_plan(launch_plan& plan, std::vector<std::string> argv, const o
     if (opts.uid)
         plan.add({.code = child_op_code::set_uid, .step = step::set_uid, .a = static_cast<long>(*opts.uid)},
                  "uid " + std::to_string(*opts.uid));
+    if (plan.uses_init) {
+        // Everything above ran in pid 1 (or the time namespace's
+        // supervisor); what follows runs in the command.
+        plan.add({.code = child_op_code::become_init, .step = step::run_init, .data = &plan.init});
+    }
+    if (opts.controlling_terminal && !opts.new_session)
+        throw error(step::prepare, EINVAL, {}, "a controlling terminal needs a new session (options::new_session)");
+    if (opts.new_session) plan.add({.code = child_op_code::new_session, .step = step::new_session});
+    if (opts.controlling_terminal)
+        plan.add({.code = child_op_code::set_controlling_terminal, .step = step::set_controlling_terminal, .a = 0},
+                 "fd 0");
+    if (opts.umask) plan.add({.code = child_op_code::set_umask, .step = step::set_umask, .a = static_cast<long>(*opts.umask)});
     if (!plan.cwd.empty())
         plan.add({.code = child_op_code::change_directory, .step = step::change_directory, .data = plan.cwd.c_str()},
                  plan.cwd);
@@ -832,7 +841,7 @@ inline void build_plan(launch_plan& plan, std::vector<std::string> argv, const o
     plan.add({.code = child_op_code::exec, .step = step::exec, .data = plan.candidates.data()}, program);
 
     if (plan.uses_init) {
-        // become_init's position moved if joins were inserted ahead of it.
+        // The command continues right after become_init.
         for (std::size_t i = 0; i < plan.ops.size(); ++i)
             if (plan.ops[i].code == child_op_code::become_init) plan.init.next_op = i + 1;
     }

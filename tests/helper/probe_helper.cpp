@@ -15,6 +15,7 @@
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <sys/stat.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -40,7 +41,7 @@ int usage() {
                  "       write-fd FD TEXT | die-with-parent-parent | file FILE\n"
                  "       after-stdin MODE ARGS | fork-bomb MAX | double-fork-sleep | affinity\n"
                  "       make-cgroup-and-hang PREFIX | move-to-leaf | make-group-here [move]\n"
-                 "       ns KIND | hostname | netdevs | clocks | mount-proc-and-list | reap-check | trap-term\n");
+                 "       ns KIND | hostname | netdevs | clocks | mount-proc-and-list | reap-check | trap-term | ctty\n");
     return 2;
 }
 
@@ -217,6 +218,13 @@ int main(int argc, char** argv) {
         std::printf("ready\n");
         std::fflush(stdout);
         for (;;) pause();
+    }
+    if (mode == "ctty") {
+        // Whether stdin is this process's controlling terminal, with this
+        // process group in the foreground.
+        const int tty = open("/dev/tty", O_RDWR | O_CLOEXEC);
+        std::printf("ctty=%s foreground=%s\n", tty >= 0 ? "yes" : "no", tcgetpgrp(0) == getpgrp() ? "yes" : "no");
+        return 0;
     }
     if (mode == "sid") {
         std::printf("pid=%d sid=%d pgid=%d\n", getpid(), getsid(0), getpgid(0));

@@ -57,6 +57,7 @@ enum class child_op_code : std::uint8_t {
     write_file,           // data = path, data2 = contents, a = length
     bring_up_loopback,    // set IFF_UP on "lo" of the current network namespace
     become_init,          // data = init_state*: the rest of the program runs in a child; this process reaps
+    set_controlling_terminal,  // TIOCSCTTY on fd a (the session leader takes its terminal)
 };
 
 struct child_op {
@@ -284,6 +285,10 @@ CTR_CHILD_CODE inline long child_run_op(const child_view& view, const child_op& 
                                     static_cast<std::size_t>(op.a));
         case child_op_code::bring_up_loopback:
             return child_bring_up_loopback();
+        case child_op_code::set_controlling_terminal: {
+            const long r = sys::ioctl(static_cast<int>(op.a), TIOCSCTTY, 0);
+            return r < 0 ? r : 0;
+        }
         case child_op_code::become_init:
             return -EINVAL;  // handled by child_run_program: it changes who runs the rest
     }
