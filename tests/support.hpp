@@ -28,6 +28,7 @@ inline std::string from_environment_or(const char* variable, const char* built) 
 }
 inline const std::string probe_helper = from_environment_or("CTR_TEST_PROBE_HELPER", CTR_PROBE_HELPER);
 inline const std::string noop_static = from_environment_or("CTR_TEST_NOOP_STATIC", CTR_NOOP_STATIC);
+inline const std::string make_rootfs = from_environment_or("CTR_TEST_MAKE_ROOTFS", CTR_MAKE_ROOTFS);
 
 // The fds this process has open now.
 inline std::vector<int> open_fds() {

@@ -12,6 +12,7 @@
 #include <ctr/detail/syscall.hpp>
 #include <ctr/cgroup.hpp>
 #include <ctr/error.hpp>
+#include <ctr/mount.hpp>
 #include <ctr/ns.hpp>
 #include <ctr/unique_fd.hpp>
 
@@ -141,6 +142,12 @@ struct options {
     // the group must outlive the child. The result then carries the group's
     // out-of-memory kills, peak memory and CPU time.
     cgroup::group* cgroup = nullptr;
+
+    // The child's filesystem: a mount plan run in a new mount namespace
+    // (added to `namespaces`) before pivot_root into its root, e.g.
+    // mount::host_readonly() or mount::plan{.rootfs = "/srv/image"}.proc().dev().
+    // Empty: the child sees the parent's mounts.
+    std::optional<mount::plan> root{};
 };
 
 // How a run ended.
@@ -519,6 +526,11 @@ struct launch_plan {
     init_state init;
     // The parent attaches the child to this group before it goes on.
     cgroup::group* attach_to = nullptr;
+    // The root filesystem's steps, and what the child's mount steps share
+    // (the new root's fd, the finer step and message of a failure).
+    std::optional<mount::prepared_plan> mounts;
+    mount_context mount_state;
+    char mount_message[256] = {};
 
     void add(child_op op, std::string path = {}) {
         ops.push_back(op);
@@ -619,6 +631,7 @@ inline void plan_fd_mapping(launch_plan& plan, const std::vector<fd_mapping>& ma
 // parent need for them.
 inline void plan_namespaces(launch_plan& plan, const options& opts) {
     ns::kinds wanted = opts.namespaces;
+    if (opts.root) wanted = wanted | ns::mount;  // a root filesystem is built in a mount namespace of its own
     bool joins_user = false;
     for (const auto& j : opts.join) joins_user = joins_user || j.which == ns::user;
     const bool privileged = raw::call(SYS_geteuid) == 0;
@@ -808,6 +821,19 @@ inline void build_plan(launch_plan& plan, std::vector<std::string> argv, const o
         plan.add({.code = child_op_code::die_with_parent, .step = step::die_with_parent, .a = SIGKILL,
                   .b = plan.created.has(ns::pid) ? 0 : sys::getpid()});
     add_namespace_ops(plan);
+    if (opts.root) {
+        // The root filesystem, with every right the new namespaces give,
+        // before credentials drop them. Paths the command uses (cwd, PATH
+        // candidates) are resolved after it, inside the new root.
+        plan.mounts = opts.root->prepare();
+        plan.mount_state.message = plan.mount_message;
+        plan.mount_state.message_size = sizeof plan.mount_message;
+        const auto steps = plan.mounts->steps();
+        for (std::size_t i = 0; i < steps.size(); ++i)
+            plan.add({.code = child_op_code::mount_step, .step = step::mount, .a = static_cast<long>(i),
+                      .data = &steps[i], .data2 = &plan.mount_state},
+                     steps[i].target ? steps[i].target : "");
+    }
     for (std::size_t i = 0; i < plan.rlimits.size(); ++i)
         plan.add({.code = child_op_code::set_rlimit, .step = step::set_rlimit, .a = opts.rlimits[i].resource,
                   .data = &plan.rlimits[i]},
@@ -1004,6 +1030,12 @@ inline child spawn(std::vector<std::string> argv, const options& opts = {}) {
         d::reap_failed(handle.pidfd_.get());
         handle.pidfd_.reset();
         const std::size_t index = report.op_index;
+        // A mount step's error says which part failed and why, as the plan
+        // knows it (the child left the details in the shared mount state).
+        if (index < plan->ops.size() && plan->ops[index].code == cd::child_op_code::mount_step && plan->mounts)
+            throw plan->mounts->error_for(static_cast<std::size_t>(plan->ops[index].a), report.error,
+                                          plan->request.memory == cd::memory_mode::shared ? &plan->mount_state
+                                                                                           : nullptr);
         const step failed = index < plan->ops.size() ? plan->ops[index].step : step::exec;
         throw error(failed, report.error, index < plan->op_paths.size() ? plan->op_paths[index] : std::string{});
     }

@@ -3,181 +3,31 @@
 #pragma once
 // ctr: header-only Linux process isolation. Include this one header.
 
-// begin ctr/error.hpp
-// ctr::error: what failed (the step), on which path, and why (the errno).
-
-#include <cstdint>
-#include <string>
-#include <string_view>
-#include <system_error>
-#include <utility>
-
-namespace ctr {
-
-// The steps of a launch and of the library's other operations. A failure
-// names its step, so a message says "exec '/bin/nope'" rather than a bare
-// errno. Later capabilities add their steps here.
-enum class step : std::uint16_t {
-    none,
-    prepare,            // validating options in the parent
-    create_pipe,        // the error, sync or stdio pipes
-    allocate_stack,     // the child's stack
-    clone,              // creating the child
-    open_stdio,         // opening a file given for a standard stream
-    reset_signals,      // default dispositions in the child
-    restore_signal_mask,
-    die_with_parent,    // PR_SET_PDEATHSIG
-    new_session,        // setsid
-    set_umask,
-    set_rlimit,
-    map_fds,            // moving stdio and passed fds to their numbers
-    close_fds,          // closing every other inherited fd
-    set_groups,
-    set_gid,
-    set_uid,
-    change_directory,
-    exec,
-    wait,               // waiting for or reaping the child
-    signal,             // sending a signal to the child
-    read_output,        // reading captured stdout or stderr
-    // namespaces
-    create_namespaces,  // the CLONE_NEW* flags of the clone
-    join_namespace,     // setns into an existing namespace
-    leave_namespace,    // ns::scope returning to where it started
-    persist_namespace,  // bind-mounting a namespace file
-    set_hostname,
-    set_domainname,
-    deny_setgroups,
-    write_uid_map,
-    write_gid_map,
-    bring_up_loopback,
-    set_time_offsets,
-    wait_for_parent,    // the child waiting until the parent's steps are done
-    run_init,           // the pid 1 of a new pid namespace
-    // cgroups
-    cgroup_layout,      // finding where cgroups are mounted and ours is
-    create_cgroup,
-    remove_cgroup,
-    enable_controllers,
-    set_cgroup_limit,
-    read_cgroup_stat,
-    attach_to_cgroup,
-    freeze_cgroup,
-    kill_cgroup,
-    // mounts and the root filesystem
-    resolve_path,       // finding a mount target inside the new root
-    make_mount_point,
-    mount,
-    bind_mount,
-    set_mount_attributes,
-    set_propagation,
-    unmount,
-    pivot_root,
-    change_root,        // chroot, when asked for by name
-    make_device,
-    make_symlink,
-};
-
-inline std::string_view to_string(step s) noexcept {
-    switch (s) {
-        case step::none: return "none";
-        case step::prepare: return "prepare";
-        case step::create_pipe: return "create pipe";
-        case step::allocate_stack: return "allocate child stack";
-        case step::clone: return "clone";
-        case step::open_stdio: return "open stdio file";
-        case step::reset_signals: return "reset signal dispositions";
-        case step::restore_signal_mask: return "restore signal mask";
-        case step::die_with_parent: return "set parent-death signal";
-        case step::new_session: return "new session";
-        case step::set_umask: return "set umask";
-        case step::set_rlimit: return "set rlimit";
-        case step::map_fds: return "map fds";
-        case step::close_fds: return "close inherited fds";
-        case step::set_groups: return "set supplementary groups";
-        case step::set_gid: return "set gid";
-        case step::set_uid: return "set uid";
-        case step::change_directory: return "change directory";
-        case step::exec: return "exec";
-        case step::wait: return "wait";
-        case step::signal: return "signal";
-        case step::read_output: return "read output";
-        case step::create_namespaces: return "create namespaces";
-        case step::join_namespace: return "join namespace";
-        case step::leave_namespace: return "leave namespace";
-        case step::persist_namespace: return "persist namespace";
-        case step::set_hostname: return "set hostname";
-        case step::set_domainname: return "set domain name";
-        case step::deny_setgroups: return "deny setgroups";
-        case step::write_uid_map: return "write uid map";
-        case step::write_gid_map: return "write gid map";
-        case step::bring_up_loopback: return "bring up loopback";
-        case step::set_time_offsets: return "set time offsets";
-        case step::wait_for_parent: return "wait for parent";
-        case step::run_init: return "run init";
-        case step::cgroup_layout: return "find cgroup layout";
-        case step::create_cgroup: return "create cgroup";
-        case step::remove_cgroup: return "remove cgroup";
-        case step::enable_controllers: return "enable cgroup controllers";
-        case step::set_cgroup_limit: return "set cgroup limit";
-        case step::read_cgroup_stat: return "read cgroup statistic";
-        case step::attach_to_cgroup: return "attach to cgroup";
-        case step::freeze_cgroup: return "freeze cgroup";
-        case step::kill_cgroup: return "kill cgroup";
-        case step::resolve_path: return "resolve path in root";
-        case step::make_mount_point: return "make mount point";
-        case step::mount: return "mount";
-        case step::bind_mount: return "bind mount";
-        case step::set_mount_attributes: return "set mount attributes";
-        case step::set_propagation: return "set mount propagation";
-        case step::unmount: return "unmount";
-        case step::pivot_root: return "pivot root";
-        case step::change_root: return "change root";
-        case step::make_device: return "make device node";
-        case step::make_symlink: return "make symlink";
-    }
-    return "unknown step";
-}
-
-// Every failure ctr reports. what() reads "<step> '<path>': <reason>", e.g.
-// "exec '/bin/nope': No such file or directory".
-class error : public std::system_error {
-public:
-    error(ctr::step s, int errno_value, std::string path = {}, std::string_view detail = {})
-        : std::system_error(errno_value, std::generic_category(), describe(s, path, detail)),
-          step_(s),
-          path_(std::move(path)) {}
-
-    ctr::step step() const noexcept { return step_; }
-    const std::string& path() const noexcept { return path_; }
-
-private:
-    static std::string describe(ctr::step s, const std::string& path, std::string_view detail) {
-        std::string text{to_string(s)};
-        if (!path.empty()) text.append(" '").append(path).append("'");
-        if (!detail.empty()) text.append(" (").append(detail).append(")");
-        return text;
-    }
-
-    ctr::step step_;
-    std::string path_;
-};
-
-}  // namespace ctr
-// end ctr/error.hpp
-// begin ctr/probe.hpp
-// ctr::probe(): what this kernel and host let ctr do, and why not where not.
-
-// begin ctr/detail/child_program.hpp
-// The child side of a launch: everything that runs between clone and exec.
+// begin ctr/cgroup.hpp
+// ctr::cgroup::group: a cgroup of its own for a set of processes, with
+// resource limits and accounting, on cgroup v2, v1 and hybrid hosts.
 //
-// The parent turns the options into a child_program, a flat list of
-// operations over data it prepared; the child only walks that list. This is
-// the one place where child code lives. Every function here is
-// async-signal-safe: no allocation, no locks, no exceptions, no libc calls
-// that touch errno (the child shares the parent's memory and TLS), only
-// detail::sys wrappers. Later capabilities (namespaces, mounts, cgroups,
-// seccomp) add operation codes here, so they run as steps of the same launch.
+// A group is made below the calling process's own cgroup in every hierarchy
+// it needs, is given its limits, and each limit is read back: a limit the
+// kernel did not take, or a controller that is not there, is an error. When
+// the group ends, everything left in it is killed, and its directories are
+// removed. docs/cgroups.md describes the layouts and what each figure means.
+
+// begin ctr/detail/cgroup_fs.hpp
+// The file-system side of cgroups: reading and writing interface files
+// through directory fds, listing and removing cgroup directories, and the
+// per-hierarchy operations a group is made of (listing, signalling, freezing
+// and waiting for its processes). Every call goes through detail::sys.
+
+// begin ctr/detail/cgroup_layout.hpp
+// Where the cgroup hierarchies are mounted and where this process's own
+// cgroup is on each of them, from /proc/self/mountinfo and /proc/self/cgroup.
+//
+// The parsers take the files' text, so that layouts this host does not have
+// (pure v2, pure v1, cgroup namespaces, odd mount roots) are tested too.
+
+// begin ctr/detail/file.hpp
+// Small whole-file reads for /proc and /sys, through the syscall layer.
 
 // begin ctr/detail/syscall.hpp
 // The one layer through which ctr makes every system call.
@@ -250,6 +100,37 @@ inline long call(long number, Args... args) noexcept {
         "call *%r8\n\t"
         "mov %eax, %edi\n\t"
         "mov $231, %eax\n\t"  // __NR_exit_group
+        "syscall\n\t"
+        "ud2\n"
+        "1:\n\t"
+        "ret\n\t");
+}
+
+// clone(2) that runs `entry(argument)` on the new stack in the child, for
+// kernels (or seccomp profiles) without clone3. glibc's clone() would do the
+// same but reports failure through errno, which the spawn child must not
+// touch. rdi = flags, rsi = stack top (16-byte aligned), rdx = where the
+// pidfd goes (CLONE_PIDFD) or the parent tid, rcx = entry, r8 = argument.
+// The argument travels on the new stack: no free register survives the
+// syscall besides the ones clone itself reads.
+[[gnu::naked, gnu::noinline]] inline long clone_run(unsigned long /*flags*/, void* /*stack_top*/,
+                                                    int* /*parent_tid*/, int (* /*entry*/)(void*),
+                                                    void* /*argument*/) noexcept {
+    __asm__ volatile(
+        "mov %rcx, %r9\n\t"
+        "sub $16, %rsi\n\t"
+        "mov %r8, (%rsi)\n\t"
+        "xor %r10d, %r10d\n\t"  // child tid: none
+        "xor %r8d, %r8d\n\t"    // tls: none
+        "mov $56, %eax\n\t"     // __NR_clone
+        "syscall\n\t"
+        "test %rax, %rax\n\t"
+        "jnz 1f\n\t"
+        "xor %ebp, %ebp\n\t"
+        "mov (%rsp), %rdi\n\t"
+        "call *%r9\n\t"
+        "mov %eax, %edi\n\t"
+        "mov $231, %eax\n\t"    // __NR_exit_group
         "syscall\n\t"
         "ud2\n"
         "1:\n\t"
@@ -334,6 +215,15 @@ enum class call : unsigned {
     openat2,
     // processes
     kill,
+    wait4,
+    signalfd4,
+    socket,
+    // cgroups
+    pread64,
+    // mounts (path resolution and guards)
+    readlinkat,
+    statx,
+    getcwd,
     count_,
 };
 
@@ -415,12 +305,10 @@ inline long clone3(void* args, std::size_t size, int (*entry)(void*), void* argu
     CTR_FAULT_CHECK(clone3);
     return raw::clone3_run(args, size, entry, argument);
 }
-// clone(2) through glibc's wrapper, which provides the stack switch; glibc
-// reports failure through errno, read here in the parent only.
-inline long clone(int (*entry)(void*), void* stack_top, int flags, void* argument, int* pidfd) noexcept {
+// clone(2) with the stack switch done by raw::clone_run.
+inline long clone(int (*entry)(void*), void* stack_top, unsigned long flags, void* argument, int* pidfd) noexcept {
     CTR_FAULT_CHECK(clone);
-    const int pid = ::clone(entry, stack_top, flags, argument, pidfd);
-    return pid < 0 ? -errno : pid;
+    return raw::clone_run(flags, stack_top, pidfd, entry, argument);
 }
 inline long openat(int dirfd, const char* path, int flags, unsigned mode = 0) noexcept {
     CTR_FAULT_CHECK(openat);
@@ -630,6 +518,41 @@ inline long kill(int pid, int signal) noexcept {
     return raw::call(SYS_kill, pid, signal);
 }
 
+inline long wait4(int pid, int* status, int options) noexcept {
+    CTR_FAULT_CHECK(wait4);
+    return raw::call(SYS_wait4, pid, status, options, nullptr);
+}
+inline long signalfd4(int fd, const unsigned long* mask, int flags) noexcept {
+    CTR_FAULT_CHECK(signalfd4);
+    return raw::call(SYS_signalfd4, fd, mask, kernel_sigset_size, flags);
+}
+inline long socket(int domain, int type, int protocol) noexcept {
+    CTR_FAULT_CHECK(socket);
+    return raw::call(SYS_socket, domain, type, protocol);
+}
+
+// Reads at an offset without moving the file position: a cgroup file that is
+// polled for changes (cgroup.events) must be read again through the same fd.
+inline long pread64(int fd, void* buffer, std::size_t size, long offset) noexcept {
+    CTR_FAULT_CHECK(pread64);
+    return raw::call(SYS_pread64, fd, buffer, size, offset);
+}
+
+inline long readlinkat(int dirfd, const char* path, char* buffer, std::size_t size) noexcept {
+    CTR_FAULT_CHECK(readlinkat);
+    return raw::call(SYS_readlinkat, dirfd, path, buffer, size);
+}
+// `out` points to a struct statx.
+inline long statx(int dirfd, const char* path, int flags, unsigned mask, void* out) noexcept {
+    CTR_FAULT_CHECK(statx);
+    return raw::call(SYS_statx, dirfd, path, flags, mask, out);
+}
+// The kernel's getcwd: the length including the NUL, or -errno.
+inline long getcwd(char* buffer, std::size_t size) noexcept {
+    CTR_FAULT_CHECK(getcwd);
+    return raw::call(SYS_getcwd, buffer, size);
+}
+
 [[noreturn]] inline void exit_group(int status) noexcept {
     for (;;) raw::call(SYS_exit_group, status);
 }
@@ -639,8 +562,4638 @@ inline long kill(int pid, int signal) noexcept {
 }  // namespace ctr::detail::sys
 // end ctr/detail/syscall.hpp
 
+#include <optional>
+#include <string>
+
+namespace ctr::detail {
+
+// The file's contents, or nothing if it cannot be opened or read.
+inline std::optional<std::string> read_small_file(const std::string& path) {
+    const long fd = sys::openat(AT_FDCWD, path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return std::nullopt;
+    std::string contents;
+    char buffer[4096];
+    for (;;) {
+        const long n = sys::read(static_cast<int>(fd), buffer, sizeof buffer);
+        if (n == -EINTR) continue;
+        if (n < 0) {
+            sys::close(static_cast<int>(fd));
+            return std::nullopt;
+        }
+        if (n == 0) break;
+        contents.append(buffer, static_cast<std::size_t>(n));
+    }
+    sys::close(static_cast<int>(fd));
+    return contents;
+}
+
+// The first line of a file, without its newline; for sysctls and the like.
+inline std::optional<std::string> read_first_line(const std::string& path) {
+    auto contents = read_small_file(path);
+    if (!contents) return std::nullopt;
+    contents->resize(contents->find('\n') == std::string::npos ? contents->size() : contents->find('\n'));
+    return contents;
+}
+
+}  // namespace ctr::detail
+// end ctr/detail/file.hpp
+// begin ctr/error.hpp
+// ctr::error: what failed (the step), on which path, and why (the errno).
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+
+namespace ctr {
+
+// The steps of a launch and of the library's other operations. A failure
+// names its step, so a message says "exec '/bin/nope'" rather than a bare
+// errno. Later capabilities add their steps here.
+enum class step : std::uint16_t {
+    none,
+    prepare,            // validating options in the parent
+    create_pipe,        // the error, sync or stdio pipes
+    allocate_stack,     // the child's stack
+    clone,              // creating the child
+    open_stdio,         // opening a file given for a standard stream
+    reset_signals,      // default dispositions in the child
+    restore_signal_mask,
+    die_with_parent,    // PR_SET_PDEATHSIG
+    new_session,        // setsid
+    set_umask,
+    set_rlimit,
+    map_fds,            // moving stdio and passed fds to their numbers
+    close_fds,          // closing every other inherited fd
+    set_groups,
+    set_gid,
+    set_uid,
+    change_directory,
+    exec,
+    wait,               // waiting for or reaping the child
+    signal,             // sending a signal to the child
+    read_output,        // reading captured stdout or stderr
+    // namespaces
+    create_namespaces,  // the CLONE_NEW* flags of the clone
+    join_namespace,     // setns into an existing namespace
+    leave_namespace,    // ns::scope returning to where it started
+    persist_namespace,  // bind-mounting a namespace file
+    set_hostname,
+    set_domainname,
+    deny_setgroups,
+    write_uid_map,
+    write_gid_map,
+    bring_up_loopback,
+    set_time_offsets,
+    wait_for_parent,    // the child waiting until the parent's steps are done
+    run_init,           // the pid 1 of a new pid namespace
+    // cgroups
+    cgroup_layout,      // finding where cgroups are mounted and ours is
+    create_cgroup,
+    remove_cgroup,
+    enable_controllers,
+    set_cgroup_limit,
+    read_cgroup_stat,
+    attach_to_cgroup,
+    freeze_cgroup,
+    kill_cgroup,
+    // mounts and the root filesystem
+    resolve_path,       // finding a mount target inside the new root
+    make_mount_point,
+    mount,
+    bind_mount,
+    set_mount_attributes,
+    set_propagation,
+    unmount,
+    pivot_root,
+    change_root,        // chroot, when asked for by name
+    make_device,
+    make_symlink,
+    set_controlling_terminal,
+};
+
+inline std::string_view to_string(step s) noexcept {
+    switch (s) {
+        case step::none: return "none";
+        case step::prepare: return "prepare";
+        case step::create_pipe: return "create pipe";
+        case step::allocate_stack: return "allocate child stack";
+        case step::clone: return "clone";
+        case step::open_stdio: return "open stdio file";
+        case step::reset_signals: return "reset signal dispositions";
+        case step::restore_signal_mask: return "restore signal mask";
+        case step::die_with_parent: return "set parent-death signal";
+        case step::new_session: return "new session";
+        case step::set_umask: return "set umask";
+        case step::set_rlimit: return "set rlimit";
+        case step::map_fds: return "map fds";
+        case step::close_fds: return "close inherited fds";
+        case step::set_groups: return "set supplementary groups";
+        case step::set_gid: return "set gid";
+        case step::set_uid: return "set uid";
+        case step::change_directory: return "change directory";
+        case step::exec: return "exec";
+        case step::wait: return "wait";
+        case step::signal: return "signal";
+        case step::read_output: return "read output";
+        case step::create_namespaces: return "create namespaces";
+        case step::join_namespace: return "join namespace";
+        case step::leave_namespace: return "leave namespace";
+        case step::persist_namespace: return "persist namespace";
+        case step::set_hostname: return "set hostname";
+        case step::set_domainname: return "set domain name";
+        case step::deny_setgroups: return "deny setgroups";
+        case step::write_uid_map: return "write uid map";
+        case step::write_gid_map: return "write gid map";
+        case step::bring_up_loopback: return "bring up loopback";
+        case step::set_time_offsets: return "set time offsets";
+        case step::wait_for_parent: return "wait for parent";
+        case step::run_init: return "run init";
+        case step::cgroup_layout: return "find cgroup layout";
+        case step::create_cgroup: return "create cgroup";
+        case step::remove_cgroup: return "remove cgroup";
+        case step::enable_controllers: return "enable cgroup controllers";
+        case step::set_cgroup_limit: return "set cgroup limit";
+        case step::read_cgroup_stat: return "read cgroup statistic";
+        case step::attach_to_cgroup: return "attach to cgroup";
+        case step::freeze_cgroup: return "freeze cgroup";
+        case step::kill_cgroup: return "kill cgroup";
+        case step::resolve_path: return "resolve path in root";
+        case step::make_mount_point: return "make mount point";
+        case step::mount: return "mount";
+        case step::bind_mount: return "bind mount";
+        case step::set_mount_attributes: return "set mount attributes";
+        case step::set_propagation: return "set mount propagation";
+        case step::unmount: return "unmount";
+        case step::pivot_root: return "pivot root";
+        case step::change_root: return "change root";
+        case step::make_device: return "make device node";
+        case step::make_symlink: return "make symlink";
+        case step::set_controlling_terminal: return "set controlling terminal";
+    }
+    return "unknown step";
+}
+
+// Every failure ctr reports. what() reads "<step> '<path>': <reason>", e.g.
+// "exec '/bin/nope': No such file or directory".
+class error : public std::system_error {
+public:
+    error(ctr::step s, int errno_value, std::string path = {}, std::string_view detail = {})
+        : std::system_error(errno_value, std::generic_category(), describe(s, path, detail)),
+          step_(s),
+          path_(std::move(path)) {}
+
+    ctr::step step() const noexcept { return step_; }
+    const std::string& path() const noexcept { return path_; }
+
+private:
+    static std::string describe(ctr::step s, const std::string& path, std::string_view detail) {
+        std::string text{to_string(s)};
+        if (!path.empty()) text.append(" '").append(path).append("'");
+        if (!detail.empty()) text.append(" (").append(detail).append(")");
+        return text;
+    }
+
+    ctr::step step_;
+    std::string path_;
+};
+
+}  // namespace ctr
+// end ctr/error.hpp
+
+#include <algorithm>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace ctr {
+
+// none: no cgroup filesystem is mounted; v1: only v1 hierarchies carry
+// controllers; v2: only the unified (cgroup2) hierarchy is mounted; hybrid:
+// v1 controller hierarchies plus a cgroup2 mount (often with no controllers).
+enum class cgroup_layout : std::uint8_t { none, v1, v2, hybrid };
+
+inline std::string_view to_string(cgroup_layout layout) noexcept {
+    switch (layout) {
+        case cgroup_layout::none: return "none";
+        case cgroup_layout::v1: return "v1";
+        case cgroup_layout::v2: return "v2";
+        case cgroup_layout::hybrid: return "hybrid";
+    }
+    return "unknown";
+}
+
+namespace detail {
+
+// The cgroup a process moved itself into with cgroup::move_self_to_leaf().
+// A process whose v2 cgroup has this name places its groups beside it, in
+// the parent, whose subtree_control the leaf made usable.
+inline constexpr std::string_view cgroup_leaf_name = "ctr-leaf";
+
+// mountinfo escapes space, tab, newline and backslash as \ooo.
+inline std::string unescape_mountinfo(std::string_view text) {
+    std::string out;
+    out.reserve(text.size());
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        if (text[i] == '\\' && i + 3 < text.size() && text[i + 1] >= '0' && text[i + 1] <= '3' && text[i + 2] >= '0'
+            && text[i + 2] <= '7' && text[i + 3] >= '0' && text[i + 3] <= '7') {
+            out += static_cast<char>((text[i + 1] - '0') * 64 + (text[i + 2] - '0') * 8 + (text[i + 3] - '0'));
+            i += 3;
+        } else {
+            out += text[i];
+        }
+    }
+    return out;
+}
+
+inline std::vector<std::string_view> cgroup_split(std::string_view text, char separator) {
+    std::vector<std::string_view> parts;
+    while (true) {
+        const auto at = text.find(separator);
+        parts.push_back(text.substr(0, at));
+        if (at == std::string_view::npos) break;
+        text.remove_prefix(at + 1);
+    }
+    return parts;
+}
+
+// Fields separated by runs of spaces.
+inline std::vector<std::string_view> cgroup_words(std::string_view text) {
+    std::vector<std::string_view> out;
+    std::size_t i = 0;
+    while (i < text.size()) {
+        while (i < text.size() && (text[i] == ' ' || text[i] == '\t')) ++i;
+        const std::size_t start = i;
+        while (i < text.size() && text[i] != ' ' && text[i] != '\t') ++i;
+        if (i > start) out.push_back(text.substr(start, i - start));
+    }
+    return out;
+}
+
+// Super options of a v1 cgroup mount that are not controller names.
+inline bool is_cgroup_mount_option(std::string_view option) {
+    static constexpr std::string_view options[] = {
+        "rw", "ro", "relatime", "xattr", "clone_children", "cpuset_v2_mode", "favordynmods", "noprefix"};
+    if (option.empty() || option.find('=') != std::string_view::npos || option.rfind("no", 0) == 0) return true;
+    return std::find(std::begin(options), std::end(options), option) != std::end(options);
+}
+
+struct cgroup_mount {
+    bool v2 = false;
+    std::string mount_point;
+    std::string root;                      // the part of the hierarchy that is mounted there
+    std::vector<std::string> controllers;  // v1 only, in mount-option order
+    std::string name;                      // v1 name=... (named hierarchies like name=systemd)
+};
+
+// Every cgroup and cgroup2 mount, in mountinfo order.
+inline std::vector<cgroup_mount> parse_cgroup_mounts(std::string_view mountinfo) {
+    std::vector<cgroup_mount> mounts;
+    for (std::string_view line : cgroup_split(mountinfo, '\n')) {
+        // "id parent major:minor root mount-point options [optional...] - fstype source super-options"
+        const auto dash = line.find(" - ");
+        if (dash == std::string_view::npos) continue;
+        const auto before = cgroup_words(line.substr(0, dash));
+        const auto after = cgroup_words(line.substr(dash + 3));
+        if (before.size() < 5 || after.size() < 3) continue;
+        cgroup_mount m;
+        if (after[0] == "cgroup2")
+            m.v2 = true;
+        else if (after[0] != "cgroup")
+            continue;
+        m.root = unescape_mountinfo(before[3]);
+        m.mount_point = unescape_mountinfo(before[4]);
+        if (!m.v2)
+            for (std::string_view option : cgroup_split(after[2], ',')) {
+                if (option.rfind("name=", 0) == 0)
+                    m.name = std::string(option.substr(5));
+                else if (!is_cgroup_mount_option(option))
+                    m.controllers.emplace_back(option);
+            }
+        mounts.push_back(std::move(m));
+    }
+    return mounts;
+}
+
+// One line of /proc/<pid>/cgroup: "id:controllers:path"; id 0 with no
+// controllers is the v2 hierarchy.
+struct proc_cgroup_entry {
+    int id = 0;
+    std::vector<std::string> controllers;
+    std::string name;  // name=... of a named v1 hierarchy
+    std::string path;
+};
+
+inline std::vector<proc_cgroup_entry> parse_proc_cgroup(std::string_view text) {
+    std::vector<proc_cgroup_entry> entries;
+    for (std::string_view line : cgroup_split(text, '\n')) {
+        const auto first = line.find(':');
+        if (first == std::string_view::npos) continue;
+        const auto second = line.find(':', first + 1);
+        if (second == std::string_view::npos) continue;
+        proc_cgroup_entry e;
+        e.id = 0;
+        for (char c : line.substr(0, first)) {
+            if (c < '0' || c > '9') {
+                e.id = -1;
+                break;
+            }
+            e.id = e.id * 10 + (c - '0');
+        }
+        if (e.id < 0) continue;
+        const auto list = line.substr(first + 1, second - first - 1);
+        if (!list.empty())
+            for (std::string_view c : cgroup_split(list, ',')) {
+                if (c.rfind("name=", 0) == 0)
+                    e.name = std::string(c.substr(5));
+                else if (!c.empty())
+                    e.controllers.emplace_back(c);
+            }
+        e.path = std::string(line.substr(second + 1));
+        entries.push_back(std::move(e));
+    }
+    return entries;
+}
+
+// The parent of a cgroup path ("/a/b" -> "/a", "/a" -> "/").
+inline std::string parent_cgroup_path(std::string_view path) {
+    const auto slash = path.rfind('/');
+    if (slash == std::string_view::npos || slash == 0) return "/";
+    return std::string(path.substr(0, slash));
+}
+
+inline std::string join_cgroup_path(std::string_view parent, std::string_view name) {
+    std::string out(parent);
+    if (out.empty() || out.back() != '/') out += '/';
+    out += name;
+    return out;
+}
+
+// One hierarchy ctr can make groups in: the v2 one, or a v1 one that carries
+// controllers. Named v1 hierarchies (name=systemd) belong to their owner and
+// are never used.
+struct cgroup_hierarchy {
+    bool v2 = false;
+    int id = 0;                            // as in /proc/self/cgroup
+    std::vector<std::string> controllers;  // v1: mounted there; v2: what the placement cgroup may enable
+    std::string mount_point;
+    std::string own_path;    // this process's cgroup, as /proc/self/cgroup shows it
+    std::string place_path;  // where groups go: own_path, or its parent when own_path is a ctr-leaf
+    std::string place_dir;   // place_path in the file system
+    std::string problem;     // non-empty when the hierarchy cannot be used, saying why
+
+    bool has(std::string_view controller) const {
+        return std::find(controllers.begin(), controllers.end(), controller) != controllers.end();
+    }
+    bool usable() const { return problem.empty(); }
+};
+
+struct cgroup_layout_info {
+    cgroup_layout kind = cgroup_layout::none;
+    std::vector<cgroup_hierarchy> hierarchies;  // the v2 hierarchy first, then v1 ones in mount order
+
+    const cgroup_hierarchy* v2() const {
+        for (const auto& h : hierarchies)
+            if (h.v2) return &h;
+        return nullptr;
+    }
+
+    // For messages: "hybrid layout: v1 controllers cpu cpuacct ...; v2 at
+    // /sys/fs/cgroup/unified with controllers hugetlb".
+    std::string describe() const {
+        std::string text = std::string(to_string(kind)) + " layout";
+        std::string v1;
+        for (const auto& h : hierarchies)
+            if (!h.v2)
+                for (const auto& c : h.controllers) v1 += " " + c;
+        if (!v1.empty()) text += ": v1 controllers" + v1;
+        if (const auto* h = v2()) {
+            text += v1.empty() ? ": " : "; ";
+            text += "v2 at " + h->mount_point + " with controllers";
+            if (h->controllers.empty()) text += " (none)";
+            for (const auto& c : h->controllers) text += " " + c;
+            if (!h->usable()) text += " (unusable: " + h->problem + ")";
+        }
+        return text;
+    }
+};
+
+// Maps a cgroup path to its directory under one of the hierarchy's mounts:
+// the first mount whose root contains the path. Empty if none does (the
+// process's cgroup is outside what is mounted, e.g. in another namespace).
+inline std::string cgroup_dir(const std::vector<const cgroup_mount*>& mounts, std::string_view path) {
+    for (const cgroup_mount* m : mounts) {
+        std::string_view root = m->root;
+        if (root == "/") return path == "/" ? m->mount_point : m->mount_point + std::string(path);
+        if (path == root) return m->mount_point;
+        if (path.size() > root.size() && path.substr(0, root.size()) == root && path[root.size()] == '/')
+            return m->mount_point + std::string(path.substr(root.size()));
+    }
+    return {};
+}
+
+// The layout from the two files' text. v2 controllers are left empty: they
+// are read from the placement cgroup's cgroup.controllers by
+// detect_cgroup_layout().
+inline cgroup_layout_info parse_cgroup_layout(std::string_view mountinfo, std::string_view proc_self_cgroup) {
+    const auto mounts = parse_cgroup_mounts(mountinfo);
+    const auto entries = parse_proc_cgroup(proc_self_cgroup);
+    cgroup_layout_info info;
+
+    std::vector<const cgroup_mount*> v2_mounts;
+    for (const auto& m : mounts)
+        if (m.v2) v2_mounts.push_back(&m);
+    if (!v2_mounts.empty()) {
+        cgroup_hierarchy h;
+        h.v2 = true;
+        h.mount_point = v2_mounts.front()->mount_point;
+        const proc_cgroup_entry* own = nullptr;
+        for (const auto& e : entries)
+            if (e.id == 0 && e.controllers.empty() && e.name.empty()) own = &e;
+        if (!own) {
+            h.problem = "/proc/self/cgroup has no v2 (0::) line";
+        } else {
+            h.own_path = own->path;
+            const auto slash = own->path.rfind('/');
+            const bool in_leaf = slash != std::string::npos && own->path.substr(slash + 1) == cgroup_leaf_name;
+            h.place_path = in_leaf ? parent_cgroup_path(own->path) : own->path;
+            if (h.place_path.rfind("/..", 0) == 0 || h.place_path.find("/../") != std::string::npos)
+                h.problem = "this process's cgroup " + h.place_path + " is outside its cgroup namespace";
+            else if ((h.place_dir = cgroup_dir(v2_mounts, h.place_path)).empty())
+                h.problem = "this process's cgroup " + h.place_path + " is not below any cgroup2 mount's root";
+            // The mount that holds the placement dir is the one reported.
+            for (const cgroup_mount* m : v2_mounts)
+                if (h.place_dir.rfind(m->mount_point, 0) == 0) {
+                    h.mount_point = m->mount_point;
+                    break;
+                }
+        }
+        info.hierarchies.push_back(std::move(h));
+    }
+
+    // v1: one hierarchy per distinct controller set, in mount order.
+    bool any_v1 = false;
+    for (const auto& m : mounts) {
+        if (m.v2 || m.controllers.empty()) continue;
+        bool seen = false;
+        for (const auto& h : info.hierarchies)
+            if (!h.v2 && h.controllers == m.controllers) seen = true;
+        if (seen) continue;
+        any_v1 = true;
+        cgroup_hierarchy h;
+        h.controllers = m.controllers;
+        h.mount_point = m.mount_point;
+        std::vector<const cgroup_mount*> same;
+        for (const auto& other : mounts)
+            if (!other.v2 && other.controllers == m.controllers) same.push_back(&other);
+        const proc_cgroup_entry* own = nullptr;
+        for (const auto& e : entries) {
+            auto a = e.controllers, b = m.controllers;
+            std::sort(a.begin(), a.end());
+            std::sort(b.begin(), b.end());
+            if (e.id > 0 && a == b) own = &e;
+        }
+        if (!own) {
+            h.problem = "/proc/self/cgroup has no line for this hierarchy";
+        } else {
+            h.id = own->id;
+            h.own_path = own->path;
+            h.place_path = own->path;
+            if (h.place_path.rfind("/..", 0) == 0 || h.place_path.find("/../") != std::string::npos)
+                h.problem = "this process's cgroup " + h.place_path + " is outside its cgroup namespace";
+            else if ((h.place_dir = cgroup_dir(same, h.place_path)).empty())
+                h.problem = "this process's cgroup " + h.place_path + " is not below the mount's root";
+        }
+        info.hierarchies.push_back(std::move(h));
+    }
+
+    const bool any_v2 = !v2_mounts.empty();
+    info.kind = any_v1 && any_v2 ? cgroup_layout::hybrid
+                : any_v1         ? cgroup_layout::v1
+                : any_v2         ? cgroup_layout::v2
+                                 : cgroup_layout::none;
+    return info;
+}
+
+// Controllers listed in a cgroup.controllers or cgroup.subtree_control file.
+inline std::vector<std::string> controller_list(std::string_view text) {
+    std::vector<std::string> out;
+    for (std::string_view w : cgroup_words(text.substr(0, text.find('\n')))) out.emplace_back(w);
+    return out;
+}
+
+// This process's layout; throws ctr::error(step::cgroup_layout) if the two
+// files cannot be read.
+inline cgroup_layout_info detect_cgroup_layout() {
+    const auto mountinfo = read_small_file("/proc/self/mountinfo");
+    if (!mountinfo) throw error(step::cgroup_layout, EIO, "/proc/self/mountinfo", "cannot read it");
+    const auto own = read_small_file("/proc/self/cgroup");
+    if (!own) throw error(step::cgroup_layout, EIO, "/proc/self/cgroup", "cannot read it");
+    cgroup_layout_info info = parse_cgroup_layout(*mountinfo, *own);
+    for (auto& h : info.hierarchies)
+        if (h.v2 && h.usable()) {
+            if (auto list = read_first_line(h.place_dir + "/cgroup.controllers"))
+                h.controllers = controller_list(*list);
+            else
+                h.problem = "cannot read " + h.place_dir + "/cgroup.controllers";
+        }
+    return info;
+}
+
+}  // namespace detail
+}  // namespace ctr
+// end ctr/detail/cgroup_layout.hpp
+// begin ctr/detail/cgroup_parse.hpp
+// Pure text handling for cgroups: human sizes, CPU lists, the kernel's
+// "key value" files, io.max lines, and the names ctr gives its groups.
+// Nothing here touches the file system, so all of it is unit-tested.
+
+
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace ctr::detail {
+
+// What "max" means in a parsed value.
+inline constexpr std::uint64_t cgroup_unlimited = std::numeric_limits<std::uint64_t>::max();
+
+inline std::string_view cgroup_trim(std::string_view text) {
+    while (!text.empty() && (text.front() == ' ' || text.front() == '\t' || text.front() == '\n'))
+        text.remove_prefix(1);
+    while (!text.empty() && (text.back() == ' ' || text.back() == '\t' || text.back() == '\n')) text.remove_suffix(1);
+    return text;
+}
+
+// A plain decimal number; nothing for anything else or on overflow.
+inline std::optional<std::uint64_t> parse_decimal(std::string_view text) {
+    if (text.empty() || text.size() > 20) return std::nullopt;
+    std::uint64_t value = 0;
+    for (char c : text) {
+        if (c < '0' || c > '9') return std::nullopt;
+        const std::uint64_t digit = static_cast<std::uint64_t>(c - '0');
+        if (value > (cgroup_unlimited - digit) / 10) return std::nullopt;
+        value = value * 10 + digit;
+    }
+    return value;
+}
+
+// A byte count as people write it: "1048576", "512k", "64M", "1.5G", "2TiB",
+// "max". Units are binary (K = 1024), as in the kernel's own memparse; an
+// optional "i" and "B" after the letter are accepted. Throws
+// ctr::error(set_cgroup_limit, EINVAL) naming `what` and the text.
+inline std::uint64_t parse_size(std::string_view text, std::string_view what = "size") {
+    const auto fail = [&](std::string_view why) -> std::uint64_t {
+        throw error(step::set_cgroup_limit, EINVAL, std::string(what),
+                    "bad size '" + std::string(text) + "': " + std::string(why)
+                        + "; write a number of bytes with an optional K, M, G, T, P or E suffix, or 'max'");
+    };
+    std::string_view t = cgroup_trim(text);
+    if (t.empty()) return fail("it is empty");
+    if (t == "max") return cgroup_unlimited;
+    if (t.front() == '-') return fail("it is negative");
+    std::size_t i = 0;
+    std::uint64_t whole = 0;
+    std::size_t digits = 0;
+    while (i < t.size() && t[i] >= '0' && t[i] <= '9') {
+        const std::uint64_t d = static_cast<std::uint64_t>(t[i] - '0');
+        if (whole > (cgroup_unlimited - d) / 10) return fail("it is too large");
+        whole = whole * 10 + d;
+        ++i;
+        ++digits;
+    }
+    // Up to 18 fractional digits, kept as an integer numerator over 10^n.
+    std::uint64_t fraction = 0, scale = 1;
+    bool has_point = false;
+    if (i < t.size() && t[i] == '.') {
+        has_point = true;
+        ++i;
+        while (i < t.size() && t[i] >= '0' && t[i] <= '9') {
+            if (scale >= 1'000'000'000'000'000'000ULL) return fail("too many decimals");
+            fraction = fraction * 10 + static_cast<std::uint64_t>(t[i] - '0');
+            scale *= 10;
+            ++i;
+            ++digits;
+        }
+        if (scale == 1) return fail("no digits after the decimal point");
+    }
+    if (digits == 0) return fail("it does not start with a number");
+    while (i < t.size() && t[i] == ' ') ++i;
+    std::string_view unit = t.substr(i);
+    int shift = 0;
+    if (!unit.empty()) {
+        static constexpr std::string_view letters = "kmgtpe";
+        char letter = unit.front();
+        if (letter >= 'A' && letter <= 'Z') letter = static_cast<char>(letter - 'A' + 'a');
+        const auto at = letters.find(letter);
+        if (at != std::string_view::npos) {
+            shift = 10 * static_cast<int>(at + 1);
+            unit.remove_prefix(1);
+            if (!unit.empty() && unit.front() == 'i') unit.remove_prefix(1);
+        }
+        if (!unit.empty() && (unit.front() == 'B' || unit.front() == 'b') && (shift > 0 || unit.size() == 1))
+            unit.remove_prefix(1);
+        if (!unit.empty()) return fail("unknown unit '" + std::string(t.substr(i)) + "'");
+    }
+    if (shift == 0 && has_point && fraction != 0) return fail("a byte count must be whole");
+    if (shift > 0 && whole > (cgroup_unlimited >> shift)) return fail("it is too large");
+    std::uint64_t bytes = whole << shift;
+    if (fraction != 0) {
+        // floor(fraction / scale * 2^shift) by binary long division, which
+        // stays within 64 bits: the remainder is below scale <= 10^18.
+        std::uint64_t part = 0, remainder = fraction;
+        for (int bit = 0; bit < shift; ++bit) {
+            remainder *= 2;
+            part *= 2;
+            if (remainder >= scale) {
+                remainder -= scale;
+                part += 1;
+            }
+        }
+        if (part > cgroup_unlimited - bytes) return fail("it is too large");
+        bytes += part;
+    }
+    if (bytes == cgroup_unlimited) return fail("it is too large");
+    return bytes;
+}
+
+// A CPU or memory-node list as cpuset files use it: "0-3,5,7-8". Throws
+// ctr::error(set_cgroup_limit, EINVAL) naming `what`. The empty list is
+// valid (it reads back from a cpuset that was never set).
+inline std::set<unsigned> parse_cpu_list(std::string_view text, std::string_view what = "cpu list") {
+    const auto fail = [&](std::string_view why) -> std::set<unsigned> {
+        throw error(step::set_cgroup_limit, EINVAL, std::string(what),
+                    "bad list '" + std::string(text) + "': " + std::string(why) + "; write e.g. '0-3,6'");
+    };
+    std::set<unsigned> out;
+    const std::string_view t = cgroup_trim(text);
+    if (t.empty()) return out;
+    for (std::string_view part : cgroup_split(t, ',')) {
+        part = cgroup_trim(part);
+        const auto dash = part.find('-');
+        const auto first = parse_decimal(part.substr(0, dash));
+        const auto last = dash == std::string_view::npos ? first : parse_decimal(part.substr(dash + 1));
+        if (!first || !last) return fail("'" + std::string(part) + "' is not a number or a range");
+        if (*last < *first) return fail("the range '" + std::string(part) + "' runs backwards");
+        if (*last >= 65536) return fail("'" + std::string(part) + "' is beyond any CPU or node number");
+        for (std::uint64_t n = *first; n <= *last; ++n) out.insert(static_cast<unsigned>(n));
+    }
+    return out;
+}
+
+// The value of `key` in a "key value" per line file (cpu.stat,
+// memory.events, pids.events, memory.oom_control, cpuacct.stat). Nothing
+// when the key is absent or its value is not a number.
+inline std::optional<std::uint64_t> keyed_value(std::string_view text, std::string_view key) {
+    for (std::string_view line : cgroup_split(text, '\n')) {
+        const auto w = cgroup_words(line);
+        if (w.size() >= 2 && w[0] == key) return parse_decimal(w[1]);
+    }
+    return std::nullopt;
+}
+
+// A single value as limit files hold it: a number, or "max" (v2) as
+// cgroup_unlimited.
+inline std::optional<std::uint64_t> parse_limit_value(std::string_view text) {
+    const auto t = cgroup_trim(text);
+    if (t == "max") return cgroup_unlimited;
+    return parse_decimal(t);
+}
+
+// In an io.max text, the value of `key` (rbps, wbps, riops, wiops) on the
+// line for `device` ("8:0"); "max" as cgroup_unlimited. Nothing when the
+// device has no line (no limit set).
+inline std::optional<std::uint64_t> io_max_value(std::string_view text, std::string_view device, std::string_view key) {
+    for (std::string_view line : cgroup_split(text, '\n')) {
+        const auto w = cgroup_words(line);
+        if (w.empty() || w[0] != device) continue;
+        for (std::size_t i = 1; i < w.size(); ++i) {
+            const auto eq = w[i].find('=');
+            if (eq != std::string_view::npos && w[i].substr(0, eq) == key)
+                return parse_limit_value(w[i].substr(eq + 1));
+        }
+    }
+    return std::nullopt;
+}
+
+// The name of a group: "<prefix>-<creator pid>-<creator start time>-<counter>-<random>".
+// The creator's pid and start time (clock ticks after boot, from
+// /proc/<pid>/stat) let reap_stale tell a crashed run's group from a live
+// one, even after the pid was reused; the random part keeps names apart
+// across pid namespaces.
+struct group_name {
+    std::string prefix;
+    std::uint64_t pid = 0;
+    std::uint64_t start_time = 0;
+    std::uint64_t counter = 0;
+    std::string random;
+};
+
+inline std::string format_group_name(const group_name& n) {
+    return n.prefix + "-" + std::to_string(n.pid) + "-" + std::to_string(n.start_time) + "-" + std::to_string(n.counter)
+           + "-" + n.random;
+}
+
+inline std::optional<group_name> parse_group_name(std::string_view name) {
+    group_name out;
+    std::string_view rest = name;
+    std::string_view fields[4];
+    for (int i = 3; i >= 0; --i) {
+        const auto dash = rest.rfind('-');
+        if (dash == std::string_view::npos) return std::nullopt;
+        fields[i] = rest.substr(dash + 1);
+        rest = rest.substr(0, dash);
+    }
+    if (rest.empty() || fields[3].empty()) return std::nullopt;
+    for (char c : fields[3])
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return std::nullopt;
+    const auto pid = parse_decimal(fields[0]), start = parse_decimal(fields[1]), counter = parse_decimal(fields[2]);
+    if (!pid || !start || !counter) return std::nullopt;
+    out.prefix = std::string(rest);
+    out.pid = *pid;
+    out.start_time = *start;
+    out.counter = *counter;
+    out.random = std::string(fields[3]);
+    return out;
+}
+
+// A prefix must make a valid, unambiguous directory name: letters, digits,
+// '_', '.', '-', not starting with '.', at most 64 characters.
+inline void check_group_prefix(std::string_view prefix) {
+    bool ok = !prefix.empty() && prefix.size() <= 64 && prefix.front() != '.';
+    for (char c : prefix)
+        ok = ok
+             && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.'
+                 || c == '-');
+    if (!ok)
+        throw error(step::create_cgroup, EINVAL, std::string(prefix),
+                    "a group name prefix is 1 to 64 of [A-Za-z0-9_.-], not starting with '.'");
+}
+
+// The start time (field 22) and state (field 3) of /proc/<pid>/stat's text.
+inline std::optional<std::pair<std::uint64_t, char>> parse_proc_stat_start(std::string_view stat) {
+    const auto paren = stat.rfind(')');
+    if (paren == std::string_view::npos) return std::nullopt;
+    const auto w = cgroup_words(stat.substr(paren + 1));
+    // w[0] is field 3 (state); field 22 is w[19].
+    if (w.size() < 20 || w[0].empty()) return std::nullopt;
+    const auto start = parse_decimal(w[19]);
+    if (!start) return std::nullopt;
+    return std::pair{*start, w[0].front()};
+}
+
+}  // namespace ctr::detail
+// end ctr/detail/cgroup_parse.hpp
+// begin ctr/unique_fd.hpp
+// ctr::unique_fd: the owner of one file descriptor.
+
+
+#include <utility>
+
+namespace ctr {
+
+// Move-only; closes its fd when it ends. No implicit conversion to int:
+// get() borrows, release() hands ownership over.
+class unique_fd {
+public:
+    constexpr unique_fd() noexcept = default;
+    constexpr explicit unique_fd(int fd) noexcept : fd_(fd) {}
+    unique_fd(unique_fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+    unique_fd& operator=(unique_fd&& other) noexcept {
+        if (this != &other) reset(std::exchange(other.fd_, -1));
+        return *this;
+    }
+    unique_fd(const unique_fd&) = delete;
+    unique_fd& operator=(const unique_fd&) = delete;
+    ~unique_fd() { reset(); }
+
+    int get() const noexcept { return fd_; }
+    explicit operator bool() const noexcept { return fd_ >= 0; }
+    [[nodiscard]] int release() noexcept { return std::exchange(fd_, -1); }
+
+    // Closes the current fd (errors from close are not actionable: the fd is
+    // gone either way) and takes `fd`.
+    void reset(int fd = -1) noexcept {
+        if (fd_ >= 0) detail::sys::close(fd_);
+        fd_ = fd;
+    }
+
+private:
+    int fd_ = -1;
+};
+
+}  // namespace ctr
+// end ctr/unique_fd.hpp
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/types.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+namespace ctr::detail {
+
+using cgroup_clock = std::chrono::steady_clock;
+
+inline std::string errno_message(long negative_errno) {
+    return std::generic_category().message(static_cast<int>(-negative_errno));
+}
+
+// Sleeps without touching errno (ppoll with no fds).
+inline void cgroup_nap(std::chrono::nanoseconds duration) noexcept {
+    if (duration.count() <= 0) return;
+    const timespec t{static_cast<time_t>(duration.count() / 1'000'000'000),
+                     static_cast<long>(duration.count() % 1'000'000'000)};
+    sys::ppoll(nullptr, 0, &t);
+}
+
+// Everything from offset 0 of an open fd; 0 or -errno.
+inline long read_whole_fd(int fd, std::string& out) {
+    out.clear();
+    char buffer[4096];
+    for (;;) {
+        const long n = sys::pread64(fd, buffer, sizeof buffer, static_cast<long>(out.size()));
+        if (n == -EINTR) continue;
+        if (n < 0) return n;
+        if (n == 0) return 0;
+        out.append(buffer, static_cast<std::size_t>(n));
+    }
+}
+
+inline long open_at(int dirfd, const char* name, int flags) {
+    long fd;
+    do fd = sys::openat(dirfd, name, flags | O_CLOEXEC);
+    while (fd == -EINTR);
+    return fd;
+}
+
+// A whole (small) file relative to a directory fd; 0 or -errno.
+inline long read_file_at(int dirfd, const char* name, std::string& out) {
+    const long fd = open_at(dirfd, name, O_RDONLY);
+    if (fd < 0) return fd;
+    unique_fd owner(static_cast<int>(fd));
+    return read_whole_fd(owner.get(), out);
+}
+
+// Writes `text` to a cgroup interface file in one write(2), which is how
+// the kernel takes a value; 0 or -errno.
+inline long write_file_at(int dirfd, const char* name, std::string_view text) {
+    const long fd = open_at(dirfd, name, O_WRONLY);
+    if (fd < 0) return fd;
+    unique_fd owner(static_cast<int>(fd));
+    long n;
+    do n = sys::write(owner.get(), text.data(), text.size());
+    while (n == -EINTR);
+    if (n < 0) return n;
+    return static_cast<std::size_t>(n) == text.size() ? 0 : -EIO;
+}
+
+inline long open_directory(int dirfd, const char* path) { return open_at(dirfd, path, O_RDONLY | O_DIRECTORY); }
+
+// The names of the subdirectories of an open directory; 0 or -errno.
+inline long subdirectories(int dirfd, std::vector<std::string>& out) {
+    out.clear();
+    // A fresh fd: getdents64 advances the file position.
+    const long fd = open_at(dirfd, ".", O_RDONLY | O_DIRECTORY);
+    if (fd < 0) return fd;
+    unique_fd owner(static_cast<int>(fd));
+    alignas(8) char buffer[8192];
+    for (;;) {
+        const long n = sys::getdents64(owner.get(), buffer, sizeof buffer);
+        if (n == -EINTR) continue;
+        if (n < 0) return n;
+        if (n == 0) return 0;
+        for (long offset = 0; offset < n;) {
+            // struct linux_dirent64: u64 ino, s64 off, u16 reclen, u8 type, char name[]
+            unsigned short length;
+            std::memcpy(&length, buffer + offset + 16, sizeof length);
+            const unsigned char type = static_cast<unsigned char>(buffer[offset + 18]);
+            const char* name = buffer + offset + 19;
+            if (type == DT_DIR && std::strcmp(name, ".") != 0 && std::strcmp(name, "..") != 0) out.emplace_back(name);
+            offset += length;
+        }
+    }
+}
+
+// /proc/<pid>/stat's start time and state; nothing if the process is gone.
+inline std::optional<std::pair<std::uint64_t, char>> process_start(long pid) {
+    const auto text = read_small_file("/proc/" + std::to_string(pid) + "/stat");
+    if (!text) return std::nullopt;
+    return parse_proc_stat_start(*text);
+}
+
+// Whether the process that made a group is gone: no such pid, a zombie, or
+// a pid now used by a later process.
+inline bool creator_is_gone(const group_name& name) {
+    if (name.pid == 0 || name.pid > 0x3fffffff) return true;
+    if (sys::kill(static_cast<int>(name.pid), 0) == -ESRCH) return true;
+    const auto start = process_start(static_cast<long>(name.pid));
+    if (!start) return true;
+    return start->second == 'Z' || start->second == 'X' || start->first != name.start_time;
+}
+
+// Four random bytes as hex, for group names; the clock if /dev/urandom fails.
+inline std::string random_hex() {
+    std::uint32_t value = 0;
+    const long fd = open_at(AT_FDCWD, "/dev/urandom", O_RDONLY);
+    bool ok = false;
+    if (fd >= 0) {
+        ok = sys::read(static_cast<int>(fd), &value, sizeof value) == static_cast<long>(sizeof value);
+        sys::close(static_cast<int>(fd));
+    }
+    if (!ok) value = static_cast<std::uint32_t>(cgroup_clock::now().time_since_epoch().count() * 2654435761U);
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string out(8, '0');
+    for (int i = 7; i >= 0; --i, value >>= 4) out[static_cast<std::size_t>(i)] = digits[value & 15];
+    return out;
+}
+
+// One directory of a group: the group as it exists in one hierarchy.
+struct cgroup_member {
+    bool v2 = false;
+    int hierarchy_id = 0;                  // the id /proc/<pid>/cgroup shows for the hierarchy
+    std::vector<std::string> controllers;  // v1: the hierarchy's; v2: those enabled for the group
+    std::string cgroup_path;               // as /proc/<pid>/cgroup shows it
+    std::string dir;                       // in the file system
+    unique_fd fd;                          // O_RDONLY|O_DIRECTORY on dir
+
+    bool has(std::string_view controller) const {
+        return std::find(controllers.begin(), controllers.end(), controller) != controllers.end();
+    }
+    std::string file(std::string_view name) const { return dir + "/" + std::string(name); }
+};
+
+// Whether `pid` is in the member's cgroup or below it, by /proc/<pid>/cgroup.
+inline bool process_in_member(long pid, const cgroup_member& m) {
+    const auto text = read_small_file("/proc/" + std::to_string(pid) + "/cgroup");
+    if (!text) return false;
+    for (const auto& e : parse_proc_cgroup(*text)) {
+        const bool same_hierarchy =
+            m.v2 ? (e.id == 0 && e.controllers.empty() && e.name.empty()) : e.id == m.hierarchy_id;
+        if (!same_hierarchy) continue;
+        return e.path == m.cgroup_path
+               || (e.path.size() > m.cgroup_path.size() && e.path.compare(0, m.cgroup_path.size(), m.cgroup_path) == 0
+                   && e.path[m.cgroup_path.size()] == '/');
+    }
+    return false;
+}
+
+// The processes in a cgroup directory and the cgroups below it (which the
+// processes inside may have made). 0 or -errno; a directory that vanished
+// meanwhile counts as empty.
+inline long processes_below(int dirfd, std::vector<long>& out, int depth = 0) {
+    std::string text;
+    if (const long r = read_file_at(dirfd, "cgroup.procs", text); r < 0) return r == -ENOENT || r == -ENODEV ? 0 : r;
+    for (std::string_view line : cgroup_split(text, '\n'))
+        if (const auto pid = parse_decimal(cgroup_trim(line)); pid && *pid > 0) out.push_back(static_cast<long>(*pid));
+    if (depth >= 16) return 0;
+    std::vector<std::string> children;
+    if (const long r = subdirectories(dirfd, children); r < 0) return r == -ENOENT ? 0 : r;
+    for (const auto& child : children) {
+        const long fd = open_directory(dirfd, child.c_str());
+        if (fd == -ENOENT) continue;
+        if (fd < 0) return fd;
+        unique_fd owner(static_cast<int>(fd));
+        if (const long r = processes_below(owner.get(), out, depth + 1); r < 0) return r;
+    }
+    return 0;
+}
+
+// SIGKILL for one listed pid, only while it is still a member: the pidfd
+// pins the process before the membership check, so a pid that was reused
+// by a process outside the group after the listing is never signalled.
+inline void kill_member_process(long pid, const cgroup_member& m) noexcept {
+    try {
+        const long pidfd = sys::pidfd_open(static_cast<int>(pid), 0);
+        if (pidfd < 0) return;  // gone already
+        unique_fd owner(static_cast<int>(pidfd));
+        if (process_in_member(pid, m)) sys::pidfd_send_signal(owner.get(), SIGKILL);
+    } catch (...) {
+        // Only an allocation can throw here; the caller lists again anyway.
+    }
+}
+
+// A v1 freezer's state: FROZEN, FREEZING or THAWED.
+inline long freezer_state(const cgroup_member& m, std::string& state) {
+    const long r = read_file_at(m.fd.get(), "freezer.state", state);
+    state = std::string(cgroup_trim(state));
+    return r;
+}
+
+// The value of one key of cgroup.events (populated, frozen), read through
+// `fd` so that the next poll waits for the next change.
+inline long events_value(int fd, std::string_view key, std::uint64_t& value) {
+    std::string text;
+    if (const long r = read_whole_fd(fd, text); r < 0) return r;
+    const auto v = keyed_value(text, key);
+    if (!v) return -ENODATA;
+    value = *v;
+    return 0;
+}
+
+// Waits until cgroup.events shows `key` == `wanted` or `deadline` passes.
+// 1: reached, 0: timed out, or -errno.
+inline long wait_for_event(const cgroup_member& m, std::string_view key, std::uint64_t wanted,
+                           cgroup_clock::time_point deadline) {
+    const long fd = open_at(m.fd.get(), "cgroup.events", O_RDONLY);
+    if (fd < 0) return fd;
+    unique_fd events(static_cast<int>(fd));
+    for (;;) {
+        std::uint64_t value = 0;
+        if (const long r = events_value(events.get(), key, value); r < 0) return r;
+        if (value == wanted) return 1;
+        const auto now = cgroup_clock::now();
+        if (now >= deadline) return 0;
+        // The kernel reports a change of the file as POLLPRI (and POLLERR).
+        pollfd p{events.get(), POLLPRI, 0};
+        const auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - now);
+        const timespec t{static_cast<time_t>(left.count() / 1'000'000'000),
+                         static_cast<long>(left.count() % 1'000'000'000)};
+        const long r = sys::ppoll(&p, 1, &t);
+        if (r < 0 && r != -EINTR) return r;
+    }
+}
+
+// Removes a cgroup directory and any cgroups below it, deepest first,
+// retrying rmdir while the kernel says EBUSY (a process is still on its way
+// out) until `deadline`. 0 or -errno; a directory already gone counts as
+// removed.
+inline long remove_cgroup_dir(const std::string& dir, cgroup_clock::time_point deadline, int depth = 0) {
+    if (depth < 16) {
+        const long fd = open_directory(AT_FDCWD, dir.c_str());
+        if (fd == -ENOENT) return 0;
+        if (fd >= 0) {
+            unique_fd owner(static_cast<int>(fd));
+            std::vector<std::string> children;
+            if (subdirectories(owner.get(), children) == 0)
+                for (const auto& child : children)
+                    if (const long r = remove_cgroup_dir(dir + "/" + child, deadline, depth + 1); r < 0) return r;
+        }
+    }
+    auto pause = std::chrono::microseconds(200);
+    for (;;) {
+        const long r = sys::unlinkat(AT_FDCWD, dir.c_str(), AT_REMOVEDIR);
+        if (r == 0 || r == -ENOENT) return 0;
+        if (r != -EBUSY && r != -EINTR) return r;
+        if (cgroup_clock::now() >= deadline) return r;
+        cgroup_nap(pause);
+        pause = std::min<std::chrono::microseconds>(pause * 2, std::chrono::milliseconds(20));
+    }
+}
+
+}  // namespace ctr::detail
+// end ctr/detail/cgroup_fs.hpp
+
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <climits>
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+namespace ctr::cgroup {
+
+// Bandwidth and iops limits for one block device.
+struct io_device_limit {
+    std::string device;                     // "MAJ:MIN" ("254:0"), or a block device's path ("/dev/vda")
+    std::optional<std::string> read_bps{};  // bytes per second as a size: "10M", or "max"
+    std::optional<std::string> write_bps{};
+    std::optional<std::uint64_t> read_iops{};
+    std::optional<std::uint64_t> write_iops{};
+};
+
+// What a group may use. Every field is optional; a set field needs its
+// controller (memory, cpu, cpuset, pids, io) and is an error without it.
+struct limits {
+    // Sizes: "64M", "1.5G", "512k", "1048576", or "max" (binary units).
+    std::optional<std::string> memory_max{};   // hard limit: above it the kernel reclaims, then OOM-kills
+    std::optional<std::string> memory_high{};  // v2 only: above it the group is throttled and reclaimed
+    std::optional<std::string> swap_max{};     // swap the group may use besides memory_max
+    // CPU time as a number of CPUs: 0.5 is half of one CPU, 2 is two CPUs,
+    // enforced over each cpu_period.
+    std::optional<double> cpus{};
+    std::chrono::microseconds cpu_period{100'000};
+    std::optional<std::uint32_t> cpu_weight{};  // share against siblings, 1..10000, default 100
+    std::optional<std::string> cpuset_cpus{};   // CPUs the group may run on: "0-3,6"
+    std::optional<std::string> cpuset_mems{};   // memory nodes: "0"
+    std::optional<std::uint64_t> pids_max{};    // processes and threads, together
+    std::optional<std::uint32_t> io_weight{};   // share of disk time, 1..10000 (1..1000 on v1)
+    std::vector<io_device_limit> io_max{};
+};
+
+struct options {
+    // Groups are named "<prefix>-<pid>-<start time>-<counter>-<random>";
+    // reap_stale(prefix) finds the ones whose creator is gone.
+    std::string prefix = "ctr";
+    cgroup::limits limits{};
+    // More controllers to put the group under, e.g. for their accounting
+    // ("hugetlb"). An unknown or missing one is an error.
+    std::vector<std::string> controllers{};
+    // Also use memory, cpu, cpuacct and pids, where they are available, so
+    // that read_stats() has figures without limits. Missing ones are skipped.
+    bool accounting = true;
+    // Hybrid hosts: make the group in the cgroup2 hierarchy only, leaving
+    // the v1 controllers alone. Limits are then out of reach (the v2 side of
+    // a hybrid host rarely has controllers), but cgroup.kill, cgroup.freeze,
+    // cgroup.events and CLONE_INTO_CGROUP work. Pure v2: no effect; v1: error.
+    bool unified_only = false;
+    // cgroup v2: when this process's cgroup must hand controllers to the
+    // group but cannot because it has processes of its own (EBUSY; the
+    // "no internal processes" rule), move this process into a leaf cgroup
+    // "ctr-leaf" below it first (see move_self_to_leaf). Off: that case is
+    // an error saying so. ctr never moves a process silently.
+    bool move_caller_to_leaf = false;
+    // How long remove() and the destructor wait for the processes to die
+    // and for rmdir to succeed.
+    std::chrono::milliseconds remove_timeout{5000};
+};
+
+// Accounting. A figure the layout or kernel does not provide is empty,
+// never zero; docs/cgroups.md says which file each comes from.
+struct stats {
+    std::optional<std::uint64_t> memory_current{};     // bytes charged now
+    std::optional<std::uint64_t> memory_peak{};        // highest charge (v2 memory.peak, 5.19+; v1 max_usage_in_bytes)
+    std::optional<std::uint64_t> memory_max_events{};  // v2 only: times usage was about to pass memory_max
+    std::optional<std::uint64_t> oom_events{};         // v2 only: times the group was out of memory
+    std::optional<std::uint64_t> oom_kills{};          // processes the OOM killer killed in the group
+    std::optional<std::chrono::nanoseconds> cpu_usage{};  // user + system
+    std::optional<std::chrono::nanoseconds> cpu_user{};
+    std::optional<std::chrono::nanoseconds> cpu_system{};
+    std::optional<std::uint64_t> cpu_periods{};            // enforcement periods with runnable tasks
+    std::optional<std::uint64_t> cpu_throttled_periods{};  // periods in which the quota ran out
+    std::optional<std::chrono::nanoseconds> cpu_throttled_time{};
+    std::optional<std::uint64_t> pids_current{};
+    std::optional<std::uint64_t> pids_peak{};
+    std::optional<std::uint64_t> pids_max_events{};  // forks refused at pids_max
+};
+
+inline std::size_t reap_stale(std::string_view prefix);
+
+namespace detail {
+
+using namespace ::ctr::detail;
+
+inline constexpr std::string_view known_controllers[] = {"cpu",   "cpuacct", "cpuset",  "memory",   "io",
+                                                         "blkio", "pids",    "freezer", "hugetlb",  "rdma",
+                                                         "misc",  "devices", "net_cls", "net_prio", "perf_event"};
+
+inline bool is_known_controller(std::string_view c) {
+    for (auto k : known_controllers)
+        if (k == c) return true;
+    return false;
+}
+
+// A controller's name in a v1 hierarchy.
+inline std::string_view v1_controller_name(std::string_view c) { return c == "io" ? "blkio" : c; }
+
+// Its name in v2: "" for what every v2 cgroup does without a controller
+// (CPU time accounting, freezing, perf events); nothing when v2 has no such
+// controller.
+inline std::optional<std::string_view> v2_controller_name(std::string_view c) {
+    if (c == "blkio") return "io";
+    if (c == "cpuacct" || c == "freezer" || c == "perf_event") return "";
+    if (c == "devices" || c == "net_cls" || c == "net_prio") return std::nullopt;
+    return c;
+}
+
+inline std::uint64_t page_size() { return static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE)); }
+
+// What a v1 memory limit reads back as when it is unlimited.
+inline std::uint64_t v1_memory_unlimited() { return static_cast<std::uint64_t>(LONG_MAX) / page_size() * page_size(); }
+
+// Where the group lives: which hierarchies, and which controllers in each.
+struct member_plan {
+    std::size_t hierarchy = 0;
+    std::vector<std::string> controllers;  // v2: the ones to enable for the group
+};
+
+class planner {
+public:
+    planner(const cgroup_layout_info& layout, bool v2_only) : layout_(layout), v2_only_(v2_only) {}
+
+    // Puts the group under `controller`. Returns false if it is missing and
+    // not `required`; throws if it is missing and required, naming `what`
+    // (the limit or option that needs it) under step `s`.
+    bool use(std::string_view controller, bool required, ctr::step s, std::string_view what) {
+        if (!is_known_controller(controller)) {
+            std::string known;
+            for (auto k : known_controllers) known += std::string(known.empty() ? "" : " ") + std::string(k);
+            throw error(step::enable_controllers, EINVAL, std::string(controller),
+                        "unknown cgroup controller; known: " + known);
+        }
+        const auto missing = [&](const std::string& why) {
+            if (!required) return false;
+            throw error(
+                s, ENOTSUP, std::string(what),
+                "needs the " + std::string(controller) + " controller, which " + why + " (" + layout_.describe() + ")");
+        };
+        const cgroup_hierarchy* v2 = layout_.v2();
+        const auto use_v2 = [&](std::string_view v2_name) {
+            const std::size_t m = member_for(static_cast<std::size_t>(v2 - layout_.hierarchies.data()));
+            if (!v2_name.empty()) add_unique(plan_[m].controllers, std::string(v2_name));
+            where_[std::string(controller)] = m;
+            return true;
+        };
+        if (v2_only_) {
+            if (!v2) return missing("needs cgroup v2, which is not mounted");
+            if (!v2->usable()) return missing("cannot be used: " + v2->problem);
+            const auto name = v2_controller_name(controller);
+            if (!name) return missing("is a cgroup v1 controller only (cgroup v2 has no such controller)");
+            if (!name->empty() && !v2->has(*name)) return missing("is not in " + v2->place_dir + "/cgroup.controllers");
+            return use_v2(*name);
+        }
+        std::string problem;
+        for (std::size_t i = 0; i < layout_.hierarchies.size(); ++i) {
+            const auto& h = layout_.hierarchies[i];
+            if (h.v2 || !h.has(v1_controller_name(controller))) continue;
+            if (!h.usable()) {
+                problem = "is mounted at " + h.mount_point + " but cannot be used: " + h.problem;
+                continue;
+            }
+            where_[std::string(controller)] = member_for(i);
+            return true;
+        }
+        // A hybrid host's cgroup2 side may carry a controller that v1 lacks.
+        if (v2 && v2->usable())
+            if (const auto name = v2_controller_name(controller); name && !name->empty() && v2->has(*name))
+                return use_v2(*name);
+        return missing(problem.empty() ? "is not available" : problem);
+    }
+
+    // Makes sure the group has a directory somewhere, to hold its
+    // processes, and puts the members in the layout's order (v2 first).
+    void finish() {
+        if (plan_.empty()) {
+            for (std::size_t i = 0; i < layout_.hierarchies.size() && plan_.empty(); ++i) {
+                const auto& h = layout_.hierarchies[i];
+                if (h.usable() && h.v2 == v2_only_) member_for(i);
+            }
+            if (plan_.empty())
+                throw error(step::cgroup_layout, ENOTSUP, {},
+                            "no cgroup hierarchy to make a group in (" + layout_.describe() + ")");
+        }
+        std::vector<member_plan> sorted = plan_;
+        std::sort(sorted.begin(), sorted.end(),
+                  [](const member_plan& a, const member_plan& b) { return a.hierarchy < b.hierarchy; });
+        for (auto& [controller, index] : where_)
+            for (std::size_t i = 0; i < sorted.size(); ++i)
+                if (sorted[i].hierarchy == plan_[index].hierarchy) {
+                    index = i;
+                    break;
+                }
+        plan_ = std::move(sorted);
+    }
+
+    std::vector<member_plan>& members() { return plan_; }
+    // The index of the member that hosts `controller`, if the group uses it.
+    std::optional<std::size_t> where(std::string_view controller) const {
+        const auto it = where_.find(std::string(controller));
+        if (it == where_.end()) return std::nullopt;
+        return it->second;
+    }
+
+private:
+    static void add_unique(std::vector<std::string>& list, std::string value) {
+        for (const auto& v : list)
+            if (v == value) return;
+        list.push_back(std::move(value));
+    }
+    std::size_t member_for(std::size_t hierarchy) {
+        for (std::size_t i = 0; i < plan_.size(); ++i)
+            if (plan_[i].hierarchy == hierarchy) return i;
+        plan_.push_back({hierarchy, {}});
+        return plan_.size() - 1;
+    }
+
+    const cgroup_layout_info& layout_;
+    bool v2_only_;
+    std::vector<member_plan> plan_;
+    std::map<std::string, std::size_t> where_;
+};
+
+// One limit: the file to write (the first of `targets` that exists), and a
+// check of what the kernel then shows, which says why it is not what was
+// asked for, or nothing when it is.
+struct limit_write {
+    std::size_t member = 0;
+    std::vector<std::pair<std::string, std::string>> targets;  // file, value
+    std::string what;                                          // the limits field, for messages
+    std::function<std::optional<std::string>(std::string_view)> check;
+};
+
+inline std::string size_text(std::uint64_t bytes) { return bytes == cgroup_unlimited ? "max" : std::to_string(bytes); }
+
+// Memory limits are kept in whole pages: the kernel rounds down.
+inline std::function<std::optional<std::string>(std::string_view)> expect_bytes(std::uint64_t wanted, bool v1) {
+    const std::uint64_t expected = wanted == cgroup_unlimited ? wanted : wanted / page_size() * page_size();
+    return [expected, v1](std::string_view back) -> std::optional<std::string> {
+        auto got = parse_limit_value(back);
+        if (got && v1 && *got >= v1_memory_unlimited()) got = cgroup_unlimited;
+        if (got == expected) return std::nullopt;
+        return "the kernel kept '" + std::string(cgroup_trim(back)) + "' instead of " + size_text(expected);
+    };
+}
+
+inline std::function<std::optional<std::string>(std::string_view)> expect_number(std::uint64_t wanted) {
+    return [wanted](std::string_view back) -> std::optional<std::string> {
+        if (parse_limit_value(back) == wanted) return std::nullopt;
+        return "the kernel kept '" + std::string(cgroup_trim(back)) + "'";
+    };
+}
+
+inline std::function<std::optional<std::string>(std::string_view)> expect_text(std::string wanted) {
+    return [wanted](std::string_view back) -> std::optional<std::string> {
+        if (cgroup_trim(back) == wanted) return std::nullopt;
+        return "the kernel kept '" + std::string(cgroup_trim(back)) + "'";
+    };
+}
+
+inline std::function<std::optional<std::string>(std::string_view)> expect_cpu_list(std::set<unsigned> wanted) {
+    return [wanted](std::string_view back) -> std::optional<std::string> {
+        try {
+            if (parse_cpu_list(back) == wanted) return std::nullopt;
+        } catch (const error&) {
+        }
+        return "the kernel kept '" + std::string(cgroup_trim(back)) + "'";
+    };
+}
+
+// "MAJ:MIN" for a device given as "MAJ:MIN" or as a block device's path.
+inline std::string resolve_block_device(const std::string& device) {
+    const auto colon = device.find(':');
+    if (colon != std::string::npos && parse_decimal(std::string_view(device).substr(0, colon))
+        && parse_decimal(std::string_view(device).substr(colon + 1)))
+        return device;
+    if (device.empty() || device.front() != '/')
+        throw error(step::set_cgroup_limit, EINVAL, device, "io_max: a device is 'MAJ:MIN' or a block device's path");
+    struct stat st {};
+    if (const long r = sys::fstatat(AT_FDCWD, device.c_str(), &st, 0); r < 0)
+        throw error(step::set_cgroup_limit, static_cast<int>(-r), device, "io_max: cannot stat the device");
+    if (!S_ISBLK(st.st_mode)) throw error(step::set_cgroup_limit, ENOTBLK, device, "io_max: not a block device");
+    return std::to_string(major(st.st_rdev)) + ":" + std::to_string(minor(st.st_rdev));
+}
+
+// The controller each set limit needs, with the limit's name.
+inline std::vector<std::pair<std::string_view, std::string_view>> limit_controllers(const limits& l) {
+    std::vector<std::pair<std::string_view, std::string_view>> out;
+    if (l.memory_max) out.emplace_back("memory", "memory_max");
+    if (l.memory_high) out.emplace_back("memory", "memory_high");
+    if (l.swap_max) out.emplace_back("memory", "swap_max");
+    if (l.cpus) out.emplace_back("cpu", "cpus");
+    if (l.cpu_weight) out.emplace_back("cpu", "cpu_weight");
+    if (l.cpuset_cpus) out.emplace_back("cpuset", "cpuset_cpus");
+    if (l.cpuset_mems) out.emplace_back("cpuset", "cpuset_mems");
+    if (l.pids_max) out.emplace_back("pids", "pids_max");
+    if (l.io_weight) out.emplace_back("io", "io_weight");
+    if (!l.io_max.empty()) out.emplace_back("io", "io_max");
+    return out;
+}
+
+// The writes for `l`, in the order they must happen, once the planner has
+// placed every controller limit_controllers() names. Throws on nonsense
+// values and on limits the layout cannot express.
+inline std::vector<limit_write> plan_limits(const limits& l, const planner& plan, const cgroup_layout_info& layout,
+                                            const std::vector<bool>& member_is_v2) {
+    std::vector<limit_write> writes;
+    const auto member = [&](std::string_view controller, std::string_view) { return *plan.where(controller); };
+    const auto v2_of = [&](std::size_t m) { return member_is_v2.at(m); };
+
+    std::optional<std::uint64_t> memory_max;
+    if (l.memory_max) {
+        const std::uint64_t bytes = parse_size(*l.memory_max, "memory_max");
+        memory_max = bytes;
+        const std::size_t m = member("memory", "memory_max");
+        if (v2_of(m))
+            writes.push_back({m, {{"memory.max", size_text(bytes)}}, "memory_max", expect_bytes(bytes, false)});
+        else
+            writes.push_back({m,
+                              {{"memory.limit_in_bytes", bytes == cgroup_unlimited ? "-1" : std::to_string(bytes)}},
+                              "memory_max",
+                              expect_bytes(bytes, true)});
+    }
+    if (l.memory_high) {
+        const std::uint64_t bytes = parse_size(*l.memory_high, "memory_high");
+        const std::size_t m = member("memory", "memory_high");
+        if (!v2_of(m))
+            throw error(step::set_cgroup_limit, ENOTSUP, "memory_high",
+                        "memory.high exists only on cgroup v2, and the memory controller here is on v1 ("
+                            + layout.describe() + "); use memory_max");
+        writes.push_back({m, {{"memory.high", size_text(bytes)}}, "memory_high", expect_bytes(bytes, false)});
+    }
+    if (l.swap_max) {
+        const std::uint64_t bytes = parse_size(*l.swap_max, "swap_max");
+        const std::size_t m = member("memory", "swap_max");
+        if (v2_of(m)) {
+            writes.push_back({m, {{"memory.swap.max", size_text(bytes)}}, "swap_max", expect_bytes(bytes, false)});
+        } else {
+            // v1 limits memory and swap together (memory.memsw), so the
+            // swap allowance is added to memory_max.
+            std::uint64_t total = cgroup_unlimited;
+            if (bytes != cgroup_unlimited) {
+                if (!memory_max || *memory_max == cgroup_unlimited)
+                    throw error(step::set_cgroup_limit, ENOTSUP, "swap_max",
+                                "on cgroup v1 swap is limited together with memory (memory.memsw.limit_in_bytes), "
+                                "so swap_max needs a memory_max");
+                if (bytes > cgroup_unlimited - 1 - *memory_max)
+                    throw error(step::set_cgroup_limit, EINVAL, "swap_max", "memory_max + swap_max is too large");
+                total = *memory_max + bytes;
+            }
+            writes.push_back(
+                {m,
+                 {{"memory.memsw.limit_in_bytes", total == cgroup_unlimited ? "-1" : std::to_string(total)}},
+                 "swap_max",
+                 expect_bytes(total, true)});
+        }
+    }
+    if (l.cpus) {
+        const double cpus = *l.cpus;
+        const auto period = l.cpu_period.count();
+        if (period < 1000 || period > 1'000'000)
+            throw error(step::set_cgroup_limit, EINVAL, "cpu_period",
+                        "bad period " + std::to_string(period) + "us: the kernel takes 1000us to 1s");
+        if (!std::isfinite(cpus) || cpus <= 0 || cpus > 1e6)
+            throw error(step::set_cgroup_limit, EINVAL, "cpus",
+                        "bad CPU count " + std::to_string(cpus) + ": give a positive number of CPUs, e.g. 0.5");
+        const auto quota = static_cast<long long>(std::llround(cpus * static_cast<double>(period)));
+        if (quota < 1000)
+            throw error(step::set_cgroup_limit, EINVAL, "cpus",
+                        std::to_string(cpus) + " CPUs is a quota of " + std::to_string(quota) + "us per "
+                            + std::to_string(period) + "us period; the kernel's smallest quota is 1000us");
+        const std::size_t m = member("cpu", "cpus");
+        if (v2_of(m)) {
+            const std::string value = std::to_string(quota) + " " + std::to_string(period);
+            writes.push_back({m, {{"cpu.max", value}}, "cpus", expect_text(value)});
+        } else {
+            writes.push_back({m,
+                              {{"cpu.cfs_period_us", std::to_string(period)}},
+                              "cpu_period",
+                              expect_number(static_cast<std::uint64_t>(period))});
+            writes.push_back({m,
+                              {{"cpu.cfs_quota_us", std::to_string(quota)}},
+                              "cpus",
+                              expect_number(static_cast<std::uint64_t>(quota))});
+        }
+    }
+    if (l.cpu_weight) {
+        const std::uint32_t w = *l.cpu_weight;
+        if (w < 1 || w > 10000)
+            throw error(step::set_cgroup_limit, EINVAL, "cpu_weight",
+                        "bad weight " + std::to_string(w) + ": 1 to 10000");
+        const std::size_t m = member("cpu", "cpu_weight");
+        if (v2_of(m)) {
+            writes.push_back({m, {{"cpu.weight", std::to_string(w)}}, "cpu_weight", expect_number(w)});
+        } else {
+            // v1 shares: 1024 is the default as 100 is in v2.
+            const std::uint64_t shares = std::max<std::uint64_t>(2, std::uint64_t{w} * 1024 / 100);
+            writes.push_back({m, {{"cpu.shares", std::to_string(shares)}}, "cpu_weight", expect_number(shares)});
+        }
+    }
+    for (const auto& [field, file, value] : {std::tuple{"cpuset_cpus", "cpuset.cpus", &l.cpuset_cpus},
+                                             std::tuple{"cpuset_mems", "cpuset.mems", &l.cpuset_mems}}) {
+        if (!*value) continue;
+        const std::set<unsigned> wanted = parse_cpu_list(**value, field);
+        if (wanted.empty())
+            throw error(step::set_cgroup_limit, EINVAL, field, "an empty list would leave the group nowhere to run");
+        const std::size_t m = member("cpuset", field);
+        writes.push_back({m, {{file, std::string(cgroup_trim(**value))}}, field, expect_cpu_list(wanted)});
+    }
+    if (l.pids_max) {
+        const std::size_t m = member("pids", "pids_max");
+        writes.push_back({m, {{"pids.max", std::to_string(*l.pids_max)}}, "pids_max", expect_number(*l.pids_max)});
+    }
+    if (l.io_weight) {
+        const std::uint32_t w = *l.io_weight;
+        const std::size_t m = member("io", "io_weight");
+        if (w < 1 || w > (v2_of(m) ? 10000U : 1000U))
+            throw error(step::set_cgroup_limit, EINVAL, "io_weight",
+                        "bad weight " + std::to_string(w) + (v2_of(m) ? ": 1 to 10000" : ": 1 to 1000 on cgroup v1"));
+        const auto check = [w](std::string_view back) -> std::optional<std::string> {
+            if (keyed_value(back, "default") == w || parse_decimal(cgroup_trim(back)) == w) return std::nullopt;
+            return "the kernel kept '" + std::string(cgroup_trim(back)) + "'";
+        };
+        const std::string value = std::to_string(w);
+        if (v2_of(m))
+            writes.push_back(
+                {m, {{"io.weight", "default " + value}, {"io.bfq.weight", "default " + value}}, "io_weight", check});
+        else
+            writes.push_back({m, {{"blkio.bfq.weight", value}, {"blkio.weight", value}}, "io_weight", check});
+    }
+    for (const auto& d : l.io_max) {
+        const std::size_t m = member("io", "io_max");
+        const std::string device = resolve_block_device(d.device);
+        struct key {
+            const char* v2;
+            const char* v1_file;
+            std::optional<std::uint64_t> value;
+        };
+        const key keys[] = {
+            {"rbps", "blkio.throttle.read_bps_device",
+             d.read_bps ? std::optional(parse_size(*d.read_bps, "io_max read_bps")) : std::nullopt},
+            {"wbps", "blkio.throttle.write_bps_device",
+             d.write_bps ? std::optional(parse_size(*d.write_bps, "io_max write_bps")) : std::nullopt},
+            {"riops", "blkio.throttle.read_iops_device", d.read_iops},
+            {"wiops", "blkio.throttle.write_iops_device", d.write_iops},
+        };
+        if (v2_of(m)) {
+            std::string value = device;
+            std::vector<std::pair<std::string, std::uint64_t>> wanted;
+            for (const auto& k : keys)
+                if (k.value) {
+                    value += std::string(" ") + k.v2 + "=" + size_text(*k.value);
+                    wanted.emplace_back(k.v2, *k.value);
+                }
+            if (wanted.empty())
+                throw error(step::set_cgroup_limit, EINVAL, d.device, "io_max: no limit given for the device");
+            writes.push_back({m,
+                              {{"io.max", value}},
+                              "io_max",
+                              [device, wanted](std::string_view back) -> std::optional<std::string> {
+                                  for (const auto& [k, v] : wanted) {
+                                      const auto got = io_max_value(back, device, k);
+                                      if (got.value_or(cgroup_unlimited) != v)
+                                          return "the kernel kept '" + std::string(cgroup_trim(back)) + "' for " + k;
+                                  }
+                                  return std::nullopt;
+                              }});
+        } else {
+            bool any = false;
+            for (const auto& k : keys) {
+                if (!k.value) continue;
+                any = true;
+                // v1 takes 0 as "no limit" and then lists no line for the device.
+                const std::uint64_t v = *k.value == cgroup_unlimited ? 0 : *k.value;
+                writes.push_back({m,
+                                  {{k.v1_file, device + " " + std::to_string(v)}},
+                                  "io_max",
+                                  [device, v](std::string_view back) -> std::optional<std::string> {
+                                      std::optional<std::uint64_t> got;
+                                      for (std::string_view line : cgroup_split(back, '\n')) {
+                                          const auto w = cgroup_words(line);
+                                          if (w.size() == 2 && w[0] == device) got = parse_decimal(w[1]);
+                                      }
+                                      if (got.value_or(0) == v) return std::nullopt;
+                                      return "the kernel kept '" + std::string(cgroup_trim(back)) + "'";
+                                  }});
+            }
+            if (!any) throw error(step::set_cgroup_limit, EINVAL, d.device, "io_max: no limit given for the device");
+        }
+    }
+    return writes;
+}
+
+// This process's own pid and start time, for group names.
+inline group_name own_group_name(std::string_view prefix) {
+    static std::atomic<std::uint64_t> counter{0};
+    group_name n;
+    n.prefix = std::string(prefix);
+    n.pid = static_cast<std::uint64_t>(sys::getpid());
+    if (const auto start = process_start(static_cast<long>(n.pid))) n.start_time = start->first;
+    n.counter = counter.fetch_add(1, std::memory_order_relaxed);
+    n.random = random_hex();
+    return n;
+}
+
+inline std::string duration_text(std::chrono::milliseconds d) { return std::to_string(d.count()) + " ms"; }
+
+}  // namespace detail
+
+// Moves the calling process (all its threads) into a leaf cgroup named
+// "ctr-leaf" below its own v2 cgroup, creating it if needed, and returns the
+// leaf's directory. This is the explicit step the cgroup v2 "no internal
+// processes" rule asks for: a cgroup with processes of its own cannot enable
+// controllers for its children, so a process that wants to make groups
+// below its own cgroup (a delegated subtree, say) first leaves it for a
+// leaf. Groups made afterwards by this process and its children go beside
+// the leaf. The leaf stays: it is where this process now lives. Throws
+// (step attach_to_cgroup) where there is no usable cgroup v2 hierarchy.
+inline std::string move_self_to_leaf() {
+    namespace d = detail;
+    const auto layout = d::detect_cgroup_layout();
+    const auto* h = layout.v2();
+    if (!h || !h->usable())
+        throw error(
+            step::attach_to_cgroup, ENOTSUP, {},
+            "moving to a leaf is a cgroup v2 step, and there is no usable v2 hierarchy (" + layout.describe() + ")");
+    const std::string leaf = h->place_dir + "/" + std::string(d::cgroup_leaf_name);
+    if (const long r = d::sys::mkdirat(AT_FDCWD, leaf.c_str(), 0755); r < 0 && r != -EEXIST)
+        throw error(step::create_cgroup, static_cast<int>(-r), leaf);
+    const std::string pid = std::to_string(d::sys::getpid());
+    if (const long r = d::write_file_at(AT_FDCWD, (leaf + "/cgroup.procs").c_str(), pid); r < 0)
+        throw error(step::attach_to_cgroup, static_cast<int>(-r), leaf + "/cgroup.procs", "pid " + pid);
+    return leaf;
+}
+
+// A cgroup of its own, in every hierarchy it needs, below the caller's
+// cgroup. Move-only. The destructor kills what is left inside, waits until
+// it is empty and removes it, quietly; remove() does the same and reports.
+// One thread at a time, like the standard containers.
+class group {
+public:
+    // Creates the group and sets its limits; throws ctr::error naming the
+    // step and path, and leaves nothing behind when it does.
+    explicit group(const options& opts = {}) : remove_timeout_(opts.remove_timeout) {
+        namespace d = detail;
+        d::check_group_prefix(opts.prefix);
+        const d::cgroup_layout_info layout = d::detect_cgroup_layout();
+        layout_ = layout.kind;
+        layout_text_ = layout.describe();
+        if (layout.kind == cgroup_layout::none)
+            throw error(step::cgroup_layout, ENOTSUP, "/proc/self/mountinfo", "no cgroup file system is mounted");
+        const bool v2_only = layout.kind == cgroup_layout::v2 || opts.unified_only;
+        if (opts.unified_only && !layout.v2())
+            throw error(step::cgroup_layout, ENOTSUP, {},
+                        "unified_only needs a cgroup2 hierarchy (" + layout_text_ + ")");
+
+        d::planner plan(layout, v2_only);
+        for (const auto& c : opts.controllers) plan.use(c, true, step::enable_controllers, c);
+        if (opts.accounting)
+            for (std::string_view c : {"memory", "cpu", "cpuacct", "pids"})
+                plan.use(c, false, step::enable_controllers, c);
+        // The v1 freezer is how kill_all stops a process tree from forking.
+        if (!v2_only) plan.use("freezer", false, step::enable_controllers, "freezer");
+
+        for (const auto& [controller, what] : d::limit_controllers(opts.limits))
+            plan.use(controller, true, step::set_cgroup_limit, what);
+        plan.finish();
+        // Every value is checked here, before anything exists.
+        std::vector<bool> is_v2;
+        for (const auto& m : plan.members()) is_v2.push_back(layout.hierarchies[m.hierarchy].v2);
+        const std::vector<d::limit_write> writes = d::plan_limits(opts.limits, plan, layout, is_v2);
+
+        for (const auto& m : plan.members()) {
+            const auto& h = layout.hierarchies[m.hierarchy];
+            if (h.v2) enable_controllers(h, m.controllers, opts.move_caller_to_leaf);
+        }
+
+        name_ = d::format_group_name(d::own_group_name(opts.prefix));
+        try {
+            for (const auto& m : plan.members()) create_member(layout.hierarchies[m.hierarchy], m);
+            for (std::size_t i = 0; i < members_.size(); ++i)
+                if (!members_[i].v2 && members_[i].has("cpuset"))
+                    inherit_cpuset(members_[i], layout.hierarchies[plan.members()[i].hierarchy]);
+            for (const auto& w : writes) apply(w);
+        } catch (...) {
+            discard();
+            throw;
+        }
+        if (opts.limits.memory_max) {
+            const std::uint64_t bytes = d::parse_size(*opts.limits.memory_max, "memory_max");
+            if (bytes != d::cgroup_unlimited) memory_max_ = bytes / d::page_size() * d::page_size();
+        }
+    }
+
+    group(group&& other) noexcept
+        : name_(std::move(other.name_)),
+          members_(std::move(other.members_)),
+          layout_(other.layout_),
+          layout_text_(std::move(other.layout_text_)),
+          memory_max_(other.memory_max_),
+          remove_timeout_(other.remove_timeout_) {
+        other.members_.clear();
+    }
+    group& operator=(group&& other) noexcept {
+        if (this != &other) {
+            quiet_remove();
+            name_ = std::move(other.name_);
+            members_ = std::move(other.members_);
+            other.members_.clear();
+            layout_ = other.layout_;
+            layout_text_ = std::move(other.layout_text_);
+            memory_max_ = other.memory_max_;
+            remove_timeout_ = other.remove_timeout_;
+        }
+        return *this;
+    }
+    group(const group&) = delete;
+    group& operator=(const group&) = delete;
+    ~group() { quiet_remove(); }
+
+    // False once removed or moved from.
+    bool valid() const noexcept { return !members_.empty(); }
+    const std::string& name() const noexcept { return name_; }
+    cgroup_layout layout() const noexcept { return layout_; }
+
+    // The group's main directory, for messages: the v2 one when there is
+    // one, else the first v1 one.
+    const std::string& path() const noexcept {
+        static const std::string none;
+        return members_.empty() ? none : members_.front().dir;
+    }
+    // The directory that carries `controller` ("memory", "cpu", ...); throws
+    // if the group does not use it.
+    const std::string& path(std::string_view controller) const {
+        for (const auto& m : members_) {
+            if (m.v2) {
+                const auto name = detail::v2_controller_name(controller);
+                if (name && (name->empty() || m.has(*name))) return m.dir;
+            } else if (m.has(detail::v1_controller_name(controller))) {
+                return m.dir;
+            }
+        }
+        throw error(step::cgroup_layout, ENOENT, std::string(controller),
+                    "group " + name_ + " does not use this controller (" + layout_text_ + ")");
+    }
+    // Every directory of the group, one per hierarchy.
+    std::vector<std::string> paths() const {
+        std::vector<std::string> out;
+        for (const auto& m : members_) out.push_back(m.dir);
+        return out;
+    }
+
+    // The memory limit the kernel holds (rounded to pages), if one was set.
+    std::optional<std::uint64_t> memory_max_bytes() const noexcept { return memory_max_; }
+
+    // For CLONE_INTO_CGROUP: an O_RDONLY|O_DIRECTORY fd of the group's v2
+    // directory when that is all the group is (pure v2, or unified_only);
+    // -1 otherwise. Owned by the group.
+    int clone_into_fd() const noexcept {
+        return members_.size() == 1 && members_.front().v2 ? members_.front().fd.get() : -1;
+    }
+    // True when a child must be attached by pid (attach()) before it execs,
+    // because clone_into_fd() cannot place it: v1 and hybrid layouts.
+    bool needs_attach_before_exec() const noexcept { return valid() && clone_into_fd() < 0; }
+
+    // Moves a process (all its threads) into the group, in every hierarchy.
+    void attach(pid_t pid) {
+        require_valid(step::attach_to_cgroup);
+        const std::string text = std::to_string(pid);
+        for (const auto& m : members_)
+            if (const long r = detail::write_file_at(m.fd.get(), "cgroup.procs", text); r < 0)
+                throw error(step::attach_to_cgroup, static_cast<int>(-r), m.file("cgroup.procs"),
+                            "pid " + text + (r == -ESRCH ? ": no such process" : ""));
+    }
+    // The same for a process given by its pidfd. Attaching goes by pid (no
+    // kernel interface takes a pidfd); the pidfd is checked afterwards, so a
+    // process that was already reaped is reported rather than its pid's
+    // next owner attached silently.
+    void attach_pidfd(int pidfd) {
+        require_valid(step::attach_to_cgroup);
+        const auto info = detail::read_small_file("/proc/self/fdinfo/" + std::to_string(pidfd));
+        const auto pid = info ? detail::keyed_value(*info, "Pid:") : std::nullopt;
+        if (!pid || *pid == 0)
+            throw error(step::attach_to_cgroup, info ? ESRCH : EBADF, "pidfd " + std::to_string(pidfd),
+                        info ? "the process has exited" : "not an open pidfd");
+        attach(static_cast<pid_t>(*pid));
+        if (detail::sys::pidfd_send_signal(pidfd, 0) == -ESRCH)
+            throw error(step::attach_to_cgroup, ESRCH, "pidfd " + std::to_string(pidfd),
+                        "the process exited while it was being attached");
+    }
+
+    // The pids in the group (and in any cgroups below it), as this process's
+    // pid namespace sees them.
+    std::vector<pid_t> pids() const {
+        std::vector<pid_t> out;
+        if (!valid()) return out;
+        const auto& m = tracker();
+        std::vector<long> found;
+        if (const long r = detail::processes_below(m.fd.get(), found); r < 0)
+            throw error(step::read_cgroup_stat, static_cast<int>(-r), m.file("cgroup.procs"));
+        for (long p : found) out.push_back(static_cast<pid_t>(p));
+        return out;
+    }
+
+    // Stops every process in the group: v2 cgroup.freeze, waiting for
+    // cgroup.events to say frozen; v1 freezer.state FROZEN. Throws
+    // (freeze_cgroup) when the layout has no freezer or `timeout` passes.
+    void freeze(std::chrono::milliseconds timeout = std::chrono::seconds(5)) { set_frozen(true, timeout); }
+    void thaw(std::chrono::milliseconds timeout = std::chrono::seconds(5)) { set_frozen(false, timeout); }
+
+    // SIGKILL for everything in the group, including processes that forked
+    // away from their parent. v2: cgroup.kill (Linux 5.14+), which the
+    // kernel makes race-free. v1 (and v2 before 5.14): freeze, SIGKILL every
+    // listed process, thaw, and again until the group lists nothing or
+    // `timeout` passes (then step kill_cgroup, ETIMEDOUT).
+    void kill_all(std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
+        require_valid(step::kill_cgroup);
+        kill_until(detail::cgroup_clock::now() + timeout);
+    }
+
+    // Waits until no process is left in the group; false if `timeout`
+    // passes first. v2 waits on cgroup.events (populated 0) with poll; v1
+    // has no such event and looks at cgroup.procs every few milliseconds.
+    bool wait_empty(std::chrono::milliseconds timeout) {
+        require_valid(step::wait);
+        return wait_empty_until(detail::cgroup_clock::now() + timeout);
+    }
+
+    stats read_stats() const {
+        stats s;
+        for (const auto& m : members_) {
+            if (m.v2)
+                read_v2_stats(m, s);
+            else
+                read_v1_stats(m, s);
+        }
+        return s;
+    }
+    std::optional<std::uint64_t> oom_kills() const { return read_stats().oom_kills; }
+
+    // Kills what is left, waits until the group is empty and removes its
+    // directories, retrying rmdir on EBUSY, all within options::remove_timeout.
+    // Throws (remove_cgroup) on failure; the group stays valid then, and
+    // remove() or the destructor may try again.
+    void remove() {
+        if (!valid()) return;
+        const auto deadline = detail::cgroup_clock::now() + remove_timeout_;
+        kill_until(deadline);
+        if (!wait_empty_until(deadline)) {
+            std::string listed;
+            for (pid_t p : pids()) listed += " " + std::to_string(p);
+            throw error(step::remove_cgroup, EBUSY, path(),
+                        "processes still inside after " + detail::duration_text(remove_timeout_) + ":" + listed);
+        }
+        remove_directories(deadline);
+    }
+
+private:
+    friend std::size_t reap_stale(std::string_view prefix);
+    struct adopt_tag {};
+
+    // Takes over directories found on disk (reap_stale).
+    group(adopt_tag, std::string name, std::vector<detail::cgroup_member> members, cgroup_layout layout,
+          std::string layout_text, std::chrono::milliseconds timeout)
+        : name_(std::move(name)),
+          members_(std::move(members)),
+          layout_(layout),
+          layout_text_(std::move(layout_text)),
+          remove_timeout_(timeout) {}
+
+    void require_valid(ctr::step s) const {
+        if (!valid()) throw error(s, EINVAL, name_, "the group was removed or moved from");
+    }
+
+    // Where the group's processes are listed: v2 if the group is there, else
+    // the v1 freezer hierarchy (which kill_all freezes), else any.
+    const detail::cgroup_member& tracker() const {
+        for (const auto& m : members_)
+            if (m.v2) return m;
+        for (const auto& m : members_)
+            if (m.has("freezer")) return m;
+        return members_.front();
+    }
+    const detail::cgroup_member* v2_member() const {
+        for (const auto& m : members_)
+            if (m.v2) return &m;
+        return nullptr;
+    }
+    const detail::cgroup_member* v1_freezer() const {
+        for (const auto& m : members_)
+            if (!m.v2 && m.has("freezer")) return &m;
+        return nullptr;
+    }
+
+    void enable_controllers(const detail::cgroup_hierarchy& h, const std::vector<std::string>& wanted,
+                            bool move_caller) {
+        namespace d = detail;
+        if (wanted.empty()) return;
+        const std::string file = h.place_dir + "/cgroup.subtree_control";
+        const auto current = d::read_first_line(file);
+        if (!current) throw error(step::enable_controllers, EIO, file, "cannot read it");
+        const auto enabled = d::controller_list(*current);
+        std::string text;
+        for (const auto& c : wanted)
+            if (std::find(enabled.begin(), enabled.end(), c) == enabled.end()) text += (text.empty() ? "+" : " +") + c;
+        if (text.empty()) return;
+        long r = d::write_file_at(AT_FDCWD, file.c_str(), text);
+        if (r == -EBUSY && move_caller) {
+            move_self_to_leaf();
+            r = d::write_file_at(AT_FDCWD, file.c_str(), text);
+        }
+        if (r == -EBUSY)
+            throw error(step::enable_controllers, EBUSY, file,
+                        "writing '" + text + "': " + h.place_path +
+                            " has processes of its own, and cgroup v2 lets only a cgroup without processes hand "
+                            "controllers to its children; set options::move_caller_to_leaf, or call "
+                            "cgroup::move_self_to_leaf() first" +
+                            (move_caller ? " (this process was moved, so others are still there)" : ""));
+        if (r < 0) throw error(step::enable_controllers, static_cast<int>(-r), file, "writing '" + text + "'");
+    }
+
+    void create_member(const detail::cgroup_hierarchy& h, const detail::member_plan& plan) {
+        namespace d = detail;
+        d::cgroup_member m;
+        m.v2 = h.v2;
+        m.hierarchy_id = h.id;
+        m.controllers = h.v2 ? plan.controllers : h.controllers;
+        m.cgroup_path = d::join_cgroup_path(h.place_path, name_);
+        m.dir = h.place_dir + "/" + name_;
+        if (const long r = d::sys::mkdirat(AT_FDCWD, m.dir.c_str(), 0755); r < 0) {
+            std::string why;
+            if (r == -EACCES || r == -EPERM)
+                why = "no write access to " + h.place_dir + ": run as root, or in a cgroup delegated to this user";
+            else if (r == -EROFS)
+                why = "the cgroup file system is read-only here (a container without cgroup delegation?)";
+            throw error(step::create_cgroup, static_cast<int>(-r), m.dir, why);
+        }
+        const long fd = d::open_directory(AT_FDCWD, m.dir.c_str());
+        if (fd < 0) {
+            d::sys::unlinkat(AT_FDCWD, m.dir.c_str(), AT_REMOVEDIR);
+            throw error(step::create_cgroup, static_cast<int>(-fd), m.dir, "cannot open the new group");
+        }
+        m.fd.reset(static_cast<int>(fd));
+        members_.push_back(std::move(m));
+    }
+
+    // A new v1 cpuset has no CPUs and no memory nodes, and no process can
+    // join it until it has both: start from the parent's.
+    void inherit_cpuset(const detail::cgroup_member& m, const detail::cgroup_hierarchy& h) {
+        namespace d = detail;
+        for (const char* kind : {"cpus", "mems"}) {
+            std::string own;
+            const std::string file = std::string("cpuset.") + kind;
+            if (d::read_file_at(m.fd.get(), file.c_str(), own) == 0 && !d::cgroup_trim(own).empty()) continue;
+            auto parent = d::read_first_line(h.place_dir + "/" + file);
+            if (!parent || d::cgroup_trim(*parent).empty())
+                parent = d::read_first_line(h.place_dir + "/cpuset.effective_" + kind);
+            if (!parent)
+                throw error(step::set_cgroup_limit, EIO, h.place_dir + "/" + file, "cannot read the parent's cpuset");
+            if (const long r = d::write_file_at(m.fd.get(), file.c_str(), d::cgroup_trim(*parent)); r < 0)
+                throw error(step::set_cgroup_limit, static_cast<int>(-r), m.file(file),
+                            "copying the parent's '" + std::string(d::cgroup_trim(*parent)) + "'");
+        }
+    }
+
+    void apply(const detail::limit_write& w) {
+        namespace d = detail;
+        const auto& m = members_[w.member];
+        long r = -ENOENT;
+        std::string file, value;
+        for (const auto& [f, v] : w.targets) {
+            file = f;
+            value = v;
+            r = d::write_file_at(m.fd.get(), f.c_str(), v);
+            if (r != -ENOENT) break;
+        }
+        if (r == -ENOENT)
+            throw error(
+                step::set_cgroup_limit, ENOENT, m.file(file),
+                w.what + ": this kernel has no such file (the feature is not built in, or the kernel is too old)");
+        if (r < 0)
+            throw error(step::set_cgroup_limit, static_cast<int>(-r), m.file(file),
+                        w.what + ": writing '" + value + "'");
+        std::string back;
+        if (const long rr = d::read_file_at(m.fd.get(), file.c_str(), back); rr < 0)
+            throw error(step::set_cgroup_limit, static_cast<int>(-rr), m.file(file), w.what + ": reading it back");
+        if (const auto why = w.check(back))
+            throw error(step::set_cgroup_limit, EIO, m.file(file), w.what + ": wrote '" + value + "', but " + *why);
+    }
+
+    void set_frozen(bool frozen, std::chrono::milliseconds timeout) {
+        namespace d = detail;
+        require_valid(step::freeze_cgroup);
+        const auto deadline = d::cgroup_clock::now() + timeout;
+        const char* verb = frozen ? "freezing" : "thawing";
+        if (const auto* m = v2_member()) {
+            const long r = d::write_file_at(m->fd.get(), "cgroup.freeze", frozen ? "1" : "0");
+            if (r == -ENOENT)
+                throw error(step::freeze_cgroup, ENOTSUP, m->file("cgroup.freeze"),
+                            "cgroup.freeze needs Linux 5.2 or later");
+            if (r < 0) throw error(step::freeze_cgroup, static_cast<int>(-r), m->file("cgroup.freeze"), verb);
+            const long w = d::wait_for_event(*m, "frozen", frozen ? 1 : 0, deadline);
+            if (w < 0) throw error(step::freeze_cgroup, static_cast<int>(-w), m->file("cgroup.events"), verb);
+            if (w == 0)
+                throw error(step::freeze_cgroup, ETIMEDOUT, m->file("cgroup.events"),
+                            std::string(verb) + ": not done after " + d::duration_text(timeout));
+            return;
+        }
+        if (const auto* m = v1_freezer()) {
+            const char* wanted = frozen ? "FROZEN" : "THAWED";
+            auto pause = std::chrono::microseconds(100);
+            for (;;) {
+                // Writing FROZEN again retries a freeze that stalled in FREEZING.
+                if (const long r = d::write_file_at(m->fd.get(), "freezer.state", wanted); r < 0)
+                    throw error(step::freeze_cgroup, static_cast<int>(-r), m->file("freezer.state"), verb);
+                std::string state;
+                if (const long r = d::freezer_state(*m, state); r < 0)
+                    throw error(step::freeze_cgroup, static_cast<int>(-r), m->file("freezer.state"), verb);
+                if (state == wanted) return;
+                if (d::cgroup_clock::now() >= deadline) {
+                    if (frozen) d::write_file_at(m->fd.get(), "freezer.state", "THAWED");
+                    throw error(step::freeze_cgroup, ETIMEDOUT, m->file("freezer.state"),
+                                std::string(verb) + ": still " + state + " after " + d::duration_text(timeout)
+                                    + " (a process in uninterruptible sleep?)");
+                }
+                d::cgroup_nap(pause);
+                pause = std::min<std::chrono::microseconds>(pause * 2, std::chrono::milliseconds(10));
+            }
+        }
+        throw error(step::freeze_cgroup, ENOTSUP, path(),
+                    "no freezer here: the v1 freezer controller is not mounted (" + layout_text_ + ")");
+    }
+
+    // Freezes as far as the layout allows, for a short while; false when it
+    // could not. The kill loop goes on either way.
+    bool try_freeze(bool frozen) noexcept {
+        namespace d = detail;
+        const auto deadline = d::cgroup_clock::now() + std::chrono::milliseconds(frozen ? 50 : 1000);
+        if (const auto* m = v2_member()) {
+            if (d::write_file_at(m->fd.get(), "cgroup.freeze", frozen ? "1" : "0") < 0) return false;
+            try {
+                return d::wait_for_event(*m, "frozen", frozen ? 1 : 0, deadline) == 1;
+            } catch (...) {
+                return false;
+            }
+        }
+        if (const auto* m = v1_freezer()) {
+            const char* wanted = frozen ? "FROZEN" : "THAWED";
+            for (auto pause = std::chrono::microseconds(100);;
+                 pause = std::min<std::chrono::microseconds>(pause * 2, std::chrono::milliseconds(5))) {
+                if (d::write_file_at(m->fd.get(), "freezer.state", wanted) < 0) return false;
+                try {
+                    std::string state;
+                    if (d::freezer_state(*m, state) < 0) return false;
+                    if (state == wanted) return true;
+                } catch (...) {
+                    return false;
+                }
+                if (d::cgroup_clock::now() >= deadline) return false;
+                d::cgroup_nap(pause);
+            }
+        }
+        return false;
+    }
+
+    void kill_until(detail::cgroup_clock::time_point deadline) {
+        namespace d = detail;
+        // Killing everything would kill this process too.
+        for (const auto& m : members_)
+            if (d::process_in_member(static_cast<long>(d::sys::getpid()), m))
+                throw error(step::kill_cgroup, EDEADLK, m.dir,
+                            "this process is in the group itself; move it out before killing or removing the group");
+        if (const auto* m = v2_member()) {
+            const long r = d::write_file_at(m->fd.get(), "cgroup.kill", "1");
+            if (r == 0) return;
+            if (r != -ENOENT) throw error(step::kill_cgroup, static_cast<int>(-r), m->file("cgroup.kill"));
+        }
+        // No cgroup.kill: freeze (so nothing forks while the list is read),
+        // signal each listed process, thaw (a v1-frozen process dies only
+        // once thawed), until nothing is listed. An empty group is not
+        // frozen at all: a v1 freeze costs milliseconds (it flips a static
+        // key in the kernel).
+        const auto& m = tracker();
+        const auto list = [&](std::vector<long>& found) {
+            found.clear();
+            if (const long r = d::processes_below(m.fd.get(), found); r < 0)
+                throw error(step::kill_cgroup, static_cast<int>(-r), m.file("cgroup.procs"));
+        };
+        std::vector<long> found;
+        for (auto pause = std::chrono::microseconds(200);;
+             pause = std::min<std::chrono::microseconds>(pause * 2, std::chrono::milliseconds(10))) {
+            list(found);
+            if (found.empty()) return;
+            if (d::cgroup_clock::now() >= deadline) {
+                std::string listed;
+                for (long p : found) listed += " " + std::to_string(p);
+                throw error(step::kill_cgroup, ETIMEDOUT, m.dir, "processes survive SIGKILL:" + listed);
+            }
+            const bool froze = try_freeze(true);
+            try {
+                if (froze) list(found);
+            } catch (...) {
+                try_freeze(false);
+                throw;
+            }
+            for (long pid : found) d::kill_member_process(pid, m);
+            if (froze) try_freeze(false);
+            d::cgroup_nap(pause);
+        }
+    }
+
+    bool wait_empty_until(detail::cgroup_clock::time_point deadline) {
+        namespace d = detail;
+        if (const auto* m = v2_member()) {
+            const long r = d::wait_for_event(*m, "populated", 0, deadline);
+            if (r < 0) throw error(step::wait, static_cast<int>(-r), m->file("cgroup.events"));
+            return r == 1;
+        }
+        const auto& m = tracker();
+        for (auto pause = std::chrono::microseconds(100);;
+             pause = std::min<std::chrono::microseconds>(pause * 2, std::chrono::milliseconds(10))) {
+            std::vector<long> found;
+            if (const long r = d::processes_below(m.fd.get(), found); r < 0)
+                throw error(step::wait, static_cast<int>(-r), m.file("cgroup.procs"));
+            if (found.empty()) return true;
+            if (d::cgroup_clock::now() >= deadline) return false;
+            d::cgroup_nap(pause);
+        }
+    }
+
+    void remove_directories(detail::cgroup_clock::time_point deadline) {
+        namespace d = detail;
+        std::optional<error> first;
+        std::vector<d::cgroup_member> left;
+        for (auto& m : members_) {
+            m.fd.reset();
+            if (const long r = d::remove_cgroup_dir(m.dir, deadline); r < 0) {
+                if (!first)
+                    first.emplace(
+                        step::remove_cgroup, static_cast<int>(-r), m.dir,
+                        r == -EBUSY ? "still busy after " + d::duration_text(remove_timeout_) : std::string{});
+                const long fd = d::open_directory(AT_FDCWD, m.dir.c_str());
+                if (fd >= 0) m.fd.reset(static_cast<int>(fd));
+                left.push_back(std::move(m));
+            }
+        }
+        members_ = std::move(left);
+        if (first) throw *first;
+    }
+
+    // Best effort, for the destructor and for failed construction.
+    void quiet_remove() noexcept {
+        try {
+            remove();
+        } catch (...) {
+            // Nothing more can be done here; remove() is how to hear why.
+        }
+    }
+    void discard() noexcept {
+        const auto deadline = detail::cgroup_clock::now() + std::chrono::seconds(1);
+        for (auto& m : members_) {
+            m.fd.reset();
+            detail::remove_cgroup_dir(m.dir, deadline);
+        }
+        members_.clear();
+    }
+
+    static void read_into(const detail::cgroup_member& m, const char* file, std::string& text, bool& present) {
+        present = false;
+        const long r = detail::read_file_at(m.fd.get(), file, text);
+        if (r == -ENOENT) return;
+        if (r < 0) throw error(step::read_cgroup_stat, static_cast<int>(-r), m.file(file));
+        present = true;
+    }
+    template <typename T>
+    static void fill(std::optional<T>& field, std::optional<T> value) {
+        if (!field && value) field = value;
+    }
+    static std::optional<std::chrono::nanoseconds> micros(std::optional<std::uint64_t> v) {
+        if (!v) return std::nullopt;
+        return std::chrono::microseconds(*v);
+    }
+    static std::optional<std::chrono::nanoseconds> nanos(std::optional<std::uint64_t> v) {
+        if (!v) return std::nullopt;
+        return std::chrono::nanoseconds(*v);
+    }
+
+    static void read_v2_stats(const detail::cgroup_member& m, stats& s) {
+        namespace d = detail;
+        std::string text;
+        bool present = false;
+        // cpu.stat's usage lines exist in every v2 cgroup; the throttling
+        // lines only with the cpu controller.
+        read_into(m, "cpu.stat", text, present);
+        if (present) {
+            fill(s.cpu_usage, micros(d::keyed_value(text, "usage_usec")));
+            fill(s.cpu_user, micros(d::keyed_value(text, "user_usec")));
+            fill(s.cpu_system, micros(d::keyed_value(text, "system_usec")));
+            if (m.has("cpu")) {
+                fill(s.cpu_periods, d::keyed_value(text, "nr_periods"));
+                fill(s.cpu_throttled_periods, d::keyed_value(text, "nr_throttled"));
+                fill(s.cpu_throttled_time, micros(d::keyed_value(text, "throttled_usec")));
+            }
+        }
+        if (m.has("memory")) {
+            read_into(m, "memory.current", text, present);
+            if (present) fill(s.memory_current, d::parse_decimal(d::cgroup_trim(text)));
+            read_into(m, "memory.peak", text, present);
+            if (present) fill(s.memory_peak, d::parse_decimal(d::cgroup_trim(text)));
+            read_into(m, "memory.events", text, present);
+            if (present) {
+                fill(s.memory_max_events, d::keyed_value(text, "max"));
+                fill(s.oom_events, d::keyed_value(text, "oom"));
+                fill(s.oom_kills, d::keyed_value(text, "oom_kill"));
+            }
+        }
+        if (m.has("pids")) read_pids(m, s);
+    }
+
+    static void read_v1_stats(const detail::cgroup_member& m, stats& s) {
+        namespace d = detail;
+        std::string text;
+        bool present = false;
+        if (m.has("memory")) {
+            read_into(m, "memory.usage_in_bytes", text, present);
+            if (present) fill(s.memory_current, d::parse_decimal(d::cgroup_trim(text)));
+            read_into(m, "memory.max_usage_in_bytes", text, present);
+            if (present) fill(s.memory_peak, d::parse_decimal(d::cgroup_trim(text)));
+            // memory_max_events stays empty: v1's memory.failcnt counts
+            // failed charge attempts, not limit events, and reads 0 on
+            // recent kernels even after an OOM kill at the limit.
+            read_into(m, "memory.oom_control", text, present);
+            if (present) fill(s.oom_kills, d::keyed_value(text, "oom_kill"));
+        }
+        if (m.has("cpuacct")) {
+            read_into(m, "cpuacct.usage", text, present);
+            if (present) fill(s.cpu_usage, nanos(d::parse_decimal(d::cgroup_trim(text))));
+            read_into(m, "cpuacct.usage_user", text, present);
+            if (present) fill(s.cpu_user, nanos(d::parse_decimal(d::cgroup_trim(text))));
+            read_into(m, "cpuacct.usage_sys", text, present);
+            if (present) fill(s.cpu_system, nanos(d::parse_decimal(d::cgroup_trim(text))));
+            if (!s.cpu_user || !s.cpu_system) {
+                // Older kernels: cpuacct.stat, in USER_HZ ticks.
+                read_into(m, "cpuacct.stat", text, present);
+                const auto hz = static_cast<std::uint64_t>(::sysconf(_SC_CLK_TCK));
+                const auto ticks = [&](std::string_view key) -> std::optional<std::chrono::nanoseconds> {
+                    const auto v = d::keyed_value(text, key);
+                    if (!v || hz == 0) return std::nullopt;
+                    return std::chrono::nanoseconds(*v * (1'000'000'000 / hz));
+                };
+                if (present) {
+                    fill(s.cpu_user, ticks("user"));
+                    fill(s.cpu_system, ticks("system"));
+                }
+            }
+        }
+        if (m.has("cpu")) {
+            read_into(m, "cpu.stat", text, present);
+            if (present) {
+                fill(s.cpu_periods, d::keyed_value(text, "nr_periods"));
+                fill(s.cpu_throttled_periods, d::keyed_value(text, "nr_throttled"));
+                fill(s.cpu_throttled_time, nanos(d::keyed_value(text, "throttled_time")));
+            }
+        }
+        if (m.has("pids")) read_pids(m, s);
+    }
+
+    static void read_pids(const detail::cgroup_member& m, stats& s) {
+        namespace d = detail;
+        std::string text;
+        bool present = false;
+        read_into(m, "pids.current", text, present);
+        if (present) fill(s.pids_current, d::parse_decimal(d::cgroup_trim(text)));
+        read_into(m, "pids.peak", text, present);
+        if (present) fill(s.pids_peak, d::parse_decimal(d::cgroup_trim(text)));
+        read_into(m, "pids.events", text, present);
+        if (present) fill(s.pids_max_events, d::keyed_value(text, "max"));
+    }
+
+    std::string name_;
+    std::vector<detail::cgroup_member> members_;  // the v2 directory first, then v1 ones
+    cgroup_layout layout_ = cgroup_layout::none;
+    std::string layout_text_;
+    std::optional<std::uint64_t> memory_max_;
+    std::chrono::milliseconds remove_timeout_{5000};
+};
+
+// Finds groups named "<prefix>-..." below this process's cgroup, in every
+// hierarchy, whose creator is gone (no such process, a zombie, or its pid
+// now belongs to a later process), kills what is in them and removes them.
+// Returns how many groups it removed. Groups of live creators are never
+// touched. Creator pids are those of the pid namespace the group was made
+// in: call this from the same one. Throws the first failure after trying
+// every group.
+inline std::size_t reap_stale(std::string_view prefix) {
+    namespace d = detail;
+    d::check_group_prefix(prefix);
+    const d::cgroup_layout_info layout = d::detect_cgroup_layout();
+    std::map<std::string, std::vector<d::cgroup_member>> stale;
+    for (const auto& h : layout.hierarchies) {
+        if (!h.usable()) continue;
+        const long dirfd = d::open_directory(AT_FDCWD, h.place_dir.c_str());
+        if (dirfd < 0) continue;
+        unique_fd dir(static_cast<int>(dirfd));
+        std::vector<std::string> names;
+        if (const long r = d::subdirectories(dir.get(), names); r < 0)
+            throw error(step::remove_cgroup, static_cast<int>(-r), h.place_dir, "listing it");
+        for (const auto& name : names) {
+            const auto parsed = d::parse_group_name(name);
+            if (!parsed || parsed->prefix != prefix || !d::creator_is_gone(*parsed)) continue;
+            d::cgroup_member m;
+            m.v2 = h.v2;
+            m.hierarchy_id = h.id;
+            m.cgroup_path = d::join_cgroup_path(h.place_path, name);
+            m.dir = h.place_dir + "/" + name;
+            const long fd = d::open_directory(dir.get(), name.c_str());
+            if (fd < 0) continue;
+            m.fd.reset(static_cast<int>(fd));
+            if (h.v2) {
+                std::string enabled;
+                if (d::read_file_at(m.fd.get(), "cgroup.controllers", enabled) == 0)
+                    m.controllers = d::controller_list(enabled);
+            } else {
+                m.controllers = h.controllers;
+            }
+            stale[name].push_back(std::move(m));
+        }
+    }
+    std::size_t removed = 0;
+    std::optional<error> first;
+    for (auto& [name, members] : stale) {
+        group g(group::adopt_tag{}, name, std::move(members), layout.kind, layout.describe(), std::chrono::seconds(5));
+        try {
+            g.remove();
+            ++removed;
+        } catch (const error& e) {
+            if (!first) first = e;
+        }
+    }
+    if (first) throw *first;
+    return removed;
+}
+
+// A size as limits take it ("64M", "1.5G", "max" as UINT64_MAX), for
+// callers that want to check one early. Throws like the limits do.
+inline std::uint64_t parse_size(std::string_view text) { return detail::parse_size(text, "size"); }
+
+}  // namespace ctr::cgroup
+// end ctr/cgroup.hpp
+// begin ctr/mount.hpp
+// ctr::mount: mounts owned by a guard, and the root-filesystem plan that a
+// sandboxed child builds and enters before exec.
+//
+// A plan is an ordered list of operations. prepare() validates it in the
+// parent (sources and layers exist, sizes parse, paths are sane) and turns
+// it into detail::mount_step data that the child runs with
+// detail::run_mount_step, async-signal-safely, in its own mount namespace:
+//
+//   1. every mount of the namespace becomes private (or slave);
+//   2. the new root is mounted on top of "/": a recursive bind of the rootfs
+//      (or of the host's "/"), or an overlay;
+//   3. the operations, in the order given, with targets resolved inside the
+//      new root (symlinks in the rootfs cannot lead out of it);
+//   4. the masked and read-only paths that come with a fresh /proc or /sys;
+//   5. pivot_root into the new root, the old one detached (or chroot, when
+//      asked for by name).
+//
+// docs/mounts.md has the details: the default plan, the symlink-safety
+// design, the new mount API and its fallback, and what works rootless.
+
+// begin ctr/detail/mount_step.hpp
+// The mount steps of a root-filesystem plan and the code that runs them.
+//
+// The parent (ctr/mount.hpp) turns a mount::plan into an array of
+// mount_step: plain data over strings it owns. run_mount_step() executes one
+// step. It runs in the spawn child between clone and exec, so everything in
+// this file that runs there is async-signal-safe: no allocation, no
+// exceptions, no locks, only detail::sys wrappers, and fixed buffers on the
+// stack (the child's stack is 64 KiB; the deepest step here, a symlink in a
+// directory still to be made, uses about 21 KiB).
+//
+// Two rules shape it:
+// - Targets are resolved inside the new root and never by a string again:
+//   openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS), or a component walk
+//   with O_NOFOLLOW where openat2 is missing, gives an fd; the mount goes
+//   onto that fd (move_mount with MOVE_MOUNT_T_EMPTY_PATH, or mount(2) onto
+//   /proc/self/fd/N). A symlink in the rootfs such as `etc -> /` therefore
+//   resolves to the rootfs's own top, never to the host's.
+// - The new mount API (open_tree, fsopen, fsconfig, fsmount, move_mount,
+//   mount_setattr) is used where the kernel has it; a call that answers
+//   ENOSYS (an old kernel, or a seccomp profile) switches that operation to
+//   mount(2). The test for "has it" is the one ctr::probe() reports.
+
+
+#include <linux/openat2.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+
+#include <cstddef>
+#include <cstdint>
+
+// The same definition as in child_program.hpp (an identical redefinition is
+// allowed), so that child_program.hpp can include this header for its mount
+// operations without a cycle.
+#ifndef CTR_CHILD_CODE
+#if defined(__clang__)
+#define CTR_CHILD_CODE __attribute__((no_sanitize("address", "undefined", "thread"), noinline))
+#else
+#define CTR_CHILD_CODE __attribute__((no_sanitize_address, no_sanitize_undefined, noinline))
+#endif
+#endif
+
+namespace ctr::detail {
+
+// Kernel ABI values for the mount calls. Spelled out here because
+// <sys/mount.h> and <linux/mount.h> cannot both be included with glibc 2.36,
+// and a consumer of ctr may include either.
+namespace mount_abi {
+inline constexpr unsigned long ms_rdonly = 1;
+inline constexpr unsigned long ms_nosuid = 2;
+inline constexpr unsigned long ms_nodev = 4;
+inline constexpr unsigned long ms_noexec = 8;
+inline constexpr unsigned long ms_remount = 32;
+inline constexpr unsigned long ms_noatime = 1024;
+inline constexpr unsigned long ms_nodiratime = 2048;
+inline constexpr unsigned long ms_bind = 4096;
+inline constexpr unsigned long ms_rec = 16384;
+inline constexpr unsigned long ms_silent = 32768;
+inline constexpr unsigned long ms_private = 1UL << 18;
+inline constexpr unsigned long ms_slave = 1UL << 19;
+inline constexpr unsigned long ms_relatime = 1UL << 21;
+
+// statfs f_flags
+inline constexpr unsigned long st_rdonly = 1;
+inline constexpr unsigned long st_nosuid = 2;
+inline constexpr unsigned long st_nodev = 4;
+inline constexpr unsigned long st_noexec = 8;
+inline constexpr unsigned long st_noatime = 1024;
+inline constexpr unsigned long st_nodiratime = 2048;
+inline constexpr unsigned long st_relatime = 4096;
+
+inline constexpr unsigned open_tree_clone = 1;
+inline constexpr unsigned open_tree_cloexec = 02000000;  // O_CLOEXEC
+inline constexpr unsigned at_empty_path = 0x1000;
+inline constexpr unsigned at_recursive = 0x8000;
+inline constexpr unsigned at_symlink_nofollow = 0x100;
+inline constexpr unsigned move_mount_f_empty_path = 0x4;
+inline constexpr unsigned move_mount_t_empty_path = 0x40;
+inline constexpr unsigned fsopen_cloexec = 1;
+inline constexpr unsigned fsconfig_set_flag = 0;
+inline constexpr unsigned fsconfig_set_string = 1;
+inline constexpr unsigned fsconfig_cmd_create = 6;
+inline constexpr unsigned fsmount_cloexec = 1;
+
+inline constexpr std::uint64_t attr_rdonly = 0x1;
+inline constexpr std::uint64_t attr_nosuid = 0x2;
+inline constexpr std::uint64_t attr_nodev = 0x4;
+inline constexpr std::uint64_t attr_noexec = 0x8;
+
+inline constexpr int mnt_detach = 2;
+inline constexpr unsigned statx_mnt_id = 0x1000;
+
+struct mount_attr {
+    std::uint64_t attr_set;
+    std::uint64_t attr_clr;
+    std::uint64_t propagation;
+    std::uint64_t userns_fd;
+};
+}  // namespace mount_abi
+
+enum class mount_step_kind : std::uint8_t {
+    set_propagation,  // flags: ms_private or ms_slave, on every mount of the namespace
+    bind,             // source (a host path) onto target
+    filesystem,       // a new filesystem of fs_type onto target
+    make_directory,   // target, mode
+    make_file,        // an empty file at target, mode
+    make_symlink,     // a symlink at target whose text is source
+    set_attributes,   // attributes on the mount at target (recursive: and below)
+    mask,             // a file: /dev/null bound over it; a directory: an empty read-only tmpfs
+    read_only,        // target bound onto itself, read-only
+    pivot_root,       // into the new root; the old root is detached
+    change_root,      // chroot into the new root (weaker; asked for by name)
+};
+
+// What to create at a missing target.
+enum class mount_point : std::uint8_t { none, directory, file };
+
+// What to do when the kernel rejects one fsconfig parameter with EINVAL.
+enum class on_rejected : std::uint8_t {
+    fail,          // report the error
+    alternative,   // try `alternative` instead (e.g. hidepid=2 for hidepid=invisible)
+    skip,          // do without it
+    use_mount2,    // do the whole mount with mount(2) and the legacy data instead
+};
+
+struct mount_param {
+    const char* key = nullptr;
+    const char* value = nullptr;  // nullptr: a flag (FSCONFIG_SET_FLAG)
+    on_rejected rejected = on_rejected::fail;
+    const char* alternative = nullptr;
+};
+
+// One step. All pointers are into memory the parent owns and keeps alive
+// until the child has exec'd or exited.
+struct mount_step {
+    mount_step_kind kind = mount_step_kind::make_directory;
+    ctr::step step = ctr::step::mount;   // named when it fails
+    const char* source = nullptr;        // bind: host path; filesystem: source name; symlink: its text
+    const char* target = nullptr;        // inside the new root; nullptr: this step makes the new root
+    const char* fs_type = nullptr;       // filesystem: "tmpfs", "proc", "overlay"...
+    const mount_param* params = nullptr; // filesystem: for fsconfig
+    std::uint32_t param_count = 0;
+    const char* const* legacy_data = nullptr;  // filesystem: mount(2) data, tried in order on EINVAL
+    unsigned long flags = 0;             // MS_* for mount(2) (propagation: ms_private or ms_slave)
+    std::uint64_t attributes = 0;        // MOUNT_ATTR_* to set
+    unsigned mode = 0;                   // make_directory, make_file
+    mount_point point = mount_point::none;
+    bool recursive = false;              // bind, set_attributes
+    bool optional = false;               // a missing source or target skips the step
+    const char* const* submounts = nullptr;  // bind: mounts below the source, relative, for the
+                                             // fallback without mount_setattr (null-terminated)
+    std::uint64_t parent_mount_ns = 0;   // set_propagation: refuse to run in this mount namespace
+};
+
+// What the steps of one run share. Writable by the child; with
+// clone(CLONE_VM) the parent can read it after a failure.
+struct mount_context {
+    int root_fd = -1;            // the new root once a step made it (O_PATH, close-on-exec)
+    bool host_paths = false;     // guards: targets are plain host paths, not inside a root
+    ctr::step failed_step = ctr::step::none;  // the part of the step that failed, when finer
+    char* message = nullptr;     // the kernel's fs_context message for a failed filesystem
+    std::size_t message_size = 0;
+};
+
+inline constexpr std::size_t mount_path_max = 4096;
+
+// ---- helpers (async-signal-safe) ------------------------------------------
+
+CTR_CHILD_CODE inline std::size_t mount_strlen(const char* s) noexcept {
+    std::size_t n = 0;
+    while (s[n] != '\0') ++n;
+    return n;
+}
+
+CTR_CHILD_CODE inline bool mount_streq(const char* a, const char* b) noexcept {
+    while (*a != '\0' && *a == *b) ++a, ++b;
+    return *a == *b;
+}
+
+// "/proc/self/fd/N" into `out` (at least 32 bytes).
+CTR_CHILD_CODE inline const char* proc_fd_path(int fd, char* out) noexcept {
+    const char prefix[] = "/proc/self/fd/";
+    std::size_t n = 0;
+    for (; prefix[n] != '\0'; ++n) out[n] = prefix[n];
+    char digits[16];
+    std::size_t count = 0;
+    unsigned value = static_cast<unsigned>(fd);
+    do {
+        digits[count++] = static_cast<char>('0' + value % 10);
+        value /= 10;
+    } while (value != 0);
+    while (count > 0) out[n++] = digits[--count];
+    out[n] = '\0';
+    return out;
+}
+
+CTR_CHILD_CODE inline void close_fd(int fd) noexcept {
+    if (fd >= 0) sys::close(fd);
+}
+
+CTR_CHILD_CODE inline long mount_fail(mount_context& ctx, ctr::step part, long error) noexcept {
+    if (ctx.failed_step == ctr::step::none) ctx.failed_step = part;
+    return error;
+}
+
+// Keeps the last error line ("e ...") of a filesystem context's log, for
+// the parent's message.
+CTR_CHILD_CODE inline void keep_fs_message(int fs_fd, mount_context& ctx) noexcept {
+    if (ctx.message == nullptr || ctx.message_size == 0) return;
+    char line[256];
+    for (int i = 0; i < 16; ++i) {
+        const long n = sys::read(fs_fd, line, sizeof line - 1);
+        if (n <= 0) break;
+        if (n < 3 || line[0] != 'e' || line[1] != ' ') continue;
+        std::size_t k = 0;
+        for (long j = 2; j < n && k + 1 < ctx.message_size; ++j) ctx.message[k++] = line[j];
+        ctx.message[k] = '\0';
+    }
+}
+
+// The kernel's statfs flags of the mount an fd is on, as the MS_* flags a
+// bind remount must repeat. In a user namespace the kernel locks nosuid,
+// nodev, noexec, ro and the atime flags of mounts that came from a more
+// privileged namespace; a remount that drops one fails with EPERM.
+CTR_CHILD_CODE inline long mount_flags_to_keep(int fd, unsigned long& out) noexcept {
+    struct statfs st {};
+    if (const long r = sys::fstatfs(fd, &st); r < 0) return r;
+    using namespace mount_abi;
+    const auto f = static_cast<unsigned long>(st.f_flags);
+    out = 0;
+    if (f & st_rdonly) out |= ms_rdonly;
+    if (f & st_nosuid) out |= ms_nosuid;
+    if (f & st_nodev) out |= ms_nodev;
+    if (f & st_noexec) out |= ms_noexec;
+    if (f & st_noatime) out |= ms_noatime;
+    if (f & st_nodiratime) out |= ms_nodiratime;
+    if (f & st_relatime) out |= ms_relatime;
+    return 0;
+}
+
+CTR_CHILD_CODE inline unsigned long attributes_to_ms(std::uint64_t attributes) noexcept {
+    using namespace mount_abi;
+    unsigned long flags = 0;
+    if (attributes & attr_rdonly) flags |= ms_rdonly;
+    if (attributes & attr_nosuid) flags |= ms_nosuid;
+    if (attributes & attr_nodev) flags |= ms_nodev;
+    if (attributes & attr_noexec) flags |= ms_noexec;
+    return flags;
+}
+
+// ---- resolving paths inside a root ----------------------------------------
+
+// The openat2 fallback: walks `path` one component at a time from `root`,
+// opening each with O_NOFOLLOW. A symlink's text is spliced into the rest of
+// the path, an absolute one restarting at `root`; ".." at `root` stays
+// there. So nothing leaves `root` by symlinks or "..". (Unlike
+// RESOLVE_IN_ROOT it cannot detect a directory renamed concurrently out of
+// the root; nobody else should be writing into a rootfs being set up.)
+// Returns an O_PATH fd or -errno. Async-signal-safe.
+CTR_CHILD_CODE inline long walk_in_root(int root, const char* path) noexcept {
+    char rest[mount_path_max];
+    char link[mount_path_max];
+    std::size_t length = mount_strlen(path);
+    if (length >= sizeof rest) return -ENAMETOOLONG;
+    for (std::size_t i = 0; i <= length; ++i) rest[i] = path[i];
+
+    long current = sys::openat(root, ".", O_PATH | O_CLOEXEC | O_DIRECTORY);
+    if (current < 0) return current;
+    int depth = 0;  // components below root, for clamping ".."
+    int links = 0;
+    std::size_t position = 0;
+    for (;;) {
+        while (rest[position] == '/') ++position;
+        if (rest[position] == '\0') return current;
+        std::size_t end = position;
+        while (rest[end] != '\0' && rest[end] != '/') ++end;
+        std::size_t after = end;
+        while (rest[after] == '/') ++after;
+        const bool last = rest[after] == '\0';
+        const char saved = rest[end];
+        rest[end] = '\0';
+        const char* name = rest + position;
+
+        if (mount_streq(name, ".")) {
+            rest[end] = saved;
+            position = end;
+            continue;
+        }
+        if (mount_streq(name, "..")) {
+            rest[end] = saved;
+            position = end;
+            if (depth == 0) continue;
+            const long up = sys::openat(static_cast<int>(current), "..", O_PATH | O_CLOEXEC | O_DIRECTORY);
+            close_fd(static_cast<int>(current));
+            if (up < 0) return up;
+            current = up;
+            --depth;
+            continue;
+        }
+        const long next = sys::openat(static_cast<int>(current), name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        rest[end] = saved;
+        if (next < 0) {
+            close_fd(static_cast<int>(current));
+            return next;
+        }
+        struct stat st {};
+        if (const long r = sys::fstatat(static_cast<int>(next), "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW); r < 0) {
+            close_fd(static_cast<int>(next));
+            close_fd(static_cast<int>(current));
+            return r;
+        }
+        if (S_ISLNK(st.st_mode)) {
+            long n = -ELOOP;
+            if (++links <= 40) n = sys::readlinkat(static_cast<int>(next), "", link, sizeof link);
+            close_fd(static_cast<int>(next));
+            if (n < 0 || static_cast<std::size_t>(n) >= sizeof link) {
+                close_fd(static_cast<int>(current));
+                return n < 0 ? n : -ENAMETOOLONG;
+            }
+            // rest = link + "/" + what followed the link's component
+            const std::size_t tail = length - end;
+            if (static_cast<std::size_t>(n) + 1 + tail >= sizeof rest) {
+                close_fd(static_cast<int>(current));
+                return -ENAMETOOLONG;
+            }
+            // The tail moves within the same buffer: copy from whichever end
+            // keeps the bytes not yet moved intact.
+            const std::size_t to = static_cast<std::size_t>(n) + 1;
+            if (to > end) {
+                for (std::size_t i = tail + 1; i-- > 0;) rest[to + i] = rest[end + i];
+            } else {
+                for (std::size_t i = 0; i <= tail; ++i) rest[to + i] = rest[end + i];
+            }
+            for (long i = 0; i < n; ++i) rest[i] = link[i];
+            rest[n] = '/';
+            length = static_cast<std::size_t>(n) + 1 + tail;
+            position = 0;
+            if (link[0] == '/') {
+                close_fd(static_cast<int>(current));
+                current = sys::openat(root, ".", O_PATH | O_CLOEXEC | O_DIRECTORY);
+                if (current < 0) return current;
+                depth = 0;
+            }
+            continue;
+        }
+        if (!last && !S_ISDIR(st.st_mode)) {
+            close_fd(static_cast<int>(next));
+            close_fd(static_cast<int>(current));
+            return -ENOTDIR;
+        }
+        close_fd(static_cast<int>(current));
+        current = next;
+        ++depth;
+        position = end;
+    }
+}
+
+// An O_PATH fd for `path` resolved inside `root`, or -errno. `beneath`
+// refuses symlinks altogether (for mount points read from mountinfo, which
+// never contain one). Async-signal-safe.
+CTR_CHILD_CODE inline long open_in_root(int root, const char* path, bool beneath = false) noexcept {
+    open_how how{};
+    how.flags = O_PATH | O_CLOEXEC;
+    how.resolve = beneath ? (RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS)
+                          : (RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+    long r = -EAGAIN;
+    // EAGAIN: a concurrent rename or mount made the kernel give up on ".."
+    // checks; trying again is what the man page suggests.
+    for (int attempt = 0; attempt < 8 && r == -EAGAIN; ++attempt) r = sys::openat2(root, path, &how, sizeof how);
+    if (r != -ENOSYS) return r;
+    return walk_in_root(root, path);
+}
+
+// The fd of a step's target: resolved in the new root (creating what is
+// missing when `point` says so), or as a host path for guards.
+// Async-signal-safe.
+CTR_CHILD_CODE inline long open_target(mount_context& ctx, const char* path, mount_point point,
+                                       unsigned mode) noexcept {
+    if (ctx.host_paths) {
+        const long r = sys::openat(AT_FDCWD, path, O_PATH | O_CLOEXEC);
+        return r < 0 ? mount_fail(ctx, ctr::step::resolve_path, r) : r;
+    }
+    if (ctx.root_fd < 0) return mount_fail(ctx, ctr::step::resolve_path, -EBADF);
+    long fd = open_in_root(ctx.root_fd, path);
+    if (fd != -ENOENT || point == mount_point::none)
+        return fd < 0 ? mount_fail(ctx, ctr::step::resolve_path, fd) : fd;
+
+    // Create what is missing, one component at a time, each time resolving
+    // the prefix again inside the root: a component is created only in a
+    // directory that the root-confined resolution reached.
+    char buffer[mount_path_max];
+    const std::size_t length = mount_strlen(path);
+    if (length >= sizeof buffer) return mount_fail(ctx, ctr::step::resolve_path, -ENAMETOOLONG);
+    for (std::size_t i = 0; i <= length; ++i) buffer[i] = path[i];
+    std::size_t position = 0;
+    for (;;) {
+        while (buffer[position] == '/') ++position;
+        if (buffer[position] == '\0') break;
+        std::size_t end = position;
+        while (buffer[end] != '\0' && buffer[end] != '/') ++end;
+        std::size_t after = end;
+        while (buffer[after] == '/') ++after;
+        const bool last = buffer[after] == '\0';
+        const char saved = buffer[end];
+        buffer[end] = '\0';
+        fd = open_in_root(ctx.root_fd, buffer);
+        if (fd == -ENOENT) {
+            const char first = buffer[position];
+            buffer[position] = '\0';  // the prefix, with its trailing '/'
+            const long parent = open_in_root(ctx.root_fd, position == 0 ? "/" : buffer);
+            buffer[position] = first;
+            if (parent < 0) return mount_fail(ctx, ctr::step::resolve_path, parent);
+            const char* name = buffer + position;
+            long made;
+            if (last && point == mount_point::file) {
+                made = sys::openat(static_cast<int>(parent), name,
+                                   O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+                if (made >= 0) close_fd(static_cast<int>(made));
+            } else {
+                made = sys::mkdirat(static_cast<int>(parent), name, last ? mode : 0755);
+            }
+            close_fd(static_cast<int>(parent));
+            if (made < 0 && made != -EEXIST) return mount_fail(ctx, ctr::step::make_mount_point, made);
+            fd = open_in_root(ctx.root_fd, buffer);
+        }
+        buffer[end] = saved;
+        if (fd < 0) return mount_fail(ctx, ctr::step::resolve_path, fd);
+        if (last) return fd;
+        close_fd(static_cast<int>(fd));
+        position = end;
+    }
+    // Only slashes: the root itself.
+    fd = sys::openat(ctx.root_fd, ".", O_PATH | O_CLOEXEC);
+    return fd < 0 ? mount_fail(ctx, ctr::step::resolve_path, fd) : fd;
+}
+
+// ---- attaching mounts -----------------------------------------------------
+
+// Puts the detached mount `mnt` (from open_tree or fsmount) at the step's
+// target. For the new root it goes on top of "/": the process's own root
+// and cwd stay below it, so host paths (bind sources, /proc/self/fd) keep
+// resolving to the host until the root is entered, and `mnt` itself becomes
+// ctx.root_fd. Async-signal-safe.
+CTR_CHILD_CODE inline long attach_mount(const mount_step& s, mount_context& ctx, int mnt) noexcept {
+    using namespace mount_abi;
+    if (s.target == nullptr) {
+        const long r = sys::move_mount(mnt, "", AT_FDCWD, "/", move_mount_f_empty_path);
+        if (r < 0) return r;
+        ctx.root_fd = mnt;
+        return 0;
+    }
+    const long target = open_target(ctx, s.target, s.point, 0755);
+    if (target < 0) return target;
+    const long r = sys::move_mount(mnt, "", static_cast<int>(target), "",
+                                   move_mount_f_empty_path | move_mount_t_empty_path);
+    close_fd(static_cast<int>(target));
+    return r;
+}
+
+// mount(2) onto the step's target, resolved as an fd and named through
+// /proc/self/fd (the host's /proc: the process's root is still the host's).
+// For the new root, the mount goes on top of "/" and "/.." opens it: ".."
+// from the root stays on the root dentry and then crosses into the mount
+// stacked there. Returns 0 or -errno; on success `*mounted` (if given) gets
+// an O_PATH fd of the new mount's root.
+CTR_CHILD_CODE inline long legacy_mount(const mount_step& s, mount_context& ctx, const char* source,
+                                        const char* fs_type, unsigned long flags, const void* data,
+                                        long* mounted) noexcept {
+    if (s.target == nullptr) {
+        if (const long r = sys::mount(source, "/", fs_type, flags, data); r < 0) return r;
+        const long root = sys::openat(AT_FDCWD, "/..", O_PATH | O_CLOEXEC | O_DIRECTORY);
+        if (root < 0) return root;
+        ctx.root_fd = static_cast<int>(root);
+        if (mounted) *mounted = sys::openat(static_cast<int>(root), ".", O_PATH | O_CLOEXEC);
+        return 0;
+    }
+    const long target = open_target(ctx, s.target, s.point, 0755);
+    if (target < 0) return target;
+    char name[32];
+    const long r = sys::mount(source, proc_fd_path(static_cast<int>(target), name), fs_type, flags, data);
+    close_fd(static_cast<int>(target));
+    if (r < 0) return r;
+    if (mounted) {
+        // The target again, now through the new mount: it is the top one there.
+        *mounted = open_target(ctx, s.target, mount_point::none, 0);
+        if (*mounted < 0) return *mounted;
+    }
+    return 0;
+}
+
+// Remounts the mount whose root `fd` is with `flags` added to what it has.
+CTR_CHILD_CODE inline long remount_one(int fd, unsigned long flags) noexcept {
+    using namespace mount_abi;
+    unsigned long keep = 0;
+    if (const long r = mount_flags_to_keep(fd, keep); r < 0) return r;
+    char name[32];
+    return sys::mount(nullptr, proc_fd_path(fd, name), nullptr, ms_remount | ms_bind | keep | flags, nullptr);
+}
+
+// The fallback for mount_setattr: remount the top mount and, for a
+// recursive bind, each submount the parent listed. A listed mount that is
+// not there (hidden, or gone since) is skipped. Async-signal-safe.
+CTR_CHILD_CODE inline long remount_tree(int fd, unsigned long flags, const char* const* submounts,
+                                        bool recursive) noexcept {
+    if (const long r = remount_one(fd, flags); r < 0) return r;
+    if (!recursive || submounts == nullptr) return 0;
+    for (const char* const* sub = submounts; *sub != nullptr; ++sub) {
+        const long child = open_in_root(fd, *sub, true);
+        if (child == -ENOENT || child == -EXDEV || child == -ELOOP) continue;
+        if (child < 0) return child;
+        const long r = remount_one(static_cast<int>(child), flags);
+        close_fd(static_cast<int>(child));
+        if (r < 0) return r;
+    }
+    return 0;
+}
+
+// mount_setattr on a mount (attached or not); -ENOSYS when the kernel lacks it.
+CTR_CHILD_CODE inline long set_attributes_fd(int fd, std::uint64_t attributes, bool recursive) noexcept {
+    using namespace mount_abi;
+    mount_attr attr{};
+    attr.attr_set = attributes;
+    return sys::mount_setattr(fd, "", at_empty_path | (recursive ? at_recursive : 0U), &attr, sizeof attr);
+}
+
+// ---- the operations -------------------------------------------------------
+
+// A bind of a host path, or of `from_fd` (read_only: the target onto
+// itself). Async-signal-safe.
+CTR_CHILD_CODE inline long run_bind(const mount_step& s, mount_context& ctx, int from_fd = -1) noexcept {
+    using namespace mount_abi;
+    const unsigned clone_flags = open_tree_clone | open_tree_cloexec | (s.recursive ? at_recursive : 0U);
+    const long tree = from_fd >= 0 ? sys::open_tree(from_fd, "", clone_flags | at_empty_path)
+                                   : sys::open_tree(AT_FDCWD, s.source, clone_flags);
+    if (tree >= 0) {
+        bool remount = false;
+        if (s.attributes != 0) {
+            // On the detached copy, before it is attached: the mount is
+            // never visible without its attributes.
+            const long r = set_attributes_fd(static_cast<int>(tree), s.attributes, s.recursive);
+            if (r == -ENOSYS) remount = true;
+            else if (r < 0) {
+                close_fd(static_cast<int>(tree));
+                return mount_fail(ctx, ctr::step::set_mount_attributes, r);
+            }
+        }
+        long r = attach_mount(s, ctx, static_cast<int>(tree));
+        if (r == 0 && remount) {
+            r = remount_tree(static_cast<int>(tree), attributes_to_ms(s.attributes), s.submounts, s.recursive);
+            if (r < 0) mount_fail(ctx, ctr::step::set_mount_attributes, r);
+        }
+        if (ctx.root_fd != tree) close_fd(static_cast<int>(tree));
+        return r;
+    }
+    if (tree != -ENOSYS) return (s.optional && tree == -ENOENT) ? 0 : tree;
+
+    // mount(2): MS_BIND ignores the other flags, so attributes take a remount.
+    char from_name[32];
+    const char* source = from_fd >= 0 ? proc_fd_path(from_fd, from_name) : s.source;
+    long mounted = -1;
+    long r = legacy_mount(s, ctx, source, nullptr, ms_bind | (s.recursive ? ms_rec : 0UL), nullptr,
+                          s.attributes != 0 ? &mounted : nullptr);
+    if (r < 0) return (s.optional && r == -ENOENT && ctx.failed_step == ctr::step::none) ? 0 : r;
+    if (s.attributes != 0) {
+        if (mounted < 0) return mount_fail(ctx, ctr::step::set_mount_attributes, mounted);
+        r = remount_tree(static_cast<int>(mounted), attributes_to_ms(s.attributes), s.submounts, s.recursive);
+        close_fd(static_cast<int>(mounted));
+        if (r < 0) return mount_fail(ctx, ctr::step::set_mount_attributes, r);
+    }
+    return 0;
+}
+
+// mount(2) for a filesystem, trying each legacy data string in turn while
+// the kernel says EINVAL (an option this kernel does not know).
+CTR_CHILD_CODE inline long run_filesystem_legacy(const mount_step& s, mount_context& ctx) noexcept {
+    const char* const* data = s.legacy_data;
+    if (data == nullptr || *data == nullptr) return legacy_mount(s, ctx, s.source, s.fs_type, s.flags, nullptr, nullptr);
+    long r = -EINVAL;
+    for (; *data != nullptr; ++data) {
+        r = legacy_mount(s, ctx, s.source, s.fs_type, s.flags, *data, nullptr);
+        if (r != -EINVAL || ctx.failed_step != ctr::step::none) break;
+    }
+    return r;
+}
+
+// A new filesystem: fsopen, fsconfig for each parameter, create, fsmount
+// with the attributes, attach. Async-signal-safe.
+CTR_CHILD_CODE inline long run_filesystem(const mount_step& s, mount_context& ctx) noexcept {
+    using namespace mount_abi;
+    const long fs = sys::fsopen(s.fs_type, fsopen_cloexec);
+    if (fs == -ENOSYS) return run_filesystem_legacy(s, ctx);
+    if (fs < 0) return fs;
+    const int f = static_cast<int>(fs);
+    // The name mountinfo shows as the source ("none" otherwise); mount(2)
+    // passes it as its first argument.
+    if (s.source != nullptr) sys::fsconfig(f, fsconfig_set_string, "source", s.source, 0);
+    for (std::uint32_t i = 0; i < s.param_count; ++i) {
+        const mount_param& p = s.params[i];
+        long r = p.value == nullptr ? sys::fsconfig(f, fsconfig_set_flag, p.key, nullptr, 0)
+                                    : sys::fsconfig(f, fsconfig_set_string, p.key, p.value, 0);
+        if (r == -EINVAL && p.rejected == on_rejected::alternative && p.alternative != nullptr)
+            r = sys::fsconfig(f, fsconfig_set_string, p.key, p.alternative, 0);
+        else if (r == -EINVAL && p.rejected == on_rejected::skip)
+            r = 0;
+        else if (r == -EINVAL && p.rejected == on_rejected::use_mount2) {
+            close_fd(f);
+            return run_filesystem_legacy(s, ctx);
+        }
+        if (r < 0) {
+            keep_fs_message(f, ctx);
+            close_fd(f);
+            return r;
+        }
+    }
+    if (const long r = sys::fsconfig(f, fsconfig_cmd_create, nullptr, nullptr, 0); r < 0) {
+        keep_fs_message(f, ctx);
+        close_fd(f);
+        return r;
+    }
+    const long mnt = sys::fsmount(f, fsmount_cloexec, static_cast<unsigned>(s.attributes));
+    if (mnt < 0) keep_fs_message(f, ctx);
+    close_fd(f);
+    if (mnt < 0) return mnt;
+    const long r = attach_mount(s, ctx, static_cast<int>(mnt));
+    if (ctx.root_fd != mnt) close_fd(static_cast<int>(mnt));
+    return r;
+}
+
+CTR_CHILD_CODE inline long run_symlink(const mount_step& s, mount_context& ctx) noexcept {
+    // The link's directory is resolved (and made) in the root; the link is
+    // created in it by name.
+    char buffer[mount_path_max];
+    const std::size_t length = mount_strlen(s.target);
+    if (length >= sizeof buffer) return mount_fail(ctx, ctr::step::resolve_path, -ENAMETOOLONG);
+    for (std::size_t i = 0; i <= length; ++i) buffer[i] = s.target[i];
+    std::size_t slash = length;
+    while (slash > 0 && buffer[slash - 1] != '/') --slash;
+    const char* name = buffer + slash;
+    if (*name == '\0' || mount_streq(name, ".") || mount_streq(name, "..")) return -EINVAL;
+    long dir;
+    if (slash == 0) {
+        dir = ctx.host_paths ? sys::openat(AT_FDCWD, ".", O_PATH | O_CLOEXEC)
+                             : sys::openat(ctx.root_fd, ".", O_PATH | O_CLOEXEC);
+    } else {
+        char keep = buffer[slash];
+        buffer[slash] = '\0';
+        dir = open_target(ctx, buffer, mount_point::directory, 0755);
+        buffer[slash] = keep;
+    }
+    if (dir < 0) return dir;
+    long r = sys::symlinkat(s.source, static_cast<int>(dir), name);
+    if (r == -EEXIST) {
+        // Already there with the same text is fine (a rootfs that has it).
+        char existing[mount_path_max];
+        const long n = sys::readlinkat(static_cast<int>(dir), name, existing, sizeof existing - 1);
+        if (n >= 0) {
+            existing[n] = '\0';
+            if (mount_streq(existing, s.source)) r = 0;
+        }
+    }
+    close_fd(static_cast<int>(dir));
+    return r;
+}
+
+CTR_CHILD_CODE inline long run_mask(const mount_step& s, mount_context& ctx) noexcept {
+    using namespace mount_abi;
+    const long target = open_target(ctx, s.target, mount_point::none, 0);
+    if (target == -ENOENT) {
+        ctx.failed_step = ctr::step::none;
+        return 0;  // nothing to hide
+    }
+    if (target < 0) return target;
+    const int t = static_cast<int>(target);
+    struct stat st {};
+    long r = sys::fstatat(t, "", &st, AT_EMPTY_PATH);
+    if (r < 0) {
+        close_fd(t);
+        return r;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        // An empty read-only tmpfs hides the directory's contents.
+        const long fs = sys::fsopen("tmpfs", fsopen_cloexec);
+        if (fs >= 0) {
+            sys::fsconfig(static_cast<int>(fs), fsconfig_set_string, "source", "tmpfs", 0);
+            r = sys::fsconfig(static_cast<int>(fs), fsconfig_cmd_create, nullptr, nullptr, 0);
+            long mnt = r;
+            if (r == 0) mnt = sys::fsmount(static_cast<int>(fs), fsmount_cloexec,
+                                           static_cast<unsigned>(attr_rdonly | attr_nosuid | attr_nodev | attr_noexec));
+            close_fd(static_cast<int>(fs));
+            if (mnt >= 0) {
+                r = sys::move_mount(static_cast<int>(mnt), "", t, "", move_mount_f_empty_path | move_mount_t_empty_path);
+                close_fd(static_cast<int>(mnt));
+            } else {
+                r = mnt;
+            }
+        } else if (fs == -ENOSYS) {
+            char name[32];
+            r = sys::mount("tmpfs", proc_fd_path(t, name), "tmpfs", ms_rdonly | ms_nosuid | ms_nodev | ms_noexec,
+                           nullptr);
+        } else {
+            r = fs;
+        }
+    } else {
+        // A file reads as empty: /dev/null over it.
+        const long tree = sys::open_tree(AT_FDCWD, "/dev/null", open_tree_clone | open_tree_cloexec);
+        if (tree >= 0) {
+            r = sys::move_mount(static_cast<int>(tree), "", t, "", move_mount_f_empty_path | move_mount_t_empty_path);
+            close_fd(static_cast<int>(tree));
+        } else if (tree == -ENOSYS) {
+            char name[32];
+            r = sys::mount("/dev/null", proc_fd_path(t, name), nullptr, ms_bind, nullptr);
+        } else {
+            r = tree;
+        }
+    }
+    close_fd(t);
+    return r;
+}
+
+CTR_CHILD_CODE inline long run_set_attributes(const mount_step& s, mount_context& ctx) noexcept {
+    const long target = open_target(ctx, s.target, mount_point::none, 0);
+    if (target < 0) return target;
+    long r = set_attributes_fd(static_cast<int>(target), s.attributes, s.recursive);
+    if (r == -ENOSYS)
+        r = remount_tree(static_cast<int>(target), attributes_to_ms(s.attributes), s.submounts, s.recursive);
+    close_fd(static_cast<int>(target));
+    return r;
+}
+
+CTR_CHILD_CODE inline long run_read_only(const mount_step& s, mount_context& ctx) noexcept {
+    const long target = open_target(ctx, s.target, mount_point::none, 0);
+    if (target == -ENOENT) {
+        ctx.failed_step = ctr::step::none;
+        return 0;
+    }
+    if (target < 0) return target;
+    const long r = run_bind(s, ctx, static_cast<int>(target));
+    close_fd(static_cast<int>(target));
+    return r;
+}
+
+// Makes the new root the process's root. pivot_root(".", ".") puts the old
+// root on top of the new one; unmounting "." then detaches it, so nothing of
+// the host stays reachable in this mount namespace.
+CTR_CHILD_CODE inline long run_pivot_root(mount_context& ctx) noexcept {
+    if (ctx.root_fd < 0) return -EBADF;
+    if (const long r = sys::fchdir(ctx.root_fd); r < 0) return r;
+    if (const long r = sys::pivot_root(".", "."); r < 0) return r;
+    if (const long r = sys::umount2(".", mount_abi::mnt_detach); r < 0) return mount_fail(ctx, ctr::step::unmount, r);
+    if (const long r = sys::chdir("/"); r < 0) return r;
+    close_fd(ctx.root_fd);
+    ctx.root_fd = -1;
+    return 0;
+}
+
+// chroot: the old root stays mounted, only out of reach by path; a process
+// that keeps CAP_SYS_CHROOT can get back out. Hence only by name.
+CTR_CHILD_CODE inline long run_change_root(mount_context& ctx) noexcept {
+    if (ctx.root_fd < 0) return -EBADF;
+    if (const long r = sys::fchdir(ctx.root_fd); r < 0) return r;
+    if (const long r = sys::chroot("."); r < 0) return r;
+    if (const long r = sys::chdir("/"); r < 0) return r;
+    close_fd(ctx.root_fd);
+    ctx.root_fd = -1;
+    return 0;
+}
+
+CTR_CHILD_CODE inline long run_set_propagation(const mount_step& s, mount_context& ctx) noexcept {
+    // A safety net: these steps change the mount table of the namespace they
+    // run in, which must be one of the child's own.
+    if (s.parent_mount_ns != 0) {
+        struct stat st {};
+        if (sys::fstatat(AT_FDCWD, "/proc/self/ns/mnt", &st, 0) == 0 && st.st_ino == s.parent_mount_ns)
+            return mount_fail(ctx, ctr::step::set_propagation, -EPERM);
+    }
+    return sys::mount(nullptr, "/", nullptr, mount_abi::ms_rec | s.flags, nullptr);
+}
+
+// Runs one step: 0 or -errno (ctx.failed_step may then name the part that
+// failed). Async-signal-safe.
+CTR_CHILD_CODE inline long run_mount_step(const mount_step& s, mount_context& ctx) noexcept {
+    switch (s.kind) {
+        case mount_step_kind::set_propagation:
+            return run_set_propagation(s, ctx);
+        case mount_step_kind::bind:
+            return run_bind(s, ctx);
+        case mount_step_kind::filesystem:
+            return run_filesystem(s, ctx);
+        case mount_step_kind::make_directory:
+        case mount_step_kind::make_file: {
+            const long fd = open_target(ctx, s.target,
+                                        s.kind == mount_step_kind::make_file ? mount_point::file : mount_point::directory,
+                                        s.mode);
+            if (fd < 0) return fd;
+            close_fd(static_cast<int>(fd));
+            return 0;
+        }
+        case mount_step_kind::make_symlink:
+            return run_symlink(s, ctx);
+        case mount_step_kind::set_attributes:
+            return run_set_attributes(s, ctx);
+        case mount_step_kind::mask:
+            return run_mask(s, ctx);
+        case mount_step_kind::read_only:
+            return run_read_only(s, ctx);
+        case mount_step_kind::pivot_root:
+            return run_pivot_root(ctx);
+        case mount_step_kind::change_root:
+            return run_change_root(ctx);
+    }
+    return -EINVAL;
+}
+
+// Runs steps in order and stops at the first failure: 0, or -errno with
+// `failed` set to its index. On failure the new root's fd is closed.
+// Async-signal-safe.
+CTR_CHILD_CODE inline long run_mount_steps(const mount_step* steps, std::size_t count, mount_context& ctx,
+                                           std::size_t& failed) noexcept {
+    for (std::size_t i = 0; i < count; ++i) {
+        const long r = run_mount_step(steps[i], ctx);
+        if (r < 0) {
+            failed = i;
+            close_fd(ctx.root_fd);
+            ctx.root_fd = -1;
+            return r;
+        }
+    }
+    return 0;
+}
+
+}  // namespace ctr::detail
+// end ctr/detail/mount_step.hpp
+
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace ctr::mount {
+
+struct bind_options {
+    bool read_only = false;
+    bool recursive = true;   // the source's submounts come along, as with bwrap's --bind
+    bool nosuid = false;
+    bool nodev = false;
+    bool noexec = false;
+    bool optional = false;   // a source that does not exist skips the bind instead of failing
+};
+
+struct tmpfs_options {
+    std::string size{};      // "1M", "512k", "4096", "10%"; empty: the kernel's default (half of RAM)
+    mode_t mode = 0755;
+    std::optional<uid_t> uid{};
+    std::optional<gid_t> gid{};
+    bool read_only = false;
+    bool nosuid = true;
+    bool nodev = true;
+    bool noexec = false;
+};
+
+// proc's hidepid: whether other users' /proc/PID directories are readable
+// (no_access) or even listed (invisible).
+enum class hide_pids : std::uint8_t { off, no_access, invisible };
+
+struct proc_options {
+    // Only the /proc/PID directories and what processes need (Linux 5.8+);
+    // older kernels mount the full proc, still under the default masks.
+    bool subset_pid = false;
+    hide_pids hide = hide_pids::off;
+    // runc's masked paths (/proc/kcore, /proc/keys, ...) and read-only
+    // paths (/proc/sys, /proc/sysrq-trigger, ...). Plans only; guards never mask.
+    bool mask_defaults = true;
+};
+
+struct overlay_layers {
+    std::vector<std::string> lower{};  // uppermost first, as overlayfs lists them
+    std::string upper{};               // empty: a read-only overlay (then at least two lower layers)
+    std::string work{};                // with upper: an empty directory on the same filesystem
+};
+
+// Attributes for plan::set_attributes.
+struct attributes {
+    bool read_only = false;
+    bool nosuid = false;
+    bool nodev = false;
+    bool noexec = false;
+    bool recursive = true;  // also every mount below
+};
+
+// How mounts of the child's namespace relate to the host's: private (no
+// propagation either way), or slave (host mounts appear; none flow back).
+enum class propagation_mode : std::uint8_t { private_mounts, slave };
+
+// How the child enters the new root. chroot leaves the old root mounted in
+// the namespace and a process with CAP_SYS_CHROOT can climb back out: use it
+// only where pivot_root cannot work (e.g. a rootfs on the initramfs).
+enum class root_entry : std::uint8_t { pivot_root, chroot_escapable };
+
+namespace detail {
+
+using namespace ::ctr::detail;
+
+struct bind_request {
+    std::string source;
+    std::string target;
+    bind_options options;
+    ctr::step step = ctr::step::bind_mount;
+};
+struct tmpfs_request {
+    std::string target;
+    tmpfs_options options;
+};
+struct proc_request {
+    std::string target;
+    proc_options options;
+};
+// sysfs, devpts, mqueue
+struct kernel_fs_request {
+    std::string fs_type;
+    std::string target;
+};
+struct dev_request {
+    std::string target;
+};
+struct overlay_request {
+    std::string target;
+    overlay_layers layers;
+};
+struct path_request {
+    mount_step_kind kind;  // make_directory, make_file, mask, read_only
+    std::string target;
+    mode_t mode = 0755;
+};
+struct symlink_request {
+    std::string text;
+    std::string target;
+};
+struct attributes_request {
+    std::string target;
+    mount::attributes attrs;
+};
+
+using mount_request = std::variant<bind_request, tmpfs_request, proc_request, kernel_fs_request, dev_request,
+                                   overlay_request, path_request, symlink_request, attributes_request>;
+
+class step_builder;
+
+}  // namespace detail
+
+// A plan validated and turned into the steps a child runs. Move-only: the
+// steps point into strings it owns, so it must outlive the child's use of
+// steps() (in spawn: until the child has exec'd or failed).
+class prepared_plan {
+public:
+    prepared_plan() = default;
+    prepared_plan(prepared_plan&&) = default;
+    prepared_plan& operator=(prepared_plan&&) = default;
+    prepared_plan(const prepared_plan&) = delete;
+    prepared_plan& operator=(const prepared_plan&) = delete;
+    ~prepared_plan() = default;
+
+    std::span<const ctr::detail::mount_step> steps() const noexcept { return steps_; }
+    // The host directory that becomes "/" ("/" for the host's own root).
+    const std::string& root() const noexcept { return root_; }
+
+    // The error that step `index` failing with `errno_value` reports: its
+    // step (or the finer one the child recorded in ctx), its path, and the
+    // kernel's message or a hint.
+    ctr::error error_for(std::size_t index, int errno_value, const ctr::detail::mount_context* ctx = nullptr) const;
+
+private:
+    friend class detail::step_builder;
+
+    struct step_info {
+        std::string path;    // what the error names
+        std::string detail;  // e.g. "source '/srv/data'"
+    };
+
+    std::deque<std::string> strings_;
+    std::deque<std::vector<const char*>> lists_;
+    std::deque<std::vector<ctr::detail::mount_param>> params_;
+    std::vector<ctr::detail::mount_step> steps_;
+    std::vector<step_info> info_;
+    std::string root_;
+};
+
+// An ordered list of mount operations that builds a child's root filesystem.
+// An aggregate: `mount::plan{.rootfs = "/srv/image"}.proc().dev().tmpfs("/tmp")`.
+// Targets are paths inside the new root; sources are host paths.
+struct plan {
+    std::string rootfs{};  // the host directory that becomes "/"; empty: the host's own "/"
+    bool read_only_root = false;
+    propagation_mode propagation = propagation_mode::private_mounts;
+    root_entry entry = root_entry::pivot_root;
+    std::vector<detail::mount_request> requests{};  // what the calls below added, in order
+
+    plan& bind(std::string source, std::string target, bind_options options = {}) {
+        requests.emplace_back(detail::bind_request{std::move(source), std::move(target), options});
+        return *this;
+    }
+    plan& tmpfs(std::string target, tmpfs_options options = {}) {
+        requests.emplace_back(detail::tmpfs_request{std::move(target), std::move(options)});
+        return *this;
+    }
+    plan& proc(std::string target = "/proc", proc_options options = {}) {
+        requests.emplace_back(detail::proc_request{std::move(target), options});
+        return *this;
+    }
+    plan& sysfs(std::string target = "/sys") {
+        requests.emplace_back(detail::kernel_fs_request{"sysfs", std::move(target)});
+        return *this;
+    }
+    plan& devpts(std::string target = "/dev/pts") {
+        requests.emplace_back(detail::kernel_fs_request{"devpts", std::move(target)});
+        return *this;
+    }
+    plan& mqueue(std::string target = "/dev/mqueue") {
+        requests.emplace_back(detail::kernel_fs_request{"mqueue", std::move(target)});
+        return *this;
+    }
+    // A minimal /dev: a tmpfs with null, zero, full, random, urandom and tty
+    // bound from the host; fd, stdin, stdout, stderr and ptmx symlinks; a
+    // devpts of its own at pts; a tmpfs at shm.
+    plan& dev(std::string target = "/dev") {
+        requests.emplace_back(detail::dev_request{std::move(target)});
+        return *this;
+    }
+    // An overlay at `target`; at "/" it is the new root itself (then leave
+    // rootfs empty).
+    plan& overlay(std::string target, overlay_layers layers) {
+        requests.emplace_back(detail::overlay_request{std::move(target), std::move(layers)});
+        return *this;
+    }
+    plan& directory(std::string target, mode_t mode = 0755) {
+        requests.emplace_back(detail::path_request{ctr::detail::mount_step_kind::make_directory, std::move(target), mode});
+        return *this;
+    }
+    plan& file(std::string target, mode_t mode = 0644) {
+        requests.emplace_back(detail::path_request{ctr::detail::mount_step_kind::make_file, std::move(target), mode});
+        return *this;
+    }
+    // A symlink at `target` whose text is `text`.
+    plan& symlink(std::string text, std::string target) {
+        requests.emplace_back(detail::symlink_request{std::move(text), std::move(target)});
+        return *this;
+    }
+    // Hides a path: a file reads empty (/dev/null over it), a directory
+    // shows empty (a read-only tmpfs over it). A missing path is skipped.
+    plan& mask(std::string target) {
+        requests.emplace_back(detail::path_request{ctr::detail::mount_step_kind::mask, std::move(target)});
+        return *this;
+    }
+    // Makes a path read-only (bound onto itself). A missing path is skipped.
+    plan& read_only(std::string target) {
+        requests.emplace_back(detail::path_request{ctr::detail::mount_step_kind::read_only, std::move(target)});
+        return *this;
+    }
+    // Sets attributes on the mount at `target` (an earlier step's).
+    plan& set_attributes(std::string target, attributes attrs) {
+        requests.emplace_back(detail::attributes_request{std::move(target), attrs});
+        return *this;
+    }
+
+    // Validates the plan and prepares the child's steps. Throws ctr::error
+    // naming the step and the path (a missing bind source, an overlay layer
+    // that does not exist, a size that does not parse...).
+    prepared_plan prepare() const;
+};
+
+// The plan used when the caller gives no root filesystem: the host's "/"
+// bind-mounted read-only (recursively), a private tmpfs at /tmp, a fresh
+// /proc and a minimal /dev, as `bwrap --ro-bind / / --proc /proc --dev /dev
+// --tmpfs /tmp` gives; /sys is the host's, read-only, with /sys/firmware masked.
+inline plan host_readonly() {
+    plan p{.read_only_root = true};
+    p.tmpfs("/tmp", {.mode = 01777}).proc("/proc").dev("/dev").mask("/sys/firmware");
+    return p;
+}
+
+namespace detail {
+
+// The masked and read-only paths of runc's default spec, relative to where
+// proc and sysfs are mounted.
+inline constexpr const char* masked_proc_paths[] = {"acpi",         "asound",      "kcore",       "keys",
+                                                     "latency_stats", "timer_list", "timer_stats", "sched_debug",
+                                                     "scsi"};
+inline constexpr const char* read_only_proc_paths[] = {"bus", "fs", "irq", "sys", "sysrq-trigger"};
+inline constexpr const char* masked_sys_paths[] = {"firmware", "devices/virtual/powercap"};
+inline constexpr const char* dev_nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
+
+// Whether the kernel has mount_setattr (5.12+). When it has, a child never
+// needs the submount lists, and the parent does not read mountinfo.
+inline bool kernel_has_mount_setattr() {
+    static const bool has = raw::call(SYS_mount_setattr, -1, "", 0, nullptr, 0) != -ENOSYS;
+    return has;
+}
+
+inline std::optional<struct stat> host_stat(const std::string& path) {
+    struct stat st {};
+    if (sys::fstatat(AT_FDCWD, path.c_str(), &st, 0) < 0) return std::nullopt;
+    return st;
+}
+
+inline std::string current_directory() {
+    char buffer[mount_path_max];
+    if (sys::getcwd(buffer, sizeof buffer) < 0) return "/";
+    return buffer;
+}
+
+// Collapses repeated and trailing slashes; keeps "." and ".." (they are
+// resolved inside the root, where they cannot climb out).
+inline std::string squeeze_slashes(std::string_view path) {
+    std::string out;
+    for (char c : path)
+        if (c != '/' || out.empty() || out.back() != '/') out.push_back(c);
+    if (out.size() > 1 && out.back() == '/') out.pop_back();
+    return out;
+}
+
+// Absolute (a relative path is taken from the current directory); ".." and
+// symlinks are left for the kernel, which resolves them in
+// canonical_host_path (collapsing ".." by text would be wrong past a symlink).
+inline std::string absolute_host_path(const std::string& path) {
+    return squeeze_slashes(path.empty() || path[0] != '/' ? current_directory() + "/" + path : path);
+}
+
+// The host path with its symlinks resolved, as the kernel sees the object
+// (through /proc/self/fd); the lexical absolute path if that cannot be read.
+inline std::string canonical_host_path(const std::string& path) {
+    const std::string absolute = absolute_host_path(path);
+    const long fd = sys::openat(AT_FDCWD, absolute.c_str(), O_PATH | O_CLOEXEC);
+    if (fd < 0) return absolute;
+    char name[32];
+    char buffer[mount_path_max];
+    const long n = sys::readlinkat(AT_FDCWD, proc_fd_path(static_cast<int>(fd), name), buffer, sizeof buffer);
+    sys::close(static_cast<int>(fd));
+    if (n <= 0 || static_cast<std::size_t>(n) >= sizeof buffer || buffer[0] != '/') return absolute;
+    return std::string(buffer, static_cast<std::size_t>(n));
+}
+
+// A target inside the new root: absolute, slashes squeezed. "." and ".."
+// stay; resolution inside the root confines them.
+inline std::string root_target(const std::string& target, const char* what) {
+    if (target.empty()) throw error(step::prepare, EINVAL, target, std::string(what) + ": the target is empty");
+    if (target.find('\0') != std::string::npos)
+        throw error(step::prepare, EINVAL, target, std::string(what) + ": the target contains a NUL byte");
+    if (target.size() >= mount_path_max) throw error(step::prepare, ENAMETOOLONG, target, what);
+    return squeeze_slashes(target[0] == '/' ? target : "/" + target);
+}
+
+// mountinfo escapes space, tab, newline and backslash as \ooo.
+inline std::string unescape_mountinfo(std::string_view field) {
+    std::string out;
+    for (std::size_t i = 0; i < field.size(); ++i) {
+        if (field[i] == '\\' && i + 3 < field.size()) {
+            const char a = field[i + 1], b = field[i + 2], c = field[i + 3];
+            if (a >= '0' && a <= '7' && b >= '0' && b <= '7' && c >= '0' && c <= '7') {
+                out.push_back(static_cast<char>((a - '0') * 64 + (b - '0') * 8 + (c - '0')));
+                i += 3;
+                continue;
+            }
+        }
+        out.push_back(field[i]);
+    }
+    return out;
+}
+
+// The mount points strictly below `source` in this process's mount table,
+// relative to it, parents first: what a recursive bind of `source` copies.
+// Read in the parent because the child's namespace is a copy of this one
+// taken at clone, so the child needs no parser and no big buffer.
+inline std::vector<std::string> submounts_below(const std::string& source) {
+    std::vector<std::string> out;
+    const auto mountinfo = read_small_file("/proc/self/mountinfo");
+    if (!mountinfo) return out;
+    const std::string prefix = source == "/" ? "/" : source + "/";
+    std::size_t start = 0;
+    while (start < mountinfo->size()) {
+        std::size_t end = mountinfo->find('\n', start);
+        if (end == std::string::npos) end = mountinfo->size();
+        const std::string_view line(mountinfo->data() + start, end - start);
+        start = end + 1;
+        // id parent major:minor root mount-point ...
+        std::size_t field = 0, position = 0;
+        std::string_view mount_point;
+        while (position < line.size() && field <= 4) {
+            std::size_t next = line.find(' ', position);
+            if (next == std::string_view::npos) next = line.size();
+            if (field == 4) mount_point = line.substr(position, next - position);
+            ++field;
+            position = next + 1;
+        }
+        const std::string point = unescape_mountinfo(mount_point);
+        if (point.size() > prefix.size() && point.compare(0, prefix.size(), prefix) == 0) {
+            std::string relative = point.substr(prefix.size());
+            bool seen = false;
+            for (const auto& known : out) seen = seen || known == relative;
+            if (!seen) out.push_back(std::move(relative));
+        }
+    }
+    return out;
+}
+
+inline std::uint64_t attribute_bits(bool read_only, bool nosuid, bool nodev, bool noexec) {
+    std::uint64_t bits = 0;
+    if (read_only) bits |= mount_abi::attr_rdonly;
+    if (nosuid) bits |= mount_abi::attr_nosuid;
+    if (nodev) bits |= mount_abi::attr_nodev;
+    if (noexec) bits |= mount_abi::attr_noexec;
+    return bits;
+}
+
+inline std::string octal(unsigned value) {
+    std::string digits;
+    do {
+        digits.insert(digits.begin(), static_cast<char>('0' + (value & 7)));
+        value >>= 3;
+    } while (value != 0);
+    return "0" + digits;
+}
+
+inline bool valid_tmpfs_size(const std::string& size) {
+    std::size_t digits = 0;
+    while (digits < size.size() && size[digits] >= '0' && size[digits] <= '9') ++digits;
+    if (digits == 0) return false;
+    if (digits == size.size()) return true;
+    return digits + 1 == size.size() && std::string_view("kKmMgGtTpPeE%").find(size.back()) != std::string_view::npos;
+}
+
+// Builds a prepared_plan: owns the strings, appends steps.
+class step_builder {
+public:
+    explicit step_builder(bool for_guard) : for_guard_(for_guard) {}
+
+    const char* keep(std::string text) { return out_.strings_.emplace_back(std::move(text)).c_str(); }
+
+    const char* const* keep_list(const std::vector<std::string>& items) {
+        std::vector<const char*> pointers;
+        for (const auto& item : items) pointers.push_back(keep(item));
+        pointers.push_back(nullptr);
+        return out_.lists_.emplace_back(std::move(pointers)).data();
+    }
+
+    void add(mount_step s, std::string path, std::string detail = {}) {
+        out_.steps_.push_back(s);
+        out_.info_.push_back({std::move(path), std::move(detail)});
+    }
+
+    void set_params(mount_step& s, std::vector<mount_param> params) {
+        if (params.empty()) return;
+        s.param_count = static_cast<std::uint32_t>(params.size());
+        s.params = out_.params_.emplace_back(std::move(params)).data();
+    }
+
+    // A host path for a bind's source: absolute and with symlinks resolved.
+    // Nothing when it does not exist and the bind is optional.
+    std::optional<std::pair<std::string, struct stat>> bind_source(const std::string& source, bool optional,
+                                                                   ctr::step s) {
+        if (source.empty()) throw error(s, EINVAL, source, "the bind source is empty");
+        const std::string absolute = absolute_host_path(source);
+        struct stat st {};
+        if (const long r = sys::fstatat(AT_FDCWD, absolute.c_str(), &st, 0); r < 0) {
+            if (optional && r == -ENOENT) return std::nullopt;
+            throw error(s, static_cast<int>(-r), absolute, "bind source");
+        }
+        return std::pair{canonical_host_path(absolute), st};
+    }
+
+    void add_bind(const std::string& source, const char* target, const bind_options& o, ctr::step s,
+                  const std::string& shown_target) {
+        const auto found = bind_source(source, o.optional, s);
+        if (!found) return;
+        const auto& [path, st] = *found;
+        mount_step m{};
+        m.kind = mount_step_kind::bind;
+        m.step = s;
+        m.source = keep(path);
+        m.target = target;
+        m.point = S_ISDIR(st.st_mode) ? mount_point::directory : mount_point::file;
+        m.recursive = o.recursive;
+        m.optional = o.optional;
+        m.attributes = attribute_bits(o.read_only, o.nosuid, o.nodev, o.noexec);
+        if (m.attributes != 0 && o.recursive && S_ISDIR(st.st_mode) &&
+            (!kernel_has_mount_setattr() || sys::faults_armed.load(std::memory_order_relaxed)))
+            m.submounts = keep_list(submounts_below(path));
+        add(m, shown_target, "source '" + path + "'");
+    }
+
+    void add_tmpfs(const char* target, const tmpfs_options& o, const std::string& shown) {
+        if (!o.size.empty() && !valid_tmpfs_size(o.size))
+            throw error(step::mount, EINVAL, shown,
+                        "tmpfs size '" + o.size + "' is not a number with an optional k, m, g or % suffix");
+        if (o.mode > 07777) throw error(step::mount, EINVAL, shown, "tmpfs mode " + octal(o.mode) + " is not a mode");
+        std::vector<mount_param> params;
+        std::string data;
+        const auto option = [&](const char* key, std::string value) {
+            const char* kept = keep(value);
+            params.push_back({key, kept});
+            if (!data.empty()) data += ",";
+            data += std::string(key) + "=" + value;
+        };
+        if (!o.size.empty()) option("size", o.size);
+        option("mode", octal(o.mode));
+        if (o.uid) option("uid", std::to_string(*o.uid));
+        if (o.gid) option("gid", std::to_string(*o.gid));
+        mount_step m{};
+        m.kind = mount_step_kind::filesystem;
+        m.source = "tmpfs";
+        m.fs_type = "tmpfs";
+        m.target = target;
+        m.point = mount_point::directory;
+        m.attributes = attribute_bits(o.read_only, o.nosuid, o.nodev, o.noexec);
+        m.flags = attributes_to_ms(m.attributes);
+        m.legacy_data = keep_list({data});
+        set_params(m, std::move(params));
+        add(m, shown, "tmpfs");
+    }
+
+    void add_proc(const char* target, const proc_options& o, const std::string& shown) {
+        std::vector<mount_param> params;
+        std::vector<std::string> data;
+        const char* hide_name = o.hide == hide_pids::invisible ? "invisible" : "noaccess";
+        const char* hide_number = o.hide == hide_pids::invisible ? "2" : "1";
+        // Kernels before 5.8 know neither subset nor the hidepid names: do
+        // without subset (the default masks still apply) and use the numbers.
+        if (o.subset_pid) params.push_back({"subset", "pid", on_rejected::skip, nullptr});
+        if (o.hide != hide_pids::off) params.push_back({"hidepid", hide_name, on_rejected::alternative, hide_number});
+        if (o.subset_pid && o.hide != hide_pids::off) {
+            data = {std::string("subset=pid,hidepid=") + hide_name, std::string("hidepid=") + hide_number};
+        } else if (o.subset_pid) {
+            data = {"subset=pid", ""};
+        } else if (o.hide != hide_pids::off) {
+            data = {std::string("hidepid=") + hide_name, std::string("hidepid=") + hide_number};
+        }
+        mount_step m{};
+        m.kind = mount_step_kind::filesystem;
+        m.source = "proc";
+        m.fs_type = "proc";
+        m.target = target;
+        m.point = mount_point::directory;
+        m.attributes = attribute_bits(false, true, true, true);
+        m.flags = attributes_to_ms(m.attributes);
+        if (!data.empty()) m.legacy_data = keep_list(data);
+        set_params(m, std::move(params));
+        add(m, shown, "proc");
+        if (o.mask_defaults && !for_guard_) {
+            for (const char* p : masked_proc_paths) deferred_.push_back({mount_step_kind::mask, shown + "/" + p});
+            for (const char* p : read_only_proc_paths) deferred_.push_back({mount_step_kind::read_only, shown + "/" + p});
+        }
+    }
+
+    void add_kernel_fs(const std::string& fs_type, const char* target, const std::string& shown) {
+        mount_step m{};
+        m.kind = mount_step_kind::filesystem;
+        m.target = target;
+        m.point = mount_point::directory;
+        std::vector<mount_param> params;
+        std::string data;
+        if (fs_type == "sysfs") {
+            m.source = "sysfs";
+            m.fs_type = "sysfs";
+            m.attributes = attribute_bits(true, true, true, true);
+            if (!for_guard_)
+                for (const char* p : masked_sys_paths) deferred_.push_back({mount_step_kind::mask, shown + "/" + p});
+        } else if (fs_type == "devpts") {
+            m.source = "devpts";
+            m.fs_type = "devpts";
+            m.attributes = attribute_bits(false, true, false, true);
+            // A devpts of its own: newinstance is the default since 4.7,
+            // and ptmxmode lets the unprivileged open pts/ptmx.
+            params = {{"newinstance", nullptr, on_rejected::skip, nullptr},
+                      {"ptmxmode", "0666", on_rejected::fail, nullptr},
+                      {"mode", "0620", on_rejected::fail, nullptr}};
+            data = "newinstance,ptmxmode=0666,mode=0620";
+        } else if (fs_type == "mqueue") {
+            m.source = "mqueue";
+            m.fs_type = "mqueue";
+            m.attributes = attribute_bits(false, true, true, true);
+        } else {
+            throw error(step::prepare, EINVAL, shown, "unknown filesystem type " + fs_type);
+        }
+        m.flags = attributes_to_ms(m.attributes);
+        if (!data.empty()) m.legacy_data = keep_list({data});
+        set_params(m, std::move(params));
+        add(m, shown, fs_type);
+    }
+
+    void add_dev(const std::string& shown) {
+        const auto at = [&](const char* name) { return shown == "/" ? "/" + std::string(name) : shown + "/" + name; };
+        add_tmpfs(keep(shown), {.mode = 0755, .nosuid = true, .nodev = false, .noexec = true}, shown);
+        for (const char* node : dev_nodes) {
+            const std::string host = std::string("/dev/") + node;
+            const auto st = host_stat(host);
+            if (!st || !S_ISCHR(st->st_mode)) continue;  // a host without it: the sandbox goes without
+            const std::string target = at(node);
+            add_bind(host, keep(target), {.recursive = false, .nosuid = true, .noexec = true}, step::make_device,
+                     target);
+        }
+        const std::pair<const char*, const char*> links[] = {{"/proc/self/fd", "fd"},
+                                                             {"/proc/self/fd/0", "stdin"},
+                                                             {"/proc/self/fd/1", "stdout"},
+                                                             {"/proc/self/fd/2", "stderr"},
+                                                             {"pts/ptmx", "ptmx"}};
+        for (const auto& [text, name] : links) add_symlink(text, at(name));
+        add_kernel_fs("devpts", keep(at("pts")), at("pts"));
+        add_tmpfs(keep(at("shm")), {.mode = 01777}, at("shm"));
+    }
+
+    void add_symlink(const std::string& text, const std::string& target) {
+        if (text.empty() || text.find('\0') != std::string::npos)
+            throw error(step::make_symlink, EINVAL, target, "the symlink's text is empty or has a NUL byte");
+        const std::string name = target.substr(target.rfind('/') + 1);
+        if (name.empty() || name == "." || name == "..")
+            throw error(step::make_symlink, EINVAL, target, "a symlink needs a name");
+        mount_step m{};
+        m.kind = mount_step_kind::make_symlink;
+        m.step = step::make_symlink;
+        m.source = keep(text);
+        m.target = keep(target);
+        add(m, target, "-> " + text);
+    }
+
+    // Both the new-API parameters and the mount(2) data of an overlay.
+    void add_overlay(const char* target, const overlay_layers& layers, bool read_only, const std::string& shown) {
+        if (layers.lower.empty()) throw error(step::mount, EINVAL, shown, "an overlay needs a lower layer");
+        if (layers.upper.empty() != layers.work.empty())
+            throw error(step::mount, EINVAL, shown, "an overlay's upper and work directories come together");
+        if (layers.upper.empty() && layers.lower.size() < 2)
+            throw error(step::mount, EINVAL, shown, "a read-only overlay (no upper layer) needs at least two lower layers");
+        const auto layer = [&](const std::string& path, const char* role) {
+            const std::string absolute = absolute_host_path(path);
+            struct stat st {};
+            if (const long r = sys::fstatat(AT_FDCWD, absolute.c_str(), &st, 0); r < 0)
+                throw error(step::mount, static_cast<int>(-r), absolute, std::string("overlay ") + role);
+            if (!S_ISDIR(st.st_mode))
+                throw error(step::mount, ENOTDIR, absolute, std::string("overlay ") + role + " must be a directory");
+            std::string canonical = canonical_host_path(absolute);
+            if (canonical.find(',') != std::string::npos)
+                throw error(step::mount, EINVAL, canonical, std::string("overlay ") + role + " paths cannot contain ','");
+            return std::pair{canonical, st.st_dev};
+        };
+        // overlayfs splits lowerdir at ':' unless escaped with '\'.
+        const auto escaped = [](const std::string& path) {
+            std::string out;
+            for (char c : path) {
+                if (c == ':' || c == '\\') out.push_back('\\');
+                out.push_back(c);
+            }
+            return out;
+        };
+        std::vector<mount_param> params;
+        std::string lowerdir;
+        for (const auto& lower : layers.lower) {
+            const auto [path, dev] = layer(lower, "lower layer");
+            // lowerdir+ (6.5+) takes one layer a call and any length; older
+            // kernels reject it, and then mount(2) takes the whole list.
+            params.push_back({"lowerdir+", keep(path), on_rejected::use_mount2, nullptr});
+            lowerdir += (lowerdir.empty() ? "" : ":") + escaped(path);
+        }
+        std::string data = "lowerdir=" + lowerdir;
+        if (!layers.upper.empty()) {
+            const auto [upper, upper_dev] = layer(layers.upper, "upper layer");
+            const auto [work, work_dev] = layer(layers.work, "work directory");
+            if (upper_dev != work_dev)
+                throw error(step::mount, EXDEV, work, "an overlay's work directory must be on the upper layer's filesystem");
+            params.push_back({"upperdir", keep(upper), on_rejected::use_mount2, nullptr});
+            params.push_back({"workdir", keep(work), on_rejected::use_mount2, nullptr});
+            data += ",upperdir=" + escaped(upper) + ",workdir=" + escaped(work);
+        }
+        mount_step m{};
+        m.kind = mount_step_kind::filesystem;
+        m.source = "overlay";
+        m.fs_type = "overlay";
+        m.target = target;
+        m.point = mount_point::directory;
+        m.attributes = read_only ? mount_abi::attr_rdonly : 0;
+        m.flags = attributes_to_ms(m.attributes);
+        m.legacy_data = keep_list({data});
+        set_params(m, std::move(params));
+        add(m, shown, "overlay of " + std::to_string(layers.lower.size()) + " lower layer(s)");
+    }
+
+    void add_request(const mount_request& request) {
+        std::visit([&](const auto& r) { add_one(r); }, request);
+    }
+
+    void add_one(const bind_request& r) {
+        const std::string target = target_of(r.target, "bind");
+        add_bind(r.source, keep(target), r.options, r.step, target);
+    }
+    void add_one(const tmpfs_request& r) {
+        const std::string target = target_of(r.target, "tmpfs");
+        add_tmpfs(keep(target), r.options, target);
+    }
+    void add_one(const proc_request& r) {
+        const std::string target = target_of(r.target, "proc");
+        add_proc(keep(target), r.options, target);
+    }
+    void add_one(const kernel_fs_request& r) {
+        const std::string target = target_of(r.target, r.fs_type.c_str());
+        add_kernel_fs(r.fs_type, keep(target), target);
+    }
+    void add_one(const dev_request& r) { add_dev(target_of(r.target, "dev")); }
+    void add_one(const overlay_request& r) {
+        const std::string target = target_of(r.target, "overlay", false);
+        if (target == "/" && !for_guard_) return;  // the root; placed by add_root
+        add_overlay(keep(target), r.layers, false, target);
+    }
+    void add_one(const path_request& r) {
+        const bool mounts = r.kind == mount_step_kind::mask || r.kind == mount_step_kind::read_only;
+        const std::string target = target_of(r.target, "path", mounts);
+        if (r.mode > 07777) throw error(step::make_mount_point, EINVAL, target, "mode " + octal(r.mode) + " is not a mode");
+        mount_step m{};
+        m.kind = r.kind;
+        m.target = keep(target);
+        m.mode = r.mode;
+        switch (r.kind) {
+            case mount_step_kind::make_directory:
+            case mount_step_kind::make_file:
+                m.step = step::make_mount_point;
+                break;
+            case mount_step_kind::read_only:
+                m.step = step::set_mount_attributes;
+                m.recursive = true;
+                m.attributes = mount_abi::attr_rdonly;
+                break;
+            default:
+                m.step = step::mount;
+                break;
+        }
+        add(m, target, r.kind == mount_step_kind::mask ? "mask" : "");
+    }
+    void add_one(const symlink_request& r) { add_symlink(r.text, target_of(r.target, "symlink", false)); }
+    void add_one(const attributes_request& r) {
+        const std::string target = target_of(r.target, "attributes", false);
+        mount_step m{};
+        m.kind = mount_step_kind::set_attributes;
+        m.step = step::set_mount_attributes;
+        m.target = keep(target);
+        m.recursive = r.attrs.recursive;
+        m.attributes = attribute_bits(r.attrs.read_only, r.attrs.nosuid, r.attrs.nodev, r.attrs.noexec);
+        if (m.attributes == 0) throw error(step::set_mount_attributes, EINVAL, target, "no attribute to set");
+        add(m, target);
+    }
+
+    // Guards take host paths: absolute, symlinks resolved, and existing.
+    // In a plan, a mount over "/" itself would sit on top of the new root
+    // that pivot_root enters; the root is the rootfs (or an overlay at "/").
+    std::string target_of(const std::string& target, const char* what, bool mounts = true) {
+        if (!for_guard_) {
+            std::string in_root = root_target(target, what);
+            if (mounts && in_root == "/")
+                throw error(step::prepare, EINVAL, target,
+                            std::string(what) + " over the new root itself: give the root as rootfs, or an overlay at /");
+            return in_root;
+        }
+        if (target.empty()) throw error(step::resolve_path, EINVAL, target, std::string(what) + ": the target is empty");
+        const std::string absolute = absolute_host_path(target);
+        struct stat st {};
+        if (const long r = sys::fstatat(AT_FDCWD, absolute.c_str(), &st, 0); r < 0)
+            throw error(step::resolve_path, static_cast<int>(-r), absolute, "mount target");
+        return canonical_host_path(absolute);
+    }
+
+    void add_propagation(propagation_mode mode) {
+        mount_step m{};
+        m.kind = mount_step_kind::set_propagation;
+        m.step = step::set_propagation;
+        m.flags = mode == propagation_mode::slave ? mount_abi::ms_slave : mount_abi::ms_private;
+        struct stat st {};
+        if (sys::fstatat(AT_FDCWD, "/proc/self/ns/mnt", &st, 0) == 0) m.parent_mount_ns = st.st_ino;
+        add(m, "/", mode == propagation_mode::slave ? "slave" : "private");
+    }
+
+    void add_root(const plan& p) {
+        const overlay_request* root_overlay = nullptr;
+        for (const auto& request : p.requests)
+            if (const auto* o = std::get_if<overlay_request>(&request); o && root_target(o->target, "overlay") == "/") {
+                if (root_overlay) throw error(step::mount, EINVAL, "/", "two overlays at /");
+                root_overlay = o;
+            }
+        if (root_overlay) {
+            if (!p.rootfs.empty())
+                throw error(step::mount, EINVAL, p.rootfs, "give either a rootfs or an overlay at /, not both");
+            out_.root_ = "/";
+            add_overlay(nullptr, root_overlay->layers, p.read_only_root, "/");
+            return;
+        }
+        std::string source = "/";
+        if (!p.rootfs.empty()) {
+            const auto st = host_stat(absolute_host_path(p.rootfs));
+            if (!st) throw error(step::bind_mount, ENOENT, p.rootfs, "the root filesystem does not exist");
+            if (!S_ISDIR(st->st_mode)) throw error(step::bind_mount, ENOTDIR, p.rootfs, "the root filesystem must be a directory");
+            source = canonical_host_path(p.rootfs);
+        }
+        out_.root_ = source;
+        add_bind(source, nullptr, {.read_only = p.read_only_root, .recursive = true}, step::bind_mount, source);
+        out_.info_.back().detail = "the new root";
+    }
+
+    void add_deferred() {
+        for (const auto& d : deferred_) add_one(path_request{d.first, d.second});
+        deferred_.clear();
+    }
+
+    void add_entry(root_entry entry) {
+        mount_step m{};
+        m.kind = entry == root_entry::pivot_root ? mount_step_kind::pivot_root : mount_step_kind::change_root;
+        m.step = entry == root_entry::pivot_root ? step::pivot_root : step::change_root;
+        add(m, out_.root_);
+    }
+
+    prepared_plan take() { return std::move(out_); }
+
+private:
+    bool for_guard_;
+    prepared_plan out_;
+    std::vector<std::pair<mount_step_kind, std::string>> deferred_;
+};
+
+// What an errno means for a step, where the bare text would puzzle.
+inline std::string mount_hint(const mount_step& s, int error) {
+    const std::string_view fs = s.fs_type ? s.fs_type : "";
+    if (s.kind == mount_step_kind::set_propagation && error == EPERM)
+        return "refusing to change the caller's own mount namespace: run the plan in a new one (CLONE_NEWNS)";
+    if (s.kind == mount_step_kind::pivot_root && error == EINVAL)
+        return "the new root or its parent mount is shared, or the root is not a mount point";
+    if (error == EPERM && fs == "proc")
+        return "a fresh proc needs CAP_SYS_ADMIN over the pid namespace (in a user namespace: one of its own, and a "
+               "/proc with nothing mounted over its parts)";
+    if (error == EPERM && fs == "sysfs") return "sysfs in a user namespace needs a network namespace of its own";
+    if (error == EPERM && fs == "mqueue") return "mqueue in a user namespace needs an IPC namespace of its own";
+    if ((error == EPERM || error == EINVAL) && fs == "overlay")
+        return "overlayfs in a user namespace needs Linux 5.11 or later";
+    if (error == EROFS) return "the mount point is missing and the filesystem it would go in is read-only";
+    if (error == ELOOP) return "a symlink loop, or a /proc magic link, on the way; neither can be followed inside the root";
+    if (error == ENOSYS) return "the kernel (or a seccomp filter) refuses this call";
+    return {};
+}
+
+}  // namespace detail
+
+inline prepared_plan plan::prepare() const {
+    detail::step_builder builder(false);
+    builder.add_propagation(propagation);
+    builder.add_root(*this);
+    for (const auto& request : requests) builder.add_request(request);
+    builder.add_deferred();
+    builder.add_entry(entry);
+    return builder.take();
+}
+
+inline ctr::error prepared_plan::error_for(std::size_t index, int errno_value,
+                                           const ctr::detail::mount_context* ctx) const {
+    if (index >= steps_.size()) return ctr::error(step::mount, errno_value, {}, "no such mount step");
+    const auto& s = steps_[index];
+    const auto& info = info_[index];
+    ctr::step which = s.step;
+    if (ctx && ctx->failed_step != ctr::step::none) which = ctx->failed_step;
+    std::string detail = info.detail;
+    std::string extra;
+    if (ctx && ctx->message && ctx->message[0] != '\0') extra = ctx->message;
+    else extra = detail::mount_hint(s, errno_value);
+    if (!extra.empty()) detail += (detail.empty() ? "" : "; ") + extra;
+    return ctr::error(which, errno_value, info.path, detail);
+}
+
+// Owns one mount in the current process's mount namespace and unmounts it
+// when it ends. Move-only; release() keeps the mount. A recursive bind is
+// detached lazily (MNT_DETACH), since its submounts would make a plain
+// unmount fail with EBUSY; others are unmounted plainly unless
+// unmount_lazily() was asked for.
+class guard {
+public:
+    guard() noexcept = default;
+    guard(guard&& other) noexcept
+        : target_(std::move(other.target_)),
+          mount_id_(other.mount_id_),
+          flags_(other.flags_),
+          active_(std::exchange(other.active_, false)) {}
+    guard& operator=(guard&& other) noexcept {
+        if (this != &other) {
+            reset();
+            target_ = std::move(other.target_);
+            mount_id_ = other.mount_id_;
+            flags_ = other.flags_;
+            active_ = std::exchange(other.active_, false);
+        }
+        return *this;
+    }
+    guard(const guard&) = delete;
+    guard& operator=(const guard&) = delete;
+    ~guard() { reset(); }
+
+    // Where the mount is (absolute, symlinks resolved).
+    const std::string& target() const noexcept { return target_; }
+    bool active() const noexcept { return active_; }
+
+    guard& unmount_lazily(bool lazily = true) noexcept {
+        flags_ = lazily ? ctr::detail::mount_abi::mnt_detach : 0;
+        return *this;
+    }
+
+    // Unmounts now; throws ctr::error(step::unmount) on failure, e.g. EBUSY
+    // while a process works inside, or when a later mount covers this one.
+    void unmount() {
+        if (!active_) return;
+        bool covered = false;
+        const long r = unmount_now(flags_, covered);
+        if (r < 0)
+            throw ctr::error(step::unmount, static_cast<int>(-r), target_,
+                             covered ? "another mount now covers it" : std::string_view{});
+    }
+
+    // Keeps the mount; the guard no longer owns it. Returns its target.
+    [[nodiscard]] std::string release() noexcept {
+        active_ = false;
+        return std::move(target_);
+    }
+
+    // Best effort: unmounts, lazily if a plain unmount is refused as busy.
+    void reset() noexcept {
+        if (!active_) return;
+        bool covered = false;
+        long r = unmount_now(flags_, covered);
+        if (r == -EBUSY && !covered && flags_ == 0) r = unmount_now(ctr::detail::mount_abi::mnt_detach, covered);
+        active_ = false;
+    }
+
+    // For the factories below.
+    static guard adopt(std::string target, int flags) {
+        guard g;
+        g.target_ = std::move(target);
+        g.mount_id_ = mount_id(g.target_);
+        g.flags_ = flags;
+        g.active_ = true;
+        return g;
+    }
+
+private:
+    // The id of the mount on top at `path`; 0 when statx cannot say (before 5.8).
+    static std::uint64_t mount_id(const std::string& path) noexcept {
+        alignas(8) unsigned char buffer[256] = {};
+        if (ctr::detail::sys::statx(AT_FDCWD, path.c_str(), 0, ctr::detail::mount_abi::statx_mnt_id, buffer) < 0) return 0;
+        std::uint32_t mask = 0;
+        __builtin_memcpy(&mask, buffer, sizeof mask);
+        if ((mask & ctr::detail::mount_abi::statx_mnt_id) == 0) return 0;
+        std::uint64_t id = 0;
+        __builtin_memcpy(&id, buffer + 144, sizeof id);  // stx_mnt_id
+        return id;
+    }
+
+    long unmount_now(int flags, bool& covered) noexcept {
+        if (mount_id_ != 0) {
+            const std::uint64_t now = mount_id(target_);
+            if (now != 0 && now != mount_id_) {
+                // Another mount is on top: unmounting by path would take
+                // that one. Leave both; the caller has mounts out of order.
+                covered = true;
+                return -EBUSY;
+            }
+        }
+        const long r = ctr::detail::sys::umount2(target_.c_str(), flags);
+        if (r == 0) active_ = false;
+        return r;
+    }
+
+    std::string target_;
+    std::uint64_t mount_id_ = 0;
+    int flags_ = 0;
+    bool active_ = false;
+};
+
+namespace detail {
+
+// Runs one operation as a guard: the same steps a plan's child runs, with
+// host paths for targets.
+inline guard run_guard(const mount_request& request, int unmount_flags) {
+    step_builder builder(true);
+    builder.add_request(request);
+    const prepared_plan prepared = builder.take();
+    char message[256] = {};
+    mount_context ctx{};
+    ctx.host_paths = true;
+    ctx.message = message;
+    ctx.message_size = sizeof message;
+    std::size_t failed = 0;
+    const auto steps = prepared.steps();
+    if (steps.empty()) throw error(step::prepare, ENOENT, {}, "nothing to mount");
+    if (const long r = run_mount_steps(steps.data(), steps.size(), ctx, failed); r < 0)
+        throw prepared.error_for(failed, static_cast<int>(-r), &ctx);
+    return guard::adopt(steps.back().target, unmount_flags);
+}
+
+}  // namespace detail
+
+// Mounts in the current mount namespace, each owned by the guard returned.
+// Targets are host paths that must exist. Call them in a mount namespace of
+// the caller's own (ns::scope, unshare(CLONE_NEWNS)) unless changing the
+// host's mount table is the point.
+inline guard bind(std::string source, std::string target, bind_options options = {}) {
+    const int flags = options.recursive ? ctr::detail::mount_abi::mnt_detach : 0;
+    return detail::run_guard(detail::bind_request{std::move(source), std::move(target), options}, flags);
+}
+inline guard tmpfs(std::string target, tmpfs_options options = {}) {
+    return detail::run_guard(detail::tmpfs_request{std::move(target), std::move(options)}, 0);
+}
+inline guard proc(std::string target, proc_options options = {}) {
+    return detail::run_guard(detail::proc_request{std::move(target), options}, 0);
+}
+inline guard sysfs(std::string target) {
+    return detail::run_guard(detail::kernel_fs_request{"sysfs", std::move(target)}, 0);
+}
+inline guard devpts(std::string target) {
+    return detail::run_guard(detail::kernel_fs_request{"devpts", std::move(target)}, 0);
+}
+inline guard mqueue(std::string target) {
+    return detail::run_guard(detail::kernel_fs_request{"mqueue", std::move(target)}, 0);
+}
+inline guard overlay(std::string target, overlay_layers layers) {
+    return detail::run_guard(detail::overlay_request{std::move(target), std::move(layers)}, 0);
+}
+
+}  // namespace ctr::mount
+
+namespace ctr::detail {
+
+// Runs a prepared plan in the calling process: for tests, in a forked child
+// that has entered a mount namespace of its own (unshare(CLONE_NEWNS), and
+// CLONE_NEWUSER when not root). The plan's first step refuses to run in the
+// namespace prepare() was called in. Returns 0, or -errno with `failed` the
+// index of the failing step (prepared_plan::error_for turns it into the
+// ctr::error). Async-signal-safe.
+CTR_CHILD_CODE inline long run_plan_in_current_process(const ctr::mount::prepared_plan& plan, mount_context& ctx,
+                                                       std::size_t& failed) noexcept {
+    const auto steps = plan.steps();
+    return run_mount_steps(steps.data(), steps.size(), ctx, failed);
+}
+
+}  // namespace ctr::detail
+// end ctr/mount.hpp
+// begin ctr/ns.hpp
+// Namespaces: the kinds, references to existing ones, id maps, and making a
+// namespace outlive its processes.
+
+
+#include <sched.h>
+#include <sys/mount.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <system_error>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#ifndef CLONE_NEWTIME
+#define CLONE_NEWTIME 0x00000080
+#endif
+
+namespace ctr::ns {
+
+// One namespace kind; the value is its CLONE_NEW* flag.
+enum class kind : std::uint32_t {
+    user = CLONE_NEWUSER,
+    pid = CLONE_NEWPID,
+    mount = CLONE_NEWNS,
+    network = CLONE_NEWNET,
+    uts = CLONE_NEWUTS,
+    ipc = CLONE_NEWIPC,
+    cgroup = CLONE_NEWCGROUP,
+    time = CLONE_NEWTIME,
+};
+
+// A set of kinds: `ns::pid | ns::mount`.
+class kinds {
+public:
+    constexpr kinds() noexcept = default;
+    constexpr kinds(kind k) noexcept : flags_(static_cast<std::uint32_t>(k)) {}
+    static constexpr kinds from_flags(std::uint32_t flags) noexcept {
+        kinds k;
+        k.flags_ = flags;
+        return k;
+    }
+    constexpr std::uint32_t flags() const noexcept { return flags_; }
+    constexpr bool has(kind k) const noexcept { return (flags_ & static_cast<std::uint32_t>(k)) != 0; }
+    constexpr bool empty() const noexcept { return flags_ == 0; }
+    constexpr kinds without(kinds other) const noexcept { return from_flags(flags_ & ~other.flags_); }
+    friend constexpr kinds operator|(kinds a, kinds b) noexcept { return from_flags(a.flags_ | b.flags_); }
+    friend constexpr bool operator==(kinds, kinds) noexcept = default;
+
+private:
+    std::uint32_t flags_ = 0;
+};
+
+inline constexpr kinds none{};
+inline constexpr kind user = kind::user;
+inline constexpr kind pid = kind::pid;
+inline constexpr kind mount = kind::mount;
+inline constexpr kind network = kind::network;
+inline constexpr kind uts = kind::uts;
+inline constexpr kind ipc = kind::ipc;
+inline constexpr kind cgroup = kind::cgroup;
+inline constexpr kind time = kind::time;
+// Every kind. Unprivileged callers get a user namespace with it, which is
+// what lets them create the others.
+inline constexpr kinds all = kinds(user) | pid | mount | network | uts | ipc | cgroup | time;
+
+inline constexpr kinds operator|(kind a, kind b) noexcept { return kinds(a) | kinds(b); }
+
+inline constexpr kind every_kind[] = {user, pid, mount, network, uts, ipc, cgroup, time};
+
+// The name the kernel uses in /proc/PID/ns/.
+constexpr std::string_view name(kind k) noexcept {
+    switch (k) {
+        case kind::user: return "user";
+        case kind::pid: return "pid";
+        case kind::mount: return "mnt";
+        case kind::network: return "net";
+        case kind::uts: return "uts";
+        case kind::ipc: return "ipc";
+        case kind::cgroup: return "cgroup";
+        case kind::time: return "time";
+    }
+    return "unknown";
+}
+
+// An existing namespace to join: a /proc/PID/ns/KIND path or a bind-mounted
+// namespace file, an fd of one (borrowed), or a pidfd (borrowed; Linux 5.8+).
+struct existing {
+    kind which;
+    std::variant<std::string, int> source;  // path, or fd
+    bool source_is_pidfd = false;
+
+    static existing path(kind k, std::string p) { return {k, std::move(p)}; }
+    static existing fd(kind k, int borrowed_fd) { return {k, borrowed_fd}; }
+    static existing of_pidfd(kind k, int borrowed_pidfd) { return {k, borrowed_pidfd, true}; }
+};
+
+// One line of a uid or gid map: ids [inside, inside+count) in the namespace
+// are [outside, outside+count) outside it.
+struct id_range {
+    std::uint32_t inside;
+    std::uint32_t outside;
+    std::uint32_t count;
+};
+
+// The uid/gid maps of a new user namespace. Empty maps pick a default:
+//  - root: the sandbox's 0..65535 onto a host range, root's range in
+//    /etc/subuid and /etc/subgid if there is one, else 100000..165535;
+//  - anyone else: the caller becomes 0 inside (one id). Where /etc/subuid and
+//    /etc/subgid grant the caller a range and newuidmap/newgidmap exist, that
+//    range is mapped from 1 up as well (full_range_when_available).
+struct id_maps {
+    std::vector<id_range> uid{};
+    std::vector<id_range> gid{};
+    bool full_range_when_available = true;
+};
+
+// Time namespace offsets, in seconds and nanoseconds.
+struct time_offsets {
+    std::int64_t monotonic_seconds = 0;
+    std::int64_t boottime_seconds = 0;
+};
+
+namespace detail {
+
+inline std::string ns_path(int pid, kind k) {
+    return "/proc/" + (pid > 0 ? std::to_string(pid) : std::string("self")) + "/ns/" + std::string(name(k));
+}
+
+// The inode that identifies a process's namespace of one kind.
+inline std::optional<std::uint64_t> ns_inode(const std::string& path) {
+    struct stat st {};
+    if (ctr::detail::sys::fstatat(AT_FDCWD, path.c_str(), &st, 0) < 0) return std::nullopt;
+    return st.st_ino;
+}
+
+// A subordinate id range from /etc/subuid or /etc/subgid for a user name or
+// numeric id: "name:start:count" lines.
+inline std::optional<id_range> subordinate_range(const std::string& file, const std::string& user_name,
+                                                 std::uint32_t id) {
+    const auto contents = ctr::detail::read_small_file(file);
+    if (!contents) return std::nullopt;
+    std::size_t at = 0;
+    while (at < contents->size()) {
+        const std::size_t end = std::min(contents->find('\n', at), contents->size());
+        const std::string line = contents->substr(at, end - at);
+        at = end + 1;
+        const auto first = line.find(':'), second = line.rfind(':');
+        if (first == std::string::npos || first == second) continue;
+        const std::string owner = line.substr(0, first);
+        if (owner != user_name && owner != std::to_string(id)) continue;
+        try {
+            const auto start = std::stoul(line.substr(first + 1, second - first - 1));
+            const auto count = std::stoul(line.substr(second + 1));
+            if (count > 0) return id_range{0, static_cast<std::uint32_t>(start), static_cast<std::uint32_t>(count)};
+        } catch (const std::exception&) {
+        }
+    }
+    return std::nullopt;
+}
+
+inline std::string errno_text(long negative_errno) {
+    return std::generic_category().message(static_cast<int>(-negative_errno));
+}
+
+// Why this process cannot create a user namespace, as far as the host
+// shows it. Used by probe() and by spawn's error for a failed CLONE_NEWUSER.
+inline std::string user_namespace_blocker(long negative_errno) {
+    if (auto max = ctr::detail::read_first_line("/proc/sys/user/max_user_namespaces"); max && *max == "0")
+        return "user.max_user_namespaces is 0";
+    if (negative_errno == -ENOSPC) return "the user namespace limit (user.max_user_namespaces) is reached";
+    if (auto clone = ctr::detail::read_first_line("/proc/sys/kernel/unprivileged_userns_clone");
+        clone && *clone == "0" && ctr::detail::raw::call(SYS_geteuid) != 0)
+        return "kernel.unprivileged_userns_clone is 0";
+    if (auto apparmor = ctr::detail::read_first_line("/proc/sys/kernel/apparmor_restrict_unprivileged_userns");
+        apparmor && *apparmor == "1" && ctr::detail::raw::call(SYS_geteuid) != 0)
+        return "AppArmor restricts unprivileged user namespaces (kernel.apparmor_restrict_unprivileged_userns is 1)";
+    if (auto status = ctr::detail::read_small_file("/proc/self/status"); status && status->find("Seccomp:\t2") != std::string::npos)
+        return "a seccomp filter on this process (an outer container?) refuses it: " + errno_text(negative_errno);
+    if (negative_errno == -EPERM) {
+        // The kernel refuses user namespaces to a process in a chroot.
+        struct stat root {}, init_root {};
+        if (ctr::detail::raw::call(SYS_stat, "/", &root) == 0 && ctr::detail::raw::call(SYS_stat, "/proc/1/root/.", &init_root) == 0 &&
+            (root.st_ino != init_root.st_ino || root.st_dev != init_root.st_dev))
+            return "this process runs in a chroot, where the kernel refuses user namespaces";
+    }
+    return errno_text(negative_errno);
+}
+
+// The id maps to write for a new user namespace, resolved in the parent
+// before clone so that a problem shows before anything starts.
+struct resolved_id_maps {
+    std::vector<id_range> uid;
+    std::vector<id_range> gid;
+    // Unprivileged writers must deny setgroups before writing a gid map.
+    bool deny_setgroups = false;
+    // More than the caller's own id needs the setuid helpers.
+    bool use_helpers = false;
+    // Whether the child may call setgroups: not after a deny, and not when
+    // an outer user namespace denied it (a child namespace inherits that).
+    bool may_setgroups = true;
+};
+
+inline bool executable(const char* path) { return ctr::detail::raw::call(SYS_access, path, X_OK) == 0; }
+
+inline std::string user_name_of(std::uint32_t uid) {
+    const auto passwd = ctr::detail::read_small_file("/etc/passwd");
+    if (!passwd) return {};
+    std::size_t at = 0;
+    while (at < passwd->size()) {
+        const std::size_t end = std::min(passwd->find('\n', at), passwd->size());
+        const std::string line = passwd->substr(at, end - at);
+        at = end + 1;
+        const auto first = line.find(':');
+        const auto second = line.find(':', first + 1);
+        const auto third = line.find(':', second + 1);
+        if (first == std::string::npos || second == std::string::npos || third == std::string::npos) continue;
+        if (line.substr(second + 1, third - second - 1) == std::to_string(uid)) return line.substr(0, first);
+    }
+    return {};
+}
+
+// This process's own id map ("inside outside count" lines).
+inline std::vector<id_range> own_map(const char* proc_file) {
+    std::vector<id_range> ranges;
+    const auto text = ctr::detail::read_small_file(proc_file);
+    if (!text) return ranges;
+    std::size_t at = 0;
+    while (at < text->size()) {
+        const std::size_t end = std::min(text->find('\n', at), text->size());
+        unsigned long inside = 0, outside = 0, count = 0;
+        if (std::sscanf(text->substr(at, end - at).c_str(), "%lu %lu %lu", &inside, &outside, &count) == 3)
+            ranges.push_back({static_cast<std::uint32_t>(inside), static_cast<std::uint32_t>(outside),
+                              static_cast<std::uint32_t>(count)});
+        at = end + 1;
+    }
+    return ranges;
+}
+
+// Root's default: the sandbox's 0..65535 onto root's /etc/subuid range, or
+// 100000..165535. A caller that is root only inside a user namespace of its
+// own may not have those ids; it maps the ids it has, from 0 up.
+inline id_range root_default_range(const char* subordinate_file, const char* proc_file) {
+    const auto range = subordinate_range(subordinate_file, "root", 0);
+    const std::uint32_t base = range ? range->outside : 100000;
+    const std::uint32_t count = 65536;
+    const auto own = own_map(proc_file);
+    for (const auto& r : own)
+        if (base >= r.inside && std::uint64_t{base} + count <= std::uint64_t{r.inside} + r.count)
+            return {0, base, count};
+    for (const auto& r : own)
+        if (r.inside == 0) return {0, 0, std::min(r.count, count)};
+    return {0, 0, 1};
+}
+
+inline resolved_id_maps resolve_id_maps(const id_maps& asked) {
+    const auto euid = static_cast<std::uint32_t>(ctr::detail::raw::call(SYS_geteuid));
+    const auto egid = static_cast<std::uint32_t>(ctr::detail::raw::call(SYS_getegid));
+    const bool privileged = euid == 0;
+    resolved_id_maps maps;
+    maps.uid = asked.uid;
+    maps.gid = asked.gid;
+    const std::string user = user_name_of(euid);
+    if (maps.uid.empty()) {
+        if (privileged) {
+            maps.uid = {root_default_range("/etc/subuid", "/proc/self/uid_map")};
+        } else {
+            maps.uid = {{0, euid, 1}};
+            const auto range = subordinate_range("/etc/subuid", user, euid);
+            if (asked.full_range_when_available && range && executable("/usr/bin/newuidmap"))
+                maps.uid.push_back({1, range->outside, range->count});
+        }
+    }
+    if (maps.gid.empty()) {
+        if (privileged) {
+            maps.gid = {root_default_range("/etc/subgid", "/proc/self/gid_map")};
+        } else {
+            maps.gid = {{0, egid, 1}};
+            const auto range = subordinate_range("/etc/subgid", user, euid);
+            if (asked.full_range_when_available && range && executable("/usr/bin/newgidmap"))
+                maps.gid.push_back({1, range->outside, range->count});
+        }
+    }
+    if (!privileged) {
+        const bool only_self = maps.uid.size() == 1 && maps.uid[0].outside == euid && maps.uid[0].count == 1 &&
+                               maps.gid.size() == 1 && maps.gid[0].outside == egid && maps.gid[0].count == 1;
+        maps.use_helpers = !only_self;
+        maps.deny_setgroups = only_self;
+        if (maps.use_helpers && (!executable("/usr/bin/newuidmap") || !executable("/usr/bin/newgidmap")))
+            throw error(step::write_uid_map, EPERM, "/usr/bin/newuidmap",
+                        "an unprivileged caller can map only its own id without newuidmap/newgidmap (package uidmap)");
+    }
+    const auto own_setgroups = ctr::detail::read_first_line("/proc/self/setgroups");
+    maps.may_setgroups = !maps.deny_setgroups && own_setgroups.value_or("allow") == "allow";
+    for (const auto* list : {&maps.uid, &maps.gid})
+        for (const auto& r : *list)
+            if (r.count == 0) throw error(step::write_uid_map, EINVAL, {}, "an id range with count 0");
+    return maps;
+}
+
+inline std::string map_text(const std::vector<id_range>& ranges) {
+    std::string text;
+    for (const auto& r : ranges)
+        text += std::to_string(r.inside) + " " + std::to_string(r.outside) + " " + std::to_string(r.count) + "\n";
+    return text;
+}
+
+}  // namespace detail
+
+// Which namespace `pid` (0: this process) is in, as the inode of its
+// /proc/PID/ns file: two processes share a namespace when these are equal.
+inline std::uint64_t inode_of(kind k, int pid = 0) {
+    const std::string path = detail::ns_path(pid, k);
+    const auto inode = detail::ns_inode(path);
+    if (!inode) throw error(step::join_namespace, ENOENT, path, "cannot stat the namespace file");
+    return *inode;
+}
+
+// A namespace kept alive by a bind mount of its /proc/PID/ns file onto
+// `path` (what `ip netns add` does), so it can be joined after its last
+// process is gone. The bind is undone and the file removed when this ends,
+// unless release() was called. The mount lives in the caller's mount
+// namespace.
+class persisted {
+public:
+    persisted() = default;
+    persisted(persisted&& other) noexcept : path_(std::exchange(other.path_, {})) {}
+    persisted& operator=(persisted&& other) noexcept {
+        if (this != &other) {
+            reset();
+            path_ = std::exchange(other.path_, {});
+        }
+        return *this;
+    }
+    ~persisted() { reset(); }
+
+    const std::string& path() const noexcept { return path_; }
+    existing to_join(kind k) const { return existing::path(k, path_); }
+    void release() noexcept { path_.clear(); }
+
+private:
+    friend persisted persist(int pid, kind k, std::string path);
+    void reset() noexcept {
+        if (path_.empty()) return;
+        ctr::detail::sys::umount2(path_.c_str(), MNT_DETACH);
+        ctr::detail::sys::unlinkat(AT_FDCWD, path_.c_str(), 0);
+        path_.clear();
+    }
+    std::string path_;
+};
+
+inline persisted persist(int pid, kind k, std::string path) {
+    namespace sys = ctr::detail::sys;
+    const long fd = sys::openat(AT_FDCWD, path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
+    if (fd < 0) throw error(step::persist_namespace, static_cast<int>(-fd), path, "cannot create the file to bind onto");
+    sys::close(static_cast<int>(fd));
+    const std::string source = detail::ns_path(pid, k);
+    if (const long r = sys::mount(source.c_str(), path.c_str(), nullptr, MS_BIND, nullptr); r < 0) {
+        sys::unlinkat(AT_FDCWD, path.c_str(), 0);
+        throw error(step::persist_namespace, static_cast<int>(-r), path, "bind mount of " + source);
+    }
+    persisted p;
+    p.path_ = std::move(path);
+    return p;
+}
+
+}  // namespace ctr::ns
+// end ctr/ns.hpp
+// begin ctr/ns_scope.hpp
+// ns::scope: the calling thread inside other namespaces for a while.
+
+// begin ctr/detail/child_program.hpp
+// The child side of a launch: everything that runs between clone and exec.
+//
+// The parent turns the options into a child_program, a flat list of
+// operations over data it prepared; the child only walks that list. This is
+// the one place where child code lives. Every function here is
+// async-signal-safe: no allocation, no locks, no exceptions, no libc calls
+// that touch errno (the child shares the parent's memory and TLS), only
+// detail::sys wrappers. Later capabilities (namespaces, mounts, cgroups,
+// seccomp) add operation codes here, so they run as steps of the same launch.
+
+
 #include <linux/close_range.h>
+#include <linux/sched.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -672,6 +5225,15 @@ enum class child_op_code : std::uint8_t {
     wait_for_parent,      // a = fd to read one byte from; EOF means the parent gave up
     restore_signal_mask,  // unblock everything the parent blocked around clone
     exec,                 // data = const char* const* candidates (null-terminated)
+    join_namespace,       // setns(a, b): a = fd, b = CLONE_NEW* type (0 for a pidfd)
+    unshare,              // a = CLONE_* flags
+    set_hostname,         // data = name, a = length
+    set_domainname,       // data = name, a = length
+    write_file,           // data = path, data2 = contents, a = length
+    bring_up_loopback,    // set IFF_UP on "lo" of the current network namespace
+    become_init,          // data = init_state*: the rest of the program runs in a child; this process reaps
+    set_controlling_terminal,  // TIOCSCTTY on fd a (the session leader takes its terminal)
+    mount_step,           // data = const mount_step*, data2 = mount_context* (detail/mount_step.hpp)
 };
 
 struct child_op {
@@ -681,6 +5243,7 @@ struct child_op {
     long b = 0;
     long c = -1;
     const void* data = nullptr;
+    const void* data2 = nullptr;
 };
 
 // What a failed child sends the parent before it exits.
@@ -702,6 +5265,19 @@ struct child_view {
 
 inline constexpr int child_failed_exit_code = 127;
 
+// Shared between the parent and the pid 1 of a new pid namespace, which runs
+// in the parent's memory (CLONE_VM) for as long as the sandbox lives. The
+// parent owns it and reads the results only after it has reaped pid 1.
+struct init_state {
+    void* command_stack_top = nullptr;  // where the command's clone runs until exec
+    int (*command_entry)(void*) = nullptr;  // child_command_main; set by the parent
+    std::size_t next_op = 0;            // the command continues the program here
+    const child_view* view = nullptr;
+    // Written by pid 1 before it exits.
+    int command_wait_status = -1;       // as wait4 gives it; -1: the command never ran
+    int others_were_running = 0;        // other processes were left in the namespace
+};
+
 // Async-signal-safe.
 CTR_CHILD_CODE inline long child_reset_signals() noexcept {
     sys::kernel_sigaction current{};
@@ -719,11 +5295,12 @@ CTR_CHILD_CODE inline long child_reset_signals() noexcept {
     return 0;
 }
 
-// Marks fds [first, last] close-on-exec. close_range(CLOSE_RANGE_CLOEXEC)
-// needs Linux 5.11; before that, walk /proc/self/fd, and without /proc, try
-// every number up to the fd limit. Async-signal-safe.
-CTR_CHILD_CODE inline long child_cloexec_range(unsigned first, unsigned last) noexcept {
-    long r = sys::close_range(first, last, CLOSE_RANGE_CLOEXEC);
+// Marks fds [first, last] close-on-exec, or closes them.
+// close_range(CLOSE_RANGE_CLOEXEC) needs Linux 5.11, close_range 5.9; before
+// that, walk /proc/self/fd, and without /proc, try every number up to the fd
+// limit. Async-signal-safe.
+CTR_CHILD_CODE inline long child_fd_range(unsigned first, unsigned last, bool close) noexcept {
+    long r = sys::close_range(first, last, close ? 0U : CLOSE_RANGE_CLOEXEC);
     if (r != -ENOSYS && r != -EINVAL) return r;
     const long dir = sys::openat(AT_FDCWD, "/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dir >= 0) {
@@ -745,8 +5322,10 @@ CTR_CHILD_CODE inline long child_cloexec_range(unsigned first, unsigned last) no
                     if (*p < '0' || *p > '9') numeric = false;
                     fd = fd * 10 + static_cast<unsigned>(*p - '0');
                 }
-                if (numeric && fd >= first && fd <= last && fd != static_cast<unsigned>(dir))
-                    sys::fcntl(static_cast<int>(fd), F_SETFD, FD_CLOEXEC);
+                if (numeric && fd >= first && fd <= last && fd != static_cast<unsigned>(dir)) {
+                    if (close) sys::close(static_cast<int>(fd));
+                    else sys::fcntl(static_cast<int>(fd), F_SETFD, FD_CLOEXEC);
+                }
                 offset += length;
             }
         }
@@ -756,8 +5335,39 @@ CTR_CHILD_CODE inline long child_cloexec_range(unsigned first, unsigned last) no
     rlimit limit{};
     raw::call(SYS_prlimit64, 0, RLIMIT_NOFILE, nullptr, &limit);
     const unsigned end = limit.rlim_cur < last ? static_cast<unsigned>(limit.rlim_cur) : last;
-    for (unsigned fd = first; fd < end; ++fd) sys::fcntl(static_cast<int>(fd), F_SETFD, FD_CLOEXEC);
+    for (unsigned fd = first; fd < end; ++fd) {
+        if (close) sys::close(static_cast<int>(fd));
+        else sys::fcntl(static_cast<int>(fd), F_SETFD, FD_CLOEXEC);
+    }
     return 0;
+}
+
+// Sets IFF_UP on the loopback device of the current network namespace, as
+// `ip link set lo up` does. Async-signal-safe.
+CTR_CHILD_CODE inline long child_bring_up_loopback() noexcept {
+    const long fd = sys::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return fd;
+    ifreq request{};
+    request.ifr_name[0] = 'l';
+    request.ifr_name[1] = 'o';
+    long r = sys::ioctl(static_cast<int>(fd), SIOCGIFFLAGS, reinterpret_cast<long>(&request));
+    if (r >= 0) {
+        request.ifr_flags = static_cast<short>(request.ifr_flags | IFF_UP | IFF_RUNNING);
+        r = sys::ioctl(static_cast<int>(fd), SIOCSIFFLAGS, reinterpret_cast<long>(&request));
+    }
+    sys::close(static_cast<int>(fd));
+    return r < 0 ? r : 0;
+}
+
+// Opens, writes and closes a file, e.g. /proc/self/timens_offsets.
+// Async-signal-safe.
+CTR_CHILD_CODE inline long child_write_file(const char* path, const char* contents, std::size_t length) noexcept {
+    const long fd = sys::openat(AT_FDCWD, path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return fd;
+    const long written = sys::write(static_cast<int>(fd), contents, length);
+    sys::close(static_cast<int>(fd));
+    if (written < 0) return written;
+    return static_cast<std::size_t>(written) == length ? 0 : -EIO;
 }
 
 // Tries each candidate path in turn, as execvp does with PATH: a missing
@@ -815,8 +5425,7 @@ CTR_CHILD_CODE inline long child_run_op(const child_view& view, const child_op& 
             return r < 0 ? r : 0;
         }
         case child_op_code::cloexec_range:
-            return child_cloexec_range(static_cast<unsigned>(op.a),
-                                       op.b < 0 ? ~0U : static_cast<unsigned>(op.b));
+            return child_fd_range(static_cast<unsigned>(op.a), op.b < 0 ? ~0U : static_cast<unsigned>(op.b), false);
         case child_op_code::set_groups:
             return sys::setgroups(static_cast<std::size_t>(op.a), static_cast<const gid_t*>(op.data));
         case child_op_code::set_gid:
@@ -839,31 +5448,346 @@ CTR_CHILD_CODE inline long child_run_op(const child_view& view, const child_op& 
         }
         case child_op_code::exec:
             return child_exec(static_cast<const char* const*>(op.data), view.argv, view.envp);
+        case child_op_code::join_namespace:
+            return sys::setns(static_cast<int>(op.a), static_cast<int>(op.b));
+        case child_op_code::unshare:
+            return sys::unshare(static_cast<unsigned long>(op.a));
+        case child_op_code::set_hostname:
+            return sys::sethostname(static_cast<const char*>(op.data), static_cast<std::size_t>(op.a));
+        case child_op_code::set_domainname:
+            return sys::setdomainname(static_cast<const char*>(op.data), static_cast<std::size_t>(op.a));
+        case child_op_code::write_file:
+            return child_write_file(static_cast<const char*>(op.data), static_cast<const char*>(op.data2),
+                                    static_cast<std::size_t>(op.a));
+        case child_op_code::bring_up_loopback:
+            return child_bring_up_loopback();
+        case child_op_code::set_controlling_terminal: {
+            const long r = sys::ioctl(static_cast<int>(op.a), TIOCSCTTY, 0);
+            return r < 0 ? r : 0;
+        }
+        case child_op_code::mount_step:
+            return run_mount_step(*static_cast<const detail::mount_step*>(op.data),
+                                  *static_cast<mount_context*>(const_cast<void*>(op.data2)));
+        case child_op_code::become_init:
+            return -EINVAL;  // handled by child_run_program: it changes who runs the rest
     }
     return -EINVAL;
 }
 
-// The child's entry point, called on the new stack by clone. Never returns
-// on success (exec replaces it); on failure it reports (op, errno) and exits.
-// Async-signal-safe.
-CTR_CHILD_CODE inline int child_main(void* argument) noexcept {
-    const auto& view = *static_cast<const child_view*>(argument);
-    for (std::size_t i = 0; i < view.op_count; ++i) {
-        const long r = child_run_op(view, view.ops[i]);
-        if (r < 0) {
-            const child_report report{static_cast<std::uint32_t>(i), static_cast<std::int32_t>(-r)};
-            sys::write(view.report_fd, &report, sizeof report);
-            sys::exit_group(child_failed_exit_code);
-        }
-    }
-    // A program always ends with exec, so reaching here is a bug in the plan.
-    const child_report report{static_cast<std::uint32_t>(view.op_count), EINVAL};
+[[noreturn]] CTR_CHILD_CODE inline void child_report_failure(const child_view& view, std::size_t op_index,
+                                                          long negative_errno) noexcept {
+    const child_report report{static_cast<std::uint32_t>(op_index), static_cast<std::int32_t>(-negative_errno)};
     sys::write(view.report_fd, &report, sizeof report);
     sys::exit_group(child_failed_exit_code);
 }
 
+// pid 1 of a new pid namespace. Starts the command as its child (vfork-like:
+// pid 1 waits until the command has exec'd), lets go of every fd, then
+// forwards each signal it receives to the command and reaps every process
+// that ends, until the command itself ends. It leaves the command's wait
+// status in `state` and exits with the command's code (128+N for signal N).
+// When pid 1 exits the kernel kills whatever else is left in the namespace.
+// Signals stay blocked here from the clone on; they are read from a
+// signalfd, so no handler ever runs. Async-signal-safe.
+[[noreturn]] CTR_CHILD_CODE inline void child_become_init(const child_view& view, std::size_t op_index,
+                                                          init_state* state) noexcept {
+    // Sharing memory is cheapest, but kernels before 6.x refuse CLONE_VM
+    // while a new time namespace waits for this process's children (EINVAL):
+    // then the command gets a copy, still vfork-style.
+    long command = -EINVAL;
+    for (const std::uint64_t flags : {std::uint64_t{CLONE_VM | CLONE_VFORK}, std::uint64_t{CLONE_VFORK}}) {
+        clone_args args{};
+        args.flags = flags;
+        args.exit_signal = SIGCHLD;
+        args.stack = reinterpret_cast<std::uint64_t>(static_cast<char*>(state->command_stack_top) - 64 * 1024);
+        args.stack_size = 64 * 1024;
+        command = sys::clone3(&args, sizeof args, state->command_entry, state);
+        if (command == -ENOSYS)
+            command = sys::clone(state->command_entry, state->command_stack_top, flags | SIGCHLD, state, nullptr);
+        if (command != -EINVAL) break;
+    }
+    if (command < 0) child_report_failure(view, op_index, command);
+
+    // The parent learns that exec happened when every copy of the report
+    // channel is closed; ours goes here, with every other fd.
+    child_fd_range(0, ~0U, true);
+    const unsigned long all_signals = ~0UL;
+    const long signals = sys::signalfd4(-1, &all_signals, SFD_CLOEXEC);
+    if (signals < 0) sys::exit_group(child_failed_exit_code);
+
+    for (;;) {
+        signalfd_siginfo info{};
+        const long n = sys::read(static_cast<int>(signals), &info, sizeof info);
+        if (n == -EINTR) continue;
+        if (n != static_cast<long>(sizeof info)) sys::exit_group(child_failed_exit_code);
+        if (info.ssi_signo != SIGCHLD) {
+            sys::kill(static_cast<int>(command), static_cast<int>(info.ssi_signo));
+            continue;
+        }
+        bool command_ended = false;
+        for (;;) {
+            int status = 0;
+            const long reaped = sys::wait4(-1, &status, WNOHANG);
+            if (reaped <= 0) break;
+            if (reaped == command) {
+                state->command_wait_status = status;
+                command_ended = true;
+            }
+        }
+        if (!command_ended) continue;
+        int ignored = 0;
+        state->others_were_running = sys::wait4(-1, &ignored, WNOHANG) == 0 ? 1 : 0;
+        const int status = state->command_wait_status;
+        sys::exit_group(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+    }
+}
+
+// Runs the program from operation `first` on. Never returns: exec replaces
+// the process, or a failure is reported (op, errno) and the process exits.
+// Async-signal-safe.
+[[noreturn]] CTR_CHILD_CODE inline void child_run_program(const child_view& view, std::size_t first) noexcept {
+    for (std::size_t i = first; i < view.op_count; ++i) {
+        const child_op& op = view.ops[i];
+        if (op.code == child_op_code::become_init) {
+            auto* state = const_cast<init_state*>(static_cast<const init_state*>(op.data));
+            child_become_init(view, i, state);
+        }
+        if (const long r = child_run_op(view, op); r < 0) child_report_failure(view, i, r);
+    }
+    // A program always ends with exec, so reaching here is a bug in the plan.
+    child_report_failure(view, view.op_count, -EINVAL);
+}
+
+// The command's side of become_init: the rest of the program, then exec.
+// Async-signal-safe.
+CTR_CHILD_CODE inline int child_command_main(void* argument) noexcept {
+    const auto* state = static_cast<const init_state*>(argument);
+    child_run_program(*state->view, state->next_op);
+}
+
+// The child's entry point, called on the new stack by clone.
+// Async-signal-safe.
+CTR_CHILD_CODE inline int child_main(void* argument) noexcept {
+    child_run_program(*static_cast<const child_view*>(argument), 0);
+}
+
 }  // namespace ctr::detail
 // end ctr/detail/child_program.hpp
+
+#include <sys/mount.h>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace ctr::ns {
+
+namespace detail {
+
+// Why a kind cannot be entered by one thread and left again, or nullptr.
+constexpr const char* why_not_per_thread(kind k) noexcept {
+    switch (k) {
+        case kind::pid:
+            return "a pid namespace applies only to children: use process::spawn with ns::pid";
+        case kind::time:
+            return "a time namespace applies only to children: use process::spawn with ns::time";
+        case kind::user:
+            return "a thread cannot enter a user namespace and come back (the kernel refuses it in a "
+                   "multithreaded process, and a process cannot return to a parent user namespace): use "
+                   "process::spawn with ns::user";
+        default:
+            return nullptr;
+    }
+}
+
+inline std::string thread_ns_path(kind k) { return "/proc/thread-self/ns/" + std::string(name(k)); }
+
+}  // namespace detail
+
+// Moves the calling thread into new or existing namespaces and, when it ends,
+// back into the ones it came from (it holds their fds). Other threads keep
+// their own namespaces throughout. For example a test runs a server and its
+// client in a fresh network namespace on one thread while the others carry
+// on in the host's.
+//
+// Mount namespaces are per fs_struct, which threads share: entering one
+// first gives the thread an fs_struct of its own (unshare(CLONE_FS)), which
+// stays after the scope ends. The working directory is restored.
+//
+// Not movable: it belongs to the thread that made it.
+class scope {
+public:
+    // Fresh namespaces of these kinds (not pid, time or user: see
+    // detail::why_not_per_thread). A new network namespace has lo up; a new
+    // mount namespace starts with every mount private, so nothing mounted in
+    // it reaches the original.
+    explicit scope(kinds fresh) {
+        check(fresh);
+        save(fresh);
+        check_can_return();
+        try {
+            if (fresh.has(mount)) {
+                unshare_fs();
+                call(ctr::detail::sys::unshare(CLONE_NEWNS), step::create_namespaces, "mnt");
+                call(ctr::detail::sys::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr),
+                     step::set_propagation, "/");
+            }
+            const kinds rest = fresh.without(mount);
+            if (!rest.empty()) call(ctr::detail::sys::unshare(rest.flags()), step::create_namespaces, names(rest));
+            if (fresh.has(network))
+                call(ctr::detail::child_bring_up_loopback(), step::bring_up_loopback, "lo");
+        } catch (...) {
+            restore();
+            throw;
+        }
+    }
+
+    // Existing namespaces, each a path, fd or pidfd (see ns::existing).
+    explicit scope(const std::vector<existing>& targets) {
+        kinds all_kinds;
+        for (const auto& t : targets) all_kinds = all_kinds | t.which;
+        check(all_kinds);
+        save(all_kinds);
+        check_can_return();
+        try {
+            for (const auto& t : targets) {
+                if (t.which == mount) unshare_fs();
+                unique_fd opened;
+                int fd = -1;
+                std::string what;
+                if (const auto* path = std::get_if<std::string>(&t.source)) {
+                    const long r = ctr::detail::sys::openat(AT_FDCWD, path->c_str(), O_RDONLY | O_CLOEXEC);
+                    call(r, step::join_namespace, *path);
+                    opened.reset(static_cast<int>(r));
+                    fd = opened.get();
+                    what = *path;
+                } else {
+                    fd = std::get<int>(t.source);
+                    what = std::string(name(t.which)) + " namespace fd " + std::to_string(fd);
+                }
+                call(ctr::detail::sys::setns(fd, static_cast<int>(t.which)), step::join_namespace, what);
+            }
+        } catch (...) {
+            restore();
+            throw;
+        }
+    }
+
+    scope(const scope&) = delete;
+    scope& operator=(const scope&) = delete;
+    scope(scope&&) = delete;
+    scope& operator=(scope&&) = delete;
+
+    // Back where the thread started; best effort.
+    ~scope() { restore(); }
+
+    // Back where the thread started, reporting what failed.
+    void leave() {
+        if (saved_.empty()) return;
+        const int failed = restore();
+        if (failed != 0) throw error(step::leave_namespace, failed, left_failed_path_);
+    }
+
+private:
+    static void check(kinds k) {
+        for (kind each : every_kind)
+            if (k.has(each))
+                if (const char* why = detail::why_not_per_thread(each))
+                    throw error(step::prepare, EINVAL, std::string(name(each)), why);
+    }
+
+    static std::string names(kinds k) {
+        std::string text;
+        for (kind each : every_kind)
+            if (k.has(each)) text += (text.empty() ? "" : ",") + std::string(name(each));
+        return text;
+    }
+
+    static void call(long result, step s, const std::string& path) {
+        if (result < 0) throw error(s, static_cast<int>(-result), path);
+    }
+
+    void save(kinds k) {
+        for (kind each : every_kind) {
+            if (!k.has(each)) continue;
+            const std::string path = detail::thread_ns_path(each);
+            const long fd = ctr::detail::sys::openat(AT_FDCWD, path.c_str(), O_RDONLY | O_CLOEXEC);
+            if (fd < 0) {
+                saved_.clear();
+                throw error(step::join_namespace, static_cast<int>(-fd), path, "cannot hold the current namespace");
+            }
+            saved_.emplace_back(each, unique_fd(static_cast<int>(fd)));
+        }
+        if (k.has(mount)) {
+            const long cwd = ctr::detail::sys::openat(AT_FDCWD, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+            if (cwd >= 0) cwd_.reset(static_cast<int>(cwd));
+        }
+    }
+
+    // Entering is only worth it if the thread can come back: setns into the
+    // namespace it is in now needs the same rights as coming back, and a
+    // rootless caller lacks them for namespaces its user namespace does not
+    // own. Asked before anything changes.
+    void check_can_return() {
+        for (auto& [which, fd] : saved_) {
+            if (which == mount) continue;  // checked by the real setns below; it would move the cwd
+            if (const long r = ctr::detail::sys::setns(fd.get(), static_cast<int>(which)); r < 0) {
+                const std::string path = detail::thread_ns_path(which);
+                saved_.clear();
+                throw error(step::join_namespace, static_cast<int>(-r), path,
+                            r == -EPERM ? "could not come back to this namespace: it belongs to a user namespace "
+                                          "where this process lacks CAP_SYS_ADMIN (a rootless caller); use "
+                                          "process::spawn instead"
+                                        : "could not come back to this namespace");
+            }
+        }
+    }
+
+    void unshare_fs() {
+        if (fs_unshared_) return;
+        call(ctr::detail::sys::unshare(CLONE_FS), step::create_namespaces, "fs");
+        fs_unshared_ = true;
+    }
+
+    // Returns 0 or the errno of the first failure.
+    int restore() noexcept {
+        int first_failure = 0;
+        for (auto& [which, fd] : saved_) {
+            if (const long r = ctr::detail::sys::setns(fd.get(), static_cast<int>(which)); r < 0 && !first_failure) {
+                first_failure = static_cast<int>(-r);
+                left_failed_path_ = detail::thread_ns_path(which);
+            }
+        }
+        // Entering the old mount namespace put the thread at its root.
+        if (cwd_) ctr::detail::sys::fchdir(cwd_.get());
+        saved_.clear();
+        cwd_.reset();
+        return first_failure;
+    }
+
+    std::vector<std::pair<kind, unique_fd>> saved_;
+    unique_fd cwd_;
+    bool fs_unshared_ = false;
+    std::string left_failed_path_;
+};
+
+// The same, with the kinds as template arguments, so that a kind that cannot
+// be entered per thread is refused at compile time.
+template <kind... Kinds>
+class fresh_scope : public scope {
+    static_assert(((detail::why_not_per_thread(Kinds) == nullptr) && ...),
+                  "pid and time namespaces apply only to children, and a thread cannot leave a user namespace: "
+                  "use process::spawn for those");
+
+public:
+    fresh_scope() : scope((kinds() | ... | Kinds)) {}
+};
+
+}  // namespace ctr::ns
+// end ctr/ns_scope.hpp
+// begin ctr/probe.hpp
+// ctr::probe(): what this kernel and host let ctr do, and why not where not.
+
 // begin ctr/detail/clone.hpp
 // Creating the child: its stack, and clone3 with a clone(2) fallback.
 
@@ -966,7 +5890,7 @@ inline clone_outcome clone_child(const clone_request& request, child_stack& stac
     // by container seccomp profiles; clone(2) does the same job unless a
     // flag only clone3 has was asked for.
     if (pid == -ENOSYS && !request.needs_clone3 && request.cgroup_fd < 0) {
-        pid = sys::clone(child_main, stack.top(), static_cast<int>(flags) | SIGCHLD, &view, &outcome.pidfd);
+        pid = sys::clone(child_main, stack.top(), flags | SIGCHLD, &view, &outcome.pidfd);
     }
     // Straight to the kernel, not through the fault-injectable wrapper:
     // restoring a mask the kernel just gave us cannot fail, and a test fault
@@ -978,45 +5902,6 @@ inline clone_outcome clone_child(const clone_request& request, child_stack& stac
 
 }  // namespace ctr::detail
 // end ctr/detail/clone.hpp
-// begin ctr/detail/file.hpp
-// Small whole-file reads for /proc and /sys, through the syscall layer.
-
-
-#include <optional>
-#include <string>
-
-namespace ctr::detail {
-
-// The file's contents, or nothing if it cannot be opened or read.
-inline std::optional<std::string> read_small_file(const std::string& path) {
-    const long fd = sys::openat(AT_FDCWD, path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return std::nullopt;
-    std::string contents;
-    char buffer[4096];
-    for (;;) {
-        const long n = sys::read(static_cast<int>(fd), buffer, sizeof buffer);
-        if (n == -EINTR) continue;
-        if (n < 0) {
-            sys::close(static_cast<int>(fd));
-            return std::nullopt;
-        }
-        if (n == 0) break;
-        contents.append(buffer, static_cast<std::size_t>(n));
-    }
-    sys::close(static_cast<int>(fd));
-    return contents;
-}
-
-// The first line of a file, without its newline; for sysctls and the like.
-inline std::optional<std::string> read_first_line(const std::string& path) {
-    auto contents = read_small_file(path);
-    if (!contents) return std::nullopt;
-    contents->resize(contents->find('\n') == std::string::npos ? contents->size() : contents->find('\n'));
-    return contents;
-}
-
-}  // namespace ctr::detail
-// end ctr/detail/file.hpp
 
 #include <linux/close_range.h>
 #include <linux/landlock.h>
@@ -1038,17 +5923,8 @@ struct feature {
     std::string detail{};  // a version or note when available, the reason when not
 };
 
-enum class cgroup_layout : std::uint8_t { none, v1, v2, hybrid };
-
-inline std::string_view to_string(cgroup_layout layout) noexcept {
-    switch (layout) {
-        case cgroup_layout::none: return "none";
-        case cgroup_layout::v1: return "v1";
-        case cgroup_layout::v2: return "v2";
-        case cgroup_layout::hybrid: return "hybrid";
-    }
-    return "unknown";
-}
+// cgroup_layout and its to_string() are in detail/cgroup_layout.hpp, beside the
+// parsing that cgroup::group shares with probe().
 
 struct host_probe {
     std::string kernel_release;
@@ -1094,33 +5970,7 @@ inline std::ostream& operator<<(std::ostream& out, const host_probe& p) {
 
 namespace detail {
 
-inline std::string errno_text(long negative_errno) {
-    return std::generic_category().message(static_cast<int>(-negative_errno));
-}
-
-// Why this process cannot create a user namespace, as far as the host
-// shows it. Used by probe() and by spawn's error for a failed CLONE_NEWUSER.
-inline std::string user_namespace_blocker(long negative_errno) {
-    if (auto max = read_first_line("/proc/sys/user/max_user_namespaces"); max && *max == "0")
-        return "user.max_user_namespaces is 0";
-    if (negative_errno == -ENOSPC) return "the user namespace limit (user.max_user_namespaces) is reached";
-    if (auto clone = read_first_line("/proc/sys/kernel/unprivileged_userns_clone");
-        clone && *clone == "0" && raw::call(SYS_geteuid) != 0)
-        return "kernel.unprivileged_userns_clone is 0";
-    if (auto apparmor = read_first_line("/proc/sys/kernel/apparmor_restrict_unprivileged_userns");
-        apparmor && *apparmor == "1" && raw::call(SYS_geteuid) != 0)
-        return "AppArmor restricts unprivileged user namespaces (kernel.apparmor_restrict_unprivileged_userns is 1)";
-    if (auto status = read_small_file("/proc/self/status"); status && status->find("Seccomp:\t2") != std::string::npos)
-        return "a seccomp filter on this process (an outer container?) refuses it: " + errno_text(negative_errno);
-    if (negative_errno == -EPERM) {
-        // The kernel refuses user namespaces to a process in a chroot.
-        struct stat root {}, init_root {};
-        if (raw::call(SYS_stat, "/", &root) == 0 && raw::call(SYS_stat, "/proc/1/root/.", &init_root) == 0 &&
-            (root.st_ino != init_root.st_ino || root.st_dev != init_root.st_dev))
-            return "this process runs in a chroot, where the kernel refuses user namespaces";
-    }
-    return errno_text(negative_errno);
-}
+using ns::detail::errno_text;
 
 inline int probe_child_exit(void*) { return 0; }
 
@@ -1136,7 +5986,7 @@ inline feature probe_user_namespaces() {
     args.stack_size = child_stack::usable_size;
     long pid = sys::clone3(&args, sizeof args, probe_child_exit, nullptr);
     if (pid == -ENOSYS) pid = sys::clone(probe_child_exit, stack.top(), CLONE_NEWUSER | CLONE_PIDFD | SIGCHLD, nullptr, &pidfd);
-    if (pid < 0) return {false, user_namespace_blocker(pid)};
+    if (pid < 0) return {false, ns::detail::user_namespace_blocker(pid)};
     siginfo_t info{};
     sys::waitid(P_PIDFD, pidfd, &info, WEXITED, nullptr);
     sys::close(pidfd);
@@ -1173,23 +6023,9 @@ inline void probe_cgroups(host_probe& p) {
     }
     std::vector<std::string> v1_controllers;
     std::string v2_mount;
-    std::istringstream lines(*mountinfo);
-    for (std::string line; std::getline(lines, line);) {
-        // "... mountpoint options - fstype source superoptions"
-        const auto dash = line.find(" - ");
-        if (dash == std::string::npos) continue;
-        std::istringstream before(line.substr(0, dash)), after(line.substr(dash + 3));
-        std::string id, parent, devices, root, mount_point, fstype, source, super_options;
-        before >> id >> parent >> devices >> root >> mount_point;
-        after >> fstype >> source >> super_options;
-        if (fstype == "cgroup2" && v2_mount.empty()) v2_mount = mount_point;
-        if (fstype == "cgroup") {
-            std::istringstream options(super_options);
-            for (std::string option; std::getline(options, option, ',');)
-                if (option != "rw" && option != "ro" && option.find('=') == std::string::npos &&
-                    option.rfind("no", 0) != 0 && option != "relatime")
-                    v1_controllers.push_back(option);
-        }
+    for (const auto& m : parse_cgroup_mounts(*mountinfo)) {
+        if (m.v2 && v2_mount.empty()) v2_mount = m.mount_point;
+        if (!m.v2) v1_controllers.insert(v1_controllers.end(), m.controllers.begin(), m.controllers.end());
     }
     std::string v2_controllers;
     if (!v2_mount.empty()) v2_controllers = read_first_line(v2_mount + "/cgroup.controllers").value_or("");
@@ -1286,46 +6122,6 @@ inline host_probe probe() {
 // child runs that program and execs, and the parent learns over a
 // close-on-exec channel whether exec happened or which step failed.
 
-// begin ctr/unique_fd.hpp
-// ctr::unique_fd: the owner of one file descriptor.
-
-
-#include <utility>
-
-namespace ctr {
-
-// Move-only; closes its fd when it ends. No implicit conversion to int:
-// get() borrows, release() hands ownership over.
-class unique_fd {
-public:
-    constexpr unique_fd() noexcept = default;
-    constexpr explicit unique_fd(int fd) noexcept : fd_(fd) {}
-    unique_fd(unique_fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-    unique_fd& operator=(unique_fd&& other) noexcept {
-        if (this != &other) reset(std::exchange(other.fd_, -1));
-        return *this;
-    }
-    unique_fd(const unique_fd&) = delete;
-    unique_fd& operator=(const unique_fd&) = delete;
-    ~unique_fd() { reset(); }
-
-    int get() const noexcept { return fd_; }
-    explicit operator bool() const noexcept { return fd_ >= 0; }
-    [[nodiscard]] int release() noexcept { return std::exchange(fd_, -1); }
-
-    // Closes the current fd (errors from close are not actionable: the fd is
-    // gone either way) and takes `fd`.
-    void reset(int fd = -1) noexcept {
-        if (fd_ >= 0) detail::sys::close(fd_);
-        fd_ = fd;
-    }
-
-private:
-    int fd_ = -1;
-};
-
-}  // namespace ctr
-// end ctr/unique_fd.hpp
 
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -1334,6 +6130,7 @@ private:
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -1417,11 +6214,47 @@ struct options {
     std::vector<rlimit_setting> rlimits{};
     std::optional<mode_t> umask{};
     bool new_session = false;  // setsid: no controlling terminal, own process group
+    // With new_session: the child's stdin, a terminal (say the slave of a
+    // pty the caller opened), becomes its controlling terminal, so job
+    // control and ^C work in an interactive shell.
+    bool controlling_terminal = false;
     // Credentials to switch to, in this order: groups, gid, uid.
     std::optional<std::vector<gid_t>> groups{};
     std::optional<gid_t> gid{};
     std::optional<uid_t> uid{};
     clone_style clone = clone_style::shared_memory;
+
+    // Namespaces to create for the child (ns::pid | ns::mount ..., or
+    // ns::all). A caller that is not root gets a user namespace with them,
+    // which is what lets it create the others.
+    ns::kinds namespaces{};
+    // Existing namespaces to join (setns), user first.
+    std::vector<ns::existing> join{};
+    // With ns::uts.
+    std::string hostname{};
+    std::string domainname{};
+    // With ns::user: the uid and gid maps (empty: see ns::id_maps).
+    ns::id_maps id_maps{};
+    // With ns::time: clock offsets the child sees.
+    ns::time_offsets time_offsets{};
+    // With ns::pid: a minimal init is pid 1, forwards signals to the
+    // command, reaps orphans and exits with the command's status. false runs
+    // the command itself as pid 1 (not with ns::time, which always starts the
+    // command from a supervisor: see plan_namespaces).
+    bool init = true;
+
+    // A cgroup the child starts in, with no moment outside it: placed by
+    // the clone itself on cgroup v2 (CLONE_INTO_CGROUP), attached by the
+    // parent before the child goes on past its first steps on v1. Borrowed:
+    // the group must outlive the child. The result then carries the group's
+    // out-of-memory kills, peak memory and CPU time.
+    cgroup::group* cgroup = nullptr;
+
+    // The child's filesystem: a mount plan run in a new mount namespace
+    // (added to `namespaces`) before pivot_root into its root, e.g.
+    // mount::host_readonly() or mount::plan{.rootfs = "/srv/image"}.proc().dev().
+    // Empty: the child sees the parent's mounts.
+    std::optional<mount::plan> root{};
 };
 
 // How a run ended.
@@ -1436,12 +6269,32 @@ struct result {
     std::uint64_t peak_rss_bytes = 0;  // ru_maxrss of the child and the children it waited for
     std::string std_out{};             // what stdio::capture() collected
     std::string std_err{};
+    // With a new pid namespace: other processes were still running in it
+    // when the command ended, and died with it (the namespace ends with its
+    // pid 1).
+    bool pid_namespace_orphans_killed = false;
+    // With options::cgroup: the group's out-of-memory killer killed a
+    // process during this run (from the group's own events, not guessed
+    // from SIGKILL), and the group's figures. A figure the layout does not
+    // have stays empty.
+    bool oom_killed = false;
+    std::optional<std::uint64_t> memory_peak_bytes{};
+    std::optional<std::chrono::nanoseconds> cgroup_user_time{};
+    std::optional<std::chrono::nanoseconds> cgroup_system_time{};
 
     // Exited with status 0 before any timeout.
     bool success() const noexcept { return exit_code == 0 && !timed_out; }
 };
 
 namespace detail {
+
+struct launch_plan;
+// What the result needs from a pid 1 init that ran in our memory.
+struct init_outcome {
+    int command_wait_status = -1;
+    bool others_were_running = false;
+};
+inline init_outcome read_init_outcome(const launch_plan&) noexcept;
 
 // Launch internals build on the library-wide ones.
 using namespace ::ctr::detail;
@@ -1472,6 +6325,9 @@ public:
             capture_err_ = std::move(other.capture_err_);
             captured_out_ = std::move(other.captured_out_);
             captured_err_ = std::move(other.captured_err_);
+            plan_ = std::move(other.plan_);
+            cgroup_ = other.cgroup_;
+            oom_kills_before_ = other.oom_kills_before_;
             start_ = other.start_;
             timeout_ = other.timeout_;
             kill_grace_ = other.kill_grace_;
@@ -1524,6 +6380,10 @@ public:
         std_in_.reset();
         capture_out_.reset();
         capture_err_.reset();
+        // A pid 1 init runs in our memory until it exits, and we no longer
+        // know when that is: its launch state (stacks and plan) stays
+        // allocated for the life of the process.
+        if (plan_) new std::shared_ptr<detail::launch_plan>(std::move(plan_));
         return std::move(pidfd_);
     }
 
@@ -1628,6 +6488,34 @@ private:
         out.peak_rss_bytes = static_cast<std::uint64_t>(usage.ru_maxrss) * 1024;
         out.std_out = std::move(captured_out_);
         out.std_err = std::move(captured_err_);
+        if (plan_) {
+            // The init reports the command's own status; if the init itself
+            // was killed first, its status is the answer.
+            const detail::init_outcome init = detail::read_init_outcome(*plan_);
+            if (init.command_wait_status >= 0) {
+                const int status = init.command_wait_status;
+                out.exit_code.reset();
+                out.signal.reset();
+                if (WIFEXITED(status)) out.exit_code = WEXITSTATUS(status);
+                else out.signal = WTERMSIG(status);
+                out.core_dumped = WIFSIGNALED(status) && WCOREDUMP(status);
+            }
+            out.pid_namespace_orphans_killed = init.others_were_running;
+            plan_.reset();
+        }
+        if (cgroup_ && cgroup_->valid()) {
+            // A reaped child has left the group, so its figures are final.
+            // A group that can no longer be read leaves them empty: the
+            // run's own outcome above stands either way.
+            try {
+                const cgroup::stats figures = cgroup_->read_stats();
+                out.oom_killed = figures.oom_kills.value_or(0) > oom_kills_before_;
+                out.memory_peak_bytes = figures.memory_peak;
+                out.cgroup_user_time = figures.cpu_user;
+                out.cgroup_system_time = figures.cpu_system;
+            } catch (const error&) {
+            }
+        }
         result_ = std::move(out);
         pidfd_.reset();
     }
@@ -1641,6 +6529,7 @@ private:
         do r = ctr::detail::sys::waitid(P_PIDFD, pidfd_.get(), &info, WEXITED, nullptr);
         while (r == -EINTR);
         pidfd_.reset();
+        plan_.reset();  // only now: a pid 1 init ran in this memory
     }
 
     pid_t pid_ = -1;
@@ -1655,6 +6544,11 @@ private:
     bool kill_sent_ = false;
     detail::clock::time_point kill_at_{};
     std::optional<result> result_;
+    // Kept while a pid 1 init runs on its stack, in our memory.
+    std::shared_ptr<detail::launch_plan> plan_;
+    // The group the child runs in, and its OOM kill count before the spawn.
+    cgroup::group* cgroup_ = nullptr;
+    std::uint64_t oom_kills_before_ = 0;
 };
 
 namespace detail {
@@ -1724,6 +6618,26 @@ struct launch_plan {
     std::vector<unique_fd> child_ends;  // the child's ends of stdio files and pipes
     unique_fd parent_in, parent_out, parent_err;
     bool capture_out = false, capture_err = false;
+
+    // The child's stack, and the command's when a pid 1 init starts it.
+    child_stack stack, command_stack;
+    clone_request request;
+    ns::kinds created;                     // namespaces this launch creates
+    // Parent steps between clone and the child going on (id maps).
+    unique_fd sync_read, sync_write;
+    bool writes_id_maps = false;
+    ns::detail::resolved_id_maps id_maps;
+    std::vector<unique_fd> join_fds;       // namespace files opened by path
+    std::string hostname, domainname, time_offsets_text;
+    bool uses_init = false;
+    init_state init;
+    // The parent attaches the child to this group before it goes on.
+    cgroup::group* attach_to = nullptr;
+    // The root filesystem's steps, and what the child's mount steps share
+    // (the new root's fd, the finer step and message of a failure).
+    std::optional<mount::prepared_plan> mounts;
+    mount_context mount_state;
+    char mount_message[256] = {};
 
     void add(child_op op, std::string path = {}) {
         ops.push_back(op);
@@ -1820,6 +6734,144 @@ inline void plan_fd_mapping(launch_plan& plan, const std::vector<fd_mapping>& ma
     plan.add({.code = child_op_code::cloexec_range, .step = step::close_fds, .a = lowest_free, .b = -1});
 }
 
+// Validates the namespace options and prepares what the child and the
+// parent need for them.
+inline void plan_namespaces(launch_plan& plan, const options& opts) {
+    ns::kinds wanted = opts.namespaces;
+    if (opts.root) wanted = wanted | ns::mount;  // a root filesystem is built in a mount namespace of its own
+    bool joins_user = false;
+    for (const auto& j : opts.join) joins_user = joins_user || j.which == ns::user;
+    const bool privileged = raw::call(SYS_geteuid) == 0;
+    if (!wanted.empty() && !privileged && !joins_user) wanted = wanted | ns::user;
+    if (joins_user && wanted.has(ns::user))
+        throw error(step::prepare, EINVAL, {}, "cannot both join a user namespace and create one");
+    if (joins_user && wanted.has(ns::pid))
+        throw error(step::prepare, ENOTSUP, {},
+                    "joining a user namespace while creating a pid namespace is not supported yet");
+    plan.created = wanted;
+
+    if ((!opts.hostname.empty() || !opts.domainname.empty()) && !wanted.has(ns::uts))
+        throw error(step::prepare, EINVAL, opts.hostname, "a hostname needs a new uts namespace (ns::uts)");
+    if (opts.hostname.size() > 64 || opts.domainname.size() > 64)
+        throw error(step::prepare, ENAMETOOLONG, opts.hostname.size() > 64 ? opts.hostname : opts.domainname,
+                    "host and domain names are at most 64 bytes");
+    const bool has_offsets = opts.time_offsets.monotonic_seconds != 0 || opts.time_offsets.boottime_seconds != 0;
+    if (has_offsets && !wanted.has(ns::time))
+        throw error(step::prepare, EINVAL, {}, "time offsets need a new time namespace (ns::time)");
+    plan.hostname = opts.hostname;
+    plan.domainname = opts.domainname;
+    if (wanted.has(ns::time))
+        plan.time_offsets_text = "monotonic " + std::to_string(opts.time_offsets.monotonic_seconds) +
+                                 " 0\nboottime " + std::to_string(opts.time_offsets.boottime_seconds) + " 0\n";
+
+    // The time and cgroup namespaces are created by unshare in the child
+    // (see add_namespace_ops); every other kind by the clone itself. A
+    // cgroup namespace made by the clone would have the parent's cgroup as
+    // its root, not the group the child is placed in.
+    plan.request.flags = wanted.without(ns::time | ns::cgroup).flags();
+    if (wanted.has(ns::user)) {
+        plan.id_maps = ns::detail::resolve_id_maps(opts.id_maps);
+        plan.writes_id_maps = true;
+    }
+    // The kernel refuses to let a process that shares its memory join a
+    // user namespace, so that launch copies the parent's memory instead.
+    if (joins_user) plan.request.memory = memory_mode::copied;
+
+    for (const auto& j : opts.join) {
+        int fd = -1;
+        std::string what;
+        if (const auto* path = std::get_if<std::string>(&j.source)) {
+            const long opened = sys::openat(AT_FDCWD, path->c_str(), O_RDONLY | O_CLOEXEC);
+            if (opened < 0) throw error(step::join_namespace, static_cast<int>(-opened), *path);
+            plan.join_fds.emplace_back(static_cast<int>(opened));
+            fd = static_cast<int>(opened);
+            what = *path;
+        } else {
+            fd = std::get<int>(j.source);
+            if (!fd_is_open(fd)) throw error(step::join_namespace, EBADF, fd_name(fd), "namespace fd is not open");
+            what = std::string(ns::name(j.which)) + " namespace " + fd_name(fd);
+        }
+        // The user namespace goes first: joining it is what grants the
+        // rights to join the others.
+        const child_op op{.code = child_op_code::join_namespace, .step = step::join_namespace, .a = fd,
+                          .b = static_cast<long>(j.which)};
+        if (j.which == ns::user) {
+            plan.ops.insert(plan.ops.begin(), op);
+            plan.op_paths.insert(plan.op_paths.begin(), what);
+        } else {
+            plan.add(op, what);
+        }
+    }
+
+    // pid 1 of a new pid namespace is the init unless asked otherwise. A
+    // time namespace needs the same shape: its offsets can be set only
+    // before any process is in it, and only children of the process that
+    // unshared it enter it (older kernels, 6.1 among them, do not move the
+    // process itself in at exec), so the command is started by a small
+    // supervisor that then reaps it and forwards signals, like the init.
+    if ((wanted.has(ns::pid) && opts.init) || wanted.has(ns::time)) {
+        plan.uses_init = true;
+        if (const long r = plan.command_stack.allocate(); r < 0) throw error(step::allocate_stack, static_cast<int>(-r));
+        plan.init.command_stack_top = plan.command_stack.top();
+        plan.init.command_entry = child_command_main;
+        plan.init.view = &plan.view;
+    }
+    if (opts.cgroup) {
+        if (!opts.cgroup->valid()) throw error(step::attach_to_cgroup, EINVAL, {}, "the cgroup::group was moved from or removed");
+        // Placed by the clone where the layout allows, else attached by the
+        // parent while the child waits. The wait is there in both cases,
+        // so that a kernel that refuses CLONE_INTO_CGROUP can fall back.
+        plan.request.cgroup_fd = opts.cgroup->clone_into_fd();
+        if (plan.request.cgroup_fd < 0) plan.attach_to = opts.cgroup;
+    }
+    if (plan.writes_id_maps || opts.cgroup) make_pipe(plan.sync_read, plan.sync_write);
+}
+
+// The child's namespace steps, after joins (already in the program) and
+// before mounts, fds and credentials.
+inline void add_namespace_ops(launch_plan& plan) {
+    // setns ops were added first; keep them ahead of reset_signals' peers.
+    if (plan.sync_read)
+        plan.add({.code = child_op_code::wait_for_parent, .step = step::wait_for_parent, .a = plan.sync_read.get()});
+    if (plan.created.has(ns::cgroup))
+        plan.add({.code = child_op_code::unshare, .step = step::create_namespaces, .a = CLONE_NEWCGROUP}, "cgroup");
+    if (plan.created.has(ns::time)) {
+        // unshare(CLONE_NEWTIME) puts this process's children (and this
+        // process, at exec) in the new namespace; its offsets can be set
+        // only before anything is in it.
+        plan.add({.code = child_op_code::unshare, .step = step::create_namespaces, .a = CLONE_NEWTIME}, "time");
+        plan.add({.code = child_op_code::write_file, .step = step::set_time_offsets,
+                  .a = static_cast<long>(plan.time_offsets_text.size()), .data = "/proc/self/timens_offsets",
+                  .data2 = plan.time_offsets_text.c_str()},
+                 "/proc/self/timens_offsets");
+    }
+    if (!plan.hostname.empty())
+        plan.add({.code = child_op_code::set_hostname, .step = step::set_hostname,
+                  .a = static_cast<long>(plan.hostname.size()), .data = plan.hostname.c_str()},
+                 plan.hostname);
+    if (!plan.domainname.empty())
+        plan.add({.code = child_op_code::set_domainname, .step = step::set_domainname,
+                  .a = static_cast<long>(plan.domainname.size()), .data = plan.domainname.c_str()},
+                 plan.domainname);
+    if (plan.created.has(ns::network))
+        plan.add({.code = child_op_code::bring_up_loopback, .step = step::bring_up_loopback}, "lo");
+    if (plan.writes_id_maps) {
+        // Become root of the new namespace. Until now the child kept the
+        // caller's ids, which the maps need not cover (root's default map
+        // starts at 100000); uid 0 inside is always mapped. This comes after
+        // the writes to /proc/self above: changing ids makes the process
+        // non-dumpable, and its /proc files then belong to the host's root.
+        if (plan.id_maps.may_setgroups)
+            plan.add({.code = child_op_code::set_groups, .step = step::set_groups, .a = 0, .data = nullptr});
+        plan.add({.code = child_op_code::set_gid, .step = step::set_gid, .a = 0}, "gid 0");
+        plan.add({.code = child_op_code::set_uid, .step = step::set_uid, .a = 0}, "uid 0");
+    }
+}
+
+// Writes the uid and gid maps of the child's new user namespace, directly
+// or through newuidmap/newgidmap.
+inline void write_id_maps(pid_t pid, const ns::detail::resolved_id_maps& maps);
+
 inline void build_plan(launch_plan& plan, std::vector<std::string> argv, const options& opts) {
     if (argv.empty()) throw error(step::prepare, EINVAL, {}, "argv is empty");
     for (const auto& arg : argv)
@@ -1865,14 +6917,30 @@ inline void build_plan(launch_plan& plan, std::vector<std::string> argv, const o
     for (const auto& limit : opts.rlimits) plan.rlimits.push_back({limit.soft, limit.hard});
     if (opts.groups) plan.groups = *opts.groups;
 
+    plan_namespaces(plan, opts);
+
     // The child program, in order. Signals first, so that nothing the parent
     // installed can run in the child.
     plan.add({.code = child_op_code::reset_signals, .step = step::reset_signals});
     if (opts.die_with_parent)
+        // In a new pid namespace getppid() says 0, so the check that the
+        // parent is still there cannot be made.
         plan.add({.code = child_op_code::die_with_parent, .step = step::die_with_parent, .a = SIGKILL,
-                  .b = sys::getpid()});
-    if (opts.new_session) plan.add({.code = child_op_code::new_session, .step = step::new_session});
-    if (opts.umask) plan.add({.code = child_op_code::set_umask, .step = step::set_umask, .a = static_cast<long>(*opts.umask)});
+                  .b = plan.created.has(ns::pid) ? 0 : sys::getpid()});
+    add_namespace_ops(plan);
+    if (opts.root) {
+        // The root filesystem, with every right the new namespaces give,
+        // before credentials drop them. Paths the command uses (cwd, PATH
+        // candidates) are resolved after it, inside the new root.
+        plan.mounts = opts.root->prepare();
+        plan.mount_state.message = plan.mount_message;
+        plan.mount_state.message_size = sizeof plan.mount_message;
+        const auto steps = plan.mounts->steps();
+        for (std::size_t i = 0; i < steps.size(); ++i)
+            plan.add({.code = child_op_code::mount_step, .step = step::mount, .a = static_cast<long>(i),
+                      .data = &steps[i], .data2 = &plan.mount_state},
+                     steps[i].target ? steps[i].target : "");
+    }
     for (std::size_t i = 0; i < plan.rlimits.size(); ++i)
         plan.add({.code = child_op_code::set_rlimit, .step = step::set_rlimit, .a = opts.rlimits[i].resource,
                   .data = &plan.rlimits[i]},
@@ -1887,12 +6955,29 @@ inline void build_plan(launch_plan& plan, std::vector<std::string> argv, const o
     if (opts.uid)
         plan.add({.code = child_op_code::set_uid, .step = step::set_uid, .a = static_cast<long>(*opts.uid)},
                  "uid " + std::to_string(*opts.uid));
+    if (plan.uses_init) {
+        // Everything above ran in pid 1 (or the time namespace's
+        // supervisor); what follows runs in the command.
+        plan.add({.code = child_op_code::become_init, .step = step::run_init, .data = &plan.init});
+    }
+    if (opts.controlling_terminal && !opts.new_session)
+        throw error(step::prepare, EINVAL, {}, "a controlling terminal needs a new session (options::new_session)");
+    if (opts.new_session) plan.add({.code = child_op_code::new_session, .step = step::new_session});
+    if (opts.controlling_terminal)
+        plan.add({.code = child_op_code::set_controlling_terminal, .step = step::set_controlling_terminal, .a = 0},
+                 "fd 0");
+    if (opts.umask) plan.add({.code = child_op_code::set_umask, .step = step::set_umask, .a = static_cast<long>(*opts.umask)});
     if (!plan.cwd.empty())
         plan.add({.code = child_op_code::change_directory, .step = step::change_directory, .data = plan.cwd.c_str()},
                  plan.cwd);
     plan.add({.code = child_op_code::restore_signal_mask, .step = step::restore_signal_mask});
     plan.add({.code = child_op_code::exec, .step = step::exec, .data = plan.candidates.data()}, program);
 
+    if (plan.uses_init) {
+        // The command continues right after become_init.
+        for (std::size_t i = 0; i < plan.ops.size(); ++i)
+            if (plan.ops[i].code == child_op_code::become_init) plan.init.next_op = i + 1;
+    }
     plan.view.ops = plan.ops.data();
     plan.view.op_count = plan.ops.size();
     plan.view.report_fd = plan.report_write.get();
@@ -1911,24 +6996,106 @@ inline void reap_failed(int pidfd) noexcept {
 
 }  // namespace detail
 
+namespace detail {
+
+inline void write_proc_file(const std::string& path, const std::string& text, step s) {
+    const long fd = sys::openat(AT_FDCWD, path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) throw error(s, static_cast<int>(-fd), path);
+    const long written = sys::write(static_cast<int>(fd), text.data(), text.size());
+    sys::close(static_cast<int>(fd));
+    if (written < 0) throw error(s, static_cast<int>(-written), path, "writing \"" + text.substr(0, text.find('\n')) + "\"");
+}
+
+// Writes one of the child's id-map files; explains the one surprising
+// refusal: a process that changed its ids without exec is not dumpable, and
+// the /proc files of it and of its children belong to root.
+inline void write_id_map_file(const std::string& path, const std::string& text, step s) {
+    const long fd = sys::openat(AT_FDCWD, path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd == -EACCES && sys::prctl(PR_GET_DUMPABLE) == 0)
+        throw error(s, EACCES, path,
+                    "this process is not dumpable (it changed its ids without exec), so its children's /proc files "
+                    "belong to root; prctl(PR_SET_DUMPABLE, 1) first");
+    if (fd >= 0) sys::close(static_cast<int>(fd));
+    write_proc_file(path, text, s);
+}
+
+inline child spawn_unchecked_helper(std::vector<std::string> argv);
+
+inline void run_id_map_helper(const char* helper, pid_t pid, const std::vector<ns::id_range>& ranges, step s) {
+    std::vector<std::string> argv{helper, std::to_string(pid)};
+    for (const auto& r : ranges) {
+        argv.push_back(std::to_string(r.inside));
+        argv.push_back(std::to_string(r.outside));
+        argv.push_back(std::to_string(r.count));
+    }
+    auto r = spawn_unchecked_helper(std::move(argv)).wait();
+    if (r.exit_code != 0) {
+        std::string message = r.std_err.substr(0, r.std_err.find('\n'));
+        throw error(s, EPERM, helper, message.empty() ? "it failed" : message);
+    }
+}
+
+inline void write_id_maps(pid_t pid, const ns::detail::resolved_id_maps& maps) {
+    if (maps.use_helpers) {
+        run_id_map_helper("/usr/bin/newuidmap", pid, maps.uid, step::write_uid_map);
+        run_id_map_helper("/usr/bin/newgidmap", pid, maps.gid, step::write_gid_map);
+        return;
+    }
+    const std::string base = "/proc/" + std::to_string(pid) + "/";
+    if (maps.deny_setgroups) write_id_map_file(base + "setgroups", "deny", step::deny_setgroups);
+    write_id_map_file(base + "uid_map", ns::detail::map_text(maps.uid), step::write_uid_map);
+    write_id_map_file(base + "gid_map", ns::detail::map_text(maps.gid), step::write_gid_map);
+}
+
+inline init_outcome read_init_outcome(const launch_plan& plan) noexcept {
+    if (!plan.uses_init) return {};
+    return {plan.init.command_wait_status, plan.created.has(ns::pid) && plan.init.others_were_running != 0};
+}
+
+// The error for a failed clone: with namespaces, why they could not be made.
+inline error clone_error(const launch_plan& plan, long negative_errno) {
+    const int code = static_cast<int>(-negative_errno);
+    if (plan.created.empty()) return error(step::clone, code);
+    std::string kinds;
+    for (ns::kind k : ns::every_kind)
+        if (plan.created.has(k)) kinds += (kinds.empty() ? "" : ",") + std::string(ns::name(k));
+    if (plan.created.has(ns::user) && (code == EPERM || code == ENOSPC || code == EUSERS || code == EINVAL))
+        return error(step::create_namespaces, code, kinds, ns::detail::user_namespace_blocker(negative_errno));
+    if (code == EPERM)
+        return error(step::create_namespaces, code, kinds,
+                     "creating namespaces needs CAP_SYS_ADMIN; add a user namespace (ns::user) to do it unprivileged");
+    return error(step::create_namespaces, code, kinds);
+}
+
+}  // namespace detail
+
 // Starts argv as a child process; throws ctr::error naming the step that
 // failed, in the parent or in the child before exec.
 inline child spawn(std::vector<std::string> argv, const options& opts = {}) {
     namespace d = ctr::process::detail;
     namespace cd = ctr::detail;
-    d::launch_plan plan;
-    d::build_plan(plan, std::move(argv), opts);
+    // Shared with the child handle when a pid 1 init keeps running in it.
+    const auto plan = std::make_shared<d::launch_plan>();
+    if (opts.clone == clone_style::copy_memory) plan->request.memory = cd::memory_mode::copied;
+    d::build_plan(*plan, std::move(argv), opts);
 
-    cd::child_stack stack;
-    if (const long r = stack.allocate(); r < 0) throw error(step::allocate_stack, static_cast<int>(-r));
+    if (const long r = plan->stack.allocate(); r < 0) throw error(step::allocate_stack, static_cast<int>(-r));
 
-    cd::clone_request request;
-    request.memory = opts.clone == clone_style::shared_memory ? cd::memory_mode::shared : cd::memory_mode::copied;
-
+    const std::uint64_t oom_kills_before = opts.cgroup ? opts.cgroup->oom_kills().value_or(0) : 0;
     const auto start = d::clock::now();
-    const cd::clone_outcome started = cd::clone_child(request, stack, plan.view);
-    if (started.pid < 0) throw error(step::clone, static_cast<int>(-started.pid));
+    cd::clone_outcome started = cd::clone_child(plan->request, plan->stack, plan->view);
+    if (plan->request.cgroup_fd >= 0 &&
+        (started.pid == -EINVAL || started.pid == -ENOSYS || started.pid == -E2BIG || started.pid == -EOPNOTSUPP)) {
+        // No CLONE_INTO_CGROUP (Linux before 5.7, or no clone3): attach the
+        // waiting child instead.
+        plan->request.cgroup_fd = -1;
+        plan->attach_to = opts.cgroup;
+        started = cd::clone_child(plan->request, plan->stack, plan->view);
+    }
+    if (started.pid < 0) throw d::clone_error(*plan, started.pid);
 
+    // Declared after the plan, so that it is destroyed first: its
+    // destructor kills and reaps a child that may still use the plan.
     child handle;
     handle.pid_ = static_cast<pid_t>(started.pid);
     handle.pidfd_.reset(started.pidfd);
@@ -1937,15 +7104,30 @@ inline child spawn(std::vector<std::string> argv, const options& opts = {}) {
     handle.kill_grace_ = opts.kill_grace;
 
     // The child has its own copies now; ours would hold pipes open.
-    plan.report_write.reset();
-    plan.child_ends.clear();
+    plan->report_write.reset();
+    plan->sync_read.reset();
+    plan->child_ends.clear();
+
+    handle.cgroup_ = opts.cgroup;
+    handle.oom_kills_before_ = oom_kills_before;
+
+    // The parent's steps while the child waits; if one fails, closing the
+    // sync pipe unblocks the child, which then exits.
+    if (plan->writes_id_maps) d::write_id_maps(handle.pid_, plan->id_maps);
+    if (plan->attach_to) plan->attach_to->attach(handle.pid_);
+    if (plan->sync_write) {
+        const char go = 1;
+        if (const long r = cd::sys::write(plan->sync_write.get(), &go, 1); r < 0)
+            throw error(step::wait_for_parent, static_cast<int>(-r));
+        plan->sync_write.reset();
+    }
 
     // Wait for exec (the channel closes) or a report of the failed step. The
     // stack and plan stay alive until then.
     d::child_report report{};
     std::size_t received = 0;
     while (received < sizeof report) {
-        const long n = cd::sys::read(plan.report_read.get(), reinterpret_cast<char*>(&report) + received,
+        const long n = cd::sys::read(plan->report_read.get(), reinterpret_cast<char*>(&report) + received,
                                      sizeof report - received);
         if (n == -EINTR) continue;
         if (n <= 0) break;
@@ -1955,17 +7137,31 @@ inline child spawn(std::vector<std::string> argv, const options& opts = {}) {
         d::reap_failed(handle.pidfd_.get());
         handle.pidfd_.reset();
         const std::size_t index = report.op_index;
-        const step failed = index < plan.ops.size() ? plan.ops[index].step : step::exec;
-        throw error(failed, report.error, index < plan.op_paths.size() ? plan.op_paths[index] : std::string{});
+        // A mount step's error says which part failed and why, as the plan
+        // knows it (the child left the details in the shared mount state).
+        if (index < plan->ops.size() && plan->ops[index].code == cd::child_op_code::mount_step && plan->mounts)
+            throw plan->mounts->error_for(static_cast<std::size_t>(plan->ops[index].a), report.error,
+                                          plan->request.memory == cd::memory_mode::shared ? &plan->mount_state
+                                                                                           : nullptr);
+        const step failed = index < plan->ops.size() ? plan->ops[index].step : step::exec;
+        throw error(failed, report.error, index < plan->op_paths.size() ? plan->op_paths[index] : std::string{});
     }
 
-    handle.std_in_ = std::move(plan.parent_in);
-    if (plan.capture_out) handle.capture_out_ = std::move(plan.parent_out);
-    else handle.std_out_ = std::move(plan.parent_out);
-    if (plan.capture_err) handle.capture_err_ = std::move(plan.parent_err);
-    else handle.std_err_ = std::move(plan.parent_err);
+    if (plan->uses_init) handle.plan_ = plan;  // pid 1 runs on in our memory
+    handle.std_in_ = std::move(plan->parent_in);
+    if (plan->capture_out) handle.capture_out_ = std::move(plan->parent_out);
+    else handle.std_out_ = std::move(plan->parent_out);
+    if (plan->capture_err) handle.capture_err_ = std::move(plan->parent_err);
+    else handle.std_err_ = std::move(plan->parent_err);
     return handle;
 }
+
+namespace detail {
+// newuidmap and newgidmap run as plain children, their stderr captured.
+inline child spawn_unchecked_helper(std::vector<std::string> argv) {
+    return spawn(std::move(argv), {.std_in = stdio::null(), .std_out = stdio::null(), .std_err = stdio::capture()});
+}
+}  // namespace detail
 
 }  // namespace ctr::process
 // end ctr/process.hpp

@@ -9,6 +9,7 @@
 // detail::sys wrappers. Later capabilities (namespaces, mounts, cgroups,
 // seccomp) add operation codes here, so they run as steps of the same launch.
 
+#include <ctr/detail/mount_step.hpp>
 #include <ctr/detail/syscall.hpp>
 #include <ctr/error.hpp>
 
@@ -58,6 +59,7 @@ enum class child_op_code : std::uint8_t {
     bring_up_loopback,    // set IFF_UP on "lo" of the current network namespace
     become_init,          // data = init_state*: the rest of the program runs in a child; this process reaps
     set_controlling_terminal,  // TIOCSCTTY on fd a (the session leader takes its terminal)
+    mount_step,           // data = const mount_step*, data2 = mount_context* (detail/mount_step.hpp)
 };
 
 struct child_op {
@@ -289,6 +291,9 @@ CTR_CHILD_CODE inline long child_run_op(const child_view& view, const child_op& 
             const long r = sys::ioctl(static_cast<int>(op.a), TIOCSCTTY, 0);
             return r < 0 ? r : 0;
         }
+        case child_op_code::mount_step:
+            return run_mount_step(*static_cast<const detail::mount_step*>(op.data),
+                                  *static_cast<mount_context*>(const_cast<void*>(op.data2)));
         case child_op_code::become_init:
             return -EINVAL;  // handled by child_run_program: it changes who runs the rest
     }
