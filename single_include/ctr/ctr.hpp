@@ -3564,6 +3564,17 @@ CTR_CHILD_CODE inline long run_filesystem(const mount_step& s, mount_context& ct
         }
     }
     if (const long r = sys::fsconfig(f, fsconfig_cmd_create, nullptr, nullptr, 0); r < 0) {
+        // A filesystem not yet converted to the new mount API (overlayfs
+        // before 6.5) takes any key at fsconfig and refuses an unknown one
+        // (lowerdir+) only here: the steps that have mount(2) data go that
+        // way instead.
+        bool has_legacy_way = false;
+        for (std::uint32_t i = 0; i < s.param_count; ++i)
+            has_legacy_way = has_legacy_way || s.params[i].rejected == on_rejected::use_mount2;
+        if (r == -EINVAL && has_legacy_way) {
+            close_fd(f);
+            return run_filesystem_legacy(s, ctx);
+        }
         keep_fs_message(f, ctx);
         close_fd(f);
         return r;
