@@ -7,6 +7,8 @@
 // the end, never asserted.
 #include <ctr/ctr.hpp>
 
+#include "bench_support.hpp"
+
 #include <benchmark/benchmark.h>
 
 #include <unistd.h>
@@ -73,32 +75,14 @@ void spawn_in_group(benchmark::State& state, const cg::options& opts) {
     }
 }
 
-class ratio_reporter : public benchmark::ConsoleReporter {
-public:
-    void ReportRuns(const std::vector<Run>& runs) override {
-        ConsoleReporter::ReportRuns(runs);
-        for (const auto& run : runs)
-            if (!run.error_occurred && run.run_type == Run::RT_Iteration) {
-                std::string name = run.benchmark_name();
-                if (const auto suffix = name.find("/real_time"); suffix != std::string::npos) name.resize(suffix);
-                times_[name] = run.GetAdjustedRealTime();
-            }
-    }
-    void Finalize() override {
-        ConsoleReporter::Finalize();
+class cgroup_ratios : public ctr_bench::ratio_reporter {
+    void summary() override {
         std::printf("\nratios (lower is better):\n");
-        ratio("spawn in a new group / plain spawn", "spawn/in_new_group", "spawn/plain");
-        ratio("spawn in a new limited group / plain spawn", "spawn/in_new_limited_group", "spawn/plain");
-        ratio("spawn in a new unified-only group / plain spawn", "spawn/in_new_unified_only_group", "spawn/plain");
-        ratio("create+limit+remove / create+remove", "cgroup/create_limit_remove", "cgroup/create_remove");
+        print_ratio("spawn in a new group / plain spawn", "spawn/in_new_group", "spawn/plain");
+        print_ratio("spawn in a new limited group / plain spawn", "spawn/in_new_limited_group", "spawn/plain");
+        print_ratio("spawn in a new unified-only group / plain spawn", "spawn/in_new_unified_only_group", "spawn/plain");
+        print_ratio("create+limit+remove / create+remove", "cgroup/create_limit_remove", "cgroup/create_remove");
     }
-
-private:
-    void ratio(const char* label, const std::string& a, const std::string& b) {
-        if (!times_.count(a) || !times_.count(b)) return;
-        std::printf("  %-50s %6.2f\n", label, times_[a] / times_[b]);
-    }
-    std::map<std::string, double> times_;
 };
 
 }  // namespace
@@ -131,7 +115,7 @@ int main(int argc, char** argv) {
 
     benchmark::Initialize(&argc, argv);
     if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-    ratio_reporter reporter;
+    cgroup_ratios reporter;
     benchmark::RunSpecifiedBenchmarks(&reporter);
     benchmark::Shutdown();
     return 0;

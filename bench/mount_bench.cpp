@@ -10,6 +10,8 @@
 // then makes another one. Nothing it mounts reaches the machine's table.
 #include <ctr/ctr.hpp>
 
+#include "bench_support.hpp"
+
 #include <benchmark/benchmark.h>
 
 #include <fcntl.h>
@@ -146,41 +148,20 @@ struct fixtures {
     }
 };
 
-class ratio_reporter : public benchmark::ConsoleReporter {
-public:
-    void ReportRuns(const std::vector<Run>& runs) override {
-        ConsoleReporter::ReportRuns(runs);
-        // With --benchmark_repetitions the median (reported after the
-        // iterations) replaces a single run's figure.
-        for (const auto& run : runs)
-            if (!run.error_occurred &&
-                (run.run_type == Run::RT_Iteration || (run.run_type == Run::RT_Aggregate && run.aggregate_name == "median"))) {
-                // "default_plan/min_time:0.300/real_time" is kept as "default_plan".
-                std::string name = run.benchmark_name();
-                if (const auto suffix = name.find('/'); suffix != std::string::npos) name.resize(suffix);
-                times_[name] = run.GetAdjustedRealTime();
-                if (const auto cpu = run.counters.find("child_cpu_us"); cpu != run.counters.end())
-                    child_cpu_[name] = cpu->second.value;
-            }
-    }
-    void Finalize() override {
-        ConsoleReporter::Finalize();
+class mount_ratios : public ctr_bench::ratio_reporter {
+    void summary() override {
         std::printf("\nratio to the bare forked child with a mount namespace (lower is better):\n");
         std::printf("  %-47s %8s %10s\n", "", "wall", "child CPU");
         for (const char* name : {"default_plan", "busybox_proc_dev", "overlay_3_layers"}) ratio(name, "bare_mount_namespace");
         ratio("prepare_default_plan", "default_plan");
     }
-
-private:
     void ratio(const std::string& a, const std::string& b) {
-        if (!times_.count(a) || !times_.count(b)) return;
-        std::printf("  %-22s / %-22s %8.2f", a.c_str(), b.c_str(), times_[a] / times_[b]);
-        if (child_cpu_.count(a) && child_cpu_.count(b) && child_cpu_[b] > 0)
-            std::printf(" %10.2f", child_cpu_[a] / child_cpu_[b]);
+        if (!has(a) || !has(b)) return;
+        std::printf("  %-22s / %-22s %8.2f", a.c_str(), b.c_str(), time(a) / time(b));
+        const double cpu_a = counter(a, "child_cpu_us"), cpu_b = counter(b, "child_cpu_us");
+        if (cpu_a >= 0 && cpu_b > 0) std::printf(" %10.2f", cpu_a / cpu_b);
         std::printf("\n");
     }
-    std::map<std::string, double> times_;
-    std::map<std::string, double> child_cpu_;
 };
 
 }  // namespace
@@ -221,7 +202,7 @@ int main(int argc, char** argv) {
     }
     benchmark::Initialize(&argc, argv);
     if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-    ratio_reporter reporter;
+    mount_ratios reporter;
     benchmark::RunSpecifiedBenchmarks(&reporter);
     benchmark::Shutdown();
     return 0;

@@ -3,6 +3,8 @@
 // asserted).
 #include <ctr/ctr.hpp>
 
+#include "bench_support.hpp"
+
 #include <benchmark/benchmark.h>
 
 #include <cstdio>
@@ -20,30 +22,15 @@ void spawn_with(benchmark::State& state, ctr::process::options opts) {
     }
 }
 
-class ratio_reporter : public benchmark::ConsoleReporter {
-public:
-    void ReportRuns(const std::vector<Run>& runs) override {
-        ConsoleReporter::ReportRuns(runs);
-        for (const auto& run : runs)
-            if (!run.error_occurred && run.run_type == Run::RT_Iteration) {
-                std::string name = run.benchmark_name();
-                if (const auto suffix = name.find("/real_time"); suffix != std::string::npos) name.resize(suffix);
-                times_[name] = run.GetAdjustedRealTime();
-            }
+class namespace_ratios : public ctr_bench::ratio_reporter {
+    void summary() override {
+        if (!has("spawn/plain")) return;
+        const double plain = time("spawn/plain");
+        std::printf("\nper spawn, relative to a plain spawn (%.0f us):\n", plain / 1000);
+        for (const auto& [name, t] : times())
+            if (name != "spawn/plain")
+                std::printf("  %-28s %6.2fx  (+%.0f us)\n", name.c_str(), t / plain, (t - plain) / 1000);
     }
-    void Finalize() override {
-        ConsoleReporter::Finalize();
-        const auto plain = times_.find("spawn/plain");
-        if (plain == times_.end()) return;
-        std::printf("\nper spawn, relative to a plain spawn (%.0f us):\n", plain->second / 1000);
-        for (const auto& [name, time] : times_)
-            if (name != plain->first)
-                std::printf("  %-28s %6.2fx  (+%.0f us)\n", name.c_str(), time / plain->second,
-                            (time - plain->second) / 1000);
-    }
-
-private:
-    std::map<std::string, double> times_;
 };
 
 }  // namespace
@@ -65,7 +52,7 @@ int main(int argc, char** argv) {
     })->UseRealTime();
     benchmark::Initialize(&argc, argv);
     if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-    ratio_reporter reporter;
+    namespace_ratios reporter;
     benchmark::RunSpecifiedBenchmarks(&reporter);
     benchmark::Shutdown();
     return 0;

@@ -6,6 +6,8 @@
 // than the small one.
 #include <ctr/ctr.hpp>
 
+#include "bench_support.hpp"
+
 #include <benchmark/benchmark.h>
 
 #include <spawn.h>
@@ -77,42 +79,19 @@ void ctr_spawn_noop(benchmark::State& state, ctr::process::clone_style style) {
 }
 
 
-// Remembers each benchmark's time per iteration to print ratios at the end.
-class ratio_reporter : public benchmark::ConsoleReporter {
-public:
-    void ReportRuns(const std::vector<Run>& runs) override {
-        ConsoleReporter::ReportRuns(runs);
-        for (const auto& run : runs)
-            if (!run.error_occurred && run.run_type == Run::RT_Iteration) {
-                // "ctr_spawn/small_parent/real_time" is kept as "ctr_spawn/small_parent".
-                std::string name = run.benchmark_name();
-                if (const auto suffix = name.find("/real_time"); suffix != std::string::npos) name.resize(suffix);
-                times_[name] = run.GetAdjustedRealTime();
-            }
-    }
-    void Finalize() override {
-        ConsoleReporter::Finalize();
+class spawn_ratios : public ctr_bench::ratio_reporter {
+    void summary() override {
         std::printf("\nratios (lower is better):\n");
-        ratio("ctr / posix_spawn, small parent", "ctr_spawn/small_parent", "posix_spawn/small_parent", 1.2);
-        ratio("ctr / posix_spawn, 1 GiB parent", "ctr_spawn/1GiB_parent", "posix_spawn/1GiB_parent", 1.2);
-        ratio("ctr, 1 GiB parent / small parent", "ctr_spawn/1GiB_parent", "ctr_spawn/small_parent", 1.0);
-        ratio("fork+exec / ctr, small parent", "fork_exec/small_parent", "ctr_spawn/small_parent", 0);
-        ratio("fork+exec / ctr, 1 GiB parent", "fork_exec/1GiB_parent", "ctr_spawn/1GiB_parent", 0);
-        ratio("ctr copy_memory / shared_memory, 1 GiB parent", "ctr_spawn_copy_memory/1GiB_parent",
-              "ctr_spawn/1GiB_parent", 0);
-    }
-
-private:
-    void ratio(const char* label, const std::string& a, const std::string& b, double goal) {
-        if (!times_.count(a) || !times_.count(b)) return;
-        const double value = times_[a] / times_[b];
+        print_ratio("ctr / posix_spawn, small parent", "ctr_spawn/small_parent", "posix_spawn/small_parent", 1.2);
+        print_ratio("ctr / posix_spawn, 1 GiB parent", "ctr_spawn/1GiB_parent", "posix_spawn/1GiB_parent", 1.2);
         // A 10% allowance on "no slower" absorbs the noise of a shared machine.
-        const double limit = goal == 1.0 ? 1.1 : goal;
-        std::printf("  %-48s %6.2f", label, value);
-        if (goal > 0) std::printf("   goal <= %.1f: %s", goal, value <= limit ? "met" : "MISSED");
-        std::printf("\n");
+        print_ratio("ctr, 1 GiB parent / small parent", "ctr_spawn/1GiB_parent", "ctr_spawn/small_parent", 1.0, 1.1);
+        print_ratio("posix_spawn, 1 GiB parent / small parent", "posix_spawn/1GiB_parent", "posix_spawn/small_parent");
+        print_ratio("fork+exec / ctr, small parent", "fork_exec/small_parent", "ctr_spawn/small_parent");
+        print_ratio("fork+exec / ctr, 1 GiB parent", "fork_exec/1GiB_parent", "ctr_spawn/1GiB_parent");
+        print_ratio("ctr copy_memory / shared_memory, 1 GiB parent", "ctr_spawn_copy_memory/1GiB_parent",
+                    "ctr_spawn/1GiB_parent");
     }
-    std::map<std::string, double> times_;
 };
 
 }  // namespace
@@ -140,7 +119,7 @@ int main(int argc, char** argv) {
     }
     benchmark::Initialize(&argc, argv);
     if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-    ratio_reporter reporter;
+    spawn_ratios reporter;
     benchmark::RunSpecifiedBenchmarks(&reporter);
     benchmark::Shutdown();
     std::free(heap_ballast);
