@@ -6,6 +6,9 @@
 #   // expect-output: <CMake regular expression, without ';'>
 # This stands in for CTest's PASS_REGULAR_EXPRESSION, which ignores the exit
 # status. An example that exits 77 cannot run here and is reported as skipped.
+# Its arguments, if it needs any, are on one line of the form
+#   // example-args: <arguments, quoted as a POSIX shell would>
+# (without ';', which CMake would take as a list separator).
 
 foreach(var PROGRAM SOURCE)
   if(NOT DEFINED ${var})
@@ -17,7 +20,11 @@ file(STRINGS "${SOURCE}" expectations REGEX "^[ \t]*//[ \t]*expect-output:")
 list(TRANSFORM expectations REPLACE "^[ \t]*//[ \t]*expect-output:" "")
 list(TRANSFORM expectations STRIP)
 
-execute_process(COMMAND "${PROGRAM}"
+file(STRINGS "${SOURCE}" example_args REGEX "^[ \t]*//[ \t]*example-args:")
+list(TRANSFORM example_args REPLACE "^[ \t]*//[ \t]*example-args:" "")
+separate_arguments(example_args UNIX_COMMAND "${example_args}")
+
+execute_process(COMMAND "${PROGRAM}" ${example_args}
   RESULT_VARIABLE rc
   OUTPUT_VARIABLE output ERROR_VARIABLE output
   ECHO_OUTPUT_VARIABLE ECHO_ERROR_VARIABLE)

@@ -1,0 +1,493 @@
+// ctr-run (examples/ctr-run.cpp) from the outside: its exit statuses, its
+// messages, and what a command sees inside, as root and, where the suite
+// runs as real root and the user ctrtest exists, as that unprivileged user.
+#include "support.hpp"
+
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <pwd.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#ifdef CTR_RUN_BINARY
+
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+const std::string ctr_run = ctr_test::from_environment_or("CTR_TEST_CTR_RUN", CTR_RUN_BINARY);
+
+// A directory that everyone may read, removed with everything in it.
+struct scratch {
+    fs::path path;
+    scratch() {
+        char pattern[] = "/tmp/ctr-run-test-XXXXXX";
+        path = mkdtemp(pattern);
+        chmod(path.c_str(), 0755);
+    }
+    ~scratch() {
+        std::error_code ec;
+        fs::remove_all(path, ec);
+    }
+    fs::path operator/(const std::string& name) const { return path / name; }
+    scratch(const scratch&) = delete;
+    scratch& operator=(const scratch&) = delete;
+};
+
+void write_file(const fs::path& path, const std::string& text) { std::ofstream(path) << text; }
+
+std::string read_file(const fs::path& path) {
+    std::ifstream in(path);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+// Every file below a directory with its type, size and content's first bytes.
+std::map<std::string, std::string> snapshot(const fs::path& root) {
+    std::map<std::string, std::string> out;
+    for (const auto& e : fs::recursive_directory_iterator(root)) {
+        const auto name = fs::relative(e.path(), root).string();
+        if (e.is_symlink()) out[name] = "link " + fs::read_symlink(e.path()).string();
+        else if (e.is_regular_file()) out[name] = "file " + read_file(e.path()).substr(0, 64);
+        else out[name] = "dir";
+    }
+    return out;
+}
+
+const std::string& busybox_rootfs() {
+    static scratch dir;
+    static const std::string path = [] {
+        const std::string target = dir / "rootfs";
+        const std::string command = std::string("'") + CTR_MAKE_ROOTFS + "' '" + target + "' >/dev/null 2>&1";
+        return std::system(command.c_str()) == 0 ? target : std::string();
+    }();
+    return path;
+}
+
+#define SKIP_WITHOUT_BUSYBOX() \
+    if (busybox_rootfs().empty()) GTEST_SKIP() << "no busybox rootfs: is busybox-static installed?"
+
+// ctr-run as the unprivileged user ctrtest: a copy it can run, and runuser.
+const std::string& unprivileged_ctr_run() {
+    static scratch dir;
+    static const std::string path = [] {
+        if (!ctr_test::real_root || !getpwnam("ctrtest")) return std::string();
+        const fs::path copy = dir / "ctr-run";
+        std::error_code ec;
+        fs::copy_file(ctr_run, copy, ec);
+        if (ec) return std::string();
+        chmod(copy.c_str(), 0755);
+        return copy.string();
+    }();
+    return path;
+}
+
+#define SKIP_WITHOUT_UNPRIVILEGED_USER()    \
+    if (unprivileged_ctr_run().empty())     \
+    GTEST_SKIP() << "needs real root and the user ctrtest (see tests/run-rootless)"
+
+struct outcome {
+    int status = -1;  // the exit status, or 128+N for signal N, as a shell says
+    std::string out, err;
+};
+
+enum class as { caller, unprivileged };
+
+outcome run(std::vector<std::string> args, as who = as::caller, const std::string& input = {}) {
+    if (who == as::unprivileged) {
+        args.insert(args.begin(), {"runuser", "-u", "ctrtest", "--", unprivileged_ctr_run()});
+    } else {
+        args.insert(args.begin(), ctr_run);
+    }
+    namespace p = ctr::process;
+    auto child = p::spawn(args, {.std_in = input.empty() ? p::stdio::null() : p::stdio::pipe(),
+                                 .std_out = p::stdio::capture(),
+                                 .std_err = p::stdio::capture(),
+                                 .timeout = 60s});
+    if (!input.empty()) {
+        [[maybe_unused]] const auto n = write(child.std_in().get(), input.data(), input.size());
+        child.std_in().reset();
+    }
+    const auto r = child.wait();
+    return {r.exit_code ? *r.exit_code : 128 + r.signal.value_or(0), r.std_out, r.std_err};
+}
+
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+// The one line ctr-run printed about itself.
+std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
+
+TEST(ctr_run, passes_the_exit_code_through) {
+    const auto r = run({"/bin/sh", "-c", "exit 7"});
+    EXPECT_EQ(r.status, 7) << r.err;
+    EXPECT_EQ(r.err, "");
+}
+
+TEST(ctr_run, a_signal_gives_128_plus_its_number) {
+    EXPECT_EQ(run({"/bin/sh", "-c", "kill -SEGV $$"}).status, 128 + SIGSEGV);
+    EXPECT_EQ(run({"/bin/sh", "-c", "kill -TERM $$"}).status, 128 + SIGTERM);
+}
+
+TEST(ctr_run, a_timeout_gives_124) {
+    const auto started = std::chrono::steady_clock::now();
+    const auto r = run({"--timeout", "0.3", "sleep", "30"});
+    EXPECT_EQ(r.status, 124) << r.err;
+    EXPECT_TRUE(contains(r.err, "timed out")) << r.err;
+    EXPECT_LT(std::chrono::steady_clock::now() - started, 10s);
+}
+
+TEST(ctr_run, a_missing_command_gives_127_and_one_that_cannot_run_126) {
+    auto r = run({"no-such-command-here"});
+    EXPECT_EQ(r.status, 127) << r.err;
+    EXPECT_EQ(r.err, "ctr-run: exec 'no-such-command-here': No such file or directory\n");
+    r = run({"/etc/passwd"});
+    EXPECT_EQ(r.status, 126) << r.err;
+    EXPECT_TRUE(contains(r.err, "exec '/etc/passwd'")) << r.err;
+}
+
+TEST(ctr_run, a_bad_rootfs_gives_125_naming_the_step_and_path) {
+    const auto r = run({"--rootfs", "/no/such/rootfs", "/bin/sh"});
+    EXPECT_EQ(r.status, 125) << r.err;
+    EXPECT_TRUE(contains(r.err, "/no/such/rootfs")) << r.err;
+    EXPECT_TRUE(contains(r.err, "No such file or directory")) << r.err;
+    EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << "one line: " << r.err;
+}
+
+TEST(ctr_run, bad_flags_and_values_get_one_line_naming_the_flag) {
+    const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+        {{"--bogus", "true"}, "ctr-run: --bogus: unknown flag"},
+        {{"-Z", "true"}, "ctr-run: -Z: unknown flag"},
+        {{"--memory", "12q", "true"}, "ctr-run: --memory: '12q' is not a size"},
+        {{"-m=lots", "true"}, "ctr-run: -m: 'lots' is not a size"},
+        {{"--cpus", "-1", "true"}, "ctr-run: --cpus:"},
+        {{"--pids-limit", "many", "true"}, "ctr-run: --pids-limit:"},
+        {{"--timeout", "soon", "true"}, "ctr-run: --timeout: 'soon' is not a duration"},
+        {{"-v", "/tmp", "true"}, "ctr-run: -v: '/tmp' is not SRC:DST"},
+        {{"--volume", "/tmp:relative", "true"}, "ctr-run: --volume: the destination 'relative' must be an absolute path"},
+        {{"--tmpfs", "/x:size=big", "true"}, "ctr-run: --tmpfs: 'big' is not a size"},
+        {{"--tmpfs", "/x:bogus", "true"}, "ctr-run: --tmpfs: unknown tmpfs option 'bogus'"},
+        {{"--network", "bridgeless", "true"}, "ctr-run: --network: 'bridgeless' is not none, host or veth"},
+        {{"--network", "veth", "true"}, "ctr-run: --network: not supported yet"},
+        {{"-p", "8080:80", "true"}, "ctr-run: -p: not supported yet"},
+        {{"--publish=8080:80", "true"}, "ctr-run: --publish: not supported yet"},
+        {{"--seccomp", "default", "true"}, "ctr-run: --seccomp: not supported yet"},
+        {{"--cap-drop", "ALL", "true"}, "ctr-run: --cap-drop: not supported yet"},
+        {{"--cap-add", "NET_ADMIN", "true"}, "ctr-run: --cap-add: not supported yet"},
+        {{"-u", "root", "true"}, "ctr-run: -u: 'root' is not UID[:GID]"},
+        {{"--result", "yaml", "true"}, "ctr-run: --result: 'yaml' is not json"},
+        {{"--memory-swap", "1g", "true"}, "ctr-run: --memory-swap: needs --memory as well"},
+        {{"--memory"}, "ctr-run: --memory: needs a value"},
+        {{"--no-init=yes", "true"}, "ctr-run: --no-init: takes no value"},
+        {{}, "ctr-run: COMMAND: missing"},
+    };
+    for (const auto& [args, message] : cases) {
+        const auto r = run(args);
+        EXPECT_EQ(r.status, 125) << message;
+        EXPECT_EQ(r.err.substr(0, message.size()), message) << r.err;
+        EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << "one line: " << r.err;
+        EXPECT_EQ(r.out, "");
+    }
+}
+
+TEST(ctr_run, help_documents_every_flag) {
+    const auto r = run({"--help"});
+    EXPECT_EQ(r.status, 0);
+    for (const char* flag : {"--rootfs", "--hostname", "--volume", "--tmpfs", "--overlay", "--workdir", "--env",
+                             "--clear-env", "--memory", "--memory-swap", "--cpus", "--pids-limit", "--cpuset-cpus",
+                             "--network", "--publish", "--rootless", "--user", "--seccomp", "--cap-add", "--cap-drop",
+                             "--timeout", "--no-init", "--result json", "--probe", "--read-only", "124", "125", "126",
+                             "127", "128+N", "not supported yet"})
+        EXPECT_TRUE(contains(r.out, flag)) << flag;
+}
+
+TEST(ctr_run, probe_prints_one_feature_a_line) {
+    const auto r = run({"--probe"});
+    EXPECT_EQ(r.status, 0) << r.err;
+    for (const char* line : {"kernel: ", "\nclone3: ", "\npidfd: ", "\nuser_namespaces: ", "\ncgroups: "})
+        EXPECT_TRUE(contains(r.out, line)) << line << " in " << r.out;
+}
+
+TEST(ctr_run, result_json_has_every_field) {
+    auto r = run({"--result", "json", "/bin/sh", "-c", "exit 3"});
+    EXPECT_EQ(r.status, 3) << r.err;
+    const std::string json = first_line(r.err);
+    EXPECT_EQ(json.front(), '{');
+    EXPECT_EQ(json.back(), '}');
+    for (const char* field : {"\"exit_code\":3,", "\"signal\":null,", "\"timed_out\":false,", "\"oom_killed\":false,",
+                              "\"wall_ms\":", "\"user_ms\":", "\"sys_ms\":", "\"memory_peak_bytes\":"})
+        EXPECT_TRUE(contains(json, field)) << field << " in " << json;
+
+    r = run({"--result=json", "--timeout=200ms", "sleep", "30"});
+    EXPECT_EQ(r.status, 124);
+    EXPECT_TRUE(contains(r.err, "\"timed_out\":true")) << r.err;
+    EXPECT_TRUE(contains(r.err, "\"signal\":15")) << r.err;
+
+    r = run({"--result", "json", "no-such-command-here"});
+    EXPECT_EQ(r.status, 127);
+    EXPECT_TRUE(contains(r.err, "\"exit_code\":null")) << r.err;
+    EXPECT_TRUE(contains(r.err, "\"error\":\"exec 'no-such-command-here': No such file or directory\"")) << r.err;
+}
+
+TEST(ctr_run, a_memory_limit_kills_a_hog_and_says_so) {
+    if (!ctr_test::real_root) GTEST_SKIP() << "cgroup limits need real root here";
+    const auto r = run({"--memory", "32m", "--memory-swap", "32m", "--result", "json", "/bin/sh", "-c",
+                        "head -c 300M /dev/zero | tail"});
+    EXPECT_EQ(r.status, 128 + SIGKILL) << r.err;
+    EXPECT_TRUE(contains(r.err, "ctr-run: out of memory")) << r.err;
+    EXPECT_TRUE(contains(r.err, "32 MiB")) << r.err;
+    EXPECT_TRUE(contains(r.err, "\"oom_killed\":true")) << r.err;
+}
+
+TEST(ctr_run, resource_flags_reach_the_cgroup) {
+    if (!ctr_test::real_root) GTEST_SKIP() << "cgroup limits need real root here";
+    // The pids limit holds: the shell cannot start ten more processes.
+    const std::string script = "for i in 1 2 3 4 5 6 7 8 9 10; do sleep 1 & done; wait; echo done";
+    auto r = run({"--pids-limit", "8", "--cpus", "0.5", "--cpuset-cpus", "0", "/bin/sh", "-c", script});
+    EXPECT_EQ(r.status, 2) << r.err;
+    EXPECT_TRUE(contains(r.err, "Cannot fork")) << r.err;
+    r = run({"--cpus", "0.5", "--cpuset-cpus", "0", "/bin/sh", "-c", script});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "done\n");
+}
+
+TEST(ctr_run, the_default_root_is_the_hosts_read_only_with_private_tmp_proc_and_dev) {
+    const auto r = run({"/bin/sh", "-c",
+                        "touch /etc/ctr-run-test 2>/dev/null && echo etc=writable || echo etc=read-only; "
+                        "ls /tmp | wc -l; echo $$; ls /proc | grep -c '^[0-9]'; ls /dev | tr '\\n' ' '"});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_TRUE(contains(r.out, "etc=read-only\n0\n2\n")) << r.out;
+    EXPECT_TRUE(contains(r.out, "null")) << r.out;
+    EXPECT_FALSE(contains(r.out, "sda")) << r.out;
+}
+
+TEST(ctr_run, hostname_env_and_workdir) {
+    auto r = run({"--hostname", "box", "-e", "GREETING=hi there", "-w", "/usr/bin", "/bin/sh", "-c",
+                  "hostname; echo $GREETING; pwd"});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "box\nhi there\n/usr/bin\n");
+    r = run({"--clear-env", "-e", "ONLY=1", "/usr/bin/env"});
+    EXPECT_EQ(r.out, "ONLY=1\n");
+}
+
+TEST(ctr_run, stdin_and_stdout_pass_through) {
+    const auto r = run({"/bin/sh", "-c", "tr a-z A-Z; echo to-stderr >&2"}, as::caller, "hello\n");
+    EXPECT_EQ(r.status, 0);
+    EXPECT_EQ(r.out, "HELLO\n");
+    EXPECT_EQ(r.err, "to-stderr\n");
+}
+
+TEST(ctr_run, no_init_runs_the_command_as_pid_1) {
+    EXPECT_EQ(run({"/bin/sh", "-c", "echo $$"}).out, "2\n");
+    EXPECT_EQ(run({"--no-init", "/bin/sh", "-c", "echo $$"}).out, "1\n");
+}
+
+TEST(ctr_run, network_none_has_only_lo) {
+    const auto r = run({"/bin/sh", "-c", "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '"});
+    EXPECT_EQ(r.out, "lo\n") << r.err;
+}
+
+TEST(ctr_run, user_switches_ids) {
+    if (!ctr_test::real_root)
+        GTEST_SKIP() << "ids other than 0 inside need a map of more than one id (real root); "
+                        "the rootless cases below run ctr-run as a plain user instead";
+    const auto r = run({"-u", "1234:567", "/bin/sh", "-c", "id -u; id -g; id -G"});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "1234\n567\n567\n");
+}
+
+TEST(ctr_run, volumes_bind_read_only_or_writable) {
+    scratch dir;
+    write_file(dir / "in.txt", "from the host");
+    auto r = run({"-v", dir.path.string() + ":/mnt:ro", "/bin/sh", "-c",
+                  "cat /mnt/in.txt; echo; touch /mnt/new 2>/dev/null && echo writable || echo read-only"});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "from the host\nread-only\n");
+    EXPECT_FALSE(fs::exists(dir / "new"));
+    r = run({"--volume", dir.path.string() + ":/tmp/data", "/bin/sh", "-c", "echo written > /tmp/data/new"});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(read_file(dir / "new"), "written\n");
+}
+
+TEST(ctr_run, tmpfs_only_the_container_sees) {
+    SKIP_WITHOUT_BUSYBOX();
+    const auto r = run({"--rootfs", busybox_rootfs(), "--tmpfs", "/scratch:size=1m", "/bin/sh", "-c",
+                        "grep ' /scratch ' /proc/mounts | cut -d' ' -f1,3; echo x > /scratch/file && ls /scratch; "
+                        "head -c 2000000 /dev/zero > /scratch/big 2>/dev/null || echo full"});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "tmpfs tmpfs\nfile\nfull\n");
+    EXPECT_FALSE(fs::exists(fs::path(busybox_rootfs()) / "scratch/file"));
+}
+
+TEST(ctr_run, busybox_rootfs_has_its_own_hostname_pids_and_proc) {
+    SKIP_WITHOUT_BUSYBOX();
+    const auto r = run({"--rootfs", busybox_rootfs(), "--hostname", "box", "/bin/sh", "-c",
+                        "hostname; echo $$; ls /proc | grep '^[0-9]' | tr '\\n' ' '; ls /bin/busybox"});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_TRUE(contains(r.out, "box\n2\n1 2 ")) << r.out;
+    EXPECT_TRUE(contains(r.out, "/bin/busybox")) << r.out;
+}
+
+TEST(ctr_run, read_only_rootfs) {
+    SKIP_WITHOUT_BUSYBOX();
+    const auto r = run({"--rootfs", busybox_rootfs(), "--read-only", "/bin/sh", "-c",
+                        "touch /x 2>/dev/null && echo writable || echo read-only"});
+    EXPECT_EQ(r.out, "read-only\n") << r.err;
+}
+
+TEST(ctr_run, overlay_leaves_the_layers_and_the_rootfs_unchanged) {
+    SKIP_WITHOUT_BUSYBOX();
+    scratch dir;
+    fs::create_directories(dir / "app/etc");
+    write_file(dir / "app/etc/motd", "from the app layer\n");
+    write_file(dir / "app/hello", "app\n");
+    const auto rootfs_before = snapshot(busybox_rootfs());
+    const auto layer_before = snapshot(dir / "app");
+    const auto r = run({"--rootfs", busybox_rootfs(), "--overlay", (dir / "app").string(), "/bin/sh", "-c",
+                        "cat /etc/motd; echo changed > /hello; rm /bin/ls; echo new > /new; mkdir /d; "
+                        "cat /hello; ls /bin/ls 2>/dev/null || echo ls-gone"});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "from the app layer\nchanged\nls-gone\n");
+    EXPECT_EQ(snapshot(busybox_rootfs()), rootfs_before);
+    EXPECT_EQ(snapshot(dir / "app"), layer_before);
+    // The upper layer is gone too.
+    for (const char* base : {"/dev/shm", "/tmp"})
+        for (const auto& e : fs::directory_iterator(base))
+            EXPECT_FALSE(e.path().filename().string().starts_with("ctr-run-overlay.")) << e.path();
+}
+
+TEST(ctr_run, signals_to_ctr_run_reach_the_command) {
+    namespace p = ctr::process;
+    auto child = p::spawn({ctr_run, "/bin/sh", "-c", "trap 'echo got TERM; exit 9' TERM; echo ready; "
+                                                     "while :; do sleep 0.1; done"},
+                          {.std_in = p::stdio::null(), .std_out = p::stdio::pipe(), .timeout = 30s});
+    char buffer[16] = {};
+    pollfd ready{child.std_out().get(), POLLIN, 0};
+    ASSERT_EQ(poll(&ready, 1, 20000), 1) << "no 'ready' from the command";
+    ASSERT_GT(read(child.std_out().get(), buffer, sizeof buffer - 1), 0);
+    EXPECT_STREQ(buffer, "ready\n");
+    child.signal(SIGTERM);
+    std::string rest;
+    for (ssize_t n; poll(&ready, 1, 20000) == 1 && (n = read(child.std_out().get(), buffer, sizeof buffer)) > 0;)
+        rest.append(buffer, static_cast<std::size_t>(n));
+    const auto r = child.wait();
+    EXPECT_EQ(r.exit_code, 9);
+    EXPECT_EQ(rest, "got TERM\n");
+}
+
+// A pty the test holds: ctr-run sees a terminal on stdin and stdout.
+TEST(ctr_run, an_interactive_shell_gets_a_pty_with_the_window_size) {
+    const int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    ASSERT_GE(master, 0);
+    ctr::unique_fd master_fd(master);
+    ASSERT_EQ(grantpt(master), 0);
+    ASSERT_EQ(unlockpt(master), 0);
+    const ctr::unique_fd slave(open(ptsname(master), O_RDWR | O_NOCTTY | O_CLOEXEC));
+    ASSERT_TRUE(slave);
+    winsize size{};
+    size.ws_row = 40;
+    size.ws_col = 100;
+    ioctl(master, TIOCSWINSZ, &size);
+
+    namespace p = ctr::process;
+    auto child = p::spawn({ctr_run, "/bin/sh"},
+                          {.std_in = p::stdio::from_fd(slave.get()),
+                           .std_out = p::stdio::from_fd(slave.get()),
+                           .std_err = p::stdio::from_fd(slave.get()),
+                           .timeout = 30s,
+                           .new_session = true,
+                           .controlling_terminal = true});
+    const std::string input = "stty size; tty >/dev/null && echo is-a-tty; echo h''i; exit 3\n";
+    ASSERT_EQ(write(master, input.data(), input.size()), static_cast<ssize_t>(input.size()));
+    std::string output;
+    char buffer[4096];
+    const auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (std::chrono::steady_clock::now() < deadline) {
+        pollfd fds[2] = {{master, POLLIN, 0}, {child.pidfd(), POLLIN, 0}};
+        poll(fds, 2, 100);
+        if (fds[0].revents & POLLIN) {
+            const ssize_t n = read(master, buffer, sizeof buffer);
+            if (n > 0) output.append(buffer, static_cast<std::size_t>(n));
+        }
+        if (fds[1].revents) break;
+    }
+    const auto r = child.wait();
+    EXPECT_EQ(r.exit_code, 3) << output;
+    EXPECT_TRUE(contains(output, "40 100")) << output;
+    EXPECT_TRUE(contains(output, "is-a-tty")) << output;
+    EXPECT_TRUE(contains(output, "hi\r\n")) << output;
+}
+
+// ---- as an unprivileged user ------------------------------------------------
+
+TEST(ctr_run, rootless_busybox_has_root_inside_its_own_hostname_and_pids) {
+    SKIP_WITHOUT_UNPRIVILEGED_USER();
+    SKIP_WITHOUT_BUSYBOX();
+    const auto r = run({"--rootfs", busybox_rootfs(), "--hostname", "box", "/bin/sh", "-c",
+                        "hostname; id -u; echo $$; ls /proc | grep '^[0-9]' | tr '\\n' ' '"},
+                       as::unprivileged);
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_TRUE(contains(r.out, "box\n0\n2\n1 2 ")) << r.out << r.err;
+}
+
+TEST(ctr_run, rootless_default_root_exit_statuses_and_tmpfs) {
+    SKIP_WITHOUT_UNPRIVILEGED_USER();
+    auto r = run({"--tmpfs", "/mnt:size=1m", "/bin/sh", "-c", "echo x > /mnt/f && cat /mnt/f; id -u; exit 5"},
+                 as::unprivileged);
+    EXPECT_EQ(r.status, 5) << r.err;
+    EXPECT_EQ(r.out, "x\n0\n");
+    EXPECT_EQ(run({"/bin/no-such-command-here"}, as::unprivileged).status, 127);
+    EXPECT_EQ(run({"/bin/sh", "-c", "kill -SEGV $$"}, as::unprivileged).status, 128 + SIGSEGV);
+    EXPECT_EQ(run({"--timeout", "0.2", "sleep", "30"}, as::unprivileged).status, 124);
+    r = run({"--rootfs", "/no/such/rootfs", "true"}, as::unprivileged);
+    EXPECT_EQ(r.status, 125);
+    EXPECT_TRUE(contains(r.err, "/no/such/rootfs")) << r.err;
+}
+
+TEST(ctr_run, rootless_overlay_leaves_the_rootfs_unchanged) {
+    SKIP_WITHOUT_UNPRIVILEGED_USER();
+    SKIP_WITHOUT_BUSYBOX();
+    scratch dir;
+    fs::create_directories(dir / "app");
+    write_file(dir / "app/hello", "app\n");
+    const auto rootfs_before = snapshot(busybox_rootfs());
+    const auto r = run({"--rootfs", busybox_rootfs(), "--overlay", (dir / "app").string(), "/bin/sh", "-c",
+                        "cat /hello; echo new > /new; rm /bin/ls; cat /new"},
+                       as::unprivileged);
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "app\nnew\n");
+    EXPECT_EQ(snapshot(busybox_rootfs()), rootfs_before);
+}
+
+TEST(ctr_run, rootless_memory_limit_says_why_it_cannot_or_kills_the_hog) {
+    SKIP_WITHOUT_UNPRIVILEGED_USER();
+    const auto r = run({"-m", "32m", "--memory-swap", "32m", "/bin/sh", "-c", "head -c 300M /dev/zero | tail"},
+                       as::unprivileged);
+    if (r.status == 125) {
+        // No delegated cgroup for this user: one line naming the step and path.
+        EXPECT_TRUE(contains(r.err, "cgroup")) << r.err;
+        EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << r.err;
+    } else {
+        EXPECT_EQ(r.status, 128 + SIGKILL) << r.err;
+        EXPECT_TRUE(contains(r.err, "out of memory")) << r.err;
+    }
+}
+
+}  // namespace
+
+#endif  // CTR_RUN_BINARY
