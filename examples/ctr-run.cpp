@@ -568,6 +568,13 @@ std::optional<ctr::cgroup::group> make_group(const config& c) {
     limits.pids_max = c.pids_limit;
     limits.cpuset_cpus = c.cpuset_cpus;
     const bool wants_limits = c.memory || c.cpus || c.pids_limit || c.cpuset_cpus;
+    // A ctr-run that was SIGKILLed could not remove its group; its creator
+    // pid is dead, so this removes it now. Best effort: a caller without
+    // cgroup rights finds nothing to do or is told below.
+    try {
+        ctr::cgroup::reap_stale("ctr-run");
+    } catch (const ctr::error&) {
+    }
     try {
         return std::optional<ctr::cgroup::group>(std::in_place, ctr::cgroup::options{.prefix = "ctr-run", .limits = limits});
     } catch (const ctr::error&) {
