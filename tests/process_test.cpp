@@ -389,10 +389,11 @@ TEST(process, result_carries_cpu_time_and_peak_memory) {
     auto r = spawn(helper({"alloc", "64"})).wait();
     ASSERT_EQ(r.exit_code, 0);
     EXPECT_GE(r.peak_rss_bytes, 64u << 20);
-    auto burn = spawn(helper({"burn", "200"})).wait();
+    // 200 ms of CPU time, however busy the machine is.
+    auto burn = spawn(helper({"burn-cpu", "200"})).wait();
     ASSERT_EQ(burn.exit_code, 0);
-    EXPECT_GT(burn.user_time + burn.system_time, 100ms);
-    EXPECT_GE(burn.wall_time, 200ms);
+    EXPECT_GE(burn.user_time + burn.system_time, 190ms);
+    EXPECT_GE(burn.wall_time, burn.user_time);
 }
 
 TEST(process, destructor_kills_and_reaps) {

@@ -37,7 +37,7 @@ int usage() {
     std::fprintf(stderr,
                  "usage: probe_helper MODE [ARGS]\n"
                  "modes: exit N | raise SIG | fds | env | cwd | ids | pid | sid | umask | rlimit RES\n"
-                 "       signals | spew BYTES | cat | sleep SECONDS | ignore-term | alloc MIB | burn MS\n"
+                 "       signals | spew BYTES | cat | sleep SECONDS | ignore-term | alloc MIB | burn MS | burn-cpu MS\n"
                  "       write-fd FD TEXT | die-with-parent-parent | file FILE\n"
                  "       after-stdin MODE ARGS | fork-bomb MAX | double-fork-sleep | affinity\n"
                  "       make-cgroup-and-hang PREFIX | move-to-leaf | make-group-here [move]\n"
@@ -274,6 +274,18 @@ int main(int argc, char** argv) {
         for (std::size_t i = 0; i < bytes; i += 4096) memory[i] = 1;
         std::free(const_cast<char*>(memory));
         return 0;
+    }
+    if (mode == "burn-cpu") {
+        // Runs until it has used MS of CPU time, however long that takes
+        // on a busy machine.
+        const double until = std::atof(arg(2).c_str()) / 1000.0;
+        volatile unsigned long x = 0;
+        for (;;) {
+            timespec used{};
+            clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &used);
+            if (static_cast<double>(used.tv_sec) + static_cast<double>(used.tv_nsec) / 1e9 >= until) return 0;
+            for (int i = 0; i < 100000; ++i) x = x + 1;
+        }
     }
     if (mode == "burn") {
         const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(std::atoi(arg(2).c_str()));
