@@ -15,22 +15,9 @@ using ctr_test::helper;
 
 namespace {
 
-// Why groups cannot be made here, or empty.
-std::string cgroup_blocker() {
-    static const std::string reason = []() -> std::string {
-        try {
-            cg::group g;
-            g.remove();
-            return {};
-        } catch (const ctr::error& e) {
-            return e.what();
-        }
-    }();
-    return reason;
-}
-
-#define REQUIRE_GROUPS() \
-    if (const std::string why = cgroup_blocker(); !why.empty()) GTEST_SKIP() << "cannot make cgroups here: " << why
+#define REQUIRE_GROUPS()                  \
+    if (const auto& why = ctr_test::cgroup_blocker()) \
+    GTEST_SKIP() << "cannot make cgroups here: " << why->what()
 
 // The lines of /proc/self/cgroup whose path names the group, for each
 // hierarchy the group lives in.

@@ -74,17 +74,13 @@ public:
 // or empty. Any other failure is a failure, never a skip.
 std::string blocker() {
     static const std::string reason = []() -> std::string {
-        try {
-            cg::group g;
-            g.remove();
-            return {};
-        } catch (const ctr::error& e) {
-            const int code = e.code().value();
-            if (code == EACCES || code == EPERM || code == EROFS || e.step() == ctr::step::cgroup_layout)
-                return e.what();
-            ADD_FAILURE() << "making a plain group failed: " << e.what();
-            return e.what();
-        }
+        const auto& e = ctr_test::cgroup_blocker();
+        if (!e) return {};
+        const int code = e->code().value();
+        if (code == EACCES || code == EPERM || code == EROFS || e->step() == ctr::step::cgroup_layout)
+            return e->what();
+        ADD_FAILURE() << "making a plain group failed: " << e->what();
+        return e->what();
     }();
     return reason;
 }

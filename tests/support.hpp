@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <optional>
 
 #include <string>
 #include <vector>
@@ -69,6 +70,22 @@ struct temp_dir {
     temp_dir(const temp_dir&) = delete;
     temp_dir& operator=(const temp_dir&) = delete;
 };
+
+// Why this process cannot make cgroups (no cgroup file system, no write
+// access to its own cgroup), found once by making and removing a plain
+// group; nothing when it can.
+inline const std::optional<ctr::error>& cgroup_blocker() {
+    static const std::optional<ctr::error> reason = []() -> std::optional<ctr::error> {
+        try {
+            ctr::cgroup::group g;
+            g.remove();
+            return std::nullopt;
+        } catch (const ctr::error& e) {
+            return e;
+        }
+    }();
+    return reason;
+}
 
 inline std::vector<std::string> helper(std::vector<std::string> args) {
     args.insert(args.begin(), probe_helper);

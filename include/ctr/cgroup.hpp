@@ -771,7 +771,19 @@ public:
         }
         return s;
     }
-    std::optional<std::uint64_t> oom_kills() const { return read_stats().oom_kills; }
+    // The OOM-kill count alone: spawn reads it before every child it places
+    // in the group, so it reads only the one file the figure is in.
+    std::optional<std::uint64_t> oom_kills() const {
+        std::optional<std::uint64_t> kills;
+        for (const auto& m : members_) {
+            if (!m.has("memory")) continue;
+            std::string text;
+            bool present = false;
+            read_into(m, m.v2 ? "memory.events" : "memory.oom_control", text, present);
+            if (present) fill(kills, detail::keyed_value(text, "oom_kill"));
+        }
+        return kills;
+    }
 
     // Kills what is left, waits until the group is empty and removes its
     // directories, retrying rmdir on EBUSY, all within options::remove_timeout.
