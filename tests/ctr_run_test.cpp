@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <initializer_list>
 #include <map>
 #include <sstream>
 #include <string>
@@ -74,14 +75,15 @@ const std::string& busybox_rootfs() {
     static scratch dir;
     static const std::string path = [] {
         const std::string target = dir / "rootfs";
-        const std::string command = std::string("'") + CTR_MAKE_ROOTFS + "' '" + target + "' >/dev/null 2>&1";
+        const std::string command = "'" + ctr_test::make_rootfs + "' '" + target + "' >/dev/null 2>&1";
         return std::system(command.c_str()) == 0 ? target : std::string();
     }();
     return path;
 }
 
-#define SKIP_WITHOUT_BUSYBOX() \
-    if (busybox_rootfs().empty()) GTEST_SKIP() << "no busybox rootfs: is busybox-static installed?"
+#define SKIP_WITHOUT_BUSYBOX()      \
+    if (busybox_rootfs().empty()) \
+    GTEST_SKIP() << "tests/rootfs/make-busybox-rootfs failed: is busybox-static installed? (tools/install-deps)"
 
 // ctr-run as the unprivileged user ctrtest: a copy it can run, and runuser.
 const std::string& unprivileged_ctr_run() {
@@ -129,6 +131,23 @@ outcome run(std::vector<std::string> args, as who = as::caller, const std::strin
 }
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+// Why ctr-run's cgroup limits cannot be tried here (not real root, no
+// group can be made, a controller is missing), or empty.
+std::string cgroup_limits_blocker(std::initializer_list<const char*> controllers) {
+    if (!ctr_test::real_root) return "cgroup limits need real root here";
+    if (const auto& why = ctr_test::cgroup_blocker()) return std::string("cannot make cgroups here: ") + why->what();
+    const auto layout = ctr::cgroup::detail::detect_cgroup_layout();
+    for (const char* controller : controllers) {
+        bool found = false;
+        for (const auto& h : layout.hierarchies) found = found || (h.usable() && h.has(controller));
+        if (!found) return std::string("no ") + controller + " controller to use here: " + layout.describe();
+    }
+    return {};
+}
+
+#define SKIP_WITHOUT_CGROUP_LIMITS(...) \
+    if (const std::string why = cgroup_limits_blocker({__VA_ARGS__}); !why.empty()) GTEST_SKIP() << why
 
 // The one line ctr-run printed about itself.
 std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
@@ -245,7 +264,7 @@ TEST(ctr_run, result_json_has_every_field) {
 }
 
 TEST(ctr_run, a_memory_limit_kills_a_hog_and_says_so) {
-    if (!ctr_test::real_root) GTEST_SKIP() << "cgroup limits need real root here";
+    SKIP_WITHOUT_CGROUP_LIMITS("memory");
     // The probe helper touches 300 MiB; no shell tool whose options differ
     // between coreutils and busybox (the VM lane has busybox).
     // It may live below /tmp, which the sandbox replaces with its own: bind
@@ -260,7 +279,7 @@ TEST(ctr_run, a_memory_limit_kills_a_hog_and_says_so) {
 }
 
 TEST(ctr_run, resource_flags_reach_the_cgroup) {
-    if (!ctr_test::real_root) GTEST_SKIP() << "cgroup limits need real root here";
+    SKIP_WITHOUT_CGROUP_LIMITS("pids", "cpu", "cpuset");
     // The pids limit holds: the shell cannot start ten more processes.
     const std::string script = "for i in 1 2 3 4 5 6 7 8 9 10; do sleep 1 & done; wait; echo done";
     auto r = run({"--pids-limit", "8", "--cpus", "0.5", "--cpuset-cpus", "0", "/bin/sh", "-c", script});
