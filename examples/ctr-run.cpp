@@ -95,10 +95,15 @@ Resources (a cgroup below ctr-run's own, removed at exit):
 
 Network:
       --network none|host|veth none (default): a new network namespace with only
-                               lo; host: the host's network. veth is not
-                               supported yet (it lands with the networking issue)
-  -p, --publish HOSTPORT:PORT[/tcp|/udp]
-                               not supported yet (it implies veth)
+                               lo; host: the host's network; veth: a new
+                               namespace joined to the host's by a veth pair,
+                               eth0 inside with an address from 10.231.0.0/16
+                               and a default route through the host end (needs
+                               root: rootless networking is not supported yet)
+  -p, --publish [IP:]HOSTPORT:PORT[/tcp|/udp]
+                               relay connections to HOSTPORT on the host (on
+                               IP, default every address) to PORT inside;
+                               implies --network veth; may be repeated
 
 Users:
       --rootless               map the caller to root inside a user namespace
@@ -162,7 +167,7 @@ struct tmpfs_mount {
     ctr::mount::tmpfs_options options;
 };
 
-enum class network_mode { none, host };
+enum class network_mode { none, host, veth };
 
 struct config {
     std::optional<std::string> rootfs;
@@ -182,6 +187,8 @@ struct config {
     std::optional<std::string> cpuset_cpus;
 
     network_mode network = network_mode::none;
+    bool network_given = false;  // --network was on the command line
+    std::vector<ctr::net::port_mapping> publish;
     bool rootless = false;
     std::optional<uid_t> uid;
     std::optional<gid_t> gid;
@@ -392,10 +399,16 @@ void apply_flag(config& c, const flag_spec& f, std::string_view shown, std::stri
     } else if (name == "network" || name == "net") {
         if (value == "none") c.network = network_mode::none;
         else if (value == "host") c.network = network_mode::host;
-        else if (value == "veth" || value == "bridge") not_supported_yet(shown, "networking");
+        else if (value == "veth" || value == "bridge") c.network = network_mode::veth;
         else bad_value(shown, "'" + std::string(value) + "' is not none, host or veth");
-    } else if (name == "publish") not_supported_yet(shown, "networking");
-    else if (name == "rootless") c.rootless = true;
+        c.network_given = true;
+    } else if (name == "publish") {
+        try {
+            c.publish.push_back(ctr::net::port_mapping::parse(value));
+        } catch (const ctr::error& e) {
+            bad_value(shown, e.what());
+        }
+    } else if (name == "rootless") c.rootless = true;
     else if (name == "user") {
         const auto colon = value.find(':');
         const auto uid = parse_integer<uid_t>(value.substr(0, colon));
@@ -466,6 +479,12 @@ config parse_arguments(int argc, char** argv) {
     if (c.memory_swap && !c.memory) bad_value("--memory-swap", "needs --memory as well");
     if (c.read_only && !c.rootfs) bad_value("--read-only", "needs --rootfs (the host's root is always read-only)");
     if (!c.help && !c.probe && c.command.empty()) bad_value("COMMAND", "missing (see ctr-run --help)");
+    if (!c.publish.empty()) {
+        // As Docker: publishing a port needs a network of the sandbox's own.
+        if (c.network_given && c.network != network_mode::veth)
+            bad_value("--publish", "needs --network veth (the sandbox's ports are published from its own network)");
+        c.network = network_mode::veth;
+    }
     return c;
 }
 
@@ -803,6 +822,11 @@ int run(const config& c) {
     };
     options.namespaces = ctr::ns::pid | ctr::ns::mount | ctr::ns::uts | ctr::ns::ipc | ctr::ns::cgroup;
     if (c.network == network_mode::none) options.namespaces = options.namespaces | ctr::ns::network;
+    if (c.network == network_mode::veth) options.network = ctr::net::veth{};
+    // Published ports are bound before anything starts, so a busy port fails
+    // the run (125) before the command could print a word.
+    std::optional<ctr::net::port_forwarder> ports;
+    if (!c.publish.empty()) ports.emplace(c.publish);
     if (rootless) options.namespaces = options.namespaces | ctr::ns::user;
     options.hostname = c.hostname;
     options.init = !c.no_init;
@@ -838,6 +862,7 @@ int run(const config& c) {
     install_signal_forwarding();
     ctr::process::child child = ctr::process::spawn(c.command, options);
     start_forwarding(child.pidfd());
+    if (ports) ports->start(child.network()->container_address.address);
     ctr::process::result r;
     if (terminal) {
         terminal->slave.reset();

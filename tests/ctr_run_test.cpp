@@ -5,10 +5,13 @@
 
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <pwd.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
@@ -202,9 +205,11 @@ TEST(ctr_run, bad_flags_and_values_get_one_line_naming_the_flag) {
         {{"--tmpfs", "/x:size=big", "true"}, "ctr-run: --tmpfs: 'big' is not a size"},
         {{"--tmpfs", "/x:bogus", "true"}, "ctr-run: --tmpfs: unknown tmpfs option 'bogus'"},
         {{"--network", "bridgeless", "true"}, "ctr-run: --network: 'bridgeless' is not none, host or veth"},
-        {{"--network", "veth", "true"}, "ctr-run: --network: not supported yet"},
-        {{"-p", "8080:80", "true"}, "ctr-run: -p: not supported yet"},
-        {{"--publish=8080:80", "true"}, "ctr-run: --publish: not supported yet"},
+        {{"-p", "8080:80:80:80", "true"}, "ctr-run: -p: "},
+        {{"--publish=8080:80/sctp", "true"}, "ctr-run: --publish: "},
+        {{"-p", "99999:80", "true"}, "ctr-run: -p: "},
+        {{"--network", "none", "-p", "8080:80", "true"}, "ctr-run: --publish: needs --network veth"},
+        {{"-p", "8080:80", "--network=host", "true"}, "ctr-run: --publish: needs --network veth"},
         {{"--seccomp", "default", "true"}, "ctr-run: --seccomp: not supported yet"},
         {{"--cap-drop", "ALL", "true"}, "ctr-run: --cap-drop: not supported yet"},
         {{"--cap-add", "NET_ADMIN", "true"}, "ctr-run: --cap-add: not supported yet"},
@@ -415,6 +420,115 @@ TEST(ctr_run, signals_to_ctr_run_reach_the_command) {
     EXPECT_EQ(rest, "got TERM\n");
 }
 
+// ---- networking (in the test's own network namespace, which plays the host)
+
+// Connects to 127.0.0.1:port, retrying while the far end comes up, sends
+// `request` and returns the whole answer.
+std::string fetch(int port, const std::string& request) {
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(static_cast<std::uint16_t>(port));
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    for (int attempt = 0; attempt < 200; ++attempt) {
+        const int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (connect(s, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0) {
+            std::string answer;
+            if (write(s, request.data(), request.size()) == static_cast<ssize_t>(request.size())) {
+                char buffer[4096];
+                for (ssize_t n; (n = read(s, buffer, sizeof buffer)) > 0;) answer.append(buffer, static_cast<std::size_t>(n));
+            }
+            close(s);
+            // Until the server inside listens, the relay accepts and then
+            // resets: an empty answer means "not yet".
+            if (!answer.empty()) return answer;
+        } else {
+            close(s);
+        }
+        std::this_thread::sleep_for(50ms);
+    }
+    return {};
+}
+
+#define SKIP_WITHOUT_NETWORK_NAMESPACE()             \
+    if (!ctr_test::private_network_namespace) \
+    GTEST_SKIP() << "the test main made no network namespace to play the host"
+
+TEST(ctr_run, veth_network_gives_eth0_an_address_and_a_default_route) {
+    SKIP_WITHOUT_NETWORK_NAMESPACE();
+    SKIP_WITHOUT_BUSYBOX();
+    const auto r = run({"--rootfs", busybox_rootfs(), "--network", "veth", "/bin/sh", "-c",
+                        "ip -4 -o addr show dev eth0 | awk '{print $4}'; ip route | grep default"});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_TRUE(contains(r.out, "10.231.")) << r.out;
+    EXPECT_TRUE(contains(r.out, "/30\n")) << r.out;
+    EXPECT_TRUE(contains(r.out, "default via 10.231.")) << r.out;
+}
+
+TEST(ctr_run, publish_serves_a_page_from_inside) {
+    SKIP_WITHOUT_NETWORK_NAMESPACE();
+    SKIP_WITHOUT_BUSYBOX();
+    scratch www;
+    write_file(www / "index.html", "hello from the sandbox\n");
+    namespace p = ctr::process;
+    auto server = p::spawn({ctr_run, "--rootfs", busybox_rootfs(), "-p", "127.0.0.1:18080:80", "-v",
+                            www.path.string() + ":/www:ro", "httpd", "-f", "-p", "80", "-h", "/www"},
+                           {.std_in = p::stdio::null(), .std_out = p::stdio::capture(), .std_err = p::stdio::capture(),
+                            .timeout = 60s});
+    const std::string answer = fetch(18080, "GET / HTTP/1.0\r\n\r\n");
+    EXPECT_TRUE(contains(answer, "200 OK")) << answer;
+    EXPECT_TRUE(contains(answer, "hello from the sandbox")) << answer;
+    server.signal(SIGTERM);
+    const auto r = server.wait();
+    EXPECT_EQ(r.exit_code, 128 + SIGTERM) << r.std_err;
+    EXPECT_FALSE(r.timed_out);
+}
+
+TEST(ctr_run, a_published_udp_port_answers) {
+    SKIP_WITHOUT_NETWORK_NAMESPACE();
+    namespace p = ctr::process;
+    // The probe helper answers each datagram; its directory may be below
+    // /tmp, which the sandbox replaces: bind it in.
+    const std::string helper_dir = ctr_test::probe_helper.substr(0, ctr_test::probe_helper.rfind('/'));
+    auto server = p::spawn({ctr_run, "-p", "127.0.0.1:18053:53/udp", "-v", helper_dir + ":" + helper_dir + ":ro",
+                            ctr_test::probe_helper, "udp-echo", "53"},
+                           {.std_in = p::stdio::null(), .std_out = p::stdio::capture(), .std_err = p::stdio::capture(),
+                            .timeout = 60s});
+    const int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(18053);
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    timeval wait_limit{0, 200000};
+    setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &wait_limit, sizeof wait_limit);
+    std::string answer;
+    for (int attempt = 0; attempt < 100 && answer.empty(); ++attempt) {
+        sendto(s, "ping\n", 5, 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
+        char buffer[64];
+        const ssize_t n = recv(s, buffer, sizeof buffer, 0);
+        if (n > 0) answer.assign(buffer, static_cast<std::size_t>(n));
+    }
+    close(s);
+    EXPECT_EQ(answer, "got ping\n");
+    server.signal(SIGTERM);
+    server.wait();
+}
+
+TEST(ctr_run, a_busy_published_port_fails_before_the_command_runs) {
+    SKIP_WITHOUT_NETWORK_NAMESPACE();
+    const int busy = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in at{};
+    at.sin_family = AF_INET;
+    at.sin_port = htons(18081);
+    at.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(bind(busy, reinterpret_cast<sockaddr*>(&at), sizeof at), 0) << std::strerror(errno);
+    ASSERT_EQ(listen(busy, 1), 0);
+    const auto r = run({"-p", "127.0.0.1:18081:80", "echo", "should not run"});
+    close(busy);
+    EXPECT_EQ(r.status, 125);
+    EXPECT_EQ(r.out, "");
+    EXPECT_EQ(r.err, "ctr-run: publish port '127.0.0.1:18081/tcp' (bind): Address already in use\n");
+}
+
 // A pty the test holds: ctr-run sees a terminal on stdin and stdout.
 TEST(ctr_run, an_interactive_shell_gets_a_pty_with_the_window_size) {
     const int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
@@ -468,6 +582,16 @@ TEST(ctr_run, rootless_busybox_has_root_inside_its_own_hostname_and_pids) {
                        as::unprivileged);
     EXPECT_EQ(r.status, 0) << r.err;
     EXPECT_TRUE(contains(r.out, "box\n0\n2\n1 2 ")) << r.out << r.err;
+}
+
+TEST(ctr_run, rootless_veth_says_it_needs_root) {
+    SKIP_WITHOUT_UNPRIVILEGED_USER();
+    SKIP_WITHOUT_NETWORK_NAMESPACE();
+    const auto r = run({"-p", "18082:80", "true"}, as::unprivileged);
+    EXPECT_EQ(r.status, 125) << r.err;
+    EXPECT_TRUE(contains(r.err, "create network link")) << r.err;
+    EXPECT_TRUE(contains(r.err, "CAP_NET_ADMIN")) << r.err;
+    EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << "one line: " << r.err;
 }
 
 TEST(ctr_run, rootless_default_root_exit_statuses_and_tmpfs) {

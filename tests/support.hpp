@@ -17,6 +17,9 @@ namespace ctr_test {
 
 // Set by the test main once the process is in a private mount namespace.
 extern bool private_mount_namespace;
+// Set once the process is in a network namespace of its own, which plays the
+// host: veths and published ports live there, never on the real host.
+extern bool private_network_namespace;
 // Whether the suite started as root in the initial user namespace (not
 // root only inside the user namespace the test main made).
 extern bool real_root;

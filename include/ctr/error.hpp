@@ -72,6 +72,11 @@ enum class step : std::uint16_t {
     make_device,
     make_symlink,
     set_controlling_terminal,
+    // networking
+    netlink,            // talking to the kernel's routing netlink (rtnetlink)
+    create_link,        // a network interface (a veth pair) in the caller's namespace
+    configure_link,     // addresses, routes and state of an interface
+    publish_port,       // listening on a host port that forwards into the sandbox
 };
 
 inline std::string_view to_string(step s) noexcept {
@@ -132,6 +137,10 @@ inline std::string_view to_string(step s) noexcept {
         case step::make_device: return "make device node";
         case step::make_symlink: return "make symlink";
         case step::set_controlling_terminal: return "set controlling terminal";
+        case step::netlink: return "netlink";
+        case step::create_link: return "create network link";
+        case step::configure_link: return "configure network link";
+        case step::publish_port: return "publish port";
     }
     return "unknown step";
 }

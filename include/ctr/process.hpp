@@ -13,6 +13,7 @@
 #include <ctr/cgroup.hpp>
 #include <ctr/error.hpp>
 #include <ctr/mount.hpp>
+#include <ctr/net.hpp>
 #include <ctr/ns.hpp>
 #include <ctr/unique_fd.hpp>
 
@@ -23,6 +24,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <cstring>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -86,6 +89,13 @@ struct environment {
 // fast default; copy_memory exists to measure the difference.
 enum class clone_style : std::uint8_t { shared_memory, copy_memory };
 
+// What a parent step sees of the child while it waits (see
+// options::while_child_waits).
+struct waiting_child {
+    pid_t pid = -1;
+    int pidfd = -1;
+};
+
 struct options {
     // The file to run; empty: argv[0], looked up in the child's PATH when it
     // has no '/'.
@@ -148,6 +158,20 @@ struct options {
     // mount::host_readonly() or mount::plan{.rootfs = "/srv/image"}.proc().dev().
     // Empty: the child sees the parent's mounts.
     std::optional<mount::plan> root{};
+
+    // A network: a veth pair from the caller's network namespace into the
+    // child's new one (ns::network is added), addressed and up on both ends
+    // before the command runs; child::network() says what was made. Needs
+    // CAP_NET_ADMIN where the caller is (root). The host end is deleted with
+    // the child handle.
+    std::optional<net::veth> network{};
+
+    // The caller's own steps, run in the parent after the child's namespaces
+    // exist and before it goes on to its mounts and exec: the child's
+    // /proc/<pid>/ns/* are there to open (a user-mode network helper, an
+    // OCI createRuntime hook). An exception thrown here fails the spawn; the
+    // child is killed and reaped.
+    std::vector<std::function<void(const waiting_child&)>> while_child_waits{};
 };
 
 // How a run ended.
@@ -228,6 +252,7 @@ public:
             kill_sent_ = other.kill_sent_;
             kill_at_ = other.kill_at_;
             result_ = std::move(other.result_);
+            network_ = std::move(other.network_);
         }
         return *this;
     }
@@ -267,9 +292,15 @@ public:
     }
     void kill() { signal(SIGKILL); }
 
+    // The veth options::network made (names and addresses of both ends),
+    // or null without one.
+    const net::veth_info* network() const noexcept { return network_ ? &network_->info() : nullptr; }
+
     // Gives up ownership: the child runs on, and the caller must reap it
     // (waitid(P_PIDFD, ...)) and close the returned pidfd.
     [[nodiscard]] unique_fd release() noexcept {
+        // The network goes with the child's namespace, whenever that ends.
+        if (network_) network_->host_link().release();
         std_in_.reset();
         capture_out_.reset();
         capture_err_.reset();
@@ -442,6 +473,9 @@ private:
     // The group the child runs in, and its OOM kill count before the spawn.
     cgroup::group* cgroup_ = nullptr;
     std::uint64_t oom_kills_before_ = 0;
+    // The host end of options::network. The destructor's body reaps the
+    // child first; the link is deleted after, with the members.
+    std::optional<net::veth_pair> network_;
 };
 
 namespace detail {
@@ -526,6 +560,10 @@ struct launch_plan {
     init_state init;
     // The parent attaches the child to this group before it goes on.
     cgroup::group* attach_to = nullptr;
+    // options::network, made by the parent and configured inside by the
+    // child's configure_interface step.
+    const net::veth* network = nullptr;
+    bool has_parent_hooks = false;
     // The root filesystem's steps, and what the child's mount steps share
     // (the new root's fd, the finer step and message of a failure).
     std::optional<mount::prepared_plan> mounts;
@@ -632,8 +670,13 @@ inline void plan_fd_mapping(launch_plan& plan, const std::vector<fd_mapping>& ma
 inline void plan_namespaces(launch_plan& plan, const options& opts) {
     ns::kinds wanted = opts.namespaces;
     if (opts.root) wanted = wanted | ns::mount;  // a root filesystem is built in a mount namespace of its own
+    if (opts.network) wanted = wanted | ns::network;  // the veth's other end goes into a namespace of its own
     bool joins_user = false;
-    for (const auto& j : opts.join) joins_user = joins_user || j.which == ns::user;
+    for (const auto& j : opts.join) {
+        joins_user = joins_user || j.which == ns::user;
+        if (opts.network && j.which == ns::network)
+            throw error(step::prepare, EINVAL, {}, "options::network makes a new network namespace; it cannot also join one");
+    }
     const bool privileged = raw::call(SYS_geteuid) == 0;
     if (!wanted.empty() && !privileged && !joins_user) wanted = wanted | ns::user;
     if (joins_user && wanted.has(ns::user))
@@ -717,7 +760,10 @@ inline void plan_namespaces(launch_plan& plan, const options& opts) {
         plan.request.cgroup_fd = opts.cgroup->clone_into_fd();
         if (plan.request.cgroup_fd < 0) plan.attach_to = opts.cgroup;
     }
-    if (plan.writes_id_maps || opts.cgroup) make_pipe(plan.sync_read, plan.sync_write);
+    if (opts.network) plan.network = &*opts.network;
+    plan.has_parent_hooks = !opts.while_child_waits.empty();
+    if (plan.writes_id_maps || opts.cgroup || plan.network || plan.has_parent_hooks)
+        make_pipe(plan.sync_read, plan.sync_write);
 }
 
 // The child's namespace steps, after joins (already in the program) and
@@ -748,6 +794,9 @@ inline void add_namespace_ops(launch_plan& plan) {
                  plan.domainname);
     if (plan.created.has(ns::network))
         plan.add({.code = child_op_code::bring_up_loopback, .step = step::bring_up_loopback}, "lo");
+    if (plan.network)
+        plan.add({.code = child_op_code::configure_interface, .step = step::configure_link, .a = plan.sync_read.get()},
+                 plan.network->container_name);
     if (plan.writes_id_maps) {
         // Become root of the new namespace. Until now the child kept the
         // caller's ids, which the maps need not cover (root's default map
@@ -1008,10 +1057,20 @@ inline child spawn(std::vector<std::string> argv, const options& opts = {}) {
     // sync pipe unblocks the child, which then exits.
     if (plan->writes_id_maps) d::write_id_maps(handle.pid_, plan->id_maps);
     if (plan->attach_to) plan->attach_to->attach(handle.pid_);
+    if (plan->network) handle.network_ = net::create_veth(*plan->network, net::peer_namespace::of_process(handle.pid_));
+    for (const auto& hook : opts.while_child_waits) hook(waiting_child{handle.pid_, handle.pidfd_.get()});
     if (plan->sync_write) {
-        const char go = 1;
-        if (const long r = cd::sys::write(plan->sync_write.get(), &go, 1); r < 0)
-            throw error(step::wait_for_parent, static_cast<int>(-r));
+        // The go byte, then what the child's configure_interface step reads:
+        // one write, so the child never sees half of it.
+        char message[1 + sizeof(cd::interface_setup)] = {1};
+        std::size_t length = 1;
+        if (handle.network_) {
+            const cd::interface_setup setup = handle.network_->container_setup();
+            std::memcpy(message + 1, &setup, sizeof setup);
+            length += sizeof setup;
+        }
+        if (const long r = cd::sys::write(plan->sync_write.get(), message, length); r != static_cast<long>(length))
+            throw error(step::wait_for_parent, r < 0 ? static_cast<int>(-r) : EPIPE);
         plan->sync_write.reset();
     }
 

@@ -224,6 +224,21 @@ enum class call : unsigned {
     readlinkat,
     statx,
     getcwd,
+    // sockets: netlink and port forwarding
+    bind,
+    listen,
+    accept4,
+    connect,
+    sendto,
+    recvfrom,
+    setsockopt,
+    getsockname,
+    shutdown,
+    epoll_create1,
+    epoll_ctl,
+    epoll_wait,
+    eventfd2,
+    getsockopt,
     count_,
 };
 
@@ -553,6 +568,68 @@ inline long getcwd(char* buffer, std::size_t size) noexcept {
     return raw::call(SYS_getcwd, buffer, size);
 }
 
+// Sockets. Addresses are passed as the kernel takes them: a pointer to a
+// sockaddr_* and its length.
+inline long bind(int fd, const void* address, unsigned length) noexcept {
+    CTR_FAULT_CHECK(bind);
+    return raw::call(SYS_bind, fd, address, length);
+}
+inline long listen(int fd, int backlog) noexcept {
+    CTR_FAULT_CHECK(listen);
+    return raw::call(SYS_listen, fd, backlog);
+}
+inline long accept4(int fd, void* address, unsigned* length, int flags) noexcept {
+    CTR_FAULT_CHECK(accept4);
+    return raw::call(SYS_accept4, fd, address, length, flags);
+}
+inline long connect(int fd, const void* address, unsigned length) noexcept {
+    CTR_FAULT_CHECK(connect);
+    return raw::call(SYS_connect, fd, address, length);
+}
+inline long sendto(int fd, const void* buffer, std::size_t size, int flags, const void* address,
+                   unsigned length) noexcept {
+    CTR_FAULT_CHECK(sendto);
+    return raw::call(SYS_sendto, fd, buffer, size, flags, address, length);
+}
+inline long recvfrom(int fd, void* buffer, std::size_t size, int flags, void* address, unsigned* length) noexcept {
+    CTR_FAULT_CHECK(recvfrom);
+    return raw::call(SYS_recvfrom, fd, buffer, size, flags, address, length);
+}
+inline long setsockopt(int fd, int level, int name, const void* value, unsigned length) noexcept {
+    CTR_FAULT_CHECK(setsockopt);
+    return raw::call(SYS_setsockopt, fd, level, name, value, length);
+}
+inline long getsockname(int fd, void* address, unsigned* length) noexcept {
+    CTR_FAULT_CHECK(getsockname);
+    return raw::call(SYS_getsockname, fd, address, length);
+}
+inline long shutdown(int fd, int how) noexcept {
+    CTR_FAULT_CHECK(shutdown);
+    return raw::call(SYS_shutdown, fd, how);
+}
+inline long epoll_create1(int flags) noexcept {
+    CTR_FAULT_CHECK(epoll_create1);
+    return raw::call(SYS_epoll_create1, flags);
+}
+// `event` points to a struct epoll_event (packed on x86-64).
+inline long epoll_ctl(int epfd, int op, int fd, void* event) noexcept {
+    CTR_FAULT_CHECK(epoll_ctl);
+    return raw::call(SYS_epoll_ctl, epfd, op, fd, event);
+}
+inline long epoll_wait(int epfd, void* events, int max_events, int timeout_ms) noexcept {
+    CTR_FAULT_CHECK(epoll_wait);
+    return raw::call(SYS_epoll_wait, epfd, events, max_events, timeout_ms);
+}
+inline long eventfd2(unsigned initial, int flags) noexcept {
+    CTR_FAULT_CHECK(eventfd2);
+    return raw::call(SYS_eventfd2, initial, flags);
+}
+// `length` is in and out, as for getsockname.
+inline long getsockopt(int fd, int level, int name, void* value, unsigned* length) noexcept {
+    CTR_FAULT_CHECK(getsockopt);
+    return raw::call(SYS_getsockopt, fd, level, name, value, length);
+}
+
 [[noreturn]] inline void exit_group(int status) noexcept {
     for (;;) raw::call(SYS_exit_group, status);
 }
@@ -671,6 +748,11 @@ enum class step : std::uint16_t {
     make_device,
     make_symlink,
     set_controlling_terminal,
+    // networking
+    netlink,            // talking to the kernel's routing netlink (rtnetlink)
+    create_link,        // a network interface (a veth pair) in the caller's namespace
+    configure_link,     // addresses, routes and state of an interface
+    publish_port,       // listening on a host port that forwards into the sandbox
 };
 
 inline std::string_view to_string(step s) noexcept {
@@ -731,6 +813,10 @@ inline std::string_view to_string(step s) noexcept {
         case step::make_device: return "make device node";
         case step::make_symlink: return "make symlink";
         case step::set_controlling_terminal: return "set controlling terminal";
+        case step::netlink: return "netlink";
+        case step::create_link: return "create network link";
+        case step::configure_link: return "configure network link";
+        case step::publish_port: return "publish port";
     }
     return "unknown step";
 }
@@ -2940,6 +3026,116 @@ inline std::uint64_t parse_size(std::string_view text) { return detail::parse_si
 
 }  // namespace ctr::cgroup
 // end ctr/cgroup.hpp
+// begin ctr/ip_address.hpp
+// ctr::net::ipv4_address and ipv4_interface: IPv4 addresses as values, parsed
+// with errors that name the text.
+
+
+#include <netinet/in.h>
+
+#include <array>
+#include <charconv>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <string_view>
+
+namespace ctr::net {
+
+// An IPv4 address, kept as four bytes in network order.
+struct ipv4_address {
+    std::array<std::uint8_t, 4> bytes{};
+
+    // "10.0.0.1"; a malformed text throws ctr::error naming it.
+    static ipv4_address parse(std::string_view text) {
+        ipv4_address out;
+        const char* p = text.data();
+        const char* const end = text.data() + text.size();
+        for (int i = 0; i < 4; ++i) {
+            if (i > 0) {
+                if (p == end || *p != '.') throw malformed(text);
+                ++p;
+            }
+            unsigned value = 256;
+            const char* const digits = p;
+            const auto [next, ec] = std::from_chars(p, end, value);
+            if (ec != std::errc{} || value > 255 || next - digits > 3) throw malformed(text);
+            out.bytes[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(value);
+            p = next;
+        }
+        if (p != end) throw malformed(text);
+        return out;
+    }
+
+    // Host-order value, for arithmetic (subnets, pools).
+    static constexpr ipv4_address from_host_order(std::uint32_t value) noexcept {
+        return {{static_cast<std::uint8_t>(value >> 24), static_cast<std::uint8_t>(value >> 16),
+                 static_cast<std::uint8_t>(value >> 8), static_cast<std::uint8_t>(value)}};
+    }
+    constexpr std::uint32_t host_order() const noexcept {
+        return std::uint32_t{bytes[0]} << 24 | std::uint32_t{bytes[1]} << 16 | std::uint32_t{bytes[2]} << 8 |
+               std::uint32_t{bytes[3]};
+    }
+    in_addr to_in_addr() const noexcept {
+        in_addr out{};
+        static_assert(sizeof out == 4);
+        std::memcpy(&out, bytes.data(), 4);
+        return out;
+    }
+
+    std::string to_string() const {
+        std::string out;
+        for (std::size_t i = 0; i < 4; ++i) {
+            if (i > 0) out += '.';
+            out += std::to_string(bytes[i]);
+        }
+        return out;
+    }
+
+    friend constexpr bool operator==(const ipv4_address&, const ipv4_address&) noexcept = default;
+
+private:
+    static error malformed(std::string_view text) {
+        return error(step::prepare, EINVAL, std::string(text), "not an IPv4 address like 10.0.0.1");
+    }
+};
+
+// An address on an interface with its prefix length: "10.0.0.2/30".
+struct ipv4_interface {
+    ipv4_address address{};
+    std::uint8_t prefix_length = 32;
+
+    static ipv4_interface parse(std::string_view text) {
+        const auto slash = text.find('/');
+        if (slash == std::string_view::npos)
+            throw error(step::prepare, EINVAL, std::string(text), "an interface address needs a prefix length, like 10.0.0.2/30");
+        unsigned prefix = 33;
+        const auto rest = text.substr(slash + 1);
+        const auto [next, ec] = std::from_chars(rest.data(), rest.data() + rest.size(), prefix);
+        if (ec != std::errc{} || next != rest.data() + rest.size() || prefix > 32)
+            throw error(step::prepare, EINVAL, std::string(text), "the prefix length must be 0 to 32");
+        return {ipv4_address::parse(text.substr(0, slash)), static_cast<std::uint8_t>(prefix)};
+    }
+
+    constexpr std::uint32_t netmask_host_order() const noexcept {
+        return prefix_length == 0 ? 0 : ~std::uint32_t{0} << (32 - prefix_length);
+    }
+    constexpr ipv4_address network() const noexcept {
+        return ipv4_address::from_host_order(address.host_order() & netmask_host_order());
+    }
+    constexpr ipv4_address netmask() const noexcept { return ipv4_address::from_host_order(netmask_host_order()); }
+    // Whether `other` lies in this interface's subnet.
+    constexpr bool contains(ipv4_address other) const noexcept {
+        return (other.host_order() & netmask_host_order()) == network().host_order();
+    }
+
+    std::string to_string() const { return address.to_string() + "/" + std::to_string(prefix_length); }
+
+    friend constexpr bool operator==(const ipv4_interface&, const ipv4_interface&) noexcept = default;
+};
+
+}  // namespace ctr::net
+// end ctr/ip_address.hpp
 // begin ctr/mount.hpp
 // ctr::mount: mounts owned by a guard, and the root-filesystem plan that a
 // sandboxed child builds and enters before exec.
@@ -4822,6 +5018,1107 @@ CTR_CHILD_CODE inline long run_plan_in_current_process(const ctr::mount::prepare
 
 }  // namespace ctr::detail
 // end ctr/mount.hpp
+// begin ctr/net.hpp
+// ctr::net: a sandbox's network. A veth pair joins the caller's network
+// namespace (the host side) to the sandbox's new one; each end gets an
+// address from a /30, and the sandbox a default route through the host end.
+// Published ports (port_forward.hpp) then reach services inside.
+//
+// spawn does all of it with options::network = net::veth{}; the pieces are
+// public for callers that hold namespaces themselves.
+
+// begin ctr/detail/child_program.hpp
+// The child side of a launch: everything that runs between clone and exec.
+//
+// The parent turns the options into a child_program, a flat list of
+// operations over data it prepared; the child only walks that list. This is
+// the one place where child code lives. Every function here is
+// async-signal-safe: no allocation, no locks, no exceptions, no libc calls
+// that touch errno (the child shares the parent's memory and TLS), only
+// detail::sys wrappers. Later capabilities (namespaces, mounts, cgroups,
+// seccomp) add operation codes here, so they run as steps of the same launch.
+
+
+#include <linux/close_range.h>
+#include <net/route.h>
+#include <netinet/in.h>
+#include <linux/sched.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+
+#include <cstddef>
+#include <cstdint>
+
+// The child runs on a stack the sanitizer runtimes know nothing about and
+// with the parent thread's TLS; keep their instrumentation out of it.
+#if defined(__clang__)
+#define CTR_CHILD_CODE __attribute__((no_sanitize("address", "undefined", "thread"), noinline))
+#else
+#define CTR_CHILD_CODE __attribute__((no_sanitize_address, no_sanitize_undefined, noinline))
+#endif
+
+namespace ctr::detail {
+
+enum class child_op_code : std::uint8_t {
+    reset_signals,        // every disposition back to SIG_DFL
+    die_with_parent,      // a = signal; b = parent pid to compare with (0: skip the check)
+    new_session,          // setsid
+    set_umask,            // a = mask
+    set_rlimit,           // a = resource, data = const rlimit*
+    dup_above,            // a = source fd, b = lowest allowed number; the new fd goes to scratch[c]
+    dup_to,               // scratch[c] (or a, when c < 0) becomes fd b, without close-on-exec
+    clear_cloexec,        // a = fd
+    cloexec_range,        // fds a..b (b = -1: no end) get close-on-exec; they close at exec
+    set_groups,           // a = count, data = const gid_t*
+    set_gid,              // a = gid
+    set_uid,              // a = uid
+    change_directory,     // data = const char*
+    wait_for_parent,      // a = fd to read one byte from; EOF means the parent gave up
+    restore_signal_mask,  // unblock everything the parent blocked around clone
+    exec,                 // data = const char* const* candidates (null-terminated)
+    join_namespace,       // setns(a, b): a = fd, b = CLONE_NEW* type (0 for a pidfd)
+    unshare,              // a = CLONE_* flags
+    set_hostname,         // data = name, a = length
+    set_domainname,       // data = name, a = length
+    write_file,           // data = path, data2 = contents, a = length
+    bring_up_loopback,    // set IFF_UP on "lo" of the current network namespace
+    configure_interface,  // read an interface_setup from fd a, then apply it (configure_interface)
+    become_init,          // data = init_state*: the rest of the program runs in a child; this process reaps
+    set_controlling_terminal,  // TIOCSCTTY on fd a (the session leader takes its terminal)
+    mount_step,           // data = const mount_step*, data2 = mount_context* (detail/mount_step.hpp)
+};
+
+struct child_op {
+    child_op_code code;
+    ctr::step step;
+    long a = 0;
+    long b = 0;
+    long c = -1;
+    const void* data = nullptr;
+    const void* data2 = nullptr;
+};
+
+// What a failed child sends the parent before it exits.
+struct child_report {
+    std::uint32_t op_index;
+    std::int32_t error;
+};
+
+// The plain data the child reads. Built and owned by the parent, which keeps
+// it alive until the child has exec'd or exited.
+struct child_view {
+    const child_op* ops = nullptr;
+    std::size_t op_count = 0;
+    int report_fd = -1;          // write end of the close-on-exec error channel
+    int* scratch = nullptr;      // fds made by dup_above
+    char* const* argv = nullptr;
+    char* const* envp = nullptr;
+};
+
+inline constexpr int child_failed_exit_code = 127;
+
+// Shared between the parent and the pid 1 of a new pid namespace, which runs
+// in the parent's memory (CLONE_VM) for as long as the sandbox lives. The
+// parent owns it and reads the results only after it has reaped pid 1.
+struct init_state {
+    void* command_stack_top = nullptr;  // where the command's clone runs until exec
+    int (*command_entry)(void*) = nullptr;  // child_command_main; set by the parent
+    std::size_t next_op = 0;            // the command continues the program here
+    const child_view* view = nullptr;
+    // Written by pid 1 before it exits.
+    int command_wait_status = -1;       // as wait4 gives it; -1: the command never ran
+    int others_were_running = 0;        // other processes were left in the namespace
+};
+
+// Async-signal-safe.
+CTR_CHILD_CODE inline long child_reset_signals() noexcept {
+    sys::kernel_sigaction current{};
+    sys::kernel_sigaction default_action{};
+    default_action.handler = SIG_DFL;
+    for (int signal = 1; signal <= 64; ++signal) {
+        if (signal == SIGKILL || signal == SIGSTOP) continue;
+        if (long r = sys::rt_sigaction(signal, nullptr, &current); r < 0) {
+            if (r == -EINVAL) continue;  // a number this kernel does not have
+            return r;
+        }
+        if (current.handler == SIG_DFL) continue;
+        if (long r = sys::rt_sigaction(signal, &default_action, nullptr); r < 0) return r;
+    }
+    return 0;
+}
+
+// Marks fds [first, last] close-on-exec, or closes them.
+// close_range(CLOSE_RANGE_CLOEXEC) needs Linux 5.11, close_range 5.9; before
+// that, walk /proc/self/fd, and without /proc, try every number up to the fd
+// limit. Async-signal-safe.
+CTR_CHILD_CODE inline long child_fd_range(unsigned first, unsigned last, bool close) noexcept {
+    long r = sys::close_range(first, last, close ? 0U : CLOSE_RANGE_CLOEXEC);
+    if (r != -ENOSYS && r != -EINVAL) return r;
+    const long dir = sys::openat(AT_FDCWD, "/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir >= 0) {
+        alignas(8) char buffer[1024];
+        for (;;) {
+            const long n = sys::getdents64(static_cast<int>(dir), buffer, sizeof buffer);
+            if (n < 0) {
+                sys::close(static_cast<int>(dir));
+                return n;
+            }
+            if (n == 0) break;
+            for (long offset = 0; offset < n;) {
+                const auto* entry = reinterpret_cast<const char*>(buffer + offset);
+                const unsigned short length = *reinterpret_cast<const unsigned short*>(entry + 16);
+                const char* name = entry + 19;
+                unsigned fd = 0;
+                bool numeric = *name != '\0';
+                for (const char* p = name; *p; ++p) {
+                    if (*p < '0' || *p > '9') numeric = false;
+                    fd = fd * 10 + static_cast<unsigned>(*p - '0');
+                }
+                if (numeric && fd >= first && fd <= last && fd != static_cast<unsigned>(dir)) {
+                    if (close) sys::close(static_cast<int>(fd));
+                    else sys::fcntl(static_cast<int>(fd), F_SETFD, FD_CLOEXEC);
+                }
+                offset += length;
+            }
+        }
+        sys::close(static_cast<int>(dir));
+        return 0;
+    }
+    rlimit limit{};
+    raw::call(SYS_prlimit64, 0, RLIMIT_NOFILE, nullptr, &limit);
+    const unsigned end = limit.rlim_cur < last ? static_cast<unsigned>(limit.rlim_cur) : last;
+    for (unsigned fd = first; fd < end; ++fd) {
+        if (close) sys::close(static_cast<int>(fd));
+        else sys::fcntl(static_cast<int>(fd), F_SETFD, FD_CLOEXEC);
+    }
+    return 0;
+}
+
+// Sets IFF_UP on the loopback device of the current network namespace, as
+// `ip link set lo up` does. Async-signal-safe.
+CTR_CHILD_CODE inline long child_bring_up_loopback() noexcept {
+    const long fd = sys::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return fd;
+    ifreq request{};
+    request.ifr_name[0] = 'l';
+    request.ifr_name[1] = 'o';
+    long r = sys::ioctl(static_cast<int>(fd), SIOCGIFFLAGS, reinterpret_cast<long>(&request));
+    if (r >= 0) {
+        request.ifr_flags = static_cast<short>(request.ifr_flags | IFF_UP | IFF_RUNNING);
+        r = sys::ioctl(static_cast<int>(fd), SIOCSIFFLAGS, reinterpret_cast<long>(&request));
+    }
+    sys::close(static_cast<int>(fd));
+    return r < 0 ? r : 0;
+}
+
+// An interface to configure from inside its network namespace: the end of a
+// veth pair that the parent moved into the child's namespace. Plain data: the
+// parent sends it through the sync pipe, because the addresses are chosen
+// after the clone and a child with copied memory would not see them.
+struct interface_setup {
+    char name[IFNAMSIZ] = {};
+    in_addr address{};
+    in_addr netmask{};
+    in_addr gateway{};        // 0.0.0.0: no default route
+    unsigned mtu = 0;         // 0: leave the kernel's
+};
+
+// Sets the address, netmask and MTU, brings the interface up and adds the
+// default route, like `ip addr add`, `ip link set up`, `ip route add default
+// via`. ioctls on a datagram socket need no netlink buffers, so this runs in
+// the child as well as in the parent (net::configure_interface). Returns the
+// failed part's number in *failed_part (0 socket, 1 address, 2 netmask, 3 mtu,
+// 4 up, 5 route) so the parent can name it. Async-signal-safe.
+CTR_CHILD_CODE inline long apply_interface_setup(const interface_setup& setup, int* failed_part) noexcept {
+    *failed_part = 0;
+    const long fd = sys::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return fd;
+    const int s = static_cast<int>(fd);
+    ifreq request{};
+    for (std::size_t i = 0; i + 1 < IFNAMSIZ && setup.name[i]; ++i) request.ifr_name[i] = setup.name[i];
+    auto set_in = [](sockaddr& out, in_addr value) {
+        sockaddr_in in{};
+        in.sin_family = AF_INET;
+        in.sin_addr = value;
+        __builtin_memcpy(&out, &in, sizeof in);
+    };
+    long r = 0;
+    set_in(request.ifr_addr, setup.address);
+    *failed_part = 1;
+    r = sys::ioctl(s, SIOCSIFADDR, reinterpret_cast<long>(&request));
+    if (r >= 0) {
+        *failed_part = 2;
+        set_in(request.ifr_netmask, setup.netmask);
+        r = sys::ioctl(s, SIOCSIFNETMASK, reinterpret_cast<long>(&request));
+    }
+    if (r >= 0 && setup.mtu != 0) {
+        *failed_part = 3;
+        request.ifr_mtu = static_cast<int>(setup.mtu);
+        r = sys::ioctl(s, SIOCSIFMTU, reinterpret_cast<long>(&request));
+    }
+    if (r >= 0) {
+        *failed_part = 4;
+        r = sys::ioctl(s, SIOCGIFFLAGS, reinterpret_cast<long>(&request));
+        if (r >= 0) {
+            request.ifr_flags = static_cast<short>(request.ifr_flags | IFF_UP);
+            r = sys::ioctl(s, SIOCSIFFLAGS, reinterpret_cast<long>(&request));
+        }
+    }
+    if (r >= 0 && setup.gateway.s_addr != 0) {
+        *failed_part = 5;
+        rtentry route{};
+        set_in(route.rt_dst, in_addr{});
+        set_in(route.rt_genmask, in_addr{});
+        set_in(route.rt_gateway, setup.gateway);
+        route.rt_flags = RTF_UP | RTF_GATEWAY;
+        r = sys::ioctl(s, SIOCADDRT, reinterpret_cast<long>(&route));
+    }
+    sys::close(s);
+    return r < 0 ? r : 0;
+}
+
+// Reads the interface_setup the parent wrote after the go byte, then applies
+// it. Async-signal-safe.
+CTR_CHILD_CODE inline long child_configure_interface(int sync_fd) noexcept {
+    interface_setup setup;
+    std::size_t got = 0;
+    while (got < sizeof setup) {
+        const long n = sys::read(sync_fd, reinterpret_cast<char*>(&setup) + got, sizeof setup - got);
+        if (n == -EINTR) continue;
+        if (n <= 0) return n < 0 ? n : -EPIPE;
+        got += static_cast<std::size_t>(n);
+    }
+    int failed_part = 0;
+    return apply_interface_setup(setup, &failed_part);
+}
+
+// Opens, writes and closes a file, e.g. /proc/self/timens_offsets.
+// Async-signal-safe.
+CTR_CHILD_CODE inline long child_write_file(const char* path, const char* contents, std::size_t length) noexcept {
+    const long fd = sys::openat(AT_FDCWD, path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return fd;
+    const long written = sys::write(static_cast<int>(fd), contents, length);
+    sys::close(static_cast<int>(fd));
+    if (written < 0) return written;
+    return static_cast<std::size_t>(written) == length ? 0 : -EIO;
+}
+
+// Tries each candidate path in turn, as execvp does with PATH: a missing
+// file moves on, a permission problem is remembered. Async-signal-safe.
+CTR_CHILD_CODE inline long child_exec(const char* const* candidates, char* const* argv,
+                                      char* const* envp) noexcept {
+    long last = -ENOENT;
+    bool permission_denied = false;
+    for (const char* const* candidate = candidates; *candidate; ++candidate) {
+        last = sys::execve(*candidate, argv, envp);
+        if (last == -EACCES) {
+            permission_denied = true;
+        } else if (last != -ENOENT && last != -ENOTDIR && last != -ESTALE) {
+            return last;
+        }
+    }
+    return permission_denied ? -EACCES : last;
+}
+
+// Runs one operation; returns 0 or -errno. Async-signal-safe.
+CTR_CHILD_CODE inline long child_run_op(const child_view& view, const child_op& op) noexcept {
+    switch (op.code) {
+        case child_op_code::reset_signals:
+            return child_reset_signals();
+        case child_op_code::die_with_parent: {
+            if (long r = sys::prctl(PR_SET_PDEATHSIG, static_cast<unsigned long>(op.a)); r < 0) return r;
+            // The parent may have died before prctl took effect: then no
+            // signal comes, the child was re-parented, and nobody waits for
+            // a report. End quietly.
+            if (op.b != 0 && sys::getppid() != op.b) sys::exit_group(child_failed_exit_code);
+            return 0;
+        }
+        case child_op_code::new_session: {
+            const long r = sys::setsid();
+            return r < 0 ? r : 0;
+        }
+        case child_op_code::set_umask:
+            sys::umask(static_cast<unsigned>(op.a));
+            return 0;
+        case child_op_code::set_rlimit:
+            return sys::prlimit(static_cast<int>(op.a), static_cast<const rlimit*>(op.data));
+        case child_op_code::dup_above: {
+            const long fd = sys::fcntl(static_cast<int>(op.a), F_DUPFD_CLOEXEC, op.b);
+            if (fd < 0) return fd;
+            view.scratch[op.c] = static_cast<int>(fd);
+            return 0;
+        }
+        case child_op_code::dup_to: {
+            const int from = op.c >= 0 ? view.scratch[op.c] : static_cast<int>(op.a);
+            const long r = sys::dup3(from, static_cast<int>(op.b), 0);
+            return r < 0 ? r : 0;
+        }
+        case child_op_code::clear_cloexec: {
+            const long r = sys::fcntl(static_cast<int>(op.a), F_SETFD, 0);
+            return r < 0 ? r : 0;
+        }
+        case child_op_code::cloexec_range:
+            return child_fd_range(static_cast<unsigned>(op.a), op.b < 0 ? ~0U : static_cast<unsigned>(op.b), false);
+        case child_op_code::set_groups:
+            return sys::setgroups(static_cast<std::size_t>(op.a), static_cast<const gid_t*>(op.data));
+        case child_op_code::set_gid:
+            return sys::setresgid(static_cast<gid_t>(op.a));
+        case child_op_code::set_uid:
+            return sys::setresuid(static_cast<uid_t>(op.a));
+        case child_op_code::change_directory:
+            return sys::chdir(static_cast<const char*>(op.data));
+        case child_op_code::wait_for_parent: {
+            char byte = 0;
+            long r;
+            do r = sys::read(static_cast<int>(op.a), &byte, 1);
+            while (r == -EINTR);
+            if (r == 0) sys::exit_group(child_failed_exit_code);  // the parent gave up
+            return r < 0 ? r : 0;
+        }
+        case child_op_code::restore_signal_mask: {
+            const unsigned long none = 0;
+            return sys::rt_sigprocmask(SIG_SETMASK, &none, nullptr);
+        }
+        case child_op_code::exec:
+            return child_exec(static_cast<const char* const*>(op.data), view.argv, view.envp);
+        case child_op_code::join_namespace:
+            return sys::setns(static_cast<int>(op.a), static_cast<int>(op.b));
+        case child_op_code::unshare:
+            return sys::unshare(static_cast<unsigned long>(op.a));
+        case child_op_code::set_hostname:
+            return sys::sethostname(static_cast<const char*>(op.data), static_cast<std::size_t>(op.a));
+        case child_op_code::set_domainname:
+            return sys::setdomainname(static_cast<const char*>(op.data), static_cast<std::size_t>(op.a));
+        case child_op_code::write_file:
+            return child_write_file(static_cast<const char*>(op.data), static_cast<const char*>(op.data2),
+                                    static_cast<std::size_t>(op.a));
+        case child_op_code::bring_up_loopback:
+            return child_bring_up_loopback();
+        case child_op_code::configure_interface:
+            return child_configure_interface(static_cast<int>(op.a));
+        case child_op_code::set_controlling_terminal: {
+            const long r = sys::ioctl(static_cast<int>(op.a), TIOCSCTTY, 0);
+            return r < 0 ? r : 0;
+        }
+        case child_op_code::mount_step:
+            return run_mount_step(*static_cast<const detail::mount_step*>(op.data),
+                                  *static_cast<mount_context*>(const_cast<void*>(op.data2)));
+        case child_op_code::become_init:
+            return -EINVAL;  // handled by child_run_program: it changes who runs the rest
+    }
+    return -EINVAL;
+}
+
+[[noreturn]] CTR_CHILD_CODE inline void child_report_failure(const child_view& view, std::size_t op_index,
+                                                          long negative_errno) noexcept {
+    const child_report report{static_cast<std::uint32_t>(op_index), static_cast<std::int32_t>(-negative_errno)};
+    sys::write(view.report_fd, &report, sizeof report);
+    sys::exit_group(child_failed_exit_code);
+}
+
+// pid 1 of a new pid namespace. Starts the command as its child (vfork-like:
+// pid 1 waits until the command has exec'd), lets go of every fd, then
+// forwards each signal it receives to the command and reaps every process
+// that ends, until the command itself ends. It leaves the command's wait
+// status in `state` and exits with the command's code (128+N for signal N).
+// When pid 1 exits the kernel kills whatever else is left in the namespace.
+// Signals stay blocked here from the clone on; they are read from a
+// signalfd, so no handler ever runs. Async-signal-safe.
+[[noreturn]] CTR_CHILD_CODE inline void child_become_init(const child_view& view, std::size_t op_index,
+                                                          init_state* state) noexcept {
+    // Sharing memory is cheapest, but kernels before 6.x refuse CLONE_VM
+    // while a new time namespace waits for this process's children (EINVAL):
+    // then the command gets a copy, still vfork-style.
+    long command = -EINVAL;
+    for (const std::uint64_t flags : {std::uint64_t{CLONE_VM | CLONE_VFORK}, std::uint64_t{CLONE_VFORK}}) {
+        clone_args args{};
+        args.flags = flags;
+        args.exit_signal = SIGCHLD;
+        args.stack = reinterpret_cast<std::uint64_t>(static_cast<char*>(state->command_stack_top) - 64 * 1024);
+        args.stack_size = 64 * 1024;
+        command = sys::clone3(&args, sizeof args, state->command_entry, state);
+        if (command == -ENOSYS)
+            command = sys::clone(state->command_entry, state->command_stack_top, flags | SIGCHLD, state, nullptr);
+        if (command != -EINVAL) break;
+    }
+    if (command < 0) child_report_failure(view, op_index, command);
+
+    // The parent learns that exec happened when every copy of the report
+    // channel is closed; ours goes here, with every other fd.
+    child_fd_range(0, ~0U, true);
+    const unsigned long all_signals = ~0UL;
+    const long signals = sys::signalfd4(-1, &all_signals, SFD_CLOEXEC);
+    if (signals < 0) sys::exit_group(child_failed_exit_code);
+
+    for (;;) {
+        signalfd_siginfo info{};
+        const long n = sys::read(static_cast<int>(signals), &info, sizeof info);
+        if (n == -EINTR) continue;
+        if (n != static_cast<long>(sizeof info)) sys::exit_group(child_failed_exit_code);
+        if (info.ssi_signo != SIGCHLD) {
+            sys::kill(static_cast<int>(command), static_cast<int>(info.ssi_signo));
+            continue;
+        }
+        bool command_ended = false;
+        for (;;) {
+            int status = 0;
+            const long reaped = sys::wait4(-1, &status, WNOHANG);
+            if (reaped <= 0) break;
+            if (reaped == command) {
+                state->command_wait_status = status;
+                command_ended = true;
+            }
+        }
+        if (!command_ended) continue;
+        int ignored = 0;
+        state->others_were_running = sys::wait4(-1, &ignored, WNOHANG) == 0 ? 1 : 0;
+        const int status = state->command_wait_status;
+        sys::exit_group(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+    }
+}
+
+// Runs the program from operation `first` on. Never returns: exec replaces
+// the process, or a failure is reported (op, errno) and the process exits.
+// Async-signal-safe.
+[[noreturn]] CTR_CHILD_CODE inline void child_run_program(const child_view& view, std::size_t first) noexcept {
+    for (std::size_t i = first; i < view.op_count; ++i) {
+        const child_op& op = view.ops[i];
+        if (op.code == child_op_code::become_init) {
+            auto* state = const_cast<init_state*>(static_cast<const init_state*>(op.data));
+            child_become_init(view, i, state);
+        }
+        if (const long r = child_run_op(view, op); r < 0) child_report_failure(view, i, r);
+    }
+    // A program always ends with exec, so reaching here is a bug in the plan.
+    child_report_failure(view, view.op_count, -EINVAL);
+}
+
+// The command's side of become_init: the rest of the program, then exec.
+// Async-signal-safe.
+CTR_CHILD_CODE inline int child_command_main(void* argument) noexcept {
+    const auto* state = static_cast<const init_state*>(argument);
+    child_run_program(*state->view, state->next_op);
+}
+
+// The child's entry point, called on the new stack by clone.
+// Async-signal-safe.
+CTR_CHILD_CODE inline int child_main(void* argument) noexcept {
+    child_run_program(*static_cast<const child_view*>(argument), 0);
+}
+
+}  // namespace ctr::detail
+// end ctr/detail/child_program.hpp
+// begin ctr/detail/netlink.hpp
+// Routing netlink (rtnetlink): the message builder and the socket that
+// net.hpp uses to create links and set addresses. Parent-side only: it
+// allocates.
+
+
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ctr::net::detail {
+
+namespace sys = ctr::detail::sys;
+
+constexpr std::size_t netlink_align(std::size_t n) noexcept { return (n + 3) & ~std::size_t{3}; }
+
+// One request: an nlmsghdr, a family header (ifinfomsg, ifaddrmsg, ...)
+// and attributes, nested where the kernel wants them nested.
+class netlink_message {
+public:
+    netlink_message(std::uint16_t type, std::uint16_t flags) {
+        buffer_.resize(netlink_align(sizeof(nlmsghdr)));
+        header().nlmsg_type = type;
+        header().nlmsg_flags = static_cast<std::uint16_t>(flags | NLM_F_REQUEST);
+        sync_length();
+    }
+
+    template <class FamilyHeader>
+    void add_header(const FamilyHeader& h) {
+        append(&h, sizeof h);
+    }
+    void add_attribute(std::uint16_t type, const void* data, std::size_t size) {
+        nlattr a{};
+        a.nla_type = type;
+        a.nla_len = static_cast<std::uint16_t>(NLA_HDRLEN + size);
+        append(&a, sizeof a);
+        append(data, size);
+    }
+    void add_u32(std::uint16_t type, std::uint32_t value) { add_attribute(type, &value, sizeof value); }
+    void add_string(std::uint16_t type, std::string_view text) {
+        std::string with_nul(text);
+        add_attribute(type, with_nul.c_str(), with_nul.size() + 1);
+    }
+    // Nested attributes: begin_nested returns a mark for end_nested, which
+    // patches the length once the contents are known.
+    std::size_t begin_nested(std::uint16_t type) {
+        const std::size_t mark = buffer_.size();
+        nlattr a{};
+        a.nla_type = static_cast<std::uint16_t>(type | NLA_F_NESTED);
+        append(&a, sizeof a);
+        return mark;
+    }
+    void end_nested(std::size_t mark) {
+        auto* a = reinterpret_cast<nlattr*>(buffer_.data() + mark);
+        a->nla_len = static_cast<std::uint16_t>(buffer_.size() - mark);
+    }
+
+    nlmsghdr& header() noexcept { return *reinterpret_cast<nlmsghdr*>(buffer_.data()); }
+    const char* data() const noexcept { return buffer_.data(); }
+    std::size_t size() const noexcept { return buffer_.size(); }
+
+private:
+    void append(const void* data, std::size_t size) {
+        const std::size_t at = buffer_.size();
+        buffer_.resize(at + netlink_align(size));
+        std::memcpy(buffer_.data() + at, data, size);
+        sync_length();
+    }
+    void sync_length() noexcept { header().nlmsg_len = static_cast<std::uint32_t>(buffer_.size()); }
+
+    // Kept in 4-byte units' alignment by construction; the vector's storage
+    // is suitably aligned for nlmsghdr.
+    std::vector<char> buffer_;
+};
+
+// Walks the attributes in [data, data + size): calls visit(type, payload, length).
+template <class Visit>
+void for_each_attribute(const char* data, std::size_t size, Visit&& visit) {
+    while (size >= sizeof(nlattr)) {
+        nlattr a;
+        std::memcpy(&a, data, sizeof a);
+        if (a.nla_len < sizeof(nlattr) || a.nla_len > size) return;
+        visit(static_cast<std::uint16_t>(a.nla_type & NLA_TYPE_MASK), data + NLA_HDRLEN, a.nla_len - NLA_HDRLEN);
+        const std::size_t step = netlink_align(a.nla_len);
+        if (step >= size) return;
+        data += step;
+        size -= step;
+    }
+}
+
+// A NETLINK_ROUTE socket in the network namespace of the thread that opened
+// it. Requests wait for the kernel's acknowledgement; a refusal comes back as
+// -errno plus the kernel's own explanation when it gives one (extended ack).
+class rtnetlink {
+public:
+    // Throws ctr::error(step::netlink) when the socket cannot be made.
+    static rtnetlink open() {
+        const long fd = sys::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+        if (fd < 0) throw error(step::netlink, static_cast<int>(-fd), "NETLINK_ROUTE", "socket");
+        rtnetlink out;
+        out.fd_.reset(static_cast<int>(fd));
+        sockaddr_nl local{};
+        local.nl_family = AF_NETLINK;
+        if (const long r = sys::bind(out.fd_.get(), &local, sizeof local); r < 0)
+            throw error(step::netlink, static_cast<int>(-r), "NETLINK_ROUTE", "bind");
+        // Both are optional: older kernels just give bare errnos and whole
+        // requests back in errors.
+        const int on = 1;
+        sys::setsockopt(out.fd_.get(), SOL_NETLINK, NETLINK_EXT_ACK, &on, sizeof on);
+        sys::setsockopt(out.fd_.get(), SOL_NETLINK, NETLINK_CAP_ACK, &on, sizeof on);
+        return out;
+    }
+
+    // Sends a request with NLM_F_ACK and waits for its answer: 0, or -errno
+    // with last_message() holding the kernel's explanation (may be empty).
+    long request(netlink_message& message) {
+        message.header().nlmsg_flags |= NLM_F_ACK;
+        long result = -EPROTO;
+        if (const long r = send(message); r < 0) return r;
+        const long r = receive_until_done(message.header().nlmsg_seq, [](const nlmsghdr&) {}, result);
+        return r < 0 ? r : result;
+    }
+
+    // Sends a dump request (NLM_F_DUMP) and calls visit for each answer.
+    long dump(netlink_message& message, const std::function<void(const nlmsghdr&)>& visit) {
+        message.header().nlmsg_flags |= NLM_F_DUMP;
+        long result = 0;
+        if (const long r = send(message); r < 0) return r;
+        const long r = receive_until_done(message.header().nlmsg_seq, visit, result);
+        return r < 0 ? r : result;
+    }
+
+    const std::string& last_message() const noexcept { return last_message_; }
+
+private:
+    long send(netlink_message& message) {
+        message.header().nlmsg_seq = ++sequence_;
+        last_message_.clear();
+        sockaddr_nl kernel{};
+        kernel.nl_family = AF_NETLINK;
+        long r;
+        do r = sys::sendto(fd_.get(), message.data(), message.size(), 0, &kernel, sizeof kernel);
+        while (r == -EINTR);
+        return r < 0 ? r : 0;
+    }
+
+    // Reads answers to `sequence` until the ack (NLMSG_ERROR) or the end of
+    // a dump (NLMSG_DONE). Returns -errno when reading failed; `result`
+    // gets the kernel's verdict.
+    template <class Visit>
+    long receive_until_done(std::uint32_t sequence, Visit&& visit, long& result) {
+        std::vector<char> buffer(32768);
+        for (;;) {
+            long n;
+            do n = sys::recvfrom(fd_.get(), buffer.data(), buffer.size(), 0, nullptr, nullptr);
+            while (n == -EINTR);
+            if (n < 0) return n;
+            std::size_t left = static_cast<std::size_t>(n);
+            const char* at = buffer.data();
+            while (left >= sizeof(nlmsghdr)) {
+                nlmsghdr h;
+                std::memcpy(&h, at, sizeof h);
+                if (h.nlmsg_len < sizeof h || h.nlmsg_len > left) return -EPROTO;
+                if (h.nlmsg_seq == sequence) {
+                    if (h.nlmsg_type == NLMSG_DONE) return 0;
+                    if (h.nlmsg_type == NLMSG_ERROR) {
+                        read_error(at, h, result);
+                        return 0;
+                    }
+                    visit(*reinterpret_cast<const nlmsghdr*>(at));
+                }
+                const std::size_t step = netlink_align(h.nlmsg_len);
+                if (step >= left) break;
+                at += step;
+                left -= step;
+            }
+        }
+    }
+
+    void read_error(const char* at, const nlmsghdr& h, long& result) {
+        nlmsgerr e;
+        if (h.nlmsg_len < NLMSG_HDRLEN + sizeof e) {
+            result = -EPROTO;
+            return;
+        }
+        std::memcpy(&e, at + NLMSG_HDRLEN, sizeof e);
+        result = e.error;
+        if (!(h.nlmsg_flags & NLM_F_ACK_TLVS)) return;
+        // The TLVs follow the echoed request: only its header when capped.
+        std::size_t offset = NLMSG_HDRLEN + sizeof e;
+        if (!(h.nlmsg_flags & NLM_F_CAPPED)) offset += e.msg.nlmsg_len - sizeof(nlmsghdr);
+        if (offset >= h.nlmsg_len) return;
+        for_each_attribute(at + offset, h.nlmsg_len - offset, [&](std::uint16_t type, const char* p, std::size_t n) {
+            if (type == NLMSGERR_ATTR_MSG) last_message_.assign(p, strnlen(p, n));
+        });
+    }
+
+    unique_fd fd_;
+    std::uint32_t sequence_ = 0;
+    std::string last_message_;
+};
+
+}  // namespace ctr::net::detail
+// end ctr/detail/netlink.hpp
+
+#include <linux/if_link.h>
+#include <linux/veth.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace ctr::net {
+
+// What spawn (or create_veth) builds. Every field has a working default:
+// net::veth{} gives the first free "ctr<N>" on the host side, "eth0" inside,
+// and a free /30 of 10.231.0.0/16.
+struct veth {
+    // The host end's name; empty: "ctr<N>" with N the pool slot, which also
+    // keeps concurrent launches from taking the same slot.
+    std::string host_name{};
+    std::string container_name = "eth0";
+    // Both or neither. Neither: the first /30 of `pool` that no address or
+    // route of the caller's namespace overlaps; the host end gets .1 of it,
+    // the sandbox .2.
+    std::optional<ipv4_interface> host_address{};
+    std::optional<ipv4_interface> container_address{};
+    ipv4_interface pool{{{10, 231, 0, 0}}, 16};
+    // A default route inside through the host end. Traffic to the host's own
+    // addresses then arrives there; beyond the host it goes nowhere until
+    // the host forwards and masquerades it (not done by ctr).
+    bool default_route = true;
+    unsigned mtu = 0;  // 0: the kernel's (1500)
+};
+
+// What was made: names, indexes and addresses of both ends.
+struct veth_info {
+    std::string host_name{};
+    std::string container_name{};
+    int host_index = 0;
+    ipv4_interface host_address{};
+    ipv4_interface container_address{};
+    bool default_route = true;
+    unsigned mtu = 0;
+};
+
+// The network namespace the other end goes into: an open namespace file, or
+// the namespace of a process (a child the caller has not reaped, so the pid
+// cannot name anyone else).
+struct peer_namespace {
+    int netns_fd = -1;
+    pid_t pid = 0;
+    static peer_namespace from_fd(int fd) noexcept { return {fd, 0}; }
+    static peer_namespace of_process(pid_t pid) noexcept { return {-1, pid}; }
+};
+
+namespace detail {
+
+inline bool valid_interface_name(const std::string& name) noexcept {
+    if (name.empty() || name.size() >= IFNAMSIZ || name == "." || name == "..") return false;
+    for (const char c : name)
+        if (c == '/' || c == ':' || c <= ' ' || c == 0x7f) return false;
+    return true;
+}
+
+inline void check_interface_name(const std::string& name) {
+    if (!valid_interface_name(name))
+        throw error(step::prepare, EINVAL, name,
+                    "an interface name is 1 to 15 characters without '/', ':' or spaces");
+}
+
+// The index of `name` in the current network namespace, 0 when there is
+// none, -errno when asking failed.
+inline long interface_index(const std::string& name) noexcept {
+    const long fd = sys::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return fd;
+    ifreq request{};
+    name.copy(request.ifr_name, IFNAMSIZ - 1);
+    const long r = sys::ioctl(static_cast<int>(fd), SIOCGIFINDEX, reinterpret_cast<long>(&request));
+    sys::close(static_cast<int>(fd));
+    if (r == -ENODEV) return 0;
+    return r < 0 ? r : request.ifr_ifindex;
+}
+
+inline ctr::detail::interface_setup make_setup(const std::string& name, const ipv4_interface& address,
+                                               std::optional<ipv4_address> gateway, unsigned mtu) {
+    ctr::detail::interface_setup setup;
+    name.copy(setup.name, IFNAMSIZ - 1);
+    setup.address = address.address.to_in_addr();
+    setup.netmask = address.netmask().to_in_addr();
+    if (gateway) setup.gateway = gateway->to_in_addr();
+    setup.mtu = mtu;
+    return setup;
+}
+
+// What apply_interface_setup's failed_part numbers mean.
+inline std::string interface_setup_failure(int failed_part, const ipv4_interface& address,
+                                           std::optional<ipv4_address> gateway, unsigned mtu) {
+    switch (failed_part) {
+        case 0: return "opening a socket";
+        case 1: return "setting the address " + address.to_string();
+        case 2: return "setting the netmask of " + address.to_string();
+        case 3: return "setting the MTU " + std::to_string(mtu);
+        case 4: return "bringing it up";
+        default: return "adding the default route via " + (gateway ? gateway->to_string() : std::string("?"));
+    }
+}
+
+// The IPv4 networks in use in the current namespace: interface addresses and
+// routes, so that a pool slot never shadows either.
+inline std::vector<ipv4_interface> networks_in_use(rtnetlink& netlink) {
+    std::vector<ipv4_interface> used;
+    netlink_message addresses(RTM_GETADDR, 0);
+    ifaddrmsg address_header{};
+    address_header.ifa_family = AF_INET;
+    addresses.add_header(address_header);
+    long r = netlink.dump(addresses, [&](const nlmsghdr& h) {
+        if (h.nlmsg_type != RTM_NEWADDR || h.nlmsg_len < NLMSG_LENGTH(sizeof(ifaddrmsg))) return;
+        const auto* a = static_cast<const ifaddrmsg*>(NLMSG_DATA(&h));
+        const char* attributes = reinterpret_cast<const char*>(a) + NLMSG_ALIGN(sizeof *a);
+        for_each_attribute(attributes, h.nlmsg_len - NLMSG_LENGTH(NLMSG_ALIGN(sizeof *a)),
+                           [&](std::uint16_t type, const char* p, std::size_t n) {
+                               if ((type == IFA_LOCAL || type == IFA_ADDRESS) && n == 4) {
+                                   ipv4_interface in{{}, a->ifa_prefixlen};
+                                   std::memcpy(in.address.bytes.data(), p, 4);
+                                   used.push_back(in);
+                               }
+                           });
+    });
+    if (r < 0) throw error(step::netlink, static_cast<int>(-r), "RTM_GETADDR", netlink.last_message());
+
+    netlink_message routes(RTM_GETROUTE, 0);
+    rtmsg route_header{};
+    route_header.rtm_family = AF_INET;
+    routes.add_header(route_header);
+    r = netlink.dump(routes, [&](const nlmsghdr& h) {
+        if (h.nlmsg_type != RTM_NEWROUTE || h.nlmsg_len < NLMSG_LENGTH(sizeof(rtmsg))) return;
+        const auto* m = static_cast<const rtmsg*>(NLMSG_DATA(&h));
+        if (m->rtm_dst_len == 0) return;  // a default route overlaps everything and shadows nothing
+        const char* attributes = reinterpret_cast<const char*>(m) + NLMSG_ALIGN(sizeof *m);
+        for_each_attribute(attributes, h.nlmsg_len - NLMSG_LENGTH(NLMSG_ALIGN(sizeof *m)),
+                           [&](std::uint16_t type, const char* p, std::size_t n) {
+                               if (type == RTA_DST && n == 4) {
+                                   ipv4_interface in{{}, m->rtm_dst_len};
+                                   std::memcpy(in.address.bytes.data(), p, 4);
+                                   used.push_back(in);
+                               }
+                           });
+    });
+    if (r < 0) throw error(step::netlink, static_cast<int>(-r), "RTM_GETROUTE", netlink.last_message());
+    return used;
+}
+
+inline bool overlaps(const ipv4_interface& a, const ipv4_interface& b) noexcept {
+    const std::uint8_t shorter = a.prefix_length < b.prefix_length ? a.prefix_length : b.prefix_length;
+    const ipv4_interface wide{a.address, shorter};
+    return wide.contains(b.address);
+}
+
+// RTM_NEWLINK for a veth pair: the host end here, the peer in `peer`.
+inline long request_veth(rtnetlink& netlink, const std::string& host_name, const std::string& peer_name,
+                         peer_namespace peer, unsigned mtu) {
+    netlink_message m(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
+    ifinfomsg link_header{};
+    link_header.ifi_family = AF_UNSPEC;
+    m.add_header(link_header);
+    m.add_string(IFLA_IFNAME, host_name);
+    if (mtu != 0) m.add_u32(IFLA_MTU, mtu);
+    const auto info = m.begin_nested(IFLA_LINKINFO);
+    m.add_string(IFLA_INFO_KIND, "veth");
+    const auto data = m.begin_nested(IFLA_INFO_DATA);
+    const auto peer_info = m.begin_nested(VETH_INFO_PEER);
+    m.add_header(link_header);  // the peer's own ifinfomsg comes first in VETH_INFO_PEER
+    m.add_string(IFLA_IFNAME, peer_name);
+    if (mtu != 0) m.add_u32(IFLA_MTU, mtu);
+    if (peer.netns_fd >= 0) m.add_u32(IFLA_NET_NS_FD, static_cast<std::uint32_t>(peer.netns_fd));
+    else m.add_u32(IFLA_NET_NS_PID, static_cast<std::uint32_t>(peer.pid));
+    m.end_nested(peer_info);
+    m.end_nested(data);
+    m.end_nested(info);
+    return netlink.request(m);
+}
+
+// Deletes the link called `name`: the cleanup for a pair whose index could
+// not be learnt, so that a failed launch leaves no link behind.
+inline void delete_link_by_name(rtnetlink& netlink, const std::string& name) noexcept {
+    try {
+        netlink_message m(RTM_DELLINK, 0);
+        ifinfomsg h{};
+        h.ifi_family = AF_UNSPEC;
+        m.add_header(h);
+        m.add_string(IFLA_IFNAME, name);
+        netlink.request(m);
+    } catch (...) {
+    }
+}
+
+// Why creating a link failed, in words an operator can act on.
+inline std::string create_link_reason(long negative_errno, const std::string& kernel_message) {
+    std::string reason;
+    switch (-negative_errno) {
+        case EPERM:
+            reason = "creating network links needs CAP_NET_ADMIN in the caller's network namespace: run as root "
+                     "(rootless networking is not supported yet)";
+            break;
+        case EEXIST: reason = "an interface with this name exists"; break;
+        case EOPNOTSUPP: reason = "this kernel has no veth driver (CONFIG_VETH; modprobe veth)"; break;
+        default: break;
+    }
+    if (!kernel_message.empty()) reason += (reason.empty() ? "" : "; ") + std::string("kernel: ") + kernel_message;
+    return reason;
+}
+
+}  // namespace detail
+
+// A network interface in the namespace it was made in, owned: deleted when
+// the owner ends (deleting one end of a veth deletes both). It keeps its own
+// netlink socket, so it is removed from the right namespace whichever
+// thread ends it.
+class link {
+public:
+    link() = default;
+    link(link&&) noexcept = default;
+    link& operator=(link&& other) noexcept {
+        if (this != &other) {
+            remove_quietly();
+            netlink_ = std::move(other.netlink_);
+            index_ = std::exchange(other.index_, 0);
+            name_ = std::move(other.name_);
+        }
+        return *this;
+    }
+    ~link() { remove_quietly(); }
+
+    int index() const noexcept { return index_; }
+    const std::string& name() const noexcept { return name_; }
+    explicit operator bool() const noexcept { return index_ > 0; }
+
+    // Deletes the interface now. Gone already (its namespace ended and took
+    // the pair with it) is not an error.
+    void remove() {
+        if (index_ <= 0) return;
+        const long r = remove_request();
+        index_ = 0;
+        if (r < 0 && r != -ENODEV)
+            throw error(step::create_link, static_cast<int>(-r), name_, "deleting the link");
+    }
+    // Leaves the interface to the kernel: it goes when its namespace does.
+    void release() noexcept { index_ = 0; }
+
+    // Takes ownership of interface `index`, to be deleted through `netlink`.
+    static link adopt(detail::rtnetlink netlink, int index, std::string name) {
+        link out;
+        out.netlink_ = std::move(netlink);
+        out.index_ = index;
+        out.name_ = std::move(name);
+        return out;
+    }
+
+private:
+    long remove_request() {
+        detail::netlink_message m(RTM_DELLINK, 0);
+        ifinfomsg h{};
+        h.ifi_family = AF_UNSPEC;
+        h.ifi_index = index_;
+        m.add_header(h);
+        return netlink_->request(m);
+    }
+    void remove_quietly() noexcept {
+        if (index_ <= 0 || !netlink_) return;
+        try {
+            remove_request();
+        } catch (...) {
+        }
+        index_ = 0;
+    }
+
+    std::optional<detail::rtnetlink> netlink_;
+    int index_ = 0;
+    std::string name_;
+};
+
+// A veth pair: the host end owned here, the other end in a sandbox's
+// namespace, still to be configured from inside (container_setup()).
+class veth_pair {
+public:
+    const veth_info& info() const noexcept { return info_; }
+    net::link& host_link() noexcept { return host_; }
+    // What the sandbox side applies inside its namespace.
+    ctr::detail::interface_setup container_setup() const {
+        return detail::make_setup(info_.container_name, info_.container_address,
+                                  info_.default_route ? std::optional(info_.host_address.address) : std::nullopt,
+                                  info_.mtu);
+    }
+
+private:
+    friend veth_pair create_veth(const veth&, peer_namespace);
+    net::link host_;
+    veth_info info_;
+};
+
+// Sets an address (and a default route through `gateway`, and an MTU) on an
+// interface of the current thread's network namespace and brings it up.
+inline void configure_interface(const std::string& name, const ipv4_interface& address,
+                                std::optional<ipv4_address> gateway = {}, unsigned mtu = 0) {
+    detail::check_interface_name(name);
+    const auto setup = detail::make_setup(name, address, gateway, mtu);
+    int failed_part = 0;
+    if (const long r = ctr::detail::apply_interface_setup(setup, &failed_part); r < 0)
+        throw error(step::configure_link, static_cast<int>(-r), name,
+                    detail::interface_setup_failure(failed_part, address, gateway, mtu));
+}
+
+// Creates a veth pair: the host end in the caller's network namespace,
+// addressed and up; the other end in `peer`, named options.container_name,
+// to be configured from inside. Throws ctr::error naming the link.
+inline veth_pair create_veth(const veth& options, peer_namespace peer) {
+    if (!options.host_name.empty()) detail::check_interface_name(options.host_name);
+    detail::check_interface_name(options.container_name);
+    if (options.host_address.has_value() != options.container_address.has_value())
+        throw error(step::prepare, EINVAL, {}, "give both veth addresses (host and container) or neither");
+    if (options.host_address && !options.host_address->contains(options.container_address->address))
+        throw error(step::prepare, EINVAL, options.container_address->to_string(),
+                    "the container address is not in the host end's subnet " + options.host_address->to_string());
+    if (options.host_address && options.host_address->address == options.container_address->address)
+        throw error(step::prepare, EINVAL, options.host_address->to_string(), "both ends have the same address");
+    if (!options.host_address && options.pool.prefix_length > 30)
+        throw error(step::prepare, EINVAL, options.pool.to_string(), "the address pool must hold at least a /30");
+    if (options.mtu != 0 && (options.mtu < 68 || options.mtu > 65535))
+        throw error(step::prepare, EINVAL, std::to_string(options.mtu), "the MTU must be 68 to 65535");
+    if (peer.netns_fd < 0 && peer.pid <= 0)
+        throw error(step::prepare, EINVAL, {}, "no network namespace given for the veth's other end");
+
+    auto netlink = detail::rtnetlink::open();
+    veth_pair pair;
+    pair.info_.container_name = options.container_name;
+    pair.info_.default_route = options.default_route;
+    pair.info_.mtu = options.mtu;
+
+    // Each slot is tried in turn; with generated names, the name is the
+    // slot's claim: a launch racing for the same slot gets EEXIST and moves on.
+    const std::uint32_t slots = options.host_address ? 1u : 1u << (30 - options.pool.prefix_length);
+    std::vector<ipv4_interface> in_use;
+    if (!options.host_address) in_use = detail::networks_in_use(netlink);
+    const std::uint32_t base = options.pool.network().host_order();
+    long created = -EADDRNOTAVAIL;
+    for (std::uint32_t slot = 0; slot < slots; ++slot) {
+        ipv4_interface host_address, container_address;
+        if (options.host_address) {
+            host_address = *options.host_address;
+            container_address = *options.container_address;
+        } else {
+            const ipv4_interface subnet{ipv4_address::from_host_order(base + 4 * slot), 30};
+            bool taken = false;
+            for (const auto& used : in_use) taken = taken || detail::overlaps(subnet, used);
+            if (taken) continue;
+            host_address = {ipv4_address::from_host_order(base + 4 * slot + 1), 30};
+            container_address = {ipv4_address::from_host_order(base + 4 * slot + 2), 30};
+        }
+        const std::string name = options.host_name.empty() ? "ctr" + std::to_string(slot) : options.host_name;
+        created = detail::request_veth(netlink, name, options.container_name, peer, options.mtu);
+        if (created == -EEXIST) {
+            const long taken = detail::interface_index(name);
+            if (taken < 0)
+                throw error(step::create_link, static_cast<int>(-taken), name, "looking up whether the name is taken");
+            const bool host_name_taken = taken > 0;
+            if (host_name_taken && options.host_name.empty()) continue;
+            if (!host_name_taken)
+                throw error(step::create_link, EEXIST, options.container_name,
+                            "the sandbox's namespace already has an interface with this name");
+        }
+        if (created < 0)
+            throw error(step::create_link, static_cast<int>(-created), name,
+                        detail::create_link_reason(created, netlink.last_message()));
+        pair.info_.host_name = name;
+        pair.info_.host_address = host_address;
+        pair.info_.container_address = container_address;
+        break;
+    }
+    if (created < 0)
+        throw error(step::create_link, EADDRNOTAVAIL, options.pool.to_string(),
+                    "no free /30 left in the address pool");
+
+    const long index = detail::interface_index(pair.info_.host_name);
+    if (index <= 0) {
+        detail::delete_link_by_name(netlink, pair.info_.host_name);
+        throw error(step::create_link, index < 0 ? static_cast<int>(-index) : ENODEV, pair.info_.host_name,
+                    index < 0 ? "looking up the new link's index" : "the new link vanished");
+    }
+    pair.info_.host_index = static_cast<int>(index);
+    pair.host_ = link::adopt(std::move(netlink), static_cast<int>(index), pair.info_.host_name);
+    configure_interface(pair.info_.host_name, pair.info_.host_address, std::nullopt, options.mtu);
+    return pair;
+}
+
+}  // namespace ctr::net
+// end ctr/net.hpp
 // begin ctr/ns.hpp
 // Namespaces: the kinds, references to existing ones, id maps, and making a
 // namespace outlive its processes.
@@ -5198,404 +6495,6 @@ inline persisted persist(int pid, kind k, std::string path) {
 // begin ctr/ns_scope.hpp
 // ns::scope: the calling thread inside other namespaces for a while.
 
-// begin ctr/detail/child_program.hpp
-// The child side of a launch: everything that runs between clone and exec.
-//
-// The parent turns the options into a child_program, a flat list of
-// operations over data it prepared; the child only walks that list. This is
-// the one place where child code lives. Every function here is
-// async-signal-safe: no allocation, no locks, no exceptions, no libc calls
-// that touch errno (the child shares the parent's memory and TLS), only
-// detail::sys wrappers. Later capabilities (namespaces, mounts, cgroups,
-// seccomp) add operation codes here, so they run as steps of the same launch.
-
-
-#include <linux/close_range.h>
-#include <linux/sched.h>
-#include <net/if.h>
-#include <sys/ioctl.h>
-#include <sys/prctl.h>
-#include <sys/signalfd.h>
-#include <sys/socket.h>
-
-#include <cstddef>
-#include <cstdint>
-
-// The child runs on a stack the sanitizer runtimes know nothing about and
-// with the parent thread's TLS; keep their instrumentation out of it.
-#if defined(__clang__)
-#define CTR_CHILD_CODE __attribute__((no_sanitize("address", "undefined", "thread"), noinline))
-#else
-#define CTR_CHILD_CODE __attribute__((no_sanitize_address, no_sanitize_undefined, noinline))
-#endif
-
-namespace ctr::detail {
-
-enum class child_op_code : std::uint8_t {
-    reset_signals,        // every disposition back to SIG_DFL
-    die_with_parent,      // a = signal; b = parent pid to compare with (0: skip the check)
-    new_session,          // setsid
-    set_umask,            // a = mask
-    set_rlimit,           // a = resource, data = const rlimit*
-    dup_above,            // a = source fd, b = lowest allowed number; the new fd goes to scratch[c]
-    dup_to,               // scratch[c] (or a, when c < 0) becomes fd b, without close-on-exec
-    clear_cloexec,        // a = fd
-    cloexec_range,        // fds a..b (b = -1: no end) get close-on-exec; they close at exec
-    set_groups,           // a = count, data = const gid_t*
-    set_gid,              // a = gid
-    set_uid,              // a = uid
-    change_directory,     // data = const char*
-    wait_for_parent,      // a = fd to read one byte from; EOF means the parent gave up
-    restore_signal_mask,  // unblock everything the parent blocked around clone
-    exec,                 // data = const char* const* candidates (null-terminated)
-    join_namespace,       // setns(a, b): a = fd, b = CLONE_NEW* type (0 for a pidfd)
-    unshare,              // a = CLONE_* flags
-    set_hostname,         // data = name, a = length
-    set_domainname,       // data = name, a = length
-    write_file,           // data = path, data2 = contents, a = length
-    bring_up_loopback,    // set IFF_UP on "lo" of the current network namespace
-    become_init,          // data = init_state*: the rest of the program runs in a child; this process reaps
-    set_controlling_terminal,  // TIOCSCTTY on fd a (the session leader takes its terminal)
-    mount_step,           // data = const mount_step*, data2 = mount_context* (detail/mount_step.hpp)
-};
-
-struct child_op {
-    child_op_code code;
-    ctr::step step;
-    long a = 0;
-    long b = 0;
-    long c = -1;
-    const void* data = nullptr;
-    const void* data2 = nullptr;
-};
-
-// What a failed child sends the parent before it exits.
-struct child_report {
-    std::uint32_t op_index;
-    std::int32_t error;
-};
-
-// The plain data the child reads. Built and owned by the parent, which keeps
-// it alive until the child has exec'd or exited.
-struct child_view {
-    const child_op* ops = nullptr;
-    std::size_t op_count = 0;
-    int report_fd = -1;          // write end of the close-on-exec error channel
-    int* scratch = nullptr;      // fds made by dup_above
-    char* const* argv = nullptr;
-    char* const* envp = nullptr;
-};
-
-inline constexpr int child_failed_exit_code = 127;
-
-// Shared between the parent and the pid 1 of a new pid namespace, which runs
-// in the parent's memory (CLONE_VM) for as long as the sandbox lives. The
-// parent owns it and reads the results only after it has reaped pid 1.
-struct init_state {
-    void* command_stack_top = nullptr;  // where the command's clone runs until exec
-    int (*command_entry)(void*) = nullptr;  // child_command_main; set by the parent
-    std::size_t next_op = 0;            // the command continues the program here
-    const child_view* view = nullptr;
-    // Written by pid 1 before it exits.
-    int command_wait_status = -1;       // as wait4 gives it; -1: the command never ran
-    int others_were_running = 0;        // other processes were left in the namespace
-};
-
-// Async-signal-safe.
-CTR_CHILD_CODE inline long child_reset_signals() noexcept {
-    sys::kernel_sigaction current{};
-    sys::kernel_sigaction default_action{};
-    default_action.handler = SIG_DFL;
-    for (int signal = 1; signal <= 64; ++signal) {
-        if (signal == SIGKILL || signal == SIGSTOP) continue;
-        if (long r = sys::rt_sigaction(signal, nullptr, &current); r < 0) {
-            if (r == -EINVAL) continue;  // a number this kernel does not have
-            return r;
-        }
-        if (current.handler == SIG_DFL) continue;
-        if (long r = sys::rt_sigaction(signal, &default_action, nullptr); r < 0) return r;
-    }
-    return 0;
-}
-
-// Marks fds [first, last] close-on-exec, or closes them.
-// close_range(CLOSE_RANGE_CLOEXEC) needs Linux 5.11, close_range 5.9; before
-// that, walk /proc/self/fd, and without /proc, try every number up to the fd
-// limit. Async-signal-safe.
-CTR_CHILD_CODE inline long child_fd_range(unsigned first, unsigned last, bool close) noexcept {
-    long r = sys::close_range(first, last, close ? 0U : CLOSE_RANGE_CLOEXEC);
-    if (r != -ENOSYS && r != -EINVAL) return r;
-    const long dir = sys::openat(AT_FDCWD, "/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dir >= 0) {
-        alignas(8) char buffer[1024];
-        for (;;) {
-            const long n = sys::getdents64(static_cast<int>(dir), buffer, sizeof buffer);
-            if (n < 0) {
-                sys::close(static_cast<int>(dir));
-                return n;
-            }
-            if (n == 0) break;
-            for (long offset = 0; offset < n;) {
-                const auto* entry = reinterpret_cast<const char*>(buffer + offset);
-                const unsigned short length = *reinterpret_cast<const unsigned short*>(entry + 16);
-                const char* name = entry + 19;
-                unsigned fd = 0;
-                bool numeric = *name != '\0';
-                for (const char* p = name; *p; ++p) {
-                    if (*p < '0' || *p > '9') numeric = false;
-                    fd = fd * 10 + static_cast<unsigned>(*p - '0');
-                }
-                if (numeric && fd >= first && fd <= last && fd != static_cast<unsigned>(dir)) {
-                    if (close) sys::close(static_cast<int>(fd));
-                    else sys::fcntl(static_cast<int>(fd), F_SETFD, FD_CLOEXEC);
-                }
-                offset += length;
-            }
-        }
-        sys::close(static_cast<int>(dir));
-        return 0;
-    }
-    rlimit limit{};
-    raw::call(SYS_prlimit64, 0, RLIMIT_NOFILE, nullptr, &limit);
-    const unsigned end = limit.rlim_cur < last ? static_cast<unsigned>(limit.rlim_cur) : last;
-    for (unsigned fd = first; fd < end; ++fd) {
-        if (close) sys::close(static_cast<int>(fd));
-        else sys::fcntl(static_cast<int>(fd), F_SETFD, FD_CLOEXEC);
-    }
-    return 0;
-}
-
-// Sets IFF_UP on the loopback device of the current network namespace, as
-// `ip link set lo up` does. Async-signal-safe.
-CTR_CHILD_CODE inline long child_bring_up_loopback() noexcept {
-    const long fd = sys::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return fd;
-    ifreq request{};
-    request.ifr_name[0] = 'l';
-    request.ifr_name[1] = 'o';
-    long r = sys::ioctl(static_cast<int>(fd), SIOCGIFFLAGS, reinterpret_cast<long>(&request));
-    if (r >= 0) {
-        request.ifr_flags = static_cast<short>(request.ifr_flags | IFF_UP | IFF_RUNNING);
-        r = sys::ioctl(static_cast<int>(fd), SIOCSIFFLAGS, reinterpret_cast<long>(&request));
-    }
-    sys::close(static_cast<int>(fd));
-    return r < 0 ? r : 0;
-}
-
-// Opens, writes and closes a file, e.g. /proc/self/timens_offsets.
-// Async-signal-safe.
-CTR_CHILD_CODE inline long child_write_file(const char* path, const char* contents, std::size_t length) noexcept {
-    const long fd = sys::openat(AT_FDCWD, path, O_WRONLY | O_CLOEXEC);
-    if (fd < 0) return fd;
-    const long written = sys::write(static_cast<int>(fd), contents, length);
-    sys::close(static_cast<int>(fd));
-    if (written < 0) return written;
-    return static_cast<std::size_t>(written) == length ? 0 : -EIO;
-}
-
-// Tries each candidate path in turn, as execvp does with PATH: a missing
-// file moves on, a permission problem is remembered. Async-signal-safe.
-CTR_CHILD_CODE inline long child_exec(const char* const* candidates, char* const* argv,
-                                      char* const* envp) noexcept {
-    long last = -ENOENT;
-    bool permission_denied = false;
-    for (const char* const* candidate = candidates; *candidate; ++candidate) {
-        last = sys::execve(*candidate, argv, envp);
-        if (last == -EACCES) {
-            permission_denied = true;
-        } else if (last != -ENOENT && last != -ENOTDIR && last != -ESTALE) {
-            return last;
-        }
-    }
-    return permission_denied ? -EACCES : last;
-}
-
-// Runs one operation; returns 0 or -errno. Async-signal-safe.
-CTR_CHILD_CODE inline long child_run_op(const child_view& view, const child_op& op) noexcept {
-    switch (op.code) {
-        case child_op_code::reset_signals:
-            return child_reset_signals();
-        case child_op_code::die_with_parent: {
-            if (long r = sys::prctl(PR_SET_PDEATHSIG, static_cast<unsigned long>(op.a)); r < 0) return r;
-            // The parent may have died before prctl took effect: then no
-            // signal comes, the child was re-parented, and nobody waits for
-            // a report. End quietly.
-            if (op.b != 0 && sys::getppid() != op.b) sys::exit_group(child_failed_exit_code);
-            return 0;
-        }
-        case child_op_code::new_session: {
-            const long r = sys::setsid();
-            return r < 0 ? r : 0;
-        }
-        case child_op_code::set_umask:
-            sys::umask(static_cast<unsigned>(op.a));
-            return 0;
-        case child_op_code::set_rlimit:
-            return sys::prlimit(static_cast<int>(op.a), static_cast<const rlimit*>(op.data));
-        case child_op_code::dup_above: {
-            const long fd = sys::fcntl(static_cast<int>(op.a), F_DUPFD_CLOEXEC, op.b);
-            if (fd < 0) return fd;
-            view.scratch[op.c] = static_cast<int>(fd);
-            return 0;
-        }
-        case child_op_code::dup_to: {
-            const int from = op.c >= 0 ? view.scratch[op.c] : static_cast<int>(op.a);
-            const long r = sys::dup3(from, static_cast<int>(op.b), 0);
-            return r < 0 ? r : 0;
-        }
-        case child_op_code::clear_cloexec: {
-            const long r = sys::fcntl(static_cast<int>(op.a), F_SETFD, 0);
-            return r < 0 ? r : 0;
-        }
-        case child_op_code::cloexec_range:
-            return child_fd_range(static_cast<unsigned>(op.a), op.b < 0 ? ~0U : static_cast<unsigned>(op.b), false);
-        case child_op_code::set_groups:
-            return sys::setgroups(static_cast<std::size_t>(op.a), static_cast<const gid_t*>(op.data));
-        case child_op_code::set_gid:
-            return sys::setresgid(static_cast<gid_t>(op.a));
-        case child_op_code::set_uid:
-            return sys::setresuid(static_cast<uid_t>(op.a));
-        case child_op_code::change_directory:
-            return sys::chdir(static_cast<const char*>(op.data));
-        case child_op_code::wait_for_parent: {
-            char byte = 0;
-            long r;
-            do r = sys::read(static_cast<int>(op.a), &byte, 1);
-            while (r == -EINTR);
-            if (r == 0) sys::exit_group(child_failed_exit_code);  // the parent gave up
-            return r < 0 ? r : 0;
-        }
-        case child_op_code::restore_signal_mask: {
-            const unsigned long none = 0;
-            return sys::rt_sigprocmask(SIG_SETMASK, &none, nullptr);
-        }
-        case child_op_code::exec:
-            return child_exec(static_cast<const char* const*>(op.data), view.argv, view.envp);
-        case child_op_code::join_namespace:
-            return sys::setns(static_cast<int>(op.a), static_cast<int>(op.b));
-        case child_op_code::unshare:
-            return sys::unshare(static_cast<unsigned long>(op.a));
-        case child_op_code::set_hostname:
-            return sys::sethostname(static_cast<const char*>(op.data), static_cast<std::size_t>(op.a));
-        case child_op_code::set_domainname:
-            return sys::setdomainname(static_cast<const char*>(op.data), static_cast<std::size_t>(op.a));
-        case child_op_code::write_file:
-            return child_write_file(static_cast<const char*>(op.data), static_cast<const char*>(op.data2),
-                                    static_cast<std::size_t>(op.a));
-        case child_op_code::bring_up_loopback:
-            return child_bring_up_loopback();
-        case child_op_code::set_controlling_terminal: {
-            const long r = sys::ioctl(static_cast<int>(op.a), TIOCSCTTY, 0);
-            return r < 0 ? r : 0;
-        }
-        case child_op_code::mount_step:
-            return run_mount_step(*static_cast<const detail::mount_step*>(op.data),
-                                  *static_cast<mount_context*>(const_cast<void*>(op.data2)));
-        case child_op_code::become_init:
-            return -EINVAL;  // handled by child_run_program: it changes who runs the rest
-    }
-    return -EINVAL;
-}
-
-[[noreturn]] CTR_CHILD_CODE inline void child_report_failure(const child_view& view, std::size_t op_index,
-                                                          long negative_errno) noexcept {
-    const child_report report{static_cast<std::uint32_t>(op_index), static_cast<std::int32_t>(-negative_errno)};
-    sys::write(view.report_fd, &report, sizeof report);
-    sys::exit_group(child_failed_exit_code);
-}
-
-// pid 1 of a new pid namespace. Starts the command as its child (vfork-like:
-// pid 1 waits until the command has exec'd), lets go of every fd, then
-// forwards each signal it receives to the command and reaps every process
-// that ends, until the command itself ends. It leaves the command's wait
-// status in `state` and exits with the command's code (128+N for signal N).
-// When pid 1 exits the kernel kills whatever else is left in the namespace.
-// Signals stay blocked here from the clone on; they are read from a
-// signalfd, so no handler ever runs. Async-signal-safe.
-[[noreturn]] CTR_CHILD_CODE inline void child_become_init(const child_view& view, std::size_t op_index,
-                                                          init_state* state) noexcept {
-    // Sharing memory is cheapest, but kernels before 6.x refuse CLONE_VM
-    // while a new time namespace waits for this process's children (EINVAL):
-    // then the command gets a copy, still vfork-style.
-    long command = -EINVAL;
-    for (const std::uint64_t flags : {std::uint64_t{CLONE_VM | CLONE_VFORK}, std::uint64_t{CLONE_VFORK}}) {
-        clone_args args{};
-        args.flags = flags;
-        args.exit_signal = SIGCHLD;
-        args.stack = reinterpret_cast<std::uint64_t>(static_cast<char*>(state->command_stack_top) - 64 * 1024);
-        args.stack_size = 64 * 1024;
-        command = sys::clone3(&args, sizeof args, state->command_entry, state);
-        if (command == -ENOSYS)
-            command = sys::clone(state->command_entry, state->command_stack_top, flags | SIGCHLD, state, nullptr);
-        if (command != -EINVAL) break;
-    }
-    if (command < 0) child_report_failure(view, op_index, command);
-
-    // The parent learns that exec happened when every copy of the report
-    // channel is closed; ours goes here, with every other fd.
-    child_fd_range(0, ~0U, true);
-    const unsigned long all_signals = ~0UL;
-    const long signals = sys::signalfd4(-1, &all_signals, SFD_CLOEXEC);
-    if (signals < 0) sys::exit_group(child_failed_exit_code);
-
-    for (;;) {
-        signalfd_siginfo info{};
-        const long n = sys::read(static_cast<int>(signals), &info, sizeof info);
-        if (n == -EINTR) continue;
-        if (n != static_cast<long>(sizeof info)) sys::exit_group(child_failed_exit_code);
-        if (info.ssi_signo != SIGCHLD) {
-            sys::kill(static_cast<int>(command), static_cast<int>(info.ssi_signo));
-            continue;
-        }
-        bool command_ended = false;
-        for (;;) {
-            int status = 0;
-            const long reaped = sys::wait4(-1, &status, WNOHANG);
-            if (reaped <= 0) break;
-            if (reaped == command) {
-                state->command_wait_status = status;
-                command_ended = true;
-            }
-        }
-        if (!command_ended) continue;
-        int ignored = 0;
-        state->others_were_running = sys::wait4(-1, &ignored, WNOHANG) == 0 ? 1 : 0;
-        const int status = state->command_wait_status;
-        sys::exit_group(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
-    }
-}
-
-// Runs the program from operation `first` on. Never returns: exec replaces
-// the process, or a failure is reported (op, errno) and the process exits.
-// Async-signal-safe.
-[[noreturn]] CTR_CHILD_CODE inline void child_run_program(const child_view& view, std::size_t first) noexcept {
-    for (std::size_t i = first; i < view.op_count; ++i) {
-        const child_op& op = view.ops[i];
-        if (op.code == child_op_code::become_init) {
-            auto* state = const_cast<init_state*>(static_cast<const init_state*>(op.data));
-            child_become_init(view, i, state);
-        }
-        if (const long r = child_run_op(view, op); r < 0) child_report_failure(view, i, r);
-    }
-    // A program always ends with exec, so reaching here is a bug in the plan.
-    child_report_failure(view, view.op_count, -EINVAL);
-}
-
-// The command's side of become_init: the rest of the program, then exec.
-// Async-signal-safe.
-CTR_CHILD_CODE inline int child_command_main(void* argument) noexcept {
-    const auto* state = static_cast<const init_state*>(argument);
-    child_run_program(*state->view, state->next_op);
-}
-
-// The child's entry point, called on the new stack by clone.
-// Async-signal-safe.
-CTR_CHILD_CODE inline int child_main(void* argument) noexcept {
-    child_run_program(*static_cast<const child_view*>(argument), 0);
-}
-
-}  // namespace ctr::detail
-// end ctr/detail/child_program.hpp
 
 #include <sys/mount.h>
 
@@ -5808,6 +6707,836 @@ public:
 
 }  // namespace ctr::ns
 // end ctr/ns_scope.hpp
+// begin ctr/port_forward.hpp
+// ctr::net::port_forwarder: publishes ports of a sandbox on the caller's
+// network namespace by relaying in user space, as docker-proxy and
+// rootlesskit's builtin port driver do. It needs no privilege, no iptables
+// and no route into the sandbox beyond the address it connects to.
+
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <atomic>
+#include <charconv>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace ctr::net {
+
+enum class protocol : std::uint8_t { tcp, udp };
+
+constexpr std::string_view to_string(protocol p) noexcept { return p == protocol::udp ? "udp" : "tcp"; }
+
+// One published port: the host side (address, port, protocol) and the port
+// inside the sandbox it leads to.
+struct port_mapping {
+    protocol proto = protocol::tcp;
+    ipv4_address host_address{};  // where to listen; 0.0.0.0 is every address of the caller's network namespace
+    std::uint16_t host_port = 0;  // 0: the kernel picks one (port_forwarder::host_port tells which)
+    std::uint16_t container_port = 0;
+
+    // Docker's -p syntax: "[[IP:]HOSTPORT:]CONTAINERPORT[/tcp|/udp]", e.g.
+    // "8080:80", "127.0.0.1:5353:53/udp", "127.0.0.1::80" or "80" (the
+    // kernel picks the host port). Port ranges and IPv6 are not supported.
+    // Bad text throws ctr::error(step::prepare, EINVAL) naming the text and
+    // what is wrong with it.
+    static port_mapping parse(std::string_view text);
+
+    // "0.0.0.0:8080->80/tcp", as `docker ps` shows it.
+    std::string to_string() const {
+        return host_address.to_string() + ":" + std::to_string(host_port) + "->" + std::to_string(container_port) +
+               "/" + std::string(net::to_string(proto));
+    }
+    // "0.0.0.0:8080/tcp": the host side alone, as errors name it.
+    std::string host_side() const {
+        return host_address.to_string() + ":" + std::to_string(host_port) + "/" + std::string(net::to_string(proto));
+    }
+
+    friend bool operator==(const port_mapping&, const port_mapping&) = default;
+};
+
+inline port_mapping port_mapping::parse(std::string_view text) {
+    const auto fail = [text](std::string_view why) { return error(step::prepare, EINVAL, std::string(text), why); };
+    if (text.empty()) throw fail("empty; expected [[IP:]HOSTPORT:]CONTAINERPORT[/tcp|/udp]");
+
+    port_mapping out;
+    std::string_view rest = text;
+    if (const auto slash = rest.rfind('/'); slash != std::string_view::npos) {
+        const auto name = rest.substr(slash + 1);
+        if (name == "tcp") out.proto = protocol::tcp;
+        else if (name == "udp") out.proto = protocol::udp;
+        else throw fail("the protocol after '/' must be tcp or udp");
+        rest = rest.substr(0, slash);
+    }
+    if (rest.find('[') != std::string_view::npos || std::count(rest.begin(), rest.end(), ':') > 2)
+        throw fail("IPv6 addresses are not supported");
+    if (rest.find('-') != std::string_view::npos) throw fail("port ranges are not supported");
+
+    // Fields from the right: the container port, then the host port, then the address.
+    std::string_view fields[3];
+    std::size_t count = 0;
+    for (;;) {
+        const auto colon = rest.rfind(':');
+        if (colon == std::string_view::npos) {
+            fields[count++] = rest;
+            break;
+        }
+        fields[count++] = rest.substr(colon + 1);
+        rest = rest.substr(0, colon);
+    }
+
+    // A port is 1 to 5 digits and at most 65535; a sign, spaces or a name are errors.
+    const auto port = [&](std::string_view field, std::string_view which, bool zero_allowed) -> std::uint16_t {
+        unsigned value = 0;
+        const bool digits_only = !field.empty() && field.size() <= 5 &&
+                                 std::all_of(field.begin(), field.end(), [](char c) { return c >= '0' && c <= '9'; });
+        if (digits_only) std::from_chars(field.data(), field.data() + field.size(), value);
+        if (!digits_only || value > 65535 || (value == 0 && !zero_allowed))
+            throw fail(std::string(which) + (zero_allowed ? " must be a number from 0 to 65535"
+                                                          : " must be a number from 1 to 65535"));
+        return static_cast<std::uint16_t>(value);
+    };
+
+    out.container_port = port(fields[0], "the container port", false);
+    if (count >= 2) {
+        // An empty host port after an address ("127.0.0.1::80") asks for any port, as in Docker.
+        if (fields[1].empty() && count == 2) throw fail("the host port is empty");
+        out.host_port = fields[1].empty() ? 0 : port(fields[1], "the host port", true);
+    }
+    if (count == 3) {
+        try {
+            out.host_address = ipv4_address::parse(fields[2]);
+        } catch (const error&) {
+            throw fail("'" + std::string(fields[2]) + "' is not an IPv4 address like 127.0.0.1");
+        }
+    }
+    return out;
+}
+
+struct port_forward_options {
+    // A UDP client's session (its socket towards the sandbox) ends after this
+    // long without a datagram either way: UDP has no end of its own.
+    std::chrono::milliseconds udp_idle_timeout{60'000};
+    // Bytes held per TCP connection in each direction. A side is not read
+    // while the buffer it fills is full, so a slow reader slows its writer
+    // (through TCP's own flow control) instead of growing memory.
+    std::size_t tcp_buffer_size = 64 * 1024;
+    int listen_backlog = 128;
+};
+
+// What the relay has done so far, for tests and diagnostics.
+struct port_forward_stats {
+    std::uint64_t tcp_connections = 0;       // accepted on a host port
+    std::uint64_t tcp_connect_failures = 0;  // connections to the target that failed; their client was reset
+    std::uint64_t tcp_open = 0;              // connections being relayed now
+    std::uint64_t udp_sessions = 0;          // UDP sessions opened (one per client address while active)
+    std::uint64_t udp_open = 0;              // UDP sessions open now
+    std::uint64_t bytes_to_container = 0;
+    std::uint64_t bytes_from_container = 0;
+    int loop_error = 0;                      // the errno the relay loop stopped on; 0 while it runs
+};
+
+}  // namespace ctr::net
+
+namespace ctr::net::detail {
+
+namespace sys = ctr::detail::sys;
+
+inline sockaddr_in to_sockaddr(net::ipv4_address address, std::uint16_t port) noexcept {
+    sockaddr_in out{};
+    out.sin_family = AF_INET;
+    out.sin_port = htons(port);
+    out.sin_addr = address.to_in_addr();
+    return out;
+}
+
+// A bound (and for TCP listening) socket for the host side of `m`; throws
+// ctr::error(step::publish_port) naming the host side and the call.
+inline unique_fd open_host_socket(const net::port_mapping& m, int backlog, std::uint16_t& bound_port) {
+    const bool tcp = m.proto == net::protocol::tcp;
+    const auto fail = [&m](long r, std::string_view call) {
+        return error(step::publish_port, static_cast<int>(-r), m.host_side(), call);
+    };
+    const long s = sys::socket(AF_INET, (tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (s < 0) throw fail(s, "socket");
+    unique_fd fd(static_cast<int>(s));
+    if (tcp) {
+        // Lets a forwarder bind a port again while the connections of an
+        // earlier one linger in TIME_WAIT. It does not let two listeners
+        // share a port (that is SO_REUSEPORT), so a busy port still fails.
+        // UDP has no TIME_WAIT, and there SO_REUSEADDR would share the port.
+        const int one = 1;
+        if (const long r = sys::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one); r < 0)
+            throw fail(r, "setsockopt SO_REUSEADDR");
+    }
+    const sockaddr_in address = to_sockaddr(m.host_address, m.host_port);
+    if (const long r = sys::bind(fd.get(), &address, sizeof address); r < 0) throw fail(r, "bind");
+    if (tcp) {
+        if (const long r = sys::listen(fd.get(), backlog); r < 0) throw fail(r, "listen");
+    }
+    sockaddr_in bound{};
+    unsigned length = sizeof bound;
+    if (const long r = sys::getsockname(fd.get(), &bound, &length); r < 0) throw fail(r, "getsockname");
+    bound_port = ntohs(bound.sin_port);
+    return fd;
+}
+
+// The relay: every socket of one port_forwarder and the epoll loop that
+// moves their bytes. After start, only the relay thread touches it, except
+// for the atomics (the stop flag and the counters) and the wake-up eventfd.
+class port_relay {
+public:
+    struct host_socket {
+        net::port_mapping mapping;  // with the bound host port
+        unique_fd fd;
+        std::uint32_t watched = 0;  // the epoll events registered for it; 0: not registered
+        // UDP: the session of each client, by address (see client_key).
+        std::unordered_map<std::uint64_t, std::uint64_t> udp_clients{};
+    };
+
+    port_relay(std::vector<host_socket> hosts, const net::port_forward_options& options)
+        : hosts_(std::move(hosts)),
+          buffer_size_(options.tcp_buffer_size),
+          udp_idle_timeout_(options.udp_idle_timeout),
+          sweep_interval_(std::clamp<clock::duration>(options.udp_idle_timeout / 4, std::chrono::milliseconds(10),
+                                                      std::chrono::seconds(1))) {}
+
+    // Makes the epoll instance and the wake-up eventfd and registers the
+    // host sockets: everything that can fail before the thread starts.
+    void prepare(net::ipv4_address target) {
+        target_ = target;
+        const auto fail = [](long r, std::string_view call) {
+            return error(step::publish_port, static_cast<int>(-r), {}, call);
+        };
+        const long ep = sys::epoll_create1(EPOLL_CLOEXEC);
+        if (ep < 0) throw fail(ep, "epoll_create1");
+        epoll_.reset(static_cast<int>(ep));
+        // Non-blocking so that draining it never stalls the loop.
+        const long ev = sys::eventfd2(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (ev < 0) throw fail(ev, "eventfd2");
+        wake_.reset(static_cast<int>(ev));
+        std::uint32_t wake_watched = 0;
+        if (const long r = watch(wake_.get(), token(kind::wake, 0), wake_watched, EPOLLIN); r < 0)
+            throw fail(r, "epoll_ctl");
+        for (std::size_t i = 0; i < hosts_.size(); ++i) {
+            hosts_[i].watched = 0;  // a new epoll set: nothing is registered in it yet
+            if (const long r = watch(hosts_[i].fd.get(), token(kind::host, i), hosts_[i].watched, EPOLLIN); r < 0)
+                throw fail(r, "epoll_ctl");
+            if (hosts_[i].mapping.proto == net::protocol::udp && !datagram_)
+                datagram_ = std::make_unique_for_overwrite<char[]>(datagram_size);
+        }
+    }
+
+    // The relay thread's body. Nothing escapes it: an exception leaving a
+    // std::thread would terminate the whole process.
+    void run() noexcept {
+        try {
+            loop();
+        } catch (...) {
+            loop_error_.store(ENOMEM, std::memory_order_relaxed);
+        }
+        // A loop that failed closes every connection and host socket, so that
+        // clients see resets and refusals instead of a silent hang. The epoll
+        // and eventfd stay: the owner may still be writing to the eventfd.
+        if (loop_error_.load(std::memory_order_relaxed) != 0) drop_connections();
+    }
+
+    // From the owner's thread: ends run() soon. The eventfd wakes the loop at
+    // once; should that write fail, the loop still sees the flag within its
+    // longest wait (max_wait).
+    void request_stop() noexcept {
+        stop_.store(true, std::memory_order_release);
+        const std::uint64_t one = 1;
+        (void)sys::write(wake_.get(), &one, sizeof one);
+    }
+
+    // Closes every socket. Only once the thread has ended (or never started).
+    void close_all() noexcept {
+        drop_connections();
+        wake_.reset();
+        epoll_.reset();
+        closed_ = true;
+    }
+    bool closed() const noexcept { return closed_; }
+
+    int loop_error() const noexcept { return loop_error_.load(std::memory_order_relaxed); }
+
+    net::port_forward_stats stats() const noexcept {
+        constexpr auto relaxed = std::memory_order_relaxed;
+        return {tcp_connections_.load(relaxed), tcp_connect_failures_.load(relaxed), tcp_open_.load(relaxed),
+                udp_sessions_.load(relaxed),    udp_open_.load(relaxed),             bytes_to_.load(relaxed),
+                bytes_from_.load(relaxed),      loop_error_.load(relaxed)};
+    }
+
+private:
+    using clock = std::chrono::steady_clock;
+
+    // What an epoll event is about, packed with an id into its 64-bit token.
+    // Ids are never reused, so an event for a connection closed earlier in
+    // the same batch finds nothing instead of another connection.
+    enum class kind : std::uint64_t { wake, host, client, server, udp_session };
+    static constexpr std::uint64_t token(kind k, std::uint64_t id) noexcept {
+        return id << 3 | static_cast<std::uint64_t>(k);
+    }
+
+    static constexpr int batch = 64;                      // events per wait; accepts and datagrams per event
+    static constexpr std::size_t datagram_size = 65536;   // more than the largest UDP payload over IPv4
+    static constexpr auto max_wait = std::chrono::seconds(1);
+    static constexpr auto accept_pause = std::chrono::milliseconds(100);
+
+    // One direction of a TCP connection: bytes read from one side and not
+    // yet written to the other.
+    struct tcp_buffer {
+        std::unique_ptr<char[]> bytes;
+        std::size_t begin = 0;
+        std::size_t end = 0;
+        bool eof = false;   // the side it is read from has sent its FIN
+        bool shut = false;  // and that FIN was passed on: shutdown(SHUT_WR) of the other side
+        std::size_t size() const noexcept { return end - begin; }
+    };
+    struct tcp_link {
+        unique_fd client;  // accepted on the host port
+        unique_fd server;  // towards the target
+        bool connecting = false;
+        tcp_buffer up;    // client to server
+        tcp_buffer down;  // server to client
+        std::uint32_t client_watched = 0;
+        std::uint32_t server_watched = 0;
+    };
+    struct udp_session {
+        std::size_t host = 0;  // index into hosts_
+        sockaddr_in client{};
+        unique_fd fd;  // connected to target:container_port
+        std::uint32_t watched = 0;
+        clock::time_point last_active{};
+    };
+    using link_iterator = std::unordered_map<std::uint64_t, tcp_link>::iterator;
+
+    // Makes the epoll interest of `fd` `wanted` (level-triggered). An fd that
+    // wants nothing is taken out rather than left with an empty mask: a
+    // hung-up socket is reported (EPOLLHUP) on every wait whatever its mask.
+    long watch(int fd, std::uint64_t tok, std::uint32_t& current, std::uint32_t wanted) noexcept {
+        if (current == wanted) return 0;
+        epoll_event event{};
+        event.events = wanted;
+        event.data.u64 = tok;
+        const int op = wanted == 0 ? EPOLL_CTL_DEL : current == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
+        const long r = sys::epoll_ctl(epoll_.get(), op, fd, &event);
+        if (r >= 0) current = wanted;
+        return r;
+    }
+
+    void loop() {
+        epoll_event events[batch];
+        while (!stop_.load(std::memory_order_acquire)) {
+            const long n = sys::epoll_wait(epoll_.get(), events, batch, wait_ms());
+            if (n == -EINTR) continue;
+            if (n < 0) {
+                loop_error_.store(static_cast<int>(-n), std::memory_order_relaxed);
+                return;
+            }
+            now_ = clock::now();
+            for (long i = 0; i < n; ++i) {
+                try {
+                    dispatch(events[i].data.u64, events[i].events);
+                } catch (...) {
+                    // Out of memory while opening one connection or session:
+                    // it was not made (its sockets closed as the exception
+                    // left), and the others go on.
+                }
+            }
+            now_ = clock::now();
+            if (!sessions_.empty() && now_ >= next_sweep_) expire_sessions();
+            if (accept_paused_ && now_ >= accept_resume_) resume_accepting();
+        }
+    }
+
+    int wait_ms() const noexcept {
+        const auto now = clock::now();
+        auto deadline = now + max_wait;
+        if (!sessions_.empty()) deadline = std::min(deadline, next_sweep_);
+        if (accept_paused_) deadline = std::min(deadline, accept_resume_);
+        if (deadline <= now) return 0;
+        return static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(deadline - now).count());
+    }
+
+    void dispatch(std::uint64_t tok, std::uint32_t events) {
+        const std::uint64_t id = tok >> 3;
+        switch (static_cast<kind>(tok & 7)) {
+            case kind::wake: {
+                std::uint64_t count = 0;
+                (void)sys::read(wake_.get(), &count, sizeof count);
+                return;  // the loop looks at the stop flag next
+            }
+            case kind::host:
+                if (hosts_[id].mapping.proto == net::protocol::tcp) accept_clients(id);
+                else from_udp_client(id);
+                return;
+            case kind::client: on_link(id, false, events); return;
+            case kind::server: on_link(id, true, events); return;
+            case kind::udp_session: from_udp_target(id); return;
+        }
+    }
+
+    // ---- TCP ----
+
+    void accept_clients(std::size_t host) {
+        for (int i = 0; i < batch; ++i) {
+            const long fd = sys::accept4(hosts_[host].fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+            if (fd >= 0) {
+                open_link(host, unique_fd(static_cast<int>(fd)));
+                continue;
+            }
+            switch (-fd) {
+                case EAGAIN: return;
+                // Errors of one connection that was aborted or refused on its
+                // way in (accept(2) lists the network errors as such): the
+                // next one may be fine.
+                case EINTR: case ECONNABORTED: case EPROTO: case EPERM: case ENETDOWN: case ENOPROTOOPT:
+                case EHOSTDOWN: case ENONET: case EHOSTUNREACH: case EOPNOTSUPP: case ENETUNREACH: case ETIMEDOUT:
+                    continue;
+                default:
+                    // Out of fds or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM) or
+                    // an error we do not know: the listener would stay readable
+                    // and spin the loop, so stop accepting for a moment. The
+                    // connections wait in the backlog meanwhile.
+                    pause_accepting();
+                    return;
+            }
+        }
+    }
+
+    void pause_accepting() noexcept {
+        for (std::size_t i = 0; i < hosts_.size(); ++i)
+            if (hosts_[i].mapping.proto == net::protocol::tcp)
+                (void)watch(hosts_[i].fd.get(), token(kind::host, i), hosts_[i].watched, 0);
+        accept_paused_ = true;
+        accept_resume_ = now_ + accept_pause;
+    }
+    void resume_accepting() noexcept {
+        bool all = true;
+        for (std::size_t i = 0; i < hosts_.size(); ++i)
+            if (hosts_[i].mapping.proto == net::protocol::tcp && hosts_[i].fd)
+                all = watch(hosts_[i].fd.get(), token(kind::host, i), hosts_[i].watched, EPOLLIN) >= 0 && all;
+        accept_paused_ = !all;
+        accept_resume_ = now_ + accept_pause;
+    }
+
+    // Sends a reset rather than a FIN when `fd` is closed: a client whose
+    // target cannot be reached, or whose other side broke, learns that the
+    // connection failed instead of reading a clean end of stream.
+    static void reset_on_close(const unique_fd& fd) noexcept {
+        if (!fd) return;
+        const linger hard_close{1, 0};
+        (void)sys::setsockopt(fd.get(), SOL_SOCKET, SO_LINGER, &hard_close, sizeof hard_close);
+    }
+
+    // The relay must not add Nagle's delay on top of the endpoints' own:
+    // what it reads is written on at once.
+    static void no_delay(int fd) noexcept {
+        const int one = 1;
+        (void)sys::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+
+    void open_link(std::size_t host, unique_fd client) {
+        tcp_connections_.fetch_add(1, std::memory_order_relaxed);
+        tcp_link link;
+        link.client = std::move(client);
+        const auto refuse = [&] {
+            tcp_connect_failures_.fetch_add(1, std::memory_order_relaxed);
+            reset_on_close(link.client);
+        };
+        const long s = sys::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (s < 0) return refuse();
+        link.server.reset(static_cast<int>(s));
+        no_delay(link.client.get());
+        no_delay(link.server.get());
+        // Non-blocking: a target that is slow to answer must not stall every
+        // other connection. Completion shows as writability, then SO_ERROR.
+        const sockaddr_in target = to_sockaddr(target_, hosts_[host].mapping.container_port);
+        const long r = sys::connect(link.server.get(), &target, sizeof target);
+        if (r < 0 && r != -EINPROGRESS) return refuse();
+        link.connecting = r < 0;
+        link.up.bytes = std::make_unique_for_overwrite<char[]>(buffer_size_);
+        link.down.bytes = std::make_unique_for_overwrite<char[]>(buffer_size_);
+        const auto it = links_.emplace(next_id_++, std::move(link)).first;
+        tcp_open_.fetch_add(1, std::memory_order_relaxed);
+        settle(it);
+    }
+
+    void on_link(std::uint64_t id, bool server_side, std::uint32_t events) noexcept {
+        const auto it = links_.find(id);
+        if (it == links_.end()) return;  // closed earlier in this batch
+        tcp_link& l = it->second;
+        if (server_side && l.connecting) {
+            int failure = 0;
+            unsigned length = sizeof failure;
+            if (const long r = sys::getsockopt(l.server.get(), SOL_SOCKET, SO_ERROR, &failure, &length); r < 0)
+                failure = static_cast<int>(-r);
+            if (failure != 0) {
+                tcp_connect_failures_.fetch_add(1, std::memory_order_relaxed);
+                return abort_link(it);
+            }
+            l.connecting = false;
+            events = EPOLLOUT;  // pass on what the client sent meanwhile
+        }
+        const int from = server_side ? l.server.get() : l.client.get();
+        const int to = server_side ? l.client.get() : l.server.get();
+        tcp_buffer& inbound = server_side ? l.down : l.up;    // read from this side
+        tcp_buffer& outbound = server_side ? l.up : l.down;   // written to this side
+        auto& in_count = server_side ? bytes_from_ : bytes_to_;
+        auto& out_count = server_side ? bytes_to_ : bytes_from_;
+        bool ok = true;
+        // An error or hang-up is found by the read (or below, the write)
+        // that it makes fail.
+        if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) ok = pull(from, inbound);
+        if (ok && (events & EPOLLOUT)) ok = push(from, outbound, out_count);
+        // What was just read goes on at once, saving a round through epoll.
+        if (ok && !l.connecting) ok = push(to, inbound, in_count);
+        if (!ok) return abort_link(it);
+        settle(it);
+    }
+
+    // Reads from `fd` until it has nothing more, the buffer is full or the
+    // side sends its FIN. False when the socket failed (a reset).
+    bool pull(int fd, tcp_buffer& b) const noexcept {
+        if (b.end == buffer_size_ && b.begin > 0) {
+            std::memmove(b.bytes.get(), b.bytes.get() + b.begin, b.size());
+            b.end -= b.begin;
+            b.begin = 0;
+        }
+        while (!b.eof && b.end < buffer_size_) {
+            const long n = sys::recvfrom(fd, b.bytes.get() + b.end, buffer_size_ - b.end, 0, nullptr, nullptr);
+            if (n > 0) b.end += static_cast<std::size_t>(n);
+            else if (n == 0) b.eof = true;
+            else if (n != -EINTR) return n == -EAGAIN;
+        }
+        return true;
+    }
+
+    // Writes what `b` holds to `fd` until the socket takes no more, then
+    // passes a FIN on (half-close: the other direction keeps flowing). False
+    // when the socket failed (the peer is gone).
+    static bool push(int fd, tcp_buffer& b, std::atomic<std::uint64_t>& count) noexcept {
+        while (b.size() > 0) {
+            // MSG_NOSIGNAL: writing to a peer that has gone must not raise
+            // SIGPIPE, whose default action would end the whole process.
+            const long n = sys::sendto(fd, b.bytes.get() + b.begin, b.size(), MSG_NOSIGNAL, nullptr, 0);
+            if (n > 0) {
+                b.begin += static_cast<std::size_t>(n);
+                count.fetch_add(static_cast<std::uint64_t>(n), std::memory_order_relaxed);
+            } else if (n == -EAGAIN || n == 0) {
+                return true;
+            } else if (n != -EINTR) {
+                return false;
+            }
+        }
+        b.begin = b.end = 0;
+        if (b.eof && !b.shut) {
+            if (sys::shutdown(fd, SHUT_WR) < 0) return false;
+            b.shut = true;
+        }
+        return true;
+    }
+
+    // After every event of a link: closes it when both directions have ended,
+    // else asks epoll for exactly what can make progress. A side is read only
+    // while its buffer has room, and watched for writing only while there is
+    // something to write to it.
+    void settle(link_iterator it) noexcept {
+        tcp_link& l = it->second;
+        if (l.up.shut && l.down.shut) return close_link(it);
+        constexpr std::uint32_t in = EPOLLIN, out = EPOLLOUT, none = 0;
+        const auto readable = [this](const tcp_buffer& b) { return !b.eof && b.size() < buffer_size_ ? in : none; };
+        const auto writable = [](const tcp_buffer& b) { return b.size() > 0 ? out : none; };
+        const std::uint32_t client_wants = readable(l.up) | writable(l.down);
+        const std::uint32_t server_wants = l.connecting ? out : readable(l.down) | writable(l.up);
+        if (watch(l.client.get(), token(kind::client, it->first), l.client_watched, client_wants) < 0 ||
+            watch(l.server.get(), token(kind::server, it->first), l.server_watched, server_wants) < 0)
+            abort_link(it);
+    }
+
+    void abort_link(link_iterator it) noexcept {
+        reset_on_close(it->second.client);
+        reset_on_close(it->second.server);
+        close_link(it);
+    }
+    // Closing the fds also takes them out of the epoll set.
+    void close_link(link_iterator it) noexcept {
+        links_.erase(it);
+        tcp_open_.fetch_sub(1, std::memory_order_relaxed);
+    }
+
+    // ---- UDP ----
+
+    static std::uint64_t client_key(const sockaddr_in& a) noexcept {
+        return std::uint64_t{ntohl(a.sin_addr.s_addr)} << 16 | ntohs(a.sin_port);
+    }
+
+    void from_udp_client(std::size_t host) {
+        for (int i = 0; i < batch; ++i) {
+            sockaddr_in from{};
+            unsigned length = sizeof from;
+            const long n = sys::recvfrom(hosts_[host].fd.get(), datagram_.get(), datagram_size, 0, &from, &length);
+            if (n == -EINTR) continue;
+            if (n < 0) return;  // EAGAIN: drained
+            udp_session* s = session_for(host, from);
+            if (!s) continue;  // no socket to be had for it now: dropped, as UDP may
+            long sent = send_datagram(s->fd.get(), static_cast<std::size_t>(n));
+            // An ICMP port-unreachable that answered an earlier datagram is
+            // reported by the next send, which it fails; the datagram is not
+            // lost for it when the target has started listening since.
+            if (sent == -ECONNREFUSED) sent = send_datagram(s->fd.get(), static_cast<std::size_t>(n));
+            if (sent >= 0) {
+                bytes_to_.fetch_add(static_cast<std::uint64_t>(n), std::memory_order_relaxed);
+                s->last_active = now_;
+            }
+        }
+    }
+
+    long send_datagram(int fd, std::size_t size, const sockaddr_in* to = nullptr) const noexcept {
+        // MSG_DONTWAIT: a full send buffer drops the datagram rather than
+        // stalling the loop.
+        return sys::sendto(fd, datagram_.get(), size, MSG_NOSIGNAL | MSG_DONTWAIT, to,
+                           to ? sizeof *to : 0);
+    }
+
+    // The session of a client address, opened on its first datagram: a
+    // socket connected to the target, so that the target's replies can be
+    // told apart per client and sent back from the host port.
+    udp_session* session_for(std::size_t host, const sockaddr_in& client) {
+        auto& clients = hosts_[host].udp_clients;
+        const std::uint64_t key = client_key(client);
+        if (const auto found = clients.find(key); found != clients.end()) return &sessions_.at(found->second);
+
+        const long s = sys::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (s < 0) return nullptr;
+        udp_session session{host, client, unique_fd(static_cast<int>(s)), 0, now_};
+        const sockaddr_in target = to_sockaddr(target_, hosts_[host].mapping.container_port);
+        if (sys::connect(session.fd.get(), &target, sizeof target) < 0) return nullptr;
+        const std::uint64_t id = next_id_++;
+        if (watch(session.fd.get(), token(kind::udp_session, id), session.watched, EPOLLIN) < 0) return nullptr;
+        if (sessions_.empty()) next_sweep_ = now_ + sweep_interval_;
+        const auto it = sessions_.emplace(id, std::move(session)).first;
+        try {
+            clients.emplace(key, id);
+        } catch (...) {
+            sessions_.erase(it);
+            throw;
+        }
+        udp_sessions_.fetch_add(1, std::memory_order_relaxed);
+        udp_open_.fetch_add(1, std::memory_order_relaxed);
+        return &it->second;
+    }
+
+    void from_udp_target(std::uint64_t id) noexcept {
+        const auto it = sessions_.find(id);
+        if (it == sessions_.end()) return;
+        udp_session& s = it->second;
+        for (int i = 0; i < batch; ++i) {
+            const long n = sys::recvfrom(s.fd.get(), datagram_.get(), datagram_size, 0, nullptr, nullptr);
+            // ECONNREFUSED: an ICMP error from the target, which has nothing
+            // for the client; it finds out by its own timeout, as with any
+            // datagram lost.
+            if (n == -EINTR || n == -ECONNREFUSED) continue;
+            if (n < 0) return;
+            // Sent from the host socket, so the client sees the reply come
+            // from the address and port it sent to.
+            if (send_datagram(hosts_[s.host].fd.get(), static_cast<std::size_t>(n), &s.client) >= 0) {
+                bytes_from_.fetch_add(static_cast<std::uint64_t>(n), std::memory_order_relaxed);
+                s.last_active = now_;
+            }
+        }
+    }
+
+    void expire_sessions() noexcept {
+        for (auto it = sessions_.begin(); it != sessions_.end();) {
+            if (now_ - it->second.last_active < udp_idle_timeout_) {
+                ++it;
+                continue;
+            }
+            hosts_[it->second.host].udp_clients.erase(client_key(it->second.client));
+            it = sessions_.erase(it);
+            udp_open_.fetch_sub(1, std::memory_order_relaxed);
+        }
+        next_sweep_ = now_ + sweep_interval_;
+    }
+
+    void drop_connections() noexcept {
+        links_.clear();
+        sessions_.clear();
+        tcp_open_.store(0, std::memory_order_relaxed);
+        udp_open_.store(0, std::memory_order_relaxed);
+        for (auto& h : hosts_) {
+            h.udp_clients.clear();
+            h.fd.reset();
+            h.watched = 0;
+        }
+    }
+
+    std::vector<host_socket> hosts_;
+    std::size_t buffer_size_;
+    clock::duration udp_idle_timeout_;
+    clock::duration sweep_interval_;
+    net::ipv4_address target_{};
+    unique_fd epoll_;
+    unique_fd wake_;
+    std::unique_ptr<char[]> datagram_;
+    std::unordered_map<std::uint64_t, tcp_link> links_;
+    std::unordered_map<std::uint64_t, udp_session> sessions_;
+    std::uint64_t next_id_ = 0;
+    clock::time_point now_ = clock::now();
+    clock::time_point next_sweep_{};
+    clock::time_point accept_resume_{};
+    bool accept_paused_ = false;
+    bool closed_ = false;
+
+    std::atomic<bool> stop_{false};
+    std::atomic<int> loop_error_{0};
+    std::atomic<std::uint64_t> tcp_connections_{0};
+    std::atomic<std::uint64_t> tcp_connect_failures_{0};
+    std::atomic<std::uint64_t> tcp_open_{0};
+    std::atomic<std::uint64_t> udp_sessions_{0};
+    std::atomic<std::uint64_t> udp_open_{0};
+    std::atomic<std::uint64_t> bytes_to_{0};
+    std::atomic<std::uint64_t> bytes_from_{0};
+};
+
+}  // namespace ctr::net::detail
+
+namespace ctr::net {
+
+// Publishes ports: listens on host ports in the caller's network namespace
+// and relays each TCP connection and UDP client to a target address (the
+// sandbox's) on one thread of its own. Move-only; the destructor stops the
+// thread and closes every socket.
+class port_forwarder {
+public:
+    // Binds (and for TCP listens on) every mapping now, so that a busy port
+    // fails before anything is started: ctr::error(step::publish_port,
+    // EADDRINUSE, "0.0.0.0:8080/tcp"). Nothing is left open on failure.
+    explicit port_forwarder(std::vector<port_mapping> mappings, const port_forward_options& options = {}) {
+        if (options.tcp_buffer_size == 0)
+            throw error(step::prepare, EINVAL, "tcp_buffer_size", "a connection needs room for at least one byte");
+        if (options.udp_idle_timeout <= std::chrono::milliseconds::zero())
+            throw error(step::prepare, EINVAL, "udp_idle_timeout", "must be positive");
+        for (const auto& m : mappings)
+            if (m.container_port == 0) throw error(step::prepare, EINVAL, m.to_string(), "the container port is 0");
+        std::vector<detail::port_relay::host_socket> hosts;
+        hosts.reserve(mappings.size());
+        for (auto& m : mappings) {
+            std::uint16_t bound = 0;
+            unique_fd fd = detail::open_host_socket(m, options.listen_backlog, bound);
+            m.host_port = bound;
+            hosts.push_back({m, std::move(fd)});
+        }
+        relay_ = std::make_unique<detail::port_relay>(std::move(hosts), options);
+        mappings_ = std::move(mappings);
+    }
+
+    port_forwarder(port_forwarder&&) noexcept = default;
+    port_forwarder& operator=(port_forwarder&& other) noexcept {
+        if (this != &other) {
+            stop();
+            mappings_ = std::move(other.mappings_);
+            relay_ = std::move(other.relay_);
+            thread_ = std::move(other.thread_);
+            started_ = other.started_;
+        }
+        return *this;
+    }
+    port_forwarder(const port_forwarder&) = delete;
+    port_forwarder& operator=(const port_forwarder&) = delete;
+
+    // Stops the relay thread and closes every socket; noexcept and bounded:
+    // the loop wakes on an eventfd, or within a second should that fail.
+    ~port_forwarder() { stop(); }
+
+    // Starts relaying to `target` (the sandbox's address): each TCP
+    // connection accepted on a host port gets a connection of its own to
+    // target:container_port; each UDP client address gets a session.
+    // A second call is an error (step::prepare, EALREADY).
+    void start(ipv4_address target) {
+        if (!relay_ || relay_->closed())
+            throw error(step::prepare, EBADF, {}, "the port forwarder is closed or was moved from");
+        if (started_) throw error(step::prepare, EALREADY, {}, "the port forwarder was started already");
+        relay_->prepare(target);
+
+        // The relay thread takes no signals: the application's handlers, and
+        // its signalfd or sigwait, expect them on its own threads. It gets
+        // its mask from this thread at creation, so block here for the
+        // moment. glibc's internal signals 32 (cancellation) and 33 (setxid)
+        // stay open: a set*id() call elsewhere in the process signals every
+        // thread and waits for each.
+        const unsigned long all_but_glibc = ~((1UL << (32 - 1)) | (1UL << (33 - 1)));
+        unsigned long previous = 0;
+        if (const long r = ctr::detail::sys::rt_sigprocmask(SIG_SETMASK, &all_but_glibc, &previous); r < 0)
+            throw error(step::publish_port, static_cast<int>(-r), {}, "block signals for the relay thread");
+        int failure = 0;
+        try {
+            thread_ = std::thread([relay = relay_.get()] { relay->run(); });
+        } catch (const std::system_error& e) {
+            failure = e.code().value();
+        }
+        // Straight to the kernel, as in clone.hpp: restoring a mask the
+        // kernel just gave us cannot fail, and an injected fault is not for it.
+        ctr::detail::raw::call(SYS_rt_sigprocmask, SIG_SETMASK, &previous, nullptr,
+                               ctr::detail::sys::kernel_sigset_size);
+        if (failure != 0) throw error(step::publish_port, failure, {}, "start the relay thread");
+        started_ = true;
+    }
+
+    // The host port of mapping `index`: the one asked for, or the one the
+    // kernel picked for host_port 0. std::out_of_range past the end.
+    std::uint16_t host_port(std::size_t index) const { return mappings_.at(index).host_port; }
+    // The mappings with their bound host ports.
+    const std::vector<port_mapping>& mappings() const noexcept { return mappings_; }
+
+    port_forward_stats stats() const noexcept { return relay_ ? relay_->stats() : port_forward_stats{}; }
+
+    // What the destructor does, reporting what it would swallow: a relay
+    // loop that stopped on an error (ctr::error(step::publish_port)), after
+    // which nothing was being relayed.
+    void close() {
+        stop();
+        if (!relay_ || relay_->closed()) return;
+        const int failure = relay_->loop_error();
+        relay_->close_all();
+        if (failure != 0) throw error(step::publish_port, failure, {}, "the relay loop stopped");
+    }
+
+private:
+    void stop() noexcept {
+        if (thread_.joinable()) {
+            relay_->request_stop();
+            thread_.join();
+        }
+    }
+
+    std::vector<port_mapping> mappings_;
+    // On the heap so that the thread's pointer survives moves of the forwarder.
+    std::unique_ptr<detail::port_relay> relay_;
+    std::thread thread_;
+    bool started_ = false;
+};
+
+}  // namespace ctr::net
+// end ctr/port_forward.hpp
 // begin ctr/probe.hpp
 // ctr::probe(): what this kernel and host let ctr do, and why not where not.
 
@@ -6153,6 +7882,8 @@ inline host_probe probe() {
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <cstring>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -6216,6 +7947,13 @@ struct environment {
 // fast default; copy_memory exists to measure the difference.
 enum class clone_style : std::uint8_t { shared_memory, copy_memory };
 
+// What a parent step sees of the child while it waits (see
+// options::while_child_waits).
+struct waiting_child {
+    pid_t pid = -1;
+    int pidfd = -1;
+};
+
 struct options {
     // The file to run; empty: argv[0], looked up in the child's PATH when it
     // has no '/'.
@@ -6278,6 +8016,20 @@ struct options {
     // mount::host_readonly() or mount::plan{.rootfs = "/srv/image"}.proc().dev().
     // Empty: the child sees the parent's mounts.
     std::optional<mount::plan> root{};
+
+    // A network: a veth pair from the caller's network namespace into the
+    // child's new one (ns::network is added), addressed and up on both ends
+    // before the command runs; child::network() says what was made. Needs
+    // CAP_NET_ADMIN where the caller is (root). The host end is deleted with
+    // the child handle.
+    std::optional<net::veth> network{};
+
+    // The caller's own steps, run in the parent after the child's namespaces
+    // exist and before it goes on to its mounts and exec: the child's
+    // /proc/<pid>/ns/* are there to open (a user-mode network helper, an
+    // OCI createRuntime hook). An exception thrown here fails the spawn; the
+    // child is killed and reaped.
+    std::vector<std::function<void(const waiting_child&)>> while_child_waits{};
 };
 
 // How a run ended.
@@ -6358,6 +8110,7 @@ public:
             kill_sent_ = other.kill_sent_;
             kill_at_ = other.kill_at_;
             result_ = std::move(other.result_);
+            network_ = std::move(other.network_);
         }
         return *this;
     }
@@ -6397,9 +8150,15 @@ public:
     }
     void kill() { signal(SIGKILL); }
 
+    // The veth options::network made (names and addresses of both ends),
+    // or null without one.
+    const net::veth_info* network() const noexcept { return network_ ? &network_->info() : nullptr; }
+
     // Gives up ownership: the child runs on, and the caller must reap it
     // (waitid(P_PIDFD, ...)) and close the returned pidfd.
     [[nodiscard]] unique_fd release() noexcept {
+        // The network goes with the child's namespace, whenever that ends.
+        if (network_) network_->host_link().release();
         std_in_.reset();
         capture_out_.reset();
         capture_err_.reset();
@@ -6572,6 +8331,9 @@ private:
     // The group the child runs in, and its OOM kill count before the spawn.
     cgroup::group* cgroup_ = nullptr;
     std::uint64_t oom_kills_before_ = 0;
+    // The host end of options::network. The destructor's body reaps the
+    // child first; the link is deleted after, with the members.
+    std::optional<net::veth_pair> network_;
 };
 
 namespace detail {
@@ -6656,6 +8418,10 @@ struct launch_plan {
     init_state init;
     // The parent attaches the child to this group before it goes on.
     cgroup::group* attach_to = nullptr;
+    // options::network, made by the parent and configured inside by the
+    // child's configure_interface step.
+    const net::veth* network = nullptr;
+    bool has_parent_hooks = false;
     // The root filesystem's steps, and what the child's mount steps share
     // (the new root's fd, the finer step and message of a failure).
     std::optional<mount::prepared_plan> mounts;
@@ -6762,8 +8528,13 @@ inline void plan_fd_mapping(launch_plan& plan, const std::vector<fd_mapping>& ma
 inline void plan_namespaces(launch_plan& plan, const options& opts) {
     ns::kinds wanted = opts.namespaces;
     if (opts.root) wanted = wanted | ns::mount;  // a root filesystem is built in a mount namespace of its own
+    if (opts.network) wanted = wanted | ns::network;  // the veth's other end goes into a namespace of its own
     bool joins_user = false;
-    for (const auto& j : opts.join) joins_user = joins_user || j.which == ns::user;
+    for (const auto& j : opts.join) {
+        joins_user = joins_user || j.which == ns::user;
+        if (opts.network && j.which == ns::network)
+            throw error(step::prepare, EINVAL, {}, "options::network makes a new network namespace; it cannot also join one");
+    }
     const bool privileged = raw::call(SYS_geteuid) == 0;
     if (!wanted.empty() && !privileged && !joins_user) wanted = wanted | ns::user;
     if (joins_user && wanted.has(ns::user))
@@ -6847,7 +8618,10 @@ inline void plan_namespaces(launch_plan& plan, const options& opts) {
         plan.request.cgroup_fd = opts.cgroup->clone_into_fd();
         if (plan.request.cgroup_fd < 0) plan.attach_to = opts.cgroup;
     }
-    if (plan.writes_id_maps || opts.cgroup) make_pipe(plan.sync_read, plan.sync_write);
+    if (opts.network) plan.network = &*opts.network;
+    plan.has_parent_hooks = !opts.while_child_waits.empty();
+    if (plan.writes_id_maps || opts.cgroup || plan.network || plan.has_parent_hooks)
+        make_pipe(plan.sync_read, plan.sync_write);
 }
 
 // The child's namespace steps, after joins (already in the program) and
@@ -6878,6 +8652,9 @@ inline void add_namespace_ops(launch_plan& plan) {
                  plan.domainname);
     if (plan.created.has(ns::network))
         plan.add({.code = child_op_code::bring_up_loopback, .step = step::bring_up_loopback}, "lo");
+    if (plan.network)
+        plan.add({.code = child_op_code::configure_interface, .step = step::configure_link, .a = plan.sync_read.get()},
+                 plan.network->container_name);
     if (plan.writes_id_maps) {
         // Become root of the new namespace. Until now the child kept the
         // caller's ids, which the maps need not cover (root's default map
@@ -7138,10 +8915,20 @@ inline child spawn(std::vector<std::string> argv, const options& opts = {}) {
     // sync pipe unblocks the child, which then exits.
     if (plan->writes_id_maps) d::write_id_maps(handle.pid_, plan->id_maps);
     if (plan->attach_to) plan->attach_to->attach(handle.pid_);
+    if (plan->network) handle.network_ = net::create_veth(*plan->network, net::peer_namespace::of_process(handle.pid_));
+    for (const auto& hook : opts.while_child_waits) hook(waiting_child{handle.pid_, handle.pidfd_.get()});
     if (plan->sync_write) {
-        const char go = 1;
-        if (const long r = cd::sys::write(plan->sync_write.get(), &go, 1); r < 0)
-            throw error(step::wait_for_parent, static_cast<int>(-r));
+        // The go byte, then what the child's configure_interface step reads:
+        // one write, so the child never sees half of it.
+        char message[1 + sizeof(cd::interface_setup)] = {1};
+        std::size_t length = 1;
+        if (handle.network_) {
+            const cd::interface_setup setup = handle.network_->container_setup();
+            std::memcpy(message + 1, &setup, sizeof setup);
+            length += sizeof setup;
+        }
+        if (const long r = cd::sys::write(plan->sync_write.get(), message, length); r != static_cast<long>(length))
+            throw error(step::wait_for_parent, r < 0 ? static_cast<int>(-r) : EPIPE);
         plan->sync_write.reset();
     }
 

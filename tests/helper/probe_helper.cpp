@@ -7,7 +7,10 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
+#include <arpa/inet.h>
+#include <ifaddrs.h>
 #include <net/if.h>
+#include <netinet/in.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
@@ -41,7 +44,9 @@ int usage() {
                  "       write-fd FD TEXT | die-with-parent-parent | file FILE\n"
                  "       after-stdin MODE ARGS | fork-bomb MAX | double-fork-sleep | affinity\n"
                  "       make-cgroup-and-hang PREFIX | move-to-leaf | make-group-here [move]\n"
-                 "       ns KIND | hostname | netdevs | clocks | mount-proc-and-list | reap-check | trap-term | ctty\n");
+                 "       ns KIND | hostname | netdevs | clocks | mount-proc-and-list | reap-check | trap-term | ctty\n"
+                 "       addresses | tcp-echo PORT | tcp-send ADDRESS PORT TEXT | tcp-send-gateway PORT TEXT\n"
+                 "       udp-echo PORT | create-veth\n");
     return 2;
 }
 
@@ -162,6 +167,128 @@ int main(int argc, char** argv) {
             std::printf("%s:%s\n", i->if_name, (request.ifr_flags & IFF_UP) ? "up" : "down");
         }
         if_freenameindex(list);
+        return 0;
+    }
+    if (mode == "addresses") {
+        // IPv4 addresses ("eth0 10.0.0.2/30 up mtu 1500"), then the default
+        // route ("default via 10.0.0.1 dev eth0") from /proc/net/route.
+        ifaddrs* list = nullptr;
+        getifaddrs(&list);
+        const int probe = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        for (auto* i = list; i; i = i->ifa_next) {
+            if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET) continue;
+            char address[INET_ADDRSTRLEN] = {};
+            inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr, address, sizeof address);
+            const auto mask = ntohl(reinterpret_cast<sockaddr_in*>(i->ifa_netmask)->sin_addr.s_addr);
+            ifreq request{};
+            std::strncpy(request.ifr_name, i->ifa_name, IFNAMSIZ - 1);
+            ioctl(probe, SIOCGIFMTU, &request);
+            std::printf("%s %s/%d %s mtu %d\n", i->ifa_name, address, __builtin_popcount(mask),
+                        (i->ifa_flags & IFF_UP) ? "up" : "down", request.ifr_mtu);
+        }
+        freeifaddrs(list);
+        std::ifstream routes("/proc/net/route");
+        std::string line;
+        std::getline(routes, line);
+        while (std::getline(routes, line)) {
+            char device[IFNAMSIZ + 1] = {};
+            unsigned destination = 0, gateway = 0;
+            if (std::sscanf(line.c_str(), "%16s %x %x", device, &destination, &gateway) != 3 || destination != 0) continue;
+            in_addr via{gateway};
+            std::printf("default via %s dev %s\n", inet_ntoa(via), device);
+        }
+        return 0;
+    }
+    if (mode == "tcp-echo" && argc >= 3) {
+        // Serves one connection on PORT: echoes until EOF. Says "listening"
+        // first, so that the test knows when to connect.
+        const int server = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        const int on = 1;
+        setsockopt(server, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+        sockaddr_in address{};
+        address.sin_family = AF_INET;
+        address.sin_port = htons(static_cast<std::uint16_t>(std::atoi(argv[2])));
+        if (bind(server, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 || listen(server, 8) != 0) {
+            std::perror("bind/listen");
+            return 1;
+        }
+        std::printf("listening\n");
+        std::fflush(stdout);
+        const int connection = accept(server, nullptr, nullptr);
+        char buffer[65536];
+        for (;;) {
+            const ssize_t n = read(connection, buffer, sizeof buffer);
+            if (n <= 0) break;
+            if (write(connection, buffer, static_cast<std::size_t>(n)) != n) break;
+        }
+        return 0;
+    }
+    if ((mode == "tcp-send" && argc >= 5) || (mode == "tcp-send-gateway" && argc >= 4)) {
+        // Connects, sends TEXT, shuts down writing and prints the reply.
+        // tcp-send-gateway connects to the default route's gateway.
+        sockaddr_in address{};
+        address.sin_family = AF_INET;
+        const char* text = argv[argc - 1];
+        address.sin_port = htons(static_cast<std::uint16_t>(std::atoi(argv[argc - 2])));
+        if (mode == "tcp-send") {
+            inet_pton(AF_INET, argv[2], &address.sin_addr);
+        } else {
+            std::ifstream routes("/proc/net/route");
+            std::string line;
+            std::getline(routes, line);
+            while (std::getline(routes, line)) {
+                char device[IFNAMSIZ + 1] = {};
+                unsigned destination = 0, gateway = 0;
+                if (std::sscanf(line.c_str(), "%16s %x %x", device, &destination, &gateway) == 3 && destination == 0)
+                    address.sin_addr.s_addr = gateway;
+            }
+        }
+        const int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (connect(s, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
+            std::printf("connect: %s\n", std::strerror(errno));
+            return 1;
+        }
+        if (write(s, text, std::strlen(text)) < 0) return 1;
+        shutdown(s, SHUT_WR);
+        char buffer[4096];
+        for (;;) {
+            const ssize_t n = read(s, buffer, sizeof buffer);
+            if (n <= 0) break;
+            std::fwrite(buffer, 1, static_cast<std::size_t>(n), stdout);
+        }
+        return 0;
+    }
+    if (mode == "udp-echo" && argc >= 3) {
+        // Answers every datagram on PORT with "got " and what it said.
+        const int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        sockaddr_in address{};
+        address.sin_family = AF_INET;
+        address.sin_port = htons(static_cast<std::uint16_t>(std::atoi(argv[2])));
+        if (bind(s, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
+            std::perror("bind");
+            return 1;
+        }
+        for (;;) {
+            char buffer[2048];
+            sockaddr_in from{};
+            socklen_t length = sizeof from;
+            const ssize_t n = recvfrom(s, buffer, sizeof buffer, 0, reinterpret_cast<sockaddr*>(&from), &length);
+            if (n < 0) return 1;
+            const std::string reply = "got " + std::string(buffer, static_cast<std::size_t>(n));
+            sendto(s, reply.data(), reply.size(), 0, reinterpret_cast<sockaddr*>(&from), length);
+        }
+    }
+    if (mode == "create-veth") {
+        // Tries to make a veth pair from here into a fresh child's network
+        // namespace; prints the error (a process without CAP_NET_ADMIN over
+        // this namespace must be refused with the reason).
+        try {
+            auto child = ctr::process::spawn({"/bin/true"}, {.network = ctr::net::veth{}});
+            child.wait();
+            std::printf("created\n");
+        } catch (const ctr::error& e) {
+            std::printf("%s\n", e.what());
+        }
         return 0;
     }
     if (mode == "clocks") {

@@ -14,6 +14,8 @@
 #include <ctr/error.hpp>
 
 #include <linux/close_range.h>
+#include <net/route.h>
+#include <netinet/in.h>
 #include <linux/sched.h>
 #include <net/if.h>
 #include <sys/ioctl.h>
@@ -57,6 +59,7 @@ enum class child_op_code : std::uint8_t {
     set_domainname,       // data = name, a = length
     write_file,           // data = path, data2 = contents, a = length
     bring_up_loopback,    // set IFF_UP on "lo" of the current network namespace
+    configure_interface,  // read an interface_setup from fd a, then apply it (configure_interface)
     become_init,          // data = init_state*: the rest of the program runs in a child; this process reaps
     set_controlling_terminal,  // TIOCSCTTY on fd a (the session leader takes its terminal)
     mount_step,           // data = const mount_step*, data2 = mount_context* (detail/mount_step.hpp)
@@ -185,6 +188,87 @@ CTR_CHILD_CODE inline long child_bring_up_loopback() noexcept {
     return r < 0 ? r : 0;
 }
 
+// An interface to configure from inside its network namespace: the end of a
+// veth pair that the parent moved into the child's namespace. Plain data: the
+// parent sends it through the sync pipe, because the addresses are chosen
+// after the clone and a child with copied memory would not see them.
+struct interface_setup {
+    char name[IFNAMSIZ] = {};
+    in_addr address{};
+    in_addr netmask{};
+    in_addr gateway{};        // 0.0.0.0: no default route
+    unsigned mtu = 0;         // 0: leave the kernel's
+};
+
+// Sets the address, netmask and MTU, brings the interface up and adds the
+// default route, like `ip addr add`, `ip link set up`, `ip route add default
+// via`. ioctls on a datagram socket need no netlink buffers, so this runs in
+// the child as well as in the parent (net::configure_interface). Returns the
+// failed part's number in *failed_part (0 socket, 1 address, 2 netmask, 3 mtu,
+// 4 up, 5 route) so the parent can name it. Async-signal-safe.
+CTR_CHILD_CODE inline long apply_interface_setup(const interface_setup& setup, int* failed_part) noexcept {
+    *failed_part = 0;
+    const long fd = sys::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return fd;
+    const int s = static_cast<int>(fd);
+    ifreq request{};
+    for (std::size_t i = 0; i + 1 < IFNAMSIZ && setup.name[i]; ++i) request.ifr_name[i] = setup.name[i];
+    auto set_in = [](sockaddr& out, in_addr value) {
+        sockaddr_in in{};
+        in.sin_family = AF_INET;
+        in.sin_addr = value;
+        __builtin_memcpy(&out, &in, sizeof in);
+    };
+    long r = 0;
+    set_in(request.ifr_addr, setup.address);
+    *failed_part = 1;
+    r = sys::ioctl(s, SIOCSIFADDR, reinterpret_cast<long>(&request));
+    if (r >= 0) {
+        *failed_part = 2;
+        set_in(request.ifr_netmask, setup.netmask);
+        r = sys::ioctl(s, SIOCSIFNETMASK, reinterpret_cast<long>(&request));
+    }
+    if (r >= 0 && setup.mtu != 0) {
+        *failed_part = 3;
+        request.ifr_mtu = static_cast<int>(setup.mtu);
+        r = sys::ioctl(s, SIOCSIFMTU, reinterpret_cast<long>(&request));
+    }
+    if (r >= 0) {
+        *failed_part = 4;
+        r = sys::ioctl(s, SIOCGIFFLAGS, reinterpret_cast<long>(&request));
+        if (r >= 0) {
+            request.ifr_flags = static_cast<short>(request.ifr_flags | IFF_UP);
+            r = sys::ioctl(s, SIOCSIFFLAGS, reinterpret_cast<long>(&request));
+        }
+    }
+    if (r >= 0 && setup.gateway.s_addr != 0) {
+        *failed_part = 5;
+        rtentry route{};
+        set_in(route.rt_dst, in_addr{});
+        set_in(route.rt_genmask, in_addr{});
+        set_in(route.rt_gateway, setup.gateway);
+        route.rt_flags = RTF_UP | RTF_GATEWAY;
+        r = sys::ioctl(s, SIOCADDRT, reinterpret_cast<long>(&route));
+    }
+    sys::close(s);
+    return r < 0 ? r : 0;
+}
+
+// Reads the interface_setup the parent wrote after the go byte, then applies
+// it. Async-signal-safe.
+CTR_CHILD_CODE inline long child_configure_interface(int sync_fd) noexcept {
+    interface_setup setup;
+    std::size_t got = 0;
+    while (got < sizeof setup) {
+        const long n = sys::read(sync_fd, reinterpret_cast<char*>(&setup) + got, sizeof setup - got);
+        if (n == -EINTR) continue;
+        if (n <= 0) return n < 0 ? n : -EPIPE;
+        got += static_cast<std::size_t>(n);
+    }
+    int failed_part = 0;
+    return apply_interface_setup(setup, &failed_part);
+}
+
 // Opens, writes and closes a file, e.g. /proc/self/timens_offsets.
 // Async-signal-safe.
 CTR_CHILD_CODE inline long child_write_file(const char* path, const char* contents, std::size_t length) noexcept {
@@ -287,6 +371,8 @@ CTR_CHILD_CODE inline long child_run_op(const child_view& view, const child_op& 
                                     static_cast<std::size_t>(op.a));
         case child_op_code::bring_up_loopback:
             return child_bring_up_loopback();
+        case child_op_code::configure_interface:
+            return child_configure_interface(static_cast<int>(op.a));
         case child_op_code::set_controlling_terminal: {
             const long r = sys::ioctl(static_cast<int>(op.a), TIOCSCTTY, 0);
             return r < 0 ? r : 0;

@@ -96,6 +96,21 @@ enum class call : unsigned {
     readlinkat,
     statx,
     getcwd,
+    // sockets: netlink and port forwarding
+    bind,
+    listen,
+    accept4,
+    connect,
+    sendto,
+    recvfrom,
+    setsockopt,
+    getsockname,
+    shutdown,
+    epoll_create1,
+    epoll_ctl,
+    epoll_wait,
+    eventfd2,
+    getsockopt,
     count_,
 };
 
@@ -423,6 +438,68 @@ inline long statx(int dirfd, const char* path, int flags, unsigned mask, void* o
 inline long getcwd(char* buffer, std::size_t size) noexcept {
     CTR_FAULT_CHECK(getcwd);
     return raw::call(SYS_getcwd, buffer, size);
+}
+
+// Sockets. Addresses are passed as the kernel takes them: a pointer to a
+// sockaddr_* and its length.
+inline long bind(int fd, const void* address, unsigned length) noexcept {
+    CTR_FAULT_CHECK(bind);
+    return raw::call(SYS_bind, fd, address, length);
+}
+inline long listen(int fd, int backlog) noexcept {
+    CTR_FAULT_CHECK(listen);
+    return raw::call(SYS_listen, fd, backlog);
+}
+inline long accept4(int fd, void* address, unsigned* length, int flags) noexcept {
+    CTR_FAULT_CHECK(accept4);
+    return raw::call(SYS_accept4, fd, address, length, flags);
+}
+inline long connect(int fd, const void* address, unsigned length) noexcept {
+    CTR_FAULT_CHECK(connect);
+    return raw::call(SYS_connect, fd, address, length);
+}
+inline long sendto(int fd, const void* buffer, std::size_t size, int flags, const void* address,
+                   unsigned length) noexcept {
+    CTR_FAULT_CHECK(sendto);
+    return raw::call(SYS_sendto, fd, buffer, size, flags, address, length);
+}
+inline long recvfrom(int fd, void* buffer, std::size_t size, int flags, void* address, unsigned* length) noexcept {
+    CTR_FAULT_CHECK(recvfrom);
+    return raw::call(SYS_recvfrom, fd, buffer, size, flags, address, length);
+}
+inline long setsockopt(int fd, int level, int name, const void* value, unsigned length) noexcept {
+    CTR_FAULT_CHECK(setsockopt);
+    return raw::call(SYS_setsockopt, fd, level, name, value, length);
+}
+inline long getsockname(int fd, void* address, unsigned* length) noexcept {
+    CTR_FAULT_CHECK(getsockname);
+    return raw::call(SYS_getsockname, fd, address, length);
+}
+inline long shutdown(int fd, int how) noexcept {
+    CTR_FAULT_CHECK(shutdown);
+    return raw::call(SYS_shutdown, fd, how);
+}
+inline long epoll_create1(int flags) noexcept {
+    CTR_FAULT_CHECK(epoll_create1);
+    return raw::call(SYS_epoll_create1, flags);
+}
+// `event` points to a struct epoll_event (packed on x86-64).
+inline long epoll_ctl(int epfd, int op, int fd, void* event) noexcept {
+    CTR_FAULT_CHECK(epoll_ctl);
+    return raw::call(SYS_epoll_ctl, epfd, op, fd, event);
+}
+inline long epoll_wait(int epfd, void* events, int max_events, int timeout_ms) noexcept {
+    CTR_FAULT_CHECK(epoll_wait);
+    return raw::call(SYS_epoll_wait, epfd, events, max_events, timeout_ms);
+}
+inline long eventfd2(unsigned initial, int flags) noexcept {
+    CTR_FAULT_CHECK(eventfd2);
+    return raw::call(SYS_eventfd2, initial, flags);
+}
+// `length` is in and out, as for getsockname.
+inline long getsockopt(int fd, int level, int name, void* value, unsigned* length) noexcept {
+    CTR_FAULT_CHECK(getsockopt);
+    return raw::call(SYS_getsockopt, fd, level, name, value, length);
 }
 
 [[noreturn]] inline void exit_group(int status) noexcept {

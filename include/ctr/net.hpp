@@ -1,0 +1,410 @@
+#pragma once
+// ctr::net: a sandbox's network. A veth pair joins the caller's network
+// namespace (the host side) to the sandbox's new one; each end gets an
+// address from a /30, and the sandbox a default route through the host end.
+// Published ports (port_forward.hpp) then reach services inside.
+//
+// spawn does all of it with options::network = net::veth{}; the pieces are
+// public for callers that hold namespaces themselves.
+
+#include <ctr/detail/child_program.hpp>
+#include <ctr/detail/netlink.hpp>
+#include <ctr/error.hpp>
+#include <ctr/ip_address.hpp>
+#include <ctr/unique_fd.hpp>
+
+#include <linux/if_link.h>
+#include <linux/veth.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace ctr::net {
+
+// What spawn (or create_veth) builds. Every field has a working default:
+// net::veth{} gives the first free "ctr<N>" on the host side, "eth0" inside,
+// and a free /30 of 10.231.0.0/16.
+struct veth {
+    // The host end's name; empty: "ctr<N>" with N the pool slot, which also
+    // keeps concurrent launches from taking the same slot.
+    std::string host_name{};
+    std::string container_name = "eth0";
+    // Both or neither. Neither: the first /30 of `pool` that no address or
+    // route of the caller's namespace overlaps; the host end gets .1 of it,
+    // the sandbox .2.
+    std::optional<ipv4_interface> host_address{};
+    std::optional<ipv4_interface> container_address{};
+    ipv4_interface pool{{{10, 231, 0, 0}}, 16};
+    // A default route inside through the host end. Traffic to the host's own
+    // addresses then arrives there; beyond the host it goes nowhere until
+    // the host forwards and masquerades it (not done by ctr).
+    bool default_route = true;
+    unsigned mtu = 0;  // 0: the kernel's (1500)
+};
+
+// What was made: names, indexes and addresses of both ends.
+struct veth_info {
+    std::string host_name{};
+    std::string container_name{};
+    int host_index = 0;
+    ipv4_interface host_address{};
+    ipv4_interface container_address{};
+    bool default_route = true;
+    unsigned mtu = 0;
+};
+
+// The network namespace the other end goes into: an open namespace file, or
+// the namespace of a process (a child the caller has not reaped, so the pid
+// cannot name anyone else).
+struct peer_namespace {
+    int netns_fd = -1;
+    pid_t pid = 0;
+    static peer_namespace from_fd(int fd) noexcept { return {fd, 0}; }
+    static peer_namespace of_process(pid_t pid) noexcept { return {-1, pid}; }
+};
+
+namespace detail {
+
+inline bool valid_interface_name(const std::string& name) noexcept {
+    if (name.empty() || name.size() >= IFNAMSIZ || name == "." || name == "..") return false;
+    for (const char c : name)
+        if (c == '/' || c == ':' || c <= ' ' || c == 0x7f) return false;
+    return true;
+}
+
+inline void check_interface_name(const std::string& name) {
+    if (!valid_interface_name(name))
+        throw error(step::prepare, EINVAL, name,
+                    "an interface name is 1 to 15 characters without '/', ':' or spaces");
+}
+
+// The index of `name` in the current network namespace, 0 when there is
+// none, -errno when asking failed.
+inline long interface_index(const std::string& name) noexcept {
+    const long fd = sys::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return fd;
+    ifreq request{};
+    name.copy(request.ifr_name, IFNAMSIZ - 1);
+    const long r = sys::ioctl(static_cast<int>(fd), SIOCGIFINDEX, reinterpret_cast<long>(&request));
+    sys::close(static_cast<int>(fd));
+    if (r == -ENODEV) return 0;
+    return r < 0 ? r : request.ifr_ifindex;
+}
+
+inline ctr::detail::interface_setup make_setup(const std::string& name, const ipv4_interface& address,
+                                               std::optional<ipv4_address> gateway, unsigned mtu) {
+    ctr::detail::interface_setup setup;
+    name.copy(setup.name, IFNAMSIZ - 1);
+    setup.address = address.address.to_in_addr();
+    setup.netmask = address.netmask().to_in_addr();
+    if (gateway) setup.gateway = gateway->to_in_addr();
+    setup.mtu = mtu;
+    return setup;
+}
+
+// What apply_interface_setup's failed_part numbers mean.
+inline std::string interface_setup_failure(int failed_part, const ipv4_interface& address,
+                                           std::optional<ipv4_address> gateway, unsigned mtu) {
+    switch (failed_part) {
+        case 0: return "opening a socket";
+        case 1: return "setting the address " + address.to_string();
+        case 2: return "setting the netmask of " + address.to_string();
+        case 3: return "setting the MTU " + std::to_string(mtu);
+        case 4: return "bringing it up";
+        default: return "adding the default route via " + (gateway ? gateway->to_string() : std::string("?"));
+    }
+}
+
+// The IPv4 networks in use in the current namespace: interface addresses and
+// routes, so that a pool slot never shadows either.
+inline std::vector<ipv4_interface> networks_in_use(rtnetlink& netlink) {
+    std::vector<ipv4_interface> used;
+    netlink_message addresses(RTM_GETADDR, 0);
+    ifaddrmsg address_header{};
+    address_header.ifa_family = AF_INET;
+    addresses.add_header(address_header);
+    long r = netlink.dump(addresses, [&](const nlmsghdr& h) {
+        if (h.nlmsg_type != RTM_NEWADDR || h.nlmsg_len < NLMSG_LENGTH(sizeof(ifaddrmsg))) return;
+        const auto* a = static_cast<const ifaddrmsg*>(NLMSG_DATA(&h));
+        const char* attributes = reinterpret_cast<const char*>(a) + NLMSG_ALIGN(sizeof *a);
+        for_each_attribute(attributes, h.nlmsg_len - NLMSG_LENGTH(NLMSG_ALIGN(sizeof *a)),
+                           [&](std::uint16_t type, const char* p, std::size_t n) {
+                               if ((type == IFA_LOCAL || type == IFA_ADDRESS) && n == 4) {
+                                   ipv4_interface in{{}, a->ifa_prefixlen};
+                                   std::memcpy(in.address.bytes.data(), p, 4);
+                                   used.push_back(in);
+                               }
+                           });
+    });
+    if (r < 0) throw error(step::netlink, static_cast<int>(-r), "RTM_GETADDR", netlink.last_message());
+
+    netlink_message routes(RTM_GETROUTE, 0);
+    rtmsg route_header{};
+    route_header.rtm_family = AF_INET;
+    routes.add_header(route_header);
+    r = netlink.dump(routes, [&](const nlmsghdr& h) {
+        if (h.nlmsg_type != RTM_NEWROUTE || h.nlmsg_len < NLMSG_LENGTH(sizeof(rtmsg))) return;
+        const auto* m = static_cast<const rtmsg*>(NLMSG_DATA(&h));
+        if (m->rtm_dst_len == 0) return;  // a default route overlaps everything and shadows nothing
+        const char* attributes = reinterpret_cast<const char*>(m) + NLMSG_ALIGN(sizeof *m);
+        for_each_attribute(attributes, h.nlmsg_len - NLMSG_LENGTH(NLMSG_ALIGN(sizeof *m)),
+                           [&](std::uint16_t type, const char* p, std::size_t n) {
+                               if (type == RTA_DST && n == 4) {
+                                   ipv4_interface in{{}, m->rtm_dst_len};
+                                   std::memcpy(in.address.bytes.data(), p, 4);
+                                   used.push_back(in);
+                               }
+                           });
+    });
+    if (r < 0) throw error(step::netlink, static_cast<int>(-r), "RTM_GETROUTE", netlink.last_message());
+    return used;
+}
+
+inline bool overlaps(const ipv4_interface& a, const ipv4_interface& b) noexcept {
+    const std::uint8_t shorter = a.prefix_length < b.prefix_length ? a.prefix_length : b.prefix_length;
+    const ipv4_interface wide{a.address, shorter};
+    return wide.contains(b.address);
+}
+
+// RTM_NEWLINK for a veth pair: the host end here, the peer in `peer`.
+inline long request_veth(rtnetlink& netlink, const std::string& host_name, const std::string& peer_name,
+                         peer_namespace peer, unsigned mtu) {
+    netlink_message m(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
+    ifinfomsg link_header{};
+    link_header.ifi_family = AF_UNSPEC;
+    m.add_header(link_header);
+    m.add_string(IFLA_IFNAME, host_name);
+    if (mtu != 0) m.add_u32(IFLA_MTU, mtu);
+    const auto info = m.begin_nested(IFLA_LINKINFO);
+    m.add_string(IFLA_INFO_KIND, "veth");
+    const auto data = m.begin_nested(IFLA_INFO_DATA);
+    const auto peer_info = m.begin_nested(VETH_INFO_PEER);
+    m.add_header(link_header);  // the peer's own ifinfomsg comes first in VETH_INFO_PEER
+    m.add_string(IFLA_IFNAME, peer_name);
+    if (mtu != 0) m.add_u32(IFLA_MTU, mtu);
+    if (peer.netns_fd >= 0) m.add_u32(IFLA_NET_NS_FD, static_cast<std::uint32_t>(peer.netns_fd));
+    else m.add_u32(IFLA_NET_NS_PID, static_cast<std::uint32_t>(peer.pid));
+    m.end_nested(peer_info);
+    m.end_nested(data);
+    m.end_nested(info);
+    return netlink.request(m);
+}
+
+// Deletes the link called `name`: the cleanup for a pair whose index could
+// not be learnt, so that a failed launch leaves no link behind.
+inline void delete_link_by_name(rtnetlink& netlink, const std::string& name) noexcept {
+    try {
+        netlink_message m(RTM_DELLINK, 0);
+        ifinfomsg h{};
+        h.ifi_family = AF_UNSPEC;
+        m.add_header(h);
+        m.add_string(IFLA_IFNAME, name);
+        netlink.request(m);
+    } catch (...) {
+    }
+}
+
+// Why creating a link failed, in words an operator can act on.
+inline std::string create_link_reason(long negative_errno, const std::string& kernel_message) {
+    std::string reason;
+    switch (-negative_errno) {
+        case EPERM:
+            reason = "creating network links needs CAP_NET_ADMIN in the caller's network namespace: run as root "
+                     "(rootless networking is not supported yet)";
+            break;
+        case EEXIST: reason = "an interface with this name exists"; break;
+        case EOPNOTSUPP: reason = "this kernel has no veth driver (CONFIG_VETH; modprobe veth)"; break;
+        default: break;
+    }
+    if (!kernel_message.empty()) reason += (reason.empty() ? "" : "; ") + std::string("kernel: ") + kernel_message;
+    return reason;
+}
+
+}  // namespace detail
+
+// A network interface in the namespace it was made in, owned: deleted when
+// the owner ends (deleting one end of a veth deletes both). It keeps its own
+// netlink socket, so it is removed from the right namespace whichever
+// thread ends it.
+class link {
+public:
+    link() = default;
+    link(link&&) noexcept = default;
+    link& operator=(link&& other) noexcept {
+        if (this != &other) {
+            remove_quietly();
+            netlink_ = std::move(other.netlink_);
+            index_ = std::exchange(other.index_, 0);
+            name_ = std::move(other.name_);
+        }
+        return *this;
+    }
+    ~link() { remove_quietly(); }
+
+    int index() const noexcept { return index_; }
+    const std::string& name() const noexcept { return name_; }
+    explicit operator bool() const noexcept { return index_ > 0; }
+
+    // Deletes the interface now. Gone already (its namespace ended and took
+    // the pair with it) is not an error.
+    void remove() {
+        if (index_ <= 0) return;
+        const long r = remove_request();
+        index_ = 0;
+        if (r < 0 && r != -ENODEV)
+            throw error(step::create_link, static_cast<int>(-r), name_, "deleting the link");
+    }
+    // Leaves the interface to the kernel: it goes when its namespace does.
+    void release() noexcept { index_ = 0; }
+
+    // Takes ownership of interface `index`, to be deleted through `netlink`.
+    static link adopt(detail::rtnetlink netlink, int index, std::string name) {
+        link out;
+        out.netlink_ = std::move(netlink);
+        out.index_ = index;
+        out.name_ = std::move(name);
+        return out;
+    }
+
+private:
+    long remove_request() {
+        detail::netlink_message m(RTM_DELLINK, 0);
+        ifinfomsg h{};
+        h.ifi_family = AF_UNSPEC;
+        h.ifi_index = index_;
+        m.add_header(h);
+        return netlink_->request(m);
+    }
+    void remove_quietly() noexcept {
+        if (index_ <= 0 || !netlink_) return;
+        try {
+            remove_request();
+        } catch (...) {
+        }
+        index_ = 0;
+    }
+
+    std::optional<detail::rtnetlink> netlink_;
+    int index_ = 0;
+    std::string name_;
+};
+
+// A veth pair: the host end owned here, the other end in a sandbox's
+// namespace, still to be configured from inside (container_setup()).
+class veth_pair {
+public:
+    const veth_info& info() const noexcept { return info_; }
+    net::link& host_link() noexcept { return host_; }
+    // What the sandbox side applies inside its namespace.
+    ctr::detail::interface_setup container_setup() const {
+        return detail::make_setup(info_.container_name, info_.container_address,
+                                  info_.default_route ? std::optional(info_.host_address.address) : std::nullopt,
+                                  info_.mtu);
+    }
+
+private:
+    friend veth_pair create_veth(const veth&, peer_namespace);
+    net::link host_;
+    veth_info info_;
+};
+
+// Sets an address (and a default route through `gateway`, and an MTU) on an
+// interface of the current thread's network namespace and brings it up.
+inline void configure_interface(const std::string& name, const ipv4_interface& address,
+                                std::optional<ipv4_address> gateway = {}, unsigned mtu = 0) {
+    detail::check_interface_name(name);
+    const auto setup = detail::make_setup(name, address, gateway, mtu);
+    int failed_part = 0;
+    if (const long r = ctr::detail::apply_interface_setup(setup, &failed_part); r < 0)
+        throw error(step::configure_link, static_cast<int>(-r), name,
+                    detail::interface_setup_failure(failed_part, address, gateway, mtu));
+}
+
+// Creates a veth pair: the host end in the caller's network namespace,
+// addressed and up; the other end in `peer`, named options.container_name,
+// to be configured from inside. Throws ctr::error naming the link.
+inline veth_pair create_veth(const veth& options, peer_namespace peer) {
+    if (!options.host_name.empty()) detail::check_interface_name(options.host_name);
+    detail::check_interface_name(options.container_name);
+    if (options.host_address.has_value() != options.container_address.has_value())
+        throw error(step::prepare, EINVAL, {}, "give both veth addresses (host and container) or neither");
+    if (options.host_address && !options.host_address->contains(options.container_address->address))
+        throw error(step::prepare, EINVAL, options.container_address->to_string(),
+                    "the container address is not in the host end's subnet " + options.host_address->to_string());
+    if (options.host_address && options.host_address->address == options.container_address->address)
+        throw error(step::prepare, EINVAL, options.host_address->to_string(), "both ends have the same address");
+    if (!options.host_address && options.pool.prefix_length > 30)
+        throw error(step::prepare, EINVAL, options.pool.to_string(), "the address pool must hold at least a /30");
+    if (options.mtu != 0 && (options.mtu < 68 || options.mtu > 65535))
+        throw error(step::prepare, EINVAL, std::to_string(options.mtu), "the MTU must be 68 to 65535");
+    if (peer.netns_fd < 0 && peer.pid <= 0)
+        throw error(step::prepare, EINVAL, {}, "no network namespace given for the veth's other end");
+
+    auto netlink = detail::rtnetlink::open();
+    veth_pair pair;
+    pair.info_.container_name = options.container_name;
+    pair.info_.default_route = options.default_route;
+    pair.info_.mtu = options.mtu;
+
+    // Each slot is tried in turn; with generated names, the name is the
+    // slot's claim: a launch racing for the same slot gets EEXIST and moves on.
+    const std::uint32_t slots = options.host_address ? 1u : 1u << (30 - options.pool.prefix_length);
+    std::vector<ipv4_interface> in_use;
+    if (!options.host_address) in_use = detail::networks_in_use(netlink);
+    const std::uint32_t base = options.pool.network().host_order();
+    long created = -EADDRNOTAVAIL;
+    for (std::uint32_t slot = 0; slot < slots; ++slot) {
+        ipv4_interface host_address, container_address;
+        if (options.host_address) {
+            host_address = *options.host_address;
+            container_address = *options.container_address;
+        } else {
+            const ipv4_interface subnet{ipv4_address::from_host_order(base + 4 * slot), 30};
+            bool taken = false;
+            for (const auto& used : in_use) taken = taken || detail::overlaps(subnet, used);
+            if (taken) continue;
+            host_address = {ipv4_address::from_host_order(base + 4 * slot + 1), 30};
+            container_address = {ipv4_address::from_host_order(base + 4 * slot + 2), 30};
+        }
+        const std::string name = options.host_name.empty() ? "ctr" + std::to_string(slot) : options.host_name;
+        created = detail::request_veth(netlink, name, options.container_name, peer, options.mtu);
+        if (created == -EEXIST) {
+            const long taken = detail::interface_index(name);
+            if (taken < 0)
+                throw error(step::create_link, static_cast<int>(-taken), name, "looking up whether the name is taken");
+            const bool host_name_taken = taken > 0;
+            if (host_name_taken && options.host_name.empty()) continue;
+            if (!host_name_taken)
+                throw error(step::create_link, EEXIST, options.container_name,
+                            "the sandbox's namespace already has an interface with this name");
+        }
+        if (created < 0)
+            throw error(step::create_link, static_cast<int>(-created), name,
+                        detail::create_link_reason(created, netlink.last_message()));
+        pair.info_.host_name = name;
+        pair.info_.host_address = host_address;
+        pair.info_.container_address = container_address;
+        break;
+    }
+    if (created < 0)
+        throw error(step::create_link, EADDRNOTAVAIL, options.pool.to_string(),
+                    "no free /30 left in the address pool");
+
+    const long index = detail::interface_index(pair.info_.host_name);
+    if (index <= 0) {
+        detail::delete_link_by_name(netlink, pair.info_.host_name);
+        throw error(step::create_link, index < 0 ? static_cast<int>(-index) : ENODEV, pair.info_.host_name,
+                    index < 0 ? "looking up the new link's index" : "the new link vanished");
+    }
+    pair.info_.host_index = static_cast<int>(index);
+    pair.host_ = link::adopt(std::move(netlink), static_cast<int>(index), pair.info_.host_name);
+    configure_interface(pair.info_.host_name, pair.info_.host_address, std::nullopt, options.mtu);
+    return pair;
+}
+
+}  // namespace ctr::net

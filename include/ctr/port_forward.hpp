@@ -1,0 +1,833 @@
+#pragma once
+// ctr::net::port_forwarder: publishes ports of a sandbox on the caller's
+// network namespace by relaying in user space, as docker-proxy and
+// rootlesskit's builtin port driver do. It needs no privilege, no iptables
+// and no route into the sandbox beyond the address it connects to.
+
+#include <ctr/detail/syscall.hpp>
+#include <ctr/error.hpp>
+#include <ctr/ip_address.hpp>
+#include <ctr/unique_fd.hpp>
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <atomic>
+#include <charconv>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace ctr::net {
+
+enum class protocol : std::uint8_t { tcp, udp };
+
+constexpr std::string_view to_string(protocol p) noexcept { return p == protocol::udp ? "udp" : "tcp"; }
+
+// One published port: the host side (address, port, protocol) and the port
+// inside the sandbox it leads to.
+struct port_mapping {
+    protocol proto = protocol::tcp;
+    ipv4_address host_address{};  // where to listen; 0.0.0.0 is every address of the caller's network namespace
+    std::uint16_t host_port = 0;  // 0: the kernel picks one (port_forwarder::host_port tells which)
+    std::uint16_t container_port = 0;
+
+    // Docker's -p syntax: "[[IP:]HOSTPORT:]CONTAINERPORT[/tcp|/udp]", e.g.
+    // "8080:80", "127.0.0.1:5353:53/udp", "127.0.0.1::80" or "80" (the
+    // kernel picks the host port). Port ranges and IPv6 are not supported.
+    // Bad text throws ctr::error(step::prepare, EINVAL) naming the text and
+    // what is wrong with it.
+    static port_mapping parse(std::string_view text);
+
+    // "0.0.0.0:8080->80/tcp", as `docker ps` shows it.
+    std::string to_string() const {
+        return host_address.to_string() + ":" + std::to_string(host_port) + "->" + std::to_string(container_port) +
+               "/" + std::string(net::to_string(proto));
+    }
+    // "0.0.0.0:8080/tcp": the host side alone, as errors name it.
+    std::string host_side() const {
+        return host_address.to_string() + ":" + std::to_string(host_port) + "/" + std::string(net::to_string(proto));
+    }
+
+    friend bool operator==(const port_mapping&, const port_mapping&) = default;
+};
+
+inline port_mapping port_mapping::parse(std::string_view text) {
+    const auto fail = [text](std::string_view why) { return error(step::prepare, EINVAL, std::string(text), why); };
+    if (text.empty()) throw fail("empty; expected [[IP:]HOSTPORT:]CONTAINERPORT[/tcp|/udp]");
+
+    port_mapping out;
+    std::string_view rest = text;
+    if (const auto slash = rest.rfind('/'); slash != std::string_view::npos) {
+        const auto name = rest.substr(slash + 1);
+        if (name == "tcp") out.proto = protocol::tcp;
+        else if (name == "udp") out.proto = protocol::udp;
+        else throw fail("the protocol after '/' must be tcp or udp");
+        rest = rest.substr(0, slash);
+    }
+    if (rest.find('[') != std::string_view::npos || std::count(rest.begin(), rest.end(), ':') > 2)
+        throw fail("IPv6 addresses are not supported");
+    if (rest.find('-') != std::string_view::npos) throw fail("port ranges are not supported");
+
+    // Fields from the right: the container port, then the host port, then the address.
+    std::string_view fields[3];
+    std::size_t count = 0;
+    for (;;) {
+        const auto colon = rest.rfind(':');
+        if (colon == std::string_view::npos) {
+            fields[count++] = rest;
+            break;
+        }
+        fields[count++] = rest.substr(colon + 1);
+        rest = rest.substr(0, colon);
+    }
+
+    // A port is 1 to 5 digits and at most 65535; a sign, spaces or a name are errors.
+    const auto port = [&](std::string_view field, std::string_view which, bool zero_allowed) -> std::uint16_t {
+        unsigned value = 0;
+        const bool digits_only = !field.empty() && field.size() <= 5 &&
+                                 std::all_of(field.begin(), field.end(), [](char c) { return c >= '0' && c <= '9'; });
+        if (digits_only) std::from_chars(field.data(), field.data() + field.size(), value);
+        if (!digits_only || value > 65535 || (value == 0 && !zero_allowed))
+            throw fail(std::string(which) + (zero_allowed ? " must be a number from 0 to 65535"
+                                                          : " must be a number from 1 to 65535"));
+        return static_cast<std::uint16_t>(value);
+    };
+
+    out.container_port = port(fields[0], "the container port", false);
+    if (count >= 2) {
+        // An empty host port after an address ("127.0.0.1::80") asks for any port, as in Docker.
+        if (fields[1].empty() && count == 2) throw fail("the host port is empty");
+        out.host_port = fields[1].empty() ? 0 : port(fields[1], "the host port", true);
+    }
+    if (count == 3) {
+        try {
+            out.host_address = ipv4_address::parse(fields[2]);
+        } catch (const error&) {
+            throw fail("'" + std::string(fields[2]) + "' is not an IPv4 address like 127.0.0.1");
+        }
+    }
+    return out;
+}
+
+struct port_forward_options {
+    // A UDP client's session (its socket towards the sandbox) ends after this
+    // long without a datagram either way: UDP has no end of its own.
+    std::chrono::milliseconds udp_idle_timeout{60'000};
+    // Bytes held per TCP connection in each direction. A side is not read
+    // while the buffer it fills is full, so a slow reader slows its writer
+    // (through TCP's own flow control) instead of growing memory.
+    std::size_t tcp_buffer_size = 64 * 1024;
+    int listen_backlog = 128;
+};
+
+// What the relay has done so far, for tests and diagnostics.
+struct port_forward_stats {
+    std::uint64_t tcp_connections = 0;       // accepted on a host port
+    std::uint64_t tcp_connect_failures = 0;  // connections to the target that failed; their client was reset
+    std::uint64_t tcp_open = 0;              // connections being relayed now
+    std::uint64_t udp_sessions = 0;          // UDP sessions opened (one per client address while active)
+    std::uint64_t udp_open = 0;              // UDP sessions open now
+    std::uint64_t bytes_to_container = 0;
+    std::uint64_t bytes_from_container = 0;
+    int loop_error = 0;                      // the errno the relay loop stopped on; 0 while it runs
+};
+
+}  // namespace ctr::net
+
+namespace ctr::net::detail {
+
+namespace sys = ctr::detail::sys;
+
+inline sockaddr_in to_sockaddr(net::ipv4_address address, std::uint16_t port) noexcept {
+    sockaddr_in out{};
+    out.sin_family = AF_INET;
+    out.sin_port = htons(port);
+    out.sin_addr = address.to_in_addr();
+    return out;
+}
+
+// A bound (and for TCP listening) socket for the host side of `m`; throws
+// ctr::error(step::publish_port) naming the host side and the call.
+inline unique_fd open_host_socket(const net::port_mapping& m, int backlog, std::uint16_t& bound_port) {
+    const bool tcp = m.proto == net::protocol::tcp;
+    const auto fail = [&m](long r, std::string_view call) {
+        return error(step::publish_port, static_cast<int>(-r), m.host_side(), call);
+    };
+    const long s = sys::socket(AF_INET, (tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (s < 0) throw fail(s, "socket");
+    unique_fd fd(static_cast<int>(s));
+    if (tcp) {
+        // Lets a forwarder bind a port again while the connections of an
+        // earlier one linger in TIME_WAIT. It does not let two listeners
+        // share a port (that is SO_REUSEPORT), so a busy port still fails.
+        // UDP has no TIME_WAIT, and there SO_REUSEADDR would share the port.
+        const int one = 1;
+        if (const long r = sys::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one); r < 0)
+            throw fail(r, "setsockopt SO_REUSEADDR");
+    }
+    const sockaddr_in address = to_sockaddr(m.host_address, m.host_port);
+    if (const long r = sys::bind(fd.get(), &address, sizeof address); r < 0) throw fail(r, "bind");
+    if (tcp) {
+        if (const long r = sys::listen(fd.get(), backlog); r < 0) throw fail(r, "listen");
+    }
+    sockaddr_in bound{};
+    unsigned length = sizeof bound;
+    if (const long r = sys::getsockname(fd.get(), &bound, &length); r < 0) throw fail(r, "getsockname");
+    bound_port = ntohs(bound.sin_port);
+    return fd;
+}
+
+// The relay: every socket of one port_forwarder and the epoll loop that
+// moves their bytes. After start, only the relay thread touches it, except
+// for the atomics (the stop flag and the counters) and the wake-up eventfd.
+class port_relay {
+public:
+    struct host_socket {
+        net::port_mapping mapping;  // with the bound host port
+        unique_fd fd;
+        std::uint32_t watched = 0;  // the epoll events registered for it; 0: not registered
+        // UDP: the session of each client, by address (see client_key).
+        std::unordered_map<std::uint64_t, std::uint64_t> udp_clients{};
+    };
+
+    port_relay(std::vector<host_socket> hosts, const net::port_forward_options& options)
+        : hosts_(std::move(hosts)),
+          buffer_size_(options.tcp_buffer_size),
+          udp_idle_timeout_(options.udp_idle_timeout),
+          sweep_interval_(std::clamp<clock::duration>(options.udp_idle_timeout / 4, std::chrono::milliseconds(10),
+                                                      std::chrono::seconds(1))) {}
+
+    // Makes the epoll instance and the wake-up eventfd and registers the
+    // host sockets: everything that can fail before the thread starts.
+    void prepare(net::ipv4_address target) {
+        target_ = target;
+        const auto fail = [](long r, std::string_view call) {
+            return error(step::publish_port, static_cast<int>(-r), {}, call);
+        };
+        const long ep = sys::epoll_create1(EPOLL_CLOEXEC);
+        if (ep < 0) throw fail(ep, "epoll_create1");
+        epoll_.reset(static_cast<int>(ep));
+        // Non-blocking so that draining it never stalls the loop.
+        const long ev = sys::eventfd2(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (ev < 0) throw fail(ev, "eventfd2");
+        wake_.reset(static_cast<int>(ev));
+        std::uint32_t wake_watched = 0;
+        if (const long r = watch(wake_.get(), token(kind::wake, 0), wake_watched, EPOLLIN); r < 0)
+            throw fail(r, "epoll_ctl");
+        for (std::size_t i = 0; i < hosts_.size(); ++i) {
+            hosts_[i].watched = 0;  // a new epoll set: nothing is registered in it yet
+            if (const long r = watch(hosts_[i].fd.get(), token(kind::host, i), hosts_[i].watched, EPOLLIN); r < 0)
+                throw fail(r, "epoll_ctl");
+            if (hosts_[i].mapping.proto == net::protocol::udp && !datagram_)
+                datagram_ = std::make_unique_for_overwrite<char[]>(datagram_size);
+        }
+    }
+
+    // The relay thread's body. Nothing escapes it: an exception leaving a
+    // std::thread would terminate the whole process.
+    void run() noexcept {
+        try {
+            loop();
+        } catch (...) {
+            loop_error_.store(ENOMEM, std::memory_order_relaxed);
+        }
+        // A loop that failed closes every connection and host socket, so that
+        // clients see resets and refusals instead of a silent hang. The epoll
+        // and eventfd stay: the owner may still be writing to the eventfd.
+        if (loop_error_.load(std::memory_order_relaxed) != 0) drop_connections();
+    }
+
+    // From the owner's thread: ends run() soon. The eventfd wakes the loop at
+    // once; should that write fail, the loop still sees the flag within its
+    // longest wait (max_wait).
+    void request_stop() noexcept {
+        stop_.store(true, std::memory_order_release);
+        const std::uint64_t one = 1;
+        (void)sys::write(wake_.get(), &one, sizeof one);
+    }
+
+    // Closes every socket. Only once the thread has ended (or never started).
+    void close_all() noexcept {
+        drop_connections();
+        wake_.reset();
+        epoll_.reset();
+        closed_ = true;
+    }
+    bool closed() const noexcept { return closed_; }
+
+    int loop_error() const noexcept { return loop_error_.load(std::memory_order_relaxed); }
+
+    net::port_forward_stats stats() const noexcept {
+        constexpr auto relaxed = std::memory_order_relaxed;
+        return {tcp_connections_.load(relaxed), tcp_connect_failures_.load(relaxed), tcp_open_.load(relaxed),
+                udp_sessions_.load(relaxed),    udp_open_.load(relaxed),             bytes_to_.load(relaxed),
+                bytes_from_.load(relaxed),      loop_error_.load(relaxed)};
+    }
+
+private:
+    using clock = std::chrono::steady_clock;
+
+    // What an epoll event is about, packed with an id into its 64-bit token.
+    // Ids are never reused, so an event for a connection closed earlier in
+    // the same batch finds nothing instead of another connection.
+    enum class kind : std::uint64_t { wake, host, client, server, udp_session };
+    static constexpr std::uint64_t token(kind k, std::uint64_t id) noexcept {
+        return id << 3 | static_cast<std::uint64_t>(k);
+    }
+
+    static constexpr int batch = 64;                      // events per wait; accepts and datagrams per event
+    static constexpr std::size_t datagram_size = 65536;   // more than the largest UDP payload over IPv4
+    static constexpr auto max_wait = std::chrono::seconds(1);
+    static constexpr auto accept_pause = std::chrono::milliseconds(100);
+
+    // One direction of a TCP connection: bytes read from one side and not
+    // yet written to the other.
+    struct tcp_buffer {
+        std::unique_ptr<char[]> bytes;
+        std::size_t begin = 0;
+        std::size_t end = 0;
+        bool eof = false;   // the side it is read from has sent its FIN
+        bool shut = false;  // and that FIN was passed on: shutdown(SHUT_WR) of the other side
+        std::size_t size() const noexcept { return end - begin; }
+    };
+    struct tcp_link {
+        unique_fd client;  // accepted on the host port
+        unique_fd server;  // towards the target
+        bool connecting = false;
+        tcp_buffer up;    // client to server
+        tcp_buffer down;  // server to client
+        std::uint32_t client_watched = 0;
+        std::uint32_t server_watched = 0;
+    };
+    struct udp_session {
+        std::size_t host = 0;  // index into hosts_
+        sockaddr_in client{};
+        unique_fd fd;  // connected to target:container_port
+        std::uint32_t watched = 0;
+        clock::time_point last_active{};
+    };
+    using link_iterator = std::unordered_map<std::uint64_t, tcp_link>::iterator;
+
+    // Makes the epoll interest of `fd` `wanted` (level-triggered). An fd that
+    // wants nothing is taken out rather than left with an empty mask: a
+    // hung-up socket is reported (EPOLLHUP) on every wait whatever its mask.
+    long watch(int fd, std::uint64_t tok, std::uint32_t& current, std::uint32_t wanted) noexcept {
+        if (current == wanted) return 0;
+        epoll_event event{};
+        event.events = wanted;
+        event.data.u64 = tok;
+        const int op = wanted == 0 ? EPOLL_CTL_DEL : current == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
+        const long r = sys::epoll_ctl(epoll_.get(), op, fd, &event);
+        if (r >= 0) current = wanted;
+        return r;
+    }
+
+    void loop() {
+        epoll_event events[batch];
+        while (!stop_.load(std::memory_order_acquire)) {
+            const long n = sys::epoll_wait(epoll_.get(), events, batch, wait_ms());
+            if (n == -EINTR) continue;
+            if (n < 0) {
+                loop_error_.store(static_cast<int>(-n), std::memory_order_relaxed);
+                return;
+            }
+            now_ = clock::now();
+            for (long i = 0; i < n; ++i) {
+                try {
+                    dispatch(events[i].data.u64, events[i].events);
+                } catch (...) {
+                    // Out of memory while opening one connection or session:
+                    // it was not made (its sockets closed as the exception
+                    // left), and the others go on.
+                }
+            }
+            now_ = clock::now();
+            if (!sessions_.empty() && now_ >= next_sweep_) expire_sessions();
+            if (accept_paused_ && now_ >= accept_resume_) resume_accepting();
+        }
+    }
+
+    int wait_ms() const noexcept {
+        const auto now = clock::now();
+        auto deadline = now + max_wait;
+        if (!sessions_.empty()) deadline = std::min(deadline, next_sweep_);
+        if (accept_paused_) deadline = std::min(deadline, accept_resume_);
+        if (deadline <= now) return 0;
+        return static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(deadline - now).count());
+    }
+
+    void dispatch(std::uint64_t tok, std::uint32_t events) {
+        const std::uint64_t id = tok >> 3;
+        switch (static_cast<kind>(tok & 7)) {
+            case kind::wake: {
+                std::uint64_t count = 0;
+                (void)sys::read(wake_.get(), &count, sizeof count);
+                return;  // the loop looks at the stop flag next
+            }
+            case kind::host:
+                if (hosts_[id].mapping.proto == net::protocol::tcp) accept_clients(id);
+                else from_udp_client(id);
+                return;
+            case kind::client: on_link(id, false, events); return;
+            case kind::server: on_link(id, true, events); return;
+            case kind::udp_session: from_udp_target(id); return;
+        }
+    }
+
+    // ---- TCP ----
+
+    void accept_clients(std::size_t host) {
+        for (int i = 0; i < batch; ++i) {
+            const long fd = sys::accept4(hosts_[host].fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+            if (fd >= 0) {
+                open_link(host, unique_fd(static_cast<int>(fd)));
+                continue;
+            }
+            switch (-fd) {
+                case EAGAIN: return;
+                // Errors of one connection that was aborted or refused on its
+                // way in (accept(2) lists the network errors as such): the
+                // next one may be fine.
+                case EINTR: case ECONNABORTED: case EPROTO: case EPERM: case ENETDOWN: case ENOPROTOOPT:
+                case EHOSTDOWN: case ENONET: case EHOSTUNREACH: case EOPNOTSUPP: case ENETUNREACH: case ETIMEDOUT:
+                    continue;
+                default:
+                    // Out of fds or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM) or
+                    // an error we do not know: the listener would stay readable
+                    // and spin the loop, so stop accepting for a moment. The
+                    // connections wait in the backlog meanwhile.
+                    pause_accepting();
+                    return;
+            }
+        }
+    }
+
+    void pause_accepting() noexcept {
+        for (std::size_t i = 0; i < hosts_.size(); ++i)
+            if (hosts_[i].mapping.proto == net::protocol::tcp)
+                (void)watch(hosts_[i].fd.get(), token(kind::host, i), hosts_[i].watched, 0);
+        accept_paused_ = true;
+        accept_resume_ = now_ + accept_pause;
+    }
+    void resume_accepting() noexcept {
+        bool all = true;
+        for (std::size_t i = 0; i < hosts_.size(); ++i)
+            if (hosts_[i].mapping.proto == net::protocol::tcp && hosts_[i].fd)
+                all = watch(hosts_[i].fd.get(), token(kind::host, i), hosts_[i].watched, EPOLLIN) >= 0 && all;
+        accept_paused_ = !all;
+        accept_resume_ = now_ + accept_pause;
+    }
+
+    // Sends a reset rather than a FIN when `fd` is closed: a client whose
+    // target cannot be reached, or whose other side broke, learns that the
+    // connection failed instead of reading a clean end of stream.
+    static void reset_on_close(const unique_fd& fd) noexcept {
+        if (!fd) return;
+        const linger hard_close{1, 0};
+        (void)sys::setsockopt(fd.get(), SOL_SOCKET, SO_LINGER, &hard_close, sizeof hard_close);
+    }
+
+    // The relay must not add Nagle's delay on top of the endpoints' own:
+    // what it reads is written on at once.
+    static void no_delay(int fd) noexcept {
+        const int one = 1;
+        (void)sys::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+
+    void open_link(std::size_t host, unique_fd client) {
+        tcp_connections_.fetch_add(1, std::memory_order_relaxed);
+        tcp_link link;
+        link.client = std::move(client);
+        const auto refuse = [&] {
+            tcp_connect_failures_.fetch_add(1, std::memory_order_relaxed);
+            reset_on_close(link.client);
+        };
+        const long s = sys::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (s < 0) return refuse();
+        link.server.reset(static_cast<int>(s));
+        no_delay(link.client.get());
+        no_delay(link.server.get());
+        // Non-blocking: a target that is slow to answer must not stall every
+        // other connection. Completion shows as writability, then SO_ERROR.
+        const sockaddr_in target = to_sockaddr(target_, hosts_[host].mapping.container_port);
+        const long r = sys::connect(link.server.get(), &target, sizeof target);
+        if (r < 0 && r != -EINPROGRESS) return refuse();
+        link.connecting = r < 0;
+        link.up.bytes = std::make_unique_for_overwrite<char[]>(buffer_size_);
+        link.down.bytes = std::make_unique_for_overwrite<char[]>(buffer_size_);
+        const auto it = links_.emplace(next_id_++, std::move(link)).first;
+        tcp_open_.fetch_add(1, std::memory_order_relaxed);
+        settle(it);
+    }
+
+    void on_link(std::uint64_t id, bool server_side, std::uint32_t events) noexcept {
+        const auto it = links_.find(id);
+        if (it == links_.end()) return;  // closed earlier in this batch
+        tcp_link& l = it->second;
+        if (server_side && l.connecting) {
+            int failure = 0;
+            unsigned length = sizeof failure;
+            if (const long r = sys::getsockopt(l.server.get(), SOL_SOCKET, SO_ERROR, &failure, &length); r < 0)
+                failure = static_cast<int>(-r);
+            if (failure != 0) {
+                tcp_connect_failures_.fetch_add(1, std::memory_order_relaxed);
+                return abort_link(it);
+            }
+            l.connecting = false;
+            events = EPOLLOUT;  // pass on what the client sent meanwhile
+        }
+        const int from = server_side ? l.server.get() : l.client.get();
+        const int to = server_side ? l.client.get() : l.server.get();
+        tcp_buffer& inbound = server_side ? l.down : l.up;    // read from this side
+        tcp_buffer& outbound = server_side ? l.up : l.down;   // written to this side
+        auto& in_count = server_side ? bytes_from_ : bytes_to_;
+        auto& out_count = server_side ? bytes_to_ : bytes_from_;
+        bool ok = true;
+        // An error or hang-up is found by the read (or below, the write)
+        // that it makes fail.
+        if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) ok = pull(from, inbound);
+        if (ok && (events & EPOLLOUT)) ok = push(from, outbound, out_count);
+        // What was just read goes on at once, saving a round through epoll.
+        if (ok && !l.connecting) ok = push(to, inbound, in_count);
+        if (!ok) return abort_link(it);
+        settle(it);
+    }
+
+    // Reads from `fd` until it has nothing more, the buffer is full or the
+    // side sends its FIN. False when the socket failed (a reset).
+    bool pull(int fd, tcp_buffer& b) const noexcept {
+        if (b.end == buffer_size_ && b.begin > 0) {
+            std::memmove(b.bytes.get(), b.bytes.get() + b.begin, b.size());
+            b.end -= b.begin;
+            b.begin = 0;
+        }
+        while (!b.eof && b.end < buffer_size_) {
+            const long n = sys::recvfrom(fd, b.bytes.get() + b.end, buffer_size_ - b.end, 0, nullptr, nullptr);
+            if (n > 0) b.end += static_cast<std::size_t>(n);
+            else if (n == 0) b.eof = true;
+            else if (n != -EINTR) return n == -EAGAIN;
+        }
+        return true;
+    }
+
+    // Writes what `b` holds to `fd` until the socket takes no more, then
+    // passes a FIN on (half-close: the other direction keeps flowing). False
+    // when the socket failed (the peer is gone).
+    static bool push(int fd, tcp_buffer& b, std::atomic<std::uint64_t>& count) noexcept {
+        while (b.size() > 0) {
+            // MSG_NOSIGNAL: writing to a peer that has gone must not raise
+            // SIGPIPE, whose default action would end the whole process.
+            const long n = sys::sendto(fd, b.bytes.get() + b.begin, b.size(), MSG_NOSIGNAL, nullptr, 0);
+            if (n > 0) {
+                b.begin += static_cast<std::size_t>(n);
+                count.fetch_add(static_cast<std::uint64_t>(n), std::memory_order_relaxed);
+            } else if (n == -EAGAIN || n == 0) {
+                return true;
+            } else if (n != -EINTR) {
+                return false;
+            }
+        }
+        b.begin = b.end = 0;
+        if (b.eof && !b.shut) {
+            if (sys::shutdown(fd, SHUT_WR) < 0) return false;
+            b.shut = true;
+        }
+        return true;
+    }
+
+    // After every event of a link: closes it when both directions have ended,
+    // else asks epoll for exactly what can make progress. A side is read only
+    // while its buffer has room, and watched for writing only while there is
+    // something to write to it.
+    void settle(link_iterator it) noexcept {
+        tcp_link& l = it->second;
+        if (l.up.shut && l.down.shut) return close_link(it);
+        constexpr std::uint32_t in = EPOLLIN, out = EPOLLOUT, none = 0;
+        const auto readable = [this](const tcp_buffer& b) { return !b.eof && b.size() < buffer_size_ ? in : none; };
+        const auto writable = [](const tcp_buffer& b) { return b.size() > 0 ? out : none; };
+        const std::uint32_t client_wants = readable(l.up) | writable(l.down);
+        const std::uint32_t server_wants = l.connecting ? out : readable(l.down) | writable(l.up);
+        if (watch(l.client.get(), token(kind::client, it->first), l.client_watched, client_wants) < 0 ||
+            watch(l.server.get(), token(kind::server, it->first), l.server_watched, server_wants) < 0)
+            abort_link(it);
+    }
+
+    void abort_link(link_iterator it) noexcept {
+        reset_on_close(it->second.client);
+        reset_on_close(it->second.server);
+        close_link(it);
+    }
+    // Closing the fds also takes them out of the epoll set.
+    void close_link(link_iterator it) noexcept {
+        links_.erase(it);
+        tcp_open_.fetch_sub(1, std::memory_order_relaxed);
+    }
+
+    // ---- UDP ----
+
+    static std::uint64_t client_key(const sockaddr_in& a) noexcept {
+        return std::uint64_t{ntohl(a.sin_addr.s_addr)} << 16 | ntohs(a.sin_port);
+    }
+
+    void from_udp_client(std::size_t host) {
+        for (int i = 0; i < batch; ++i) {
+            sockaddr_in from{};
+            unsigned length = sizeof from;
+            const long n = sys::recvfrom(hosts_[host].fd.get(), datagram_.get(), datagram_size, 0, &from, &length);
+            if (n == -EINTR) continue;
+            if (n < 0) return;  // EAGAIN: drained
+            udp_session* s = session_for(host, from);
+            if (!s) continue;  // no socket to be had for it now: dropped, as UDP may
+            long sent = send_datagram(s->fd.get(), static_cast<std::size_t>(n));
+            // An ICMP port-unreachable that answered an earlier datagram is
+            // reported by the next send, which it fails; the datagram is not
+            // lost for it when the target has started listening since.
+            if (sent == -ECONNREFUSED) sent = send_datagram(s->fd.get(), static_cast<std::size_t>(n));
+            if (sent >= 0) {
+                bytes_to_.fetch_add(static_cast<std::uint64_t>(n), std::memory_order_relaxed);
+                s->last_active = now_;
+            }
+        }
+    }
+
+    long send_datagram(int fd, std::size_t size, const sockaddr_in* to = nullptr) const noexcept {
+        // MSG_DONTWAIT: a full send buffer drops the datagram rather than
+        // stalling the loop.
+        return sys::sendto(fd, datagram_.get(), size, MSG_NOSIGNAL | MSG_DONTWAIT, to,
+                           to ? sizeof *to : 0);
+    }
+
+    // The session of a client address, opened on its first datagram: a
+    // socket connected to the target, so that the target's replies can be
+    // told apart per client and sent back from the host port.
+    udp_session* session_for(std::size_t host, const sockaddr_in& client) {
+        auto& clients = hosts_[host].udp_clients;
+        const std::uint64_t key = client_key(client);
+        if (const auto found = clients.find(key); found != clients.end()) return &sessions_.at(found->second);
+
+        const long s = sys::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (s < 0) return nullptr;
+        udp_session session{host, client, unique_fd(static_cast<int>(s)), 0, now_};
+        const sockaddr_in target = to_sockaddr(target_, hosts_[host].mapping.container_port);
+        if (sys::connect(session.fd.get(), &target, sizeof target) < 0) return nullptr;
+        const std::uint64_t id = next_id_++;
+        if (watch(session.fd.get(), token(kind::udp_session, id), session.watched, EPOLLIN) < 0) return nullptr;
+        if (sessions_.empty()) next_sweep_ = now_ + sweep_interval_;
+        const auto it = sessions_.emplace(id, std::move(session)).first;
+        try {
+            clients.emplace(key, id);
+        } catch (...) {
+            sessions_.erase(it);
+            throw;
+        }
+        udp_sessions_.fetch_add(1, std::memory_order_relaxed);
+        udp_open_.fetch_add(1, std::memory_order_relaxed);
+        return &it->second;
+    }
+
+    void from_udp_target(std::uint64_t id) noexcept {
+        const auto it = sessions_.find(id);
+        if (it == sessions_.end()) return;
+        udp_session& s = it->second;
+        for (int i = 0; i < batch; ++i) {
+            const long n = sys::recvfrom(s.fd.get(), datagram_.get(), datagram_size, 0, nullptr, nullptr);
+            // ECONNREFUSED: an ICMP error from the target, which has nothing
+            // for the client; it finds out by its own timeout, as with any
+            // datagram lost.
+            if (n == -EINTR || n == -ECONNREFUSED) continue;
+            if (n < 0) return;
+            // Sent from the host socket, so the client sees the reply come
+            // from the address and port it sent to.
+            if (send_datagram(hosts_[s.host].fd.get(), static_cast<std::size_t>(n), &s.client) >= 0) {
+                bytes_from_.fetch_add(static_cast<std::uint64_t>(n), std::memory_order_relaxed);
+                s.last_active = now_;
+            }
+        }
+    }
+
+    void expire_sessions() noexcept {
+        for (auto it = sessions_.begin(); it != sessions_.end();) {
+            if (now_ - it->second.last_active < udp_idle_timeout_) {
+                ++it;
+                continue;
+            }
+            hosts_[it->second.host].udp_clients.erase(client_key(it->second.client));
+            it = sessions_.erase(it);
+            udp_open_.fetch_sub(1, std::memory_order_relaxed);
+        }
+        next_sweep_ = now_ + sweep_interval_;
+    }
+
+    void drop_connections() noexcept {
+        links_.clear();
+        sessions_.clear();
+        tcp_open_.store(0, std::memory_order_relaxed);
+        udp_open_.store(0, std::memory_order_relaxed);
+        for (auto& h : hosts_) {
+            h.udp_clients.clear();
+            h.fd.reset();
+            h.watched = 0;
+        }
+    }
+
+    std::vector<host_socket> hosts_;
+    std::size_t buffer_size_;
+    clock::duration udp_idle_timeout_;
+    clock::duration sweep_interval_;
+    net::ipv4_address target_{};
+    unique_fd epoll_;
+    unique_fd wake_;
+    std::unique_ptr<char[]> datagram_;
+    std::unordered_map<std::uint64_t, tcp_link> links_;
+    std::unordered_map<std::uint64_t, udp_session> sessions_;
+    std::uint64_t next_id_ = 0;
+    clock::time_point now_ = clock::now();
+    clock::time_point next_sweep_{};
+    clock::time_point accept_resume_{};
+    bool accept_paused_ = false;
+    bool closed_ = false;
+
+    std::atomic<bool> stop_{false};
+    std::atomic<int> loop_error_{0};
+    std::atomic<std::uint64_t> tcp_connections_{0};
+    std::atomic<std::uint64_t> tcp_connect_failures_{0};
+    std::atomic<std::uint64_t> tcp_open_{0};
+    std::atomic<std::uint64_t> udp_sessions_{0};
+    std::atomic<std::uint64_t> udp_open_{0};
+    std::atomic<std::uint64_t> bytes_to_{0};
+    std::atomic<std::uint64_t> bytes_from_{0};
+};
+
+}  // namespace ctr::net::detail
+
+namespace ctr::net {
+
+// Publishes ports: listens on host ports in the caller's network namespace
+// and relays each TCP connection and UDP client to a target address (the
+// sandbox's) on one thread of its own. Move-only; the destructor stops the
+// thread and closes every socket.
+class port_forwarder {
+public:
+    // Binds (and for TCP listens on) every mapping now, so that a busy port
+    // fails before anything is started: ctr::error(step::publish_port,
+    // EADDRINUSE, "0.0.0.0:8080/tcp"). Nothing is left open on failure.
+    explicit port_forwarder(std::vector<port_mapping> mappings, const port_forward_options& options = {}) {
+        if (options.tcp_buffer_size == 0)
+            throw error(step::prepare, EINVAL, "tcp_buffer_size", "a connection needs room for at least one byte");
+        if (options.udp_idle_timeout <= std::chrono::milliseconds::zero())
+            throw error(step::prepare, EINVAL, "udp_idle_timeout", "must be positive");
+        for (const auto& m : mappings)
+            if (m.container_port == 0) throw error(step::prepare, EINVAL, m.to_string(), "the container port is 0");
+        std::vector<detail::port_relay::host_socket> hosts;
+        hosts.reserve(mappings.size());
+        for (auto& m : mappings) {
+            std::uint16_t bound = 0;
+            unique_fd fd = detail::open_host_socket(m, options.listen_backlog, bound);
+            m.host_port = bound;
+            hosts.push_back({m, std::move(fd)});
+        }
+        relay_ = std::make_unique<detail::port_relay>(std::move(hosts), options);
+        mappings_ = std::move(mappings);
+    }
+
+    port_forwarder(port_forwarder&&) noexcept = default;
+    port_forwarder& operator=(port_forwarder&& other) noexcept {
+        if (this != &other) {
+            stop();
+            mappings_ = std::move(other.mappings_);
+            relay_ = std::move(other.relay_);
+            thread_ = std::move(other.thread_);
+            started_ = other.started_;
+        }
+        return *this;
+    }
+    port_forwarder(const port_forwarder&) = delete;
+    port_forwarder& operator=(const port_forwarder&) = delete;
+
+    // Stops the relay thread and closes every socket; noexcept and bounded:
+    // the loop wakes on an eventfd, or within a second should that fail.
+    ~port_forwarder() { stop(); }
+
+    // Starts relaying to `target` (the sandbox's address): each TCP
+    // connection accepted on a host port gets a connection of its own to
+    // target:container_port; each UDP client address gets a session.
+    // A second call is an error (step::prepare, EALREADY).
+    void start(ipv4_address target) {
+        if (!relay_ || relay_->closed())
+            throw error(step::prepare, EBADF, {}, "the port forwarder is closed or was moved from");
+        if (started_) throw error(step::prepare, EALREADY, {}, "the port forwarder was started already");
+        relay_->prepare(target);
+
+        // The relay thread takes no signals: the application's handlers, and
+        // its signalfd or sigwait, expect them on its own threads. It gets
+        // its mask from this thread at creation, so block here for the
+        // moment. glibc's internal signals 32 (cancellation) and 33 (setxid)
+        // stay open: a set*id() call elsewhere in the process signals every
+        // thread and waits for each.
+        const unsigned long all_but_glibc = ~((1UL << (32 - 1)) | (1UL << (33 - 1)));
+        unsigned long previous = 0;
+        if (const long r = ctr::detail::sys::rt_sigprocmask(SIG_SETMASK, &all_but_glibc, &previous); r < 0)
+            throw error(step::publish_port, static_cast<int>(-r), {}, "block signals for the relay thread");
+        int failure = 0;
+        try {
+            thread_ = std::thread([relay = relay_.get()] { relay->run(); });
+        } catch (const std::system_error& e) {
+            failure = e.code().value();
+        }
+        // Straight to the kernel, as in clone.hpp: restoring a mask the
+        // kernel just gave us cannot fail, and an injected fault is not for it.
+        ctr::detail::raw::call(SYS_rt_sigprocmask, SIG_SETMASK, &previous, nullptr,
+                               ctr::detail::sys::kernel_sigset_size);
+        if (failure != 0) throw error(step::publish_port, failure, {}, "start the relay thread");
+        started_ = true;
+    }
+
+    // The host port of mapping `index`: the one asked for, or the one the
+    // kernel picked for host_port 0. std::out_of_range past the end.
+    std::uint16_t host_port(std::size_t index) const { return mappings_.at(index).host_port; }
+    // The mappings with their bound host ports.
+    const std::vector<port_mapping>& mappings() const noexcept { return mappings_; }
+
+    port_forward_stats stats() const noexcept { return relay_ ? relay_->stats() : port_forward_stats{}; }
+
+    // What the destructor does, reporting what it would swallow: a relay
+    // loop that stopped on an error (ctr::error(step::publish_port)), after
+    // which nothing was being relayed.
+    void close() {
+        stop();
+        if (!relay_ || relay_->closed()) return;
+        const int failure = relay_->loop_error();
+        relay_->close_all();
+        if (failure != 0) throw error(step::publish_port, failure, {}, "the relay loop stopped");
+    }
+
+private:
+    void stop() noexcept {
+        if (thread_.joinable()) {
+            relay_->request_stop();
+            thread_.join();
+        }
+    }
+
+    std::vector<port_mapping> mappings_;
+    // On the heap so that the thread's pointer survives moves of the forwarder.
+    std::unique_ptr<detail::port_relay> relay_;
+    std::thread thread_;
+    bool started_ = false;
+};
+
+}  // namespace ctr::net

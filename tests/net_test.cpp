@@ -1,0 +1,311 @@
+// Networking: veth pairs made by spawn (options::network), the
+// addresses and routes the sandbox sees, traffic both ways, cleanup, errors.
+// Everything runs in the network namespace the test main made, which plays
+// the host: no packet reaches a real interface.
+#include "support.hpp"
+
+#include <gtest/gtest.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <set>
+#include <string>
+#include <thread>
+
+namespace {
+
+using ctr::process::spawn;
+using ctr::process::stdio;
+using ctr_test::helper;
+
+void require_network_namespace() {
+    if (!ctr_test::private_network_namespace) GTEST_SKIP() << "the test main could not make a network namespace";
+}
+
+// Reads the child's stdout up to and including the first newline.
+std::string read_line(ctr::unique_fd& fd) {
+    std::string line;
+    char c = 0;
+    while (read(fd.get(), &c, 1) == 1) {
+        line += c;
+        if (c == '\n') break;
+    }
+    return line;
+}
+
+// Connects to address:port (retrying while the far end comes up), sends
+// `text`, half-closes and returns everything that comes back.
+std::string tcp_round_trip(const ctr::net::ipv4_address& address, int port, const std::string& text) {
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(static_cast<std::uint16_t>(port));
+    to.sin_addr = address.to_in_addr();
+    for (int attempt = 0; attempt < 100; ++attempt) {
+        const int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (connect(s, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0) {
+            close(s);
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+            continue;
+        }
+        EXPECT_EQ(write(s, text.data(), text.size()), static_cast<ssize_t>(text.size()));
+        shutdown(s, SHUT_WR);
+        std::string reply;
+        char buffer[4096];
+        for (ssize_t n; (n = read(s, buffer, sizeof buffer)) > 0;) reply.append(buffer, static_cast<std::size_t>(n));
+        close(s);
+        return reply;
+    }
+    ADD_FAILURE() << "could not connect to " << address.to_string() << ":" << port;
+    return {};
+}
+
+bool interface_exists(const std::string& name) { return ctr::net::detail::interface_index(name) > 0; }
+
+TEST(net, veth_gives_the_child_an_addressed_interface_and_a_default_route) {
+    require_network_namespace();
+    auto child = spawn(helper({"addresses"}), {.std_out = stdio::capture(), .network = ctr::net::veth{}});
+    ASSERT_NE(child.network(), nullptr);
+    const ctr::net::veth_info info = *child.network();
+    const auto r = child.wait();
+    ASSERT_EQ(r.exit_code, 0) << r.std_out;
+    EXPECT_EQ(info.container_name, "eth0");
+    EXPECT_EQ(info.host_address.prefix_length, 30);
+    EXPECT_TRUE(info.host_address.contains(info.container_address.address));
+    EXPECT_TRUE(ctr::net::veth{}.pool.contains(info.host_address.address)) << info.host_address.to_string();
+    EXPECT_NE(r.std_out.find("eth0 " + info.container_address.to_string() + " up"), std::string::npos) << r.std_out;
+    EXPECT_NE(r.std_out.find("lo 127.0.0.1/8 up"), std::string::npos) << r.std_out;
+    EXPECT_NE(r.std_out.find("default via " + info.host_address.address.to_string() + " dev eth0"), std::string::npos)
+        << r.std_out;
+}
+
+TEST(net, explicit_addresses_names_and_mtu_are_used_and_the_route_can_be_left_out) {
+    require_network_namespace();
+    auto child = spawn(helper({"addresses"}),
+                       {.std_out = stdio::capture(),
+                        .network = ctr::net::veth{.host_name = "ctr-test-a",
+                                                  .container_name = "inside0",
+                                                  .host_address = ctr::net::ipv4_interface::parse("10.77.0.1/24"),
+                                                  .container_address = ctr::net::ipv4_interface::parse("10.77.0.9/24"),
+                                                  .default_route = false,
+                                                  .mtu = 1400}});
+    EXPECT_TRUE(interface_exists("ctr-test-a"));
+    const auto r = child.wait();
+    ASSERT_EQ(r.exit_code, 0) << r.std_out;
+    EXPECT_NE(r.std_out.find("inside0 10.77.0.9/24 up mtu 1400"), std::string::npos) << r.std_out;
+    EXPECT_EQ(r.std_out.find("default via"), std::string::npos) << r.std_out;
+}
+
+TEST(net, the_host_reaches_a_server_inside_and_the_sandbox_reaches_the_host_end) {
+    require_network_namespace();
+    auto server = spawn(helper({"tcp-echo", "7000"}), {.std_out = stdio::pipe(), .network = ctr::net::veth{}});
+    ASSERT_EQ(read_line(server.std_out()), "listening\n");
+    const std::string payload(300000, 'x');
+    EXPECT_EQ(tcp_round_trip(server.network()->container_address.address, 7000, payload), payload);
+    EXPECT_EQ(server.wait().exit_code, 0);
+
+    // The other way: a server on the host side, reached through the gateway.
+    const int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in any{};
+    any.sin_family = AF_INET;
+    any.sin_port = htons(7001);
+    const int on = 1;
+    setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&any), sizeof any), 0) << std::strerror(errno);
+    ASSERT_EQ(listen(listener, 4), 0);
+    std::thread answer([&] {
+        const int c = accept(listener, nullptr, nullptr);
+        char buffer[64];
+        const ssize_t n = read(c, buffer, sizeof buffer);
+        const std::string reply = "host got " + std::string(buffer, n > 0 ? static_cast<std::size_t>(n) : 0);
+        EXPECT_GT(write(c, reply.data(), reply.size()), 0);
+        close(c);
+    });
+    auto client = spawn(helper({"tcp-send-gateway", "7001", "hi"}), {.std_out = stdio::capture(), .network = ctr::net::veth{}});
+    const auto r = client.wait();
+    answer.join();
+    close(listener);
+    EXPECT_EQ(r.exit_code, 0);
+    EXPECT_EQ(r.std_out, "host got hi");
+}
+
+TEST(net, the_host_end_goes_with_the_child_handle) {
+    require_network_namespace();
+    std::string name;
+    {
+        auto child = spawn(helper({"exit", "0"}), {.network = ctr::net::veth{}});
+        name = child.network()->host_name;
+        EXPECT_TRUE(interface_exists(name));
+        child.wait();
+    }
+    EXPECT_FALSE(interface_exists(name)) << name;
+    EXPECT_FALSE(ctr_test::has_children());
+}
+
+TEST(net, concurrent_launches_get_distinct_names_and_subnets) {
+    require_network_namespace();
+    constexpr int count = 6;
+    std::vector<ctr::process::child> children(count);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < count; ++i)
+        threads.emplace_back([&, i] { children[static_cast<std::size_t>(i)] = spawn(helper({"sleep", "10"}), {.network = ctr::net::veth{}}); });
+    for (auto& t : threads) t.join();
+    std::set<std::string> names, subnets;
+    for (auto& c : children) {
+        ASSERT_NE(c.network(), nullptr);
+        names.insert(c.network()->host_name);
+        subnets.insert(c.network()->host_address.network().to_string());
+    }
+    EXPECT_EQ(names.size(), static_cast<std::size_t>(count));
+    EXPECT_EQ(subnets.size(), static_cast<std::size_t>(count));
+}
+
+TEST(net, the_pool_skips_subnets_already_in_use_and_says_when_it_is_full) {
+    require_network_namespace();
+    // Slot 0 of 10.78.0.0/29 is taken by an address of this namespace.
+    auto first = spawn(helper({"sleep", "10"}),
+                       {.network = ctr::net::veth{.host_name = "ctr-test-b",
+                                                  .host_address = ctr::net::ipv4_interface::parse("10.78.0.1/30"),
+                                                  .container_address = ctr::net::ipv4_interface::parse("10.78.0.2/30")}});
+    const auto pool = ctr::net::ipv4_interface::parse("10.78.0.0/29");
+    auto second = spawn(helper({"sleep", "10"}), {.network = ctr::net::veth{.pool = pool}});
+    EXPECT_EQ(second.network()->host_address.to_string(), "10.78.0.5/30");
+    EXPECT_EQ(second.network()->container_address.to_string(), "10.78.0.6/30");
+    try {
+        spawn(helper({"sleep", "10"}), {.network = ctr::net::veth{.pool = pool}});
+        ADD_FAILURE() << "a full pool was accepted";
+    } catch (const ctr::error& e) {
+        EXPECT_EQ(e.step(), ctr::step::create_link);
+        EXPECT_EQ(e.code().value(), EADDRNOTAVAIL);
+        EXPECT_NE(std::string(e.what()).find("10.78.0.0/29"), std::string::npos) << e.what();
+    }
+    first.kill();
+    second.kill();
+    first.wait();
+    second.wait();
+    EXPECT_FALSE(ctr_test::has_children());
+}
+
+TEST(net, bad_options_are_refused_before_anything_starts) {
+    require_network_namespace();
+    const auto before = ctr_test::open_fds();
+    const auto refuses = [](const ctr::net::veth& v, const char* needle) {
+        try {
+            spawn(helper({"exit", "0"}), {.network = v});
+            ADD_FAILURE() << "accepted; expected: " << needle;
+        } catch (const ctr::error& e) {
+            EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+        }
+    };
+    using ctr::net::ipv4_interface;
+    refuses({.host_name = "a/b"}, "interface name");
+    refuses({.container_name = "much-too-long-name"}, "interface name");
+    refuses({.host_address = ipv4_interface::parse("10.79.0.1/30")}, "both veth addresses");
+    refuses({.host_address = ipv4_interface::parse("10.79.0.1/30"),
+             .container_address = ipv4_interface::parse("10.80.0.2/30")},
+            "not in the host end's subnet");
+    refuses({.host_name = "lo"}, "an interface with this name exists");
+    refuses({.container_name = "lo"}, "the sandbox's namespace already has an interface with this name");
+    refuses({.pool = ipv4_interface::parse("10.79.0.0/31")}, "at least a /30");
+    refuses({.mtu = 20}, "MTU");
+    EXPECT_THROW(ctr::net::ipv4_interface::parse("10.0.0.1"), ctr::error);
+    EXPECT_THROW(ctr::net::ipv4_address::parse("10.0.0.256"), ctr::error);
+    EXPECT_THROW(ctr::net::ipv4_address::parse("10.0.0"), ctr::error);
+    EXPECT_EQ(ctr_test::open_fds(), before);
+    EXPECT_FALSE(ctr_test::has_children());
+}
+
+TEST(net, a_network_cannot_be_combined_with_joining_one) {
+    require_network_namespace();
+    try {
+        spawn(helper({"exit", "0"}), {.join = {ctr::ns::existing::path(ctr::ns::network, "/proc/self/ns/net")},
+                                      .network = ctr::net::veth{}});
+        ADD_FAILURE() << "accepted";
+    } catch (const ctr::error& e) {
+        EXPECT_EQ(e.step(), ctr::step::prepare);
+        EXPECT_NE(std::string(e.what()).find("cannot also join"), std::string::npos) << e.what();
+    }
+}
+
+TEST(net, a_caller_without_net_admin_here_gets_the_reason) {
+    require_network_namespace();
+    // A fresh user namespace does not own this network namespace: the
+    // helper is root in name only and the kernel refuses the link.
+    auto r = spawn(helper({"create-veth"}), {.std_out = stdio::capture(), .namespaces = ctr::ns::user}).wait();
+    ASSERT_EQ(r.exit_code, 0);
+    EXPECT_NE(r.std_out.find("create network link"), std::string::npos) << r.std_out;
+    EXPECT_NE(r.std_out.find("CAP_NET_ADMIN"), std::string::npos) << r.std_out;
+}
+
+TEST(net, failures_in_the_parent_and_in_the_child_name_their_step_and_leak_nothing) {
+    require_network_namespace();
+    namespace sys = ctr::detail::sys;
+    const auto before = ctr_test::open_fds();
+    {
+        // The netlink socket (the id-map and stdio steps make no sockets).
+        sys::fault_injection fault(sys::call::socket, EMFILE);
+        try {
+            spawn(helper({"exit", "0"}), {.network = ctr::net::veth{}});
+            ADD_FAILURE() << "accepted";
+        } catch (const ctr::error& e) {
+            EXPECT_EQ(e.step(), ctr::step::netlink) << e.what();
+            EXPECT_EQ(e.code().value(), EMFILE);
+        }
+    }
+    {
+        // Each ioctl in turn: the host end's lookups and set-up in the
+        // parent, then the child's loopback and its own end. Every failure
+        // names its step and interface; the child's end is reached.
+        bool reached_the_child_end = false;
+        for (int skip = 0; skip < 16 && !reached_the_child_end; ++skip) {
+            sys::fault_injection fault(sys::call::ioctl, EADDRNOTAVAIL, skip);
+            try {
+                auto c = spawn(helper({"exit", "0"}), {.network = ctr::net::veth{}});
+                c.wait();
+            } catch (const ctr::error& e) {
+                EXPECT_EQ(e.code().value(), EADDRNOTAVAIL) << e.what();
+                EXPECT_TRUE(e.step() == ctr::step::create_link || e.step() == ctr::step::configure_link ||
+                            e.step() == ctr::step::bring_up_loopback)
+                    << e.what();
+                reached_the_child_end = e.step() == ctr::step::configure_link && e.path() == "eth0";
+            }
+        }
+        EXPECT_TRUE(reached_the_child_end);
+    }
+    EXPECT_EQ(ctr_test::open_fds(), before);
+    EXPECT_FALSE(ctr_test::has_children());
+}
+
+TEST(net, steps_of_the_caller_run_while_the_child_waits) {
+    require_network_namespace();
+    struct stat own{};
+    ASSERT_EQ(stat("/proc/self/ns/net", &own), 0);
+    ino_t seen = 0;
+    pid_t seen_pid = 0;
+    auto child = spawn(helper({"exit", "0"}),
+                       {.namespaces = ctr::ns::network,
+                        .while_child_waits = {[&](const ctr::process::waiting_child& w) {
+                            struct stat theirs{};
+                            if (stat(("/proc/" + std::to_string(w.pid) + "/ns/net").c_str(), &theirs) == 0)
+                                seen = theirs.st_ino;
+                            seen_pid = w.pid;
+                        }}});
+    EXPECT_EQ(seen_pid, child.pid());
+    EXPECT_NE(seen, 0u);
+    EXPECT_NE(seen, own.st_ino);
+    EXPECT_EQ(child.wait().exit_code, 0);
+
+    // A step that throws fails the spawn; the child is killed and reaped.
+    const auto before = ctr_test::open_fds();
+    EXPECT_THROW(spawn(helper({"exit", "0"}), {.while_child_waits = {[](const ctr::process::waiting_child&) {
+                                                   throw ctr::error(ctr::step::prepare, EINVAL, "hook");
+                                               }}}),
+                 ctr::error);
+    EXPECT_EQ(ctr_test::open_fds(), before);
+    EXPECT_FALSE(ctr_test::has_children());
+}
+
+}  // namespace
