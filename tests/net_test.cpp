@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include <cstdio>
@@ -132,17 +133,92 @@ TEST(net, the_host_reaches_a_server_inside_and_the_sandbox_reaches_the_host_end)
     EXPECT_EQ(r.std_out, "host got hi");
 }
 
-TEST(net, the_host_end_goes_with_the_child_handle) {
+TEST(net, the_pair_lives_as_long_as_the_sandboxs_namespace) {
     require_network_namespace();
-    std::string name;
-    {
-        auto child = spawn(helper({"exit", "0"}), {.network = ctr::net::veth{}});
-        name = child.network()->host_name;
-        EXPECT_TRUE(interface_exists(name));
-        child.wait();
-    }
+    // A caller step holds the child's network namespace open, as a process
+    // that joined it or ns::persist would: the pair outlives the child.
+    ctr::unique_fd held;
+    auto child = spawn(helper({"exit", "0"}),
+                       {.network = ctr::net::veth{},
+                        .while_child_waits = {[&](const ctr::process::waiting_child& w) {
+                            held.reset(open(("/proc/" + std::to_string(w.pid) + "/ns/net").c_str(), O_RDONLY | O_CLOEXEC));
+                        }}});
+    ASSERT_TRUE(held);
+    const std::string name = child.network()->host_name;
+    EXPECT_EQ(child.wait().exit_code, 0);
+    child = ctr::process::child{};
+    EXPECT_TRUE(interface_exists(name));
+    // Once the namespace ends, the kernel deletes the pair in the background;
+    // the bound is only a hang guard.
+    held.reset();
+    for (int i = 0; i < 1000 && interface_exists(name); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
     EXPECT_FALSE(interface_exists(name)) << name;
     EXPECT_FALSE(ctr_test::has_children());
+}
+
+TEST(net, every_launch_shape_gets_its_interface_configured) {
+    require_network_namespace();
+    using ctr::process::options;
+    struct shape {
+        const char* name;
+        options opts;
+    };
+    std::vector<shape> shapes;
+    shapes.push_back({"copied memory", {}});
+    shapes.back().opts.clone = ctr::process::clone_style::copy_memory;
+    shapes.push_back({"user namespace", {}});
+    shapes.back().opts.namespaces = ctr::ns::user;
+    shapes.push_back({"pid namespace with init", {}});
+    shapes.back().opts.namespaces = ctr::ns::pid;
+    shapes.push_back({"pid namespace without init", {}});
+    shapes.back().opts.namespaces = ctr::ns::pid;
+    shapes.back().opts.init = false;
+    shapes.push_back({"time namespace", {}});
+    shapes.back().opts.namespaces = ctr::ns::time;
+    for (auto& s : shapes) {
+        if (s.opts.namespaces.has(ctr::ns::time) && !ctr::probe().time_namespaces.available) continue;
+        s.opts.std_out = stdio::capture();
+        s.opts.network = ctr::net::veth{};
+        auto child = spawn(helper({"addresses"}), s.opts);
+        const std::string address = child.network()->container_address.to_string();
+        const std::string gateway = child.network()->host_address.address.to_string();
+        const auto r = child.wait();
+        EXPECT_EQ(r.exit_code, 0) << s.name;
+        EXPECT_NE(r.std_out.find("eth0 " + address + " up"), std::string::npos) << s.name << ": " << r.std_out;
+        EXPECT_NE(r.std_out.find("default via " + gateway), std::string::npos) << s.name << ": " << r.std_out;
+    }
+}
+
+TEST(net, a_child_that_fails_before_the_network_is_made_reports_its_own_error) {
+    require_network_namespace();
+    // The join runs before the child waits; the child's own error must win
+    // over whatever the parent's steps then run into.
+    for (int i = 0; i < 5; ++i) {
+        try {
+            spawn(helper({"exit", "0"}), {.join = {ctr::ns::existing::path(ctr::ns::uts, "/dev/null")},
+                                          .network = ctr::net::veth{}});
+            ADD_FAILURE() << "joining /dev/null was accepted";
+        } catch (const ctr::error& e) {
+            EXPECT_EQ(e.step(), ctr::step::join_namespace) << e.what();
+        }
+    }
+    EXPECT_FALSE(ctr_test::has_children());
+}
+
+TEST(net, a_standalone_pair_is_deleted_by_its_owner) {
+    require_network_namespace();
+    // A namespace held by a sleeping child stands for one the caller keeps.
+    auto holder = spawn(helper({"sleep", "10"}), {.namespaces = ctr::ns::network});
+    {
+        auto pair = ctr::net::create_veth({.host_name = "ctr-test-own", .container_name = "peer0"},
+                                          ctr::net::peer_namespace::of_process(holder.pid()));
+        EXPECT_TRUE(interface_exists("ctr-test-own"));
+        EXPECT_EQ(pair.host_link().index(), pair.info().host_index);
+        EXPECT_EQ(pair.host_link().name(), "ctr-test-own");
+    }
+    EXPECT_FALSE(interface_exists("ctr-test-own"));
+    holder.kill();
+    holder.wait();
 }
 
 TEST(net, concurrent_launches_get_distinct_names_and_subnets) {
@@ -150,9 +226,20 @@ TEST(net, concurrent_launches_get_distinct_names_and_subnets) {
     constexpr int count = 6;
     std::vector<ctr::process::child> children(count);
     std::vector<std::thread> threads;
+    std::vector<std::string> failures(count);
     for (int i = 0; i < count; ++i)
-        threads.emplace_back([&, i] { children[static_cast<std::size_t>(i)] = spawn(helper({"sleep", "10"}), {.network = ctr::net::veth{}}); });
+        threads.emplace_back([&, i] {
+            // One with a name of its own: it takes a pool slot all the same.
+            ctr::net::veth v;
+            if (i == 0) v.host_name = "ctr-test-named";
+            try {
+                children[static_cast<std::size_t>(i)] = spawn(helper({"sleep", "10"}), {.network = v});
+            } catch (const std::exception& e) {
+                failures[static_cast<std::size_t>(i)] = e.what();
+            }
+        });
     for (auto& t : threads) t.join();
+    for (const auto& f : failures) ASSERT_EQ(f, "");
     std::set<std::string> names, subnets;
     for (auto& c : children) {
         ASSERT_NE(c.network(), nullptr);
@@ -271,6 +358,11 @@ TEST(net, failures_in_the_parent_and_in_the_child_name_their_step_and_leak_nothi
                             e.step() == ctr::step::bring_up_loopback)
                     << e.what();
                 reached_the_child_end = e.step() == ctr::step::configure_link && e.path() == "eth0";
+                // The child says which part failed: the first ioctl of its
+                // own end sets the address.
+                if (reached_the_child_end) {
+                    EXPECT_NE(std::string(e.what()).find("(setting the address)"), std::string::npos) << e.what();
+                }
             }
         }
         EXPECT_TRUE(reached_the_child_end);

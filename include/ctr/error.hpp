@@ -75,6 +75,7 @@ enum class step : std::uint16_t {
     // networking
     netlink,            // talking to the kernel's routing netlink (rtnetlink)
     create_link,        // a network interface (a veth pair) in the caller's namespace
+    delete_link,
     configure_link,     // addresses, routes and state of an interface
     publish_port,       // listening on a host port that forwards into the sandbox
 };
@@ -139,6 +140,7 @@ inline std::string_view to_string(step s) noexcept {
         case step::set_controlling_terminal: return "set controlling terminal";
         case step::netlink: return "netlink";
         case step::create_link: return "create network link";
+        case step::delete_link: return "delete network link";
         case step::configure_link: return "configure network link";
         case step::publish_port: return "publish port";
     }

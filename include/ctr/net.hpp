@@ -17,8 +17,12 @@
 #include <linux/veth.h>
 #include <net/if.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 
+#include <cstddef>
 #include <cstdint>
+#include <cstring>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <utility>
@@ -31,7 +35,10 @@ namespace ctr::net {
 // and a free /30 of 10.231.0.0/16.
 struct veth {
     // The host end's name; empty: "ctr<N>" with N the pool slot, which also
-    // keeps concurrent launches from taking the same slot.
+    // keeps launches in other processes from taking the same slot (within a
+    // process they take turns). With a name of your own and pool addresses,
+    // launches in two processes may pick the same slot: give the addresses
+    // too, or leave the name to ctr.
     std::string host_name{};
     std::string container_name = "eth0";
     // Both or neither. Neither: the first /30 of `pool` that no address or
@@ -108,20 +115,33 @@ inline ctr::detail::interface_setup make_setup(const std::string& name, const ip
 }
 
 // What apply_interface_setup's failed_part numbers mean.
-inline std::string interface_setup_failure(int failed_part, const ipv4_interface& address,
-                                           std::optional<ipv4_address> gateway, unsigned mtu) {
+inline std::string interface_setup_failure(int failed_part) {
     switch (failed_part) {
         case 0: return "opening a socket";
-        case 1: return "setting the address " + address.to_string();
-        case 2: return "setting the netmask of " + address.to_string();
-        case 3: return "setting the MTU " + std::to_string(mtu);
+        case 1: return "setting the address";
+        case 2: return "setting the netmask";
+        case 3: return "setting the MTU";
         case 4: return "bringing it up";
-        default: return "adding the default route via " + (gateway ? gateway->to_string() : std::string("?"));
+        default: return "adding the default route";
     }
 }
 
 // The IPv4 networks in use in the current namespace: interface addresses and
 // routes, so that a pool slot never shadows either.
+inline std::vector<ipv4_interface> networks_in_use(rtnetlink& netlink);
+
+// The same, asked again while a dump comes back interrupted (the tables
+// changed while the kernel wrote it).
+inline std::vector<ipv4_interface> networks_in_use_consistent(rtnetlink& netlink) {
+    for (int attempt = 0;; ++attempt) {
+        try {
+            return networks_in_use(netlink);
+        } catch (const error& e) {
+            if (e.code().value() != EINTR || attempt == 10) throw;
+        }
+    }
+}
+
 inline std::vector<ipv4_interface> networks_in_use(rtnetlink& netlink) {
     std::vector<ipv4_interface> used;
     netlink_message addresses(RTM_GETADDR, 0);
@@ -195,18 +215,61 @@ inline long request_veth(rtnetlink& netlink, const std::string& host_name, const
     return netlink.request(m);
 }
 
-// Deletes the link called `name`: the cleanup for a pair whose index could
-// not be learnt, so that a failed launch leaves no link behind.
-inline void delete_link_by_name(rtnetlink& netlink, const std::string& name) noexcept {
+// RTM_DELLINK by index, or by name when the index is 0.
+inline long delete_link(rtnetlink& netlink, int index, const std::string& name) {
+    netlink_message m(RTM_DELLINK, 0);
+    ifinfomsg h{};
+    h.ifi_family = AF_UNSPEC;
+    h.ifi_index = index;
+    m.add_header(h);
+    if (index == 0) m.add_string(IFLA_IFNAME, name);
+    return netlink.request(m);
+}
+
+// Best effort, for error paths: a failed launch leaves no link behind.
+inline void delete_link_quietly(rtnetlink& netlink, int index, const std::string& name) noexcept {
     try {
-        netlink_message m(RTM_DELLINK, 0);
-        ifinfomsg h{};
-        h.ifi_family = AF_UNSPEC;
-        m.add_header(h);
-        m.add_string(IFLA_IFNAME, name);
-        netlink.request(m);
+        delete_link(netlink, index, name);
     } catch (...) {
     }
+}
+
+// The address with its prefix in one request. (SIOCSIFADDR would first give
+// the address its old class mask, a /8 that a concurrent pool dump would
+// take as covering every slot.)
+inline long add_address(rtnetlink& netlink, int index, const ipv4_interface& address) {
+    netlink_message m(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL);
+    ifaddrmsg h{};
+    h.ifa_family = AF_INET;
+    h.ifa_prefixlen = address.prefix_length;
+    h.ifa_index = static_cast<unsigned>(index);
+    m.add_header(h);
+    const in_addr in = address.address.to_in_addr();
+    m.add_attribute(IFA_LOCAL, &in, sizeof in);
+    m.add_attribute(IFA_ADDRESS, &in, sizeof in);
+    return netlink.request(m);
+}
+
+inline long set_link_up(rtnetlink& netlink, int index) {
+    netlink_message m(RTM_NEWLINK, 0);
+    ifinfomsg h{};
+    h.ifi_family = AF_UNSPEC;
+    h.ifi_index = index;
+    h.ifi_flags = IFF_UP;
+    h.ifi_change = IFF_UP;
+    m.add_header(h);
+    return netlink.request(m);
+}
+
+// Serializes choosing and claiming a pool slot between the threads of this
+// process. Between processes, the generated name "ctr<N>" is the claim (the
+// create is NLM_F_EXCL). A lock object that other processes could see would
+// have to be an fd, and children being set up at the same moment on other
+// threads would hold a copy of it until they exec, while they wait for
+// their own parent, who waits for the lock.
+inline std::mutex& pool_mutex() {
+    static std::mutex m;
+    return m;
 }
 
 // Why creating a link failed, in words an operator can act on.
@@ -230,11 +293,14 @@ inline std::string create_link_reason(long negative_errno, const std::string& ke
 // A network interface in the namespace it was made in, owned: deleted when
 // the owner ends (deleting one end of a veth deletes both). It keeps its own
 // netlink socket, so it is removed from the right namespace whichever
-// thread ends it.
+// thread ends it. Deleting is slow (the kernel waits for RCU grace periods:
+// about 30 ms here), which is why spawn leaves a sandbox's pair to the
+// kernel, which deletes it in the background when the namespace ends.
 class link {
 public:
     link() = default;
-    link(link&&) noexcept = default;
+    link(link&& other) noexcept
+        : netlink_(std::move(other.netlink_)), index_(std::exchange(other.index_, 0)), name_(std::move(other.name_)) {}
     link& operator=(link&& other) noexcept {
         if (this != &other) {
             remove_quietly();
@@ -254,10 +320,8 @@ public:
     // the pair with it) is not an error.
     void remove() {
         if (index_ <= 0) return;
-        const long r = remove_request();
-        index_ = 0;
-        if (r < 0 && r != -ENODEV)
-            throw error(step::create_link, static_cast<int>(-r), name_, "deleting the link");
+        const long r = detail::delete_link(*netlink_, std::exchange(index_, 0), name_);
+        if (r < 0 && r != -ENODEV) throw error(step::delete_link, static_cast<int>(-r), name_);
     }
     // Leaves the interface to the kernel: it goes when its namespace does.
     void release() noexcept { index_ = 0; }
@@ -272,21 +336,9 @@ public:
     }
 
 private:
-    long remove_request() {
-        detail::netlink_message m(RTM_DELLINK, 0);
-        ifinfomsg h{};
-        h.ifi_family = AF_UNSPEC;
-        h.ifi_index = index_;
-        m.add_header(h);
-        return netlink_->request(m);
-    }
     void remove_quietly() noexcept {
         if (index_ <= 0 || !netlink_) return;
-        try {
-            remove_request();
-        } catch (...) {
-        }
-        index_ = 0;
+        detail::delete_link_quietly(*netlink_, std::exchange(index_, 0), name_);
     }
 
     std::optional<detail::rtnetlink> netlink_;
@@ -322,7 +374,10 @@ inline void configure_interface(const std::string& name, const ipv4_interface& a
     int failed_part = 0;
     if (const long r = ctr::detail::apply_interface_setup(setup, &failed_part); r < 0)
         throw error(step::configure_link, static_cast<int>(-r), name,
-                    detail::interface_setup_failure(failed_part, address, gateway, mtu));
+                    detail::interface_setup_failure(failed_part) + " " +
+                        (failed_part == 3   ? std::to_string(mtu)
+                         : failed_part == 5 ? "via " + (gateway ? gateway->to_string() : std::string())
+                                            : address.to_string()));
 }
 
 // Creates a veth pair: the host end in the caller's network namespace,
@@ -351,59 +406,74 @@ inline veth_pair create_veth(const veth& options, peer_namespace peer) {
     pair.info_.default_route = options.default_route;
     pair.info_.mtu = options.mtu;
 
-    // Each slot is tried in turn; with generated names, the name is the
-    // slot's claim: a launch racing for the same slot gets EEXIST and moves on.
-    const std::uint32_t slots = options.host_address ? 1u : 1u << (30 - options.pool.prefix_length);
+    // One launch of this process at a time chooses a slot and claims it (the
+    // name and the address below).
+    std::lock_guard lock(detail::pool_mutex());
+    const bool from_pool = !options.host_address;
     std::vector<ipv4_interface> in_use;
-    if (!options.host_address) in_use = detail::networks_in_use(netlink);
+    if (from_pool) in_use = detail::networks_in_use_consistent(netlink);
     const std::uint32_t base = options.pool.network().host_order();
-    long created = -EADDRNOTAVAIL;
-    for (std::uint32_t slot = 0; slot < slots; ++slot) {
+    const std::uint32_t slots = from_pool ? 1u << (30 - options.pool.prefix_length) : 65536u;
+    bool created = false;
+    for (std::uint32_t slot = 0; slot < slots && !created; ++slot) {
         ipv4_interface host_address, container_address;
-        if (options.host_address) {
-            host_address = *options.host_address;
-            container_address = *options.container_address;
-        } else {
+        if (from_pool) {
             const ipv4_interface subnet{ipv4_address::from_host_order(base + 4 * slot), 30};
             bool taken = false;
             for (const auto& used : in_use) taken = taken || detail::overlaps(subnet, used);
             if (taken) continue;
             host_address = {ipv4_address::from_host_order(base + 4 * slot + 1), 30};
             container_address = {ipv4_address::from_host_order(base + 4 * slot + 2), 30};
+        } else {
+            host_address = *options.host_address;
+            container_address = *options.container_address;
         }
+        // A generated name is the next "ctr<N>" free; a link still being
+        // deleted with an ended sandbox may hold one for a while.
         const std::string name = options.host_name.empty() ? "ctr" + std::to_string(slot) : options.host_name;
-        created = detail::request_veth(netlink, name, options.container_name, peer, options.mtu);
-        if (created == -EEXIST) {
+        const long r = detail::request_veth(netlink, name, options.container_name, peer, options.mtu);
+        if (r == -EEXIST) {
             const long taken = detail::interface_index(name);
             if (taken < 0)
                 throw error(step::create_link, static_cast<int>(-taken), name, "looking up whether the name is taken");
-            const bool host_name_taken = taken > 0;
-            if (host_name_taken && options.host_name.empty()) continue;
-            if (!host_name_taken)
+            if (taken > 0 && options.host_name.empty()) continue;
+            if (taken == 0)
                 throw error(step::create_link, EEXIST, options.container_name,
                             "the sandbox's namespace already has an interface with this name");
         }
-        if (created < 0)
-            throw error(step::create_link, static_cast<int>(-created), name,
-                        detail::create_link_reason(created, netlink.last_message()));
+        if (r < 0) {
+            // The link may exist even though its acknowledgement was lost.
+            if (r != -EEXIST && detail::interface_index(name) > 0) detail::delete_link_quietly(netlink, 0, name);
+            throw error(step::create_link, static_cast<int>(-r), name, detail::create_link_reason(r, netlink.last_message()));
+        }
         pair.info_.host_name = name;
         pair.info_.host_address = host_address;
         pair.info_.container_address = container_address;
-        break;
+        created = true;
     }
-    if (created < 0)
-        throw error(step::create_link, EADDRNOTAVAIL, options.pool.to_string(),
-                    "no free /30 left in the address pool");
+    if (!created)
+        throw error(step::create_link, EADDRNOTAVAIL, from_pool ? options.pool.to_string() : "ctr<N>",
+                    from_pool ? "no free /30 left in the address pool" : "no free ctr<N> name");
 
     const long index = detail::interface_index(pair.info_.host_name);
     if (index <= 0) {
-        detail::delete_link_by_name(netlink, pair.info_.host_name);
+        detail::delete_link_quietly(netlink, 0, pair.info_.host_name);
         throw error(step::create_link, index < 0 ? static_cast<int>(-index) : ENODEV, pair.info_.host_name,
                     index < 0 ? "looking up the new link's index" : "the new link vanished");
     }
     pair.info_.host_index = static_cast<int>(index);
+    if (const long r = detail::add_address(netlink, pair.info_.host_index, pair.info_.host_address); r < 0) {
+        const std::string kernel = netlink.last_message();
+        detail::delete_link_quietly(netlink, pair.info_.host_index, pair.info_.host_name);
+        throw error(step::configure_link, static_cast<int>(-r), pair.info_.host_name,
+                    "setting the address " + pair.info_.host_address.to_string() +
+                        (kernel.empty() ? "" : "; kernel: " + kernel));
+    }
+    if (const long r = detail::set_link_up(netlink, pair.info_.host_index); r < 0) {
+        detail::delete_link_quietly(netlink, pair.info_.host_index, pair.info_.host_name);
+        throw error(step::configure_link, static_cast<int>(-r), pair.info_.host_name, "bringing it up");
+    }
     pair.host_ = link::adopt(std::move(netlink), static_cast<int>(index), pair.info_.host_name);
-    configure_interface(pair.info_.host_name, pair.info_.host_address, std::nullopt, options.mtu);
     return pair;
 }
 

@@ -18,6 +18,7 @@
 #include <ctr/unique_fd.hpp>
 
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
@@ -162,8 +163,10 @@ struct options {
     // A network: a veth pair from the caller's network namespace into the
     // child's new one (ns::network is added), addressed and up on both ends
     // before the command runs; child::network() says what was made. Needs
-    // CAP_NET_ADMIN where the caller is (root). The host end is deleted with
-    // the child handle.
+    // CAP_NET_ADMIN where the caller is (root). The pair lives as long as the
+    // child's network namespace: when its last process is gone (and no
+    // ns::persist holds it), the kernel deletes both ends in the background.
+    // A synchronous delete would cost the caller about 30 ms of RCU waits.
     std::optional<net::veth> network{};
 
     // The caller's own steps, run in the parent after the child's namespaces
@@ -252,7 +255,7 @@ public:
             kill_sent_ = other.kill_sent_;
             kill_at_ = other.kill_at_;
             result_ = std::move(other.result_);
-            network_ = std::move(other.network_);
+            network_ = std::exchange(other.network_, std::nullopt);
         }
         return *this;
     }
@@ -294,13 +297,11 @@ public:
 
     // The veth options::network made (names and addresses of both ends),
     // or null without one.
-    const net::veth_info* network() const noexcept { return network_ ? &network_->info() : nullptr; }
+    const net::veth_info* network() const noexcept { return network_ ? &*network_ : nullptr; }
 
     // Gives up ownership: the child runs on, and the caller must reap it
     // (waitid(P_PIDFD, ...)) and close the returned pidfd.
     [[nodiscard]] unique_fd release() noexcept {
-        // The network goes with the child's namespace, whenever that ends.
-        if (network_) network_->host_link().release();
         std_in_.reset();
         capture_out_.reset();
         capture_err_.reset();
@@ -473,9 +474,9 @@ private:
     // The group the child runs in, and its OOM kill count before the spawn.
     cgroup::group* cgroup_ = nullptr;
     std::uint64_t oom_kills_before_ = 0;
-    // The host end of options::network. The destructor's body reaps the
-    // child first; the link is deleted after, with the members.
-    std::optional<net::veth_pair> network_;
+    // What options::network made. The pair itself belongs to the child's
+    // network namespace (see options::network).
+    std::optional<net::veth_info> network_;
 };
 
 namespace detail {
@@ -569,6 +570,8 @@ struct launch_plan {
     std::optional<mount::prepared_plan> mounts;
     mount_context mount_state;
     char mount_message[256] = {};
+    int failure_detail = 0;  // the child's own note of which part of a step failed
+    bool clears_parent_death_signal = false;
 
     void add(child_op op, std::string path = {}) {
         ops.push_back(op);
@@ -582,6 +585,17 @@ inline unique_fd open_checked(const char* path, int flags, unsigned mode, step s
     const long fd = sys::openat(AT_FDCWD, path, flags | O_CLOEXEC, mode);
     if (fd < 0) throw error(s, static_cast<int>(-fd), path);
     return unique_fd(static_cast<int>(fd));
+}
+
+// The channel on which the child waits for the parent's steps: a socket
+// pair rather than a pipe, so that the parent's write to a child that
+// already died fails with EPIPE (MSG_NOSIGNAL) instead of raising SIGPIPE.
+inline void make_sync_channel(unique_fd& child_end, unique_fd& parent_end) {
+    int fds[2];
+    if (const long r = sys::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds); r < 0)
+        throw error(step::create_pipe, static_cast<int>(-r), {}, "the sync channel");
+    child_end.reset(fds[0]);
+    parent_end.reset(fds[1]);
 }
 
 inline void make_pipe(unique_fd& read_end, unique_fd& write_end) {
@@ -763,15 +777,21 @@ inline void plan_namespaces(launch_plan& plan, const options& opts) {
     if (opts.network) plan.network = &*opts.network;
     plan.has_parent_hooks = !opts.while_child_waits.empty();
     if (plan.writes_id_maps || opts.cgroup || plan.network || plan.has_parent_hooks)
-        make_pipe(plan.sync_read, plan.sync_write);
+        make_sync_channel(plan.sync_read, plan.sync_write);
 }
 
 // The child's namespace steps, after joins (already in the program) and
 // before mounts, fds and credentials.
 inline void add_namespace_ops(launch_plan& plan) {
     // setns ops were added first; keep them ahead of reset_signals' peers.
-    if (plan.sync_read)
+    if (plan.sync_read) {
+        // The child's copy of the parent's end goes first: while it is open,
+        // a parent that died would never be seen as gone.
+        plan.add({.code = child_op_code::close_fd, .step = step::wait_for_parent, .a = plan.sync_write.get()});
         plan.add({.code = child_op_code::wait_for_parent, .step = step::wait_for_parent, .a = plan.sync_read.get()});
+        if (plan.clears_parent_death_signal)
+            plan.add({.code = child_op_code::die_with_parent, .step = step::die_with_parent, .a = 0, .b = 0});
+    }
     if (plan.created.has(ns::cgroup))
         plan.add({.code = child_op_code::unshare, .step = step::create_namespaces, .a = CLONE_NEWCGROUP}, "cgroup");
     if (plan.created.has(ns::time)) {
@@ -864,7 +884,12 @@ inline void build_plan(launch_plan& plan, std::vector<std::string> argv, const o
     // The child program, in order. Signals first, so that nothing the parent
     // installed can run in the child.
     plan.add({.code = child_op_code::reset_signals, .step = step::reset_signals});
-    if (opts.die_with_parent)
+    // While the child waits for the parent's steps it dies with the parent
+    // even when not asked to: other children being set up at the same time
+    // hold copies of its sync channel, so the channel alone may never say
+    // that the parent is gone. add_namespace_ops clears it after the wait.
+    plan.clears_parent_death_signal = plan.sync_read && !opts.die_with_parent;
+    if (opts.die_with_parent || plan.sync_read)
         // In a new pid namespace getppid() says 0, so the check that the
         // parent is still there cannot be made.
         plan.add({.code = child_op_code::die_with_parent, .step = step::die_with_parent, .a = SIGKILL,
@@ -926,6 +951,7 @@ inline void build_plan(launch_plan& plan, std::vector<std::string> argv, const o
     plan.view.scratch = plan.scratch.data();
     plan.view.argv = plan.argv.data();
     plan.view.envp = plan.envp.data();
+    plan.view.failure_detail = &plan.failure_detail;
 }
 
 // Reaps a child whose setup failed, so that it leaves no zombie.
@@ -1009,6 +1035,43 @@ inline error clone_error(const launch_plan& plan, long negative_errno) {
     return error(step::create_namespaces, code, kinds);
 }
 
+// The child's report of a failed step: waits for it (or for exec, which
+// closes the channel) when `wait`, else takes only one already there.
+inline std::optional<child_report> read_report(const launch_plan& plan, bool wait) {
+    if (!wait) {
+        pollfd ready{plan.report_read.get(), POLLIN, 0};
+        timespec now{};
+        if (sys::ppoll(&ready, 1, &now) <= 0 || !(ready.revents & POLLIN)) return std::nullopt;
+    }
+    child_report report{};
+    std::size_t received = 0;
+    while (received < sizeof report) {
+        const long n = sys::read(plan.report_read.get(), reinterpret_cast<char*>(&report) + received,
+                                 sizeof report - received);
+        if (n == -EINTR) continue;
+        if (n <= 0) break;
+        received += static_cast<std::size_t>(n);
+    }
+    if (received != sizeof report) return std::nullopt;
+    return report;
+}
+
+// The error a child's report stands for, with what the plan knows of the step.
+inline error report_error(const launch_plan& plan, const child_report& report) {
+    const std::size_t index = report.op_index;
+    // A mount step's error says which part failed and why, as the plan knows
+    // it (the child left the details in the shared mount state).
+    if (index < plan.ops.size() && plan.ops[index].code == child_op_code::mount_step && plan.mounts)
+        return plan.mounts->error_for(static_cast<std::size_t>(plan.ops[index].a), report.error,
+                                      plan.request.memory == memory_mode::shared ? &plan.mount_state : nullptr);
+    const step failed = index < plan.ops.size() ? plan.ops[index].step : step::exec;
+    std::string path = index < plan.op_paths.size() ? plan.op_paths[index] : std::string{};
+    if (index < plan.ops.size() && plan.ops[index].code == child_op_code::configure_interface && plan.network)
+        return error(failed, report.error, std::move(path),
+                     net::detail::interface_setup_failure(report.detail));
+    return error(failed, report.error, std::move(path));
+}
+
 }  // namespace detail
 
 // Starts argv as a child process; throws ctr::error naming the step that
@@ -1053,52 +1116,55 @@ inline child spawn(std::vector<std::string> argv, const options& opts = {}) {
     handle.cgroup_ = opts.cgroup;
     handle.oom_kills_before_ = oom_kills_before;
 
-    // The parent's steps while the child waits; if one fails, closing the
-    // sync pipe unblocks the child, which then exits.
-    if (plan->writes_id_maps) d::write_id_maps(handle.pid_, plan->id_maps);
-    if (plan->attach_to) plan->attach_to->attach(handle.pid_);
-    if (plan->network) handle.network_ = net::create_veth(*plan->network, net::peer_namespace::of_process(handle.pid_));
-    for (const auto& hook : opts.while_child_waits) hook(waiting_child{handle.pid_, handle.pidfd_.get()});
+    // The parent's steps while the child waits. If one fails, the child is
+    // killed with the handle; but when the child failed first (a join before
+    // its wait), its own report is the better answer.
+    std::optional<net::veth_pair> veth;
+    try {
+        if (plan->writes_id_maps) d::write_id_maps(handle.pid_, plan->id_maps);
+        if (plan->attach_to) plan->attach_to->attach(handle.pid_);
+        if (plan->network) {
+            veth = net::create_veth(*plan->network, net::peer_namespace::of_process(handle.pid_));
+            handle.network_ = veth->info();
+            // From here the pair is the namespace's: if a later step fails, the
+            // child is killed, its namespace ends and the kernel deletes the pair.
+            veth->host_link().release();
+        }
+        for (const auto& hook : opts.while_child_waits) hook(waiting_child{handle.pid_, handle.pidfd_.get()});
+    } catch (...) {
+        if (const auto reported = d::read_report(*plan, false)) {
+            d::reap_failed(handle.pidfd_.get());
+            handle.pidfd_.reset();
+            throw d::report_error(*plan, *reported);
+        }
+        throw;
+    }
     if (plan->sync_write) {
         // The go byte, then what the child's configure_interface step reads:
-        // one write, so the child never sees half of it.
+        // one write, so the child never sees half of it. A child that already
+        // failed has closed its end: EPIPE, and its report says why.
         char message[1 + sizeof(cd::interface_setup)] = {1};
         std::size_t length = 1;
-        if (handle.network_) {
-            const cd::interface_setup setup = handle.network_->container_setup();
+        if (veth) {
+            const cd::interface_setup setup = veth->container_setup();
             std::memcpy(message + 1, &setup, sizeof setup);
             length += sizeof setup;
         }
-        if (const long r = cd::sys::write(plan->sync_write.get(), message, length); r != static_cast<long>(length))
-            throw error(step::wait_for_parent, r < 0 ? static_cast<int>(-r) : EPIPE);
+        long r;
+        do r = cd::sys::sendto(plan->sync_write.get(), message, length, MSG_NOSIGNAL, nullptr, 0);
+        while (r == -EINTR);
+        if (r != static_cast<long>(length) && r != -EPIPE && r != -ECONNRESET)
+            throw error(step::wait_for_parent, r < 0 ? static_cast<int>(-r) : EIO);
         plan->sync_write.reset();
     }
 
     // Wait for exec (the channel closes) or a report of the failed step. The
     // stack and plan stay alive until then.
-    d::child_report report{};
-    std::size_t received = 0;
-    while (received < sizeof report) {
-        const long n = cd::sys::read(plan->report_read.get(), reinterpret_cast<char*>(&report) + received,
-                                     sizeof report - received);
-        if (n == -EINTR) continue;
-        if (n <= 0) break;
-        received += static_cast<std::size_t>(n);
-    }
-    if (received == sizeof report) {
+    if (const auto reported = d::read_report(*plan, true)) {
         d::reap_failed(handle.pidfd_.get());
         handle.pidfd_.reset();
-        const std::size_t index = report.op_index;
-        // A mount step's error says which part failed and why, as the plan
-        // knows it (the child left the details in the shared mount state).
-        if (index < plan->ops.size() && plan->ops[index].code == cd::child_op_code::mount_step && plan->mounts)
-            throw plan->mounts->error_for(static_cast<std::size_t>(plan->ops[index].a), report.error,
-                                          plan->request.memory == cd::memory_mode::shared ? &plan->mount_state
-                                                                                           : nullptr);
-        const step failed = index < plan->ops.size() ? plan->ops[index].step : step::exec;
-        throw error(failed, report.error, index < plan->op_paths.size() ? plan->op_paths[index] : std::string{});
+        throw d::report_error(*plan, *reported);
     }
-
     if (plan->uses_init) handle.plan_ = plan;  // pid 1 runs on in our memory
     handle.std_in_ = std::move(plan->parent_in);
     if (plan->capture_out) handle.capture_out_ = std::move(plan->parent_out);

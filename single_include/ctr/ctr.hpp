@@ -239,6 +239,7 @@ enum class call : unsigned {
     epoll_wait,
     eventfd2,
     getsockopt,
+    socketpair,
     count_,
 };
 
@@ -630,6 +631,11 @@ inline long getsockopt(int fd, int level, int name, void* value, unsigned* lengt
     return raw::call(SYS_getsockopt, fd, level, name, value, length);
 }
 
+inline long socketpair(int domain, int type, int protocol, int fds[2]) noexcept {
+    CTR_FAULT_CHECK(socketpair);
+    return raw::call(SYS_socketpair, domain, type, protocol, fds);
+}
+
 [[noreturn]] inline void exit_group(int status) noexcept {
     for (;;) raw::call(SYS_exit_group, status);
 }
@@ -751,6 +757,7 @@ enum class step : std::uint16_t {
     // networking
     netlink,            // talking to the kernel's routing netlink (rtnetlink)
     create_link,        // a network interface (a veth pair) in the caller's namespace
+    delete_link,
     configure_link,     // addresses, routes and state of an interface
     publish_port,       // listening on a host port that forwards into the sandbox
 };
@@ -815,6 +822,7 @@ inline std::string_view to_string(step s) noexcept {
         case step::set_controlling_terminal: return "set controlling terminal";
         case step::netlink: return "netlink";
         case step::create_link: return "create network link";
+        case step::delete_link: return "delete network link";
         case step::configure_link: return "configure network link";
         case step::publish_port: return "publish port";
     }
@@ -5077,6 +5085,7 @@ enum class child_op_code : std::uint8_t {
     set_uid,              // a = uid
     change_directory,     // data = const char*
     wait_for_parent,      // a = fd to read one byte from; EOF means the parent gave up
+    close_fd,             // a = fd (the child's copy of the parent's end of the sync channel)
     restore_signal_mask,  // unblock everything the parent blocked around clone
     exec,                 // data = const char* const* candidates (null-terminated)
     join_namespace,       // setns(a, b): a = fd, b = CLONE_NEW* type (0 for a pidfd)
@@ -5105,6 +5114,7 @@ struct child_op {
 struct child_report {
     std::uint32_t op_index;
     std::int32_t error;
+    std::int32_t detail;  // which part of the step failed, where the step has parts (configure_interface)
 };
 
 // The plain data the child reads. Built and owned by the parent, which keeps
@@ -5116,6 +5126,10 @@ struct child_view {
     int* scratch = nullptr;      // fds made by dup_above
     char* const* argv = nullptr;
     char* const* envp = nullptr;
+    // Where a step notes which of its parts failed, for the report. The
+    // child writes it in its own memory (shared or copied) and reads it back
+    // before it reports; the parent never reads it there.
+    int* failure_detail = nullptr;
 };
 
 inline constexpr int child_failed_exit_code = 127;
@@ -5226,6 +5240,14 @@ struct interface_setup {
     unsigned mtu = 0;         // 0: leave the kernel's
 };
 
+// Fills a sockaddr with an AF_INET address. Async-signal-safe.
+CTR_CHILD_CODE inline void set_inet_address(sockaddr& out, in_addr value) noexcept {
+    sockaddr_in in{};
+    in.sin_family = AF_INET;
+    in.sin_addr = value;
+    __builtin_memcpy(&out, &in, sizeof in);
+}
+
 // Sets the address, netmask and MTU, brings the interface up and adds the
 // default route, like `ip addr add`, `ip link set up`, `ip route add default
 // via`. ioctls on a datagram socket need no netlink buffers, so this runs in
@@ -5239,19 +5261,13 @@ CTR_CHILD_CODE inline long apply_interface_setup(const interface_setup& setup, i
     const int s = static_cast<int>(fd);
     ifreq request{};
     for (std::size_t i = 0; i + 1 < IFNAMSIZ && setup.name[i]; ++i) request.ifr_name[i] = setup.name[i];
-    auto set_in = [](sockaddr& out, in_addr value) {
-        sockaddr_in in{};
-        in.sin_family = AF_INET;
-        in.sin_addr = value;
-        __builtin_memcpy(&out, &in, sizeof in);
-    };
     long r = 0;
-    set_in(request.ifr_addr, setup.address);
+    set_inet_address(request.ifr_addr, setup.address);
     *failed_part = 1;
     r = sys::ioctl(s, SIOCSIFADDR, reinterpret_cast<long>(&request));
     if (r >= 0) {
         *failed_part = 2;
-        set_in(request.ifr_netmask, setup.netmask);
+        set_inet_address(request.ifr_netmask, setup.netmask);
         r = sys::ioctl(s, SIOCSIFNETMASK, reinterpret_cast<long>(&request));
     }
     if (r >= 0 && setup.mtu != 0) {
@@ -5270,9 +5286,9 @@ CTR_CHILD_CODE inline long apply_interface_setup(const interface_setup& setup, i
     if (r >= 0 && setup.gateway.s_addr != 0) {
         *failed_part = 5;
         rtentry route{};
-        set_in(route.rt_dst, in_addr{});
-        set_in(route.rt_genmask, in_addr{});
-        set_in(route.rt_gateway, setup.gateway);
+        set_inet_address(route.rt_dst, in_addr{});
+        set_inet_address(route.rt_genmask, in_addr{});
+        set_inet_address(route.rt_gateway, setup.gateway);
         route.rt_flags = RTF_UP | RTF_GATEWAY;
         r = sys::ioctl(s, SIOCADDRT, reinterpret_cast<long>(&route));
     }
@@ -5281,8 +5297,8 @@ CTR_CHILD_CODE inline long apply_interface_setup(const interface_setup& setup, i
 }
 
 // Reads the interface_setup the parent wrote after the go byte, then applies
-// it. Async-signal-safe.
-CTR_CHILD_CODE inline long child_configure_interface(int sync_fd) noexcept {
+// it; *failed_part says which part failed. Async-signal-safe.
+CTR_CHILD_CODE inline long child_configure_interface(int sync_fd, int* failed_part) noexcept {
     interface_setup setup;
     std::size_t got = 0;
     while (got < sizeof setup) {
@@ -5291,8 +5307,7 @@ CTR_CHILD_CODE inline long child_configure_interface(int sync_fd) noexcept {
         if (n <= 0) return n < 0 ? n : -EPIPE;
         got += static_cast<std::size_t>(n);
     }
-    int failed_part = 0;
-    return apply_interface_setup(setup, &failed_part);
+    return apply_interface_setup(setup, failed_part);
 }
 
 // Opens, writes and closes a file, e.g. /proc/self/timens_offsets.
@@ -5398,7 +5413,9 @@ CTR_CHILD_CODE inline long child_run_op(const child_view& view, const child_op& 
         case child_op_code::bring_up_loopback:
             return child_bring_up_loopback();
         case child_op_code::configure_interface:
-            return child_configure_interface(static_cast<int>(op.a));
+            return child_configure_interface(static_cast<int>(op.a), view.failure_detail);
+        case child_op_code::close_fd:
+            return sys::close(static_cast<int>(op.a));
         case child_op_code::set_controlling_terminal: {
             const long r = sys::ioctl(static_cast<int>(op.a), TIOCSCTTY, 0);
             return r < 0 ? r : 0;
@@ -5414,7 +5431,8 @@ CTR_CHILD_CODE inline long child_run_op(const child_view& view, const child_op& 
 
 [[noreturn]] CTR_CHILD_CODE inline void child_report_failure(const child_view& view, std::size_t op_index,
                                                           long negative_errno) noexcept {
-    const child_report report{static_cast<std::uint32_t>(op_index), static_cast<std::int32_t>(-negative_errno)};
+    const child_report report{static_cast<std::uint32_t>(op_index), static_cast<std::int32_t>(-negative_errno),
+                              view.failure_detail ? *view.failure_detail : 0};
     sys::write(view.report_fd, &report, sizeof report);
     sys::exit_group(child_failed_exit_code);
 }
@@ -5682,7 +5700,16 @@ private:
                 std::memcpy(&h, at, sizeof h);
                 if (h.nlmsg_len < sizeof h || h.nlmsg_len > left) return -EPROTO;
                 if (h.nlmsg_seq == sequence) {
-                    if (h.nlmsg_type == NLMSG_DONE) return 0;
+                    // A dump that changed while it was read is incomplete.
+                    if (h.nlmsg_flags & NLM_F_DUMP_INTR) result = -EINTR;
+                    if (h.nlmsg_type == NLMSG_DONE) {
+                        // The end of a dump may carry the dump's own error.
+                        int done_error = 0;
+                        if (h.nlmsg_len >= NLMSG_LENGTH(sizeof done_error))
+                            std::memcpy(&done_error, at + NLMSG_HDRLEN, sizeof done_error);
+                        if (done_error < 0) result = done_error;
+                        return 0;
+                    }
                     if (h.nlmsg_type == NLMSG_ERROR) {
                         read_error(at, h, result);
                         return 0;
@@ -5727,8 +5754,12 @@ private:
 #include <linux/veth.h>
 #include <net/if.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 
+#include <cstddef>
 #include <cstdint>
+#include <cstring>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <utility>
@@ -5741,7 +5772,10 @@ namespace ctr::net {
 // and a free /30 of 10.231.0.0/16.
 struct veth {
     // The host end's name; empty: "ctr<N>" with N the pool slot, which also
-    // keeps concurrent launches from taking the same slot.
+    // keeps launches in other processes from taking the same slot (within a
+    // process they take turns). With a name of your own and pool addresses,
+    // launches in two processes may pick the same slot: give the addresses
+    // too, or leave the name to ctr.
     std::string host_name{};
     std::string container_name = "eth0";
     // Both or neither. Neither: the first /30 of `pool` that no address or
@@ -5818,20 +5852,33 @@ inline ctr::detail::interface_setup make_setup(const std::string& name, const ip
 }
 
 // What apply_interface_setup's failed_part numbers mean.
-inline std::string interface_setup_failure(int failed_part, const ipv4_interface& address,
-                                           std::optional<ipv4_address> gateway, unsigned mtu) {
+inline std::string interface_setup_failure(int failed_part) {
     switch (failed_part) {
         case 0: return "opening a socket";
-        case 1: return "setting the address " + address.to_string();
-        case 2: return "setting the netmask of " + address.to_string();
-        case 3: return "setting the MTU " + std::to_string(mtu);
+        case 1: return "setting the address";
+        case 2: return "setting the netmask";
+        case 3: return "setting the MTU";
         case 4: return "bringing it up";
-        default: return "adding the default route via " + (gateway ? gateway->to_string() : std::string("?"));
+        default: return "adding the default route";
     }
 }
 
 // The IPv4 networks in use in the current namespace: interface addresses and
 // routes, so that a pool slot never shadows either.
+inline std::vector<ipv4_interface> networks_in_use(rtnetlink& netlink);
+
+// The same, asked again while a dump comes back interrupted (the tables
+// changed while the kernel wrote it).
+inline std::vector<ipv4_interface> networks_in_use_consistent(rtnetlink& netlink) {
+    for (int attempt = 0;; ++attempt) {
+        try {
+            return networks_in_use(netlink);
+        } catch (const error& e) {
+            if (e.code().value() != EINTR || attempt == 10) throw;
+        }
+    }
+}
+
 inline std::vector<ipv4_interface> networks_in_use(rtnetlink& netlink) {
     std::vector<ipv4_interface> used;
     netlink_message addresses(RTM_GETADDR, 0);
@@ -5905,18 +5952,61 @@ inline long request_veth(rtnetlink& netlink, const std::string& host_name, const
     return netlink.request(m);
 }
 
-// Deletes the link called `name`: the cleanup for a pair whose index could
-// not be learnt, so that a failed launch leaves no link behind.
-inline void delete_link_by_name(rtnetlink& netlink, const std::string& name) noexcept {
+// RTM_DELLINK by index, or by name when the index is 0.
+inline long delete_link(rtnetlink& netlink, int index, const std::string& name) {
+    netlink_message m(RTM_DELLINK, 0);
+    ifinfomsg h{};
+    h.ifi_family = AF_UNSPEC;
+    h.ifi_index = index;
+    m.add_header(h);
+    if (index == 0) m.add_string(IFLA_IFNAME, name);
+    return netlink.request(m);
+}
+
+// Best effort, for error paths: a failed launch leaves no link behind.
+inline void delete_link_quietly(rtnetlink& netlink, int index, const std::string& name) noexcept {
     try {
-        netlink_message m(RTM_DELLINK, 0);
-        ifinfomsg h{};
-        h.ifi_family = AF_UNSPEC;
-        m.add_header(h);
-        m.add_string(IFLA_IFNAME, name);
-        netlink.request(m);
+        delete_link(netlink, index, name);
     } catch (...) {
     }
+}
+
+// The address with its prefix in one request. (SIOCSIFADDR would first give
+// the address its old class mask, a /8 that a concurrent pool dump would
+// take as covering every slot.)
+inline long add_address(rtnetlink& netlink, int index, const ipv4_interface& address) {
+    netlink_message m(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL);
+    ifaddrmsg h{};
+    h.ifa_family = AF_INET;
+    h.ifa_prefixlen = address.prefix_length;
+    h.ifa_index = static_cast<unsigned>(index);
+    m.add_header(h);
+    const in_addr in = address.address.to_in_addr();
+    m.add_attribute(IFA_LOCAL, &in, sizeof in);
+    m.add_attribute(IFA_ADDRESS, &in, sizeof in);
+    return netlink.request(m);
+}
+
+inline long set_link_up(rtnetlink& netlink, int index) {
+    netlink_message m(RTM_NEWLINK, 0);
+    ifinfomsg h{};
+    h.ifi_family = AF_UNSPEC;
+    h.ifi_index = index;
+    h.ifi_flags = IFF_UP;
+    h.ifi_change = IFF_UP;
+    m.add_header(h);
+    return netlink.request(m);
+}
+
+// Serializes choosing and claiming a pool slot between the threads of this
+// process. Between processes, the generated name "ctr<N>" is the claim (the
+// create is NLM_F_EXCL). A lock object that other processes could see would
+// have to be an fd, and children being set up at the same moment on other
+// threads would hold a copy of it until they exec, while they wait for
+// their own parent, who waits for the lock.
+inline std::mutex& pool_mutex() {
+    static std::mutex m;
+    return m;
 }
 
 // Why creating a link failed, in words an operator can act on.
@@ -5940,11 +6030,14 @@ inline std::string create_link_reason(long negative_errno, const std::string& ke
 // A network interface in the namespace it was made in, owned: deleted when
 // the owner ends (deleting one end of a veth deletes both). It keeps its own
 // netlink socket, so it is removed from the right namespace whichever
-// thread ends it.
+// thread ends it. Deleting is slow (the kernel waits for RCU grace periods:
+// about 30 ms here), which is why spawn leaves a sandbox's pair to the
+// kernel, which deletes it in the background when the namespace ends.
 class link {
 public:
     link() = default;
-    link(link&&) noexcept = default;
+    link(link&& other) noexcept
+        : netlink_(std::move(other.netlink_)), index_(std::exchange(other.index_, 0)), name_(std::move(other.name_)) {}
     link& operator=(link&& other) noexcept {
         if (this != &other) {
             remove_quietly();
@@ -5964,10 +6057,8 @@ public:
     // the pair with it) is not an error.
     void remove() {
         if (index_ <= 0) return;
-        const long r = remove_request();
-        index_ = 0;
-        if (r < 0 && r != -ENODEV)
-            throw error(step::create_link, static_cast<int>(-r), name_, "deleting the link");
+        const long r = detail::delete_link(*netlink_, std::exchange(index_, 0), name_);
+        if (r < 0 && r != -ENODEV) throw error(step::delete_link, static_cast<int>(-r), name_);
     }
     // Leaves the interface to the kernel: it goes when its namespace does.
     void release() noexcept { index_ = 0; }
@@ -5982,21 +6073,9 @@ public:
     }
 
 private:
-    long remove_request() {
-        detail::netlink_message m(RTM_DELLINK, 0);
-        ifinfomsg h{};
-        h.ifi_family = AF_UNSPEC;
-        h.ifi_index = index_;
-        m.add_header(h);
-        return netlink_->request(m);
-    }
     void remove_quietly() noexcept {
         if (index_ <= 0 || !netlink_) return;
-        try {
-            remove_request();
-        } catch (...) {
-        }
-        index_ = 0;
+        detail::delete_link_quietly(*netlink_, std::exchange(index_, 0), name_);
     }
 
     std::optional<detail::rtnetlink> netlink_;
@@ -6032,7 +6111,10 @@ inline void configure_interface(const std::string& name, const ipv4_interface& a
     int failed_part = 0;
     if (const long r = ctr::detail::apply_interface_setup(setup, &failed_part); r < 0)
         throw error(step::configure_link, static_cast<int>(-r), name,
-                    detail::interface_setup_failure(failed_part, address, gateway, mtu));
+                    detail::interface_setup_failure(failed_part) + " " +
+                        (failed_part == 3   ? std::to_string(mtu)
+                         : failed_part == 5 ? "via " + (gateway ? gateway->to_string() : std::string())
+                                            : address.to_string()));
 }
 
 // Creates a veth pair: the host end in the caller's network namespace,
@@ -6061,59 +6143,74 @@ inline veth_pair create_veth(const veth& options, peer_namespace peer) {
     pair.info_.default_route = options.default_route;
     pair.info_.mtu = options.mtu;
 
-    // Each slot is tried in turn; with generated names, the name is the
-    // slot's claim: a launch racing for the same slot gets EEXIST and moves on.
-    const std::uint32_t slots = options.host_address ? 1u : 1u << (30 - options.pool.prefix_length);
+    // One launch of this process at a time chooses a slot and claims it (the
+    // name and the address below).
+    std::lock_guard lock(detail::pool_mutex());
+    const bool from_pool = !options.host_address;
     std::vector<ipv4_interface> in_use;
-    if (!options.host_address) in_use = detail::networks_in_use(netlink);
+    if (from_pool) in_use = detail::networks_in_use_consistent(netlink);
     const std::uint32_t base = options.pool.network().host_order();
-    long created = -EADDRNOTAVAIL;
-    for (std::uint32_t slot = 0; slot < slots; ++slot) {
+    const std::uint32_t slots = from_pool ? 1u << (30 - options.pool.prefix_length) : 65536u;
+    bool created = false;
+    for (std::uint32_t slot = 0; slot < slots && !created; ++slot) {
         ipv4_interface host_address, container_address;
-        if (options.host_address) {
-            host_address = *options.host_address;
-            container_address = *options.container_address;
-        } else {
+        if (from_pool) {
             const ipv4_interface subnet{ipv4_address::from_host_order(base + 4 * slot), 30};
             bool taken = false;
             for (const auto& used : in_use) taken = taken || detail::overlaps(subnet, used);
             if (taken) continue;
             host_address = {ipv4_address::from_host_order(base + 4 * slot + 1), 30};
             container_address = {ipv4_address::from_host_order(base + 4 * slot + 2), 30};
+        } else {
+            host_address = *options.host_address;
+            container_address = *options.container_address;
         }
+        // A generated name is the next "ctr<N>" free; a link still being
+        // deleted with an ended sandbox may hold one for a while.
         const std::string name = options.host_name.empty() ? "ctr" + std::to_string(slot) : options.host_name;
-        created = detail::request_veth(netlink, name, options.container_name, peer, options.mtu);
-        if (created == -EEXIST) {
+        const long r = detail::request_veth(netlink, name, options.container_name, peer, options.mtu);
+        if (r == -EEXIST) {
             const long taken = detail::interface_index(name);
             if (taken < 0)
                 throw error(step::create_link, static_cast<int>(-taken), name, "looking up whether the name is taken");
-            const bool host_name_taken = taken > 0;
-            if (host_name_taken && options.host_name.empty()) continue;
-            if (!host_name_taken)
+            if (taken > 0 && options.host_name.empty()) continue;
+            if (taken == 0)
                 throw error(step::create_link, EEXIST, options.container_name,
                             "the sandbox's namespace already has an interface with this name");
         }
-        if (created < 0)
-            throw error(step::create_link, static_cast<int>(-created), name,
-                        detail::create_link_reason(created, netlink.last_message()));
+        if (r < 0) {
+            // The link may exist even though its acknowledgement was lost.
+            if (r != -EEXIST && detail::interface_index(name) > 0) detail::delete_link_quietly(netlink, 0, name);
+            throw error(step::create_link, static_cast<int>(-r), name, detail::create_link_reason(r, netlink.last_message()));
+        }
         pair.info_.host_name = name;
         pair.info_.host_address = host_address;
         pair.info_.container_address = container_address;
-        break;
+        created = true;
     }
-    if (created < 0)
-        throw error(step::create_link, EADDRNOTAVAIL, options.pool.to_string(),
-                    "no free /30 left in the address pool");
+    if (!created)
+        throw error(step::create_link, EADDRNOTAVAIL, from_pool ? options.pool.to_string() : "ctr<N>",
+                    from_pool ? "no free /30 left in the address pool" : "no free ctr<N> name");
 
     const long index = detail::interface_index(pair.info_.host_name);
     if (index <= 0) {
-        detail::delete_link_by_name(netlink, pair.info_.host_name);
+        detail::delete_link_quietly(netlink, 0, pair.info_.host_name);
         throw error(step::create_link, index < 0 ? static_cast<int>(-index) : ENODEV, pair.info_.host_name,
                     index < 0 ? "looking up the new link's index" : "the new link vanished");
     }
     pair.info_.host_index = static_cast<int>(index);
+    if (const long r = detail::add_address(netlink, pair.info_.host_index, pair.info_.host_address); r < 0) {
+        const std::string kernel = netlink.last_message();
+        detail::delete_link_quietly(netlink, pair.info_.host_index, pair.info_.host_name);
+        throw error(step::configure_link, static_cast<int>(-r), pair.info_.host_name,
+                    "setting the address " + pair.info_.host_address.to_string() +
+                        (kernel.empty() ? "" : "; kernel: " + kernel));
+    }
+    if (const long r = detail::set_link_up(netlink, pair.info_.host_index); r < 0) {
+        detail::delete_link_quietly(netlink, pair.info_.host_index, pair.info_.host_name);
+        throw error(step::configure_link, static_cast<int>(-r), pair.info_.host_name, "bringing it up");
+    }
     pair.host_ = link::adopt(std::move(netlink), static_cast<int>(index), pair.info_.host_name);
-    configure_interface(pair.info_.host_name, pair.info_.host_address, std::nullopt, options.mtu);
     return pair;
 }
 
@@ -7876,6 +7973,7 @@ inline host_probe probe() {
 
 
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
@@ -8020,8 +8118,10 @@ struct options {
     // A network: a veth pair from the caller's network namespace into the
     // child's new one (ns::network is added), addressed and up on both ends
     // before the command runs; child::network() says what was made. Needs
-    // CAP_NET_ADMIN where the caller is (root). The host end is deleted with
-    // the child handle.
+    // CAP_NET_ADMIN where the caller is (root). The pair lives as long as the
+    // child's network namespace: when its last process is gone (and no
+    // ns::persist holds it), the kernel deletes both ends in the background.
+    // A synchronous delete would cost the caller about 30 ms of RCU waits.
     std::optional<net::veth> network{};
 
     // The caller's own steps, run in the parent after the child's namespaces
@@ -8110,7 +8210,7 @@ public:
             kill_sent_ = other.kill_sent_;
             kill_at_ = other.kill_at_;
             result_ = std::move(other.result_);
-            network_ = std::move(other.network_);
+            network_ = std::exchange(other.network_, std::nullopt);
         }
         return *this;
     }
@@ -8152,13 +8252,11 @@ public:
 
     // The veth options::network made (names and addresses of both ends),
     // or null without one.
-    const net::veth_info* network() const noexcept { return network_ ? &network_->info() : nullptr; }
+    const net::veth_info* network() const noexcept { return network_ ? &*network_ : nullptr; }
 
     // Gives up ownership: the child runs on, and the caller must reap it
     // (waitid(P_PIDFD, ...)) and close the returned pidfd.
     [[nodiscard]] unique_fd release() noexcept {
-        // The network goes with the child's namespace, whenever that ends.
-        if (network_) network_->host_link().release();
         std_in_.reset();
         capture_out_.reset();
         capture_err_.reset();
@@ -8331,9 +8429,9 @@ private:
     // The group the child runs in, and its OOM kill count before the spawn.
     cgroup::group* cgroup_ = nullptr;
     std::uint64_t oom_kills_before_ = 0;
-    // The host end of options::network. The destructor's body reaps the
-    // child first; the link is deleted after, with the members.
-    std::optional<net::veth_pair> network_;
+    // What options::network made. The pair itself belongs to the child's
+    // network namespace (see options::network).
+    std::optional<net::veth_info> network_;
 };
 
 namespace detail {
@@ -8427,6 +8525,8 @@ struct launch_plan {
     std::optional<mount::prepared_plan> mounts;
     mount_context mount_state;
     char mount_message[256] = {};
+    int failure_detail = 0;  // the child's own note of which part of a step failed
+    bool clears_parent_death_signal = false;
 
     void add(child_op op, std::string path = {}) {
         ops.push_back(op);
@@ -8440,6 +8540,17 @@ inline unique_fd open_checked(const char* path, int flags, unsigned mode, step s
     const long fd = sys::openat(AT_FDCWD, path, flags | O_CLOEXEC, mode);
     if (fd < 0) throw error(s, static_cast<int>(-fd), path);
     return unique_fd(static_cast<int>(fd));
+}
+
+// The channel on which the child waits for the parent's steps: a socket
+// pair rather than a pipe, so that the parent's write to a child that
+// already died fails with EPIPE (MSG_NOSIGNAL) instead of raising SIGPIPE.
+inline void make_sync_channel(unique_fd& child_end, unique_fd& parent_end) {
+    int fds[2];
+    if (const long r = sys::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds); r < 0)
+        throw error(step::create_pipe, static_cast<int>(-r), {}, "the sync channel");
+    child_end.reset(fds[0]);
+    parent_end.reset(fds[1]);
 }
 
 inline void make_pipe(unique_fd& read_end, unique_fd& write_end) {
@@ -8621,15 +8732,21 @@ inline void plan_namespaces(launch_plan& plan, const options& opts) {
     if (opts.network) plan.network = &*opts.network;
     plan.has_parent_hooks = !opts.while_child_waits.empty();
     if (plan.writes_id_maps || opts.cgroup || plan.network || plan.has_parent_hooks)
-        make_pipe(plan.sync_read, plan.sync_write);
+        make_sync_channel(plan.sync_read, plan.sync_write);
 }
 
 // The child's namespace steps, after joins (already in the program) and
 // before mounts, fds and credentials.
 inline void add_namespace_ops(launch_plan& plan) {
     // setns ops were added first; keep them ahead of reset_signals' peers.
-    if (plan.sync_read)
+    if (plan.sync_read) {
+        // The child's copy of the parent's end goes first: while it is open,
+        // a parent that died would never be seen as gone.
+        plan.add({.code = child_op_code::close_fd, .step = step::wait_for_parent, .a = plan.sync_write.get()});
         plan.add({.code = child_op_code::wait_for_parent, .step = step::wait_for_parent, .a = plan.sync_read.get()});
+        if (plan.clears_parent_death_signal)
+            plan.add({.code = child_op_code::die_with_parent, .step = step::die_with_parent, .a = 0, .b = 0});
+    }
     if (plan.created.has(ns::cgroup))
         plan.add({.code = child_op_code::unshare, .step = step::create_namespaces, .a = CLONE_NEWCGROUP}, "cgroup");
     if (plan.created.has(ns::time)) {
@@ -8722,7 +8839,12 @@ inline void build_plan(launch_plan& plan, std::vector<std::string> argv, const o
     // The child program, in order. Signals first, so that nothing the parent
     // installed can run in the child.
     plan.add({.code = child_op_code::reset_signals, .step = step::reset_signals});
-    if (opts.die_with_parent)
+    // While the child waits for the parent's steps it dies with the parent
+    // even when not asked to: other children being set up at the same time
+    // hold copies of its sync channel, so the channel alone may never say
+    // that the parent is gone. add_namespace_ops clears it after the wait.
+    plan.clears_parent_death_signal = plan.sync_read && !opts.die_with_parent;
+    if (opts.die_with_parent || plan.sync_read)
         // In a new pid namespace getppid() says 0, so the check that the
         // parent is still there cannot be made.
         plan.add({.code = child_op_code::die_with_parent, .step = step::die_with_parent, .a = SIGKILL,
@@ -8784,6 +8906,7 @@ inline void build_plan(launch_plan& plan, std::vector<std::string> argv, const o
     plan.view.scratch = plan.scratch.data();
     plan.view.argv = plan.argv.data();
     plan.view.envp = plan.envp.data();
+    plan.view.failure_detail = &plan.failure_detail;
 }
 
 // Reaps a child whose setup failed, so that it leaves no zombie.
@@ -8867,6 +8990,43 @@ inline error clone_error(const launch_plan& plan, long negative_errno) {
     return error(step::create_namespaces, code, kinds);
 }
 
+// The child's report of a failed step: waits for it (or for exec, which
+// closes the channel) when `wait`, else takes only one already there.
+inline std::optional<child_report> read_report(const launch_plan& plan, bool wait) {
+    if (!wait) {
+        pollfd ready{plan.report_read.get(), POLLIN, 0};
+        timespec now{};
+        if (sys::ppoll(&ready, 1, &now) <= 0 || !(ready.revents & POLLIN)) return std::nullopt;
+    }
+    child_report report{};
+    std::size_t received = 0;
+    while (received < sizeof report) {
+        const long n = sys::read(plan.report_read.get(), reinterpret_cast<char*>(&report) + received,
+                                 sizeof report - received);
+        if (n == -EINTR) continue;
+        if (n <= 0) break;
+        received += static_cast<std::size_t>(n);
+    }
+    if (received != sizeof report) return std::nullopt;
+    return report;
+}
+
+// The error a child's report stands for, with what the plan knows of the step.
+inline error report_error(const launch_plan& plan, const child_report& report) {
+    const std::size_t index = report.op_index;
+    // A mount step's error says which part failed and why, as the plan knows
+    // it (the child left the details in the shared mount state).
+    if (index < plan.ops.size() && plan.ops[index].code == child_op_code::mount_step && plan.mounts)
+        return plan.mounts->error_for(static_cast<std::size_t>(plan.ops[index].a), report.error,
+                                      plan.request.memory == memory_mode::shared ? &plan.mount_state : nullptr);
+    const step failed = index < plan.ops.size() ? plan.ops[index].step : step::exec;
+    std::string path = index < plan.op_paths.size() ? plan.op_paths[index] : std::string{};
+    if (index < plan.ops.size() && plan.ops[index].code == child_op_code::configure_interface && plan.network)
+        return error(failed, report.error, std::move(path),
+                     net::detail::interface_setup_failure(report.detail));
+    return error(failed, report.error, std::move(path));
+}
+
 }  // namespace detail
 
 // Starts argv as a child process; throws ctr::error naming the step that
@@ -8911,52 +9071,55 @@ inline child spawn(std::vector<std::string> argv, const options& opts = {}) {
     handle.cgroup_ = opts.cgroup;
     handle.oom_kills_before_ = oom_kills_before;
 
-    // The parent's steps while the child waits; if one fails, closing the
-    // sync pipe unblocks the child, which then exits.
-    if (plan->writes_id_maps) d::write_id_maps(handle.pid_, plan->id_maps);
-    if (plan->attach_to) plan->attach_to->attach(handle.pid_);
-    if (plan->network) handle.network_ = net::create_veth(*plan->network, net::peer_namespace::of_process(handle.pid_));
-    for (const auto& hook : opts.while_child_waits) hook(waiting_child{handle.pid_, handle.pidfd_.get()});
+    // The parent's steps while the child waits. If one fails, the child is
+    // killed with the handle; but when the child failed first (a join before
+    // its wait), its own report is the better answer.
+    std::optional<net::veth_pair> veth;
+    try {
+        if (plan->writes_id_maps) d::write_id_maps(handle.pid_, plan->id_maps);
+        if (plan->attach_to) plan->attach_to->attach(handle.pid_);
+        if (plan->network) {
+            veth = net::create_veth(*plan->network, net::peer_namespace::of_process(handle.pid_));
+            handle.network_ = veth->info();
+            // From here the pair is the namespace's: if a later step fails, the
+            // child is killed, its namespace ends and the kernel deletes the pair.
+            veth->host_link().release();
+        }
+        for (const auto& hook : opts.while_child_waits) hook(waiting_child{handle.pid_, handle.pidfd_.get()});
+    } catch (...) {
+        if (const auto reported = d::read_report(*plan, false)) {
+            d::reap_failed(handle.pidfd_.get());
+            handle.pidfd_.reset();
+            throw d::report_error(*plan, *reported);
+        }
+        throw;
+    }
     if (plan->sync_write) {
         // The go byte, then what the child's configure_interface step reads:
-        // one write, so the child never sees half of it.
+        // one write, so the child never sees half of it. A child that already
+        // failed has closed its end: EPIPE, and its report says why.
         char message[1 + sizeof(cd::interface_setup)] = {1};
         std::size_t length = 1;
-        if (handle.network_) {
-            const cd::interface_setup setup = handle.network_->container_setup();
+        if (veth) {
+            const cd::interface_setup setup = veth->container_setup();
             std::memcpy(message + 1, &setup, sizeof setup);
             length += sizeof setup;
         }
-        if (const long r = cd::sys::write(plan->sync_write.get(), message, length); r != static_cast<long>(length))
-            throw error(step::wait_for_parent, r < 0 ? static_cast<int>(-r) : EPIPE);
+        long r;
+        do r = cd::sys::sendto(plan->sync_write.get(), message, length, MSG_NOSIGNAL, nullptr, 0);
+        while (r == -EINTR);
+        if (r != static_cast<long>(length) && r != -EPIPE && r != -ECONNRESET)
+            throw error(step::wait_for_parent, r < 0 ? static_cast<int>(-r) : EIO);
         plan->sync_write.reset();
     }
 
     // Wait for exec (the channel closes) or a report of the failed step. The
     // stack and plan stay alive until then.
-    d::child_report report{};
-    std::size_t received = 0;
-    while (received < sizeof report) {
-        const long n = cd::sys::read(plan->report_read.get(), reinterpret_cast<char*>(&report) + received,
-                                     sizeof report - received);
-        if (n == -EINTR) continue;
-        if (n <= 0) break;
-        received += static_cast<std::size_t>(n);
-    }
-    if (received == sizeof report) {
+    if (const auto reported = d::read_report(*plan, true)) {
         d::reap_failed(handle.pidfd_.get());
         handle.pidfd_.reset();
-        const std::size_t index = report.op_index;
-        // A mount step's error says which part failed and why, as the plan
-        // knows it (the child left the details in the shared mount state).
-        if (index < plan->ops.size() && plan->ops[index].code == cd::child_op_code::mount_step && plan->mounts)
-            throw plan->mounts->error_for(static_cast<std::size_t>(plan->ops[index].a), report.error,
-                                          plan->request.memory == cd::memory_mode::shared ? &plan->mount_state
-                                                                                           : nullptr);
-        const step failed = index < plan->ops.size() ? plan->ops[index].step : step::exec;
-        throw error(failed, report.error, index < plan->op_paths.size() ? plan->op_paths[index] : std::string{});
+        throw d::report_error(*plan, *reported);
     }
-
     if (plan->uses_init) handle.plan_ = plan;  // pid 1 runs on in our memory
     handle.std_in_ = std::move(plan->parent_in);
     if (plan->capture_out) handle.capture_out_ = std::move(plan->parent_out);

@@ -283,7 +283,12 @@ int main(int argc, char** argv) {
         // namespace; prints the error (a process without CAP_NET_ADMIN over
         // this namespace must be refused with the reason).
         try {
-            auto child = ctr::process::spawn({"/bin/true"}, {.network = ctr::net::veth{}});
+            // Named, not a designated-initializer temporary: g++ 12 at -O3
+            // warns (wrongly) that the temporary's strings may be used
+            // uninitialized.
+            ctr::process::options options;
+            options.network = ctr::net::veth{};
+            auto child = ctr::process::spawn({"/bin/true"}, options);
             child.wait();
             std::printf("created\n");
         } catch (const ctr::error& e) {

@@ -51,6 +51,7 @@ enum class child_op_code : std::uint8_t {
     set_uid,              // a = uid
     change_directory,     // data = const char*
     wait_for_parent,      // a = fd to read one byte from; EOF means the parent gave up
+    close_fd,             // a = fd (the child's copy of the parent's end of the sync channel)
     restore_signal_mask,  // unblock everything the parent blocked around clone
     exec,                 // data = const char* const* candidates (null-terminated)
     join_namespace,       // setns(a, b): a = fd, b = CLONE_NEW* type (0 for a pidfd)
@@ -79,6 +80,7 @@ struct child_op {
 struct child_report {
     std::uint32_t op_index;
     std::int32_t error;
+    std::int32_t detail;  // which part of the step failed, where the step has parts (configure_interface)
 };
 
 // The plain data the child reads. Built and owned by the parent, which keeps
@@ -90,6 +92,10 @@ struct child_view {
     int* scratch = nullptr;      // fds made by dup_above
     char* const* argv = nullptr;
     char* const* envp = nullptr;
+    // Where a step notes which of its parts failed, for the report. The
+    // child writes it in its own memory (shared or copied) and reads it back
+    // before it reports; the parent never reads it there.
+    int* failure_detail = nullptr;
 };
 
 inline constexpr int child_failed_exit_code = 127;
@@ -200,6 +206,14 @@ struct interface_setup {
     unsigned mtu = 0;         // 0: leave the kernel's
 };
 
+// Fills a sockaddr with an AF_INET address. Async-signal-safe.
+CTR_CHILD_CODE inline void set_inet_address(sockaddr& out, in_addr value) noexcept {
+    sockaddr_in in{};
+    in.sin_family = AF_INET;
+    in.sin_addr = value;
+    __builtin_memcpy(&out, &in, sizeof in);
+}
+
 // Sets the address, netmask and MTU, brings the interface up and adds the
 // default route, like `ip addr add`, `ip link set up`, `ip route add default
 // via`. ioctls on a datagram socket need no netlink buffers, so this runs in
@@ -213,19 +227,13 @@ CTR_CHILD_CODE inline long apply_interface_setup(const interface_setup& setup, i
     const int s = static_cast<int>(fd);
     ifreq request{};
     for (std::size_t i = 0; i + 1 < IFNAMSIZ && setup.name[i]; ++i) request.ifr_name[i] = setup.name[i];
-    auto set_in = [](sockaddr& out, in_addr value) {
-        sockaddr_in in{};
-        in.sin_family = AF_INET;
-        in.sin_addr = value;
-        __builtin_memcpy(&out, &in, sizeof in);
-    };
     long r = 0;
-    set_in(request.ifr_addr, setup.address);
+    set_inet_address(request.ifr_addr, setup.address);
     *failed_part = 1;
     r = sys::ioctl(s, SIOCSIFADDR, reinterpret_cast<long>(&request));
     if (r >= 0) {
         *failed_part = 2;
-        set_in(request.ifr_netmask, setup.netmask);
+        set_inet_address(request.ifr_netmask, setup.netmask);
         r = sys::ioctl(s, SIOCSIFNETMASK, reinterpret_cast<long>(&request));
     }
     if (r >= 0 && setup.mtu != 0) {
@@ -244,9 +252,9 @@ CTR_CHILD_CODE inline long apply_interface_setup(const interface_setup& setup, i
     if (r >= 0 && setup.gateway.s_addr != 0) {
         *failed_part = 5;
         rtentry route{};
-        set_in(route.rt_dst, in_addr{});
-        set_in(route.rt_genmask, in_addr{});
-        set_in(route.rt_gateway, setup.gateway);
+        set_inet_address(route.rt_dst, in_addr{});
+        set_inet_address(route.rt_genmask, in_addr{});
+        set_inet_address(route.rt_gateway, setup.gateway);
         route.rt_flags = RTF_UP | RTF_GATEWAY;
         r = sys::ioctl(s, SIOCADDRT, reinterpret_cast<long>(&route));
     }
@@ -255,8 +263,8 @@ CTR_CHILD_CODE inline long apply_interface_setup(const interface_setup& setup, i
 }
 
 // Reads the interface_setup the parent wrote after the go byte, then applies
-// it. Async-signal-safe.
-CTR_CHILD_CODE inline long child_configure_interface(int sync_fd) noexcept {
+// it; *failed_part says which part failed. Async-signal-safe.
+CTR_CHILD_CODE inline long child_configure_interface(int sync_fd, int* failed_part) noexcept {
     interface_setup setup;
     std::size_t got = 0;
     while (got < sizeof setup) {
@@ -265,8 +273,7 @@ CTR_CHILD_CODE inline long child_configure_interface(int sync_fd) noexcept {
         if (n <= 0) return n < 0 ? n : -EPIPE;
         got += static_cast<std::size_t>(n);
     }
-    int failed_part = 0;
-    return apply_interface_setup(setup, &failed_part);
+    return apply_interface_setup(setup, failed_part);
 }
 
 // Opens, writes and closes a file, e.g. /proc/self/timens_offsets.
@@ -372,7 +379,9 @@ CTR_CHILD_CODE inline long child_run_op(const child_view& view, const child_op& 
         case child_op_code::bring_up_loopback:
             return child_bring_up_loopback();
         case child_op_code::configure_interface:
-            return child_configure_interface(static_cast<int>(op.a));
+            return child_configure_interface(static_cast<int>(op.a), view.failure_detail);
+        case child_op_code::close_fd:
+            return sys::close(static_cast<int>(op.a));
         case child_op_code::set_controlling_terminal: {
             const long r = sys::ioctl(static_cast<int>(op.a), TIOCSCTTY, 0);
             return r < 0 ? r : 0;
@@ -388,7 +397,8 @@ CTR_CHILD_CODE inline long child_run_op(const child_view& view, const child_op& 
 
 [[noreturn]] CTR_CHILD_CODE inline void child_report_failure(const child_view& view, std::size_t op_index,
                                                           long negative_errno) noexcept {
-    const child_report report{static_cast<std::uint32_t>(op_index), static_cast<std::int32_t>(-negative_errno)};
+    const child_report report{static_cast<std::uint32_t>(op_index), static_cast<std::int32_t>(-negative_errno),
+                              view.failure_detail ? *view.failure_detail : 0};
     sys::write(view.report_fd, &report, sizeof report);
     sys::exit_group(child_failed_exit_code);
 }

@@ -172,7 +172,16 @@ private:
                 std::memcpy(&h, at, sizeof h);
                 if (h.nlmsg_len < sizeof h || h.nlmsg_len > left) return -EPROTO;
                 if (h.nlmsg_seq == sequence) {
-                    if (h.nlmsg_type == NLMSG_DONE) return 0;
+                    // A dump that changed while it was read is incomplete.
+                    if (h.nlmsg_flags & NLM_F_DUMP_INTR) result = -EINTR;
+                    if (h.nlmsg_type == NLMSG_DONE) {
+                        // The end of a dump may carry the dump's own error.
+                        int done_error = 0;
+                        if (h.nlmsg_len >= NLMSG_LENGTH(sizeof done_error))
+                            std::memcpy(&done_error, at + NLMSG_HDRLEN, sizeof done_error);
+                        if (done_error < 0) result = done_error;
+                        return 0;
+                    }
                     if (h.nlmsg_type == NLMSG_ERROR) {
                         read_error(at, h, result);
                         return 0;

@@ -111,6 +111,7 @@ enum class call : unsigned {
     epoll_wait,
     eventfd2,
     getsockopt,
+    socketpair,
     count_,
 };
 
@@ -500,6 +501,11 @@ inline long eventfd2(unsigned initial, int flags) noexcept {
 inline long getsockopt(int fd, int level, int name, void* value, unsigned* length) noexcept {
     CTR_FAULT_CHECK(getsockopt);
     return raw::call(SYS_getsockopt, fd, level, name, value, length);
+}
+
+inline long socketpair(int domain, int type, int protocol, int fds[2]) noexcept {
+    CTR_FAULT_CHECK(socketpair);
+    return raw::call(SYS_socketpair, domain, type, protocol, fds);
 }
 
 [[noreturn]] inline void exit_group(int status) noexcept {
