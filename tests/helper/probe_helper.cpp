@@ -30,6 +30,7 @@
 #include <fstream>
 #include <iostream>
 #include <iterator>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -48,6 +49,20 @@ int usage() {
                  "       addresses | tcp-echo PORT | tcp-send ADDRESS PORT TEXT | tcp-send-gateway PORT TEXT\n"
                  "       udp-echo PORT | create-veth\n");
     return 2;
+}
+
+// The default route's device and gateway, from /proc/net/route.
+std::optional<std::pair<std::string, in_addr>> default_route() {
+    std::ifstream routes("/proc/net/route");
+    std::string line;
+    std::getline(routes, line);
+    while (std::getline(routes, line)) {
+        char device[IFNAMSIZ + 1] = {};
+        unsigned destination = 0, gateway = 0;
+        if (std::sscanf(line.c_str(), "%16s %x %x", device, &destination, &gateway) == 3 && destination == 0)
+            return std::make_pair(std::string(device), in_addr{gateway});
+    }
+    return std::nullopt;
 }
 
 std::string status_field(const char* name) {
@@ -187,16 +202,7 @@ int main(int argc, char** argv) {
                         (i->ifa_flags & IFF_UP) ? "up" : "down", request.ifr_mtu);
         }
         freeifaddrs(list);
-        std::ifstream routes("/proc/net/route");
-        std::string line;
-        std::getline(routes, line);
-        while (std::getline(routes, line)) {
-            char device[IFNAMSIZ + 1] = {};
-            unsigned destination = 0, gateway = 0;
-            if (std::sscanf(line.c_str(), "%16s %x %x", device, &destination, &gateway) != 3 || destination != 0) continue;
-            in_addr via{gateway};
-            std::printf("default via %s dev %s\n", inet_ntoa(via), device);
-        }
+        if (const auto route = default_route()) std::printf("default via %s dev %s\n", inet_ntoa(route->second), route->first.c_str());
         return 0;
     }
     if (mode == "tcp-echo" && argc >= 3) {
@@ -233,15 +239,7 @@ int main(int argc, char** argv) {
         if (mode == "tcp-send") {
             inet_pton(AF_INET, argv[2], &address.sin_addr);
         } else {
-            std::ifstream routes("/proc/net/route");
-            std::string line;
-            std::getline(routes, line);
-            while (std::getline(routes, line)) {
-                char device[IFNAMSIZ + 1] = {};
-                unsigned destination = 0, gateway = 0;
-                if (std::sscanf(line.c_str(), "%16s %x %x", device, &destination, &gateway) == 3 && destination == 0)
-                    address.sin_addr.s_addr = gateway;
-            }
+            if (const auto route = default_route()) address.sin_addr = route->second;
         }
         const int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (connect(s, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {

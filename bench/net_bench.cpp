@@ -1,0 +1,468 @@
+// Network costs, each against a baseline measured in the same run:
+//
+// - spawn + wait of the static no-op in a new network namespace with a veth
+//   pair (options::network), against the same namespace with only lo;
+// - net::port_forwarder on 127.0.0.1: bulk TCP, 1-byte TCP and UDP round
+//   trips and TCP connection setup through it, against the same traffic
+//   straight over loopback to the same servers.
+//
+// Before anything, the benchmark enters a network namespace of its own (and
+// a user namespace when not root) and brings its lo up: every veth and
+// socket here lives there, and nothing touches the machine's network.
+// Ratios are printed at the end, never asserted.
+#include <ctr/ctr.hpp>
+
+#include "bench_support.hpp"
+
+#include <benchmark/benchmark.h>
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace {
+
+namespace net = ctr::net;
+
+const char* const noop = CTR_NOOP_STATIC;
+constexpr std::size_t bulk_bytes = 64u << 20;
+// Hang guards only: a lost peer ends a benchmark with an error, not a hang.
+constexpr timeval socket_timeout{10, 0};
+
+bool write_file(const char* path, const std::string& text) {
+    std::ofstream out(path);
+    out << text;
+    return static_cast<bool>(out.flush());
+}
+
+ino_t netns_inode() {
+    struct stat st {};
+    return stat("/proc/self/ns/net", &st) == 0 ? st.st_ino : 0;
+}
+
+// A network namespace of our own, so that the veths spawn makes and every
+// socket here stay off the machine's network; a mount namespace too, with /
+// private, as the test main has, so that nothing a spawn path mounts could
+// reach the machine either. Unshared while the process has one thread, as
+// CLONE_NEWUSER requires; the threads started later inherit it. Returns
+// false, with errno, when any step fails: nothing is measured then.
+bool enter_private_network_namespace() {
+    const ino_t before = netns_inode();
+    if (geteuid() != 0) {
+        const uid_t uid = geteuid();
+        const gid_t gid = getegid();
+        if (unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET) != 0) return false;
+        write_file("/proc/self/setgroups", "deny");
+        if (!write_file("/proc/self/uid_map", "0 " + std::to_string(uid) + " 1\n") ||
+            !write_file("/proc/self/gid_map", "0 " + std::to_string(gid) + " 1\n")) {
+            errno = EPERM;
+            return false;
+        }
+    } else if (unshare(CLONE_NEWNS | CLONE_NEWNET) != 0) {
+        return false;
+    }
+    if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return false;
+    if (before == 0 || netns_inode() == before) {
+        errno = EINVAL;
+        return false;
+    }
+    // The new namespace has only lo, and it is down.
+    ctr::net::configure_interface("lo", ctr::net::ipv4_interface::parse("127.0.0.1/8"));
+    return true;
+}
+
+// ---- spawn ----
+
+// Besides the wall time per iteration, where it goes: spawn() until it
+// returns (the veth is made and configured by then), wait(), and the end of
+// the child handle (which, since the pair is left to the child's namespace, costs nothing).
+void spawn_netns(benchmark::State& state, const ctr::process::options& opts) {
+    using clock = std::chrono::steady_clock;
+    clock::duration spawning{}, waiting{}, ending{};
+    try {
+        for (auto _ : state) {
+            const auto start = clock::now();
+            std::optional<ctr::process::child> child = ctr::process::spawn({noop}, opts);
+            const auto spawned = clock::now();
+            const bool made_veth = child->network() != nullptr;
+            const auto result = child->wait();
+            const auto waited = clock::now();
+            child.reset();
+            const auto ended = clock::now();
+            spawning += spawned - start;
+            waiting += waited - spawned;
+            ending += ended - waited;
+            if (opts.network && !made_veth) {
+                state.SkipWithError("spawn made no veth");
+                break;
+            }
+            if (result.exit_code != 0) {
+                state.SkipWithError("child failed");
+                break;
+            }
+        }
+    } catch (const ctr::error& e) {
+        state.SkipWithError(e.what());
+    }
+    const auto per_iteration_us = [](clock::duration d) {
+        return benchmark::Counter(std::chrono::duration<double, std::micro>(d).count(),
+                                  benchmark::Counter::kAvgIterations);
+    };
+    state.counters["spawn_us"] = per_iteration_us(spawning);
+    state.counters["wait_us"] = per_iteration_us(waiting);
+    state.counters["end_us"] = per_iteration_us(ending);
+}
+
+// ---- sockets ----
+
+sockaddr_in loopback(std::uint16_t port) {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    return a;
+}
+
+void set_timeouts(int fd) {
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &socket_timeout, sizeof socket_timeout);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &socket_timeout, sizeof socket_timeout);
+}
+
+void set_nodelay(int fd) {
+    const int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+// A socket of `type` bound to 127.0.0.1 on a port the kernel picks.
+ctr::unique_fd bound_socket(int type, std::uint16_t& port) {
+    ctr::unique_fd fd(socket(AF_INET, type | SOCK_CLOEXEC, 0));
+    if (!fd) return fd;
+    set_timeouts(fd.get());
+    sockaddr_in a = loopback(0);
+    socklen_t length = sizeof a;
+    if (bind(fd.get(), reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0 ||
+        getsockname(fd.get(), reinterpret_cast<sockaddr*>(&a), &length) != 0)
+        return {};
+    port = ntohs(a.sin_port);
+    return fd;
+}
+
+// Connected to 127.0.0.1:`port`, or an empty fd (errno says why).
+ctr::unique_fd connect_to(int type, std::uint16_t port) {
+    ctr::unique_fd fd(socket(AF_INET, type | SOCK_CLOEXEC, 0));
+    if (!fd) return fd;
+    set_timeouts(fd.get());
+    if (type == SOCK_STREAM) set_nodelay(fd.get());
+    const sockaddr_in a = loopback(port);
+    if (connect(fd.get(), reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0) return {};
+    return fd;
+}
+
+bool send_all(int fd, const char* data, std::size_t size) {
+    while (size > 0) {
+        const ssize_t n = send(fd, data, size, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return false;
+        data += n;
+        size -= static_cast<std::size_t>(n);
+    }
+    return true;
+}
+
+bool receive_exactly(int fd, char* data, std::size_t size) {
+    while (size > 0) {
+        const ssize_t n = recv(fd, data, size, 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return false;
+        data += n;
+        size -= static_cast<std::size_t>(n);
+    }
+    return true;
+}
+
+// A TCP server on 127.0.0.1 that serves one connection at a time with
+// `handler`, on a thread of its own. Every client here waits for its
+// connection to end before it opens the next, so one at a time is enough,
+// and the server costs the same with and without the forwarder in between.
+class tcp_server {
+public:
+    explicit tcp_server(std::function<void(int)> handler) : handler_(std::move(handler)) {
+        listener_ = bound_socket(SOCK_STREAM, port_);
+        if (!listener_ || listen(listener_.get(), 128) != 0) throw std::runtime_error("tcp server: listen");
+        thread_ = std::thread([this] { serve(); });
+    }
+    ~tcp_server() {
+        stop_ = true;
+        thread_.join();
+    }
+    std::uint16_t port() const { return port_; }
+
+private:
+    void serve() {
+        while (!stop_) {
+            // Polled with a short timeout so that the destructor is heard.
+            pollfd p{listener_.get(), POLLIN, 0};
+            if (poll(&p, 1, 100) <= 0) continue;
+            ctr::unique_fd connection(accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+            if (!connection) continue;
+            set_timeouts(connection.get());
+            set_nodelay(connection.get());
+            handler_(connection.get());
+        }
+    }
+
+    std::function<void(int)> handler_;
+    ctr::unique_fd listener_;
+    std::uint16_t port_ = 0;
+    std::atomic<bool> stop_{false};
+    std::thread thread_;
+};
+
+// Sends back what it reads until the client's end of stream, then closes.
+void echo(int fd) {
+    char buffer[65536];
+    for (;;) {
+        const ssize_t n = recv(fd, buffer, sizeof buffer, 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0 || !send_all(fd, buffer, static_cast<std::size_t>(n))) return;
+    }
+}
+
+// Reads until the client's end of stream, then answers with the byte count
+// (so the client knows everything arrived) and closes.
+void sink(int fd) {
+    std::vector<char> buffer(1u << 20);
+    std::uint64_t total = 0;
+    for (;;) {
+        const ssize_t n = recv(fd, buffer.data(), buffer.size(), 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return;
+        if (n == 0) break;
+        total += static_cast<std::uint64_t>(n);
+    }
+    send_all(fd, reinterpret_cast<const char*>(&total), sizeof total);
+}
+
+// A UDP echo server on 127.0.0.1, on a thread of its own.
+class udp_echo_server {
+public:
+    udp_echo_server() {
+        socket_ = bound_socket(SOCK_DGRAM, port_);
+        if (!socket_) throw std::runtime_error("udp server: bind");
+        const timeval tick{0, 100'000};  // so that the destructor is heard
+        setsockopt(socket_.get(), SOL_SOCKET, SO_RCVTIMEO, &tick, sizeof tick);
+        thread_ = std::thread([this] { serve(); });
+    }
+    ~udp_echo_server() {
+        stop_ = true;
+        thread_.join();
+    }
+    std::uint16_t port() const { return port_; }
+
+private:
+    void serve() {
+        char buffer[65536];
+        while (!stop_) {
+            sockaddr_in from{};
+            socklen_t length = sizeof from;
+            const ssize_t n = recvfrom(socket_.get(), buffer, sizeof buffer, 0, reinterpret_cast<sockaddr*>(&from),
+                                       &length);
+            if (n >= 0)
+                sendto(socket_.get(), buffer, static_cast<std::size_t>(n), 0, reinterpret_cast<sockaddr*>(&from),
+                       length);
+        }
+    }
+
+    ctr::unique_fd socket_;
+    std::uint16_t port_ = 0;
+    std::atomic<bool> stop_{false};
+    std::thread thread_;
+};
+
+// ---- traffic ----
+
+std::string failure(const char* what) { return std::string(what) + ": " + std::strerror(errno); }
+
+// One connection per iteration: `bulk_bytes` to the sink, then its count back.
+void tcp_bulk(benchmark::State& state, std::uint16_t port) {
+    const std::vector<char> chunk(1u << 20, 'x');
+    for (auto _ : state) {
+        const ctr::unique_fd fd = connect_to(SOCK_STREAM, port);
+        if (!fd) {
+            state.SkipWithError(failure("connect").c_str());
+            break;
+        }
+        bool sent = true;
+        for (std::size_t done = 0; sent && done < bulk_bytes; done += chunk.size())
+            sent = send_all(fd.get(), chunk.data(), chunk.size());
+        std::uint64_t received = 0;
+        if (!sent || shutdown(fd.get(), SHUT_WR) != 0 ||
+            !receive_exactly(fd.get(), reinterpret_cast<char*>(&received), sizeof received) ||
+            received != bulk_bytes) {
+            state.SkipWithError(failure("bulk transfer").c_str());
+            break;
+        }
+    }
+    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * bulk_bytes));
+}
+
+// One connection for the whole run; one byte there and back per iteration.
+void ping_pong(benchmark::State& state, int type, std::uint16_t port) {
+    const ctr::unique_fd fd = connect_to(type, port);
+    if (!fd) {
+        state.SkipWithError(failure("connect").c_str());
+        return;
+    }
+    char byte = 'p';
+    for (auto _ : state) {
+        if (send(fd.get(), &byte, 1, MSG_NOSIGNAL) != 1 || recv(fd.get(), &byte, 1, 0) != 1) {
+            state.SkipWithError(failure("round trip").c_str());
+            break;
+        }
+    }
+}
+
+// A whole connection per iteration and no payload: connect, end of stream
+// from the client, then the server's (after the forwarder, if any, has
+// accepted, connected onwards and passed the end on), close.
+void tcp_connect_close(benchmark::State& state, std::uint16_t port) {
+    for (auto _ : state) {
+        const ctr::unique_fd fd = connect_to(SOCK_STREAM, port);
+        char byte = 0;
+        if (!fd || shutdown(fd.get(), SHUT_WR) != 0 || recv(fd.get(), &byte, 1, 0) != 0) {
+            state.SkipWithError(failure("connect and close").c_str());
+            break;
+        }
+    }
+}
+
+// ---- summary ----
+
+class net_ratios : public ctr_bench::ratio_reporter {
+    void summary() override {
+        std::printf("\nspawn + wait + end of the handle, static no-op (lower is better):\n");
+        std::printf("  %-34s %9s %7s %9s %9s %9s\n", "", "total us", "ratio", "spawn()", "wait()", "~child()");
+        for (const char* name : {"spawn/plain", "spawn/netns_lo", "spawn/netns_veth"}) {
+            if (!has(name)) continue;
+            std::printf("  %-34s %9.0f", name, time(name));
+            if (has("spawn/netns_lo")) std::printf(" %6.2fx", time(name) / time("spawn/netns_lo"));
+            std::printf(" %9.0f %9.0f %9.0f\n", counter(name, "spawn_us"), counter(name, "wait_us"),
+                        counter(name, "end_us"));
+        }
+        if (has("spawn/netns_lo") && has("spawn/netns_veth")) {
+            const double extra = time("spawn/netns_veth") - time("spawn/netns_lo");
+            const double extra_spawn = counter("spawn/netns_veth", "spawn_us") - counter("spawn/netns_lo", "spawn_us");
+            const double extra_end = counter("spawn/netns_veth", "end_us") - counter("spawn/netns_lo", "end_us");
+            std::printf("  the veth over a netns with lo only: %+.0f us (%+.0f us in spawn(), %+.0f us in ~child())\n",
+                        extra, extra_spawn, extra_end);
+        }
+
+        std::printf("\nnet::port_forwarder on 127.0.0.1 against direct loopback, same servers:\n");
+        if (has("tcp_bulk_64MiB/direct") && has("tcp_bulk_64MiB/forwarded")) {
+            const double mib = static_cast<double>(bulk_bytes) / (1u << 20);
+            const double direct = mib / (time("tcp_bulk_64MiB/direct") / 1e6);
+            const double forwarded = mib / (time("tcp_bulk_64MiB/forwarded") / 1e6);
+            std::printf("  %-28s direct %8.0f MiB/s  forwarded %8.0f MiB/s  throughput ratio %5.2f\n",
+                        "TCP bulk, 64 MiB", direct, forwarded, forwarded / direct);
+        }
+        latency("TCP 1-byte round trip", "tcp_ping_pong");
+        latency("UDP 1-byte round trip", "udp_ping_pong");
+        if (has("tcp_connect_close/direct") && has("tcp_connect_close/forwarded")) {
+            const double direct = time("tcp_connect_close/direct"), forwarded = time("tcp_connect_close/forwarded");
+            std::printf("  %-28s direct %8.0f /s     forwarded %8.0f /s     rate ratio %5.2f  (%.1f us vs %.1f us)\n",
+                        "TCP connect + close", 1e6 / direct, 1e6 / forwarded, direct / forwarded, direct, forwarded);
+        }
+    }
+    void latency(const char* label, const std::string& name) {
+        if (!has(name + "/direct") || !has(name + "/forwarded")) return;
+        const double direct = time(name + "/direct"), forwarded = time(name + "/forwarded");
+        std::printf("  %-28s direct %8.1f us     forwarded %8.1f us     latency ratio %5.2f\n", label, direct,
+                    forwarded, forwarded / direct);
+    }
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    try {
+        if (!enter_private_network_namespace()) {
+            std::fprintf(stderr, "net_bench: cannot enter a private network namespace (%s); nothing measured\n",
+                         std::strerror(errno));
+            return 0;
+        }
+    } catch (const ctr::error& e) {
+        std::fprintf(stderr, "net_bench: bringing lo up: %s; nothing measured\n", e.what());
+        return 0;
+    }
+
+    // Named rather than designated temporaries: g++ 12 at -O3 warns, wrongly,
+    // that a temporary options' id_maps may be used uninitialized (-Werror).
+    ctr::process::options plain, netns_only, with_veth;
+    netns_only.namespaces = ctr::ns::network;
+    with_veth.network = net::veth{};
+    for (const auto& [name, opts] : {std::pair{"spawn/plain", &plain}, std::pair{"spawn/netns_lo", &netns_only},
+                                     std::pair{"spawn/netns_veth", &with_veth}})
+        benchmark::RegisterBenchmark(name, [opts](benchmark::State& s) { spawn_netns(s, *opts); })
+            ->Unit(benchmark::kMicrosecond)
+            ->UseRealTime();
+
+    const tcp_server echo_server(echo), sink_server(sink);
+    const udp_echo_server udp_server;
+    const auto localhost = net::ipv4_address::parse("127.0.0.1");
+    net::port_forwarder forwarder({
+        {.proto = net::protocol::tcp, .host_address = localhost, .container_port = echo_server.port()},
+        {.proto = net::protocol::tcp, .host_address = localhost, .container_port = sink_server.port()},
+        {.proto = net::protocol::udp, .host_address = localhost, .container_port = udp_server.port()},
+    });
+    forwarder.start(localhost);
+
+    struct route {
+        const char* name;
+        std::uint16_t echo, sink, udp;
+    };
+    // Each kind direct, then forwarded: the two halves of a ratio run close
+    // together, so that the machine's other load drifts less between them.
+    const route routes[] = {{"direct", echo_server.port(), sink_server.port(), udp_server.port()},
+                            {"forwarded", forwarder.host_port(0), forwarder.host_port(1), forwarder.host_port(2)}};
+    const auto add = [](const std::string& name, auto body) {
+        benchmark::RegisterBenchmark(name.c_str(), body)->Unit(benchmark::kMicrosecond)->UseRealTime();
+    };
+    for (const route r : routes)
+        add(std::string("tcp_bulk_64MiB/") + r.name, [r](benchmark::State& s) { tcp_bulk(s, r.sink); });
+    for (const route r : routes)
+        add(std::string("tcp_ping_pong/") + r.name, [r](benchmark::State& s) { ping_pong(s, SOCK_STREAM, r.echo); });
+    for (const route r : routes)
+        add(std::string("udp_ping_pong/") + r.name, [r](benchmark::State& s) { ping_pong(s, SOCK_DGRAM, r.udp); });
+    for (const route r : routes)
+        add(std::string("tcp_connect_close/") + r.name, [r](benchmark::State& s) { tcp_connect_close(s, r.echo); });
+
+    benchmark::Initialize(&argc, argv);
+    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+    net_ratios reporter;
+    benchmark::RunSpecifiedBenchmarks(&reporter);
+    benchmark::Shutdown();
+    std::fflush(stdout);
+    if (const auto stats = forwarder.stats(); stats.loop_error != 0)
+        std::fprintf(stderr, "net_bench: the forwarder's relay loop stopped: %s\n", std::strerror(stats.loop_error));
+    return 0;
+}
