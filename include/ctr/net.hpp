@@ -31,14 +31,15 @@
 namespace ctr::net {
 
 // What spawn (or create_veth) builds. Every field has a working default:
-// net::veth{} gives the first free "ctr<N>" on the host side, "eth0" inside,
+// net::veth{} gives "ctr-<subnet in hex>" on the host side, "eth0" inside,
 // and a free /30 of 10.231.0.0/16.
 struct veth {
-    // The host end's name; empty: "ctr<N>" with N the pool slot, which also
-    // keeps launches in other processes from taking the same slot (within a
-    // process they take turns). With a name of your own and pool addresses,
-    // launches in two processes may pick the same slot: give the addresses
-    // too, or leave the name to ctr.
+    // The host end's name; empty: "ctr-" and the /30's network address in
+    // hex ("ctr-0ae70004" for 10.231.0.4/30), which also keeps launches in
+    // other processes from taking the same subnet (within a process they
+    // take turns); with explicit addresses, "ctr<N>" for the first free N.
+    // With a name of your own and pool addresses, launches in two processes
+    // may pick the same slot: give the addresses too, or leave the name to ctr.
     std::string host_name{};
     std::string container_name = "eth0";
     // Both or neither. Neither: the first /30 of `pool` that no address or
@@ -261,8 +262,17 @@ inline long set_link_up(rtnetlink& netlink, int index) {
     return netlink.request(m);
 }
 
+// "ctr-0ae70004" for 10.231.0.5/30: the name that claims a pool subnet.
+inline std::string subnet_link_name(const ipv4_interface& address) {
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string name = "ctr-";
+    const std::uint32_t network = address.network().host_order();
+    for (int shift = 28; shift >= 0; shift -= 4) name += hex[(network >> shift) & 0xf];
+    return name;
+}
+
 // Serializes choosing and claiming a pool slot between the threads of this
-// process. Between processes, the generated name "ctr<N>" is the claim (the
+// process. Between processes, the generated name "ctr-<subnet>" is the claim (the
 // create is NLM_F_EXCL). A lock object that other processes could see would
 // have to be an fd, and children being set up at the same moment on other
 // threads would hold a copy of it until they exec, while they wait for
@@ -428,9 +438,12 @@ inline veth_pair create_veth(const veth& options, peer_namespace peer) {
             host_address = *options.host_address;
             container_address = *options.container_address;
         }
-        // A generated name is the next "ctr<N>" free; a link still being
-        // deleted with an ended sandbox may hold one for a while.
-        const std::string name = options.host_name.empty() ? "ctr" + std::to_string(slot) : options.host_name;
+        // A generated name names the subnet, whatever pool it came from; a
+        // link still being deleted with an ended sandbox may hold one for a
+        // while, and the next slot is tried then.
+        const std::string name = !options.host_name.empty() ? options.host_name
+                                 : from_pool              ? detail::subnet_link_name(host_address)
+                                                          : "ctr" + std::to_string(slot);
         const long r = detail::request_veth(netlink, name, options.container_name, peer, options.mtu);
         if (r == -EEXIST) {
             const long taken = detail::interface_index(name);
