@@ -425,36 +425,19 @@ TEST(ctr_run, signals_to_ctr_run_reach_the_command) {
 // Connects to 127.0.0.1:port, retrying while the far end comes up, sends
 // `request` and returns the whole answer.
 std::string fetch(int port, const std::string& request) {
-    sockaddr_in to{};
-    to.sin_family = AF_INET;
-    to.sin_port = htons(static_cast<std::uint16_t>(port));
-    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     for (int attempt = 0; attempt < 200; ++attempt) {
-        const int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (connect(s, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0) {
-            std::string answer;
-            if (write(s, request.data(), request.size()) == static_cast<ssize_t>(request.size())) {
-                char buffer[4096];
-                for (ssize_t n; (n = read(s, buffer, sizeof buffer)) > 0;) answer.append(buffer, static_cast<std::size_t>(n));
-            }
-            close(s);
-            // Until the server inside listens, the relay accepts and then
-            // resets: an empty answer means "not yet".
-            if (!answer.empty()) return answer;
-        } else {
-            close(s);
-        }
+        // Until the server inside listens, the relay accepts and then
+        // resets: an empty answer means "not yet".
+        const auto answer = ctr_test::tcp_exchange(in_addr{htonl(INADDR_LOOPBACK)}, port, request);
+        if (answer && !answer->empty()) return *answer;
         std::this_thread::sleep_for(50ms);
     }
     return {};
 }
 
-#define SKIP_WITHOUT_NETWORK_NAMESPACE()             \
-    if (!ctr_test::private_network_namespace) \
-    GTEST_SKIP() << "the test main made no network namespace to play the host"
 
 TEST(ctr_run, veth_network_gives_eth0_an_address_and_a_default_route) {
-    SKIP_WITHOUT_NETWORK_NAMESPACE();
+    CTR_SKIP_WITHOUT_NETWORK_NAMESPACE();
     SKIP_WITHOUT_BUSYBOX();
     const auto r = run({"--rootfs", busybox_rootfs(), "--network", "veth", "/bin/sh", "-c",
                         "ip -4 -o addr show dev eth0 | awk '{print $4}'; ip route | grep default"});
@@ -465,7 +448,7 @@ TEST(ctr_run, veth_network_gives_eth0_an_address_and_a_default_route) {
 }
 
 TEST(ctr_run, publish_serves_a_page_from_inside) {
-    SKIP_WITHOUT_NETWORK_NAMESPACE();
+    CTR_SKIP_WITHOUT_NETWORK_NAMESPACE();
     SKIP_WITHOUT_BUSYBOX();
     scratch www;
     write_file(www / "index.html", "hello from the sandbox\n");
@@ -484,7 +467,7 @@ TEST(ctr_run, publish_serves_a_page_from_inside) {
 }
 
 TEST(ctr_run, a_published_udp_port_answers) {
-    SKIP_WITHOUT_NETWORK_NAMESPACE();
+    CTR_SKIP_WITHOUT_NETWORK_NAMESPACE();
     namespace p = ctr::process;
     // The probe helper answers each datagram; its directory may be below
     // /tmp, which the sandbox replaces: bind it in.
@@ -514,7 +497,7 @@ TEST(ctr_run, a_published_udp_port_answers) {
 }
 
 TEST(ctr_run, a_busy_published_port_fails_before_the_command_runs) {
-    SKIP_WITHOUT_NETWORK_NAMESPACE();
+    CTR_SKIP_WITHOUT_NETWORK_NAMESPACE();
     const int busy = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in at{};
     at.sin_family = AF_INET;
@@ -586,7 +569,7 @@ TEST(ctr_run, rootless_busybox_has_root_inside_its_own_hostname_and_pids) {
 
 TEST(ctr_run, rootless_veth_says_it_needs_root) {
     SKIP_WITHOUT_UNPRIVILEGED_USER();
-    SKIP_WITHOUT_NETWORK_NAMESPACE();
+    CTR_SKIP_WITHOUT_NETWORK_NAMESPACE();
     const auto r = run({"-p", "18082:80", "true"}, as::unprivileged);
     EXPECT_EQ(r.status, 125) << r.err;
     EXPECT_TRUE(contains(r.err, "create network link")) << r.err;

@@ -23,10 +23,6 @@ using ctr::process::spawn;
 using ctr::process::stdio;
 using ctr_test::helper;
 
-void require_network_namespace() {
-    if (!ctr_test::private_network_namespace) GTEST_SKIP() << "the test main could not make a network namespace";
-}
-
 // Reads the child's stdout up to and including the first newline.
 std::string read_line(ctr::unique_fd& fd) {
     std::string line;
@@ -41,24 +37,9 @@ std::string read_line(ctr::unique_fd& fd) {
 // Connects to address:port (retrying while the far end comes up), sends
 // `text`, half-closes and returns everything that comes back.
 std::string tcp_round_trip(const ctr::net::ipv4_address& address, int port, const std::string& text) {
-    sockaddr_in to{};
-    to.sin_family = AF_INET;
-    to.sin_port = htons(static_cast<std::uint16_t>(port));
-    to.sin_addr = address.to_in_addr();
     for (int attempt = 0; attempt < 100; ++attempt) {
-        const int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (connect(s, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0) {
-            close(s);
-            std::this_thread::sleep_for(std::chrono::milliseconds(20));
-            continue;
-        }
-        EXPECT_EQ(write(s, text.data(), text.size()), static_cast<ssize_t>(text.size()));
-        shutdown(s, SHUT_WR);
-        std::string reply;
-        char buffer[4096];
-        for (ssize_t n; (n = read(s, buffer, sizeof buffer)) > 0;) reply.append(buffer, static_cast<std::size_t>(n));
-        close(s);
-        return reply;
+        if (auto reply = ctr_test::tcp_exchange(address.to_in_addr(), port, text)) return *reply;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     ADD_FAILURE() << "could not connect to " << address.to_string() << ":" << port;
     return {};
@@ -67,7 +48,7 @@ std::string tcp_round_trip(const ctr::net::ipv4_address& address, int port, cons
 bool interface_exists(const std::string& name) { return ctr::net::detail::interface_index(name) > 0; }
 
 TEST(net, veth_gives_the_child_an_addressed_interface_and_a_default_route) {
-    require_network_namespace();
+    CTR_SKIP_WITHOUT_NETWORK_NAMESPACE();
     auto child = spawn(helper({"addresses"}), {.std_out = stdio::capture(), .network = ctr::net::veth{}});
     ASSERT_NE(child.network(), nullptr);
     const ctr::net::veth_info info = *child.network();
@@ -84,7 +65,7 @@ TEST(net, veth_gives_the_child_an_addressed_interface_and_a_default_route) {
 }
 
 TEST(net, explicit_addresses_names_and_mtu_are_used_and_the_route_can_be_left_out) {
-    require_network_namespace();
+    CTR_SKIP_WITHOUT_NETWORK_NAMESPACE();
     auto child = spawn(helper({"addresses"}),
                        {.std_out = stdio::capture(),
                         .network = ctr::net::veth{.host_name = "ctr-test-a",
@@ -101,7 +82,7 @@ TEST(net, explicit_addresses_names_and_mtu_are_used_and_the_route_can_be_left_ou
 }
 
 TEST(net, the_host_reaches_a_server_inside_and_the_sandbox_reaches_the_host_end) {
-    require_network_namespace();
+    CTR_SKIP_WITHOUT_NETWORK_NAMESPACE();
     auto server = spawn(helper({"tcp-echo", "7000"}), {.std_out = stdio::pipe(), .network = ctr::net::veth{}});
     ASSERT_EQ(read_line(server.std_out()), "listening\n");
     const std::string payload(300000, 'x');
@@ -134,7 +115,7 @@ TEST(net, the_host_reaches_a_server_inside_and_the_sandbox_reaches_the_host_end)
 }
 
 TEST(net, the_pair_lives_as_long_as_the_sandboxs_namespace) {
-    require_network_namespace();
+    CTR_SKIP_WITHOUT_NETWORK_NAMESPACE();
     // A caller step holds the child's network namespace open, as a process
     // that joined it or ns::persist would: the pair outlives the child.
     ctr::unique_fd held;
@@ -157,7 +138,7 @@ TEST(net, the_pair_lives_as_long_as_the_sandboxs_namespace) {
 }
 
 TEST(net, every_launch_shape_gets_its_interface_configured) {
-    require_network_namespace();
+    CTR_SKIP_WITHOUT_NETWORK_NAMESPACE();
     using ctr::process::options;
     struct shape {
         const char* name;
@@ -190,7 +171,7 @@ TEST(net, every_launch_shape_gets_its_interface_configured) {
 }
 
 TEST(net, a_child_that_fails_before_the_network_is_made_reports_its_own_error) {
-    require_network_namespace();
+    CTR_SKIP_WITHOUT_NETWORK_NAMESPACE();
     // The join runs before the child waits; the child's own error must win
     // over whatever the parent's steps then run into.
     for (int i = 0; i < 5; ++i) {
@@ -206,7 +187,7 @@ TEST(net, a_child_that_fails_before_the_network_is_made_reports_its_own_error) {
 }
 
 TEST(net, a_standalone_pair_is_deleted_by_its_owner) {
-    require_network_namespace();
+    CTR_SKIP_WITHOUT_NETWORK_NAMESPACE();
     // A namespace held by a sleeping child stands for one the caller keeps.
     auto holder = spawn(helper({"sleep", "10"}), {.namespaces = ctr::ns::network});
     {
@@ -222,7 +203,7 @@ TEST(net, a_standalone_pair_is_deleted_by_its_owner) {
 }
 
 TEST(net, concurrent_launches_get_distinct_names_and_subnets) {
-    require_network_namespace();
+    CTR_SKIP_WITHOUT_NETWORK_NAMESPACE();
     constexpr int count = 6;
     std::vector<ctr::process::child> children(count);
     std::vector<std::thread> threads;
@@ -251,7 +232,7 @@ TEST(net, concurrent_launches_get_distinct_names_and_subnets) {
 }
 
 TEST(net, the_pool_skips_subnets_already_in_use_and_says_when_it_is_full) {
-    require_network_namespace();
+    CTR_SKIP_WITHOUT_NETWORK_NAMESPACE();
     // Slot 0 of 10.78.0.0/29 is taken by an address of this namespace.
     auto first = spawn(helper({"sleep", "10"}),
                        {.network = ctr::net::veth{.host_name = "ctr-test-b",
@@ -277,7 +258,7 @@ TEST(net, the_pool_skips_subnets_already_in_use_and_says_when_it_is_full) {
 }
 
 TEST(net, bad_options_are_refused_before_anything_starts) {
-    require_network_namespace();
+    CTR_SKIP_WITHOUT_NETWORK_NAMESPACE();
     const auto before = ctr_test::open_fds();
     const auto refuses = [](const ctr::net::veth& v, const char* needle) {
         try {
@@ -306,7 +287,7 @@ TEST(net, bad_options_are_refused_before_anything_starts) {
 }
 
 TEST(net, a_network_cannot_be_combined_with_joining_one) {
-    require_network_namespace();
+    CTR_SKIP_WITHOUT_NETWORK_NAMESPACE();
     try {
         spawn(helper({"exit", "0"}), {.join = {ctr::ns::existing::path(ctr::ns::network, "/proc/self/ns/net")},
                                       .network = ctr::net::veth{}});
@@ -318,7 +299,7 @@ TEST(net, a_network_cannot_be_combined_with_joining_one) {
 }
 
 TEST(net, a_caller_without_net_admin_here_gets_the_reason) {
-    require_network_namespace();
+    CTR_SKIP_WITHOUT_NETWORK_NAMESPACE();
     // A fresh user namespace does not own this network namespace: the
     // helper is root in name only and the kernel refuses the link.
     auto r = spawn(helper({"create-veth"}), {.std_out = stdio::capture(), .namespaces = ctr::ns::user}).wait();
@@ -328,7 +309,7 @@ TEST(net, a_caller_without_net_admin_here_gets_the_reason) {
 }
 
 TEST(net, failures_in_the_parent_and_in_the_child_name_their_step_and_leak_nothing) {
-    require_network_namespace();
+    CTR_SKIP_WITHOUT_NETWORK_NAMESPACE();
     namespace sys = ctr::detail::sys;
     const auto before = ctr_test::open_fds();
     {
@@ -372,7 +353,7 @@ TEST(net, failures_in_the_parent_and_in_the_child_name_their_step_and_leak_nothi
 }
 
 TEST(net, steps_of_the_caller_run_while_the_child_waits) {
-    require_network_namespace();
+    CTR_SKIP_WITHOUT_NETWORK_NAMESPACE();
     struct stat own{};
     ASSERT_EQ(stat("/proc/self/ns/net", &own), 0);
     ino_t seen = 0;

@@ -232,7 +232,9 @@ inline std::chrono::nanoseconds to_duration(const timeval& tv) {
 class child {
 public:
     child() = default;
-    child(child&&) noexcept = default;
+    // Through the assignment, which also empties what the moved-from handle
+    // would still report (its network).
+    child(child&& other) noexcept { *this = std::move(other); }
     child& operator=(child&& other) noexcept {
         if (this != &other) {
             kill_and_reap();
