@@ -110,13 +110,27 @@ Users:
                                (the default when not run as root)
   -u, --user UID[:GID]         numeric ids to run as inside (GID default: 0)
 
-Security and lifetime:
-      --seccomp default|none   none: no seccomp filter, which is what ctr-run
-                               does today; default is not supported yet (it
-                               lands with the seccomp issue)
+Security and lifetime (confined by default, see docs/security.md):
+      --userns host            run in the caller's user namespace (default for
+                               root: a user namespace of its own, root inside
+                               mapped to an unprivileged range outside; the
+                               --rootfs and volumes are idmapped so files keep
+                               their owners)
       --cap-add NAME, --cap-drop NAME|ALL
-                               not supported yet (they land with the
-                               capabilities issue)
+                               capabilities on top of or taken from the
+                               default set (Podman's: CHOWN DAC_OVERRIDE FOWNER
+                               FSETID KILL NET_BIND_SERVICE SETFCAP SETGID
+                               SETPCAP SETUID SYS_CHROOT); comma lists allowed
+      --security-opt no-new-privileges[=true|false]
+                               no_new_privs (default: true)
+      --security-opt seccomp=unconfined, --seccomp default|none
+                               default (the default): the seccomp profile that
+                               refuses mount, namespaces, modules, bpf, perf,
+                               the clock, open_by_handle_at...; none or
+                               unconfined: no filter
+      --privileged             every capability, no no_new_privs, no seccomp:
+                               the documented way out (the user namespace stays
+                               unless --userns host)
       --timeout SECONDS        wall-clock limit (fractions allowed, or a unit:
                                500ms, 2m, 1h): SIGTERM, then SIGKILL 2 s later;
                                ctr-run then exits 124
@@ -190,7 +204,15 @@ struct config {
     bool network_given = false;  // --network was on the command line
     std::vector<ctr::net::port_mapping> publish;
     bool rootless = false;
+    bool userns_host = false;  // --userns host: root inside is the caller (root) outside
     std::optional<uid_t> uid;
+
+    // Confinement (docs/security.md): on unless switched off.
+    bool privileged = false;           // --privileged: every capability, no no_new_privs, no seccomp
+    std::vector<std::string> cap_add;  // names as given, checked when parsed
+    std::vector<std::string> cap_drop;
+    bool no_new_privileges = true;
+    bool seccomp = true;
     std::optional<gid_t> gid;
 
     std::chrono::milliseconds timeout{0};
@@ -345,11 +367,24 @@ constexpr flag_spec flags[] = {
     {"publish", 'p', true},     {"rootless", 0, false},    {"user", 'u', true},      {"seccomp", 0, true},
     {"cap-add", 0, true},       {"cap-drop", 0, true},     {"timeout", 0, true},     {"no-init", 0, false},
     {"result", 0, true},        {"probe", 0, false},       {"help", 'h', false},     {"interactive", 'i', false},
-    {"tty", 't', false},        {"rm", 0, false},
+    {"tty", 't', false},        {"rm", 0, false},          {"userns", 0, true},      {"privileged", 0, false},
+    {"security-opt", 0, true},
 };
 
-[[noreturn]] void not_supported_yet(std::string_view flag, std::string_view lands_with) {
-    bad_value(flag, "not supported yet (it lands with the " + std::string(lands_with) + " issue)");
+// NAME[,NAME...] or ALL, each checked against the capability names.
+void add_capability_names(std::vector<std::string>& into, std::string_view shown, std::string_view value) {
+    if (value.empty()) bad_value(shown, "needs a capability name, e.g. NET_ADMIN or CAP_NET_ADMIN, or ALL");
+    std::size_t at = 0;
+    while (at <= value.size()) {
+        const auto comma = std::min(value.find(',', at), value.size());
+        const std::string_view name = value.substr(at, comma - at);
+        std::string upper(name);
+        for (auto& ch : upper) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+        if (upper != "ALL" && !ctr::caps::from_name(name))
+            bad_value(shown, "'" + std::string(name) + "' is not a capability (names look like NET_ADMIN or CAP_NET_ADMIN)");
+        into.push_back(upper);
+        at = comma + 1;
+    }
 }
 
 void apply_flag(config& c, const flag_spec& f, std::string_view shown, std::string_view value) {
@@ -422,9 +457,26 @@ void apply_flag(config& c, const flag_spec& f, std::string_view shown, std::stri
             c.gid = *gid;
         }
     } else if (name == "seccomp") {
-        if (value == "default") not_supported_yet(shown, "seccomp");
-        if (value != "none") bad_value(shown, "'" + std::string(value) + "' is not default or none");
-    } else if (name == "cap-add" || name == "cap-drop") not_supported_yet(shown, "capabilities");
+        if (value != "default" && value != "none") bad_value(shown, "'" + std::string(value) + "' is not default or none");
+        c.seccomp = value == "default";
+    } else if (name == "cap-add") add_capability_names(c.cap_add, shown, value);
+    else if (name == "cap-drop") add_capability_names(c.cap_drop, shown, value);
+    else if (name == "privileged") c.privileged = true;
+    else if (name == "userns") {
+        if (value != "host")
+            bad_value(shown, "'" + std::string(value) + "' is not host (without --userns, root gets a user namespace "
+                             "of its own: root inside is unprivileged outside)");
+        c.userns_host = true;
+    } else if (name == "security-opt") {
+        if (value == "no-new-privileges" || value == "no-new-privileges=true" || value == "no-new-privileges:true")
+            c.no_new_privileges = true;
+        else if (value == "no-new-privileges=false" || value == "no-new-privileges:false")
+            c.no_new_privileges = false;
+        else if (value == "seccomp=unconfined" || value == "seccomp:unconfined")
+            c.seccomp = false;
+        else
+            bad_value(shown, "'" + std::string(value) + "' is not no-new-privileges[=true|false] or seccomp=unconfined");
+    }
     else if (name == "timeout") c.timeout = parse_duration(shown, value);
     else if (name == "no-init") c.no_init = true;
     else if (name == "result") {
@@ -543,6 +595,11 @@ public:
         std::filesystem::remove_all(dir_, ec);  // what is left, if anything
     }
 
+    void give_to(std::pair<uid_t, gid_t> owner) const {
+        for (const char* sub : {"", "/upper", "/work"})
+            if (chown((dir_ + sub).c_str(), owner.first, owner.second) != 0)
+                throw ctr::error(ctr::step::prepare, errno, dir_ + sub, "overlay scratch directory (chown)");
+    }
     std::string upper() const { return dir_ + "/upper"; }
     std::string work() const { return dir_ + "/work"; }
     void removed_in_user_namespace() { in_user_namespace_ = true; }
@@ -551,6 +608,35 @@ private:
     std::string dir_;
     bool in_user_namespace_ = false;
 };
+
+// The host ids that uid and gid 0 inside map to.
+std::pair<uid_t, gid_t> mapped_root(const ctr::ns::id_maps& wanted) {
+    const auto maps = ctr::ns::detail::resolve_id_maps(wanted);
+    const auto outside = [](const std::vector<ctr::ns::id_range>& ranges) {
+        for (const auto& r : ranges)
+            if (r.inside == 0) return r.outside;
+        return std::uint32_t{0};
+    };
+    return {outside(maps.uid), outside(maps.gid)};
+}
+
+// Root gets a user namespace of its own unless --userns host; a caller that
+// is not root always has one.
+bool root_in_user_namespace(const config& c) { return geteuid() == 0 && !c.userns_host && !c.rootless; }
+bool idmapped_binds(const config& c) { return root_in_user_namespace(c); }
+
+// What the command may still do: Podman's default capabilities with
+// --cap-add/--cap-drop applied, no_new_privs and the default seccomp
+// profile, unless --privileged or the --security-opt switches say otherwise.
+ctr::security confinement(const config& c) {
+    if (c.privileged) return ctr::security::unconfined();
+    ctr::caps::set keep = ctr::caps::default_set();
+    for (const auto& name : c.cap_drop) keep = name == "ALL" ? ctr::caps::set::none() : keep - ctr::caps::set{ctr::caps::parse(name)};
+    for (const auto& name : c.cap_add) keep = name == "ALL" ? ctr::caps::set::all() : keep | ctr::caps::set{ctr::caps::parse(name)};
+    return {.capabilities = ctr::caps::policy{.keep = keep & ctr::caps::supported()},
+            .no_new_privileges = c.no_new_privileges,
+            .seccomp = c.seccomp ? ctr::seccomp::default_profile() : nullptr};
+}
 
 ctr::mount::plan filesystem_plan(const config& c, scratch_layer* scratch) {
     namespace mnt = ctr::mount;
@@ -566,7 +652,14 @@ ctr::mount::plan filesystem_plan(const config& c, scratch_layer* scratch) {
     } else {
         plan = mnt::host_readonly();
     }
-    for (const auto& v : c.volumes) plan.bind(v.source, v.target, {.read_only = v.read_only});
+    // In a user namespace of root's making, the rootfs and volumes are
+    // idmapped: files keep the owners they have on disk as the sandbox sees
+    // them, and what its root writes belongs to root on the host (Docker's
+    // ownership). The host's own root stays unmapped: its root-only files
+    // stay unreadable inside.
+    const bool idmap = idmapped_binds(c);
+    if (c.rootfs && c.overlay.empty()) plan.idmap_root = idmap;
+    for (const auto& v : c.volumes) plan.bind(v.source, v.target, {.read_only = v.read_only, .idmap = idmap});
     for (const auto& t : c.tmpfs) plan.tmpfs(t.target, t.options);
     return plan;
 }
@@ -827,7 +920,8 @@ int run(const config& c) {
     // the run (125) before the command could print a word.
     std::optional<ctr::net::port_forwarder> ports;
     if (!c.publish.empty()) ports.emplace(c.publish);
-    if (rootless) options.namespaces = options.namespaces | ctr::ns::user;
+    if (rootless || root_in_user_namespace(c)) options.namespaces = options.namespaces | ctr::ns::user;
+    options.security = confinement(c);
     options.hostname = c.hostname;
     options.init = !c.no_init;
     if (c.uid) {
@@ -838,10 +932,16 @@ int run(const config& c) {
         options.uid = c.uid;
     }
 
+    if (!c.overlay.empty() && root_in_user_namespace(c))
+        throw usage_error{"--overlay", "as root, overlay layers in the sandbox's user namespace need idmapped layers, "
+                                       "which are not supported yet: add --userns host"};
     std::optional<scratch_layer> scratch;
     if (!c.overlay.empty()) {
         scratch.emplace();
         if (rootless) scratch->removed_in_user_namespace();
+        // The sandbox's root writes the upper layer: give it to the host id
+        // that root inside maps to.
+        if (root_in_user_namespace(c)) scratch->give_to(mapped_root(options.id_maps));
     }
     options.root = filesystem_plan(c, scratch ? &*scratch : nullptr);
 

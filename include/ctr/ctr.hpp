@@ -1,6 +1,7 @@
 #pragma once
 // ctr: header-only Linux process isolation. Include this one header.
 
+#include <ctr/capabilities.hpp>
 #include <ctr/cgroup.hpp>
 #include <ctr/error.hpp>
 #include <ctr/ip_address.hpp>
@@ -11,4 +12,7 @@
 #include <ctr/port_forward.hpp>
 #include <ctr/probe.hpp>
 #include <ctr/process.hpp>
+#include <ctr/seccomp.hpp>
+#include <ctr/security.hpp>
+#include <ctr/spawn_options.hpp>
 #include <ctr/unique_fd.hpp>

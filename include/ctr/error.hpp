@@ -78,6 +78,17 @@ enum class step : std::uint16_t {
     delete_link,
     configure_link,     // addresses, routes and state of an interface
     publish_port,       // listening on a host port that forwards into the sandbox
+    // confinement
+    drop_bounding_capabilities,  // PR_CAPBSET_DROP of every capability not kept
+    keep_capabilities,           // PR_SET_KEEPCAPS around a change of uid
+    set_capabilities,            // capset: effective, permitted, inheritable
+    set_ambient_capabilities,    // PR_CAP_AMBIENT
+    set_securebits,              // PR_SET_SECUREBITS
+    set_no_new_privileges,       // PR_SET_NO_NEW_PRIVS
+    compile_seccomp,             // building a seccomp filter in the parent
+    install_seccomp,             // seccomp(SECCOMP_SET_MODE_FILTER) in the child
+    seal_init,                   // the init letting go of the caller's fds, memory and name
+    idmap_mount,                 // an idmapped mount (MOUNT_ATTR_IDMAP) for a volume
 };
 
 inline std::string_view to_string(step s) noexcept {
@@ -143,6 +154,16 @@ inline std::string_view to_string(step s) noexcept {
         case step::delete_link: return "delete network link";
         case step::configure_link: return "configure network link";
         case step::publish_port: return "publish port";
+        case step::drop_bounding_capabilities: return "drop bounding capabilities";
+        case step::keep_capabilities: return "keep capabilities";
+        case step::set_capabilities: return "set capabilities";
+        case step::set_ambient_capabilities: return "set ambient capabilities";
+        case step::set_securebits: return "set securebits";
+        case step::set_no_new_privileges: return "set no_new_privs";
+        case step::compile_seccomp: return "compile seccomp filter";
+        case step::install_seccomp: return "install seccomp filter";
+        case step::seal_init: return "seal init";
+        case step::idmap_mount: return "idmap mount";
     }
     return "unknown step";
 }

@@ -47,6 +47,12 @@ struct bind_options {
     bool nodev = false;
     bool noexec = false;
     bool optional = false;   // a source that does not exist skips the bind instead of failing
+    // An idmapped bind through the sandbox's new user namespace (Linux
+    // 5.12+, a filesystem that supports it, a privileged caller): a file
+    // owned by uid N on disk shows as uid N inside, and what the sandbox's
+    // root writes is owned by root on disk - Docker's volume ownership,
+    // although the sandbox's ids are unprivileged on the host.
+    bool idmap = false;
 };
 
 struct tmpfs_options {
@@ -165,6 +171,16 @@ public:
     // The host directory that becomes "/" ("/" for the host's own root).
     const std::string& root() const noexcept { return root_; }
 
+    // The binds the parent must make for the child (bind_options::idmap),
+    // in the order of their steps' detached_slot.
+    struct detached_bind {
+        const char* source;
+        bool recursive;
+        std::uint64_t attributes;  // MOUNT_ATTR_* to set with the idmap
+        std::string shown;         // the target, for errors
+    };
+    const std::vector<detached_bind>& detached_binds() const noexcept { return detached_; }
+
     // The error that step `index` failing with `errno_value` reports: its
     // step (or the finer one the child recorded in ctx), its path, and the
     // kernel's message or a hint.
@@ -183,6 +199,7 @@ private:
     std::deque<std::vector<ctr::detail::mount_param>> params_;
     std::vector<ctr::detail::mount_step> steps_;
     std::vector<step_info> info_;
+    std::vector<detached_bind> detached_;
     std::string root_;
 };
 
@@ -192,6 +209,11 @@ private:
 struct plan {
     std::string rootfs{};  // the host directory that becomes "/"; empty: the host's own "/"
     bool read_only_root = false;
+    // The root's bind: no setuid and no device files from it (the host's
+    // own root in host_readonly()), and idmapped (see bind_options::idmap).
+    bool nosuid_root = false;
+    bool nodev_root = false;
+    bool idmap_root = false;
     propagation_mode propagation = propagation_mode::private_mounts;
     root_entry entry = root_entry::pivot_root;
     std::vector<detail::mount_request> requests{};  // what the calls below added, in order
@@ -275,6 +297,8 @@ struct plan {
 // --tmpfs /tmp` gives; /sys is the host's, read-only, with /sys/firmware masked.
 inline plan host_readonly() {
     plan p{.read_only_root = true};
+    p.nosuid_root = true;
+    p.nodev_root = true;
     p.tmpfs("/tmp", {.mode = 01777}).proc("/proc").dev("/dev").mask("/sys/firmware");
     return p;
 }
@@ -485,6 +509,10 @@ public:
         if (m.attributes != 0 && o.recursive && S_ISDIR(st.st_mode) &&
             (!kernel_has_mount_setattr() || sys::faults_armed.load(std::memory_order_relaxed)))
             m.submounts = keep_list(submounts_below(path));
+        if (o.idmap) {
+            m.detached_slot = static_cast<int>(out_.detached_.size());
+            out_.detached_.push_back({m.source, m.recursive, m.attributes, shown_target});
+        }
         add(m, shown_target, "source '" + path + "'");
     }
 
@@ -796,7 +824,10 @@ public:
             source = canonical_host_path(p.rootfs);
         }
         out_.root_ = source;
-        add_bind(source, nullptr, {.read_only = p.read_only_root, .recursive = true}, step::bind_mount, source);
+        add_bind(source, nullptr,
+                 {.read_only = p.read_only_root, .recursive = true, .nosuid = p.nosuid_root, .nodev = p.nodev_root,
+                  .idmap = p.idmap_root},
+                 step::bind_mount, source);
         out_.info_.back().detail = "the new root";
     }
 

@@ -316,10 +316,10 @@ inline std::string map_text(const std::vector<id_range>& ranges) {
 
 }  // namespace detail
 
-// Which namespace `pid` (0: this process) is in, as the inode of its
+// Which namespace `process_id` (0: this process) is in, as the inode of its
 // /proc/PID/ns file: two processes share a namespace when these are equal.
-inline std::uint64_t inode_of(kind k, int pid = 0) {
-    const std::string path = detail::ns_path(pid, k);
+inline std::uint64_t inode_of(kind k, int process_id = 0) {
+    const std::string path = detail::ns_path(process_id, k);
     const auto inode = detail::ns_inode(path);
     if (!inode) throw error(step::join_namespace, ENOENT, path, "cannot stat the namespace file");
     return *inode;
@@ -358,12 +358,12 @@ private:
     std::string path_;
 };
 
-inline persisted persist(int pid, kind k, std::string path) {
+inline persisted persist(int process_id, kind k, std::string path) {
     namespace sys = ctr::detail::sys;
     const long fd = sys::openat(AT_FDCWD, path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
     if (fd < 0) throw error(step::persist_namespace, static_cast<int>(-fd), path, "cannot create the file to bind onto");
     sys::close(static_cast<int>(fd));
-    const std::string source = detail::ns_path(pid, k);
+    const std::string source = detail::ns_path(process_id, k);
     if (const long r = sys::mount(source.c_str(), path.c_str(), nullptr, MS_BIND, nullptr); r < 0) {
         sys::unlinkat(AT_FDCWD, path.c_str(), 0);
         throw error(step::persist_namespace, static_cast<int>(-r), path, "bind mount of " + source);

@@ -3,28 +3,12 @@
 #pragma once
 // ctr: header-only Linux process isolation. Include this one header.
 
-// begin ctr/cgroup.hpp
-// ctr::cgroup::group: a cgroup of its own for a set of processes, with
-// resource limits and accounting, on cgroup v2, v1 and hybrid hosts.
+// begin ctr/capabilities.hpp
+// ctr::capability and ctr::caps: Linux capabilities as values (names, sets,
+// the default set) and the capability policy a launch applies to its child.
 //
-// A group is made below the calling process's own cgroup in every hierarchy
-// it needs, is given its limits, and each limit is read back: a limit the
-// kernel did not take, or a controller that is not there, is an error. When
-// the group ends, everything left in it is killed, and its directories are
-// removed. docs/cgroups.md describes the layouts and what each figure means.
-
-// begin ctr/detail/cgroup_fs.hpp
-// The file-system side of cgroups: reading and writing interface files
-// through directory fds, listing and removing cgroup directories, and the
-// per-hierarchy operations a group is made of (listing, signalling, freezing
-// and waiting for its processes). Every call goes through detail::sys.
-
-// begin ctr/detail/cgroup_layout.hpp
-// Where the cgroup hierarchies are mounted and where this process's own
-// cgroup is on each of them, from /proc/self/mountinfo and /proc/self/cgroup.
-//
-// The parsers take the files' text, so that layouts this host does not have
-// (pure v2, pure v1, cgroup namespaces, odd mount roots) are tested too.
+// The child side (the order of the kernel calls and why) lives in
+// detail/capability_step.hpp; this header only describes what is wanted.
 
 // begin ctr/detail/file.hpp
 // Small whole-file reads for /proc and /sys, through the syscall layer.
@@ -155,6 +139,7 @@ inline long call(long number, Args... args) noexcept {
 
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
 
 namespace ctr::detail::sys {
 
@@ -240,6 +225,13 @@ enum class call : unsigned {
     eventfd2,
     getsockopt,
     socketpair,
+    // confinement: capabilities, seccomp, the init's hand-off
+    capget,
+    capset,
+    seccomp,
+    futex,
+    sendmsg,
+    recvmsg,
     count_,
 };
 
@@ -636,6 +628,35 @@ inline long socketpair(int domain, int type, int protocol, int fds[2]) noexcept 
     return raw::call(SYS_socketpair, domain, type, protocol, fds);
 }
 
+// The capability calls take the kernel's own header and data layout
+// (linux/capability.h, version 3: two 32-bit words per set).
+inline long capget(void* header, void* data) noexcept {
+    CTR_FAULT_CHECK(capget);
+    return raw::call(SYS_capget, header, data);
+}
+inline long capset(void* header, const void* data) noexcept {
+    CTR_FAULT_CHECK(capset);
+    return raw::call(SYS_capset, header, data);
+}
+inline long seccomp(unsigned operation, unsigned flags, const void* argument) noexcept {
+    CTR_FAULT_CHECK(seccomp);
+    return raw::call(SYS_seccomp, operation, flags, argument);
+}
+// FUTEX_WAIT / FUTEX_WAKE on a word of memory shared between two processes.
+inline long futex(std::uint32_t* word, int operation, std::uint32_t value, const timespec* timeout = nullptr) noexcept {
+    CTR_FAULT_CHECK(futex);
+    return raw::call(SYS_futex, word, operation, value, timeout, nullptr, 0);
+}
+
+inline long sendmsg(int fd, const void* message, int flags) noexcept {
+    CTR_FAULT_CHECK(sendmsg);
+    return raw::call(SYS_sendmsg, fd, message, flags);
+}
+inline long recvmsg(int fd, void* message, int flags) noexcept {
+    CTR_FAULT_CHECK(recvmsg);
+    return raw::call(SYS_recvmsg, fd, message, flags);
+}
+
 [[noreturn]] inline void exit_group(int status) noexcept {
     for (;;) raw::call(SYS_exit_group, status);
 }
@@ -760,6 +781,17 @@ enum class step : std::uint16_t {
     delete_link,
     configure_link,     // addresses, routes and state of an interface
     publish_port,       // listening on a host port that forwards into the sandbox
+    // confinement
+    drop_bounding_capabilities,  // PR_CAPBSET_DROP of every capability not kept
+    keep_capabilities,           // PR_SET_KEEPCAPS around a change of uid
+    set_capabilities,            // capset: effective, permitted, inheritable
+    set_ambient_capabilities,    // PR_CAP_AMBIENT
+    set_securebits,              // PR_SET_SECUREBITS
+    set_no_new_privileges,       // PR_SET_NO_NEW_PRIVS
+    compile_seccomp,             // building a seccomp filter in the parent
+    install_seccomp,             // seccomp(SECCOMP_SET_MODE_FILTER) in the child
+    seal_init,                   // the init letting go of the caller's fds, memory and name
+    idmap_mount,                 // an idmapped mount (MOUNT_ATTR_IDMAP) for a volume
 };
 
 inline std::string_view to_string(step s) noexcept {
@@ -825,6 +857,16 @@ inline std::string_view to_string(step s) noexcept {
         case step::delete_link: return "delete network link";
         case step::configure_link: return "configure network link";
         case step::publish_port: return "publish port";
+        case step::drop_bounding_capabilities: return "drop bounding capabilities";
+        case step::keep_capabilities: return "keep capabilities";
+        case step::set_capabilities: return "set capabilities";
+        case step::set_ambient_capabilities: return "set ambient capabilities";
+        case step::set_securebits: return "set securebits";
+        case step::set_no_new_privileges: return "set no_new_privs";
+        case step::compile_seccomp: return "compile seccomp filter";
+        case step::install_seccomp: return "install seccomp filter";
+        case step::seal_init: return "seal init";
+        case step::idmap_mount: return "idmap mount";
     }
     return "unknown step";
 }
@@ -855,6 +897,361 @@ private:
 
 }  // namespace ctr
 // end ctr/error.hpp
+
+#include <sys/prctl.h>
+
+#include <array>
+#include <bit>
+#include <cerrno>
+#include <charconv>
+#include <cstddef>
+#include <cstdint>
+#include <initializer_list>
+#include <iterator>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace ctr {
+
+// Every capability Linux has, by its kernel number (linux/capability.h).
+enum class capability : std::uint8_t {
+    chown = 0,
+    dac_override = 1,
+    dac_read_search = 2,
+    fowner = 3,
+    fsetid = 4,
+    kill = 5,
+    setgid = 6,
+    setuid = 7,
+    setpcap = 8,
+    linux_immutable = 9,
+    net_bind_service = 10,
+    net_broadcast = 11,
+    net_admin = 12,
+    net_raw = 13,
+    ipc_lock = 14,
+    ipc_owner = 15,
+    sys_module = 16,
+    sys_rawio = 17,
+    sys_chroot = 18,
+    sys_ptrace = 19,
+    sys_pacct = 20,
+    sys_admin = 21,
+    sys_boot = 22,
+    sys_nice = 23,
+    sys_resource = 24,
+    sys_time = 25,
+    sys_tty_config = 26,
+    mknod = 27,
+    lease = 28,
+    audit_write = 29,
+    audit_control = 30,
+    setfcap = 31,
+    mac_override = 32,
+    mac_admin = 33,
+    syslog = 34,
+    wake_alarm = 35,
+    block_suspend = 36,
+    audit_read = 37,
+    perfmon = 38,
+    bpf = 39,
+    checkpoint_restore = 40,
+};
+
+namespace detail {
+
+inline constexpr std::array<std::string_view, 41> capability_names{
+    "CAP_CHOWN",           "CAP_DAC_OVERRIDE",   "CAP_DAC_READ_SEARCH", "CAP_FOWNER",
+    "CAP_FSETID",          "CAP_KILL",           "CAP_SETGID",          "CAP_SETUID",
+    "CAP_SETPCAP",         "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",       "CAP_NET_RAW",        "CAP_IPC_LOCK",        "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",      "CAP_SYS_RAWIO",      "CAP_SYS_CHROOT",      "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",       "CAP_SYS_ADMIN",      "CAP_SYS_BOOT",        "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",    "CAP_SYS_TIME",       "CAP_SYS_TTY_CONFIG",  "CAP_MKNOD",
+    "CAP_LEASE",           "CAP_AUDIT_WRITE",    "CAP_AUDIT_CONTROL",   "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",    "CAP_MAC_ADMIN",      "CAP_SYSLOG",          "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",   "CAP_AUDIT_READ",     "CAP_PERFMON",         "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+};
+
+constexpr char ascii_upper(char c) noexcept { return c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c; }
+
+constexpr bool equal_ignoring_case(std::string_view a, std::string_view b) noexcept {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i)
+        if (ascii_upper(a[i]) != ascii_upper(b[i])) return false;
+    return true;
+}
+
+constexpr std::string_view trim_spaces(std::string_view text) noexcept {
+    while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
+    while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
+    return text;
+}
+
+}  // namespace detail
+
+namespace caps {
+
+// The capability numbers a set can hold: the kernel's masks are 64 bits.
+inline constexpr unsigned max_number = 63;
+// The last capability this header knows (CAP_CHECKPOINT_RESTORE, Linux 5.9).
+inline constexpr capability last_known = capability::checkpoint_restore;
+
+// "CAP_CHOWN" for capability::chown; an empty view for a number past
+// last_known, which only a newer kernel would name.
+constexpr std::string_view name(capability c) noexcept {
+    const auto number = static_cast<std::size_t>(c);
+    return number < detail::capability_names.size() ? detail::capability_names[number] : std::string_view{};
+}
+
+// The capability a name stands for, with or without the CAP_ prefix, in any
+// case: "CAP_NET_BIND_SERVICE", "net_bind_service". Numbers are parse's job.
+constexpr std::optional<capability> from_name(std::string_view text) noexcept {
+    if (text.size() > 4 && detail::equal_ignoring_case(text.substr(0, 4), "CAP_")) text.remove_prefix(4);
+    for (std::size_t i = 0; i < detail::capability_names.size(); ++i)
+        if (detail::equal_ignoring_case(detail::capability_names[i].substr(4), text))
+            return static_cast<capability>(i);
+    return std::nullopt;
+}
+
+// A name as from_name takes it, or a decimal number from 0 to 63 (numbers
+// past last_known are for capabilities newer than this header). Anything
+// else throws ctr::error(step::prepare, EINVAL) naming the text.
+inline capability parse(std::string_view text) {
+    if (const auto known = from_name(text)) return *known;
+    unsigned number = 0;
+    const char* const end = text.data() + text.size();
+    const auto [next, ec] = std::from_chars(text.data(), end, number);
+    if (!text.empty() && ec == std::errc{} && next == end && number <= max_number)
+        return static_cast<capability>(number);
+    throw error(step::prepare, EINVAL, std::string(text),
+                "unknown capability: names look like CAP_NET_BIND_SERVICE or net_bind_service, numbers go from 0 "
+                "to 63");
+}
+
+// A set of capabilities: a 64-bit mask, bit N for capability number N, the
+// layout the kernel uses for its own sets.
+class set {
+public:
+    // Walks the members from the lowest number up; allocates nothing.
+    class iterator {
+    public:
+        using iterator_category = std::forward_iterator_tag;
+        using value_type = capability;
+        using difference_type = std::ptrdiff_t;
+        using pointer = void;
+        using reference = capability;
+
+        constexpr iterator() noexcept = default;
+        constexpr explicit iterator(std::uint64_t rest) noexcept : rest_(rest) {}
+        constexpr capability operator*() const noexcept { return static_cast<capability>(std::countr_zero(rest_)); }
+        constexpr iterator& operator++() noexcept {
+            rest_ &= rest_ - 1;
+            return *this;
+        }
+        constexpr iterator operator++(int) noexcept {
+            iterator before = *this;
+            ++*this;
+            return before;
+        }
+        friend constexpr bool operator==(iterator, iterator) noexcept = default;
+
+    private:
+        std::uint64_t rest_ = 0;
+    };
+
+    constexpr set() noexcept = default;
+    // One capability is a set of one, so a policy can say `.ambient = capability::net_bind_service`.
+    constexpr set(capability c) noexcept : bits_(bit(c)) {}
+    constexpr set(std::initializer_list<capability> members) noexcept {
+        for (const capability c : members) bits_ |= bit(c);
+    }
+    static constexpr set from_bits(std::uint64_t bits) noexcept {
+        set out;
+        out.bits_ = bits;
+        return out;
+    }
+    // Every capability this header knows, 0 to last_known.
+    static constexpr set all() noexcept {
+        return from_bits((std::uint64_t{1} << (static_cast<unsigned>(last_known) + 1)) - 1);
+    }
+    static constexpr set none() noexcept { return {}; }
+
+    // "CAP_CHOWN,CAP_KILL" (items as parse takes them, spaces around them
+    // allowed), "ALL" for all(), "" for none. A bad item throws as parse does.
+    static set parse_list(std::string_view text) {
+        set out;
+        if (detail::trim_spaces(text).empty()) return out;
+        for (;;) {
+            const std::size_t comma = text.find(',');
+            const std::string_view item = detail::trim_spaces(text.substr(0, comma));
+            if (item.empty())
+                throw error(step::prepare, EINVAL, std::string(text),
+                            "empty item in a capability list: write CAP_CHOWN,CAP_KILL");
+            if (detail::equal_ignoring_case(item, "ALL")) out |= all();
+            else out.add(parse(item));
+            if (comma == std::string_view::npos) break;
+            text.remove_prefix(comma + 1);
+        }
+        return out;
+    }
+
+    constexpr set& add(capability c) noexcept {
+        bits_ |= bit(c);
+        return *this;
+    }
+    constexpr set& remove(capability c) noexcept {
+        bits_ &= ~bit(c);
+        return *this;
+    }
+    constexpr bool has(capability c) const noexcept { return (bits_ & bit(c)) != 0; }
+    // Whether every member of `other` is here too.
+    constexpr bool contains(set other) const noexcept { return (other.bits_ & ~bits_) == 0; }
+    constexpr bool empty() const noexcept { return bits_ == 0; }
+    constexpr unsigned size() const noexcept { return static_cast<unsigned>(std::popcount(bits_)); }
+    constexpr std::uint64_t bits() const noexcept { return bits_; }
+
+    constexpr iterator begin() const noexcept { return iterator(bits_); }
+    constexpr iterator end() const noexcept { return iterator(0); }
+
+    // "CAP_CHOWN,CAP_KILL", lowest number first; a number past last_known
+    // is written as its number, so parse_list reads the text back. "" for none.
+    std::string to_string() const {
+        std::string out;
+        for (const capability c : *this) {
+            if (!out.empty()) out += ',';
+            if (const std::string_view known = name(c); !known.empty()) out += known;
+            else out += std::to_string(static_cast<unsigned>(c));
+        }
+        return out;
+    }
+
+    constexpr set& operator|=(set other) noexcept {
+        bits_ |= other.bits_;
+        return *this;
+    }
+    constexpr set& operator&=(set other) noexcept {
+        bits_ &= other.bits_;
+        return *this;
+    }
+    constexpr set& operator-=(set other) noexcept {
+        bits_ &= ~other.bits_;
+        return *this;
+    }
+    friend constexpr set operator|(set a, set b) noexcept { return a |= b; }
+    friend constexpr set operator&(set a, set b) noexcept { return a &= b; }
+    // The members of a that are not in b.
+    friend constexpr set operator-(set a, set b) noexcept { return a -= b; }
+    friend constexpr bool operator==(set, set) noexcept = default;
+
+private:
+    static constexpr std::uint64_t bit(capability c) noexcept {
+        return std::uint64_t{1} << (static_cast<unsigned>(c) & max_number);
+    }
+
+    std::uint64_t bits_ = 0;
+};
+
+// What a container gets unless it asks for more or less: the set Podman 4
+// gives by default. Each one is there because ordinary images need it while
+// setting up as root inside their own user namespace:
+//   CHOWN, FOWNER, FSETID, DAC_OVERRIDE  package managers and install scripts
+//                        chown and chmod files they do not own, and keep the
+//                        setuid bit across a chown;
+//   SETUID, SETGID       su, sudo, gosu, and servers that drop to a user;
+//   SETPCAP              the same programs lowering their own bounding set;
+//   SETFCAP              installing binaries with file capabilities (ping);
+//   KILL                 signalling processes of other users in the container;
+//   NET_BIND_SERVICE     servers listening on ports below 1024;
+//   SYS_CHROOT           chroot-based tools (package builds, sshd privsep).
+// Docker adds three more, which Podman 4 dropped and ctr leaves out too:
+// AUDIT_WRITE (records in the host's audit log, which only login tools
+// write), MKNOD (device nodes: the mount layer makes the few a container
+// needs, and a node made inside could open a host device that nothing else
+// fences) and NET_RAW (raw sockets, a tool for ARP and DNS spoofing on a
+// shared bridge; ping uses ICMP datagram sockets today).
+constexpr set default_set() noexcept {
+    return {capability::chown,    capability::dac_override, capability::fowner,
+            capability::fsetid,   capability::kill,         capability::net_bind_service,
+            capability::setfcap,  capability::setgid,       capability::setpcap,
+            capability::setuid,   capability::sys_chroot};
+}
+
+// The number of the last capability the running kernel has, from
+// /proc/sys/kernel/cap_last_cap; without /proc, found by asking the kernel
+// about each number (PR_CAPBSET_READ fails past the last); 40 when neither
+// answers. Parent side.
+inline unsigned last_supported() {
+    if (const auto line = detail::read_first_line("/proc/sys/kernel/cap_last_cap")) {
+        unsigned number = 0;
+        const char* const end = line->data() + line->size();
+        const auto [next, ec] = std::from_chars(line->data(), end, number);
+        if (ec == std::errc{} && next == end && number <= max_number) return number;
+    }
+    if (detail::sys::prctl(PR_CAPBSET_READ, 0) >= 0) {
+        unsigned last = 0;
+        while (last < max_number && detail::sys::prctl(PR_CAPBSET_READ, last + 1) >= 0) ++last;
+        return last;
+    }
+    return static_cast<unsigned>(last_known);
+}
+
+// Every capability the running kernel has: all() on a kernel as new as this
+// header, fewer on an older one. `keep = supported()` keeps all there is.
+inline set supported() {
+    const unsigned last = last_supported();
+    return set::from_bits(last >= max_number ? ~std::uint64_t{0} : (std::uint64_t{1} << (last + 1)) - 1);
+}
+
+// The capabilities a launched process ends up with. After setup, before
+// exec:
+//   bounding, permitted, effective  exactly `keep` (what the launch had, less
+//                                   everything else); empty keeps nothing;
+//   inheritable                     inheritable | ambient;
+//   ambient                         ambient;
+//   securebits                      set to *securebits (SECBIT_* from
+//                                   linux/securebits.h) when given.
+// `inheritable` and `ambient` must be subsets of `keep`: the kernel raises an
+// ambient capability only while it is permitted and inheritable, and refuses
+// an inheritable one outside the bounding set.
+// Across exec the kernel's rules apply: uid 0 (without SECBIT_NOROOT) gets
+// `keep` again; any other uid keeps only `ambient`, plus the file
+// capabilities of the program within `keep`.
+struct policy {
+    set keep{};
+    set inheritable{};
+    set ambient{};
+    std::optional<unsigned> securebits{};
+};
+
+}  // namespace caps
+}  // namespace ctr
+// end ctr/capabilities.hpp
+// begin ctr/cgroup.hpp
+// ctr::cgroup::group: a cgroup of its own for a set of processes, with
+// resource limits and accounting, on cgroup v2, v1 and hybrid hosts.
+//
+// A group is made below the calling process's own cgroup in every hierarchy
+// it needs, is given its limits, and each limit is read back: a limit the
+// kernel did not take, or a controller that is not there, is an error. When
+// the group ends, everything left in it is killed, and its directories are
+// removed. docs/cgroups.md describes the layouts and what each figure means.
+
+// begin ctr/detail/cgroup_fs.hpp
+// The file-system side of cgroups: reading and writing interface files
+// through directory fds, listing and removing cgroup directories, and the
+// per-hierarchy operations a group is made of (listing, signalling, freezing
+// and waiting for its processes). Every call goes through detail::sys.
+
+// begin ctr/detail/cgroup_layout.hpp
+// Where the cgroup hierarchies are mounted and where this process's own
+// cgroup is on each of them, from /proc/self/mountinfo and /proc/self/cgroup.
+//
+// The parsers take the files' text, so that layouts this host does not have
+// (pure v2, pure v1, cgroup namespaces, odd mount roots) are tested too.
+
 
 #include <algorithm>
 #include <cstdint>
@@ -3251,6 +3648,7 @@ inline constexpr unsigned fsmount_cloexec = 1;
 
 inline constexpr std::uint64_t attr_rdonly = 0x1;
 inline constexpr std::uint64_t attr_nosuid = 0x2;
+inline constexpr std::uint64_t attr_idmap = 0x100000;
 inline constexpr std::uint64_t attr_nodev = 0x4;
 inline constexpr std::uint64_t attr_noexec = 0x8;
 
@@ -3317,6 +3715,11 @@ struct mount_step {
     const char* const* submounts = nullptr;  // bind: mounts below the source, relative, for the
                                              // fallback without mount_setattr (null-terminated)
     std::uint64_t parent_mount_ns = 0;   // set_propagation: refuse to run in this mount namespace
+    // bind: the parent makes this one, idmapped (MOUNT_ATTR_IDMAP needs
+    // CAP_SYS_ADMIN over the filesystem, which the child in its user
+    // namespace lacks), and sends it; the child attaches what it received
+    // in mount_context::detached_fds[detached_slot]. -1: the child binds.
+    int detached_slot = -1;
 };
 
 // What the steps of one run share. Writable by the child; with
@@ -3327,6 +3730,7 @@ struct mount_context {
     ctr::step failed_step = ctr::step::none;  // the part of the step that failed, when finer
     char* message = nullptr;     // the kernel's fs_context message for a failed filesystem
     std::size_t message_size = 0;
+    const int* detached_fds = nullptr;  // mounts the parent made for steps with a detached_slot
 };
 
 inline constexpr std::size_t mount_path_max = 4096;
@@ -3696,6 +4100,14 @@ CTR_CHILD_CODE inline long set_attributes_fd(int fd, std::uint64_t attributes, b
 // itself). Async-signal-safe.
 CTR_CHILD_CODE inline long run_bind(const mount_step& s, mount_context& ctx, int from_fd = -1) noexcept {
     using namespace mount_abi;
+    if (s.detached_slot >= 0) {
+        // Made by the parent with its attributes already set.
+        if (!ctx.detached_fds || ctx.detached_fds[s.detached_slot] < 0) return -EBADF;
+        const int mnt = ctx.detached_fds[s.detached_slot];
+        const long r = attach_mount(s, ctx, mnt);
+        if (ctx.root_fd != mnt) close_fd(mnt);
+        return r;
+    }
     const unsigned clone_flags = open_tree_clone | open_tree_cloexec | (s.recursive ? at_recursive : 0U);
     const long tree = from_fd >= 0 ? sys::open_tree(from_fd, "", clone_flags | at_empty_path)
                                    : sys::open_tree(AT_FDCWD, s.source, clone_flags);
@@ -4032,6 +4444,12 @@ struct bind_options {
     bool nodev = false;
     bool noexec = false;
     bool optional = false;   // a source that does not exist skips the bind instead of failing
+    // An idmapped bind through the sandbox's new user namespace (Linux
+    // 5.12+, a filesystem that supports it, a privileged caller): a file
+    // owned by uid N on disk shows as uid N inside, and what the sandbox's
+    // root writes is owned by root on disk - Docker's volume ownership,
+    // although the sandbox's ids are unprivileged on the host.
+    bool idmap = false;
 };
 
 struct tmpfs_options {
@@ -4150,6 +4568,16 @@ public:
     // The host directory that becomes "/" ("/" for the host's own root).
     const std::string& root() const noexcept { return root_; }
 
+    // The binds the parent must make for the child (bind_options::idmap),
+    // in the order of their steps' detached_slot.
+    struct detached_bind {
+        const char* source;
+        bool recursive;
+        std::uint64_t attributes;  // MOUNT_ATTR_* to set with the idmap
+        std::string shown;         // the target, for errors
+    };
+    const std::vector<detached_bind>& detached_binds() const noexcept { return detached_; }
+
     // The error that step `index` failing with `errno_value` reports: its
     // step (or the finer one the child recorded in ctx), its path, and the
     // kernel's message or a hint.
@@ -4168,6 +4596,7 @@ private:
     std::deque<std::vector<ctr::detail::mount_param>> params_;
     std::vector<ctr::detail::mount_step> steps_;
     std::vector<step_info> info_;
+    std::vector<detached_bind> detached_;
     std::string root_;
 };
 
@@ -4177,6 +4606,11 @@ private:
 struct plan {
     std::string rootfs{};  // the host directory that becomes "/"; empty: the host's own "/"
     bool read_only_root = false;
+    // The root's bind: no setuid and no device files from it (the host's
+    // own root in host_readonly()), and idmapped (see bind_options::idmap).
+    bool nosuid_root = false;
+    bool nodev_root = false;
+    bool idmap_root = false;
     propagation_mode propagation = propagation_mode::private_mounts;
     root_entry entry = root_entry::pivot_root;
     std::vector<detail::mount_request> requests{};  // what the calls below added, in order
@@ -4260,6 +4694,8 @@ struct plan {
 // --tmpfs /tmp` gives; /sys is the host's, read-only, with /sys/firmware masked.
 inline plan host_readonly() {
     plan p{.read_only_root = true};
+    p.nosuid_root = true;
+    p.nodev_root = true;
     p.tmpfs("/tmp", {.mode = 01777}).proc("/proc").dev("/dev").mask("/sys/firmware");
     return p;
 }
@@ -4470,6 +4906,10 @@ public:
         if (m.attributes != 0 && o.recursive && S_ISDIR(st.st_mode) &&
             (!kernel_has_mount_setattr() || sys::faults_armed.load(std::memory_order_relaxed)))
             m.submounts = keep_list(submounts_below(path));
+        if (o.idmap) {
+            m.detached_slot = static_cast<int>(out_.detached_.size());
+            out_.detached_.push_back({m.source, m.recursive, m.attributes, shown_target});
+        }
         add(m, shown_target, "source '" + path + "'");
     }
 
@@ -4781,7 +5221,10 @@ public:
             source = canonical_host_path(p.rootfs);
         }
         out_.root_ = source;
-        add_bind(source, nullptr, {.read_only = p.read_only_root, .recursive = true}, step::bind_mount, source);
+        add_bind(source, nullptr,
+                 {.read_only = p.read_only_root, .recursive = true, .nosuid = p.nosuid_root, .nodev = p.nodev_root,
+                  .idmap = p.idmap_root},
+                 step::bind_mount, source);
         out_.info_.back().detail = "the new root";
     }
 
@@ -5056,6 +5499,7 @@ CTR_CHILD_CODE inline long run_plan_in_current_process(const ctr::mount::prepare
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <linux/futex.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -5098,7 +5542,14 @@ enum class child_op_code : std::uint8_t {
     become_init,          // data = init_state*: the rest of the program runs in a child; this process reaps
     set_controlling_terminal,  // TIOCSCTTY on fd a (the session leader takes its terminal)
     mount_step,           // data = const mount_step*, data2 = mount_context* (detail/mount_step.hpp)
+    call,                 // run(op): a layer's own step (capabilities, seccomp, ...), planned in its header
 };
+
+struct child_op;
+// A layer's step in the child: returns 0 or -errno. Must be async-signal-safe
+// and marked CTR_CHILD_CODE; it reads only op.a/b/c/data/data2, which the
+// parent prepared and keeps alive until the child has exec'd.
+using child_function = long (*)(const child_op& op) noexcept;
 
 struct child_op {
     child_op_code code;
@@ -5108,6 +5559,7 @@ struct child_op {
     long c = -1;
     const void* data = nullptr;
     const void* data2 = nullptr;
+    child_function run = nullptr;  // with child_op_code::call
 };
 
 // What a failed child sends the parent before it exits.
@@ -5134,18 +5586,31 @@ struct child_view {
 
 inline constexpr int child_failed_exit_code = 127;
 
-// Shared between the parent and the pid 1 of a new pid namespace, which runs
-// in the parent's memory (CLONE_VM) for as long as the sandbox lives. The
-// parent owns it and reads the results only after it has reaped pid 1.
+// Shared between the parent, the pid 1 of a new pid namespace (or the time
+// namespace's supervisor) and the command it starts. It lives in a
+// MAP_SHARED page (see launch_shared), so every one of them sees the same
+// words whether or not it shares the parent's memory. The parent reads the
+// results only after it has reaped pid 1.
 struct init_state {
     void* command_stack_top = nullptr;  // where the command's clone runs until exec
     int (*command_entry)(void*) = nullptr;  // child_command_main; set by the parent
     std::size_t next_op = 0;            // the command continues the program here
     const child_view* view = nullptr;
+    // The caller's argv and environment strings (from /proc/self/stat). An
+    // init with a copy of the caller's memory overwrites them in its copy,
+    // so /proc/1/cmdline and /proc/1/environ show nothing of the caller. Zero
+    // when the init shares the caller's memory (then it must not write).
+    std::uintptr_t arg_start = 0, arg_end = 0, env_start = 0, env_end = 0;
+    // 0 until pid 1 has sealed itself (no fds, not dumpable, neutral name);
+    // the command waits on it (a futex) before it runs any of its steps.
+    std::uint32_t command_gate = 0;
     // Written by pid 1 before it exits.
     int command_wait_status = -1;       // as wait4 gives it; -1: the command never ran
     int others_were_running = 0;        // other processes were left in the namespace
 };
+
+// The name the init shows in /proc/1/comm and /proc/1/cmdline.
+inline constexpr char init_name[] = "ctr-init";
 
 // Async-signal-safe.
 CTR_CHILD_CODE inline long child_reset_signals() noexcept {
@@ -5423,6 +5888,8 @@ CTR_CHILD_CODE inline long child_run_op(const child_view& view, const child_op& 
         case child_op_code::mount_step:
             return run_mount_step(*static_cast<const detail::mount_step*>(op.data),
                                   *static_cast<mount_context*>(const_cast<void*>(op.data2)));
+        case child_op_code::call:
+            return op.run ? op.run(op) : -EINVAL;
         case child_op_code::become_init:
             return -EINVAL;  // handled by child_run_program: it changes who runs the rest
     }
@@ -5437,21 +5904,45 @@ CTR_CHILD_CODE inline long child_run_op(const child_view& view, const child_op& 
     sys::exit_group(child_failed_exit_code);
 }
 
-// pid 1 of a new pid namespace. Starts the command as its child (vfork-like:
-// pid 1 waits until the command has exec'd), lets go of every fd, then
-// forwards each signal it receives to the command and reaps every process
-// that ends, until the command itself ends. It leaves the command's wait
-// status in `state` and exits with the command's code (128+N for signal N).
-// When pid 1 exits the kernel kills whatever else is left in the namespace.
-// Signals stay blocked here from the clone on; they are read from a
-// signalfd, so no handler ever runs. Async-signal-safe.
+// Makes pid 1 hold nothing of the caller's before the command may run: no
+// fd (the report channel, cgroup directories, whatever the caller had
+// open), not dumpable (so /proc/1/mem, environ, fd/ and exe and ptrace need
+// CAP_SYS_PTRACE over the caller's user namespace, which nothing inside has),
+// and, in its private copy of the caller's memory, the caller's argv and
+// environment overwritten with a neutral name and zeros (/proc/1/cmdline is
+// readable by anyone). Async-signal-safe.
+CTR_CHILD_CODE inline void seal_init(init_state* state) noexcept {
+    child_fd_range(0, ~0U, true);
+    sys::prctl(PR_SET_DUMPABLE, 0);
+    sys::prctl(PR_SET_NAME, reinterpret_cast<unsigned long>(init_name));
+    if (state->arg_end > state->arg_start) {
+        auto* args = reinterpret_cast<char*>(state->arg_start);
+        const std::size_t length = state->arg_end - state->arg_start;
+        for (std::size_t i = 0; i < length; ++i) args[i] = i + 1 < sizeof init_name ? init_name[i] : '\0';
+    }
+    if (state->env_end > state->env_start) {
+        auto* env = reinterpret_cast<char*>(state->env_start);
+        for (std::size_t i = 0; i < state->env_end - state->env_start; ++i) env[i] = '\0';
+    }
+}
+
+// pid 1 of a new pid namespace. Starts the command as its child, seals
+// itself (seal_init) and only then lets the command go on, so there is no
+// moment in which the command runs beside an init that still holds the
+// caller's fds. Then it forwards each signal it receives to the command and
+// reaps every process that ends, until the command itself ends. It leaves
+// the command's wait status in `state` and exits with the command's code
+// (128+N for signal N). When pid 1 exits the kernel kills whatever else is
+// left in the namespace. Signals stay blocked here from the clone on; they
+// are read from a signalfd, so no handler ever runs. Async-signal-safe.
 [[noreturn]] CTR_CHILD_CODE inline void child_become_init(const child_view& view, std::size_t op_index,
                                                           init_state* state) noexcept {
     // Sharing memory is cheapest, but kernels before 6.x refuse CLONE_VM
     // while a new time namespace waits for this process's children (EINVAL):
-    // then the command gets a copy, still vfork-style.
+    // then the command gets a copy. The gate is in a MAP_SHARED page, so the
+    // command sees it open in either case.
     long command = -EINVAL;
-    for (const std::uint64_t flags : {std::uint64_t{CLONE_VM | CLONE_VFORK}, std::uint64_t{CLONE_VFORK}}) {
+    for (const std::uint64_t flags : {std::uint64_t{CLONE_VM}, std::uint64_t{0}}) {
         clone_args args{};
         args.flags = flags;
         args.exit_signal = SIGCHLD;
@@ -5466,9 +5957,11 @@ CTR_CHILD_CODE inline long child_run_op(const child_view& view, const child_op& 
 
     // The parent learns that exec happened when every copy of the report
     // channel is closed; ours goes here, with every other fd.
-    child_fd_range(0, ~0U, true);
+    seal_init(state);
     const unsigned long all_signals = ~0UL;
     const long signals = sys::signalfd4(-1, &all_signals, SFD_CLOEXEC);
+    __atomic_store_n(&state->command_gate, 1U, __ATOMIC_RELEASE);
+    sys::futex(&state->command_gate, FUTEX_WAKE, 1);
     if (signals < 0) sys::exit_group(child_failed_exit_code);
 
     for (;;) {
@@ -5517,7 +6010,10 @@ CTR_CHILD_CODE inline long child_run_op(const child_view& view, const child_op& 
 // The command's side of become_init: the rest of the program, then exec.
 // Async-signal-safe.
 CTR_CHILD_CODE inline int child_command_main(void* argument) noexcept {
-    const auto* state = static_cast<const init_state*>(argument);
+    auto* state = static_cast<init_state*>(argument);
+    // Nothing runs until pid 1 has sealed itself.
+    while (__atomic_load_n(&state->command_gate, __ATOMIC_ACQUIRE) == 0)
+        sys::futex(&state->command_gate, FUTEX_WAIT, 0);
     child_run_program(*state->view, state->next_op);
 }
 
@@ -6543,10 +7039,10 @@ inline std::string map_text(const std::vector<id_range>& ranges) {
 
 }  // namespace detail
 
-// Which namespace `pid` (0: this process) is in, as the inode of its
+// Which namespace `process_id` (0: this process) is in, as the inode of its
 // /proc/PID/ns file: two processes share a namespace when these are equal.
-inline std::uint64_t inode_of(kind k, int pid = 0) {
-    const std::string path = detail::ns_path(pid, k);
+inline std::uint64_t inode_of(kind k, int process_id = 0) {
+    const std::string path = detail::ns_path(process_id, k);
     const auto inode = detail::ns_inode(path);
     if (!inode) throw error(step::join_namespace, ENOENT, path, "cannot stat the namespace file");
     return *inode;
@@ -6585,12 +7081,12 @@ private:
     std::string path_;
 };
 
-inline persisted persist(int pid, kind k, std::string path) {
+inline persisted persist(int process_id, kind k, std::string path) {
     namespace sys = ctr::detail::sys;
     const long fd = sys::openat(AT_FDCWD, path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
     if (fd < 0) throw error(step::persist_namespace, static_cast<int>(-fd), path, "cannot create the file to bind onto");
     sys::close(static_cast<int>(fd));
-    const std::string source = detail::ns_path(pid, k);
+    const std::string source = detail::ns_path(process_id, k);
     if (const long r = sys::mount(source.c_str(), path.c_str(), nullptr, MS_BIND, nullptr); r < 0) {
         sys::unlinkat(AT_FDCWD, path.c_str(), 0);
         throw error(step::persist_namespace, static_cast<int>(-r), path, "bind mount of " + source);
@@ -7984,25 +8480,2270 @@ inline host_probe probe() {
 // child runs that program and execs, and the parent learns over a
 // close-on-exec channel whether exec happened or which step failed.
 
+// begin ctr/detail/launch_cgroup.hpp
+// Launch layer: the cgroup the child starts in, with no moment outside it.
+// Placed by the clone itself on cgroup v2 (CLONE_INTO_CGROUP), or attached
+// by the parent while the child waits (v1, or a kernel that refuses the
+// flag: spawn retries the clone without it).
 
-#include <sys/resource.h>
+// begin ctr/detail/launch_plan.hpp
+// The launch plan: everything a spawn prepares before clone, and the one
+// mechanism through which each layer (namespaces, network, mounts, fds,
+// credentials, capabilities, seccomp, ...) contributes to a launch.
+//
+// A layer is a planner function in its own header. It may
+//   - add child steps with plan.add(phase, op, path, explain): the steps are
+//     ordered by phase (launch_phase below, the one documented order of a
+//     launch), then by the order in which they were added;
+//   - keep the data its steps read alive with plan.keep(...);
+//   - add parent steps with plan.while_child_waits(...): they run in the
+//     parent after clone, while the child waits on the sync channel, and may
+//     append bytes to the message the child reads after its go byte;
+//   - explain a failed step of its own: `explain` turns the child's report
+//     into the error the caller sees.
+// spawn() only composes the planners and runs the result.
+
+
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <algorithm>
-#include <chrono>
+#include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <functional>
 #include <memory>
 #include <optional>
+#include <new>
 #include <string>
-#include <string_view>
 #include <utility>
 #include <vector>
 
-extern "C" char** environ;
+namespace ctr::detail {
+
+// The order of a launch in the child. Every step belongs to one phase; the
+// program runs the phases in this order. Why this order:
+//  - joining a user namespace first grants the rights to join the others;
+//  - the child waits for the parent (id maps, cgroup, network) before it
+//    uses the rights a new user namespace gives, and before anything it does
+//    could depend on its cgroup;
+//  - the root filesystem is built with every right the namespaces give,
+//    before credentials and capabilities take rights away;
+//  - the bounding set is dropped while CAP_SETPCAP is still there, and
+//    PR_SET_KEEPCAPS is set before a change of uid so permitted
+//    capabilities survive it;
+//  - the init (pid 1) splits off after credentials: what follows runs in
+//    the command only, so pid 1 keeps what it needs to forward signals;
+//  - no_new_privs before seccomp: installing a filter without CAP_SYS_ADMIN
+//    needs it; seccomp last, so that no setup step is filtered.
+enum class launch_phase : std::uint8_t {
+    join_user,             // setns into a user namespace
+    join_namespaces,       // setns into the others
+    signals,               // default dispositions, parent-death signal
+    wait_for_parent,       // the parent's steps: id maps, cgroup, network, hooks
+    create_namespaces,     // unshare (cgroup, time), host names, interfaces
+    become_root,           // uid and gid 0 of a new user namespace
+    mounts,                // the root filesystem, pivot_root
+    rlimits,
+    fds,                   // stdio and passed fds to their numbers, the rest close-on-exec
+    bounding_capabilities, // bounding set, securebits, keep-caps
+    credentials,           // groups, gid, uid
+    init,                  // become_init: what follows runs in the command
+    session,               // setsid, controlling terminal, umask, working directory
+    capabilities,          // effective, permitted, inheritable, ambient
+    landlock,              // (reserved for Landlock rulesets)
+    no_new_privileges,
+    restore_signal_mask,
+    seccomp,
+    exec,
+};
+
+// What a parent step sees of the waiting child.
+struct parent_step_context {
+    pid_t pid = -1;
+    int pidfd = -1;
+    // Sent to the child after its go byte, in the same write; the child's
+    // steps read their parts in the order the parent steps appended them.
+    std::string& message_to_child;
+    // fds for the child, sent after that message (SCM_RIGHTS); the child's
+    // receive step puts them in the slots its layer gave it.
+    std::vector<int> fds_to_child{};
+};
+
+// The child's failure as it reported it.
+struct child_report_view {
+    int error = 0;
+    int detail = 0;  // which part of a step failed, where the step has parts
+};
+
+// Turns a failed step's report into the caller's error.
+using step_explainer = std::function<ctr::error(const child_report_view&)>;
+
+// Memory that the parent, the child and pid 1 share whether or not the
+// child has a copy of the parent's memory: MAP_SHARED survives clone without
+// CLONE_VM. Holds what a child writes for the parent to read.
+struct launch_shared {
+    init_state init;
+    mount_context mount_state;
+    char mount_message[256] = {};
+    int failure_detail = 0;  // the child's own note of which part of a step failed
+};
+
+class shared_launch_page {
+public:
+    shared_launch_page() = default;
+    shared_launch_page(const shared_launch_page&) = delete;
+    shared_launch_page& operator=(const shared_launch_page&) = delete;
+    ~shared_launch_page() {
+        if (page_) {
+            page_->~launch_shared();
+            sys::munmap(page_, sizeof(launch_shared));
+        }
+    }
+    // Returns 0 or -errno.
+    long allocate() noexcept {
+        void* address = nullptr;
+        const long r = sys::mmap(&address, sizeof(launch_shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS);
+        if (r < 0) return r;
+        page_ = new (address) launch_shared{};
+        return 0;
+    }
+    launch_shared* operator->() const noexcept { return page_; }
+    launch_shared& operator*() const noexcept { return *page_; }
+
+private:
+    launch_shared* page_ = nullptr;
+};
+
+// Everything the child reads, owned by the parent until the child has
+// exec'd or exited. Built in full before clone: the child allocates nothing.
+struct launch_plan {
+    std::vector<std::string> argv_storage;
+    std::vector<std::string> env_storage;
+    std::vector<std::string> candidate_storage;
+    std::vector<char*> argv;
+    std::vector<char*> envp;
+    std::vector<const char*> candidates;
+    std::vector<int> scratch;  // fds made by dup_above
+    // The program, in phase order once finish() ran.
+    std::vector<child_op> ops;
+    std::vector<std::string> op_paths;      // what an error in op i names
+    std::vector<step_explainer> explainers; // a layer's own explanation of op i, or empty
+    child_view view;
+
+    unique_fd report_read, report_write;
+    std::vector<unique_fd> child_ends;  // the child's ends of stdio files and pipes
+    unique_fd parent_in, parent_out, parent_err;
+    bool capture_out = false, capture_err = false;
+
+    // The child's stack, and the command's when a pid 1 init starts it.
+    child_stack stack, command_stack;
+    clone_request request;
+    shared_launch_page shared;
+    ns::kinds created;  // namespaces this launch creates
+    bool uses_init = false;
+    // The channel on which the child waits for the parent's steps.
+    unique_fd sync_read, sync_write;
+    // What the network layer made, once its parent step ran (null: none).
+    const std::optional<net::veth_info>* network_made = nullptr;
+
+    // Each layer's data that its steps point into, kept until the child
+    // has exec'd (and, with an init, for the sandbox's life).
+    template <typename T>
+    T& keep(T value) {
+        auto owned = std::make_shared<T>(std::move(value));
+        T& ref = *owned;
+        kept_.push_back(std::move(owned));
+        return ref;
+    }
+
+    void add(launch_phase phase, child_op op, std::string path = {}, step_explainer explain = {}) {
+        pending_.push_back({phase, op, std::move(path), std::move(explain)});
+    }
+
+    void while_child_waits(std::function<void(parent_step_context&)> step) { parent_steps.push_back(std::move(step)); }
+    bool has_parent_steps() const noexcept { return !parent_steps.empty(); }
+    std::vector<std::function<void(parent_step_context&)>> parent_steps;
+
+    // Orders the steps by phase and points the child's view at them.
+    void finish() {
+        std::stable_sort(pending_.begin(), pending_.end(),
+                         [](const pending& a, const pending& b) { return a.phase < b.phase; });
+        ops.clear();
+        op_paths.clear();
+        explainers.clear();
+        for (auto& p : pending_) {
+            if (p.op.code == child_op_code::become_init) shared->init.next_op = ops.size() + 1;
+            ops.push_back(p.op);
+            op_paths.push_back(std::move(p.path));
+            explainers.push_back(std::move(p.explain));
+            phases_.push_back(p.phase);
+        }
+        pending_.clear();
+        view.ops = ops.data();
+        view.op_count = ops.size();
+        view.report_fd = report_write.get();
+        view.scratch = scratch.data();
+        view.argv = argv.data();
+        view.envp = envp.data();
+        view.failure_detail = &shared->failure_detail;
+    }
+
+    // The phase of each step, in program order, for tests of the order.
+    const std::vector<launch_phase>& phases() const noexcept { return phases_; }
+
+    // The child's end of the sync channel, made on first use: a socket pair
+    // rather than a pipe, so that the parent's write to a child that already
+    // died fails with EPIPE (MSG_NOSIGNAL) instead of raising SIGPIPE.
+    int sync_channel() {
+        if (!sync_read) {
+            int fds[2];
+            if (const long r = sys::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds); r < 0)
+                throw error(step::create_pipe, static_cast<int>(-r), {}, "the sync channel");
+            sync_read.reset(fds[0]);
+            sync_write.reset(fds[1]);
+        }
+        return sync_read.get();
+    }
+
+private:
+    struct pending {
+        launch_phase phase;
+        child_op op;
+        std::string path;
+        step_explainer explain;
+    };
+    std::vector<pending> pending_;
+    std::vector<launch_phase> phases_;
+    std::vector<std::shared_ptr<void>> kept_;
+};
+
+inline unique_fd open_checked(const char* path, int flags, unsigned mode, step s) {
+    const long fd = sys::openat(AT_FDCWD, path, flags | O_CLOEXEC, mode);
+    if (fd < 0) throw error(s, static_cast<int>(-fd), path);
+    return unique_fd(static_cast<int>(fd));
+}
+
+inline std::string fd_name(int fd) { return "fd " + std::to_string(fd); }
+
+inline bool fd_is_open(int fd) { return fd >= 0 && sys::fcntl(fd, F_GETFD) >= 0; }
+
+inline void make_pipe(unique_fd& read_end, unique_fd& write_end) {
+    int fds[2];
+    if (const long r = sys::pipe2(fds, O_CLOEXEC); r < 0) throw error(step::create_pipe, static_cast<int>(-r));
+    read_end.reset(fds[0]);
+    write_end.reset(fds[1]);
+}
+
+}  // namespace ctr::detail
+// end ctr/detail/launch_plan.hpp
+// begin ctr/spawn_options.hpp
+// What process::spawn takes (options) and gives back (result).
+
+// begin ctr/security.hpp
+// ctr::security: what a sandboxed command may still do once it runs.
+//
+// Three layers, applied in the child in this order after the root
+// filesystem, rlimits, fds and credentials (see detail::launch_phase):
+// capabilities (bounding, permitted, effective, inheritable, ambient and
+// securebits), no_new_privs, then a seccomp filter, right before exec.
+// The library takes nothing away unless asked; `security::confined()` is
+// the set ctr-run uses by default, and docs/security.md says what each
+// layer stops.
+
+// begin ctr/seccomp.hpp
+// ctr::seccomp: system call filters, built in the parent and installed in the
+// child as one step of the launch.
+//
+//     auto f = ctr::seccomp::builder{}
+//                  .default_action(ctr::seccomp::action::fail_with(EPERM))
+//                  .allow({"read", "write", "exit_group"})
+//                  .rule("clone", ctr::seccomp::action::allow(),
+//                        ctr::seccomp::arg(0).masked(CLONE_NEWUSER) == 0)
+//                  .build();
+//
+// Semantics, in this order:
+//   - another ABI (the i386 ABI through int 0x80, or x32 numbers with
+//     __X32_SYSCALL_BIT) gets the foreign-ABI action (kill_process unless
+//     set), because its numbers mean different calls;
+//   - a number with rules tries them in the order they were given; the first
+//     whose conditions all hold decides; when none does, the number gets the
+//     default action;
+//   - a number the system call table knows (detail/syscall_table_x86_64.hpp)
+//     and nobody ruled gets the default action;
+//   - a number the table does not know (a hole, or a call newer than the
+//     table) gets the unknown-call action, ENOSYS unless set: libc then
+//     falls back to an older call (clone3 to clone, close_range to a loop),
+//     where EPERM would be taken as a real refusal.
+// The kernel itself lets two x86-64 numbers through every filter (Linux 6.11
+// and 6.16 on): uretprobe (335) and uprobe (336), which only work from the
+// kernel's own probe trampolines and end in SIGILL or an error elsewhere.
+//
+// A filter is compiled once and is immutable; spawn holds it through
+// std::shared_ptr<const filter>, so one filter serves any number of launches.
+// Installing it needs no_new_privs (or CAP_SYS_ADMIN), which another step of
+// the launch sets before it.
+
+// begin ctr/detail/seccomp_bpf.hpp
+// The seccomp BPF emitter: turns a list of rules into a classic BPF program.
+//
+// ctr writes its own BPF rather than linking libseccomp. The program has one
+// shape (docs/security.md shows it):
+//
+//   1. load seccomp_data.arch; anything but the expected architecture (on
+//      x86-64: the i386 ABI, entered through int 0x80) gets the foreign-ABI
+//      action, because its numbers mean other calls;
+//   2. load seccomp_data.nr; numbers from 0x40000000 on (__X32_SYSCALL_BIT,
+//      the x32 ABI, which shares the x86-64 arch value) get the same action;
+//   3. a balanced binary search over the numbers, split into ranges in which
+//      every number has the same plain action, so a call costs O(log n)
+//      comparisons rather than a walk down a list;
+//   4. at a leaf: a return, or for a call with argument rules, those rules in
+//      order (each a conjunction of 64-bit comparisons) and then its fallback.
+//
+// Classic BPF has 32-bit loads and 8-bit conditional jump offsets. A 64-bit
+// argument is compared as two words (the low word at args[i], the high word
+// 4 bytes on, on little-endian x86-64), and a target more than 255
+// instructions away is reached through an unconditional jump (JA, 32-bit
+// offset). The program is emitted backwards, from its last instruction to its
+// first, so that every jump target already has its place when the jump is
+// written.
+//
+// This runs in the parent only: it allocates and throws.
+
+
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+              "seccomp_bpf.hpp loads the low word of an argument first: little-endian only");
+
+namespace ctr::detail::bpf {
+
+// Where the kernel's struct seccomp_data keeps each field.
+inline constexpr std::uint32_t offset_nr = offsetof(seccomp_data, nr);
+inline constexpr std::uint32_t offset_arch = offsetof(seccomp_data, arch);
+inline constexpr std::uint32_t offset_args = offsetof(seccomp_data, args);
+inline constexpr unsigned argument_count = 6;
+
+// The kernel refuses longer programs (BPF_MAXINSNS).
+inline constexpr std::size_t max_instructions = BPF_MAXINSNS;
+// A conditional jump reaches at most this many instructions ahead.
+inline constexpr std::size_t max_short_jump = 255;
+
+// How one argument is compared; every comparison is unsigned and 64 bits wide.
+enum class arg_op : std::uint8_t {
+    eq,         // arg == value
+    ne,         // arg != value
+    masked_eq,  // (arg & extra) == value
+    masked_ne,  // (arg & extra) != value
+    gt,         // arg > value
+    ge,         // arg >= value
+    lt,         // arg < value
+    le,         // arg <= value
+    in_range,   // value <= arg <= extra
+};
+
+struct arg_check {
+    unsigned index = 0;  // 0..5
+    arg_op op = arg_op::eq;
+    std::uint64_t value = 0;
+    std::uint64_t extra = 0;  // the mask (masked_*) or the upper bound (in_range)
+};
+
+struct rule {
+    std::uint32_t nr = 0;
+    std::uint32_t action = SECCOMP_RET_KILL_PROCESS;  // a SECCOMP_RET_* value
+    std::vector<arg_check> checks;                    // all must hold; none: always
+};
+
+struct program_spec {
+    std::uint32_t arch = AUDIT_ARCH_X86_64;
+    // Numbers from here on belong to another ABI (x32 on x86-64).
+    std::uint32_t foreign_nr_from = 0x40000000U;
+    std::uint32_t foreign_action = SECCOMP_RET_KILL_PROCESS;
+    // For a known number without a matching rule, and for a ruled number
+    // whose rules all fail.
+    std::uint32_t default_action = SECCOMP_RET_KILL_PROCESS;
+    // For a number that is neither known nor ruled: holes and calls newer
+    // than the caller's table.
+    std::uint32_t unknown_action = SECCOMP_RET_ERRNO | ENOSYS;
+    std::vector<std::uint32_t> known;  // sorted ascending, no duplicates
+    std::vector<rule> rules;           // tried in this order, per number
+};
+
+constexpr sock_filter statement(std::uint16_t code, std::uint32_t k) noexcept { return sock_filter{code, 0, 0, k}; }
+
+// Builds the program backwards. Positions count from the end: the first
+// instruction emitted is the program's last. A jump from position q to
+// position t (t < q) has the offset q - t - 1, whatever comes before them.
+class emitter {
+public:
+    // Where a jump goes: an instruction already emitted, or "return this".
+    struct target {
+        bool is_return = false;
+        std::uint32_t action = 0;
+        std::size_t at = 0;
+    };
+    static target returning(std::uint32_t action) noexcept { return {true, action, 0}; }
+    static target position(std::size_t at) noexcept { return {false, 0, at}; }
+
+    std::size_t size() const noexcept { return reversed_.size(); }
+
+    std::size_t emit(sock_filter instruction) {
+        reversed_.push_back(instruction);
+        return reversed_.size() - 1;
+    }
+    std::size_t load_word(std::uint32_t offset) { return emit(statement(BPF_LD | BPF_W | BPF_ABS, offset)); }
+    std::size_t and_with(std::uint32_t mask) { return emit(statement(BPF_ALU | BPF_AND | BPF_K, mask)); }
+
+    // Makes `t` an emitted instruction that a jump placed `slack` instructions
+    // from now can still reach with an 8-bit offset: a return is shared with
+    // an earlier one for the same action when that one is near enough, and a
+    // far instruction is reached through a JA placed here.
+    target place(target t, std::size_t slack) {
+        if (t.is_return) {
+            for (auto& [action, at] : returns_)
+                if (action == t.action && size() - at - 1 + slack <= max_short_jump) return position(at);
+            const std::size_t at = emit(statement(BPF_RET | BPF_K, t.action));
+            remember_return(t.action, at);
+            return position(at);
+        }
+        if (size() - t.at - 1 + slack <= max_short_jump) return t;
+        return position(emit(statement(BPF_JMP | BPF_JA, static_cast<std::uint32_t>(size() - t.at - 1))));
+    }
+
+    // Emits `if (A <op> k) goto when_true; else goto when_false;`.
+    std::size_t jump(std::uint16_t op, std::uint32_t k, target when_true, target when_false) {
+        // Each place() emits at most one instruction, so slack 2 leaves room
+        // for both.
+        const target t = place(when_true, 2);
+        const target f = place(when_false, 2);
+        const std::size_t here = size();
+        sock_filter j{static_cast<std::uint16_t>(BPF_JMP | op | BPF_K), static_cast<std::uint8_t>(here - t.at - 1),
+                      static_cast<std::uint8_t>(here - f.at - 1), k};
+        return emit(j);
+    }
+
+    // The program in execution order.
+    std::vector<sock_filter> finish() && {
+        std::reverse(reversed_.begin(), reversed_.end());
+        return std::move(reversed_);
+    }
+
+private:
+    void remember_return(std::uint32_t action, std::size_t at) {
+        for (auto& entry : returns_)
+            if (entry.first == action) {
+                entry.second = at;
+                return;
+            }
+        returns_.emplace_back(action, at);
+    }
+
+    std::vector<sock_filter> reversed_;
+    std::vector<std::pair<std::uint32_t, std::size_t>> returns_;  // the latest return per action
+};
+
+constexpr std::uint32_t low_word(std::uint64_t v) noexcept { return static_cast<std::uint32_t>(v); }
+constexpr std::uint32_t high_word(std::uint64_t v) noexcept { return static_cast<std::uint32_t>(v >> 32); }
+
+// Emits one argument check, entered at the returned target, that continues
+// at `match` when it holds and at `fail` when not.
+inline emitter::target emit_check(emitter& e, const arg_check& c, emitter::target match, emitter::target fail) {
+    using target = emitter::target;
+    // Both ends are used by several jumps: give them a place once.
+    match = e.place(match, 12);
+    fail = e.place(fail, 12);
+    const std::uint32_t low = offset_args + 8 * c.index;
+    const std::uint32_t high = low + 4;
+    const std::uint32_t lo = low_word(c.value);
+    const std::uint32_t hi = high_word(c.value);
+    const auto load = [&](std::uint32_t offset) { return emitter::position(e.load_word(offset)); };
+    switch (c.op) {
+        case arg_op::eq: {
+            // ld hi; jeq hi ? next : fail; ld lo; jeq lo ? match : fail
+            e.jump(BPF_JEQ, lo, match, fail);
+            const target next = load(low);
+            e.jump(BPF_JEQ, hi, next, fail);
+            return load(high);
+        }
+        case arg_op::ne: {
+            // ld hi; jeq hi ? next : match; ld lo; jeq lo ? fail : match
+            e.jump(BPF_JEQ, lo, fail, match);
+            const target next = load(low);
+            e.jump(BPF_JEQ, hi, next, match);
+            return load(high);
+        }
+        case arg_op::masked_eq:
+        case arg_op::masked_ne: {
+            // Per word: ld; and mask (left out when the mask is all ones);
+            // jeq. A word whose mask is 0 always compares 0 with the value's
+            // word, so it is decided here and emits nothing.
+            const bool equal = c.op == arg_op::masked_eq;
+            const std::uint32_t lo_mask = low_word(c.extra);
+            const std::uint32_t hi_mask = high_word(c.extra);
+            if ((lo_mask == 0 && lo != 0) || (hi_mask == 0 && hi != 0)) return equal ? fail : match;
+            // Both words equal: `equal` holds; either differs: it does not.
+            const target both_equal = equal ? match : fail;
+            const target differs = equal ? fail : match;
+            target next = both_equal;
+            const auto word = [&](std::uint32_t offset, std::uint32_t mask, std::uint32_t value) {
+                if (mask == 0) return;
+                e.jump(BPF_JEQ, value, next, differs);
+                if (mask != 0xffffffffU) e.and_with(mask);
+                next = load(offset);
+            };
+            word(low, lo_mask, lo);
+            word(high, hi_mask, hi);
+            return next;
+        }
+        case arg_op::gt:
+        case arg_op::ge: {
+            // ld hi; jgt hi ? match : next; jeq hi ? next2 : fail; ld lo; j{gt,ge} lo ? match : fail
+            e.jump(c.op == arg_op::gt ? BPF_JGT : BPF_JGE, lo, match, fail);
+            const target low_part = load(low);
+            const target equal_high = emitter::position(e.jump(BPF_JEQ, hi, low_part, fail));
+            e.jump(BPF_JGT, hi, match, equal_high);
+            return load(high);
+        }
+        case arg_op::lt:
+        case arg_op::le: {
+            // ld hi; jgt hi ? fail : next; jeq hi ? next2 : match; ld lo; j{ge,gt} lo ? fail : match
+            e.jump(c.op == arg_op::lt ? BPF_JGE : BPF_JGT, lo, fail, match);
+            const target low_part = load(low);
+            const target equal_high = emitter::position(e.jump(BPF_JEQ, hi, low_part, match));
+            e.jump(BPF_JGT, hi, fail, equal_high);
+            return load(high);
+        }
+        case arg_op::in_range: {
+            const target upper = emit_check(e, {c.index, arg_op::le, c.extra, 0}, match, fail);
+            return emit_check(e, {c.index, arg_op::ge, c.value, 0}, upper, fail);
+        }
+    }
+    return fail;
+}
+
+// What happens to the numbers of one range of the dispatch.
+struct plan {
+    bool has_rules = false;                 // rules to try first (a single number)
+    std::uint32_t action = 0;               // without rules: the action; with: the fallback
+    std::vector<const rule*> rules;         // in order
+};
+
+struct segment {
+    std::uint32_t first = 0;  // the range runs to the next segment's first number
+    plan what;
+};
+
+// The rules of one number, as a plan: a rule without checks ends the list
+// (it becomes the fallback; later rules can never run), and rules at the end
+// whose action is the fallback's change nothing.
+inline plan plan_for(std::uint32_t fallback, std::span<const rule* const> rules) {
+    plan p;
+    p.action = fallback;
+    for (const rule* r : rules) {
+        if (r->checks.empty()) {
+            p.action = r->action;
+            break;
+        }
+        p.rules.push_back(r);
+    }
+    while (!p.rules.empty() && p.rules.back()->action == p.action) p.rules.pop_back();
+    p.has_rules = !p.rules.empty();
+    return p;
+}
+
+inline emitter::target emit_plan(emitter& e, const plan& p) {
+    if (!p.has_rules) return emitter::returning(p.action);
+    // Backwards: the fallback, then each rule from the last to the first;
+    // a rule's failed check continues with the next rule.
+    emitter::target next = emitter::returning(p.action);
+    for (auto r = p.rules.rbegin(); r != p.rules.rend(); ++r) {
+        emitter::target entry = emitter::returning((*r)->action);
+        for (auto c = (*r)->checks.rbegin(); c != (*r)->checks.rend(); ++c) entry = emit_check(e, *c, entry, next);
+        next = entry;
+    }
+    return next;
+}
+
+// Emits the search over segments [first, last]; the accumulator holds nr.
+inline emitter::target emit_search(emitter& e, std::span<const segment> segments, std::size_t first,
+                                   std::size_t last) {
+    if (first == last) return emit_plan(e, segments[first].what);
+    const std::size_t middle = first + (last - first + 1) / 2;
+    // The upper half is emitted first, so it lies further on in the program.
+    const emitter::target upper = emit_search(e, segments, middle, last);
+    const emitter::target lower = emit_search(e, segments, first, middle - 1);
+    return emitter::position(e.jump(BPF_JGE, segments[middle].first, upper, lower));
+}
+
+// Splits [0, foreign_nr_from) into ranges with one plan each; neighbouring
+// numbers with the same plain action share a range.
+inline std::vector<segment> segments_for(const program_spec& spec) {
+    std::vector<std::uint32_t> numbers = spec.known;
+    for (const rule& r : spec.rules) numbers.push_back(r.nr);
+    std::sort(numbers.begin(), numbers.end());
+    numbers.erase(std::unique(numbers.begin(), numbers.end()), numbers.end());
+
+    std::vector<std::vector<const rule*>> rules_of(numbers.size());
+    for (const rule& r : spec.rules) {
+        const auto at = std::lower_bound(numbers.begin(), numbers.end(), r.nr) - numbers.begin();
+        rules_of[static_cast<std::size_t>(at)].push_back(&r);
+    }
+
+    std::vector<segment> segments;
+    const auto add = [&](std::uint32_t first, plan p) {
+        if (!segments.empty() && !p.has_rules && !segments.back().what.has_rules &&
+            segments.back().what.action == p.action)
+            return;
+        segments.push_back({first, std::move(p)});
+    };
+    std::uint32_t next = 0;
+    for (std::size_t i = 0; i < numbers.size(); ++i) {
+        const std::uint32_t n = numbers[i];
+        if (n > next) add(next, plan{false, spec.unknown_action, {}});
+        add(n, plan_for(spec.default_action, rules_of[i]));
+        next = n + 1;
+    }
+    if (next < spec.foreign_nr_from) add(next, plan{false, spec.unknown_action, {}});
+    return segments;
+}
+
+// The whole program. Throws ctr::error(step::compile_seccomp): EINVAL for a
+// malformed spec, E2BIG when the program would exceed the kernel's limit.
+inline std::vector<sock_filter> compile(const program_spec& spec) {
+    const auto invalid = [](std::string detail) {
+        return ctr::error(ctr::step::compile_seccomp, EINVAL, {}, detail);
+    };
+    if (spec.foreign_nr_from == 0) throw invalid("no system call number is below the foreign-ABI boundary");
+    if (!std::is_sorted(spec.known.begin(), spec.known.end()) ||
+        std::adjacent_find(spec.known.begin(), spec.known.end()) != spec.known.end())
+        throw invalid("the known numbers are not sorted and distinct");
+    if (!spec.known.empty() && spec.known.back() >= spec.foreign_nr_from)
+        throw invalid("a known number lies in the foreign-ABI range");
+    for (const rule& r : spec.rules) {
+        if (r.nr >= spec.foreign_nr_from)
+            throw invalid("system call number " + std::to_string(r.nr) + " lies in the foreign-ABI range");
+        for (const arg_check& c : r.checks)
+            if (c.index >= argument_count)
+                throw invalid("argument index " + std::to_string(c.index) + " is not in 0..5");
+    }
+
+    const std::vector<segment> segments = segments_for(spec);
+    emitter e;
+    const emitter::target dispatch = emit_search(e, segments, 0, segments.size() - 1);
+    // The head, backwards: ld arch; jeq arch ? next : foreign; ld nr;
+    // jge foreign_nr_from ? foreign : dispatch.
+    const emitter::target foreign = emitter::returning(spec.foreign_action);
+    e.jump(BPF_JGE, spec.foreign_nr_from, foreign, dispatch);
+    const std::size_t load_nr = e.load_word(offset_nr);
+    e.jump(BPF_JEQ, spec.arch, emitter::position(load_nr), foreign);
+    e.load_word(offset_arch);
+
+    if (e.size() > max_instructions)
+        throw ctr::error(ctr::step::compile_seccomp, E2BIG, {},
+                         "the program needs " + std::to_string(e.size()) + " instructions; the kernel accepts at most " +
+                             std::to_string(max_instructions));
+    return std::move(e).finish();
+}
+
+// A SECCOMP_RET_* value as text: "ALLOW", "ERRNO(1)", ...
+inline std::string return_value_name(std::uint32_t value) {
+    const std::uint32_t data = value & SECCOMP_RET_DATA;
+    switch (value & SECCOMP_RET_ACTION_FULL) {
+        case SECCOMP_RET_KILL_PROCESS: return "KILL_PROCESS";
+        case SECCOMP_RET_KILL_THREAD: return "KILL_THREAD";
+        case SECCOMP_RET_TRAP: return "TRAP(" + std::to_string(data) + ")";
+        case SECCOMP_RET_ERRNO: return "ERRNO(" + std::to_string(data) + ")";
+        case SECCOMP_RET_USER_NOTIF: return "USER_NOTIF";
+        case SECCOMP_RET_TRACE: return "TRACE(" + std::to_string(data) + ")";
+        case SECCOMP_RET_LOG: return "LOG";
+        case SECCOMP_RET_ALLOW: return "ALLOW";
+    }
+    return "RET(" + std::to_string(value) + ")";
+}
+
+// One line per instruction, with absolute jump targets, for reading a
+// program and for tests.
+inline std::string disassemble(std::span<const sock_filter> program) {
+    std::string out;
+    char line[160];
+    const auto field = [](std::uint32_t k) -> const char* {
+        if (k == offset_nr) return "nr";
+        if (k == offset_arch) return "arch";
+        return nullptr;
+    };
+    for (std::size_t pc = 0; pc < program.size(); ++pc) {
+        const sock_filter& f = program[pc];
+        const auto code = f.code;
+        if (code == (BPF_LD | BPF_W | BPF_ABS)) {
+            if (const char* name = field(f.k)) std::snprintf(line, sizeof line, "%4zu: ld %s\n", pc, name);
+            else if (f.k >= offset_args && f.k < offset_args + 8 * argument_count)
+                std::snprintf(line, sizeof line, "%4zu: ld args[%u].%s\n", pc, (f.k - offset_args) / 8,
+                              (f.k - offset_args) % 8 ? "high" : "low");
+            else std::snprintf(line, sizeof line, "%4zu: ld [%u]\n", pc, f.k);
+        } else if (code == (BPF_ALU | BPF_AND | BPF_K)) {
+            std::snprintf(line, sizeof line, "%4zu: and #0x%x\n", pc, f.k);
+        } else if (code == (BPF_RET | BPF_K)) {
+            std::snprintf(line, sizeof line, "%4zu: ret %s\n", pc, return_value_name(f.k).c_str());
+        } else if (code == (BPF_JMP | BPF_JA)) {
+            std::snprintf(line, sizeof line, "%4zu: ja %zu\n", pc, pc + 1 + f.k);
+        } else if (BPF_CLASS(code) == BPF_JMP) {
+            const char* op = BPF_OP(code) == BPF_JEQ ? "jeq" : BPF_OP(code) == BPF_JGT ? "jgt"
+                           : BPF_OP(code) == BPF_JGE ? "jge" : BPF_OP(code) == BPF_JSET ? "jset" : "j?";
+            std::snprintf(line, sizeof line, "%4zu: %s #0x%x ? %zu : %zu\n", pc, op, f.k, pc + 1 + f.jt,
+                          pc + 1 + f.jf);
+        } else {
+            std::snprintf(line, sizeof line, "%4zu: code 0x%x jt %u jf %u k 0x%x\n", pc, code, f.jt, f.jf, f.k);
+        }
+        out += line;
+    }
+    return out;
+}
+
+}  // namespace ctr::detail::bpf
+// end ctr/detail/seccomp_bpf.hpp
+// begin ctr/detail/syscall_table_x86_64.hpp
+// Generated by tools/gen-syscall-table from <asm/unistd_64.h>; do not edit.
+//
+// The x86-64 system call numbers the seccomp layer knows by name. A number
+// that is not here (a hole, or anything above `highest_number`, i.e. a call
+// newer than the header this was made from) is unknown to ctr::seccomp and
+// answers ENOSYS. Regenerate when the kernel headers move on; the test
+// suite runs the generator with --check.
+
+#include <array>
+#include <cstddef>
+#include <string_view>
+
+namespace ctr::detail::syscall_table_x86_64 {
+
+struct entry {
+    std::string_view name;
+    int number;
+};
+
+inline constexpr int highest_number = 450;
+inline constexpr std::size_t size = 362;
+
+// Sorted by number.
+inline constexpr std::array<entry, size> by_number{{
+    {"read",                    0},
+    {"write",                   1},
+    {"open",                    2},
+    {"close",                   3},
+    {"stat",                    4},
+    {"fstat",                   5},
+    {"lstat",                   6},
+    {"poll",                    7},
+    {"lseek",                   8},
+    {"mmap",                    9},
+    {"mprotect",                10},
+    {"munmap",                  11},
+    {"brk",                     12},
+    {"rt_sigaction",            13},
+    {"rt_sigprocmask",          14},
+    {"rt_sigreturn",            15},
+    {"ioctl",                   16},
+    {"pread64",                 17},
+    {"pwrite64",                18},
+    {"readv",                   19},
+    {"writev",                  20},
+    {"access",                  21},
+    {"pipe",                    22},
+    {"select",                  23},
+    {"sched_yield",             24},
+    {"mremap",                  25},
+    {"msync",                   26},
+    {"mincore",                 27},
+    {"madvise",                 28},
+    {"shmget",                  29},
+    {"shmat",                   30},
+    {"shmctl",                  31},
+    {"dup",                     32},
+    {"dup2",                    33},
+    {"pause",                   34},
+    {"nanosleep",               35},
+    {"getitimer",               36},
+    {"alarm",                   37},
+    {"setitimer",               38},
+    {"getpid",                  39},
+    {"sendfile",                40},
+    {"socket",                  41},
+    {"connect",                 42},
+    {"accept",                  43},
+    {"sendto",                  44},
+    {"recvfrom",                45},
+    {"sendmsg",                 46},
+    {"recvmsg",                 47},
+    {"shutdown",                48},
+    {"bind",                    49},
+    {"listen",                  50},
+    {"getsockname",             51},
+    {"getpeername",             52},
+    {"socketpair",              53},
+    {"setsockopt",              54},
+    {"getsockopt",              55},
+    {"clone",                   56},
+    {"fork",                    57},
+    {"vfork",                   58},
+    {"execve",                  59},
+    {"exit",                    60},
+    {"wait4",                   61},
+    {"kill",                    62},
+    {"uname",                   63},
+    {"semget",                  64},
+    {"semop",                   65},
+    {"semctl",                  66},
+    {"shmdt",                   67},
+    {"msgget",                  68},
+    {"msgsnd",                  69},
+    {"msgrcv",                  70},
+    {"msgctl",                  71},
+    {"fcntl",                   72},
+    {"flock",                   73},
+    {"fsync",                   74},
+    {"fdatasync",               75},
+    {"truncate",                76},
+    {"ftruncate",               77},
+    {"getdents",                78},
+    {"getcwd",                  79},
+    {"chdir",                   80},
+    {"fchdir",                  81},
+    {"rename",                  82},
+    {"mkdir",                   83},
+    {"rmdir",                   84},
+    {"creat",                   85},
+    {"link",                    86},
+    {"unlink",                  87},
+    {"symlink",                 88},
+    {"readlink",                89},
+    {"chmod",                   90},
+    {"fchmod",                  91},
+    {"chown",                   92},
+    {"fchown",                  93},
+    {"lchown",                  94},
+    {"umask",                   95},
+    {"gettimeofday",            96},
+    {"getrlimit",               97},
+    {"getrusage",               98},
+    {"sysinfo",                 99},
+    {"times",                   100},
+    {"ptrace",                  101},
+    {"getuid",                  102},
+    {"syslog",                  103},
+    {"getgid",                  104},
+    {"setuid",                  105},
+    {"setgid",                  106},
+    {"geteuid",                 107},
+    {"getegid",                 108},
+    {"setpgid",                 109},
+    {"getppid",                 110},
+    {"getpgrp",                 111},
+    {"setsid",                  112},
+    {"setreuid",                113},
+    {"setregid",                114},
+    {"getgroups",               115},
+    {"setgroups",               116},
+    {"setresuid",               117},
+    {"getresuid",               118},
+    {"setresgid",               119},
+    {"getresgid",               120},
+    {"getpgid",                 121},
+    {"setfsuid",                122},
+    {"setfsgid",                123},
+    {"getsid",                  124},
+    {"capget",                  125},
+    {"capset",                  126},
+    {"rt_sigpending",           127},
+    {"rt_sigtimedwait",         128},
+    {"rt_sigqueueinfo",         129},
+    {"rt_sigsuspend",           130},
+    {"sigaltstack",             131},
+    {"utime",                   132},
+    {"mknod",                   133},
+    {"uselib",                  134},
+    {"personality",             135},
+    {"ustat",                   136},
+    {"statfs",                  137},
+    {"fstatfs",                 138},
+    {"sysfs",                   139},
+    {"getpriority",             140},
+    {"setpriority",             141},
+    {"sched_setparam",          142},
+    {"sched_getparam",          143},
+    {"sched_setscheduler",      144},
+    {"sched_getscheduler",      145},
+    {"sched_get_priority_max",  146},
+    {"sched_get_priority_min",  147},
+    {"sched_rr_get_interval",   148},
+    {"mlock",                   149},
+    {"munlock",                 150},
+    {"mlockall",                151},
+    {"munlockall",              152},
+    {"vhangup",                 153},
+    {"modify_ldt",              154},
+    {"pivot_root",              155},
+    {"_sysctl",                 156},
+    {"prctl",                   157},
+    {"arch_prctl",              158},
+    {"adjtimex",                159},
+    {"setrlimit",               160},
+    {"chroot",                  161},
+    {"sync",                    162},
+    {"acct",                    163},
+    {"settimeofday",            164},
+    {"mount",                   165},
+    {"umount2",                 166},
+    {"swapon",                  167},
+    {"swapoff",                 168},
+    {"reboot",                  169},
+    {"sethostname",             170},
+    {"setdomainname",           171},
+    {"iopl",                    172},
+    {"ioperm",                  173},
+    {"create_module",           174},
+    {"init_module",             175},
+    {"delete_module",           176},
+    {"get_kernel_syms",         177},
+    {"query_module",            178},
+    {"quotactl",                179},
+    {"nfsservctl",              180},
+    {"getpmsg",                 181},
+    {"putpmsg",                 182},
+    {"afs_syscall",             183},
+    {"tuxcall",                 184},
+    {"security",                185},
+    {"gettid",                  186},
+    {"readahead",               187},
+    {"setxattr",                188},
+    {"lsetxattr",               189},
+    {"fsetxattr",               190},
+    {"getxattr",                191},
+    {"lgetxattr",               192},
+    {"fgetxattr",               193},
+    {"listxattr",               194},
+    {"llistxattr",              195},
+    {"flistxattr",              196},
+    {"removexattr",             197},
+    {"lremovexattr",            198},
+    {"fremovexattr",            199},
+    {"tkill",                   200},
+    {"time",                    201},
+    {"futex",                   202},
+    {"sched_setaffinity",       203},
+    {"sched_getaffinity",       204},
+    {"set_thread_area",         205},
+    {"io_setup",                206},
+    {"io_destroy",              207},
+    {"io_getevents",            208},
+    {"io_submit",               209},
+    {"io_cancel",               210},
+    {"get_thread_area",         211},
+    {"lookup_dcookie",          212},
+    {"epoll_create",            213},
+    {"epoll_ctl_old",           214},
+    {"epoll_wait_old",          215},
+    {"remap_file_pages",        216},
+    {"getdents64",              217},
+    {"set_tid_address",         218},
+    {"restart_syscall",         219},
+    {"semtimedop",              220},
+    {"fadvise64",               221},
+    {"timer_create",            222},
+    {"timer_settime",           223},
+    {"timer_gettime",           224},
+    {"timer_getoverrun",        225},
+    {"timer_delete",            226},
+    {"clock_settime",           227},
+    {"clock_gettime",           228},
+    {"clock_getres",            229},
+    {"clock_nanosleep",         230},
+    {"exit_group",              231},
+    {"epoll_wait",              232},
+    {"epoll_ctl",               233},
+    {"tgkill",                  234},
+    {"utimes",                  235},
+    {"vserver",                 236},
+    {"mbind",                   237},
+    {"set_mempolicy",           238},
+    {"get_mempolicy",           239},
+    {"mq_open",                 240},
+    {"mq_unlink",               241},
+    {"mq_timedsend",            242},
+    {"mq_timedreceive",         243},
+    {"mq_notify",               244},
+    {"mq_getsetattr",           245},
+    {"kexec_load",              246},
+    {"waitid",                  247},
+    {"add_key",                 248},
+    {"request_key",             249},
+    {"keyctl",                  250},
+    {"ioprio_set",              251},
+    {"ioprio_get",              252},
+    {"inotify_init",            253},
+    {"inotify_add_watch",       254},
+    {"inotify_rm_watch",        255},
+    {"migrate_pages",           256},
+    {"openat",                  257},
+    {"mkdirat",                 258},
+    {"mknodat",                 259},
+    {"fchownat",                260},
+    {"futimesat",               261},
+    {"newfstatat",              262},
+    {"unlinkat",                263},
+    {"renameat",                264},
+    {"linkat",                  265},
+    {"symlinkat",               266},
+    {"readlinkat",              267},
+    {"fchmodat",                268},
+    {"faccessat",               269},
+    {"pselect6",                270},
+    {"ppoll",                   271},
+    {"unshare",                 272},
+    {"set_robust_list",         273},
+    {"get_robust_list",         274},
+    {"splice",                  275},
+    {"tee",                     276},
+    {"sync_file_range",         277},
+    {"vmsplice",                278},
+    {"move_pages",              279},
+    {"utimensat",               280},
+    {"epoll_pwait",             281},
+    {"signalfd",                282},
+    {"timerfd_create",          283},
+    {"eventfd",                 284},
+    {"fallocate",               285},
+    {"timerfd_settime",         286},
+    {"timerfd_gettime",         287},
+    {"accept4",                 288},
+    {"signalfd4",               289},
+    {"eventfd2",                290},
+    {"epoll_create1",           291},
+    {"dup3",                    292},
+    {"pipe2",                   293},
+    {"inotify_init1",           294},
+    {"preadv",                  295},
+    {"pwritev",                 296},
+    {"rt_tgsigqueueinfo",       297},
+    {"perf_event_open",         298},
+    {"recvmmsg",                299},
+    {"fanotify_init",           300},
+    {"fanotify_mark",           301},
+    {"prlimit64",               302},
+    {"name_to_handle_at",       303},
+    {"open_by_handle_at",       304},
+    {"clock_adjtime",           305},
+    {"syncfs",                  306},
+    {"sendmmsg",                307},
+    {"setns",                   308},
+    {"getcpu",                  309},
+    {"process_vm_readv",        310},
+    {"process_vm_writev",       311},
+    {"kcmp",                    312},
+    {"finit_module",            313},
+    {"sched_setattr",           314},
+    {"sched_getattr",           315},
+    {"renameat2",               316},
+    {"seccomp",                 317},
+    {"getrandom",               318},
+    {"memfd_create",            319},
+    {"kexec_file_load",         320},
+    {"bpf",                     321},
+    {"execveat",                322},
+    {"userfaultfd",             323},
+    {"membarrier",              324},
+    {"mlock2",                  325},
+    {"copy_file_range",         326},
+    {"preadv2",                 327},
+    {"pwritev2",                328},
+    {"pkey_mprotect",           329},
+    {"pkey_alloc",              330},
+    {"pkey_free",               331},
+    {"statx",                   332},
+    {"io_pgetevents",           333},
+    {"rseq",                    334},
+    {"pidfd_send_signal",       424},
+    {"io_uring_setup",          425},
+    {"io_uring_enter",          426},
+    {"io_uring_register",       427},
+    {"open_tree",               428},
+    {"move_mount",              429},
+    {"fsopen",                  430},
+    {"fsconfig",                431},
+    {"fsmount",                 432},
+    {"fspick",                  433},
+    {"pidfd_open",              434},
+    {"clone3",                  435},
+    {"close_range",             436},
+    {"openat2",                 437},
+    {"pidfd_getfd",             438},
+    {"faccessat2",              439},
+    {"process_madvise",         440},
+    {"epoll_pwait2",            441},
+    {"mount_setattr",           442},
+    {"quotactl_fd",             443},
+    {"landlock_create_ruleset", 444},
+    {"landlock_add_rule",       445},
+    {"landlock_restrict_self",  446},
+    {"memfd_secret",            447},
+    {"process_mrelease",        448},
+    {"futex_waitv",             449},
+    {"set_mempolicy_home_node", 450},
+}};
+
+// Sorted by name, for name_to_number.
+inline constexpr std::array<entry, size> by_name{{
+    {"_sysctl",                 156},
+    {"accept",                  43},
+    {"accept4",                 288},
+    {"access",                  21},
+    {"acct",                    163},
+    {"add_key",                 248},
+    {"adjtimex",                159},
+    {"afs_syscall",             183},
+    {"alarm",                   37},
+    {"arch_prctl",              158},
+    {"bind",                    49},
+    {"bpf",                     321},
+    {"brk",                     12},
+    {"capget",                  125},
+    {"capset",                  126},
+    {"chdir",                   80},
+    {"chmod",                   90},
+    {"chown",                   92},
+    {"chroot",                  161},
+    {"clock_adjtime",           305},
+    {"clock_getres",            229},
+    {"clock_gettime",           228},
+    {"clock_nanosleep",         230},
+    {"clock_settime",           227},
+    {"clone",                   56},
+    {"clone3",                  435},
+    {"close",                   3},
+    {"close_range",             436},
+    {"connect",                 42},
+    {"copy_file_range",         326},
+    {"creat",                   85},
+    {"create_module",           174},
+    {"delete_module",           176},
+    {"dup",                     32},
+    {"dup2",                    33},
+    {"dup3",                    292},
+    {"epoll_create",            213},
+    {"epoll_create1",           291},
+    {"epoll_ctl",               233},
+    {"epoll_ctl_old",           214},
+    {"epoll_pwait",             281},
+    {"epoll_pwait2",            441},
+    {"epoll_wait",              232},
+    {"epoll_wait_old",          215},
+    {"eventfd",                 284},
+    {"eventfd2",                290},
+    {"execve",                  59},
+    {"execveat",                322},
+    {"exit",                    60},
+    {"exit_group",              231},
+    {"faccessat",               269},
+    {"faccessat2",              439},
+    {"fadvise64",               221},
+    {"fallocate",               285},
+    {"fanotify_init",           300},
+    {"fanotify_mark",           301},
+    {"fchdir",                  81},
+    {"fchmod",                  91},
+    {"fchmodat",                268},
+    {"fchown",                  93},
+    {"fchownat",                260},
+    {"fcntl",                   72},
+    {"fdatasync",               75},
+    {"fgetxattr",               193},
+    {"finit_module",            313},
+    {"flistxattr",              196},
+    {"flock",                   73},
+    {"fork",                    57},
+    {"fremovexattr",            199},
+    {"fsconfig",                431},
+    {"fsetxattr",               190},
+    {"fsmount",                 432},
+    {"fsopen",                  430},
+    {"fspick",                  433},
+    {"fstat",                   5},
+    {"fstatfs",                 138},
+    {"fsync",                   74},
+    {"ftruncate",               77},
+    {"futex",                   202},
+    {"futex_waitv",             449},
+    {"futimesat",               261},
+    {"get_kernel_syms",         177},
+    {"get_mempolicy",           239},
+    {"get_robust_list",         274},
+    {"get_thread_area",         211},
+    {"getcpu",                  309},
+    {"getcwd",                  79},
+    {"getdents",                78},
+    {"getdents64",              217},
+    {"getegid",                 108},
+    {"geteuid",                 107},
+    {"getgid",                  104},
+    {"getgroups",               115},
+    {"getitimer",               36},
+    {"getpeername",             52},
+    {"getpgid",                 121},
+    {"getpgrp",                 111},
+    {"getpid",                  39},
+    {"getpmsg",                 181},
+    {"getppid",                 110},
+    {"getpriority",             140},
+    {"getrandom",               318},
+    {"getresgid",               120},
+    {"getresuid",               118},
+    {"getrlimit",               97},
+    {"getrusage",               98},
+    {"getsid",                  124},
+    {"getsockname",             51},
+    {"getsockopt",              55},
+    {"gettid",                  186},
+    {"gettimeofday",            96},
+    {"getuid",                  102},
+    {"getxattr",                191},
+    {"init_module",             175},
+    {"inotify_add_watch",       254},
+    {"inotify_init",            253},
+    {"inotify_init1",           294},
+    {"inotify_rm_watch",        255},
+    {"io_cancel",               210},
+    {"io_destroy",              207},
+    {"io_getevents",            208},
+    {"io_pgetevents",           333},
+    {"io_setup",                206},
+    {"io_submit",               209},
+    {"io_uring_enter",          426},
+    {"io_uring_register",       427},
+    {"io_uring_setup",          425},
+    {"ioctl",                   16},
+    {"ioperm",                  173},
+    {"iopl",                    172},
+    {"ioprio_get",              252},
+    {"ioprio_set",              251},
+    {"kcmp",                    312},
+    {"kexec_file_load",         320},
+    {"kexec_load",              246},
+    {"keyctl",                  250},
+    {"kill",                    62},
+    {"landlock_add_rule",       445},
+    {"landlock_create_ruleset", 444},
+    {"landlock_restrict_self",  446},
+    {"lchown",                  94},
+    {"lgetxattr",               192},
+    {"link",                    86},
+    {"linkat",                  265},
+    {"listen",                  50},
+    {"listxattr",               194},
+    {"llistxattr",              195},
+    {"lookup_dcookie",          212},
+    {"lremovexattr",            198},
+    {"lseek",                   8},
+    {"lsetxattr",               189},
+    {"lstat",                   6},
+    {"madvise",                 28},
+    {"mbind",                   237},
+    {"membarrier",              324},
+    {"memfd_create",            319},
+    {"memfd_secret",            447},
+    {"migrate_pages",           256},
+    {"mincore",                 27},
+    {"mkdir",                   83},
+    {"mkdirat",                 258},
+    {"mknod",                   133},
+    {"mknodat",                 259},
+    {"mlock",                   149},
+    {"mlock2",                  325},
+    {"mlockall",                151},
+    {"mmap",                    9},
+    {"modify_ldt",              154},
+    {"mount",                   165},
+    {"mount_setattr",           442},
+    {"move_mount",              429},
+    {"move_pages",              279},
+    {"mprotect",                10},
+    {"mq_getsetattr",           245},
+    {"mq_notify",               244},
+    {"mq_open",                 240},
+    {"mq_timedreceive",         243},
+    {"mq_timedsend",            242},
+    {"mq_unlink",               241},
+    {"mremap",                  25},
+    {"msgctl",                  71},
+    {"msgget",                  68},
+    {"msgrcv",                  70},
+    {"msgsnd",                  69},
+    {"msync",                   26},
+    {"munlock",                 150},
+    {"munlockall",              152},
+    {"munmap",                  11},
+    {"name_to_handle_at",       303},
+    {"nanosleep",               35},
+    {"newfstatat",              262},
+    {"nfsservctl",              180},
+    {"open",                    2},
+    {"open_by_handle_at",       304},
+    {"open_tree",               428},
+    {"openat",                  257},
+    {"openat2",                 437},
+    {"pause",                   34},
+    {"perf_event_open",         298},
+    {"personality",             135},
+    {"pidfd_getfd",             438},
+    {"pidfd_open",              434},
+    {"pidfd_send_signal",       424},
+    {"pipe",                    22},
+    {"pipe2",                   293},
+    {"pivot_root",              155},
+    {"pkey_alloc",              330},
+    {"pkey_free",               331},
+    {"pkey_mprotect",           329},
+    {"poll",                    7},
+    {"ppoll",                   271},
+    {"prctl",                   157},
+    {"pread64",                 17},
+    {"preadv",                  295},
+    {"preadv2",                 327},
+    {"prlimit64",               302},
+    {"process_madvise",         440},
+    {"process_mrelease",        448},
+    {"process_vm_readv",        310},
+    {"process_vm_writev",       311},
+    {"pselect6",                270},
+    {"ptrace",                  101},
+    {"putpmsg",                 182},
+    {"pwrite64",                18},
+    {"pwritev",                 296},
+    {"pwritev2",                328},
+    {"query_module",            178},
+    {"quotactl",                179},
+    {"quotactl_fd",             443},
+    {"read",                    0},
+    {"readahead",               187},
+    {"readlink",                89},
+    {"readlinkat",              267},
+    {"readv",                   19},
+    {"reboot",                  169},
+    {"recvfrom",                45},
+    {"recvmmsg",                299},
+    {"recvmsg",                 47},
+    {"remap_file_pages",        216},
+    {"removexattr",             197},
+    {"rename",                  82},
+    {"renameat",                264},
+    {"renameat2",               316},
+    {"request_key",             249},
+    {"restart_syscall",         219},
+    {"rmdir",                   84},
+    {"rseq",                    334},
+    {"rt_sigaction",            13},
+    {"rt_sigpending",           127},
+    {"rt_sigprocmask",          14},
+    {"rt_sigqueueinfo",         129},
+    {"rt_sigreturn",            15},
+    {"rt_sigsuspend",           130},
+    {"rt_sigtimedwait",         128},
+    {"rt_tgsigqueueinfo",       297},
+    {"sched_get_priority_max",  146},
+    {"sched_get_priority_min",  147},
+    {"sched_getaffinity",       204},
+    {"sched_getattr",           315},
+    {"sched_getparam",          143},
+    {"sched_getscheduler",      145},
+    {"sched_rr_get_interval",   148},
+    {"sched_setaffinity",       203},
+    {"sched_setattr",           314},
+    {"sched_setparam",          142},
+    {"sched_setscheduler",      144},
+    {"sched_yield",             24},
+    {"seccomp",                 317},
+    {"security",                185},
+    {"select",                  23},
+    {"semctl",                  66},
+    {"semget",                  64},
+    {"semop",                   65},
+    {"semtimedop",              220},
+    {"sendfile",                40},
+    {"sendmmsg",                307},
+    {"sendmsg",                 46},
+    {"sendto",                  44},
+    {"set_mempolicy",           238},
+    {"set_mempolicy_home_node", 450},
+    {"set_robust_list",         273},
+    {"set_thread_area",         205},
+    {"set_tid_address",         218},
+    {"setdomainname",           171},
+    {"setfsgid",                123},
+    {"setfsuid",                122},
+    {"setgid",                  106},
+    {"setgroups",               116},
+    {"sethostname",             170},
+    {"setitimer",               38},
+    {"setns",                   308},
+    {"setpgid",                 109},
+    {"setpriority",             141},
+    {"setregid",                114},
+    {"setresgid",               119},
+    {"setresuid",               117},
+    {"setreuid",                113},
+    {"setrlimit",               160},
+    {"setsid",                  112},
+    {"setsockopt",              54},
+    {"settimeofday",            164},
+    {"setuid",                  105},
+    {"setxattr",                188},
+    {"shmat",                   30},
+    {"shmctl",                  31},
+    {"shmdt",                   67},
+    {"shmget",                  29},
+    {"shutdown",                48},
+    {"sigaltstack",             131},
+    {"signalfd",                282},
+    {"signalfd4",               289},
+    {"socket",                  41},
+    {"socketpair",              53},
+    {"splice",                  275},
+    {"stat",                    4},
+    {"statfs",                  137},
+    {"statx",                   332},
+    {"swapoff",                 168},
+    {"swapon",                  167},
+    {"symlink",                 88},
+    {"symlinkat",               266},
+    {"sync",                    162},
+    {"sync_file_range",         277},
+    {"syncfs",                  306},
+    {"sysfs",                   139},
+    {"sysinfo",                 99},
+    {"syslog",                  103},
+    {"tee",                     276},
+    {"tgkill",                  234},
+    {"time",                    201},
+    {"timer_create",            222},
+    {"timer_delete",            226},
+    {"timer_getoverrun",        225},
+    {"timer_gettime",           224},
+    {"timer_settime",           223},
+    {"timerfd_create",          283},
+    {"timerfd_gettime",         287},
+    {"timerfd_settime",         286},
+    {"times",                   100},
+    {"tkill",                   200},
+    {"truncate",                76},
+    {"tuxcall",                 184},
+    {"umask",                   95},
+    {"umount2",                 166},
+    {"uname",                   63},
+    {"unlink",                  87},
+    {"unlinkat",                263},
+    {"unshare",                 272},
+    {"uselib",                  134},
+    {"userfaultfd",             323},
+    {"ustat",                   136},
+    {"utime",                   132},
+    {"utimensat",               280},
+    {"utimes",                  235},
+    {"vfork",                   58},
+    {"vhangup",                 153},
+    {"vmsplice",                278},
+    {"vserver",                 236},
+    {"wait4",                   61},
+    {"waitid",                  247},
+    {"write",                   1},
+    {"writev",                  20},
+}};
+
+// The number of a system call, or -1 when the table has no such name.
+constexpr int name_to_number(std::string_view name) noexcept {
+    std::size_t low = 0, high = by_name.size();
+    while (low < high) {
+        const std::size_t middle = low + (high - low) / 2;
+        if (by_name[middle].name < name) low = middle + 1;
+        else high = middle;
+    }
+    return low < by_name.size() && by_name[low].name == name ? by_name[low].number : -1;
+}
+
+// The name of a system call number, or an empty view when the table has none.
+constexpr std::string_view number_to_name(long number) noexcept {
+    std::size_t low = 0, high = by_number.size();
+    while (low < high) {
+        const std::size_t middle = low + (high - low) / 2;
+        if (by_number[middle].number < number) low = middle + 1;
+        else high = middle;
+    }
+    return low < by_number.size() && by_number[low].number == number ? by_number[low].name
+                                                                    : std::string_view{};
+}
+
+// Whether the table knows the number.
+constexpr bool known(long number) noexcept { return !number_to_name(number).empty(); }
+
+}  // namespace ctr::detail::syscall_table_x86_64
+// end ctr/detail/syscall_table_x86_64.hpp
+
+#include <linux/filter.h>
+#include <linux/sched.h>
+#include <linux/seccomp.h>
+#include <sys/ioctl.h>
+#include <sys/personality.h>
+#include <sys/socket.h>
+
+#include <array>
+#include <cerrno>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <initializer_list>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace ctr::seccomp {
+
+// What the kernel does with a call.
+class action {
+public:
+    enum class kind : std::uint8_t {
+        allow,
+        fail_with,     // the call returns -1 with this errno, without running
+        kill_process,  // the whole process dies of SIGSYS
+        kill_thread,   // only the calling thread dies
+        trap,          // SIGSYS to the thread; si_syscall names the call
+        log,           // allowed, and logged by the audit subsystem
+        // A later step adds user_notify (SECCOMP_RET_USER_NOTIF): the call
+        // waits while a supervisor reads it from a listener fd and answers.
+        // It needs the filter installed with SECCOMP_FILTER_FLAG_NEW_LISTENER
+        // (child_op::a of the install step) and the fd handed to the parent.
+    };
+
+    static constexpr action allow() noexcept { return action{kind::allow, 0}; }
+    // errno_value must be in 1..4095; the builder reports anything else.
+    static constexpr action fail_with(int errno_value) noexcept { return action{kind::fail_with, errno_value}; }
+    static constexpr action kill_process() noexcept { return action{kind::kill_process, 0}; }
+    static constexpr action kill_thread() noexcept { return action{kind::kill_thread, 0}; }
+    static constexpr action trap() noexcept { return action{kind::trap, 0}; }
+    static constexpr action log() noexcept { return action{kind::log, 0}; }
+
+    constexpr kind which() const noexcept { return kind_; }
+    constexpr int errno_value() const noexcept { return errno_; }
+    constexpr bool valid() const noexcept { return kind_ != kind::fail_with || (errno_ >= 1 && errno_ <= 4095); }
+
+    // The SECCOMP_RET_* value the filter returns.
+    constexpr std::uint32_t return_value() const noexcept {
+        switch (kind_) {
+            case kind::allow: return SECCOMP_RET_ALLOW;
+            case kind::fail_with: return SECCOMP_RET_ERRNO | (static_cast<std::uint32_t>(errno_) & SECCOMP_RET_DATA);
+            case kind::kill_process: return SECCOMP_RET_KILL_PROCESS;
+            case kind::kill_thread: return SECCOMP_RET_KILL_THREAD;
+            case kind::trap: return SECCOMP_RET_TRAP;
+            case kind::log: return SECCOMP_RET_LOG;
+        }
+        return SECCOMP_RET_KILL_PROCESS;
+    }
+
+    friend constexpr bool operator==(const action&, const action&) noexcept = default;
+
+private:
+    constexpr action(kind k, int errno_value) noexcept : kind_(k), errno_(errno_value) {}
+    kind kind_;
+    int errno_;
+};
+
+// "allow", "fail with EPERM", "fail with errno 22", "kill process", ...
+inline std::string to_string(action a) {
+    switch (a.which()) {
+        case action::kind::allow: return "allow";
+        case action::kind::kill_process: return "kill process";
+        case action::kind::kill_thread: return "kill thread";
+        case action::kind::trap: return "trap (SIGSYS)";
+        case action::kind::log: return "log and allow";
+        case action::kind::fail_with: break;
+    }
+    switch (a.errno_value()) {
+        case EPERM: return "fail with EPERM";
+        case ENOSYS: return "fail with ENOSYS";
+        case EACCES: return "fail with EACCES";
+        case EINVAL: return "fail with EINVAL";
+        default: return "fail with errno " + std::to_string(a.errno_value());
+    }
+}
+
+// How a condition compares an argument. Comparisons are unsigned and 64 bits
+// wide, as the kernel passes the registers. An argument the kernel reads as
+// 32 bits (an int, an unsigned int: a socket family, an ioctl request) may
+// arrive with anything in the upper half, which the kernel ignores but a
+// 64-bit comparison would not: compare such arguments through
+// masked(0xffffffff).
+enum class compare : std::uint8_t {
+    equal,             // arg == value
+    not_equal,         // arg != value
+    masked_equal,      // (arg & mask) == value
+    masked_not_equal,  // (arg & mask) != value
+    greater,           // arg > value
+    greater_equal,     // arg >= value
+    less,              // arg < value
+    less_equal,        // arg <= value
+    in_range,          // value <= arg <= upper
+};
+
+// One condition on one argument. Plain data: seccomp::arg(i) writes it
+// readably, designated initializers work too.
+struct condition {
+    unsigned index = 0;  // which argument, 0..5
+    compare op = compare::equal;
+    std::uint64_t value = 0;
+    std::uint64_t mask = ~std::uint64_t{0};  // masked_equal, masked_not_equal
+    std::uint64_t upper = 0;                 // in_range
+
+    friend constexpr bool operator==(const condition&, const condition&) noexcept = default;
+};
+
+// "arg0 & 0x7e020000 == 0x0", "arg1 in 0x10..0x20", ...
+inline std::string to_string(const condition& c) {
+    const auto hex = [](std::uint64_t v) {
+        char text[24];
+        std::snprintf(text, sizeof text, "0x%llx", static_cast<unsigned long long>(v));
+        return std::string(text);
+    };
+    const std::string a = "arg" + std::to_string(c.index);
+    switch (c.op) {
+        case compare::equal: return a + " == " + hex(c.value);
+        case compare::not_equal: return a + " != " + hex(c.value);
+        case compare::masked_equal: return a + " & " + hex(c.mask) + " == " + hex(c.value);
+        case compare::masked_not_equal: return a + " & " + hex(c.mask) + " != " + hex(c.value);
+        case compare::greater: return a + " > " + hex(c.value);
+        case compare::greater_equal: return a + " >= " + hex(c.value);
+        case compare::less: return a + " < " + hex(c.value);
+        case compare::less_equal: return a + " <= " + hex(c.value);
+        case compare::in_range: return a + " in " + hex(c.value) + ".." + hex(c.upper);
+    }
+    return a + " ?";
+}
+
+// An argument with its mask applied: arg(1).masked(O_ACCMODE) == O_RDONLY.
+class masked_arg {
+public:
+    constexpr masked_arg(unsigned index, std::uint64_t mask) noexcept : index_(index), mask_(mask) {}
+    constexpr condition operator==(std::uint64_t value) const noexcept {
+        return {index_, compare::masked_equal, value, mask_, 0};
+    }
+    constexpr condition operator!=(std::uint64_t value) const noexcept {
+        return {index_, compare::masked_not_equal, value, mask_, 0};
+    }
+
+private:
+    unsigned index_;
+    std::uint64_t mask_;
+};
+
+// Argument i of the call (0..5), to write conditions: arg(0) == 3,
+// arg(2) >= 4096, arg(0).masked(CLONE_NEWUSER) == 0, arg(1).in_range(1, 9).
+class arg {
+public:
+    constexpr explicit arg(unsigned index) noexcept : index_(index) {}
+    constexpr condition operator==(std::uint64_t v) const noexcept { return {index_, compare::equal, v}; }
+    constexpr condition operator!=(std::uint64_t v) const noexcept { return {index_, compare::not_equal, v}; }
+    constexpr condition operator>(std::uint64_t v) const noexcept { return {index_, compare::greater, v}; }
+    constexpr condition operator>=(std::uint64_t v) const noexcept { return {index_, compare::greater_equal, v}; }
+    constexpr condition operator<(std::uint64_t v) const noexcept { return {index_, compare::less, v}; }
+    constexpr condition operator<=(std::uint64_t v) const noexcept { return {index_, compare::less_equal, v}; }
+    constexpr masked_arg masked(std::uint64_t mask) const noexcept { return {index_, mask}; }
+    // low <= arg <= high, both ends included.
+    constexpr condition in_range(std::uint64_t low, std::uint64_t high) const noexcept {
+        return {index_, compare::in_range, low, ~std::uint64_t{0}, high};
+    }
+
+private:
+    unsigned index_;
+};
+
+class builder;
+
+// A compiled program: immutable, cheap to share (hold it in a
+// std::shared_ptr<const filter>). program() points into the object, so it
+// stays valid for as long as the filter lives where it is.
+class filter {
+public:
+    filter(const filter& other) : code_(other.code_) { point_program(); }
+    filter(filter&& other) noexcept : code_(std::move(other.code_)) {
+        point_program();
+        other.point_program();
+    }
+    filter& operator=(const filter&) = delete;
+    filter& operator=(filter&&) = delete;
+    ~filter() = default;
+
+    // The number of BPF instructions (at most 4096).
+    std::size_t size() const noexcept { return code_.size(); }
+    std::span<const sock_filter> instructions() const noexcept { return code_; }
+    // What seccomp(SECCOMP_SET_MODE_FILTER) takes (by address).
+    const sock_fprog& program() const noexcept { return program_; }
+    // The program as text, one instruction a line.
+    std::string disassemble() const { return detail::bpf::disassemble(code_); }
+
+private:
+    friend class builder;
+    explicit filter(std::vector<sock_filter> code) : code_(std::move(code)) { point_program(); }
+    void point_program() noexcept {
+        program_.len = static_cast<unsigned short>(code_.size());
+        program_.filter = code_.data();
+    }
+
+    std::vector<sock_filter> code_;
+    sock_fprog program_{};
+};
+
+// Builds a filter. Every setter returns *this and keeps the first error
+// (an unknown name, an errno out of range, a rule that can never run), which
+// build() then throws, so a chain of calls needs no checks in between.
+class builder {
+public:
+    // For a known call without a matching rule. Default: kill_process.
+    builder& default_action(action a) { return set(default_, a, "default action"); }
+    // For the i386 ABI (int 0x80) and x32 numbers. Default: kill_process.
+    builder& foreign_abi_action(action a) { return set(foreign_, a, "foreign-ABI action"); }
+    // For numbers the table does not know. Default: fail_with(ENOSYS).
+    builder& unknown_syscall_action(action a) { return set(unknown_, a, "unknown-call action"); }
+
+    builder& allow(std::string_view name) { return rule(name, action::allow()); }
+    builder& allow(int number) { return rule(number, action::allow()); }
+    builder& allow(std::initializer_list<std::string_view> names) {
+        for (std::string_view name : names) allow(name);
+        return *this;
+    }
+    builder& fail(std::string_view name, int errno_value) { return rule(name, action::fail_with(errno_value)); }
+    builder& fail(int number, int errno_value) { return rule(number, action::fail_with(errno_value)); }
+    builder& fail(std::initializer_list<std::string_view> names, int errno_value) {
+        for (std::string_view name : names) fail(name, errno_value);
+        return *this;
+    }
+
+    // `what` when every condition holds (none: always). Rules of one call are
+    // tried in the order given; the default action follows the last.
+    builder& rule(std::string_view name, action what, std::span<const condition> all_of) {
+        const int number = detail::syscall_table_x86_64::name_to_number(name);
+        if (number < 0)
+            return fail_build(EINVAL, name,
+                              "unknown system call name; the table (<asm/unistd_64.h>, x86-64) has no such call, "
+                              "a call newer than the table can be named by number");
+        return add(number, name, what, all_of);
+    }
+    builder& rule(int number, action what, std::span<const condition> all_of) {
+        if (number < 0 || static_cast<std::uint32_t>(number) >= foreign_nr_from)
+            return fail_build(EINVAL, std::to_string(number), "system call number outside 0..0x3fffffff");
+        const std::string_view known = detail::syscall_table_x86_64::number_to_name(number);
+        const std::string unknown = known.empty() ? std::to_string(number) : std::string();
+        return add(number, known.empty() ? std::string_view(unknown) : known, what, all_of);
+    }
+    template <typename... Conditions>
+        requires(std::same_as<Conditions, condition> && ...)
+    builder& rule(std::string_view name, action what, const Conditions&... all_of) {
+        const std::array<condition, sizeof...(Conditions)> list{all_of...};
+        return rule(name, what, std::span<const condition>(list));
+    }
+    template <typename... Conditions>
+        requires(std::same_as<Conditions, condition> && ...)
+    builder& rule(int number, action what, const Conditions&... all_of) {
+        const std::array<condition, sizeof...(Conditions)> list{all_of...};
+        return rule(number, what, std::span<const condition>(list));
+    }
+
+    // The first error so far, if any.
+    const std::optional<ctr::error>& first_error() const noexcept { return error_; }
+
+    // Compiles. Throws ctr::error(step::compile_seccomp) with the first error
+    // the setters met, or E2BIG when the program exceeds 4096 instructions.
+    filter build() const {
+        if (error_) throw *error_;
+        detail::bpf::program_spec spec;
+        spec.arch = AUDIT_ARCH_X86_64;
+        spec.foreign_nr_from = foreign_nr_from;
+        spec.foreign_action = foreign_.return_value();
+        spec.default_action = default_.return_value();
+        spec.unknown_action = unknown_.return_value();
+        spec.known.reserve(detail::syscall_table_x86_64::size);
+        for (const auto& entry : detail::syscall_table_x86_64::by_number)
+            spec.known.push_back(static_cast<std::uint32_t>(entry.number));
+        spec.rules.reserve(rules_.size());
+        for (const pending_rule& r : rules_) {
+            detail::bpf::rule out{static_cast<std::uint32_t>(r.number), r.what.return_value(), {}};
+            out.checks.reserve(r.all_of.size());
+            for (const condition& c : r.all_of) out.checks.push_back(to_check(c));
+            spec.rules.push_back(std::move(out));
+        }
+        return filter(detail::bpf::compile(spec));
+    }
+    std::shared_ptr<const filter> build_shared() const { return std::make_shared<const filter>(build()); }
+
+private:
+    // __X32_SYSCALL_BIT: numbers from here on are another ABI.
+    static constexpr std::uint32_t foreign_nr_from = 0x40000000U;
+
+    struct pending_rule {
+        int number;
+        action what;
+        std::vector<condition> all_of;
+    };
+
+    builder& fail_build(int errno_value, std::string_view subject, std::string_view why) {
+        if (!error_) error_.emplace(ctr::step::compile_seccomp, errno_value, std::string(subject), why);
+        return *this;
+    }
+
+    builder& set(action& slot, action a, std::string_view what) {
+        if (!a.valid()) return fail_build(EINVAL, what, "errno outside 1..4095");
+        slot = a;
+        return *this;
+    }
+
+    // `name` names the call in error messages.
+    builder& add(int number, std::string_view name, action what, std::span<const condition> all_of) {
+        if (error_) return *this;
+        if (!what.valid())
+            return fail_build(EINVAL, name, "errno " + std::to_string(what.errno_value()) + " outside 1..4095");
+        for (const condition& c : all_of) {
+            if (c.index > 5)
+                return fail_build(EINVAL, name, "argument index " + std::to_string(c.index) + " is not in 0..5");
+            const bool masked = c.op == compare::masked_equal || c.op == compare::masked_not_equal;
+            if (masked && (c.value & ~c.mask) != 0)
+                return fail_build(EINVAL, name, to_string(c) + ": the value has bits outside the mask");
+            if (c.op == compare::in_range && c.value > c.upper)
+                return fail_build(EINVAL, name, to_string(c) + ": the range is empty");
+        }
+        // An earlier rule without conditions decides every call of this
+        // number: a later rule could never run. The same plain rule twice is
+        // harmless (allow lists overlap); a different one is a contradiction.
+        if (const auto earlier = decided_.find(number); earlier != decided_.end()) {
+            if (all_of.empty() && earlier->second == what) return *this;
+            return fail_build(EINVAL, name,
+                              "an earlier rule (" + to_string(earlier->second) +
+                                  ", no conditions) already decides every call; this one (" + to_string(what) +
+                                  ") could never apply");
+        }
+        if (all_of.empty()) decided_.emplace(number, what);
+        rules_.push_back({number, what, {all_of.begin(), all_of.end()}});
+        return *this;
+    }
+
+    static detail::bpf::arg_check to_check(const condition& c) noexcept {
+        using detail::bpf::arg_op;
+        switch (c.op) {
+            case compare::equal: return {c.index, arg_op::eq, c.value, 0};
+            case compare::not_equal: return {c.index, arg_op::ne, c.value, 0};
+            case compare::masked_equal: return {c.index, arg_op::masked_eq, c.value, c.mask};
+            case compare::masked_not_equal: return {c.index, arg_op::masked_ne, c.value, c.mask};
+            case compare::greater: return {c.index, arg_op::gt, c.value, 0};
+            case compare::greater_equal: return {c.index, arg_op::ge, c.value, 0};
+            case compare::less: return {c.index, arg_op::lt, c.value, 0};
+            case compare::less_equal: return {c.index, arg_op::le, c.value, 0};
+            case compare::in_range: return {c.index, arg_op::in_range, c.value, c.upper};
+        }
+        return {c.index, arg_op::eq, c.value, 0};
+    }
+
+    action default_ = action::kill_process();
+    action foreign_ = action::kill_process();
+    action unknown_ = action::fail_with(ENOSYS);
+    std::vector<pending_rule> rules_;
+    std::unordered_map<int, action> decided_;  // numbers with a rule without conditions
+    std::optional<ctr::error> error_;
+};
+
+// One entry of the default profile: a group of calls, what they get, and why.
+struct profile_entry {
+    std::string_view group;
+    std::span<const std::string_view> syscalls;  // all in the table
+    // Calls newer than some tables (and older kernels): ruled when the table
+    // knows them; until then they answer ENOSYS like every unknown number.
+    std::span<const std::string_view> newer_syscalls;
+    action what;
+    std::span<const condition> all_of;  // none: unconditional
+    std::string_view why;
+};
+
+}  // namespace ctr::seccomp
+
+namespace ctr::detail::seccomp_profile {
+
+using seccomp::action;
+using seccomp::compare;
+using seccomp::condition;
+using seccomp::profile_entry;
+
+// The default profile's data, by group. Every call in the table appears in
+// exactly one group (a test holds the table to that), so a regenerated
+// table with new calls fails the test until someone decides about them.
+
+// --- allowed ---------------------------------------------------------------
+inline constexpr std::string_view files[] = {
+    "open", "openat", "openat2", "creat", "close", "close_range", "stat", "lstat", "fstat", "newfstatat", "statx",
+    "access", "faccessat", "faccessat2", "readlink", "readlinkat", "getdents", "getdents64", "getcwd", "chdir",
+    "fchdir", "mkdir", "mkdirat", "rmdir", "rename", "renameat", "renameat2", "link", "linkat", "unlink",
+    "unlinkat", "symlink", "symlinkat", "chmod", "fchmod", "fchmodat", "chown", "fchown", "lchown", "fchownat",
+    "umask", "truncate", "ftruncate", "fallocate", "utime", "utimes", "utimensat", "futimesat", "mknod", "mknodat",
+    "statfs", "fstatfs", "chroot"};
+inline constexpr std::string_view files_newer[] = {"fchmodat2", "file_getattr", "file_setattr"};
+inline constexpr std::string_view io[] = {
+    "read", "write", "readv", "writev", "pread64", "pwrite64", "preadv", "pwritev", "preadv2", "pwritev2",
+    "lseek", "sendfile", "splice", "tee", "vmsplice", "copy_file_range", "readahead", "fadvise64", "fsync",
+    "fdatasync", "sync", "syncfs", "sync_file_range", "flock", "fcntl", "dup", "dup2", "dup3", "pipe", "pipe2"};
+inline constexpr std::string_view io_newer[] = {"cachestat"};
+inline constexpr std::string_view xattrs[] = {
+    "setxattr", "lsetxattr", "fsetxattr", "getxattr", "lgetxattr", "fgetxattr", "listxattr", "llistxattr",
+    "flistxattr", "removexattr", "lremovexattr", "fremovexattr"};
+inline constexpr std::string_view xattrs_newer[] = {"setxattrat", "getxattrat", "listxattrat", "removexattrat"};
+inline constexpr std::string_view file_events[] = {"inotify_init", "inotify_init1", "inotify_add_watch",
+                                                   "inotify_rm_watch", "fanotify_mark"};
+inline constexpr std::string_view polling[] = {
+    "poll", "ppoll", "select", "pselect6", "epoll_create", "epoll_create1", "epoll_ctl", "epoll_wait",
+    "epoll_pwait", "epoll_pwait2", "eventfd", "eventfd2", "signalfd", "signalfd4", "timerfd_create",
+    "timerfd_settime", "timerfd_gettime"};
+inline constexpr std::string_view aio[] = {"io_setup", "io_destroy", "io_submit", "io_cancel", "io_getevents",
+                                           "io_pgetevents"};
+inline constexpr std::string_view memory[] = {
+    "brk", "mmap", "munmap", "mprotect", "mremap", "madvise", "mincore", "msync", "mlock", "mlock2", "munlock",
+    "mlockall", "munlockall", "remap_file_pages", "membarrier", "memfd_create", "memfd_secret", "pkey_mprotect",
+    "pkey_alloc", "pkey_free"};
+inline constexpr std::string_view memory_newer[] = {"map_shadow_stack", "mseal"};
+inline constexpr std::string_view processes[] = {
+    "fork", "vfork", "execve", "execveat", "exit", "exit_group", "wait4", "waitid", "getpid", "getppid",
+    "gettid", "getpgid", "setpgid", "getpgrp", "getsid", "setsid", "set_tid_address", "prctl", "arch_prctl",
+    "prlimit64", "getrlimit", "setrlimit", "getrusage", "getpriority", "setpriority", "ioprio_get", "ioprio_set",
+    "times", "pidfd_open", "process_mrelease"};
+inline constexpr std::string_view threads[] = {
+    "futex", "futex_waitv", "set_robust_list", "get_robust_list", "rseq", "set_thread_area", "get_thread_area",
+    "sched_yield", "sched_getaffinity", "sched_setaffinity", "sched_getparam", "sched_setparam",
+    "sched_getscheduler", "sched_setscheduler", "sched_get_priority_max", "sched_get_priority_min",
+    "sched_rr_get_interval", "sched_getattr", "sched_setattr", "getcpu"};
+inline constexpr std::string_view threads_newer[] = {"futex_wake", "futex_wait", "futex_requeue"};
+inline constexpr std::string_view signals[] = {
+    "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "rt_sigpending", "rt_sigtimedwait", "rt_sigqueueinfo",
+    "rt_tgsigqueueinfo", "rt_sigsuspend", "sigaltstack", "pause", "kill", "tkill", "tgkill", "pidfd_send_signal",
+    "restart_syscall", "alarm", "getitimer", "setitimer"};
+inline constexpr std::string_view time_reading[] = {
+    "clock_gettime", "clock_getres", "clock_nanosleep", "nanosleep", "gettimeofday", "time", "timer_create",
+    "timer_settime", "timer_gettime", "timer_getoverrun", "timer_delete"};
+inline constexpr std::string_view credentials[] = {
+    "getuid", "geteuid", "getgid", "getegid", "getresuid", "getresgid", "getgroups", "setuid", "setgid",
+    "setreuid", "setregid", "setresuid", "setresgid", "setfsuid", "setfsgid", "setgroups", "capget", "capset"};
+inline constexpr std::string_view sockets[] = {
+    "socketpair", "bind", "listen", "accept", "accept4", "connect", "getsockname", "getpeername", "getsockopt",
+    "setsockopt", "sendto", "recvfrom", "sendmsg", "recvmsg", "sendmmsg", "recvmmsg", "shutdown"};
+inline constexpr std::string_view ipc[] = {
+    "shmget", "shmat", "shmctl", "shmdt", "semget", "semop", "semctl", "semtimedop", "msgget", "msgsnd", "msgrcv",
+    "msgctl", "mq_open", "mq_unlink", "mq_timedsend", "mq_timedreceive", "mq_notify", "mq_getsetattr"};
+inline constexpr std::string_view system_info[] = {"uname", "sysinfo", "getrandom"};
+inline constexpr std::string_view self_confinement[] = {"seccomp", "landlock_create_ruleset", "landlock_add_rule",
+                                                        "landlock_restrict_self"};
+
+// --- allowed with conditions -------------------------------------------------
+inline constexpr std::string_view clone_call[] = {"clone"};
+inline constexpr std::uint64_t namespace_flags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER |
+                                                 CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWCGROUP;
+inline constexpr condition clone_without_namespaces[] = {{0, compare::masked_equal, 0, namespace_flags, 0}};
+inline constexpr std::string_view personality_call[] = {"personality"};
+// The low 32 bits (the kernel takes an unsigned int) hold nothing but
+// PER_LINUX32 and UNAME26: PER_LINUX, PER_LINUX32, UNAME26, PER_LINUX32|UNAME26.
+inline constexpr condition harmless_persona[] = {
+    {0, compare::masked_equal, 0, 0xffffffffULL & ~(std::uint64_t{PER_LINUX32} | std::uint64_t{UNAME26}), 0}};
+inline constexpr condition persona_query[] = {{0, compare::masked_equal, 0xffffffffULL, 0xffffffffULL, 0}};
+inline constexpr std::string_view socket_call[] = {"socket"};
+inline constexpr condition not_vsock[] = {{0, compare::masked_not_equal, AF_VSOCK, 0xffffffffULL, 0}};
+inline constexpr std::string_view ioctl_call[] = {"ioctl"};
+inline constexpr condition no_terminal_injection[] = {
+    {1, compare::masked_not_equal, TIOCSTI, 0xffffffffULL, 0},
+    {1, compare::masked_not_equal, TIOCLINUX, 0xffffffffULL, 0}};
+
+// --- ENOSYS ---------------------------------------------------------------------
+inline constexpr std::string_view clone3_call[] = {"clone3"};
+
+// --- refused (EPERM) -------------------------------------------------------------
+inline constexpr std::string_view namespaces[] = {"unshare", "setns"};
+inline constexpr std::string_view mounts[] = {"mount", "umount2", "pivot_root", "open_tree", "move_mount",
+                                              "fsopen", "fsconfig", "fsmount", "fspick", "mount_setattr"};
+inline constexpr std::string_view mounts_newer[] = {"open_tree_attr", "statmount", "listmount"};
+inline constexpr std::string_view modules[] = {"init_module", "finit_module", "delete_module"};
+inline constexpr std::string_view kexec_reboot[] = {"kexec_load", "kexec_file_load", "reboot"};
+inline constexpr std::string_view bpf_perf[] = {"bpf", "perf_event_open"};
+inline constexpr std::string_view userfault[] = {"userfaultfd"};
+inline constexpr std::string_view keyrings[] = {"add_key", "request_key", "keyctl"};
+inline constexpr std::string_view clock_setting[] = {"settimeofday", "clock_settime", "clock_adjtime", "adjtimex"};
+inline constexpr std::string_view file_handles[] = {"open_by_handle_at", "name_to_handle_at"};
+inline constexpr std::string_view swap_accounting[] = {"swapon", "swapoff", "acct"};
+inline constexpr std::string_view hardware_access[] = {"iopl", "ioperm", "modify_ldt"};
+inline constexpr std::string_view io_uring[] = {"io_uring_setup", "io_uring_enter", "io_uring_register"};
+inline constexpr std::string_view other_processes[] = {"ptrace", "process_vm_readv", "process_vm_writev",
+                                                       "pidfd_getfd", "kcmp", "process_madvise"};
+inline constexpr std::string_view host_names[] = {"sethostname", "setdomainname"};
+inline constexpr std::string_view kernel_log_tty[] = {"syslog", "vhangup"};
+inline constexpr std::string_view numa[] = {"mbind", "set_mempolicy", "get_mempolicy", "migrate_pages",
+                                            "move_pages", "set_mempolicy_home_node"};
+inline constexpr std::string_view whole_fs_watch[] = {"fanotify_init"};
+inline constexpr std::string_view quotas[] = {"quotactl", "quotactl_fd"};
+inline constexpr std::string_view lsm_attributes_newer[] = {"lsm_get_self_attr", "lsm_set_self_attr",
+                                                            "lsm_list_modules"};
+inline constexpr std::string_view obsolete[] = {
+    "uselib", "_sysctl", "ustat", "sysfs", "create_module", "get_kernel_syms", "query_module", "nfsservctl",
+    "getpmsg", "putpmsg", "afs_syscall", "tuxcall", "security", "vserver", "lookup_dcookie", "epoll_ctl_old",
+    "epoll_wait_old"};
+
+inline constexpr action allowed = action::allow();
+inline constexpr action refused = action::fail_with(EPERM);
+
+// Conditional entries come before any plain entry of the same call, since
+// rules are tried in order.
+inline constexpr profile_entry default_entries[] = {
+    {"files and directories", files, files_newer, allowed, {},
+     "The ordinary file interface. The kernel's permission checks, the mount namespace and Landlock still "
+     "decide what is reachable; device nodes (mknod) need CAP_MKNOD, chroot needs CAP_SYS_CHROOT and only "
+     "narrows the view."},
+    {"reading, writing, file descriptors", io, io_newer, allowed, {},
+     "Every program reads and writes; pipes and descriptor duplication are how shells connect commands."},
+    {"extended attributes", xattrs, xattrs_newer, allowed, {},
+     "Per-file metadata (ACLs, security labels, user.* attributes), checked by the kernel like the file itself."},
+    {"file change notification", file_events, {}, allowed, {},
+     "inotify watches paths the process can already read; build tools and servers watch their files. "
+     "fanotify_mark is harmless without fanotify_init, which is refused."},
+    {"polling and event descriptors", polling, {}, allowed, {},
+     "Event loops of servers and runtimes (epoll, poll, select, eventfd, signalfd, timerfd)."},
+    {"Linux AIO", aio, {}, allowed, {},
+     "The older asynchronous I/O interface that databases use; bounded by aio-max-nr. io_uring is refused."},
+    {"memory", memory, memory_newer, allowed, {},
+     "Allocation, mappings and protection of the process's own memory; locking is bounded by RLIMIT_MEMLOCK."},
+    {"processes", processes, {}, allowed, {},
+     "fork, exec and wait are what shells and compilers do; the rest reads or adjusts the process itself, "
+     "within its limits and capabilities."},
+    {"threads and scheduling", threads, threads_newer, allowed, {},
+     "glibc threads need futex, robust lists, rseq and TLS setup; scheduling changes beyond the process's own "
+     "rights still need CAP_SYS_NICE."},
+    {"signals and timers", signals, {}, allowed, {},
+     "Signal handling, and signals to processes the kernel lets this one signal."},
+    {"reading the time", time_reading, {}, allowed, {},
+     "Reading clocks, sleeping and per-process timers; setting the clocks is refused below."},
+    {"user and group ids, capabilities", credentials, {}, allowed, {},
+     "Changing ids and capabilities needs the capabilities the kernel checks (CAP_SETUID, CAP_SETGID, "
+     "CAP_SETPCAP); with them, dropping privileges is what daemons do."},
+    {"sockets", sockets, {}, allowed, {},
+     "Networking, confined by the network namespace. socket itself is conditional, below."},
+    {"System V and POSIX IPC", ipc, {}, allowed, {},
+     "Shared memory, semaphores and message queues, confined by the IPC namespace."},
+    {"system information and randomness", system_info, {}, allowed, {},
+     "uname and sysinfo read what the UTS namespace and the kernel show; getrandom seeds every TLS library."},
+    {"self-confinement", self_confinement, {}, allowed, {},
+     "A process may always confine itself further: another seccomp filter, or Landlock rules."},
+
+    {"clone without namespace flags", clone_call, {}, allowed, clone_without_namespaces,
+     "fork and threads use clone. The CLONE_NEW* flags (NEWNS, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET, "
+     "NEWCGROUP) would create namespaces, whose user namespace hands back every capability inside it and "
+     "opens the kernel code that needs them: such a clone gets EPERM."},
+    {"personality: PER_LINUX, PER_LINUX32, UNAME26", personality_call, {}, allowed, harmless_persona,
+     "These only change what uname reports (setarch i386, old build scripts). The other flags "
+     "(ADDR_NO_RANDOMIZE, READ_IMPLIES_EXEC, ...) weaken the hardening of what the process executes next: EPERM. "
+     "The kernel reads the argument as 32 bits, so the upper half is masked off."},
+    {"personality: query", personality_call, {}, allowed, persona_query,
+     "personality(0xffffffff) only reads the current persona."},
+    {"socket, except AF_VSOCK", socket_call, {}, allowed, not_vsock,
+     "Every address family the network namespace confines. AF_VSOCK talks to the hypervisor host, outside any "
+     "network namespace: EPERM. The family is an int, so the upper half is masked off."},
+    {"ioctl, except TIOCSTI and TIOCLINUX", ioctl_call, {}, allowed, no_terminal_injection,
+     "Device and terminal control that programs need. TIOCSTI pushes characters into a terminal's input, and "
+     "TIOCLINUX can paste into a virtual console: a sandbox that shares a terminal with a shell outside could "
+     "type commands there (CVE-2017-5226). The request is an unsigned int, so the upper half is masked off."},
+
+    {"clone3", clone3_call, {}, action::fail_with(ENOSYS), {},
+     "Its flags are in memory that seccomp cannot read, so its namespace flags cannot be checked. ENOSYS (not "
+     "EPERM) makes glibc and other runtimes fall back to clone, whose flags are checked."},
+
+    {"namespaces", namespaces, {}, refused, {},
+     "Creating or joining namespaces: a user namespace hands back every capability inside it and opens kernel "
+     "code written for privileged callers; setns could join namespaces outside the sandbox."},
+    {"mounts", mounts, mounts_newer, refused, {},
+     "Changing the mount tree (including the new mount API) could undo the sandbox's file system view; the "
+     "sandbox's mounts are made before this filter is installed. statmount and listmount read the mount tree."},
+    {"kernel modules", modules, {}, refused, {}, "Loading code into the kernel."},
+    {"kexec and reboot", kexec_reboot, {}, refused, {}, "Replacing or stopping the running kernel."},
+    {"BPF and performance events", bpf_perf, {}, refused, {},
+     "Programs that run in the kernel and hardware counters: a large attack surface and side channels on "
+     "other processes."},
+    {"userfaultfd", userfault, {}, refused, {},
+     "Lets a process stall the kernel inside a page fault on its memory, the standard way to widen race "
+     "windows in kernel exploits."},
+    {"kernel keyrings", keyrings, {}, refused, {},
+     "Keyrings are not namespaced: a sandbox could read or plant keys of the same user outside it."},
+    {"setting the clocks", clock_setting, {}, refused, {},
+     "The system clocks are not namespaced (time namespaces only offset what is read). adjtimex and "
+     "clock_adjtime both read and set, in a structure seccomp cannot inspect. (i386's stime has no x86-64 "
+     "number.)"},
+    {"file handles", file_handles, {}, refused, {},
+     "open_by_handle_at opens any file of a mounted file system by its handle, bypassing the sandbox's view of "
+     "the tree (the \"shocker\" container escape); name_to_handle_at makes the handles."},
+    {"swap and process accounting", swap_accounting, {}, refused, {}, "Host-wide administration."},
+    {"I/O ports and the LDT", hardware_access, {}, refused, {},
+     "iopl and ioperm give direct hardware port access; modify_ldt serves only 16-bit code (DOS emulators, "
+     "Wine) and has a history of kernel bugs."},
+    {"io_uring", io_uring, {}, refused, {},
+     "Runs operations from kernel workers beside the filter's view, with a long record of privilege "
+     "escalations; Docker and Podman refuse it too."},
+    {"tracing and reading other processes", other_processes, {}, refused, {},
+     "Without a pid namespace a filtered process could attach to, read or steal descriptors from an "
+     "unfiltered process of the same user outside the sandbox and act through it. strace and gdb inside need "
+     "a profile that allows these."},
+    {"host and domain name", host_names, {}, refused, {},
+     "These are the host's names unless the sandbox has a UTS namespace."},
+    {"kernel log and terminal hangup", kernel_log_tty, {}, refused, {},
+     "syslog reads the kernel's log (addresses, other containers' messages); vhangup hangs up the terminal."},
+    {"NUMA memory policy", numa, {}, refused, {},
+     "Docker grants these only with CAP_SYS_NICE: migrate_pages and move_pages act on other processes' "
+     "memory. Programs using libnuma run without them."},
+    {"fanotify_init", whole_fs_watch, {}, refused, {},
+     "Watches (and can block) access to whole file systems, beyond the sandbox's view."},
+    {"disk quotas", quotas, {}, refused, {}, "Host-wide administration of file system quotas."},
+    {"LSM attributes", {}, lsm_attributes_newer, refused, {},
+     "Security module attributes of the process; nothing in an ordinary program needs them yet."},
+    {"obsolete and unimplemented", obsolete, {}, refused, {},
+     "Removed from the kernel or never implemented there, or interfaces nothing current uses (uselib, ustat, "
+     "sysfs, _sysctl, lookup_dcookie): refused, so their code stays closed where it still exists."},
+};
+
+}  // namespace ctr::detail::seccomp_profile
+
+namespace ctr::seccomp {
+
+// The default profile's entries, in order, with their reasons: what
+// docs/security.md prints as a table. Calls of the table that no entry
+// names do not exist; the default action (EPERM) would cover them.
+inline std::span<const profile_entry> default_profile_entries() noexcept {
+    return ctr::detail::seccomp_profile::default_entries;
+}
+
+// A builder holding the default profile, to extend before building:
+// default_profile_builder().allow("ptrace").build() would fail (ptrace is
+// refused by a plain rule); start from builder{} for a different policy.
+inline builder default_profile_builder() {
+    builder b;
+    b.default_action(action::fail_with(EPERM))
+        .foreign_abi_action(action::kill_process())
+        .unknown_syscall_action(action::fail_with(ENOSYS));
+    const auto add = [&](const profile_entry& entry, std::string_view name) {
+        if (entry.all_of.empty()) b.rule(name, entry.what, std::span<const condition>{});
+        else b.rule(name, entry.what, entry.all_of);
+    };
+    for (const profile_entry& entry : default_profile_entries()) {
+        for (std::string_view name : entry.syscalls) add(entry, name);
+        for (std::string_view name : entry.newer_syscalls)
+            if (ctr::detail::syscall_table_x86_64::name_to_number(name) >= 0) add(entry, name);
+    }
+    return b;
+}
+
+// The default profile, in the shape of the one Docker and Podman ship: an
+// allow list, EPERM for every other known call, ENOSYS for unknown numbers
+// and clone3, kill for a foreign ABI. Compiled once, on first use.
+inline std::shared_ptr<const filter> default_profile() {
+    static const std::shared_ptr<const filter> profile = default_profile_builder().build_shared();
+    return profile;
+}
+
+}  // namespace ctr::seccomp
+
+namespace ctr::detail {
+
+// The child's step: installs the filter that op.data points to (a
+// const sock_fprog*, &seccomp::filter::program()), with the
+// SECCOMP_FILTER_FLAG_* bits in op.a (0 unless a later step needs one).
+// no_new_privs must be set before (another step does), or the kernel answers
+// EACCES to a caller without CAP_SYS_ADMIN. Returns 0 or -errno.
+// Async-signal-safe: one system call, no allocation.
+CTR_CHILD_CODE inline long child_install_seccomp(const child_op& op) noexcept {
+    const long r = sys::seccomp(SECCOMP_SET_MODE_FILTER, static_cast<unsigned>(op.a), op.data);
+    return r < 0 ? r : 0;
+}
+
+// The launch step that installs `f`: child_op_code::call with
+// child_install_seccomp. `f` must stay alive (and in place) until the child
+// has exec'd; spawn keeps its shared_ptr for that long.
+inline child_op seccomp_install_op(const seccomp::filter& f) noexcept {
+    return child_op{.code = child_op_code::call,
+                    .step = ctr::step::install_seccomp,
+                    .data = &f.program(),
+                    .run = child_install_seccomp};
+}
+
+}  // namespace ctr::detail
+// end ctr/seccomp.hpp
+
+#include <memory>
+#include <optional>
+
+namespace ctr {
+
+struct security {
+    // The capabilities the command keeps, in every set; empty `keep`: none.
+    // Unset: the launch's own capabilities are left as they are (all of
+    // them for root, or for root of a new user namespace).
+    std::optional<caps::policy> capabilities{};
+    // PR_SET_NO_NEW_PRIVS: exec can never grant more privileges (setuid and
+    // file capabilities stop working), and it lets an unprivileged process
+    // install a seccomp filter.
+    bool no_new_privileges = false;
+    // Installed last, right before exec; compiled once and shared between
+    // launches. Null: no filter. Without no_new_privileges the filter is
+    // installed before capabilities are dropped, while CAP_SYS_ADMIN may
+    // still allow it (runc's order).
+    std::shared_ptr<const seccomp::filter> seccomp{};
+
+    // Podman's default capability set, no_new_privs and the default seccomp
+    // profile: root inside cannot mount, load modules, make namespaces,
+    // bpf, perf, set the clock, or open files by handle.
+    static security confined() {
+        return {.capabilities = caps::policy{.keep = caps::default_set()},
+                .no_new_privileges = true,
+                .seccomp = seccomp::default_profile()};
+    }
+    // Nothing taken away: the name says what it means (ctr-run --privileged).
+    static security unconfined() { return {}; }
+
+    bool takes_anything_away() const noexcept { return capabilities || no_new_privileges || seccomp; }
+};
+
+}  // namespace ctr
+// end ctr/security.hpp
+
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
 
 namespace ctr::process {
 
@@ -8143,6 +10884,13 @@ struct options {
     // OCI createRuntime hook). An exception thrown here fails the spawn; the
     // child is killed and reaped.
     std::vector<std::function<void(const waiting_child&)>> while_child_waits{};
+
+    // What the command may still do once it runs: capabilities,
+    // no_new_privs, a seccomp filter (ctr/security.hpp). The library's
+    // default is explicit: nothing is taken away unless asked, e.g.
+    // `.security = ctr::security::confined()` as ctr-run does. Every
+    // launch's init is sealed regardless (see child_become_init).
+    ::ctr::security security{};
 };
 
 // How a run ended.
@@ -8174,9 +10922,968 @@ struct result {
     bool success() const noexcept { return exit_code == 0 && !timed_out; }
 };
 
+}  // namespace ctr::process
+// end ctr/spawn_options.hpp
+
+namespace ctr::process::detail {
+
+using namespace ::ctr::detail;
+
+inline void plan_cgroup(launch_plan& plan, const options& opts) {
+    if (!opts.cgroup) return;
+    cgroup::group* group = opts.cgroup;
+    if (!group->valid()) throw error(step::attach_to_cgroup, EINVAL, {}, "the cgroup::group was moved from or removed");
+    plan.request.cgroup_fd = group->clone_into_fd();
+    // The wait is there in both cases, so that a kernel that refuses
+    // CLONE_INTO_CGROUP can fall back to attaching.
+    plan.sync_channel();
+    plan.while_child_waits([group, &request = plan.request](parent_step_context& child) {
+        if (request.cgroup_fd < 0) group->attach(child.pid);
+    });
+}
+
+}  // namespace ctr::process::detail
+// end ctr/detail/launch_cgroup.hpp
+// begin ctr/detail/launch_filesystem.hpp
+// Launch layer: the child's root filesystem, a mount plan run in its new
+// mount namespace before pivot_root, with every right the new namespaces
+// give and before credentials and capabilities take rights away. Idmapped
+// binds are made by the parent, which alone may idmap a host filesystem,
+// and sent to the child to attach.
+
+
+#include <sys/socket.h>
+
+#include <string>
+#include <vector>
+
+namespace ctr::process::detail {
+
+using namespace ::ctr::detail;
+
+// Receives op.b fds sent with one byte over the sync channel (op.a) into
+// the int slots at op.data. Async-signal-safe.
+CTR_CHILD_CODE inline long child_receive_fds(const child_op& op) noexcept {
+    constexpr std::size_t most = 64;
+    const auto count = static_cast<std::size_t>(op.b);
+    if (count > most) return -E2BIG;
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * most)];
+    char byte = 0;
+    iovec part{&byte, 1};
+    msghdr message{};
+    message.msg_iov = &part;
+    message.msg_iovlen = 1;
+    message.msg_control = control;
+    message.msg_controllen = CMSG_SPACE(sizeof(int) * count);
+    long r;
+    do r = sys::recvmsg(static_cast<int>(op.a), &message, MSG_CMSG_CLOEXEC);
+    while (r == -EINTR);
+    if (r <= 0) return r < 0 ? r : -EPIPE;
+    const cmsghdr* header = CMSG_FIRSTHDR(&message);
+    if (!header || header->cmsg_type != SCM_RIGHTS || header->cmsg_len != CMSG_LEN(sizeof(int) * count)) return -EPROTO;
+    __builtin_memcpy(const_cast<int*>(static_cast<const int*>(op.data)), CMSG_DATA(header), sizeof(int) * count);
+    return 0;
+}
+
+// The idmapped binds, made in the parent while the child waits: a detached
+// copy of the source with the sandbox's user namespace as its idmap.
+inline void make_detached_binds(const mount::prepared_plan& mounts, parent_step_context& child,
+                                std::vector<unique_fd>& made) {
+    using namespace mount_abi;
+    const std::string userns_path = "/proc/" + std::to_string(child.pid) + "/ns/user";
+    const long userns = sys::openat(AT_FDCWD, userns_path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (userns < 0) throw error(step::idmap_mount, static_cast<int>(-userns), userns_path);
+    const unique_fd userns_fd(static_cast<int>(userns));
+    for (const auto& bind : mounts.detached_binds()) {
+        const unsigned recursive = bind.recursive ? at_recursive : 0U;
+        const long tree = sys::open_tree(AT_FDCWD, bind.source, open_tree_clone | open_tree_cloexec | recursive);
+        if (tree < 0) throw error(step::bind_mount, static_cast<int>(-tree), bind.source);
+        made.emplace_back(static_cast<int>(tree));
+        mount_attr attr{};
+        attr.attr_set = bind.attributes | attr_idmap;
+        attr.userns_fd = static_cast<std::uint64_t>(userns_fd.get());
+        if (const long r = sys::mount_setattr(static_cast<int>(tree), "", at_empty_path | recursive, &attr, sizeof attr);
+            r < 0)
+            throw error(step::idmap_mount, static_cast<int>(-r), bind.source,
+                        "idmapped mounts need Linux 5.12+ and a filesystem that supports them (tmpfs only from 6.3); "
+                        "without them, run the sandbox in the host's user namespace or give the files to its ids");
+        child.fds_to_child.push_back(static_cast<int>(tree));
+    }
+}
+
+inline void plan_filesystem(launch_plan& plan, const options& opts) {
+    if (!opts.root) return;
+    const auto& mounts = plan.keep(opts.root->prepare());
+    mount_context& state = plan.shared->mount_state;
+    state.message = plan.shared->mount_message;
+    state.message_size = sizeof plan.shared->mount_message;
+
+    if (const std::size_t detached = mounts.detached_binds().size(); detached > 0) {
+        if (!plan.created.has(ns::user) || raw::call(SYS_geteuid) != 0)
+            throw error(step::idmap_mount, EINVAL, mounts.detached_binds().front().shown,
+                        "an idmapped bind maps the ids of a new user namespace (ns::user) and needs a privileged caller");
+        if (detached > 64) throw error(step::idmap_mount, E2BIG, {}, "at most 64 idmapped binds");
+        auto& slots = plan.keep(std::vector<int>(detached, -1));
+        auto& made = plan.keep(std::vector<unique_fd>{});
+        state.detached_fds = slots.data();
+        const int sync = plan.sync_channel();
+        plan.while_child_waits(
+            [&mounts, &made](parent_step_context& child) { make_detached_binds(mounts, child, made); });
+        plan.add(launch_phase::mounts,
+                 {.code = child_op_code::call, .step = step::idmap_mount, .a = sync, .b = static_cast<long>(detached),
+                  .data = slots.data(), .run = child_receive_fds},
+                 "the idmapped binds");
+    }
+
+    const auto steps = mounts.steps();
+    for (std::size_t i = 0; i < steps.size(); ++i)
+        // A mount step's error says which part failed and why, from what the
+        // child left in the shared mount state.
+        plan.add(launch_phase::mounts,
+                 {.code = child_op_code::mount_step, .step = step::mount, .a = static_cast<long>(i), .data = &steps[i],
+                  .data2 = &state},
+                 steps[i].target ? steps[i].target : "",
+                 [&mounts, &state, i](const child_report_view& report) {
+                     return mounts.error_for(i, report.error, &state);
+                 });
+}
+
+}  // namespace ctr::process::detail
+// end ctr/detail/launch_filesystem.hpp
+// begin ctr/detail/launch_identity.hpp
+// Launch layer: who the command runs as and in what session. rlimits,
+// supplementary groups, gid and uid; a new session and its controlling
+// terminal, umask and working directory.
+
+
+#include <string>
+
+namespace ctr::process::detail {
+
+using namespace ::ctr::detail;
+
+inline void plan_identity(launch_plan& plan, const options& opts) {
+    for (const auto& limit : opts.rlimits) {
+        const rlimit& value = plan.keep(rlimit{limit.soft, limit.hard});
+        plan.add(launch_phase::rlimits,
+                 {.code = child_op_code::set_rlimit, .step = step::set_rlimit, .a = limit.resource, .data = &value},
+                 "resource " + std::to_string(limit.resource));
+    }
+    if (opts.groups) {
+        const auto& groups = plan.keep(*opts.groups);
+        plan.add(launch_phase::credentials, {.code = child_op_code::set_groups, .step = step::set_groups,
+                                             .a = static_cast<long>(groups.size()), .data = groups.data()});
+    }
+    if (opts.gid)
+        plan.add(launch_phase::credentials,
+                 {.code = child_op_code::set_gid, .step = step::set_gid, .a = static_cast<long>(*opts.gid)},
+                 "gid " + std::to_string(*opts.gid));
+    if (opts.uid)
+        plan.add(launch_phase::credentials,
+                 {.code = child_op_code::set_uid, .step = step::set_uid, .a = static_cast<long>(*opts.uid)},
+                 "uid " + std::to_string(*opts.uid));
+
+    if (opts.controlling_terminal && !opts.new_session)
+        throw error(step::prepare, EINVAL, {}, "a controlling terminal needs a new session (options::new_session)");
+    if (opts.new_session) plan.add(launch_phase::session, {.code = child_op_code::new_session, .step = step::new_session});
+    if (opts.controlling_terminal)
+        plan.add(launch_phase::session,
+                 {.code = child_op_code::set_controlling_terminal, .step = step::set_controlling_terminal, .a = 0}, "fd 0");
+    if (opts.umask)
+        plan.add(launch_phase::session,
+                 {.code = child_op_code::set_umask, .step = step::set_umask, .a = static_cast<long>(*opts.umask)});
+    if (!opts.cwd.empty()) {
+        // Resolved in the child after the new root is entered.
+        const std::string& cwd = plan.keep(opts.cwd);
+        plan.add(launch_phase::session,
+                 {.code = child_op_code::change_directory, .step = step::change_directory, .data = cwd.c_str()}, cwd);
+    }
+}
+
+}  // namespace ctr::process::detail
+// end ctr/detail/launch_identity.hpp
+// begin ctr/detail/launch_io.hpp
+// Launch layer: what the command runs with. Its argv, environment and the
+// files exec tries; its standard streams and passed fds, moved to their
+// numbers with every other fd closed at exec.
+
+
+#include <algorithm>
+#include <string>
+#include <string_view>
+#include <vector>
+
+extern "C" char** environ;
+
+namespace ctr::process::detail {
+
+using namespace ::ctr::detail;
+
+inline constexpr std::string_view default_path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+inline std::string_view env_key(std::string_view entry) { return entry.substr(0, entry.find('=')); }
+
+inline std::vector<std::string> build_environment(const environment& env) {
+    for (const auto& [key, value] : env.set)
+        if (key.empty() || key.find('=') != std::string::npos)
+            throw error(step::prepare, EINVAL, key, "environment variable names must be non-empty and contain no '='");
+    const auto replaced = [&](std::string_view key) {
+        for (const auto& name : env.unset)
+            if (name == key) return true;
+        for (const auto& entry : env.set)
+            if (entry.first == key) return true;
+        return false;
+    };
+    std::vector<std::string> entries;
+    if (env.inherit)
+        for (char** entry = environ; entry && *entry; ++entry)
+            if (!replaced(env_key(*entry))) entries.emplace_back(*entry);
+    for (const auto& [key, value] : env.set) entries.push_back(key + "=" + value);
+    return entries;
+}
+
+// The files exec tries, in order: the name itself when it has a '/', else
+// each PATH directory of the child's environment.
+inline std::vector<std::string> exec_candidates(const std::string& program, const std::vector<std::string>& env) {
+    if (program.find('/') != std::string::npos) return {program};
+    std::string_view path = default_path;
+    for (const auto& entry : env)
+        if (env_key(entry) == "PATH") path = std::string_view(entry).substr(5);
+    std::vector<std::string> candidates;
+    while (true) {
+        const auto colon = path.find(':');
+        std::string directory{path.substr(0, colon)};
+        if (directory.empty()) directory = ".";  // an empty PATH element means the working directory
+        candidates.push_back(directory + "/" + program);
+        if (colon == std::string_view::npos) break;
+        path.remove_prefix(colon + 1);
+    }
+    return candidates;
+}
+
+// argv, environment and exec candidates; the exec step itself.
+inline void plan_command(launch_plan& plan, std::vector<std::string> argv, const options& opts) {
+    if (argv.empty()) throw error(step::prepare, EINVAL, {}, "argv is empty");
+    for (const auto& arg : argv)
+        if (arg.find('\0') != std::string::npos) throw error(step::prepare, EINVAL, arg, "argument contains a NUL byte");
+    plan.argv_storage = std::move(argv);
+    plan.env_storage = build_environment(opts.env);
+    const std::string& program = opts.executable.empty() ? plan.argv_storage.front() : opts.executable;
+    if (program.empty()) throw error(step::prepare, ENOENT, {}, "the program name is empty");
+    plan.candidate_storage = exec_candidates(program, plan.env_storage);
+
+    for (auto& s : plan.argv_storage) plan.argv.push_back(s.data());
+    plan.argv.push_back(nullptr);
+    for (auto& s : plan.env_storage) plan.envp.push_back(s.data());
+    plan.envp.push_back(nullptr);
+    for (auto& s : plan.candidate_storage) plan.candidates.push_back(s.c_str());
+    plan.candidates.push_back(nullptr);
+
+    make_pipe(plan.report_read, plan.report_write);
+    plan.add(launch_phase::signals, {.code = child_op_code::reset_signals, .step = step::reset_signals});
+    plan.add(launch_phase::restore_signal_mask,
+             {.code = child_op_code::restore_signal_mask, .step = step::restore_signal_mask});
+    plan.add(launch_phase::exec, {.code = child_op_code::exec, .step = step::exec, .data = plan.candidates.data()},
+             program);
+}
+
+// Resolves one standard stream to the fd the child gets (or -1 to keep the
+// parent's own).
+inline int prepare_stream(launch_plan& plan, const stdio& spec, int target) {
+    const bool input = target == 0;
+    switch (spec.how) {
+        case stdio::kind::inherit:
+            return -1;
+        case stdio::kind::null:
+            plan.child_ends.push_back(open_checked("/dev/null", input ? O_RDONLY : O_WRONLY, 0, step::open_stdio));
+            return plan.child_ends.back().get();
+        case stdio::kind::file: {
+            const int flags = spec.flags >= 0 ? spec.flags : (input ? O_RDONLY : O_WRONLY | O_CREAT | O_TRUNC);
+            plan.child_ends.push_back(open_checked(spec.path.c_str(), flags, spec.mode, step::open_stdio));
+            return plan.child_ends.back().get();
+        }
+        case stdio::kind::fd:
+            if (!fd_is_open(spec.fd)) throw error(step::map_fds, EBADF, fd_name(spec.fd), "stdio fd is not open");
+            return spec.fd;
+        case stdio::kind::pipe:
+        case stdio::kind::capture: {
+            unique_fd read_end, write_end;
+            make_pipe(read_end, write_end);
+            unique_fd& parent_end = target == 0 ? plan.parent_in : target == 1 ? plan.parent_out : plan.parent_err;
+            parent_end = input ? std::move(write_end) : std::move(read_end);
+            plan.child_ends.push_back(input ? std::move(read_end) : std::move(write_end));
+            if (spec.how == stdio::kind::capture) (target == 1 ? plan.capture_out : plan.capture_err) = true;
+            return plan.child_ends.back().get();
+        }
+    }
+    return -1;
+}
+
+// Moves every source fd to its target number in the child and marks every
+// other fd close-on-exec. Sources first go above the highest target, so no
+// dup3 can overwrite a source that is still needed.
+inline void plan_fd_mapping(launch_plan& plan, const std::vector<fd_mapping>& mappings,
+                            const bool inherited_stdio[3]) {
+    int lowest_free = 3;
+    for (const auto& m : mappings) lowest_free = std::max(lowest_free, m.target + 1);
+
+    // The error channel must survive the moves: put it above every target.
+    if (plan.report_write.get() < lowest_free) {
+        const long moved = sys::fcntl(plan.report_write.get(), F_DUPFD_CLOEXEC, lowest_free);
+        if (moved < 0) throw error(step::create_pipe, static_cast<int>(-moved));
+        plan.report_write.reset(static_cast<int>(moved));
+    }
+
+    plan.scratch.assign(mappings.size(), -1);
+    for (std::size_t i = 0; i < mappings.size(); ++i)
+        plan.add(launch_phase::fds,
+                 {.code = child_op_code::dup_above, .step = step::map_fds, .a = mappings[i].source,
+                  .b = lowest_free, .c = static_cast<long>(i)},
+                 fd_name(mappings[i].source));
+    for (std::size_t i = 0; i < mappings.size(); ++i)
+        plan.add(launch_phase::fds,
+                 {.code = child_op_code::dup_to, .step = step::map_fds, .b = mappings[i].target,
+                  .c = static_cast<long>(i)},
+                 fd_name(mappings[i].target));
+
+    // Close-on-exec for each gap below lowest_free and everything above it.
+    std::vector<bool> kept(static_cast<std::size_t>(lowest_free), false);
+    for (int fd = 0; fd < 3; ++fd) kept[static_cast<std::size_t>(fd)] = inherited_stdio[fd];
+    for (const auto& m : mappings) kept[static_cast<std::size_t>(m.target)] = true;
+    for (int fd = 0; fd < lowest_free;) {
+        if (kept[static_cast<std::size_t>(fd)]) {
+            ++fd;
+            continue;
+        }
+        int last = fd;
+        while (last + 1 < lowest_free && !kept[static_cast<std::size_t>(last + 1)]) ++last;
+        plan.add(launch_phase::fds, {.code = child_op_code::cloexec_range, .step = step::close_fds, .a = fd, .b = last});
+        fd = last + 1;
+    }
+    plan.add(launch_phase::fds, {.code = child_op_code::cloexec_range, .step = step::close_fds, .a = lowest_free, .b = -1});
+}
+
+// Standard streams and passed fds.
+inline void plan_streams(launch_plan& plan, const options& opts) {
+    std::vector<fd_mapping> mappings;
+    bool inherited_stdio[3] = {false, false, false};
+    const stdio* streams[3] = {&opts.std_in, &opts.std_out, &opts.std_err};
+    for (int target = 0; target < 3; ++target) {
+        const int source = prepare_stream(plan, *streams[target], target);
+        if (source < 0) inherited_stdio[target] = true;
+        else mappings.push_back({source, target});
+    }
+    for (const auto& m : opts.fds) {
+        if (m.target < 0 || m.target > 65535)
+            throw error(step::map_fds, EBADF, fd_name(m.target), "target fd number out of range");
+        if (!fd_is_open(m.source)) throw error(step::map_fds, EBADF, fd_name(m.source), "source fd is not open");
+        for (const auto& other : mappings)
+            if (other.target == m.target)
+                throw error(step::map_fds, EINVAL, fd_name(m.target), "two fds are mapped to the same number");
+        mappings.push_back(m);
+        if (m.target < 3) inherited_stdio[m.target] = false;
+    }
+    plan_fd_mapping(plan, mappings, inherited_stdio);
+}
+
+}  // namespace ctr::process::detail
+// end ctr/detail/launch_io.hpp
+// begin ctr/detail/launch_namespaces.hpp
+// Launch layer: namespaces. Which ones the clone creates and which the
+// child joins or unshares; host and domain names, time offsets, loopback;
+// the id maps of a new user namespace (a parent step while the child waits)
+// and the child becoming root in it; pid 1 (the init) or the time
+// namespace's supervisor.
+
+
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace ctr::process::detail {
+
+using namespace ::ctr::detail;
+
+// Runs newuidmap/newgidmap as a plain child; returns its exit code (-1 when
+// it did not exit) and the first line of its stderr. Defined in process.hpp,
+// after spawn.
+inline std::pair<int, std::string> run_id_map_helper_program(std::vector<std::string> argv);
+
+inline void write_proc_file(const std::string& path, const std::string& text, step s) {
+    const long fd = sys::openat(AT_FDCWD, path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) throw error(s, static_cast<int>(-fd), path);
+    const long written = sys::write(static_cast<int>(fd), text.data(), text.size());
+    sys::close(static_cast<int>(fd));
+    if (written < 0) throw error(s, static_cast<int>(-written), path, "writing \"" + text.substr(0, text.find('\n')) + "\"");
+}
+
+// Writes one of the child's id-map files; explains the one surprising
+// refusal: a process that changed its ids without exec is not dumpable, and
+// the /proc files of it and of its children belong to root.
+inline void write_id_map_file(const std::string& path, const std::string& text, step s) {
+    const long fd = sys::openat(AT_FDCWD, path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd == -EACCES && sys::prctl(PR_GET_DUMPABLE) == 0)
+        throw error(s, EACCES, path,
+                    "this process is not dumpable (it changed its ids without exec), so its children's /proc files "
+                    "belong to root; prctl(PR_SET_DUMPABLE, 1) first");
+    if (fd >= 0) sys::close(static_cast<int>(fd));
+    write_proc_file(path, text, s);
+}
+
+inline void run_id_map_helper(const char* helper, pid_t pid, const std::vector<ns::id_range>& ranges, step s) {
+    std::vector<std::string> argv{helper, std::to_string(pid)};
+    for (const auto& r : ranges) {
+        argv.push_back(std::to_string(r.inside));
+        argv.push_back(std::to_string(r.outside));
+        argv.push_back(std::to_string(r.count));
+    }
+    auto [code, message] = run_id_map_helper_program(std::move(argv));
+    if (code != 0) throw error(s, EPERM, helper, message.empty() ? "it failed" : message);
+}
+
+// Writes the uid and gid maps of the child's new user namespace, directly
+// or through newuidmap/newgidmap.
+inline void write_id_maps(pid_t pid, const ns::detail::resolved_id_maps& maps) {
+    if (maps.use_helpers) {
+        run_id_map_helper("/usr/bin/newuidmap", pid, maps.uid, step::write_uid_map);
+        run_id_map_helper("/usr/bin/newgidmap", pid, maps.gid, step::write_gid_map);
+        return;
+    }
+    const std::string base = "/proc/" + std::to_string(pid) + "/";
+    if (maps.deny_setgroups) write_id_map_file(base + "setgroups", "deny", step::deny_setgroups);
+    write_id_map_file(base + "uid_map", ns::detail::map_text(maps.uid), step::write_uid_map);
+    write_id_map_file(base + "gid_map", ns::detail::map_text(maps.gid), step::write_gid_map);
+}
+
+// Where this process's argv and environment strings are (fields 48 to 51
+// of /proc/self/stat), so that an init with a copy of our memory can blank
+// them. Read once: they do not move.
+struct caller_strings {
+    std::uintptr_t arg_start = 0, arg_end = 0, env_start = 0, env_end = 0;
+};
+inline caller_strings read_caller_strings() {
+    static const caller_strings found = [] {
+        caller_strings out;
+        const auto stat = ctr::detail::read_small_file("/proc/self/stat");
+        if (!stat) return out;
+        const auto close = stat->rfind(')');
+        if (close == std::string::npos) return out;
+        std::vector<std::uintptr_t> fields;  // fields[0] is field 3 (state) of proc(5)
+        std::size_t at = close + 2;
+        while (at < stat->size()) {
+            const auto end = std::min(stat->find(' ', at), stat->size());
+            std::uintptr_t value = 0;
+            for (std::size_t i = at; i < end; ++i)
+                if ((*stat)[i] >= '0' && (*stat)[i] <= '9') value = value * 10 + static_cast<std::uintptr_t>((*stat)[i] - '0');
+            fields.push_back(value);
+            at = end + 1;
+        }
+        if (fields.size() > 51 - 3) {
+            out.arg_start = fields[48 - 3];
+            out.arg_end = fields[49 - 3];
+            out.env_start = fields[50 - 3];
+            out.env_end = fields[51 - 3];
+        }
+        return out;
+    }();
+    return found;
+}
+
+// Validates the namespace options and adds the namespaces' steps.
+inline void plan_namespaces(launch_plan& plan, const options& opts) {
+    ns::kinds wanted = opts.namespaces;
+    if (opts.root) wanted = wanted | ns::mount;  // a root filesystem is built in a mount namespace of its own
+    if (opts.network) wanted = wanted | ns::network;  // the veth's other end goes into a namespace of its own
+    bool joins_user = false;
+    for (const auto& j : opts.join) {
+        joins_user = joins_user || j.which == ns::user;
+        if (opts.network && j.which == ns::network)
+            throw error(step::prepare, EINVAL, {}, "options::network makes a new network namespace; it cannot also join one");
+    }
+    const bool privileged = raw::call(SYS_geteuid) == 0;
+    if (!wanted.empty() && !privileged && !joins_user) wanted = wanted | ns::user;
+    if (joins_user && wanted.has(ns::user))
+        throw error(step::prepare, EINVAL, {}, "cannot both join a user namespace and create one");
+    if (joins_user && wanted.has(ns::pid))
+        throw error(step::prepare, ENOTSUP, {},
+                    "joining a user namespace while creating a pid namespace is not supported yet");
+    plan.created = wanted;
+
+    if ((!opts.hostname.empty() || !opts.domainname.empty()) && !wanted.has(ns::uts))
+        throw error(step::prepare, EINVAL, opts.hostname, "a hostname needs a new uts namespace (ns::uts)");
+    if (opts.hostname.size() > 64 || opts.domainname.size() > 64)
+        throw error(step::prepare, ENAMETOOLONG, opts.hostname.size() > 64 ? opts.hostname : opts.domainname,
+                    "host and domain names are at most 64 bytes");
+    const bool has_offsets = opts.time_offsets.monotonic_seconds != 0 || opts.time_offsets.boottime_seconds != 0;
+    if (has_offsets && !wanted.has(ns::time))
+        throw error(step::prepare, EINVAL, {}, "time offsets need a new time namespace (ns::time)");
+
+    // The time and cgroup namespaces are created by unshare in the child
+    // (below); every other kind by the clone itself. A cgroup namespace made
+    // by the clone would have the parent's cgroup as its root, not the group
+    // the child is placed in.
+    plan.request.flags = wanted.without(ns::time | ns::cgroup).flags();
+    // The kernel refuses to let a process that shares its memory join a
+    // user namespace, so that launch copies the parent's memory instead.
+    if (joins_user) plan.request.memory = memory_mode::copied;
+
+    for (const auto& j : opts.join) {
+        int fd = -1;
+        std::string what;
+        if (const auto* path = std::get_if<std::string>(&j.source)) {
+            const long opened = sys::openat(AT_FDCWD, path->c_str(), O_RDONLY | O_CLOEXEC);
+            if (opened < 0) throw error(step::join_namespace, static_cast<int>(-opened), *path);
+            fd = plan.keep(unique_fd(static_cast<int>(opened))).get();
+            what = *path;
+        } else {
+            fd = std::get<int>(j.source);
+            if (!fd_is_open(fd)) throw error(step::join_namespace, EBADF, fd_name(fd), "namespace fd is not open");
+            what = std::string(ns::name(j.which)) + " namespace " + fd_name(fd);
+        }
+        // The user namespace goes first: joining it is what grants the
+        // rights to join the others.
+        plan.add(j.which == ns::user ? launch_phase::join_user : launch_phase::join_namespaces,
+                 {.code = child_op_code::join_namespace, .step = step::join_namespace, .a = fd,
+                  .b = static_cast<long>(j.which)},
+                 what);
+    }
+
+    if (wanted.has(ns::user)) {
+        const auto& maps = plan.keep(ns::detail::resolve_id_maps(opts.id_maps));
+        plan.sync_channel();
+        plan.while_child_waits([&maps](parent_step_context& child) { write_id_maps(child.pid, maps); });
+        // Become root of the new namespace. Until now the child kept the
+        // caller's ids, which the maps need not cover (root's default map
+        // starts at 100000); uid 0 inside is always mapped. This comes after
+        // the writes to /proc/self of create_namespaces: changing ids makes
+        // the process non-dumpable, and its /proc files then belong to the
+        // host's root.
+        if (maps.may_setgroups)
+            plan.add(launch_phase::become_root, {.code = child_op_code::set_groups, .step = step::set_groups, .a = 0});
+        plan.add(launch_phase::become_root, {.code = child_op_code::set_gid, .step = step::set_gid, .a = 0}, "gid 0");
+        plan.add(launch_phase::become_root, {.code = child_op_code::set_uid, .step = step::set_uid, .a = 0}, "uid 0");
+    }
+
+    if (wanted.has(ns::cgroup))
+        plan.add(launch_phase::create_namespaces,
+                 {.code = child_op_code::unshare, .step = step::create_namespaces, .a = CLONE_NEWCGROUP}, "cgroup");
+    if (wanted.has(ns::time)) {
+        // unshare(CLONE_NEWTIME) puts this process's children (and this
+        // process, at exec) in the new namespace; its offsets can be set
+        // only before anything is in it.
+        const std::string& offsets = plan.keep("monotonic " + std::to_string(opts.time_offsets.monotonic_seconds) +
+                                               " 0\nboottime " + std::to_string(opts.time_offsets.boottime_seconds) +
+                                               " 0\n");
+        plan.add(launch_phase::create_namespaces,
+                 {.code = child_op_code::unshare, .step = step::create_namespaces, .a = CLONE_NEWTIME}, "time");
+        plan.add(launch_phase::create_namespaces,
+                 {.code = child_op_code::write_file, .step = step::set_time_offsets,
+                  .a = static_cast<long>(offsets.size()), .data = "/proc/self/timens_offsets", .data2 = offsets.c_str()},
+                 "/proc/self/timens_offsets");
+    }
+    if (!opts.hostname.empty()) {
+        const std::string& name = plan.keep(opts.hostname);
+        plan.add(launch_phase::create_namespaces,
+                 {.code = child_op_code::set_hostname, .step = step::set_hostname, .a = static_cast<long>(name.size()),
+                  .data = name.c_str()},
+                 name);
+    }
+    if (!opts.domainname.empty()) {
+        const std::string& name = plan.keep(opts.domainname);
+        plan.add(launch_phase::create_namespaces,
+                 {.code = child_op_code::set_domainname, .step = step::set_domainname,
+                  .a = static_cast<long>(name.size()), .data = name.c_str()},
+                 name);
+    }
+    if (wanted.has(ns::network))
+        plan.add(launch_phase::create_namespaces, {.code = child_op_code::bring_up_loopback, .step = step::bring_up_loopback},
+                 "lo");
+
+    // pid 1 of a new pid namespace is the init unless asked otherwise. A
+    // time namespace needs the same shape: its offsets can be set only
+    // before any process is in it, and only children of the process that
+    // unshared it enter it (older kernels, 6.1 among them, do not move the
+    // process itself in at exec), so the command is started by a small
+    // supervisor that then reaps it and forwards signals, like the init.
+    if ((wanted.has(ns::pid) && opts.init) || wanted.has(ns::time)) {
+        plan.uses_init = true;
+        // The init lives as long as the sandbox. It gets a copy of our
+        // memory rather than a share of it: then its /proc/1/cmdline and
+        // environ can be blanked without touching ours, and nothing the
+        // sandbox could read of it is the caller's (see seal_init).
+        plan.request.memory = memory_mode::copied;
+        if (const long r = plan.command_stack.allocate(); r < 0) throw error(step::allocate_stack, static_cast<int>(-r));
+        init_state& init = plan.shared->init;
+        init.command_stack_top = plan.command_stack.top();
+        init.command_entry = child_command_main;
+        init.view = &plan.view;
+        const caller_strings strings = read_caller_strings();
+        init.arg_start = strings.arg_start;
+        init.arg_end = strings.arg_end;
+        init.env_start = strings.env_start;
+        init.env_end = strings.env_end;
+        plan.add(launch_phase::init, {.code = child_op_code::become_init, .step = step::run_init, .data = &init});
+    }
+}
+
+// The error for a failed clone: with namespaces, why they could not be made.
+inline error clone_error(const launch_plan& plan, long negative_errno) {
+    const int code = static_cast<int>(-negative_errno);
+    if (plan.created.empty()) return error(step::clone, code);
+    std::string kinds;
+    for (ns::kind k : ns::every_kind)
+        if (plan.created.has(k)) kinds += (kinds.empty() ? "" : ",") + std::string(ns::name(k));
+    if (plan.created.has(ns::user) && (code == EPERM || code == ENOSPC || code == EUSERS || code == EINVAL))
+        return error(step::create_namespaces, code, kinds, ns::detail::user_namespace_blocker(negative_errno));
+    if (code == EPERM)
+        return error(step::create_namespaces, code, kinds,
+                     "creating namespaces needs CAP_SYS_ADMIN; add a user namespace (ns::user) to do it unprivileged");
+    return error(step::create_namespaces, code, kinds);
+}
+
+}  // namespace ctr::process::detail
+// end ctr/detail/launch_namespaces.hpp
+// begin ctr/detail/launch_network.hpp
+// Launch layer: a veth pair into the child's new network namespace. The
+// parent creates it while the child waits and sends the child's end's
+// settings after the go byte; the child configures its end.
+
+
+#include <cstring>
+#include <optional>
+
+namespace ctr::process::detail {
+
+using namespace ::ctr::detail;
+
+// Adds the network's steps; returns where the parent step records what it
+// made (names and addresses of both ends), or null without a network.
+inline const std::optional<net::veth_info>* plan_network(launch_plan& plan, const options& opts) {
+    if (!opts.network) return nullptr;
+    const net::veth& wanted = *opts.network;
+    auto& made = plan.keep(std::optional<net::veth_info>{});
+    const int sync = plan.sync_channel();
+    plan.while_child_waits([&wanted, &made](parent_step_context& child) {
+        net::veth_pair pair = net::create_veth(wanted, net::peer_namespace::of_process(child.pid));
+        made = pair.info();
+        // From here the pair is the namespace's: if a later step fails, the
+        // child is killed, its namespace ends and the kernel deletes the pair.
+        pair.host_link().release();
+        const interface_setup setup = pair.container_setup();
+        child.message_to_child.append(reinterpret_cast<const char*>(&setup), sizeof setup);
+    });
+    plan.add(launch_phase::create_namespaces,
+             {.code = child_op_code::configure_interface, .step = step::configure_link, .a = sync},
+             wanted.container_name, [name = wanted.container_name](const child_report_view& report) {
+                 return error(step::configure_link, report.error, name,
+                              net::detail::interface_setup_failure(report.detail));
+             });
+    return &made;
+}
+
+}  // namespace ctr::process::detail
+// end ctr/detail/launch_network.hpp
+// begin ctr/detail/launch_security.hpp
+// Launch layer: what the command may still do (ctr::security).
+// Capabilities in their documented order around the change of credentials,
+// no_new_privs, then the seccomp filter right before exec. All of it runs in
+// the command, after the init split off: pid 1 keeps what it needs to
+// forward signals to a command that may have changed its uid.
+
+// begin ctr/detail/capability_step.hpp
+// The capability steps of a launch: planned in the parent from a
+// caps::policy, run in the child as child_op_code::call operations.
+//
+// The order, and why:
+//   1. drop_bounding_capabilities  PR_CAPBSET_DROP needs CAP_SETPCAP in the
+//      effective set, so it goes first, while the child still has the
+//      launcher's capabilities. The bounding set also limits what a later
+//      exec can gain, and what capset may put into the inheritable set.
+//   2. set_securebits              PR_SET_SECUREBITS needs CAP_SETPCAP too.
+//      It comes before the change of ids so that SECBIT_NO_SETUID_FIXUP and
+//      SECBIT_KEEP_CAPS shape what setresuid does.
+//   3. keep_capabilities(1)        only when a change of uid follows: going
+//      from uid 0 to another uid empties the permitted set unless keepcaps is
+//      on. The kernel turns keepcaps off again at exec.
+//   4. setgroups, setgid, setuid   (the launch's own steps) need CAP_SETGID
+//      and CAP_SETUID, which `keep` need not hold: that is why the sets are
+//      only lowered after them. Leaving uid 0 also empties the effective and
+//      ambient sets.
+//   5. set_capabilities            capset: permitted = effective = keep,
+//      inheritable = inheritable | ambient. Lowering needs no capability;
+//      it also brings back the effective set that setuid emptied.
+//   6. set_ambient_capabilities    the kernel raises an ambient capability
+//      only while it is both permitted and inheritable, and lowering either
+//      set (step 5) or leaving uid 0 (step 4) clears ambient ones; so last.
+// Exec then applies the kernel's rules: uid 0 (without SECBIT_NOROOT) gets
+// the bounding set again, any other uid only its ambient capabilities.
+
+
+#include <linux/capability.h>
+#include <linux/securebits.h>
+#include <sys/prctl.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace ctr::detail {
+
+// What the child reads: bit N of each mask is capability number N.
+struct capability_plan {
+    std::uint64_t keep = 0;         // bounding, permitted, effective
+    std::uint64_t inheritable = 0;  // already includes ambient
+    std::uint64_t ambient = 0;
+    bool set_securebits = false;
+    unsigned securebits = 0;
+};
+
+// "CAP_BPF", or "capability 45" for a number this header has no name for.
+inline std::string describe_capability(unsigned number) {
+    const std::string_view known = caps::name(static_cast<capability>(number));
+    return known.empty() ? "capability " + std::to_string(number) : std::string(known);
+}
+
+// Checks a policy and turns it into plain data for the child. `last_cap` is
+// the running kernel's last capability (caps::last_supported()); a
+// capability past it, an ambient or inheritable one that is not kept, or
+// securebits the kernel cannot take throw ctr::error(step::prepare, EINVAL)
+// naming what is wrong. Parent side.
+inline capability_plan plan_capabilities(const caps::policy& policy, unsigned last_cap = caps::last_supported()) {
+    const auto invalid = [](std::string what, std::string why) {
+        return error(step::prepare, EINVAL, std::move(what), why);
+    };
+    const caps::set mentioned = policy.keep | policy.inheritable | policy.ambient;
+    for (const capability c : mentioned) {
+        if (static_cast<unsigned>(c) > last_cap)
+            throw invalid(describe_capability(static_cast<unsigned>(c)),
+                          describe_capability(static_cast<unsigned>(c)) + " is not known to this kernel (its last is " +
+                              describe_capability(last_cap) + ")");
+    }
+    if (const caps::set extra = policy.ambient - policy.keep; !extra.empty())
+        throw invalid(extra.to_string(),
+                      "ambient capabilities must also be kept: the kernel raises an ambient capability only while it "
+                      "is permitted and inheritable");
+    if (const caps::set extra = policy.inheritable - policy.keep; !extra.empty())
+        throw invalid(extra.to_string(),
+                      "inheritable capabilities must also be kept: the kernel refuses an inheritable capability "
+                      "outside the bounding set");
+    capability_plan plan;
+    plan.keep = policy.keep.bits();
+    plan.inheritable = (policy.inheritable | policy.ambient).bits();
+    plan.ambient = policy.ambient.bits();
+    if (policy.securebits) {
+        const unsigned bits = *policy.securebits;
+        constexpr unsigned known = SECURE_ALL_BITS | SECURE_ALL_LOCKS;
+        if ((bits & ~known) != 0)
+            throw invalid("securebits " + std::to_string(bits),
+                          "unknown securebits: use the SECBIT_* flags of linux/securebits.h");
+        if ((bits & SECBIT_NO_CAP_AMBIENT_RAISE) != 0 && !policy.ambient.empty())
+            throw invalid(policy.ambient.to_string(),
+                          "ambient capabilities cannot be raised under SECBIT_NO_CAP_AMBIENT_RAISE");
+        plan.set_securebits = true;
+        plan.securebits = bits;
+    }
+    return plan;
+}
+
+// PR_CAPBSET_DROP of every capability not in plan.keep, 0 to 63; the first
+// number the kernel does not know (EINVAL) ends the walk. A capability that
+// is already out of the bounding set is left alone, so a launcher without
+// CAP_SETPCAP can still run a policy that drops nothing new.
+// op.data = const capability_plan*. Async-signal-safe.
+CTR_CHILD_CODE inline long child_drop_bounding_capabilities(const child_op& op) noexcept {
+    const auto* plan = static_cast<const capability_plan*>(op.data);
+    if (!plan) return -EINVAL;
+    for (unsigned long number = 0; number <= caps::max_number; ++number) {
+        if ((plan->keep >> number & 1) != 0) continue;
+        long r = sys::prctl(PR_CAPBSET_READ, number);
+        if (r == -EINVAL) break;
+        if (r < 0) return r;
+        if (r == 0) continue;
+        r = sys::prctl(PR_CAPBSET_DROP, number);
+        if (r == -EINVAL) break;
+        if (r < 0) return r;
+    }
+    return 0;
+}
+
+// PR_SET_SECUREBITS to plan.securebits, when plan.set_securebits.
+// op.data = const capability_plan*. Async-signal-safe.
+CTR_CHILD_CODE inline long child_set_securebits(const child_op& op) noexcept {
+    const auto* plan = static_cast<const capability_plan*>(op.data);
+    if (!plan) return -EINVAL;
+    if (!plan->set_securebits) return 0;
+    const long r = sys::prctl(PR_SET_SECUREBITS, plan->securebits);
+    return r < 0 ? r : 0;
+}
+
+// PR_SET_KEEPCAPS to op.a (1 before a change of uid). Async-signal-safe.
+CTR_CHILD_CODE inline long child_keep_capabilities(const child_op& op) noexcept {
+    const long r = sys::prctl(PR_SET_KEEPCAPS, static_cast<unsigned long>(op.a));
+    return r < 0 ? r : 0;
+}
+
+// capset (version 3, this process): permitted = effective = plan.keep,
+// inheritable = plan.inheritable. op.data = const capability_plan*.
+// Async-signal-safe.
+CTR_CHILD_CODE inline long child_set_capabilities(const child_op& op) noexcept {
+    const auto* plan = static_cast<const capability_plan*>(op.data);
+    if (!plan) return -EINVAL;
+    __user_cap_header_struct header{};
+    header.version = _LINUX_CAPABILITY_VERSION_3;
+    header.pid = 0;
+    __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3]{};
+    for (unsigned word = 0; word < _LINUX_CAPABILITY_U32S_3; ++word) {
+        const unsigned shift = 32 * word;
+        data[word].effective = static_cast<std::uint32_t>(plan->keep >> shift);
+        data[word].permitted = static_cast<std::uint32_t>(plan->keep >> shift);
+        data[word].inheritable = static_cast<std::uint32_t>(plan->inheritable >> shift);
+    }
+    const long r = sys::capset(&header, data);
+    return r < 0 ? r : 0;
+}
+
+// Empties the ambient set, then raises each capability of plan.ambient. A
+// kernel without ambient capabilities (before 4.3) answers EINVAL, which is
+// fine only when there is nothing to raise. op.data = const capability_plan*.
+// Async-signal-safe.
+CTR_CHILD_CODE inline long child_set_ambient_capabilities(const child_op& op) noexcept {
+    const auto* plan = static_cast<const capability_plan*>(op.data);
+    if (!plan) return -EINVAL;
+    const long cleared = sys::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL);
+    if (cleared == -EINVAL && plan->ambient == 0) return 0;
+    if (cleared < 0) return cleared;
+    for (unsigned long number = 0; number <= caps::max_number; ++number) {
+        if ((plan->ambient >> number & 1) == 0) continue;
+        const long r = sys::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, number);
+        if (r < 0) return r;
+    }
+    return 0;
+}
+
+// The operations of steps 1-3 above, for a launch to put before its own
+// setgroups/setgid/setuid; `changes_uid` says whether a setuid follows.
+// The plan must outlive the child's exec. Parent side.
+inline void add_capability_steps_before_ids(std::vector<child_op>& ops, const capability_plan& plan,
+                                            bool changes_uid) {
+    ops.push_back({.code = child_op_code::call,
+                   .step = step::drop_bounding_capabilities,
+                   .data = &plan,
+                   .run = &child_drop_bounding_capabilities});
+    if (plan.set_securebits)
+        ops.push_back({.code = child_op_code::call,
+                       .step = step::set_securebits,
+                       .data = &plan,
+                       .run = &child_set_securebits});
+    // With SECBIT_KEEP_CAPS_LOCKED the caller fixed keepcaps already (the
+    // kernel refuses PR_SET_KEEPCAPS then); with SECBIT_NO_SETUID_FIXUP the
+    // change of uid leaves the sets alone.
+    const bool fixed = plan.set_securebits &&
+                       (plan.securebits & (SECBIT_KEEP_CAPS_LOCKED | SECBIT_NO_SETUID_FIXUP)) != 0;
+    if (changes_uid && plan.keep != 0 && !fixed)
+        ops.push_back({.code = child_op_code::call,
+                       .step = step::keep_capabilities,
+                       .a = 1,
+                       .data = &plan,
+                       .run = &child_keep_capabilities});
+}
+
+// The operations of steps 5-6 above, for a launch to put after its own
+// setgroups/setgid/setuid. The plan must outlive the child's exec. Parent side.
+inline void add_capability_steps_after_ids(std::vector<child_op>& ops, const capability_plan& plan) {
+    ops.push_back({.code = child_op_code::call,
+                   .step = step::set_capabilities,
+                   .data = &plan,
+                   .run = &child_set_capabilities});
+    ops.push_back({.code = child_op_code::call,
+                   .step = step::set_ambient_capabilities,
+                   .data = &plan,
+                   .run = &child_set_ambient_capabilities});
+}
+
+}  // namespace ctr::detail
+// end ctr/detail/capability_step.hpp
+
+#include <sys/prctl.h>
+
+#include <vector>
+
+namespace ctr::process::detail {
+
+using namespace ::ctr::detail;
+
+// Async-signal-safe.
+CTR_CHILD_CODE inline long child_set_no_new_privileges(const child_op&) noexcept {
+    return sys::prctl(PR_SET_NO_NEW_PRIVS, 1);
+}
+
+inline void plan_security(launch_plan& plan, const options& opts) {
+    const ::ctr::security& wanted = opts.security;
+    if (wanted.capabilities) {
+        const capability_plan& caps = plan.keep(plan_capabilities(*wanted.capabilities));
+        const bool has_user_namespace = plan.created.has(ns::user) || raw::call(SYS_geteuid) == 0;
+        const auto explain_privilege = [has_user_namespace](ctr::step s) {
+            return [s, has_user_namespace](const child_report_view& report) {
+                if (report.error == EPERM && !has_user_namespace)
+                    return error(s, report.error, {},
+                                 "changing capabilities needs CAP_SETPCAP: run as root or create a user namespace "
+                                 "(ns::user), in which the command is root");
+                return error(s, report.error);
+            };
+        };
+        // The capability layer's own steps, in its order, placed around
+        // the change of credentials.
+        std::vector<child_op> before_ids, after_ids;
+        add_capability_steps_before_ids(before_ids, caps, opts.uid.has_value());
+        add_capability_steps_after_ids(after_ids, caps);
+        for (const child_op& op : before_ids)
+            plan.add(launch_phase::bounding_capabilities, op, {}, explain_privilege(op.step));
+        for (const child_op& op : after_ids) plan.add(launch_phase::capabilities, op, {}, explain_privilege(op.step));
+    }
+    if (wanted.no_new_privileges)
+        plan.add(launch_phase::no_new_privileges,
+                 {.code = child_op_code::call, .step = step::set_no_new_privileges, .run = child_set_no_new_privileges});
+    if (wanted.seccomp) {
+        const seccomp::filter& compiled = *plan.keep(wanted.seccomp);
+        // Without no_new_privs only CAP_SYS_ADMIN lets a process install a
+        // filter, so then it goes in before capabilities are dropped.
+        const launch_phase phase = wanted.no_new_privileges ? launch_phase::seccomp : launch_phase::session;
+        plan.add(phase,
+                 {.code = child_op_code::call, .step = step::install_seccomp, .data = &compiled.program(),
+                  .run = child_install_seccomp},
+                 {}, [nnp = wanted.no_new_privileges](const child_report_view& report) {
+                     if (report.error == EACCES && !nnp)
+                         return error(step::install_seccomp, report.error, {},
+                                      "without no_new_privs a filter needs CAP_SYS_ADMIN; set "
+                                      "security::no_new_privileges");
+                     return error(step::install_seccomp, report.error);
+                 });
+    }
+}
+
+}  // namespace ctr::process::detail
+// end ctr/detail/launch_security.hpp
+
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace ctr::process {
+
 namespace detail {
 
-struct launch_plan;
+using ::ctr::detail::launch_plan;
 // What the result needs from a pid 1 init that ran in our memory.
 struct init_outcome {
     int command_wait_status = -1;
@@ -8451,477 +12158,71 @@ private:
 
 namespace detail {
 
-inline constexpr std::string_view default_path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-inline std::string_view env_key(std::string_view entry) { return entry.substr(0, entry.find('=')); }
-
-inline std::vector<std::string> build_environment(const environment& env) {
-    for (const auto& [key, value] : env.set)
-        if (key.empty() || key.find('=') != std::string::npos)
-            throw error(step::prepare, EINVAL, key, "environment variable names must be non-empty and contain no '='");
-    const auto replaced = [&](std::string_view key) {
-        for (const auto& name : env.unset)
-            if (name == key) return true;
-        for (const auto& entry : env.set)
-            if (entry.first == key) return true;
-        return false;
-    };
-    std::vector<std::string> entries;
-    if (env.inherit)
-        for (char** entry = environ; entry && *entry; ++entry)
-            if (!replaced(env_key(*entry))) entries.emplace_back(*entry);
-    for (const auto& [key, value] : env.set) entries.push_back(key + "=" + value);
-    return entries;
+// The child's wait for the parent's steps, when a layer has any: the child
+// closes its copy of the parent's end, then reads the go byte.
+inline void plan_parent_wait(launch_plan& plan, const options& opts) {
+    for (const auto& hook : opts.while_child_waits)
+        plan.while_child_waits([&hook](parent_step_context& child) { hook(waiting_child{child.pid, child.pidfd}); });
+    if (plan.has_parent_steps()) plan.sync_channel();
+    // In a new pid namespace getppid() says 0, so the check that the parent
+    // is still there cannot be made.
+    const long parent = plan.created.has(ns::pid) ? 0 : sys::getpid();
+    if (opts.die_with_parent)
+        plan.add(launch_phase::signals, {.code = child_op_code::die_with_parent, .step = step::die_with_parent,
+                                         .a = SIGKILL, .b = parent});
+    if (!plan.sync_read) return;
+    // While the child waits it dies with the parent even when not asked to:
+    // other children being set up at the same time hold copies of its sync
+    // channel, so the channel alone may never say that the parent is gone.
+    if (!opts.die_with_parent)
+        plan.add(launch_phase::signals, {.code = child_op_code::die_with_parent, .step = step::die_with_parent,
+                                         .a = SIGKILL, .b = parent});
+    // The child's copy of the parent's end goes first: while it is open, a
+    // parent that died would never be seen as gone.
+    plan.add(launch_phase::wait_for_parent,
+             {.code = child_op_code::close_fd, .step = step::wait_for_parent, .a = plan.sync_write.get()});
+    plan.add(launch_phase::wait_for_parent,
+             {.code = child_op_code::wait_for_parent, .step = step::wait_for_parent, .a = plan.sync_read.get()});
+    if (!opts.die_with_parent)
+        plan.add(launch_phase::wait_for_parent,
+                 {.code = child_op_code::die_with_parent, .step = step::die_with_parent, .a = 0, .b = 0});
 }
 
-// The files exec tries, in order: the name itself when it has a '/', else
-// each PATH directory of the child's environment.
-inline std::vector<std::string> exec_candidates(const std::string& program, const std::vector<std::string>& env) {
-    if (program.find('/') != std::string::npos) return {program};
-    std::string_view path = default_path;
-    for (const auto& entry : env)
-        if (env_key(entry) == "PATH") path = std::string_view(entry).substr(5);
-    std::vector<std::string> candidates;
-    while (true) {
-        const auto colon = path.find(':');
-        std::string directory{path.substr(0, colon)};
-        if (directory.empty()) directory = ".";  // an empty PATH element means the working directory
-        candidates.push_back(directory + "/" + program);
-        if (colon == std::string_view::npos) break;
-        path.remove_prefix(colon + 1);
-    }
-    return candidates;
-}
-
-inline bool fd_is_open(int fd) { return fd >= 0 && sys::fcntl(fd, F_GETFD) >= 0; }
-
-// Everything the child reads, owned by the parent until the child has
-// exec'd or exited. Built in full before clone: the child allocates nothing.
-struct launch_plan {
-    std::vector<std::string> argv_storage;
-    std::vector<std::string> env_storage;
-    std::vector<std::string> candidate_storage;
-    std::string cwd;
-    std::vector<char*> argv;
-    std::vector<char*> envp;
-    std::vector<const char*> candidates;
-    std::vector<rlimit> rlimits;
-    std::vector<gid_t> groups;
-    std::vector<int> scratch;
-    std::vector<child_op> ops;
-    std::vector<std::string> op_paths;  // what an error in op i names
-    child_view view;
-
-    unique_fd report_read, report_write;
-    std::vector<unique_fd> child_ends;  // the child's ends of stdio files and pipes
-    unique_fd parent_in, parent_out, parent_err;
-    bool capture_out = false, capture_err = false;
-
-    // The child's stack, and the command's when a pid 1 init starts it.
-    child_stack stack, command_stack;
-    clone_request request;
-    ns::kinds created;                     // namespaces this launch creates
-    // Parent steps between clone and the child going on (id maps).
-    unique_fd sync_read, sync_write;
-    bool writes_id_maps = false;
-    ns::detail::resolved_id_maps id_maps;
-    std::vector<unique_fd> join_fds;       // namespace files opened by path
-    std::string hostname, domainname, time_offsets_text;
-    bool uses_init = false;
-    init_state init;
-    // The parent attaches the child to this group before it goes on.
-    cgroup::group* attach_to = nullptr;
-    // options::network, made by the parent and configured inside by the
-    // child's configure_interface step.
-    const net::veth* network = nullptr;
-    bool has_parent_hooks = false;
-    // The root filesystem's steps, and what the child's mount steps share
-    // (the new root's fd, the finer step and message of a failure).
-    std::optional<mount::prepared_plan> mounts;
-    mount_context mount_state;
-    char mount_message[256] = {};
-    int failure_detail = 0;  // the child's own note of which part of a step failed
-    bool clears_parent_death_signal = false;
-
-    void add(child_op op, std::string path = {}) {
-        ops.push_back(op);
-        op_paths.push_back(std::move(path));
-    }
-};
-
-inline std::string fd_name(int fd) { return "fd " + std::to_string(fd); }
-
-inline unique_fd open_checked(const char* path, int flags, unsigned mode, step s) {
-    const long fd = sys::openat(AT_FDCWD, path, flags | O_CLOEXEC, mode);
-    if (fd < 0) throw error(s, static_cast<int>(-fd), path);
-    return unique_fd(static_cast<int>(fd));
-}
-
-// The channel on which the child waits for the parent's steps: a socket
-// pair rather than a pipe, so that the parent's write to a child that
-// already died fails with EPIPE (MSG_NOSIGNAL) instead of raising SIGPIPE.
-inline void make_sync_channel(unique_fd& child_end, unique_fd& parent_end) {
-    int fds[2];
-    if (const long r = sys::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds); r < 0)
-        throw error(step::create_pipe, static_cast<int>(-r), {}, "the sync channel");
-    child_end.reset(fds[0]);
-    parent_end.reset(fds[1]);
-}
-
-inline void make_pipe(unique_fd& read_end, unique_fd& write_end) {
-    int fds[2];
-    if (const long r = sys::pipe2(fds, O_CLOEXEC); r < 0) throw error(step::create_pipe, static_cast<int>(-r));
-    read_end.reset(fds[0]);
-    write_end.reset(fds[1]);
-}
-
-// Resolves one standard stream to the fd the child gets (or -1 to keep the
-// parent's own).
-inline int prepare_stream(launch_plan& plan, const stdio& spec, int target) {
-    const bool input = target == 0;
-    switch (spec.how) {
-        case stdio::kind::inherit:
-            return -1;
-        case stdio::kind::null:
-            plan.child_ends.push_back(open_checked("/dev/null", input ? O_RDONLY : O_WRONLY, 0, step::open_stdio));
-            return plan.child_ends.back().get();
-        case stdio::kind::file: {
-            const int flags = spec.flags >= 0 ? spec.flags : (input ? O_RDONLY : O_WRONLY | O_CREAT | O_TRUNC);
-            plan.child_ends.push_back(open_checked(spec.path.c_str(), flags, spec.mode, step::open_stdio));
-            return plan.child_ends.back().get();
-        }
-        case stdio::kind::fd:
-            if (!fd_is_open(spec.fd)) throw error(step::map_fds, EBADF, fd_name(spec.fd), "stdio fd is not open");
-            return spec.fd;
-        case stdio::kind::pipe:
-        case stdio::kind::capture: {
-            unique_fd read_end, write_end;
-            make_pipe(read_end, write_end);
-            unique_fd& parent_end = target == 0 ? plan.parent_in : target == 1 ? plan.parent_out : plan.parent_err;
-            parent_end = input ? std::move(write_end) : std::move(read_end);
-            plan.child_ends.push_back(input ? std::move(read_end) : std::move(write_end));
-            if (spec.how == stdio::kind::capture) (target == 1 ? plan.capture_out : plan.capture_err) = true;
-            return plan.child_ends.back().get();
-        }
-    }
-    return -1;
-}
-
-// Moves every source fd to its target number in the child and marks every
-// other fd close-on-exec. Sources first go above the highest target, so no
-// dup3 can overwrite a source that is still needed.
-inline void plan_fd_mapping(launch_plan& plan, const std::vector<fd_mapping>& mappings,
-                            const bool inherited_stdio[3]) {
-    int lowest_free = 3;
-    for (const auto& m : mappings) lowest_free = std::max(lowest_free, m.target + 1);
-
-    // The error channel must survive the moves: put it above every target.
-    if (plan.report_write.get() < lowest_free) {
-        const long moved = sys::fcntl(plan.report_write.get(), F_DUPFD_CLOEXEC, lowest_free);
-        if (moved < 0) throw error(step::create_pipe, static_cast<int>(-moved));
-        plan.report_write.reset(static_cast<int>(moved));
-    }
-
-    plan.scratch.assign(mappings.size(), -1);
-    for (std::size_t i = 0; i < mappings.size(); ++i)
-        plan.add({.code = child_op_code::dup_above, .step = step::map_fds, .a = mappings[i].source,
-                  .b = lowest_free, .c = static_cast<long>(i)},
-                 fd_name(mappings[i].source));
-    for (std::size_t i = 0; i < mappings.size(); ++i)
-        plan.add({.code = child_op_code::dup_to, .step = step::map_fds, .b = mappings[i].target,
-                  .c = static_cast<long>(i)},
-                 fd_name(mappings[i].target));
-
-    // Close-on-exec for each gap below lowest_free and everything above it.
-    std::vector<bool> kept(static_cast<std::size_t>(lowest_free), false);
-    for (int fd = 0; fd < 3; ++fd) kept[static_cast<std::size_t>(fd)] = inherited_stdio[fd];
-    for (const auto& m : mappings) kept[static_cast<std::size_t>(m.target)] = true;
-    for (int fd = 0; fd < lowest_free;) {
-        if (kept[static_cast<std::size_t>(fd)]) {
-            ++fd;
-            continue;
-        }
-        int last = fd;
-        while (last + 1 < lowest_free && !kept[static_cast<std::size_t>(last + 1)]) ++last;
-        plan.add({.code = child_op_code::cloexec_range, .step = step::close_fds, .a = fd, .b = last});
-        fd = last + 1;
-    }
-    plan.add({.code = child_op_code::cloexec_range, .step = step::close_fds, .a = lowest_free, .b = -1});
-}
-
-// Validates the namespace options and prepares what the child and the
-// parent need for them.
-inline void plan_namespaces(launch_plan& plan, const options& opts) {
-    ns::kinds wanted = opts.namespaces;
-    if (opts.root) wanted = wanted | ns::mount;  // a root filesystem is built in a mount namespace of its own
-    if (opts.network) wanted = wanted | ns::network;  // the veth's other end goes into a namespace of its own
-    bool joins_user = false;
-    for (const auto& j : opts.join) {
-        joins_user = joins_user || j.which == ns::user;
-        if (opts.network && j.which == ns::network)
-            throw error(step::prepare, EINVAL, {}, "options::network makes a new network namespace; it cannot also join one");
-    }
-    const bool privileged = raw::call(SYS_geteuid) == 0;
-    if (!wanted.empty() && !privileged && !joins_user) wanted = wanted | ns::user;
-    if (joins_user && wanted.has(ns::user))
-        throw error(step::prepare, EINVAL, {}, "cannot both join a user namespace and create one");
-    if (joins_user && wanted.has(ns::pid))
-        throw error(step::prepare, ENOTSUP, {},
-                    "joining a user namespace while creating a pid namespace is not supported yet");
-    plan.created = wanted;
-
-    if ((!opts.hostname.empty() || !opts.domainname.empty()) && !wanted.has(ns::uts))
-        throw error(step::prepare, EINVAL, opts.hostname, "a hostname needs a new uts namespace (ns::uts)");
-    if (opts.hostname.size() > 64 || opts.domainname.size() > 64)
-        throw error(step::prepare, ENAMETOOLONG, opts.hostname.size() > 64 ? opts.hostname : opts.domainname,
-                    "host and domain names are at most 64 bytes");
-    const bool has_offsets = opts.time_offsets.monotonic_seconds != 0 || opts.time_offsets.boottime_seconds != 0;
-    if (has_offsets && !wanted.has(ns::time))
-        throw error(step::prepare, EINVAL, {}, "time offsets need a new time namespace (ns::time)");
-    plan.hostname = opts.hostname;
-    plan.domainname = opts.domainname;
-    if (wanted.has(ns::time))
-        plan.time_offsets_text = "monotonic " + std::to_string(opts.time_offsets.monotonic_seconds) +
-                                 " 0\nboottime " + std::to_string(opts.time_offsets.boottime_seconds) + " 0\n";
-
-    // The time and cgroup namespaces are created by unshare in the child
-    // (see add_namespace_ops); every other kind by the clone itself. A
-    // cgroup namespace made by the clone would have the parent's cgroup as
-    // its root, not the group the child is placed in.
-    plan.request.flags = wanted.without(ns::time | ns::cgroup).flags();
-    if (wanted.has(ns::user)) {
-        plan.id_maps = ns::detail::resolve_id_maps(opts.id_maps);
-        plan.writes_id_maps = true;
-    }
-    // The kernel refuses to let a process that shares its memory join a
-    // user namespace, so that launch copies the parent's memory instead.
-    if (joins_user) plan.request.memory = memory_mode::copied;
-
-    for (const auto& j : opts.join) {
-        int fd = -1;
-        std::string what;
-        if (const auto* path = std::get_if<std::string>(&j.source)) {
-            const long opened = sys::openat(AT_FDCWD, path->c_str(), O_RDONLY | O_CLOEXEC);
-            if (opened < 0) throw error(step::join_namespace, static_cast<int>(-opened), *path);
-            plan.join_fds.emplace_back(static_cast<int>(opened));
-            fd = static_cast<int>(opened);
-            what = *path;
-        } else {
-            fd = std::get<int>(j.source);
-            if (!fd_is_open(fd)) throw error(step::join_namespace, EBADF, fd_name(fd), "namespace fd is not open");
-            what = std::string(ns::name(j.which)) + " namespace " + fd_name(fd);
-        }
-        // The user namespace goes first: joining it is what grants the
-        // rights to join the others.
-        const child_op op{.code = child_op_code::join_namespace, .step = step::join_namespace, .a = fd,
-                          .b = static_cast<long>(j.which)};
-        if (j.which == ns::user) {
-            plan.ops.insert(plan.ops.begin(), op);
-            plan.op_paths.insert(plan.op_paths.begin(), what);
-        } else {
-            plan.add(op, what);
-        }
-    }
-
-    // pid 1 of a new pid namespace is the init unless asked otherwise. A
-    // time namespace needs the same shape: its offsets can be set only
-    // before any process is in it, and only children of the process that
-    // unshared it enter it (older kernels, 6.1 among them, do not move the
-    // process itself in at exec), so the command is started by a small
-    // supervisor that then reaps it and forwards signals, like the init.
-    if ((wanted.has(ns::pid) && opts.init) || wanted.has(ns::time)) {
-        plan.uses_init = true;
-        if (const long r = plan.command_stack.allocate(); r < 0) throw error(step::allocate_stack, static_cast<int>(-r));
-        plan.init.command_stack_top = plan.command_stack.top();
-        plan.init.command_entry = child_command_main;
-        plan.init.view = &plan.view;
-    }
-    if (opts.cgroup) {
-        if (!opts.cgroup->valid()) throw error(step::attach_to_cgroup, EINVAL, {}, "the cgroup::group was moved from or removed");
-        // Placed by the clone where the layout allows, else attached by the
-        // parent while the child waits. The wait is there in both cases,
-        // so that a kernel that refuses CLONE_INTO_CGROUP can fall back.
-        plan.request.cgroup_fd = opts.cgroup->clone_into_fd();
-        if (plan.request.cgroup_fd < 0) plan.attach_to = opts.cgroup;
-    }
-    if (opts.network) plan.network = &*opts.network;
-    plan.has_parent_hooks = !opts.while_child_waits.empty();
-    if (plan.writes_id_maps || opts.cgroup || plan.network || plan.has_parent_hooks)
-        make_sync_channel(plan.sync_read, plan.sync_write);
-}
-
-// The child's namespace steps, after joins (already in the program) and
-// before mounts, fds and credentials.
-inline void add_namespace_ops(launch_plan& plan) {
-    // setns ops were added first; keep them ahead of reset_signals' peers.
-    if (plan.sync_read) {
-        // The child's copy of the parent's end goes first: while it is open,
-        // a parent that died would never be seen as gone.
-        plan.add({.code = child_op_code::close_fd, .step = step::wait_for_parent, .a = plan.sync_write.get()});
-        plan.add({.code = child_op_code::wait_for_parent, .step = step::wait_for_parent, .a = plan.sync_read.get()});
-        if (plan.clears_parent_death_signal)
-            plan.add({.code = child_op_code::die_with_parent, .step = step::die_with_parent, .a = 0, .b = 0});
-    }
-    if (plan.created.has(ns::cgroup))
-        plan.add({.code = child_op_code::unshare, .step = step::create_namespaces, .a = CLONE_NEWCGROUP}, "cgroup");
-    if (plan.created.has(ns::time)) {
-        // unshare(CLONE_NEWTIME) puts this process's children (and this
-        // process, at exec) in the new namespace; its offsets can be set
-        // only before anything is in it.
-        plan.add({.code = child_op_code::unshare, .step = step::create_namespaces, .a = CLONE_NEWTIME}, "time");
-        plan.add({.code = child_op_code::write_file, .step = step::set_time_offsets,
-                  .a = static_cast<long>(plan.time_offsets_text.size()), .data = "/proc/self/timens_offsets",
-                  .data2 = plan.time_offsets_text.c_str()},
-                 "/proc/self/timens_offsets");
-    }
-    if (!plan.hostname.empty())
-        plan.add({.code = child_op_code::set_hostname, .step = step::set_hostname,
-                  .a = static_cast<long>(plan.hostname.size()), .data = plan.hostname.c_str()},
-                 plan.hostname);
-    if (!plan.domainname.empty())
-        plan.add({.code = child_op_code::set_domainname, .step = step::set_domainname,
-                  .a = static_cast<long>(plan.domainname.size()), .data = plan.domainname.c_str()},
-                 plan.domainname);
-    if (plan.created.has(ns::network))
-        plan.add({.code = child_op_code::bring_up_loopback, .step = step::bring_up_loopback}, "lo");
-    if (plan.network)
-        plan.add({.code = child_op_code::configure_interface, .step = step::configure_link, .a = plan.sync_read.get()},
-                 plan.network->container_name);
-    if (plan.writes_id_maps) {
-        // Become root of the new namespace. Until now the child kept the
-        // caller's ids, which the maps need not cover (root's default map
-        // starts at 100000); uid 0 inside is always mapped. This comes after
-        // the writes to /proc/self above: changing ids makes the process
-        // non-dumpable, and its /proc files then belong to the host's root.
-        if (plan.id_maps.may_setgroups)
-            plan.add({.code = child_op_code::set_groups, .step = step::set_groups, .a = 0, .data = nullptr});
-        plan.add({.code = child_op_code::set_gid, .step = step::set_gid, .a = 0}, "gid 0");
-        plan.add({.code = child_op_code::set_uid, .step = step::set_uid, .a = 0}, "uid 0");
-    }
-}
-
-// Writes the uid and gid maps of the child's new user namespace, directly
-// or through newuidmap/newgidmap.
-inline void write_id_maps(pid_t pid, const ns::detail::resolved_id_maps& maps);
-
+// Each layer in turn; the plan puts their steps in launch order.
 inline void build_plan(launch_plan& plan, std::vector<std::string> argv, const options& opts) {
-    if (argv.empty()) throw error(step::prepare, EINVAL, {}, "argv is empty");
-    for (const auto& arg : argv)
-        if (arg.find('\0') != std::string::npos) throw error(step::prepare, EINVAL, arg, "argument contains a NUL byte");
-
-    plan.argv_storage = std::move(argv);
-    plan.env_storage = build_environment(opts.env);
-    const std::string& program = opts.executable.empty() ? plan.argv_storage.front() : opts.executable;
-    if (program.empty()) throw error(step::prepare, ENOENT, {}, "the program name is empty");
-    plan.candidate_storage = exec_candidates(program, plan.env_storage);
-    plan.cwd = opts.cwd;
-
-    for (auto& s : plan.argv_storage) plan.argv.push_back(s.data());
-    plan.argv.push_back(nullptr);
-    for (auto& s : plan.env_storage) plan.envp.push_back(s.data());
-    plan.envp.push_back(nullptr);
-    for (auto& s : plan.candidate_storage) plan.candidates.push_back(s.c_str());
-    plan.candidates.push_back(nullptr);
-
-    make_pipe(plan.report_read, plan.report_write);
-
-    // Standard streams and passed fds.
-    std::vector<fd_mapping> mappings;
-    bool inherited_stdio[3] = {false, false, false};
-    const stdio* streams[3] = {&opts.std_in, &opts.std_out, &opts.std_err};
-    for (int target = 0; target < 3; ++target) {
-        const int source = prepare_stream(plan, *streams[target], target);
-        if (source < 0) inherited_stdio[target] = true;
-        else mappings.push_back({source, target});
-    }
-    for (const auto& m : opts.fds) {
-        if (m.target < 0 || m.target > 65535)
-            throw error(step::map_fds, EBADF, fd_name(m.target), "target fd number out of range");
-        if (!fd_is_open(m.source)) throw error(step::map_fds, EBADF, fd_name(m.source), "source fd is not open");
-        for (const auto& other : mappings)
-            if (other.target == m.target)
-                throw error(step::map_fds, EINVAL, fd_name(m.target), "two fds are mapped to the same number");
-        mappings.push_back(m);
-        if (m.target < 3) inherited_stdio[m.target] = false;
-    }
-
-    plan.rlimits.reserve(opts.rlimits.size());
-    for (const auto& limit : opts.rlimits) plan.rlimits.push_back({limit.soft, limit.hard});
-    if (opts.groups) plan.groups = *opts.groups;
-
+    if (const long r = plan.shared.allocate(); r < 0) throw error(step::allocate_stack, static_cast<int>(-r));
+    plan_command(plan, std::move(argv), opts);
+    plan_streams(plan, opts);
     plan_namespaces(plan, opts);
+    plan_cgroup(plan, opts);
+    plan_filesystem(plan, opts);
+    plan_identity(plan, opts);
+    plan_security(plan, opts);
+    plan.network_made = plan_network(plan, opts);
+    plan_parent_wait(plan, opts);
+    plan.finish();
+}
 
-    // The child program, in order. Signals first, so that nothing the parent
-    // installed can run in the child.
-    plan.add({.code = child_op_code::reset_signals, .step = step::reset_signals});
-    // While the child waits for the parent's steps it dies with the parent
-    // even when not asked to: other children being set up at the same time
-    // hold copies of its sync channel, so the channel alone may never say
-    // that the parent is gone. add_namespace_ops clears it after the wait.
-    plan.clears_parent_death_signal = plan.sync_read && !opts.die_with_parent;
-    if (opts.die_with_parent || plan.sync_read)
-        // In a new pid namespace getppid() says 0, so the check that the
-        // parent is still there cannot be made.
-        plan.add({.code = child_op_code::die_with_parent, .step = step::die_with_parent, .a = SIGKILL,
-                  .b = plan.created.has(ns::pid) ? 0 : sys::getpid()});
-    add_namespace_ops(plan);
-    if (opts.root) {
-        // The root filesystem, with every right the new namespaces give,
-        // before credentials drop them. Paths the command uses (cwd, PATH
-        // candidates) are resolved after it, inside the new root.
-        plan.mounts = opts.root->prepare();
-        plan.mount_state.message = plan.mount_message;
-        plan.mount_state.message_size = sizeof plan.mount_message;
-        const auto steps = plan.mounts->steps();
-        for (std::size_t i = 0; i < steps.size(); ++i)
-            plan.add({.code = child_op_code::mount_step, .step = step::mount, .a = static_cast<long>(i),
-                      .data = &steps[i], .data2 = &plan.mount_state},
-                     steps[i].target ? steps[i].target : "");
-    }
-    for (std::size_t i = 0; i < plan.rlimits.size(); ++i)
-        plan.add({.code = child_op_code::set_rlimit, .step = step::set_rlimit, .a = opts.rlimits[i].resource,
-                  .data = &plan.rlimits[i]},
-                 "resource " + std::to_string(opts.rlimits[i].resource));
-    plan_fd_mapping(plan, mappings, inherited_stdio);
-    if (opts.groups)
-        plan.add({.code = child_op_code::set_groups, .step = step::set_groups,
-                  .a = static_cast<long>(plan.groups.size()), .data = plan.groups.data()});
-    if (opts.gid)
-        plan.add({.code = child_op_code::set_gid, .step = step::set_gid, .a = static_cast<long>(*opts.gid)},
-                 "gid " + std::to_string(*opts.gid));
-    if (opts.uid)
-        plan.add({.code = child_op_code::set_uid, .step = step::set_uid, .a = static_cast<long>(*opts.uid)},
-                 "uid " + std::to_string(*opts.uid));
-    if (plan.uses_init) {
-        // Everything above ran in pid 1 (or the time namespace's
-        // supervisor); what follows runs in the command.
-        plan.add({.code = child_op_code::become_init, .step = step::run_init, .data = &plan.init});
-    }
-    if (opts.controlling_terminal && !opts.new_session)
-        throw error(step::prepare, EINVAL, {}, "a controlling terminal needs a new session (options::new_session)");
-    if (opts.new_session) plan.add({.code = child_op_code::new_session, .step = step::new_session});
-    if (opts.controlling_terminal)
-        plan.add({.code = child_op_code::set_controlling_terminal, .step = step::set_controlling_terminal, .a = 0},
-                 "fd 0");
-    if (opts.umask) plan.add({.code = child_op_code::set_umask, .step = step::set_umask, .a = static_cast<long>(*opts.umask)});
-    if (!plan.cwd.empty())
-        plan.add({.code = child_op_code::change_directory, .step = step::change_directory, .data = plan.cwd.c_str()},
-                 plan.cwd);
-    plan.add({.code = child_op_code::restore_signal_mask, .step = step::restore_signal_mask});
-    plan.add({.code = child_op_code::exec, .step = step::exec, .data = plan.candidates.data()}, program);
-
-    if (plan.uses_init) {
-        // The command continues right after become_init.
-        for (std::size_t i = 0; i < plan.ops.size(); ++i)
-            if (plan.ops[i].code == child_op_code::become_init) plan.init.next_op = i + 1;
-    }
-    plan.view.ops = plan.ops.data();
-    plan.view.op_count = plan.ops.size();
-    plan.view.report_fd = plan.report_write.get();
-    plan.view.scratch = plan.scratch.data();
-    plan.view.argv = plan.argv.data();
-    plan.view.envp = plan.envp.data();
-    plan.view.failure_detail = &plan.failure_detail;
+// Sends fds with one byte (SCM_RIGHTS) to the child's receive step. A
+// child that already failed has closed its end; its report says why.
+inline void send_fds(int socket, const std::vector<int>& fds) {
+    std::vector<char> control(CMSG_SPACE(sizeof(int) * fds.size()));
+    char byte = 0;
+    iovec part{&byte, 1};
+    msghdr message{};
+    message.msg_iov = &part;
+    message.msg_iovlen = 1;
+    message.msg_control = control.data();
+    message.msg_controllen = control.size();
+    cmsghdr* header = CMSG_FIRSTHDR(&message);
+    header->cmsg_level = SOL_SOCKET;
+    header->cmsg_type = SCM_RIGHTS;
+    header->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+    std::memcpy(CMSG_DATA(header), fds.data(), sizeof(int) * fds.size());
+    long r;
+    do r = sys::sendmsg(socket, &message, MSG_NOSIGNAL);
+    while (r == -EINTR);
+    if (r < 0 && r != -EPIPE && r != -ECONNRESET) throw error(step::wait_for_parent, static_cast<int>(-r), {}, "sending mounts");
 }
 
 // Reaps a child whose setup failed, so that it leaves no zombie.
@@ -8932,77 +12233,10 @@ inline void reap_failed(int pidfd) noexcept {
     while (r == -EINTR);
 }
 
-}  // namespace detail
-
-namespace detail {
-
-inline void write_proc_file(const std::string& path, const std::string& text, step s) {
-    const long fd = sys::openat(AT_FDCWD, path.c_str(), O_WRONLY | O_CLOEXEC);
-    if (fd < 0) throw error(s, static_cast<int>(-fd), path);
-    const long written = sys::write(static_cast<int>(fd), text.data(), text.size());
-    sys::close(static_cast<int>(fd));
-    if (written < 0) throw error(s, static_cast<int>(-written), path, "writing \"" + text.substr(0, text.find('\n')) + "\"");
-}
-
-// Writes one of the child's id-map files; explains the one surprising
-// refusal: a process that changed its ids without exec is not dumpable, and
-// the /proc files of it and of its children belong to root.
-inline void write_id_map_file(const std::string& path, const std::string& text, step s) {
-    const long fd = sys::openat(AT_FDCWD, path.c_str(), O_WRONLY | O_CLOEXEC);
-    if (fd == -EACCES && sys::prctl(PR_GET_DUMPABLE) == 0)
-        throw error(s, EACCES, path,
-                    "this process is not dumpable (it changed its ids without exec), so its children's /proc files "
-                    "belong to root; prctl(PR_SET_DUMPABLE, 1) first");
-    if (fd >= 0) sys::close(static_cast<int>(fd));
-    write_proc_file(path, text, s);
-}
-
-inline child spawn_unchecked_helper(std::vector<std::string> argv);
-
-inline void run_id_map_helper(const char* helper, pid_t pid, const std::vector<ns::id_range>& ranges, step s) {
-    std::vector<std::string> argv{helper, std::to_string(pid)};
-    for (const auto& r : ranges) {
-        argv.push_back(std::to_string(r.inside));
-        argv.push_back(std::to_string(r.outside));
-        argv.push_back(std::to_string(r.count));
-    }
-    auto r = spawn_unchecked_helper(std::move(argv)).wait();
-    if (r.exit_code != 0) {
-        std::string message = r.std_err.substr(0, r.std_err.find('\n'));
-        throw error(s, EPERM, helper, message.empty() ? "it failed" : message);
-    }
-}
-
-inline void write_id_maps(pid_t pid, const ns::detail::resolved_id_maps& maps) {
-    if (maps.use_helpers) {
-        run_id_map_helper("/usr/bin/newuidmap", pid, maps.uid, step::write_uid_map);
-        run_id_map_helper("/usr/bin/newgidmap", pid, maps.gid, step::write_gid_map);
-        return;
-    }
-    const std::string base = "/proc/" + std::to_string(pid) + "/";
-    if (maps.deny_setgroups) write_id_map_file(base + "setgroups", "deny", step::deny_setgroups);
-    write_id_map_file(base + "uid_map", ns::detail::map_text(maps.uid), step::write_uid_map);
-    write_id_map_file(base + "gid_map", ns::detail::map_text(maps.gid), step::write_gid_map);
-}
-
 inline init_outcome read_init_outcome(const launch_plan& plan) noexcept {
     if (!plan.uses_init) return {};
-    return {plan.init.command_wait_status, plan.created.has(ns::pid) && plan.init.others_were_running != 0};
-}
-
-// The error for a failed clone: with namespaces, why they could not be made.
-inline error clone_error(const launch_plan& plan, long negative_errno) {
-    const int code = static_cast<int>(-negative_errno);
-    if (plan.created.empty()) return error(step::clone, code);
-    std::string kinds;
-    for (ns::kind k : ns::every_kind)
-        if (plan.created.has(k)) kinds += (kinds.empty() ? "" : ",") + std::string(ns::name(k));
-    if (plan.created.has(ns::user) && (code == EPERM || code == ENOSPC || code == EUSERS || code == EINVAL))
-        return error(step::create_namespaces, code, kinds, ns::detail::user_namespace_blocker(negative_errno));
-    if (code == EPERM)
-        return error(step::create_namespaces, code, kinds,
-                     "creating namespaces needs CAP_SYS_ADMIN; add a user namespace (ns::user) to do it unprivileged");
-    return error(step::create_namespaces, code, kinds);
+    const init_state& init = plan.shared->init;
+    return {init.command_wait_status, plan.created.has(ns::pid) && init.others_were_running != 0};
 }
 
 // The child's report of a failed step: waits for it (or for exec, which
@@ -9026,19 +12260,14 @@ inline std::optional<child_report> read_report(const launch_plan& plan, bool wai
     return report;
 }
 
-// The error a child's report stands for, with what the plan knows of the step.
+// The error a child's report stands for: the layer's own explanation of its
+// step where it has one, else the step and the path it names.
 inline error report_error(const launch_plan& plan, const child_report& report) {
     const std::size_t index = report.op_index;
-    // A mount step's error says which part failed and why, as the plan knows
-    // it (the child left the details in the shared mount state).
-    if (index < plan.ops.size() && plan.ops[index].code == child_op_code::mount_step && plan.mounts)
-        return plan.mounts->error_for(static_cast<std::size_t>(plan.ops[index].a), report.error,
-                                      plan.request.memory == memory_mode::shared ? &plan.mount_state : nullptr);
+    if (index < plan.explainers.size() && plan.explainers[index])
+        return plan.explainers[index](child_report_view{report.error, report.detail});
     const step failed = index < plan.ops.size() ? plan.ops[index].step : step::exec;
     std::string path = index < plan.op_paths.size() ? plan.op_paths[index] : std::string{};
-    if (index < plan.ops.size() && plan.ops[index].code == child_op_code::configure_interface && plan.network)
-        return error(failed, report.error, std::move(path),
-                     net::detail::interface_setup_failure(report.detail));
     return error(failed, report.error, std::move(path));
 }
 
@@ -9061,10 +12290,9 @@ inline child spawn(std::vector<std::string> argv, const options& opts = {}) {
     cd::clone_outcome started = cd::clone_child(plan->request, plan->stack, plan->view);
     if (plan->request.cgroup_fd >= 0 &&
         (started.pid == -EINVAL || started.pid == -ENOSYS || started.pid == -E2BIG || started.pid == -EOPNOTSUPP)) {
-        // No CLONE_INTO_CGROUP (Linux before 5.7, or no clone3): attach the
-        // waiting child instead.
+        // No CLONE_INTO_CGROUP (Linux before 5.7, or no clone3): the cgroup
+        // layer's parent step attaches the waiting child instead.
         plan->request.cgroup_fd = -1;
-        plan->attach_to = opts.cgroup;
         started = cd::clone_child(plan->request, plan->stack, plan->view);
     }
     if (started.pid < 0) throw d::clone_error(*plan, started.pid);
@@ -9089,18 +12317,10 @@ inline child spawn(std::vector<std::string> argv, const options& opts = {}) {
     // The parent's steps while the child waits. If one fails, the child is
     // killed with the handle; but when the child failed first (a join before
     // its wait), its own report is the better answer.
-    std::optional<net::veth_pair> veth;
+    std::string message_to_child(1, '\1');  // the go byte, then what the layers add
+    cd::parent_step_context context{handle.pid_, handle.pidfd_.get(), message_to_child};
     try {
-        if (plan->writes_id_maps) d::write_id_maps(handle.pid_, plan->id_maps);
-        if (plan->attach_to) plan->attach_to->attach(handle.pid_);
-        if (plan->network) {
-            veth = net::create_veth(*plan->network, net::peer_namespace::of_process(handle.pid_));
-            handle.network_ = veth->info();
-            // From here the pair is the namespace's: if a later step fails, the
-            // child is killed, its namespace ends and the kernel deletes the pair.
-            veth->host_link().release();
-        }
-        for (const auto& hook : opts.while_child_waits) hook(waiting_child{handle.pid_, handle.pidfd_.get()});
+        for (const auto& parent_step : plan->parent_steps) parent_step(context);
     } catch (...) {
         if (const auto reported = d::read_report(*plan, false)) {
             d::reap_failed(handle.pidfd_.get());
@@ -9109,22 +12329,17 @@ inline child spawn(std::vector<std::string> argv, const options& opts = {}) {
         }
         throw;
     }
+    if (plan->network_made) handle.network_ = *plan->network_made;
     if (plan->sync_write) {
-        // The go byte, then what the child's configure_interface step reads:
-        // one write, so the child never sees half of it. A child that already
-        // failed has closed its end: EPIPE, and its report says why.
-        char message[1 + sizeof(cd::interface_setup)] = {1};
-        std::size_t length = 1;
-        if (veth) {
-            const cd::interface_setup setup = veth->container_setup();
-            std::memcpy(message + 1, &setup, sizeof setup);
-            length += sizeof setup;
-        }
+        // One write, so the child never sees half of it. A child that
+        // already failed has closed its end: EPIPE, and its report says why.
         long r;
-        do r = cd::sys::sendto(plan->sync_write.get(), message, length, MSG_NOSIGNAL, nullptr, 0);
+        do r = cd::sys::sendto(plan->sync_write.get(), message_to_child.data(), message_to_child.size(), MSG_NOSIGNAL,
+                               nullptr, 0);
         while (r == -EINTR);
-        if (r != static_cast<long>(length) && r != -EPIPE && r != -ECONNRESET)
+        if (r != static_cast<long>(message_to_child.size()) && r != -EPIPE && r != -ECONNRESET)
             throw error(step::wait_for_parent, r < 0 ? static_cast<int>(-r) : EIO);
+        if (!context.fds_to_child.empty() && r > 0) d::send_fds(plan->sync_write.get(), context.fds_to_child);
         plan->sync_write.reset();
     }
 
@@ -9146,8 +12361,10 @@ inline child spawn(std::vector<std::string> argv, const options& opts = {}) {
 
 namespace detail {
 // newuidmap and newgidmap run as plain children, their stderr captured.
-inline child spawn_unchecked_helper(std::vector<std::string> argv) {
-    return spawn(std::move(argv), {.std_in = stdio::null(), .std_out = stdio::null(), .std_err = stdio::capture()});
+inline std::pair<int, std::string> run_id_map_helper_program(std::vector<std::string> argv) {
+    auto r = spawn(std::move(argv), {.std_in = stdio::null(), .std_out = stdio::null(), .std_err = stdio::capture()})
+                 .wait();
+    return {r.exit_code.value_or(-1), r.std_err.substr(0, r.std_err.find('\n'))};
 }
 }  // namespace detail
 

@@ -22,6 +22,7 @@
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <linux/futex.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -64,7 +65,14 @@ enum class child_op_code : std::uint8_t {
     become_init,          // data = init_state*: the rest of the program runs in a child; this process reaps
     set_controlling_terminal,  // TIOCSCTTY on fd a (the session leader takes its terminal)
     mount_step,           // data = const mount_step*, data2 = mount_context* (detail/mount_step.hpp)
+    call,                 // run(op): a layer's own step (capabilities, seccomp, ...), planned in its header
 };
+
+struct child_op;
+// A layer's step in the child: returns 0 or -errno. Must be async-signal-safe
+// and marked CTR_CHILD_CODE; it reads only op.a/b/c/data/data2, which the
+// parent prepared and keeps alive until the child has exec'd.
+using child_function = long (*)(const child_op& op) noexcept;
 
 struct child_op {
     child_op_code code;
@@ -74,6 +82,7 @@ struct child_op {
     long c = -1;
     const void* data = nullptr;
     const void* data2 = nullptr;
+    child_function run = nullptr;  // with child_op_code::call
 };
 
 // What a failed child sends the parent before it exits.
@@ -100,18 +109,31 @@ struct child_view {
 
 inline constexpr int child_failed_exit_code = 127;
 
-// Shared between the parent and the pid 1 of a new pid namespace, which runs
-// in the parent's memory (CLONE_VM) for as long as the sandbox lives. The
-// parent owns it and reads the results only after it has reaped pid 1.
+// Shared between the parent, the pid 1 of a new pid namespace (or the time
+// namespace's supervisor) and the command it starts. It lives in a
+// MAP_SHARED page (see launch_shared), so every one of them sees the same
+// words whether or not it shares the parent's memory. The parent reads the
+// results only after it has reaped pid 1.
 struct init_state {
     void* command_stack_top = nullptr;  // where the command's clone runs until exec
     int (*command_entry)(void*) = nullptr;  // child_command_main; set by the parent
     std::size_t next_op = 0;            // the command continues the program here
     const child_view* view = nullptr;
+    // The caller's argv and environment strings (from /proc/self/stat). An
+    // init with a copy of the caller's memory overwrites them in its copy,
+    // so /proc/1/cmdline and /proc/1/environ show nothing of the caller. Zero
+    // when the init shares the caller's memory (then it must not write).
+    std::uintptr_t arg_start = 0, arg_end = 0, env_start = 0, env_end = 0;
+    // 0 until pid 1 has sealed itself (no fds, not dumpable, neutral name);
+    // the command waits on it (a futex) before it runs any of its steps.
+    std::uint32_t command_gate = 0;
     // Written by pid 1 before it exits.
     int command_wait_status = -1;       // as wait4 gives it; -1: the command never ran
     int others_were_running = 0;        // other processes were left in the namespace
 };
+
+// The name the init shows in /proc/1/comm and /proc/1/cmdline.
+inline constexpr char init_name[] = "ctr-init";
 
 // Async-signal-safe.
 CTR_CHILD_CODE inline long child_reset_signals() noexcept {
@@ -389,6 +411,8 @@ CTR_CHILD_CODE inline long child_run_op(const child_view& view, const child_op& 
         case child_op_code::mount_step:
             return run_mount_step(*static_cast<const detail::mount_step*>(op.data),
                                   *static_cast<mount_context*>(const_cast<void*>(op.data2)));
+        case child_op_code::call:
+            return op.run ? op.run(op) : -EINVAL;
         case child_op_code::become_init:
             return -EINVAL;  // handled by child_run_program: it changes who runs the rest
     }
@@ -403,21 +427,45 @@ CTR_CHILD_CODE inline long child_run_op(const child_view& view, const child_op& 
     sys::exit_group(child_failed_exit_code);
 }
 
-// pid 1 of a new pid namespace. Starts the command as its child (vfork-like:
-// pid 1 waits until the command has exec'd), lets go of every fd, then
-// forwards each signal it receives to the command and reaps every process
-// that ends, until the command itself ends. It leaves the command's wait
-// status in `state` and exits with the command's code (128+N for signal N).
-// When pid 1 exits the kernel kills whatever else is left in the namespace.
-// Signals stay blocked here from the clone on; they are read from a
-// signalfd, so no handler ever runs. Async-signal-safe.
+// Makes pid 1 hold nothing of the caller's before the command may run: no
+// fd (the report channel, cgroup directories, whatever the caller had
+// open), not dumpable (so /proc/1/mem, environ, fd/ and exe and ptrace need
+// CAP_SYS_PTRACE over the caller's user namespace, which nothing inside has),
+// and, in its private copy of the caller's memory, the caller's argv and
+// environment overwritten with a neutral name and zeros (/proc/1/cmdline is
+// readable by anyone). Async-signal-safe.
+CTR_CHILD_CODE inline void seal_init(init_state* state) noexcept {
+    child_fd_range(0, ~0U, true);
+    sys::prctl(PR_SET_DUMPABLE, 0);
+    sys::prctl(PR_SET_NAME, reinterpret_cast<unsigned long>(init_name));
+    if (state->arg_end > state->arg_start) {
+        auto* args = reinterpret_cast<char*>(state->arg_start);
+        const std::size_t length = state->arg_end - state->arg_start;
+        for (std::size_t i = 0; i < length; ++i) args[i] = i + 1 < sizeof init_name ? init_name[i] : '\0';
+    }
+    if (state->env_end > state->env_start) {
+        auto* env = reinterpret_cast<char*>(state->env_start);
+        for (std::size_t i = 0; i < state->env_end - state->env_start; ++i) env[i] = '\0';
+    }
+}
+
+// pid 1 of a new pid namespace. Starts the command as its child, seals
+// itself (seal_init) and only then lets the command go on, so there is no
+// moment in which the command runs beside an init that still holds the
+// caller's fds. Then it forwards each signal it receives to the command and
+// reaps every process that ends, until the command itself ends. It leaves
+// the command's wait status in `state` and exits with the command's code
+// (128+N for signal N). When pid 1 exits the kernel kills whatever else is
+// left in the namespace. Signals stay blocked here from the clone on; they
+// are read from a signalfd, so no handler ever runs. Async-signal-safe.
 [[noreturn]] CTR_CHILD_CODE inline void child_become_init(const child_view& view, std::size_t op_index,
                                                           init_state* state) noexcept {
     // Sharing memory is cheapest, but kernels before 6.x refuse CLONE_VM
     // while a new time namespace waits for this process's children (EINVAL):
-    // then the command gets a copy, still vfork-style.
+    // then the command gets a copy. The gate is in a MAP_SHARED page, so the
+    // command sees it open in either case.
     long command = -EINVAL;
-    for (const std::uint64_t flags : {std::uint64_t{CLONE_VM | CLONE_VFORK}, std::uint64_t{CLONE_VFORK}}) {
+    for (const std::uint64_t flags : {std::uint64_t{CLONE_VM}, std::uint64_t{0}}) {
         clone_args args{};
         args.flags = flags;
         args.exit_signal = SIGCHLD;
@@ -432,9 +480,11 @@ CTR_CHILD_CODE inline long child_run_op(const child_view& view, const child_op& 
 
     // The parent learns that exec happened when every copy of the report
     // channel is closed; ours goes here, with every other fd.
-    child_fd_range(0, ~0U, true);
+    seal_init(state);
     const unsigned long all_signals = ~0UL;
     const long signals = sys::signalfd4(-1, &all_signals, SFD_CLOEXEC);
+    __atomic_store_n(&state->command_gate, 1U, __ATOMIC_RELEASE);
+    sys::futex(&state->command_gate, FUTEX_WAKE, 1);
     if (signals < 0) sys::exit_group(child_failed_exit_code);
 
     for (;;) {
@@ -483,7 +533,10 @@ CTR_CHILD_CODE inline long child_run_op(const child_view& view, const child_op& 
 // The command's side of become_init: the rest of the program, then exec.
 // Async-signal-safe.
 CTR_CHILD_CODE inline int child_command_main(void* argument) noexcept {
-    const auto* state = static_cast<const init_state*>(argument);
+    auto* state = static_cast<init_state*>(argument);
+    // Nothing runs until pid 1 has sealed itself.
+    while (__atomic_load_n(&state->command_gate, __ATOMIC_ACQUIRE) == 0)
+        sys::futex(&state->command_gate, FUTEX_WAIT, 0);
     child_run_program(*state->view, state->next_op);
 }
 

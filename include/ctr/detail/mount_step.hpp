@@ -86,6 +86,7 @@ inline constexpr unsigned fsmount_cloexec = 1;
 
 inline constexpr std::uint64_t attr_rdonly = 0x1;
 inline constexpr std::uint64_t attr_nosuid = 0x2;
+inline constexpr std::uint64_t attr_idmap = 0x100000;
 inline constexpr std::uint64_t attr_nodev = 0x4;
 inline constexpr std::uint64_t attr_noexec = 0x8;
 
@@ -152,6 +153,11 @@ struct mount_step {
     const char* const* submounts = nullptr;  // bind: mounts below the source, relative, for the
                                              // fallback without mount_setattr (null-terminated)
     std::uint64_t parent_mount_ns = 0;   // set_propagation: refuse to run in this mount namespace
+    // bind: the parent makes this one, idmapped (MOUNT_ATTR_IDMAP needs
+    // CAP_SYS_ADMIN over the filesystem, which the child in its user
+    // namespace lacks), and sends it; the child attaches what it received
+    // in mount_context::detached_fds[detached_slot]. -1: the child binds.
+    int detached_slot = -1;
 };
 
 // What the steps of one run share. Writable by the child; with
@@ -162,6 +168,7 @@ struct mount_context {
     ctr::step failed_step = ctr::step::none;  // the part of the step that failed, when finer
     char* message = nullptr;     // the kernel's fs_context message for a failed filesystem
     std::size_t message_size = 0;
+    const int* detached_fds = nullptr;  // mounts the parent made for steps with a detached_slot
 };
 
 inline constexpr std::size_t mount_path_max = 4096;
@@ -531,6 +538,14 @@ CTR_CHILD_CODE inline long set_attributes_fd(int fd, std::uint64_t attributes, b
 // itself). Async-signal-safe.
 CTR_CHILD_CODE inline long run_bind(const mount_step& s, mount_context& ctx, int from_fd = -1) noexcept {
     using namespace mount_abi;
+    if (s.detached_slot >= 0) {
+        // Made by the parent with its attributes already set.
+        if (!ctx.detached_fds || ctx.detached_fds[s.detached_slot] < 0) return -EBADF;
+        const int mnt = ctx.detached_fds[s.detached_slot];
+        const long r = attach_mount(s, ctx, mnt);
+        if (ctx.root_fd != mnt) close_fd(mnt);
+        return r;
+    }
     const unsigned clone_flags = open_tree_clone | open_tree_cloexec | (s.recursive ? at_recursive : 0U);
     const long tree = from_fd >= 0 ? sys::open_tree(from_fd, "", clone_flags | at_empty_path)
                                    : sys::open_tree(AT_FDCWD, s.source, clone_flags);

@@ -27,6 +27,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
 
 namespace ctr::detail::sys {
 
@@ -112,6 +113,13 @@ enum class call : unsigned {
     eventfd2,
     getsockopt,
     socketpair,
+    // confinement: capabilities, seccomp, the init's hand-off
+    capget,
+    capset,
+    seccomp,
+    futex,
+    sendmsg,
+    recvmsg,
     count_,
 };
 
@@ -506,6 +514,35 @@ inline long getsockopt(int fd, int level, int name, void* value, unsigned* lengt
 inline long socketpair(int domain, int type, int protocol, int fds[2]) noexcept {
     CTR_FAULT_CHECK(socketpair);
     return raw::call(SYS_socketpair, domain, type, protocol, fds);
+}
+
+// The capability calls take the kernel's own header and data layout
+// (linux/capability.h, version 3: two 32-bit words per set).
+inline long capget(void* header, void* data) noexcept {
+    CTR_FAULT_CHECK(capget);
+    return raw::call(SYS_capget, header, data);
+}
+inline long capset(void* header, const void* data) noexcept {
+    CTR_FAULT_CHECK(capset);
+    return raw::call(SYS_capset, header, data);
+}
+inline long seccomp(unsigned operation, unsigned flags, const void* argument) noexcept {
+    CTR_FAULT_CHECK(seccomp);
+    return raw::call(SYS_seccomp, operation, flags, argument);
+}
+// FUTEX_WAIT / FUTEX_WAKE on a word of memory shared between two processes.
+inline long futex(std::uint32_t* word, int operation, std::uint32_t value, const timespec* timeout = nullptr) noexcept {
+    CTR_FAULT_CHECK(futex);
+    return raw::call(SYS_futex, word, operation, value, timeout, nullptr, 0);
+}
+
+inline long sendmsg(int fd, const void* message, int flags) noexcept {
+    CTR_FAULT_CHECK(sendmsg);
+    return raw::call(SYS_sendmsg, fd, message, flags);
+}
+inline long recvmsg(int fd, void* message, int flags) noexcept {
+    CTR_FAULT_CHECK(recvmsg);
+    return raw::call(SYS_recvmsg, fd, message, flags);
 }
 
 [[noreturn]] inline void exit_group(int status) noexcept {

@@ -1,0 +1,108 @@
+#pragma once
+// Launch layer: the child's root filesystem, a mount plan run in its new
+// mount namespace before pivot_root, with every right the new namespaces
+// give and before credentials and capabilities take rights away. Idmapped
+// binds are made by the parent, which alone may idmap a host filesystem,
+// and sent to the child to attach.
+
+#include <ctr/detail/launch_plan.hpp>
+#include <ctr/mount.hpp>
+#include <ctr/spawn_options.hpp>
+
+#include <sys/socket.h>
+
+#include <string>
+#include <vector>
+
+namespace ctr::process::detail {
+
+using namespace ::ctr::detail;
+
+// Receives op.b fds sent with one byte over the sync channel (op.a) into
+// the int slots at op.data. Async-signal-safe.
+CTR_CHILD_CODE inline long child_receive_fds(const child_op& op) noexcept {
+    constexpr std::size_t most = 64;
+    const auto count = static_cast<std::size_t>(op.b);
+    if (count > most) return -E2BIG;
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * most)];
+    char byte = 0;
+    iovec part{&byte, 1};
+    msghdr message{};
+    message.msg_iov = &part;
+    message.msg_iovlen = 1;
+    message.msg_control = control;
+    message.msg_controllen = CMSG_SPACE(sizeof(int) * count);
+    long r;
+    do r = sys::recvmsg(static_cast<int>(op.a), &message, MSG_CMSG_CLOEXEC);
+    while (r == -EINTR);
+    if (r <= 0) return r < 0 ? r : -EPIPE;
+    const cmsghdr* header = CMSG_FIRSTHDR(&message);
+    if (!header || header->cmsg_type != SCM_RIGHTS || header->cmsg_len != CMSG_LEN(sizeof(int) * count)) return -EPROTO;
+    __builtin_memcpy(const_cast<int*>(static_cast<const int*>(op.data)), CMSG_DATA(header), sizeof(int) * count);
+    return 0;
+}
+
+// The idmapped binds, made in the parent while the child waits: a detached
+// copy of the source with the sandbox's user namespace as its idmap.
+inline void make_detached_binds(const mount::prepared_plan& mounts, parent_step_context& child,
+                                std::vector<unique_fd>& made) {
+    using namespace mount_abi;
+    const std::string userns_path = "/proc/" + std::to_string(child.pid) + "/ns/user";
+    const long userns = sys::openat(AT_FDCWD, userns_path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (userns < 0) throw error(step::idmap_mount, static_cast<int>(-userns), userns_path);
+    const unique_fd userns_fd(static_cast<int>(userns));
+    for (const auto& bind : mounts.detached_binds()) {
+        const unsigned recursive = bind.recursive ? at_recursive : 0U;
+        const long tree = sys::open_tree(AT_FDCWD, bind.source, open_tree_clone | open_tree_cloexec | recursive);
+        if (tree < 0) throw error(step::bind_mount, static_cast<int>(-tree), bind.source);
+        made.emplace_back(static_cast<int>(tree));
+        mount_attr attr{};
+        attr.attr_set = bind.attributes | attr_idmap;
+        attr.userns_fd = static_cast<std::uint64_t>(userns_fd.get());
+        if (const long r = sys::mount_setattr(static_cast<int>(tree), "", at_empty_path | recursive, &attr, sizeof attr);
+            r < 0)
+            throw error(step::idmap_mount, static_cast<int>(-r), bind.source,
+                        "idmapped mounts need Linux 5.12+ and a filesystem that supports them (tmpfs only from 6.3); "
+                        "without them, run the sandbox in the host's user namespace or give the files to its ids");
+        child.fds_to_child.push_back(static_cast<int>(tree));
+    }
+}
+
+inline void plan_filesystem(launch_plan& plan, const options& opts) {
+    if (!opts.root) return;
+    const auto& mounts = plan.keep(opts.root->prepare());
+    mount_context& state = plan.shared->mount_state;
+    state.message = plan.shared->mount_message;
+    state.message_size = sizeof plan.shared->mount_message;
+
+    if (const std::size_t detached = mounts.detached_binds().size(); detached > 0) {
+        if (!plan.created.has(ns::user) || raw::call(SYS_geteuid) != 0)
+            throw error(step::idmap_mount, EINVAL, mounts.detached_binds().front().shown,
+                        "an idmapped bind maps the ids of a new user namespace (ns::user) and needs a privileged caller");
+        if (detached > 64) throw error(step::idmap_mount, E2BIG, {}, "at most 64 idmapped binds");
+        auto& slots = plan.keep(std::vector<int>(detached, -1));
+        auto& made = plan.keep(std::vector<unique_fd>{});
+        state.detached_fds = slots.data();
+        const int sync = plan.sync_channel();
+        plan.while_child_waits(
+            [&mounts, &made](parent_step_context& child) { make_detached_binds(mounts, child, made); });
+        plan.add(launch_phase::mounts,
+                 {.code = child_op_code::call, .step = step::idmap_mount, .a = sync, .b = static_cast<long>(detached),
+                  .data = slots.data(), .run = child_receive_fds},
+                 "the idmapped binds");
+    }
+
+    const auto steps = mounts.steps();
+    for (std::size_t i = 0; i < steps.size(); ++i)
+        // A mount step's error says which part failed and why, from what the
+        // child left in the shared mount state.
+        plan.add(launch_phase::mounts,
+                 {.code = child_op_code::mount_step, .step = step::mount, .a = static_cast<long>(i), .data = &steps[i],
+                  .data2 = &state},
+                 steps[i].target ? steps[i].target : "",
+                 [&mounts, &state, i](const child_report_view& report) {
+                     return mounts.error_for(i, report.error, &state);
+                 });
+}
+
+}  // namespace ctr::process::detail

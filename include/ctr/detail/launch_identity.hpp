@@ -1,0 +1,53 @@
+#pragma once
+// Launch layer: who the command runs as and in what session. rlimits,
+// supplementary groups, gid and uid; a new session and its controlling
+// terminal, umask and working directory.
+
+#include <ctr/detail/launch_plan.hpp>
+#include <ctr/spawn_options.hpp>
+
+#include <string>
+
+namespace ctr::process::detail {
+
+using namespace ::ctr::detail;
+
+inline void plan_identity(launch_plan& plan, const options& opts) {
+    for (const auto& limit : opts.rlimits) {
+        const rlimit& value = plan.keep(rlimit{limit.soft, limit.hard});
+        plan.add(launch_phase::rlimits,
+                 {.code = child_op_code::set_rlimit, .step = step::set_rlimit, .a = limit.resource, .data = &value},
+                 "resource " + std::to_string(limit.resource));
+    }
+    if (opts.groups) {
+        const auto& groups = plan.keep(*opts.groups);
+        plan.add(launch_phase::credentials, {.code = child_op_code::set_groups, .step = step::set_groups,
+                                             .a = static_cast<long>(groups.size()), .data = groups.data()});
+    }
+    if (opts.gid)
+        plan.add(launch_phase::credentials,
+                 {.code = child_op_code::set_gid, .step = step::set_gid, .a = static_cast<long>(*opts.gid)},
+                 "gid " + std::to_string(*opts.gid));
+    if (opts.uid)
+        plan.add(launch_phase::credentials,
+                 {.code = child_op_code::set_uid, .step = step::set_uid, .a = static_cast<long>(*opts.uid)},
+                 "uid " + std::to_string(*opts.uid));
+
+    if (opts.controlling_terminal && !opts.new_session)
+        throw error(step::prepare, EINVAL, {}, "a controlling terminal needs a new session (options::new_session)");
+    if (opts.new_session) plan.add(launch_phase::session, {.code = child_op_code::new_session, .step = step::new_session});
+    if (opts.controlling_terminal)
+        plan.add(launch_phase::session,
+                 {.code = child_op_code::set_controlling_terminal, .step = step::set_controlling_terminal, .a = 0}, "fd 0");
+    if (opts.umask)
+        plan.add(launch_phase::session,
+                 {.code = child_op_code::set_umask, .step = step::set_umask, .a = static_cast<long>(*opts.umask)});
+    if (!opts.cwd.empty()) {
+        // Resolved in the child after the new root is entered.
+        const std::string& cwd = plan.keep(opts.cwd);
+        plan.add(launch_phase::session,
+                 {.code = child_op_code::change_directory, .step = step::change_directory, .data = cwd.c_str()}, cwd);
+    }
+}
+
+}  // namespace ctr::process::detail

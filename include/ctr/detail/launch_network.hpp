@@ -1,0 +1,42 @@
+#pragma once
+// Launch layer: a veth pair into the child's new network namespace. The
+// parent creates it while the child waits and sends the child's end's
+// settings after the go byte; the child configures its end.
+
+#include <ctr/detail/launch_plan.hpp>
+#include <ctr/net.hpp>
+#include <ctr/spawn_options.hpp>
+
+#include <cstring>
+#include <optional>
+
+namespace ctr::process::detail {
+
+using namespace ::ctr::detail;
+
+// Adds the network's steps; returns where the parent step records what it
+// made (names and addresses of both ends), or null without a network.
+inline const std::optional<net::veth_info>* plan_network(launch_plan& plan, const options& opts) {
+    if (!opts.network) return nullptr;
+    const net::veth& wanted = *opts.network;
+    auto& made = plan.keep(std::optional<net::veth_info>{});
+    const int sync = plan.sync_channel();
+    plan.while_child_waits([&wanted, &made](parent_step_context& child) {
+        net::veth_pair pair = net::create_veth(wanted, net::peer_namespace::of_process(child.pid));
+        made = pair.info();
+        // From here the pair is the namespace's: if a later step fails, the
+        // child is killed, its namespace ends and the kernel deletes the pair.
+        pair.host_link().release();
+        const interface_setup setup = pair.container_setup();
+        child.message_to_child.append(reinterpret_cast<const char*>(&setup), sizeof setup);
+    });
+    plan.add(launch_phase::create_namespaces,
+             {.code = child_op_code::configure_interface, .step = step::configure_link, .a = sync},
+             wanted.container_name, [name = wanted.container_name](const child_report_view& report) {
+                 return error(step::configure_link, report.error, name,
+                              net::detail::interface_setup_failure(report.detail));
+             });
+    return &made;
+}
+
+}  // namespace ctr::process::detail

@@ -1,0 +1,199 @@
+#pragma once
+// What process::spawn takes (options) and gives back (result).
+
+#include <ctr/cgroup.hpp>
+#include <ctr/mount.hpp>
+#include <ctr/net.hpp>
+#include <ctr/ns.hpp>
+#include <ctr/security.hpp>
+
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace ctr::process {
+
+// Where one standard stream of the child goes.
+struct stdio {
+    enum class kind : std::uint8_t {
+        inherit,  // the parent's own stream
+        null,     // /dev/null
+        file,     // a file the parent opens
+        fd,       // an fd the caller owns (it is duplicated, not taken)
+        pipe,     // a pipe whose other end the caller gets from child::std_in/std_out/std_err
+        capture,  // a pipe that wait() drains into result::std_out or result::std_err
+    };
+    kind how = kind::inherit;
+    std::string path{};
+    int flags = -1;  // for file: -1 picks O_RDONLY for stdin, O_WRONLY|O_CREAT|O_TRUNC otherwise
+    unsigned mode = 0644;
+    int fd = -1;
+
+    static stdio inherit() { return {}; }
+    static stdio null() { return {.how = kind::null}; }
+    static stdio file(std::string path, int flags = -1, unsigned mode = 0644) {
+        return {.how = kind::file, .path = std::move(path), .flags = flags, .mode = mode};
+    }
+    static stdio append_to(std::string path) {
+        return file(std::move(path), O_WRONLY | O_CREAT | O_APPEND);
+    }
+    static stdio from_fd(int borrowed_fd) { return {.how = kind::fd, .fd = borrowed_fd}; }
+    static stdio pipe() { return {.how = kind::pipe}; }
+    static stdio capture() { return {.how = kind::capture}; }
+};
+
+// An fd of the parent that the child gets at number `target`.
+struct fd_mapping {
+    int source;
+    int target;
+};
+
+struct rlimit_setting {
+    int resource;  // RLIMIT_*
+    rlim_t soft;
+    rlim_t hard;
+};
+
+// The child's environment: the parent's (or none), then `unset`, then `set`.
+struct environment {
+    bool inherit = true;
+    std::vector<std::pair<std::string, std::string>> set{};
+    std::vector<std::string> unset{};
+};
+
+// How the child is created; see detail::memory_mode. shared_memory is the
+// fast default; copy_memory exists to measure the difference.
+enum class clone_style : std::uint8_t { shared_memory, copy_memory };
+
+// What a parent step sees of the child while it waits (see
+// options::while_child_waits).
+struct waiting_child {
+    pid_t pid = -1;
+    int pidfd = -1;
+};
+
+struct options {
+    // The file to run; empty: argv[0], looked up in the child's PATH when it
+    // has no '/'.
+    std::string executable{};
+    environment env{};
+    std::string cwd{};  // empty: the parent's
+    stdio std_in{};
+    stdio std_out{};
+    stdio std_err{};
+    // Further fds for the child. Every other fd is closed at exec.
+    std::vector<fd_mapping> fds{};
+    // SIGKILL the child when the parent dies. The kernel ties this to the
+    // thread that spawned: if that thread exits, the child is killed too.
+    bool die_with_parent = false;
+    // Wall-clock limit, counted from spawn and enforced while the caller
+    // waits: SIGTERM, then SIGKILL after kill_grace. Zero: none.
+    std::chrono::milliseconds timeout{0};
+    std::chrono::milliseconds kill_grace{2000};
+    std::vector<rlimit_setting> rlimits{};
+    std::optional<mode_t> umask{};
+    bool new_session = false;  // setsid: no controlling terminal, own process group
+    // With new_session: the child's stdin, a terminal (say the slave of a
+    // pty the caller opened), becomes its controlling terminal, so job
+    // control and ^C work in an interactive shell.
+    bool controlling_terminal = false;
+    // Credentials to switch to, in this order: groups, gid, uid.
+    std::optional<std::vector<gid_t>> groups{};
+    std::optional<gid_t> gid{};
+    std::optional<uid_t> uid{};
+    clone_style clone = clone_style::shared_memory;
+
+    // Namespaces to create for the child (ns::pid | ns::mount ..., or
+    // ns::all). A caller that is not root gets a user namespace with them,
+    // which is what lets it create the others.
+    ns::kinds namespaces{};
+    // Existing namespaces to join (setns), user first.
+    std::vector<ns::existing> join{};
+    // With ns::uts.
+    std::string hostname{};
+    std::string domainname{};
+    // With ns::user: the uid and gid maps (empty: see ns::id_maps).
+    ns::id_maps id_maps{};
+    // With ns::time: clock offsets the child sees.
+    ns::time_offsets time_offsets{};
+    // With ns::pid: a minimal init is pid 1, forwards signals to the
+    // command, reaps orphans and exits with the command's status. false runs
+    // the command itself as pid 1 (not with ns::time, which always starts the
+    // command from a supervisor: see plan_namespaces).
+    bool init = true;
+
+    // A cgroup the child starts in, with no moment outside it: placed by
+    // the clone itself on cgroup v2 (CLONE_INTO_CGROUP), attached by the
+    // parent before the child goes on past its first steps on v1. Borrowed:
+    // the group must outlive the child. The result then carries the group's
+    // out-of-memory kills, peak memory and CPU time.
+    cgroup::group* cgroup = nullptr;
+
+    // The child's filesystem: a mount plan run in a new mount namespace
+    // (added to `namespaces`) before pivot_root into its root, e.g.
+    // mount::host_readonly() or mount::plan{.rootfs = "/srv/image"}.proc().dev().
+    // Empty: the child sees the parent's mounts.
+    std::optional<mount::plan> root{};
+
+    // A network: a veth pair from the caller's network namespace into the
+    // child's new one (ns::network is added), addressed and up on both ends
+    // before the command runs; child::network() says what was made. Needs
+    // CAP_NET_ADMIN where the caller is (root). The pair lives as long as the
+    // child's network namespace: when its last process is gone (and no
+    // ns::persist holds it), the kernel deletes both ends in the background.
+    // A synchronous delete would cost the caller about 30 ms of RCU waits.
+    std::optional<net::veth> network{};
+
+    // The caller's own steps, run in the parent after the child's namespaces
+    // exist and before it goes on to its mounts and exec: the child's
+    // /proc/<pid>/ns/* are there to open (a user-mode network helper, an
+    // OCI createRuntime hook). An exception thrown here fails the spawn; the
+    // child is killed and reaped.
+    std::vector<std::function<void(const waiting_child&)>> while_child_waits{};
+
+    // What the command may still do once it runs: capabilities,
+    // no_new_privs, a seccomp filter (ctr/security.hpp). The library's
+    // default is explicit: nothing is taken away unless asked, e.g.
+    // `.security = ctr::security::confined()` as ctr-run does. Every
+    // launch's init is sealed regardless (see child_become_init).
+    ::ctr::security security{};
+};
+
+// How a run ended.
+struct result {
+    std::optional<int> exit_code{};  // set when the program exited
+    std::optional<int> signal{};     // set when a signal ended it
+    bool core_dumped = false;
+    bool timed_out = false;          // the timeout fired (the program was then signalled)
+    std::chrono::nanoseconds wall_time{};
+    std::chrono::nanoseconds user_time{};
+    std::chrono::nanoseconds system_time{};
+    std::uint64_t peak_rss_bytes = 0;  // ru_maxrss of the child and the children it waited for
+    std::string std_out{};             // what stdio::capture() collected
+    std::string std_err{};
+    // With a new pid namespace: other processes were still running in it
+    // when the command ended, and died with it (the namespace ends with its
+    // pid 1).
+    bool pid_namespace_orphans_killed = false;
+    // With options::cgroup: the group's out-of-memory killer killed a
+    // process during this run (from the group's own events, not guessed
+    // from SIGKILL), and the group's figures. A figure the layout does not
+    // have stays empty.
+    bool oom_killed = false;
+    std::optional<std::uint64_t> memory_peak_bytes{};
+    std::optional<std::chrono::nanoseconds> cgroup_user_time{};
+    std::optional<std::chrono::nanoseconds> cgroup_system_time{};
+
+    // Exited with status 0 before any timeout.
+    bool success() const noexcept { return exit_code == 0 && !timed_out; }
+};
+
+}  // namespace ctr::process
