@@ -33,6 +33,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <optional>
@@ -623,7 +624,16 @@ std::pair<uid_t, gid_t> mapped_root(const ctr::ns::id_maps& wanted) {
 // Root gets a user namespace of its own unless --userns host; a caller that
 // is not root always has one.
 bool root_in_user_namespace(const config& c) { return geteuid() == 0 && !c.userns_host && !c.rootless; }
-bool idmapped_binds(const config& c) { return root_in_user_namespace(c); }
+// Idmapping a host filesystem needs CAP_SYS_ADMIN over it: root of the
+// initial user namespace. Root of another one (a rootless outer sandbox)
+// maps its own ids into the sandbox, so files keep their owners without it.
+bool in_initial_user_namespace() {
+    std::ifstream map("/proc/self/uid_map");
+    std::string first_line;
+    std::getline(map, first_line);
+    return first_line.find("4294967295") != std::string::npos;
+}
+bool idmapped_binds(const config& c) { return root_in_user_namespace(c) && in_initial_user_namespace(); }
 
 // What the command may still do: Podman's default capabilities with
 // --cap-add/--cap-drop applied, no_new_privs and the default seccomp
@@ -644,7 +654,8 @@ ctr::mount::plan filesystem_plan(const config& c, scratch_layer* scratch) {
     if (!c.overlay.empty()) {
         std::vector<std::string> lower = c.overlay;
         if (c.rootfs) lower.push_back(*c.rootfs);
-        plan.overlay("/", {.lower = lower, .upper = scratch->upper(), .work = scratch->work()});
+        plan.overlay("/", {.lower = lower, .upper = scratch->upper(), .work = scratch->work(),
+                           .idmap_lower = idmapped_binds(c)});
         plan.proc().dev();
     } else if (c.rootfs) {
         plan = mnt::plan{.rootfs = *c.rootfs, .read_only_root = c.read_only};
@@ -932,9 +943,6 @@ int run(const config& c) {
         options.uid = c.uid;
     }
 
-    if (!c.overlay.empty() && root_in_user_namespace(c))
-        throw usage_error{"--overlay", "as root, overlay layers in the sandbox's user namespace need idmapped layers, "
-                                       "which are not supported yet: add --userns host"};
     std::optional<scratch_layer> scratch;
     if (!c.overlay.empty()) {
         scratch.emplace();

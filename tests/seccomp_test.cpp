@@ -496,7 +496,8 @@ TEST(seccomp, default_profile_runs_threads_and_a_shell) {
         close(fds[1]);
         std::string output;
         char buffer[256];
-        for (ssize_t n; (n = read(fds[0], buffer, sizeof buffer)) > 0;) output.append(buffer, static_cast<std::size_t>(n));
+        for (ssize_t n; (n = read(fds[0], buffer, sizeof buffer)) > 0;)
+            output.append(buffer, static_cast<std::size_t>(n));
         close(fds[0]);
         int status = 0;
         waitpid(pid, &status, 0);
@@ -515,7 +516,8 @@ TEST(seccomp, default_profile_runs_threads_and_a_shell) {
         posix_spawn_file_actions_destroy(&actions);
         close(fds[1]);
         output.clear();
-        for (ssize_t n; (n = read(fds[0], buffer, sizeof buffer)) > 0;) output.append(buffer, static_cast<std::size_t>(n));
+        for (ssize_t n; (n = read(fds[0], buffer, sizeof buffer)) > 0;)
+            output.append(buffer, static_cast<std::size_t>(n));
         close(fds[0]);
         if (spawn_error == 0) waitpid(spawned, &status, 0);
         out.number(spawn_error);
@@ -731,7 +733,8 @@ TEST(seccomp, builder_errors_name_what_is_wrong) {
     {
         const ctr::error e = build_error(sc::builder{}.rule("read", sc::action::allow(), sc::arg(6) == 0));
         EXPECT_NE(std::string(e.what()).find("argument index 6"), std::string::npos) << e.what();
-        const ctr::error m = build_error(sc::builder{}.rule("read", sc::action::allow(), sc::arg(0).masked(0xf) == 0x10));
+        const ctr::error m =
+            build_error(sc::builder{}.rule("read", sc::action::allow(), sc::arg(0).masked(0xf) == 0x10));
         EXPECT_NE(std::string(m.what()).find("outside the mask"), std::string::npos) << m.what();
         const ctr::error range =
             build_error(sc::builder{}.rule("read", sc::action::allow(), sc::arg(0).in_range(9, 3)));

@@ -84,6 +84,10 @@ struct overlay_layers {
     std::vector<std::string> lower{};  // uppermost first, as overlayfs lists them
     std::string upper{};               // empty: a read-only overlay (then at least two lower layers)
     std::string work{};                // with upper: an empty directory on the same filesystem
+    // Each lower layer idmapped through the sandbox's user namespace first
+    // (see bind_options::idmap; overlay over idmapped layers needs Linux
+    // 5.19+), so that files owned by root on disk are the sandbox root's.
+    bool idmap_lower = false;
 };
 
 // Attributes for plan::set_attributes.
@@ -682,6 +686,21 @@ public:
         std::string lowerdir;
         for (const auto& lower : layers.lower) {
             const auto [path, dev] = layer(lower, "lower layer");
+            if (layers.idmap_lower) {
+                // The idmapped copy goes over the layer's own host path in
+                // the child's mount namespace, where the overlay then finds
+                // it (overlayfs takes layers only from its own namespace).
+                mount_step m{};
+                m.kind = mount_step_kind::bind;
+                m.step = step::idmap_mount;
+                m.source = keep(path);
+                m.target = m.source;
+                m.host_target = true;
+                m.recursive = true;
+                m.detached_slot = static_cast<int>(out_.detached_.size());
+                out_.detached_.push_back({m.source, true, 0, path});
+                add(m, path, "overlay lower layer");
+            }
             // lowerdir+ (6.5+) takes one layer a call and any length; older
             // kernels reject it, and then mount(2) takes the whole list.
             params.push_back({"lowerdir+", keep(path), on_rejected::use_mount2, nullptr});

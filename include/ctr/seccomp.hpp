@@ -646,7 +646,7 @@ inline constexpr profile_entry default_entries[] = {
      "Wine) and has a history of kernel bugs."},
     {"io_uring", io_uring, {}, refused, {},
      "Runs operations from kernel workers beside the filter's view, with a long record of privilege "
-     "escalations; Docker and Podman refuse it too."},
+     "escalations; recent Docker and Podman profiles refuse it too."},
     {"tracing and reading other processes", other_processes, {}, refused, {},
      "Without a pid namespace a filtered process could attach to, read or steal descriptors from an "
      "unfiltered process of the same user outside the sandbox and act through it. strace and gdb inside need "
@@ -656,8 +656,8 @@ inline constexpr profile_entry default_entries[] = {
     {"kernel log and terminal hangup", kernel_log_tty, {}, refused, {},
      "syslog reads the kernel's log (addresses, other containers' messages); vhangup hangs up the terminal."},
     {"NUMA memory policy", numa, {}, refused, {},
-     "Docker grants these only with CAP_SYS_NICE: migrate_pages and move_pages act on other processes' "
-     "memory. Programs using libnuma run without them."},
+     "Docker allows mbind, set_mempolicy and get_mempolicy only with CAP_SYS_NICE; migrate_pages and "
+     "move_pages act on other processes' memory. Programs using libnuma run without them."},
     {"fanotify_init", whole_fs_watch, {}, refused, {},
      "Watches (and can block) access to whole file systems, beyond the sandbox's view."},
     {"disk quotas", quotas, {}, refused, {}, "Host-wide administration of file system quotas."},
@@ -673,28 +673,29 @@ inline constexpr profile_entry default_entries[] = {
 namespace ctr::seccomp {
 
 // The default profile's entries, in order, with their reasons: what
-// docs/security.md prints as a table. Calls of the table that no entry
-// names do not exist; the default action (EPERM) would cover them.
+// docs/security.md prints as a table. Every call of the table is in some
+// entry; the default action (EPERM) would cover one that was not.
 inline std::span<const profile_entry> default_profile_entries() noexcept {
     return ctr::detail::seccomp_profile::default_entries;
 }
 
-// A builder holding the default profile, to extend before building:
-// default_profile_builder().allow("ptrace").build() would fail (ptrace is
-// refused by a plain rule); start from builder{} for a different policy.
+// A builder holding the default profile, to add to before building: rules
+// for numbers the profile leaves to its actions (calls newer than the table,
+// by number), or another default, foreign-ABI or unknown-call action. A call
+// the profile already rules keeps its rule: default_profile_builder()
+// .allow("ptrace") is an error (ptrace has a plain EPERM rule). For a
+// different policy, build one from builder{} and the entries of
+// default_profile_entries() you keep.
 inline builder default_profile_builder() {
     builder b;
     b.default_action(action::fail_with(EPERM))
         .foreign_abi_action(action::kill_process())
         .unknown_syscall_action(action::fail_with(ENOSYS));
-    const auto add = [&](const profile_entry& entry, std::string_view name) {
-        if (entry.all_of.empty()) b.rule(name, entry.what, std::span<const condition>{});
-        else b.rule(name, entry.what, entry.all_of);
-    };
     for (const profile_entry& entry : default_profile_entries()) {
-        for (std::string_view name : entry.syscalls) add(entry, name);
+        for (std::string_view name : entry.syscalls) b.rule(name, entry.what, entry.all_of);
         for (std::string_view name : entry.newer_syscalls)
-            if (ctr::detail::syscall_table_x86_64::name_to_number(name) >= 0) add(entry, name);
+            if (ctr::detail::syscall_table_x86_64::name_to_number(name) >= 0)
+                b.rule(name, entry.what, entry.all_of);
     }
     return b;
 }

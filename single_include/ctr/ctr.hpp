@@ -3720,6 +3720,7 @@ struct mount_step {
     // namespace lacks), and sends it; the child attaches what it received
     // in mount_context::detached_fds[detached_slot]. -1: the child binds.
     int detached_slot = -1;
+    bool host_target = false;  // bind: the target is a host path (an overlay layer), not one in the root
 };
 
 // What the steps of one run share. Writable by the child; with
@@ -4104,7 +4105,8 @@ CTR_CHILD_CODE inline long run_bind(const mount_step& s, mount_context& ctx, int
         // Made by the parent with its attributes already set.
         if (!ctx.detached_fds || ctx.detached_fds[s.detached_slot] < 0) return -EBADF;
         const int mnt = ctx.detached_fds[s.detached_slot];
-        const long r = attach_mount(s, ctx, mnt);
+        const long r = s.host_target ? sys::move_mount(mnt, "", AT_FDCWD, s.target, move_mount_f_empty_path)
+                                     : attach_mount(s, ctx, mnt);
         if (ctx.root_fd != mnt) close_fd(mnt);
         return r;
     }
@@ -4481,6 +4483,10 @@ struct overlay_layers {
     std::vector<std::string> lower{};  // uppermost first, as overlayfs lists them
     std::string upper{};               // empty: a read-only overlay (then at least two lower layers)
     std::string work{};                // with upper: an empty directory on the same filesystem
+    // Each lower layer idmapped through the sandbox's user namespace first
+    // (see bind_options::idmap; overlay over idmapped layers needs Linux
+    // 5.19+), so that files owned by root on disk are the sandbox root's.
+    bool idmap_lower = false;
 };
 
 // Attributes for plan::set_attributes.
@@ -5079,6 +5085,21 @@ public:
         std::string lowerdir;
         for (const auto& lower : layers.lower) {
             const auto [path, dev] = layer(lower, "lower layer");
+            if (layers.idmap_lower) {
+                // The idmapped copy goes over the layer's own host path in
+                // the child's mount namespace, where the overlay then finds
+                // it (overlayfs takes layers only from its own namespace).
+                mount_step m{};
+                m.kind = mount_step_kind::bind;
+                m.step = step::idmap_mount;
+                m.source = keep(path);
+                m.target = m.source;
+                m.host_target = true;
+                m.recursive = true;
+                m.detached_slot = static_cast<int>(out_.detached_.size());
+                out_.detached_.push_back({m.source, true, 0, path});
+                add(m, path, "overlay lower layer");
+            }
             // lowerdir+ (6.5+) takes one layer a call and any length; older
             // kernels reject it, and then mount(2) takes the whole list.
             params.push_back({"lowerdir+", keep(path), on_rejected::use_mount2, nullptr});
@@ -5795,7 +5816,12 @@ CTR_CHILD_CODE inline long child_exec(const char* const* candidates, char* const
     for (const char* const* candidate = candidates; *candidate; ++candidate) {
         last = sys::execve(*candidate, argv, envp);
         if (last == -EACCES) {
-            permission_denied = true;
+            // A PATH directory this process cannot search hides whatever is
+            // in it, as a shell's own search sees it (the caller's PATH may
+            // name directories of its user that the sandbox's user cannot
+            // enter): only a file that is there but not executable counts.
+            struct stat found {};
+            if (sys::fstatat(AT_FDCWD, *candidate, &found, 0) == 0) permission_denied = true;
         } else if (last != -ENOENT && last != -ENOTDIR && last != -ESTALE) {
             return last;
         }
@@ -9153,8 +9179,8 @@ inline std::vector<sock_filter> compile(const program_spec& spec) {
 
     if (e.size() > max_instructions)
         throw ctr::error(ctr::step::compile_seccomp, E2BIG, {},
-                         "the program needs " + std::to_string(e.size()) + " instructions; the kernel accepts at most " +
-                             std::to_string(max_instructions));
+                         "the program needs " + std::to_string(e.size()) +
+                             " instructions; the kernel accepts at most " + std::to_string(max_instructions));
     return std::move(e).finish();
 }
 
@@ -10607,7 +10633,7 @@ inline constexpr profile_entry default_entries[] = {
      "Wine) and has a history of kernel bugs."},
     {"io_uring", io_uring, {}, refused, {},
      "Runs operations from kernel workers beside the filter's view, with a long record of privilege "
-     "escalations; Docker and Podman refuse it too."},
+     "escalations; recent Docker and Podman profiles refuse it too."},
     {"tracing and reading other processes", other_processes, {}, refused, {},
      "Without a pid namespace a filtered process could attach to, read or steal descriptors from an "
      "unfiltered process of the same user outside the sandbox and act through it. strace and gdb inside need "
@@ -10617,8 +10643,8 @@ inline constexpr profile_entry default_entries[] = {
     {"kernel log and terminal hangup", kernel_log_tty, {}, refused, {},
      "syslog reads the kernel's log (addresses, other containers' messages); vhangup hangs up the terminal."},
     {"NUMA memory policy", numa, {}, refused, {},
-     "Docker grants these only with CAP_SYS_NICE: migrate_pages and move_pages act on other processes' "
-     "memory. Programs using libnuma run without them."},
+     "Docker allows mbind, set_mempolicy and get_mempolicy only with CAP_SYS_NICE; migrate_pages and "
+     "move_pages act on other processes' memory. Programs using libnuma run without them."},
     {"fanotify_init", whole_fs_watch, {}, refused, {},
      "Watches (and can block) access to whole file systems, beyond the sandbox's view."},
     {"disk quotas", quotas, {}, refused, {}, "Host-wide administration of file system quotas."},
@@ -10634,28 +10660,29 @@ inline constexpr profile_entry default_entries[] = {
 namespace ctr::seccomp {
 
 // The default profile's entries, in order, with their reasons: what
-// docs/security.md prints as a table. Calls of the table that no entry
-// names do not exist; the default action (EPERM) would cover them.
+// docs/security.md prints as a table. Every call of the table is in some
+// entry; the default action (EPERM) would cover one that was not.
 inline std::span<const profile_entry> default_profile_entries() noexcept {
     return ctr::detail::seccomp_profile::default_entries;
 }
 
-// A builder holding the default profile, to extend before building:
-// default_profile_builder().allow("ptrace").build() would fail (ptrace is
-// refused by a plain rule); start from builder{} for a different policy.
+// A builder holding the default profile, to add to before building: rules
+// for numbers the profile leaves to its actions (calls newer than the table,
+// by number), or another default, foreign-ABI or unknown-call action. A call
+// the profile already rules keeps its rule: default_profile_builder()
+// .allow("ptrace") is an error (ptrace has a plain EPERM rule). For a
+// different policy, build one from builder{} and the entries of
+// default_profile_entries() you keep.
 inline builder default_profile_builder() {
     builder b;
     b.default_action(action::fail_with(EPERM))
         .foreign_abi_action(action::kill_process())
         .unknown_syscall_action(action::fail_with(ENOSYS));
-    const auto add = [&](const profile_entry& entry, std::string_view name) {
-        if (entry.all_of.empty()) b.rule(name, entry.what, std::span<const condition>{});
-        else b.rule(name, entry.what, entry.all_of);
-    };
     for (const profile_entry& entry : default_profile_entries()) {
-        for (std::string_view name : entry.syscalls) add(entry, name);
+        for (std::string_view name : entry.syscalls) b.rule(name, entry.what, entry.all_of);
         for (std::string_view name : entry.newer_syscalls)
-            if (ctr::detail::syscall_table_x86_64::name_to_number(name) >= 0) add(entry, name);
+            if (ctr::detail::syscall_table_x86_64::name_to_number(name) >= 0)
+                b.rule(name, entry.what, entry.all_of);
     }
     return b;
 }
@@ -11850,10 +11877,7 @@ inline void plan_security(launch_plan& plan, const options& opts) {
         // Without no_new_privs only CAP_SYS_ADMIN lets a process install a
         // filter, so then it goes in before capabilities are dropped.
         const launch_phase phase = wanted.no_new_privileges ? launch_phase::seccomp : launch_phase::session;
-        plan.add(phase,
-                 {.code = child_op_code::call, .step = step::install_seccomp, .data = &compiled.program(),
-                  .run = child_install_seccomp},
-                 {}, [nnp = wanted.no_new_privileges](const child_report_view& report) {
+        plan.add(phase, seccomp_install_op(compiled), {}, [nnp = wanted.no_new_privileges](const child_report_view& report) {
                      if (report.error == EACCES && !nnp)
                          return error(step::install_seccomp, report.error, {},
                                       "without no_new_privs a filter needs CAP_SYS_ADMIN; set "

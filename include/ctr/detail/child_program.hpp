@@ -318,7 +318,12 @@ CTR_CHILD_CODE inline long child_exec(const char* const* candidates, char* const
     for (const char* const* candidate = candidates; *candidate; ++candidate) {
         last = sys::execve(*candidate, argv, envp);
         if (last == -EACCES) {
-            permission_denied = true;
+            // A PATH directory this process cannot search hides whatever is
+            // in it, as a shell's own search sees it (the caller's PATH may
+            // name directories of its user that the sandbox's user cannot
+            // enter): only a file that is there but not executable counts.
+            struct stat found {};
+            if (sys::fstatat(AT_FDCWD, *candidate, &found, 0) == 0) permission_denied = true;
         } else if (last != -ENOENT && last != -ENOTDIR && last != -ESTALE) {
             return last;
         }

@@ -55,10 +55,7 @@ inline void plan_security(launch_plan& plan, const options& opts) {
         // Without no_new_privs only CAP_SYS_ADMIN lets a process install a
         // filter, so then it goes in before capabilities are dropped.
         const launch_phase phase = wanted.no_new_privileges ? launch_phase::seccomp : launch_phase::session;
-        plan.add(phase,
-                 {.code = child_op_code::call, .step = step::install_seccomp, .data = &compiled.program(),
-                  .run = child_install_seccomp},
-                 {}, [nnp = wanted.no_new_privileges](const child_report_view& report) {
+        plan.add(phase, seccomp_install_op(compiled), {}, [nnp = wanted.no_new_privileges](const child_report_view& report) {
                      if (report.error == EACCES && !nnp)
                          return error(step::install_seccomp, report.error, {},
                                       "without no_new_privs a filter needs CAP_SYS_ADMIN; set "

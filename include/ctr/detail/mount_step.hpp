@@ -158,6 +158,7 @@ struct mount_step {
     // namespace lacks), and sends it; the child attaches what it received
     // in mount_context::detached_fds[detached_slot]. -1: the child binds.
     int detached_slot = -1;
+    bool host_target = false;  // bind: the target is a host path (an overlay layer), not one in the root
 };
 
 // What the steps of one run share. Writable by the child; with
@@ -542,7 +543,8 @@ CTR_CHILD_CODE inline long run_bind(const mount_step& s, mount_context& ctx, int
         // Made by the parent with its attributes already set.
         if (!ctx.detached_fds || ctx.detached_fds[s.detached_slot] < 0) return -EBADF;
         const int mnt = ctx.detached_fds[s.detached_slot];
-        const long r = attach_mount(s, ctx, mnt);
+        const long r = s.host_target ? sys::move_mount(mnt, "", AT_FDCWD, s.target, move_mount_f_empty_path)
+                                     : attach_mount(s, ctx, mnt);
         if (ctx.root_fd != mnt) close_fd(mnt);
         return r;
     }

@@ -369,8 +369,8 @@ inline std::vector<sock_filter> compile(const program_spec& spec) {
 
     if (e.size() > max_instructions)
         throw ctr::error(ctr::step::compile_seccomp, E2BIG, {},
-                         "the program needs " + std::to_string(e.size()) + " instructions; the kernel accepts at most " +
-                             std::to_string(max_instructions));
+                         "the program needs " + std::to_string(e.size()) +
+                             " instructions; the kernel accepts at most " + std::to_string(max_instructions));
     return std::move(e).finish();
 }
 
