@@ -633,7 +633,13 @@ bool in_initial_user_namespace() {
     std::getline(map, first_line);
     return first_line.find("4294967295") != std::string::npos;
 }
-bool idmapped_binds(const config& c) { return root_in_user_namespace(c) && in_initial_user_namespace(); }
+// Where the filesystem cannot idmap (tmpfs before Linux 6.3), the bind is
+// plain: root-owned files show as nobody and stay unchanged by the
+// sandbox's root (docs/ctr-run.md).
+ctr::mount::idmapping binds_idmapping(const config& c) {
+    return root_in_user_namespace(c) && in_initial_user_namespace() ? ctr::mount::idmapping::when_supported
+                                                                     : ctr::mount::idmapping::none;
+}
 
 // What the command may still do: Podman's default capabilities with
 // --cap-add/--cap-drop applied, no_new_privs and the default seccomp
@@ -655,7 +661,7 @@ ctr::mount::plan filesystem_plan(const config& c, scratch_layer* scratch) {
         std::vector<std::string> lower = c.overlay;
         if (c.rootfs) lower.push_back(*c.rootfs);
         plan.overlay("/", {.lower = lower, .upper = scratch->upper(), .work = scratch->work(),
-                           .idmap_lower = idmapped_binds(c)});
+                           .idmap_lower = binds_idmapping(c)});
         plan.proc().dev();
     } else if (c.rootfs) {
         plan = mnt::plan{.rootfs = *c.rootfs, .read_only_root = c.read_only};
@@ -668,7 +674,7 @@ ctr::mount::plan filesystem_plan(const config& c, scratch_layer* scratch) {
     // them, and what its root writes belongs to root on the host (Docker's
     // ownership). The host's own root stays unmapped: its root-only files
     // stay unreadable inside.
-    const bool idmap = idmapped_binds(c);
+    const auto idmap = binds_idmapping(c);
     if (c.rootfs && c.overlay.empty()) plan.idmap_root = idmap;
     for (const auto& v : c.volumes) plan.bind(v.source, v.target, {.read_only = v.read_only, .idmap = idmap});
     for (const auto& t : c.tmpfs) plan.tmpfs(t.target, t.options);

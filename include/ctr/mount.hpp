@@ -40,6 +40,17 @@
 
 namespace ctr::mount {
 
+// Whether a bind is idmapped through the sandbox's new user namespace
+// (Linux 5.12+, a filesystem that supports it, a privileged caller): then a
+// file owned by uid N on disk shows as uid N inside, and what the sandbox's
+// root writes is owned by root on disk - Docker's volume ownership, although
+// the sandbox's ids are unprivileged on the host.
+enum class idmapping : std::uint8_t {
+    none,
+    required,        // the launch fails where the kernel or filesystem cannot idmap
+    when_supported,  // elsewhere a plain bind: root-owned files show as nobody inside
+};
+
 struct bind_options {
     bool read_only = false;
     bool recursive = true;   // the source's submounts come along, as with bwrap's --bind
@@ -47,12 +58,7 @@ struct bind_options {
     bool nodev = false;
     bool noexec = false;
     bool optional = false;   // a source that does not exist skips the bind instead of failing
-    // An idmapped bind through the sandbox's new user namespace (Linux
-    // 5.12+, a filesystem that supports it, a privileged caller): a file
-    // owned by uid N on disk shows as uid N inside, and what the sandbox's
-    // root writes is owned by root on disk - Docker's volume ownership,
-    // although the sandbox's ids are unprivileged on the host.
-    bool idmap = false;
+    idmapping idmap = idmapping::none;
 };
 
 struct tmpfs_options {
@@ -85,9 +91,9 @@ struct overlay_layers {
     std::string upper{};               // empty: a read-only overlay (then at least two lower layers)
     std::string work{};                // with upper: an empty directory on the same filesystem
     // Each lower layer idmapped through the sandbox's user namespace first
-    // (see bind_options::idmap; overlay over idmapped layers needs Linux
-    // 5.19+), so that files owned by root on disk are the sandbox root's.
-    bool idmap_lower = false;
+    // (see idmapping; overlay over idmapped layers needs Linux 5.19+), so
+    // that files owned by root on disk are the sandbox root's.
+    idmapping idmap_lower = idmapping::none;
 };
 
 // Attributes for plan::set_attributes.
@@ -181,6 +187,7 @@ public:
         const char* source;
         bool recursive;
         std::uint64_t attributes;  // MOUNT_ATTR_* to set with the idmap
+        bool required;             // else a plain bind where the filesystem cannot idmap
         std::string shown;         // the target, for errors
     };
     const std::vector<detached_bind>& detached_binds() const noexcept { return detached_; }
@@ -217,7 +224,7 @@ struct plan {
     // own root in host_readonly()), and idmapped (see bind_options::idmap).
     bool nosuid_root = false;
     bool nodev_root = false;
-    bool idmap_root = false;
+    idmapping idmap_root = idmapping::none;
     propagation_mode propagation = propagation_mode::private_mounts;
     root_entry entry = root_entry::pivot_root;
     std::vector<detail::mount_request> requests{};  // what the calls below added, in order
@@ -513,9 +520,9 @@ public:
         if (m.attributes != 0 && o.recursive && S_ISDIR(st.st_mode) &&
             (!kernel_has_mount_setattr() || sys::faults_armed.load(std::memory_order_relaxed)))
             m.submounts = keep_list(submounts_below(path));
-        if (o.idmap) {
+        if (o.idmap != idmapping::none) {
             m.detached_slot = static_cast<int>(out_.detached_.size());
-            out_.detached_.push_back({m.source, m.recursive, m.attributes, shown_target});
+            out_.detached_.push_back({m.source, m.recursive, m.attributes, o.idmap == idmapping::required, shown_target});
         }
         add(m, shown_target, "source '" + path + "'");
     }
@@ -686,7 +693,7 @@ public:
         std::string lowerdir;
         for (const auto& lower : layers.lower) {
             const auto [path, dev] = layer(lower, "lower layer");
-            if (layers.idmap_lower) {
+            if (layers.idmap_lower != idmapping::none) {
                 // The idmapped copy goes over the layer's own host path in
                 // the child's mount namespace, where the overlay then finds
                 // it (overlayfs takes layers only from its own namespace).
@@ -698,7 +705,7 @@ public:
                 m.host_target = true;
                 m.recursive = true;
                 m.detached_slot = static_cast<int>(out_.detached_.size());
-                out_.detached_.push_back({m.source, true, 0, path});
+                out_.detached_.push_back({m.source, true, 0, layers.idmap_lower == idmapping::required, path});
                 add(m, path, "overlay lower layer");
             }
             // lowerdir+ (6.5+) takes one layer a call and any length; older

@@ -357,22 +357,23 @@ inline void build_plan(launch_plan& plan, std::vector<std::string> argv, const o
     plan.finish();
 }
 
-// Sends fds with one byte (SCM_RIGHTS) to the child's receive step. A
-// child that already failed has closed its end; its report says why.
-inline void send_fds(int socket, const std::vector<int>& fds) {
-    std::vector<char> control(CMSG_SPACE(sizeof(int) * fds.size()));
-    char byte = 0;
-    iovec part{&byte, 1};
+// Sends `data` with `fds` (SCM_RIGHTS, none allowed) to the child's receive
+// step. A child that already failed has closed its end; its report says why.
+inline void send_fds(int socket, const std::string& data, const std::vector<int>& fds) {
+    std::vector<char> control(fds.empty() ? 0 : CMSG_SPACE(sizeof(int) * fds.size()));
+    iovec part{const_cast<char*>(data.data()), data.size()};
     msghdr message{};
     message.msg_iov = &part;
     message.msg_iovlen = 1;
-    message.msg_control = control.data();
-    message.msg_controllen = control.size();
-    cmsghdr* header = CMSG_FIRSTHDR(&message);
-    header->cmsg_level = SOL_SOCKET;
-    header->cmsg_type = SCM_RIGHTS;
-    header->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
-    std::memcpy(CMSG_DATA(header), fds.data(), sizeof(int) * fds.size());
+    if (!fds.empty()) {
+        message.msg_control = control.data();
+        message.msg_controllen = control.size();
+        cmsghdr* header = CMSG_FIRSTHDR(&message);
+        header->cmsg_level = SOL_SOCKET;
+        header->cmsg_type = SCM_RIGHTS;
+        header->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+        std::memcpy(CMSG_DATA(header), fds.data(), sizeof(int) * fds.size());
+    }
     long r;
     do r = sys::sendmsg(socket, &message, MSG_NOSIGNAL);
     while (r == -EINTR);
@@ -493,7 +494,8 @@ inline child spawn(std::vector<std::string> argv, const options& opts = {}) {
         while (r == -EINTR);
         if (r != static_cast<long>(message_to_child.size()) && r != -EPIPE && r != -ECONNRESET)
             throw error(step::wait_for_parent, r < 0 ? static_cast<int>(-r) : EIO);
-        if (!context.fds_to_child.empty() && r > 0) d::send_fds(plan->sync_write.get(), context.fds_to_child);
+        if (!context.fds_data_to_child.empty() && r > 0)
+            d::send_fds(plan->sync_write.get(), context.fds_data_to_child, context.fds_to_child);
         plan->sync_write.reset();
     }
 

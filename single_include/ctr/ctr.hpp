@@ -4101,15 +4101,17 @@ CTR_CHILD_CODE inline long set_attributes_fd(int fd, std::uint64_t attributes, b
 // itself). Async-signal-safe.
 CTR_CHILD_CODE inline long run_bind(const mount_step& s, mount_context& ctx, int from_fd = -1) noexcept {
     using namespace mount_abi;
-    if (s.detached_slot >= 0) {
-        // Made by the parent with its attributes already set.
-        if (!ctx.detached_fds || ctx.detached_fds[s.detached_slot] < 0) return -EBADF;
+    if (s.detached_slot >= 0 && ctx.detached_fds && ctx.detached_fds[s.detached_slot] >= 0) {
+        // Made by the parent (idmapped), with its attributes already set.
         const int mnt = ctx.detached_fds[s.detached_slot];
         const long r = s.host_target ? sys::move_mount(mnt, "", AT_FDCWD, s.target, move_mount_f_empty_path)
                                      : attach_mount(s, ctx, mnt);
         if (ctx.root_fd != mnt) close_fd(mnt);
         return r;
     }
+    // The parent could not idmap it: an overlay layer stays where it is, any
+    // other bind is made plain below.
+    if (s.host_target) return 0;
     const unsigned clone_flags = open_tree_clone | open_tree_cloexec | (s.recursive ? at_recursive : 0U);
     const long tree = from_fd >= 0 ? sys::open_tree(from_fd, "", clone_flags | at_empty_path)
                                    : sys::open_tree(AT_FDCWD, s.source, clone_flags);
@@ -4439,6 +4441,17 @@ CTR_CHILD_CODE inline long run_mount_steps(const mount_step* steps, std::size_t 
 
 namespace ctr::mount {
 
+// Whether a bind is idmapped through the sandbox's new user namespace
+// (Linux 5.12+, a filesystem that supports it, a privileged caller): then a
+// file owned by uid N on disk shows as uid N inside, and what the sandbox's
+// root writes is owned by root on disk - Docker's volume ownership, although
+// the sandbox's ids are unprivileged on the host.
+enum class idmapping : std::uint8_t {
+    none,
+    required,        // the launch fails where the kernel or filesystem cannot idmap
+    when_supported,  // elsewhere a plain bind: root-owned files show as nobody inside
+};
+
 struct bind_options {
     bool read_only = false;
     bool recursive = true;   // the source's submounts come along, as with bwrap's --bind
@@ -4446,12 +4459,7 @@ struct bind_options {
     bool nodev = false;
     bool noexec = false;
     bool optional = false;   // a source that does not exist skips the bind instead of failing
-    // An idmapped bind through the sandbox's new user namespace (Linux
-    // 5.12+, a filesystem that supports it, a privileged caller): a file
-    // owned by uid N on disk shows as uid N inside, and what the sandbox's
-    // root writes is owned by root on disk - Docker's volume ownership,
-    // although the sandbox's ids are unprivileged on the host.
-    bool idmap = false;
+    idmapping idmap = idmapping::none;
 };
 
 struct tmpfs_options {
@@ -4484,9 +4492,9 @@ struct overlay_layers {
     std::string upper{};               // empty: a read-only overlay (then at least two lower layers)
     std::string work{};                // with upper: an empty directory on the same filesystem
     // Each lower layer idmapped through the sandbox's user namespace first
-    // (see bind_options::idmap; overlay over idmapped layers needs Linux
-    // 5.19+), so that files owned by root on disk are the sandbox root's.
-    bool idmap_lower = false;
+    // (see idmapping; overlay over idmapped layers needs Linux 5.19+), so
+    // that files owned by root on disk are the sandbox root's.
+    idmapping idmap_lower = idmapping::none;
 };
 
 // Attributes for plan::set_attributes.
@@ -4580,6 +4588,7 @@ public:
         const char* source;
         bool recursive;
         std::uint64_t attributes;  // MOUNT_ATTR_* to set with the idmap
+        bool required;             // else a plain bind where the filesystem cannot idmap
         std::string shown;         // the target, for errors
     };
     const std::vector<detached_bind>& detached_binds() const noexcept { return detached_; }
@@ -4616,7 +4625,7 @@ struct plan {
     // own root in host_readonly()), and idmapped (see bind_options::idmap).
     bool nosuid_root = false;
     bool nodev_root = false;
-    bool idmap_root = false;
+    idmapping idmap_root = idmapping::none;
     propagation_mode propagation = propagation_mode::private_mounts;
     root_entry entry = root_entry::pivot_root;
     std::vector<detail::mount_request> requests{};  // what the calls below added, in order
@@ -4912,9 +4921,9 @@ public:
         if (m.attributes != 0 && o.recursive && S_ISDIR(st.st_mode) &&
             (!kernel_has_mount_setattr() || sys::faults_armed.load(std::memory_order_relaxed)))
             m.submounts = keep_list(submounts_below(path));
-        if (o.idmap) {
+        if (o.idmap != idmapping::none) {
             m.detached_slot = static_cast<int>(out_.detached_.size());
-            out_.detached_.push_back({m.source, m.recursive, m.attributes, shown_target});
+            out_.detached_.push_back({m.source, m.recursive, m.attributes, o.idmap == idmapping::required, shown_target});
         }
         add(m, shown_target, "source '" + path + "'");
     }
@@ -5085,7 +5094,7 @@ public:
         std::string lowerdir;
         for (const auto& lower : layers.lower) {
             const auto [path, dev] = layer(lower, "lower layer");
-            if (layers.idmap_lower) {
+            if (layers.idmap_lower != idmapping::none) {
                 // The idmapped copy goes over the layer's own host path in
                 // the child's mount namespace, where the overlay then finds
                 // it (overlayfs takes layers only from its own namespace).
@@ -5097,7 +5106,7 @@ public:
                 m.host_target = true;
                 m.recursive = true;
                 m.detached_slot = static_cast<int>(out_.detached_.size());
-                out_.detached_.push_back({m.source, true, 0, path});
+                out_.detached_.push_back({m.source, true, 0, layers.idmap_lower == idmapping::required, path});
                 add(m, path, "overlay lower layer");
             }
             // lowerdir+ (6.5+) takes one layer a call and any length; older
@@ -8590,9 +8599,11 @@ struct parent_step_context {
     // Sent to the child after its go byte, in the same write; the child's
     // steps read their parts in the order the parent steps appended them.
     std::string& message_to_child;
-    // fds for the child, sent after that message (SCM_RIGHTS); the child's
-    // receive step puts them in the slots its layer gave it.
+    // fds for the child, sent after that message (SCM_RIGHTS) with the
+    // bytes of fds_data_to_child (at least one); the child's receive step
+    // reads them. Empty data: nothing is sent.
     std::vector<int> fds_to_child{};
+    std::string fds_data_to_child{};
 };
 
 // The child's failure as it reported it.
@@ -10988,53 +10999,70 @@ namespace ctr::process::detail {
 
 using namespace ::ctr::detail;
 
-// Receives op.b fds sent with one byte over the sync channel (op.a) into
-// the int slots at op.data. Async-signal-safe.
+// Receives the parent's detached mounts over the sync channel (op.a): one
+// message whose bytes are [count, slot...] and whose SCM_RIGHTS carry the
+// fds in that order; each goes to its slot of the int array at op.data (a
+// slot left at -1 falls back to a plain bind). Async-signal-safe.
 CTR_CHILD_CODE inline long child_receive_fds(const child_op& op) noexcept {
     constexpr std::size_t most = 64;
-    const auto count = static_cast<std::size_t>(op.b);
-    if (count > most) return -E2BIG;
     alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * most)];
-    char byte = 0;
-    iovec part{&byte, 1};
+    unsigned char bytes[most + 1];
+    iovec part{bytes, sizeof bytes};
     msghdr message{};
     message.msg_iov = &part;
     message.msg_iovlen = 1;
     message.msg_control = control;
-    message.msg_controllen = CMSG_SPACE(sizeof(int) * count);
+    message.msg_controllen = sizeof control;
     long r;
     do r = sys::recvmsg(static_cast<int>(op.a), &message, MSG_CMSG_CLOEXEC);
     while (r == -EINTR);
     if (r <= 0) return r < 0 ? r : -EPIPE;
+    const std::size_t count = bytes[0];
+    if (count == 0) return 0;
     const cmsghdr* header = CMSG_FIRSTHDR(&message);
-    if (!header || header->cmsg_type != SCM_RIGHTS || header->cmsg_len != CMSG_LEN(sizeof(int) * count)) return -EPROTO;
-    __builtin_memcpy(const_cast<int*>(static_cast<const int*>(op.data)), CMSG_DATA(header), sizeof(int) * count);
+    if (static_cast<std::size_t>(r) != count + 1 || !header || header->cmsg_type != SCM_RIGHTS ||
+        header->cmsg_len != CMSG_LEN(sizeof(int) * count))
+        return -EPROTO;
+    int fds[most];
+    __builtin_memcpy(fds, CMSG_DATA(header), sizeof(int) * count);
+    int* slots = const_cast<int*>(static_cast<const int*>(op.data));
+    for (std::size_t i = 0; i < count; ++i) {
+        if (bytes[i + 1] >= static_cast<unsigned long>(op.b)) return -EPROTO;
+        slots[bytes[i + 1]] = fds[i];
+    }
     return 0;
 }
 
 // The idmapped binds, made in the parent while the child waits: a detached
-// copy of the source with the sandbox's user namespace as its idmap.
+// copy of the source with the sandbox's user namespace as its idmap. Where
+// the filesystem cannot idmap (EINVAL) and the bind allows it, nothing is
+// sent and the child binds it plain.
 inline void make_detached_binds(const mount::prepared_plan& mounts, parent_step_context& child,
-                                std::vector<unique_fd>& made) {
+                                std::vector<unique_fd>& made, std::string& slots_sent) {
     using namespace mount_abi;
     const std::string userns_path = "/proc/" + std::to_string(child.pid) + "/ns/user";
     const long userns = sys::openat(AT_FDCWD, userns_path.c_str(), O_RDONLY | O_CLOEXEC);
     if (userns < 0) throw error(step::idmap_mount, static_cast<int>(-userns), userns_path);
     const unique_fd userns_fd(static_cast<int>(userns));
-    for (const auto& bind : mounts.detached_binds()) {
+    const auto& binds = mounts.detached_binds();
+    for (std::size_t slot = 0; slot < binds.size(); ++slot) {
+        const auto& bind = binds[slot];
         const unsigned recursive = bind.recursive ? at_recursive : 0U;
         const long tree = sys::open_tree(AT_FDCWD, bind.source, open_tree_clone | open_tree_cloexec | recursive);
         if (tree < 0) throw error(step::bind_mount, static_cast<int>(-tree), bind.source);
-        made.emplace_back(static_cast<int>(tree));
+        unique_fd owned(static_cast<int>(tree));
         mount_attr attr{};
         attr.attr_set = bind.attributes | attr_idmap;
         attr.userns_fd = static_cast<std::uint64_t>(userns_fd.get());
-        if (const long r = sys::mount_setattr(static_cast<int>(tree), "", at_empty_path | recursive, &attr, sizeof attr);
-            r < 0)
+        const long r = sys::mount_setattr(owned.get(), "", at_empty_path | recursive, &attr, sizeof attr);
+        if (r < 0 && (bind.required || (r != -EINVAL && r != -ENOSYS && r != -EOPNOTSUPP)))
             throw error(step::idmap_mount, static_cast<int>(-r), bind.source,
                         "idmapped mounts need Linux 5.12+ and a filesystem that supports them (tmpfs only from 6.3); "
                         "without them, run the sandbox in the host's user namespace or give the files to its ids");
-        child.fds_to_child.push_back(static_cast<int>(tree));
+        if (r < 0) continue;  // a plain bind, made by the child
+        child.fds_to_child.push_back(owned.get());
+        slots_sent.push_back(static_cast<char>(slot));
+        made.push_back(std::move(owned));
     }
 }
 
@@ -11054,8 +11082,11 @@ inline void plan_filesystem(launch_plan& plan, const options& opts) {
         auto& made = plan.keep(std::vector<unique_fd>{});
         state.detached_fds = slots.data();
         const int sync = plan.sync_channel();
-        plan.while_child_waits(
-            [&mounts, &made](parent_step_context& child) { make_detached_binds(mounts, child, made); });
+        plan.while_child_waits([&mounts, &made](parent_step_context& child) {
+            std::string slots_sent;
+            make_detached_binds(mounts, child, made, slots_sent);
+            child.fds_data_to_child = static_cast<char>(slots_sent.size()) + slots_sent;
+        });
         plan.add(launch_phase::mounts,
                  {.code = child_op_code::call, .step = step::idmap_mount, .a = sync, .b = static_cast<long>(detached),
                   .data = slots.data(), .run = child_receive_fds},
@@ -12227,22 +12258,23 @@ inline void build_plan(launch_plan& plan, std::vector<std::string> argv, const o
     plan.finish();
 }
 
-// Sends fds with one byte (SCM_RIGHTS) to the child's receive step. A
-// child that already failed has closed its end; its report says why.
-inline void send_fds(int socket, const std::vector<int>& fds) {
-    std::vector<char> control(CMSG_SPACE(sizeof(int) * fds.size()));
-    char byte = 0;
-    iovec part{&byte, 1};
+// Sends `data` with `fds` (SCM_RIGHTS, none allowed) to the child's receive
+// step. A child that already failed has closed its end; its report says why.
+inline void send_fds(int socket, const std::string& data, const std::vector<int>& fds) {
+    std::vector<char> control(fds.empty() ? 0 : CMSG_SPACE(sizeof(int) * fds.size()));
+    iovec part{const_cast<char*>(data.data()), data.size()};
     msghdr message{};
     message.msg_iov = &part;
     message.msg_iovlen = 1;
-    message.msg_control = control.data();
-    message.msg_controllen = control.size();
-    cmsghdr* header = CMSG_FIRSTHDR(&message);
-    header->cmsg_level = SOL_SOCKET;
-    header->cmsg_type = SCM_RIGHTS;
-    header->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
-    std::memcpy(CMSG_DATA(header), fds.data(), sizeof(int) * fds.size());
+    if (!fds.empty()) {
+        message.msg_control = control.data();
+        message.msg_controllen = control.size();
+        cmsghdr* header = CMSG_FIRSTHDR(&message);
+        header->cmsg_level = SOL_SOCKET;
+        header->cmsg_type = SCM_RIGHTS;
+        header->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+        std::memcpy(CMSG_DATA(header), fds.data(), sizeof(int) * fds.size());
+    }
     long r;
     do r = sys::sendmsg(socket, &message, MSG_NOSIGNAL);
     while (r == -EINTR);
@@ -12363,7 +12395,8 @@ inline child spawn(std::vector<std::string> argv, const options& opts = {}) {
         while (r == -EINTR);
         if (r != static_cast<long>(message_to_child.size()) && r != -EPIPE && r != -ECONNRESET)
             throw error(step::wait_for_parent, r < 0 ? static_cast<int>(-r) : EIO);
-        if (!context.fds_to_child.empty() && r > 0) d::send_fds(plan->sync_write.get(), context.fds_to_child);
+        if (!context.fds_data_to_child.empty() && r > 0)
+            d::send_fds(plan->sync_write.get(), context.fds_data_to_child, context.fds_to_child);
         plan->sync_write.reset();
     }
 

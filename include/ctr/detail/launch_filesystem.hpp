@@ -18,53 +18,70 @@ namespace ctr::process::detail {
 
 using namespace ::ctr::detail;
 
-// Receives op.b fds sent with one byte over the sync channel (op.a) into
-// the int slots at op.data. Async-signal-safe.
+// Receives the parent's detached mounts over the sync channel (op.a): one
+// message whose bytes are [count, slot...] and whose SCM_RIGHTS carry the
+// fds in that order; each goes to its slot of the int array at op.data (a
+// slot left at -1 falls back to a plain bind). Async-signal-safe.
 CTR_CHILD_CODE inline long child_receive_fds(const child_op& op) noexcept {
     constexpr std::size_t most = 64;
-    const auto count = static_cast<std::size_t>(op.b);
-    if (count > most) return -E2BIG;
     alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * most)];
-    char byte = 0;
-    iovec part{&byte, 1};
+    unsigned char bytes[most + 1];
+    iovec part{bytes, sizeof bytes};
     msghdr message{};
     message.msg_iov = &part;
     message.msg_iovlen = 1;
     message.msg_control = control;
-    message.msg_controllen = CMSG_SPACE(sizeof(int) * count);
+    message.msg_controllen = sizeof control;
     long r;
     do r = sys::recvmsg(static_cast<int>(op.a), &message, MSG_CMSG_CLOEXEC);
     while (r == -EINTR);
     if (r <= 0) return r < 0 ? r : -EPIPE;
+    const std::size_t count = bytes[0];
+    if (count == 0) return 0;
     const cmsghdr* header = CMSG_FIRSTHDR(&message);
-    if (!header || header->cmsg_type != SCM_RIGHTS || header->cmsg_len != CMSG_LEN(sizeof(int) * count)) return -EPROTO;
-    __builtin_memcpy(const_cast<int*>(static_cast<const int*>(op.data)), CMSG_DATA(header), sizeof(int) * count);
+    if (static_cast<std::size_t>(r) != count + 1 || !header || header->cmsg_type != SCM_RIGHTS ||
+        header->cmsg_len != CMSG_LEN(sizeof(int) * count))
+        return -EPROTO;
+    int fds[most];
+    __builtin_memcpy(fds, CMSG_DATA(header), sizeof(int) * count);
+    int* slots = const_cast<int*>(static_cast<const int*>(op.data));
+    for (std::size_t i = 0; i < count; ++i) {
+        if (bytes[i + 1] >= static_cast<unsigned long>(op.b)) return -EPROTO;
+        slots[bytes[i + 1]] = fds[i];
+    }
     return 0;
 }
 
 // The idmapped binds, made in the parent while the child waits: a detached
-// copy of the source with the sandbox's user namespace as its idmap.
+// copy of the source with the sandbox's user namespace as its idmap. Where
+// the filesystem cannot idmap (EINVAL) and the bind allows it, nothing is
+// sent and the child binds it plain.
 inline void make_detached_binds(const mount::prepared_plan& mounts, parent_step_context& child,
-                                std::vector<unique_fd>& made) {
+                                std::vector<unique_fd>& made, std::string& slots_sent) {
     using namespace mount_abi;
     const std::string userns_path = "/proc/" + std::to_string(child.pid) + "/ns/user";
     const long userns = sys::openat(AT_FDCWD, userns_path.c_str(), O_RDONLY | O_CLOEXEC);
     if (userns < 0) throw error(step::idmap_mount, static_cast<int>(-userns), userns_path);
     const unique_fd userns_fd(static_cast<int>(userns));
-    for (const auto& bind : mounts.detached_binds()) {
+    const auto& binds = mounts.detached_binds();
+    for (std::size_t slot = 0; slot < binds.size(); ++slot) {
+        const auto& bind = binds[slot];
         const unsigned recursive = bind.recursive ? at_recursive : 0U;
         const long tree = sys::open_tree(AT_FDCWD, bind.source, open_tree_clone | open_tree_cloexec | recursive);
         if (tree < 0) throw error(step::bind_mount, static_cast<int>(-tree), bind.source);
-        made.emplace_back(static_cast<int>(tree));
+        unique_fd owned(static_cast<int>(tree));
         mount_attr attr{};
         attr.attr_set = bind.attributes | attr_idmap;
         attr.userns_fd = static_cast<std::uint64_t>(userns_fd.get());
-        if (const long r = sys::mount_setattr(static_cast<int>(tree), "", at_empty_path | recursive, &attr, sizeof attr);
-            r < 0)
+        const long r = sys::mount_setattr(owned.get(), "", at_empty_path | recursive, &attr, sizeof attr);
+        if (r < 0 && (bind.required || (r != -EINVAL && r != -ENOSYS && r != -EOPNOTSUPP)))
             throw error(step::idmap_mount, static_cast<int>(-r), bind.source,
                         "idmapped mounts need Linux 5.12+ and a filesystem that supports them (tmpfs only from 6.3); "
                         "without them, run the sandbox in the host's user namespace or give the files to its ids");
-        child.fds_to_child.push_back(static_cast<int>(tree));
+        if (r < 0) continue;  // a plain bind, made by the child
+        child.fds_to_child.push_back(owned.get());
+        slots_sent.push_back(static_cast<char>(slot));
+        made.push_back(std::move(owned));
     }
 }
 
@@ -84,8 +101,11 @@ inline void plan_filesystem(launch_plan& plan, const options& opts) {
         auto& made = plan.keep(std::vector<unique_fd>{});
         state.detached_fds = slots.data();
         const int sync = plan.sync_channel();
-        plan.while_child_waits(
-            [&mounts, &made](parent_step_context& child) { make_detached_binds(mounts, child, made); });
+        plan.while_child_waits([&mounts, &made](parent_step_context& child) {
+            std::string slots_sent;
+            make_detached_binds(mounts, child, made, slots_sent);
+            child.fds_data_to_child = static_cast<char>(slots_sent.size()) + slots_sent;
+        });
         plan.add(launch_phase::mounts,
                  {.code = child_op_code::call, .step = step::idmap_mount, .a = sync, .b = static_cast<long>(detached),
                   .data = slots.data(), .run = child_receive_fds},

@@ -83,9 +83,11 @@ struct parent_step_context {
     // Sent to the child after its go byte, in the same write; the child's
     // steps read their parts in the order the parent steps appended them.
     std::string& message_to_child;
-    // fds for the child, sent after that message (SCM_RIGHTS); the child's
-    // receive step puts them in the slots its layer gave it.
+    // fds for the child, sent after that message (SCM_RIGHTS) with the
+    // bytes of fds_data_to_child (at least one); the child's receive step
+    // reads them. Empty data: nothing is sent.
     std::vector<int> fds_to_child{};
+    std::string fds_data_to_child{};
 };
 
 // The child's failure as it reported it.

@@ -539,15 +539,17 @@ CTR_CHILD_CODE inline long set_attributes_fd(int fd, std::uint64_t attributes, b
 // itself). Async-signal-safe.
 CTR_CHILD_CODE inline long run_bind(const mount_step& s, mount_context& ctx, int from_fd = -1) noexcept {
     using namespace mount_abi;
-    if (s.detached_slot >= 0) {
-        // Made by the parent with its attributes already set.
-        if (!ctx.detached_fds || ctx.detached_fds[s.detached_slot] < 0) return -EBADF;
+    if (s.detached_slot >= 0 && ctx.detached_fds && ctx.detached_fds[s.detached_slot] >= 0) {
+        // Made by the parent (idmapped), with its attributes already set.
         const int mnt = ctx.detached_fds[s.detached_slot];
         const long r = s.host_target ? sys::move_mount(mnt, "", AT_FDCWD, s.target, move_mount_f_empty_path)
                                      : attach_mount(s, ctx, mnt);
         if (ctx.root_fd != mnt) close_fd(mnt);
         return r;
     }
+    // The parent could not idmap it: an overlay layer stays where it is, any
+    // other bind is made plain below.
+    if (s.host_target) return 0;
     const unsigned clone_flags = open_tree_clone | open_tree_cloexec | (s.recursive ? at_recursive : 0U);
     const long tree = from_fd >= 0 ? sys::open_tree(from_fd, "", clone_flags | at_empty_path)
                                    : sys::open_tree(AT_FDCWD, s.source, clone_flags);
