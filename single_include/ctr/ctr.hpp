@@ -8713,7 +8713,6 @@ struct launch_plan {
             ops.push_back(p.op);
             op_paths.push_back(std::move(p.path));
             explainers.push_back(std::move(p.explain));
-            phases_.push_back(p.phase);
         }
         pending_.clear();
         view.ops = ops.data();
@@ -8724,9 +8723,6 @@ struct launch_plan {
         view.envp = envp.data();
         view.failure_detail = &shared->failure_detail;
     }
-
-    // The phase of each step, in program order, for tests of the order.
-    const std::vector<launch_phase>& phases() const noexcept { return phases_; }
 
     // The child's end of the sync channel, made on first use: a socket pair
     // rather than a pipe, so that the parent's write to a child that already
@@ -8750,7 +8746,6 @@ private:
         step_explainer explain;
     };
     std::vector<pending> pending_;
-    std::vector<launch_phase> phases_;
     std::vector<std::shared_ptr<void>> kept_;
 };
 
