@@ -588,7 +588,7 @@ public:
             return;
         }
         try {
-            ctr::process::spawn({"/bin/rm", "-rf", dir_},
+            (void)ctr::process::spawn({"/bin/rm", "-rf", dir_},
                                 {.std_in = ctr::process::stdio::null(), .namespaces = ctr::ns::user})
                 .wait();
         } catch (const ctr::error&) {

@@ -132,7 +132,7 @@ TEST(cgroup_spawn, failed_attach_kills_the_waiting_child_and_names_the_step) {
         // The attach writes the pid to cgroup.procs.
         ctr::detail::sys::fault_injection refused(ctr::detail::sys::call::write, EACCES);
         try {
-            spawn(helper({"exit", "0"}), {.cgroup = &g});
+            (void)spawn(helper({"exit", "0"}), {.cgroup = &g});
             ADD_FAILURE() << "spawn succeeded";
         } catch (const ctr::error& e) {
             EXPECT_EQ(e.step(), ctr::step::attach_to_cgroup) << e.what();

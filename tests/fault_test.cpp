@@ -84,7 +84,7 @@ TEST(spawn_fallback, works_when_clone3_is_refused) {
     auto r = spawn(helper({"exit", "9"})).wait();
     EXPECT_EQ(r.exit_code, 9);
     try {
-        spawn({"/nonexistent"});
+        (void)spawn({"/nonexistent"});
         ADD_FAILURE() << "spawn succeeded";
     } catch (const ctr::error& e) {
         EXPECT_EQ(e.step(), ctr::step::exec);
@@ -106,7 +106,7 @@ TEST(spawn_fallback, clone_failure_after_fallback_is_reported) {
     fault_injection no_clone(call::clone, EAGAIN);
     const auto fds_before = ctr_test::open_fds();
     try {
-        spawn(helper({"exit", "0"}));
+        (void)spawn(helper({"exit", "0"}));
         ADD_FAILURE() << "spawn succeeded";
     } catch (const ctr::error& e) {
         EXPECT_EQ(e.step(), ctr::step::clone);

@@ -255,7 +255,7 @@ TEST(namespaces, timeout_and_kill_reach_a_sandbox_with_init) {
 
 TEST(namespaces, missing_program_in_a_pid_namespace_is_reported) {
     try {
-        spawn({"/nonexistent/program"}, {.namespaces = ns::pid | ns::mount});
+        (void)spawn({"/nonexistent/program"}, {.namespaces = ns::pid | ns::mount});
         FAIL() << "spawn succeeded";
     } catch (const ctr::error& e) {
         EXPECT_EQ(e.step(), ctr::step::exec);
@@ -267,7 +267,7 @@ TEST(namespaces, missing_program_in_a_pid_namespace_is_reported) {
 TEST(namespaces, refused_user_namespace_names_the_cause) {
     ctr::detail::sys::fault_injection refused(ctr::detail::sys::call::clone3, EPERM);
     try {
-        spawn(helper({"exit", "0"}), {.namespaces = ns::user | ns::pid});
+        (void)spawn(helper({"exit", "0"}), {.namespaces = ns::user | ns::pid});
         FAIL() << "spawn succeeded";
     } catch (const ctr::error& e) {
         EXPECT_EQ(e.step(), ctr::step::create_namespaces);
@@ -280,7 +280,7 @@ TEST(namespaces, refused_user_namespace_names_the_cause) {
 TEST(namespaces, bad_namespace_options_are_clear_errors) {
     const auto expect_prepare_error = [](ctr::process::options opts) {
         try {
-            spawn(helper({"exit", "0"}), opts);
+            (void)spawn(helper({"exit", "0"}), opts);
             ADD_FAILURE() << "spawn succeeded";
         } catch (const ctr::error& e) {
             EXPECT_EQ(e.step(), ctr::step::prepare) << e.what();
@@ -290,7 +290,7 @@ TEST(namespaces, bad_namespace_options_are_clear_errors) {
     expect_prepare_error({.namespaces = ns::uts, .hostname = std::string(65, 'x')});
     expect_prepare_error({.time_offsets = {.monotonic_seconds = 5}});
     try {
-        spawn(helper({"exit", "0"}), {.join = {ns::existing::path(ns::network, "/nonexistent/ns")}});
+        (void)spawn(helper({"exit", "0"}), {.join = {ns::existing::path(ns::network, "/nonexistent/ns")}});
         ADD_FAILURE() << "spawn succeeded";
     } catch (const ctr::error& e) {
         EXPECT_EQ(e.step(), ctr::step::join_namespace);

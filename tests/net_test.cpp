@@ -176,7 +176,7 @@ TEST(net, a_child_that_fails_before_the_network_is_made_reports_its_own_error) {
     // over whatever the parent's steps then run into.
     for (int i = 0; i < 5; ++i) {
         try {
-            spawn(helper({"exit", "0"}), {.join = {ctr::ns::existing::path(ctr::ns::uts, "/dev/null")},
+            (void)spawn(helper({"exit", "0"}), {.join = {ctr::ns::existing::path(ctr::ns::uts, "/dev/null")},
                                           .network = ctr::net::veth{}});
             ADD_FAILURE() << "joining /dev/null was accepted";
         } catch (const ctr::error& e) {
@@ -243,7 +243,7 @@ TEST(net, the_pool_skips_subnets_already_in_use_and_says_when_it_is_full) {
     EXPECT_EQ(second.network()->host_address.to_string(), "10.78.0.5/30");
     EXPECT_EQ(second.network()->container_address.to_string(), "10.78.0.6/30");
     try {
-        spawn(helper({"sleep", "10"}), {.network = ctr::net::veth{.pool = pool}});
+        (void)spawn(helper({"sleep", "10"}), {.network = ctr::net::veth{.pool = pool}});
         ADD_FAILURE() << "a full pool was accepted";
     } catch (const ctr::error& e) {
         EXPECT_EQ(e.step(), ctr::step::create_link);
@@ -262,7 +262,7 @@ TEST(net, bad_options_are_refused_before_anything_starts) {
     const auto before = ctr_test::open_fds();
     const auto refuses = [](const ctr::net::veth& v, const char* needle) {
         try {
-            spawn(helper({"exit", "0"}), {.network = v});
+            (void)spawn(helper({"exit", "0"}), {.network = v});
             ADD_FAILURE() << "accepted; expected: " << needle;
         } catch (const ctr::error& e) {
             EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
@@ -289,7 +289,7 @@ TEST(net, bad_options_are_refused_before_anything_starts) {
 TEST(net, a_network_cannot_be_combined_with_joining_one) {
     CTR_SKIP_WITHOUT_NETWORK_NAMESPACE();
     try {
-        spawn(helper({"exit", "0"}), {.join = {ctr::ns::existing::path(ctr::ns::network, "/proc/self/ns/net")},
+        (void)spawn(helper({"exit", "0"}), {.join = {ctr::ns::existing::path(ctr::ns::network, "/proc/self/ns/net")},
                                       .network = ctr::net::veth{}});
         ADD_FAILURE() << "accepted";
     } catch (const ctr::error& e) {
@@ -316,7 +316,7 @@ TEST(net, failures_in_the_parent_and_in_the_child_name_their_step_and_leak_nothi
         // The netlink socket (the id-map and stdio steps make no sockets).
         sys::fault_injection fault(sys::call::socket, EMFILE);
         try {
-            spawn(helper({"exit", "0"}), {.network = ctr::net::veth{}});
+            (void)spawn(helper({"exit", "0"}), {.network = ctr::net::veth{}});
             ADD_FAILURE() << "accepted";
         } catch (const ctr::error& e) {
             EXPECT_EQ(e.step(), ctr::step::netlink) << e.what();
@@ -373,7 +373,7 @@ TEST(net, steps_of_the_caller_run_while_the_child_waits) {
 
     // A step that throws fails the spawn; the child is killed and reaped.
     const auto before = ctr_test::open_fds();
-    EXPECT_THROW(spawn(helper({"exit", "0"}), {.while_child_waits = {[](const ctr::process::waiting_child&) {
+    EXPECT_THROW((void)spawn(helper({"exit", "0"}), {.while_child_waits = {[](const ctr::process::waiting_child&) {
                                                    throw ctr::error(ctr::step::prepare, EINVAL, "hook");
                                                }}}),
                  ctr::error);

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -248,7 +249,7 @@ TEST(process, child_dies_with_its_parent) {
 
 TEST(process, missing_program_names_the_program) {
     try {
-        spawn({"/nonexistent/program", "arg"});
+        (void)spawn({"/nonexistent/program", "arg"});
         FAIL() << "spawn succeeded";
     } catch (const ctr::error& e) {
         EXPECT_EQ(e.step(), ctr::step::exec);
@@ -259,7 +260,7 @@ TEST(process, missing_program_names_the_program) {
     try {
         // A PATH of readable directories: with one the caller cannot search,
         // the answer would be EACCES, as execvp gives.
-        spawn({"ctr-no-such-program-anywhere"}, {.env = {.set = {{"PATH", "/usr/bin:/bin"}}}});
+        (void)spawn({"ctr-no-such-program-anywhere"}, {.env = {.set = {{"PATH", "/usr/bin:/bin"}}}});
         FAIL() << "spawn succeeded";
     } catch (const ctr::error& e) {
         EXPECT_EQ(e.step(), ctr::step::exec);
@@ -276,7 +277,7 @@ TEST(process, non_executable_file_is_permission_denied) {
     chmod(file.c_str(), 0644);
     for (const std::string& path : {file, dir.path}) {
         try {
-            spawn({path});
+            (void)spawn({path});
             FAIL() << "spawn succeeded for " << path;
         } catch (const ctr::error& e) {
             EXPECT_EQ(e.step(), ctr::step::exec);
@@ -288,7 +289,7 @@ TEST(process, non_executable_file_is_permission_denied) {
 
 TEST(process, bad_working_directory_names_the_directory) {
     try {
-        spawn(helper({"exit", "0"}), {.cwd = "/nonexistent-dir"});
+        (void)spawn(helper({"exit", "0"}), {.cwd = "/nonexistent-dir"});
         FAIL();
     } catch (const ctr::error& e) {
         EXPECT_EQ(e.step(), ctr::step::change_directory);
@@ -308,13 +309,13 @@ TEST(process, bad_input_is_a_clear_error) {
             EXPECT_EQ(e.code().value(), code) << e.what();
         }
     };
-    expect_error([] { spawn({}); }, ctr::step::prepare, EINVAL);
-    expect_error([] { spawn({""}); }, ctr::step::prepare, ENOENT);
-    expect_error([] { spawn(helper({"exit", "0"}), {.env = {.set = {{"A=B", "c"}}}}); }, ctr::step::prepare, EINVAL);
-    expect_error([] { spawn(helper({"exit", "0"}), {.std_out = stdio::from_fd(987)}); }, ctr::step::map_fds, EBADF);
-    expect_error([] { spawn(helper({"exit", "0"}), {.fds = {{988, 4}}}); }, ctr::step::map_fds, EBADF);
-    expect_error([] { spawn(helper({"exit", "0"}), {.fds = {{0, 4}, {1, 4}}}); }, ctr::step::map_fds, EINVAL);
-    expect_error([] { spawn(helper({"exit", "0"}), {.std_out = stdio::file("/nonexistent-dir/out")}); },
+    expect_error([] { (void)spawn({}); }, ctr::step::prepare, EINVAL);
+    expect_error([] { (void)spawn({""}); }, ctr::step::prepare, ENOENT);
+    expect_error([] { (void)spawn(helper({"exit", "0"}), {.env = {.set = {{"A=B", "c"}}}}); }, ctr::step::prepare, EINVAL);
+    expect_error([] { (void)spawn(helper({"exit", "0"}), {.std_out = stdio::from_fd(987)}); }, ctr::step::map_fds, EBADF);
+    expect_error([] { (void)spawn(helper({"exit", "0"}), {.fds = {{988, 4}}}); }, ctr::step::map_fds, EBADF);
+    expect_error([] { (void)spawn(helper({"exit", "0"}), {.fds = {{0, 4}, {1, 4}}}); }, ctr::step::map_fds, EINVAL);
+    expect_error([] { (void)spawn(helper({"exit", "0"}), {.std_out = stdio::file("/nonexistent-dir/out")}); },
                  ctr::step::open_stdio, ENOENT);
     EXPECT_EQ(ctr_test::open_fds(), fds_before);
     EXPECT_FALSE(ctr_test::has_children());
@@ -353,7 +354,7 @@ TEST(process, pty_slave_becomes_the_controlling_terminal) {
               "ctty=no foreground=no");
     close(slave);
     close(master);
-    EXPECT_THROW(spawn(helper({"exit", "0"}), {.controlling_terminal = true}), ctr::error);
+    EXPECT_THROW((void)spawn(helper({"exit", "0"}), {.controlling_terminal = true}), ctr::error);
 }
 
 TEST(process, switches_user_and_groups) {
@@ -420,7 +421,7 @@ TEST(process, released_child_is_the_callers_to_reap) {
 TEST(process, copy_memory_clone_style_gives_the_same_result) {
     auto r = spawn(helper({"exit", "5"}), {.clone = ctr::process::clone_style::copy_memory}).wait();
     EXPECT_EQ(r.exit_code, 5);
-    EXPECT_THROW(spawn({"/nonexistent"}, {.clone = ctr::process::clone_style::copy_memory}), ctr::error);
+    EXPECT_THROW((void)spawn({"/nonexistent"}, {.clone = ctr::process::clone_style::copy_memory}), ctr::error);
 }
 
 TEST(process, thousand_spawns_from_eight_threads_leak_nothing) {
@@ -443,4 +444,79 @@ TEST(process, thousand_spawns_from_eight_threads_leak_nothing) {
     EXPECT_EQ(failed.load(), 0);
     EXPECT_EQ(ctr_test::open_fds(), fds_before);
     EXPECT_FALSE(ctr_test::has_children());
+}
+
+namespace {
+
+// Runs `body` in a forked copy of this process, so that a test may change
+// what is process-wide (SIGCHLD's disposition) without touching the suite.
+// Returns what the copy wrote on its stdout.
+template <typename Body>
+std::string in_forked_copy(Body body) {
+    int fds[2];
+    if (pipe(fds) != 0) return "pipe failed";
+    const pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        const std::string out = body();
+        if (write(fds[1], out.data(), out.size()) < 0) _exit(2);
+        _exit(0);
+    }
+    close(fds[1]);
+    std::string out;
+    char buffer[256];
+    for (ssize_t n; (n = read(fds[0], buffer, sizeof buffer)) > 0;) out.append(buffer, static_cast<std::size_t>(n));
+    close(fds[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return out;
+}
+
+}  // namespace
+
+TEST(process, waiting_on_an_empty_handle_says_so_at_once) {
+    ctr::process::child empty;
+    try {
+        (void)empty.wait();
+        FAIL() << "wait() on a default-constructed child returned";
+    } catch (const ctr::error& e) {
+        EXPECT_EQ(e.step(), ctr::step::wait);
+        EXPECT_NE(std::string(e.what()).find("holds no process"), std::string::npos) << e.what();
+    }
+    EXPECT_THROW((void)empty.wait_for(10ms), ctr::error);
+}
+
+TEST(process, a_moved_from_handle_is_empty_in_every_accessor) {
+    auto original = spawn({"/bin/true"}, {.std_out = stdio::capture()});
+    const pid_t pid = original.pid();
+    ctr::process::child moved = std::move(original);
+    EXPECT_EQ(original.pid(), -1);
+    EXPECT_EQ(original.pidfd(), -1);
+    EXPECT_FALSE(original.valid());
+    EXPECT_EQ(original.network(), nullptr);
+    EXPECT_THROW((void)original.wait(), ctr::error);
+    EXPECT_EQ(moved.pid(), pid);
+    EXPECT_EQ(moved.wait().exit_code, 0);
+    // A finished handle moved from: the result went with it.
+    ctr::process::child again = std::move(moved);
+    EXPECT_FALSE(moved.valid());
+    EXPECT_EQ(again.wait().exit_code, 0);
+}
+
+TEST(process, an_ignored_sigchld_is_named_when_wait_finds_no_child) {
+    // Proof that the condition is real: with SIGCHLD ignored, the kernel
+    // reaps the child itself, and waitid finds nothing (ECHILD).
+    const std::string out = in_forked_copy([] {
+        signal(SIGCHLD, SIG_IGN);
+        try {
+            auto c = spawn({"/bin/true"});
+            (void)c.wait();
+            return std::string("no error");
+        } catch (const ctr::error& e) {
+            return std::to_string(e.code().value()) + " " + e.what();
+        }
+    });
+    EXPECT_EQ(out.substr(0, out.find(' ')), std::to_string(ECHILD)) << out;
+    EXPECT_NE(out.find("SIGCHLD is ignored"), std::string::npos) << out;
+    EXPECT_NE(out.find("SIG_DFL"), std::string::npos) << out;
 }

@@ -14,7 +14,7 @@ TEST(single_header, spawns_and_reports) {
     auto r = ctr::process::spawn({helper, "exit", "4"}).wait();
     EXPECT_EQ(r.exit_code, 4);
     try {
-        ctr::process::spawn({"/nonexistent/program"});
+        (void)ctr::process::spawn({"/nonexistent/program"});
         FAIL() << "spawn succeeded";
     } catch (const ctr::error& e) {
         EXPECT_EQ(e.step(), ctr::step::exec);

@@ -103,7 +103,7 @@ TEST(spawn_root, a_failing_mount_step_names_the_part_and_the_path) {
     ctr_test::temp_dir source;
     // A bind source the parent can check fails before anything starts...
     try {
-        spawn({"/bin/true"}, {.root = mnt::plan{.rootfs = busybox_rootfs()}.bind("/nonexistent-source", "/mnt")});
+        (void)spawn({"/bin/true"}, {.root = mnt::plan{.rootfs = busybox_rootfs()}.bind("/nonexistent-source", "/mnt")});
         ADD_FAILURE() << "spawn succeeded";
     } catch (const ctr::error& e) {
         EXPECT_EQ(e.code().value(), ENOENT) << e.what();
@@ -112,7 +112,7 @@ TEST(spawn_root, a_failing_mount_step_names_the_part_and_the_path) {
     // ...a target below a file fails in the child, and the error still
     // names the target and why.
     try {
-        spawn({"/bin/true"}, {.root = mnt::plan{.rootfs = busybox_rootfs()}.bind(source.path, "/bin/busybox/x")});
+        (void)spawn({"/bin/true"}, {.root = mnt::plan{.rootfs = busybox_rootfs()}.bind(source.path, "/bin/busybox/x")});
         ADD_FAILURE() << "spawn succeeded";
     } catch (const ctr::error& e) {
         EXPECT_EQ(e.code().value(), ENOTDIR) << e.what();

@@ -11945,6 +11945,14 @@ inline init_outcome read_init_outcome(const launch_plan&) noexcept;
 using namespace ::ctr::detail;
 using clock = std::chrono::steady_clock;
 
+// Whether this process ignores SIGCHLD (SIG_IGN or SA_NOCLDWAIT): then the
+// kernel reaps children by itself and wait finds none.
+inline bool sigchld_ignored() noexcept {
+    ::ctr::detail::sys::kernel_sigaction current{};
+    if (::ctr::detail::sys::rt_sigaction(SIGCHLD, nullptr, &current) < 0) return false;
+    return current.handler == SIG_IGN || (current.flags & SA_NOCLDWAIT) != 0;
+}
+
 inline std::chrono::nanoseconds to_duration(const timeval& tv) {
     return std::chrono::seconds(tv.tv_sec) + std::chrono::microseconds(tv.tv_usec);
 }
@@ -11957,13 +11965,13 @@ inline std::chrono::nanoseconds to_duration(const timeval& tv) {
 class child {
 public:
     child() = default;
-    // Through the assignment, which also empties what the moved-from handle
-    // would still report (its network).
+    // Through the assignment, which leaves the moved-from handle empty in
+    // every accessor (pid -1, no pidfd, no result, no network).
     child(child&& other) noexcept { *this = std::move(other); }
     child& operator=(child&& other) noexcept {
         if (this != &other) {
             kill_and_reap();
-            pid_ = other.pid_;
+            pid_ = std::exchange(other.pid_, -1);
             pidfd_ = std::move(other.pidfd_);
             std_in_ = std::move(other.std_in_);
             std_out_ = std::move(other.std_out_);
@@ -11973,7 +11981,7 @@ public:
             captured_out_ = std::move(other.captured_out_);
             captured_err_ = std::move(other.captured_err_);
             plan_ = std::move(other.plan_);
-            cgroup_ = other.cgroup_;
+            cgroup_ = std::exchange(other.cgroup_, nullptr);
             oom_kills_before_ = other.oom_kills_before_;
             start_ = other.start_;
             timeout_ = other.timeout_;
@@ -11981,7 +11989,7 @@ public:
             term_sent_ = other.term_sent_;
             kill_sent_ = other.kill_sent_;
             kill_at_ = other.kill_at_;
-            result_ = std::move(other.result_);
+            result_ = std::exchange(other.result_, std::nullopt);
             network_ = std::exchange(other.network_, std::nullopt);
         }
         return *this;
@@ -12046,6 +12054,10 @@ private:
     bool wait_until(std::optional<detail::clock::time_point> until) {
         using namespace std::chrono;
         if (result_) return true;
+        if (!pidfd_)
+            throw error(step::wait, EINVAL, {},
+                        "this process::child holds no process (default-constructed, moved from, or released): there "
+                        "is nothing to wait for");
         for (;;) {
             const auto now = detail::clock::now();
             enforce_timeout(now);
@@ -12124,6 +12136,10 @@ private:
         long r;
         do r = ctr::detail::sys::waitid(P_PIDFD, pidfd_.get(), &info, WEXITED, &usage);
         while (r == -EINTR);
+        if (r == -ECHILD && detail::sigchld_ignored())
+            throw error(step::wait, ECHILD, "pid " + std::to_string(pid_),
+                        "SIGCHLD is ignored in this process (SIG_IGN or SA_NOCLDWAIT), so the kernel reaps children "
+                        "itself and their exit status is lost; set SIGCHLD back to SIG_DFL before spawning");
         if (r < 0) throw error(step::wait, static_cast<int>(-r), "pid " + std::to_string(pid_));
         drain_captures();
         result out;
@@ -12326,6 +12342,7 @@ inline error report_error(const launch_plan& plan, const child_report& report) {
 
 // Starts argv as a child process; throws ctr::error naming the step that
 // failed, in the parent or in the child before exec.
+[[nodiscard("the child is killed when its handle is dropped: keep it, wait() for it, or release() it")]]
 inline child spawn(std::vector<std::string> argv, const options& opts = {}) {
     namespace d = ctr::process::detail;
     namespace cd = ctr::detail;
