@@ -12,7 +12,8 @@ int main() {
                                      {.std_out = ctr::process::stdio::capture(), .timeout = 10s});
     ctr::process::result r = child.wait();
     std::cout << "child said: " << r.std_out << "exit code " << r.exit_code.value_or(-1) << ", wall "
-              << std::chrono::duration_cast<std::chrono::microseconds>(r.wall_time).count() << " us, peak RSS "
-              << r.peak_rss_bytes / 1024 << " KiB\n";
+              << std::chrono::duration_cast<std::chrono::microseconds>(r.wall_time).count() << " us, CPU "
+              << std::chrono::duration_cast<std::chrono::microseconds>(r.user_time + r.system_time).count()
+              << " us\n";
     return r.success() ? 0 : 1;
 }

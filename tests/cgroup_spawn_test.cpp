@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <sstream>
+#include <vector>
 
 using namespace std::chrono_literals;
 namespace cg = ctr::cgroup;
@@ -88,6 +89,50 @@ TEST(cgroup_spawn, result_carries_the_groups_cpu_time_and_peak) {
     // The group counts at least what the process itself used.
     EXPECT_GE(*r.cgroup_user_time + r.cgroup_system_time.value_or(0ns), 190ms);
     EXPECT_TRUE(r.memory_peak_bytes.has_value());
+}
+
+// A group used for several runs: each result has that run's figures,
+// read_stats() and group_memory_peak_bytes the group's whole life.
+TEST(cgroup_spawn, each_run_has_its_own_figures_and_the_group_its_lifetime_ones) {
+    REQUIRE_GROUPS();
+    cg::group g;
+    if (!g.read_stats().memory_peak) GTEST_SKIP() << "no memory peak in this layout (no memory controller)";
+    auto big = spawn(helper({"alloc", "64"}), {.cgroup = &g}).wait();
+    ASSERT_EQ(big.exit_code, 0);
+    ASSERT_TRUE(big.group_memory_peak_bytes.has_value());
+    EXPECT_GE(*big.group_memory_peak_bytes, 64u << 20);
+    auto burn = spawn(helper({"burn-cpu", "200"}), {.cgroup = &g}).wait();
+    auto small = spawn({ctr_test::noop_static}, {.cgroup = &g}).wait();
+    ASSERT_EQ(small.exit_code, 0);
+    // The group's lifetime peak is the big run's. The first run's peak is
+    // its own (the group was fresh); a later run's cannot be told apart
+    // from the group's and is left empty rather than wrong.
+    ASSERT_TRUE(small.group_memory_peak_bytes.has_value());
+    EXPECT_GE(*small.group_memory_peak_bytes, 64u << 20);
+    ASSERT_TRUE(big.memory_peak_bytes.has_value());
+    EXPECT_GE(*big.memory_peak_bytes, 64u << 20);
+    EXPECT_FALSE(small.memory_peak_bytes.has_value()) << *small.memory_peak_bytes;
+    // CPU time per run: the burn's 200 ms are its own, not the next run's.
+    ASSERT_TRUE(burn.cgroup_user_time && small.cgroup_user_time);
+    EXPECT_GE(*burn.cgroup_user_time + burn.cgroup_system_time.value_or(0ns), 190ms);
+    EXPECT_LT(*small.cgroup_user_time + small.cgroup_system_time.value_or(0ns), 100ms);
+    const cg::stats lifetime = g.read_stats();
+    ASSERT_TRUE(lifetime.cpu_usage.has_value());
+    EXPECT_GE(*lifetime.cpu_usage, 190ms);
+}
+
+// The group's peak measures the command, not the caller's memory that the
+// child had before exec (which the kernel's ru_maxrss counts).
+TEST(cgroup_spawn, a_small_command_from_a_large_caller_has_a_small_peak_in_its_group) {
+    REQUIRE_GROUPS();
+    std::vector<char> ballast(256u << 20, 1);
+    cg::group g;
+    auto r = spawn({ctr_test::noop_static}, {.cgroup = &g}).wait();
+    ASSERT_EQ(r.exit_code, 0);
+    if (!r.memory_peak_bytes) GTEST_SKIP() << "no per-run memory peak in this layout";
+    EXPECT_LT(*r.memory_peak_bytes, 16u << 20);
+    // The kernel's figure, as documented, includes the caller's image.
+    EXPECT_GE(r.rusage_max_rss_bytes, std::uint64_t{200} << 20) << "ballast " << static_cast<int>(ballast[4096]);
 }
 
 TEST(cgroup_spawn, cgroup_namespace_is_rooted_at_the_group) {

@@ -389,7 +389,7 @@ TEST(process, child_starts_with_default_signal_dispositions_and_no_blocked_signa
 TEST(process, result_carries_cpu_time_and_peak_memory) {
     auto r = spawn(helper({"alloc", "64"})).wait();
     ASSERT_EQ(r.exit_code, 0);
-    EXPECT_GE(r.peak_rss_bytes, 64u << 20);
+    EXPECT_GE(r.rusage_max_rss_bytes, 64u << 20);
     // 200 ms of CPU time, however busy the machine is.
     auto burn = spawn(helper({"burn-cpu", "200"})).wait();
     ASSERT_EQ(burn.exit_code, 0);

@@ -70,7 +70,9 @@ struct options {
     // Groups are named "<prefix>-<pid>-<start time>-<counter>-<random>";
     // reap_stale(prefix) finds the ones whose creator is gone.
     std::string prefix = "ctr";
-    cgroup::limits limits{};
+    // `= limits()`, not `{}`: see process::options (g++ 12 destroys a `{}`
+    // member twice when a later designated initializer throws).
+    cgroup::limits limits = cgroup::limits();
     // More controllers to put the group under, e.g. for their accounting
     // ("hugetlb"). An unknown or missing one is an error.
     std::vector<std::string> controllers{};
@@ -113,6 +115,11 @@ struct stats {
 };
 
 inline std::size_t reap_stale(std::string_view prefix);
+
+// The smallest memory_max a group takes: Docker's floor. Below it a process
+// cannot even be set up (the kernel's OOM killer ends it before exec), so a
+// smaller limit is refused when the group is made rather than failing later.
+inline constexpr std::uint64_t minimum_memory_max = 6 * 1024 * 1024;
 
 namespace detail {
 
@@ -346,6 +353,11 @@ inline std::vector<limit_write> plan_limits(const limits& l, const planner& plan
     std::optional<std::uint64_t> memory_max;
     if (l.memory_max) {
         const std::uint64_t bytes = parse_size(*l.memory_max, "memory_max");
+        if (bytes < minimum_memory_max)
+            throw error(step::set_cgroup_limit, EINVAL, "memory_max",
+                        "'" + *l.memory_max + "' is below the floor of 6 MiB (" + std::to_string(minimum_memory_max) +
+                            " bytes): a smaller limit cannot start a process, whose setup the out-of-memory killer "
+                            "would end; Docker refuses the same");
         memory_max = bytes;
         const std::size_t m = member("memory", "memory_max");
         if (v2_of(m))
@@ -572,7 +584,7 @@ inline std::string move_self_to_leaf() {
 // cgroup. Move-only. The destructor kills what is left inside, waits until
 // it is empty and removes it, quietly; remove() does the same and reports.
 // One thread at a time, like the standard containers.
-class group {
+class [[nodiscard]] group {
 public:
     // Creates the group and sets its limits; throws ctr::error naming the
     // step and path, and leaves nothing behind when it does.
@@ -795,7 +807,8 @@ public:
         kill_until(deadline);
         if (!wait_empty_until(deadline)) {
             std::string listed;
-            for (pid_t p : pids()) listed += " " + std::to_string(p);
+            // Appended: see kill_until.
+            for (pid_t p : pids()) listed.append(1, ' ').append(std::to_string(p));
             throw error(step::remove_cgroup, EBUSY, path(),
                         "processes still inside after " + detail::duration_text(remove_timeout_) + ":" + listed);
         }
@@ -1040,7 +1053,8 @@ private:
             if (found.empty()) return;
             if (d::cgroup_clock::now() >= deadline) {
                 std::string listed;
-                for (long p : found) listed += " " + std::to_string(p);
+                // Appended, not `" " + std::to_string(p)`: g++ 12 -O3 -Wrestrict (GCC bug 105329).
+                for (long p : found) listed.append(1, ' ').append(std::to_string(p));
                 throw error(step::kill_cgroup, ETIMEDOUT, m.dir, "processes survive SIGKILL:" + listed);
             }
             const bool froze = try_freeze(true);

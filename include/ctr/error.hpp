@@ -185,6 +185,10 @@ private:
         std::string text{to_string(s)};
         if (!path.empty()) text.append(" '").append(path).append("'");
         if (!detail.empty()) text.append(" (").append(detail).append(")");
+        // what() is a C string: a NUL byte from the caller's input (an
+        // argument, a path) would cut the message short, so it shows as \0.
+        for (std::size_t at = text.find('\0'); at != std::string::npos; at = text.find('\0', at + 2))
+            text.replace(at, 1, "\\0");
         return text;
     }
 

@@ -20,6 +20,7 @@
 // design, the new mount API and its fallback, and what works rootless.
 
 #include <ctr/detail/file.hpp>
+#include <ctr/detail/mount_plan.hpp>
 #include <ctr/detail/mount_step.hpp>
 #include <ctr/detail/syscall.hpp>
 #include <ctr/error.hpp>
@@ -39,131 +40,6 @@
 #include <vector>
 
 namespace ctr::mount {
-
-// Whether a bind is idmapped through the sandbox's new user namespace
-// (Linux 5.12+, a filesystem that supports it, a privileged caller): then a
-// file owned by uid N on disk shows as uid N inside, and what the sandbox's
-// root writes is owned by root on disk - Docker's volume ownership, although
-// the sandbox's ids are unprivileged on the host.
-enum class idmapping : std::uint8_t {
-    none,
-    required,        // the launch fails where the kernel or filesystem cannot idmap
-    when_supported,  // elsewhere a plain bind: root-owned files show as nobody inside
-};
-
-struct bind_options {
-    bool read_only = false;
-    bool recursive = true;   // the source's submounts come along, as with bwrap's --bind
-    bool nosuid = false;
-    bool nodev = false;
-    bool noexec = false;
-    bool optional = false;   // a source that does not exist skips the bind instead of failing
-    idmapping idmap = idmapping::none;
-};
-
-struct tmpfs_options {
-    std::string size{};      // "1M", "512k", "4096", "10%"; empty: the kernel's default (half of RAM)
-    mode_t mode = 0755;
-    std::optional<uid_t> uid{};
-    std::optional<gid_t> gid{};
-    bool read_only = false;
-    bool nosuid = true;
-    bool nodev = true;
-    bool noexec = false;
-};
-
-// proc's hidepid: whether other users' /proc/PID directories are readable
-// (no_access) or even listed (invisible).
-enum class hide_pids : std::uint8_t { off, no_access, invisible };
-
-struct proc_options {
-    // Only the /proc/PID directories and what processes need (Linux 5.8+);
-    // older kernels mount the full proc, still under the default masks.
-    bool subset_pid = false;
-    hide_pids hide = hide_pids::off;
-    // runc's masked paths (/proc/kcore, /proc/keys, ...) and read-only
-    // paths (/proc/sys, /proc/sysrq-trigger, ...). Plans only; guards never mask.
-    bool mask_defaults = true;
-};
-
-struct overlay_layers {
-    std::vector<std::string> lower{};  // uppermost first, as overlayfs lists them
-    std::string upper{};               // empty: a read-only overlay (then at least two lower layers)
-    std::string work{};                // with upper: an empty directory on the same filesystem
-    // Each lower layer idmapped through the sandbox's user namespace first
-    // (see idmapping; overlay over idmapped layers needs Linux 5.19+), so
-    // that files owned by root on disk are the sandbox root's.
-    idmapping idmap_lower = idmapping::none;
-};
-
-// Attributes for plan::set_attributes.
-struct attributes {
-    bool read_only = false;
-    bool nosuid = false;
-    bool nodev = false;
-    bool noexec = false;
-    bool recursive = true;  // also every mount below
-};
-
-// How mounts of the child's namespace relate to the host's: private (no
-// propagation either way), or slave (host mounts appear; none flow back).
-enum class propagation_mode : std::uint8_t { private_mounts, slave };
-
-// How the child enters the new root. chroot leaves the old root mounted in
-// the namespace and a process with CAP_SYS_CHROOT can climb back out: use it
-// only where pivot_root cannot work (e.g. a rootfs on the initramfs).
-enum class root_entry : std::uint8_t { pivot_root, chroot_escapable };
-
-namespace detail {
-
-using namespace ::ctr::detail;
-
-struct bind_request {
-    std::string source;
-    std::string target;
-    bind_options options;
-    ctr::step step = ctr::step::bind_mount;
-};
-struct tmpfs_request {
-    std::string target;
-    tmpfs_options options;
-};
-struct proc_request {
-    std::string target;
-    proc_options options;
-};
-// sysfs, devpts, mqueue
-struct kernel_fs_request {
-    std::string fs_type;
-    std::string target;
-};
-struct dev_request {
-    std::string target;
-};
-struct overlay_request {
-    std::string target;
-    overlay_layers layers;
-};
-struct path_request {
-    mount_step_kind kind;  // make_directory, make_file, mask, read_only
-    std::string target;
-    mode_t mode = 0755;
-};
-struct symlink_request {
-    std::string text;
-    std::string target;
-};
-struct attributes_request {
-    std::string target;
-    mount::attributes attrs;
-};
-
-using mount_request = std::variant<bind_request, tmpfs_request, proc_request, kernel_fs_request, dev_request,
-                                   overlay_request, path_request, symlink_request, attributes_request>;
-
-class step_builder;
-
-}  // namespace detail
 
 // A plan validated and turned into the steps a child runs. Move-only: the
 // steps point into strings it owns, so it must outlive the child's use of
@@ -213,106 +89,6 @@ private:
     std::vector<detached_bind> detached_;
     std::string root_;
 };
-
-// An ordered list of mount operations that builds a child's root filesystem.
-// An aggregate: `mount::plan{.rootfs = "/srv/image"}.proc().dev().tmpfs("/tmp")`.
-// Targets are paths inside the new root; sources are host paths.
-struct plan {
-    std::string rootfs{};  // the host directory that becomes "/"; empty: the host's own "/"
-    bool read_only_root = false;
-    // The root's bind: no setuid and no device files from it (the host's
-    // own root in host_readonly()), and idmapped (see bind_options::idmap).
-    bool nosuid_root = false;
-    bool nodev_root = false;
-    idmapping idmap_root = idmapping::none;
-    propagation_mode propagation = propagation_mode::private_mounts;
-    root_entry entry = root_entry::pivot_root;
-    std::vector<detail::mount_request> requests{};  // what the calls below added, in order
-
-    plan& bind(std::string source, std::string target, bind_options options = {}) {
-        requests.emplace_back(detail::bind_request{std::move(source), std::move(target), options});
-        return *this;
-    }
-    plan& tmpfs(std::string target, tmpfs_options options = {}) {
-        requests.emplace_back(detail::tmpfs_request{std::move(target), std::move(options)});
-        return *this;
-    }
-    plan& proc(std::string target = "/proc", proc_options options = {}) {
-        requests.emplace_back(detail::proc_request{std::move(target), options});
-        return *this;
-    }
-    plan& sysfs(std::string target = "/sys") {
-        requests.emplace_back(detail::kernel_fs_request{"sysfs", std::move(target)});
-        return *this;
-    }
-    plan& devpts(std::string target = "/dev/pts") {
-        requests.emplace_back(detail::kernel_fs_request{"devpts", std::move(target)});
-        return *this;
-    }
-    plan& mqueue(std::string target = "/dev/mqueue") {
-        requests.emplace_back(detail::kernel_fs_request{"mqueue", std::move(target)});
-        return *this;
-    }
-    // A minimal /dev: a tmpfs with null, zero, full, random, urandom and tty
-    // bound from the host; fd, stdin, stdout, stderr and ptmx symlinks; a
-    // devpts of its own at pts; a tmpfs at shm.
-    plan& dev(std::string target = "/dev") {
-        requests.emplace_back(detail::dev_request{std::move(target)});
-        return *this;
-    }
-    // An overlay at `target`; at "/" it is the new root itself (then leave
-    // rootfs empty).
-    plan& overlay(std::string target, overlay_layers layers) {
-        requests.emplace_back(detail::overlay_request{std::move(target), std::move(layers)});
-        return *this;
-    }
-    plan& directory(std::string target, mode_t mode = 0755) {
-        requests.emplace_back(detail::path_request{ctr::detail::mount_step_kind::make_directory, std::move(target), mode});
-        return *this;
-    }
-    plan& file(std::string target, mode_t mode = 0644) {
-        requests.emplace_back(detail::path_request{ctr::detail::mount_step_kind::make_file, std::move(target), mode});
-        return *this;
-    }
-    // A symlink at `target` whose text is `text`.
-    plan& symlink(std::string text, std::string target) {
-        requests.emplace_back(detail::symlink_request{std::move(text), std::move(target)});
-        return *this;
-    }
-    // Hides a path: a file reads empty (/dev/null over it), a directory
-    // shows empty (a read-only tmpfs over it). A missing path is skipped.
-    plan& mask(std::string target) {
-        requests.emplace_back(detail::path_request{ctr::detail::mount_step_kind::mask, std::move(target)});
-        return *this;
-    }
-    // Makes a path read-only (bound onto itself). A missing path is skipped.
-    plan& read_only(std::string target) {
-        requests.emplace_back(detail::path_request{ctr::detail::mount_step_kind::read_only, std::move(target)});
-        return *this;
-    }
-    // Sets attributes on the mount at `target` (an earlier step's).
-    plan& set_attributes(std::string target, attributes attrs) {
-        requests.emplace_back(detail::attributes_request{std::move(target), attrs});
-        return *this;
-    }
-
-    // Validates the plan and prepares the child's steps. Throws ctr::error
-    // naming the step and the path (a missing bind source, an overlay layer
-    // that does not exist, a size that does not parse...).
-    prepared_plan prepare() const;
-};
-
-// The plan used when the caller gives no root filesystem: the host's "/"
-// bind-mounted read-only (recursively), a private tmpfs at /tmp, a fresh
-// /proc and a minimal /dev, as `bwrap --ro-bind / / --proc /proc --dev /dev
-// --tmpfs /tmp` gives; /sys is the host's, read-only, with /sys/firmware masked.
-inline plan host_readonly() {
-    plan p{.read_only_root = true};
-    p.nosuid_root = true;
-    p.nodev_root = true;
-    p.tmpfs("/tmp", {.mode = 01777}).proc("/proc").dev("/dev").mask("/sys/firmware");
-    return p;
-}
 
 namespace detail {
 
@@ -385,6 +161,24 @@ inline std::string root_target(const std::string& target, const char* what) {
     return squeeze_slashes(target[0] == '/' ? target : "/" + target);
 }
 
+// Whether a target inside the root names the root itself once "." and ".."
+// are taken, ".." stopping at the root as resolution inside it does ("/..",
+// "/tmp/.."): a mount there would lie under the new root, silently unseen.
+inline bool names_the_root(std::string_view path) {
+    std::size_t depth = 0;
+    while (!path.empty()) {
+        const std::size_t slash = path.find('/');
+        const std::string_view part = path.substr(0, slash);
+        if (part == "..") {
+            if (depth > 0) --depth;
+        } else if (!part.empty() && part != ".") {
+            ++depth;
+        }
+        path.remove_prefix(slash == std::string_view::npos ? path.size() : slash + 1);
+    }
+    return depth == 0;
+}
+
 // mountinfo escapes space, tab, newline and backslash as \ooo.
 inline std::string unescape_mountinfo(std::string_view field) {
     std::string out;
@@ -402,20 +196,16 @@ inline std::string unescape_mountinfo(std::string_view field) {
     return out;
 }
 
-// The mount points strictly below `source` in this process's mount table,
-// relative to it, parents first: what a recursive bind of `source` copies.
-// Read in the parent because the child's namespace is a copy of this one
-// taken at clone, so the child needs no parser and no big buffer.
-inline std::vector<std::string> submounts_below(const std::string& source) {
+// The mount points strictly below `source` in a mountinfo text, relative to
+// it, parents first. Takes the text so that it is fuzzed (tests/fuzz).
+inline std::vector<std::string> submounts_in(std::string_view mountinfo, const std::string& source) {
     std::vector<std::string> out;
-    const auto mountinfo = read_small_file("/proc/self/mountinfo");
-    if (!mountinfo) return out;
     const std::string prefix = source == "/" ? "/" : source + "/";
     std::size_t start = 0;
-    while (start < mountinfo->size()) {
-        std::size_t end = mountinfo->find('\n', start);
-        if (end == std::string::npos) end = mountinfo->size();
-        const std::string_view line(mountinfo->data() + start, end - start);
+    while (start < mountinfo.size()) {
+        std::size_t end = mountinfo.find('\n', start);
+        if (end == std::string_view::npos) end = mountinfo.size();
+        const std::string_view line(mountinfo.data() + start, end - start);
         start = end + 1;
         // id parent major:minor root mount-point ...
         std::size_t field = 0, position = 0;
@@ -436,6 +226,16 @@ inline std::vector<std::string> submounts_below(const std::string& source) {
         }
     }
     return out;
+}
+
+// The mount points strictly below `source` in this process's mount table,
+// relative to it, parents first: what a recursive bind of `source` copies.
+// Read in the parent because the child's namespace is a copy of this one
+// taken at clone, so the child needs no parser and no big buffer.
+inline std::vector<std::string> submounts_below(const std::string& source) {
+    const auto mountinfo = read_small_file("/proc/self/mountinfo");
+    if (!mountinfo) return {};
+    return submounts_in(*mountinfo, source);
 }
 
 inline std::uint64_t attribute_bits(bool read_only, bool nosuid, bool nodev, bool noexec) {
@@ -711,9 +511,13 @@ public:
             // lowerdir+ (6.5+) takes one layer a call and any length; older
             // kernels reject it, and then mount(2) takes the whole list.
             params.push_back({"lowerdir+", keep(path), on_rejected::use_mount2, nullptr});
-            lowerdir += (lowerdir.empty() ? "" : ":") + escaped(path);
+            if (!lowerdir.empty()) lowerdir.push_back(':');
+            lowerdir.append(escaped(path));
         }
-        std::string data = "lowerdir=" + lowerdir;
+        // Built by appending: g++ 12 at -O3 reports -Wrestrict inside
+        // libstdc++ for `"text" + std::string` chains (GCC bug 105329).
+        std::string data = "lowerdir=";
+        data.append(lowerdir);
         if (!layers.upper.empty()) {
             const auto [upper, upper_dev] = layer(layers.upper, "upper layer");
             const auto [work, work_dev] = layer(layers.work, "work directory");
@@ -721,7 +525,7 @@ public:
                 throw error(step::mount, EXDEV, work, "an overlay's work directory must be on the upper layer's filesystem");
             params.push_back({"upperdir", keep(upper), on_rejected::use_mount2, nullptr});
             params.push_back({"workdir", keep(work), on_rejected::use_mount2, nullptr});
-            data += ",upperdir=" + escaped(upper) + ",workdir=" + escaped(work);
+            data.append(",upperdir=").append(escaped(upper)).append(",workdir=").append(escaped(work));
         }
         mount_step m{};
         m.kind = mount_step_kind::filesystem;
@@ -733,7 +537,9 @@ public:
         m.flags = attributes_to_ms(m.attributes);
         m.legacy_data = keep_list({data});
         set_params(m, std::move(params));
-        add(m, shown, "overlay of " + std::to_string(layers.lower.size()) + " lower layer(s)");
+        std::string what = "overlay of ";
+        what.append(std::to_string(layers.lower.size())).append(" lower layer(s)");
+        add(m, shown, std::move(what));
     }
 
     void add_request(const mount_request& request) {
@@ -805,7 +611,7 @@ public:
     std::string target_of(const std::string& target, const char* what, bool mounts = true) {
         if (!for_guard_) {
             std::string in_root = root_target(target, what);
-            if (mounts && in_root == "/")
+            if (mounts && names_the_root(in_root))
                 throw error(step::prepare, EINVAL, target,
                             std::string(what) + " over the new root itself: give the root as rootfs, or an overlay at /");
             return in_root;
@@ -929,7 +735,7 @@ inline ctr::error prepared_plan::error_for(std::size_t index, int errno_value,
 // detached lazily (MNT_DETACH), since its submounts would make a plain
 // unmount fail with EBUSY; others are unmounted plainly unless
 // unmount_lazily() was asked for.
-class guard {
+class [[nodiscard]] guard {
 public:
     guard() noexcept = default;
     guard(guard&& other) noexcept

@@ -9,6 +9,7 @@
 
 #include <ctr/detail/child_program.hpp>
 #include <ctr/detail/netlink.hpp>
+#include <ctr/detail/veth_options.hpp>
 #include <ctr/error.hpp>
 #include <ctr/ip_address.hpp>
 #include <ctr/unique_fd.hpp>
@@ -29,42 +30,6 @@
 #include <vector>
 
 namespace ctr::net {
-
-// What spawn (or create_veth) builds. Every field has a working default:
-// net::veth{} gives "ctr-<subnet in hex>" on the host side, "eth0" inside,
-// and a free /30 of 10.231.0.0/16.
-struct veth {
-    // The host end's name; empty: "ctr-" and the /30's network address in
-    // hex ("ctr-0ae70004" for 10.231.0.4/30), which also keeps launches in
-    // other processes from taking the same subnet (within a process they
-    // take turns); with explicit addresses, "ctr<N>" for the first free N.
-    // With a name of your own and pool addresses, launches in two processes
-    // may pick the same slot: give the addresses too, or leave the name to ctr.
-    std::string host_name{};
-    std::string container_name = "eth0";
-    // Both or neither. Neither: the first /30 of `pool` that no address or
-    // route of the caller's namespace overlaps; the host end gets .1 of it,
-    // the sandbox .2.
-    std::optional<ipv4_interface> host_address{};
-    std::optional<ipv4_interface> container_address{};
-    ipv4_interface pool{{{10, 231, 0, 0}}, 16};
-    // A default route inside through the host end. Traffic to the host's own
-    // addresses then arrives there; beyond the host it goes nowhere until
-    // the host forwards and masquerades it (not done by ctr).
-    bool default_route = true;
-    unsigned mtu = 0;  // 0: the kernel's (1500)
-};
-
-// What was made: names, indexes and addresses of both ends.
-struct veth_info {
-    std::string host_name{};
-    std::string container_name{};
-    int host_index = 0;
-    ipv4_interface host_address{};
-    ipv4_interface container_address{};
-    bool default_route = true;
-    unsigned mtu = 0;
-};
 
 // The network namespace the other end goes into: an open namespace file, or
 // the namespace of a process (a child the caller has not reaped, so the pid
@@ -306,7 +271,7 @@ inline std::string create_link_reason(long negative_errno, const std::string& ke
 // thread ends it. Deleting is slow (the kernel waits for RCU grace periods:
 // about 30 ms here), which is why spawn leaves a sandbox's pair to the
 // kernel, which deletes it in the background when the namespace ends.
-class link {
+class [[nodiscard]] link {
 public:
     link() = default;
     link(link&& other) noexcept
@@ -358,7 +323,7 @@ private:
 
 // A veth pair: the host end owned here, the other end in a sandbox's
 // namespace, still to be configured from inside (container_setup()).
-class veth_pair {
+class [[nodiscard]] veth_pair {
 public:
     const veth_info& info() const noexcept { return info_; }
     net::link& host_link() noexcept { return host_; }

@@ -132,6 +132,12 @@ struct time_offsets {
 
 namespace detail {
 
+// A negative id would otherwise read as "this process" (ns_path).
+inline void check_process_id(int process_id, step s) {
+    if (process_id < 0)
+        throw error(s, ESRCH, "pid " + std::to_string(process_id), "a process id is positive, or 0 for this process");
+}
+
 inline std::string ns_path(int pid, kind k) {
     return "/proc/" + (pid > 0 ? std::to_string(pid) : std::string("self")) + "/ns/" + std::string(name(k));
 }
@@ -158,12 +164,21 @@ inline std::optional<id_range> subordinate_range(const std::string& file, const 
         if (first == std::string::npos || first == second) continue;
         const std::string owner = line.substr(0, first);
         if (owner != user_name && owner != std::to_string(id)) continue;
-        try {
-            const auto start = std::stoul(line.substr(first + 1, second - first - 1));
-            const auto count = std::stoul(line.substr(second + 1));
-            if (count > 0) return id_range{0, static_cast<std::uint32_t>(start), static_cast<std::uint32_t>(count)};
-        } catch (const std::exception&) {
-        }
+        // Plain decimals only, and a range the kernel can map: stoul took
+        // "3000x" as 3000 and cut a start past 2^32 to 32 bits.
+        const auto decimal = [](std::string_view text) -> std::optional<std::uint64_t> {
+            if (text.empty() || text.size() > 10) return std::nullopt;
+            std::uint64_t value = 0;
+            for (char c : text) {
+                if (c < '0' || c > '9') return std::nullopt;
+                value = value * 10 + static_cast<std::uint64_t>(c - '0');
+            }
+            return value;
+        };
+        const auto start = decimal(std::string_view(line).substr(first + 1, second - first - 1));
+        const auto count = decimal(std::string_view(line).substr(second + 1));
+        if (start && count && *count > 0 && *start + *count <= (std::uint64_t{1} << 32))
+            return id_range{0, static_cast<std::uint32_t>(*start), static_cast<std::uint32_t>(*count)};
     }
     return std::nullopt;
 }
@@ -262,6 +277,33 @@ inline id_range root_default_range(const char* subordinate_file, const char* pro
     return {0, 0, 1};
 }
 
+// The kernel's rules for a map, checked before anything starts so that the
+// error says which range is wrong (the kernel answers only EINVAL): no empty
+// range, none past id 4294967295, no two overlapping inside or outside, at
+// most 340 lines.
+inline void check_id_map(const std::vector<id_range>& ranges, step s, const char* which) {
+    const auto text = [](const id_range& r) {
+        return std::to_string(r.inside) + " " + std::to_string(r.outside) + " " + std::to_string(r.count);
+    };
+    if (ranges.size() > 340)
+        throw error(s, EINVAL, which, std::to_string(ranges.size()) + " ranges; the kernel takes at most 340");
+    constexpr std::uint64_t ids = std::uint64_t{1} << 32;
+    for (std::size_t i = 0; i < ranges.size(); ++i) {
+        const id_range& r = ranges[i];
+        if (r.count == 0) throw error(s, EINVAL, which, "the range '" + text(r) + "' has count 0");
+        if (std::uint64_t{r.inside} + r.count > ids || std::uint64_t{r.outside} + r.count > ids)
+            throw error(s, EINVAL, which, "the range '" + text(r) + "' runs past id 4294967295");
+        for (std::size_t j = 0; j < i; ++j) {
+            const id_range& o = ranges[j];
+            const auto overlap = [](std::uint64_t a, std::uint64_t b, std::uint64_t count_a, std::uint64_t count_b) {
+                return a < b + count_b && b < a + count_a;
+            };
+            if (overlap(r.inside, o.inside, r.count, o.count) || overlap(r.outside, o.outside, r.count, o.count))
+                throw error(s, EINVAL, which, "the ranges '" + text(o) + "' and '" + text(r) + "' overlap");
+        }
+    }
+}
+
 inline resolved_id_maps resolve_id_maps(const id_maps& asked) {
     const auto euid = static_cast<std::uint32_t>(ctr::detail::raw::call(SYS_geteuid));
     const auto egid = static_cast<std::uint32_t>(ctr::detail::raw::call(SYS_getegid));
@@ -290,6 +332,8 @@ inline resolved_id_maps resolve_id_maps(const id_maps& asked) {
                 maps.gid.push_back({1, range->outside, range->count});
         }
     }
+    check_id_map(maps.uid, step::write_uid_map, "uid map");
+    check_id_map(maps.gid, step::write_gid_map, "gid map");
     if (!privileged) {
         const bool only_self = maps.uid.size() == 1 && maps.uid[0].outside == euid && maps.uid[0].count == 1 &&
                                maps.gid.size() == 1 && maps.gid[0].outside == egid && maps.gid[0].count == 1;
@@ -301,9 +345,6 @@ inline resolved_id_maps resolve_id_maps(const id_maps& asked) {
     }
     const auto own_setgroups = ctr::detail::read_first_line("/proc/self/setgroups");
     maps.may_setgroups = !maps.deny_setgroups && own_setgroups.value_or("allow") == "allow";
-    for (const auto* list : {&maps.uid, &maps.gid})
-        for (const auto& r : *list)
-            if (r.count == 0) throw error(step::write_uid_map, EINVAL, {}, "an id range with count 0");
     return maps;
 }
 
@@ -319,6 +360,7 @@ inline std::string map_text(const std::vector<id_range>& ranges) {
 // Which namespace `process_id` (0: this process) is in, as the inode of its
 // /proc/PID/ns file: two processes share a namespace when these are equal.
 inline std::uint64_t inode_of(kind k, int process_id = 0) {
+    detail::check_process_id(process_id, step::join_namespace);
     const std::string path = detail::ns_path(process_id, k);
     const auto inode = detail::ns_inode(path);
     if (!inode) throw error(step::join_namespace, ENOENT, path, "cannot stat the namespace file");
@@ -330,7 +372,7 @@ inline std::uint64_t inode_of(kind k, int process_id = 0) {
 // process is gone. The bind is undone and the file removed when this ends,
 // unless release() was called. The mount lives in the caller's mount
 // namespace.
-class persisted {
+class [[nodiscard]] persisted {
 public:
     persisted() = default;
     persisted(persisted&& other) noexcept : path_(std::exchange(other.path_, {})) {}
@@ -360,6 +402,7 @@ private:
 
 inline persisted persist(int process_id, kind k, std::string path) {
     namespace sys = ctr::detail::sys;
+    detail::check_process_id(process_id, step::persist_namespace);
     const long fd = sys::openat(AT_FDCWD, path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
     if (fd < 0) throw error(step::persist_namespace, static_cast<int>(-fd), path, "cannot create the file to bind onto");
     sys::close(static_cast<int>(fd));

@@ -49,7 +49,7 @@ inline std::string thread_ns_path(kind k) { return "/proc/thread-self/ns/" + std
 // stays after the scope ends. The working directory is restored.
 //
 // Not movable: it belongs to the thread that made it.
-class scope {
+class [[nodiscard]] scope {
 public:
     // Fresh namespaces of these kinds (not pid, time or user: see
     // detail::why_not_per_thread). A new network namespace has lo up; a new
@@ -208,7 +208,7 @@ private:
 // The same, with the kinds as template arguments, so that a kind that cannot
 // be entered per thread is refused at compile time.
 template <kind... Kinds>
-class fresh_scope : public scope {
+class [[nodiscard]] fresh_scope : public scope {
     static_assert(((detail::why_not_per_thread(Kinds) == nullptr) && ...),
                   "pid and time namespaces apply only to children, and a thread cannot leave a user namespace: "
                   "use process::spawn for those");

@@ -194,7 +194,7 @@ inline unique_fd open_host_socket(const net::port_mapping& m, int backlog, std::
 // The relay: every socket of one port_forwarder and the epoll loop that
 // moves their bytes. After start, only the relay thread touches it, except
 // for the atomics (the stop flag and the counters) and the wake-up eventfd.
-class port_relay {
+class [[nodiscard]] port_relay {
 public:
     struct host_socket {
         net::port_mapping mapping;  // with the bound host port
@@ -720,7 +720,7 @@ namespace ctr::net {
 // and relays each TCP connection and UDP client to a target address (the
 // sandbox's) on one thread of its own. Move-only; the destructor stops the
 // thread and closes every socket.
-class port_forwarder {
+class [[nodiscard]] port_forwarder {
 public:
     // Binds (and for TCP listens on) every mapping now, so that a busy port
     // fails before anything is started: ctr::error(step::publish_port,

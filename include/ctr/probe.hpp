@@ -14,8 +14,7 @@
 #include <linux/sched.h>
 #include <sys/utsname.h>
 
-#include <ostream>
-#include <sstream>
+#include <iosfwd>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -63,14 +62,24 @@ struct host_probe {
 };
 
 // One line a feature: "name: yes (detail)" or "name: no (reason)".
-inline std::ostream& operator<<(std::ostream& out, const host_probe& p) {
-    out << "kernel: " << p.kernel_release << '\n';
-    for (const auto& [name, f] : p.features())
-        out << name << ": " << (f.available ? "yes" : "no") << (f.detail.empty() ? "" : " (" + f.detail + ")")
-            << '\n';
-    out << "cgroups: " << to_string(p.cgroups) << (p.cgroup_detail.empty() ? "" : " (" + p.cgroup_detail + ")")
-        << '\n';
+inline std::string to_string(const host_probe& p) {
+    std::string out = "kernel: " + p.kernel_release + '\n';
+    for (const auto& [name, f] : p.features()) {
+        out.append(name).append(": ").append(f.available ? "yes" : "no");
+        if (!f.detail.empty()) out.append(" (").append(f.detail).append(")");
+        out += '\n';
+    }
+    out.append("cgroups: ").append(to_string(p.cgroups));
+    if (!p.cgroup_detail.empty()) out.append(" (").append(p.cgroup_detail).append(")");
+    out += '\n';
     return out;
+}
+
+// The same, to a stream. A template, so that this header needs only
+// <iosfwd>: <ostream> is the caller's, who has it to print at all.
+template <typename Traits>
+std::basic_ostream<char, Traits>& operator<<(std::basic_ostream<char, Traits>& out, const host_probe& p) {
+    return out << to_string(p);
 }
 
 namespace detail {

@@ -11,6 +11,7 @@
 #include <ctr/detail/launch_filesystem.hpp>
 #include <ctr/detail/launch_identity.hpp>
 #include <ctr/detail/launch_io.hpp>
+#include <ctr/detail/launch_lifetime.hpp>
 #include <ctr/detail/launch_namespaces.hpp>
 #include <ctr/detail/launch_network.hpp>
 #include <ctr/detail/launch_plan.hpp>
@@ -66,7 +67,7 @@ inline std::chrono::nanoseconds to_duration(const timeval& tv) {
 // A running (or finished) child. Move-only; holds its pidfd. Its destructor
 // kills and reaps a child that is still running, so no zombie is left;
 // release() hands the pidfd (and the duty to reap) to the caller instead.
-class child {
+class [[nodiscard]] child {
 public:
     child() = default;
     // Through the assignment, which leaves the moved-from handle empty in
@@ -86,7 +87,7 @@ public:
             captured_err_ = std::move(other.captured_err_);
             plan_ = std::move(other.plan_);
             cgroup_ = std::exchange(other.cgroup_, nullptr);
-            oom_kills_before_ = other.oom_kills_before_;
+            cgroup_run_ = other.cgroup_run_;
             start_ = other.start_;
             timeout_ = other.timeout_;
             kill_grace_ = other.kill_grace_;
@@ -139,7 +140,8 @@ public:
     const net::veth_info* network() const noexcept { return network_ ? &*network_ : nullptr; }
 
     // Gives up ownership: the child runs on, and the caller must reap it
-    // (waitid(P_PIDFD, ...)) and close the returned pidfd.
+    // (waitid(P_PIDFD, ...)) and close the returned pidfd. A sandbox spawned
+    // with die_with_owner still ends with this process.
     [[nodiscard]] unique_fd release() noexcept {
         std_in_.reset();
         capture_out_.reset();
@@ -257,7 +259,7 @@ private:
         out.wall_time = ended - start_;
         out.user_time = detail::to_duration(usage.ru_utime);
         out.system_time = detail::to_duration(usage.ru_stime);
-        out.peak_rss_bytes = static_cast<std::uint64_t>(usage.ru_maxrss) * 1024;
+        out.rusage_max_rss_bytes = static_cast<std::uint64_t>(usage.ru_maxrss) * 1024;
         out.std_out = std::move(captured_out_);
         out.std_err = std::move(captured_err_);
         if (plan_) {
@@ -280,11 +282,7 @@ private:
             // A group that can no longer be read leaves them empty: the
             // run's own outcome above stands either way.
             try {
-                const cgroup::stats figures = cgroup_->read_stats();
-                out.oom_killed = figures.oom_kills.value_or(0) > oom_kills_before_;
-                out.memory_peak_bytes = figures.memory_peak;
-                out.cgroup_user_time = figures.cpu_user;
-                out.cgroup_system_time = figures.cpu_system;
+                detail::add_cgroup_run_figures(out, cgroup_run_, cgroup_->read_stats());
             } catch (const error&) {
             }
         }
@@ -318,9 +316,9 @@ private:
     std::optional<result> result_;
     // Kept while a pid 1 init runs on its stack, in our memory.
     std::shared_ptr<detail::launch_plan> plan_;
-    // The group the child runs in, and its OOM kill count before the spawn.
+    // The group the child runs in, and its figures before the spawn.
     cgroup::group* cgroup_ = nullptr;
-    std::uint64_t oom_kills_before_ = 0;
+    detail::cgroup_run_start cgroup_run_{};
     // What options::network made. The pair itself belongs to the child's
     // network namespace (see options::network).
     std::optional<net::veth_info> network_;
@@ -344,7 +342,9 @@ inline void plan_parent_wait(launch_plan& plan, const options& opts) {
     // While the child waits it dies with the parent even when not asked to:
     // other children being set up at the same time hold copies of its sync
     // channel, so the channel alone may never say that the parent is gone.
-    if (!opts.die_with_parent)
+    // die_with_owner has set the signal already and keeps it.
+    const bool dies_anyway = opts.die_with_parent || opts.die_with_owner;
+    if (!dies_anyway)
         plan.add(launch_phase::signals, {.code = child_op_code::die_with_parent, .step = step::die_with_parent,
                                          .a = SIGKILL, .b = parent});
     // The child's copy of the parent's end goes first: while it is open, a
@@ -353,7 +353,7 @@ inline void plan_parent_wait(launch_plan& plan, const options& opts) {
              {.code = child_op_code::close_fd, .step = step::wait_for_parent, .a = plan.sync_write.get()});
     plan.add(launch_phase::wait_for_parent,
              {.code = child_op_code::wait_for_parent, .step = step::wait_for_parent, .a = plan.sync_read.get()});
-    if (!opts.die_with_parent)
+    if (!dies_anyway)
         plan.add(launch_phase::wait_for_parent,
                  {.code = child_op_code::die_with_parent, .step = step::die_with_parent, .a = 0, .b = 0});
 }
@@ -367,6 +367,7 @@ inline void build_plan(launch_plan& plan, std::vector<std::string> argv, const o
     plan_cgroup(plan, opts);
     plan_filesystem(plan, opts);
     plan_identity(plan, opts);
+    plan_lifetime(plan, opts);  // after the steps that change ids, which clear the parent-death signal
     plan_security(plan, opts);
     plan.network_made = plan_network(plan, opts);
     plan_parent_wait(plan, opts);
@@ -407,7 +408,10 @@ inline void reap_failed(int pidfd) noexcept {
 inline init_outcome read_init_outcome(const launch_plan& plan) noexcept {
     if (!plan.uses_init) return {};
     const init_state& init = plan.shared->init;
-    return {init.command_wait_status, plan.created.has(ns::pid) && init.others_were_running != 0};
+    // A supervisor outside a pid namespace kills what is left only for an
+    // owned sandbox (die_with_owner); a pid namespace always does.
+    const bool ends_the_rest = plan.created.has(ns::pid) || init.owner_pidfd >= 0;
+    return {init.command_wait_status, ends_the_rest && init.others_were_running != 0};
 }
 
 // The child's report of a failed step: waits for it (or for exec, which
@@ -457,7 +461,7 @@ inline child spawn(std::vector<std::string> argv, const options& opts = {}) {
 
     if (const long r = plan->stack.allocate(); r < 0) throw error(step::allocate_stack, static_cast<int>(-r));
 
-    const std::uint64_t oom_kills_before = opts.cgroup ? opts.cgroup->oom_kills().value_or(0) : 0;
+    const d::cgroup_run_start cgroup_run = opts.cgroup ? d::begin_cgroup_run(*opts.cgroup) : d::cgroup_run_start{};
     const auto start = d::clock::now();
     cd::clone_outcome started = cd::clone_child(plan->request, plan->stack, plan->view);
     if (plan->request.cgroup_fd >= 0 &&
@@ -484,7 +488,7 @@ inline child spawn(std::vector<std::string> argv, const options& opts = {}) {
     plan->child_ends.clear();
 
     handle.cgroup_ = opts.cgroup;
-    handle.oom_kills_before_ = oom_kills_before;
+    handle.cgroup_run_ = cgroup_run;
 
     // The parent's steps while the child waits. If one fails, the child is
     // killed with the handle; but when the child failed first (a join before

@@ -367,6 +367,9 @@ private:
         for (const condition& c : all_of) {
             if (c.index > 5)
                 return fail_build(EINVAL, name, "argument index " + std::to_string(c.index) + " is not in 0..5");
+            if (c.op > compare::in_range)
+                return fail_build(EINVAL, name,
+                                  "comparison " + std::to_string(static_cast<unsigned>(c.op)) + " is not a compare");
             const bool masked = c.op == compare::masked_equal || c.op == compare::masked_not_equal;
             if (masked && (c.value & ~c.mask) != 0)
                 return fail_build(EINVAL, name, to_string(c) + ": the value has bits outside the mask");

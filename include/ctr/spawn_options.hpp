@@ -1,11 +1,10 @@
 #pragma once
 // What process::spawn takes (options) and gives back (result).
 
-#include <ctr/cgroup.hpp>
-#include <ctr/mount.hpp>
-#include <ctr/net.hpp>
+#include <ctr/detail/mount_plan.hpp>
+#include <ctr/detail/security_options.hpp>
+#include <ctr/detail/veth_options.hpp>
 #include <ctr/ns.hpp>
-#include <ctr/security.hpp>
 
 #include <fcntl.h>
 #include <sys/resource.h>
@@ -18,6 +17,13 @@
 #include <string>
 #include <utility>
 #include <vector>
+
+// Only borrowed here (options::cgroup); cgroup.hpp defines it. The other
+// concepts' options come as plain structs (detail/*_options.hpp,
+// detail/mount_plan.hpp), not with their operations.
+namespace ctr::cgroup {
+class group;
+}
 
 namespace ctr::process {
 
@@ -80,20 +86,39 @@ struct waiting_child {
     int pidfd = -1;
 };
 
+// Members of aggregate type with a non-trivial destructor (environment,
+// stdio, id_maps, security) default to `= T()` rather than `{}`: when a
+// caller's designated initializer throws (say .root = mount::host_readonly()
+// runs out of memory), g++ 12 destroys a member initialized from a `{}`
+// default member initializer twice, and at -O2 and up its
+// -Wmaybe-uninitialized reports that in the caller's code. clang++ and the
+// `= T()` spelling destroy it once.
 struct options {
     // The file to run; empty: argv[0], looked up in the child's PATH when it
     // has no '/'.
     std::string executable{};
-    environment env{};
+    environment env = environment();
     std::string cwd{};  // empty: the parent's
-    stdio std_in{};
-    stdio std_out{};
-    stdio std_err{};
+    stdio std_in = stdio();
+    stdio std_out = stdio();
+    stdio std_err = stdio();
     // Further fds for the child. Every other fd is closed at exec.
     std::vector<fd_mapping> fds{};
     // SIGKILL the child when the parent dies. The kernel ties this to the
     // thread that spawned: if that thread exits, the child is killed too.
+    // Only the child: what it starts lives on. See die_with_owner.
     bool die_with_parent = false;
+    // The sandbox ends with its owner, this process: when the owner ends,
+    // by any signal (SIGKILL included) and at any moment (during setup or
+    // while the command runs), every process of the sandbox is killed,
+    // whichever thread spawned it and whether or not that thread still
+    // runs. A supervisor holds the sandbox: pid 1 with ns::pid (so this
+    // implies `init`, as ns::time does), otherwise a child subreaper that
+    // kills what the command leaves running when the command ends, as a pid
+    // namespace would. What the owner made outside the sandbox (a cgroup,
+    // scratch directories) cannot be removed by a dead owner: name it so
+    // that the next run finds it (cgroup::reap_stale; docs/lifecycle.md).
+    bool die_with_owner = false;
     // Wall-clock limit, counted from spawn and enforced while the caller
     // waits: SIGTERM, then SIGKILL after kill_grace. Zero: none.
     std::chrono::milliseconds timeout{0};
@@ -121,7 +146,7 @@ struct options {
     std::string hostname{};
     std::string domainname{};
     // With ns::user: the uid and gid maps (empty: see ns::id_maps).
-    ns::id_maps id_maps{};
+    ns::id_maps id_maps = ns::id_maps();
     // With ns::time: clock offsets the child sees.
     ns::time_offsets time_offsets{};
     // With ns::pid: a minimal init is pid 1, forwards signals to the
@@ -164,7 +189,7 @@ struct options {
     // default is explicit: nothing is taken away unless asked, e.g.
     // `.security = ctr::security::confined()` as ctr-run does. Every
     // launch's init is sealed regardless (see child_become_init).
-    ::ctr::security security{};
+    ::ctr::security security = ::ctr::security();
 };
 
 // How a run ended.
@@ -176,19 +201,35 @@ struct result {
     std::chrono::nanoseconds wall_time{};
     std::chrono::nanoseconds user_time{};
     std::chrono::nanoseconds system_time{};
-    std::uint64_t peak_rss_bytes = 0;  // ru_maxrss of the child and the children it waited for
+    // The kernel's ru_maxrss of the child and the children it waited for.
+    // It counts the memory the child had before exec too, which is a share
+    // or a copy of the caller's: a small command started from a large
+    // caller shows the caller's size. For the command's own peak, run it in
+    // a cgroup and read memory_peak_bytes.
+    std::uint64_t rusage_max_rss_bytes = 0;
     std::string std_out{};             // what stdio::capture() collected
     std::string std_err{};
     // With a new pid namespace: other processes were still running in it
     // when the command ended, and died with it (the namespace ends with its
     // pid 1).
     bool pid_namespace_orphans_killed = false;
-    // With options::cgroup: the group's out-of-memory killer killed a
-    // process during this run (from the group's own events, not guessed
-    // from SIGKILL), and the group's figures. A figure the layout does not
-    // have stays empty.
+    // With options::cgroup, this run's figures: what changed in the group
+    // between spawn and reap (other processes in the group at the same time
+    // count too). A figure the layout does not have stays empty. The
+    // group's lifetime figures are cgroup::group::read_stats().
+    //  - oom_killed: the group's out-of-memory killer killed a process
+    //    during the run (from the group's own events, not guessed from
+    //    SIGKILL).
+    //  - memory_peak_bytes: the group's highest charge during the run, set
+    //    when the kernel can tell it apart: in a group never charged before,
+    //    whose lifetime peak is then the run's (a high-water mark cannot be
+    //    reset without losing the group's own). Otherwise empty, and
+    //    group_memory_peak_bytes has the lifetime figure.
+    //  - cgroup_user_time, cgroup_system_time: CPU time the group used
+    //    during the run.
     bool oom_killed = false;
     std::optional<std::uint64_t> memory_peak_bytes{};
+    std::optional<std::uint64_t> group_memory_peak_bytes{};  // the group's peak over its whole life
     std::optional<std::chrono::nanoseconds> cgroup_user_time{};
     std::optional<std::chrono::nanoseconds> cgroup_system_time{};
 

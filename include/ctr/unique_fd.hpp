@@ -9,7 +9,7 @@ namespace ctr {
 
 // Move-only; closes its fd when it ends. No implicit conversion to int:
 // get() borrows, release() hands ownership over.
-class unique_fd {
+class [[nodiscard]] unique_fd {
 public:
     constexpr unique_fd() noexcept = default;
     constexpr explicit unique_fd(int fd) noexcept : fd_(fd) {}

@@ -138,6 +138,7 @@ inline long call(long number, Args... args) noexcept {
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 
@@ -298,16 +299,39 @@ inline long pipe2(int fds[2], int flags) noexcept {
     CTR_FAULT_CHECK(pipe2);
     return raw::call(SYS_pipe2, fds, flags);
 }
+// ThreadSanitizer learns of mappings only through libc's mmap and munmap:
+// after a raw munmap the old page's access history stays, and the next
+// mapping at that address (another thread's launch page or child stack)
+// reads as a race with the thread that used the old one. Under TSan these
+// two go through libc; only the parent calls them.
+#if defined(__SANITIZE_THREAD__)
+#define CTR_DETAIL_TSAN_MAPPINGS 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define CTR_DETAIL_TSAN_MAPPINGS 1
+#endif
+#endif
 inline long mmap(void** out, std::size_t length, int prot, int flags) noexcept {
     CTR_FAULT_CHECK(mmap);
+#ifdef CTR_DETAIL_TSAN_MAPPINGS
+    void* const address = ::mmap(nullptr, length, prot, flags, -1, 0);
+    if (address == MAP_FAILED) return -errno;
+    *out = address;
+    return 0;
+#else
     const long result = raw::call(SYS_mmap, 0L, length, prot, flags, -1, 0L);
     if (result < 0 && result > -4096) return result;
     *out = reinterpret_cast<void*>(result);
     return 0;
+#endif
 }
 inline long munmap(void* address, std::size_t length) noexcept {
     CTR_FAULT_CHECK(munmap);
+#ifdef CTR_DETAIL_TSAN_MAPPINGS
+    return ::munmap(address, length) == 0 ? 0 : -errno;
+#else
     return raw::call(SYS_munmap, address, length);
+#endif
 }
 inline long clone3(void* args, std::size_t size, int (*entry)(void*), void* argument) noexcept {
     CTR_FAULT_CHECK(clone3);
@@ -888,6 +912,10 @@ private:
         std::string text{to_string(s)};
         if (!path.empty()) text.append(" '").append(path).append("'");
         if (!detail.empty()) text.append(" (").append(detail).append(")");
+        // what() is a C string: a NUL byte from the caller's input (an
+        // argument, a path) would cut the message short, so it shows as \0.
+        for (std::size_t at = text.find('\0'); at != std::string::npos; at = text.find('\0', at + 2))
+            text.replace(at, 1, "\\0");
         return text;
     }
 
@@ -1387,8 +1415,12 @@ inline std::vector<proc_cgroup_entry> parse_proc_cgroup(std::string_view text) {
         const auto second = line.find(':', first + 1);
         if (second == std::string_view::npos) continue;
         proc_cgroup_entry e;
+        // The hierarchy id: a decimal the kernel writes; a line with anything
+        // else, or more digits than an int holds, is not the kernel's.
+        const auto id_text = line.substr(0, first);
+        if (id_text.empty() || id_text.size() > 9) continue;
         e.id = 0;
-        for (char c : line.substr(0, first)) {
+        for (char c : id_text) {
             if (c < '0' || c > '9') {
                 e.id = -1;
                 break;
@@ -1853,7 +1885,7 @@ namespace ctr {
 
 // Move-only; closes its fd when it ends. No implicit conversion to int:
 // get() borrows, release() hands ownership over.
-class unique_fd {
+class [[nodiscard]] unique_fd {
 public:
     constexpr unique_fd() noexcept = default;
     constexpr explicit unique_fd(int fd) noexcept : fd_(fd) {}
@@ -2207,7 +2239,9 @@ struct options {
     // Groups are named "<prefix>-<pid>-<start time>-<counter>-<random>";
     // reap_stale(prefix) finds the ones whose creator is gone.
     std::string prefix = "ctr";
-    cgroup::limits limits{};
+    // `= limits()`, not `{}`: see process::options (g++ 12 destroys a `{}`
+    // member twice when a later designated initializer throws).
+    cgroup::limits limits = cgroup::limits();
     // More controllers to put the group under, e.g. for their accounting
     // ("hugetlb"). An unknown or missing one is an error.
     std::vector<std::string> controllers{};
@@ -2250,6 +2284,11 @@ struct stats {
 };
 
 inline std::size_t reap_stale(std::string_view prefix);
+
+// The smallest memory_max a group takes: Docker's floor. Below it a process
+// cannot even be set up (the kernel's OOM killer ends it before exec), so a
+// smaller limit is refused when the group is made rather than failing later.
+inline constexpr std::uint64_t minimum_memory_max = 6 * 1024 * 1024;
 
 namespace detail {
 
@@ -2483,6 +2522,11 @@ inline std::vector<limit_write> plan_limits(const limits& l, const planner& plan
     std::optional<std::uint64_t> memory_max;
     if (l.memory_max) {
         const std::uint64_t bytes = parse_size(*l.memory_max, "memory_max");
+        if (bytes < minimum_memory_max)
+            throw error(step::set_cgroup_limit, EINVAL, "memory_max",
+                        "'" + *l.memory_max + "' is below the floor of 6 MiB (" + std::to_string(minimum_memory_max) +
+                            " bytes): a smaller limit cannot start a process, whose setup the out-of-memory killer "
+                            "would end; Docker refuses the same");
         memory_max = bytes;
         const std::size_t m = member("memory", "memory_max");
         if (v2_of(m))
@@ -2709,7 +2753,7 @@ inline std::string move_self_to_leaf() {
 // cgroup. Move-only. The destructor kills what is left inside, waits until
 // it is empty and removes it, quietly; remove() does the same and reports.
 // One thread at a time, like the standard containers.
-class group {
+class [[nodiscard]] group {
 public:
     // Creates the group and sets its limits; throws ctr::error naming the
     // step and path, and leaves nothing behind when it does.
@@ -2932,7 +2976,8 @@ public:
         kill_until(deadline);
         if (!wait_empty_until(deadline)) {
             std::string listed;
-            for (pid_t p : pids()) listed += " " + std::to_string(p);
+            // Appended: see kill_until.
+            for (pid_t p : pids()) listed.append(1, ' ').append(std::to_string(p));
             throw error(step::remove_cgroup, EBUSY, path(),
                         "processes still inside after " + detail::duration_text(remove_timeout_) + ":" + listed);
         }
@@ -3177,7 +3222,8 @@ private:
             if (found.empty()) return;
             if (d::cgroup_clock::now() >= deadline) {
                 std::string listed;
-                for (long p : found) listed += " " + std::to_string(p);
+                // Appended, not `" " + std::to_string(p)`: g++ 12 -O3 -Wrestrict (GCC bug 105329).
+                for (long p : found) listed.append(1, ' ').append(std::to_string(p));
                 throw error(step::kill_cgroup, ETIMEDOUT, m.dir, "processes survive SIGKILL:" + listed);
             }
             const bool froze = try_freeze(true);
@@ -3562,6 +3608,13 @@ struct ipv4_interface {
 // docs/mounts.md has the details: the default plan, the symlink-safety
 // design, the new mount API and its fallback, and what works rootless.
 
+// begin ctr/detail/mount_plan.hpp
+// ctr::mount's plan as spawn takes it (options::root): the operations a
+// child's root filesystem is built from, as plain data, with the builder
+// calls that add them and host_readonly(). mount.hpp has what runs them
+// (plan::prepare, the steps, guards) and the launch layer: a program that
+// spawns without a root filesystem compiles none of that.
+
 // begin ctr/detail/mount_step.hpp
 // The mount steps of a root-filesystem plan and the code that runs them.
 //
@@ -3585,6 +3638,28 @@ struct ipv4_interface {
 //   ENOSYS (an old kernel, or a seccomp profile) switches that operation to
 //   mount(2). The test for "has it" is the one ctr::probe() reports.
 
+// begin ctr/detail/child_code.hpp
+// CTR_CHILD_CODE marks a function that runs in the child between clone and
+// exec (detail/child_program.hpp, detail/mount_step.hpp, the layers' steps).
+//
+// The child runs on a stack the sanitizer runtimes know nothing about and
+// with the parent thread's TLS, so their instrumentation stays out of it:
+// no_sanitize removes the memory checks, and clang's
+// disable_sanitizer_instrumentation also the function entry and exit hooks
+// that ThreadSanitizer would otherwise run there, writing the parent
+// thread's TSan state from the child. noinline keeps the child's code from
+// being folded into an instrumented caller.
+#if defined(__clang__)
+#if __has_attribute(disable_sanitizer_instrumentation)
+#define CTR_CHILD_CODE \
+    __attribute__((no_sanitize("address", "undefined", "thread"), disable_sanitizer_instrumentation, noinline))
+#else
+#define CTR_CHILD_CODE __attribute__((no_sanitize("address", "undefined", "thread"), noinline))
+#endif
+#else
+#define CTR_CHILD_CODE __attribute__((no_sanitize_address, no_sanitize_undefined, noinline))
+#endif
+// end ctr/detail/child_code.hpp
 
 #include <linux/openat2.h>
 #include <sys/stat.h>
@@ -3592,17 +3667,6 @@ struct ipv4_interface {
 
 #include <cstddef>
 #include <cstdint>
-
-// The same definition as in child_program.hpp (an identical redefinition is
-// allowed), so that child_program.hpp can include this header for its mount
-// operations without a cycle.
-#ifndef CTR_CHILD_CODE
-#if defined(__clang__)
-#define CTR_CHILD_CODE __attribute__((no_sanitize("address", "undefined", "thread"), noinline))
-#else
-#define CTR_CHILD_CODE __attribute__((no_sanitize_address, no_sanitize_undefined, noinline))
-#endif
-#endif
 
 namespace ctr::detail {
 
@@ -4425,16 +4489,11 @@ CTR_CHILD_CODE inline long run_mount_steps(const mount_step* steps, std::size_t 
 }  // namespace ctr::detail
 // end ctr/detail/mount_step.hpp
 
-#include <sys/stat.h>
 #include <sys/types.h>
 
-#include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <optional>
-#include <span>
 #include <string>
-#include <string_view>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -4566,54 +4625,8 @@ class step_builder;
 
 }  // namespace detail
 
-// A plan validated and turned into the steps a child runs. Move-only: the
-// steps point into strings it owns, so it must outlive the child's use of
-// steps() (in spawn: until the child has exec'd or failed).
-class prepared_plan {
-public:
-    prepared_plan() = default;
-    prepared_plan(prepared_plan&&) = default;
-    prepared_plan& operator=(prepared_plan&&) = default;
-    prepared_plan(const prepared_plan&) = delete;
-    prepared_plan& operator=(const prepared_plan&) = delete;
-    ~prepared_plan() = default;
-
-    std::span<const ctr::detail::mount_step> steps() const noexcept { return steps_; }
-    // The host directory that becomes "/" ("/" for the host's own root).
-    const std::string& root() const noexcept { return root_; }
-
-    // The binds the parent must make for the child (bind_options::idmap),
-    // in the order of their steps' detached_slot.
-    struct detached_bind {
-        const char* source;
-        bool recursive;
-        std::uint64_t attributes;  // MOUNT_ATTR_* to set with the idmap
-        bool required;             // else a plain bind where the filesystem cannot idmap
-        std::string shown;         // the target, for errors
-    };
-    const std::vector<detached_bind>& detached_binds() const noexcept { return detached_; }
-
-    // The error that step `index` failing with `errno_value` reports: its
-    // step (or the finer one the child recorded in ctx), its path, and the
-    // kernel's message or a hint.
-    ctr::error error_for(std::size_t index, int errno_value, const ctr::detail::mount_context* ctx = nullptr) const;
-
-private:
-    friend class detail::step_builder;
-
-    struct step_info {
-        std::string path;    // what the error names
-        std::string detail;  // e.g. "source '/srv/data'"
-    };
-
-    std::deque<std::string> strings_;
-    std::deque<std::vector<const char*>> lists_;
-    std::deque<std::vector<ctr::detail::mount_param>> params_;
-    std::vector<ctr::detail::mount_step> steps_;
-    std::vector<step_info> info_;
-    std::vector<detached_bind> detached_;
-    std::string root_;
-};
+// Defined in mount.hpp, which plan::prepare() needs.
+class prepared_plan;
 
 // An ordered list of mount operations that builds a child's root filesystem.
 // An aggregate: `mount::plan{.rootfs = "/srv/image"}.proc().dev().tmpfs("/tmp")`.
@@ -4715,6 +4728,74 @@ inline plan host_readonly() {
     return p;
 }
 
+}  // namespace ctr::mount
+// end ctr/detail/mount_plan.hpp
+
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace ctr::mount {
+
+// A plan validated and turned into the steps a child runs. Move-only: the
+// steps point into strings it owns, so it must outlive the child's use of
+// steps() (in spawn: until the child has exec'd or failed).
+class prepared_plan {
+public:
+    prepared_plan() = default;
+    prepared_plan(prepared_plan&&) = default;
+    prepared_plan& operator=(prepared_plan&&) = default;
+    prepared_plan(const prepared_plan&) = delete;
+    prepared_plan& operator=(const prepared_plan&) = delete;
+    ~prepared_plan() = default;
+
+    std::span<const ctr::detail::mount_step> steps() const noexcept { return steps_; }
+    // The host directory that becomes "/" ("/" for the host's own root).
+    const std::string& root() const noexcept { return root_; }
+
+    // The binds the parent must make for the child (bind_options::idmap),
+    // in the order of their steps' detached_slot.
+    struct detached_bind {
+        const char* source;
+        bool recursive;
+        std::uint64_t attributes;  // MOUNT_ATTR_* to set with the idmap
+        bool required;             // else a plain bind where the filesystem cannot idmap
+        std::string shown;         // the target, for errors
+    };
+    const std::vector<detached_bind>& detached_binds() const noexcept { return detached_; }
+
+    // The error that step `index` failing with `errno_value` reports: its
+    // step (or the finer one the child recorded in ctx), its path, and the
+    // kernel's message or a hint.
+    ctr::error error_for(std::size_t index, int errno_value, const ctr::detail::mount_context* ctx = nullptr) const;
+
+private:
+    friend class detail::step_builder;
+
+    struct step_info {
+        std::string path;    // what the error names
+        std::string detail;  // e.g. "source '/srv/data'"
+    };
+
+    std::deque<std::string> strings_;
+    std::deque<std::vector<const char*>> lists_;
+    std::deque<std::vector<ctr::detail::mount_param>> params_;
+    std::vector<ctr::detail::mount_step> steps_;
+    std::vector<step_info> info_;
+    std::vector<detached_bind> detached_;
+    std::string root_;
+};
+
 namespace detail {
 
 // The masked and read-only paths of runc's default spec, relative to where
@@ -4786,6 +4867,24 @@ inline std::string root_target(const std::string& target, const char* what) {
     return squeeze_slashes(target[0] == '/' ? target : "/" + target);
 }
 
+// Whether a target inside the root names the root itself once "." and ".."
+// are taken, ".." stopping at the root as resolution inside it does ("/..",
+// "/tmp/.."): a mount there would lie under the new root, silently unseen.
+inline bool names_the_root(std::string_view path) {
+    std::size_t depth = 0;
+    while (!path.empty()) {
+        const std::size_t slash = path.find('/');
+        const std::string_view part = path.substr(0, slash);
+        if (part == "..") {
+            if (depth > 0) --depth;
+        } else if (!part.empty() && part != ".") {
+            ++depth;
+        }
+        path.remove_prefix(slash == std::string_view::npos ? path.size() : slash + 1);
+    }
+    return depth == 0;
+}
+
 // mountinfo escapes space, tab, newline and backslash as \ooo.
 inline std::string unescape_mountinfo(std::string_view field) {
     std::string out;
@@ -4803,20 +4902,16 @@ inline std::string unescape_mountinfo(std::string_view field) {
     return out;
 }
 
-// The mount points strictly below `source` in this process's mount table,
-// relative to it, parents first: what a recursive bind of `source` copies.
-// Read in the parent because the child's namespace is a copy of this one
-// taken at clone, so the child needs no parser and no big buffer.
-inline std::vector<std::string> submounts_below(const std::string& source) {
+// The mount points strictly below `source` in a mountinfo text, relative to
+// it, parents first. Takes the text so that it is fuzzed (tests/fuzz).
+inline std::vector<std::string> submounts_in(std::string_view mountinfo, const std::string& source) {
     std::vector<std::string> out;
-    const auto mountinfo = read_small_file("/proc/self/mountinfo");
-    if (!mountinfo) return out;
     const std::string prefix = source == "/" ? "/" : source + "/";
     std::size_t start = 0;
-    while (start < mountinfo->size()) {
-        std::size_t end = mountinfo->find('\n', start);
-        if (end == std::string::npos) end = mountinfo->size();
-        const std::string_view line(mountinfo->data() + start, end - start);
+    while (start < mountinfo.size()) {
+        std::size_t end = mountinfo.find('\n', start);
+        if (end == std::string_view::npos) end = mountinfo.size();
+        const std::string_view line(mountinfo.data() + start, end - start);
         start = end + 1;
         // id parent major:minor root mount-point ...
         std::size_t field = 0, position = 0;
@@ -4837,6 +4932,16 @@ inline std::vector<std::string> submounts_below(const std::string& source) {
         }
     }
     return out;
+}
+
+// The mount points strictly below `source` in this process's mount table,
+// relative to it, parents first: what a recursive bind of `source` copies.
+// Read in the parent because the child's namespace is a copy of this one
+// taken at clone, so the child needs no parser and no big buffer.
+inline std::vector<std::string> submounts_below(const std::string& source) {
+    const auto mountinfo = read_small_file("/proc/self/mountinfo");
+    if (!mountinfo) return {};
+    return submounts_in(*mountinfo, source);
 }
 
 inline std::uint64_t attribute_bits(bool read_only, bool nosuid, bool nodev, bool noexec) {
@@ -5112,9 +5217,13 @@ public:
             // lowerdir+ (6.5+) takes one layer a call and any length; older
             // kernels reject it, and then mount(2) takes the whole list.
             params.push_back({"lowerdir+", keep(path), on_rejected::use_mount2, nullptr});
-            lowerdir += (lowerdir.empty() ? "" : ":") + escaped(path);
+            if (!lowerdir.empty()) lowerdir.push_back(':');
+            lowerdir.append(escaped(path));
         }
-        std::string data = "lowerdir=" + lowerdir;
+        // Built by appending: g++ 12 at -O3 reports -Wrestrict inside
+        // libstdc++ for `"text" + std::string` chains (GCC bug 105329).
+        std::string data = "lowerdir=";
+        data.append(lowerdir);
         if (!layers.upper.empty()) {
             const auto [upper, upper_dev] = layer(layers.upper, "upper layer");
             const auto [work, work_dev] = layer(layers.work, "work directory");
@@ -5122,7 +5231,7 @@ public:
                 throw error(step::mount, EXDEV, work, "an overlay's work directory must be on the upper layer's filesystem");
             params.push_back({"upperdir", keep(upper), on_rejected::use_mount2, nullptr});
             params.push_back({"workdir", keep(work), on_rejected::use_mount2, nullptr});
-            data += ",upperdir=" + escaped(upper) + ",workdir=" + escaped(work);
+            data.append(",upperdir=").append(escaped(upper)).append(",workdir=").append(escaped(work));
         }
         mount_step m{};
         m.kind = mount_step_kind::filesystem;
@@ -5134,7 +5243,9 @@ public:
         m.flags = attributes_to_ms(m.attributes);
         m.legacy_data = keep_list({data});
         set_params(m, std::move(params));
-        add(m, shown, "overlay of " + std::to_string(layers.lower.size()) + " lower layer(s)");
+        std::string what = "overlay of ";
+        what.append(std::to_string(layers.lower.size())).append(" lower layer(s)");
+        add(m, shown, std::move(what));
     }
 
     void add_request(const mount_request& request) {
@@ -5206,7 +5317,7 @@ public:
     std::string target_of(const std::string& target, const char* what, bool mounts = true) {
         if (!for_guard_) {
             std::string in_root = root_target(target, what);
-            if (mounts && in_root == "/")
+            if (mounts && names_the_root(in_root))
                 throw error(step::prepare, EINVAL, target,
                             std::string(what) + " over the new root itself: give the root as rootfs, or an overlay at /");
             return in_root;
@@ -5330,7 +5441,7 @@ inline ctr::error prepared_plan::error_for(std::size_t index, int errno_value,
 // detached lazily (MNT_DETACH), since its submounts would make a plain
 // unmount fail with EBUSY; others are unmounted plainly unless
 // unmount_lazily() was asked for.
-class guard {
+class [[nodiscard]] guard {
 public:
     guard() noexcept = default;
     guard(guard&& other) noexcept
@@ -5534,19 +5645,13 @@ CTR_CHILD_CODE inline long run_plan_in_current_process(const ctr::mount::prepare
 #include <cstddef>
 #include <cstdint>
 
-// The child runs on a stack the sanitizer runtimes know nothing about and
-// with the parent thread's TLS; keep their instrumentation out of it.
-#if defined(__clang__)
-#define CTR_CHILD_CODE __attribute__((no_sanitize("address", "undefined", "thread"), noinline))
-#else
-#define CTR_CHILD_CODE __attribute__((no_sanitize_address, no_sanitize_undefined, noinline))
-#endif
 
 namespace ctr::detail {
 
 enum class child_op_code : std::uint8_t {
     reset_signals,        // every disposition back to SIG_DFL
     die_with_parent,      // a = signal; b = parent pid to compare with (0: skip the check)
+    die_with_owner,       // SIGKILL at the parent's death; a = the owner's pidfd: end at once if it has ended
     new_session,          // setsid
     set_umask,            // a = mask
     set_rlimit,           // a = resource, data = const rlimit*
@@ -5634,6 +5739,13 @@ struct init_state {
     // 0 until pid 1 has sealed itself (no fds, not dumpable, neutral name);
     // the command waits on it (a futex) before it runs any of its steps.
     std::uint32_t command_gate = 0;
+    // options::die_with_owner: a pidfd of the owner (the caller's process),
+    // readable once the owner has ended, and the caller's /proc, where a
+    // supervisor that is not pid 1 finds its children; -1 when not asked.
+    // seal_init keeps both open.
+    int owner_pidfd = -1;
+    int proc_fd = -1;
+    long supervisor_pid = 0;  // as the supervisor sees itself; the command checks its parent against it
     // Written by pid 1 before it exits.
     int command_wait_status = -1;       // as wait4 gives it; -1: the command never ran
     int others_were_running = 0;        // other processes were left in the namespace
@@ -5838,6 +5950,68 @@ CTR_CHILD_CODE inline long child_exec(const char* const* candidates, char* const
     return permission_denied ? -EACCES : last;
 }
 
+// Whether the process behind `pidfd` has ended (every one of its threads):
+// a pidfd polls readable then. Async-signal-safe.
+CTR_CHILD_CODE inline bool owner_has_ended(int pidfd) noexcept {
+    pollfd owner{pidfd, POLLIN, 0};
+    const timespec now{};
+    return sys::ppoll(&owner, 1, &now) > 0;
+}
+
+// Kills every descendant of this process, which is a child subreaper (so
+// orphans of the sandbox come back to it), and reaps them: the children
+// listed in /proc/<pid>/task/<tid>/children are killed, reaped, and the
+// list read again until it is empty, since a process's children become
+// ours only when it dies. Without that file (no /proc, or a kernel without
+// CONFIG_PROC_CHILDREN) only `command` and its process group are killed.
+// Returns whether anything besides `command` was found. Async-signal-safe.
+CTR_CHILD_CODE inline bool kill_descendants(int proc_fd, long command) noexcept {
+    bool others = false;
+    if (command > 0) {
+        sys::kill(static_cast<int>(command), SIGKILL);
+        sys::kill(-static_cast<int>(command), SIGKILL);
+    }
+    // Bounded only so that a fork bomb outpacing the kills cannot hold the
+    // supervisor forever; each round kills every child there is.
+    for (int round = 0; round < 100000; ++round) {
+        int status = 0;
+        while (sys::wait4(-1, &status, WNOHANG) > 0) {
+        }
+        const long fd = proc_fd < 0 ? -EBADF : sys::openat(proc_fd, "thread-self/children", O_RDONLY | O_CLOEXEC);
+        if (fd < 0) break;
+        long found = 0;
+        char text[4096];
+        long pid = 0;
+        bool in_number = false;
+        for (;;) {
+            const long n = sys::read(static_cast<int>(fd), text, sizeof text);
+            if (n == -EINTR) continue;
+            if (n <= 0) break;
+            // Numbers separated by spaces; a number is complete at the
+            // next non-digit (the file ends with one).
+            for (long i = 0; i < n; ++i) {
+                if (text[i] >= '0' && text[i] <= '9') {
+                    pid = pid * 10 + (text[i] - '0');
+                    in_number = true;
+                    continue;
+                }
+                if (!in_number) continue;
+                if (pid != command) others = true;
+                sys::kill(static_cast<int>(pid), SIGKILL);
+                ++found;
+                pid = 0;
+                in_number = false;
+            }
+        }
+        sys::close(static_cast<int>(fd));
+        if (found == 0) break;
+        // One of them dies (each has SIGKILL pending); its children are
+        // ours now, so the list is read again.
+        if (sys::wait4(-1, &status, 0) == -ECHILD) break;
+    }
+    return others;
+}
+
 // Runs one operation; returns 0 or -errno. Async-signal-safe.
 CTR_CHILD_CODE inline long child_run_op(const child_view& view, const child_op& op) noexcept {
     switch (op.code) {
@@ -5849,6 +6023,14 @@ CTR_CHILD_CODE inline long child_run_op(const child_view& view, const child_op& 
             // signal comes, the child was re-parented, and nobody waits for
             // a report. End quietly.
             if (op.b != 0 && sys::getppid() != op.b) sys::exit_group(child_failed_exit_code);
+            return 0;
+        }
+        case child_op_code::die_with_owner: {
+            if (long r = sys::prctl(PR_SET_PDEATHSIG, SIGKILL); r < 0) return r;
+            // The owner may have ended before prctl took effect: then no
+            // signal comes. Its pidfd tells, in every shape of launch (in a
+            // new pid namespace getppid() cannot).
+            if (owner_has_ended(static_cast<int>(op.a))) sys::exit_group(child_failed_exit_code);
             return 0;
         }
         case child_op_code::new_session: {
@@ -5947,7 +6129,20 @@ CTR_CHILD_CODE inline long child_run_op(const child_view& view, const child_op& 
 // environment overwritten with a neutral name and zeros (/proc/1/cmdline is
 // readable by anyone). Async-signal-safe.
 CTR_CHILD_CODE inline void seal_init(init_state* state) noexcept {
-    child_fd_range(0, ~0U, true);
+    // Every fd but the two die_with_owner needs (the owner's pidfd, /proc).
+    int keep[2] = {state->owner_pidfd, state->proc_fd};
+    if (keep[0] > keep[1]) {
+        const int t = keep[0];
+        keep[0] = keep[1];
+        keep[1] = t;
+    }
+    unsigned next = 0;
+    for (const int fd : keep) {
+        if (fd < 0) continue;
+        if (static_cast<unsigned>(fd) > next) child_fd_range(next, static_cast<unsigned>(fd) - 1, true);
+        next = static_cast<unsigned>(fd) + 1;
+    }
+    child_fd_range(next, ~0U, true);
     sys::prctl(PR_SET_DUMPABLE, 0);
     sys::prctl(PR_SET_NAME, reinterpret_cast<unsigned long>(init_name));
     if (state->arg_end > state->arg_start) {
@@ -5972,6 +6167,13 @@ CTR_CHILD_CODE inline void seal_init(init_state* state) noexcept {
 // are read from a signalfd, so no handler ever runs. Async-signal-safe.
 [[noreturn]] CTR_CHILD_CODE inline void child_become_init(const child_view& view, std::size_t op_index,
                                                           init_state* state) noexcept {
+    // With die_with_owner this process is what ties the sandbox to its
+    // owner. As pid 1 its exit ends the namespace; otherwise it becomes a
+    // subreaper first, so that no process of the sandbox can leave its tree.
+    const bool owned = state->owner_pidfd >= 0;
+    const bool pid1 = sys::getpid() == 1;
+    state->supervisor_pid = sys::getpid();
+    if (owned && !pid1) sys::prctl(PR_SET_CHILD_SUBREAPER, 1);
     // Sharing memory is cheapest, but kernels before 6.x refuse CLONE_VM
     // while a new time namespace waits for this process's children (EINVAL):
     // then the command gets a copy. The gate is in a MAP_SHARED page, so the
@@ -5995,11 +6197,27 @@ CTR_CHILD_CODE inline void seal_init(init_state* state) noexcept {
     seal_init(state);
     const unsigned long all_signals = ~0UL;
     const long signals = sys::signalfd4(-1, &all_signals, SFD_CLOEXEC);
+    // From here the owner's pidfd watches; the parent-death signal would
+    // also fire when the thread that spawned exits, which the owner may do
+    // long before it ends. Cleared before the command may run, so before
+    // spawn() returns and that thread could exit.
+    if (owned) sys::prctl(PR_SET_PDEATHSIG, 0);
     __atomic_store_n(&state->command_gate, 1U, __ATOMIC_RELEASE);
     sys::futex(&state->command_gate, FUTEX_WAKE, 1);
     if (signals < 0) sys::exit_group(child_failed_exit_code);
 
     for (;;) {
+        pollfd events[2] = {{static_cast<int>(signals), POLLIN, 0}, {state->owner_pidfd, POLLIN, 0}};
+        const long ready = sys::ppoll(events, 2, nullptr);
+        if (ready == -EINTR) continue;
+        if (ready < 0) sys::exit_group(child_failed_exit_code);
+        if (events[1].revents) {
+            // The owner is gone: so is the sandbox. pid 1's exit makes the
+            // kernel kill every process in its namespace.
+            if (!pid1) kill_descendants(state->proc_fd, command);
+            sys::exit_group(128 + SIGKILL);
+        }
+        if (!events[0].revents) continue;
         signalfd_siginfo info{};
         const long n = sys::read(static_cast<int>(signals), &info, sizeof info);
         if (n == -EINTR) continue;
@@ -6020,7 +6238,10 @@ CTR_CHILD_CODE inline void seal_init(init_state* state) noexcept {
         }
         if (!command_ended) continue;
         int ignored = 0;
-        state->others_were_running = sys::wait4(-1, &ignored, WNOHANG) == 0 ? 1 : 0;
+        // An owned sandbox ends with its command, as a pid namespace does
+        // when its pid 1 exits: what the command left running is killed.
+        if (owned && !pid1) state->others_were_running = kill_descendants(state->proc_fd, 0) ? 1 : 0;
+        else state->others_were_running = sys::wait4(-1, &ignored, WNOHANG) == 0 ? 1 : 0;
         const int status = state->command_wait_status;
         sys::exit_group(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
     }
@@ -6046,6 +6267,13 @@ CTR_CHILD_CODE inline void seal_init(init_state* state) noexcept {
 // Async-signal-safe.
 CTR_CHILD_CODE inline int child_command_main(void* argument) noexcept {
     auto* state = static_cast<init_state*>(argument);
+    // Owned: the command dies with its supervisor (whose own death follows
+    // the owner's). A supervisor already gone leaves nothing to wait for.
+    if (state->owner_pidfd >= 0) {
+        sys::prctl(PR_SET_PDEATHSIG, SIGKILL);
+        const long parent = sys::getppid();
+        if (parent != state->supervisor_pid && parent != 0) sys::exit_group(child_failed_exit_code);
+    }
     // Nothing runs until pid 1 has sealed itself.
     while (__atomic_load_n(&state->command_gate, __ATOMIC_ACQUIRE) == 0)
         sys::futex(&state->command_gate, FUTEX_WAIT, 0);
@@ -6082,6 +6310,9 @@ namespace ctr::net::detail {
 namespace sys = ctr::detail::sys;
 
 constexpr std::size_t netlink_align(std::size_t n) noexcept { return (n + 3) & ~std::size_t{3}; }
+// NLA_HDRLEN, as a size: the kernel's macro is an int built from ~3, which
+// -Wsign-conversion reports wherever it meets a size_t.
+constexpr std::size_t attribute_header_size = netlink_align(sizeof(nlattr));
 
 // One request: an nlmsghdr, a family header (ifinfomsg, ifaddrmsg, ...)
 // and attributes, nested where the kernel wants them nested.
@@ -6101,7 +6332,7 @@ public:
     void add_attribute(std::uint16_t type, const void* data, std::size_t size) {
         nlattr a{};
         a.nla_type = type;
-        a.nla_len = static_cast<std::uint16_t>(NLA_HDRLEN + size);
+        a.nla_len = static_cast<std::uint16_t>(attribute_header_size + size);
         append(&a, sizeof a);
         append(data, size);
     }
@@ -6149,7 +6380,8 @@ void for_each_attribute(const char* data, std::size_t size, Visit&& visit) {
         nlattr a;
         std::memcpy(&a, data, sizeof a);
         if (a.nla_len < sizeof(nlattr) || a.nla_len > size) return;
-        visit(static_cast<std::uint16_t>(a.nla_type & NLA_TYPE_MASK), data + NLA_HDRLEN, a.nla_len - NLA_HDRLEN);
+        visit(static_cast<std::uint16_t>(a.nla_type & NLA_TYPE_MASK), data + attribute_header_size,
+              a.nla_len - attribute_header_size);
         const std::size_t step = netlink_align(a.nla_len);
         if (step >= size) return;
         data += step;
@@ -6280,21 +6512,14 @@ private:
 
 }  // namespace ctr::net::detail
 // end ctr/detail/netlink.hpp
+// begin ctr/detail/veth_options.hpp
+// ctr::net's options as spawn takes them (options::network) and what it made
+// (child::network()): plain structs, so that process.hpp needs no more of the
+// network than these. net.hpp has the operations and the launch layer.
 
-#include <linux/if_link.h>
-#include <linux/veth.h>
-#include <net/if.h>
-#include <sys/ioctl.h>
-#include <sys/socket.h>
 
-#include <cstddef>
-#include <cstdint>
-#include <cstring>
-#include <mutex>
 #include <optional>
 #include <string>
-#include <utility>
-#include <vector>
 
 namespace ctr::net {
 
@@ -6333,6 +6558,26 @@ struct veth_info {
     bool default_route = true;
     unsigned mtu = 0;
 };
+
+}  // namespace ctr::net
+// end ctr/detail/veth_options.hpp
+
+#include <linux/if_link.h>
+#include <linux/veth.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace ctr::net {
 
 // The network namespace the other end goes into: an open namespace file, or
 // the namespace of a process (a child the caller has not reaped, so the pid
@@ -6574,7 +6819,7 @@ inline std::string create_link_reason(long negative_errno, const std::string& ke
 // thread ends it. Deleting is slow (the kernel waits for RCU grace periods:
 // about 30 ms here), which is why spawn leaves a sandbox's pair to the
 // kernel, which deletes it in the background when the namespace ends.
-class link {
+class [[nodiscard]] link {
 public:
     link() = default;
     link(link&& other) noexcept
@@ -6626,7 +6871,7 @@ private:
 
 // A veth pair: the host end owned here, the other end in a sandbox's
 // namespace, still to be configured from inside (container_setup()).
-class veth_pair {
+class [[nodiscard]] veth_pair {
 public:
     const veth_info& info() const noexcept { return info_; }
     net::link& host_link() noexcept { return host_; }
@@ -6890,6 +7135,12 @@ struct time_offsets {
 
 namespace detail {
 
+// A negative id would otherwise read as "this process" (ns_path).
+inline void check_process_id(int process_id, step s) {
+    if (process_id < 0)
+        throw error(s, ESRCH, "pid " + std::to_string(process_id), "a process id is positive, or 0 for this process");
+}
+
 inline std::string ns_path(int pid, kind k) {
     return "/proc/" + (pid > 0 ? std::to_string(pid) : std::string("self")) + "/ns/" + std::string(name(k));
 }
@@ -6916,12 +7167,21 @@ inline std::optional<id_range> subordinate_range(const std::string& file, const 
         if (first == std::string::npos || first == second) continue;
         const std::string owner = line.substr(0, first);
         if (owner != user_name && owner != std::to_string(id)) continue;
-        try {
-            const auto start = std::stoul(line.substr(first + 1, second - first - 1));
-            const auto count = std::stoul(line.substr(second + 1));
-            if (count > 0) return id_range{0, static_cast<std::uint32_t>(start), static_cast<std::uint32_t>(count)};
-        } catch (const std::exception&) {
-        }
+        // Plain decimals only, and a range the kernel can map: stoul took
+        // "3000x" as 3000 and cut a start past 2^32 to 32 bits.
+        const auto decimal = [](std::string_view text) -> std::optional<std::uint64_t> {
+            if (text.empty() || text.size() > 10) return std::nullopt;
+            std::uint64_t value = 0;
+            for (char c : text) {
+                if (c < '0' || c > '9') return std::nullopt;
+                value = value * 10 + static_cast<std::uint64_t>(c - '0');
+            }
+            return value;
+        };
+        const auto start = decimal(std::string_view(line).substr(first + 1, second - first - 1));
+        const auto count = decimal(std::string_view(line).substr(second + 1));
+        if (start && count && *count > 0 && *start + *count <= (std::uint64_t{1} << 32))
+            return id_range{0, static_cast<std::uint32_t>(*start), static_cast<std::uint32_t>(*count)};
     }
     return std::nullopt;
 }
@@ -7020,6 +7280,33 @@ inline id_range root_default_range(const char* subordinate_file, const char* pro
     return {0, 0, 1};
 }
 
+// The kernel's rules for a map, checked before anything starts so that the
+// error says which range is wrong (the kernel answers only EINVAL): no empty
+// range, none past id 4294967295, no two overlapping inside or outside, at
+// most 340 lines.
+inline void check_id_map(const std::vector<id_range>& ranges, step s, const char* which) {
+    const auto text = [](const id_range& r) {
+        return std::to_string(r.inside) + " " + std::to_string(r.outside) + " " + std::to_string(r.count);
+    };
+    if (ranges.size() > 340)
+        throw error(s, EINVAL, which, std::to_string(ranges.size()) + " ranges; the kernel takes at most 340");
+    constexpr std::uint64_t ids = std::uint64_t{1} << 32;
+    for (std::size_t i = 0; i < ranges.size(); ++i) {
+        const id_range& r = ranges[i];
+        if (r.count == 0) throw error(s, EINVAL, which, "the range '" + text(r) + "' has count 0");
+        if (std::uint64_t{r.inside} + r.count > ids || std::uint64_t{r.outside} + r.count > ids)
+            throw error(s, EINVAL, which, "the range '" + text(r) + "' runs past id 4294967295");
+        for (std::size_t j = 0; j < i; ++j) {
+            const id_range& o = ranges[j];
+            const auto overlap = [](std::uint64_t a, std::uint64_t b, std::uint64_t count_a, std::uint64_t count_b) {
+                return a < b + count_b && b < a + count_a;
+            };
+            if (overlap(r.inside, o.inside, r.count, o.count) || overlap(r.outside, o.outside, r.count, o.count))
+                throw error(s, EINVAL, which, "the ranges '" + text(o) + "' and '" + text(r) + "' overlap");
+        }
+    }
+}
+
 inline resolved_id_maps resolve_id_maps(const id_maps& asked) {
     const auto euid = static_cast<std::uint32_t>(ctr::detail::raw::call(SYS_geteuid));
     const auto egid = static_cast<std::uint32_t>(ctr::detail::raw::call(SYS_getegid));
@@ -7048,6 +7335,8 @@ inline resolved_id_maps resolve_id_maps(const id_maps& asked) {
                 maps.gid.push_back({1, range->outside, range->count});
         }
     }
+    check_id_map(maps.uid, step::write_uid_map, "uid map");
+    check_id_map(maps.gid, step::write_gid_map, "gid map");
     if (!privileged) {
         const bool only_self = maps.uid.size() == 1 && maps.uid[0].outside == euid && maps.uid[0].count == 1 &&
                                maps.gid.size() == 1 && maps.gid[0].outside == egid && maps.gid[0].count == 1;
@@ -7059,9 +7348,6 @@ inline resolved_id_maps resolve_id_maps(const id_maps& asked) {
     }
     const auto own_setgroups = ctr::detail::read_first_line("/proc/self/setgroups");
     maps.may_setgroups = !maps.deny_setgroups && own_setgroups.value_or("allow") == "allow";
-    for (const auto* list : {&maps.uid, &maps.gid})
-        for (const auto& r : *list)
-            if (r.count == 0) throw error(step::write_uid_map, EINVAL, {}, "an id range with count 0");
     return maps;
 }
 
@@ -7077,6 +7363,7 @@ inline std::string map_text(const std::vector<id_range>& ranges) {
 // Which namespace `process_id` (0: this process) is in, as the inode of its
 // /proc/PID/ns file: two processes share a namespace when these are equal.
 inline std::uint64_t inode_of(kind k, int process_id = 0) {
+    detail::check_process_id(process_id, step::join_namespace);
     const std::string path = detail::ns_path(process_id, k);
     const auto inode = detail::ns_inode(path);
     if (!inode) throw error(step::join_namespace, ENOENT, path, "cannot stat the namespace file");
@@ -7088,7 +7375,7 @@ inline std::uint64_t inode_of(kind k, int process_id = 0) {
 // process is gone. The bind is undone and the file removed when this ends,
 // unless release() was called. The mount lives in the caller's mount
 // namespace.
-class persisted {
+class [[nodiscard]] persisted {
 public:
     persisted() = default;
     persisted(persisted&& other) noexcept : path_(std::exchange(other.path_, {})) {}
@@ -7118,6 +7405,7 @@ private:
 
 inline persisted persist(int process_id, kind k, std::string path) {
     namespace sys = ctr::detail::sys;
+    detail::check_process_id(process_id, step::persist_namespace);
     const long fd = sys::openat(AT_FDCWD, path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
     if (fd < 0) throw error(step::persist_namespace, static_cast<int>(-fd), path, "cannot create the file to bind onto");
     sys::close(static_cast<int>(fd));
@@ -7178,7 +7466,7 @@ inline std::string thread_ns_path(kind k) { return "/proc/thread-self/ns/" + std
 // stays after the scope ends. The working directory is restored.
 //
 // Not movable: it belongs to the thread that made it.
-class scope {
+class [[nodiscard]] scope {
 public:
     // Fresh namespaces of these kinds (not pid, time or user: see
     // detail::why_not_per_thread). A new network namespace has lo up; a new
@@ -7337,7 +7625,7 @@ private:
 // The same, with the kinds as template arguments, so that a kind that cannot
 // be entered per thread is refused at compile time.
 template <kind... Kinds>
-class fresh_scope : public scope {
+class [[nodiscard]] fresh_scope : public scope {
     static_assert(((detail::why_not_per_thread(Kinds) == nullptr) && ...),
                   "pid and time namespaces apply only to children, and a thread cannot leave a user namespace: "
                   "use process::spawn for those");
@@ -7540,7 +7828,7 @@ inline unique_fd open_host_socket(const net::port_mapping& m, int backlog, std::
 // The relay: every socket of one port_forwarder and the epoll loop that
 // moves their bytes. After start, only the relay thread touches it, except
 // for the atomics (the stop flag and the counters) and the wake-up eventfd.
-class port_relay {
+class [[nodiscard]] port_relay {
 public:
     struct host_socket {
         net::port_mapping mapping;  // with the bound host port
@@ -8066,7 +8354,7 @@ namespace ctr::net {
 // and relays each TCP connection and UDP client to a target address (the
 // sandbox's) on one thread of its own. Move-only; the destructor stops the
 // thread and closes every socket.
-class port_forwarder {
+class [[nodiscard]] port_forwarder {
 public:
     // Binds (and for TCP listens on) every mapping now, so that a busy port
     // fails before anything is started: ctr::error(step::publish_port,
@@ -8276,7 +8564,7 @@ inline clone_outcome clone_child(const clone_request& request, child_stack& stac
     args.exit_signal = SIGCHLD;
     args.stack = reinterpret_cast<std::uint64_t>(stack.lowest());
     args.stack_size = child_stack::usable_size;
-    if (request.cgroup_fd >= 0) args.cgroup = static_cast<std::uint64_t>(request.cgroup_fd);
+    if (request.cgroup_fd >= 0) args.cgroup = static_cast<decltype(args.cgroup)>(request.cgroup_fd);
     long pid = sys::clone3(&args, sizeof args, child_main, &view);
 
     // clone3 is missing before Linux 5.3 and is often answered with ENOSYS
@@ -8302,8 +8590,7 @@ inline clone_outcome clone_child(const clone_request& request, child_stack& stac
 #include <linux/sched.h>
 #include <sys/utsname.h>
 
-#include <ostream>
-#include <sstream>
+#include <iosfwd>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -8351,14 +8638,24 @@ struct host_probe {
 };
 
 // One line a feature: "name: yes (detail)" or "name: no (reason)".
-inline std::ostream& operator<<(std::ostream& out, const host_probe& p) {
-    out << "kernel: " << p.kernel_release << '\n';
-    for (const auto& [name, f] : p.features())
-        out << name << ": " << (f.available ? "yes" : "no") << (f.detail.empty() ? "" : " (" + f.detail + ")")
-            << '\n';
-    out << "cgroups: " << to_string(p.cgroups) << (p.cgroup_detail.empty() ? "" : " (" + p.cgroup_detail + ")")
-        << '\n';
+inline std::string to_string(const host_probe& p) {
+    std::string out = "kernel: " + p.kernel_release + '\n';
+    for (const auto& [name, f] : p.features()) {
+        out.append(name).append(": ").append(f.available ? "yes" : "no");
+        if (!f.detail.empty()) out.append(" (").append(f.detail).append(")");
+        out += '\n';
+    }
+    out.append("cgroups: ").append(to_string(p.cgroups));
+    if (!p.cgroup_detail.empty()) out.append(" (").append(p.cgroup_detail).append(")");
+    out += '\n';
     return out;
+}
+
+// The same, to a stream. A template, so that this header needs only
+// <iosfwd>: <ostream> is the caller's, who has it to print at all.
+template <typename Traits>
+std::basic_ostream<char, Traits>& operator<<(std::basic_ostream<char, Traits>& out, const host_probe& p) {
+    return out << to_string(p);
 }
 
 namespace detail {
@@ -8771,17 +9068,1321 @@ inline void make_pipe(unique_fd& read_end, unique_fd& write_end) {
 // begin ctr/spawn_options.hpp
 // What process::spawn takes (options) and gives back (result).
 
-// begin ctr/security.hpp
-// ctr::security: what a sandboxed command may still do once it runs.
-//
-// Three layers, applied in the child in this order after the root
-// filesystem, rlimits, fds and credentials (see detail::launch_phase):
-// capabilities (bounding, permitted, effective, inheritable, ambient and
-// securebits), no_new_privs, then a seccomp filter, right before exec.
-// The library takes nothing away unless asked; `security::confined()` is
-// the set ctr-run uses by default, and docs/security.md says what each
-// layer stops.
+// begin ctr/detail/security_options.hpp
+// ctr::security as spawn takes it (options::security): which capabilities,
+// no_new_privs and which seccomp filter, as plain data. security.hpp (the
+// header to include) has the filters and the launch layer that applies them,
+// so that a program that spawns without them compiles none of that.
 
+
+#include <memory>
+#include <optional>
+
+namespace ctr::seccomp {
+class filter;
+}
+
+namespace ctr::detail {
+// Defined by <ctr/security.hpp>: what security::confined() installs.
+template <typename>
+struct default_seccomp_profile;
+template <typename T>
+concept is_complete = requires { sizeof(T); };
+}  // namespace ctr::detail
+
+namespace ctr {
+
+struct security {
+    // The capabilities the command keeps, in every set; empty `keep`: none.
+    // Unset: the launch's own capabilities are left as they are (all of
+    // them for root, or for root of a new user namespace).
+    std::optional<caps::policy> capabilities{};
+    // PR_SET_NO_NEW_PRIVS: exec can never grant more privileges (setuid and
+    // file capabilities stop working), and it lets an unprivileged process
+    // install a seccomp filter.
+    bool no_new_privileges = false;
+    // Installed last, right before exec; compiled once and shared between
+    // launches. Null: no filter. Without no_new_privileges the filter is
+    // installed before capabilities are dropped, while CAP_SYS_ADMIN may
+    // still allow it (runc's order).
+    std::shared_ptr<const seccomp::filter> seccomp{};
+
+    // Podman's default capability set, no_new_privs and the default seccomp
+    // profile: root inside cannot mount, load modules, make namespaces,
+    // bpf, perf, set the clock, or open files by handle.
+    // A template only so that its use, not this header, needs seccomp's
+    // default profile: <ctr/security.hpp> brings it.
+    template <typename Profile = detail::default_seccomp_profile<void>>
+    static security confined() {
+        static_assert(detail::is_complete<Profile>,
+                      "ctr::security::confined() uses seccomp's default profile: include <ctr/security.hpp>");
+        return {.capabilities = caps::policy{.keep = caps::default_set()},
+                .no_new_privileges = true,
+                .seccomp = Profile::make()};
+    }
+    // Nothing taken away: the name says what it means (ctr-run --privileged).
+    static security unconfined() { return {}; }
+
+    bool takes_anything_away() const noexcept { return capabilities || no_new_privileges || seccomp; }
+};
+
+}  // namespace ctr
+// end ctr/detail/security_options.hpp
+
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+// Only borrowed here (options::cgroup); cgroup.hpp defines it. The other
+// concepts' options come as plain structs (detail/*_options.hpp,
+// detail/mount_plan.hpp), not with their operations.
+namespace ctr::cgroup {
+class group;
+}
+
+namespace ctr::process {
+
+// Where one standard stream of the child goes.
+struct stdio {
+    enum class kind : std::uint8_t {
+        inherit,  // the parent's own stream
+        null,     // /dev/null
+        file,     // a file the parent opens
+        fd,       // an fd the caller owns (it is duplicated, not taken)
+        pipe,     // a pipe whose other end the caller gets from child::std_in/std_out/std_err
+        capture,  // a pipe that wait() drains into result::std_out or result::std_err
+    };
+    kind how = kind::inherit;
+    std::string path{};
+    int flags = -1;  // for file: -1 picks O_RDONLY for stdin, O_WRONLY|O_CREAT|O_TRUNC otherwise
+    unsigned mode = 0644;
+    int fd = -1;
+
+    static stdio inherit() { return {}; }
+    static stdio null() { return {.how = kind::null}; }
+    static stdio file(std::string path, int flags = -1, unsigned mode = 0644) {
+        return {.how = kind::file, .path = std::move(path), .flags = flags, .mode = mode};
+    }
+    static stdio append_to(std::string path) {
+        return file(std::move(path), O_WRONLY | O_CREAT | O_APPEND);
+    }
+    static stdio from_fd(int borrowed_fd) { return {.how = kind::fd, .fd = borrowed_fd}; }
+    static stdio pipe() { return {.how = kind::pipe}; }
+    static stdio capture() { return {.how = kind::capture}; }
+};
+
+// An fd of the parent that the child gets at number `target`.
+struct fd_mapping {
+    int source;
+    int target;
+};
+
+struct rlimit_setting {
+    int resource;  // RLIMIT_*
+    rlim_t soft;
+    rlim_t hard;
+};
+
+// The child's environment: the parent's (or none), then `unset`, then `set`.
+struct environment {
+    bool inherit = true;
+    std::vector<std::pair<std::string, std::string>> set{};
+    std::vector<std::string> unset{};
+};
+
+// How the child is created; see detail::memory_mode. shared_memory is the
+// fast default; copy_memory exists to measure the difference.
+enum class clone_style : std::uint8_t { shared_memory, copy_memory };
+
+// What a parent step sees of the child while it waits (see
+// options::while_child_waits).
+struct waiting_child {
+    pid_t pid = -1;
+    int pidfd = -1;
+};
+
+// Members of aggregate type with a non-trivial destructor (environment,
+// stdio, id_maps, security) default to `= T()` rather than `{}`: when a
+// caller's designated initializer throws (say .root = mount::host_readonly()
+// runs out of memory), g++ 12 destroys a member initialized from a `{}`
+// default member initializer twice, and at -O2 and up its
+// -Wmaybe-uninitialized reports that in the caller's code. clang++ and the
+// `= T()` spelling destroy it once.
+struct options {
+    // The file to run; empty: argv[0], looked up in the child's PATH when it
+    // has no '/'.
+    std::string executable{};
+    environment env = environment();
+    std::string cwd{};  // empty: the parent's
+    stdio std_in = stdio();
+    stdio std_out = stdio();
+    stdio std_err = stdio();
+    // Further fds for the child. Every other fd is closed at exec.
+    std::vector<fd_mapping> fds{};
+    // SIGKILL the child when the parent dies. The kernel ties this to the
+    // thread that spawned: if that thread exits, the child is killed too.
+    // Only the child: what it starts lives on. See die_with_owner.
+    bool die_with_parent = false;
+    // The sandbox ends with its owner, this process: when the owner ends,
+    // by any signal (SIGKILL included) and at any moment (during setup or
+    // while the command runs), every process of the sandbox is killed,
+    // whichever thread spawned it and whether or not that thread still
+    // runs. A supervisor holds the sandbox: pid 1 with ns::pid (so this
+    // implies `init`, as ns::time does), otherwise a child subreaper that
+    // kills what the command leaves running when the command ends, as a pid
+    // namespace would. What the owner made outside the sandbox (a cgroup,
+    // scratch directories) cannot be removed by a dead owner: name it so
+    // that the next run finds it (cgroup::reap_stale; docs/lifecycle.md).
+    bool die_with_owner = false;
+    // Wall-clock limit, counted from spawn and enforced while the caller
+    // waits: SIGTERM, then SIGKILL after kill_grace. Zero: none.
+    std::chrono::milliseconds timeout{0};
+    std::chrono::milliseconds kill_grace{2000};
+    std::vector<rlimit_setting> rlimits{};
+    std::optional<mode_t> umask{};
+    bool new_session = false;  // setsid: no controlling terminal, own process group
+    // With new_session: the child's stdin, a terminal (say the slave of a
+    // pty the caller opened), becomes its controlling terminal, so job
+    // control and ^C work in an interactive shell.
+    bool controlling_terminal = false;
+    // Credentials to switch to, in this order: groups, gid, uid.
+    std::optional<std::vector<gid_t>> groups{};
+    std::optional<gid_t> gid{};
+    std::optional<uid_t> uid{};
+    clone_style clone = clone_style::shared_memory;
+
+    // Namespaces to create for the child (ns::pid | ns::mount ..., or
+    // ns::all). A caller that is not root gets a user namespace with them,
+    // which is what lets it create the others.
+    ns::kinds namespaces{};
+    // Existing namespaces to join (setns), user first.
+    std::vector<ns::existing> join{};
+    // With ns::uts.
+    std::string hostname{};
+    std::string domainname{};
+    // With ns::user: the uid and gid maps (empty: see ns::id_maps).
+    ns::id_maps id_maps = ns::id_maps();
+    // With ns::time: clock offsets the child sees.
+    ns::time_offsets time_offsets{};
+    // With ns::pid: a minimal init is pid 1, forwards signals to the
+    // command, reaps orphans and exits with the command's status. false runs
+    // the command itself as pid 1 (not with ns::time, which always starts the
+    // command from a supervisor: see plan_namespaces).
+    bool init = true;
+
+    // A cgroup the child starts in, with no moment outside it: placed by
+    // the clone itself on cgroup v2 (CLONE_INTO_CGROUP), attached by the
+    // parent before the child goes on past its first steps on v1. Borrowed:
+    // the group must outlive the child. The result then carries the group's
+    // out-of-memory kills, peak memory and CPU time.
+    cgroup::group* cgroup = nullptr;
+
+    // The child's filesystem: a mount plan run in a new mount namespace
+    // (added to `namespaces`) before pivot_root into its root, e.g.
+    // mount::host_readonly() or mount::plan{.rootfs = "/srv/image"}.proc().dev().
+    // Empty: the child sees the parent's mounts.
+    std::optional<mount::plan> root{};
+
+    // A network: a veth pair from the caller's network namespace into the
+    // child's new one (ns::network is added), addressed and up on both ends
+    // before the command runs; child::network() says what was made. Needs
+    // CAP_NET_ADMIN where the caller is (root). The pair lives as long as the
+    // child's network namespace: when its last process is gone (and no
+    // ns::persist holds it), the kernel deletes both ends in the background.
+    // A synchronous delete would cost the caller about 30 ms of RCU waits.
+    std::optional<net::veth> network{};
+
+    // The caller's own steps, run in the parent after the child's namespaces
+    // exist and before it goes on to its mounts and exec: the child's
+    // /proc/<pid>/ns/* are there to open (a user-mode network helper, an
+    // OCI createRuntime hook). An exception thrown here fails the spawn; the
+    // child is killed and reaped.
+    std::vector<std::function<void(const waiting_child&)>> while_child_waits{};
+
+    // What the command may still do once it runs: capabilities,
+    // no_new_privs, a seccomp filter (ctr/security.hpp). The library's
+    // default is explicit: nothing is taken away unless asked, e.g.
+    // `.security = ctr::security::confined()` as ctr-run does. Every
+    // launch's init is sealed regardless (see child_become_init).
+    ::ctr::security security = ::ctr::security();
+};
+
+// How a run ended.
+struct result {
+    std::optional<int> exit_code{};  // set when the program exited
+    std::optional<int> signal{};     // set when a signal ended it
+    bool core_dumped = false;
+    bool timed_out = false;          // the timeout fired (the program was then signalled)
+    std::chrono::nanoseconds wall_time{};
+    std::chrono::nanoseconds user_time{};
+    std::chrono::nanoseconds system_time{};
+    // The kernel's ru_maxrss of the child and the children it waited for.
+    // It counts the memory the child had before exec too, which is a share
+    // or a copy of the caller's: a small command started from a large
+    // caller shows the caller's size. For the command's own peak, run it in
+    // a cgroup and read memory_peak_bytes.
+    std::uint64_t rusage_max_rss_bytes = 0;
+    std::string std_out{};             // what stdio::capture() collected
+    std::string std_err{};
+    // With a new pid namespace: other processes were still running in it
+    // when the command ended, and died with it (the namespace ends with its
+    // pid 1).
+    bool pid_namespace_orphans_killed = false;
+    // With options::cgroup, this run's figures: what changed in the group
+    // between spawn and reap (other processes in the group at the same time
+    // count too). A figure the layout does not have stays empty. The
+    // group's lifetime figures are cgroup::group::read_stats().
+    //  - oom_killed: the group's out-of-memory killer killed a process
+    //    during the run (from the group's own events, not guessed from
+    //    SIGKILL).
+    //  - memory_peak_bytes: the group's highest charge during the run, set
+    //    when the kernel can tell it apart: in a group never charged before,
+    //    whose lifetime peak is then the run's (a high-water mark cannot be
+    //    reset without losing the group's own). Otherwise empty, and
+    //    group_memory_peak_bytes has the lifetime figure.
+    //  - cgroup_user_time, cgroup_system_time: CPU time the group used
+    //    during the run.
+    bool oom_killed = false;
+    std::optional<std::uint64_t> memory_peak_bytes{};
+    std::optional<std::uint64_t> group_memory_peak_bytes{};  // the group's peak over its whole life
+    std::optional<std::chrono::nanoseconds> cgroup_user_time{};
+    std::optional<std::chrono::nanoseconds> cgroup_system_time{};
+
+    // Exited with status 0 before any timeout.
+    bool success() const noexcept { return exit_code == 0 && !timed_out; }
+};
+
+}  // namespace ctr::process
+// end ctr/spawn_options.hpp
+
+#include <fcntl.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace ctr::process::detail {
+
+using namespace ::ctr::detail;
+
+// The group's figures at the start of a run, which the run's figures are
+// measured from (process::result).
+struct cgroup_run_start {
+    cgroup::stats before{};
+    // The group's peak charge is the run's only when nothing was charged
+    // to the group before: a high-water mark cannot be reset without losing
+    // the group's own (v1 max_usage_in_bytes), or only for one open file
+    // (v2 memory.peak, 6.12+).
+    bool peak_is_per_run = false;
+};
+
+inline cgroup_run_start begin_cgroup_run(const cgroup::group& group) {
+    cgroup_run_start start;
+    start.before = group.read_stats();
+    start.peak_is_per_run = start.before.memory_peak == std::uint64_t{0};
+    return start;
+}
+
+// The run's figures: the group's now, less those at the start.
+inline void add_cgroup_run_figures(result& out, const cgroup_run_start& start, const cgroup::stats& after) {
+    const auto since = [](const std::optional<std::chrono::nanoseconds>& now,
+                          const std::optional<std::chrono::nanoseconds>& then) -> std::optional<std::chrono::nanoseconds> {
+        if (!now || !then) return now;
+        return *now >= *then ? *now - *then : std::chrono::nanoseconds(0);
+    };
+    out.oom_killed = after.oom_kills.value_or(0) > start.before.oom_kills.value_or(0);
+    out.group_memory_peak_bytes = after.memory_peak;
+    if (start.peak_is_per_run) out.memory_peak_bytes = after.memory_peak;
+    out.cgroup_user_time = since(after.cpu_user, start.before.cpu_user);
+    out.cgroup_system_time = since(after.cpu_system, start.before.cpu_system);
+}
+
+inline void plan_cgroup(launch_plan& plan, const options& opts) {
+    if (!opts.cgroup) return;
+    cgroup::group* group = opts.cgroup;
+    if (!group->valid()) throw error(step::attach_to_cgroup, EINVAL, {}, "the cgroup::group was moved from or removed");
+    plan.request.cgroup_fd = group->clone_into_fd();
+    // A child that shared the caller's memory would take the caller down
+    // with it: when the group runs out of memory and its OOM killer picks
+    // the child, the kernel kills every process that uses the victim's
+    // memory. So the child in a group gets a copy (fork's cost: page tables
+    // that grow with the caller's heap), however small the group's limit.
+    plan.request.memory = memory_mode::copied;
+    // The wait is there in both cases, so that a kernel that refuses
+    // CLONE_INTO_CGROUP can fall back to attaching.
+    plan.sync_channel();
+    plan.while_child_waits([group, &request = plan.request](parent_step_context& child) {
+        if (request.cgroup_fd < 0) group->attach(child.pid);
+    });
+}
+
+}  // namespace ctr::process::detail
+// end ctr/detail/launch_cgroup.hpp
+// begin ctr/detail/launch_filesystem.hpp
+// Launch layer: the child's root filesystem, a mount plan run in its new
+// mount namespace before pivot_root, with every right the new namespaces
+// give and before credentials and capabilities take rights away. Idmapped
+// binds are made by the parent, which alone may idmap a host filesystem,
+// and sent to the child to attach.
+
+
+#include <sys/socket.h>
+
+#include <string>
+#include <vector>
+
+namespace ctr::process::detail {
+
+using namespace ::ctr::detail;
+
+// Receives the parent's detached mounts over the sync channel (op.a): one
+// message whose bytes are [count, slot...] and whose SCM_RIGHTS carry the
+// fds in that order; each goes to its slot of the int array at op.data (a
+// slot left at -1 falls back to a plain bind). Async-signal-safe.
+CTR_CHILD_CODE inline long child_receive_fds(const child_op& op) noexcept {
+    constexpr std::size_t most = 64;
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * most)];
+    unsigned char bytes[most + 1];
+    iovec part{bytes, sizeof bytes};
+    msghdr message{};
+    message.msg_iov = &part;
+    message.msg_iovlen = 1;
+    message.msg_control = control;
+    message.msg_controllen = sizeof control;
+    long r;
+    do r = sys::recvmsg(static_cast<int>(op.a), &message, MSG_CMSG_CLOEXEC);
+    while (r == -EINTR);
+    if (r <= 0) return r < 0 ? r : -EPIPE;
+    const std::size_t count = bytes[0];
+    if (count == 0) return 0;
+    const cmsghdr* header = CMSG_FIRSTHDR(&message);
+    if (static_cast<std::size_t>(r) != count + 1 || !header || header->cmsg_type != SCM_RIGHTS ||
+        header->cmsg_len != CMSG_LEN(sizeof(int) * count))
+        return -EPROTO;
+    int fds[most];
+    __builtin_memcpy(fds, CMSG_DATA(header), sizeof(int) * count);
+    int* slots = const_cast<int*>(static_cast<const int*>(op.data));
+    for (std::size_t i = 0; i < count; ++i) {
+        if (bytes[i + 1] >= static_cast<unsigned long>(op.b)) return -EPROTO;
+        slots[bytes[i + 1]] = fds[i];
+    }
+    return 0;
+}
+
+// The idmapped binds, made in the parent while the child waits: a detached
+// copy of the source with the sandbox's user namespace as its idmap. Where
+// the filesystem cannot idmap (EINVAL) and the bind allows it, nothing is
+// sent and the child binds it plain.
+inline void make_detached_binds(const mount::prepared_plan& mounts, parent_step_context& child,
+                                std::vector<unique_fd>& made, std::string& slots_sent) {
+    using namespace mount_abi;
+    const std::string userns_path = "/proc/" + std::to_string(child.pid) + "/ns/user";
+    const long userns = sys::openat(AT_FDCWD, userns_path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (userns < 0) throw error(step::idmap_mount, static_cast<int>(-userns), userns_path);
+    const unique_fd userns_fd(static_cast<int>(userns));
+    const auto& binds = mounts.detached_binds();
+    for (std::size_t slot = 0; slot < binds.size(); ++slot) {
+        const auto& bind = binds[slot];
+        const unsigned recursive = bind.recursive ? at_recursive : 0U;
+        const long tree = sys::open_tree(AT_FDCWD, bind.source, open_tree_clone | open_tree_cloexec | recursive);
+        if (tree < 0) throw error(step::bind_mount, static_cast<int>(-tree), bind.source);
+        unique_fd owned(static_cast<int>(tree));
+        mount_attr attr{};
+        attr.attr_set = bind.attributes | attr_idmap;
+        attr.userns_fd = static_cast<std::uint64_t>(userns_fd.get());
+        const long r = sys::mount_setattr(owned.get(), "", at_empty_path | recursive, &attr, sizeof attr);
+        if (r < 0 && (bind.required || (r != -EINVAL && r != -ENOSYS && r != -EOPNOTSUPP)))
+            throw error(step::idmap_mount, static_cast<int>(-r), bind.source,
+                        "idmapped mounts need Linux 5.12+ and a filesystem that supports them (tmpfs only from 6.3); "
+                        "without them, run the sandbox in the host's user namespace or give the files to its ids");
+        if (r < 0) continue;  // a plain bind, made by the child
+        child.fds_to_child.push_back(owned.get());
+        slots_sent.push_back(static_cast<char>(slot));
+        made.push_back(std::move(owned));
+    }
+}
+
+inline void plan_filesystem(launch_plan& plan, const options& opts) {
+    if (!opts.root) return;
+    const auto& mounts = plan.keep(opts.root->prepare());
+    mount_context& state = plan.shared->mount_state;
+    state.message = plan.shared->mount_message;
+    state.message_size = sizeof plan.shared->mount_message;
+
+    if (const std::size_t detached = mounts.detached_binds().size(); detached > 0) {
+        if (!plan.created.has(ns::user) || raw::call(SYS_geteuid) != 0)
+            throw error(step::idmap_mount, EINVAL, mounts.detached_binds().front().shown,
+                        "an idmapped bind maps the ids of a new user namespace (ns::user) and needs a privileged caller");
+        if (detached > 64) throw error(step::idmap_mount, E2BIG, {}, "at most 64 idmapped binds");
+        auto& slots = plan.keep(std::vector<int>(detached, -1));
+        auto& made = plan.keep(std::vector<unique_fd>{});
+        state.detached_fds = slots.data();
+        const int sync = plan.sync_channel();
+        plan.while_child_waits([&mounts, &made](parent_step_context& child) {
+            std::string slots_sent;
+            make_detached_binds(mounts, child, made, slots_sent);
+            child.fds_data_to_child = static_cast<char>(slots_sent.size()) + slots_sent;
+        });
+        plan.add(launch_phase::mounts,
+                 {.code = child_op_code::call, .step = step::idmap_mount, .a = sync, .b = static_cast<long>(detached),
+                  .data = slots.data(), .run = child_receive_fds},
+                 "the idmapped binds");
+    }
+
+    const auto steps = mounts.steps();
+    for (std::size_t i = 0; i < steps.size(); ++i)
+        // A mount step's error says which part failed and why, from what the
+        // child left in the shared mount state.
+        plan.add(launch_phase::mounts,
+                 {.code = child_op_code::mount_step, .step = step::mount, .a = static_cast<long>(i), .data = &steps[i],
+                  .data2 = &state},
+                 steps[i].target ? steps[i].target : "",
+                 [&mounts, &state, i](const child_report_view& report) {
+                     return mounts.error_for(i, report.error, &state);
+                 });
+}
+
+}  // namespace ctr::process::detail
+// end ctr/detail/launch_filesystem.hpp
+// begin ctr/detail/launch_identity.hpp
+// Launch layer: who the command runs as and in what session. rlimits,
+// supplementary groups, gid and uid; a new session and its controlling
+// terminal, umask and working directory.
+
+
+#include <string>
+
+namespace ctr::process::detail {
+
+using namespace ::ctr::detail;
+
+inline void plan_identity(launch_plan& plan, const options& opts) {
+    for (const auto& limit : opts.rlimits) {
+        const rlimit& value = plan.keep(rlimit{limit.soft, limit.hard});
+        plan.add(launch_phase::rlimits,
+                 {.code = child_op_code::set_rlimit, .step = step::set_rlimit, .a = limit.resource, .data = &value},
+                 "resource " + std::to_string(limit.resource));
+    }
+    if (opts.groups) {
+        const auto& groups = plan.keep(*opts.groups);
+        plan.add(launch_phase::credentials, {.code = child_op_code::set_groups, .step = step::set_groups,
+                                             .a = static_cast<long>(groups.size()), .data = groups.data()});
+    }
+    // -1 is setresuid's and setresgid's "leave unchanged": asked for, it would run the command as the caller.
+    if (opts.uid == static_cast<uid_t>(-1) || opts.gid == static_cast<gid_t>(-1))
+        throw error(step::prepare, EINVAL, opts.uid == static_cast<uid_t>(-1) ? "uid 4294967295" : "gid 4294967295",
+                    "-1 is not an id (the kernel reads it as \"leave unchanged\")");
+    if (opts.umask && *opts.umask > 0777)
+        throw error(step::prepare, EINVAL, "umask " + std::to_string(*opts.umask), "a umask is 0 to 0777");
+    if (opts.gid)
+        plan.add(launch_phase::credentials,
+                 {.code = child_op_code::set_gid, .step = step::set_gid, .a = static_cast<long>(*opts.gid)},
+                 "gid " + std::to_string(*opts.gid));
+    if (opts.uid)
+        plan.add(launch_phase::credentials,
+                 {.code = child_op_code::set_uid, .step = step::set_uid, .a = static_cast<long>(*opts.uid)},
+                 "uid " + std::to_string(*opts.uid));
+
+    if (opts.controlling_terminal && !opts.new_session)
+        throw error(step::prepare, EINVAL, {}, "a controlling terminal needs a new session (options::new_session)");
+    if (opts.new_session) plan.add(launch_phase::session, {.code = child_op_code::new_session, .step = step::new_session});
+    if (opts.controlling_terminal)
+        plan.add(launch_phase::session,
+                 {.code = child_op_code::set_controlling_terminal, .step = step::set_controlling_terminal, .a = 0}, "fd 0");
+    if (opts.umask)
+        plan.add(launch_phase::session,
+                 {.code = child_op_code::set_umask, .step = step::set_umask, .a = static_cast<long>(*opts.umask)});
+    if (!opts.cwd.empty()) {
+        // Resolved in the child after the new root is entered.
+        const std::string& cwd = plan.keep(opts.cwd);
+        plan.add(launch_phase::session,
+                 {.code = child_op_code::change_directory, .step = step::change_directory, .data = cwd.c_str()}, cwd);
+    }
+}
+
+}  // namespace ctr::process::detail
+// end ctr/detail/launch_identity.hpp
+// begin ctr/detail/launch_io.hpp
+// Launch layer: what the command runs with. Its argv, environment and the
+// files exec tries; its standard streams and passed fds, moved to their
+// numbers with every other fd closed at exec.
+
+
+#include <algorithm>
+#include <string>
+#include <string_view>
+#include <vector>
+
+extern "C" char** environ;
+
+namespace ctr::process::detail {
+
+using namespace ::ctr::detail;
+
+inline constexpr std::string_view default_path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+inline std::string_view env_key(std::string_view entry) { return entry.substr(0, entry.find('=')); }
+
+inline std::vector<std::string> build_environment(const environment& env) {
+    for (const auto& [key, value] : env.set)
+        if (key.empty() || key.find('=') != std::string::npos)
+            throw error(step::prepare, EINVAL, key, "environment variable names must be non-empty and contain no '='");
+    const auto replaced = [&](std::string_view key) {
+        for (const auto& name : env.unset)
+            if (name == key) return true;
+        for (const auto& entry : env.set)
+            if (entry.first == key) return true;
+        return false;
+    };
+    std::vector<std::string> entries;
+    if (env.inherit)
+        for (char** entry = environ; entry && *entry; ++entry)
+            if (!replaced(env_key(*entry))) entries.emplace_back(*entry);
+    for (const auto& [key, value] : env.set) entries.push_back(key + "=" + value);
+    return entries;
+}
+
+// The files exec tries, in order: the name itself when it has a '/', else
+// each PATH directory of the child's environment.
+inline std::vector<std::string> exec_candidates(const std::string& program, const std::vector<std::string>& env) {
+    if (program.find('/') != std::string::npos) return {program};
+    std::string_view path = default_path;
+    for (const auto& entry : env)
+        if (env_key(entry) == "PATH") path = std::string_view(entry).substr(5);
+    std::vector<std::string> candidates;
+    while (true) {
+        const auto colon = path.find(':');
+        std::string directory{path.substr(0, colon)};
+        if (directory.empty()) directory = ".";  // an empty PATH element means the working directory
+        candidates.push_back(directory + "/" + program);
+        if (colon == std::string_view::npos) break;
+        path.remove_prefix(colon + 1);
+    }
+    return candidates;
+}
+
+// argv, environment and exec candidates; the exec step itself.
+inline void plan_command(launch_plan& plan, std::vector<std::string> argv, const options& opts) {
+    if (argv.empty()) throw error(step::prepare, EINVAL, {}, "argv is empty");
+    // Zero means "none" for the timeout; a negative one is a mistake, not a
+    // wish to be killed at once (nor, for the grace, to skip SIGTERM).
+    if (opts.timeout.count() < 0)
+        throw error(step::prepare, EINVAL, "timeout", std::to_string(opts.timeout.count()) + " ms is negative (0: none)");
+    if (opts.kill_grace.count() < 0)
+        throw error(step::prepare, EINVAL, "kill_grace", std::to_string(opts.kill_grace.count()) + " ms is negative");
+    for (const auto& arg : argv)
+        if (arg.find('\0') != std::string::npos) throw error(step::prepare, EINVAL, arg, "argument contains a NUL byte");
+    plan.argv_storage = std::move(argv);
+    plan.env_storage = build_environment(opts.env);
+    const std::string& program = opts.executable.empty() ? plan.argv_storage.front() : opts.executable;
+    if (program.empty()) throw error(step::prepare, ENOENT, {}, "the program name is empty");
+    plan.candidate_storage = exec_candidates(program, plan.env_storage);
+
+    for (auto& s : plan.argv_storage) plan.argv.push_back(s.data());
+    plan.argv.push_back(nullptr);
+    for (auto& s : plan.env_storage) plan.envp.push_back(s.data());
+    plan.envp.push_back(nullptr);
+    for (auto& s : plan.candidate_storage) plan.candidates.push_back(s.c_str());
+    plan.candidates.push_back(nullptr);
+
+    make_pipe(plan.report_read, plan.report_write);
+    plan.add(launch_phase::signals, {.code = child_op_code::reset_signals, .step = step::reset_signals});
+    plan.add(launch_phase::restore_signal_mask,
+             {.code = child_op_code::restore_signal_mask, .step = step::restore_signal_mask});
+    plan.add(launch_phase::exec, {.code = child_op_code::exec, .step = step::exec, .data = plan.candidates.data()},
+             program);
+}
+
+// Resolves one standard stream to the fd the child gets (or -1 to keep the
+// parent's own).
+inline int prepare_stream(launch_plan& plan, const stdio& spec, int target) {
+    const bool input = target == 0;
+    switch (spec.how) {
+        case stdio::kind::inherit:
+            return -1;
+        case stdio::kind::null:
+            plan.child_ends.push_back(open_checked("/dev/null", input ? O_RDONLY : O_WRONLY, 0, step::open_stdio));
+            return plan.child_ends.back().get();
+        case stdio::kind::file: {
+            const int flags = spec.flags >= 0 ? spec.flags : (input ? O_RDONLY : O_WRONLY | O_CREAT | O_TRUNC);
+            plan.child_ends.push_back(open_checked(spec.path.c_str(), flags, spec.mode, step::open_stdio));
+            return plan.child_ends.back().get();
+        }
+        case stdio::kind::fd:
+            if (!fd_is_open(spec.fd)) throw error(step::map_fds, EBADF, fd_name(spec.fd), "stdio fd is not open");
+            return spec.fd;
+        case stdio::kind::pipe:
+        case stdio::kind::capture: {
+            unique_fd read_end, write_end;
+            make_pipe(read_end, write_end);
+            unique_fd& parent_end = target == 0 ? plan.parent_in : target == 1 ? plan.parent_out : plan.parent_err;
+            parent_end = input ? std::move(write_end) : std::move(read_end);
+            plan.child_ends.push_back(input ? std::move(read_end) : std::move(write_end));
+            if (spec.how == stdio::kind::capture) (target == 1 ? plan.capture_out : plan.capture_err) = true;
+            return plan.child_ends.back().get();
+        }
+    }
+    return -1;
+}
+
+// Moves every source fd to its target number in the child and marks every
+// other fd close-on-exec. Sources first go above the highest target, so no
+// dup3 can overwrite a source that is still needed.
+inline void plan_fd_mapping(launch_plan& plan, const std::vector<fd_mapping>& mappings,
+                            const bool inherited_stdio[3]) {
+    int lowest_free = 3;
+    for (const auto& m : mappings) lowest_free = std::max(lowest_free, m.target + 1);
+
+    // The error channel must survive the moves: put it above every target.
+    if (plan.report_write.get() < lowest_free) {
+        const long moved = sys::fcntl(plan.report_write.get(), F_DUPFD_CLOEXEC, lowest_free);
+        if (moved < 0) throw error(step::create_pipe, static_cast<int>(-moved));
+        plan.report_write.reset(static_cast<int>(moved));
+    }
+
+    plan.scratch.assign(mappings.size(), -1);
+    for (std::size_t i = 0; i < mappings.size(); ++i)
+        plan.add(launch_phase::fds,
+                 {.code = child_op_code::dup_above, .step = step::map_fds, .a = mappings[i].source,
+                  .b = lowest_free, .c = static_cast<long>(i)},
+                 fd_name(mappings[i].source));
+    for (std::size_t i = 0; i < mappings.size(); ++i)
+        plan.add(launch_phase::fds,
+                 {.code = child_op_code::dup_to, .step = step::map_fds, .b = mappings[i].target,
+                  .c = static_cast<long>(i)},
+                 fd_name(mappings[i].target));
+
+    // Close-on-exec for each gap below lowest_free and everything above it.
+    std::vector<bool> kept(static_cast<std::size_t>(lowest_free), false);
+    for (int fd = 0; fd < 3; ++fd) kept[static_cast<std::size_t>(fd)] = inherited_stdio[fd];
+    for (const auto& m : mappings) kept[static_cast<std::size_t>(m.target)] = true;
+    for (int fd = 0; fd < lowest_free;) {
+        if (kept[static_cast<std::size_t>(fd)]) {
+            ++fd;
+            continue;
+        }
+        int last = fd;
+        while (last + 1 < lowest_free && !kept[static_cast<std::size_t>(last + 1)]) ++last;
+        plan.add(launch_phase::fds, {.code = child_op_code::cloexec_range, .step = step::close_fds, .a = fd, .b = last});
+        fd = last + 1;
+    }
+    plan.add(launch_phase::fds, {.code = child_op_code::cloexec_range, .step = step::close_fds, .a = lowest_free, .b = -1});
+}
+
+// Standard streams and passed fds.
+inline void plan_streams(launch_plan& plan, const options& opts) {
+    std::vector<fd_mapping> mappings;
+    bool inherited_stdio[3] = {false, false, false};
+    const stdio* streams[3] = {&opts.std_in, &opts.std_out, &opts.std_err};
+    for (int target = 0; target < 3; ++target) {
+        const int source = prepare_stream(plan, *streams[target], target);
+        if (source < 0) inherited_stdio[target] = true;
+        else mappings.push_back({source, target});
+    }
+    for (const auto& m : opts.fds) {
+        if (m.target < 0 || m.target > 65535)
+            throw error(step::map_fds, EBADF, fd_name(m.target), "target fd number out of range");
+        if (!fd_is_open(m.source)) throw error(step::map_fds, EBADF, fd_name(m.source), "source fd is not open");
+        for (const auto& other : mappings)
+            if (other.target == m.target)
+                throw error(step::map_fds, EINVAL, fd_name(m.target), "two fds are mapped to the same number");
+        mappings.push_back(m);
+        if (m.target < 3) inherited_stdio[m.target] = false;
+    }
+    plan_fd_mapping(plan, mappings, inherited_stdio);
+}
+
+}  // namespace ctr::process::detail
+// end ctr/detail/launch_io.hpp
+// begin ctr/detail/launch_lifetime.hpp
+// Launch layer: how long the sandbox may live. options::die_with_parent (the
+// kernel's parent-death signal, tied to the spawning thread) and
+// options::die_with_owner (the sandbox ends with the owner process, however
+// it ends, whichever thread spawned).
+//
+// die_with_owner works in two stages. Until the supervisor runs, the child
+// has the parent-death signal, so an owner killed during setup takes it
+// along. The supervisor (pid 1 of a new pid namespace, else a subreaper
+// outside it; see child_become_init) then watches a pidfd of the owner,
+// which becomes readable only when every thread of the owner has ended, and
+// drops the parent-death signal before the command may run, so that a
+// spawning thread that exits later does not end the sandbox.
+
+
+#include <fcntl.h>
+
+namespace ctr::process::detail {
+
+using namespace ::ctr::detail;
+
+inline void plan_lifetime(launch_plan& plan, const options& opts) {
+    // A change of uid or gid clears the parent-death signal (the kernel
+    // does so on every change of effective or filesystem ids), so it is set
+    // again after each step that may change them.
+    const bool ids_change_as_root = plan.created.has(ns::user);
+    const bool ids_change = opts.uid || opts.gid || opts.groups;
+
+    if (opts.die_with_parent) {
+        const long parent = plan.created.has(ns::pid) ? 0 : sys::getpid();
+        const child_op again{.code = child_op_code::die_with_parent, .step = step::die_with_parent, .a = SIGKILL,
+                             .b = parent};
+        if (ids_change_as_root) plan.add(launch_phase::become_root, again);
+        if (ids_change) plan.add(launch_phase::credentials, again);
+    }
+
+    if (!opts.die_with_owner) return;
+    // plan_namespaces made the supervisor (plan.uses_init) for this.
+    const long pidfd = sys::pidfd_open(static_cast<int>(sys::getpid()), 0);
+    if (pidfd < 0)
+        throw error(step::die_with_parent, static_cast<int>(-pidfd), {},
+                    "die_with_owner watches the owner through a pidfd (pidfd_open, Linux 5.3)");
+    const int owner = plan.keep(unique_fd(static_cast<int>(pidfd))).get();
+    init_state& supervisor = plan.shared->init;
+    supervisor.owner_pidfd = owner;
+    // A supervisor that is not pid 1 finds what to kill in its own
+    // /proc/<pid>/task/<tid>/children, through the caller's /proc: the
+    // sandbox may have another one, or none.
+    if (!plan.created.has(ns::pid)) {
+        const long proc = sys::openat(AT_FDCWD, "/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (proc >= 0) supervisor.proc_fd = plan.keep(unique_fd(static_cast<int>(proc))).get();
+    }
+    const child_op arm{.code = child_op_code::die_with_owner, .step = step::die_with_parent, .a = owner};
+    plan.add(launch_phase::signals, arm);
+    if (ids_change_as_root) plan.add(launch_phase::become_root, arm);
+    if (ids_change) plan.add(launch_phase::credentials, arm);
+}
+
+}  // namespace ctr::process::detail
+// end ctr/detail/launch_lifetime.hpp
+// begin ctr/detail/launch_namespaces.hpp
+// Launch layer: namespaces. Which ones the clone creates and which the
+// child joins or unshares; host and domain names, time offsets, loopback;
+// the id maps of a new user namespace (a parent step while the child waits)
+// and the child becoming root in it; pid 1 (the init) or the time
+// namespace's supervisor.
+
+
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace ctr::process::detail {
+
+using namespace ::ctr::detail;
+
+// Runs newuidmap/newgidmap as a plain child; returns its exit code (-1 when
+// it did not exit) and the first line of its stderr. Defined in process.hpp,
+// after spawn.
+inline std::pair<int, std::string> run_id_map_helper_program(std::vector<std::string> argv);
+
+inline void write_proc_file(const std::string& path, const std::string& text, step s) {
+    const long fd = sys::openat(AT_FDCWD, path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) throw error(s, static_cast<int>(-fd), path);
+    const long written = sys::write(static_cast<int>(fd), text.data(), text.size());
+    sys::close(static_cast<int>(fd));
+    if (written < 0) throw error(s, static_cast<int>(-written), path, "writing \"" + text.substr(0, text.find('\n')) + "\"");
+}
+
+// Writes one of the child's id-map files; explains the one surprising
+// refusal: a process that changed its ids without exec is not dumpable, and
+// the /proc files of it and of its children belong to root.
+inline void write_id_map_file(const std::string& path, const std::string& text, step s) {
+    const long fd = sys::openat(AT_FDCWD, path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd == -EACCES && sys::prctl(PR_GET_DUMPABLE) == 0)
+        throw error(s, EACCES, path,
+                    "this process is not dumpable (it changed its ids without exec), so its children's /proc files "
+                    "belong to root; prctl(PR_SET_DUMPABLE, 1) first");
+    if (fd >= 0) sys::close(static_cast<int>(fd));
+    write_proc_file(path, text, s);
+}
+
+inline void run_id_map_helper(const char* helper, pid_t pid, const std::vector<ns::id_range>& ranges, step s) {
+    std::vector<std::string> argv{helper, std::to_string(pid)};
+    for (const auto& r : ranges) {
+        argv.push_back(std::to_string(r.inside));
+        argv.push_back(std::to_string(r.outside));
+        argv.push_back(std::to_string(r.count));
+    }
+    auto [code, message] = run_id_map_helper_program(std::move(argv));
+    if (code != 0) throw error(s, EPERM, helper, message.empty() ? "it failed" : message);
+}
+
+// Writes the uid and gid maps of the child's new user namespace, directly
+// or through newuidmap/newgidmap.
+inline void write_id_maps(pid_t pid, const ns::detail::resolved_id_maps& maps) {
+    if (maps.use_helpers) {
+        run_id_map_helper("/usr/bin/newuidmap", pid, maps.uid, step::write_uid_map);
+        run_id_map_helper("/usr/bin/newgidmap", pid, maps.gid, step::write_gid_map);
+        return;
+    }
+    const std::string base = "/proc/" + std::to_string(pid) + "/";
+    if (maps.deny_setgroups) write_id_map_file(base + "setgroups", "deny", step::deny_setgroups);
+    write_id_map_file(base + "uid_map", ns::detail::map_text(maps.uid), step::write_uid_map);
+    write_id_map_file(base + "gid_map", ns::detail::map_text(maps.gid), step::write_gid_map);
+}
+
+// Where this process's argv and environment strings are (fields 48 to 51
+// of /proc/self/stat), so that an init with a copy of our memory can blank
+// them. Read once: they do not move.
+struct caller_strings {
+    std::uintptr_t arg_start = 0, arg_end = 0, env_start = 0, env_end = 0;
+};
+inline caller_strings read_caller_strings() {
+    static const caller_strings found = [] {
+        caller_strings out;
+        const auto stat = ctr::detail::read_small_file("/proc/self/stat");
+        if (!stat) return out;
+        const auto close = stat->rfind(')');
+        if (close == std::string::npos) return out;
+        std::vector<std::uintptr_t> fields;  // fields[0] is field 3 (state) of proc(5)
+        std::size_t at = close + 2;
+        while (at < stat->size()) {
+            const auto end = std::min(stat->find(' ', at), stat->size());
+            std::uintptr_t value = 0;
+            for (std::size_t i = at; i < end; ++i)
+                if ((*stat)[i] >= '0' && (*stat)[i] <= '9') value = value * 10 + static_cast<std::uintptr_t>((*stat)[i] - '0');
+            fields.push_back(value);
+            at = end + 1;
+        }
+        if (fields.size() > 51 - 3) {
+            out.arg_start = fields[48 - 3];
+            out.arg_end = fields[49 - 3];
+            out.env_start = fields[50 - 3];
+            out.env_end = fields[51 - 3];
+        }
+        return out;
+    }();
+    return found;
+}
+
+// Validates the namespace options and adds the namespaces' steps.
+inline void plan_namespaces(launch_plan& plan, const options& opts) {
+    ns::kinds wanted = opts.namespaces;
+    if (opts.root) wanted = wanted | ns::mount;  // a root filesystem is built in a mount namespace of its own
+    if (opts.network) wanted = wanted | ns::network;  // the veth's other end goes into a namespace of its own
+    bool joins_user = false;
+    for (const auto& j : opts.join) {
+        joins_user = joins_user || j.which == ns::user;
+        if (opts.network && j.which == ns::network)
+            throw error(step::prepare, EINVAL, {}, "options::network makes a new network namespace; it cannot also join one");
+    }
+    const bool privileged = raw::call(SYS_geteuid) == 0;
+    if (!wanted.empty() && !privileged && !joins_user) wanted = wanted | ns::user;
+    if (joins_user && wanted.has(ns::user))
+        throw error(step::prepare, EINVAL, {}, "cannot both join a user namespace and create one");
+    if (joins_user && wanted.has(ns::pid))
+        throw error(step::prepare, ENOTSUP, {},
+                    "joining a user namespace while creating a pid namespace is not supported yet");
+    plan.created = wanted;
+
+    if ((!opts.hostname.empty() || !opts.domainname.empty()) && !wanted.has(ns::uts))
+        throw error(step::prepare, EINVAL, opts.hostname, "a hostname needs a new uts namespace (ns::uts)");
+    if (opts.hostname.size() > 64 || opts.domainname.size() > 64)
+        throw error(step::prepare, ENAMETOOLONG, opts.hostname.size() > 64 ? opts.hostname : opts.domainname,
+                    "host and domain names are at most 64 bytes");
+    const bool has_offsets = opts.time_offsets.monotonic_seconds != 0 || opts.time_offsets.boottime_seconds != 0;
+    if (has_offsets && !wanted.has(ns::time))
+        throw error(step::prepare, EINVAL, {}, "time offsets need a new time namespace (ns::time)");
+
+    // The time and cgroup namespaces are created by unshare in the child
+    // (below); every other kind by the clone itself. A cgroup namespace made
+    // by the clone would have the parent's cgroup as its root, not the group
+    // the child is placed in.
+    plan.request.flags = wanted.without(ns::time | ns::cgroup).flags();
+    // The kernel refuses to let a process that shares its memory join a
+    // user namespace, so that launch copies the parent's memory instead.
+    if (joins_user) plan.request.memory = memory_mode::copied;
+
+    for (const auto& j : opts.join) {
+        int fd = -1;
+        std::string what;
+        if (const auto* path = std::get_if<std::string>(&j.source)) {
+            const long opened = sys::openat(AT_FDCWD, path->c_str(), O_RDONLY | O_CLOEXEC);
+            if (opened < 0) throw error(step::join_namespace, static_cast<int>(-opened), *path);
+            fd = plan.keep(unique_fd(static_cast<int>(opened))).get();
+            what = *path;
+        } else {
+            fd = std::get<int>(j.source);
+            if (!fd_is_open(fd)) throw error(step::join_namespace, EBADF, fd_name(fd), "namespace fd is not open");
+            what = std::string(ns::name(j.which)) + " namespace " + fd_name(fd);
+        }
+        // The user namespace goes first: joining it is what grants the
+        // rights to join the others.
+        plan.add(j.which == ns::user ? launch_phase::join_user : launch_phase::join_namespaces,
+                 {.code = child_op_code::join_namespace, .step = step::join_namespace, .a = fd,
+                  .b = static_cast<long>(j.which)},
+                 what);
+    }
+
+    if (wanted.has(ns::user)) {
+        const auto& maps = plan.keep(ns::detail::resolve_id_maps(opts.id_maps));
+        plan.sync_channel();
+        plan.while_child_waits([&maps](parent_step_context& child) { write_id_maps(child.pid, maps); });
+        // Become root of the new namespace. Until now the child kept the
+        // caller's ids, which the maps need not cover (root's default map
+        // starts at 100000); uid 0 inside is always mapped. This comes after
+        // the writes to /proc/self of create_namespaces: changing ids makes
+        // the process non-dumpable, and its /proc files then belong to the
+        // host's root.
+        if (maps.may_setgroups)
+            plan.add(launch_phase::become_root, {.code = child_op_code::set_groups, .step = step::set_groups, .a = 0});
+        plan.add(launch_phase::become_root, {.code = child_op_code::set_gid, .step = step::set_gid, .a = 0}, "gid 0");
+        plan.add(launch_phase::become_root, {.code = child_op_code::set_uid, .step = step::set_uid, .a = 0}, "uid 0");
+    }
+
+    if (wanted.has(ns::cgroup))
+        plan.add(launch_phase::create_namespaces,
+                 {.code = child_op_code::unshare, .step = step::create_namespaces, .a = CLONE_NEWCGROUP}, "cgroup");
+    if (wanted.has(ns::time)) {
+        // unshare(CLONE_NEWTIME) puts this process's children (and this
+        // process, at exec) in the new namespace; its offsets can be set
+        // only before anything is in it.
+        const std::string& offsets = plan.keep("monotonic " + std::to_string(opts.time_offsets.monotonic_seconds) +
+                                               " 0\nboottime " + std::to_string(opts.time_offsets.boottime_seconds) +
+                                               " 0\n");
+        plan.add(launch_phase::create_namespaces,
+                 {.code = child_op_code::unshare, .step = step::create_namespaces, .a = CLONE_NEWTIME}, "time");
+        plan.add(launch_phase::create_namespaces,
+                 {.code = child_op_code::write_file, .step = step::set_time_offsets,
+                  .a = static_cast<long>(offsets.size()), .data = "/proc/self/timens_offsets", .data2 = offsets.c_str()},
+                 "/proc/self/timens_offsets");
+    }
+    if (!opts.hostname.empty()) {
+        const std::string& name = plan.keep(opts.hostname);
+        plan.add(launch_phase::create_namespaces,
+                 {.code = child_op_code::set_hostname, .step = step::set_hostname, .a = static_cast<long>(name.size()),
+                  .data = name.c_str()},
+                 name);
+    }
+    if (!opts.domainname.empty()) {
+        const std::string& name = plan.keep(opts.domainname);
+        plan.add(launch_phase::create_namespaces,
+                 {.code = child_op_code::set_domainname, .step = step::set_domainname,
+                  .a = static_cast<long>(name.size()), .data = name.c_str()},
+                 name);
+    }
+    if (wanted.has(ns::network))
+        plan.add(launch_phase::create_namespaces, {.code = child_op_code::bring_up_loopback, .step = step::bring_up_loopback},
+                 "lo");
+
+    // pid 1 of a new pid namespace is the init unless asked otherwise. A
+    // time namespace needs the same shape: its offsets can be set only
+    // before any process is in it, and only children of the process that
+    // unshared it enter it (older kernels, 6.1 among them, do not move the
+    // process itself in at exec), so the command is started by a small
+    // supervisor that then reaps it and forwards signals, like the init.
+    // die_with_owner needs the same supervisor: it is what watches the owner
+    // (see launch_lifetime.hpp).
+    if ((wanted.has(ns::pid) && opts.init) || wanted.has(ns::time) || opts.die_with_owner) {
+        plan.uses_init = true;
+        // The init lives as long as the sandbox. It gets a copy of our
+        // memory rather than a share of it: then its /proc/1/cmdline and
+        // environ can be blanked without touching ours, and nothing the
+        // sandbox could read of it is the caller's (see seal_init).
+        plan.request.memory = memory_mode::copied;
+        if (const long r = plan.command_stack.allocate(); r < 0) throw error(step::allocate_stack, static_cast<int>(-r));
+        init_state& init = plan.shared->init;
+        init.command_stack_top = plan.command_stack.top();
+        init.command_entry = child_command_main;
+        init.view = &plan.view;
+        const caller_strings strings = read_caller_strings();
+        init.arg_start = strings.arg_start;
+        init.arg_end = strings.arg_end;
+        init.env_start = strings.env_start;
+        init.env_end = strings.env_end;
+        plan.add(launch_phase::init, {.code = child_op_code::become_init, .step = step::run_init, .data = &init});
+    }
+}
+
+// The error for a failed clone: with namespaces, why they could not be made.
+inline error clone_error(const launch_plan& plan, long negative_errno) {
+    const int code = static_cast<int>(-negative_errno);
+    if (plan.created.empty()) return error(step::clone, code);
+    std::string kinds;
+    for (ns::kind k : ns::every_kind)
+        if (plan.created.has(k)) kinds += (kinds.empty() ? "" : ",") + std::string(ns::name(k));
+    if (plan.created.has(ns::user) && (code == EPERM || code == ENOSPC || code == EUSERS || code == EINVAL))
+        return error(step::create_namespaces, code, kinds, ns::detail::user_namespace_blocker(negative_errno));
+    if (code == EPERM)
+        return error(step::create_namespaces, code, kinds,
+                     "creating namespaces needs CAP_SYS_ADMIN; add a user namespace (ns::user) to do it unprivileged");
+    return error(step::create_namespaces, code, kinds);
+}
+
+}  // namespace ctr::process::detail
+// end ctr/detail/launch_namespaces.hpp
+// begin ctr/detail/launch_network.hpp
+// Launch layer: a veth pair into the child's new network namespace. The
+// parent creates it while the child waits and sends the child's end's
+// settings after the go byte; the child configures its end.
+
+
+#include <cstring>
+#include <optional>
+
+namespace ctr::process::detail {
+
+using namespace ::ctr::detail;
+
+// Adds the network's steps; returns where the parent step records what it
+// made (names and addresses of both ends), or null without a network.
+inline const std::optional<net::veth_info>* plan_network(launch_plan& plan, const options& opts) {
+    if (!opts.network) return nullptr;
+    const net::veth& wanted = *opts.network;
+    auto& made = plan.keep(std::optional<net::veth_info>{});
+    const int sync = plan.sync_channel();
+    plan.while_child_waits([&wanted, &made](parent_step_context& child) {
+        net::veth_pair pair = net::create_veth(wanted, net::peer_namespace::of_process(child.pid));
+        made = pair.info();
+        // From here the pair is the namespace's: if a later step fails, the
+        // child is killed, its namespace ends and the kernel deletes the pair.
+        pair.host_link().release();
+        const interface_setup setup = pair.container_setup();
+        child.message_to_child.append(reinterpret_cast<const char*>(&setup), sizeof setup);
+    });
+    plan.add(launch_phase::create_namespaces,
+             {.code = child_op_code::configure_interface, .step = step::configure_link, .a = sync},
+             wanted.container_name, [name = wanted.container_name](const child_report_view& report) {
+                 return error(step::configure_link, report.error, name,
+                              net::detail::interface_setup_failure(report.detail));
+             });
+    return &made;
+}
+
+}  // namespace ctr::process::detail
+// end ctr/detail/launch_network.hpp
+// begin ctr/detail/launch_security.hpp
+// Launch layer: what the command may still do (ctr::security).
+// Capabilities in their documented order around the change of credentials,
+// no_new_privs, then the seccomp filter right before exec. All of it runs in
+// the command, after the init split off: pid 1 keeps what it needs to
+// forward signals to a command that may have changed its uid.
+
+// begin ctr/detail/capability_step.hpp
+// The capability steps of a launch: planned in the parent from a
+// caps::policy, run in the child as child_op_code::call operations.
+//
+// The order, and why:
+//   1. drop_bounding_capabilities  PR_CAPBSET_DROP needs CAP_SETPCAP in the
+//      effective set, so it goes first, while the child still has the
+//      launcher's capabilities. The bounding set also limits what a later
+//      exec can gain, and what capset may put into the inheritable set.
+//   2. set_securebits              PR_SET_SECUREBITS needs CAP_SETPCAP too.
+//      It comes before the change of ids so that SECBIT_NO_SETUID_FIXUP and
+//      SECBIT_KEEP_CAPS shape what setresuid does.
+//   3. keep_capabilities(1)        only when a change of uid follows: going
+//      from uid 0 to another uid empties the permitted set unless keepcaps is
+//      on. The kernel turns keepcaps off again at exec.
+//   4. setgroups, setgid, setuid   (the launch's own steps) need CAP_SETGID
+//      and CAP_SETUID, which `keep` need not hold: that is why the sets are
+//      only lowered after them. Leaving uid 0 also empties the effective and
+//      ambient sets.
+//   5. set_capabilities            capset: permitted = effective = keep,
+//      inheritable = inheritable | ambient. Lowering needs no capability;
+//      it also brings back the effective set that setuid emptied.
+//   6. set_ambient_capabilities    the kernel raises an ambient capability
+//      only while it is both permitted and inheritable, and lowering either
+//      set (step 5) or leaving uid 0 (step 4) clears ambient ones; so last.
+// Exec then applies the kernel's rules: uid 0 (without SECBIT_NOROOT) gets
+// the bounding set again, any other uid only its ambient capabilities.
+
+
+#include <linux/capability.h>
+#include <linux/securebits.h>
+#include <sys/prctl.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace ctr::detail {
+
+// What the child reads: bit N of each mask is capability number N.
+struct capability_plan {
+    std::uint64_t keep = 0;         // bounding, permitted, effective
+    std::uint64_t inheritable = 0;  // already includes ambient
+    std::uint64_t ambient = 0;
+    bool set_securebits = false;
+    unsigned securebits = 0;
+};
+
+// "CAP_BPF", or "capability 45" for a number this header has no name for.
+inline std::string describe_capability(unsigned number) {
+    const std::string_view known = caps::name(static_cast<capability>(number));
+    return known.empty() ? "capability " + std::to_string(number) : std::string(known);
+}
+
+// Checks a policy and turns it into plain data for the child. `last_cap` is
+// the running kernel's last capability (caps::last_supported()); a
+// capability past it, an ambient or inheritable one that is not kept, or
+// securebits the kernel cannot take throw ctr::error(step::prepare, EINVAL)
+// naming what is wrong. Parent side.
+inline capability_plan plan_capabilities(const caps::policy& policy, unsigned last_cap = caps::last_supported()) {
+    const auto invalid = [](std::string what, std::string why) {
+        return error(step::prepare, EINVAL, std::move(what), why);
+    };
+    const caps::set mentioned = policy.keep | policy.inheritable | policy.ambient;
+    for (const capability c : mentioned) {
+        if (static_cast<unsigned>(c) > last_cap)
+            throw invalid(describe_capability(static_cast<unsigned>(c)),
+                          describe_capability(static_cast<unsigned>(c)) + " is not known to this kernel (its last is " +
+                              describe_capability(last_cap) + ")");
+    }
+    if (const caps::set extra = policy.ambient - policy.keep; !extra.empty())
+        throw invalid(extra.to_string(),
+                      "ambient capabilities must also be kept: the kernel raises an ambient capability only while it "
+                      "is permitted and inheritable");
+    if (const caps::set extra = policy.inheritable - policy.keep; !extra.empty())
+        throw invalid(extra.to_string(),
+                      "inheritable capabilities must also be kept: the kernel refuses an inheritable capability "
+                      "outside the bounding set");
+    capability_plan plan;
+    plan.keep = policy.keep.bits();
+    plan.inheritable = (policy.inheritable | policy.ambient).bits();
+    plan.ambient = policy.ambient.bits();
+    if (policy.securebits) {
+        const unsigned bits = *policy.securebits;
+        constexpr unsigned known = SECURE_ALL_BITS | SECURE_ALL_LOCKS;
+        if ((bits & ~known) != 0)
+            throw invalid("securebits " + std::to_string(bits),
+                          "unknown securebits: use the SECBIT_* flags of linux/securebits.h");
+        if ((bits & SECBIT_NO_CAP_AMBIENT_RAISE) != 0 && !policy.ambient.empty())
+            throw invalid(policy.ambient.to_string(),
+                          "ambient capabilities cannot be raised under SECBIT_NO_CAP_AMBIENT_RAISE");
+        plan.set_securebits = true;
+        plan.securebits = bits;
+    }
+    return plan;
+}
+
+// PR_CAPBSET_DROP of every capability not in plan.keep, 0 to 63; the first
+// number the kernel does not know (EINVAL) ends the walk. A capability that
+// is already out of the bounding set is left alone, so a launcher without
+// CAP_SETPCAP can still run a policy that drops nothing new.
+// op.data = const capability_plan*. Async-signal-safe.
+CTR_CHILD_CODE inline long child_drop_bounding_capabilities(const child_op& op) noexcept {
+    const auto* plan = static_cast<const capability_plan*>(op.data);
+    if (!plan) return -EINVAL;
+    for (unsigned long number = 0; number <= caps::max_number; ++number) {
+        if ((plan->keep >> number & 1) != 0) continue;
+        long r = sys::prctl(PR_CAPBSET_READ, number);
+        if (r == -EINVAL) break;
+        if (r < 0) return r;
+        if (r == 0) continue;
+        r = sys::prctl(PR_CAPBSET_DROP, number);
+        if (r == -EINVAL) break;
+        if (r < 0) return r;
+    }
+    return 0;
+}
+
+// PR_SET_SECUREBITS to plan.securebits, when plan.set_securebits.
+// op.data = const capability_plan*. Async-signal-safe.
+CTR_CHILD_CODE inline long child_set_securebits(const child_op& op) noexcept {
+    const auto* plan = static_cast<const capability_plan*>(op.data);
+    if (!plan) return -EINVAL;
+    if (!plan->set_securebits) return 0;
+    const long r = sys::prctl(PR_SET_SECUREBITS, plan->securebits);
+    return r < 0 ? r : 0;
+}
+
+// PR_SET_KEEPCAPS to op.a (1 before a change of uid). Async-signal-safe.
+CTR_CHILD_CODE inline long child_keep_capabilities(const child_op& op) noexcept {
+    const long r = sys::prctl(PR_SET_KEEPCAPS, static_cast<unsigned long>(op.a));
+    return r < 0 ? r : 0;
+}
+
+// capset (version 3, this process): permitted = effective = plan.keep,
+// inheritable = plan.inheritable. op.data = const capability_plan*.
+// Async-signal-safe.
+CTR_CHILD_CODE inline long child_set_capabilities(const child_op& op) noexcept {
+    const auto* plan = static_cast<const capability_plan*>(op.data);
+    if (!plan) return -EINVAL;
+    __user_cap_header_struct header{};
+    header.version = _LINUX_CAPABILITY_VERSION_3;
+    header.pid = 0;
+    __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3]{};
+    for (unsigned word = 0; word < _LINUX_CAPABILITY_U32S_3; ++word) {
+        const unsigned shift = 32 * word;
+        data[word].effective = static_cast<std::uint32_t>(plan->keep >> shift);
+        data[word].permitted = static_cast<std::uint32_t>(plan->keep >> shift);
+        data[word].inheritable = static_cast<std::uint32_t>(plan->inheritable >> shift);
+    }
+    const long r = sys::capset(&header, data);
+    return r < 0 ? r : 0;
+}
+
+// Empties the ambient set, then raises each capability of plan.ambient. A
+// kernel without ambient capabilities (before 4.3) answers EINVAL, which is
+// fine only when there is nothing to raise. op.data = const capability_plan*.
+// Async-signal-safe.
+CTR_CHILD_CODE inline long child_set_ambient_capabilities(const child_op& op) noexcept {
+    const auto* plan = static_cast<const capability_plan*>(op.data);
+    if (!plan) return -EINVAL;
+    const long cleared = sys::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL);
+    if (cleared == -EINVAL && plan->ambient == 0) return 0;
+    if (cleared < 0) return cleared;
+    for (unsigned long number = 0; number <= caps::max_number; ++number) {
+        if ((plan->ambient >> number & 1) == 0) continue;
+        const long r = sys::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, number);
+        if (r < 0) return r;
+    }
+    return 0;
+}
+
+// The operations of steps 1-3 above, for a launch to put before its own
+// setgroups/setgid/setuid; `changes_uid` says whether a setuid follows.
+// The plan must outlive the child's exec. Parent side.
+inline void add_capability_steps_before_ids(std::vector<child_op>& ops, const capability_plan& plan,
+                                            bool changes_uid) {
+    ops.push_back({.code = child_op_code::call,
+                   .step = step::drop_bounding_capabilities,
+                   .data = &plan,
+                   .run = &child_drop_bounding_capabilities});
+    if (plan.set_securebits)
+        ops.push_back({.code = child_op_code::call,
+                       .step = step::set_securebits,
+                       .data = &plan,
+                       .run = &child_set_securebits});
+    // With SECBIT_KEEP_CAPS_LOCKED the caller fixed keepcaps already (the
+    // kernel refuses PR_SET_KEEPCAPS then); with SECBIT_NO_SETUID_FIXUP the
+    // change of uid leaves the sets alone.
+    const bool fixed = plan.set_securebits &&
+                       (plan.securebits & (SECBIT_KEEP_CAPS_LOCKED | SECBIT_NO_SETUID_FIXUP)) != 0;
+    if (changes_uid && plan.keep != 0 && !fixed)
+        ops.push_back({.code = child_op_code::call,
+                       .step = step::keep_capabilities,
+                       .a = 1,
+                       .data = &plan,
+                       .run = &child_keep_capabilities});
+}
+
+// The operations of steps 5-6 above, for a launch to put after its own
+// setgroups/setgid/setuid. The plan must outlive the child's exec. Parent side.
+inline void add_capability_steps_after_ids(std::vector<child_op>& ops, const capability_plan& plan) {
+    ops.push_back({.code = child_op_code::call,
+                   .step = step::set_capabilities,
+                   .data = &plan,
+                   .run = &child_set_capabilities});
+    ops.push_back({.code = child_op_code::call,
+                   .step = step::set_ambient_capabilities,
+                   .data = &plan,
+                   .run = &child_set_ambient_capabilities});
+}
+
+}  // namespace ctr::detail
+// end ctr/detail/capability_step.hpp
 // begin ctr/seccomp.hpp
 // ctr::seccomp: system call filters, built in the parent and installed in the
 // child as one step of the launch.
@@ -10360,6 +11961,9 @@ private:
         for (const condition& c : all_of) {
             if (c.index > 5)
                 return fail_build(EINVAL, name, "argument index " + std::to_string(c.index) + " is not in 0..5");
+            if (c.op > compare::in_range)
+                return fail_build(EINVAL, name,
+                                  "comparison " + std::to_string(static_cast<unsigned>(c.op)) + " is not a compare");
             const bool masked = c.op == compare::masked_equal || c.op == compare::masked_not_equal;
             if (masked && (c.value & ~c.mask) != 0)
                 return fail_build(EINVAL, name, to_string(c) + ": the value has bits outside the mask");
@@ -10728,1136 +12332,29 @@ inline child_op seccomp_install_op(const seccomp::filter& f) noexcept {
 
 }  // namespace ctr::detail
 // end ctr/seccomp.hpp
+// begin ctr/security.hpp
+// ctr::security: what a sandboxed command may still do once it runs.
+//
+// Three layers, applied in the child in this order after the root
+// filesystem, rlimits, fds and credentials (see detail::launch_phase):
+// capabilities (bounding, permitted, effective, inheritable, ambient and
+// securebits), no_new_privs, then a seccomp filter, right before exec.
+// The library takes nothing away unless asked; `security::confined()` is
+// the set ctr-run uses by default, and docs/security.md says what each
+// layer stops.
+
 
 #include <memory>
 #include <optional>
 
-namespace ctr {
-
-struct security {
-    // The capabilities the command keeps, in every set; empty `keep`: none.
-    // Unset: the launch's own capabilities are left as they are (all of
-    // them for root, or for root of a new user namespace).
-    std::optional<caps::policy> capabilities{};
-    // PR_SET_NO_NEW_PRIVS: exec can never grant more privileges (setuid and
-    // file capabilities stop working), and it lets an unprivileged process
-    // install a seccomp filter.
-    bool no_new_privileges = false;
-    // Installed last, right before exec; compiled once and shared between
-    // launches. Null: no filter. Without no_new_privileges the filter is
-    // installed before capabilities are dropped, while CAP_SYS_ADMIN may
-    // still allow it (runc's order).
-    std::shared_ptr<const seccomp::filter> seccomp{};
-
-    // Podman's default capability set, no_new_privs and the default seccomp
-    // profile: root inside cannot mount, load modules, make namespaces,
-    // bpf, perf, set the clock, or open files by handle.
-    static security confined() {
-        return {.capabilities = caps::policy{.keep = caps::default_set()},
-                .no_new_privileges = true,
-                .seccomp = seccomp::default_profile()};
-    }
-    // Nothing taken away: the name says what it means (ctr-run --privileged).
-    static security unconfined() { return {}; }
-
-    bool takes_anything_away() const noexcept { return capabilities || no_new_privileges || seccomp; }
-};
-
-}  // namespace ctr
-// end ctr/security.hpp
-
-#include <fcntl.h>
-#include <sys/resource.h>
-#include <sys/types.h>
-
-#include <chrono>
-#include <cstdint>
-#include <functional>
-#include <optional>
-#include <string>
-#include <utility>
-#include <vector>
-
-namespace ctr::process {
-
-// Where one standard stream of the child goes.
-struct stdio {
-    enum class kind : std::uint8_t {
-        inherit,  // the parent's own stream
-        null,     // /dev/null
-        file,     // a file the parent opens
-        fd,       // an fd the caller owns (it is duplicated, not taken)
-        pipe,     // a pipe whose other end the caller gets from child::std_in/std_out/std_err
-        capture,  // a pipe that wait() drains into result::std_out or result::std_err
-    };
-    kind how = kind::inherit;
-    std::string path{};
-    int flags = -1;  // for file: -1 picks O_RDONLY for stdin, O_WRONLY|O_CREAT|O_TRUNC otherwise
-    unsigned mode = 0644;
-    int fd = -1;
-
-    static stdio inherit() { return {}; }
-    static stdio null() { return {.how = kind::null}; }
-    static stdio file(std::string path, int flags = -1, unsigned mode = 0644) {
-        return {.how = kind::file, .path = std::move(path), .flags = flags, .mode = mode};
-    }
-    static stdio append_to(std::string path) {
-        return file(std::move(path), O_WRONLY | O_CREAT | O_APPEND);
-    }
-    static stdio from_fd(int borrowed_fd) { return {.how = kind::fd, .fd = borrowed_fd}; }
-    static stdio pipe() { return {.how = kind::pipe}; }
-    static stdio capture() { return {.how = kind::capture}; }
-};
-
-// An fd of the parent that the child gets at number `target`.
-struct fd_mapping {
-    int source;
-    int target;
-};
-
-struct rlimit_setting {
-    int resource;  // RLIMIT_*
-    rlim_t soft;
-    rlim_t hard;
-};
-
-// The child's environment: the parent's (or none), then `unset`, then `set`.
-struct environment {
-    bool inherit = true;
-    std::vector<std::pair<std::string, std::string>> set{};
-    std::vector<std::string> unset{};
-};
-
-// How the child is created; see detail::memory_mode. shared_memory is the
-// fast default; copy_memory exists to measure the difference.
-enum class clone_style : std::uint8_t { shared_memory, copy_memory };
-
-// What a parent step sees of the child while it waits (see
-// options::while_child_waits).
-struct waiting_child {
-    pid_t pid = -1;
-    int pidfd = -1;
-};
-
-struct options {
-    // The file to run; empty: argv[0], looked up in the child's PATH when it
-    // has no '/'.
-    std::string executable{};
-    environment env{};
-    std::string cwd{};  // empty: the parent's
-    stdio std_in{};
-    stdio std_out{};
-    stdio std_err{};
-    // Further fds for the child. Every other fd is closed at exec.
-    std::vector<fd_mapping> fds{};
-    // SIGKILL the child when the parent dies. The kernel ties this to the
-    // thread that spawned: if that thread exits, the child is killed too.
-    bool die_with_parent = false;
-    // Wall-clock limit, counted from spawn and enforced while the caller
-    // waits: SIGTERM, then SIGKILL after kill_grace. Zero: none.
-    std::chrono::milliseconds timeout{0};
-    std::chrono::milliseconds kill_grace{2000};
-    std::vector<rlimit_setting> rlimits{};
-    std::optional<mode_t> umask{};
-    bool new_session = false;  // setsid: no controlling terminal, own process group
-    // With new_session: the child's stdin, a terminal (say the slave of a
-    // pty the caller opened), becomes its controlling terminal, so job
-    // control and ^C work in an interactive shell.
-    bool controlling_terminal = false;
-    // Credentials to switch to, in this order: groups, gid, uid.
-    std::optional<std::vector<gid_t>> groups{};
-    std::optional<gid_t> gid{};
-    std::optional<uid_t> uid{};
-    clone_style clone = clone_style::shared_memory;
-
-    // Namespaces to create for the child (ns::pid | ns::mount ..., or
-    // ns::all). A caller that is not root gets a user namespace with them,
-    // which is what lets it create the others.
-    ns::kinds namespaces{};
-    // Existing namespaces to join (setns), user first.
-    std::vector<ns::existing> join{};
-    // With ns::uts.
-    std::string hostname{};
-    std::string domainname{};
-    // With ns::user: the uid and gid maps (empty: see ns::id_maps).
-    ns::id_maps id_maps{};
-    // With ns::time: clock offsets the child sees.
-    ns::time_offsets time_offsets{};
-    // With ns::pid: a minimal init is pid 1, forwards signals to the
-    // command, reaps orphans and exits with the command's status. false runs
-    // the command itself as pid 1 (not with ns::time, which always starts the
-    // command from a supervisor: see plan_namespaces).
-    bool init = true;
-
-    // A cgroup the child starts in, with no moment outside it: placed by
-    // the clone itself on cgroup v2 (CLONE_INTO_CGROUP), attached by the
-    // parent before the child goes on past its first steps on v1. Borrowed:
-    // the group must outlive the child. The result then carries the group's
-    // out-of-memory kills, peak memory and CPU time.
-    cgroup::group* cgroup = nullptr;
-
-    // The child's filesystem: a mount plan run in a new mount namespace
-    // (added to `namespaces`) before pivot_root into its root, e.g.
-    // mount::host_readonly() or mount::plan{.rootfs = "/srv/image"}.proc().dev().
-    // Empty: the child sees the parent's mounts.
-    std::optional<mount::plan> root{};
-
-    // A network: a veth pair from the caller's network namespace into the
-    // child's new one (ns::network is added), addressed and up on both ends
-    // before the command runs; child::network() says what was made. Needs
-    // CAP_NET_ADMIN where the caller is (root). The pair lives as long as the
-    // child's network namespace: when its last process is gone (and no
-    // ns::persist holds it), the kernel deletes both ends in the background.
-    // A synchronous delete would cost the caller about 30 ms of RCU waits.
-    std::optional<net::veth> network{};
-
-    // The caller's own steps, run in the parent after the child's namespaces
-    // exist and before it goes on to its mounts and exec: the child's
-    // /proc/<pid>/ns/* are there to open (a user-mode network helper, an
-    // OCI createRuntime hook). An exception thrown here fails the spawn; the
-    // child is killed and reaped.
-    std::vector<std::function<void(const waiting_child&)>> while_child_waits{};
-
-    // What the command may still do once it runs: capabilities,
-    // no_new_privs, a seccomp filter (ctr/security.hpp). The library's
-    // default is explicit: nothing is taken away unless asked, e.g.
-    // `.security = ctr::security::confined()` as ctr-run does. Every
-    // launch's init is sealed regardless (see child_become_init).
-    ::ctr::security security{};
-};
-
-// How a run ended.
-struct result {
-    std::optional<int> exit_code{};  // set when the program exited
-    std::optional<int> signal{};     // set when a signal ended it
-    bool core_dumped = false;
-    bool timed_out = false;          // the timeout fired (the program was then signalled)
-    std::chrono::nanoseconds wall_time{};
-    std::chrono::nanoseconds user_time{};
-    std::chrono::nanoseconds system_time{};
-    std::uint64_t peak_rss_bytes = 0;  // ru_maxrss of the child and the children it waited for
-    std::string std_out{};             // what stdio::capture() collected
-    std::string std_err{};
-    // With a new pid namespace: other processes were still running in it
-    // when the command ended, and died with it (the namespace ends with its
-    // pid 1).
-    bool pid_namespace_orphans_killed = false;
-    // With options::cgroup: the group's out-of-memory killer killed a
-    // process during this run (from the group's own events, not guessed
-    // from SIGKILL), and the group's figures. A figure the layout does not
-    // have stays empty.
-    bool oom_killed = false;
-    std::optional<std::uint64_t> memory_peak_bytes{};
-    std::optional<std::chrono::nanoseconds> cgroup_user_time{};
-    std::optional<std::chrono::nanoseconds> cgroup_system_time{};
-
-    // Exited with status 0 before any timeout.
-    bool success() const noexcept { return exit_code == 0 && !timed_out; }
-};
-
-}  // namespace ctr::process
-// end ctr/spawn_options.hpp
-
-namespace ctr::process::detail {
-
-using namespace ::ctr::detail;
-
-inline void plan_cgroup(launch_plan& plan, const options& opts) {
-    if (!opts.cgroup) return;
-    cgroup::group* group = opts.cgroup;
-    if (!group->valid()) throw error(step::attach_to_cgroup, EINVAL, {}, "the cgroup::group was moved from or removed");
-    plan.request.cgroup_fd = group->clone_into_fd();
-    // The wait is there in both cases, so that a kernel that refuses
-    // CLONE_INTO_CGROUP can fall back to attaching.
-    plan.sync_channel();
-    plan.while_child_waits([group, &request = plan.request](parent_step_context& child) {
-        if (request.cgroup_fd < 0) group->attach(child.pid);
-    });
-}
-
-}  // namespace ctr::process::detail
-// end ctr/detail/launch_cgroup.hpp
-// begin ctr/detail/launch_filesystem.hpp
-// Launch layer: the child's root filesystem, a mount plan run in its new
-// mount namespace before pivot_root, with every right the new namespaces
-// give and before credentials and capabilities take rights away. Idmapped
-// binds are made by the parent, which alone may idmap a host filesystem,
-// and sent to the child to attach.
-
-
-#include <sys/socket.h>
-
-#include <string>
-#include <vector>
-
-namespace ctr::process::detail {
-
-using namespace ::ctr::detail;
-
-// Receives the parent's detached mounts over the sync channel (op.a): one
-// message whose bytes are [count, slot...] and whose SCM_RIGHTS carry the
-// fds in that order; each goes to its slot of the int array at op.data (a
-// slot left at -1 falls back to a plain bind). Async-signal-safe.
-CTR_CHILD_CODE inline long child_receive_fds(const child_op& op) noexcept {
-    constexpr std::size_t most = 64;
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * most)];
-    unsigned char bytes[most + 1];
-    iovec part{bytes, sizeof bytes};
-    msghdr message{};
-    message.msg_iov = &part;
-    message.msg_iovlen = 1;
-    message.msg_control = control;
-    message.msg_controllen = sizeof control;
-    long r;
-    do r = sys::recvmsg(static_cast<int>(op.a), &message, MSG_CMSG_CLOEXEC);
-    while (r == -EINTR);
-    if (r <= 0) return r < 0 ? r : -EPIPE;
-    const std::size_t count = bytes[0];
-    if (count == 0) return 0;
-    const cmsghdr* header = CMSG_FIRSTHDR(&message);
-    if (static_cast<std::size_t>(r) != count + 1 || !header || header->cmsg_type != SCM_RIGHTS ||
-        header->cmsg_len != CMSG_LEN(sizeof(int) * count))
-        return -EPROTO;
-    int fds[most];
-    __builtin_memcpy(fds, CMSG_DATA(header), sizeof(int) * count);
-    int* slots = const_cast<int*>(static_cast<const int*>(op.data));
-    for (std::size_t i = 0; i < count; ++i) {
-        if (bytes[i + 1] >= static_cast<unsigned long>(op.b)) return -EPROTO;
-        slots[bytes[i + 1]] = fds[i];
-    }
-    return 0;
-}
-
-// The idmapped binds, made in the parent while the child waits: a detached
-// copy of the source with the sandbox's user namespace as its idmap. Where
-// the filesystem cannot idmap (EINVAL) and the bind allows it, nothing is
-// sent and the child binds it plain.
-inline void make_detached_binds(const mount::prepared_plan& mounts, parent_step_context& child,
-                                std::vector<unique_fd>& made, std::string& slots_sent) {
-    using namespace mount_abi;
-    const std::string userns_path = "/proc/" + std::to_string(child.pid) + "/ns/user";
-    const long userns = sys::openat(AT_FDCWD, userns_path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (userns < 0) throw error(step::idmap_mount, static_cast<int>(-userns), userns_path);
-    const unique_fd userns_fd(static_cast<int>(userns));
-    const auto& binds = mounts.detached_binds();
-    for (std::size_t slot = 0; slot < binds.size(); ++slot) {
-        const auto& bind = binds[slot];
-        const unsigned recursive = bind.recursive ? at_recursive : 0U;
-        const long tree = sys::open_tree(AT_FDCWD, bind.source, open_tree_clone | open_tree_cloexec | recursive);
-        if (tree < 0) throw error(step::bind_mount, static_cast<int>(-tree), bind.source);
-        unique_fd owned(static_cast<int>(tree));
-        mount_attr attr{};
-        attr.attr_set = bind.attributes | attr_idmap;
-        attr.userns_fd = static_cast<std::uint64_t>(userns_fd.get());
-        const long r = sys::mount_setattr(owned.get(), "", at_empty_path | recursive, &attr, sizeof attr);
-        if (r < 0 && (bind.required || (r != -EINVAL && r != -ENOSYS && r != -EOPNOTSUPP)))
-            throw error(step::idmap_mount, static_cast<int>(-r), bind.source,
-                        "idmapped mounts need Linux 5.12+ and a filesystem that supports them (tmpfs only from 6.3); "
-                        "without them, run the sandbox in the host's user namespace or give the files to its ids");
-        if (r < 0) continue;  // a plain bind, made by the child
-        child.fds_to_child.push_back(owned.get());
-        slots_sent.push_back(static_cast<char>(slot));
-        made.push_back(std::move(owned));
-    }
-}
-
-inline void plan_filesystem(launch_plan& plan, const options& opts) {
-    if (!opts.root) return;
-    const auto& mounts = plan.keep(opts.root->prepare());
-    mount_context& state = plan.shared->mount_state;
-    state.message = plan.shared->mount_message;
-    state.message_size = sizeof plan.shared->mount_message;
-
-    if (const std::size_t detached = mounts.detached_binds().size(); detached > 0) {
-        if (!plan.created.has(ns::user) || raw::call(SYS_geteuid) != 0)
-            throw error(step::idmap_mount, EINVAL, mounts.detached_binds().front().shown,
-                        "an idmapped bind maps the ids of a new user namespace (ns::user) and needs a privileged caller");
-        if (detached > 64) throw error(step::idmap_mount, E2BIG, {}, "at most 64 idmapped binds");
-        auto& slots = plan.keep(std::vector<int>(detached, -1));
-        auto& made = plan.keep(std::vector<unique_fd>{});
-        state.detached_fds = slots.data();
-        const int sync = plan.sync_channel();
-        plan.while_child_waits([&mounts, &made](parent_step_context& child) {
-            std::string slots_sent;
-            make_detached_binds(mounts, child, made, slots_sent);
-            child.fds_data_to_child = static_cast<char>(slots_sent.size()) + slots_sent;
-        });
-        plan.add(launch_phase::mounts,
-                 {.code = child_op_code::call, .step = step::idmap_mount, .a = sync, .b = static_cast<long>(detached),
-                  .data = slots.data(), .run = child_receive_fds},
-                 "the idmapped binds");
-    }
-
-    const auto steps = mounts.steps();
-    for (std::size_t i = 0; i < steps.size(); ++i)
-        // A mount step's error says which part failed and why, from what the
-        // child left in the shared mount state.
-        plan.add(launch_phase::mounts,
-                 {.code = child_op_code::mount_step, .step = step::mount, .a = static_cast<long>(i), .data = &steps[i],
-                  .data2 = &state},
-                 steps[i].target ? steps[i].target : "",
-                 [&mounts, &state, i](const child_report_view& report) {
-                     return mounts.error_for(i, report.error, &state);
-                 });
-}
-
-}  // namespace ctr::process::detail
-// end ctr/detail/launch_filesystem.hpp
-// begin ctr/detail/launch_identity.hpp
-// Launch layer: who the command runs as and in what session. rlimits,
-// supplementary groups, gid and uid; a new session and its controlling
-// terminal, umask and working directory.
-
-
-#include <string>
-
-namespace ctr::process::detail {
-
-using namespace ::ctr::detail;
-
-inline void plan_identity(launch_plan& plan, const options& opts) {
-    for (const auto& limit : opts.rlimits) {
-        const rlimit& value = plan.keep(rlimit{limit.soft, limit.hard});
-        plan.add(launch_phase::rlimits,
-                 {.code = child_op_code::set_rlimit, .step = step::set_rlimit, .a = limit.resource, .data = &value},
-                 "resource " + std::to_string(limit.resource));
-    }
-    if (opts.groups) {
-        const auto& groups = plan.keep(*opts.groups);
-        plan.add(launch_phase::credentials, {.code = child_op_code::set_groups, .step = step::set_groups,
-                                             .a = static_cast<long>(groups.size()), .data = groups.data()});
-    }
-    if (opts.gid)
-        plan.add(launch_phase::credentials,
-                 {.code = child_op_code::set_gid, .step = step::set_gid, .a = static_cast<long>(*opts.gid)},
-                 "gid " + std::to_string(*opts.gid));
-    if (opts.uid)
-        plan.add(launch_phase::credentials,
-                 {.code = child_op_code::set_uid, .step = step::set_uid, .a = static_cast<long>(*opts.uid)},
-                 "uid " + std::to_string(*opts.uid));
-
-    if (opts.controlling_terminal && !opts.new_session)
-        throw error(step::prepare, EINVAL, {}, "a controlling terminal needs a new session (options::new_session)");
-    if (opts.new_session) plan.add(launch_phase::session, {.code = child_op_code::new_session, .step = step::new_session});
-    if (opts.controlling_terminal)
-        plan.add(launch_phase::session,
-                 {.code = child_op_code::set_controlling_terminal, .step = step::set_controlling_terminal, .a = 0}, "fd 0");
-    if (opts.umask)
-        plan.add(launch_phase::session,
-                 {.code = child_op_code::set_umask, .step = step::set_umask, .a = static_cast<long>(*opts.umask)});
-    if (!opts.cwd.empty()) {
-        // Resolved in the child after the new root is entered.
-        const std::string& cwd = plan.keep(opts.cwd);
-        plan.add(launch_phase::session,
-                 {.code = child_op_code::change_directory, .step = step::change_directory, .data = cwd.c_str()}, cwd);
-    }
-}
-
-}  // namespace ctr::process::detail
-// end ctr/detail/launch_identity.hpp
-// begin ctr/detail/launch_io.hpp
-// Launch layer: what the command runs with. Its argv, environment and the
-// files exec tries; its standard streams and passed fds, moved to their
-// numbers with every other fd closed at exec.
-
-
-#include <algorithm>
-#include <string>
-#include <string_view>
-#include <vector>
-
-extern "C" char** environ;
-
-namespace ctr::process::detail {
-
-using namespace ::ctr::detail;
-
-inline constexpr std::string_view default_path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-inline std::string_view env_key(std::string_view entry) { return entry.substr(0, entry.find('=')); }
-
-inline std::vector<std::string> build_environment(const environment& env) {
-    for (const auto& [key, value] : env.set)
-        if (key.empty() || key.find('=') != std::string::npos)
-            throw error(step::prepare, EINVAL, key, "environment variable names must be non-empty and contain no '='");
-    const auto replaced = [&](std::string_view key) {
-        for (const auto& name : env.unset)
-            if (name == key) return true;
-        for (const auto& entry : env.set)
-            if (entry.first == key) return true;
-        return false;
-    };
-    std::vector<std::string> entries;
-    if (env.inherit)
-        for (char** entry = environ; entry && *entry; ++entry)
-            if (!replaced(env_key(*entry))) entries.emplace_back(*entry);
-    for (const auto& [key, value] : env.set) entries.push_back(key + "=" + value);
-    return entries;
-}
-
-// The files exec tries, in order: the name itself when it has a '/', else
-// each PATH directory of the child's environment.
-inline std::vector<std::string> exec_candidates(const std::string& program, const std::vector<std::string>& env) {
-    if (program.find('/') != std::string::npos) return {program};
-    std::string_view path = default_path;
-    for (const auto& entry : env)
-        if (env_key(entry) == "PATH") path = std::string_view(entry).substr(5);
-    std::vector<std::string> candidates;
-    while (true) {
-        const auto colon = path.find(':');
-        std::string directory{path.substr(0, colon)};
-        if (directory.empty()) directory = ".";  // an empty PATH element means the working directory
-        candidates.push_back(directory + "/" + program);
-        if (colon == std::string_view::npos) break;
-        path.remove_prefix(colon + 1);
-    }
-    return candidates;
-}
-
-// argv, environment and exec candidates; the exec step itself.
-inline void plan_command(launch_plan& plan, std::vector<std::string> argv, const options& opts) {
-    if (argv.empty()) throw error(step::prepare, EINVAL, {}, "argv is empty");
-    for (const auto& arg : argv)
-        if (arg.find('\0') != std::string::npos) throw error(step::prepare, EINVAL, arg, "argument contains a NUL byte");
-    plan.argv_storage = std::move(argv);
-    plan.env_storage = build_environment(opts.env);
-    const std::string& program = opts.executable.empty() ? plan.argv_storage.front() : opts.executable;
-    if (program.empty()) throw error(step::prepare, ENOENT, {}, "the program name is empty");
-    plan.candidate_storage = exec_candidates(program, plan.env_storage);
-
-    for (auto& s : plan.argv_storage) plan.argv.push_back(s.data());
-    plan.argv.push_back(nullptr);
-    for (auto& s : plan.env_storage) plan.envp.push_back(s.data());
-    plan.envp.push_back(nullptr);
-    for (auto& s : plan.candidate_storage) plan.candidates.push_back(s.c_str());
-    plan.candidates.push_back(nullptr);
-
-    make_pipe(plan.report_read, plan.report_write);
-    plan.add(launch_phase::signals, {.code = child_op_code::reset_signals, .step = step::reset_signals});
-    plan.add(launch_phase::restore_signal_mask,
-             {.code = child_op_code::restore_signal_mask, .step = step::restore_signal_mask});
-    plan.add(launch_phase::exec, {.code = child_op_code::exec, .step = step::exec, .data = plan.candidates.data()},
-             program);
-}
-
-// Resolves one standard stream to the fd the child gets (or -1 to keep the
-// parent's own).
-inline int prepare_stream(launch_plan& plan, const stdio& spec, int target) {
-    const bool input = target == 0;
-    switch (spec.how) {
-        case stdio::kind::inherit:
-            return -1;
-        case stdio::kind::null:
-            plan.child_ends.push_back(open_checked("/dev/null", input ? O_RDONLY : O_WRONLY, 0, step::open_stdio));
-            return plan.child_ends.back().get();
-        case stdio::kind::file: {
-            const int flags = spec.flags >= 0 ? spec.flags : (input ? O_RDONLY : O_WRONLY | O_CREAT | O_TRUNC);
-            plan.child_ends.push_back(open_checked(spec.path.c_str(), flags, spec.mode, step::open_stdio));
-            return plan.child_ends.back().get();
-        }
-        case stdio::kind::fd:
-            if (!fd_is_open(spec.fd)) throw error(step::map_fds, EBADF, fd_name(spec.fd), "stdio fd is not open");
-            return spec.fd;
-        case stdio::kind::pipe:
-        case stdio::kind::capture: {
-            unique_fd read_end, write_end;
-            make_pipe(read_end, write_end);
-            unique_fd& parent_end = target == 0 ? plan.parent_in : target == 1 ? plan.parent_out : plan.parent_err;
-            parent_end = input ? std::move(write_end) : std::move(read_end);
-            plan.child_ends.push_back(input ? std::move(read_end) : std::move(write_end));
-            if (spec.how == stdio::kind::capture) (target == 1 ? plan.capture_out : plan.capture_err) = true;
-            return plan.child_ends.back().get();
-        }
-    }
-    return -1;
-}
-
-// Moves every source fd to its target number in the child and marks every
-// other fd close-on-exec. Sources first go above the highest target, so no
-// dup3 can overwrite a source that is still needed.
-inline void plan_fd_mapping(launch_plan& plan, const std::vector<fd_mapping>& mappings,
-                            const bool inherited_stdio[3]) {
-    int lowest_free = 3;
-    for (const auto& m : mappings) lowest_free = std::max(lowest_free, m.target + 1);
-
-    // The error channel must survive the moves: put it above every target.
-    if (plan.report_write.get() < lowest_free) {
-        const long moved = sys::fcntl(plan.report_write.get(), F_DUPFD_CLOEXEC, lowest_free);
-        if (moved < 0) throw error(step::create_pipe, static_cast<int>(-moved));
-        plan.report_write.reset(static_cast<int>(moved));
-    }
-
-    plan.scratch.assign(mappings.size(), -1);
-    for (std::size_t i = 0; i < mappings.size(); ++i)
-        plan.add(launch_phase::fds,
-                 {.code = child_op_code::dup_above, .step = step::map_fds, .a = mappings[i].source,
-                  .b = lowest_free, .c = static_cast<long>(i)},
-                 fd_name(mappings[i].source));
-    for (std::size_t i = 0; i < mappings.size(); ++i)
-        plan.add(launch_phase::fds,
-                 {.code = child_op_code::dup_to, .step = step::map_fds, .b = mappings[i].target,
-                  .c = static_cast<long>(i)},
-                 fd_name(mappings[i].target));
-
-    // Close-on-exec for each gap below lowest_free and everything above it.
-    std::vector<bool> kept(static_cast<std::size_t>(lowest_free), false);
-    for (int fd = 0; fd < 3; ++fd) kept[static_cast<std::size_t>(fd)] = inherited_stdio[fd];
-    for (const auto& m : mappings) kept[static_cast<std::size_t>(m.target)] = true;
-    for (int fd = 0; fd < lowest_free;) {
-        if (kept[static_cast<std::size_t>(fd)]) {
-            ++fd;
-            continue;
-        }
-        int last = fd;
-        while (last + 1 < lowest_free && !kept[static_cast<std::size_t>(last + 1)]) ++last;
-        plan.add(launch_phase::fds, {.code = child_op_code::cloexec_range, .step = step::close_fds, .a = fd, .b = last});
-        fd = last + 1;
-    }
-    plan.add(launch_phase::fds, {.code = child_op_code::cloexec_range, .step = step::close_fds, .a = lowest_free, .b = -1});
-}
-
-// Standard streams and passed fds.
-inline void plan_streams(launch_plan& plan, const options& opts) {
-    std::vector<fd_mapping> mappings;
-    bool inherited_stdio[3] = {false, false, false};
-    const stdio* streams[3] = {&opts.std_in, &opts.std_out, &opts.std_err};
-    for (int target = 0; target < 3; ++target) {
-        const int source = prepare_stream(plan, *streams[target], target);
-        if (source < 0) inherited_stdio[target] = true;
-        else mappings.push_back({source, target});
-    }
-    for (const auto& m : opts.fds) {
-        if (m.target < 0 || m.target > 65535)
-            throw error(step::map_fds, EBADF, fd_name(m.target), "target fd number out of range");
-        if (!fd_is_open(m.source)) throw error(step::map_fds, EBADF, fd_name(m.source), "source fd is not open");
-        for (const auto& other : mappings)
-            if (other.target == m.target)
-                throw error(step::map_fds, EINVAL, fd_name(m.target), "two fds are mapped to the same number");
-        mappings.push_back(m);
-        if (m.target < 3) inherited_stdio[m.target] = false;
-    }
-    plan_fd_mapping(plan, mappings, inherited_stdio);
-}
-
-}  // namespace ctr::process::detail
-// end ctr/detail/launch_io.hpp
-// begin ctr/detail/launch_namespaces.hpp
-// Launch layer: namespaces. Which ones the clone creates and which the
-// child joins or unshares; host and domain names, time offsets, loopback;
-// the id maps of a new user namespace (a parent step while the child waits)
-// and the child becoming root in it; pid 1 (the init) or the time
-// namespace's supervisor.
-
-
-#include <string>
-#include <utility>
-#include <vector>
-
-namespace ctr::process::detail {
-
-using namespace ::ctr::detail;
-
-// Runs newuidmap/newgidmap as a plain child; returns its exit code (-1 when
-// it did not exit) and the first line of its stderr. Defined in process.hpp,
-// after spawn.
-inline std::pair<int, std::string> run_id_map_helper_program(std::vector<std::string> argv);
-
-inline void write_proc_file(const std::string& path, const std::string& text, step s) {
-    const long fd = sys::openat(AT_FDCWD, path.c_str(), O_WRONLY | O_CLOEXEC);
-    if (fd < 0) throw error(s, static_cast<int>(-fd), path);
-    const long written = sys::write(static_cast<int>(fd), text.data(), text.size());
-    sys::close(static_cast<int>(fd));
-    if (written < 0) throw error(s, static_cast<int>(-written), path, "writing \"" + text.substr(0, text.find('\n')) + "\"");
-}
-
-// Writes one of the child's id-map files; explains the one surprising
-// refusal: a process that changed its ids without exec is not dumpable, and
-// the /proc files of it and of its children belong to root.
-inline void write_id_map_file(const std::string& path, const std::string& text, step s) {
-    const long fd = sys::openat(AT_FDCWD, path.c_str(), O_WRONLY | O_CLOEXEC);
-    if (fd == -EACCES && sys::prctl(PR_GET_DUMPABLE) == 0)
-        throw error(s, EACCES, path,
-                    "this process is not dumpable (it changed its ids without exec), so its children's /proc files "
-                    "belong to root; prctl(PR_SET_DUMPABLE, 1) first");
-    if (fd >= 0) sys::close(static_cast<int>(fd));
-    write_proc_file(path, text, s);
-}
-
-inline void run_id_map_helper(const char* helper, pid_t pid, const std::vector<ns::id_range>& ranges, step s) {
-    std::vector<std::string> argv{helper, std::to_string(pid)};
-    for (const auto& r : ranges) {
-        argv.push_back(std::to_string(r.inside));
-        argv.push_back(std::to_string(r.outside));
-        argv.push_back(std::to_string(r.count));
-    }
-    auto [code, message] = run_id_map_helper_program(std::move(argv));
-    if (code != 0) throw error(s, EPERM, helper, message.empty() ? "it failed" : message);
-}
-
-// Writes the uid and gid maps of the child's new user namespace, directly
-// or through newuidmap/newgidmap.
-inline void write_id_maps(pid_t pid, const ns::detail::resolved_id_maps& maps) {
-    if (maps.use_helpers) {
-        run_id_map_helper("/usr/bin/newuidmap", pid, maps.uid, step::write_uid_map);
-        run_id_map_helper("/usr/bin/newgidmap", pid, maps.gid, step::write_gid_map);
-        return;
-    }
-    const std::string base = "/proc/" + std::to_string(pid) + "/";
-    if (maps.deny_setgroups) write_id_map_file(base + "setgroups", "deny", step::deny_setgroups);
-    write_id_map_file(base + "uid_map", ns::detail::map_text(maps.uid), step::write_uid_map);
-    write_id_map_file(base + "gid_map", ns::detail::map_text(maps.gid), step::write_gid_map);
-}
-
-// Where this process's argv and environment strings are (fields 48 to 51
-// of /proc/self/stat), so that an init with a copy of our memory can blank
-// them. Read once: they do not move.
-struct caller_strings {
-    std::uintptr_t arg_start = 0, arg_end = 0, env_start = 0, env_end = 0;
-};
-inline caller_strings read_caller_strings() {
-    static const caller_strings found = [] {
-        caller_strings out;
-        const auto stat = ctr::detail::read_small_file("/proc/self/stat");
-        if (!stat) return out;
-        const auto close = stat->rfind(')');
-        if (close == std::string::npos) return out;
-        std::vector<std::uintptr_t> fields;  // fields[0] is field 3 (state) of proc(5)
-        std::size_t at = close + 2;
-        while (at < stat->size()) {
-            const auto end = std::min(stat->find(' ', at), stat->size());
-            std::uintptr_t value = 0;
-            for (std::size_t i = at; i < end; ++i)
-                if ((*stat)[i] >= '0' && (*stat)[i] <= '9') value = value * 10 + static_cast<std::uintptr_t>((*stat)[i] - '0');
-            fields.push_back(value);
-            at = end + 1;
-        }
-        if (fields.size() > 51 - 3) {
-            out.arg_start = fields[48 - 3];
-            out.arg_end = fields[49 - 3];
-            out.env_start = fields[50 - 3];
-            out.env_end = fields[51 - 3];
-        }
-        return out;
-    }();
-    return found;
-}
-
-// Validates the namespace options and adds the namespaces' steps.
-inline void plan_namespaces(launch_plan& plan, const options& opts) {
-    ns::kinds wanted = opts.namespaces;
-    if (opts.root) wanted = wanted | ns::mount;  // a root filesystem is built in a mount namespace of its own
-    if (opts.network) wanted = wanted | ns::network;  // the veth's other end goes into a namespace of its own
-    bool joins_user = false;
-    for (const auto& j : opts.join) {
-        joins_user = joins_user || j.which == ns::user;
-        if (opts.network && j.which == ns::network)
-            throw error(step::prepare, EINVAL, {}, "options::network makes a new network namespace; it cannot also join one");
-    }
-    const bool privileged = raw::call(SYS_geteuid) == 0;
-    if (!wanted.empty() && !privileged && !joins_user) wanted = wanted | ns::user;
-    if (joins_user && wanted.has(ns::user))
-        throw error(step::prepare, EINVAL, {}, "cannot both join a user namespace and create one");
-    if (joins_user && wanted.has(ns::pid))
-        throw error(step::prepare, ENOTSUP, {},
-                    "joining a user namespace while creating a pid namespace is not supported yet");
-    plan.created = wanted;
-
-    if ((!opts.hostname.empty() || !opts.domainname.empty()) && !wanted.has(ns::uts))
-        throw error(step::prepare, EINVAL, opts.hostname, "a hostname needs a new uts namespace (ns::uts)");
-    if (opts.hostname.size() > 64 || opts.domainname.size() > 64)
-        throw error(step::prepare, ENAMETOOLONG, opts.hostname.size() > 64 ? opts.hostname : opts.domainname,
-                    "host and domain names are at most 64 bytes");
-    const bool has_offsets = opts.time_offsets.monotonic_seconds != 0 || opts.time_offsets.boottime_seconds != 0;
-    if (has_offsets && !wanted.has(ns::time))
-        throw error(step::prepare, EINVAL, {}, "time offsets need a new time namespace (ns::time)");
-
-    // The time and cgroup namespaces are created by unshare in the child
-    // (below); every other kind by the clone itself. A cgroup namespace made
-    // by the clone would have the parent's cgroup as its root, not the group
-    // the child is placed in.
-    plan.request.flags = wanted.without(ns::time | ns::cgroup).flags();
-    // The kernel refuses to let a process that shares its memory join a
-    // user namespace, so that launch copies the parent's memory instead.
-    if (joins_user) plan.request.memory = memory_mode::copied;
-
-    for (const auto& j : opts.join) {
-        int fd = -1;
-        std::string what;
-        if (const auto* path = std::get_if<std::string>(&j.source)) {
-            const long opened = sys::openat(AT_FDCWD, path->c_str(), O_RDONLY | O_CLOEXEC);
-            if (opened < 0) throw error(step::join_namespace, static_cast<int>(-opened), *path);
-            fd = plan.keep(unique_fd(static_cast<int>(opened))).get();
-            what = *path;
-        } else {
-            fd = std::get<int>(j.source);
-            if (!fd_is_open(fd)) throw error(step::join_namespace, EBADF, fd_name(fd), "namespace fd is not open");
-            what = std::string(ns::name(j.which)) + " namespace " + fd_name(fd);
-        }
-        // The user namespace goes first: joining it is what grants the
-        // rights to join the others.
-        plan.add(j.which == ns::user ? launch_phase::join_user : launch_phase::join_namespaces,
-                 {.code = child_op_code::join_namespace, .step = step::join_namespace, .a = fd,
-                  .b = static_cast<long>(j.which)},
-                 what);
-    }
-
-    if (wanted.has(ns::user)) {
-        const auto& maps = plan.keep(ns::detail::resolve_id_maps(opts.id_maps));
-        plan.sync_channel();
-        plan.while_child_waits([&maps](parent_step_context& child) { write_id_maps(child.pid, maps); });
-        // Become root of the new namespace. Until now the child kept the
-        // caller's ids, which the maps need not cover (root's default map
-        // starts at 100000); uid 0 inside is always mapped. This comes after
-        // the writes to /proc/self of create_namespaces: changing ids makes
-        // the process non-dumpable, and its /proc files then belong to the
-        // host's root.
-        if (maps.may_setgroups)
-            plan.add(launch_phase::become_root, {.code = child_op_code::set_groups, .step = step::set_groups, .a = 0});
-        plan.add(launch_phase::become_root, {.code = child_op_code::set_gid, .step = step::set_gid, .a = 0}, "gid 0");
-        plan.add(launch_phase::become_root, {.code = child_op_code::set_uid, .step = step::set_uid, .a = 0}, "uid 0");
-    }
-
-    if (wanted.has(ns::cgroup))
-        plan.add(launch_phase::create_namespaces,
-                 {.code = child_op_code::unshare, .step = step::create_namespaces, .a = CLONE_NEWCGROUP}, "cgroup");
-    if (wanted.has(ns::time)) {
-        // unshare(CLONE_NEWTIME) puts this process's children (and this
-        // process, at exec) in the new namespace; its offsets can be set
-        // only before anything is in it.
-        const std::string& offsets = plan.keep("monotonic " + std::to_string(opts.time_offsets.monotonic_seconds) +
-                                               " 0\nboottime " + std::to_string(opts.time_offsets.boottime_seconds) +
-                                               " 0\n");
-        plan.add(launch_phase::create_namespaces,
-                 {.code = child_op_code::unshare, .step = step::create_namespaces, .a = CLONE_NEWTIME}, "time");
-        plan.add(launch_phase::create_namespaces,
-                 {.code = child_op_code::write_file, .step = step::set_time_offsets,
-                  .a = static_cast<long>(offsets.size()), .data = "/proc/self/timens_offsets", .data2 = offsets.c_str()},
-                 "/proc/self/timens_offsets");
-    }
-    if (!opts.hostname.empty()) {
-        const std::string& name = plan.keep(opts.hostname);
-        plan.add(launch_phase::create_namespaces,
-                 {.code = child_op_code::set_hostname, .step = step::set_hostname, .a = static_cast<long>(name.size()),
-                  .data = name.c_str()},
-                 name);
-    }
-    if (!opts.domainname.empty()) {
-        const std::string& name = plan.keep(opts.domainname);
-        plan.add(launch_phase::create_namespaces,
-                 {.code = child_op_code::set_domainname, .step = step::set_domainname,
-                  .a = static_cast<long>(name.size()), .data = name.c_str()},
-                 name);
-    }
-    if (wanted.has(ns::network))
-        plan.add(launch_phase::create_namespaces, {.code = child_op_code::bring_up_loopback, .step = step::bring_up_loopback},
-                 "lo");
-
-    // pid 1 of a new pid namespace is the init unless asked otherwise. A
-    // time namespace needs the same shape: its offsets can be set only
-    // before any process is in it, and only children of the process that
-    // unshared it enter it (older kernels, 6.1 among them, do not move the
-    // process itself in at exec), so the command is started by a small
-    // supervisor that then reaps it and forwards signals, like the init.
-    if ((wanted.has(ns::pid) && opts.init) || wanted.has(ns::time)) {
-        plan.uses_init = true;
-        // The init lives as long as the sandbox. It gets a copy of our
-        // memory rather than a share of it: then its /proc/1/cmdline and
-        // environ can be blanked without touching ours, and nothing the
-        // sandbox could read of it is the caller's (see seal_init).
-        plan.request.memory = memory_mode::copied;
-        if (const long r = plan.command_stack.allocate(); r < 0) throw error(step::allocate_stack, static_cast<int>(-r));
-        init_state& init = plan.shared->init;
-        init.command_stack_top = plan.command_stack.top();
-        init.command_entry = child_command_main;
-        init.view = &plan.view;
-        const caller_strings strings = read_caller_strings();
-        init.arg_start = strings.arg_start;
-        init.arg_end = strings.arg_end;
-        init.env_start = strings.env_start;
-        init.env_end = strings.env_end;
-        plan.add(launch_phase::init, {.code = child_op_code::become_init, .step = step::run_init, .data = &init});
-    }
-}
-
-// The error for a failed clone: with namespaces, why they could not be made.
-inline error clone_error(const launch_plan& plan, long negative_errno) {
-    const int code = static_cast<int>(-negative_errno);
-    if (plan.created.empty()) return error(step::clone, code);
-    std::string kinds;
-    for (ns::kind k : ns::every_kind)
-        if (plan.created.has(k)) kinds += (kinds.empty() ? "" : ",") + std::string(ns::name(k));
-    if (plan.created.has(ns::user) && (code == EPERM || code == ENOSPC || code == EUSERS || code == EINVAL))
-        return error(step::create_namespaces, code, kinds, ns::detail::user_namespace_blocker(negative_errno));
-    if (code == EPERM)
-        return error(step::create_namespaces, code, kinds,
-                     "creating namespaces needs CAP_SYS_ADMIN; add a user namespace (ns::user) to do it unprivileged");
-    return error(step::create_namespaces, code, kinds);
-}
-
-}  // namespace ctr::process::detail
-// end ctr/detail/launch_namespaces.hpp
-// begin ctr/detail/launch_network.hpp
-// Launch layer: a veth pair into the child's new network namespace. The
-// parent creates it while the child waits and sends the child's end's
-// settings after the go byte; the child configures its end.
-
-
-#include <cstring>
-#include <optional>
-
-namespace ctr::process::detail {
-
-using namespace ::ctr::detail;
-
-// Adds the network's steps; returns where the parent step records what it
-// made (names and addresses of both ends), or null without a network.
-inline const std::optional<net::veth_info>* plan_network(launch_plan& plan, const options& opts) {
-    if (!opts.network) return nullptr;
-    const net::veth& wanted = *opts.network;
-    auto& made = plan.keep(std::optional<net::veth_info>{});
-    const int sync = plan.sync_channel();
-    plan.while_child_waits([&wanted, &made](parent_step_context& child) {
-        net::veth_pair pair = net::create_veth(wanted, net::peer_namespace::of_process(child.pid));
-        made = pair.info();
-        // From here the pair is the namespace's: if a later step fails, the
-        // child is killed, its namespace ends and the kernel deletes the pair.
-        pair.host_link().release();
-        const interface_setup setup = pair.container_setup();
-        child.message_to_child.append(reinterpret_cast<const char*>(&setup), sizeof setup);
-    });
-    plan.add(launch_phase::create_namespaces,
-             {.code = child_op_code::configure_interface, .step = step::configure_link, .a = sync},
-             wanted.container_name, [name = wanted.container_name](const child_report_view& report) {
-                 return error(step::configure_link, report.error, name,
-                              net::detail::interface_setup_failure(report.detail));
-             });
-    return &made;
-}
-
-}  // namespace ctr::process::detail
-// end ctr/detail/launch_network.hpp
-// begin ctr/detail/launch_security.hpp
-// Launch layer: what the command may still do (ctr::security).
-// Capabilities in their documented order around the change of credentials,
-// no_new_privs, then the seccomp filter right before exec. All of it runs in
-// the command, after the init split off: pid 1 keeps what it needs to
-// forward signals to a command that may have changed its uid.
-
-// begin ctr/detail/capability_step.hpp
-// The capability steps of a launch: planned in the parent from a
-// caps::policy, run in the child as child_op_code::call operations.
-//
-// The order, and why:
-//   1. drop_bounding_capabilities  PR_CAPBSET_DROP needs CAP_SETPCAP in the
-//      effective set, so it goes first, while the child still has the
-//      launcher's capabilities. The bounding set also limits what a later
-//      exec can gain, and what capset may put into the inheritable set.
-//   2. set_securebits              PR_SET_SECUREBITS needs CAP_SETPCAP too.
-//      It comes before the change of ids so that SECBIT_NO_SETUID_FIXUP and
-//      SECBIT_KEEP_CAPS shape what setresuid does.
-//   3. keep_capabilities(1)        only when a change of uid follows: going
-//      from uid 0 to another uid empties the permitted set unless keepcaps is
-//      on. The kernel turns keepcaps off again at exec.
-//   4. setgroups, setgid, setuid   (the launch's own steps) need CAP_SETGID
-//      and CAP_SETUID, which `keep` need not hold: that is why the sets are
-//      only lowered after them. Leaving uid 0 also empties the effective and
-//      ambient sets.
-//   5. set_capabilities            capset: permitted = effective = keep,
-//      inheritable = inheritable | ambient. Lowering needs no capability;
-//      it also brings back the effective set that setuid emptied.
-//   6. set_ambient_capabilities    the kernel raises an ambient capability
-//      only while it is both permitted and inheritable, and lowering either
-//      set (step 5) or leaving uid 0 (step 4) clears ambient ones; so last.
-// Exec then applies the kernel's rules: uid 0 (without SECBIT_NOROOT) gets
-// the bounding set again, any other uid only its ambient capabilities.
-
-
-#include <linux/capability.h>
-#include <linux/securebits.h>
-#include <sys/prctl.h>
-
-#include <cerrno>
-#include <cstdint>
-#include <string>
-#include <vector>
-
 namespace ctr::detail {
-
-// What the child reads: bit N of each mask is capability number N.
-struct capability_plan {
-    std::uint64_t keep = 0;         // bounding, permitted, effective
-    std::uint64_t inheritable = 0;  // already includes ambient
-    std::uint64_t ambient = 0;
-    bool set_securebits = false;
-    unsigned securebits = 0;
+// security::confined()'s filter: the default profile, compiled once.
+template <typename>
+struct default_seccomp_profile {
+    static std::shared_ptr<const seccomp::filter> make() { return seccomp::default_profile(); }
 };
-
-// "CAP_BPF", or "capability 45" for a number this header has no name for.
-inline std::string describe_capability(unsigned number) {
-    const std::string_view known = caps::name(static_cast<capability>(number));
-    return known.empty() ? "capability " + std::to_string(number) : std::string(known);
-}
-
-// Checks a policy and turns it into plain data for the child. `last_cap` is
-// the running kernel's last capability (caps::last_supported()); a
-// capability past it, an ambient or inheritable one that is not kept, or
-// securebits the kernel cannot take throw ctr::error(step::prepare, EINVAL)
-// naming what is wrong. Parent side.
-inline capability_plan plan_capabilities(const caps::policy& policy, unsigned last_cap = caps::last_supported()) {
-    const auto invalid = [](std::string what, std::string why) {
-        return error(step::prepare, EINVAL, std::move(what), why);
-    };
-    const caps::set mentioned = policy.keep | policy.inheritable | policy.ambient;
-    for (const capability c : mentioned) {
-        if (static_cast<unsigned>(c) > last_cap)
-            throw invalid(describe_capability(static_cast<unsigned>(c)),
-                          describe_capability(static_cast<unsigned>(c)) + " is not known to this kernel (its last is " +
-                              describe_capability(last_cap) + ")");
-    }
-    if (const caps::set extra = policy.ambient - policy.keep; !extra.empty())
-        throw invalid(extra.to_string(),
-                      "ambient capabilities must also be kept: the kernel raises an ambient capability only while it "
-                      "is permitted and inheritable");
-    if (const caps::set extra = policy.inheritable - policy.keep; !extra.empty())
-        throw invalid(extra.to_string(),
-                      "inheritable capabilities must also be kept: the kernel refuses an inheritable capability "
-                      "outside the bounding set");
-    capability_plan plan;
-    plan.keep = policy.keep.bits();
-    plan.inheritable = (policy.inheritable | policy.ambient).bits();
-    plan.ambient = policy.ambient.bits();
-    if (policy.securebits) {
-        const unsigned bits = *policy.securebits;
-        constexpr unsigned known = SECURE_ALL_BITS | SECURE_ALL_LOCKS;
-        if ((bits & ~known) != 0)
-            throw invalid("securebits " + std::to_string(bits),
-                          "unknown securebits: use the SECBIT_* flags of linux/securebits.h");
-        if ((bits & SECBIT_NO_CAP_AMBIENT_RAISE) != 0 && !policy.ambient.empty())
-            throw invalid(policy.ambient.to_string(),
-                          "ambient capabilities cannot be raised under SECBIT_NO_CAP_AMBIENT_RAISE");
-        plan.set_securebits = true;
-        plan.securebits = bits;
-    }
-    return plan;
-}
-
-// PR_CAPBSET_DROP of every capability not in plan.keep, 0 to 63; the first
-// number the kernel does not know (EINVAL) ends the walk. A capability that
-// is already out of the bounding set is left alone, so a launcher without
-// CAP_SETPCAP can still run a policy that drops nothing new.
-// op.data = const capability_plan*. Async-signal-safe.
-CTR_CHILD_CODE inline long child_drop_bounding_capabilities(const child_op& op) noexcept {
-    const auto* plan = static_cast<const capability_plan*>(op.data);
-    if (!plan) return -EINVAL;
-    for (unsigned long number = 0; number <= caps::max_number; ++number) {
-        if ((plan->keep >> number & 1) != 0) continue;
-        long r = sys::prctl(PR_CAPBSET_READ, number);
-        if (r == -EINVAL) break;
-        if (r < 0) return r;
-        if (r == 0) continue;
-        r = sys::prctl(PR_CAPBSET_DROP, number);
-        if (r == -EINVAL) break;
-        if (r < 0) return r;
-    }
-    return 0;
-}
-
-// PR_SET_SECUREBITS to plan.securebits, when plan.set_securebits.
-// op.data = const capability_plan*. Async-signal-safe.
-CTR_CHILD_CODE inline long child_set_securebits(const child_op& op) noexcept {
-    const auto* plan = static_cast<const capability_plan*>(op.data);
-    if (!plan) return -EINVAL;
-    if (!plan->set_securebits) return 0;
-    const long r = sys::prctl(PR_SET_SECUREBITS, plan->securebits);
-    return r < 0 ? r : 0;
-}
-
-// PR_SET_KEEPCAPS to op.a (1 before a change of uid). Async-signal-safe.
-CTR_CHILD_CODE inline long child_keep_capabilities(const child_op& op) noexcept {
-    const long r = sys::prctl(PR_SET_KEEPCAPS, static_cast<unsigned long>(op.a));
-    return r < 0 ? r : 0;
-}
-
-// capset (version 3, this process): permitted = effective = plan.keep,
-// inheritable = plan.inheritable. op.data = const capability_plan*.
-// Async-signal-safe.
-CTR_CHILD_CODE inline long child_set_capabilities(const child_op& op) noexcept {
-    const auto* plan = static_cast<const capability_plan*>(op.data);
-    if (!plan) return -EINVAL;
-    __user_cap_header_struct header{};
-    header.version = _LINUX_CAPABILITY_VERSION_3;
-    header.pid = 0;
-    __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3]{};
-    for (unsigned word = 0; word < _LINUX_CAPABILITY_U32S_3; ++word) {
-        const unsigned shift = 32 * word;
-        data[word].effective = static_cast<std::uint32_t>(plan->keep >> shift);
-        data[word].permitted = static_cast<std::uint32_t>(plan->keep >> shift);
-        data[word].inheritable = static_cast<std::uint32_t>(plan->inheritable >> shift);
-    }
-    const long r = sys::capset(&header, data);
-    return r < 0 ? r : 0;
-}
-
-// Empties the ambient set, then raises each capability of plan.ambient. A
-// kernel without ambient capabilities (before 4.3) answers EINVAL, which is
-// fine only when there is nothing to raise. op.data = const capability_plan*.
-// Async-signal-safe.
-CTR_CHILD_CODE inline long child_set_ambient_capabilities(const child_op& op) noexcept {
-    const auto* plan = static_cast<const capability_plan*>(op.data);
-    if (!plan) return -EINVAL;
-    const long cleared = sys::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL);
-    if (cleared == -EINVAL && plan->ambient == 0) return 0;
-    if (cleared < 0) return cleared;
-    for (unsigned long number = 0; number <= caps::max_number; ++number) {
-        if ((plan->ambient >> number & 1) == 0) continue;
-        const long r = sys::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, number);
-        if (r < 0) return r;
-    }
-    return 0;
-}
-
-// The operations of steps 1-3 above, for a launch to put before its own
-// setgroups/setgid/setuid; `changes_uid` says whether a setuid follows.
-// The plan must outlive the child's exec. Parent side.
-inline void add_capability_steps_before_ids(std::vector<child_op>& ops, const capability_plan& plan,
-                                            bool changes_uid) {
-    ops.push_back({.code = child_op_code::call,
-                   .step = step::drop_bounding_capabilities,
-                   .data = &plan,
-                   .run = &child_drop_bounding_capabilities});
-    if (plan.set_securebits)
-        ops.push_back({.code = child_op_code::call,
-                       .step = step::set_securebits,
-                       .data = &plan,
-                       .run = &child_set_securebits});
-    // With SECBIT_KEEP_CAPS_LOCKED the caller fixed keepcaps already (the
-    // kernel refuses PR_SET_KEEPCAPS then); with SECBIT_NO_SETUID_FIXUP the
-    // change of uid leaves the sets alone.
-    const bool fixed = plan.set_securebits &&
-                       (plan.securebits & (SECBIT_KEEP_CAPS_LOCKED | SECBIT_NO_SETUID_FIXUP)) != 0;
-    if (changes_uid && plan.keep != 0 && !fixed)
-        ops.push_back({.code = child_op_code::call,
-                       .step = step::keep_capabilities,
-                       .a = 1,
-                       .data = &plan,
-                       .run = &child_keep_capabilities});
-}
-
-// The operations of steps 5-6 above, for a launch to put after its own
-// setgroups/setgid/setuid. The plan must outlive the child's exec. Parent side.
-inline void add_capability_steps_after_ids(std::vector<child_op>& ops, const capability_plan& plan) {
-    ops.push_back({.code = child_op_code::call,
-                   .step = step::set_capabilities,
-                   .data = &plan,
-                   .run = &child_set_capabilities});
-    ops.push_back({.code = child_op_code::call,
-                   .step = step::set_ambient_capabilities,
-                   .data = &plan,
-                   .run = &child_set_ambient_capabilities});
-}
-
 }  // namespace ctr::detail
-// end ctr/detail/capability_step.hpp
+// end ctr/security.hpp
 
 #include <sys/prctl.h>
 
@@ -11962,7 +12459,7 @@ inline std::chrono::nanoseconds to_duration(const timeval& tv) {
 // A running (or finished) child. Move-only; holds its pidfd. Its destructor
 // kills and reaps a child that is still running, so no zombie is left;
 // release() hands the pidfd (and the duty to reap) to the caller instead.
-class child {
+class [[nodiscard]] child {
 public:
     child() = default;
     // Through the assignment, which leaves the moved-from handle empty in
@@ -11982,7 +12479,7 @@ public:
             captured_err_ = std::move(other.captured_err_);
             plan_ = std::move(other.plan_);
             cgroup_ = std::exchange(other.cgroup_, nullptr);
-            oom_kills_before_ = other.oom_kills_before_;
+            cgroup_run_ = other.cgroup_run_;
             start_ = other.start_;
             timeout_ = other.timeout_;
             kill_grace_ = other.kill_grace_;
@@ -12035,7 +12532,8 @@ public:
     const net::veth_info* network() const noexcept { return network_ ? &*network_ : nullptr; }
 
     // Gives up ownership: the child runs on, and the caller must reap it
-    // (waitid(P_PIDFD, ...)) and close the returned pidfd.
+    // (waitid(P_PIDFD, ...)) and close the returned pidfd. A sandbox spawned
+    // with die_with_owner still ends with this process.
     [[nodiscard]] unique_fd release() noexcept {
         std_in_.reset();
         capture_out_.reset();
@@ -12153,7 +12651,7 @@ private:
         out.wall_time = ended - start_;
         out.user_time = detail::to_duration(usage.ru_utime);
         out.system_time = detail::to_duration(usage.ru_stime);
-        out.peak_rss_bytes = static_cast<std::uint64_t>(usage.ru_maxrss) * 1024;
+        out.rusage_max_rss_bytes = static_cast<std::uint64_t>(usage.ru_maxrss) * 1024;
         out.std_out = std::move(captured_out_);
         out.std_err = std::move(captured_err_);
         if (plan_) {
@@ -12176,11 +12674,7 @@ private:
             // A group that can no longer be read leaves them empty: the
             // run's own outcome above stands either way.
             try {
-                const cgroup::stats figures = cgroup_->read_stats();
-                out.oom_killed = figures.oom_kills.value_or(0) > oom_kills_before_;
-                out.memory_peak_bytes = figures.memory_peak;
-                out.cgroup_user_time = figures.cpu_user;
-                out.cgroup_system_time = figures.cpu_system;
+                detail::add_cgroup_run_figures(out, cgroup_run_, cgroup_->read_stats());
             } catch (const error&) {
             }
         }
@@ -12214,9 +12708,9 @@ private:
     std::optional<result> result_;
     // Kept while a pid 1 init runs on its stack, in our memory.
     std::shared_ptr<detail::launch_plan> plan_;
-    // The group the child runs in, and its OOM kill count before the spawn.
+    // The group the child runs in, and its figures before the spawn.
     cgroup::group* cgroup_ = nullptr;
-    std::uint64_t oom_kills_before_ = 0;
+    detail::cgroup_run_start cgroup_run_{};
     // What options::network made. The pair itself belongs to the child's
     // network namespace (see options::network).
     std::optional<net::veth_info> network_;
@@ -12240,7 +12734,9 @@ inline void plan_parent_wait(launch_plan& plan, const options& opts) {
     // While the child waits it dies with the parent even when not asked to:
     // other children being set up at the same time hold copies of its sync
     // channel, so the channel alone may never say that the parent is gone.
-    if (!opts.die_with_parent)
+    // die_with_owner has set the signal already and keeps it.
+    const bool dies_anyway = opts.die_with_parent || opts.die_with_owner;
+    if (!dies_anyway)
         plan.add(launch_phase::signals, {.code = child_op_code::die_with_parent, .step = step::die_with_parent,
                                          .a = SIGKILL, .b = parent});
     // The child's copy of the parent's end goes first: while it is open, a
@@ -12249,7 +12745,7 @@ inline void plan_parent_wait(launch_plan& plan, const options& opts) {
              {.code = child_op_code::close_fd, .step = step::wait_for_parent, .a = plan.sync_write.get()});
     plan.add(launch_phase::wait_for_parent,
              {.code = child_op_code::wait_for_parent, .step = step::wait_for_parent, .a = plan.sync_read.get()});
-    if (!opts.die_with_parent)
+    if (!dies_anyway)
         plan.add(launch_phase::wait_for_parent,
                  {.code = child_op_code::die_with_parent, .step = step::die_with_parent, .a = 0, .b = 0});
 }
@@ -12263,6 +12759,7 @@ inline void build_plan(launch_plan& plan, std::vector<std::string> argv, const o
     plan_cgroup(plan, opts);
     plan_filesystem(plan, opts);
     plan_identity(plan, opts);
+    plan_lifetime(plan, opts);  // after the steps that change ids, which clear the parent-death signal
     plan_security(plan, opts);
     plan.network_made = plan_network(plan, opts);
     plan_parent_wait(plan, opts);
@@ -12303,7 +12800,10 @@ inline void reap_failed(int pidfd) noexcept {
 inline init_outcome read_init_outcome(const launch_plan& plan) noexcept {
     if (!plan.uses_init) return {};
     const init_state& init = plan.shared->init;
-    return {init.command_wait_status, plan.created.has(ns::pid) && init.others_were_running != 0};
+    // A supervisor outside a pid namespace kills what is left only for an
+    // owned sandbox (die_with_owner); a pid namespace always does.
+    const bool ends_the_rest = plan.created.has(ns::pid) || init.owner_pidfd >= 0;
+    return {init.command_wait_status, ends_the_rest && init.others_were_running != 0};
 }
 
 // The child's report of a failed step: waits for it (or for exec, which
@@ -12353,7 +12853,7 @@ inline child spawn(std::vector<std::string> argv, const options& opts = {}) {
 
     if (const long r = plan->stack.allocate(); r < 0) throw error(step::allocate_stack, static_cast<int>(-r));
 
-    const std::uint64_t oom_kills_before = opts.cgroup ? opts.cgroup->oom_kills().value_or(0) : 0;
+    const d::cgroup_run_start cgroup_run = opts.cgroup ? d::begin_cgroup_run(*opts.cgroup) : d::cgroup_run_start{};
     const auto start = d::clock::now();
     cd::clone_outcome started = cd::clone_child(plan->request, plan->stack, plan->view);
     if (plan->request.cgroup_fd >= 0 &&
@@ -12380,7 +12880,7 @@ inline child spawn(std::vector<std::string> argv, const options& opts = {}) {
     plan->child_ends.clear();
 
     handle.cgroup_ = opts.cgroup;
-    handle.oom_kills_before_ = oom_kills_before;
+    handle.cgroup_run_ = cgroup_run;
 
     // The parent's steps while the child waits. If one fails, the child is
     // killed with the handle; but when the child failed first (a join before

@@ -142,8 +142,12 @@ inline std::vector<proc_cgroup_entry> parse_proc_cgroup(std::string_view text) {
         const auto second = line.find(':', first + 1);
         if (second == std::string_view::npos) continue;
         proc_cgroup_entry e;
+        // The hierarchy id: a decimal the kernel writes; a line with anything
+        // else, or more digits than an int holds, is not the kernel's.
+        const auto id_text = line.substr(0, first);
+        if (id_text.empty() || id_text.size() > 9) continue;
         e.id = 0;
-        for (char c : line.substr(0, first)) {
+        for (char c : id_text) {
             if (c < '0' || c > '9') {
                 e.id = -1;
                 break;

@@ -9,6 +9,7 @@
 // detail::sys wrappers. Later capabilities (namespaces, mounts, cgroups,
 // seccomp) add operation codes here, so they run as steps of the same launch.
 
+#include <ctr/detail/child_code.hpp>
 #include <ctr/detail/mount_step.hpp>
 #include <ctr/detail/syscall.hpp>
 #include <ctr/error.hpp>
@@ -27,19 +28,13 @@
 #include <cstddef>
 #include <cstdint>
 
-// The child runs on a stack the sanitizer runtimes know nothing about and
-// with the parent thread's TLS; keep their instrumentation out of it.
-#if defined(__clang__)
-#define CTR_CHILD_CODE __attribute__((no_sanitize("address", "undefined", "thread"), noinline))
-#else
-#define CTR_CHILD_CODE __attribute__((no_sanitize_address, no_sanitize_undefined, noinline))
-#endif
 
 namespace ctr::detail {
 
 enum class child_op_code : std::uint8_t {
     reset_signals,        // every disposition back to SIG_DFL
     die_with_parent,      // a = signal; b = parent pid to compare with (0: skip the check)
+    die_with_owner,       // SIGKILL at the parent's death; a = the owner's pidfd: end at once if it has ended
     new_session,          // setsid
     set_umask,            // a = mask
     set_rlimit,           // a = resource, data = const rlimit*
@@ -127,6 +122,13 @@ struct init_state {
     // 0 until pid 1 has sealed itself (no fds, not dumpable, neutral name);
     // the command waits on it (a futex) before it runs any of its steps.
     std::uint32_t command_gate = 0;
+    // options::die_with_owner: a pidfd of the owner (the caller's process),
+    // readable once the owner has ended, and the caller's /proc, where a
+    // supervisor that is not pid 1 finds its children; -1 when not asked.
+    // seal_init keeps both open.
+    int owner_pidfd = -1;
+    int proc_fd = -1;
+    long supervisor_pid = 0;  // as the supervisor sees itself; the command checks its parent against it
     // Written by pid 1 before it exits.
     int command_wait_status = -1;       // as wait4 gives it; -1: the command never ran
     int others_were_running = 0;        // other processes were left in the namespace
@@ -331,6 +333,68 @@ CTR_CHILD_CODE inline long child_exec(const char* const* candidates, char* const
     return permission_denied ? -EACCES : last;
 }
 
+// Whether the process behind `pidfd` has ended (every one of its threads):
+// a pidfd polls readable then. Async-signal-safe.
+CTR_CHILD_CODE inline bool owner_has_ended(int pidfd) noexcept {
+    pollfd owner{pidfd, POLLIN, 0};
+    const timespec now{};
+    return sys::ppoll(&owner, 1, &now) > 0;
+}
+
+// Kills every descendant of this process, which is a child subreaper (so
+// orphans of the sandbox come back to it), and reaps them: the children
+// listed in /proc/<pid>/task/<tid>/children are killed, reaped, and the
+// list read again until it is empty, since a process's children become
+// ours only when it dies. Without that file (no /proc, or a kernel without
+// CONFIG_PROC_CHILDREN) only `command` and its process group are killed.
+// Returns whether anything besides `command` was found. Async-signal-safe.
+CTR_CHILD_CODE inline bool kill_descendants(int proc_fd, long command) noexcept {
+    bool others = false;
+    if (command > 0) {
+        sys::kill(static_cast<int>(command), SIGKILL);
+        sys::kill(-static_cast<int>(command), SIGKILL);
+    }
+    // Bounded only so that a fork bomb outpacing the kills cannot hold the
+    // supervisor forever; each round kills every child there is.
+    for (int round = 0; round < 100000; ++round) {
+        int status = 0;
+        while (sys::wait4(-1, &status, WNOHANG) > 0) {
+        }
+        const long fd = proc_fd < 0 ? -EBADF : sys::openat(proc_fd, "thread-self/children", O_RDONLY | O_CLOEXEC);
+        if (fd < 0) break;
+        long found = 0;
+        char text[4096];
+        long pid = 0;
+        bool in_number = false;
+        for (;;) {
+            const long n = sys::read(static_cast<int>(fd), text, sizeof text);
+            if (n == -EINTR) continue;
+            if (n <= 0) break;
+            // Numbers separated by spaces; a number is complete at the
+            // next non-digit (the file ends with one).
+            for (long i = 0; i < n; ++i) {
+                if (text[i] >= '0' && text[i] <= '9') {
+                    pid = pid * 10 + (text[i] - '0');
+                    in_number = true;
+                    continue;
+                }
+                if (!in_number) continue;
+                if (pid != command) others = true;
+                sys::kill(static_cast<int>(pid), SIGKILL);
+                ++found;
+                pid = 0;
+                in_number = false;
+            }
+        }
+        sys::close(static_cast<int>(fd));
+        if (found == 0) break;
+        // One of them dies (each has SIGKILL pending); its children are
+        // ours now, so the list is read again.
+        if (sys::wait4(-1, &status, 0) == -ECHILD) break;
+    }
+    return others;
+}
+
 // Runs one operation; returns 0 or -errno. Async-signal-safe.
 CTR_CHILD_CODE inline long child_run_op(const child_view& view, const child_op& op) noexcept {
     switch (op.code) {
@@ -342,6 +406,14 @@ CTR_CHILD_CODE inline long child_run_op(const child_view& view, const child_op& 
             // signal comes, the child was re-parented, and nobody waits for
             // a report. End quietly.
             if (op.b != 0 && sys::getppid() != op.b) sys::exit_group(child_failed_exit_code);
+            return 0;
+        }
+        case child_op_code::die_with_owner: {
+            if (long r = sys::prctl(PR_SET_PDEATHSIG, SIGKILL); r < 0) return r;
+            // The owner may have ended before prctl took effect: then no
+            // signal comes. Its pidfd tells, in every shape of launch (in a
+            // new pid namespace getppid() cannot).
+            if (owner_has_ended(static_cast<int>(op.a))) sys::exit_group(child_failed_exit_code);
             return 0;
         }
         case child_op_code::new_session: {
@@ -440,7 +512,20 @@ CTR_CHILD_CODE inline long child_run_op(const child_view& view, const child_op& 
 // environment overwritten with a neutral name and zeros (/proc/1/cmdline is
 // readable by anyone). Async-signal-safe.
 CTR_CHILD_CODE inline void seal_init(init_state* state) noexcept {
-    child_fd_range(0, ~0U, true);
+    // Every fd but the two die_with_owner needs (the owner's pidfd, /proc).
+    int keep[2] = {state->owner_pidfd, state->proc_fd};
+    if (keep[0] > keep[1]) {
+        const int t = keep[0];
+        keep[0] = keep[1];
+        keep[1] = t;
+    }
+    unsigned next = 0;
+    for (const int fd : keep) {
+        if (fd < 0) continue;
+        if (static_cast<unsigned>(fd) > next) child_fd_range(next, static_cast<unsigned>(fd) - 1, true);
+        next = static_cast<unsigned>(fd) + 1;
+    }
+    child_fd_range(next, ~0U, true);
     sys::prctl(PR_SET_DUMPABLE, 0);
     sys::prctl(PR_SET_NAME, reinterpret_cast<unsigned long>(init_name));
     if (state->arg_end > state->arg_start) {
@@ -465,6 +550,13 @@ CTR_CHILD_CODE inline void seal_init(init_state* state) noexcept {
 // are read from a signalfd, so no handler ever runs. Async-signal-safe.
 [[noreturn]] CTR_CHILD_CODE inline void child_become_init(const child_view& view, std::size_t op_index,
                                                           init_state* state) noexcept {
+    // With die_with_owner this process is what ties the sandbox to its
+    // owner. As pid 1 its exit ends the namespace; otherwise it becomes a
+    // subreaper first, so that no process of the sandbox can leave its tree.
+    const bool owned = state->owner_pidfd >= 0;
+    const bool pid1 = sys::getpid() == 1;
+    state->supervisor_pid = sys::getpid();
+    if (owned && !pid1) sys::prctl(PR_SET_CHILD_SUBREAPER, 1);
     // Sharing memory is cheapest, but kernels before 6.x refuse CLONE_VM
     // while a new time namespace waits for this process's children (EINVAL):
     // then the command gets a copy. The gate is in a MAP_SHARED page, so the
@@ -488,11 +580,27 @@ CTR_CHILD_CODE inline void seal_init(init_state* state) noexcept {
     seal_init(state);
     const unsigned long all_signals = ~0UL;
     const long signals = sys::signalfd4(-1, &all_signals, SFD_CLOEXEC);
+    // From here the owner's pidfd watches; the parent-death signal would
+    // also fire when the thread that spawned exits, which the owner may do
+    // long before it ends. Cleared before the command may run, so before
+    // spawn() returns and that thread could exit.
+    if (owned) sys::prctl(PR_SET_PDEATHSIG, 0);
     __atomic_store_n(&state->command_gate, 1U, __ATOMIC_RELEASE);
     sys::futex(&state->command_gate, FUTEX_WAKE, 1);
     if (signals < 0) sys::exit_group(child_failed_exit_code);
 
     for (;;) {
+        pollfd events[2] = {{static_cast<int>(signals), POLLIN, 0}, {state->owner_pidfd, POLLIN, 0}};
+        const long ready = sys::ppoll(events, 2, nullptr);
+        if (ready == -EINTR) continue;
+        if (ready < 0) sys::exit_group(child_failed_exit_code);
+        if (events[1].revents) {
+            // The owner is gone: so is the sandbox. pid 1's exit makes the
+            // kernel kill every process in its namespace.
+            if (!pid1) kill_descendants(state->proc_fd, command);
+            sys::exit_group(128 + SIGKILL);
+        }
+        if (!events[0].revents) continue;
         signalfd_siginfo info{};
         const long n = sys::read(static_cast<int>(signals), &info, sizeof info);
         if (n == -EINTR) continue;
@@ -513,7 +621,10 @@ CTR_CHILD_CODE inline void seal_init(init_state* state) noexcept {
         }
         if (!command_ended) continue;
         int ignored = 0;
-        state->others_were_running = sys::wait4(-1, &ignored, WNOHANG) == 0 ? 1 : 0;
+        // An owned sandbox ends with its command, as a pid namespace does
+        // when its pid 1 exits: what the command left running is killed.
+        if (owned && !pid1) state->others_were_running = kill_descendants(state->proc_fd, 0) ? 1 : 0;
+        else state->others_were_running = sys::wait4(-1, &ignored, WNOHANG) == 0 ? 1 : 0;
         const int status = state->command_wait_status;
         sys::exit_group(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
     }
@@ -539,6 +650,13 @@ CTR_CHILD_CODE inline void seal_init(init_state* state) noexcept {
 // Async-signal-safe.
 CTR_CHILD_CODE inline int child_command_main(void* argument) noexcept {
     auto* state = static_cast<init_state*>(argument);
+    // Owned: the command dies with its supervisor (whose own death follows
+    // the owner's). A supervisor already gone leaves nothing to wait for.
+    if (state->owner_pidfd >= 0) {
+        sys::prctl(PR_SET_PDEATHSIG, SIGKILL);
+        const long parent = sys::getppid();
+        if (parent != state->supervisor_pid && parent != 0) sys::exit_group(child_failed_exit_code);
+    }
     // Nothing runs until pid 1 has sealed itself.
     while (__atomic_load_n(&state->command_gate, __ATOMIC_ACQUIRE) == 0)
         sys::futex(&state->command_gate, FUTEX_WAIT, 0);

@@ -95,7 +95,7 @@ inline clone_outcome clone_child(const clone_request& request, child_stack& stac
     args.exit_signal = SIGCHLD;
     args.stack = reinterpret_cast<std::uint64_t>(stack.lowest());
     args.stack_size = child_stack::usable_size;
-    if (request.cgroup_fd >= 0) args.cgroup = static_cast<std::uint64_t>(request.cgroup_fd);
+    if (request.cgroup_fd >= 0) args.cgroup = static_cast<decltype(args.cgroup)>(request.cgroup_fd);
     long pid = sys::clone3(&args, sizeof args, child_main, &view);
 
     // clone3 is missing before Linux 5.3 and is often answered with ENOSYS

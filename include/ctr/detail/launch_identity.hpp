@@ -24,6 +24,12 @@ inline void plan_identity(launch_plan& plan, const options& opts) {
         plan.add(launch_phase::credentials, {.code = child_op_code::set_groups, .step = step::set_groups,
                                              .a = static_cast<long>(groups.size()), .data = groups.data()});
     }
+    // -1 is setresuid's and setresgid's "leave unchanged": asked for, it would run the command as the caller.
+    if (opts.uid == static_cast<uid_t>(-1) || opts.gid == static_cast<gid_t>(-1))
+        throw error(step::prepare, EINVAL, opts.uid == static_cast<uid_t>(-1) ? "uid 4294967295" : "gid 4294967295",
+                    "-1 is not an id (the kernel reads it as \"leave unchanged\")");
+    if (opts.umask && *opts.umask > 0777)
+        throw error(step::prepare, EINVAL, "umask " + std::to_string(*opts.umask), "a umask is 0 to 0777");
     if (opts.gid)
         plan.add(launch_phase::credentials,
                  {.code = child_op_code::set_gid, .step = step::set_gid, .a = static_cast<long>(*opts.gid)},

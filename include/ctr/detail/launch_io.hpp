@@ -62,6 +62,12 @@ inline std::vector<std::string> exec_candidates(const std::string& program, cons
 // argv, environment and exec candidates; the exec step itself.
 inline void plan_command(launch_plan& plan, std::vector<std::string> argv, const options& opts) {
     if (argv.empty()) throw error(step::prepare, EINVAL, {}, "argv is empty");
+    // Zero means "none" for the timeout; a negative one is a mistake, not a
+    // wish to be killed at once (nor, for the grace, to skip SIGTERM).
+    if (opts.timeout.count() < 0)
+        throw error(step::prepare, EINVAL, "timeout", std::to_string(opts.timeout.count()) + " ms is negative (0: none)");
+    if (opts.kill_grace.count() < 0)
+        throw error(step::prepare, EINVAL, "kill_grace", std::to_string(opts.kill_grace.count()) + " ms is negative");
     for (const auto& arg : argv)
         if (arg.find('\0') != std::string::npos) throw error(step::prepare, EINVAL, arg, "argument contains a NUL byte");
     plan.argv_storage = std::move(argv);

@@ -218,7 +218,9 @@ inline void plan_namespaces(launch_plan& plan, const options& opts) {
     // unshared it enter it (older kernels, 6.1 among them, do not move the
     // process itself in at exec), so the command is started by a small
     // supervisor that then reaps it and forwards signals, like the init.
-    if ((wanted.has(ns::pid) && opts.init) || wanted.has(ns::time)) {
+    // die_with_owner needs the same supervisor: it is what watches the owner
+    // (see launch_lifetime.hpp).
+    if ((wanted.has(ns::pid) && opts.init) || wanted.has(ns::time) || opts.die_with_owner) {
         plan.uses_init = true;
         // The init lives as long as the sandbox. It gets a copy of our
         // memory rather than a share of it: then its /proc/1/cmdline and

@@ -19,7 +19,7 @@
 #include <ctr/detail/clone.hpp>
 #include <ctr/detail/syscall.hpp>
 #include <ctr/error.hpp>
-#include <ctr/net.hpp>
+#include <ctr/detail/veth_options.hpp>
 #include <ctr/ns.hpp>
 #include <ctr/unique_fd.hpp>
 

@@ -21,6 +21,7 @@
 //   ENOSYS (an old kernel, or a seccomp profile) switches that operation to
 //   mount(2). The test for "has it" is the one ctr::probe() reports.
 
+#include <ctr/detail/child_code.hpp>
 #include <ctr/detail/syscall.hpp>
 #include <ctr/error.hpp>
 
@@ -30,17 +31,6 @@
 
 #include <cstddef>
 #include <cstdint>
-
-// The same definition as in child_program.hpp (an identical redefinition is
-// allowed), so that child_program.hpp can include this header for its mount
-// operations without a cycle.
-#ifndef CTR_CHILD_CODE
-#if defined(__clang__)
-#define CTR_CHILD_CODE __attribute__((no_sanitize("address", "undefined", "thread"), noinline))
-#else
-#define CTR_CHILD_CODE __attribute__((no_sanitize_address, no_sanitize_undefined, noinline))
-#endif
-#endif
 
 namespace ctr::detail {
 

@@ -23,6 +23,9 @@ namespace ctr::net::detail {
 namespace sys = ctr::detail::sys;
 
 constexpr std::size_t netlink_align(std::size_t n) noexcept { return (n + 3) & ~std::size_t{3}; }
+// NLA_HDRLEN, as a size: the kernel's macro is an int built from ~3, which
+// -Wsign-conversion reports wherever it meets a size_t.
+constexpr std::size_t attribute_header_size = netlink_align(sizeof(nlattr));
 
 // One request: an nlmsghdr, a family header (ifinfomsg, ifaddrmsg, ...)
 // and attributes, nested where the kernel wants them nested.
@@ -42,7 +45,7 @@ public:
     void add_attribute(std::uint16_t type, const void* data, std::size_t size) {
         nlattr a{};
         a.nla_type = type;
-        a.nla_len = static_cast<std::uint16_t>(NLA_HDRLEN + size);
+        a.nla_len = static_cast<std::uint16_t>(attribute_header_size + size);
         append(&a, sizeof a);
         append(data, size);
     }
@@ -90,7 +93,8 @@ void for_each_attribute(const char* data, std::size_t size, Visit&& visit) {
         nlattr a;
         std::memcpy(&a, data, sizeof a);
         if (a.nla_len < sizeof(nlattr) || a.nla_len > size) return;
-        visit(static_cast<std::uint16_t>(a.nla_type & NLA_TYPE_MASK), data + NLA_HDRLEN, a.nla_len - NLA_HDRLEN);
+        visit(static_cast<std::uint16_t>(a.nla_type & NLA_TYPE_MASK), data + attribute_header_size,
+              a.nla_len - attribute_header_size);
         const std::size_t step = netlink_align(a.nla_len);
         if (step >= size) return;
         data += step;

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 
@@ -186,16 +187,39 @@ inline long pipe2(int fds[2], int flags) noexcept {
     CTR_FAULT_CHECK(pipe2);
     return raw::call(SYS_pipe2, fds, flags);
 }
+// ThreadSanitizer learns of mappings only through libc's mmap and munmap:
+// after a raw munmap the old page's access history stays, and the next
+// mapping at that address (another thread's launch page or child stack)
+// reads as a race with the thread that used the old one. Under TSan these
+// two go through libc; only the parent calls them.
+#if defined(__SANITIZE_THREAD__)
+#define CTR_DETAIL_TSAN_MAPPINGS 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define CTR_DETAIL_TSAN_MAPPINGS 1
+#endif
+#endif
 inline long mmap(void** out, std::size_t length, int prot, int flags) noexcept {
     CTR_FAULT_CHECK(mmap);
+#ifdef CTR_DETAIL_TSAN_MAPPINGS
+    void* const address = ::mmap(nullptr, length, prot, flags, -1, 0);
+    if (address == MAP_FAILED) return -errno;
+    *out = address;
+    return 0;
+#else
     const long result = raw::call(SYS_mmap, 0L, length, prot, flags, -1, 0L);
     if (result < 0 && result > -4096) return result;
     *out = reinterpret_cast<void*>(result);
     return 0;
+#endif
 }
 inline long munmap(void* address, std::size_t length) noexcept {
     CTR_FAULT_CHECK(munmap);
+#ifdef CTR_DETAIL_TSAN_MAPPINGS
+    return ::munmap(address, length) == 0 ? 0 : -errno;
+#else
     return raw::call(SYS_munmap, address, length);
+#endif
 }
 inline long clone3(void* args, std::size_t size, int (*entry)(void*), void* argument) noexcept {
     CTR_FAULT_CHECK(clone3);
