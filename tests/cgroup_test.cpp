@@ -918,3 +918,13 @@ TEST(cgroup, failed_rmdir_is_reported_and_can_be_retried) {
     EXPECT_FALSE(g.valid());
     EXPECT_EQ(own_group_dirs(), before);
 }
+
+// Found by tests/fuzz (proc_cgroup): an id longer than an int overflowed it.
+TEST(cgroup, proc_cgroup_lines_without_a_kernel_id_are_skipped) {
+    const auto entries = cgd::parse_proc_cgroup("99999999999:memory:/a\n:cpu:/b\nx:cpu:/c\n4:memory:/d\n0::/\n");
+    ASSERT_EQ(entries.size(), 2u);
+    EXPECT_EQ(entries[0].id, 4);
+    EXPECT_EQ(entries[0].path, "/d");
+    EXPECT_EQ(entries[1].id, 0);
+    EXPECT_EQ(entries[1].path, "/");
+}

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <sys/ipc.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/shm.h>
 #include <sys/syscall.h>
@@ -297,4 +298,19 @@ TEST(namespaces, bad_namespace_options_are_clear_errors) {
         EXPECT_EQ(e.path(), "/nonexistent/ns");
     }
     EXPECT_FALSE(ctr_test::has_children());
+}
+
+// Found by tests/fuzz (id_map): std::stoul read "3000x" as 3000 and cut a
+// start past 2^32 to 32 bits (4294967296 became uid 0).
+TEST(namespaces, subordinate_ranges_are_plain_decimals_the_kernel_can_map) {
+    const int fd = memfd_create("subuid", MFD_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    const std::string text =
+        "root:3000x:65536\nroot:4294967296:65536\nroot:-1:65536\nroot:4294967295:2\nroot:100000:65536\n";
+    ASSERT_EQ(write(fd, text.data(), text.size()), static_cast<ssize_t>(text.size()));
+    const auto range = ns::detail::subordinate_range("/proc/self/fd/" + std::to_string(fd), "root", 0);
+    close(fd);
+    ASSERT_TRUE(range);
+    EXPECT_EQ(range->outside, 100000u);
+    EXPECT_EQ(range->count, 65536u);
 }

@@ -1,0 +1,63 @@
+// Fuzz target: -p port specs (net::port_mapping::parse:
+// "[[IP:]HOSTPORT:]CONTAINERPORT[/tcp|/udp]") and the IPv4 addresses in them
+// (net::ipv4_address::parse, net::ipv4_interface::parse).
+//
+// Properties: only ctr::error(EINVAL) for bad text; a mapping written back
+// in full ("IP:HOSTPORT:PORT/PROTO") parses to the same mapping, with a
+// container port of 1 to 65535; an address or interface written back
+// parses to itself.
+#include "fuzz.hpp"
+
+#include <ctr/port_forward.hpp>
+
+#include <cerrno>
+
+namespace net = ctr::net;
+
+namespace {
+
+template <typename Parse>
+void expect_einval_only(Parse parse) {
+    try {
+        parse();
+    } catch (const ctr::error& e) {
+        CTR_FUZZ_CHECK(e.code().value() == EINVAL, "errno %d: %s", e.code().value(), e.what());
+    }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+    const std::string_view text = ctr_fuzz::as_text(data, size);
+
+    expect_einval_only([&] {
+        const net::port_mapping m = net::port_mapping::parse(text);
+        CTR_FUZZ_CHECK(m.container_port >= 1, "container port 0");
+        const std::string full = m.host_address.to_string() + ":" + (m.host_port ? std::to_string(m.host_port) : "") +
+                                 ":" + std::to_string(m.container_port) + "/" + std::string(net::to_string(m.proto));
+        net::port_mapping again;
+        try {
+            again = net::port_mapping::parse(full);
+        } catch (const ctr::error& e) {
+            CTR_FUZZ_CHECK(false, "'%s' (written back) is refused: %s", full.c_str(), e.what());
+        }
+        CTR_FUZZ_CHECK(again == m, "'%s' reads back as another mapping", full.c_str());
+    });
+
+    expect_einval_only([&] {
+        const net::ipv4_address a = net::ipv4_address::parse(text);
+        CTR_FUZZ_CHECK(net::ipv4_address::parse(a.to_string()) == a, "%s does not read back", a.to_string().c_str());
+        CTR_FUZZ_CHECK(net::ipv4_address::from_host_order(a.host_order()) == a, "host order round trip");
+    });
+
+    expect_einval_only([&] {
+        const net::ipv4_interface i = net::ipv4_interface::parse(text);
+        CTR_FUZZ_CHECK(i.prefix_length <= 32, "prefix /%u", unsigned{i.prefix_length});
+        const std::string written = i.address.to_string() + "/" + std::to_string(i.prefix_length);
+        const net::ipv4_interface again = net::ipv4_interface::parse(written);
+        CTR_FUZZ_CHECK(again.address == i.address && again.prefix_length == i.prefix_length, "%s does not read back",
+                       written.c_str());
+        CTR_FUZZ_CHECK(i.contains(i.address), "%s does not contain its own address", written.c_str());
+    });
+    return 0;
+}
