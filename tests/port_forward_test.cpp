@@ -580,9 +580,9 @@ TEST(port_forward, moved_forwarder_keeps_relaying) {
 }
 
 TEST(port_forward, bad_options_are_refused) {
-    EXPECT_THROW(port_forwarder({tcp_to(0)}), ctr::error);
-    EXPECT_THROW(port_forwarder({tcp_to(80)}, {.tcp_buffer_size = 0}), ctr::error);
-    EXPECT_THROW(port_forwarder({udp_to(53)}, {.udp_idle_timeout = 0ms}), ctr::error);
+    EXPECT_THROW((void)port_forwarder({tcp_to(0)}), ctr::error);
+    EXPECT_THROW((void)port_forwarder({tcp_to(80)}, {.tcp_buffer_size = 0}), ctr::error);
+    EXPECT_THROW((void)port_forwarder({udp_to(53)}, {.udp_idle_timeout = 0ms}), ctr::error);
 }
 
 // A small buffer of an odd size makes a transfer run through the full-buffer
@@ -690,7 +690,7 @@ TEST(port_forward, close_reports_a_failed_relay_loop) {
     }
     EXPECT_EQ(forwarder.stats().loop_error, EBADF);
     // The failed loop closed its listener: clients are refused, not left hanging.
-    EXPECT_THROW(tcp_connect(forwarder.host_port(0)), std::runtime_error);
+    EXPECT_THROW((void)tcp_connect(forwarder.host_port(0)), std::runtime_error);
     try {
         forwarder.close();
         ADD_FAILURE() << "close reported nothing";
