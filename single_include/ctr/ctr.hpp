@@ -9363,13 +9363,9 @@ struct result {
 }  // namespace ctr::process
 // end ctr/spawn_options.hpp
 
-#include <fcntl.h>
-
-#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <optional>
-#include <string>
 
 namespace ctr::process::detail {
 

@@ -8,13 +8,9 @@
 #include <ctr/detail/launch_plan.hpp>
 #include <ctr/spawn_options.hpp>
 
-#include <fcntl.h>
-
-#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <optional>
-#include <string>
 
 namespace ctr::process::detail {
 
