@@ -130,6 +130,7 @@ constexpr std::optional<capability> from_name(std::string_view text) noexcept {
 // A name as from_name takes it, or a decimal number from 0 to 63 (numbers
 // past last_known are for capabilities newer than this header). Anything
 // else throws ctr::error(step::prepare, EINVAL) naming the text.
+template <class = void>
 inline capability parse(std::string_view text) {
     if (const auto known = from_name(text)) return *known;
     unsigned number = 0;
@@ -192,6 +193,7 @@ public:
 
     // "CAP_CHOWN,CAP_KILL" (items as parse takes them, spaces around them
     // allowed), "ALL" for all(), "" for none. A bad item throws as parse does.
+    template <class = void>
     static set parse_list(std::string_view text) {
         set out;
         if (detail::trim_spaces(text).empty()) return out;
@@ -229,6 +231,7 @@ public:
 
     // "CAP_CHOWN,CAP_KILL", lowest number first; a number past last_known
     // is written as its number, so parse_list reads the text back. "" for none.
+    template <class = void>
     std::string to_string() const {
         std::string out;
         for (const capability c : *this) {
@@ -294,6 +297,7 @@ constexpr set default_set() noexcept {
 // /proc/sys/kernel/cap_last_cap; without /proc, found by asking the kernel
 // about each number (PR_CAPBSET_READ fails past the last); 40 when neither
 // answers. Parent side.
+template <class = void>
 inline unsigned last_supported() {
     if (const auto line = detail::read_first_line("/proc/sys/kernel/cap_last_cap")) {
         unsigned number = 0;
@@ -311,6 +315,7 @@ inline unsigned last_supported() {
 
 // Every capability the running kernel has: all() on a kernel as new as this
 // header, fewer on an older one. `keep = supported()` keeps all there is.
+template <class = void>
 inline set supported() {
     const unsigned last = last_supported();
     return set::from_bits(last >= max_number ? ~std::uint64_t{0} : (std::uint64_t{1} << (last + 1)) - 1);

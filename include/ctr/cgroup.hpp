@@ -24,7 +24,6 @@
 #include <atomic>
 #include <chrono>
 #include <climits>
-#include <cmath>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -114,6 +113,7 @@ struct stats {
     std::optional<std::uint64_t> pids_max_events{};  // forks refused at pids_max
 };
 
+template <class = void>
 inline std::size_t reap_stale(std::string_view prefix);
 
 // The smallest memory_max a group takes: Docker's floor. Below it a process
@@ -129,6 +129,7 @@ inline constexpr std::string_view known_controllers[] = {"cpu",   "cpuacct", "cp
                                                          "blkio", "pids",    "freezer", "hugetlb",  "rdma",
                                                          "misc",  "devices", "net_cls", "net_prio", "perf_event"};
 
+template <class = void>
 inline bool is_known_controller(std::string_view c) {
     for (auto k : known_controllers)
         if (k == c) return true;
@@ -136,11 +137,13 @@ inline bool is_known_controller(std::string_view c) {
 }
 
 // A controller's name in a v1 hierarchy.
+template <class = void>
 inline std::string_view v1_controller_name(std::string_view c) { return c == "io" ? "blkio" : c; }
 
 // Its name in v2: "" for what every v2 cgroup does without a controller
 // (CPU time accounting, freezing, perf events); nothing when v2 has no such
 // controller.
+template <class = void>
 inline std::optional<std::string_view> v2_controller_name(std::string_view c) {
     if (c == "blkio") return "io";
     if (c == "cpuacct" || c == "freezer" || c == "perf_event") return "";
@@ -148,9 +151,11 @@ inline std::optional<std::string_view> v2_controller_name(std::string_view c) {
     return c;
 }
 
+template <class = void>
 inline std::uint64_t page_size() { return static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE)); }
 
 // What a v1 memory limit reads back as when it is unlimited.
+template <class = void>
 inline std::uint64_t v1_memory_unlimited() { return static_cast<std::uint64_t>(LONG_MAX) / page_size() * page_size(); }
 
 // Where the group lives: which hierarchies, and which controllers in each.
@@ -161,11 +166,13 @@ struct member_plan {
 
 class planner {
 public:
+    template <class = void>
     planner(const cgroup_layout_info& layout, bool v2_only) : layout_(layout), v2_only_(v2_only) {}
 
     // Puts the group under `controller`. Returns false if it is missing and
     // not `required`; throws if it is missing and required, naming `what`
     // (the limit or option that needs it) under step `s`.
+    template <class = void>
     bool use(std::string_view controller, bool required, ctr::step s, std::string_view what) {
         if (!is_known_controller(controller)) {
             std::string known;
@@ -214,6 +221,7 @@ public:
 
     // Makes sure the group has a directory somewhere, to hold its
     // processes, and puts the members in the layout's order (v2 first).
+    template <class = void>
     void finish() {
         if (plan_.empty()) {
             for (std::size_t i = 0; i < layout_.hierarchies.size() && plan_.empty(); ++i) {
@@ -236,8 +244,10 @@ public:
         plan_ = std::move(sorted);
     }
 
+    template <class = void>
     std::vector<member_plan>& members() { return plan_; }
     // The index of the member that hosts `controller`, if the group uses it.
+    template <class = void>
     std::optional<std::size_t> where(std::string_view controller) const {
         const auto it = where_.find(std::string(controller));
         if (it == where_.end()) return std::nullopt;
@@ -245,11 +255,13 @@ public:
     }
 
 private:
+    template <class = void>
     static void add_unique(std::vector<std::string>& list, std::string value) {
         for (const auto& v : list)
             if (v == value) return;
         list.push_back(std::move(value));
     }
+    template <class = void>
     std::size_t member_for(std::size_t hierarchy) {
         for (std::size_t i = 0; i < plan_.size(); ++i)
             if (plan_[i].hierarchy == hierarchy) return i;
@@ -273,9 +285,11 @@ struct limit_write {
     std::function<std::optional<std::string>(std::string_view)> check;
 };
 
+template <class = void>
 inline std::string size_text(std::uint64_t bytes) { return bytes == cgroup_unlimited ? "max" : std::to_string(bytes); }
 
 // Memory limits are kept in whole pages: the kernel rounds down.
+template <class = void>
 inline std::function<std::optional<std::string>(std::string_view)> expect_bytes(std::uint64_t wanted, bool v1) {
     const std::uint64_t expected = wanted == cgroup_unlimited ? wanted : wanted / page_size() * page_size();
     return [expected, v1](std::string_view back) -> std::optional<std::string> {
@@ -286,6 +300,7 @@ inline std::function<std::optional<std::string>(std::string_view)> expect_bytes(
     };
 }
 
+template <class = void>
 inline std::function<std::optional<std::string>(std::string_view)> expect_number(std::uint64_t wanted) {
     return [wanted](std::string_view back) -> std::optional<std::string> {
         if (parse_limit_value(back) == wanted) return std::nullopt;
@@ -293,6 +308,7 @@ inline std::function<std::optional<std::string>(std::string_view)> expect_number
     };
 }
 
+template <class = void>
 inline std::function<std::optional<std::string>(std::string_view)> expect_text(std::string wanted) {
     return [wanted](std::string_view back) -> std::optional<std::string> {
         if (cgroup_trim(back) == wanted) return std::nullopt;
@@ -300,6 +316,7 @@ inline std::function<std::optional<std::string>(std::string_view)> expect_text(s
     };
 }
 
+template <class = void>
 inline std::function<std::optional<std::string>(std::string_view)> expect_cpu_list(std::set<unsigned> wanted) {
     return [wanted](std::string_view back) -> std::optional<std::string> {
         try {
@@ -311,6 +328,7 @@ inline std::function<std::optional<std::string>(std::string_view)> expect_cpu_li
 }
 
 // "MAJ:MIN" for a device given as "MAJ:MIN" or as a block device's path.
+template <class = void>
 inline std::string resolve_block_device(const std::string& device) {
     const auto colon = device.find(':');
     if (colon != std::string::npos && parse_decimal(std::string_view(device).substr(0, colon))
@@ -326,6 +344,7 @@ inline std::string resolve_block_device(const std::string& device) {
 }
 
 // The controller each set limit needs, with the limit's name.
+template <class = void>
 inline std::vector<std::pair<std::string_view, std::string_view>> limit_controllers(const limits& l) {
     std::vector<std::pair<std::string_view, std::string_view>> out;
     if (l.memory_max) out.emplace_back("memory", "memory_max");
@@ -344,6 +363,7 @@ inline std::vector<std::pair<std::string_view, std::string_view>> limit_controll
 // The writes for `l`, in the order they must happen, once the planner has
 // placed every controller limit_controllers() names. Throws on nonsense
 // values and on limits the layout cannot express.
+template <class = void>
 inline std::vector<limit_write> plan_limits(const limits& l, const planner& plan, const cgroup_layout_info& layout,
                                             const std::vector<bool>& member_is_v2) {
     std::vector<limit_write> writes;
@@ -408,10 +428,11 @@ inline std::vector<limit_write> plan_limits(const limits& l, const planner& plan
         if (period < 1000 || period > 1'000'000)
             throw error(step::set_cgroup_limit, EINVAL, "cpu_period",
                         "bad period " + std::to_string(period) + "us: the kernel takes 1000us to 1s");
-        if (!std::isfinite(cpus) || cpus <= 0 || cpus > 1e6)
+        // Written so that NaN and infinity fail too (<cmath> costs every user's build).
+        if (!(cpus > 0 && cpus <= 1e6))
             throw error(step::set_cgroup_limit, EINVAL, "cpus",
                         "bad CPU count " + std::to_string(cpus) + ": give a positive number of CPUs, e.g. 0.5");
-        const auto quota = static_cast<long long>(std::llround(cpus * static_cast<double>(period)));
+        const auto quota = static_cast<long long>(cpus * static_cast<double>(period) + 0.5);  // positive: rounds to nearest
         if (quota < 1000)
             throw error(step::set_cgroup_limit, EINVAL, "cpus",
                         std::to_string(cpus) + " CPUs is a quota of " + std::to_string(quota) + "us per "
@@ -539,6 +560,7 @@ inline std::vector<limit_write> plan_limits(const limits& l, const planner& plan
 }
 
 // This process's own pid and start time, for group names.
+template <class = void>
 inline group_name own_group_name(std::string_view prefix) {
     static std::atomic<std::uint64_t> counter{0};
     group_name n;
@@ -550,6 +572,7 @@ inline group_name own_group_name(std::string_view prefix) {
     return n;
 }
 
+template <class = void>
 inline std::string duration_text(std::chrono::milliseconds d) { return std::to_string(d.count()) + " ms"; }
 
 }  // namespace detail
@@ -563,6 +586,7 @@ inline std::string duration_text(std::chrono::milliseconds d) { return std::to_s
 // leaf. Groups made afterwards by this process and its children go beside
 // the leaf. The leaf stays: it is where this process now lives. Throws
 // (step attach_to_cgroup) where there is no usable cgroup v2 hierarchy.
+template <class = void>
 inline std::string move_self_to_leaf() {
     namespace d = detail;
     const auto layout = d::detect_cgroup_layout();
@@ -588,6 +612,7 @@ class [[nodiscard]] group {
 public:
     // Creates the group and sets its limits; throws ctr::error naming the
     // step and path, and leaves nothing behind when it does.
+    template <class = void>
     explicit group(const options& opts = {}) : remove_timeout_(opts.remove_timeout) {
         namespace d = detail;
         d::check_group_prefix(opts.prefix);
@@ -666,18 +691,23 @@ public:
     ~group() { quiet_remove(); }
 
     // False once removed or moved from.
+    template <class = void>
     bool valid() const noexcept { return !members_.empty(); }
+    template <class = void>
     const std::string& name() const noexcept { return name_; }
+    template <class = void>
     cgroup_layout layout() const noexcept { return layout_; }
 
     // The group's main directory, for messages: the v2 one when there is
     // one, else the first v1 one.
+    template <class = void>
     const std::string& path() const noexcept {
         static const std::string none;
         return members_.empty() ? none : members_.front().dir;
     }
     // The directory that carries `controller` ("memory", "cpu", ...); throws
     // if the group does not use it.
+    template <class = void>
     const std::string& path(std::string_view controller) const {
         for (const auto& m : members_) {
             if (m.v2) {
@@ -691,6 +721,7 @@ public:
                     "group " + name_ + " does not use this controller (" + layout_text_ + ")");
     }
     // Every directory of the group, one per hierarchy.
+    template <class = void>
     std::vector<std::string> paths() const {
         std::vector<std::string> out;
         for (const auto& m : members_) out.push_back(m.dir);
@@ -698,19 +729,23 @@ public:
     }
 
     // The memory limit the kernel holds (rounded to pages), if one was set.
+    template <class = void>
     std::optional<std::uint64_t> memory_max_bytes() const noexcept { return memory_max_; }
 
     // For CLONE_INTO_CGROUP: an O_RDONLY|O_DIRECTORY fd of the group's v2
     // directory when that is all the group is (pure v2, or unified_only);
     // -1 otherwise. Owned by the group.
+    template <class = void>
     int clone_into_fd() const noexcept {
         return members_.size() == 1 && members_.front().v2 ? members_.front().fd.get() : -1;
     }
     // True when a child must be attached by pid (attach()) before it execs,
     // because clone_into_fd() cannot place it: v1 and hybrid layouts.
+    template <class = void>
     bool needs_attach_before_exec() const noexcept { return valid() && clone_into_fd() < 0; }
 
     // Moves a process (all its threads) into the group, in every hierarchy.
+    template <class = void>
     void attach(pid_t pid) {
         require_valid(step::attach_to_cgroup);
         const std::string text = std::to_string(pid);
@@ -723,6 +758,7 @@ public:
     // kernel interface takes a pidfd); the pidfd is checked afterwards, so a
     // process that was already reaped is reported rather than its pid's
     // next owner attached silently.
+    template <class = void>
     void attach_pidfd(int pidfd) {
         require_valid(step::attach_to_cgroup);
         const auto info = detail::read_small_file("/proc/self/fdinfo/" + std::to_string(pidfd));
@@ -738,6 +774,7 @@ public:
 
     // The pids in the group (and in any cgroups below it), as this process's
     // pid namespace sees them.
+    template <class = void>
     std::vector<pid_t> pids() const {
         std::vector<pid_t> out;
         if (!valid()) return out;
@@ -752,7 +789,9 @@ public:
     // Stops every process in the group: v2 cgroup.freeze, waiting for
     // cgroup.events to say frozen; v1 freezer.state FROZEN. Throws
     // (freeze_cgroup) when the layout has no freezer or `timeout` passes.
+    template <class = void>
     void freeze(std::chrono::milliseconds timeout = std::chrono::seconds(5)) { set_frozen(true, timeout); }
+    template <class = void>
     void thaw(std::chrono::milliseconds timeout = std::chrono::seconds(5)) { set_frozen(false, timeout); }
 
     // SIGKILL for everything in the group, including processes that forked
@@ -760,6 +799,7 @@ public:
     // kernel makes race-free. v1 (and v2 before 5.14): freeze, SIGKILL every
     // listed process, thaw, and again until the group lists nothing or
     // `timeout` passes (then step kill_cgroup, ETIMEDOUT).
+    template <class = void>
     void kill_all(std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
         require_valid(step::kill_cgroup);
         kill_until(detail::cgroup_clock::now() + timeout);
@@ -768,11 +808,13 @@ public:
     // Waits until no process is left in the group; false if `timeout`
     // passes first. v2 waits on cgroup.events (populated 0) with poll; v1
     // has no such event and looks at cgroup.procs every few milliseconds.
+    template <class = void>
     bool wait_empty(std::chrono::milliseconds timeout) {
         require_valid(step::wait);
         return wait_empty_until(detail::cgroup_clock::now() + timeout);
     }
 
+    template <class = void>
     stats read_stats() const {
         stats s;
         for (const auto& m : members_) {
@@ -785,6 +827,7 @@ public:
     }
     // The OOM-kill count alone: spawn reads it before every child it places
     // in the group, so it reads only the one file the figure is in.
+    template <class = void>
     std::optional<std::uint64_t> oom_kills() const {
         std::optional<std::uint64_t> kills;
         for (const auto& m : members_) {
@@ -801,6 +844,7 @@ public:
     // directories, retrying rmdir on EBUSY, all within options::remove_timeout.
     // Throws (remove_cgroup) on failure; the group stays valid then, and
     // remove() or the destructor may try again.
+    template <class = void>
     void remove() {
         if (!valid()) return;
         const auto deadline = detail::cgroup_clock::now() + remove_timeout_;
@@ -816,10 +860,11 @@ public:
     }
 
 private:
-    friend std::size_t reap_stale(std::string_view prefix);
+    template <class> friend std::size_t reap_stale(std::string_view prefix);
     struct adopt_tag {};
 
     // Takes over directories found on disk (reap_stale).
+    template <class = void>
     group(adopt_tag, std::string name, std::vector<detail::cgroup_member> members, cgroup_layout layout,
           std::string layout_text, std::chrono::milliseconds timeout)
         : name_(std::move(name)),
@@ -828,12 +873,14 @@ private:
           layout_text_(std::move(layout_text)),
           remove_timeout_(timeout) {}
 
+    template <class = void>
     void require_valid(ctr::step s) const {
         if (!valid()) throw error(s, EINVAL, name_, "the group was removed or moved from");
     }
 
     // Where the group's processes are listed: v2 if the group is there, else
     // the v1 freezer hierarchy (which kill_all freezes), else any.
+    template <class = void>
     const detail::cgroup_member& tracker() const {
         for (const auto& m : members_)
             if (m.v2) return m;
@@ -841,17 +888,20 @@ private:
             if (m.has("freezer")) return m;
         return members_.front();
     }
+    template <class = void>
     const detail::cgroup_member* v2_member() const {
         for (const auto& m : members_)
             if (m.v2) return &m;
         return nullptr;
     }
+    template <class = void>
     const detail::cgroup_member* v1_freezer() const {
         for (const auto& m : members_)
             if (!m.v2 && m.has("freezer")) return &m;
         return nullptr;
     }
 
+    template <class = void>
     void enable_controllers(const detail::cgroup_hierarchy& h, const std::vector<std::string>& wanted,
                             bool move_caller) {
         namespace d = detail;
@@ -879,6 +929,7 @@ private:
         if (r < 0) throw error(step::enable_controllers, static_cast<int>(-r), file, "writing '" + text + "'");
     }
 
+    template <class = void>
     void create_member(const detail::cgroup_hierarchy& h, const detail::member_plan& plan) {
         namespace d = detail;
         d::cgroup_member m;
@@ -906,6 +957,7 @@ private:
 
     // A new v1 cpuset has no CPUs and no memory nodes, and no process can
     // join it until it has both: start from the parent's.
+    template <class = void>
     void inherit_cpuset(const detail::cgroup_member& m, const detail::cgroup_hierarchy& h) {
         namespace d = detail;
         for (const char* kind : {"cpus", "mems"}) {
@@ -923,6 +975,7 @@ private:
         }
     }
 
+    template <class = void>
     void apply(const detail::limit_write& w) {
         namespace d = detail;
         const auto& m = members_[w.member];
@@ -948,6 +1001,7 @@ private:
             throw error(step::set_cgroup_limit, EIO, m.file(file), w.what + ": wrote '" + value + "', but " + *why);
     }
 
+    template <class = void>
     void set_frozen(bool frozen, std::chrono::milliseconds timeout) {
         namespace d = detail;
         require_valid(step::freeze_cgroup);
@@ -993,6 +1047,7 @@ private:
 
     // Freezes as far as the layout allows, for a short while; false when it
     // could not. The kill loop goes on either way.
+    template <class = void>
     bool try_freeze(bool frozen) noexcept {
         namespace d = detail;
         const auto deadline = d::cgroup_clock::now() + std::chrono::milliseconds(frozen ? 50 : 1000);
@@ -1023,6 +1078,7 @@ private:
         return false;
     }
 
+    template <class = void>
     void kill_until(detail::cgroup_clock::time_point deadline) {
         namespace d = detail;
         // Killing everything would kill this process too.
@@ -1070,6 +1126,7 @@ private:
         }
     }
 
+    template <class = void>
     bool wait_empty_until(detail::cgroup_clock::time_point deadline) {
         namespace d = detail;
         if (const auto* m = v2_member()) {
@@ -1089,6 +1146,7 @@ private:
         }
     }
 
+    template <class = void>
     void remove_directories(detail::cgroup_clock::time_point deadline) {
         namespace d = detail;
         std::optional<error> first;
@@ -1110,6 +1168,7 @@ private:
     }
 
     // Best effort, for the destructor and for failed construction.
+    template <class = void>
     void quiet_remove() noexcept {
         try {
             remove();
@@ -1117,6 +1176,7 @@ private:
             // Nothing more can be done here; remove() is how to hear why.
         }
     }
+    template <class = void>
     void discard() noexcept {
         const auto deadline = detail::cgroup_clock::now() + std::chrono::seconds(1);
         for (auto& m : members_) {
@@ -1126,6 +1186,7 @@ private:
         members_.clear();
     }
 
+    template <class = void>
     static void read_into(const detail::cgroup_member& m, const char* file, std::string& text, bool& present) {
         present = false;
         const long r = detail::read_file_at(m.fd.get(), file, text);
@@ -1137,15 +1198,18 @@ private:
     static void fill(std::optional<T>& field, std::optional<T> value) {
         if (!field && value) field = value;
     }
+    template <class = void>
     static std::optional<std::chrono::nanoseconds> micros(std::optional<std::uint64_t> v) {
         if (!v) return std::nullopt;
         return std::chrono::microseconds(*v);
     }
+    template <class = void>
     static std::optional<std::chrono::nanoseconds> nanos(std::optional<std::uint64_t> v) {
         if (!v) return std::nullopt;
         return std::chrono::nanoseconds(*v);
     }
 
+    template <class = void>
     static void read_v2_stats(const detail::cgroup_member& m, stats& s) {
         namespace d = detail;
         std::string text;
@@ -1178,6 +1242,7 @@ private:
         if (m.has("pids")) read_pids(m, s);
     }
 
+    template <class = void>
     static void read_v1_stats(const detail::cgroup_member& m, stats& s) {
         namespace d = detail;
         std::string text;
@@ -1226,6 +1291,7 @@ private:
         if (m.has("pids")) read_pids(m, s);
     }
 
+    template <class = void>
     static void read_pids(const detail::cgroup_member& m, stats& s) {
         namespace d = detail;
         std::string text;
@@ -1253,6 +1319,7 @@ private:
 // touched. Creator pids are those of the pid namespace the group was made
 // in: call this from the same one. Throws the first failure after trying
 // every group.
+template <class>
 inline std::size_t reap_stale(std::string_view prefix) {
     namespace d = detail;
     d::check_group_prefix(prefix);
@@ -1304,6 +1371,7 @@ inline std::size_t reap_stale(std::string_view prefix) {
 
 // A size as limits take it ("64M", "1.5G", "max" as UINT64_MAX), for
 // callers that want to check one early. Throws like the limits do.
+template <class = void>
 inline std::uint64_t parse_size(std::string_view text) { return detail::parse_size(text, "size"); }
 
 }  // namespace ctr::cgroup

@@ -1,5 +1,12 @@
 #pragma once
 // ctr: header-only Linux process isolation. Include this one header.
+//
+// Why so many `template <class = void>`: ctr's functions and member functions
+// are templates with an unused parameter, so that a translation unit compiles
+// (instantiates) a body, and the standard templates it uses, only where the
+// program calls it. Calls look the same (`spawn(argv, opts)`); only taking a
+// function's address needs `<>`. New non-trivial functions follow the same
+// rule; README, "Compile cost", has the budget and the tool that checks it.
 
 #include <ctr/capabilities.hpp>
 #include <ctr/cgroup.hpp>

@@ -53,8 +53,10 @@ public:
     prepared_plan& operator=(const prepared_plan&) = delete;
     ~prepared_plan() = default;
 
-    std::span<const ctr::detail::mount_step> steps() const noexcept { return steps_; }
+    template <class = void>
+    std::span<const ctr::detail::mount_step> steps() const noexcept { return {steps_.data(), steps_.size()}; }
     // The host directory that becomes "/" ("/" for the host's own root).
+    template <class = void>
     const std::string& root() const noexcept { return root_; }
 
     // The binds the parent must make for the child (bind_options::idmap),
@@ -66,11 +68,13 @@ public:
         bool required;             // else a plain bind where the filesystem cannot idmap
         std::string shown;         // the target, for errors
     };
+    template <class = void>
     const std::vector<detached_bind>& detached_binds() const noexcept { return detached_; }
 
     // The error that step `index` failing with `errno_value` reports: its
     // step (or the finer one the child recorded in ctx), its path, and the
     // kernel's message or a hint.
+    template <class = void>
     ctr::error error_for(std::size_t index, int errno_value, const ctr::detail::mount_context* ctx = nullptr) const;
 
 private:
@@ -103,17 +107,20 @@ inline constexpr const char* dev_nodes[] = {"null", "zero", "full", "random", "u
 
 // Whether the kernel has mount_setattr (5.12+). When it has, a child never
 // needs the submount lists, and the parent does not read mountinfo.
+template <class = void>
 inline bool kernel_has_mount_setattr() {
     static const bool has = raw::call(SYS_mount_setattr, -1, "", 0, nullptr, 0) != -ENOSYS;
     return has;
 }
 
+template <class = void>
 inline std::optional<struct stat> host_stat(const std::string& path) {
     struct stat st {};
     if (sys::fstatat(AT_FDCWD, path.c_str(), &st, 0) < 0) return std::nullopt;
     return st;
 }
 
+template <class = void>
 inline std::string current_directory() {
     char buffer[mount_path_max];
     if (sys::getcwd(buffer, sizeof buffer) < 0) return "/";
@@ -122,6 +129,7 @@ inline std::string current_directory() {
 
 // Collapses repeated and trailing slashes; keeps "." and ".." (they are
 // resolved inside the root, where they cannot climb out).
+template <class = void>
 inline std::string squeeze_slashes(std::string_view path) {
     std::string out;
     for (char c : path)
@@ -133,12 +141,14 @@ inline std::string squeeze_slashes(std::string_view path) {
 // Absolute (a relative path is taken from the current directory); ".." and
 // symlinks are left for the kernel, which resolves them in
 // canonical_host_path (collapsing ".." by text would be wrong past a symlink).
+template <class = void>
 inline std::string absolute_host_path(const std::string& path) {
     return squeeze_slashes(path.empty() || path[0] != '/' ? current_directory() + "/" + path : path);
 }
 
 // The host path with its symlinks resolved, as the kernel sees the object
 // (through /proc/self/fd); the lexical absolute path if that cannot be read.
+template <class = void>
 inline std::string canonical_host_path(const std::string& path) {
     const std::string absolute = absolute_host_path(path);
     const long fd = sys::openat(AT_FDCWD, absolute.c_str(), O_PATH | O_CLOEXEC);
@@ -153,6 +163,7 @@ inline std::string canonical_host_path(const std::string& path) {
 
 // A target inside the new root: absolute, slashes squeezed. "." and ".."
 // stay; resolution inside the root confines them.
+template <class = void>
 inline std::string root_target(const std::string& target, const char* what) {
     if (target.empty()) throw error(step::prepare, EINVAL, target, std::string(what) + ": the target is empty");
     if (target.find('\0') != std::string::npos)
@@ -164,6 +175,7 @@ inline std::string root_target(const std::string& target, const char* what) {
 // Whether a target inside the root names the root itself once "." and ".."
 // are taken, ".." stopping at the root as resolution inside it does ("/..",
 // "/tmp/.."): a mount there would lie under the new root, silently unseen.
+template <class = void>
 inline bool names_the_root(std::string_view path) {
     std::size_t depth = 0;
     while (!path.empty()) {
@@ -180,6 +192,7 @@ inline bool names_the_root(std::string_view path) {
 }
 
 // mountinfo escapes space, tab, newline and backslash as \ooo.
+template <class = void>
 inline std::string unescape_mountinfo(std::string_view field) {
     std::string out;
     for (std::size_t i = 0; i < field.size(); ++i) {
@@ -198,6 +211,7 @@ inline std::string unescape_mountinfo(std::string_view field) {
 
 // The mount points strictly below `source` in a mountinfo text, relative to
 // it, parents first. Takes the text so that it is fuzzed (tests/fuzz).
+template <class = void>
 inline std::vector<std::string> submounts_in(std::string_view mountinfo, const std::string& source) {
     std::vector<std::string> out;
     const std::string prefix = source == "/" ? "/" : source + "/";
@@ -232,12 +246,14 @@ inline std::vector<std::string> submounts_in(std::string_view mountinfo, const s
 // relative to it, parents first: what a recursive bind of `source` copies.
 // Read in the parent because the child's namespace is a copy of this one
 // taken at clone, so the child needs no parser and no big buffer.
+template <class = void>
 inline std::vector<std::string> submounts_below(const std::string& source) {
     const auto mountinfo = read_small_file("/proc/self/mountinfo");
     if (!mountinfo) return {};
     return submounts_in(*mountinfo, source);
 }
 
+template <class = void>
 inline std::uint64_t attribute_bits(bool read_only, bool nosuid, bool nodev, bool noexec) {
     std::uint64_t bits = 0;
     if (read_only) bits |= mount_abi::attr_rdonly;
@@ -247,6 +263,7 @@ inline std::uint64_t attribute_bits(bool read_only, bool nosuid, bool nodev, boo
     return bits;
 }
 
+template <class = void>
 inline std::string octal(unsigned value) {
     std::string digits;
     do {
@@ -256,6 +273,7 @@ inline std::string octal(unsigned value) {
     return "0" + digits;
 }
 
+template <class = void>
 inline bool valid_tmpfs_size(const std::string& size) {
     std::size_t digits = 0;
     while (digits < size.size() && size[digits] >= '0' && size[digits] <= '9') ++digits;
@@ -267,10 +285,13 @@ inline bool valid_tmpfs_size(const std::string& size) {
 // Builds a prepared_plan: owns the strings, appends steps.
 class step_builder {
 public:
+    template <class = void>
     explicit step_builder(bool for_guard) : for_guard_(for_guard) {}
 
+    template <class = void>
     const char* keep(std::string text) { return out_.strings_.emplace_back(std::move(text)).c_str(); }
 
+    template <class = void>
     const char* const* keep_list(const std::vector<std::string>& items) {
         std::vector<const char*> pointers;
         for (const auto& item : items) pointers.push_back(keep(item));
@@ -278,11 +299,13 @@ public:
         return out_.lists_.emplace_back(std::move(pointers)).data();
     }
 
+    template <class = void>
     void add(mount_step s, std::string path, std::string detail = {}) {
         out_.steps_.push_back(s);
         out_.info_.push_back({std::move(path), std::move(detail)});
     }
 
+    template <class = void>
     void set_params(mount_step& s, std::vector<mount_param> params) {
         if (params.empty()) return;
         s.param_count = static_cast<std::uint32_t>(params.size());
@@ -291,6 +314,7 @@ public:
 
     // A host path for a bind's source: absolute and with symlinks resolved.
     // Nothing when it does not exist and the bind is optional.
+    template <class = void>
     std::optional<std::pair<std::string, struct stat>> bind_source(const std::string& source, bool optional,
                                                                    ctr::step s) {
         if (source.empty()) throw error(s, EINVAL, source, "the bind source is empty");
@@ -303,6 +327,7 @@ public:
         return std::pair{canonical_host_path(absolute), st};
     }
 
+    template <class = void>
     void add_bind(const std::string& source, const char* target, const bind_options& o, ctr::step s,
                   const std::string& shown_target) {
         const auto found = bind_source(source, o.optional, s);
@@ -327,6 +352,7 @@ public:
         add(m, shown_target, "source '" + path + "'");
     }
 
+    template <class = void>
     void add_tmpfs(const char* target, const tmpfs_options& o, const std::string& shown) {
         if (!o.size.empty() && !valid_tmpfs_size(o.size))
             throw error(step::mount, EINVAL, shown,
@@ -357,6 +383,7 @@ public:
         add(m, shown, "tmpfs");
     }
 
+    template <class = void>
     void add_proc(const char* target, const proc_options& o, const std::string& shown) {
         std::vector<mount_param> params;
         std::vector<std::string> data;
@@ -390,6 +417,7 @@ public:
         }
     }
 
+    template <class = void>
     void add_kernel_fs(const std::string& fs_type, const char* target, const std::string& shown) {
         mount_step m{};
         m.kind = mount_step_kind::filesystem;
@@ -426,6 +454,7 @@ public:
         add(m, shown, fs_type);
     }
 
+    template <class = void>
     void add_dev(const std::string& shown) {
         const auto at = [&](const char* name) { return shown == "/" ? "/" + std::string(name) : shown + "/" + name; };
         add_tmpfs(keep(shown), {.mode = 0755, .nosuid = true, .nodev = false, .noexec = true}, shown);
@@ -447,6 +476,7 @@ public:
         add_tmpfs(keep(at("shm")), {.mode = 01777}, at("shm"));
     }
 
+    template <class = void>
     void add_symlink(const std::string& text, const std::string& target) {
         if (text.empty() || text.find('\0') != std::string::npos)
             throw error(step::make_symlink, EINVAL, target, "the symlink's text is empty or has a NUL byte");
@@ -462,6 +492,7 @@ public:
     }
 
     // Both the new-API parameters and the mount(2) data of an overlay.
+    template <class = void>
     void add_overlay(const char* target, const overlay_layers& layers, bool read_only, const std::string& shown) {
         if (layers.lower.empty()) throw error(step::mount, EINVAL, shown, "an overlay needs a lower layer");
         if (layers.upper.empty() != layers.work.empty())
@@ -542,32 +573,40 @@ public:
         add(m, shown, std::move(what));
     }
 
+    template <class = void>
     void add_request(const mount_request& request) {
         std::visit([&](const auto& r) { add_one(r); }, request);
     }
 
+    template <class = void>
     void add_one(const bind_request& r) {
         const std::string target = target_of(r.target, "bind");
         add_bind(r.source, keep(target), r.options, r.step, target);
     }
+    template <class = void>
     void add_one(const tmpfs_request& r) {
         const std::string target = target_of(r.target, "tmpfs");
         add_tmpfs(keep(target), r.options, target);
     }
+    template <class = void>
     void add_one(const proc_request& r) {
         const std::string target = target_of(r.target, "proc");
         add_proc(keep(target), r.options, target);
     }
+    template <class = void>
     void add_one(const kernel_fs_request& r) {
         const std::string target = target_of(r.target, r.fs_type.c_str());
         add_kernel_fs(r.fs_type, keep(target), target);
     }
+    template <class = void>
     void add_one(const dev_request& r) { add_dev(target_of(r.target, "dev")); }
+    template <class = void>
     void add_one(const overlay_request& r) {
         const std::string target = target_of(r.target, "overlay", false);
         if (target == "/" && !for_guard_) return;  // the root; placed by add_root
         add_overlay(keep(target), r.layers, false, target);
     }
+    template <class = void>
     void add_one(const path_request& r) {
         const bool mounts = r.kind == mount_step_kind::mask || r.kind == mount_step_kind::read_only;
         const std::string target = target_of(r.target, "path", mounts);
@@ -592,7 +631,9 @@ public:
         }
         add(m, target, r.kind == mount_step_kind::mask ? "mask" : "");
     }
+    template <class = void>
     void add_one(const symlink_request& r) { add_symlink(r.text, target_of(r.target, "symlink", false)); }
+    template <class = void>
     void add_one(const attributes_request& r) {
         const std::string target = target_of(r.target, "attributes", false);
         mount_step m{};
@@ -608,6 +649,7 @@ public:
     // Guards take host paths: absolute, symlinks resolved, and existing.
     // In a plan, a mount over "/" itself would sit on top of the new root
     // that pivot_root enters; the root is the rootfs (or an overlay at "/").
+    template <class = void>
     std::string target_of(const std::string& target, const char* what, bool mounts = true) {
         if (!for_guard_) {
             std::string in_root = root_target(target, what);
@@ -624,6 +666,7 @@ public:
         return canonical_host_path(absolute);
     }
 
+    template <class = void>
     void add_propagation(propagation_mode mode) {
         mount_step m{};
         m.kind = mount_step_kind::set_propagation;
@@ -634,6 +677,7 @@ public:
         add(m, "/", mode == propagation_mode::slave ? "slave" : "private");
     }
 
+    template <class = void>
     void add_root(const plan& p) {
         const overlay_request* root_overlay = nullptr;
         for (const auto& request : p.requests)
@@ -663,11 +707,13 @@ public:
         out_.info_.back().detail = "the new root";
     }
 
+    template <class = void>
     void add_deferred() {
         for (const auto& d : deferred_) add_one(path_request{d.first, d.second});
         deferred_.clear();
     }
 
+    template <class = void>
     void add_entry(root_entry entry) {
         mount_step m{};
         m.kind = entry == root_entry::pivot_root ? mount_step_kind::pivot_root : mount_step_kind::change_root;
@@ -675,6 +721,7 @@ public:
         add(m, out_.root_);
     }
 
+    template <class = void>
     prepared_plan take() { return std::move(out_); }
 
 private:
@@ -684,6 +731,7 @@ private:
 };
 
 // What an errno means for a step, where the bare text would puzzle.
+template <class = void>
 inline std::string mount_hint(const mount_step& s, int error) {
     const std::string_view fs = s.fs_type ? s.fs_type : "";
     if (s.kind == mount_step_kind::set_propagation && error == EPERM)
@@ -705,6 +753,7 @@ inline std::string mount_hint(const mount_step& s, int error) {
 
 }  // namespace detail
 
+template <class>
 inline prepared_plan plan::prepare() const {
     detail::step_builder builder(false);
     builder.add_propagation(propagation);
@@ -715,6 +764,7 @@ inline prepared_plan plan::prepare() const {
     return builder.take();
 }
 
+template <class>
 inline ctr::error prepared_plan::error_for(std::size_t index, int errno_value,
                                            const ctr::detail::mount_context* ctx) const {
     if (index >= steps_.size()) return ctr::error(step::mount, errno_value, {}, "no such mount step");
@@ -758,9 +808,12 @@ public:
     ~guard() { reset(); }
 
     // Where the mount is (absolute, symlinks resolved).
+    template <class = void>
     const std::string& target() const noexcept { return target_; }
+    template <class = void>
     bool active() const noexcept { return active_; }
 
+    template <class = void>
     guard& unmount_lazily(bool lazily = true) noexcept {
         flags_ = lazily ? ctr::detail::mount_abi::mnt_detach : 0;
         return *this;
@@ -768,6 +821,7 @@ public:
 
     // Unmounts now; throws ctr::error(step::unmount) on failure, e.g. EBUSY
     // while a process works inside, or when a later mount covers this one.
+    template <class = void>
     void unmount() {
         if (!active_) return;
         bool covered = false;
@@ -784,6 +838,7 @@ public:
     }
 
     // Best effort: unmounts, lazily if a plain unmount is refused as busy.
+    template <class = void>
     void reset() noexcept {
         if (!active_) return;
         bool covered = false;
@@ -793,6 +848,7 @@ public:
     }
 
     // For the factories below.
+    template <class = void>
     static guard adopt(std::string target, int flags) {
         guard g;
         g.target_ = std::move(target);
@@ -804,6 +860,7 @@ public:
 
 private:
     // The id of the mount on top at `path`; 0 when statx cannot say (before 5.8).
+    template <class = void>
     static std::uint64_t mount_id(const std::string& path) noexcept {
         alignas(8) unsigned char buffer[256] = {};
         if (ctr::detail::sys::statx(AT_FDCWD, path.c_str(), 0, ctr::detail::mount_abi::statx_mnt_id, buffer) < 0) return 0;
@@ -815,6 +872,7 @@ private:
         return id;
     }
 
+    template <class = void>
     long unmount_now(int flags, bool& covered) noexcept {
         if (mount_id_ != 0) {
             const std::uint64_t now = mount_id(target_);
@@ -840,6 +898,7 @@ namespace detail {
 
 // Runs one operation as a guard: the same steps a plan's child runs, with
 // host paths for targets.
+template <class = void>
 inline guard run_guard(const mount_request& request, int unmount_flags) {
     step_builder builder(true);
     builder.add_request(request);
@@ -863,25 +922,32 @@ inline guard run_guard(const mount_request& request, int unmount_flags) {
 // Targets are host paths that must exist. Call them in a mount namespace of
 // the caller's own (ns::scope, unshare(CLONE_NEWNS)) unless changing the
 // host's mount table is the point.
+template <class = void>
 inline guard bind(std::string source, std::string target, bind_options options = {}) {
     const int flags = options.recursive ? ctr::detail::mount_abi::mnt_detach : 0;
     return detail::run_guard(detail::bind_request{std::move(source), std::move(target), options}, flags);
 }
+template <class = void>
 inline guard tmpfs(std::string target, tmpfs_options options = {}) {
     return detail::run_guard(detail::tmpfs_request{std::move(target), std::move(options)}, 0);
 }
+template <class = void>
 inline guard proc(std::string target, proc_options options = {}) {
     return detail::run_guard(detail::proc_request{std::move(target), options}, 0);
 }
+template <class = void>
 inline guard sysfs(std::string target) {
     return detail::run_guard(detail::kernel_fs_request{"sysfs", std::move(target)}, 0);
 }
+template <class = void>
 inline guard devpts(std::string target) {
     return detail::run_guard(detail::kernel_fs_request{"devpts", std::move(target)}, 0);
 }
+template <class = void>
 inline guard mqueue(std::string target) {
     return detail::run_guard(detail::kernel_fs_request{"mqueue", std::move(target)}, 0);
 }
+template <class = void>
 inline guard overlay(std::string target, overlay_layers layers) {
     return detail::run_guard(detail::overlay_request{std::move(target), std::move(layers)}, 0);
 }

@@ -37,12 +37,15 @@ namespace ctr::net {
 struct peer_namespace {
     int netns_fd = -1;
     pid_t pid = 0;
+    template <class = void>
     static peer_namespace from_fd(int fd) noexcept { return {fd, 0}; }
+    template <class = void>
     static peer_namespace of_process(pid_t pid) noexcept { return {-1, pid}; }
 };
 
 namespace detail {
 
+template <class = void>
 inline bool valid_interface_name(const std::string& name) noexcept {
     if (name.empty() || name.size() >= IFNAMSIZ || name == "." || name == "..") return false;
     for (const char c : name)
@@ -50,6 +53,7 @@ inline bool valid_interface_name(const std::string& name) noexcept {
     return true;
 }
 
+template <class = void>
 inline void check_interface_name(const std::string& name) {
     if (!valid_interface_name(name))
         throw error(step::prepare, EINVAL, name,
@@ -58,6 +62,7 @@ inline void check_interface_name(const std::string& name) {
 
 // The index of `name` in the current network namespace, 0 when there is
 // none, -errno when asking failed.
+template <class = void>
 inline long interface_index(const std::string& name) noexcept {
     const long fd = sys::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return fd;
@@ -69,6 +74,7 @@ inline long interface_index(const std::string& name) noexcept {
     return r < 0 ? r : request.ifr_ifindex;
 }
 
+template <class = void>
 inline ctr::detail::interface_setup make_setup(const std::string& name, const ipv4_interface& address,
                                                std::optional<ipv4_address> gateway, unsigned mtu) {
     ctr::detail::interface_setup setup;
@@ -81,6 +87,7 @@ inline ctr::detail::interface_setup make_setup(const std::string& name, const ip
 }
 
 // What apply_interface_setup's failed_part numbers mean.
+template <class = void>
 inline std::string interface_setup_failure(int failed_part) {
     switch (failed_part) {
         case 0: return "opening a socket";
@@ -94,10 +101,12 @@ inline std::string interface_setup_failure(int failed_part) {
 
 // The IPv4 networks in use in the current namespace: interface addresses and
 // routes, so that a pool slot never shadows either.
+template <class = void>
 inline std::vector<ipv4_interface> networks_in_use(rtnetlink& netlink);
 
 // The same, asked again while a dump comes back interrupted (the tables
 // changed while the kernel wrote it).
+template <class = void>
 inline std::vector<ipv4_interface> networks_in_use_consistent(rtnetlink& netlink) {
     for (int attempt = 0;; ++attempt) {
         try {
@@ -108,6 +117,7 @@ inline std::vector<ipv4_interface> networks_in_use_consistent(rtnetlink& netlink
     }
 }
 
+template <class>
 inline std::vector<ipv4_interface> networks_in_use(rtnetlink& netlink) {
     std::vector<ipv4_interface> used;
     netlink_message addresses(RTM_GETADDR, 0);
@@ -151,6 +161,7 @@ inline std::vector<ipv4_interface> networks_in_use(rtnetlink& netlink) {
     return used;
 }
 
+template <class = void>
 inline bool overlaps(const ipv4_interface& a, const ipv4_interface& b) noexcept {
     const std::uint8_t shorter = a.prefix_length < b.prefix_length ? a.prefix_length : b.prefix_length;
     const ipv4_interface wide{a.address, shorter};
@@ -158,6 +169,7 @@ inline bool overlaps(const ipv4_interface& a, const ipv4_interface& b) noexcept 
 }
 
 // RTM_NEWLINK for a veth pair: the host end here, the peer in `peer`.
+template <class = void>
 inline long request_veth(rtnetlink& netlink, const std::string& host_name, const std::string& peer_name,
                          peer_namespace peer, unsigned mtu) {
     netlink_message m(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
@@ -182,6 +194,7 @@ inline long request_veth(rtnetlink& netlink, const std::string& host_name, const
 }
 
 // RTM_DELLINK by index, or by name when the index is 0.
+template <class = void>
 inline long delete_link(rtnetlink& netlink, int index, const std::string& name) {
     netlink_message m(RTM_DELLINK, 0);
     ifinfomsg h{};
@@ -193,6 +206,7 @@ inline long delete_link(rtnetlink& netlink, int index, const std::string& name) 
 }
 
 // Best effort, for error paths: a failed launch leaves no link behind.
+template <class = void>
 inline void delete_link_quietly(rtnetlink& netlink, int index, const std::string& name) noexcept {
     try {
         delete_link(netlink, index, name);
@@ -203,6 +217,7 @@ inline void delete_link_quietly(rtnetlink& netlink, int index, const std::string
 // The address with its prefix in one request. (SIOCSIFADDR would first give
 // the address its old class mask, a /8 that a concurrent pool dump would
 // take as covering every slot.)
+template <class = void>
 inline long add_address(rtnetlink& netlink, int index, const ipv4_interface& address) {
     netlink_message m(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL);
     ifaddrmsg h{};
@@ -216,6 +231,7 @@ inline long add_address(rtnetlink& netlink, int index, const ipv4_interface& add
     return netlink.request(m);
 }
 
+template <class = void>
 inline long set_link_up(rtnetlink& netlink, int index) {
     netlink_message m(RTM_NEWLINK, 0);
     ifinfomsg h{};
@@ -228,6 +244,7 @@ inline long set_link_up(rtnetlink& netlink, int index) {
 }
 
 // "ctr-0ae70004" for 10.231.0.5/30: the name that claims a pool subnet.
+template <class = void>
 inline std::string subnet_link_name(const ipv4_interface& address) {
     static constexpr char hex[] = "0123456789abcdef";
     std::string name = "ctr-";
@@ -242,12 +259,14 @@ inline std::string subnet_link_name(const ipv4_interface& address) {
 // have to be an fd, and children being set up at the same moment on other
 // threads would hold a copy of it until they exec, while they wait for
 // their own parent, who waits for the lock.
+template <class = void>
 inline std::mutex& pool_mutex() {
     static std::mutex m;
     return m;
 }
 
 // Why creating a link failed, in words an operator can act on.
+template <class = void>
 inline std::string create_link_reason(long negative_errno, const std::string& kernel_message) {
     std::string reason;
     switch (-negative_errno) {
@@ -287,21 +306,26 @@ public:
     }
     ~link() { remove_quietly(); }
 
+    template <class = void>
     int index() const noexcept { return index_; }
+    template <class = void>
     const std::string& name() const noexcept { return name_; }
     explicit operator bool() const noexcept { return index_ > 0; }
 
     // Deletes the interface now. Gone already (its namespace ended and took
     // the pair with it) is not an error.
+    template <class = void>
     void remove() {
         if (index_ <= 0) return;
         const long r = detail::delete_link(*netlink_, std::exchange(index_, 0), name_);
         if (r < 0 && r != -ENODEV) throw error(step::delete_link, static_cast<int>(-r), name_);
     }
     // Leaves the interface to the kernel: it goes when its namespace does.
+    template <class = void>
     void release() noexcept { index_ = 0; }
 
     // Takes ownership of interface `index`, to be deleted through `netlink`.
+    template <class = void>
     static link adopt(detail::rtnetlink netlink, int index, std::string name) {
         link out;
         out.netlink_ = std::move(netlink);
@@ -311,6 +335,7 @@ public:
     }
 
 private:
+    template <class = void>
     void remove_quietly() noexcept {
         if (index_ <= 0 || !netlink_) return;
         detail::delete_link_quietly(*netlink_, std::exchange(index_, 0), name_);
@@ -323,11 +348,18 @@ private:
 
 // A veth pair: the host end owned here, the other end in a sandbox's
 // namespace, still to be configured from inside (container_setup()).
+class veth_pair;
+template <class = void>
+veth_pair create_veth(const veth& options, peer_namespace peer);
+
 class [[nodiscard]] veth_pair {
 public:
+    template <class = void>
     const veth_info& info() const noexcept { return info_; }
+    template <class = void>
     net::link& host_link() noexcept { return host_; }
     // What the sandbox side applies inside its namespace.
+    template <class = void>
     ctr::detail::interface_setup container_setup() const {
         return detail::make_setup(info_.container_name, info_.container_address,
                                   info_.default_route ? std::optional(info_.host_address.address) : std::nullopt,
@@ -335,13 +367,14 @@ public:
     }
 
 private:
-    friend veth_pair create_veth(const veth&, peer_namespace);
+    template <class> friend veth_pair create_veth(const veth&, peer_namespace);
     net::link host_;
     veth_info info_;
 };
 
 // Sets an address (and a default route through `gateway`, and an MTU) on an
 // interface of the current thread's network namespace and brings it up.
+template <class = void>
 inline void configure_interface(const std::string& name, const ipv4_interface& address,
                                 std::optional<ipv4_address> gateway = {}, unsigned mtu = 0) {
     detail::check_interface_name(name);
@@ -358,6 +391,7 @@ inline void configure_interface(const std::string& name, const ipv4_interface& a
 // Creates a veth pair: the host end in the caller's network namespace,
 // addressed and up; the other end in `peer`, named options.container_name,
 // to be configured from inside. Throws ctr::error naming the link.
+template <class>
 inline veth_pair create_veth(const veth& options, peer_namespace peer) {
     if (!options.host_name.empty()) detail::check_interface_name(options.host_name);
     detail::check_interface_name(options.container_name);

@@ -99,8 +99,11 @@ struct existing {
     std::variant<std::string, int> source;  // path, or fd
     bool source_is_pidfd = false;
 
+    template <class = void>
     static existing path(kind k, std::string p) { return {k, std::move(p)}; }
+    template <class = void>
     static existing fd(kind k, int borrowed_fd) { return {k, borrowed_fd}; }
+    template <class = void>
     static existing of_pidfd(kind k, int borrowed_pidfd) { return {k, borrowed_pidfd, true}; }
 };
 
@@ -133,16 +136,19 @@ struct time_offsets {
 namespace detail {
 
 // A negative id would otherwise read as "this process" (ns_path).
+template <class = void>
 inline void check_process_id(int process_id, step s) {
     if (process_id < 0)
         throw error(s, ESRCH, "pid " + std::to_string(process_id), "a process id is positive, or 0 for this process");
 }
 
+template <class = void>
 inline std::string ns_path(int pid, kind k) {
     return "/proc/" + (pid > 0 ? std::to_string(pid) : std::string("self")) + "/ns/" + std::string(name(k));
 }
 
 // The inode that identifies a process's namespace of one kind.
+template <class = void>
 inline std::optional<std::uint64_t> ns_inode(const std::string& path) {
     struct stat st {};
     if (ctr::detail::sys::fstatat(AT_FDCWD, path.c_str(), &st, 0) < 0) return std::nullopt;
@@ -151,6 +157,7 @@ inline std::optional<std::uint64_t> ns_inode(const std::string& path) {
 
 // A subordinate id range from /etc/subuid or /etc/subgid for a user name or
 // numeric id: "name:start:count" lines.
+template <class = void>
 inline std::optional<id_range> subordinate_range(const std::string& file, const std::string& user_name,
                                                  std::uint32_t id) {
     const auto contents = ctr::detail::read_small_file(file);
@@ -183,12 +190,14 @@ inline std::optional<id_range> subordinate_range(const std::string& file, const 
     return std::nullopt;
 }
 
+template <class = void>
 inline std::string errno_text(long negative_errno) {
     return std::generic_category().message(static_cast<int>(-negative_errno));
 }
 
 // Why this process cannot create a user namespace, as far as the host
 // shows it. Used by probe() and by spawn's error for a failed CLONE_NEWUSER.
+template <class = void>
 inline std::string user_namespace_blocker(long negative_errno) {
     if (auto max = ctr::detail::read_first_line("/proc/sys/user/max_user_namespaces"); max && *max == "0")
         return "user.max_user_namespaces is 0";
@@ -225,8 +234,10 @@ struct resolved_id_maps {
     bool may_setgroups = true;
 };
 
+template <class = void>
 inline bool executable(const char* path) { return ctr::detail::raw::call(SYS_access, path, X_OK) == 0; }
 
+template <class = void>
 inline std::string user_name_of(std::uint32_t uid) {
     const auto passwd = ctr::detail::read_small_file("/etc/passwd");
     if (!passwd) return {};
@@ -245,6 +256,7 @@ inline std::string user_name_of(std::uint32_t uid) {
 }
 
 // This process's own id map ("inside outside count" lines).
+template <class = void>
 inline std::vector<id_range> own_map(const char* proc_file) {
     std::vector<id_range> ranges;
     const auto text = ctr::detail::read_small_file(proc_file);
@@ -264,6 +276,7 @@ inline std::vector<id_range> own_map(const char* proc_file) {
 // Root's default: the sandbox's 0..65535 onto root's /etc/subuid range, or
 // 100000..165535. A caller that is root only inside a user namespace of its
 // own may not have those ids; it maps the ids it has, from 0 up.
+template <class = void>
 inline id_range root_default_range(const char* subordinate_file, const char* proc_file) {
     const auto range = subordinate_range(subordinate_file, "root", 0);
     const std::uint32_t base = range ? range->outside : 100000;
@@ -281,6 +294,7 @@ inline id_range root_default_range(const char* subordinate_file, const char* pro
 // error says which range is wrong (the kernel answers only EINVAL): no empty
 // range, none past id 4294967295, no two overlapping inside or outside, at
 // most 340 lines.
+template <class = void>
 inline void check_id_map(const std::vector<id_range>& ranges, step s, const char* which) {
     const auto text = [](const id_range& r) {
         return std::to_string(r.inside) + " " + std::to_string(r.outside) + " " + std::to_string(r.count);
@@ -304,6 +318,7 @@ inline void check_id_map(const std::vector<id_range>& ranges, step s, const char
     }
 }
 
+template <class = void>
 inline resolved_id_maps resolve_id_maps(const id_maps& asked) {
     const auto euid = static_cast<std::uint32_t>(ctr::detail::raw::call(SYS_geteuid));
     const auto egid = static_cast<std::uint32_t>(ctr::detail::raw::call(SYS_getegid));
@@ -348,6 +363,7 @@ inline resolved_id_maps resolve_id_maps(const id_maps& asked) {
     return maps;
 }
 
+template <class = void>
 inline std::string map_text(const std::vector<id_range>& ranges) {
     std::string text;
     for (const auto& r : ranges)
@@ -359,6 +375,7 @@ inline std::string map_text(const std::vector<id_range>& ranges) {
 
 // Which namespace `process_id` (0: this process) is in, as the inode of its
 // /proc/PID/ns file: two processes share a namespace when these are equal.
+template <class = void>
 inline std::uint64_t inode_of(kind k, int process_id = 0) {
     detail::check_process_id(process_id, step::join_namespace);
     const std::string path = detail::ns_path(process_id, k);
@@ -372,6 +389,10 @@ inline std::uint64_t inode_of(kind k, int process_id = 0) {
 // process is gone. The bind is undone and the file removed when this ends,
 // unless release() was called. The mount lives in the caller's mount
 // namespace.
+class persisted;
+template <class = void>
+persisted persist(int process_id, kind k, std::string path);
+
 class [[nodiscard]] persisted {
 public:
     persisted() = default;
@@ -385,12 +406,15 @@ public:
     }
     ~persisted() { reset(); }
 
+    template <class = void>
     const std::string& path() const noexcept { return path_; }
+    template <class = void>
     existing to_join(kind k) const { return existing::path(k, path_); }
+    template <class = void>
     void release() noexcept { path_.clear(); }
 
 private:
-    friend persisted persist(int pid, kind k, std::string path);
+    template <class> friend persisted persist(int pid, kind k, std::string path);
     void reset() noexcept {
         if (path_.empty()) return;
         ctr::detail::sys::umount2(path_.c_str(), MNT_DETACH);
@@ -400,6 +424,7 @@ private:
     std::string path_;
 };
 
+template <class>
 inline persisted persist(int process_id, kind k, std::string path) {
     namespace sys = ctr::detail::sys;
     detail::check_process_id(process_id, step::persist_namespace);

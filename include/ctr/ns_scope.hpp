@@ -34,6 +34,7 @@ constexpr const char* why_not_per_thread(kind k) noexcept {
     }
 }
 
+template <class = void>
 inline std::string thread_ns_path(kind k) { return "/proc/thread-self/ns/" + std::string(name(k)); }
 
 }  // namespace detail
@@ -55,6 +56,7 @@ public:
     // detail::why_not_per_thread). A new network namespace has lo up; a new
     // mount namespace starts with every mount private, so nothing mounted in
     // it reaches the original.
+    template <class = void>
     explicit scope(kinds fresh) {
         check(fresh);
         save(fresh);
@@ -77,6 +79,7 @@ public:
     }
 
     // Existing namespaces, each a path, fd or pidfd (see ns::existing).
+    template <class = void>
     explicit scope(const std::vector<existing>& targets) {
         kinds all_kinds;
         for (const auto& t : targets) all_kinds = all_kinds | t.which;
@@ -116,6 +119,7 @@ public:
     ~scope() { restore(); }
 
     // Back where the thread started, reporting what failed.
+    template <class = void>
     void leave() {
         if (saved_.empty()) return;
         const int failed = restore();
@@ -123,6 +127,7 @@ public:
     }
 
 private:
+    template <class = void>
     static void check(kinds k) {
         for (kind each : every_kind)
             if (k.has(each))
@@ -130,6 +135,7 @@ private:
                     throw error(step::prepare, EINVAL, std::string(name(each)), why);
     }
 
+    template <class = void>
     static std::string names(kinds k) {
         std::string text;
         for (kind each : every_kind)
@@ -137,10 +143,12 @@ private:
         return text;
     }
 
+    template <class = void>
     static void call(long result, step s, const std::string& path) {
         if (result < 0) throw error(s, static_cast<int>(-result), path);
     }
 
+    template <class = void>
     void save(kinds k) {
         for (kind each : every_kind) {
             if (!k.has(each)) continue;
@@ -162,6 +170,7 @@ private:
     // namespace it is in now needs the same rights as coming back, and a
     // rootless caller lacks them for namespaces its user namespace does not
     // own. Asked before anything changes.
+    template <class = void>
     void check_can_return() {
         for (auto& [which, fd] : saved_) {
             if (which == mount) continue;  // checked by the real setns below; it would move the cwd
@@ -177,6 +186,7 @@ private:
         }
     }
 
+    template <class = void>
     void unshare_fs() {
         if (fs_unshared_) return;
         call(ctr::detail::sys::unshare(CLONE_FS), step::create_namespaces, "fs");
@@ -184,6 +194,7 @@ private:
     }
 
     // Returns 0 or the errno of the first failure.
+    template <class = void>
     int restore() noexcept {
         int first_failure = 0;
         for (auto& [which, fd] : saved_) {

@@ -50,14 +50,17 @@ struct port_mapping {
     // kernel picks the host port). Port ranges and IPv6 are not supported.
     // Bad text throws ctr::error(step::prepare, EINVAL) naming the text and
     // what is wrong with it.
+    template <class = void>
     static port_mapping parse(std::string_view text);
 
     // "0.0.0.0:8080->80/tcp", as `docker ps` shows it.
+    template <class = void>
     std::string to_string() const {
         return host_address.to_string() + ":" + std::to_string(host_port) + "->" + std::to_string(container_port) +
                "/" + std::string(net::to_string(proto));
     }
     // "0.0.0.0:8080/tcp": the host side alone, as errors name it.
+    template <class = void>
     std::string host_side() const {
         return host_address.to_string() + ":" + std::to_string(host_port) + "/" + std::string(net::to_string(proto));
     }
@@ -65,6 +68,7 @@ struct port_mapping {
     friend bool operator==(const port_mapping&, const port_mapping&) = default;
 };
 
+template <class>
 inline port_mapping port_mapping::parse(std::string_view text) {
     const auto fail = [text](std::string_view why) { return error(step::prepare, EINVAL, std::string(text), why); };
     if (text.empty()) throw fail("empty; expected [[IP:]HOSTPORT:]CONTAINERPORT[/tcp|/udp]");
@@ -152,6 +156,7 @@ namespace ctr::net::detail {
 
 namespace sys = ctr::detail::sys;
 
+template <class = void>
 inline sockaddr_in to_sockaddr(net::ipv4_address address, std::uint16_t port) noexcept {
     sockaddr_in out{};
     out.sin_family = AF_INET;
@@ -162,6 +167,7 @@ inline sockaddr_in to_sockaddr(net::ipv4_address address, std::uint16_t port) no
 
 // A bound (and for TCP listening) socket for the host side of `m`; throws
 // ctr::error(step::publish_port) naming the host side and the call.
+template <class = void>
 inline unique_fd open_host_socket(const net::port_mapping& m, int backlog, std::uint16_t& bound_port) {
     const bool tcp = m.proto == net::protocol::tcp;
     const auto fail = [&m](long r, std::string_view call) {
@@ -204,6 +210,7 @@ public:
         std::unordered_map<std::uint64_t, std::uint64_t> udp_clients{};
     };
 
+    template <class = void>
     port_relay(std::vector<host_socket> hosts, const net::port_forward_options& options)
         : hosts_(std::move(hosts)),
           buffer_size_(options.tcp_buffer_size),
@@ -213,6 +220,7 @@ public:
 
     // Makes the epoll instance and the wake-up eventfd and registers the
     // host sockets: everything that can fail before the thread starts.
+    template <class = void>
     void prepare(net::ipv4_address target) {
         target_ = target;
         const auto fail = [](long r, std::string_view call) {
@@ -239,6 +247,7 @@ public:
 
     // The relay thread's body. Nothing escapes it: an exception leaving a
     // std::thread would terminate the whole process.
+    template <class = void>
     void run() noexcept {
         try {
             loop();
@@ -254,6 +263,7 @@ public:
     // From the owner's thread: ends run() soon. The eventfd wakes the loop at
     // once; should that write fail, the loop still sees the flag within its
     // longest wait (max_wait).
+    template <class = void>
     void request_stop() noexcept {
         stop_.store(true, std::memory_order_release);
         const std::uint64_t one = 1;
@@ -261,16 +271,20 @@ public:
     }
 
     // Closes every socket. Only once the thread has ended (or never started).
+    template <class = void>
     void close_all() noexcept {
         drop_connections();
         wake_.reset();
         epoll_.reset();
         closed_ = true;
     }
+    template <class = void>
     bool closed() const noexcept { return closed_; }
 
+    template <class = void>
     int loop_error() const noexcept { return loop_error_.load(std::memory_order_relaxed); }
 
+    template <class = void>
     net::port_forward_stats stats() const noexcept {
         constexpr auto relaxed = std::memory_order_relaxed;
         return {tcp_connections_.load(relaxed), tcp_connect_failures_.load(relaxed), tcp_open_.load(relaxed),
@@ -325,6 +339,7 @@ private:
     // Makes the epoll interest of `fd` `wanted` (level-triggered). An fd that
     // wants nothing is taken out rather than left with an empty mask: a
     // hung-up socket is reported (EPOLLHUP) on every wait whatever its mask.
+    template <class = void>
     long watch(int fd, std::uint64_t tok, std::uint32_t& current, std::uint32_t wanted) noexcept {
         if (current == wanted) return 0;
         epoll_event event{};
@@ -336,6 +351,7 @@ private:
         return r;
     }
 
+    template <class = void>
     void loop() {
         epoll_event events[batch];
         while (!stop_.load(std::memory_order_acquire)) {
@@ -361,6 +377,7 @@ private:
         }
     }
 
+    template <class = void>
     int wait_ms() const noexcept {
         const auto now = clock::now();
         auto deadline = now + max_wait;
@@ -370,6 +387,7 @@ private:
         return static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(deadline - now).count());
     }
 
+    template <class = void>
     void dispatch(std::uint64_t tok, std::uint32_t events) {
         const std::uint64_t id = tok >> 3;
         switch (static_cast<kind>(tok & 7)) {
@@ -390,6 +408,7 @@ private:
 
     // ---- TCP ----
 
+    template <class = void>
     void accept_clients(std::size_t host) {
         for (int i = 0; i < batch; ++i) {
             const long fd = sys::accept4(hosts_[host].fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -416,6 +435,7 @@ private:
         }
     }
 
+    template <class = void>
     void pause_accepting() noexcept {
         for (std::size_t i = 0; i < hosts_.size(); ++i)
             if (hosts_[i].mapping.proto == net::protocol::tcp)
@@ -423,6 +443,7 @@ private:
         accept_paused_ = true;
         accept_resume_ = now_ + accept_pause;
     }
+    template <class = void>
     void resume_accepting() noexcept {
         bool all = true;
         for (std::size_t i = 0; i < hosts_.size(); ++i)
@@ -435,6 +456,7 @@ private:
     // Sends a reset rather than a FIN when `fd` is closed: a client whose
     // target cannot be reached, or whose other side broke, learns that the
     // connection failed instead of reading a clean end of stream.
+    template <class = void>
     static void reset_on_close(const unique_fd& fd) noexcept {
         if (!fd) return;
         const linger hard_close{1, 0};
@@ -443,11 +465,13 @@ private:
 
     // The relay must not add Nagle's delay on top of the endpoints' own:
     // what it reads is written on at once.
+    template <class = void>
     static void no_delay(int fd) noexcept {
         const int one = 1;
         (void)sys::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }
 
+    template <class = void>
     void open_link(std::size_t host, unique_fd client) {
         tcp_connections_.fetch_add(1, std::memory_order_relaxed);
         tcp_link link;
@@ -474,6 +498,7 @@ private:
         settle(it);
     }
 
+    template <class = void>
     void on_link(std::uint64_t id, bool server_side, std::uint32_t events) noexcept {
         const auto it = links_.find(id);
         if (it == links_.end()) return;  // closed earlier in this batch
@@ -509,6 +534,7 @@ private:
 
     // Reads from `fd` until it has nothing more, the buffer is full or the
     // side sends its FIN. False when the socket failed (a reset).
+    template <class = void>
     bool pull(int fd, tcp_buffer& b) const noexcept {
         if (b.end == buffer_size_ && b.begin > 0) {
             std::memmove(b.bytes.get(), b.bytes.get() + b.begin, b.size());
@@ -527,6 +553,7 @@ private:
     // Writes what `b` holds to `fd` until the socket takes no more, then
     // passes a FIN on (half-close: the other direction keeps flowing). False
     // when the socket failed (the peer is gone).
+    template <class = void>
     static bool push(int fd, tcp_buffer& b, std::atomic<std::uint64_t>& count) noexcept {
         while (b.size() > 0) {
             // MSG_NOSIGNAL: writing to a peer that has gone must not raise
@@ -553,10 +580,11 @@ private:
     // else asks epoll for exactly what can make progress. A side is read only
     // while its buffer has room, and watched for writing only while there is
     // something to write to it.
+    template <class = void>
     void settle(link_iterator it) noexcept {
         tcp_link& l = it->second;
         if (l.up.shut && l.down.shut) return close_link(it);
-        constexpr std::uint32_t in = EPOLLIN, out = EPOLLOUT, none = 0;
+        static constexpr std::uint32_t in = EPOLLIN, out = EPOLLOUT, none = 0;
         const auto readable = [this](const tcp_buffer& b) { return !b.eof && b.size() < buffer_size_ ? in : none; };
         const auto writable = [](const tcp_buffer& b) { return b.size() > 0 ? out : none; };
         const std::uint32_t client_wants = readable(l.up) | writable(l.down);
@@ -566,12 +594,14 @@ private:
             abort_link(it);
     }
 
+    template <class = void>
     void abort_link(link_iterator it) noexcept {
         reset_on_close(it->second.client);
         reset_on_close(it->second.server);
         close_link(it);
     }
     // Closing the fds also takes them out of the epoll set.
+    template <class = void>
     void close_link(link_iterator it) noexcept {
         links_.erase(it);
         tcp_open_.fetch_sub(1, std::memory_order_relaxed);
@@ -579,10 +609,12 @@ private:
 
     // ---- UDP ----
 
+    template <class = void>
     static std::uint64_t client_key(const sockaddr_in& a) noexcept {
         return std::uint64_t{ntohl(a.sin_addr.s_addr)} << 16 | ntohs(a.sin_port);
     }
 
+    template <class = void>
     void from_udp_client(std::size_t host) {
         for (int i = 0; i < batch; ++i) {
             sockaddr_in from{};
@@ -604,6 +636,7 @@ private:
         }
     }
 
+    template <class = void>
     long send_datagram(int fd, std::size_t size, const sockaddr_in* to = nullptr) const noexcept {
         // MSG_DONTWAIT: a full send buffer drops the datagram rather than
         // stalling the loop.
@@ -614,6 +647,7 @@ private:
     // The session of a client address, opened on its first datagram: a
     // socket connected to the target, so that the target's replies can be
     // told apart per client and sent back from the host port.
+    template <class = void>
     udp_session* session_for(std::size_t host, const sockaddr_in& client) {
         auto& clients = hosts_[host].udp_clients;
         const std::uint64_t key = client_key(client);
@@ -639,6 +673,7 @@ private:
         return &it->second;
     }
 
+    template <class = void>
     void from_udp_target(std::uint64_t id) noexcept {
         const auto it = sessions_.find(id);
         if (it == sessions_.end()) return;
@@ -659,6 +694,7 @@ private:
         }
     }
 
+    template <class = void>
     void expire_sessions() noexcept {
         for (auto it = sessions_.begin(); it != sessions_.end();) {
             if (now_ - it->second.last_active < udp_idle_timeout_) {
@@ -672,6 +708,7 @@ private:
         next_sweep_ = now_ + sweep_interval_;
     }
 
+    template <class = void>
     void drop_connections() noexcept {
         links_.clear();
         sessions_.clear();
@@ -725,6 +762,7 @@ public:
     // Binds (and for TCP listens on) every mapping now, so that a busy port
     // fails before anything is started: ctr::error(step::publish_port,
     // EADDRINUSE, "0.0.0.0:8080/tcp"). Nothing is left open on failure.
+    template <class = void>
     explicit port_forwarder(std::vector<port_mapping> mappings, const port_forward_options& options = {}) {
         if (options.tcp_buffer_size == 0)
             throw error(step::prepare, EINVAL, "tcp_buffer_size", "a connection needs room for at least one byte");
@@ -766,6 +804,7 @@ public:
     // connection accepted on a host port gets a connection of its own to
     // target:container_port; each UDP client address gets a session.
     // A second call is an error (step::prepare, EALREADY).
+    template <class = void>
     void start(ipv4_address target) {
         if (!relay_ || relay_->closed())
             throw error(step::prepare, EBADF, {}, "the port forwarder is closed or was moved from");
@@ -798,15 +837,19 @@ public:
 
     // The host port of mapping `index`: the one asked for, or the one the
     // kernel picked for host_port 0. std::out_of_range past the end.
+    template <class = void>
     std::uint16_t host_port(std::size_t index) const { return mappings_.at(index).host_port; }
     // The mappings with their bound host ports.
+    template <class = void>
     const std::vector<port_mapping>& mappings() const noexcept { return mappings_; }
 
+    template <class = void>
     port_forward_stats stats() const noexcept { return relay_ ? relay_->stats() : port_forward_stats{}; }
 
     // What the destructor does, reporting what it would swallow: a relay
     // loop that stopped on an error (ctr::error(step::publish_port)), after
     // which nothing was being relayed.
+    template <class = void>
     void close() {
         stop();
         if (!relay_ || relay_->closed()) return;
@@ -816,6 +859,7 @@ public:
     }
 
 private:
+    template <class = void>
     void stop() noexcept {
         if (thread_.joinable()) {
             relay_->request_stop();

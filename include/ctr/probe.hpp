@@ -47,6 +47,7 @@ struct host_probe {
 
     // Every feature with its name, in a fixed order, for printing. Copies,
     // so the list stays valid when the probe was a temporary.
+    template <class = void>
     std::vector<std::pair<std::string_view, feature>> features() const {
         return {{"clone3", clone3},
                 {"pidfd", pidfd},
@@ -62,6 +63,7 @@ struct host_probe {
 };
 
 // One line a feature: "name: yes (detail)" or "name: no (reason)".
+template <class = void>
 inline std::string to_string(const host_probe& p) {
     std::string out = "kernel: " + p.kernel_release + '\n';
     for (const auto& [name, f] : p.features()) {
@@ -86,8 +88,10 @@ namespace detail {
 
 using ns::detail::errno_text;
 
+template <class = void>
 inline int probe_child_exit(void*) { return 0; }
 
+template <class = void>
 inline feature probe_user_namespaces() {
     child_stack stack;
     if (const long r = stack.allocate(); r < 0) return {false, "cannot allocate a stack: " + errno_text(r)};
@@ -110,6 +114,7 @@ inline feature probe_user_namespaces() {
     return {true, {}};
 }
 
+template <class = void>
 inline feature probe_clone_into_cgroup(const feature& clone3) {
     if (!clone3.available) return {false, "needs clone3"};
     // A closed cgroup fd: a kernel that knows CLONE_INTO_CGROUP rejects it
@@ -129,6 +134,7 @@ inline feature probe_clone_into_cgroup(const feature& clone3) {
     return {false, "the kernel rejects it (Linux 5.7 or later needed): " + errno_text(r)};
 }
 
+template <class = void>
 inline void probe_cgroups(host_probe& p) {
     const auto mountinfo = read_small_file("/proc/self/mountinfo");
     if (!mountinfo) {
@@ -161,6 +167,7 @@ inline void probe_cgroups(host_probe& p) {
 }  // namespace detail
 
 // Asks the kernel, without side effects beyond short-lived probe children.
+template <class = void>
 inline host_probe probe() {
     using detail::errno_text;
     namespace sys = detail::sys;

@@ -44,6 +44,7 @@ struct init_outcome {
     int command_wait_status = -1;
     bool others_were_running = false;
 };
+template <class = void>
 inline init_outcome read_init_outcome(const launch_plan&) noexcept;
 
 // Launch internals build on the library-wide ones.
@@ -52,12 +53,14 @@ using clock = std::chrono::steady_clock;
 
 // Whether this process ignores SIGCHLD (SIG_IGN or SA_NOCLDWAIT): then the
 // kernel reaps children by itself and wait finds none.
+template <class = void>
 inline bool sigchld_ignored() noexcept {
     ::ctr::detail::sys::kernel_sigaction current{};
     if (::ctr::detail::sys::rt_sigaction(SIGCHLD, nullptr, &current) < 0) return false;
     return current.handler == SIG_IGN || (current.flags & SA_NOCLDWAIT) != 0;
 }
 
+template <class = void>
 inline std::chrono::nanoseconds to_duration(const timeval& tv) {
     return std::chrono::seconds(tv.tv_sec) + std::chrono::microseconds(tv.tv_usec);
 }
@@ -67,6 +70,11 @@ inline std::chrono::nanoseconds to_duration(const timeval& tv) {
 // A running (or finished) child. Move-only; holds its pidfd. Its destructor
 // kills and reaps a child that is still running, so no zombie is left;
 // release() hands the pidfd (and the duty to reap) to the caller instead.
+class child;
+template <class = void>
+[[nodiscard("the child is killed when its handle is dropped: keep it, wait() for it, or release() it")]]
+child spawn(std::vector<std::string> argv, const options& opts = {});
+
 class [[nodiscard]] child {
 public:
     child() = default;
@@ -101,18 +109,25 @@ public:
     }
     ~child() { kill_and_reap(); }
 
+    template <class = void>
     pid_t pid() const noexcept { return pid_; }
     // For poll or epoll: readable once the child has exited. -1 after reaping.
+    template <class = void>
     int pidfd() const noexcept { return pidfd_.get(); }
+    template <class = void>
     bool valid() const noexcept { return static_cast<bool>(pidfd_) || result_.has_value(); }
 
     // The caller's ends of stdio::pipe() streams (empty otherwise).
+    template <class = void>
     unique_fd& std_in() noexcept { return std_in_; }
+    template <class = void>
     unique_fd& std_out() noexcept { return std_out_; }
+    template <class = void>
     unique_fd& std_err() noexcept { return std_err_; }
 
     // Waits until the child ends (enforcing the timeout) and reaps it.
     // Calling it again returns the same result.
+    template <class = void>
     result wait() {
         wait_until(std::nullopt);
         return *result_;
@@ -128,15 +143,18 @@ public:
 
     // Sends `sig` through the pidfd, so it never reaches a recycled pid.
     // After the child was reaped this does nothing.
+    template <class = void>
     void signal(int sig) {
         if (!pidfd_) return;
         if (const long r = ctr::detail::sys::pidfd_send_signal(pidfd_.get(), sig); r < 0 && r != -ESRCH)
             throw error(step::signal, static_cast<int>(-r), "pid " + std::to_string(pid_));
     }
+    template <class = void>
     void kill() { signal(SIGKILL); }
 
     // The veth options::network made (names and addresses of both ends),
     // or null without one.
+    template <class = void>
     const net::veth_info* network() const noexcept { return network_ ? &*network_ : nullptr; }
 
     // Gives up ownership: the child runs on, and the caller must reap it
@@ -154,9 +172,10 @@ public:
     }
 
 private:
-    friend child spawn(std::vector<std::string> argv, const options& opts);
+    template <class> friend child spawn(std::vector<std::string> argv, const options& opts);
 
     // True once the child has been reaped; false if `until` came first.
+    template <class = void>
     bool wait_until(std::optional<detail::clock::time_point> until) {
         using namespace std::chrono;
         if (result_) return true;
@@ -196,6 +215,7 @@ private:
         }
     }
 
+    template <class = void>
     void enforce_timeout(detail::clock::time_point now) {
         if (timeout_.count() <= 0 || kill_sent_) return;
         if (!term_sent_ && now >= start_ + timeout_) {
@@ -209,6 +229,7 @@ private:
     }
 
     // Reads what one capture pipe has now; closes it at end of file.
+    template <class = void>
     void read_some(unique_fd& fd, std::string& into) {
         if (!fd) return;
         char buffer[65536];
@@ -222,6 +243,7 @@ private:
 
     // After exit: take what the pipes already hold, without waiting for an
     // end of file that a background grandchild could hold back forever.
+    template <class = void>
     void drain_captures() {
         for (;;) {
             pollfd fds[2] = {{capture_out_.get(), POLLIN, 0}, {capture_err_.get(), POLLIN, 0}};
@@ -236,6 +258,7 @@ private:
         capture_err_.reset();
     }
 
+    template <class = void>
     void reap(detail::clock::time_point ended) {
         siginfo_t info{};
         rusage usage{};
@@ -291,6 +314,7 @@ private:
     }
 
     // Best effort, for destructors: nothing here may throw.
+    template <class = void>
     void kill_and_reap() noexcept {
         if (!pidfd_) return;
         ctr::detail::sys::pidfd_send_signal(pidfd_.get(), SIGKILL);
@@ -328,6 +352,7 @@ namespace detail {
 
 // The child's wait for the parent's steps, when a layer has any: the child
 // closes its copy of the parent's end, then reads the go byte.
+template <class = void>
 inline void plan_parent_wait(launch_plan& plan, const options& opts) {
     for (const auto& hook : opts.while_child_waits)
         plan.while_child_waits([&hook](parent_step_context& child) { hook(waiting_child{child.pid, child.pidfd}); });
@@ -359,6 +384,7 @@ inline void plan_parent_wait(launch_plan& plan, const options& opts) {
 }
 
 // Each layer in turn; the plan puts their steps in launch order.
+template <class = void>
 inline void build_plan(launch_plan& plan, std::vector<std::string> argv, const options& opts) {
     if (const long r = plan.shared.allocate(); r < 0) throw error(step::allocate_stack, static_cast<int>(-r));
     plan_command(plan, std::move(argv), opts);
@@ -376,6 +402,7 @@ inline void build_plan(launch_plan& plan, std::vector<std::string> argv, const o
 
 // Sends `data` with `fds` (SCM_RIGHTS, none allowed) to the child's receive
 // step. A child that already failed has closed its end; its report says why.
+template <class = void>
 inline void send_fds(int socket, const std::string& data, const std::vector<int>& fds) {
     std::vector<char> control(fds.empty() ? 0 : CMSG_SPACE(sizeof(int) * fds.size()));
     iovec part{const_cast<char*>(data.data()), data.size()};
@@ -398,6 +425,7 @@ inline void send_fds(int socket, const std::string& data, const std::vector<int>
 }
 
 // Reaps a child whose setup failed, so that it leaves no zombie.
+template <class = void>
 inline void reap_failed(int pidfd) noexcept {
     siginfo_t info{};
     long r;
@@ -405,6 +433,7 @@ inline void reap_failed(int pidfd) noexcept {
     while (r == -EINTR);
 }
 
+template <class>
 inline init_outcome read_init_outcome(const launch_plan& plan) noexcept {
     if (!plan.uses_init) return {};
     const init_state& init = plan.shared->init;
@@ -416,6 +445,7 @@ inline init_outcome read_init_outcome(const launch_plan& plan) noexcept {
 
 // The child's report of a failed step: waits for it (or for exec, which
 // closes the channel) when `wait`, else takes only one already there.
+template <class = void>
 inline std::optional<child_report> read_report(const launch_plan& plan, bool wait) {
     if (!wait) {
         pollfd ready{plan.report_read.get(), POLLIN, 0};
@@ -437,6 +467,7 @@ inline std::optional<child_report> read_report(const launch_plan& plan, bool wai
 
 // The error a child's report stands for: the layer's own explanation of its
 // step where it has one, else the step and the path it names.
+template <class = void>
 inline error report_error(const launch_plan& plan, const child_report& report) {
     const std::size_t index = report.op_index;
     if (index < plan.explainers.size() && plan.explainers[index])
@@ -450,8 +481,9 @@ inline error report_error(const launch_plan& plan, const child_report& report) {
 
 // Starts argv as a child process; throws ctr::error naming the step that
 // failed, in the parent or in the child before exec.
+template <class>
 [[nodiscard("the child is killed when its handle is dropped: keep it, wait() for it, or release() it")]]
-inline child spawn(std::vector<std::string> argv, const options& opts = {}) {
+inline child spawn(std::vector<std::string> argv, const options& opts) {
     namespace d = ctr::process::detail;
     namespace cd = ctr::detail;
     // Shared with the child handle when a pid 1 init keeps running in it.
@@ -538,6 +570,7 @@ inline child spawn(std::vector<std::string> argv, const options& opts = {}) {
 
 namespace detail {
 // newuidmap and newgidmap run as plain children, their stderr captured.
+template <class>
 inline std::pair<int, std::string> run_id_map_helper_program(std::vector<std::string> argv) {
     auto r = spawn(std::move(argv), {.std_in = stdio::null(), .std_out = stdio::null(), .std_err = stdio::capture()})
                  .wait();

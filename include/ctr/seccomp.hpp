@@ -113,6 +113,7 @@ private:
 };
 
 // "allow", "fail with EPERM", "fail with errno 22", "kill process", ...
+template <class = void>
 inline std::string to_string(action a) {
     switch (a.which()) {
         case action::kind::allow: return "allow";
@@ -162,6 +163,7 @@ struct condition {
 };
 
 // "arg0 & 0x7e020000 == 0x0", "arg1 in 0x10..0x20", ...
+template <class = void>
 inline std::string to_string(const condition& c) {
     const auto hex = [](std::uint64_t v) {
         char text[24];
@@ -237,16 +239,21 @@ public:
     ~filter() = default;
 
     // The number of BPF instructions (at most 4096).
+    template <class = void>
     std::size_t size() const noexcept { return code_.size(); }
-    std::span<const sock_filter> instructions() const noexcept { return code_; }
+    template <class = void>
+    std::span<const sock_filter> instructions() const noexcept { return {code_.data(), code_.size()}; }
     // What seccomp(SECCOMP_SET_MODE_FILTER) takes (by address).
+    template <class = void>
     const sock_fprog& program() const noexcept { return program_; }
     // The program as text, one instruction a line.
-    std::string disassemble() const { return detail::bpf::disassemble(code_); }
+    template <class = void>
+    std::string disassemble() const { return detail::bpf::disassemble({code_.data(), code_.size()}); }
 
 private:
     friend class builder;
     explicit filter(std::vector<sock_filter> code) : code_(std::move(code)) { point_program(); }
+    template <class = void>
     void point_program() noexcept {
         program_.len = static_cast<unsigned short>(code_.size());
         program_.filter = code_.data();
@@ -262,20 +269,29 @@ private:
 class builder {
 public:
     // For a known call without a matching rule. Default: kill_process.
+    template <class = void>
     builder& default_action(action a) { return set(default_, a, "default action"); }
     // For the i386 ABI (int 0x80) and x32 numbers. Default: kill_process.
+    template <class = void>
     builder& foreign_abi_action(action a) { return set(foreign_, a, "foreign-ABI action"); }
     // For numbers the table does not know. Default: fail_with(ENOSYS).
+    template <class = void>
     builder& unknown_syscall_action(action a) { return set(unknown_, a, "unknown-call action"); }
 
+    template <class = void>
     builder& allow(std::string_view name) { return rule(name, action::allow()); }
+    template <class = void>
     builder& allow(int number) { return rule(number, action::allow()); }
+    template <class = void>
     builder& allow(std::initializer_list<std::string_view> names) {
         for (std::string_view name : names) allow(name);
         return *this;
     }
+    template <class = void>
     builder& fail(std::string_view name, int errno_value) { return rule(name, action::fail_with(errno_value)); }
+    template <class = void>
     builder& fail(int number, int errno_value) { return rule(number, action::fail_with(errno_value)); }
+    template <class = void>
     builder& fail(std::initializer_list<std::string_view> names, int errno_value) {
         for (std::string_view name : names) fail(name, errno_value);
         return *this;
@@ -283,6 +299,7 @@ public:
 
     // `what` when every condition holds (none: always). Rules of one call are
     // tried in the order given; the default action follows the last.
+    template <class = void>
     builder& rule(std::string_view name, action what, std::span<const condition> all_of) {
         const int number = detail::syscall_table_x86_64::name_to_number(name);
         if (number < 0)
@@ -291,6 +308,7 @@ public:
                               "a call newer than the table can be named by number");
         return add(number, name, what, all_of);
     }
+    template <class = void>
     builder& rule(int number, action what, std::span<const condition> all_of) {
         if (number < 0 || static_cast<std::uint32_t>(number) >= foreign_nr_from)
             return fail_build(EINVAL, std::to_string(number), "system call number outside 0..0x3fffffff");
@@ -312,10 +330,12 @@ public:
     }
 
     // The first error so far, if any.
+    template <class = void>
     const std::optional<ctr::error>& first_error() const noexcept { return error_; }
 
     // Compiles. Throws ctr::error(step::compile_seccomp) with the first error
     // the setters met, or E2BIG when the program exceeds 4096 instructions.
+    template <class = void>
     filter build() const {
         if (error_) throw *error_;
         detail::bpf::program_spec spec;
@@ -336,6 +356,7 @@ public:
         }
         return filter(detail::bpf::compile(spec));
     }
+    template <class = void>
     std::shared_ptr<const filter> build_shared() const { return std::make_shared<const filter>(build()); }
 
 private:
@@ -348,11 +369,13 @@ private:
         std::vector<condition> all_of;
     };
 
+    template <class = void>
     builder& fail_build(int errno_value, std::string_view subject, std::string_view why) {
         if (!error_) error_.emplace(ctr::step::compile_seccomp, errno_value, std::string(subject), why);
         return *this;
     }
 
+    template <class = void>
     builder& set(action& slot, action a, std::string_view what) {
         if (!a.valid()) return fail_build(EINVAL, what, "errno outside 1..4095");
         slot = a;
@@ -360,6 +383,7 @@ private:
     }
 
     // `name` names the call in error messages.
+    template <class = void>
     builder& add(int number, std::string_view name, action what, std::span<const condition> all_of) {
         if (error_) return *this;
         if (!what.valid())
@@ -391,6 +415,7 @@ private:
         return *this;
     }
 
+    template <class = void>
     static detail::bpf::arg_check to_check(const condition& c) noexcept {
         using detail::bpf::arg_op;
         switch (c.op) {
@@ -678,6 +703,7 @@ namespace ctr::seccomp {
 // The default profile's entries, in order, with their reasons: what
 // docs/security.md prints as a table. Every call of the table is in some
 // entry; the default action (EPERM) would cover one that was not.
+template <class = void>
 inline std::span<const profile_entry> default_profile_entries() noexcept {
     return ctr::detail::seccomp_profile::default_entries;
 }
@@ -689,6 +715,7 @@ inline std::span<const profile_entry> default_profile_entries() noexcept {
 // .allow("ptrace") is an error (ptrace has a plain EPERM rule). For a
 // different policy, build one from builder{} and the entries of
 // default_profile_entries() you keep.
+template <class = void>
 inline builder default_profile_builder() {
     builder b;
     b.default_action(action::fail_with(EPERM))
@@ -706,6 +733,7 @@ inline builder default_profile_builder() {
 // The default profile, in the shape of the one Docker and Podman ship: an
 // allow list, EPERM for every other known call, ENOSYS for unknown numbers
 // and clone3, kill for a foreign ABI. Compiled once, on first use.
+template <class = void>
 inline std::shared_ptr<const filter> default_profile() {
     static const std::shared_ptr<const filter> profile = default_profile_builder().build_shared();
     return profile;
@@ -729,6 +757,7 @@ CTR_CHILD_CODE inline long child_install_seccomp(const child_op& op) noexcept {
 // The launch step that installs `f`: child_op_code::call with
 // child_install_seccomp. `f` must stay alive (and in place) until the child
 // has exec'd; spawn keeps its shared_ptr for that long.
+template <class = void>
 inline child_op seccomp_install_op(const seccomp::filter& f) noexcept {
     return child_op{.code = child_op_code::call,
                     .step = ctr::step::install_seccomp,

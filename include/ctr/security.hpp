@@ -20,6 +20,7 @@ namespace ctr::detail {
 // security::confined()'s filter: the default profile, compiled once.
 template <typename>
 struct default_seccomp_profile {
+    template <class = void>
     static std::shared_ptr<const seccomp::filter> make() { return seccomp::default_profile(); }
 };
 }  // namespace ctr::detail

@@ -43,16 +43,23 @@ struct stdio {
     unsigned mode = 0644;
     int fd = -1;
 
+    template <class = void>
     static stdio inherit() { return {}; }
+    template <class = void>
     static stdio null() { return {.how = kind::null}; }
+    template <class = void>
     static stdio file(std::string path, int flags = -1, unsigned mode = 0644) {
         return {.how = kind::file, .path = std::move(path), .flags = flags, .mode = mode};
     }
+    template <class = void>
     static stdio append_to(std::string path) {
         return file(std::move(path), O_WRONLY | O_CREAT | O_APPEND);
     }
+    template <class = void>
     static stdio from_fd(int borrowed_fd) { return {.how = kind::fd, .fd = borrowed_fd}; }
+    template <class = void>
     static stdio pipe() { return {.how = kind::pipe}; }
+    template <class = void>
     static stdio capture() { return {.how = kind::capture}; }
 };
 
@@ -234,6 +241,7 @@ struct result {
     std::optional<std::chrono::nanoseconds> cgroup_system_time{};
 
     // Exited with status 0 before any timeout.
+    template <class = void>
     bool success() const noexcept { return exit_code == 0 && !timed_out; }
 };
 

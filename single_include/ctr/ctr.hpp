@@ -2,6 +2,13 @@
 // Change the headers under include/ and run that command again.
 #pragma once
 // ctr: header-only Linux process isolation. Include this one header.
+//
+// Why so many `template <class = void>`: ctr's functions and member functions
+// are templates with an unused parameter, so that a translation unit compiles
+// (instantiates) a body, and the standard templates it uses, only where the
+// program calls it. Calls look the same (`spawn(argv, opts)`); only taking a
+// function's address needs `<>`. New non-trivial functions follow the same
+// rule; README, "Compile cost", has the budget and the tool that checks it.
 
 // begin ctr/capabilities.hpp
 // ctr::capability and ctr::caps: Linux capabilities as values (names, sets,
@@ -696,6 +703,7 @@ inline long recvmsg(int fd, void* message, int flags) noexcept {
 namespace ctr::detail {
 
 // The file's contents, or nothing if it cannot be opened or read.
+template <class = void>
 inline std::optional<std::string> read_small_file(const std::string& path) {
     const long fd = sys::openat(AT_FDCWD, path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return std::nullopt;
@@ -716,6 +724,7 @@ inline std::optional<std::string> read_small_file(const std::string& path) {
 }
 
 // The first line of a file, without its newline; for sysctls and the like.
+template <class = void>
 inline std::optional<std::string> read_first_line(const std::string& path) {
     auto contents = read_small_file(path);
     if (!contents) return std::nullopt;
@@ -1047,6 +1056,7 @@ constexpr std::optional<capability> from_name(std::string_view text) noexcept {
 // A name as from_name takes it, or a decimal number from 0 to 63 (numbers
 // past last_known are for capabilities newer than this header). Anything
 // else throws ctr::error(step::prepare, EINVAL) naming the text.
+template <class = void>
 inline capability parse(std::string_view text) {
     if (const auto known = from_name(text)) return *known;
     unsigned number = 0;
@@ -1109,6 +1119,7 @@ public:
 
     // "CAP_CHOWN,CAP_KILL" (items as parse takes them, spaces around them
     // allowed), "ALL" for all(), "" for none. A bad item throws as parse does.
+    template <class = void>
     static set parse_list(std::string_view text) {
         set out;
         if (detail::trim_spaces(text).empty()) return out;
@@ -1146,6 +1157,7 @@ public:
 
     // "CAP_CHOWN,CAP_KILL", lowest number first; a number past last_known
     // is written as its number, so parse_list reads the text back. "" for none.
+    template <class = void>
     std::string to_string() const {
         std::string out;
         for (const capability c : *this) {
@@ -1211,6 +1223,7 @@ constexpr set default_set() noexcept {
 // /proc/sys/kernel/cap_last_cap; without /proc, found by asking the kernel
 // about each number (PR_CAPBSET_READ fails past the last); 40 when neither
 // answers. Parent side.
+template <class = void>
 inline unsigned last_supported() {
     if (const auto line = detail::read_first_line("/proc/sys/kernel/cap_last_cap")) {
         unsigned number = 0;
@@ -1228,6 +1241,7 @@ inline unsigned last_supported() {
 
 // Every capability the running kernel has: all() on a kernel as new as this
 // header, fewer on an older one. `keep = supported()` keeps all there is.
+template <class = void>
 inline set supported() {
     const unsigned last = last_supported();
     return set::from_bits(last >= max_number ? ~std::uint64_t{0} : (std::uint64_t{1} << (last + 1)) - 1);
@@ -1296,6 +1310,7 @@ namespace ctr {
 // v1 controller hierarchies plus a cgroup2 mount (often with no controllers).
 enum class cgroup_layout : std::uint8_t { none, v1, v2, hybrid };
 
+template <class = void>
 inline std::string_view to_string(cgroup_layout layout) noexcept {
     switch (layout) {
         case cgroup_layout::none: return "none";
@@ -1314,6 +1329,7 @@ namespace detail {
 inline constexpr std::string_view cgroup_leaf_name = "ctr-leaf";
 
 // mountinfo escapes space, tab, newline and backslash as \ooo.
+template <class = void>
 inline std::string unescape_mountinfo(std::string_view text) {
     std::string out;
     out.reserve(text.size());
@@ -1329,6 +1345,7 @@ inline std::string unescape_mountinfo(std::string_view text) {
     return out;
 }
 
+template <class = void>
 inline std::vector<std::string_view> cgroup_split(std::string_view text, char separator) {
     std::vector<std::string_view> parts;
     while (true) {
@@ -1341,6 +1358,7 @@ inline std::vector<std::string_view> cgroup_split(std::string_view text, char se
 }
 
 // Fields separated by runs of spaces.
+template <class = void>
 inline std::vector<std::string_view> cgroup_words(std::string_view text) {
     std::vector<std::string_view> out;
     std::size_t i = 0;
@@ -1354,6 +1372,7 @@ inline std::vector<std::string_view> cgroup_words(std::string_view text) {
 }
 
 // Super options of a v1 cgroup mount that are not controller names.
+template <class = void>
 inline bool is_cgroup_mount_option(std::string_view option) {
     static constexpr std::string_view options[] = {
         "rw", "ro", "relatime", "xattr", "clone_children", "cpuset_v2_mode", "favordynmods", "noprefix"};
@@ -1370,6 +1389,7 @@ struct cgroup_mount {
 };
 
 // Every cgroup and cgroup2 mount, in mountinfo order.
+template <class = void>
 inline std::vector<cgroup_mount> parse_cgroup_mounts(std::string_view mountinfo) {
     std::vector<cgroup_mount> mounts;
     for (std::string_view line : cgroup_split(mountinfo, '\n')) {
@@ -1407,6 +1427,7 @@ struct proc_cgroup_entry {
     std::string path;
 };
 
+template <class = void>
 inline std::vector<proc_cgroup_entry> parse_proc_cgroup(std::string_view text) {
     std::vector<proc_cgroup_entry> entries;
     for (std::string_view line : cgroup_split(text, '\n')) {
@@ -1443,12 +1464,14 @@ inline std::vector<proc_cgroup_entry> parse_proc_cgroup(std::string_view text) {
 }
 
 // The parent of a cgroup path ("/a/b" -> "/a", "/a" -> "/").
+template <class = void>
 inline std::string parent_cgroup_path(std::string_view path) {
     const auto slash = path.rfind('/');
     if (slash == std::string_view::npos || slash == 0) return "/";
     return std::string(path.substr(0, slash));
 }
 
+template <class = void>
 inline std::string join_cgroup_path(std::string_view parent, std::string_view name) {
     std::string out(parent);
     if (out.empty() || out.back() != '/') out += '/';
@@ -1469,9 +1492,11 @@ struct cgroup_hierarchy {
     std::string place_dir;   // place_path in the file system
     std::string problem;     // non-empty when the hierarchy cannot be used, saying why
 
+    template <class = void>
     bool has(std::string_view controller) const {
         return std::find(controllers.begin(), controllers.end(), controller) != controllers.end();
     }
+    template <class = void>
     bool usable() const { return problem.empty(); }
 };
 
@@ -1479,6 +1504,7 @@ struct cgroup_layout_info {
     cgroup_layout kind = cgroup_layout::none;
     std::vector<cgroup_hierarchy> hierarchies;  // the v2 hierarchy first, then v1 ones in mount order
 
+    template <class = void>
     const cgroup_hierarchy* v2() const {
         for (const auto& h : hierarchies)
             if (h.v2) return &h;
@@ -1487,6 +1513,7 @@ struct cgroup_layout_info {
 
     // For messages: "hybrid layout: v1 controllers cpu cpuacct ...; v2 at
     // /sys/fs/cgroup/unified with controllers hugetlb".
+    template <class = void>
     std::string describe() const {
         std::string text = std::string(to_string(kind)) + " layout";
         std::string v1;
@@ -1508,6 +1535,7 @@ struct cgroup_layout_info {
 // Maps a cgroup path to its directory under one of the hierarchy's mounts:
 // the first mount whose root contains the path. Empty if none does (the
 // process's cgroup is outside what is mounted, e.g. in another namespace).
+template <class = void>
 inline std::string cgroup_dir(const std::vector<const cgroup_mount*>& mounts, std::string_view path) {
     for (const cgroup_mount* m : mounts) {
         std::string_view root = m->root;
@@ -1522,6 +1550,7 @@ inline std::string cgroup_dir(const std::vector<const cgroup_mount*>& mounts, st
 // The layout from the two files' text. v2 controllers are left empty: they
 // are read from the placement cgroup's cgroup.controllers by
 // detect_cgroup_layout().
+template <class = void>
 inline cgroup_layout_info parse_cgroup_layout(std::string_view mountinfo, std::string_view proc_self_cgroup) {
     const auto mounts = parse_cgroup_mounts(mountinfo);
     const auto entries = parse_proc_cgroup(proc_self_cgroup);
@@ -1603,6 +1632,7 @@ inline cgroup_layout_info parse_cgroup_layout(std::string_view mountinfo, std::s
 }
 
 // Controllers listed in a cgroup.controllers or cgroup.subtree_control file.
+template <class = void>
 inline std::vector<std::string> controller_list(std::string_view text) {
     std::vector<std::string> out;
     for (std::string_view w : cgroup_words(text.substr(0, text.find('\n')))) out.emplace_back(w);
@@ -1611,6 +1641,7 @@ inline std::vector<std::string> controller_list(std::string_view text) {
 
 // This process's layout; throws ctr::error(step::cgroup_layout) if the two
 // files cannot be read.
+template <class = void>
 inline cgroup_layout_info detect_cgroup_layout() {
     const auto mountinfo = read_small_file("/proc/self/mountinfo");
     if (!mountinfo) throw error(step::cgroup_layout, EIO, "/proc/self/mountinfo", "cannot read it");
@@ -1649,6 +1680,7 @@ namespace ctr::detail {
 // What "max" means in a parsed value.
 inline constexpr std::uint64_t cgroup_unlimited = std::numeric_limits<std::uint64_t>::max();
 
+template <class = void>
 inline std::string_view cgroup_trim(std::string_view text) {
     while (!text.empty() && (text.front() == ' ' || text.front() == '\t' || text.front() == '\n'))
         text.remove_prefix(1);
@@ -1657,6 +1689,7 @@ inline std::string_view cgroup_trim(std::string_view text) {
 }
 
 // A plain decimal number; nothing for anything else or on overflow.
+template <class = void>
 inline std::optional<std::uint64_t> parse_decimal(std::string_view text) {
     if (text.empty() || text.size() > 20) return std::nullopt;
     std::uint64_t value = 0;
@@ -1673,6 +1706,7 @@ inline std::optional<std::uint64_t> parse_decimal(std::string_view text) {
 // "max". Units are binary (K = 1024), as in the kernel's own memparse; an
 // optional "i" and "B" after the letter are accepted. Throws
 // ctr::error(set_cgroup_limit, EINVAL) naming `what` and the text.
+template <class = void>
 inline std::uint64_t parse_size(std::string_view text, std::string_view what = "size") {
     const auto fail = [&](std::string_view why) -> std::uint64_t {
         throw error(step::set_cgroup_limit, EINVAL, std::string(what),
@@ -1751,6 +1785,7 @@ inline std::uint64_t parse_size(std::string_view text, std::string_view what = "
 // A CPU or memory-node list as cpuset files use it: "0-3,5,7-8". Throws
 // ctr::error(set_cgroup_limit, EINVAL) naming `what`. The empty list is
 // valid (it reads back from a cpuset that was never set).
+template <class = void>
 inline std::set<unsigned> parse_cpu_list(std::string_view text, std::string_view what = "cpu list") {
     const auto fail = [&](std::string_view why) -> std::set<unsigned> {
         throw error(step::set_cgroup_limit, EINVAL, std::string(what),
@@ -1775,6 +1810,7 @@ inline std::set<unsigned> parse_cpu_list(std::string_view text, std::string_view
 // The value of `key` in a "key value" per line file (cpu.stat,
 // memory.events, pids.events, memory.oom_control, cpuacct.stat). Nothing
 // when the key is absent or its value is not a number.
+template <class = void>
 inline std::optional<std::uint64_t> keyed_value(std::string_view text, std::string_view key) {
     for (std::string_view line : cgroup_split(text, '\n')) {
         const auto w = cgroup_words(line);
@@ -1785,6 +1821,7 @@ inline std::optional<std::uint64_t> keyed_value(std::string_view text, std::stri
 
 // A single value as limit files hold it: a number, or "max" (v2) as
 // cgroup_unlimited.
+template <class = void>
 inline std::optional<std::uint64_t> parse_limit_value(std::string_view text) {
     const auto t = cgroup_trim(text);
     if (t == "max") return cgroup_unlimited;
@@ -1794,6 +1831,7 @@ inline std::optional<std::uint64_t> parse_limit_value(std::string_view text) {
 // In an io.max text, the value of `key` (rbps, wbps, riops, wiops) on the
 // line for `device` ("8:0"); "max" as cgroup_unlimited. Nothing when the
 // device has no line (no limit set).
+template <class = void>
 inline std::optional<std::uint64_t> io_max_value(std::string_view text, std::string_view device, std::string_view key) {
     for (std::string_view line : cgroup_split(text, '\n')) {
         const auto w = cgroup_words(line);
@@ -1820,11 +1858,13 @@ struct group_name {
     std::string random;
 };
 
+template <class = void>
 inline std::string format_group_name(const group_name& n) {
     return n.prefix + "-" + std::to_string(n.pid) + "-" + std::to_string(n.start_time) + "-" + std::to_string(n.counter)
            + "-" + n.random;
 }
 
+template <class = void>
 inline std::optional<group_name> parse_group_name(std::string_view name) {
     group_name out;
     std::string_view rest = name;
@@ -1850,6 +1890,7 @@ inline std::optional<group_name> parse_group_name(std::string_view name) {
 
 // A prefix must make a valid, unambiguous directory name: letters, digits,
 // '_', '.', '-', not starting with '.', at most 64 characters.
+template <class = void>
 inline void check_group_prefix(std::string_view prefix) {
     bool ok = !prefix.empty() && prefix.size() <= 64 && prefix.front() != '.';
     for (char c : prefix)
@@ -1862,6 +1903,7 @@ inline void check_group_prefix(std::string_view prefix) {
 }
 
 // The start time (field 22) and state (field 3) of /proc/<pid>/stat's text.
+template <class = void>
 inline std::optional<std::pair<std::uint64_t, char>> parse_proc_stat_start(std::string_view stat) {
     const auto paren = stat.rfind(')');
     if (paren == std::string_view::npos) return std::nullopt;
@@ -1935,11 +1977,13 @@ namespace ctr::detail {
 
 using cgroup_clock = std::chrono::steady_clock;
 
+template <class = void>
 inline std::string errno_message(long negative_errno) {
     return std::generic_category().message(static_cast<int>(-negative_errno));
 }
 
 // Sleeps without touching errno (ppoll with no fds).
+template <class = void>
 inline void cgroup_nap(std::chrono::nanoseconds duration) noexcept {
     if (duration.count() <= 0) return;
     const timespec t{static_cast<time_t>(duration.count() / 1'000'000'000),
@@ -1948,6 +1992,7 @@ inline void cgroup_nap(std::chrono::nanoseconds duration) noexcept {
 }
 
 // Everything from offset 0 of an open fd; 0 or -errno.
+template <class = void>
 inline long read_whole_fd(int fd, std::string& out) {
     out.clear();
     char buffer[4096];
@@ -1960,6 +2005,7 @@ inline long read_whole_fd(int fd, std::string& out) {
     }
 }
 
+template <class = void>
 inline long open_at(int dirfd, const char* name, int flags) {
     long fd;
     do fd = sys::openat(dirfd, name, flags | O_CLOEXEC);
@@ -1968,6 +2014,7 @@ inline long open_at(int dirfd, const char* name, int flags) {
 }
 
 // A whole (small) file relative to a directory fd; 0 or -errno.
+template <class = void>
 inline long read_file_at(int dirfd, const char* name, std::string& out) {
     const long fd = open_at(dirfd, name, O_RDONLY);
     if (fd < 0) return fd;
@@ -1977,6 +2024,7 @@ inline long read_file_at(int dirfd, const char* name, std::string& out) {
 
 // Writes `text` to a cgroup interface file in one write(2), which is how
 // the kernel takes a value; 0 or -errno.
+template <class = void>
 inline long write_file_at(int dirfd, const char* name, std::string_view text) {
     const long fd = open_at(dirfd, name, O_WRONLY);
     if (fd < 0) return fd;
@@ -1988,9 +2036,11 @@ inline long write_file_at(int dirfd, const char* name, std::string_view text) {
     return static_cast<std::size_t>(n) == text.size() ? 0 : -EIO;
 }
 
+template <class = void>
 inline long open_directory(int dirfd, const char* path) { return open_at(dirfd, path, O_RDONLY | O_DIRECTORY); }
 
 // The names of the subdirectories of an open directory; 0 or -errno.
+template <class = void>
 inline long subdirectories(int dirfd, std::vector<std::string>& out) {
     out.clear();
     // A fresh fd: getdents64 advances the file position.
@@ -2016,6 +2066,7 @@ inline long subdirectories(int dirfd, std::vector<std::string>& out) {
 }
 
 // /proc/<pid>/stat's start time and state; nothing if the process is gone.
+template <class = void>
 inline std::optional<std::pair<std::uint64_t, char>> process_start(long pid) {
     const auto text = read_small_file("/proc/" + std::to_string(pid) + "/stat");
     if (!text) return std::nullopt;
@@ -2024,6 +2075,7 @@ inline std::optional<std::pair<std::uint64_t, char>> process_start(long pid) {
 
 // Whether the process that made a group is gone: no such pid, a zombie, or
 // a pid now used by a later process.
+template <class = void>
 inline bool creator_is_gone(const group_name& name) {
     if (name.pid == 0 || name.pid > 0x3fffffff) return true;
     if (sys::kill(static_cast<int>(name.pid), 0) == -ESRCH) return true;
@@ -2033,6 +2085,7 @@ inline bool creator_is_gone(const group_name& name) {
 }
 
 // Four random bytes as hex, for group names; the clock if /dev/urandom fails.
+template <class = void>
 inline std::string random_hex() {
     std::uint32_t value = 0;
     const long fd = open_at(AT_FDCWD, "/dev/urandom", O_RDONLY);
@@ -2057,13 +2110,16 @@ struct cgroup_member {
     std::string dir;                       // in the file system
     unique_fd fd;                          // O_RDONLY|O_DIRECTORY on dir
 
+    template <class = void>
     bool has(std::string_view controller) const {
         return std::find(controllers.begin(), controllers.end(), controller) != controllers.end();
     }
+    template <class = void>
     std::string file(std::string_view name) const { return dir + "/" + std::string(name); }
 };
 
 // Whether `pid` is in the member's cgroup or below it, by /proc/<pid>/cgroup.
+template <class = void>
 inline bool process_in_member(long pid, const cgroup_member& m) {
     const auto text = read_small_file("/proc/" + std::to_string(pid) + "/cgroup");
     if (!text) return false;
@@ -2081,6 +2137,7 @@ inline bool process_in_member(long pid, const cgroup_member& m) {
 // The processes in a cgroup directory and the cgroups below it (which the
 // processes inside may have made). 0 or -errno; a directory that vanished
 // meanwhile counts as empty.
+template <class = void>
 inline long processes_below(int dirfd, std::vector<long>& out, int depth = 0) {
     std::string text;
     if (const long r = read_file_at(dirfd, "cgroup.procs", text); r < 0) return r == -ENOENT || r == -ENODEV ? 0 : r;
@@ -2102,6 +2159,7 @@ inline long processes_below(int dirfd, std::vector<long>& out, int depth = 0) {
 // SIGKILL for one listed pid, only while it is still a member: the pidfd
 // pins the process before the membership check, so a pid that was reused
 // by a process outside the group after the listing is never signalled.
+template <class = void>
 inline void kill_member_process(long pid, const cgroup_member& m) noexcept {
     try {
         const long pidfd = sys::pidfd_open(static_cast<int>(pid), 0);
@@ -2114,6 +2172,7 @@ inline void kill_member_process(long pid, const cgroup_member& m) noexcept {
 }
 
 // A v1 freezer's state: FROZEN, FREEZING or THAWED.
+template <class = void>
 inline long freezer_state(const cgroup_member& m, std::string& state) {
     const long r = read_file_at(m.fd.get(), "freezer.state", state);
     state = std::string(cgroup_trim(state));
@@ -2122,6 +2181,7 @@ inline long freezer_state(const cgroup_member& m, std::string& state) {
 
 // The value of one key of cgroup.events (populated, frozen), read through
 // `fd` so that the next poll waits for the next change.
+template <class = void>
 inline long events_value(int fd, std::string_view key, std::uint64_t& value) {
     std::string text;
     if (const long r = read_whole_fd(fd, text); r < 0) return r;
@@ -2133,6 +2193,7 @@ inline long events_value(int fd, std::string_view key, std::uint64_t& value) {
 
 // Waits until cgroup.events shows `key` == `wanted` or `deadline` passes.
 // 1: reached, 0: timed out, or -errno.
+template <class = void>
 inline long wait_for_event(const cgroup_member& m, std::string_view key, std::uint64_t wanted,
                            cgroup_clock::time_point deadline) {
     const long fd = open_at(m.fd.get(), "cgroup.events", O_RDONLY);
@@ -2158,6 +2219,7 @@ inline long wait_for_event(const cgroup_member& m, std::string_view key, std::ui
 // retrying rmdir while the kernel says EBUSY (a process is still on its way
 // out) until `deadline`. 0 or -errno; a directory already gone counts as
 // removed.
+template <class = void>
 inline long remove_cgroup_dir(const std::string& dir, cgroup_clock::time_point deadline, int depth = 0) {
     if (depth < 16) {
         const long fd = open_directory(AT_FDCWD, dir.c_str());
@@ -2193,7 +2255,6 @@ inline long remove_cgroup_dir(const std::string& dir, cgroup_clock::time_point d
 #include <atomic>
 #include <chrono>
 #include <climits>
-#include <cmath>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -2283,6 +2344,7 @@ struct stats {
     std::optional<std::uint64_t> pids_max_events{};  // forks refused at pids_max
 };
 
+template <class = void>
 inline std::size_t reap_stale(std::string_view prefix);
 
 // The smallest memory_max a group takes: Docker's floor. Below it a process
@@ -2298,6 +2360,7 @@ inline constexpr std::string_view known_controllers[] = {"cpu",   "cpuacct", "cp
                                                          "blkio", "pids",    "freezer", "hugetlb",  "rdma",
                                                          "misc",  "devices", "net_cls", "net_prio", "perf_event"};
 
+template <class = void>
 inline bool is_known_controller(std::string_view c) {
     for (auto k : known_controllers)
         if (k == c) return true;
@@ -2305,11 +2368,13 @@ inline bool is_known_controller(std::string_view c) {
 }
 
 // A controller's name in a v1 hierarchy.
+template <class = void>
 inline std::string_view v1_controller_name(std::string_view c) { return c == "io" ? "blkio" : c; }
 
 // Its name in v2: "" for what every v2 cgroup does without a controller
 // (CPU time accounting, freezing, perf events); nothing when v2 has no such
 // controller.
+template <class = void>
 inline std::optional<std::string_view> v2_controller_name(std::string_view c) {
     if (c == "blkio") return "io";
     if (c == "cpuacct" || c == "freezer" || c == "perf_event") return "";
@@ -2317,9 +2382,11 @@ inline std::optional<std::string_view> v2_controller_name(std::string_view c) {
     return c;
 }
 
+template <class = void>
 inline std::uint64_t page_size() { return static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE)); }
 
 // What a v1 memory limit reads back as when it is unlimited.
+template <class = void>
 inline std::uint64_t v1_memory_unlimited() { return static_cast<std::uint64_t>(LONG_MAX) / page_size() * page_size(); }
 
 // Where the group lives: which hierarchies, and which controllers in each.
@@ -2330,11 +2397,13 @@ struct member_plan {
 
 class planner {
 public:
+    template <class = void>
     planner(const cgroup_layout_info& layout, bool v2_only) : layout_(layout), v2_only_(v2_only) {}
 
     // Puts the group under `controller`. Returns false if it is missing and
     // not `required`; throws if it is missing and required, naming `what`
     // (the limit or option that needs it) under step `s`.
+    template <class = void>
     bool use(std::string_view controller, bool required, ctr::step s, std::string_view what) {
         if (!is_known_controller(controller)) {
             std::string known;
@@ -2383,6 +2452,7 @@ public:
 
     // Makes sure the group has a directory somewhere, to hold its
     // processes, and puts the members in the layout's order (v2 first).
+    template <class = void>
     void finish() {
         if (plan_.empty()) {
             for (std::size_t i = 0; i < layout_.hierarchies.size() && plan_.empty(); ++i) {
@@ -2405,8 +2475,10 @@ public:
         plan_ = std::move(sorted);
     }
 
+    template <class = void>
     std::vector<member_plan>& members() { return plan_; }
     // The index of the member that hosts `controller`, if the group uses it.
+    template <class = void>
     std::optional<std::size_t> where(std::string_view controller) const {
         const auto it = where_.find(std::string(controller));
         if (it == where_.end()) return std::nullopt;
@@ -2414,11 +2486,13 @@ public:
     }
 
 private:
+    template <class = void>
     static void add_unique(std::vector<std::string>& list, std::string value) {
         for (const auto& v : list)
             if (v == value) return;
         list.push_back(std::move(value));
     }
+    template <class = void>
     std::size_t member_for(std::size_t hierarchy) {
         for (std::size_t i = 0; i < plan_.size(); ++i)
             if (plan_[i].hierarchy == hierarchy) return i;
@@ -2442,9 +2516,11 @@ struct limit_write {
     std::function<std::optional<std::string>(std::string_view)> check;
 };
 
+template <class = void>
 inline std::string size_text(std::uint64_t bytes) { return bytes == cgroup_unlimited ? "max" : std::to_string(bytes); }
 
 // Memory limits are kept in whole pages: the kernel rounds down.
+template <class = void>
 inline std::function<std::optional<std::string>(std::string_view)> expect_bytes(std::uint64_t wanted, bool v1) {
     const std::uint64_t expected = wanted == cgroup_unlimited ? wanted : wanted / page_size() * page_size();
     return [expected, v1](std::string_view back) -> std::optional<std::string> {
@@ -2455,6 +2531,7 @@ inline std::function<std::optional<std::string>(std::string_view)> expect_bytes(
     };
 }
 
+template <class = void>
 inline std::function<std::optional<std::string>(std::string_view)> expect_number(std::uint64_t wanted) {
     return [wanted](std::string_view back) -> std::optional<std::string> {
         if (parse_limit_value(back) == wanted) return std::nullopt;
@@ -2462,6 +2539,7 @@ inline std::function<std::optional<std::string>(std::string_view)> expect_number
     };
 }
 
+template <class = void>
 inline std::function<std::optional<std::string>(std::string_view)> expect_text(std::string wanted) {
     return [wanted](std::string_view back) -> std::optional<std::string> {
         if (cgroup_trim(back) == wanted) return std::nullopt;
@@ -2469,6 +2547,7 @@ inline std::function<std::optional<std::string>(std::string_view)> expect_text(s
     };
 }
 
+template <class = void>
 inline std::function<std::optional<std::string>(std::string_view)> expect_cpu_list(std::set<unsigned> wanted) {
     return [wanted](std::string_view back) -> std::optional<std::string> {
         try {
@@ -2480,6 +2559,7 @@ inline std::function<std::optional<std::string>(std::string_view)> expect_cpu_li
 }
 
 // "MAJ:MIN" for a device given as "MAJ:MIN" or as a block device's path.
+template <class = void>
 inline std::string resolve_block_device(const std::string& device) {
     const auto colon = device.find(':');
     if (colon != std::string::npos && parse_decimal(std::string_view(device).substr(0, colon))
@@ -2495,6 +2575,7 @@ inline std::string resolve_block_device(const std::string& device) {
 }
 
 // The controller each set limit needs, with the limit's name.
+template <class = void>
 inline std::vector<std::pair<std::string_view, std::string_view>> limit_controllers(const limits& l) {
     std::vector<std::pair<std::string_view, std::string_view>> out;
     if (l.memory_max) out.emplace_back("memory", "memory_max");
@@ -2513,6 +2594,7 @@ inline std::vector<std::pair<std::string_view, std::string_view>> limit_controll
 // The writes for `l`, in the order they must happen, once the planner has
 // placed every controller limit_controllers() names. Throws on nonsense
 // values and on limits the layout cannot express.
+template <class = void>
 inline std::vector<limit_write> plan_limits(const limits& l, const planner& plan, const cgroup_layout_info& layout,
                                             const std::vector<bool>& member_is_v2) {
     std::vector<limit_write> writes;
@@ -2577,10 +2659,11 @@ inline std::vector<limit_write> plan_limits(const limits& l, const planner& plan
         if (period < 1000 || period > 1'000'000)
             throw error(step::set_cgroup_limit, EINVAL, "cpu_period",
                         "bad period " + std::to_string(period) + "us: the kernel takes 1000us to 1s");
-        if (!std::isfinite(cpus) || cpus <= 0 || cpus > 1e6)
+        // Written so that NaN and infinity fail too (<cmath> costs every user's build).
+        if (!(cpus > 0 && cpus <= 1e6))
             throw error(step::set_cgroup_limit, EINVAL, "cpus",
                         "bad CPU count " + std::to_string(cpus) + ": give a positive number of CPUs, e.g. 0.5");
-        const auto quota = static_cast<long long>(std::llround(cpus * static_cast<double>(period)));
+        const auto quota = static_cast<long long>(cpus * static_cast<double>(period) + 0.5);  // positive: rounds to nearest
         if (quota < 1000)
             throw error(step::set_cgroup_limit, EINVAL, "cpus",
                         std::to_string(cpus) + " CPUs is a quota of " + std::to_string(quota) + "us per "
@@ -2708,6 +2791,7 @@ inline std::vector<limit_write> plan_limits(const limits& l, const planner& plan
 }
 
 // This process's own pid and start time, for group names.
+template <class = void>
 inline group_name own_group_name(std::string_view prefix) {
     static std::atomic<std::uint64_t> counter{0};
     group_name n;
@@ -2719,6 +2803,7 @@ inline group_name own_group_name(std::string_view prefix) {
     return n;
 }
 
+template <class = void>
 inline std::string duration_text(std::chrono::milliseconds d) { return std::to_string(d.count()) + " ms"; }
 
 }  // namespace detail
@@ -2732,6 +2817,7 @@ inline std::string duration_text(std::chrono::milliseconds d) { return std::to_s
 // leaf. Groups made afterwards by this process and its children go beside
 // the leaf. The leaf stays: it is where this process now lives. Throws
 // (step attach_to_cgroup) where there is no usable cgroup v2 hierarchy.
+template <class = void>
 inline std::string move_self_to_leaf() {
     namespace d = detail;
     const auto layout = d::detect_cgroup_layout();
@@ -2757,6 +2843,7 @@ class [[nodiscard]] group {
 public:
     // Creates the group and sets its limits; throws ctr::error naming the
     // step and path, and leaves nothing behind when it does.
+    template <class = void>
     explicit group(const options& opts = {}) : remove_timeout_(opts.remove_timeout) {
         namespace d = detail;
         d::check_group_prefix(opts.prefix);
@@ -2835,18 +2922,23 @@ public:
     ~group() { quiet_remove(); }
 
     // False once removed or moved from.
+    template <class = void>
     bool valid() const noexcept { return !members_.empty(); }
+    template <class = void>
     const std::string& name() const noexcept { return name_; }
+    template <class = void>
     cgroup_layout layout() const noexcept { return layout_; }
 
     // The group's main directory, for messages: the v2 one when there is
     // one, else the first v1 one.
+    template <class = void>
     const std::string& path() const noexcept {
         static const std::string none;
         return members_.empty() ? none : members_.front().dir;
     }
     // The directory that carries `controller` ("memory", "cpu", ...); throws
     // if the group does not use it.
+    template <class = void>
     const std::string& path(std::string_view controller) const {
         for (const auto& m : members_) {
             if (m.v2) {
@@ -2860,6 +2952,7 @@ public:
                     "group " + name_ + " does not use this controller (" + layout_text_ + ")");
     }
     // Every directory of the group, one per hierarchy.
+    template <class = void>
     std::vector<std::string> paths() const {
         std::vector<std::string> out;
         for (const auto& m : members_) out.push_back(m.dir);
@@ -2867,19 +2960,23 @@ public:
     }
 
     // The memory limit the kernel holds (rounded to pages), if one was set.
+    template <class = void>
     std::optional<std::uint64_t> memory_max_bytes() const noexcept { return memory_max_; }
 
     // For CLONE_INTO_CGROUP: an O_RDONLY|O_DIRECTORY fd of the group's v2
     // directory when that is all the group is (pure v2, or unified_only);
     // -1 otherwise. Owned by the group.
+    template <class = void>
     int clone_into_fd() const noexcept {
         return members_.size() == 1 && members_.front().v2 ? members_.front().fd.get() : -1;
     }
     // True when a child must be attached by pid (attach()) before it execs,
     // because clone_into_fd() cannot place it: v1 and hybrid layouts.
+    template <class = void>
     bool needs_attach_before_exec() const noexcept { return valid() && clone_into_fd() < 0; }
 
     // Moves a process (all its threads) into the group, in every hierarchy.
+    template <class = void>
     void attach(pid_t pid) {
         require_valid(step::attach_to_cgroup);
         const std::string text = std::to_string(pid);
@@ -2892,6 +2989,7 @@ public:
     // kernel interface takes a pidfd); the pidfd is checked afterwards, so a
     // process that was already reaped is reported rather than its pid's
     // next owner attached silently.
+    template <class = void>
     void attach_pidfd(int pidfd) {
         require_valid(step::attach_to_cgroup);
         const auto info = detail::read_small_file("/proc/self/fdinfo/" + std::to_string(pidfd));
@@ -2907,6 +3005,7 @@ public:
 
     // The pids in the group (and in any cgroups below it), as this process's
     // pid namespace sees them.
+    template <class = void>
     std::vector<pid_t> pids() const {
         std::vector<pid_t> out;
         if (!valid()) return out;
@@ -2921,7 +3020,9 @@ public:
     // Stops every process in the group: v2 cgroup.freeze, waiting for
     // cgroup.events to say frozen; v1 freezer.state FROZEN. Throws
     // (freeze_cgroup) when the layout has no freezer or `timeout` passes.
+    template <class = void>
     void freeze(std::chrono::milliseconds timeout = std::chrono::seconds(5)) { set_frozen(true, timeout); }
+    template <class = void>
     void thaw(std::chrono::milliseconds timeout = std::chrono::seconds(5)) { set_frozen(false, timeout); }
 
     // SIGKILL for everything in the group, including processes that forked
@@ -2929,6 +3030,7 @@ public:
     // kernel makes race-free. v1 (and v2 before 5.14): freeze, SIGKILL every
     // listed process, thaw, and again until the group lists nothing or
     // `timeout` passes (then step kill_cgroup, ETIMEDOUT).
+    template <class = void>
     void kill_all(std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
         require_valid(step::kill_cgroup);
         kill_until(detail::cgroup_clock::now() + timeout);
@@ -2937,11 +3039,13 @@ public:
     // Waits until no process is left in the group; false if `timeout`
     // passes first. v2 waits on cgroup.events (populated 0) with poll; v1
     // has no such event and looks at cgroup.procs every few milliseconds.
+    template <class = void>
     bool wait_empty(std::chrono::milliseconds timeout) {
         require_valid(step::wait);
         return wait_empty_until(detail::cgroup_clock::now() + timeout);
     }
 
+    template <class = void>
     stats read_stats() const {
         stats s;
         for (const auto& m : members_) {
@@ -2954,6 +3058,7 @@ public:
     }
     // The OOM-kill count alone: spawn reads it before every child it places
     // in the group, so it reads only the one file the figure is in.
+    template <class = void>
     std::optional<std::uint64_t> oom_kills() const {
         std::optional<std::uint64_t> kills;
         for (const auto& m : members_) {
@@ -2970,6 +3075,7 @@ public:
     // directories, retrying rmdir on EBUSY, all within options::remove_timeout.
     // Throws (remove_cgroup) on failure; the group stays valid then, and
     // remove() or the destructor may try again.
+    template <class = void>
     void remove() {
         if (!valid()) return;
         const auto deadline = detail::cgroup_clock::now() + remove_timeout_;
@@ -2985,10 +3091,11 @@ public:
     }
 
 private:
-    friend std::size_t reap_stale(std::string_view prefix);
+    template <class> friend std::size_t reap_stale(std::string_view prefix);
     struct adopt_tag {};
 
     // Takes over directories found on disk (reap_stale).
+    template <class = void>
     group(adopt_tag, std::string name, std::vector<detail::cgroup_member> members, cgroup_layout layout,
           std::string layout_text, std::chrono::milliseconds timeout)
         : name_(std::move(name)),
@@ -2997,12 +3104,14 @@ private:
           layout_text_(std::move(layout_text)),
           remove_timeout_(timeout) {}
 
+    template <class = void>
     void require_valid(ctr::step s) const {
         if (!valid()) throw error(s, EINVAL, name_, "the group was removed or moved from");
     }
 
     // Where the group's processes are listed: v2 if the group is there, else
     // the v1 freezer hierarchy (which kill_all freezes), else any.
+    template <class = void>
     const detail::cgroup_member& tracker() const {
         for (const auto& m : members_)
             if (m.v2) return m;
@@ -3010,17 +3119,20 @@ private:
             if (m.has("freezer")) return m;
         return members_.front();
     }
+    template <class = void>
     const detail::cgroup_member* v2_member() const {
         for (const auto& m : members_)
             if (m.v2) return &m;
         return nullptr;
     }
+    template <class = void>
     const detail::cgroup_member* v1_freezer() const {
         for (const auto& m : members_)
             if (!m.v2 && m.has("freezer")) return &m;
         return nullptr;
     }
 
+    template <class = void>
     void enable_controllers(const detail::cgroup_hierarchy& h, const std::vector<std::string>& wanted,
                             bool move_caller) {
         namespace d = detail;
@@ -3048,6 +3160,7 @@ private:
         if (r < 0) throw error(step::enable_controllers, static_cast<int>(-r), file, "writing '" + text + "'");
     }
 
+    template <class = void>
     void create_member(const detail::cgroup_hierarchy& h, const detail::member_plan& plan) {
         namespace d = detail;
         d::cgroup_member m;
@@ -3075,6 +3188,7 @@ private:
 
     // A new v1 cpuset has no CPUs and no memory nodes, and no process can
     // join it until it has both: start from the parent's.
+    template <class = void>
     void inherit_cpuset(const detail::cgroup_member& m, const detail::cgroup_hierarchy& h) {
         namespace d = detail;
         for (const char* kind : {"cpus", "mems"}) {
@@ -3092,6 +3206,7 @@ private:
         }
     }
 
+    template <class = void>
     void apply(const detail::limit_write& w) {
         namespace d = detail;
         const auto& m = members_[w.member];
@@ -3117,6 +3232,7 @@ private:
             throw error(step::set_cgroup_limit, EIO, m.file(file), w.what + ": wrote '" + value + "', but " + *why);
     }
 
+    template <class = void>
     void set_frozen(bool frozen, std::chrono::milliseconds timeout) {
         namespace d = detail;
         require_valid(step::freeze_cgroup);
@@ -3162,6 +3278,7 @@ private:
 
     // Freezes as far as the layout allows, for a short while; false when it
     // could not. The kill loop goes on either way.
+    template <class = void>
     bool try_freeze(bool frozen) noexcept {
         namespace d = detail;
         const auto deadline = d::cgroup_clock::now() + std::chrono::milliseconds(frozen ? 50 : 1000);
@@ -3192,6 +3309,7 @@ private:
         return false;
     }
 
+    template <class = void>
     void kill_until(detail::cgroup_clock::time_point deadline) {
         namespace d = detail;
         // Killing everything would kill this process too.
@@ -3239,6 +3357,7 @@ private:
         }
     }
 
+    template <class = void>
     bool wait_empty_until(detail::cgroup_clock::time_point deadline) {
         namespace d = detail;
         if (const auto* m = v2_member()) {
@@ -3258,6 +3377,7 @@ private:
         }
     }
 
+    template <class = void>
     void remove_directories(detail::cgroup_clock::time_point deadline) {
         namespace d = detail;
         std::optional<error> first;
@@ -3279,6 +3399,7 @@ private:
     }
 
     // Best effort, for the destructor and for failed construction.
+    template <class = void>
     void quiet_remove() noexcept {
         try {
             remove();
@@ -3286,6 +3407,7 @@ private:
             // Nothing more can be done here; remove() is how to hear why.
         }
     }
+    template <class = void>
     void discard() noexcept {
         const auto deadline = detail::cgroup_clock::now() + std::chrono::seconds(1);
         for (auto& m : members_) {
@@ -3295,6 +3417,7 @@ private:
         members_.clear();
     }
 
+    template <class = void>
     static void read_into(const detail::cgroup_member& m, const char* file, std::string& text, bool& present) {
         present = false;
         const long r = detail::read_file_at(m.fd.get(), file, text);
@@ -3306,15 +3429,18 @@ private:
     static void fill(std::optional<T>& field, std::optional<T> value) {
         if (!field && value) field = value;
     }
+    template <class = void>
     static std::optional<std::chrono::nanoseconds> micros(std::optional<std::uint64_t> v) {
         if (!v) return std::nullopt;
         return std::chrono::microseconds(*v);
     }
+    template <class = void>
     static std::optional<std::chrono::nanoseconds> nanos(std::optional<std::uint64_t> v) {
         if (!v) return std::nullopt;
         return std::chrono::nanoseconds(*v);
     }
 
+    template <class = void>
     static void read_v2_stats(const detail::cgroup_member& m, stats& s) {
         namespace d = detail;
         std::string text;
@@ -3347,6 +3473,7 @@ private:
         if (m.has("pids")) read_pids(m, s);
     }
 
+    template <class = void>
     static void read_v1_stats(const detail::cgroup_member& m, stats& s) {
         namespace d = detail;
         std::string text;
@@ -3395,6 +3522,7 @@ private:
         if (m.has("pids")) read_pids(m, s);
     }
 
+    template <class = void>
     static void read_pids(const detail::cgroup_member& m, stats& s) {
         namespace d = detail;
         std::string text;
@@ -3422,6 +3550,7 @@ private:
 // touched. Creator pids are those of the pid namespace the group was made
 // in: call this from the same one. Throws the first failure after trying
 // every group.
+template <class>
 inline std::size_t reap_stale(std::string_view prefix) {
     namespace d = detail;
     d::check_group_prefix(prefix);
@@ -3473,6 +3602,7 @@ inline std::size_t reap_stale(std::string_view prefix) {
 
 // A size as limits take it ("64M", "1.5G", "max" as UINT64_MAX), for
 // callers that want to check one early. Throws like the limits do.
+template <class = void>
 inline std::uint64_t parse_size(std::string_view text) { return detail::parse_size(text, "size"); }
 
 }  // namespace ctr::cgroup
@@ -4643,76 +4773,86 @@ struct plan {
     root_entry entry = root_entry::pivot_root;
     std::vector<detail::mount_request> requests{};  // what the calls below added, in order
 
+    template <class = void>
     plan& bind(std::string source, std::string target, bind_options options = {}) {
-        requests.emplace_back(detail::bind_request{std::move(source), std::move(target), options});
-        return *this;
+        return add(detail::bind_request{std::move(source), std::move(target), options});
     }
+    template <class = void>
     plan& tmpfs(std::string target, tmpfs_options options = {}) {
-        requests.emplace_back(detail::tmpfs_request{std::move(target), std::move(options)});
-        return *this;
+        return add(detail::tmpfs_request{std::move(target), std::move(options)});
     }
+    template <class = void>
     plan& proc(std::string target = "/proc", proc_options options = {}) {
-        requests.emplace_back(detail::proc_request{std::move(target), options});
-        return *this;
+        return add(detail::proc_request{std::move(target), options});
     }
+    template <class = void>
     plan& sysfs(std::string target = "/sys") {
-        requests.emplace_back(detail::kernel_fs_request{"sysfs", std::move(target)});
-        return *this;
+        return add(detail::kernel_fs_request{"sysfs", std::move(target)});
     }
+    template <class = void>
     plan& devpts(std::string target = "/dev/pts") {
-        requests.emplace_back(detail::kernel_fs_request{"devpts", std::move(target)});
-        return *this;
+        return add(detail::kernel_fs_request{"devpts", std::move(target)});
     }
+    template <class = void>
     plan& mqueue(std::string target = "/dev/mqueue") {
-        requests.emplace_back(detail::kernel_fs_request{"mqueue", std::move(target)});
-        return *this;
+        return add(detail::kernel_fs_request{"mqueue", std::move(target)});
     }
     // A minimal /dev: a tmpfs with null, zero, full, random, urandom and tty
     // bound from the host; fd, stdin, stdout, stderr and ptmx symlinks; a
     // devpts of its own at pts; a tmpfs at shm.
+    template <class = void>
     plan& dev(std::string target = "/dev") {
-        requests.emplace_back(detail::dev_request{std::move(target)});
-        return *this;
+        return add(detail::dev_request{std::move(target)});
     }
     // An overlay at `target`; at "/" it is the new root itself (then leave
     // rootfs empty).
+    template <class = void>
     plan& overlay(std::string target, overlay_layers layers) {
-        requests.emplace_back(detail::overlay_request{std::move(target), std::move(layers)});
-        return *this;
+        return add(detail::overlay_request{std::move(target), std::move(layers)});
     }
+    template <class = void>
     plan& directory(std::string target, mode_t mode = 0755) {
-        requests.emplace_back(detail::path_request{ctr::detail::mount_step_kind::make_directory, std::move(target), mode});
-        return *this;
+        return add(detail::path_request{ctr::detail::mount_step_kind::make_directory, std::move(target), mode});
     }
+    template <class = void>
     plan& file(std::string target, mode_t mode = 0644) {
-        requests.emplace_back(detail::path_request{ctr::detail::mount_step_kind::make_file, std::move(target), mode});
-        return *this;
+        return add(detail::path_request{ctr::detail::mount_step_kind::make_file, std::move(target), mode});
     }
     // A symlink at `target` whose text is `text`.
+    template <class = void>
     plan& symlink(std::string text, std::string target) {
-        requests.emplace_back(detail::symlink_request{std::move(text), std::move(target)});
-        return *this;
+        return add(detail::symlink_request{std::move(text), std::move(target)});
     }
     // Hides a path: a file reads empty (/dev/null over it), a directory
     // shows empty (a read-only tmpfs over it). A missing path is skipped.
+    template <class = void>
     plan& mask(std::string target) {
-        requests.emplace_back(detail::path_request{ctr::detail::mount_step_kind::mask, std::move(target)});
-        return *this;
+        return add(detail::path_request{ctr::detail::mount_step_kind::mask, std::move(target)});
     }
     // Makes a path read-only (bound onto itself). A missing path is skipped.
+    template <class = void>
     plan& read_only(std::string target) {
-        requests.emplace_back(detail::path_request{ctr::detail::mount_step_kind::read_only, std::move(target)});
-        return *this;
+        return add(detail::path_request{ctr::detail::mount_step_kind::read_only, std::move(target)});
     }
     // Sets attributes on the mount at `target` (an earlier step's).
+    template <class = void>
     plan& set_attributes(std::string target, attributes attrs) {
-        requests.emplace_back(detail::attributes_request{std::move(target), attrs});
+        return add(detail::attributes_request{std::move(target), attrs});
+    }
+
+    // Appends one request. A template of the request's type, so that the
+    // variant's machinery is compiled only where a program builds a plan
+    // (in_place_type: without it every alternative is tried as a conversion).
+    template <class Request>
+    plan& add(Request&& request) {
+        requests.emplace_back(std::in_place_type<std::remove_cvref_t<Request>>, std::forward<Request>(request));
         return *this;
     }
 
     // Validates the plan and prepares the child's steps. Throws ctr::error
     // naming the step and the path (a missing bind source, an overlay layer
     // that does not exist, a size that does not parse...).
+    template <class = void>
     prepared_plan prepare() const;
 };
 
@@ -4720,6 +4860,7 @@ struct plan {
 // bind-mounted read-only (recursively), a private tmpfs at /tmp, a fresh
 // /proc and a minimal /dev, as `bwrap --ro-bind / / --proc /proc --dev /dev
 // --tmpfs /tmp` gives; /sys is the host's, read-only, with /sys/firmware masked.
+template <class = void>
 inline plan host_readonly() {
     plan p{.read_only_root = true};
     p.nosuid_root = true;
@@ -4759,8 +4900,10 @@ public:
     prepared_plan& operator=(const prepared_plan&) = delete;
     ~prepared_plan() = default;
 
-    std::span<const ctr::detail::mount_step> steps() const noexcept { return steps_; }
+    template <class = void>
+    std::span<const ctr::detail::mount_step> steps() const noexcept { return {steps_.data(), steps_.size()}; }
     // The host directory that becomes "/" ("/" for the host's own root).
+    template <class = void>
     const std::string& root() const noexcept { return root_; }
 
     // The binds the parent must make for the child (bind_options::idmap),
@@ -4772,11 +4915,13 @@ public:
         bool required;             // else a plain bind where the filesystem cannot idmap
         std::string shown;         // the target, for errors
     };
+    template <class = void>
     const std::vector<detached_bind>& detached_binds() const noexcept { return detached_; }
 
     // The error that step `index` failing with `errno_value` reports: its
     // step (or the finer one the child recorded in ctx), its path, and the
     // kernel's message or a hint.
+    template <class = void>
     ctr::error error_for(std::size_t index, int errno_value, const ctr::detail::mount_context* ctx = nullptr) const;
 
 private:
@@ -4809,17 +4954,20 @@ inline constexpr const char* dev_nodes[] = {"null", "zero", "full", "random", "u
 
 // Whether the kernel has mount_setattr (5.12+). When it has, a child never
 // needs the submount lists, and the parent does not read mountinfo.
+template <class = void>
 inline bool kernel_has_mount_setattr() {
     static const bool has = raw::call(SYS_mount_setattr, -1, "", 0, nullptr, 0) != -ENOSYS;
     return has;
 }
 
+template <class = void>
 inline std::optional<struct stat> host_stat(const std::string& path) {
     struct stat st {};
     if (sys::fstatat(AT_FDCWD, path.c_str(), &st, 0) < 0) return std::nullopt;
     return st;
 }
 
+template <class = void>
 inline std::string current_directory() {
     char buffer[mount_path_max];
     if (sys::getcwd(buffer, sizeof buffer) < 0) return "/";
@@ -4828,6 +4976,7 @@ inline std::string current_directory() {
 
 // Collapses repeated and trailing slashes; keeps "." and ".." (they are
 // resolved inside the root, where they cannot climb out).
+template <class = void>
 inline std::string squeeze_slashes(std::string_view path) {
     std::string out;
     for (char c : path)
@@ -4839,12 +4988,14 @@ inline std::string squeeze_slashes(std::string_view path) {
 // Absolute (a relative path is taken from the current directory); ".." and
 // symlinks are left for the kernel, which resolves them in
 // canonical_host_path (collapsing ".." by text would be wrong past a symlink).
+template <class = void>
 inline std::string absolute_host_path(const std::string& path) {
     return squeeze_slashes(path.empty() || path[0] != '/' ? current_directory() + "/" + path : path);
 }
 
 // The host path with its symlinks resolved, as the kernel sees the object
 // (through /proc/self/fd); the lexical absolute path if that cannot be read.
+template <class = void>
 inline std::string canonical_host_path(const std::string& path) {
     const std::string absolute = absolute_host_path(path);
     const long fd = sys::openat(AT_FDCWD, absolute.c_str(), O_PATH | O_CLOEXEC);
@@ -4859,6 +5010,7 @@ inline std::string canonical_host_path(const std::string& path) {
 
 // A target inside the new root: absolute, slashes squeezed. "." and ".."
 // stay; resolution inside the root confines them.
+template <class = void>
 inline std::string root_target(const std::string& target, const char* what) {
     if (target.empty()) throw error(step::prepare, EINVAL, target, std::string(what) + ": the target is empty");
     if (target.find('\0') != std::string::npos)
@@ -4870,6 +5022,7 @@ inline std::string root_target(const std::string& target, const char* what) {
 // Whether a target inside the root names the root itself once "." and ".."
 // are taken, ".." stopping at the root as resolution inside it does ("/..",
 // "/tmp/.."): a mount there would lie under the new root, silently unseen.
+template <class = void>
 inline bool names_the_root(std::string_view path) {
     std::size_t depth = 0;
     while (!path.empty()) {
@@ -4886,6 +5039,7 @@ inline bool names_the_root(std::string_view path) {
 }
 
 // mountinfo escapes space, tab, newline and backslash as \ooo.
+template <class = void>
 inline std::string unescape_mountinfo(std::string_view field) {
     std::string out;
     for (std::size_t i = 0; i < field.size(); ++i) {
@@ -4904,6 +5058,7 @@ inline std::string unescape_mountinfo(std::string_view field) {
 
 // The mount points strictly below `source` in a mountinfo text, relative to
 // it, parents first. Takes the text so that it is fuzzed (tests/fuzz).
+template <class = void>
 inline std::vector<std::string> submounts_in(std::string_view mountinfo, const std::string& source) {
     std::vector<std::string> out;
     const std::string prefix = source == "/" ? "/" : source + "/";
@@ -4938,12 +5093,14 @@ inline std::vector<std::string> submounts_in(std::string_view mountinfo, const s
 // relative to it, parents first: what a recursive bind of `source` copies.
 // Read in the parent because the child's namespace is a copy of this one
 // taken at clone, so the child needs no parser and no big buffer.
+template <class = void>
 inline std::vector<std::string> submounts_below(const std::string& source) {
     const auto mountinfo = read_small_file("/proc/self/mountinfo");
     if (!mountinfo) return {};
     return submounts_in(*mountinfo, source);
 }
 
+template <class = void>
 inline std::uint64_t attribute_bits(bool read_only, bool nosuid, bool nodev, bool noexec) {
     std::uint64_t bits = 0;
     if (read_only) bits |= mount_abi::attr_rdonly;
@@ -4953,6 +5110,7 @@ inline std::uint64_t attribute_bits(bool read_only, bool nosuid, bool nodev, boo
     return bits;
 }
 
+template <class = void>
 inline std::string octal(unsigned value) {
     std::string digits;
     do {
@@ -4962,6 +5120,7 @@ inline std::string octal(unsigned value) {
     return "0" + digits;
 }
 
+template <class = void>
 inline bool valid_tmpfs_size(const std::string& size) {
     std::size_t digits = 0;
     while (digits < size.size() && size[digits] >= '0' && size[digits] <= '9') ++digits;
@@ -4973,10 +5132,13 @@ inline bool valid_tmpfs_size(const std::string& size) {
 // Builds a prepared_plan: owns the strings, appends steps.
 class step_builder {
 public:
+    template <class = void>
     explicit step_builder(bool for_guard) : for_guard_(for_guard) {}
 
+    template <class = void>
     const char* keep(std::string text) { return out_.strings_.emplace_back(std::move(text)).c_str(); }
 
+    template <class = void>
     const char* const* keep_list(const std::vector<std::string>& items) {
         std::vector<const char*> pointers;
         for (const auto& item : items) pointers.push_back(keep(item));
@@ -4984,11 +5146,13 @@ public:
         return out_.lists_.emplace_back(std::move(pointers)).data();
     }
 
+    template <class = void>
     void add(mount_step s, std::string path, std::string detail = {}) {
         out_.steps_.push_back(s);
         out_.info_.push_back({std::move(path), std::move(detail)});
     }
 
+    template <class = void>
     void set_params(mount_step& s, std::vector<mount_param> params) {
         if (params.empty()) return;
         s.param_count = static_cast<std::uint32_t>(params.size());
@@ -4997,6 +5161,7 @@ public:
 
     // A host path for a bind's source: absolute and with symlinks resolved.
     // Nothing when it does not exist and the bind is optional.
+    template <class = void>
     std::optional<std::pair<std::string, struct stat>> bind_source(const std::string& source, bool optional,
                                                                    ctr::step s) {
         if (source.empty()) throw error(s, EINVAL, source, "the bind source is empty");
@@ -5009,6 +5174,7 @@ public:
         return std::pair{canonical_host_path(absolute), st};
     }
 
+    template <class = void>
     void add_bind(const std::string& source, const char* target, const bind_options& o, ctr::step s,
                   const std::string& shown_target) {
         const auto found = bind_source(source, o.optional, s);
@@ -5033,6 +5199,7 @@ public:
         add(m, shown_target, "source '" + path + "'");
     }
 
+    template <class = void>
     void add_tmpfs(const char* target, const tmpfs_options& o, const std::string& shown) {
         if (!o.size.empty() && !valid_tmpfs_size(o.size))
             throw error(step::mount, EINVAL, shown,
@@ -5063,6 +5230,7 @@ public:
         add(m, shown, "tmpfs");
     }
 
+    template <class = void>
     void add_proc(const char* target, const proc_options& o, const std::string& shown) {
         std::vector<mount_param> params;
         std::vector<std::string> data;
@@ -5096,6 +5264,7 @@ public:
         }
     }
 
+    template <class = void>
     void add_kernel_fs(const std::string& fs_type, const char* target, const std::string& shown) {
         mount_step m{};
         m.kind = mount_step_kind::filesystem;
@@ -5132,6 +5301,7 @@ public:
         add(m, shown, fs_type);
     }
 
+    template <class = void>
     void add_dev(const std::string& shown) {
         const auto at = [&](const char* name) { return shown == "/" ? "/" + std::string(name) : shown + "/" + name; };
         add_tmpfs(keep(shown), {.mode = 0755, .nosuid = true, .nodev = false, .noexec = true}, shown);
@@ -5153,6 +5323,7 @@ public:
         add_tmpfs(keep(at("shm")), {.mode = 01777}, at("shm"));
     }
 
+    template <class = void>
     void add_symlink(const std::string& text, const std::string& target) {
         if (text.empty() || text.find('\0') != std::string::npos)
             throw error(step::make_symlink, EINVAL, target, "the symlink's text is empty or has a NUL byte");
@@ -5168,6 +5339,7 @@ public:
     }
 
     // Both the new-API parameters and the mount(2) data of an overlay.
+    template <class = void>
     void add_overlay(const char* target, const overlay_layers& layers, bool read_only, const std::string& shown) {
         if (layers.lower.empty()) throw error(step::mount, EINVAL, shown, "an overlay needs a lower layer");
         if (layers.upper.empty() != layers.work.empty())
@@ -5248,32 +5420,40 @@ public:
         add(m, shown, std::move(what));
     }
 
+    template <class = void>
     void add_request(const mount_request& request) {
         std::visit([&](const auto& r) { add_one(r); }, request);
     }
 
+    template <class = void>
     void add_one(const bind_request& r) {
         const std::string target = target_of(r.target, "bind");
         add_bind(r.source, keep(target), r.options, r.step, target);
     }
+    template <class = void>
     void add_one(const tmpfs_request& r) {
         const std::string target = target_of(r.target, "tmpfs");
         add_tmpfs(keep(target), r.options, target);
     }
+    template <class = void>
     void add_one(const proc_request& r) {
         const std::string target = target_of(r.target, "proc");
         add_proc(keep(target), r.options, target);
     }
+    template <class = void>
     void add_one(const kernel_fs_request& r) {
         const std::string target = target_of(r.target, r.fs_type.c_str());
         add_kernel_fs(r.fs_type, keep(target), target);
     }
+    template <class = void>
     void add_one(const dev_request& r) { add_dev(target_of(r.target, "dev")); }
+    template <class = void>
     void add_one(const overlay_request& r) {
         const std::string target = target_of(r.target, "overlay", false);
         if (target == "/" && !for_guard_) return;  // the root; placed by add_root
         add_overlay(keep(target), r.layers, false, target);
     }
+    template <class = void>
     void add_one(const path_request& r) {
         const bool mounts = r.kind == mount_step_kind::mask || r.kind == mount_step_kind::read_only;
         const std::string target = target_of(r.target, "path", mounts);
@@ -5298,7 +5478,9 @@ public:
         }
         add(m, target, r.kind == mount_step_kind::mask ? "mask" : "");
     }
+    template <class = void>
     void add_one(const symlink_request& r) { add_symlink(r.text, target_of(r.target, "symlink", false)); }
+    template <class = void>
     void add_one(const attributes_request& r) {
         const std::string target = target_of(r.target, "attributes", false);
         mount_step m{};
@@ -5314,6 +5496,7 @@ public:
     // Guards take host paths: absolute, symlinks resolved, and existing.
     // In a plan, a mount over "/" itself would sit on top of the new root
     // that pivot_root enters; the root is the rootfs (or an overlay at "/").
+    template <class = void>
     std::string target_of(const std::string& target, const char* what, bool mounts = true) {
         if (!for_guard_) {
             std::string in_root = root_target(target, what);
@@ -5330,6 +5513,7 @@ public:
         return canonical_host_path(absolute);
     }
 
+    template <class = void>
     void add_propagation(propagation_mode mode) {
         mount_step m{};
         m.kind = mount_step_kind::set_propagation;
@@ -5340,6 +5524,7 @@ public:
         add(m, "/", mode == propagation_mode::slave ? "slave" : "private");
     }
 
+    template <class = void>
     void add_root(const plan& p) {
         const overlay_request* root_overlay = nullptr;
         for (const auto& request : p.requests)
@@ -5369,11 +5554,13 @@ public:
         out_.info_.back().detail = "the new root";
     }
 
+    template <class = void>
     void add_deferred() {
         for (const auto& d : deferred_) add_one(path_request{d.first, d.second});
         deferred_.clear();
     }
 
+    template <class = void>
     void add_entry(root_entry entry) {
         mount_step m{};
         m.kind = entry == root_entry::pivot_root ? mount_step_kind::pivot_root : mount_step_kind::change_root;
@@ -5381,6 +5568,7 @@ public:
         add(m, out_.root_);
     }
 
+    template <class = void>
     prepared_plan take() { return std::move(out_); }
 
 private:
@@ -5390,6 +5578,7 @@ private:
 };
 
 // What an errno means for a step, where the bare text would puzzle.
+template <class = void>
 inline std::string mount_hint(const mount_step& s, int error) {
     const std::string_view fs = s.fs_type ? s.fs_type : "";
     if (s.kind == mount_step_kind::set_propagation && error == EPERM)
@@ -5411,6 +5600,7 @@ inline std::string mount_hint(const mount_step& s, int error) {
 
 }  // namespace detail
 
+template <class>
 inline prepared_plan plan::prepare() const {
     detail::step_builder builder(false);
     builder.add_propagation(propagation);
@@ -5421,6 +5611,7 @@ inline prepared_plan plan::prepare() const {
     return builder.take();
 }
 
+template <class>
 inline ctr::error prepared_plan::error_for(std::size_t index, int errno_value,
                                            const ctr::detail::mount_context* ctx) const {
     if (index >= steps_.size()) return ctr::error(step::mount, errno_value, {}, "no such mount step");
@@ -5464,9 +5655,12 @@ public:
     ~guard() { reset(); }
 
     // Where the mount is (absolute, symlinks resolved).
+    template <class = void>
     const std::string& target() const noexcept { return target_; }
+    template <class = void>
     bool active() const noexcept { return active_; }
 
+    template <class = void>
     guard& unmount_lazily(bool lazily = true) noexcept {
         flags_ = lazily ? ctr::detail::mount_abi::mnt_detach : 0;
         return *this;
@@ -5474,6 +5668,7 @@ public:
 
     // Unmounts now; throws ctr::error(step::unmount) on failure, e.g. EBUSY
     // while a process works inside, or when a later mount covers this one.
+    template <class = void>
     void unmount() {
         if (!active_) return;
         bool covered = false;
@@ -5490,6 +5685,7 @@ public:
     }
 
     // Best effort: unmounts, lazily if a plain unmount is refused as busy.
+    template <class = void>
     void reset() noexcept {
         if (!active_) return;
         bool covered = false;
@@ -5499,6 +5695,7 @@ public:
     }
 
     // For the factories below.
+    template <class = void>
     static guard adopt(std::string target, int flags) {
         guard g;
         g.target_ = std::move(target);
@@ -5510,6 +5707,7 @@ public:
 
 private:
     // The id of the mount on top at `path`; 0 when statx cannot say (before 5.8).
+    template <class = void>
     static std::uint64_t mount_id(const std::string& path) noexcept {
         alignas(8) unsigned char buffer[256] = {};
         if (ctr::detail::sys::statx(AT_FDCWD, path.c_str(), 0, ctr::detail::mount_abi::statx_mnt_id, buffer) < 0) return 0;
@@ -5521,6 +5719,7 @@ private:
         return id;
     }
 
+    template <class = void>
     long unmount_now(int flags, bool& covered) noexcept {
         if (mount_id_ != 0) {
             const std::uint64_t now = mount_id(target_);
@@ -5546,6 +5745,7 @@ namespace detail {
 
 // Runs one operation as a guard: the same steps a plan's child runs, with
 // host paths for targets.
+template <class = void>
 inline guard run_guard(const mount_request& request, int unmount_flags) {
     step_builder builder(true);
     builder.add_request(request);
@@ -5569,25 +5769,32 @@ inline guard run_guard(const mount_request& request, int unmount_flags) {
 // Targets are host paths that must exist. Call them in a mount namespace of
 // the caller's own (ns::scope, unshare(CLONE_NEWNS)) unless changing the
 // host's mount table is the point.
+template <class = void>
 inline guard bind(std::string source, std::string target, bind_options options = {}) {
     const int flags = options.recursive ? ctr::detail::mount_abi::mnt_detach : 0;
     return detail::run_guard(detail::bind_request{std::move(source), std::move(target), options}, flags);
 }
+template <class = void>
 inline guard tmpfs(std::string target, tmpfs_options options = {}) {
     return detail::run_guard(detail::tmpfs_request{std::move(target), std::move(options)}, 0);
 }
+template <class = void>
 inline guard proc(std::string target, proc_options options = {}) {
     return detail::run_guard(detail::proc_request{std::move(target), options}, 0);
 }
+template <class = void>
 inline guard sysfs(std::string target) {
     return detail::run_guard(detail::kernel_fs_request{"sysfs", std::move(target)}, 0);
 }
+template <class = void>
 inline guard devpts(std::string target) {
     return detail::run_guard(detail::kernel_fs_request{"devpts", std::move(target)}, 0);
 }
+template <class = void>
 inline guard mqueue(std::string target) {
     return detail::run_guard(detail::kernel_fs_request{"mqueue", std::move(target)}, 0);
 }
+template <class = void>
 inline guard overlay(std::string target, overlay_layers layers) {
     return detail::run_guard(detail::overlay_request{std::move(target), std::move(layers)}, 0);
 }
@@ -6329,6 +6536,7 @@ public:
     void add_header(const FamilyHeader& h) {
         append(&h, sizeof h);
     }
+    template <class = void>
     void add_attribute(std::uint16_t type, const void* data, std::size_t size) {
         nlattr a{};
         a.nla_type = type;
@@ -6336,13 +6544,16 @@ public:
         append(&a, sizeof a);
         append(data, size);
     }
+    template <class = void>
     void add_u32(std::uint16_t type, std::uint32_t value) { add_attribute(type, &value, sizeof value); }
+    template <class = void>
     void add_string(std::uint16_t type, std::string_view text) {
         std::string with_nul(text);
         add_attribute(type, with_nul.c_str(), with_nul.size() + 1);
     }
     // Nested attributes: begin_nested returns a mark for end_nested, which
     // patches the length once the contents are known.
+    template <class = void>
     std::size_t begin_nested(std::uint16_t type) {
         const std::size_t mark = buffer_.size();
         nlattr a{};
@@ -6350,22 +6561,28 @@ public:
         append(&a, sizeof a);
         return mark;
     }
+    template <class = void>
     void end_nested(std::size_t mark) {
         auto* a = reinterpret_cast<nlattr*>(buffer_.data() + mark);
         a->nla_len = static_cast<std::uint16_t>(buffer_.size() - mark);
     }
 
+    template <class = void>
     nlmsghdr& header() noexcept { return *reinterpret_cast<nlmsghdr*>(buffer_.data()); }
+    template <class = void>
     const char* data() const noexcept { return buffer_.data(); }
+    template <class = void>
     std::size_t size() const noexcept { return buffer_.size(); }
 
 private:
+    template <class = void>
     void append(const void* data, std::size_t size) {
         const std::size_t at = buffer_.size();
         buffer_.resize(at + netlink_align(size));
         std::memcpy(buffer_.data() + at, data, size);
         sync_length();
     }
+    template <class = void>
     void sync_length() noexcept { header().nlmsg_len = static_cast<std::uint32_t>(buffer_.size()); }
 
     // Kept in 4-byte units' alignment by construction; the vector's storage
@@ -6395,6 +6612,7 @@ void for_each_attribute(const char* data, std::size_t size, Visit&& visit) {
 class rtnetlink {
 public:
     // Throws ctr::error(step::netlink) when the socket cannot be made.
+    template <class = void>
     static rtnetlink open() {
         const long fd = sys::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
         if (fd < 0) throw error(step::netlink, static_cast<int>(-fd), "NETLINK_ROUTE", "socket");
@@ -6414,6 +6632,7 @@ public:
 
     // Sends a request with NLM_F_ACK and waits for its answer: 0, or -errno
     // with last_message() holding the kernel's explanation (may be empty).
+    template <class = void>
     long request(netlink_message& message) {
         message.header().nlmsg_flags |= NLM_F_ACK;
         long result = -EPROTO;
@@ -6423,6 +6642,7 @@ public:
     }
 
     // Sends a dump request (NLM_F_DUMP) and calls visit for each answer.
+    template <class = void>
     long dump(netlink_message& message, const std::function<void(const nlmsghdr&)>& visit) {
         message.header().nlmsg_flags |= NLM_F_DUMP;
         long result = 0;
@@ -6431,9 +6651,11 @@ public:
         return r < 0 ? r : result;
     }
 
+    template <class = void>
     const std::string& last_message() const noexcept { return last_message_; }
 
 private:
+    template <class = void>
     long send(netlink_message& message) {
         message.header().nlmsg_seq = ++sequence_;
         last_message_.clear();
@@ -6487,6 +6709,7 @@ private:
         }
     }
 
+    template <class = void>
     void read_error(const char* at, const nlmsghdr& h, long& result) {
         nlmsgerr e;
         if (h.nlmsg_len < NLMSG_HDRLEN + sizeof e) {
@@ -6585,12 +6808,15 @@ namespace ctr::net {
 struct peer_namespace {
     int netns_fd = -1;
     pid_t pid = 0;
+    template <class = void>
     static peer_namespace from_fd(int fd) noexcept { return {fd, 0}; }
+    template <class = void>
     static peer_namespace of_process(pid_t pid) noexcept { return {-1, pid}; }
 };
 
 namespace detail {
 
+template <class = void>
 inline bool valid_interface_name(const std::string& name) noexcept {
     if (name.empty() || name.size() >= IFNAMSIZ || name == "." || name == "..") return false;
     for (const char c : name)
@@ -6598,6 +6824,7 @@ inline bool valid_interface_name(const std::string& name) noexcept {
     return true;
 }
 
+template <class = void>
 inline void check_interface_name(const std::string& name) {
     if (!valid_interface_name(name))
         throw error(step::prepare, EINVAL, name,
@@ -6606,6 +6833,7 @@ inline void check_interface_name(const std::string& name) {
 
 // The index of `name` in the current network namespace, 0 when there is
 // none, -errno when asking failed.
+template <class = void>
 inline long interface_index(const std::string& name) noexcept {
     const long fd = sys::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return fd;
@@ -6617,6 +6845,7 @@ inline long interface_index(const std::string& name) noexcept {
     return r < 0 ? r : request.ifr_ifindex;
 }
 
+template <class = void>
 inline ctr::detail::interface_setup make_setup(const std::string& name, const ipv4_interface& address,
                                                std::optional<ipv4_address> gateway, unsigned mtu) {
     ctr::detail::interface_setup setup;
@@ -6629,6 +6858,7 @@ inline ctr::detail::interface_setup make_setup(const std::string& name, const ip
 }
 
 // What apply_interface_setup's failed_part numbers mean.
+template <class = void>
 inline std::string interface_setup_failure(int failed_part) {
     switch (failed_part) {
         case 0: return "opening a socket";
@@ -6642,10 +6872,12 @@ inline std::string interface_setup_failure(int failed_part) {
 
 // The IPv4 networks in use in the current namespace: interface addresses and
 // routes, so that a pool slot never shadows either.
+template <class = void>
 inline std::vector<ipv4_interface> networks_in_use(rtnetlink& netlink);
 
 // The same, asked again while a dump comes back interrupted (the tables
 // changed while the kernel wrote it).
+template <class = void>
 inline std::vector<ipv4_interface> networks_in_use_consistent(rtnetlink& netlink) {
     for (int attempt = 0;; ++attempt) {
         try {
@@ -6656,6 +6888,7 @@ inline std::vector<ipv4_interface> networks_in_use_consistent(rtnetlink& netlink
     }
 }
 
+template <class>
 inline std::vector<ipv4_interface> networks_in_use(rtnetlink& netlink) {
     std::vector<ipv4_interface> used;
     netlink_message addresses(RTM_GETADDR, 0);
@@ -6699,6 +6932,7 @@ inline std::vector<ipv4_interface> networks_in_use(rtnetlink& netlink) {
     return used;
 }
 
+template <class = void>
 inline bool overlaps(const ipv4_interface& a, const ipv4_interface& b) noexcept {
     const std::uint8_t shorter = a.prefix_length < b.prefix_length ? a.prefix_length : b.prefix_length;
     const ipv4_interface wide{a.address, shorter};
@@ -6706,6 +6940,7 @@ inline bool overlaps(const ipv4_interface& a, const ipv4_interface& b) noexcept 
 }
 
 // RTM_NEWLINK for a veth pair: the host end here, the peer in `peer`.
+template <class = void>
 inline long request_veth(rtnetlink& netlink, const std::string& host_name, const std::string& peer_name,
                          peer_namespace peer, unsigned mtu) {
     netlink_message m(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
@@ -6730,6 +6965,7 @@ inline long request_veth(rtnetlink& netlink, const std::string& host_name, const
 }
 
 // RTM_DELLINK by index, or by name when the index is 0.
+template <class = void>
 inline long delete_link(rtnetlink& netlink, int index, const std::string& name) {
     netlink_message m(RTM_DELLINK, 0);
     ifinfomsg h{};
@@ -6741,6 +6977,7 @@ inline long delete_link(rtnetlink& netlink, int index, const std::string& name) 
 }
 
 // Best effort, for error paths: a failed launch leaves no link behind.
+template <class = void>
 inline void delete_link_quietly(rtnetlink& netlink, int index, const std::string& name) noexcept {
     try {
         delete_link(netlink, index, name);
@@ -6751,6 +6988,7 @@ inline void delete_link_quietly(rtnetlink& netlink, int index, const std::string
 // The address with its prefix in one request. (SIOCSIFADDR would first give
 // the address its old class mask, a /8 that a concurrent pool dump would
 // take as covering every slot.)
+template <class = void>
 inline long add_address(rtnetlink& netlink, int index, const ipv4_interface& address) {
     netlink_message m(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL);
     ifaddrmsg h{};
@@ -6764,6 +7002,7 @@ inline long add_address(rtnetlink& netlink, int index, const ipv4_interface& add
     return netlink.request(m);
 }
 
+template <class = void>
 inline long set_link_up(rtnetlink& netlink, int index) {
     netlink_message m(RTM_NEWLINK, 0);
     ifinfomsg h{};
@@ -6776,6 +7015,7 @@ inline long set_link_up(rtnetlink& netlink, int index) {
 }
 
 // "ctr-0ae70004" for 10.231.0.5/30: the name that claims a pool subnet.
+template <class = void>
 inline std::string subnet_link_name(const ipv4_interface& address) {
     static constexpr char hex[] = "0123456789abcdef";
     std::string name = "ctr-";
@@ -6790,12 +7030,14 @@ inline std::string subnet_link_name(const ipv4_interface& address) {
 // have to be an fd, and children being set up at the same moment on other
 // threads would hold a copy of it until they exec, while they wait for
 // their own parent, who waits for the lock.
+template <class = void>
 inline std::mutex& pool_mutex() {
     static std::mutex m;
     return m;
 }
 
 // Why creating a link failed, in words an operator can act on.
+template <class = void>
 inline std::string create_link_reason(long negative_errno, const std::string& kernel_message) {
     std::string reason;
     switch (-negative_errno) {
@@ -6835,21 +7077,26 @@ public:
     }
     ~link() { remove_quietly(); }
 
+    template <class = void>
     int index() const noexcept { return index_; }
+    template <class = void>
     const std::string& name() const noexcept { return name_; }
     explicit operator bool() const noexcept { return index_ > 0; }
 
     // Deletes the interface now. Gone already (its namespace ended and took
     // the pair with it) is not an error.
+    template <class = void>
     void remove() {
         if (index_ <= 0) return;
         const long r = detail::delete_link(*netlink_, std::exchange(index_, 0), name_);
         if (r < 0 && r != -ENODEV) throw error(step::delete_link, static_cast<int>(-r), name_);
     }
     // Leaves the interface to the kernel: it goes when its namespace does.
+    template <class = void>
     void release() noexcept { index_ = 0; }
 
     // Takes ownership of interface `index`, to be deleted through `netlink`.
+    template <class = void>
     static link adopt(detail::rtnetlink netlink, int index, std::string name) {
         link out;
         out.netlink_ = std::move(netlink);
@@ -6859,6 +7106,7 @@ public:
     }
 
 private:
+    template <class = void>
     void remove_quietly() noexcept {
         if (index_ <= 0 || !netlink_) return;
         detail::delete_link_quietly(*netlink_, std::exchange(index_, 0), name_);
@@ -6871,11 +7119,18 @@ private:
 
 // A veth pair: the host end owned here, the other end in a sandbox's
 // namespace, still to be configured from inside (container_setup()).
+class veth_pair;
+template <class = void>
+veth_pair create_veth(const veth& options, peer_namespace peer);
+
 class [[nodiscard]] veth_pair {
 public:
+    template <class = void>
     const veth_info& info() const noexcept { return info_; }
+    template <class = void>
     net::link& host_link() noexcept { return host_; }
     // What the sandbox side applies inside its namespace.
+    template <class = void>
     ctr::detail::interface_setup container_setup() const {
         return detail::make_setup(info_.container_name, info_.container_address,
                                   info_.default_route ? std::optional(info_.host_address.address) : std::nullopt,
@@ -6883,13 +7138,14 @@ public:
     }
 
 private:
-    friend veth_pair create_veth(const veth&, peer_namespace);
+    template <class> friend veth_pair create_veth(const veth&, peer_namespace);
     net::link host_;
     veth_info info_;
 };
 
 // Sets an address (and a default route through `gateway`, and an MTU) on an
 // interface of the current thread's network namespace and brings it up.
+template <class = void>
 inline void configure_interface(const std::string& name, const ipv4_interface& address,
                                 std::optional<ipv4_address> gateway = {}, unsigned mtu = 0) {
     detail::check_interface_name(name);
@@ -6906,6 +7162,7 @@ inline void configure_interface(const std::string& name, const ipv4_interface& a
 // Creates a veth pair: the host end in the caller's network namespace,
 // addressed and up; the other end in `peer`, named options.container_name,
 // to be configured from inside. Throws ctr::error naming the link.
+template <class>
 inline veth_pair create_veth(const veth& options, peer_namespace peer) {
     if (!options.host_name.empty()) detail::check_interface_name(options.host_name);
     detail::check_interface_name(options.container_name);
@@ -7102,8 +7359,11 @@ struct existing {
     std::variant<std::string, int> source;  // path, or fd
     bool source_is_pidfd = false;
 
+    template <class = void>
     static existing path(kind k, std::string p) { return {k, std::move(p)}; }
+    template <class = void>
     static existing fd(kind k, int borrowed_fd) { return {k, borrowed_fd}; }
+    template <class = void>
     static existing of_pidfd(kind k, int borrowed_pidfd) { return {k, borrowed_pidfd, true}; }
 };
 
@@ -7136,16 +7396,19 @@ struct time_offsets {
 namespace detail {
 
 // A negative id would otherwise read as "this process" (ns_path).
+template <class = void>
 inline void check_process_id(int process_id, step s) {
     if (process_id < 0)
         throw error(s, ESRCH, "pid " + std::to_string(process_id), "a process id is positive, or 0 for this process");
 }
 
+template <class = void>
 inline std::string ns_path(int pid, kind k) {
     return "/proc/" + (pid > 0 ? std::to_string(pid) : std::string("self")) + "/ns/" + std::string(name(k));
 }
 
 // The inode that identifies a process's namespace of one kind.
+template <class = void>
 inline std::optional<std::uint64_t> ns_inode(const std::string& path) {
     struct stat st {};
     if (ctr::detail::sys::fstatat(AT_FDCWD, path.c_str(), &st, 0) < 0) return std::nullopt;
@@ -7154,6 +7417,7 @@ inline std::optional<std::uint64_t> ns_inode(const std::string& path) {
 
 // A subordinate id range from /etc/subuid or /etc/subgid for a user name or
 // numeric id: "name:start:count" lines.
+template <class = void>
 inline std::optional<id_range> subordinate_range(const std::string& file, const std::string& user_name,
                                                  std::uint32_t id) {
     const auto contents = ctr::detail::read_small_file(file);
@@ -7186,12 +7450,14 @@ inline std::optional<id_range> subordinate_range(const std::string& file, const 
     return std::nullopt;
 }
 
+template <class = void>
 inline std::string errno_text(long negative_errno) {
     return std::generic_category().message(static_cast<int>(-negative_errno));
 }
 
 // Why this process cannot create a user namespace, as far as the host
 // shows it. Used by probe() and by spawn's error for a failed CLONE_NEWUSER.
+template <class = void>
 inline std::string user_namespace_blocker(long negative_errno) {
     if (auto max = ctr::detail::read_first_line("/proc/sys/user/max_user_namespaces"); max && *max == "0")
         return "user.max_user_namespaces is 0";
@@ -7228,8 +7494,10 @@ struct resolved_id_maps {
     bool may_setgroups = true;
 };
 
+template <class = void>
 inline bool executable(const char* path) { return ctr::detail::raw::call(SYS_access, path, X_OK) == 0; }
 
+template <class = void>
 inline std::string user_name_of(std::uint32_t uid) {
     const auto passwd = ctr::detail::read_small_file("/etc/passwd");
     if (!passwd) return {};
@@ -7248,6 +7516,7 @@ inline std::string user_name_of(std::uint32_t uid) {
 }
 
 // This process's own id map ("inside outside count" lines).
+template <class = void>
 inline std::vector<id_range> own_map(const char* proc_file) {
     std::vector<id_range> ranges;
     const auto text = ctr::detail::read_small_file(proc_file);
@@ -7267,6 +7536,7 @@ inline std::vector<id_range> own_map(const char* proc_file) {
 // Root's default: the sandbox's 0..65535 onto root's /etc/subuid range, or
 // 100000..165535. A caller that is root only inside a user namespace of its
 // own may not have those ids; it maps the ids it has, from 0 up.
+template <class = void>
 inline id_range root_default_range(const char* subordinate_file, const char* proc_file) {
     const auto range = subordinate_range(subordinate_file, "root", 0);
     const std::uint32_t base = range ? range->outside : 100000;
@@ -7284,6 +7554,7 @@ inline id_range root_default_range(const char* subordinate_file, const char* pro
 // error says which range is wrong (the kernel answers only EINVAL): no empty
 // range, none past id 4294967295, no two overlapping inside or outside, at
 // most 340 lines.
+template <class = void>
 inline void check_id_map(const std::vector<id_range>& ranges, step s, const char* which) {
     const auto text = [](const id_range& r) {
         return std::to_string(r.inside) + " " + std::to_string(r.outside) + " " + std::to_string(r.count);
@@ -7307,6 +7578,7 @@ inline void check_id_map(const std::vector<id_range>& ranges, step s, const char
     }
 }
 
+template <class = void>
 inline resolved_id_maps resolve_id_maps(const id_maps& asked) {
     const auto euid = static_cast<std::uint32_t>(ctr::detail::raw::call(SYS_geteuid));
     const auto egid = static_cast<std::uint32_t>(ctr::detail::raw::call(SYS_getegid));
@@ -7351,6 +7623,7 @@ inline resolved_id_maps resolve_id_maps(const id_maps& asked) {
     return maps;
 }
 
+template <class = void>
 inline std::string map_text(const std::vector<id_range>& ranges) {
     std::string text;
     for (const auto& r : ranges)
@@ -7362,6 +7635,7 @@ inline std::string map_text(const std::vector<id_range>& ranges) {
 
 // Which namespace `process_id` (0: this process) is in, as the inode of its
 // /proc/PID/ns file: two processes share a namespace when these are equal.
+template <class = void>
 inline std::uint64_t inode_of(kind k, int process_id = 0) {
     detail::check_process_id(process_id, step::join_namespace);
     const std::string path = detail::ns_path(process_id, k);
@@ -7375,6 +7649,10 @@ inline std::uint64_t inode_of(kind k, int process_id = 0) {
 // process is gone. The bind is undone and the file removed when this ends,
 // unless release() was called. The mount lives in the caller's mount
 // namespace.
+class persisted;
+template <class = void>
+persisted persist(int process_id, kind k, std::string path);
+
 class [[nodiscard]] persisted {
 public:
     persisted() = default;
@@ -7388,12 +7666,15 @@ public:
     }
     ~persisted() { reset(); }
 
+    template <class = void>
     const std::string& path() const noexcept { return path_; }
+    template <class = void>
     existing to_join(kind k) const { return existing::path(k, path_); }
+    template <class = void>
     void release() noexcept { path_.clear(); }
 
 private:
-    friend persisted persist(int pid, kind k, std::string path);
+    template <class> friend persisted persist(int pid, kind k, std::string path);
     void reset() noexcept {
         if (path_.empty()) return;
         ctr::detail::sys::umount2(path_.c_str(), MNT_DETACH);
@@ -7403,6 +7684,7 @@ private:
     std::string path_;
 };
 
+template <class>
 inline persisted persist(int process_id, kind k, std::string path) {
     namespace sys = ctr::detail::sys;
     detail::check_process_id(process_id, step::persist_namespace);
@@ -7451,6 +7733,7 @@ constexpr const char* why_not_per_thread(kind k) noexcept {
     }
 }
 
+template <class = void>
 inline std::string thread_ns_path(kind k) { return "/proc/thread-self/ns/" + std::string(name(k)); }
 
 }  // namespace detail
@@ -7472,6 +7755,7 @@ public:
     // detail::why_not_per_thread). A new network namespace has lo up; a new
     // mount namespace starts with every mount private, so nothing mounted in
     // it reaches the original.
+    template <class = void>
     explicit scope(kinds fresh) {
         check(fresh);
         save(fresh);
@@ -7494,6 +7778,7 @@ public:
     }
 
     // Existing namespaces, each a path, fd or pidfd (see ns::existing).
+    template <class = void>
     explicit scope(const std::vector<existing>& targets) {
         kinds all_kinds;
         for (const auto& t : targets) all_kinds = all_kinds | t.which;
@@ -7533,6 +7818,7 @@ public:
     ~scope() { restore(); }
 
     // Back where the thread started, reporting what failed.
+    template <class = void>
     void leave() {
         if (saved_.empty()) return;
         const int failed = restore();
@@ -7540,6 +7826,7 @@ public:
     }
 
 private:
+    template <class = void>
     static void check(kinds k) {
         for (kind each : every_kind)
             if (k.has(each))
@@ -7547,6 +7834,7 @@ private:
                     throw error(step::prepare, EINVAL, std::string(name(each)), why);
     }
 
+    template <class = void>
     static std::string names(kinds k) {
         std::string text;
         for (kind each : every_kind)
@@ -7554,10 +7842,12 @@ private:
         return text;
     }
 
+    template <class = void>
     static void call(long result, step s, const std::string& path) {
         if (result < 0) throw error(s, static_cast<int>(-result), path);
     }
 
+    template <class = void>
     void save(kinds k) {
         for (kind each : every_kind) {
             if (!k.has(each)) continue;
@@ -7579,6 +7869,7 @@ private:
     // namespace it is in now needs the same rights as coming back, and a
     // rootless caller lacks them for namespaces its user namespace does not
     // own. Asked before anything changes.
+    template <class = void>
     void check_can_return() {
         for (auto& [which, fd] : saved_) {
             if (which == mount) continue;  // checked by the real setns below; it would move the cwd
@@ -7594,6 +7885,7 @@ private:
         }
     }
 
+    template <class = void>
     void unshare_fs() {
         if (fs_unshared_) return;
         call(ctr::detail::sys::unshare(CLONE_FS), step::create_namespaces, "fs");
@@ -7601,6 +7893,7 @@ private:
     }
 
     // Returns 0 or the errno of the first failure.
+    template <class = void>
     int restore() noexcept {
         int first_failure = 0;
         for (auto& [which, fd] : saved_) {
@@ -7684,14 +7977,17 @@ struct port_mapping {
     // kernel picks the host port). Port ranges and IPv6 are not supported.
     // Bad text throws ctr::error(step::prepare, EINVAL) naming the text and
     // what is wrong with it.
+    template <class = void>
     static port_mapping parse(std::string_view text);
 
     // "0.0.0.0:8080->80/tcp", as `docker ps` shows it.
+    template <class = void>
     std::string to_string() const {
         return host_address.to_string() + ":" + std::to_string(host_port) + "->" + std::to_string(container_port) +
                "/" + std::string(net::to_string(proto));
     }
     // "0.0.0.0:8080/tcp": the host side alone, as errors name it.
+    template <class = void>
     std::string host_side() const {
         return host_address.to_string() + ":" + std::to_string(host_port) + "/" + std::string(net::to_string(proto));
     }
@@ -7699,6 +7995,7 @@ struct port_mapping {
     friend bool operator==(const port_mapping&, const port_mapping&) = default;
 };
 
+template <class>
 inline port_mapping port_mapping::parse(std::string_view text) {
     const auto fail = [text](std::string_view why) { return error(step::prepare, EINVAL, std::string(text), why); };
     if (text.empty()) throw fail("empty; expected [[IP:]HOSTPORT:]CONTAINERPORT[/tcp|/udp]");
@@ -7786,6 +8083,7 @@ namespace ctr::net::detail {
 
 namespace sys = ctr::detail::sys;
 
+template <class = void>
 inline sockaddr_in to_sockaddr(net::ipv4_address address, std::uint16_t port) noexcept {
     sockaddr_in out{};
     out.sin_family = AF_INET;
@@ -7796,6 +8094,7 @@ inline sockaddr_in to_sockaddr(net::ipv4_address address, std::uint16_t port) no
 
 // A bound (and for TCP listening) socket for the host side of `m`; throws
 // ctr::error(step::publish_port) naming the host side and the call.
+template <class = void>
 inline unique_fd open_host_socket(const net::port_mapping& m, int backlog, std::uint16_t& bound_port) {
     const bool tcp = m.proto == net::protocol::tcp;
     const auto fail = [&m](long r, std::string_view call) {
@@ -7838,6 +8137,7 @@ public:
         std::unordered_map<std::uint64_t, std::uint64_t> udp_clients{};
     };
 
+    template <class = void>
     port_relay(std::vector<host_socket> hosts, const net::port_forward_options& options)
         : hosts_(std::move(hosts)),
           buffer_size_(options.tcp_buffer_size),
@@ -7847,6 +8147,7 @@ public:
 
     // Makes the epoll instance and the wake-up eventfd and registers the
     // host sockets: everything that can fail before the thread starts.
+    template <class = void>
     void prepare(net::ipv4_address target) {
         target_ = target;
         const auto fail = [](long r, std::string_view call) {
@@ -7873,6 +8174,7 @@ public:
 
     // The relay thread's body. Nothing escapes it: an exception leaving a
     // std::thread would terminate the whole process.
+    template <class = void>
     void run() noexcept {
         try {
             loop();
@@ -7888,6 +8190,7 @@ public:
     // From the owner's thread: ends run() soon. The eventfd wakes the loop at
     // once; should that write fail, the loop still sees the flag within its
     // longest wait (max_wait).
+    template <class = void>
     void request_stop() noexcept {
         stop_.store(true, std::memory_order_release);
         const std::uint64_t one = 1;
@@ -7895,16 +8198,20 @@ public:
     }
 
     // Closes every socket. Only once the thread has ended (or never started).
+    template <class = void>
     void close_all() noexcept {
         drop_connections();
         wake_.reset();
         epoll_.reset();
         closed_ = true;
     }
+    template <class = void>
     bool closed() const noexcept { return closed_; }
 
+    template <class = void>
     int loop_error() const noexcept { return loop_error_.load(std::memory_order_relaxed); }
 
+    template <class = void>
     net::port_forward_stats stats() const noexcept {
         constexpr auto relaxed = std::memory_order_relaxed;
         return {tcp_connections_.load(relaxed), tcp_connect_failures_.load(relaxed), tcp_open_.load(relaxed),
@@ -7959,6 +8266,7 @@ private:
     // Makes the epoll interest of `fd` `wanted` (level-triggered). An fd that
     // wants nothing is taken out rather than left with an empty mask: a
     // hung-up socket is reported (EPOLLHUP) on every wait whatever its mask.
+    template <class = void>
     long watch(int fd, std::uint64_t tok, std::uint32_t& current, std::uint32_t wanted) noexcept {
         if (current == wanted) return 0;
         epoll_event event{};
@@ -7970,6 +8278,7 @@ private:
         return r;
     }
 
+    template <class = void>
     void loop() {
         epoll_event events[batch];
         while (!stop_.load(std::memory_order_acquire)) {
@@ -7995,6 +8304,7 @@ private:
         }
     }
 
+    template <class = void>
     int wait_ms() const noexcept {
         const auto now = clock::now();
         auto deadline = now + max_wait;
@@ -8004,6 +8314,7 @@ private:
         return static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(deadline - now).count());
     }
 
+    template <class = void>
     void dispatch(std::uint64_t tok, std::uint32_t events) {
         const std::uint64_t id = tok >> 3;
         switch (static_cast<kind>(tok & 7)) {
@@ -8024,6 +8335,7 @@ private:
 
     // ---- TCP ----
 
+    template <class = void>
     void accept_clients(std::size_t host) {
         for (int i = 0; i < batch; ++i) {
             const long fd = sys::accept4(hosts_[host].fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -8050,6 +8362,7 @@ private:
         }
     }
 
+    template <class = void>
     void pause_accepting() noexcept {
         for (std::size_t i = 0; i < hosts_.size(); ++i)
             if (hosts_[i].mapping.proto == net::protocol::tcp)
@@ -8057,6 +8370,7 @@ private:
         accept_paused_ = true;
         accept_resume_ = now_ + accept_pause;
     }
+    template <class = void>
     void resume_accepting() noexcept {
         bool all = true;
         for (std::size_t i = 0; i < hosts_.size(); ++i)
@@ -8069,6 +8383,7 @@ private:
     // Sends a reset rather than a FIN when `fd` is closed: a client whose
     // target cannot be reached, or whose other side broke, learns that the
     // connection failed instead of reading a clean end of stream.
+    template <class = void>
     static void reset_on_close(const unique_fd& fd) noexcept {
         if (!fd) return;
         const linger hard_close{1, 0};
@@ -8077,11 +8392,13 @@ private:
 
     // The relay must not add Nagle's delay on top of the endpoints' own:
     // what it reads is written on at once.
+    template <class = void>
     static void no_delay(int fd) noexcept {
         const int one = 1;
         (void)sys::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }
 
+    template <class = void>
     void open_link(std::size_t host, unique_fd client) {
         tcp_connections_.fetch_add(1, std::memory_order_relaxed);
         tcp_link link;
@@ -8108,6 +8425,7 @@ private:
         settle(it);
     }
 
+    template <class = void>
     void on_link(std::uint64_t id, bool server_side, std::uint32_t events) noexcept {
         const auto it = links_.find(id);
         if (it == links_.end()) return;  // closed earlier in this batch
@@ -8143,6 +8461,7 @@ private:
 
     // Reads from `fd` until it has nothing more, the buffer is full or the
     // side sends its FIN. False when the socket failed (a reset).
+    template <class = void>
     bool pull(int fd, tcp_buffer& b) const noexcept {
         if (b.end == buffer_size_ && b.begin > 0) {
             std::memmove(b.bytes.get(), b.bytes.get() + b.begin, b.size());
@@ -8161,6 +8480,7 @@ private:
     // Writes what `b` holds to `fd` until the socket takes no more, then
     // passes a FIN on (half-close: the other direction keeps flowing). False
     // when the socket failed (the peer is gone).
+    template <class = void>
     static bool push(int fd, tcp_buffer& b, std::atomic<std::uint64_t>& count) noexcept {
         while (b.size() > 0) {
             // MSG_NOSIGNAL: writing to a peer that has gone must not raise
@@ -8187,10 +8507,11 @@ private:
     // else asks epoll for exactly what can make progress. A side is read only
     // while its buffer has room, and watched for writing only while there is
     // something to write to it.
+    template <class = void>
     void settle(link_iterator it) noexcept {
         tcp_link& l = it->second;
         if (l.up.shut && l.down.shut) return close_link(it);
-        constexpr std::uint32_t in = EPOLLIN, out = EPOLLOUT, none = 0;
+        static constexpr std::uint32_t in = EPOLLIN, out = EPOLLOUT, none = 0;
         const auto readable = [this](const tcp_buffer& b) { return !b.eof && b.size() < buffer_size_ ? in : none; };
         const auto writable = [](const tcp_buffer& b) { return b.size() > 0 ? out : none; };
         const std::uint32_t client_wants = readable(l.up) | writable(l.down);
@@ -8200,12 +8521,14 @@ private:
             abort_link(it);
     }
 
+    template <class = void>
     void abort_link(link_iterator it) noexcept {
         reset_on_close(it->second.client);
         reset_on_close(it->second.server);
         close_link(it);
     }
     // Closing the fds also takes them out of the epoll set.
+    template <class = void>
     void close_link(link_iterator it) noexcept {
         links_.erase(it);
         tcp_open_.fetch_sub(1, std::memory_order_relaxed);
@@ -8213,10 +8536,12 @@ private:
 
     // ---- UDP ----
 
+    template <class = void>
     static std::uint64_t client_key(const sockaddr_in& a) noexcept {
         return std::uint64_t{ntohl(a.sin_addr.s_addr)} << 16 | ntohs(a.sin_port);
     }
 
+    template <class = void>
     void from_udp_client(std::size_t host) {
         for (int i = 0; i < batch; ++i) {
             sockaddr_in from{};
@@ -8238,6 +8563,7 @@ private:
         }
     }
 
+    template <class = void>
     long send_datagram(int fd, std::size_t size, const sockaddr_in* to = nullptr) const noexcept {
         // MSG_DONTWAIT: a full send buffer drops the datagram rather than
         // stalling the loop.
@@ -8248,6 +8574,7 @@ private:
     // The session of a client address, opened on its first datagram: a
     // socket connected to the target, so that the target's replies can be
     // told apart per client and sent back from the host port.
+    template <class = void>
     udp_session* session_for(std::size_t host, const sockaddr_in& client) {
         auto& clients = hosts_[host].udp_clients;
         const std::uint64_t key = client_key(client);
@@ -8273,6 +8600,7 @@ private:
         return &it->second;
     }
 
+    template <class = void>
     void from_udp_target(std::uint64_t id) noexcept {
         const auto it = sessions_.find(id);
         if (it == sessions_.end()) return;
@@ -8293,6 +8621,7 @@ private:
         }
     }
 
+    template <class = void>
     void expire_sessions() noexcept {
         for (auto it = sessions_.begin(); it != sessions_.end();) {
             if (now_ - it->second.last_active < udp_idle_timeout_) {
@@ -8306,6 +8635,7 @@ private:
         next_sweep_ = now_ + sweep_interval_;
     }
 
+    template <class = void>
     void drop_connections() noexcept {
         links_.clear();
         sessions_.clear();
@@ -8359,6 +8689,7 @@ public:
     // Binds (and for TCP listens on) every mapping now, so that a busy port
     // fails before anything is started: ctr::error(step::publish_port,
     // EADDRINUSE, "0.0.0.0:8080/tcp"). Nothing is left open on failure.
+    template <class = void>
     explicit port_forwarder(std::vector<port_mapping> mappings, const port_forward_options& options = {}) {
         if (options.tcp_buffer_size == 0)
             throw error(step::prepare, EINVAL, "tcp_buffer_size", "a connection needs room for at least one byte");
@@ -8400,6 +8731,7 @@ public:
     // connection accepted on a host port gets a connection of its own to
     // target:container_port; each UDP client address gets a session.
     // A second call is an error (step::prepare, EALREADY).
+    template <class = void>
     void start(ipv4_address target) {
         if (!relay_ || relay_->closed())
             throw error(step::prepare, EBADF, {}, "the port forwarder is closed or was moved from");
@@ -8432,15 +8764,19 @@ public:
 
     // The host port of mapping `index`: the one asked for, or the one the
     // kernel picked for host_port 0. std::out_of_range past the end.
+    template <class = void>
     std::uint16_t host_port(std::size_t index) const { return mappings_.at(index).host_port; }
     // The mappings with their bound host ports.
+    template <class = void>
     const std::vector<port_mapping>& mappings() const noexcept { return mappings_; }
 
+    template <class = void>
     port_forward_stats stats() const noexcept { return relay_ ? relay_->stats() : port_forward_stats{}; }
 
     // What the destructor does, reporting what it would swallow: a relay
     // loop that stopped on an error (ctr::error(step::publish_port)), after
     // which nothing was being relayed.
+    template <class = void>
     void close() {
         stop();
         if (!relay_ || relay_->closed()) return;
@@ -8450,6 +8786,7 @@ public:
     }
 
 private:
+    template <class = void>
     void stop() noexcept {
         if (thread_.joinable()) {
             relay_->request_stop();
@@ -8500,6 +8837,7 @@ public:
     ~child_stack() { release_mapping(); }
 
     // Returns 0 or -errno.
+    template <class = void>
     long allocate() noexcept {
         void* base = nullptr;
         const long r = sys::mmap(&base, guard_size + usable_size, PROT_READ | PROT_WRITE,
@@ -8509,10 +8847,13 @@ public:
         base_ = base;
         return 0;
     }
+    template <class = void>
     void* lowest() const noexcept { return static_cast<char*>(base_) + guard_size; }
+    template <class = void>
     void* top() const noexcept { return static_cast<char*>(base_) + guard_size + usable_size; }
 
 private:
+    template <class = void>
     void release_mapping() noexcept {
         if (base_) sys::munmap(base_, guard_size + usable_size);
         base_ = nullptr;
@@ -8545,6 +8886,7 @@ struct clone_outcome {
 // the clone so that no handler of the parent runs in the child before it
 // resets the dispositions; the child restores the mask last.
 // Returns the pid or -errno; the pidfd comes back through `outcome`.
+template <class = void>
 inline clone_outcome clone_child(const clone_request& request, child_stack& stack, child_view& view) noexcept {
     clone_outcome outcome;
     std::uint64_t flags = CLONE_PIDFD | request.flags;
@@ -8623,6 +8965,7 @@ struct host_probe {
 
     // Every feature with its name, in a fixed order, for printing. Copies,
     // so the list stays valid when the probe was a temporary.
+    template <class = void>
     std::vector<std::pair<std::string_view, feature>> features() const {
         return {{"clone3", clone3},
                 {"pidfd", pidfd},
@@ -8638,6 +8981,7 @@ struct host_probe {
 };
 
 // One line a feature: "name: yes (detail)" or "name: no (reason)".
+template <class = void>
 inline std::string to_string(const host_probe& p) {
     std::string out = "kernel: " + p.kernel_release + '\n';
     for (const auto& [name, f] : p.features()) {
@@ -8662,8 +9006,10 @@ namespace detail {
 
 using ns::detail::errno_text;
 
+template <class = void>
 inline int probe_child_exit(void*) { return 0; }
 
+template <class = void>
 inline feature probe_user_namespaces() {
     child_stack stack;
     if (const long r = stack.allocate(); r < 0) return {false, "cannot allocate a stack: " + errno_text(r)};
@@ -8686,6 +9032,7 @@ inline feature probe_user_namespaces() {
     return {true, {}};
 }
 
+template <class = void>
 inline feature probe_clone_into_cgroup(const feature& clone3) {
     if (!clone3.available) return {false, "needs clone3"};
     // A closed cgroup fd: a kernel that knows CLONE_INTO_CGROUP rejects it
@@ -8705,6 +9052,7 @@ inline feature probe_clone_into_cgroup(const feature& clone3) {
     return {false, "the kernel rejects it (Linux 5.7 or later needed): " + errno_text(r)};
 }
 
+template <class = void>
 inline void probe_cgroups(host_probe& p) {
     const auto mountinfo = read_small_file("/proc/self/mountinfo");
     if (!mountinfo) {
@@ -8737,6 +9085,7 @@ inline void probe_cgroups(host_probe& p) {
 }  // namespace detail
 
 // Asks the kernel, without side effects beyond short-lived probe children.
+template <class = void>
 inline host_probe probe() {
     using detail::errno_text;
     namespace sys = detail::sys;
@@ -8934,6 +9283,7 @@ public:
         }
     }
     // Returns 0 or -errno.
+    template <class = void>
     long allocate() noexcept {
         void* address = nullptr;
         const long r = sys::mmap(&address, sizeof(launch_shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS);
@@ -8990,15 +9340,19 @@ struct launch_plan {
         return ref;
     }
 
+    template <class = void>
     void add(launch_phase phase, child_op op, std::string path = {}, step_explainer explain = {}) {
         pending_.push_back({phase, op, std::move(path), std::move(explain)});
     }
 
+    template <class = void>
     void while_child_waits(std::function<void(parent_step_context&)> step) { parent_steps.push_back(std::move(step)); }
+    template <class = void>
     bool has_parent_steps() const noexcept { return !parent_steps.empty(); }
     std::vector<std::function<void(parent_step_context&)>> parent_steps;
 
     // Orders the steps by phase and points the child's view at them.
+    template <class = void>
     void finish() {
         std::stable_sort(pending_.begin(), pending_.end(),
                          [](const pending& a, const pending& b) { return a.phase < b.phase; });
@@ -9024,6 +9378,7 @@ struct launch_plan {
     // The child's end of the sync channel, made on first use: a socket pair
     // rather than a pipe, so that the parent's write to a child that already
     // died fails with EPIPE (MSG_NOSIGNAL) instead of raising SIGPIPE.
+    template <class = void>
     int sync_channel() {
         if (!sync_read) {
             int fds[2];
@@ -9046,16 +9401,20 @@ private:
     std::vector<std::shared_ptr<void>> kept_;
 };
 
+template <class = void>
 inline unique_fd open_checked(const char* path, int flags, unsigned mode, step s) {
     const long fd = sys::openat(AT_FDCWD, path, flags | O_CLOEXEC, mode);
     if (fd < 0) throw error(s, static_cast<int>(-fd), path);
     return unique_fd(static_cast<int>(fd));
 }
 
+template <class = void>
 inline std::string fd_name(int fd) { return "fd " + std::to_string(fd); }
 
+template <class = void>
 inline bool fd_is_open(int fd) { return fd >= 0 && sys::fcntl(fd, F_GETFD) >= 0; }
 
+template <class = void>
 inline void make_pipe(unique_fd& read_end, unique_fd& write_end) {
     int fds[2];
     if (const long r = sys::pipe2(fds, O_CLOEXEC); r < 0) throw error(step::create_pipe, static_cast<int>(-r));
@@ -9121,8 +9480,10 @@ struct security {
                 .seccomp = Profile::make()};
     }
     // Nothing taken away: the name says what it means (ctr-run --privileged).
+    template <class = void>
     static security unconfined() { return {}; }
 
+    template <class = void>
     bool takes_anything_away() const noexcept { return capabilities || no_new_privileges || seccomp; }
 };
 
@@ -9166,16 +9527,23 @@ struct stdio {
     unsigned mode = 0644;
     int fd = -1;
 
+    template <class = void>
     static stdio inherit() { return {}; }
+    template <class = void>
     static stdio null() { return {.how = kind::null}; }
+    template <class = void>
     static stdio file(std::string path, int flags = -1, unsigned mode = 0644) {
         return {.how = kind::file, .path = std::move(path), .flags = flags, .mode = mode};
     }
+    template <class = void>
     static stdio append_to(std::string path) {
         return file(std::move(path), O_WRONLY | O_CREAT | O_APPEND);
     }
+    template <class = void>
     static stdio from_fd(int borrowed_fd) { return {.how = kind::fd, .fd = borrowed_fd}; }
+    template <class = void>
     static stdio pipe() { return {.how = kind::pipe}; }
+    template <class = void>
     static stdio capture() { return {.how = kind::capture}; }
 };
 
@@ -9357,6 +9725,7 @@ struct result {
     std::optional<std::chrono::nanoseconds> cgroup_system_time{};
 
     // Exited with status 0 before any timeout.
+    template <class = void>
     bool success() const noexcept { return exit_code == 0 && !timed_out; }
 };
 
@@ -9382,6 +9751,7 @@ struct cgroup_run_start {
     bool peak_is_per_run = false;
 };
 
+template <class = void>
 inline cgroup_run_start begin_cgroup_run(const cgroup::group& group) {
     cgroup_run_start start;
     start.before = group.read_stats();
@@ -9390,6 +9760,7 @@ inline cgroup_run_start begin_cgroup_run(const cgroup::group& group) {
 }
 
 // The run's figures: the group's now, less those at the start.
+template <class = void>
 inline void add_cgroup_run_figures(result& out, const cgroup_run_start& start, const cgroup::stats& after) {
     const auto since = [](const std::optional<std::chrono::nanoseconds>& now,
                           const std::optional<std::chrono::nanoseconds>& then) -> std::optional<std::chrono::nanoseconds> {
@@ -9403,6 +9774,7 @@ inline void add_cgroup_run_figures(result& out, const cgroup_run_start& start, c
     out.cgroup_system_time = since(after.cpu_system, start.before.cpu_system);
 }
 
+template <class = void>
 inline void plan_cgroup(launch_plan& plan, const options& opts) {
     if (!opts.cgroup) return;
     cgroup::group* group = opts.cgroup;
@@ -9479,6 +9851,7 @@ CTR_CHILD_CODE inline long child_receive_fds(const child_op& op) noexcept {
 // copy of the source with the sandbox's user namespace as its idmap. Where
 // the filesystem cannot idmap (EINVAL) and the bind allows it, nothing is
 // sent and the child binds it plain.
+template <class = void>
 inline void make_detached_binds(const mount::prepared_plan& mounts, parent_step_context& child,
                                 std::vector<unique_fd>& made, std::string& slots_sent) {
     using namespace mount_abi;
@@ -9508,6 +9881,7 @@ inline void make_detached_binds(const mount::prepared_plan& mounts, parent_step_
     }
 }
 
+template <class = void>
 inline void plan_filesystem(launch_plan& plan, const options& opts) {
     if (!opts.root) return;
     const auto& mounts = plan.keep(opts.root->prepare());
@@ -9562,6 +9936,7 @@ namespace ctr::process::detail {
 
 using namespace ::ctr::detail;
 
+template <class = void>
 inline void plan_identity(launch_plan& plan, const options& opts) {
     for (const auto& limit : opts.rlimits) {
         const rlimit& value = plan.keep(rlimit{limit.soft, limit.hard});
@@ -9627,8 +10002,10 @@ using namespace ::ctr::detail;
 
 inline constexpr std::string_view default_path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
+template <class = void>
 inline std::string_view env_key(std::string_view entry) { return entry.substr(0, entry.find('=')); }
 
+template <class = void>
 inline std::vector<std::string> build_environment(const environment& env) {
     for (const auto& [key, value] : env.set)
         if (key.empty() || key.find('=') != std::string::npos)
@@ -9650,6 +10027,7 @@ inline std::vector<std::string> build_environment(const environment& env) {
 
 // The files exec tries, in order: the name itself when it has a '/', else
 // each PATH directory of the child's environment.
+template <class = void>
 inline std::vector<std::string> exec_candidates(const std::string& program, const std::vector<std::string>& env) {
     if (program.find('/') != std::string::npos) return {program};
     std::string_view path = default_path;
@@ -9668,6 +10046,7 @@ inline std::vector<std::string> exec_candidates(const std::string& program, cons
 }
 
 // argv, environment and exec candidates; the exec step itself.
+template <class = void>
 inline void plan_command(launch_plan& plan, std::vector<std::string> argv, const options& opts) {
     if (argv.empty()) throw error(step::prepare, EINVAL, {}, "argv is empty");
     // Zero means "none" for the timeout; a negative one is a mistake, not a
@@ -9701,6 +10080,7 @@ inline void plan_command(launch_plan& plan, std::vector<std::string> argv, const
 
 // Resolves one standard stream to the fd the child gets (or -1 to keep the
 // parent's own).
+template <class = void>
 inline int prepare_stream(launch_plan& plan, const stdio& spec, int target) {
     const bool input = target == 0;
     switch (spec.how) {
@@ -9734,6 +10114,7 @@ inline int prepare_stream(launch_plan& plan, const stdio& spec, int target) {
 // Moves every source fd to its target number in the child and marks every
 // other fd close-on-exec. Sources first go above the highest target, so no
 // dup3 can overwrite a source that is still needed.
+template <class = void>
 inline void plan_fd_mapping(launch_plan& plan, const std::vector<fd_mapping>& mappings,
                             const bool inherited_stdio[3]) {
     int lowest_free = 3;
@@ -9776,6 +10157,7 @@ inline void plan_fd_mapping(launch_plan& plan, const std::vector<fd_mapping>& ma
 }
 
 // Standard streams and passed fds.
+template <class = void>
 inline void plan_streams(launch_plan& plan, const options& opts) {
     std::vector<fd_mapping> mappings;
     bool inherited_stdio[3] = {false, false, false};
@@ -9821,6 +10203,7 @@ namespace ctr::process::detail {
 
 using namespace ::ctr::detail;
 
+template <class = void>
 inline void plan_lifetime(launch_plan& plan, const options& opts) {
     // A change of uid or gid clears the parent-death signal (the kernel
     // does so on every change of effective or filesystem ids), so it is set
@@ -9879,8 +10262,10 @@ using namespace ::ctr::detail;
 // Runs newuidmap/newgidmap as a plain child; returns its exit code (-1 when
 // it did not exit) and the first line of its stderr. Defined in process.hpp,
 // after spawn.
+template <class = void>
 inline std::pair<int, std::string> run_id_map_helper_program(std::vector<std::string> argv);
 
+template <class = void>
 inline void write_proc_file(const std::string& path, const std::string& text, step s) {
     const long fd = sys::openat(AT_FDCWD, path.c_str(), O_WRONLY | O_CLOEXEC);
     if (fd < 0) throw error(s, static_cast<int>(-fd), path);
@@ -9892,6 +10277,7 @@ inline void write_proc_file(const std::string& path, const std::string& text, st
 // Writes one of the child's id-map files; explains the one surprising
 // refusal: a process that changed its ids without exec is not dumpable, and
 // the /proc files of it and of its children belong to root.
+template <class = void>
 inline void write_id_map_file(const std::string& path, const std::string& text, step s) {
     const long fd = sys::openat(AT_FDCWD, path.c_str(), O_WRONLY | O_CLOEXEC);
     if (fd == -EACCES && sys::prctl(PR_GET_DUMPABLE) == 0)
@@ -9902,6 +10288,7 @@ inline void write_id_map_file(const std::string& path, const std::string& text, 
     write_proc_file(path, text, s);
 }
 
+template <class = void>
 inline void run_id_map_helper(const char* helper, pid_t pid, const std::vector<ns::id_range>& ranges, step s) {
     std::vector<std::string> argv{helper, std::to_string(pid)};
     for (const auto& r : ranges) {
@@ -9915,6 +10302,7 @@ inline void run_id_map_helper(const char* helper, pid_t pid, const std::vector<n
 
 // Writes the uid and gid maps of the child's new user namespace, directly
 // or through newuidmap/newgidmap.
+template <class = void>
 inline void write_id_maps(pid_t pid, const ns::detail::resolved_id_maps& maps) {
     if (maps.use_helpers) {
         run_id_map_helper("/usr/bin/newuidmap", pid, maps.uid, step::write_uid_map);
@@ -9933,6 +10321,7 @@ inline void write_id_maps(pid_t pid, const ns::detail::resolved_id_maps& maps) {
 struct caller_strings {
     std::uintptr_t arg_start = 0, arg_end = 0, env_start = 0, env_end = 0;
 };
+template <class = void>
 inline caller_strings read_caller_strings() {
     static const caller_strings found = [] {
         caller_strings out;
@@ -9962,6 +10351,7 @@ inline caller_strings read_caller_strings() {
 }
 
 // Validates the namespace options and adds the namespaces' steps.
+template <class = void>
 inline void plan_namespaces(launch_plan& plan, const options& opts) {
     ns::kinds wanted = opts.namespaces;
     if (opts.root) wanted = wanted | ns::mount;  // a root filesystem is built in a mount namespace of its own
@@ -10101,6 +10491,7 @@ inline void plan_namespaces(launch_plan& plan, const options& opts) {
 }
 
 // The error for a failed clone: with namespaces, why they could not be made.
+template <class = void>
 inline error clone_error(const launch_plan& plan, long negative_errno) {
     const int code = static_cast<int>(-negative_errno);
     if (plan.created.empty()) return error(step::clone, code);
@@ -10132,6 +10523,7 @@ using namespace ::ctr::detail;
 
 // Adds the network's steps; returns where the parent step records what it
 // made (names and addresses of both ends), or null without a network.
+template <class = void>
 inline const std::optional<net::veth_info>* plan_network(launch_plan& plan, const options& opts) {
     if (!opts.network) return nullptr;
     const net::veth& wanted = *opts.network;
@@ -10214,6 +10606,7 @@ struct capability_plan {
 };
 
 // "CAP_BPF", or "capability 45" for a number this header has no name for.
+template <class = void>
 inline std::string describe_capability(unsigned number) {
     const std::string_view known = caps::name(static_cast<capability>(number));
     return known.empty() ? "capability " + std::to_string(number) : std::string(known);
@@ -10224,6 +10617,7 @@ inline std::string describe_capability(unsigned number) {
 // capability past it, an ambient or inheritable one that is not kept, or
 // securebits the kernel cannot take throw ctr::error(step::prepare, EINVAL)
 // naming what is wrong. Parent side.
+template <class = void>
 inline capability_plan plan_capabilities(const caps::policy& policy, unsigned last_cap = caps::last_supported()) {
     const auto invalid = [](std::string what, std::string why) {
         return error(step::prepare, EINVAL, std::move(what), why);
@@ -10340,6 +10734,7 @@ CTR_CHILD_CODE inline long child_set_ambient_capabilities(const child_op& op) no
 // The operations of steps 1-3 above, for a launch to put before its own
 // setgroups/setgid/setuid; `changes_uid` says whether a setuid follows.
 // The plan must outlive the child's exec. Parent side.
+template <class = void>
 inline void add_capability_steps_before_ids(std::vector<child_op>& ops, const capability_plan& plan,
                                             bool changes_uid) {
     ops.push_back({.code = child_op_code::call,
@@ -10366,6 +10761,7 @@ inline void add_capability_steps_before_ids(std::vector<child_op>& ops, const ca
 
 // The operations of steps 5-6 above, for a launch to put after its own
 // setgroups/setgid/setuid. The plan must outlive the child's exec. Parent side.
+template <class = void>
 inline void add_capability_steps_after_ids(std::vector<child_op>& ops, const capability_plan& plan) {
     ops.push_back({.code = child_op_code::call,
                    .step = step::set_capabilities,
@@ -10524,22 +10920,29 @@ public:
         std::uint32_t action = 0;
         std::size_t at = 0;
     };
+    template <class = void>
     static target returning(std::uint32_t action) noexcept { return {true, action, 0}; }
+    template <class = void>
     static target position(std::size_t at) noexcept { return {false, 0, at}; }
 
+    template <class = void>
     std::size_t size() const noexcept { return reversed_.size(); }
 
+    template <class = void>
     std::size_t emit(sock_filter instruction) {
         reversed_.push_back(instruction);
         return reversed_.size() - 1;
     }
+    template <class = void>
     std::size_t load_word(std::uint32_t offset) { return emit(statement(BPF_LD | BPF_W | BPF_ABS, offset)); }
+    template <class = void>
     std::size_t and_with(std::uint32_t mask) { return emit(statement(BPF_ALU | BPF_AND | BPF_K, mask)); }
 
     // Makes `t` an emitted instruction that a jump placed `slack` instructions
     // from now can still reach with an 8-bit offset: a return is shared with
     // an earlier one for the same action when that one is near enough, and a
     // far instruction is reached through a JA placed here.
+    template <class = void>
     target place(target t, std::size_t slack) {
         if (t.is_return) {
             for (auto& [action, at] : returns_)
@@ -10553,6 +10956,7 @@ public:
     }
 
     // Emits `if (A <op> k) goto when_true; else goto when_false;`.
+    template <class = void>
     std::size_t jump(std::uint16_t op, std::uint32_t k, target when_true, target when_false) {
         // Each place() emits at most one instruction, so slack 2 leaves room
         // for both.
@@ -10565,12 +10969,14 @@ public:
     }
 
     // The program in execution order.
+    template <class = void>
     std::vector<sock_filter> finish() && {
         std::reverse(reversed_.begin(), reversed_.end());
         return std::move(reversed_);
     }
 
 private:
+    template <class = void>
     void remember_return(std::uint32_t action, std::size_t at) {
         for (auto& entry : returns_)
             if (entry.first == action) {
@@ -10589,6 +10995,7 @@ constexpr std::uint32_t high_word(std::uint64_t v) noexcept { return static_cast
 
 // Emits one argument check, entered at the returned target, that continues
 // at `match` when it holds and at `fail` when not.
+template <class = void>
 inline emitter::target emit_check(emitter& e, const arg_check& c, emitter::target match, emitter::target fail) {
     using target = emitter::target;
     // Both ends are used by several jumps: give them a place once.
@@ -10678,6 +11085,7 @@ struct segment {
 // The rules of one number, as a plan: a rule without checks ends the list
 // (it becomes the fallback; later rules can never run), and rules at the end
 // whose action is the fallback's change nothing.
+template <class = void>
 inline plan plan_for(std::uint32_t fallback, std::span<const rule* const> rules) {
     plan p;
     p.action = fallback;
@@ -10693,6 +11101,7 @@ inline plan plan_for(std::uint32_t fallback, std::span<const rule* const> rules)
     return p;
 }
 
+template <class = void>
 inline emitter::target emit_plan(emitter& e, const plan& p) {
     if (!p.has_rules) return emitter::returning(p.action);
     // Backwards: the fallback, then each rule from the last to the first;
@@ -10707,6 +11116,7 @@ inline emitter::target emit_plan(emitter& e, const plan& p) {
 }
 
 // Emits the search over segments [first, last]; the accumulator holds nr.
+template <class = void>
 inline emitter::target emit_search(emitter& e, std::span<const segment> segments, std::size_t first,
                                    std::size_t last) {
     if (first == last) return emit_plan(e, segments[first].what);
@@ -10719,6 +11129,7 @@ inline emitter::target emit_search(emitter& e, std::span<const segment> segments
 
 // Splits [0, foreign_nr_from) into ranges with one plan each; neighbouring
 // numbers with the same plain action share a range.
+template <class = void>
 inline std::vector<segment> segments_for(const program_spec& spec) {
     std::vector<std::uint32_t> numbers = spec.known;
     for (const rule& r : spec.rules) numbers.push_back(r.nr);
@@ -10742,7 +11153,7 @@ inline std::vector<segment> segments_for(const program_spec& spec) {
     for (std::size_t i = 0; i < numbers.size(); ++i) {
         const std::uint32_t n = numbers[i];
         if (n > next) add(next, plan{false, spec.unknown_action, {}});
-        add(n, plan_for(spec.default_action, rules_of[i]));
+        add(n, plan_for(spec.default_action, {rules_of[i].data(), rules_of[i].size()}));
         next = n + 1;
     }
     if (next < spec.foreign_nr_from) add(next, plan{false, spec.unknown_action, {}});
@@ -10751,6 +11162,7 @@ inline std::vector<segment> segments_for(const program_spec& spec) {
 
 // The whole program. Throws ctr::error(step::compile_seccomp): EINVAL for a
 // malformed spec, E2BIG when the program would exceed the kernel's limit.
+template <class = void>
 inline std::vector<sock_filter> compile(const program_spec& spec) {
     const auto invalid = [](std::string detail) {
         return ctr::error(ctr::step::compile_seccomp, EINVAL, {}, detail);
@@ -10771,7 +11183,7 @@ inline std::vector<sock_filter> compile(const program_spec& spec) {
 
     const std::vector<segment> segments = segments_for(spec);
     emitter e;
-    const emitter::target dispatch = emit_search(e, segments, 0, segments.size() - 1);
+    const emitter::target dispatch = emit_search(e, {segments.data(), segments.size()}, 0, segments.size() - 1);
     // The head, backwards: ld arch; jeq arch ? next : foreign; ld nr;
     // jge foreign_nr_from ? foreign : dispatch.
     const emitter::target foreign = emitter::returning(spec.foreign_action);
@@ -10788,6 +11200,7 @@ inline std::vector<sock_filter> compile(const program_spec& spec) {
 }
 
 // A SECCOMP_RET_* value as text: "ALLOW", "ERRNO(1)", ...
+template <class = void>
 inline std::string return_value_name(std::uint32_t value) {
     const std::uint32_t data = value & SECCOMP_RET_DATA;
     switch (value & SECCOMP_RET_ACTION_FULL) {
@@ -10805,6 +11218,7 @@ inline std::string return_value_name(std::uint32_t value) {
 
 // One line per instruction, with absolute jump targets, for reading a
 // program and for tests.
+template <class = void>
 inline std::string disassemble(std::span<const sock_filter> program) {
     std::string out;
     char line[160];
@@ -11703,6 +12117,7 @@ private:
 };
 
 // "allow", "fail with EPERM", "fail with errno 22", "kill process", ...
+template <class = void>
 inline std::string to_string(action a) {
     switch (a.which()) {
         case action::kind::allow: return "allow";
@@ -11752,6 +12167,7 @@ struct condition {
 };
 
 // "arg0 & 0x7e020000 == 0x0", "arg1 in 0x10..0x20", ...
+template <class = void>
 inline std::string to_string(const condition& c) {
     const auto hex = [](std::uint64_t v) {
         char text[24];
@@ -11827,16 +12243,21 @@ public:
     ~filter() = default;
 
     // The number of BPF instructions (at most 4096).
+    template <class = void>
     std::size_t size() const noexcept { return code_.size(); }
-    std::span<const sock_filter> instructions() const noexcept { return code_; }
+    template <class = void>
+    std::span<const sock_filter> instructions() const noexcept { return {code_.data(), code_.size()}; }
     // What seccomp(SECCOMP_SET_MODE_FILTER) takes (by address).
+    template <class = void>
     const sock_fprog& program() const noexcept { return program_; }
     // The program as text, one instruction a line.
-    std::string disassemble() const { return detail::bpf::disassemble(code_); }
+    template <class = void>
+    std::string disassemble() const { return detail::bpf::disassemble({code_.data(), code_.size()}); }
 
 private:
     friend class builder;
     explicit filter(std::vector<sock_filter> code) : code_(std::move(code)) { point_program(); }
+    template <class = void>
     void point_program() noexcept {
         program_.len = static_cast<unsigned short>(code_.size());
         program_.filter = code_.data();
@@ -11852,20 +12273,29 @@ private:
 class builder {
 public:
     // For a known call without a matching rule. Default: kill_process.
+    template <class = void>
     builder& default_action(action a) { return set(default_, a, "default action"); }
     // For the i386 ABI (int 0x80) and x32 numbers. Default: kill_process.
+    template <class = void>
     builder& foreign_abi_action(action a) { return set(foreign_, a, "foreign-ABI action"); }
     // For numbers the table does not know. Default: fail_with(ENOSYS).
+    template <class = void>
     builder& unknown_syscall_action(action a) { return set(unknown_, a, "unknown-call action"); }
 
+    template <class = void>
     builder& allow(std::string_view name) { return rule(name, action::allow()); }
+    template <class = void>
     builder& allow(int number) { return rule(number, action::allow()); }
+    template <class = void>
     builder& allow(std::initializer_list<std::string_view> names) {
         for (std::string_view name : names) allow(name);
         return *this;
     }
+    template <class = void>
     builder& fail(std::string_view name, int errno_value) { return rule(name, action::fail_with(errno_value)); }
+    template <class = void>
     builder& fail(int number, int errno_value) { return rule(number, action::fail_with(errno_value)); }
+    template <class = void>
     builder& fail(std::initializer_list<std::string_view> names, int errno_value) {
         for (std::string_view name : names) fail(name, errno_value);
         return *this;
@@ -11873,6 +12303,7 @@ public:
 
     // `what` when every condition holds (none: always). Rules of one call are
     // tried in the order given; the default action follows the last.
+    template <class = void>
     builder& rule(std::string_view name, action what, std::span<const condition> all_of) {
         const int number = detail::syscall_table_x86_64::name_to_number(name);
         if (number < 0)
@@ -11881,6 +12312,7 @@ public:
                               "a call newer than the table can be named by number");
         return add(number, name, what, all_of);
     }
+    template <class = void>
     builder& rule(int number, action what, std::span<const condition> all_of) {
         if (number < 0 || static_cast<std::uint32_t>(number) >= foreign_nr_from)
             return fail_build(EINVAL, std::to_string(number), "system call number outside 0..0x3fffffff");
@@ -11902,10 +12334,12 @@ public:
     }
 
     // The first error so far, if any.
+    template <class = void>
     const std::optional<ctr::error>& first_error() const noexcept { return error_; }
 
     // Compiles. Throws ctr::error(step::compile_seccomp) with the first error
     // the setters met, or E2BIG when the program exceeds 4096 instructions.
+    template <class = void>
     filter build() const {
         if (error_) throw *error_;
         detail::bpf::program_spec spec;
@@ -11926,6 +12360,7 @@ public:
         }
         return filter(detail::bpf::compile(spec));
     }
+    template <class = void>
     std::shared_ptr<const filter> build_shared() const { return std::make_shared<const filter>(build()); }
 
 private:
@@ -11938,11 +12373,13 @@ private:
         std::vector<condition> all_of;
     };
 
+    template <class = void>
     builder& fail_build(int errno_value, std::string_view subject, std::string_view why) {
         if (!error_) error_.emplace(ctr::step::compile_seccomp, errno_value, std::string(subject), why);
         return *this;
     }
 
+    template <class = void>
     builder& set(action& slot, action a, std::string_view what) {
         if (!a.valid()) return fail_build(EINVAL, what, "errno outside 1..4095");
         slot = a;
@@ -11950,6 +12387,7 @@ private:
     }
 
     // `name` names the call in error messages.
+    template <class = void>
     builder& add(int number, std::string_view name, action what, std::span<const condition> all_of) {
         if (error_) return *this;
         if (!what.valid())
@@ -11981,6 +12419,7 @@ private:
         return *this;
     }
 
+    template <class = void>
     static detail::bpf::arg_check to_check(const condition& c) noexcept {
         using detail::bpf::arg_op;
         switch (c.op) {
@@ -12268,6 +12707,7 @@ namespace ctr::seccomp {
 // The default profile's entries, in order, with their reasons: what
 // docs/security.md prints as a table. Every call of the table is in some
 // entry; the default action (EPERM) would cover one that was not.
+template <class = void>
 inline std::span<const profile_entry> default_profile_entries() noexcept {
     return ctr::detail::seccomp_profile::default_entries;
 }
@@ -12279,6 +12719,7 @@ inline std::span<const profile_entry> default_profile_entries() noexcept {
 // .allow("ptrace") is an error (ptrace has a plain EPERM rule). For a
 // different policy, build one from builder{} and the entries of
 // default_profile_entries() you keep.
+template <class = void>
 inline builder default_profile_builder() {
     builder b;
     b.default_action(action::fail_with(EPERM))
@@ -12296,6 +12737,7 @@ inline builder default_profile_builder() {
 // The default profile, in the shape of the one Docker and Podman ship: an
 // allow list, EPERM for every other known call, ENOSYS for unknown numbers
 // and clone3, kill for a foreign ABI. Compiled once, on first use.
+template <class = void>
 inline std::shared_ptr<const filter> default_profile() {
     static const std::shared_ptr<const filter> profile = default_profile_builder().build_shared();
     return profile;
@@ -12319,6 +12761,7 @@ CTR_CHILD_CODE inline long child_install_seccomp(const child_op& op) noexcept {
 // The launch step that installs `f`: child_op_code::call with
 // child_install_seccomp. `f` must stay alive (and in place) until the child
 // has exec'd; spawn keeps its shared_ptr for that long.
+template <class = void>
 inline child_op seccomp_install_op(const seccomp::filter& f) noexcept {
     return child_op{.code = child_op_code::call,
                     .step = ctr::step::install_seccomp,
@@ -12347,6 +12790,7 @@ namespace ctr::detail {
 // security::confined()'s filter: the default profile, compiled once.
 template <typename>
 struct default_seccomp_profile {
+    template <class = void>
     static std::shared_ptr<const seccomp::filter> make() { return seccomp::default_profile(); }
 };
 }  // namespace ctr::detail
@@ -12365,6 +12809,7 @@ CTR_CHILD_CODE inline long child_set_no_new_privileges(const child_op&) noexcept
     return sys::prctl(PR_SET_NO_NEW_PRIVS, 1);
 }
 
+template <class = void>
 inline void plan_security(launch_plan& plan, const options& opts) {
     const ::ctr::security& wanted = opts.security;
     if (wanted.capabilities) {
@@ -12432,6 +12877,7 @@ struct init_outcome {
     int command_wait_status = -1;
     bool others_were_running = false;
 };
+template <class = void>
 inline init_outcome read_init_outcome(const launch_plan&) noexcept;
 
 // Launch internals build on the library-wide ones.
@@ -12440,12 +12886,14 @@ using clock = std::chrono::steady_clock;
 
 // Whether this process ignores SIGCHLD (SIG_IGN or SA_NOCLDWAIT): then the
 // kernel reaps children by itself and wait finds none.
+template <class = void>
 inline bool sigchld_ignored() noexcept {
     ::ctr::detail::sys::kernel_sigaction current{};
     if (::ctr::detail::sys::rt_sigaction(SIGCHLD, nullptr, &current) < 0) return false;
     return current.handler == SIG_IGN || (current.flags & SA_NOCLDWAIT) != 0;
 }
 
+template <class = void>
 inline std::chrono::nanoseconds to_duration(const timeval& tv) {
     return std::chrono::seconds(tv.tv_sec) + std::chrono::microseconds(tv.tv_usec);
 }
@@ -12455,6 +12903,11 @@ inline std::chrono::nanoseconds to_duration(const timeval& tv) {
 // A running (or finished) child. Move-only; holds its pidfd. Its destructor
 // kills and reaps a child that is still running, so no zombie is left;
 // release() hands the pidfd (and the duty to reap) to the caller instead.
+class child;
+template <class = void>
+[[nodiscard("the child is killed when its handle is dropped: keep it, wait() for it, or release() it")]]
+child spawn(std::vector<std::string> argv, const options& opts = {});
+
 class [[nodiscard]] child {
 public:
     child() = default;
@@ -12489,18 +12942,25 @@ public:
     }
     ~child() { kill_and_reap(); }
 
+    template <class = void>
     pid_t pid() const noexcept { return pid_; }
     // For poll or epoll: readable once the child has exited. -1 after reaping.
+    template <class = void>
     int pidfd() const noexcept { return pidfd_.get(); }
+    template <class = void>
     bool valid() const noexcept { return static_cast<bool>(pidfd_) || result_.has_value(); }
 
     // The caller's ends of stdio::pipe() streams (empty otherwise).
+    template <class = void>
     unique_fd& std_in() noexcept { return std_in_; }
+    template <class = void>
     unique_fd& std_out() noexcept { return std_out_; }
+    template <class = void>
     unique_fd& std_err() noexcept { return std_err_; }
 
     // Waits until the child ends (enforcing the timeout) and reaps it.
     // Calling it again returns the same result.
+    template <class = void>
     result wait() {
         wait_until(std::nullopt);
         return *result_;
@@ -12516,15 +12976,18 @@ public:
 
     // Sends `sig` through the pidfd, so it never reaches a recycled pid.
     // After the child was reaped this does nothing.
+    template <class = void>
     void signal(int sig) {
         if (!pidfd_) return;
         if (const long r = ctr::detail::sys::pidfd_send_signal(pidfd_.get(), sig); r < 0 && r != -ESRCH)
             throw error(step::signal, static_cast<int>(-r), "pid " + std::to_string(pid_));
     }
+    template <class = void>
     void kill() { signal(SIGKILL); }
 
     // The veth options::network made (names and addresses of both ends),
     // or null without one.
+    template <class = void>
     const net::veth_info* network() const noexcept { return network_ ? &*network_ : nullptr; }
 
     // Gives up ownership: the child runs on, and the caller must reap it
@@ -12542,9 +13005,10 @@ public:
     }
 
 private:
-    friend child spawn(std::vector<std::string> argv, const options& opts);
+    template <class> friend child spawn(std::vector<std::string> argv, const options& opts);
 
     // True once the child has been reaped; false if `until` came first.
+    template <class = void>
     bool wait_until(std::optional<detail::clock::time_point> until) {
         using namespace std::chrono;
         if (result_) return true;
@@ -12584,6 +13048,7 @@ private:
         }
     }
 
+    template <class = void>
     void enforce_timeout(detail::clock::time_point now) {
         if (timeout_.count() <= 0 || kill_sent_) return;
         if (!term_sent_ && now >= start_ + timeout_) {
@@ -12597,6 +13062,7 @@ private:
     }
 
     // Reads what one capture pipe has now; closes it at end of file.
+    template <class = void>
     void read_some(unique_fd& fd, std::string& into) {
         if (!fd) return;
         char buffer[65536];
@@ -12610,6 +13076,7 @@ private:
 
     // After exit: take what the pipes already hold, without waiting for an
     // end of file that a background grandchild could hold back forever.
+    template <class = void>
     void drain_captures() {
         for (;;) {
             pollfd fds[2] = {{capture_out_.get(), POLLIN, 0}, {capture_err_.get(), POLLIN, 0}};
@@ -12624,6 +13091,7 @@ private:
         capture_err_.reset();
     }
 
+    template <class = void>
     void reap(detail::clock::time_point ended) {
         siginfo_t info{};
         rusage usage{};
@@ -12679,6 +13147,7 @@ private:
     }
 
     // Best effort, for destructors: nothing here may throw.
+    template <class = void>
     void kill_and_reap() noexcept {
         if (!pidfd_) return;
         ctr::detail::sys::pidfd_send_signal(pidfd_.get(), SIGKILL);
@@ -12716,6 +13185,7 @@ namespace detail {
 
 // The child's wait for the parent's steps, when a layer has any: the child
 // closes its copy of the parent's end, then reads the go byte.
+template <class = void>
 inline void plan_parent_wait(launch_plan& plan, const options& opts) {
     for (const auto& hook : opts.while_child_waits)
         plan.while_child_waits([&hook](parent_step_context& child) { hook(waiting_child{child.pid, child.pidfd}); });
@@ -12747,6 +13217,7 @@ inline void plan_parent_wait(launch_plan& plan, const options& opts) {
 }
 
 // Each layer in turn; the plan puts their steps in launch order.
+template <class = void>
 inline void build_plan(launch_plan& plan, std::vector<std::string> argv, const options& opts) {
     if (const long r = plan.shared.allocate(); r < 0) throw error(step::allocate_stack, static_cast<int>(-r));
     plan_command(plan, std::move(argv), opts);
@@ -12764,6 +13235,7 @@ inline void build_plan(launch_plan& plan, std::vector<std::string> argv, const o
 
 // Sends `data` with `fds` (SCM_RIGHTS, none allowed) to the child's receive
 // step. A child that already failed has closed its end; its report says why.
+template <class = void>
 inline void send_fds(int socket, const std::string& data, const std::vector<int>& fds) {
     std::vector<char> control(fds.empty() ? 0 : CMSG_SPACE(sizeof(int) * fds.size()));
     iovec part{const_cast<char*>(data.data()), data.size()};
@@ -12786,6 +13258,7 @@ inline void send_fds(int socket, const std::string& data, const std::vector<int>
 }
 
 // Reaps a child whose setup failed, so that it leaves no zombie.
+template <class = void>
 inline void reap_failed(int pidfd) noexcept {
     siginfo_t info{};
     long r;
@@ -12793,6 +13266,7 @@ inline void reap_failed(int pidfd) noexcept {
     while (r == -EINTR);
 }
 
+template <class>
 inline init_outcome read_init_outcome(const launch_plan& plan) noexcept {
     if (!plan.uses_init) return {};
     const init_state& init = plan.shared->init;
@@ -12804,6 +13278,7 @@ inline init_outcome read_init_outcome(const launch_plan& plan) noexcept {
 
 // The child's report of a failed step: waits for it (or for exec, which
 // closes the channel) when `wait`, else takes only one already there.
+template <class = void>
 inline std::optional<child_report> read_report(const launch_plan& plan, bool wait) {
     if (!wait) {
         pollfd ready{plan.report_read.get(), POLLIN, 0};
@@ -12825,6 +13300,7 @@ inline std::optional<child_report> read_report(const launch_plan& plan, bool wai
 
 // The error a child's report stands for: the layer's own explanation of its
 // step where it has one, else the step and the path it names.
+template <class = void>
 inline error report_error(const launch_plan& plan, const child_report& report) {
     const std::size_t index = report.op_index;
     if (index < plan.explainers.size() && plan.explainers[index])
@@ -12838,8 +13314,9 @@ inline error report_error(const launch_plan& plan, const child_report& report) {
 
 // Starts argv as a child process; throws ctr::error naming the step that
 // failed, in the parent or in the child before exec.
+template <class>
 [[nodiscard("the child is killed when its handle is dropped: keep it, wait() for it, or release() it")]]
-inline child spawn(std::vector<std::string> argv, const options& opts = {}) {
+inline child spawn(std::vector<std::string> argv, const options& opts) {
     namespace d = ctr::process::detail;
     namespace cd = ctr::detail;
     // Shared with the child handle when a pid 1 init keeps running in it.
@@ -12926,6 +13403,7 @@ inline child spawn(std::vector<std::string> argv, const options& opts = {}) {
 
 namespace detail {
 // newuidmap and newgidmap run as plain children, their stderr captured.
+template <class>
 inline std::pair<int, std::string> run_id_map_helper_program(std::vector<std::string> argv) {
     auto r = spawn(std::move(argv), {.std_in = stdio::null(), .std_out = stdio::null(), .std_err = stdio::capture()})
                  .wait();

@@ -52,6 +52,7 @@ struct capability_plan {
 };
 
 // "CAP_BPF", or "capability 45" for a number this header has no name for.
+template <class = void>
 inline std::string describe_capability(unsigned number) {
     const std::string_view known = caps::name(static_cast<capability>(number));
     return known.empty() ? "capability " + std::to_string(number) : std::string(known);
@@ -62,6 +63,7 @@ inline std::string describe_capability(unsigned number) {
 // capability past it, an ambient or inheritable one that is not kept, or
 // securebits the kernel cannot take throw ctr::error(step::prepare, EINVAL)
 // naming what is wrong. Parent side.
+template <class = void>
 inline capability_plan plan_capabilities(const caps::policy& policy, unsigned last_cap = caps::last_supported()) {
     const auto invalid = [](std::string what, std::string why) {
         return error(step::prepare, EINVAL, std::move(what), why);
@@ -178,6 +180,7 @@ CTR_CHILD_CODE inline long child_set_ambient_capabilities(const child_op& op) no
 // The operations of steps 1-3 above, for a launch to put before its own
 // setgroups/setgid/setuid; `changes_uid` says whether a setuid follows.
 // The plan must outlive the child's exec. Parent side.
+template <class = void>
 inline void add_capability_steps_before_ids(std::vector<child_op>& ops, const capability_plan& plan,
                                             bool changes_uid) {
     ops.push_back({.code = child_op_code::call,
@@ -204,6 +207,7 @@ inline void add_capability_steps_before_ids(std::vector<child_op>& ops, const ca
 
 // The operations of steps 5-6 above, for a launch to put after its own
 // setgroups/setgid/setuid. The plan must outlive the child's exec. Parent side.
+template <class = void>
 inline void add_capability_steps_after_ids(std::vector<child_op>& ops, const capability_plan& plan) {
     ops.push_back({.code = child_op_code::call,
                    .step = step::set_capabilities,

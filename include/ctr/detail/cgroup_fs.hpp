@@ -30,11 +30,13 @@ namespace ctr::detail {
 
 using cgroup_clock = std::chrono::steady_clock;
 
+template <class = void>
 inline std::string errno_message(long negative_errno) {
     return std::generic_category().message(static_cast<int>(-negative_errno));
 }
 
 // Sleeps without touching errno (ppoll with no fds).
+template <class = void>
 inline void cgroup_nap(std::chrono::nanoseconds duration) noexcept {
     if (duration.count() <= 0) return;
     const timespec t{static_cast<time_t>(duration.count() / 1'000'000'000),
@@ -43,6 +45,7 @@ inline void cgroup_nap(std::chrono::nanoseconds duration) noexcept {
 }
 
 // Everything from offset 0 of an open fd; 0 or -errno.
+template <class = void>
 inline long read_whole_fd(int fd, std::string& out) {
     out.clear();
     char buffer[4096];
@@ -55,6 +58,7 @@ inline long read_whole_fd(int fd, std::string& out) {
     }
 }
 
+template <class = void>
 inline long open_at(int dirfd, const char* name, int flags) {
     long fd;
     do fd = sys::openat(dirfd, name, flags | O_CLOEXEC);
@@ -63,6 +67,7 @@ inline long open_at(int dirfd, const char* name, int flags) {
 }
 
 // A whole (small) file relative to a directory fd; 0 or -errno.
+template <class = void>
 inline long read_file_at(int dirfd, const char* name, std::string& out) {
     const long fd = open_at(dirfd, name, O_RDONLY);
     if (fd < 0) return fd;
@@ -72,6 +77,7 @@ inline long read_file_at(int dirfd, const char* name, std::string& out) {
 
 // Writes `text` to a cgroup interface file in one write(2), which is how
 // the kernel takes a value; 0 or -errno.
+template <class = void>
 inline long write_file_at(int dirfd, const char* name, std::string_view text) {
     const long fd = open_at(dirfd, name, O_WRONLY);
     if (fd < 0) return fd;
@@ -83,9 +89,11 @@ inline long write_file_at(int dirfd, const char* name, std::string_view text) {
     return static_cast<std::size_t>(n) == text.size() ? 0 : -EIO;
 }
 
+template <class = void>
 inline long open_directory(int dirfd, const char* path) { return open_at(dirfd, path, O_RDONLY | O_DIRECTORY); }
 
 // The names of the subdirectories of an open directory; 0 or -errno.
+template <class = void>
 inline long subdirectories(int dirfd, std::vector<std::string>& out) {
     out.clear();
     // A fresh fd: getdents64 advances the file position.
@@ -111,6 +119,7 @@ inline long subdirectories(int dirfd, std::vector<std::string>& out) {
 }
 
 // /proc/<pid>/stat's start time and state; nothing if the process is gone.
+template <class = void>
 inline std::optional<std::pair<std::uint64_t, char>> process_start(long pid) {
     const auto text = read_small_file("/proc/" + std::to_string(pid) + "/stat");
     if (!text) return std::nullopt;
@@ -119,6 +128,7 @@ inline std::optional<std::pair<std::uint64_t, char>> process_start(long pid) {
 
 // Whether the process that made a group is gone: no such pid, a zombie, or
 // a pid now used by a later process.
+template <class = void>
 inline bool creator_is_gone(const group_name& name) {
     if (name.pid == 0 || name.pid > 0x3fffffff) return true;
     if (sys::kill(static_cast<int>(name.pid), 0) == -ESRCH) return true;
@@ -128,6 +138,7 @@ inline bool creator_is_gone(const group_name& name) {
 }
 
 // Four random bytes as hex, for group names; the clock if /dev/urandom fails.
+template <class = void>
 inline std::string random_hex() {
     std::uint32_t value = 0;
     const long fd = open_at(AT_FDCWD, "/dev/urandom", O_RDONLY);
@@ -152,13 +163,16 @@ struct cgroup_member {
     std::string dir;                       // in the file system
     unique_fd fd;                          // O_RDONLY|O_DIRECTORY on dir
 
+    template <class = void>
     bool has(std::string_view controller) const {
         return std::find(controllers.begin(), controllers.end(), controller) != controllers.end();
     }
+    template <class = void>
     std::string file(std::string_view name) const { return dir + "/" + std::string(name); }
 };
 
 // Whether `pid` is in the member's cgroup or below it, by /proc/<pid>/cgroup.
+template <class = void>
 inline bool process_in_member(long pid, const cgroup_member& m) {
     const auto text = read_small_file("/proc/" + std::to_string(pid) + "/cgroup");
     if (!text) return false;
@@ -176,6 +190,7 @@ inline bool process_in_member(long pid, const cgroup_member& m) {
 // The processes in a cgroup directory and the cgroups below it (which the
 // processes inside may have made). 0 or -errno; a directory that vanished
 // meanwhile counts as empty.
+template <class = void>
 inline long processes_below(int dirfd, std::vector<long>& out, int depth = 0) {
     std::string text;
     if (const long r = read_file_at(dirfd, "cgroup.procs", text); r < 0) return r == -ENOENT || r == -ENODEV ? 0 : r;
@@ -197,6 +212,7 @@ inline long processes_below(int dirfd, std::vector<long>& out, int depth = 0) {
 // SIGKILL for one listed pid, only while it is still a member: the pidfd
 // pins the process before the membership check, so a pid that was reused
 // by a process outside the group after the listing is never signalled.
+template <class = void>
 inline void kill_member_process(long pid, const cgroup_member& m) noexcept {
     try {
         const long pidfd = sys::pidfd_open(static_cast<int>(pid), 0);
@@ -209,6 +225,7 @@ inline void kill_member_process(long pid, const cgroup_member& m) noexcept {
 }
 
 // A v1 freezer's state: FROZEN, FREEZING or THAWED.
+template <class = void>
 inline long freezer_state(const cgroup_member& m, std::string& state) {
     const long r = read_file_at(m.fd.get(), "freezer.state", state);
     state = std::string(cgroup_trim(state));
@@ -217,6 +234,7 @@ inline long freezer_state(const cgroup_member& m, std::string& state) {
 
 // The value of one key of cgroup.events (populated, frozen), read through
 // `fd` so that the next poll waits for the next change.
+template <class = void>
 inline long events_value(int fd, std::string_view key, std::uint64_t& value) {
     std::string text;
     if (const long r = read_whole_fd(fd, text); r < 0) return r;
@@ -228,6 +246,7 @@ inline long events_value(int fd, std::string_view key, std::uint64_t& value) {
 
 // Waits until cgroup.events shows `key` == `wanted` or `deadline` passes.
 // 1: reached, 0: timed out, or -errno.
+template <class = void>
 inline long wait_for_event(const cgroup_member& m, std::string_view key, std::uint64_t wanted,
                            cgroup_clock::time_point deadline) {
     const long fd = open_at(m.fd.get(), "cgroup.events", O_RDONLY);
@@ -253,6 +272,7 @@ inline long wait_for_event(const cgroup_member& m, std::string_view key, std::ui
 // retrying rmdir while the kernel says EBUSY (a process is still on its way
 // out) until `deadline`. 0 or -errno; a directory already gone counts as
 // removed.
+template <class = void>
 inline long remove_cgroup_dir(const std::string& dir, cgroup_clock::time_point deadline, int depth = 0) {
     if (depth < 16) {
         const long fd = open_directory(AT_FDCWD, dir.c_str());

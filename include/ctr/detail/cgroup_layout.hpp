@@ -23,6 +23,7 @@ namespace ctr {
 // v1 controller hierarchies plus a cgroup2 mount (often with no controllers).
 enum class cgroup_layout : std::uint8_t { none, v1, v2, hybrid };
 
+template <class = void>
 inline std::string_view to_string(cgroup_layout layout) noexcept {
     switch (layout) {
         case cgroup_layout::none: return "none";
@@ -41,6 +42,7 @@ namespace detail {
 inline constexpr std::string_view cgroup_leaf_name = "ctr-leaf";
 
 // mountinfo escapes space, tab, newline and backslash as \ooo.
+template <class = void>
 inline std::string unescape_mountinfo(std::string_view text) {
     std::string out;
     out.reserve(text.size());
@@ -56,6 +58,7 @@ inline std::string unescape_mountinfo(std::string_view text) {
     return out;
 }
 
+template <class = void>
 inline std::vector<std::string_view> cgroup_split(std::string_view text, char separator) {
     std::vector<std::string_view> parts;
     while (true) {
@@ -68,6 +71,7 @@ inline std::vector<std::string_view> cgroup_split(std::string_view text, char se
 }
 
 // Fields separated by runs of spaces.
+template <class = void>
 inline std::vector<std::string_view> cgroup_words(std::string_view text) {
     std::vector<std::string_view> out;
     std::size_t i = 0;
@@ -81,6 +85,7 @@ inline std::vector<std::string_view> cgroup_words(std::string_view text) {
 }
 
 // Super options of a v1 cgroup mount that are not controller names.
+template <class = void>
 inline bool is_cgroup_mount_option(std::string_view option) {
     static constexpr std::string_view options[] = {
         "rw", "ro", "relatime", "xattr", "clone_children", "cpuset_v2_mode", "favordynmods", "noprefix"};
@@ -97,6 +102,7 @@ struct cgroup_mount {
 };
 
 // Every cgroup and cgroup2 mount, in mountinfo order.
+template <class = void>
 inline std::vector<cgroup_mount> parse_cgroup_mounts(std::string_view mountinfo) {
     std::vector<cgroup_mount> mounts;
     for (std::string_view line : cgroup_split(mountinfo, '\n')) {
@@ -134,6 +140,7 @@ struct proc_cgroup_entry {
     std::string path;
 };
 
+template <class = void>
 inline std::vector<proc_cgroup_entry> parse_proc_cgroup(std::string_view text) {
     std::vector<proc_cgroup_entry> entries;
     for (std::string_view line : cgroup_split(text, '\n')) {
@@ -170,12 +177,14 @@ inline std::vector<proc_cgroup_entry> parse_proc_cgroup(std::string_view text) {
 }
 
 // The parent of a cgroup path ("/a/b" -> "/a", "/a" -> "/").
+template <class = void>
 inline std::string parent_cgroup_path(std::string_view path) {
     const auto slash = path.rfind('/');
     if (slash == std::string_view::npos || slash == 0) return "/";
     return std::string(path.substr(0, slash));
 }
 
+template <class = void>
 inline std::string join_cgroup_path(std::string_view parent, std::string_view name) {
     std::string out(parent);
     if (out.empty() || out.back() != '/') out += '/';
@@ -196,9 +205,11 @@ struct cgroup_hierarchy {
     std::string place_dir;   // place_path in the file system
     std::string problem;     // non-empty when the hierarchy cannot be used, saying why
 
+    template <class = void>
     bool has(std::string_view controller) const {
         return std::find(controllers.begin(), controllers.end(), controller) != controllers.end();
     }
+    template <class = void>
     bool usable() const { return problem.empty(); }
 };
 
@@ -206,6 +217,7 @@ struct cgroup_layout_info {
     cgroup_layout kind = cgroup_layout::none;
     std::vector<cgroup_hierarchy> hierarchies;  // the v2 hierarchy first, then v1 ones in mount order
 
+    template <class = void>
     const cgroup_hierarchy* v2() const {
         for (const auto& h : hierarchies)
             if (h.v2) return &h;
@@ -214,6 +226,7 @@ struct cgroup_layout_info {
 
     // For messages: "hybrid layout: v1 controllers cpu cpuacct ...; v2 at
     // /sys/fs/cgroup/unified with controllers hugetlb".
+    template <class = void>
     std::string describe() const {
         std::string text = std::string(to_string(kind)) + " layout";
         std::string v1;
@@ -235,6 +248,7 @@ struct cgroup_layout_info {
 // Maps a cgroup path to its directory under one of the hierarchy's mounts:
 // the first mount whose root contains the path. Empty if none does (the
 // process's cgroup is outside what is mounted, e.g. in another namespace).
+template <class = void>
 inline std::string cgroup_dir(const std::vector<const cgroup_mount*>& mounts, std::string_view path) {
     for (const cgroup_mount* m : mounts) {
         std::string_view root = m->root;
@@ -249,6 +263,7 @@ inline std::string cgroup_dir(const std::vector<const cgroup_mount*>& mounts, st
 // The layout from the two files' text. v2 controllers are left empty: they
 // are read from the placement cgroup's cgroup.controllers by
 // detect_cgroup_layout().
+template <class = void>
 inline cgroup_layout_info parse_cgroup_layout(std::string_view mountinfo, std::string_view proc_self_cgroup) {
     const auto mounts = parse_cgroup_mounts(mountinfo);
     const auto entries = parse_proc_cgroup(proc_self_cgroup);
@@ -330,6 +345,7 @@ inline cgroup_layout_info parse_cgroup_layout(std::string_view mountinfo, std::s
 }
 
 // Controllers listed in a cgroup.controllers or cgroup.subtree_control file.
+template <class = void>
 inline std::vector<std::string> controller_list(std::string_view text) {
     std::vector<std::string> out;
     for (std::string_view w : cgroup_words(text.substr(0, text.find('\n')))) out.emplace_back(w);
@@ -338,6 +354,7 @@ inline std::vector<std::string> controller_list(std::string_view text) {
 
 // This process's layout; throws ctr::error(step::cgroup_layout) if the two
 // files cannot be read.
+template <class = void>
 inline cgroup_layout_info detect_cgroup_layout() {
     const auto mountinfo = read_small_file("/proc/self/mountinfo");
     if (!mountinfo) throw error(step::cgroup_layout, EIO, "/proc/self/mountinfo", "cannot read it");

@@ -19,6 +19,7 @@ namespace ctr::detail {
 // What "max" means in a parsed value.
 inline constexpr std::uint64_t cgroup_unlimited = std::numeric_limits<std::uint64_t>::max();
 
+template <class = void>
 inline std::string_view cgroup_trim(std::string_view text) {
     while (!text.empty() && (text.front() == ' ' || text.front() == '\t' || text.front() == '\n'))
         text.remove_prefix(1);
@@ -27,6 +28,7 @@ inline std::string_view cgroup_trim(std::string_view text) {
 }
 
 // A plain decimal number; nothing for anything else or on overflow.
+template <class = void>
 inline std::optional<std::uint64_t> parse_decimal(std::string_view text) {
     if (text.empty() || text.size() > 20) return std::nullopt;
     std::uint64_t value = 0;
@@ -43,6 +45,7 @@ inline std::optional<std::uint64_t> parse_decimal(std::string_view text) {
 // "max". Units are binary (K = 1024), as in the kernel's own memparse; an
 // optional "i" and "B" after the letter are accepted. Throws
 // ctr::error(set_cgroup_limit, EINVAL) naming `what` and the text.
+template <class = void>
 inline std::uint64_t parse_size(std::string_view text, std::string_view what = "size") {
     const auto fail = [&](std::string_view why) -> std::uint64_t {
         throw error(step::set_cgroup_limit, EINVAL, std::string(what),
@@ -121,6 +124,7 @@ inline std::uint64_t parse_size(std::string_view text, std::string_view what = "
 // A CPU or memory-node list as cpuset files use it: "0-3,5,7-8". Throws
 // ctr::error(set_cgroup_limit, EINVAL) naming `what`. The empty list is
 // valid (it reads back from a cpuset that was never set).
+template <class = void>
 inline std::set<unsigned> parse_cpu_list(std::string_view text, std::string_view what = "cpu list") {
     const auto fail = [&](std::string_view why) -> std::set<unsigned> {
         throw error(step::set_cgroup_limit, EINVAL, std::string(what),
@@ -145,6 +149,7 @@ inline std::set<unsigned> parse_cpu_list(std::string_view text, std::string_view
 // The value of `key` in a "key value" per line file (cpu.stat,
 // memory.events, pids.events, memory.oom_control, cpuacct.stat). Nothing
 // when the key is absent or its value is not a number.
+template <class = void>
 inline std::optional<std::uint64_t> keyed_value(std::string_view text, std::string_view key) {
     for (std::string_view line : cgroup_split(text, '\n')) {
         const auto w = cgroup_words(line);
@@ -155,6 +160,7 @@ inline std::optional<std::uint64_t> keyed_value(std::string_view text, std::stri
 
 // A single value as limit files hold it: a number, or "max" (v2) as
 // cgroup_unlimited.
+template <class = void>
 inline std::optional<std::uint64_t> parse_limit_value(std::string_view text) {
     const auto t = cgroup_trim(text);
     if (t == "max") return cgroup_unlimited;
@@ -164,6 +170,7 @@ inline std::optional<std::uint64_t> parse_limit_value(std::string_view text) {
 // In an io.max text, the value of `key` (rbps, wbps, riops, wiops) on the
 // line for `device` ("8:0"); "max" as cgroup_unlimited. Nothing when the
 // device has no line (no limit set).
+template <class = void>
 inline std::optional<std::uint64_t> io_max_value(std::string_view text, std::string_view device, std::string_view key) {
     for (std::string_view line : cgroup_split(text, '\n')) {
         const auto w = cgroup_words(line);
@@ -190,11 +197,13 @@ struct group_name {
     std::string random;
 };
 
+template <class = void>
 inline std::string format_group_name(const group_name& n) {
     return n.prefix + "-" + std::to_string(n.pid) + "-" + std::to_string(n.start_time) + "-" + std::to_string(n.counter)
            + "-" + n.random;
 }
 
+template <class = void>
 inline std::optional<group_name> parse_group_name(std::string_view name) {
     group_name out;
     std::string_view rest = name;
@@ -220,6 +229,7 @@ inline std::optional<group_name> parse_group_name(std::string_view name) {
 
 // A prefix must make a valid, unambiguous directory name: letters, digits,
 // '_', '.', '-', not starting with '.', at most 64 characters.
+template <class = void>
 inline void check_group_prefix(std::string_view prefix) {
     bool ok = !prefix.empty() && prefix.size() <= 64 && prefix.front() != '.';
     for (char c : prefix)
@@ -232,6 +242,7 @@ inline void check_group_prefix(std::string_view prefix) {
 }
 
 // The start time (field 22) and state (field 3) of /proc/<pid>/stat's text.
+template <class = void>
 inline std::optional<std::pair<std::uint64_t, char>> parse_proc_stat_start(std::string_view stat) {
     const auto paren = stat.rfind(')');
     if (paren == std::string_view::npos) return std::nullopt;

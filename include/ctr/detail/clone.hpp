@@ -31,6 +31,7 @@ public:
     ~child_stack() { release_mapping(); }
 
     // Returns 0 or -errno.
+    template <class = void>
     long allocate() noexcept {
         void* base = nullptr;
         const long r = sys::mmap(&base, guard_size + usable_size, PROT_READ | PROT_WRITE,
@@ -40,10 +41,13 @@ public:
         base_ = base;
         return 0;
     }
+    template <class = void>
     void* lowest() const noexcept { return static_cast<char*>(base_) + guard_size; }
+    template <class = void>
     void* top() const noexcept { return static_cast<char*>(base_) + guard_size + usable_size; }
 
 private:
+    template <class = void>
     void release_mapping() noexcept {
         if (base_) sys::munmap(base_, guard_size + usable_size);
         base_ = nullptr;
@@ -76,6 +80,7 @@ struct clone_outcome {
 // the clone so that no handler of the parent runs in the child before it
 // resets the dispositions; the child restores the mask last.
 // Returns the pid or -errno; the pidfd comes back through `outcome`.
+template <class = void>
 inline clone_outcome clone_child(const clone_request& request, child_stack& stack, child_view& view) noexcept {
     clone_outcome outcome;
     std::uint64_t flags = CLONE_PIDFD | request.flags;

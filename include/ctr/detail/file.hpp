@@ -9,6 +9,7 @@
 namespace ctr::detail {
 
 // The file's contents, or nothing if it cannot be opened or read.
+template <class = void>
 inline std::optional<std::string> read_small_file(const std::string& path) {
     const long fd = sys::openat(AT_FDCWD, path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return std::nullopt;
@@ -29,6 +30,7 @@ inline std::optional<std::string> read_small_file(const std::string& path) {
 }
 
 // The first line of a file, without its newline; for sysctls and the like.
+template <class = void>
 inline std::optional<std::string> read_first_line(const std::string& path) {
     auto contents = read_small_file(path);
     if (!contents) return std::nullopt;

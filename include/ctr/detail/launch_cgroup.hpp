@@ -27,6 +27,7 @@ struct cgroup_run_start {
     bool peak_is_per_run = false;
 };
 
+template <class = void>
 inline cgroup_run_start begin_cgroup_run(const cgroup::group& group) {
     cgroup_run_start start;
     start.before = group.read_stats();
@@ -35,6 +36,7 @@ inline cgroup_run_start begin_cgroup_run(const cgroup::group& group) {
 }
 
 // The run's figures: the group's now, less those at the start.
+template <class = void>
 inline void add_cgroup_run_figures(result& out, const cgroup_run_start& start, const cgroup::stats& after) {
     const auto since = [](const std::optional<std::chrono::nanoseconds>& now,
                           const std::optional<std::chrono::nanoseconds>& then) -> std::optional<std::chrono::nanoseconds> {
@@ -48,6 +50,7 @@ inline void add_cgroup_run_figures(result& out, const cgroup_run_start& start, c
     out.cgroup_system_time = since(after.cpu_system, start.before.cpu_system);
 }
 
+template <class = void>
 inline void plan_cgroup(launch_plan& plan, const options& opts) {
     if (!opts.cgroup) return;
     cgroup::group* group = opts.cgroup;

@@ -56,6 +56,7 @@ CTR_CHILD_CODE inline long child_receive_fds(const child_op& op) noexcept {
 // copy of the source with the sandbox's user namespace as its idmap. Where
 // the filesystem cannot idmap (EINVAL) and the bind allows it, nothing is
 // sent and the child binds it plain.
+template <class = void>
 inline void make_detached_binds(const mount::prepared_plan& mounts, parent_step_context& child,
                                 std::vector<unique_fd>& made, std::string& slots_sent) {
     using namespace mount_abi;
@@ -85,6 +86,7 @@ inline void make_detached_binds(const mount::prepared_plan& mounts, parent_step_
     }
 }
 
+template <class = void>
 inline void plan_filesystem(launch_plan& plan, const options& opts) {
     if (!opts.root) return;
     const auto& mounts = plan.keep(opts.root->prepare());

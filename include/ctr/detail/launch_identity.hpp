@@ -12,6 +12,7 @@ namespace ctr::process::detail {
 
 using namespace ::ctr::detail;
 
+template <class = void>
 inline void plan_identity(launch_plan& plan, const options& opts) {
     for (const auto& limit : opts.rlimits) {
         const rlimit& value = plan.keep(rlimit{limit.soft, limit.hard});

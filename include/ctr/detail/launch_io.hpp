@@ -19,8 +19,10 @@ using namespace ::ctr::detail;
 
 inline constexpr std::string_view default_path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
+template <class = void>
 inline std::string_view env_key(std::string_view entry) { return entry.substr(0, entry.find('=')); }
 
+template <class = void>
 inline std::vector<std::string> build_environment(const environment& env) {
     for (const auto& [key, value] : env.set)
         if (key.empty() || key.find('=') != std::string::npos)
@@ -42,6 +44,7 @@ inline std::vector<std::string> build_environment(const environment& env) {
 
 // The files exec tries, in order: the name itself when it has a '/', else
 // each PATH directory of the child's environment.
+template <class = void>
 inline std::vector<std::string> exec_candidates(const std::string& program, const std::vector<std::string>& env) {
     if (program.find('/') != std::string::npos) return {program};
     std::string_view path = default_path;
@@ -60,6 +63,7 @@ inline std::vector<std::string> exec_candidates(const std::string& program, cons
 }
 
 // argv, environment and exec candidates; the exec step itself.
+template <class = void>
 inline void plan_command(launch_plan& plan, std::vector<std::string> argv, const options& opts) {
     if (argv.empty()) throw error(step::prepare, EINVAL, {}, "argv is empty");
     // Zero means "none" for the timeout; a negative one is a mistake, not a
@@ -93,6 +97,7 @@ inline void plan_command(launch_plan& plan, std::vector<std::string> argv, const
 
 // Resolves one standard stream to the fd the child gets (or -1 to keep the
 // parent's own).
+template <class = void>
 inline int prepare_stream(launch_plan& plan, const stdio& spec, int target) {
     const bool input = target == 0;
     switch (spec.how) {
@@ -126,6 +131,7 @@ inline int prepare_stream(launch_plan& plan, const stdio& spec, int target) {
 // Moves every source fd to its target number in the child and marks every
 // other fd close-on-exec. Sources first go above the highest target, so no
 // dup3 can overwrite a source that is still needed.
+template <class = void>
 inline void plan_fd_mapping(launch_plan& plan, const std::vector<fd_mapping>& mappings,
                             const bool inherited_stdio[3]) {
     int lowest_free = 3;
@@ -168,6 +174,7 @@ inline void plan_fd_mapping(launch_plan& plan, const std::vector<fd_mapping>& ma
 }
 
 // Standard streams and passed fds.
+template <class = void>
 inline void plan_streams(launch_plan& plan, const options& opts) {
     std::vector<fd_mapping> mappings;
     bool inherited_stdio[3] = {false, false, false};

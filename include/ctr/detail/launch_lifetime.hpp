@@ -21,6 +21,7 @@ namespace ctr::process::detail {
 
 using namespace ::ctr::detail;
 
+template <class = void>
 inline void plan_lifetime(launch_plan& plan, const options& opts) {
     // A change of uid or gid clears the parent-death signal (the kernel
     // does so on every change of effective or filesystem ids), so it is set

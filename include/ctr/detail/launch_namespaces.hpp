@@ -20,8 +20,10 @@ using namespace ::ctr::detail;
 // Runs newuidmap/newgidmap as a plain child; returns its exit code (-1 when
 // it did not exit) and the first line of its stderr. Defined in process.hpp,
 // after spawn.
+template <class = void>
 inline std::pair<int, std::string> run_id_map_helper_program(std::vector<std::string> argv);
 
+template <class = void>
 inline void write_proc_file(const std::string& path, const std::string& text, step s) {
     const long fd = sys::openat(AT_FDCWD, path.c_str(), O_WRONLY | O_CLOEXEC);
     if (fd < 0) throw error(s, static_cast<int>(-fd), path);
@@ -33,6 +35,7 @@ inline void write_proc_file(const std::string& path, const std::string& text, st
 // Writes one of the child's id-map files; explains the one surprising
 // refusal: a process that changed its ids without exec is not dumpable, and
 // the /proc files of it and of its children belong to root.
+template <class = void>
 inline void write_id_map_file(const std::string& path, const std::string& text, step s) {
     const long fd = sys::openat(AT_FDCWD, path.c_str(), O_WRONLY | O_CLOEXEC);
     if (fd == -EACCES && sys::prctl(PR_GET_DUMPABLE) == 0)
@@ -43,6 +46,7 @@ inline void write_id_map_file(const std::string& path, const std::string& text, 
     write_proc_file(path, text, s);
 }
 
+template <class = void>
 inline void run_id_map_helper(const char* helper, pid_t pid, const std::vector<ns::id_range>& ranges, step s) {
     std::vector<std::string> argv{helper, std::to_string(pid)};
     for (const auto& r : ranges) {
@@ -56,6 +60,7 @@ inline void run_id_map_helper(const char* helper, pid_t pid, const std::vector<n
 
 // Writes the uid and gid maps of the child's new user namespace, directly
 // or through newuidmap/newgidmap.
+template <class = void>
 inline void write_id_maps(pid_t pid, const ns::detail::resolved_id_maps& maps) {
     if (maps.use_helpers) {
         run_id_map_helper("/usr/bin/newuidmap", pid, maps.uid, step::write_uid_map);
@@ -74,6 +79,7 @@ inline void write_id_maps(pid_t pid, const ns::detail::resolved_id_maps& maps) {
 struct caller_strings {
     std::uintptr_t arg_start = 0, arg_end = 0, env_start = 0, env_end = 0;
 };
+template <class = void>
 inline caller_strings read_caller_strings() {
     static const caller_strings found = [] {
         caller_strings out;
@@ -103,6 +109,7 @@ inline caller_strings read_caller_strings() {
 }
 
 // Validates the namespace options and adds the namespaces' steps.
+template <class = void>
 inline void plan_namespaces(launch_plan& plan, const options& opts) {
     ns::kinds wanted = opts.namespaces;
     if (opts.root) wanted = wanted | ns::mount;  // a root filesystem is built in a mount namespace of its own
@@ -242,6 +249,7 @@ inline void plan_namespaces(launch_plan& plan, const options& opts) {
 }
 
 // The error for a failed clone: with namespaces, why they could not be made.
+template <class = void>
 inline error clone_error(const launch_plan& plan, long negative_errno) {
     const int code = static_cast<int>(-negative_errno);
     if (plan.created.empty()) return error(step::clone, code);

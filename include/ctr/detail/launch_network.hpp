@@ -16,6 +16,7 @@ using namespace ::ctr::detail;
 
 // Adds the network's steps; returns where the parent step records what it
 // made (names and addresses of both ends), or null without a network.
+template <class = void>
 inline const std::optional<net::veth_info>* plan_network(launch_plan& plan, const options& opts) {
     if (!opts.network) return nullptr;
     const net::veth& wanted = *opts.network;

@@ -121,6 +121,7 @@ public:
         }
     }
     // Returns 0 or -errno.
+    template <class = void>
     long allocate() noexcept {
         void* address = nullptr;
         const long r = sys::mmap(&address, sizeof(launch_shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS);
@@ -177,15 +178,19 @@ struct launch_plan {
         return ref;
     }
 
+    template <class = void>
     void add(launch_phase phase, child_op op, std::string path = {}, step_explainer explain = {}) {
         pending_.push_back({phase, op, std::move(path), std::move(explain)});
     }
 
+    template <class = void>
     void while_child_waits(std::function<void(parent_step_context&)> step) { parent_steps.push_back(std::move(step)); }
+    template <class = void>
     bool has_parent_steps() const noexcept { return !parent_steps.empty(); }
     std::vector<std::function<void(parent_step_context&)>> parent_steps;
 
     // Orders the steps by phase and points the child's view at them.
+    template <class = void>
     void finish() {
         std::stable_sort(pending_.begin(), pending_.end(),
                          [](const pending& a, const pending& b) { return a.phase < b.phase; });
@@ -211,6 +216,7 @@ struct launch_plan {
     // The child's end of the sync channel, made on first use: a socket pair
     // rather than a pipe, so that the parent's write to a child that already
     // died fails with EPIPE (MSG_NOSIGNAL) instead of raising SIGPIPE.
+    template <class = void>
     int sync_channel() {
         if (!sync_read) {
             int fds[2];
@@ -233,16 +239,20 @@ private:
     std::vector<std::shared_ptr<void>> kept_;
 };
 
+template <class = void>
 inline unique_fd open_checked(const char* path, int flags, unsigned mode, step s) {
     const long fd = sys::openat(AT_FDCWD, path, flags | O_CLOEXEC, mode);
     if (fd < 0) throw error(s, static_cast<int>(-fd), path);
     return unique_fd(static_cast<int>(fd));
 }
 
+template <class = void>
 inline std::string fd_name(int fd) { return "fd " + std::to_string(fd); }
 
+template <class = void>
 inline bool fd_is_open(int fd) { return fd >= 0 && sys::fcntl(fd, F_GETFD) >= 0; }
 
+template <class = void>
 inline void make_pipe(unique_fd& read_end, unique_fd& write_end) {
     int fds[2];
     if (const long r = sys::pipe2(fds, O_CLOEXEC); r < 0) throw error(step::create_pipe, static_cast<int>(-r));

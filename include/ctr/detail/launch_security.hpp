@@ -24,6 +24,7 @@ CTR_CHILD_CODE inline long child_set_no_new_privileges(const child_op&) noexcept
     return sys::prctl(PR_SET_NO_NEW_PRIVS, 1);
 }
 
+template <class = void>
 inline void plan_security(launch_plan& plan, const options& opts) {
     const ::ctr::security& wanted = opts.security;
     if (wanted.capabilities) {

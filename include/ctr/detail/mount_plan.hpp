@@ -162,76 +162,86 @@ struct plan {
     root_entry entry = root_entry::pivot_root;
     std::vector<detail::mount_request> requests{};  // what the calls below added, in order
 
+    template <class = void>
     plan& bind(std::string source, std::string target, bind_options options = {}) {
-        requests.emplace_back(detail::bind_request{std::move(source), std::move(target), options});
-        return *this;
+        return add(detail::bind_request{std::move(source), std::move(target), options});
     }
+    template <class = void>
     plan& tmpfs(std::string target, tmpfs_options options = {}) {
-        requests.emplace_back(detail::tmpfs_request{std::move(target), std::move(options)});
-        return *this;
+        return add(detail::tmpfs_request{std::move(target), std::move(options)});
     }
+    template <class = void>
     plan& proc(std::string target = "/proc", proc_options options = {}) {
-        requests.emplace_back(detail::proc_request{std::move(target), options});
-        return *this;
+        return add(detail::proc_request{std::move(target), options});
     }
+    template <class = void>
     plan& sysfs(std::string target = "/sys") {
-        requests.emplace_back(detail::kernel_fs_request{"sysfs", std::move(target)});
-        return *this;
+        return add(detail::kernel_fs_request{"sysfs", std::move(target)});
     }
+    template <class = void>
     plan& devpts(std::string target = "/dev/pts") {
-        requests.emplace_back(detail::kernel_fs_request{"devpts", std::move(target)});
-        return *this;
+        return add(detail::kernel_fs_request{"devpts", std::move(target)});
     }
+    template <class = void>
     plan& mqueue(std::string target = "/dev/mqueue") {
-        requests.emplace_back(detail::kernel_fs_request{"mqueue", std::move(target)});
-        return *this;
+        return add(detail::kernel_fs_request{"mqueue", std::move(target)});
     }
     // A minimal /dev: a tmpfs with null, zero, full, random, urandom and tty
     // bound from the host; fd, stdin, stdout, stderr and ptmx symlinks; a
     // devpts of its own at pts; a tmpfs at shm.
+    template <class = void>
     plan& dev(std::string target = "/dev") {
-        requests.emplace_back(detail::dev_request{std::move(target)});
-        return *this;
+        return add(detail::dev_request{std::move(target)});
     }
     // An overlay at `target`; at "/" it is the new root itself (then leave
     // rootfs empty).
+    template <class = void>
     plan& overlay(std::string target, overlay_layers layers) {
-        requests.emplace_back(detail::overlay_request{std::move(target), std::move(layers)});
-        return *this;
+        return add(detail::overlay_request{std::move(target), std::move(layers)});
     }
+    template <class = void>
     plan& directory(std::string target, mode_t mode = 0755) {
-        requests.emplace_back(detail::path_request{ctr::detail::mount_step_kind::make_directory, std::move(target), mode});
-        return *this;
+        return add(detail::path_request{ctr::detail::mount_step_kind::make_directory, std::move(target), mode});
     }
+    template <class = void>
     plan& file(std::string target, mode_t mode = 0644) {
-        requests.emplace_back(detail::path_request{ctr::detail::mount_step_kind::make_file, std::move(target), mode});
-        return *this;
+        return add(detail::path_request{ctr::detail::mount_step_kind::make_file, std::move(target), mode});
     }
     // A symlink at `target` whose text is `text`.
+    template <class = void>
     plan& symlink(std::string text, std::string target) {
-        requests.emplace_back(detail::symlink_request{std::move(text), std::move(target)});
-        return *this;
+        return add(detail::symlink_request{std::move(text), std::move(target)});
     }
     // Hides a path: a file reads empty (/dev/null over it), a directory
     // shows empty (a read-only tmpfs over it). A missing path is skipped.
+    template <class = void>
     plan& mask(std::string target) {
-        requests.emplace_back(detail::path_request{ctr::detail::mount_step_kind::mask, std::move(target)});
-        return *this;
+        return add(detail::path_request{ctr::detail::mount_step_kind::mask, std::move(target)});
     }
     // Makes a path read-only (bound onto itself). A missing path is skipped.
+    template <class = void>
     plan& read_only(std::string target) {
-        requests.emplace_back(detail::path_request{ctr::detail::mount_step_kind::read_only, std::move(target)});
-        return *this;
+        return add(detail::path_request{ctr::detail::mount_step_kind::read_only, std::move(target)});
     }
     // Sets attributes on the mount at `target` (an earlier step's).
+    template <class = void>
     plan& set_attributes(std::string target, attributes attrs) {
-        requests.emplace_back(detail::attributes_request{std::move(target), attrs});
+        return add(detail::attributes_request{std::move(target), attrs});
+    }
+
+    // Appends one request. A template of the request's type, so that the
+    // variant's machinery is compiled only where a program builds a plan
+    // (in_place_type: without it every alternative is tried as a conversion).
+    template <class Request>
+    plan& add(Request&& request) {
+        requests.emplace_back(std::in_place_type<std::remove_cvref_t<Request>>, std::forward<Request>(request));
         return *this;
     }
 
     // Validates the plan and prepares the child's steps. Throws ctr::error
     // naming the step and the path (a missing bind source, an overlay layer
     // that does not exist, a size that does not parse...).
+    template <class = void>
     prepared_plan prepare() const;
 };
 
@@ -239,6 +249,7 @@ struct plan {
 // bind-mounted read-only (recursively), a private tmpfs at /tmp, a fresh
 // /proc and a minimal /dev, as `bwrap --ro-bind / / --proc /proc --dev /dev
 // --tmpfs /tmp` gives; /sys is the host's, read-only, with /sys/firmware masked.
+template <class = void>
 inline plan host_readonly() {
     plan p{.read_only_root = true};
     p.nosuid_root = true;

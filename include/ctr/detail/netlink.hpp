@@ -42,6 +42,7 @@ public:
     void add_header(const FamilyHeader& h) {
         append(&h, sizeof h);
     }
+    template <class = void>
     void add_attribute(std::uint16_t type, const void* data, std::size_t size) {
         nlattr a{};
         a.nla_type = type;
@@ -49,13 +50,16 @@ public:
         append(&a, sizeof a);
         append(data, size);
     }
+    template <class = void>
     void add_u32(std::uint16_t type, std::uint32_t value) { add_attribute(type, &value, sizeof value); }
+    template <class = void>
     void add_string(std::uint16_t type, std::string_view text) {
         std::string with_nul(text);
         add_attribute(type, with_nul.c_str(), with_nul.size() + 1);
     }
     // Nested attributes: begin_nested returns a mark for end_nested, which
     // patches the length once the contents are known.
+    template <class = void>
     std::size_t begin_nested(std::uint16_t type) {
         const std::size_t mark = buffer_.size();
         nlattr a{};
@@ -63,22 +67,28 @@ public:
         append(&a, sizeof a);
         return mark;
     }
+    template <class = void>
     void end_nested(std::size_t mark) {
         auto* a = reinterpret_cast<nlattr*>(buffer_.data() + mark);
         a->nla_len = static_cast<std::uint16_t>(buffer_.size() - mark);
     }
 
+    template <class = void>
     nlmsghdr& header() noexcept { return *reinterpret_cast<nlmsghdr*>(buffer_.data()); }
+    template <class = void>
     const char* data() const noexcept { return buffer_.data(); }
+    template <class = void>
     std::size_t size() const noexcept { return buffer_.size(); }
 
 private:
+    template <class = void>
     void append(const void* data, std::size_t size) {
         const std::size_t at = buffer_.size();
         buffer_.resize(at + netlink_align(size));
         std::memcpy(buffer_.data() + at, data, size);
         sync_length();
     }
+    template <class = void>
     void sync_length() noexcept { header().nlmsg_len = static_cast<std::uint32_t>(buffer_.size()); }
 
     // Kept in 4-byte units' alignment by construction; the vector's storage
@@ -108,6 +118,7 @@ void for_each_attribute(const char* data, std::size_t size, Visit&& visit) {
 class rtnetlink {
 public:
     // Throws ctr::error(step::netlink) when the socket cannot be made.
+    template <class = void>
     static rtnetlink open() {
         const long fd = sys::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
         if (fd < 0) throw error(step::netlink, static_cast<int>(-fd), "NETLINK_ROUTE", "socket");
@@ -127,6 +138,7 @@ public:
 
     // Sends a request with NLM_F_ACK and waits for its answer: 0, or -errno
     // with last_message() holding the kernel's explanation (may be empty).
+    template <class = void>
     long request(netlink_message& message) {
         message.header().nlmsg_flags |= NLM_F_ACK;
         long result = -EPROTO;
@@ -136,6 +148,7 @@ public:
     }
 
     // Sends a dump request (NLM_F_DUMP) and calls visit for each answer.
+    template <class = void>
     long dump(netlink_message& message, const std::function<void(const nlmsghdr&)>& visit) {
         message.header().nlmsg_flags |= NLM_F_DUMP;
         long result = 0;
@@ -144,9 +157,11 @@ public:
         return r < 0 ? r : result;
     }
 
+    template <class = void>
     const std::string& last_message() const noexcept { return last_message_; }
 
 private:
+    template <class = void>
     long send(netlink_message& message) {
         message.header().nlmsg_seq = ++sequence_;
         last_message_.clear();
@@ -200,6 +215,7 @@ private:
         }
     }
 
+    template <class = void>
     void read_error(const char* at, const nlmsghdr& h, long& result) {
         nlmsgerr e;
         if (h.nlmsg_len < NLMSG_HDRLEN + sizeof e) {

@@ -111,22 +111,29 @@ public:
         std::uint32_t action = 0;
         std::size_t at = 0;
     };
+    template <class = void>
     static target returning(std::uint32_t action) noexcept { return {true, action, 0}; }
+    template <class = void>
     static target position(std::size_t at) noexcept { return {false, 0, at}; }
 
+    template <class = void>
     std::size_t size() const noexcept { return reversed_.size(); }
 
+    template <class = void>
     std::size_t emit(sock_filter instruction) {
         reversed_.push_back(instruction);
         return reversed_.size() - 1;
     }
+    template <class = void>
     std::size_t load_word(std::uint32_t offset) { return emit(statement(BPF_LD | BPF_W | BPF_ABS, offset)); }
+    template <class = void>
     std::size_t and_with(std::uint32_t mask) { return emit(statement(BPF_ALU | BPF_AND | BPF_K, mask)); }
 
     // Makes `t` an emitted instruction that a jump placed `slack` instructions
     // from now can still reach with an 8-bit offset: a return is shared with
     // an earlier one for the same action when that one is near enough, and a
     // far instruction is reached through a JA placed here.
+    template <class = void>
     target place(target t, std::size_t slack) {
         if (t.is_return) {
             for (auto& [action, at] : returns_)
@@ -140,6 +147,7 @@ public:
     }
 
     // Emits `if (A <op> k) goto when_true; else goto when_false;`.
+    template <class = void>
     std::size_t jump(std::uint16_t op, std::uint32_t k, target when_true, target when_false) {
         // Each place() emits at most one instruction, so slack 2 leaves room
         // for both.
@@ -152,12 +160,14 @@ public:
     }
 
     // The program in execution order.
+    template <class = void>
     std::vector<sock_filter> finish() && {
         std::reverse(reversed_.begin(), reversed_.end());
         return std::move(reversed_);
     }
 
 private:
+    template <class = void>
     void remember_return(std::uint32_t action, std::size_t at) {
         for (auto& entry : returns_)
             if (entry.first == action) {
@@ -176,6 +186,7 @@ constexpr std::uint32_t high_word(std::uint64_t v) noexcept { return static_cast
 
 // Emits one argument check, entered at the returned target, that continues
 // at `match` when it holds and at `fail` when not.
+template <class = void>
 inline emitter::target emit_check(emitter& e, const arg_check& c, emitter::target match, emitter::target fail) {
     using target = emitter::target;
     // Both ends are used by several jumps: give them a place once.
@@ -265,6 +276,7 @@ struct segment {
 // The rules of one number, as a plan: a rule without checks ends the list
 // (it becomes the fallback; later rules can never run), and rules at the end
 // whose action is the fallback's change nothing.
+template <class = void>
 inline plan plan_for(std::uint32_t fallback, std::span<const rule* const> rules) {
     plan p;
     p.action = fallback;
@@ -280,6 +292,7 @@ inline plan plan_for(std::uint32_t fallback, std::span<const rule* const> rules)
     return p;
 }
 
+template <class = void>
 inline emitter::target emit_plan(emitter& e, const plan& p) {
     if (!p.has_rules) return emitter::returning(p.action);
     // Backwards: the fallback, then each rule from the last to the first;
@@ -294,6 +307,7 @@ inline emitter::target emit_plan(emitter& e, const plan& p) {
 }
 
 // Emits the search over segments [first, last]; the accumulator holds nr.
+template <class = void>
 inline emitter::target emit_search(emitter& e, std::span<const segment> segments, std::size_t first,
                                    std::size_t last) {
     if (first == last) return emit_plan(e, segments[first].what);
@@ -306,6 +320,7 @@ inline emitter::target emit_search(emitter& e, std::span<const segment> segments
 
 // Splits [0, foreign_nr_from) into ranges with one plan each; neighbouring
 // numbers with the same plain action share a range.
+template <class = void>
 inline std::vector<segment> segments_for(const program_spec& spec) {
     std::vector<std::uint32_t> numbers = spec.known;
     for (const rule& r : spec.rules) numbers.push_back(r.nr);
@@ -329,7 +344,7 @@ inline std::vector<segment> segments_for(const program_spec& spec) {
     for (std::size_t i = 0; i < numbers.size(); ++i) {
         const std::uint32_t n = numbers[i];
         if (n > next) add(next, plan{false, spec.unknown_action, {}});
-        add(n, plan_for(spec.default_action, rules_of[i]));
+        add(n, plan_for(spec.default_action, {rules_of[i].data(), rules_of[i].size()}));
         next = n + 1;
     }
     if (next < spec.foreign_nr_from) add(next, plan{false, spec.unknown_action, {}});
@@ -338,6 +353,7 @@ inline std::vector<segment> segments_for(const program_spec& spec) {
 
 // The whole program. Throws ctr::error(step::compile_seccomp): EINVAL for a
 // malformed spec, E2BIG when the program would exceed the kernel's limit.
+template <class = void>
 inline std::vector<sock_filter> compile(const program_spec& spec) {
     const auto invalid = [](std::string detail) {
         return ctr::error(ctr::step::compile_seccomp, EINVAL, {}, detail);
@@ -358,7 +374,7 @@ inline std::vector<sock_filter> compile(const program_spec& spec) {
 
     const std::vector<segment> segments = segments_for(spec);
     emitter e;
-    const emitter::target dispatch = emit_search(e, segments, 0, segments.size() - 1);
+    const emitter::target dispatch = emit_search(e, {segments.data(), segments.size()}, 0, segments.size() - 1);
     // The head, backwards: ld arch; jeq arch ? next : foreign; ld nr;
     // jge foreign_nr_from ? foreign : dispatch.
     const emitter::target foreign = emitter::returning(spec.foreign_action);
@@ -375,6 +391,7 @@ inline std::vector<sock_filter> compile(const program_spec& spec) {
 }
 
 // A SECCOMP_RET_* value as text: "ALLOW", "ERRNO(1)", ...
+template <class = void>
 inline std::string return_value_name(std::uint32_t value) {
     const std::uint32_t data = value & SECCOMP_RET_DATA;
     switch (value & SECCOMP_RET_ACTION_FULL) {
@@ -392,6 +409,7 @@ inline std::string return_value_name(std::uint32_t value) {
 
 // One line per instruction, with absolute jump targets, for reading a
 // program and for tests.
+template <class = void>
 inline std::string disassemble(std::span<const sock_filter> program) {
     std::string out;
     char line[160];

@@ -52,8 +52,10 @@ struct security {
                 .seccomp = Profile::make()};
     }
     // Nothing taken away: the name says what it means (ctr-run --privileged).
+    template <class = void>
     static security unconfined() { return {}; }
 
+    template <class = void>
     bool takes_anything_away() const noexcept { return capabilities || no_new_privileges || seccomp; }
 };
 
