@@ -200,12 +200,17 @@ std::string short_message(const std::string& message) {
     return text.size() > 48 ? text.substr(0, 45) + "..." : text;
 }
 
-// A GoogleTest case exits 0 when skipped: only its XML report tells.
+// A GoogleTest case exits 0 when skipped, and when its filter matched no
+// case at all: only its XML report tells. A case that crashed or timed out
+// wrote none.
 void read_gtest_report(const fs::path& file, report& rep) {
     std::ifstream in(file);
     if (!in) return;
     const std::string xml{std::istreambuf_iterator<char>(in), {}};
-    if (xml_attribute(xml, "testcase", "result") == "skipped") {
+    if (rep.how == outcome::passed && xml_attribute(xml, "testsuites", "tests") == "0") {
+        rep.how = outcome::error;
+        rep.detail = "no case ran: the binary did not find it";
+    } else if (rep.how == outcome::passed && xml_attribute(xml, "testcase", "result") == "skipped") {
         rep.how = outcome::skipped;
         rep.message = xml_attribute(xml, "skipped", "message").value_or("");
         rep.detail = short_message(rep.message);
