@@ -102,6 +102,7 @@ private:
     fs::path path_;
 };
 
+// Whether `path` is `dir` or below it (both canonical).
 bool inside(const fs::path& path, const fs::path& dir) {
     const auto rel = path.lexically_relative(dir);
     return !rel.empty() && *rel.begin() != "..";
@@ -197,7 +198,7 @@ bool run_step(const std::string& what, const std::vector<std::string>& argv, con
 fs::path working_directory(const settings& s) {
     const fs::path here = fs::current_path();
     for (const auto& dir : {s.root, s.out})
-        if (here == dir || inside(here, dir)) return here;
+        if (inside(here, dir)) return here;
     return s.out;
 }
 
@@ -229,6 +230,19 @@ bool on_path(const std::string& program) {
         start = end + 1;
     }
     return false;
+}
+
+// A flag's non-negative number, or an error that names the flag.
+double number(const std::string& flag, const std::string& text) {
+    std::size_t used = 0;
+    double value = -1;
+    try {
+        value = std::stod(text, &used);
+    } catch (const std::exception&) {
+    }
+    if (used == 0 || used != text.size() || !(value >= 0))
+        throw std::invalid_argument(flag + " takes a number, not '" + text + "'");
+    return value;
 }
 
 int demo() {
@@ -304,7 +318,7 @@ int main(int argc, char** argv) {
             else if (arg == "--ro") s.read_only.push_back(fs::canonical(value()));
             else if (arg == "--memory") s.memory = value();
             else if (arg == "--timeout")
-                s.timeout = std::chrono::milliseconds(static_cast<long>(std::stod(value()) * 1000));
+                s.timeout = std::chrono::milliseconds(static_cast<long>(number(arg, value()) * 1000));
             else if (arg == "--cmake" || arg == "--") {
                 cmake = arg == "--cmake";
                 const int first = cmake && i + 1 < argc && std::string(argv[i + 1]) == "--" ? i + 2 : i + 1;

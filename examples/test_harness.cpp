@@ -440,6 +440,19 @@ std::vector<test_case> gtest_cases(const std::string& relative) {
     return cases;
 }
 
+// A flag's non-negative number, or an error that names the flag.
+double number(const std::string& flag, const std::string& text) {
+    std::size_t used = 0;
+    double value = -1;
+    try {
+        value = std::stod(text, &used);
+    } catch (const std::exception&) {
+    }
+    if (used == 0 || used != text.size() || !(value >= 0))
+        throw std::invalid_argument(flag + " takes a number, not '" + text + "'");
+    return value;
+}
+
 test_case command_case(const std::string& command) { return {"commands", command, {"/bin/sh", "-c", command}}; }
 
 }  // namespace
@@ -460,8 +473,8 @@ int main(int argc, char** argv) {
             else if (arg == "-h" || arg == "--help") {
                 std::cout << usage;
                 return 0;
-            } else if (arg == "--jobs") s.jobs = std::max(1UL, std::stoul(value()));
-            else if (arg == "--timeout") s.timeout = std::chrono::milliseconds(static_cast<long>(std::stod(value()) * 1000));
+            } else if (arg == "--jobs") s.jobs = std::max(1U, static_cast<unsigned>(number(arg, value())));
+            else if (arg == "--timeout") s.timeout = std::chrono::milliseconds(static_cast<long>(number(arg, value()) * 1000));
             else if (arg == "--memory") s.memory = value();
             else if (arg == "--junit") s.junit = value();
             else if (arg == "--gtest") {

@@ -84,4 +84,8 @@ execute_process(COMMAND "${HARNESS}" --no-such-flag RESULT_VARIABLE rc OUTPUT_VA
 if(NOT rc EQUAL 2 OR NOT output MATCHES "unknown option --no-such-flag")
   message(FATAL_ERROR "test_harness --no-such-flag: exit ${rc}, ${output}")
 endif()
+execute_process(COMMAND "${HARNESS}" --timeout soon true RESULT_VARIABLE rc OUTPUT_VARIABLE output ERROR_VARIABLE output)
+if(NOT rc EQUAL 2 OR NOT output MATCHES "--timeout takes a number, not 'soon'")
+  message(FATAL_ERROR "test_harness --timeout soon: exit ${rc}, ${output}")
+endif()
 file(REMOVE_RECURSE "${WORK}")
