@@ -80,19 +80,18 @@ struct settings {
     std::chrono::milliseconds timeout = 600s;
 };
 
-// A directory of this process's that becomes the sandbox's "/": it stays
-// empty on the host but for the mount points the sandbox makes in it, and is
-// removed with them afterwards.
-class empty_root {
+// A directory below /tmp, removed with everything in it when it goes out of
+// scope, an exception included.
+class temporary_directory {
 public:
-    empty_root() {
-        char pattern[] = "/tmp/sandboxed-build-root-XXXXXX";
-        if (!mkdtemp(pattern)) throw std::runtime_error("mkdtemp: cannot make the sandbox's root directory");
+    explicit temporary_directory(const std::string& name) {
+        std::string pattern = "/tmp/" + name + "-XXXXXX";
+        if (!mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp " + pattern + ": cannot make a directory");
         path_ = pattern;
     }
-    empty_root(const empty_root&) = delete;
-    empty_root& operator=(const empty_root&) = delete;
-    ~empty_root() {
+    temporary_directory(const temporary_directory&) = delete;
+    temporary_directory& operator=(const temporary_directory&) = delete;
+    ~temporary_directory() {
         std::error_code ignored;
         fs::remove_all(path_, ignored);
     }
@@ -168,7 +167,9 @@ bool run_step(const std::string& what, const std::vector<std::string>& argv, con
               const fs::path& cwd) {
     std::cout << std::flush;  // our lines before the step's, which go straight to the same place
     auto group = limits_group(s);
-    const empty_root root;
+    // The sandbox's "/": empty on the host but for the mount points the
+    // sandbox makes in it.
+    const temporary_directory root("sandboxed-build-root");
     namespace p = ctr::process;
     const auto r = p::spawn(argv, {.env = build_environment(s),
                                    .cwd = cwd.string(),
@@ -255,12 +256,15 @@ int demo() {
             std::cout << "no " << tool << " on PATH: the demo builds a CMake project\n";
             return 77;
         }
-    char pattern[] = "/tmp/sandboxed-build-XXXXXX";
-    if (!mkdtemp(pattern)) throw std::runtime_error("mkdtemp: cannot make the build directory");
-    const fs::path top = pattern;
+    if (!fs::is_directory(CTR_EXAMPLE_SAMPLE_PROJECT)) {
+        std::cerr << "sandboxed_build: the demo's project " CTR_EXAMPLE_SAMPLE_PROJECT
+                     " is not there (examples/sample_project of ctr's source tree); give --root and --cmake\n";
+        return 2;
+    }
+    const temporary_directory top("sandboxed-build");
     settings s;
     s.root = fs::canonical(CTR_EXAMPLE_SAMPLE_PROJECT);
-    s.out = top / "build";
+    s.out = top.path() / "build";
     fs::create_directories(s.out);
     const auto before = snapshot(s.root);
 
@@ -290,7 +294,6 @@ int demo() {
     const bool refused = !run_step("write into the source tree", {"touch", (s.root / "x").string()}, s, s.root);
     const bool unchanged = snapshot(s.root) == before;
     std::cout << "source tree unchanged: " << (unchanged ? "yes" : "no") << '\n';
-    fs::remove_all(top);
     return ok && refused && unchanged ? 0 : 1;
 #endif
 }
