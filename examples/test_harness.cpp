@@ -106,7 +106,9 @@ struct report {
     std::string hint;
 };
 
-bool fails_the_run(outcome how) { return how != outcome::passed && how != outcome::skipped && how != outcome::disabled; }
+bool fails_the_run(outcome how) {
+    return how != outcome::passed && how != outcome::skipped && how != outcome::disabled;
+}
 
 // No swap where the host can limit it, so that a hog meets the limit at once.
 ctr::cgroup::group make_group(const settings& s) {
@@ -129,7 +131,8 @@ public:
     scratch() {
         const char* tmpdir = std::getenv("TMPDIR");
         std::string pattern = std::string(tmpdir && *tmpdir ? tmpdir : "/tmp") + "/test-harness-XXXXXX";
-        if (!mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp " + pattern + ": cannot make the scratch directory");
+        if (!mkdtemp(pattern.data()))
+            throw std::runtime_error("mkdtemp " + pattern + ": cannot make the scratch directory");
         top_ = fs::canonical(pattern);
     }
     scratch(const scratch&) = delete;
@@ -263,7 +266,8 @@ report run_one(const test_case& t, const settings& s, const fs::path& case_dir) 
             rep.how = outcome::crashed;
             detail << "signal " << *r.signal;
         } else {
-            rep.how = r.exit_code == 0 ? outcome::passed : !t.gtest && r.exit_code == 77 ? outcome::skipped : outcome::failed;
+            const bool skip_status = !t.gtest && r.exit_code == 77;
+            rep.how = r.exit_code == 0 ? outcome::passed : skip_status ? outcome::skipped : outcome::failed;
             detail << "exit " << *r.exit_code;
         }
         rep.detail = detail.str();
@@ -398,8 +402,8 @@ void write_junit(const std::string& path, const std::vector<test_case>& cases, c
             } else if (fails_the_run(r.how)) {
                 const std::string tag = r.how == outcome::error ? "error" : "failure";
                 const std::string message = r.message.empty() ? what + " (" + r.detail + ")" : r.message;
-                xml << "      <" << tag << R"( type=")" << what << R"(" message=")" << xml_escape(message, true) << "\">"
-                    << xml_escape(r.output);
+                xml << "      <" << tag << R"( type=")" << what << R"(" message=")" << xml_escape(message, true)
+                    << "\">" << xml_escape(r.output);
                 if (!r.hint.empty()) xml << xml_escape("\nhint: " + r.hint + "\n");
                 xml << "</" << tag << ">\n";
             }
@@ -474,7 +478,8 @@ int main(int argc, char** argv) {
                 std::cout << usage;
                 return 0;
             } else if (arg == "--jobs") s.jobs = std::max(1U, static_cast<unsigned>(number(arg, value())));
-            else if (arg == "--timeout") s.timeout = std::chrono::milliseconds(static_cast<long>(number(arg, value()) * 1000));
+            else if (arg == "--timeout")
+                s.timeout = std::chrono::milliseconds(static_cast<long>(number(arg, value()) * 1000));
             else if (arg == "--memory") s.memory = value();
             else if (arg == "--junit") s.junit = value();
             else if (arg == "--gtest") {
