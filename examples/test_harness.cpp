@@ -457,7 +457,8 @@ double number(const std::string& flag, const std::string& text) {
     return value;
 }
 
-test_case command_case(const std::string& command) { return {"commands", command, {"/bin/sh", "-c", command}}; }
+// "--" so that a command starting with '-' is not read as sh's option.
+test_case command_case(const std::string& command) { return {"commands", command, {"/bin/sh", "-c", "--", command}}; }
 
 }  // namespace
 

@@ -1,7 +1,8 @@
 # example.test_harness.gtest: runs test_harness on sample_test (a GoogleTest
 # binary with a passing, failing, skipped and disabled case, and two that
 # write files) and checks the table, the hint and the JUnit report; then
-# checks that --help and -h print the usage and run nothing.
+# checks the other outcomes and XML escaping on shell commands, and that
+# --help and -h print the usage and run nothing.
 #   cmake -DHARNESS=<test_harness> -DSAMPLE=<sample_test> -DWORK=<dir> -P check.cmake
 
 foreach(var HARNESS SAMPLE WORK)
@@ -68,6 +69,33 @@ endif()
 file(GLOB left "${WORK}/tmp/*")
 if(left)
   message(FATAL_ERROR "test_harness left its scratch directories: ${left}")
+endif()
+
+# Commands: the other outcomes in JUnit, and names and output that XML must
+# escape. A command may start with '-' after "--".
+set(junit "${WORK}/commands.xml")
+execute_process(COMMAND "${CMAKE_COMMAND}" -E env "TMPDIR=${WORK}/tmp"
+    "${HARNESS}" --timeout 1 --junit "${junit}" "kill -SEGV $$" "sleep 30" "exit 77" "echo '<&>' && exit 3"
+    -- "-x"
+  RESULT_VARIABLE rc
+  OUTPUT_VARIABLE output ERROR_VARIABLE output
+  ECHO_OUTPUT_VARIABLE ECHO_ERROR_VARIABLE)
+if(NOT rc EQUAL 1)
+  message(FATAL_ERROR "test_harness on commands exited ${rc}, expected 1")
+endif()
+expect("${output}" "5 tests: 0 passed, 2 failed, 1 crashed, 1 timed out, 0 out of memory, 1 skipped, 0 disabled\n")
+file(READ "${junit}" xml)
+expect("${xml}" "<testsuite name=\"commands\" tests=\"5\" failures=\"4\" errors=\"0\" skipped=\"1\" time=\"[0-9.]+\">")
+expect("${xml}" "<testcase name=\"kill -SEGV \\$\\$\" classname=\"commands\" time=\"[0-9.]+\">\n      <failure type=\"crashed\" message=\"crashed \\(signal 11\\)\">")
+expect("${xml}" "<testcase name=\"sleep 30\" [^>]*>\n      <failure type=\"timed out\" message=\"timed out \\(after 1\\.0 s\\)\">")
+expect("${xml}" "<testcase name=\"exit 77\" [^>]*>\n      <skipped message=\"exit 77\"/>")
+expect("${xml}" "<testcase name=\"echo '&lt;&amp;&gt;' &amp;&amp; exit 3\" [^>]*>\n      <failure type=\"failed\" message=\"failed \\(exit 3\\)\">&lt;&amp;&gt;\n</failure>")
+expect("${xml}" "<testcase name=\"-x\" [^>]*>\n      <failure type=\"failed\" message=\"failed \\(exit 127\\)\">[^<]*-x: [a-z ]*not found")
+if(XMLLINT)
+  execute_process(COMMAND "${XMLLINT}" --noout "${junit}" RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "xmllint: ${junit} is not well-formed XML")
+  endif()
 endif()
 
 foreach(flag --help -h)
