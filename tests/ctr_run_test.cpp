@@ -1,4 +1,4 @@
-// ctr-run (examples/ctr-run.cpp) from the outside: its exit statuses, its
+// ctr-run (ctr-run/) from the outside: its exit statuses, its
 // messages, and what a command sees inside, as root and, where the suite
 // runs as real root and the user ctrtest exists, as that unprivileged user.
 #include "support.hpp"

@@ -1,4 +1,4 @@
-// Fuzz target: ctr-run's command line (examples/ctr-run/flags.hpp):
+// Fuzz target: ctr-run's command line (ctr-run/flags.hpp):
 // parse_arguments over an argv made of the input's lines, and the value
 // parsers (-m sizes, --timeout, -v, --tmpfs) on each line alone.
 //
