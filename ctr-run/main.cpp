@@ -33,7 +33,11 @@ int main(int argc, char** argv) {
         return exit_runtime_failed;
     }
     if (c.help) {
-        std::cout << usage_text;
+        std::cout << usage_text << refused_flags_text();
+        return 0;
+    }
+    if (c.version) {
+        std::cout << version_line;
         return 0;
     }
     if (c.probe) {

@@ -4,19 +4,25 @@
 
 #include "run.hpp"
 
+#include "lookup.hpp"
 #include "output.hpp"
 #include "scratch.hpp"
 #include "terminal.hpp"
 
 #include <ctr/ctr.hpp>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstdint>
 #include <fstream>
 #include <iostream>
 #include <optional>
+#include <set>
+#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -69,7 +75,58 @@ ctr::security confinement(const config& c) {
             .seccomp = c.seccomp ? ctr::seccomp::default_profile() : nullptr};
 }
 
-ctr::mount::plan filesystem_plan(const config& c, scratch_layer* scratch) {
+// /proc for the sandbox: a fresh one for its own pid namespace, or, with
+// --pid host, the host's bound in (a new proc of the host's pid namespace
+// cannot be mounted from the sandbox's user namespace).
+void add_proc(ctr::mount::plan& plan, const config& c) {
+    if (c.pid_host) plan.bind("/proc", "/proc");
+    else plan.proc();
+}
+
+// The files --add-host and --dns make: /etc/hosts and /etc/resolv.conf as
+// the sandbox would see them, changed as asked, written in a private
+// directory and bound read-only over the sandbox's, so that neither the
+// rootfs nor the host's files change.
+void add_generated_files(ctr::mount::plan& plan, const config& c, private_files& files) {
+    const auto bind_over = [&](const std::string& flag, const std::string& target, const std::string& text) {
+        if (c.rootfs && c.overlay.empty() && !sandbox_file_exists(c, target))
+            bad_value(flag, "the --rootfs has no " + target + " to bind over, and ctr-run does not write into it: "
+                            "create an empty " + *c.rootfs + target + ", or add --overlay");
+        plan.bind(files.write(target.substr(target.rfind('/') + 1), text), target, {.read_only = true});
+    };
+    if (!c.add_hosts.empty()) {
+        std::string hosts = read_sandbox_file(c, "/etc/hosts")
+                                .value_or("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+        if (!hosts.empty() && hosts.back() != '\n') hosts += '\n';
+        for (const auto& [name, address] : c.add_hosts) hosts += address + "\t" + name + "\n";
+        bind_over("--add-host", "/etc/hosts", hosts);
+    }
+    if (!c.dns.empty() || !c.dns_search.empty() || !c.dns_options.empty()) {
+        // The sandbox's resolv.conf, less the lines the flags replace.
+        std::string resolv;
+        std::istringstream lines(read_sandbox_file(c, "/etc/resolv.conf").value_or(""));
+        for (std::string line; std::getline(lines, line);) {
+            const bool replaced = (!c.dns.empty() && line.starts_with("nameserver")) ||
+                                  (!c.dns_search.empty() && (line.starts_with("search") || line.starts_with("domain"))) ||
+                                  (!c.dns_options.empty() && line.starts_with("options"));
+            if (!replaced) resolv += line + "\n";
+        }
+        for (const auto& server : c.dns) resolv += "nameserver " + server + "\n";
+        if (!c.dns_search.empty()) {
+            resolv += "search";
+            for (const auto& domain : c.dns_search) resolv += " " + domain;
+            resolv += "\n";
+        }
+        if (!c.dns_options.empty()) {
+            resolv += "options";
+            for (const auto& option : c.dns_options) resolv += " " + option;
+            resolv += "\n";
+        }
+        bind_over("--dns", "/etc/resolv.conf", resolv);
+    }
+}
+
+ctr::mount::plan filesystem_plan(const config& c, scratch_layer* scratch, private_files* files) {
     namespace mnt = ctr::mount;
     mnt::plan plan;
     if (!c.overlay.empty()) {
@@ -77,13 +134,30 @@ ctr::mount::plan filesystem_plan(const config& c, scratch_layer* scratch) {
         if (c.rootfs) lower.push_back(*c.rootfs);
         plan.overlay("/", {.lower = lower, .upper = scratch->upper(), .work = scratch->work(),
                            .idmap_lower = binds_idmapping(c)});
-        plan.proc().dev();
+        add_proc(plan, c);
+        plan.dev();
     } else if (c.rootfs) {
         plan = mnt::plan{.rootfs = *c.rootfs, .read_only_root = c.read_only};
-        plan.proc().dev();
+        add_proc(plan, c);
+        plan.dev();
+    } else if (c.pid_host) {
+        // host_readonly() with the host's /proc.
+        plan = mnt::plan{.read_only_root = true};
+        plan.nosuid_root = true;
+        plan.nodev_root = true;
+        plan.tmpfs("/tmp", {.mode = 01777, .read_only = c.read_only});
+        add_proc(plan, c);
+        plan.dev("/dev").mask("/sys/firmware");
     } else {
         plan = mnt::host_readonly();
+        // --read-only: the private /tmp too, as Docker's root has no other
+        // writable place than its volumes and tmpfs mounts.
+        if (c.read_only) plan.set_attributes("/tmp", {.read_only = true});
     }
+    // /dev/shm: the host's with --ipc host, else the sandbox's own tmpfs
+    // (the minimal /dev's), sized by --shm-size.
+    if (c.ipc_host) plan.bind("/dev/shm", "/dev/shm");
+    else if (c.shm_size) plan.tmpfs("/dev/shm", {.size = std::to_string(*c.shm_size), .mode = 01777});
     // In a user namespace of root's making, the rootfs and volumes are
     // idmapped: files keep the owners they have on disk as the sandbox sees
     // them, and what its root writes belongs to root on the host (Docker's
@@ -93,7 +167,40 @@ ctr::mount::plan filesystem_plan(const config& c, scratch_layer* scratch) {
     if (c.rootfs && c.overlay.empty()) plan.idmap_root = idmap;
     for (const auto& v : c.volumes) plan.bind(v.source, v.target, {.read_only = v.read_only, .idmap = idmap});
     for (const auto& t : c.tmpfs) plan.tmpfs(t.target, t.options);
+    for (const auto& d : c.devices) {
+        struct stat st {};
+        if (stat(d.source.c_str(), &st) != 0 || !(S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)))
+            bad_value("--device", "'" + d.source + "' is not a device node");
+        // Not nodev: a device node is what this bind is for.
+        plan.bind(d.source, d.target, {.recursive = false});
+    }
+    if (files) add_generated_files(plan, c, *files);
     return plan;
+}
+
+// As Docker: no more CPUs than there are.
+void check_cpus(const config& c) {
+    if (c.cpus) {
+        if (const auto online = online_cpus(); online && *c.cpus > static_cast<double>(online->size())) {
+            char range[96];
+            std::snprintf(range, sizeof range, "the range is 0.01 to %.2f, as there are only %zu CPUs available",
+                          static_cast<double>(online->size()), online->size());
+            std::ostringstream given;
+            given << *c.cpus;
+            bad_value("--cpus", "'" + given.str() + "' is more than this machine has: " + range);
+        }
+    }
+    if (c.cpuset_cpus) {
+        const auto wanted = parse_cpu_list("--cpuset-cpus", *c.cpuset_cpus);
+        if (const auto available = available_cpus()) {
+            std::set<unsigned> missing;
+            for (unsigned cpu : wanted)
+                if (!available->contains(cpu)) missing.insert(cpu);
+            if (!missing.empty())
+                bad_value("--cpuset-cpus", "CPU " + format_cpu_list(missing) + (missing.size() > 1 ? " are" : " is") +
+                                               " not available: the CPUs here are " + format_cpu_list(*available));
+        }
+    }
 }
 
 std::optional<ctr::cgroup::group> make_group(const config& c) {
@@ -116,7 +223,10 @@ std::optional<ctr::cgroup::group> make_group(const config& c) {
     limits.cpus = c.cpus;
     limits.pids_max = c.pids_limit;
     limits.cpuset_cpus = c.cpuset_cpus;
-    const bool wants_limits = c.memory || c.cpus || c.pids_limit || c.cpuset_cpus;
+    // Docker's shares, 1024 the default, as cgroup v2's weight, 100 the
+    // default (the library writes v1's cpu.shares back from the weight).
+    if (c.cpu_shares) limits.cpu_weight = std::clamp<std::uint32_t>(*c.cpu_shares * 100 / 1024, 1, 10000);
+    const bool wants_limits = c.memory || c.cpus || c.pids_limit || c.cpuset_cpus || c.cpu_shares;
     // A ctr-run that was SIGKILLed could not remove its group; its creator
     // pid is dead, so this removes it now. Best effort: a caller without
     // cgroup rights finds nothing to do or is told below.
@@ -136,16 +246,56 @@ std::optional<ctr::cgroup::group> make_group(const config& c) {
 
 }  // namespace
 
+// Docker's environment: PATH, HOSTNAME, TERM with -t, HOME from the
+// sandbox's /etc/passwd, then --env-file and -e (a later value of a key
+// replaces an earlier one). Not the caller's, unless --env-host.
+std::vector<std::pair<std::string, std::string>> environment(const config& c, const identity& id) {
+    std::vector<std::pair<std::string, std::string>> env;
+    const auto set = [&](const std::string& key, const std::string& value) {
+        for (auto& [k, v] : env)
+            if (k == key) {
+                v = value;
+                return;
+            }
+        env.emplace_back(key, value);
+    };
+    if (!c.env_host) {
+        set("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+        if (!c.clear_env) {
+            std::string hostname = c.hostname;
+            if (hostname.empty()) {
+                char name[256] = {};
+                gethostname(name, sizeof name - 1);
+                hostname = name;
+            }
+            set("HOSTNAME", hostname);
+            if (c.tty) set("TERM", "xterm");
+            set("HOME", id.home);
+        }
+    }
+    for (const auto& file : c.env_files)
+        for (const auto& [key, value] : read_env_file(file)) set(key, value);
+    for (const auto& [key, value] : c.env) set(key, value);
+    return env;
+}
+
 int run_command(const config& c) {
     const bool privileged = geteuid() == 0;
     const bool rootless = c.rootless || !privileged;
+    check_cpus(c);
+    const identity id = resolve_identity(c);
 
     ctr::process::options options{
-        .env = {.inherit = !c.clear_env, .set = c.env},
+        .env = {.inherit = c.env_host, .set = environment(c, id)},
         .cwd = c.workdir.empty() ? std::string("/") : c.workdir,
         .timeout = c.timeout,
     };
-    options.namespaces = ctr::ns::pid | ctr::ns::mount | ctr::ns::uts | ctr::ns::ipc | ctr::ns::cgroup;
+    if (c.stop_timeout) options.kill_grace = *c.stop_timeout;
+    for (const auto& u : c.ulimits) options.rlimits.push_back({u.resource, u.soft, u.hard});
+    options.namespaces = ctr::ns::mount | ctr::ns::cgroup;
+    if (!c.pid_host) options.namespaces = options.namespaces | ctr::ns::pid;
+    if (!c.uts_host) options.namespaces = options.namespaces | ctr::ns::uts;
+    if (!c.ipc_host) options.namespaces = options.namespaces | ctr::ns::ipc;
     if (c.network == network_mode::none) options.namespaces = options.namespaces | ctr::ns::network;
     if (c.network == network_mode::veth) options.network = ctr::net::veth{};
     // Published ports are bound before anything starts, so a busy port fails
@@ -155,18 +305,24 @@ int run_command(const config& c) {
     if (rootless || root_in_user_namespace(c)) options.namespaces = options.namespaces | ctr::ns::user;
     options.security = confinement(c);
     options.hostname = c.hostname;
+    options.domainname = c.domainname;
     options.init = !c.no_init;
-    if (c.uid) {
+    if (id.user_given || !id.groups.empty()) {
         // Root of the host drops its supplementary groups too; inside a user
         // namespace the library already did, where the kernel allows it.
-        if (!rootless) options.groups = std::vector<gid_t>{};
-        options.gid = c.gid;
-        options.uid = c.uid;
+        if (!rootless || !id.groups.empty()) options.groups = id.groups;
+        options.gid = id.gid;
+        options.uid = id.uid;
     }
+
+    // One run at a time under a --name, from here until the command ends.
+    std::optional<name_lock> name;
+    if (!c.name.empty()) name.emplace(c.name);
 
     // The sandbox dies with this process, however it ends (SIGKILL too);
     // what a killed ctr-run leaves outside the sandbox (its cgroup, an
-    // overlay's scratch layer) the next run removes (docs/lifecycle.md).
+    // overlay's scratch layer, the files of --add-host and --dns) the next
+    // run removes (docs/lifecycle.md).
     // With --no-init the command is pid 1 and nothing supervises it: it gets
     // the parent-death signal instead (this program has one thread), and its
     // namespace ends with it.
@@ -182,13 +338,20 @@ int run_command(const config& c) {
         // that root inside maps to.
         if (root_in_user_namespace(c)) scratch->give_to(mapped_root(options.id_maps));
     }
-    options.root = filesystem_plan(c, scratch ? &*scratch : nullptr);
+    std::optional<private_files> files;
+    if (!c.add_hosts.empty() || !c.dns.empty() || !c.dns_search.empty() || !c.dns_options.empty()) {
+        scratch_layer::reap_stale_scratch(rootless, private_files::prefix);
+        files.emplace();
+    }
+    options.root = filesystem_plan(c, scratch ? &*scratch : nullptr, files ? &*files : nullptr);
 
     // Declared before the child: the group must outlive it.
     std::optional<ctr::cgroup::group> group = make_group(c);
     if (group) options.cgroup = &*group;
 
-    const bool interactive = isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
+    // A pty with -t (Docker's), and whenever the caller's stdin and stdout
+    // are terminals (an interactive shell works without -it).
+    const bool interactive = c.tty || (isatty(STDIN_FILENO) && isatty(STDOUT_FILENO));
     std::optional<pty> terminal;
     if (interactive) {
         terminal = open_pty();
@@ -198,7 +361,9 @@ int run_command(const config& c) {
         options.controlling_terminal = true;
     }
 
-    install_signal_forwarding();
+    const unsigned stop_timeout =
+        c.stop_timeout_never ? 0 : c.stop_timeout ? static_cast<unsigned>(std::max<long long>(1, c.stop_timeout->count())) : 10;
+    install_signal_forwarding(c.sig_proxy, c.stop_signal, stop_timeout);
     ctr::process::child child = ctr::process::spawn(c.command, options);
     start_forwarding(child.pidfd());
     if (ports) ports->start(child.network()->container_address.address);
@@ -225,6 +390,5 @@ int run_command(const config& c) {
     if (r.signal) return 128 + *r.signal;
     return r.exit_code.value_or(exit_runtime_failed);
 }
-
 
 }  // namespace ctr_run

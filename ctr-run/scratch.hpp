@@ -80,12 +80,12 @@ public:
 
     // Removes the layers whose ctr-run is gone. Best effort: what this user
     // may not remove stays for one that may.
-    static void reap_stale_scratch(bool in_user_namespace) {
+    static void reap_stale_scratch(bool in_user_namespace, std::string_view prefix = scratch_prefix) {
         std::error_code ec;
         for (const auto& entry : std::filesystem::directory_iterator(base_directory(), ec)) {
             const std::string name = entry.path().filename().string();
-            if (!name.starts_with(scratch_prefix)) continue;
-            const std::string rest = name.substr(scratch_prefix.size());
+            if (!name.starts_with(prefix)) continue;
+            const std::string rest = name.substr(prefix.size());
             const auto dot = rest.find('.');
             const auto second = dot == std::string::npos ? dot : rest.find('.', dot + 1);
             if (second == std::string::npos) continue;
@@ -129,6 +129,44 @@ public:
 private:
     std::string dir_;
     bool in_user_namespace_ = false;
+};
+
+// Files ctr-run writes for the sandbox to see (--add-host's /etc/hosts,
+// --dns's /etc/resolv.conf) in a private directory, bound read-only into
+// the sandbox and removed with this object. Named like the overlay's
+// scratch layer, so that a later run removes those of a killed ctr-run.
+class private_files {
+public:
+    static constexpr std::string_view prefix = "ctr-run-files.";
+
+    private_files() {
+        std::string pattern = scratch_layer::base_directory() + "/" + std::string(prefix) +
+                              process_tag(getpid()).value_or("0.0") + ".XXXXXX";
+        if (!mkdtemp(pattern.data())) throw ctr::error(ctr::step::prepare, errno, pattern, "private files directory");
+        dir_ = pattern;
+        // Readable by the sandbox's ids, which are not the caller's.
+        chmod(dir_.c_str(), 0755);
+    }
+    private_files(const private_files&) = delete;
+    private_files& operator=(const private_files&) = delete;
+    ~private_files() {
+        std::error_code ec;
+        std::filesystem::remove_all(dir_, ec);
+    }
+
+    // Writes `text` to a file `name` in the directory; returns its path.
+    std::string write(const std::string& name, const std::string& text) const {
+        const std::string path = dir_ + "/" + name;
+        std::ofstream out(path);
+        out << text;
+        out.close();
+        if (!out) throw ctr::error(ctr::step::prepare, EIO, path, "private file");
+        chmod(path.c_str(), 0644);
+        return path;
+    }
+
+private:
+    std::string dir_;
 };
 
 }  // namespace ctr_run

@@ -32,10 +32,32 @@ inline std::atomic<int> child_pidfd{-1};
 inline std::atomic<std::uint64_t> pending_signals{0};
 inline int winch_pipe[2] = {-1, -1};
 
+// Docker's stop: a SIGTERM sent to ctr-run reaches the command as the
+// --stop-signal, and SIGKILL follows --stop-timeout seconds later (0: never).
+inline int stop_signal = SIGTERM;
+inline unsigned stop_timeout_seconds = 10;
+
+// Async-signal-safe.
+inline void deliver_signal(int fd, int sig) {
+    if (sig == SIGTERM) {
+        syscall(SYS_pidfd_send_signal, fd, stop_signal, nullptr, 0);
+        if (stop_timeout_seconds > 0) alarm(stop_timeout_seconds);
+        return;
+    }
+    syscall(SYS_pidfd_send_signal, fd, sig, nullptr, 0);
+}
+
 extern "C" inline void forward_signal(int sig) {
     const int saved = errno;
-    if (const int fd = child_pidfd.load(); fd >= 0) syscall(SYS_pidfd_send_signal, fd, sig, nullptr, 0);
+    if (const int fd = child_pidfd.load(); fd >= 0) deliver_signal(fd, sig);
     else pending_signals.fetch_or(std::uint64_t{1} << sig);
+    errno = saved;
+}
+
+// The stop's time is up.
+extern "C" inline void kill_after_stop(int) {
+    const int saved = errno;
+    if (const int fd = child_pidfd.load(); fd >= 0) syscall(SYS_pidfd_send_signal, fd, SIGKILL, nullptr, 0);
     errno = saved;
 }
 
@@ -43,7 +65,7 @@ inline void start_forwarding(int pidfd) {
     child_pidfd = pidfd;
     const std::uint64_t pending = pending_signals.exchange(0);
     for (int sig = 1; sig < 64; ++sig)
-        if (pending & (std::uint64_t{1} << sig)) syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0);
+        if (pending & (std::uint64_t{1} << sig)) deliver_signal(pidfd, sig);
 }
 
 extern "C" inline void note_window_change(int) {
@@ -55,13 +77,21 @@ extern "C" inline void note_window_change(int) {
     errno = saved;
 }
 
-inline void install_signal_forwarding() {
+// Without --sig-proxy=false, the signals that ctr-run receives are passed on
+// to the command (SIGTERM as the stop signal). With it, they take their
+// default action on ctr-run, and the sandbox ends with it.
+inline void install_signal_forwarding(bool forward, int stop, unsigned stop_timeout) {
+    signal(SIGPIPE, SIG_IGN);
+    if (!forward) return;
+    stop_signal = stop;
+    stop_timeout_seconds = stop_timeout;
     struct sigaction action {};
     action.sa_handler = forward_signal;
     action.sa_flags = SA_RESTART;
     sigemptyset(&action.sa_mask);
     for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2}) sigaction(sig, &action, nullptr);
-    signal(SIGPIPE, SIG_IGN);
+    action.sa_handler = kill_after_stop;
+    sigaction(SIGALRM, &action, nullptr);
 }
 
 // The caller's terminal in raw mode until this ends.
