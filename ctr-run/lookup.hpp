@@ -39,12 +39,12 @@ inline std::vector<std::string> sandbox_layers(const config& c) {
 }
 
 // The text of a small file as the sandbox sees it, or nothing when no layer
-// has it. The last component is not followed when it is a symlink: a
-// rootfs's link points into the sandbox's tree, not the host's.
+// has it. In a rootfs or a layer the last component is not followed when it
+// is a symlink: the link points into the sandbox's tree, not the host's.
 inline std::optional<std::string> read_sandbox_file(const config& c, const std::string& path) {
     for (const auto& layer : sandbox_layers(c)) {
         const std::string full = layer + path;
-        const int fd = open(full.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+        const int fd = open(full.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | (layer.empty() ? 0 : O_NOFOLLOW));
         if (fd < 0) {
             if (errno == ENOENT || errno == ENOTDIR) continue;
             return std::nullopt;
@@ -245,9 +245,10 @@ public:
         if (fd_) unlink(path_.c_str());  // while still holding it
     }
 
-    // /run/ctr-run for root, $XDG_RUNTIME_DIR/ctr-run, else /tmp/ctr-run-UID.
+    // /run/ctr-run for root, $XDG_RUNTIME_DIR/ctr-run, else /tmp/ctr-run-UID
+    // (also for root of a user namespace, who may not write /run).
     static std::string directory() {
-        if (geteuid() == 0) return "/run/ctr-run";
+        if (geteuid() == 0 && access("/run", W_OK) == 0) return "/run/ctr-run";
         if (const char* runtime = std::getenv("XDG_RUNTIME_DIR"); runtime && *runtime == '/')
             return std::string(runtime) + "/ctr-run";
         return "/tmp/ctr-run-" + std::to_string(geteuid());
