@@ -451,9 +451,8 @@ inline config parse_arguments(int argc, char** argv) {
             bad_value(shown, "takes true or false");
         apply_flag(c, *spec, shown, value.value_or(""));
     }
-    if (c.help || c.version || c.probe) return c;
     if (c.entrypoint) c.command.insert(c.command.begin(), *c.entrypoint);
-    if (c.command.empty()) bad_value("COMMAND", "missing (see ctr-run --help)");
+    if (!c.help && !c.version && !c.probe && c.command.empty()) bad_value("COMMAND", "missing (see ctr-run --help)");
     if (c.memory_swap && !c.memory) bad_value("--memory-swap", "needs --memory as well");
     if (c.read_only && !c.overlay.empty())
         bad_value("--read-only", "does not go with --overlay, whose upper layer is what makes the root writable "

@@ -960,6 +960,27 @@ TEST(ctr_run, rootless_overlay_leaves_the_rootfs_unchanged) {
     EXPECT_EQ(snapshot(busybox_rootfs()), rootfs_before);
 }
 
+TEST(ctr_run, rootless_gets_dockers_environment_names_hosts_and_user_names) {
+    SKIP_WITHOUT_UNPRIVILEGED_USER();
+    auto r = run({"-h", "box", "/usr/bin/env"}, as::unprivileged);
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "PATH=" + docker_path + "\nHOSTNAME=box\nHOME=/root\n");
+    r = run({"--add-host", "db.test:198.51.100.7", "--dns", "198.51.100.53", "/bin/sh", "-c",
+             "grep db.test /etc/hosts; grep ^nameserver /etc/resolv.conf"},
+            as::unprivileged);
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "198.51.100.7\tdb.test\nnameserver 198.51.100.53\n");
+    // A name, looked up in the host's /etc/passwd, mapped through the user's
+    // subordinate range (tests/run-rootless gives ctrtest one).
+    if (contains(read_file("/etc/passwd"), "\nnobody:x:65534:")) {
+        r = run({"-u", "nobody", "id", "-u"}, as::unprivileged);
+        EXPECT_TRUE(r.status == 0 ? r.out == "65534\n" : contains(r.err, "ctr-run: ")) << r.out << r.err;
+    }
+    r = run({"--name", "ctr-run-rootless-test", "echo", "named"}, as::unprivileged);
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "named\n");
+}
+
 TEST(ctr_run, rootless_memory_limit_says_why_it_cannot_or_kills_the_hog) {
     SKIP_WITHOUT_UNPRIVILEGED_USER();
     const auto r = run({"-m", "32m", "--memory-swap", "32m", "/bin/sh", "-c", "head -c 300M /dev/zero | tail"},
