@@ -145,7 +145,7 @@ Lifetime, terminal and signals:
       --stop-signal SIGNAL     what a SIGTERM sent to ctr-run (Docker's "stop")
                                reaches the command as (default: TERM)
       --stop-timeout SECONDS   after that stop signal, SIGKILL this much later
-                               (default: 10, Docker's; -1: never)
+                               (default: 10, Docker's; 0: at once; -1: never)
       --sig-proxy=false        do not pass signals sent to ctr-run on
       --name NAME              one run at a time under NAME: a second ctr-run
                                with the same name is refused while it runs

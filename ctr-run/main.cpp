@@ -5,8 +5,9 @@
 // Flags follow Docker's and Podman's names. `ctr-run --help` documents them,
 // docs/ctr-run.md walks through examples and compares them with Docker's.
 // This file only dispatches: the flags are parsed in flags.hpp (values in
-// values.hpp), the run command is run.cpp, and what ctr-run prints about a
-// run is output.hpp.
+// values.hpp), the run command is run.cpp (what it makes of the flags:
+// sandbox.hpp; what it reads from the system: lookup.hpp), and what ctr-run
+// prints about a run is output.hpp.
 //
 // example-args: --hostname box /bin/sh -c "hostname && echo pid $$ && cat /proc/1/comm"
 // expect-output: box

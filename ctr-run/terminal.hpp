@@ -33,7 +33,9 @@ inline std::atomic<std::uint64_t> pending_signals{0};
 inline int winch_pipe[2] = {-1, -1};
 
 // Docker's stop: a SIGTERM sent to ctr-run reaches the command as the
-// --stop-signal, and SIGKILL follows --stop-timeout seconds later (0: never).
+// --stop-signal, and SIGKILL follows --stop-timeout seconds later (0: at
+// once; never_kill: never).
+inline constexpr unsigned never_kill = ~0u;
 inline int stop_signal = SIGTERM;
 inline unsigned stop_timeout_seconds = 10;
 
@@ -41,7 +43,8 @@ inline unsigned stop_timeout_seconds = 10;
 inline void deliver_signal(int fd, int sig) {
     if (sig == SIGTERM) {
         syscall(SYS_pidfd_send_signal, fd, stop_signal, nullptr, 0);
-        if (stop_timeout_seconds > 0) alarm(stop_timeout_seconds);
+        if (stop_timeout_seconds == 0) syscall(SYS_pidfd_send_signal, fd, SIGKILL, nullptr, 0);
+        else if (stop_timeout_seconds != never_kill) alarm(stop_timeout_seconds);
         return;
     }
     syscall(SYS_pidfd_send_signal, fd, sig, nullptr, 0);
