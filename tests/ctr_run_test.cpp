@@ -1,4 +1,4 @@
-// ctr-run (examples/ctr-run.cpp) from the outside: its exit statuses, its
+// ctr-run (ctr-run/) from the outside: its exit statuses, its
 // messages, and what a command sees inside, as root and, where the suite
 // runs as real root and the user ctrtest exists, as that unprivileged user.
 #include "support.hpp"
@@ -135,6 +135,9 @@ outcome run(std::vector<std::string> args, as who = as::caller, const std::strin
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
+// Docker's PATH, the one ctr-run gives by default.
+const std::string docker_path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 // Why ctr-run's cgroup limits cannot be tried here (not real root, no
 // group can be made, a controller is missing), or empty.
 std::string cgroup_limits_blocker(std::initializer_list<const char*> controllers) {
@@ -233,7 +236,8 @@ TEST(ctr_run, bad_flags_and_values_get_one_line_naming_the_flag) {
         {{"--security-opt", "label=disable", "true"},
          "ctr-run: --security-opt: 'label=disable' is not no-new-privileges[=true|false] or seccomp=unconfined"},
         {{"--privileged=yes", "true"}, "ctr-run: --privileged: takes no value"},
-        {{"-u", "root", "true"}, "ctr-run: -u: 'root' is not UID[:GID]"},
+        {{"-u", "no-such-user", "true"}, "ctr-run: --user: no user 'no-such-user' in /etc/passwd"},
+        {{"--network", "bridge", "true"}, "ctr-run: --network: 'bridge' is not supported: ctr-run has no bridge"},
         {{"--result", "yaml", "true"}, "ctr-run: --result: 'yaml' is not json"},
         {{"--memory-swap", "1g", "true"}, "ctr-run: --memory-swap: needs --memory as well"},
         {{"--memory"}, "ctr-run: --memory: needs a value"},
@@ -249,15 +253,21 @@ TEST(ctr_run, bad_flags_and_values_get_one_line_naming_the_flag) {
     }
 }
 
-TEST(ctr_run, help_documents_every_flag) {
+TEST(ctr_run, help_documents_every_flag_and_lists_the_refused_ones) {
     const auto r = run({"--help"});
     EXPECT_EQ(r.status, 0);
-    for (const char* flag : {"--rootfs", "--hostname", "--volume", "--tmpfs", "--overlay", "--workdir", "--env",
-                             "--clear-env", "--memory", "--memory-swap", "--cpus", "--pids-limit", "--cpuset-cpus",
-                             "--network", "--publish", "--rootless", "--user", "--seccomp", "--cap-add", "--cap-drop",
-                             "--timeout", "--no-init", "--result json", "--probe", "--read-only", "124", "125", "126",
-                             "127", "128+N", "not supported yet"})
+    for (const char* flag :
+         {"--rootfs", "-h, --hostname", "--volume", "--tmpfs", "--overlay", "--workdir", "--env", "--env-file",
+          "--env-host", "--clear-env", "--memory", "--memory-swap", "--cpus", "--pids-limit", "--cpuset-cpus",
+          "--cpu-shares", "--network", "--publish", "--rootless", "--user", "--group-add", "--seccomp", "--cap-add",
+          "--cap-drop", "--timeout", "--init", "--no-init", "--result json", "--probe", "--read-only", "--mount",
+          "--device", "--shm-size", "--ulimit", "--add-host", "--dns", "--dns-search", "--dns-option", "--domainname",
+          "--pid host", "--ipc host", "--uts host", "--entrypoint", "--name", "--stop-signal", "--stop-timeout",
+          "--sig-proxy", "--tty", "--interactive", "--rm", "--version", "124", "125", "126", "127", "128+N",
+          "not supported yet", "Docker flags ctr-run refuses", "-d/--detach", "no daemon", "--gpus", "--sysctl",
+          "--memory-reservation", "--restart", "--health-cmd", "-P/--publish-all"})
         EXPECT_TRUE(contains(r.out, flag)) << flag;
+    EXPECT_FALSE(contains(r.out, "-h, --help")) << "-h is --hostname";
 }
 
 TEST(ctr_run, probe_prints_one_feature_a_line) {
@@ -332,7 +342,7 @@ TEST(ctr_run, hostname_env_and_workdir) {
     EXPECT_EQ(r.status, 0) << r.err;
     EXPECT_EQ(r.out, "box\nhi there\n/usr/bin\n");
     r = run({"--clear-env", "-e", "ONLY=1", "/usr/bin/env"});
-    EXPECT_EQ(r.out, "ONLY=1\n");
+    EXPECT_EQ(r.out, "PATH=" + docker_path + "\nONLY=1\n");
 }
 
 TEST(ctr_run, stdin_and_stdout_pass_through) {
@@ -589,6 +599,324 @@ TEST(ctr_run, an_interactive_shell_gets_a_pty_with_the_window_size) {
     EXPECT_TRUE(contains(output, "hi\r\n")) << output;
 }
 
+// ---- Docker's defaults and flags (issue 12) ----------------------------------
+
+TEST(ctr_run, the_environment_is_dockers_not_the_callers) {
+    setenv("CTR_RUN_TEST_CALLERS_SECRET", "leaked", 1);
+    auto r = run({"-h", "box", "/usr/bin/env"});
+    EXPECT_EQ(r.status, 0) << r.err;
+    // As root and in the rootless lane the sandbox's user is root, whose
+    // home the host's /etc/passwd (the sandbox's, without --rootfs) names.
+    EXPECT_EQ(r.out, "PATH=" + docker_path + "\nHOSTNAME=box\nHOME=/root\n");
+    // -t adds TERM (the command's output then comes through a pty).
+    r = run({"-t", "-h", "box", "/bin/sh", "-c", "[ -t 0 ] && [ -t 1 ] && echo on-a-tty; echo TERM=$TERM"});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "on-a-tty\r\nTERM=xterm\r\n");
+    // --env-host is the explicit way to pass the caller's environment.
+    r = run({"--env-host", "/bin/sh", "-c", "echo $CTR_RUN_TEST_CALLERS_SECRET"});
+    EXPECT_EQ(r.out, "leaked\n") << r.err;
+    unsetenv("CTR_RUN_TEST_CALLERS_SECRET");
+}
+
+TEST(ctr_run, env_file_then_e_and_clear_env_keeps_path) {
+    scratch dir;
+    write_file(dir / "env", "# a comment\n\nA=from the file\nB=file\n  C=indented\n");
+    auto r = run({"--env-file", (dir / "env").string(), "-e", "B=flag", "--clear-env", "/usr/bin/env"});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "PATH=" + docker_path + "\nA=from the file\nB=flag\nC=indented\n");
+    // A command found through PATH without the caller's PATH.
+    r = run({"--clear-env", "sh", "-c", "echo found"});
+    EXPECT_EQ(r.out, "found\n") << r.err;
+}
+
+TEST(ctr_run, dash_h_is_the_hostname_and_version_prints_a_line) {
+    auto r = run({"-h", "box", "hostname"});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "box\n");
+    r = run({"-hbox2", "hostname"});
+    EXPECT_EQ(r.out, "box2\n") << r.err;
+    r = run({"--version"});
+    EXPECT_EQ(r.status, 0);
+    EXPECT_TRUE(r.out.starts_with("ctr-run version ")) << r.out;
+    EXPECT_EQ(r.out.find('\n'), r.out.size() - 1) << r.out;
+    r = run({"-h"});
+    EXPECT_EQ(r.status, 125);
+    EXPECT_EQ(r.err, "ctr-run: -h: needs a value (see ctr-run --help)\n");
+}
+
+TEST(ctr_run, cpus_and_cpuset_beyond_this_machine_are_refused_naming_what_there_is) {
+    std::ifstream online_file("/sys/devices/system/cpu/online");
+    std::string online;
+    std::getline(online_file, online);
+    const long count = sysconf(_SC_NPROCESSORS_ONLN);
+    auto r = run({"--cpus", std::to_string(count + 1), "true"});
+    EXPECT_EQ(r.status, 125);
+    EXPECT_TRUE(contains(r.err, "ctr-run: --cpus: '" + std::to_string(count + 1) + "' is more than this machine has"))
+        << r.err;
+    EXPECT_TRUE(contains(r.err, "as there are only " + std::to_string(count) + " CPUs available")) << r.err;
+    r = run({"--cpuset-cpus", "4000", "true"});
+    EXPECT_EQ(r.status, 125);
+    EXPECT_TRUE(contains(r.err, "ctr-run: --cpuset-cpus: CPU 4000 is not available: the CPUs here are ")) << r.err;
+    EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << r.err;
+}
+
+TEST(ctr_run, docker_flags_it_lacks_are_refused_by_name_with_125) {
+    const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+        {{"-d", "true"}, "ctr-run: -d: not supported: ctr-run has no daemon"},
+        {{"--detach", "true"}, "ctr-run: --detach: not supported: ctr-run has no daemon"},
+        {{"-dit", "true"}, "ctr-run: -d: not supported: ctr-run has no daemon"},
+        {{"--gpus", "all", "true"}, "ctr-run: --gpus: not supported"},
+        {{"--sysctl", "net.ipv4.ip_forward=1", "true"}, "ctr-run: --sysctl: not supported"},
+        {{"--memory-reservation", "1g", "true"}, "ctr-run: --memory-reservation: not supported"},
+        {{"--restart=always", "true"}, "ctr-run: --restart: not supported"},
+        {{"-P", "true"}, "ctr-run: -P: not supported"},
+        {{"--cidfile", "/tmp/x", "true"}, "ctr-run: --cidfile: not supported"},
+        {{"--health-cmd", "true", "true"}, "ctr-run: --health-cmd: not supported"},
+        {{"--log-driver", "json-file", "true"}, "ctr-run: --log-driver: not supported"},
+        {{"--ip", "10.0.0.2", "true"}, "ctr-run: --ip: not supported"},
+        {{"-l", "a=b", "true"}, "ctr-run: -l: not supported"},
+        {{"--pull", "always", "true"}, "ctr-run: --pull: not supported"},
+    };
+    for (const auto& [args, message] : cases) {
+        const auto r = run(args);
+        EXPECT_EQ(r.status, 125) << message;
+        EXPECT_EQ(r.err.substr(0, message.size()), message) << r.err;
+        EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << "one line: " << r.err;
+        EXPECT_EQ(r.out, "");
+    }
+}
+
+TEST(ctr_run, init_is_pid_1_with_a_short_name) {
+    const auto r = run({"--init", "/bin/sh", "-c", "cat /proc/1/comm; tr -d '\\0' < /proc/1/cmdline; echo; echo $$"});
+    EXPECT_EQ(r.status, 0) << r.err;
+    // Neither ctr-run's path nor its arguments: what ps shows is the name.
+    EXPECT_EQ(r.out, "ctr-init\nctr-init\n2\n");
+}
+
+// The host's /etc/hosts and /etc/resolv.conf, which --add-host and --dns bind
+// over without a --rootfs (the VM lane's initramfs may lack them, and its
+// read-only root cannot get mount points).
+#define SKIP_WITHOUT_HOST_RESOLVER_FILES()                                    \
+    if (!fs::exists("/etc/hosts") || !fs::exists("/etc/resolv.conf"))         \
+    GTEST_SKIP() << "the host has no /etc/hosts or /etc/resolv.conf to bind over"
+
+TEST(ctr_run, add_host_and_dns_write_no_file_of_the_host_or_the_rootfs) {
+    SKIP_WITHOUT_HOST_RESOLVER_FILES();
+    const std::string hosts_before = read_file("/etc/hosts"), resolv_before = read_file("/etc/resolv.conf");
+    const auto r = run({"--add-host", "db.test:198.51.100.7", "--add-host=v6.test:[2001:db8::1]", "--dns",
+                        "198.51.100.53", "--dns-search", "example.test", "--dns-option", "ndots:2", "/bin/sh", "-c",
+                        "grep -E '(db|v6)[.]test' /etc/hosts; grep -E '^(nameserver|search|options)' /etc/resolv.conf; "
+                        "echo x > /etc/hosts 2>/dev/null || echo read-only"});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "198.51.100.7\tdb.test\n2001:db8::1\tv6.test\nnameserver 198.51.100.53\nsearch example.test\n"
+                     "options ndots:2\nread-only\n");
+    EXPECT_EQ(read_file("/etc/hosts"), hosts_before);
+    EXPECT_EQ(read_file("/etc/resolv.conf"), resolv_before);
+    // The private directory is gone with the run.
+    for (const char* base : {"/dev/shm", "/tmp"}) {
+        std::error_code ec;
+        for (const auto& e : fs::directory_iterator(base, ec))
+            EXPECT_FALSE(e.path().filename().string().starts_with("ctr-run-files.")) << e.path();
+    }
+}
+
+TEST(ctr_run, add_host_with_a_rootfs_lacking_etc_hosts_is_refused_not_written) {
+    SKIP_WITHOUT_BUSYBOX();
+    const auto before = snapshot(busybox_rootfs());
+    const auto r = run({"--rootfs", busybox_rootfs(), "--add-host", "db:198.51.100.7", "true"});
+    EXPECT_EQ(r.status, 125);
+    EXPECT_TRUE(contains(r.err, "ctr-run: --add-host: the --rootfs has no /etc/hosts")) << r.err;
+    EXPECT_EQ(snapshot(busybox_rootfs()), before);
+}
+
+TEST(ctr_run, mount_ulimit_shm_size_device_and_read_only_take_effect_inside) {
+    scratch dir;
+    write_file(dir / "in.txt", "bound");
+    auto r = run({"--mount", "type=bind,source=" + dir.path.string() + ",target=/tmp/b,readonly", "--mount",
+                  "type=tmpfs,target=/tmp/t,tmpfs-size=1m", "/bin/sh", "-c",
+                  "cat /tmp/b/in.txt; echo; touch /tmp/b/new 2>/dev/null || echo ro; "
+                  "grep ' /tmp/t ' /proc/mounts | grep -o 'size=1024k'"});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "bound\nro\nsize=1024k\n");
+
+    r = run({"--ulimit", "nofile=100:200", "--ulimit", "core=0", "/bin/sh", "-c", "ulimit -n; ulimit -Hn; ulimit -c"});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "100\n200\n0\n");
+
+    r = run({"--shm-size", "8m", "/bin/sh", "-c", "grep ' /dev/shm ' /proc/mounts | tail -n 1 | grep -o 'size=8192k'"});
+    EXPECT_EQ(r.out, "size=8192k\n") << r.err;
+
+    r = run({"--device", "/dev/null:/dev/ctr-null", "/bin/sh", "-c",
+             "test -c /dev/ctr-null && echo hi > /dev/ctr-null && echo device"});
+    EXPECT_EQ(r.out, "device\n") << r.err;
+
+    // --read-only without --rootfs: the private /tmp is read-only too.
+    r = run({"--read-only", "/bin/sh", "-c", "touch /tmp/x 2>/dev/null && echo writable || echo read-only"});
+    EXPECT_EQ(r.out, "read-only\n") << r.err;
+}
+
+TEST(ctr_run, entrypoint_domainname_and_host_namespaces) {
+    auto r = run({"--entrypoint", "/bin/echo", "--", "hello", "world"});
+    EXPECT_EQ(r.out, "hello world\n") << r.err;
+    r = run({"--domainname", "example.test", "/bin/sh", "-c", "cat /proc/sys/kernel/domainname"});
+    EXPECT_EQ(r.out, "example.test\n") << r.err;
+
+    const auto link = [](const char* kind) { return fs::read_symlink(std::string("/proc/self/ns/") + kind).string(); };
+    r = run({"/bin/sh", "-c", "readlink /proc/self/ns/uts /proc/self/ns/ipc /proc/self/ns/pid"});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_FALSE(contains(r.out, link("uts"))) << r.out;
+    EXPECT_FALSE(contains(r.out, link("ipc"))) << r.out;
+    EXPECT_FALSE(contains(r.out, link("pid"))) << r.out;
+    r = run({"--uts", "host", "--ipc", "host", "--pid", "host", "/bin/sh", "-c",
+             "readlink /proc/self/ns/uts /proc/self/ns/ipc /proc/self/ns/pid; cat /proc/1/comm"});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_TRUE(contains(r.out, link("uts") + "\n" + link("ipc") + "\n" + link("pid") + "\n")) << r.out;
+    EXPECT_FALSE(contains(r.out, "ctr-init")) << "pid 1 is the host's: " << r.out;
+}
+
+TEST(ctr_run, user_names_come_from_the_sandboxs_passwd_and_group) {
+    if (!ctr_test::real_root)
+        GTEST_SKIP() << "ids other than 0 inside need a map of more than one id (real root)";
+    SKIP_WITHOUT_BUSYBOX();
+    // The host view: the host's /etc/passwd, where Debian has nobody.
+    outcome r;
+    if (contains(read_file("/etc/passwd"), "\nnobody:x:65534:65534:nobody:/nonexistent:")) {
+        r = run({"-u", "nobody", "/bin/sh", "-c", "id -u; echo $HOME"});
+        EXPECT_EQ(r.status, 0) << r.err;
+        EXPECT_EQ(r.out, "65534\n/nonexistent\n");
+    }
+    // A rootfs of the test's own with users and groups that the host lacks.
+    scratch dir;
+    const std::string rootfs = (dir / "rootfs").string();
+    ASSERT_EQ(std::system(("'" + ctr_test::make_rootfs + "' '" + rootfs + "' >/dev/null 2>&1").c_str()), 0);
+    std::ofstream(rootfs + "/etc/passwd", std::ios::app) << "ctr-app:x:1234:567:app:/home/app:/bin/sh\n";
+    std::ofstream(rootfs + "/etc/group", std::ios::app) << "ctr-staff:x:567:\nctr-extra:x:890:ctr-app\nctr-more:x:891:\n";
+    r = run({"--rootfs", rootfs, "-u", "ctr-app", "--group-add", "ctr-more", "--group-add", "42", "/bin/sh", "-c",
+             "id -u; id -g; id -G; echo $HOME"});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "1234\n567\n567 42 890 891\n/home/app\n");
+    r = run({"--rootfs", rootfs, "-u", "1234:ctr-extra", "/bin/sh", "-c", "id -u; id -g"});
+    EXPECT_EQ(r.out, "1234\n890\n") << r.err;
+    r = run({"--rootfs", rootfs, "-u", "nobody-here", "true"});
+    EXPECT_EQ(r.status, 125);
+    EXPECT_TRUE(contains(r.err, "ctr-run: --user: no user 'nobody-here' in /etc/passwd of the --rootfs")) << r.err;
+}
+
+// Runs ctr-run with args in the background until its command prints
+// "ready"; the caller signals and waits.
+ctr::process::child start_until_ready(std::vector<std::string> args, std::string& rest) {
+    namespace p = ctr::process;
+    args.insert(args.begin(), ctr_run);
+    auto child = p::spawn(args, {.std_in = p::stdio::null(), .std_out = p::stdio::pipe(), .timeout = 30s});
+    pollfd ready{child.std_out().get(), POLLIN, 0};
+    char buffer[64] = {};
+    if (poll(&ready, 1, 20000) == 1) {
+        const ssize_t n = read(child.std_out().get(), buffer, sizeof buffer - 1);
+        if (n > 0) rest.assign(buffer, static_cast<std::size_t>(n));
+    }
+    return child;
+}
+
+std::string read_rest(ctr::process::child& child) {
+    std::string rest;
+    char buffer[64];
+    pollfd more{child.std_out().get(), POLLIN, 0};
+    for (ssize_t n; poll(&more, 1, 20000) == 1 && (n = read(child.std_out().get(), buffer, sizeof buffer)) > 0;)
+        rest.append(buffer, static_cast<std::size_t>(n));
+    return rest;
+}
+
+TEST(ctr_run, a_name_is_held_by_one_run_at_a_time) {
+    const std::string name = "ctr-run-test-" + std::to_string(getpid());
+    std::string first;
+    auto holder = start_until_ready({"--name", name, "/bin/sh", "-c", "echo ready; sleep 30"}, first);
+    ASSERT_EQ(first, "ready\n");
+    auto r = run({"--name", name, "true"});
+    EXPECT_EQ(r.status, 125);
+    EXPECT_TRUE(contains(r.err, "ctr-run: --name: '" + name + "' is in use by the ctr-run with pid " +
+                                    std::to_string(holder.pid())))
+        << r.err;
+    holder.signal(SIGKILL);
+    holder.wait();
+    r = run({"--name", name, "echo", "free again"});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "free again\n");
+}
+
+TEST(ctr_run, stop_signal_and_stop_timeout_shape_a_sigterm_to_ctr_run) {
+    std::string first;
+    auto child = start_until_ready({"--stop-signal", "USR1", "/bin/sh", "-c",
+                                    "trap 'echo got USR1; exit 4' USR1; echo ready; while :; do sleep 0.1; done"},
+                                   first);
+    ASSERT_EQ(first, "ready\n");
+    child.signal(SIGTERM);
+    EXPECT_EQ(read_rest(child), "got USR1\n");
+    EXPECT_EQ(child.wait().exit_code, 4);
+
+    // A command that ignores the stop signal is killed --stop-timeout later.
+    auto stubborn = start_until_ready(
+        {"--stop-timeout", "1", "/bin/sh", "-c", "trap '' TERM; echo ready; while :; do sleep 0.1; done"}, first);
+    ASSERT_EQ(first, "ready\n");
+    stubborn.signal(SIGTERM);
+    const auto r = stubborn.wait();
+    EXPECT_FALSE(r.timed_out);
+    EXPECT_EQ(r.exit_code, 128 + SIGKILL);
+}
+
+TEST(ctr_run, cpu_shares_reach_the_cgroup) {
+    SKIP_WITHOUT_CGROUP_LIMITS("cpu");
+    // The group's cpu.weight or cpu.shares, read from the outside while the
+    // command runs: its cgroup namespace hides the path from the inside.
+    std::string first;
+    auto child = start_until_ready({"-c", "512", "/bin/sh", "-c", "echo ready; sleep 30"}, first);
+    ASSERT_EQ(first, "ready\n");
+    std::string found;
+    for (const auto& task : fs::directory_iterator("/proc")) {
+        std::ifstream status(task.path() / "status");
+        std::string line, ppid;
+        while (std::getline(status, line))
+            if (line.starts_with("PPid:")) ppid = line.substr(line.find_first_not_of(" \t", 5));
+        if (ppid != std::to_string(child.pid())) continue;
+        std::ifstream cgroups(task.path() / "cgroup");
+        for (std::string entry; std::getline(cgroups, entry);) {
+            const auto path = entry.substr(entry.find(':', entry.find(':') + 1) + 1);
+            for (const std::string& file : {"/sys/fs/cgroup" + path + "/cpu.weight",
+                                           "/sys/fs/cgroup/cpu" + path + "/cpu.shares",
+                                           "/sys/fs/cgroup/cpu,cpuacct" + path + "/cpu.shares"})
+                if (fs::exists(file) && path != "/") found = file + "=" + read_file(file);
+        }
+    }
+    child.signal(SIGKILL);
+    child.wait();
+    // 512 shares are half the default: weight 50 (v2) or shares 512 (v1).
+    EXPECT_TRUE(found.ends_with("cpu.weight=50\n") || found.ends_with("cpu.shares=512\n")) << found;
+}
+
+TEST(ctr_run, install_puts_ctr_run_in_prefix_bin) {
+#ifdef CTR_BINARY_DIR
+    // The build tree, where the install rules are and where cmake --install
+    // writes its manifest: not there in the VM lane, not writable in the
+    // rootless lane.
+    if (access((std::string(CTR_BINARY_DIR) + "/cmake_install.cmake").c_str(), R_OK) != 0 ||
+        access(CTR_BINARY_DIR, W_OK) != 0 || access("/usr/bin/cmake", X_OK) != 0)
+        GTEST_SKIP() << "needs the build tree " << CTR_BINARY_DIR << ", writable, and cmake";
+    scratch prefix;
+    namespace p = ctr::process;
+    auto r = p::spawn({"cmake", "--install", CTR_BINARY_DIR, "--prefix", prefix.path.string()},
+                      {.std_in = p::stdio::null(), .std_out = p::stdio::capture(), .std_err = p::stdio::capture(),
+                       .timeout = 120s})
+                 .wait();
+    ASSERT_EQ(r.exit_code, 0) << r.std_out << r.std_err;
+    const auto installed = prefix / "bin/ctr-run";
+    ASSERT_TRUE(fs::exists(installed)) << r.std_out;
+    r = p::spawn({installed.string(), "--version"}, {.std_out = p::stdio::capture()}).wait();
+    EXPECT_EQ(r.exit_code, 0);
+    EXPECT_TRUE(r.std_out.starts_with("ctr-run version ")) << r.std_out;
+#else
+    GTEST_SKIP() << "built without CTR_BINARY_DIR";
+#endif
+}
+
 // ---- as an unprivileged user ------------------------------------------------
 
 TEST(ctr_run, rootless_busybox_has_root_inside_its_own_hostname_and_pids) {
@@ -638,6 +966,29 @@ TEST(ctr_run, rootless_overlay_leaves_the_rootfs_unchanged) {
     EXPECT_EQ(r.status, 0) << r.err;
     EXPECT_EQ(r.out, "app\nnew\n");
     EXPECT_EQ(snapshot(busybox_rootfs()), rootfs_before);
+}
+
+TEST(ctr_run, rootless_gets_dockers_environment_names_hosts_and_user_names) {
+    SKIP_WITHOUT_UNPRIVILEGED_USER();
+    auto r = run({"-h", "box", "/usr/bin/env"}, as::unprivileged);
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "PATH=" + docker_path + "\nHOSTNAME=box\nHOME=/root\n");
+    if (fs::exists("/etc/hosts") && fs::exists("/etc/resolv.conf")) {
+        r = run({"--add-host", "db.test:198.51.100.7", "--dns", "198.51.100.53", "/bin/sh", "-c",
+                 "grep db.test /etc/hosts; grep ^nameserver /etc/resolv.conf"},
+                as::unprivileged);
+        EXPECT_EQ(r.status, 0) << r.err;
+        EXPECT_EQ(r.out, "198.51.100.7\tdb.test\nnameserver 198.51.100.53\n");
+    }
+    // A name, looked up in the host's /etc/passwd, mapped through the user's
+    // subordinate range (tests/run-rootless gives ctrtest one).
+    if (contains(read_file("/etc/passwd"), "\nnobody:x:65534:")) {
+        r = run({"-u", "nobody", "id", "-u"}, as::unprivileged);
+        EXPECT_TRUE(r.status == 0 ? r.out == "65534\n" : contains(r.err, "ctr-run: ")) << r.out << r.err;
+    }
+    r = run({"--name", "ctr-run-rootless-test", "echo", "named"}, as::unprivileged);
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "named\n");
 }
 
 TEST(ctr_run, rootless_memory_limit_says_why_it_cannot_or_kills_the_hog) {

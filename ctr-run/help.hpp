@@ -1,0 +1,199 @@
+#pragma once
+// ctr-run's usage text (`ctr-run --help`) and version line. The refused
+// Docker flags are listed from flags.hpp's table, so the two cannot drift.
+
+#include "flags.hpp"
+
+#include <string>
+#include <string_view>
+
+#ifndef CTR_RUN_VERSION
+#define CTR_RUN_VERSION "unknown"
+#endif
+
+namespace ctr_run {
+
+constexpr std::string_view version_line = "ctr-run version " CTR_RUN_VERSION "\n";
+
+constexpr std::string_view usage_text = R"(Usage: ctr-run [OPTIONS] [--] COMMAND [ARG...]
+
+Runs COMMAND in a sandbox: new pid, mount, uts, ipc, cgroup and network
+namespaces (and a user namespace), the host's root filesystem read-only with
+a private /tmp, a fresh /proc and a minimal /dev unless --rootfs or --overlay
+gives another root. Flags follow Docker's and Podman's names; the Docker
+flags ctr-run does not have are refused by name (listed at the end).
+Options end at the first argument that is not an option, or at "--". A
+value goes after the flag or after '=' (--memory=64m, -m 64m, -m64m).
+
+Filesystem:
+      --rootfs DIR             DIR becomes "/" (writable, shared with the host;
+                               see --read-only and --overlay), with a fresh
+                               /proc and a minimal /dev
+      --read-only              the root read-only: the --rootfs, or, without
+                               one, the host's root and the private /tmp too
+      --overlay L1[:L2...]     "/" is an overlay of these layers stacked over the
+                               --rootfs (leftmost on top; without --rootfs the
+                               last layer is the bottom one), under a writable
+                               upper layer on a tmpfs that is thrown away at
+                               exit: neither the layers nor the rootfs change
+  -v, --volume SRC:DST[:ro|rw] bind-mount the host path SRC at DST (recursive)
+      --mount type=bind,source=SRC,target=DST[,readonly]
+      --mount type=tmpfs,target=DST[,tmpfs-size=SIZE][,tmpfs-mode=OCTAL]
+                               Docker's long form of -v and --tmpfs
+                               (type=volume is refused: no named volumes)
+      --tmpfs DST[:OPTS]       a tmpfs at DST; OPTS, comma-separated: size=SIZE,
+                               mode=OCTAL, ro, noexec, exec, nosuid, suid, nodev, dev
+      --device SRC[:DST][:rwm] bind the host's device node SRC at DST (default:
+                               SRC); no device cgroup rule, so only rwm
+      --shm-size SIZE          size of /dev/shm (default: the kernel's)
+  -w, --workdir DIR            working directory inside (default: /)
+
+Identity and environment:
+  -h, --hostname NAME          host name inside (default: the host's)
+      --domainname NAME        NIS domain name inside
+      --add-host NAME:IP       a line of /etc/hosts inside (may be repeated)
+      --dns IP, --dns-search DOMAIN, --dns-option OPT
+                               /etc/resolv.conf inside: these nameservers,
+                               search domains and options instead of the host's
+                               (/etc/hosts and /etc/resolv.conf are files
+                               ctr-run writes in a private directory and binds
+                               read-only; neither the rootfs nor the host's
+                               change)
+  -e, --env KEY=VALUE          set a variable; "-e KEY" passes the caller's KEY
+      --env-file FILE          KEY=VALUE lines (# comments; "KEY" alone passes
+                               the caller's KEY), before the -e values
+      --env-host               start from the caller's whole environment
+                               instead of Docker's defaults (Podman's flag)
+      --clear-env              start from PATH alone: no HOSTNAME, HOME or TERM
+                               (-e PATH=... changes it)
+                               The default environment is Docker's: PATH=
+                               /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin,
+                               HOSTNAME, HOME (from the sandbox's /etc/passwd;
+                               /root for root, else /), TERM=xterm with -t;
+                               then --env-file and -e. Not the caller's.
+  -u, --user USER[:GROUP]      user and group inside, by name (looked up in the
+                               sandbox's /etc/passwd and /etc/group: the
+                               --rootfs's, or the host's) or numeric id; GROUP
+                               default: the user's own, else 0. The user's
+                               groups in /etc/group come along
+      --group-add GROUP        one more supplementary group (name or id)
+      --rootless               map the caller to root inside a user namespace
+                               (the default when not run as root)
+
+Resources (a cgroup below ctr-run's own, removed at exit):
+  -m, --memory SIZE            memory limit: 1048576, 512k, 64m, 1.5g (b k m g t)
+      --memory-swap SIZE       memory plus swap, as Docker: equal to --memory
+                               for no swap, -1 for unlimited swap (default: swap
+                               not limited)
+      --cpus N                 CPU time as a number of CPUs, fractions allowed
+                               (0.5), at most the CPUs online
+  -c, --cpu-shares N           CPU share against other groups, 2 to 262144
+                               (default 1024; cpu.weight = N * 100 / 1024)
+      --pids-limit N           processes and threads together (0 or -1: no limit)
+      --cpuset-cpus LIST       CPUs it may run on: 0-3,6 (CPUs that exist)
+      --ulimit NAME=SOFT[:HARD]
+                               a resource limit (nofile=1024:2048, core=0,
+                               nproc=64; -1 or unlimited)
+
+Network and namespaces:
+      --network none|host|veth none (default): a new network namespace with only
+                               lo; host: the host's network; veth: a new
+                               namespace joined to the host's by a veth pair,
+                               eth0 inside with an address from 10.231.0.0/16
+                               and a default route through the host end (needs
+                               root: rootless networking is not supported yet).
+                               bridge is refused: there is no bridge or NAT
+  -p, --publish [IP:]HOSTPORT:PORT[/tcp|/udp]
+                               relay connections to HOSTPORT on the host (on
+                               IP, default every address) to PORT inside;
+                               implies --network veth; may be repeated
+      --pid host, --ipc host, --uts host
+                               share the host's pid (and its /proc), IPC (and
+                               its /dev/shm) or UTS namespace
+
+Security (confined by default, see docs/security.md):
+      --userns host            run in the caller's user namespace (default for
+                               root: a user namespace of its own, root inside
+                               mapped to an unprivileged range outside; the
+                               --rootfs and volumes are idmapped so files keep
+                               their owners)
+      --cap-add NAME, --cap-drop NAME|ALL
+                               capabilities on top of or taken from the
+                               default set (Podman's: CHOWN DAC_OVERRIDE FOWNER
+                               FSETID KILL NET_BIND_SERVICE SETFCAP SETGID
+                               SETPCAP SETUID SYS_CHROOT); comma lists allowed
+      --security-opt no-new-privileges[=true|false]
+                               no_new_privs (default: true)
+      --security-opt seccomp=unconfined, --seccomp default|none
+                               default (the default): the seccomp profile that
+                               refuses mount, namespaces, modules, bpf, perf,
+                               the clock, open_by_handle_at...; none or
+                               unconfined: no filter
+      --privileged             every capability, no no_new_privs, no seccomp:
+                               the documented way out (the user namespace stays
+                               unless --userns host)
+
+Lifetime, terminal and signals:
+      --entrypoint PROGRAM     run PROGRAM with COMMAND [ARG...] as its arguments
+      --init                   a minimal init as pid 1 that forwards signals
+                               and reaps orphans: the default, as "ctr-init"
+      --no-init                run the command as pid 1
+      --timeout SECONDS        wall-clock limit (fractions allowed, or a unit:
+                               500ms, 2m, 1h): SIGTERM, then SIGKILL
+                               --stop-timeout later (default 2 s); ctr-run then
+                               exits 124
+      --stop-signal SIGNAL     what a SIGTERM sent to ctr-run (Docker's "stop")
+                               reaches the command as (default: TERM)
+      --stop-timeout SECONDS   after that stop signal, SIGKILL this much later
+                               (default: 10, Docker's; 0: at once; -1: never)
+      --sig-proxy=false        do not pass signals sent to ctr-run on
+      --name NAME              one run at a time under NAME: a second ctr-run
+                               with the same name is refused while it runs
+  -t, --tty                    a pty for the command (also when ctr-run's own
+                               stdin and stdout are not terminals) and TERM=xterm
+  -i, --interactive, --rm      accepted: stdin is always passed on, and nothing
+                               is left behind when the command ends
+      (without -t, the command gets a pty when stdin and stdout are terminals)
+
+Output:
+      --result json            after the command ends, print one JSON object on
+                               stderr: exit_code, signal, timed_out, oom_killed,
+                               wall_ms, user_ms, sys_ms, memory_peak_bytes (null
+                               where unknown), and "error" when ctr-run failed
+      --probe                  print what this host supports, one feature a line
+      --help                   this text
+      --version                ctr-run's version
+
+stdin, stdout and stderr pass through. SIGTERM, SIGINT, SIGHUP, SIGQUIT,
+SIGUSR1 and SIGUSR2 sent to ctr-run are passed to the command (SIGTERM as
+--stop-signal). The sandbox ends with ctr-run, however ctr-run ends (SIGKILL
+too): every process in it is killed; a killed ctr-run's cgroup and scratch
+directories are removed by the next run.
+
+Exit status: the command's own; 128+N when it died of signal N; 124 when the
+--timeout fired; 125 when ctr-run failed before the command ran (the message
+names the flag, or the step, the path and the reason); 126 when the command
+exists but cannot be executed; 127 when it does not exist. An out-of-memory
+kill prints a line saying so, with the limit.
+)";
+
+// The refused Docker flags, wrapped, for the end of --help.
+inline std::string refused_flags_text() {
+    std::string out =
+        "\nDocker flags ctr-run refuses, each with one line saying why (exit 125);\n"
+        "-d/--detach among them: ctr-run has no daemon, a sandbox lives as long as\n"
+        "its ctr-run (rootless networking is not supported yet either):\n";
+    std::string line = " ";
+    for (const auto& f : refused_flags) {
+        std::string name = f.short_name ? std::string("-") + f.short_name + "/--" + std::string(f.long_name)
+                                        : "--" + std::string(f.long_name);
+        if (line.size() + name.size() + 1 > 78) {
+            out += line + "\n";
+            line = " ";
+        }
+        line += " " + name;
+    }
+    return out + line + "\n";
+}
+
+}  // namespace ctr_run

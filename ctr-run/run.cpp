@@ -1,0 +1,137 @@
+// ctr-run's run command: turns a config into a process::options (namespaces,
+// a mount plan, a cgroup), spawns, relays a terminal when there is one, and
+// turns the process::result into an exit status.
+
+#include "run.hpp"
+
+#include "lookup.hpp"
+#include "output.hpp"
+#include "sandbox.hpp"
+#include "scratch.hpp"
+#include "terminal.hpp"
+
+#include <ctr/ctr.hpp>
+
+#include <unistd.h>
+
+#include <chrono>
+#include <iostream>
+#include <optional>
+#include <string>
+
+namespace ctr_run {
+
+int run_command(const config& c) {
+    const bool privileged = geteuid() == 0;
+    const bool rootless = c.rootless || !privileged;
+    check_cpus(c);
+    const identity id = resolve_identity(c);
+
+    ctr::process::options options{
+        .env = {.inherit = c.env_host, .set = environment(c, id)},
+        .cwd = c.workdir.empty() ? std::string("/") : c.workdir,
+        .timeout = c.timeout,
+    };
+    if (c.stop_timeout) options.kill_grace = *c.stop_timeout;
+    for (const auto& u : c.ulimits) options.rlimits.push_back({u.resource, u.soft, u.hard});
+    options.namespaces = ctr::ns::mount | ctr::ns::cgroup;
+    if (!c.pid_host) options.namespaces = options.namespaces | ctr::ns::pid;
+    if (!c.uts_host) options.namespaces = options.namespaces | ctr::ns::uts;
+    if (!c.ipc_host) options.namespaces = options.namespaces | ctr::ns::ipc;
+    if (c.network == network_mode::none) options.namespaces = options.namespaces | ctr::ns::network;
+    if (c.network == network_mode::veth) options.network = ctr::net::veth{};
+    // Published ports are bound before anything starts, so a busy port fails
+    // the run (125) before the command could print a word.
+    std::optional<ctr::net::port_forwarder> ports;
+    if (!c.publish.empty()) ports.emplace(c.publish);
+    if (rootless || root_in_user_namespace(c)) options.namespaces = options.namespaces | ctr::ns::user;
+    options.security = confinement(c);
+    options.hostname = c.hostname;
+    options.domainname = c.domainname;
+    options.init = !c.no_init;
+    if (id.user_given || !id.groups.empty()) {
+        // Root of the host drops its supplementary groups too; inside a user
+        // namespace the library already did, where the kernel allows it.
+        if (!rootless || !id.groups.empty()) options.groups = id.groups;
+        options.gid = id.gid;
+        options.uid = id.uid;
+    }
+
+    // One run at a time under a --name, from here until the command ends.
+    std::optional<name_lock> name;
+    if (!c.name.empty()) name.emplace(c.name);
+
+    // The sandbox dies with this process, however it ends (SIGKILL too);
+    // what a killed ctr-run leaves outside the sandbox (its cgroup, an
+    // overlay's scratch layer, the files of --add-host and --dns) the next
+    // run removes (docs/lifecycle.md).
+    // With --no-init the command is pid 1 and nothing supervises it: it gets
+    // the parent-death signal instead (this program has one thread), and its
+    // namespace ends with it.
+    options.die_with_owner = !c.no_init;
+    options.die_with_parent = c.no_init;
+
+    std::optional<scratch_layer> scratch;
+    if (!c.overlay.empty()) {
+        scratch_layer::reap_stale_scratch(rootless);
+        scratch.emplace();
+        if (rootless) scratch->removed_in_user_namespace();
+        // The sandbox's root writes the upper layer: give it to the host id
+        // that root inside maps to.
+        if (root_in_user_namespace(c)) scratch->give_to(mapped_root(options.id_maps));
+    }
+    std::optional<private_files> files;
+    if (!c.add_hosts.empty() || !c.dns.empty() || !c.dns_search.empty() || !c.dns_options.empty()) {
+        scratch_layer::reap_stale_scratch(rootless, private_files::prefix);
+        files.emplace();
+    }
+    options.root = filesystem_plan(c, scratch ? &*scratch : nullptr, files ? &*files : nullptr);
+
+    // Declared before the child: the group must outlive it.
+    std::optional<ctr::cgroup::group> group = make_group(c);
+    if (group) options.cgroup = &*group;
+
+    // A pty with -t (Docker's), and whenever the caller's stdin and stdout
+    // are terminals (an interactive shell works without -it).
+    const bool interactive = c.tty || (isatty(STDIN_FILENO) && isatty(STDOUT_FILENO));
+    std::optional<pty> terminal;
+    if (interactive) {
+        terminal = open_pty();
+        const int slave = terminal->slave.get();
+        options.std_in = options.std_out = options.std_err = ctr::process::stdio::from_fd(slave);
+        options.new_session = true;
+        options.controlling_terminal = true;
+    }
+
+    const unsigned stop_timeout = c.stop_timeout_never ? never_kill
+                                  : c.stop_timeout      ? static_cast<unsigned>(c.stop_timeout->count())
+                                                        : 10;
+    install_signal_forwarding(c.sig_proxy, c.stop_signal, stop_timeout);
+    ctr::process::child child = ctr::process::spawn(c.command, options);
+    start_forwarding(child.pidfd());
+    if (ports) ports->start(child.network()->container_address.address);
+    ctr::process::result r;
+    if (terminal) {
+        terminal->slave.reset();
+        r = relay(child, terminal->master.get());
+    } else {
+        r = child.wait();
+    }
+    child_pidfd = -1;
+
+    if (c.result_json) print_json(&r, {});
+    if (r.oom_killed) {
+        std::cerr << "ctr-run: out of memory: the command was killed by the kernel's OOM killer at the memory limit"
+                  << (group && group->memory_max_bytes() ? " of " + format_bytes(*group->memory_max_bytes()) : "")
+                  << " (--memory)" << std::endl;
+    }
+    if (r.timed_out) {
+        std::cerr << "ctr-run: timed out after " << std::chrono::duration<double>(c.timeout).count()
+                  << " s (--timeout)" << std::endl;
+        return exit_timed_out;
+    }
+    if (r.signal) return 128 + *r.signal;
+    return r.exit_code.value_or(exit_runtime_failed);
+}
+
+}  // namespace ctr_run

@@ -1,0 +1,276 @@
+#pragma once
+// What the run command makes of a config before it spawns: the sandbox's
+// filesystem (a mount plan, with the files --add-host and --dns generate),
+// its confinement, its cgroup, its environment, and the checks of values
+// against this machine (--cpus, --cpuset-cpus).
+
+#include "flags.hpp"
+#include "lookup.hpp"
+#include "output.hpp"
+#include "scratch.hpp"
+
+#include <ctr/ctr.hpp>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <fstream>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace ctr_run {
+
+// The host ids that uid and gid 0 inside map to.
+inline std::pair<uid_t, gid_t> mapped_root(const ctr::ns::id_maps& wanted) {
+    const auto maps = ctr::ns::detail::resolve_id_maps(wanted);
+    const auto outside = [](const std::vector<ctr::ns::id_range>& ranges) {
+        for (const auto& r : ranges)
+            if (r.inside == 0) return r.outside;
+        return std::uint32_t{0};
+    };
+    return {outside(maps.uid), outside(maps.gid)};
+}
+
+// Root gets a user namespace of its own unless --userns host; a caller that
+// is not root always has one.
+inline bool root_in_user_namespace(const config& c) { return geteuid() == 0 && !c.userns_host && !c.rootless; }
+// Idmapping a host filesystem needs CAP_SYS_ADMIN over it: root of the
+// initial user namespace. Root of another one (a rootless outer sandbox)
+// maps its own ids into the sandbox, so files keep their owners without it.
+inline bool in_initial_user_namespace() {
+    std::ifstream map("/proc/self/uid_map");
+    std::string first_line;
+    std::getline(map, first_line);
+    return first_line.find("4294967295") != std::string::npos;
+}
+// Where the filesystem cannot idmap (tmpfs before Linux 6.3), the bind is
+// plain: root-owned files show as nobody and stay unchanged by the
+// sandbox's root (docs/ctr-run.md).
+inline ctr::mount::idmapping binds_idmapping(const config& c) {
+    return root_in_user_namespace(c) && in_initial_user_namespace() ? ctr::mount::idmapping::when_supported
+                                                                     : ctr::mount::idmapping::none;
+}
+
+// What the command may still do: Podman's default capabilities with
+// --cap-add/--cap-drop applied, no_new_privs and the default seccomp
+// profile, unless --privileged or the --security-opt switches say otherwise.
+inline ctr::security confinement(const config& c) {
+    if (c.privileged) return ctr::security::unconfined();
+    ctr::caps::set keep = ctr::caps::default_set();
+    for (const auto& name : c.cap_drop) keep = name == "ALL" ? ctr::caps::set::none() : keep - ctr::caps::set{ctr::caps::parse(name)};
+    for (const auto& name : c.cap_add) keep = name == "ALL" ? ctr::caps::set::all() : keep | ctr::caps::set{ctr::caps::parse(name)};
+    return {.capabilities = ctr::caps::policy{.keep = keep & ctr::caps::supported()},
+            .no_new_privileges = c.no_new_privileges,
+            .seccomp = c.seccomp ? ctr::seccomp::default_profile() : nullptr};
+}
+
+// /proc for the sandbox: a fresh one for its own pid namespace, or, with
+// --pid host, the host's bound in (a new proc of the host's pid namespace
+// cannot be mounted from the sandbox's user namespace).
+inline void add_proc(ctr::mount::plan& plan, const config& c) {
+    if (c.pid_host) plan.bind("/proc", "/proc");
+    else plan.proc();
+}
+
+// The files --add-host and --dns make: /etc/hosts and /etc/resolv.conf as
+// the sandbox would see them, changed as asked, written in a private
+// directory and bound read-only over the sandbox's, so that neither the
+// rootfs nor the host's files change.
+inline void add_generated_files(ctr::mount::plan& plan, const config& c, private_files& files) {
+    const auto bind_over = [&](const std::string& flag, const std::string& target, const std::string& text) {
+        if (c.rootfs && c.overlay.empty() && !sandbox_file_exists(c, target))
+            bad_value(flag, "the --rootfs has no " + target + " to bind over, and ctr-run does not write into it: "
+                            "create an empty " + *c.rootfs + target + ", or add --overlay");
+        plan.bind(files.write(target.substr(target.rfind('/') + 1), text), target, {.read_only = true});
+    };
+    if (!c.add_hosts.empty()) {
+        std::string hosts = read_sandbox_file(c, "/etc/hosts")
+                                .value_or("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+        if (!hosts.empty() && hosts.back() != '\n') hosts += '\n';
+        for (const auto& [name, address] : c.add_hosts) hosts += address + "\t" + name + "\n";
+        bind_over("--add-host", "/etc/hosts", hosts);
+    }
+    if (!c.dns.empty() || !c.dns_search.empty() || !c.dns_options.empty()) {
+        // The sandbox's resolv.conf, less the lines the flags replace.
+        std::string resolv;
+        std::istringstream lines(read_sandbox_file(c, "/etc/resolv.conf").value_or(""));
+        for (std::string line; std::getline(lines, line);) {
+            const bool replaced = (!c.dns.empty() && line.starts_with("nameserver")) ||
+                                  (!c.dns_search.empty() && (line.starts_with("search") || line.starts_with("domain"))) ||
+                                  (!c.dns_options.empty() && line.starts_with("options"));
+            if (!replaced) resolv += line + "\n";
+        }
+        for (const auto& server : c.dns) resolv += "nameserver " + server + "\n";
+        if (!c.dns_search.empty()) {
+            resolv += "search";
+            for (const auto& domain : c.dns_search) resolv += " " + domain;
+            resolv += "\n";
+        }
+        if (!c.dns_options.empty()) {
+            resolv += "options";
+            for (const auto& option : c.dns_options) resolv += " " + option;
+            resolv += "\n";
+        }
+        bind_over("--dns", "/etc/resolv.conf", resolv);
+    }
+}
+
+inline ctr::mount::plan filesystem_plan(const config& c, scratch_layer* scratch, private_files* files) {
+    namespace mnt = ctr::mount;
+    mnt::plan plan;
+    if (!c.overlay.empty()) {
+        std::vector<std::string> lower = c.overlay;
+        if (c.rootfs) lower.push_back(*c.rootfs);
+        plan.overlay("/", {.lower = lower, .upper = scratch->upper(), .work = scratch->work(),
+                           .idmap_lower = binds_idmapping(c)});
+        add_proc(plan, c);
+        plan.dev();
+    } else if (c.rootfs) {
+        plan = mnt::plan{.rootfs = *c.rootfs, .read_only_root = c.read_only};
+        add_proc(plan, c);
+        plan.dev();
+    } else if (c.pid_host) {
+        // host_readonly() with the host's /proc.
+        plan = mnt::plan{.read_only_root = true};
+        plan.nosuid_root = true;
+        plan.nodev_root = true;
+        plan.tmpfs("/tmp", {.mode = 01777, .read_only = c.read_only});
+        add_proc(plan, c);
+        plan.dev("/dev").mask("/sys/firmware");
+    } else {
+        plan = mnt::host_readonly();
+        // --read-only: the private /tmp too, as Docker's root has no other
+        // writable place than its volumes and tmpfs mounts.
+        if (c.read_only) plan.set_attributes("/tmp", {.read_only = true});
+    }
+    // /dev/shm: the host's with --ipc host, else the sandbox's own tmpfs
+    // (the minimal /dev's), sized by --shm-size.
+    if (c.ipc_host) plan.bind("/dev/shm", "/dev/shm");
+    else if (c.shm_size) plan.tmpfs("/dev/shm", {.size = std::to_string(*c.shm_size), .mode = 01777});
+    // In a user namespace of root's making, the rootfs and volumes are
+    // idmapped: files keep the owners they have on disk as the sandbox sees
+    // them, and what its root writes belongs to root on the host (Docker's
+    // ownership). The host's own root stays unmapped: its root-only files
+    // stay unreadable inside.
+    const auto idmap = binds_idmapping(c);
+    if (c.rootfs && c.overlay.empty()) plan.idmap_root = idmap;
+    for (const auto& v : c.volumes) plan.bind(v.source, v.target, {.read_only = v.read_only, .idmap = idmap});
+    for (const auto& t : c.tmpfs) plan.tmpfs(t.target, t.options);
+    for (const auto& d : c.devices) {
+        struct stat st {};
+        if (stat(d.source.c_str(), &st) != 0 || !(S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)))
+            bad_value("--device", "'" + d.source + "' is not a device node");
+        // Not nodev: a device node is what this bind is for.
+        plan.bind(d.source, d.target, {.recursive = false});
+    }
+    if (files) add_generated_files(plan, c, *files);
+    return plan;
+}
+
+// As Docker: no more CPUs than there are.
+inline void check_cpus(const config& c) {
+    if (c.cpus) {
+        if (const auto online = online_cpus(); online && *c.cpus > static_cast<double>(online->size())) {
+            char range[96];
+            std::snprintf(range, sizeof range, "the range is 0.01 to %.2f, as there are only %zu CPUs available",
+                          static_cast<double>(online->size()), online->size());
+            std::ostringstream given;
+            given << *c.cpus;
+            bad_value("--cpus", "'" + given.str() + "' is more than this machine has: " + range);
+        }
+    }
+    if (c.cpuset_cpus) {
+        const auto wanted = parse_cpu_list("--cpuset-cpus", *c.cpuset_cpus);
+        if (const auto available = available_cpus()) {
+            std::set<unsigned> missing;
+            for (unsigned cpu : wanted)
+                if (!available->contains(cpu)) missing.insert(cpu);
+            if (!missing.empty())
+                bad_value("--cpuset-cpus", "CPU " + format_cpu_list(missing) + (missing.size() > 1 ? " are" : " is") +
+                                               " not available: the CPUs here are " + format_cpu_list(*available));
+        }
+    }
+}
+
+inline std::optional<ctr::cgroup::group> make_group(const config& c) {
+    // As Docker: below the floor the command could not even be set up.
+    if (c.memory && *c.memory < ctr::cgroup::minimum_memory_max)
+        bad_value("--memory", "'" + format_bytes(*c.memory) + "' is below the minimum of " +
+                                  format_bytes(ctr::cgroup::minimum_memory_max) +
+                                  ": a smaller limit cannot start a process (Docker refuses the same)");
+    ctr::cgroup::limits limits;
+    if (c.memory) limits.memory_max = std::to_string(*c.memory);
+    if (c.memory_swap) {
+        if (*c.memory_swap == "-1") {
+            limits.swap_max = "max";
+        } else {
+            const std::uint64_t total = parse_size("--memory-swap", *c.memory_swap);
+            if (total < *c.memory) bad_value("--memory-swap", "must be at least --memory (it is memory plus swap)");
+            limits.swap_max = std::to_string(total - *c.memory);
+        }
+    }
+    limits.cpus = c.cpus;
+    limits.pids_max = c.pids_limit;
+    limits.cpuset_cpus = c.cpuset_cpus;
+    // Docker's shares, 1024 the default, as cgroup v2's weight, 100 the
+    // default (the library writes v1's cpu.shares back from the weight).
+    if (c.cpu_shares) limits.cpu_weight = std::clamp<std::uint32_t>(*c.cpu_shares * 100 / 1024, 1, 10000);
+    const bool wants_limits = c.memory || c.cpus || c.pids_limit || c.cpuset_cpus || c.cpu_shares;
+    // A ctr-run that was SIGKILLed could not remove its group; its creator
+    // pid is dead, so this removes it now. Best effort: a caller without
+    // cgroup rights finds nothing to do or is told below.
+    try {
+        ctr::cgroup::reap_stale("ctr-run");
+    } catch (const ctr::error&) {
+    }
+    try {
+        return std::optional<ctr::cgroup::group>(std::in_place, ctr::cgroup::options{.prefix = "ctr-run", .limits = limits});
+    } catch (const ctr::error&) {
+        // Without limits the group is only for the figures (peak memory,
+        // OOM kills); a rootless caller often may not make one.
+        if (wants_limits) throw;
+        return std::nullopt;
+    }
+}
+
+// Docker's environment: PATH, HOSTNAME, TERM with -t, HOME from the
+// sandbox's /etc/passwd, then --env-file and -e (a later value of a key
+// replaces an earlier one). Not the caller's, unless --env-host.
+inline std::vector<std::pair<std::string, std::string>> environment(const config& c, const identity& id) {
+    std::vector<std::pair<std::string, std::string>> env;
+    const auto set = [&](const std::string& key, const std::string& value) {
+        for (auto& [k, v] : env)
+            if (k == key) {
+                v = value;
+                return;
+            }
+        env.emplace_back(key, value);
+    };
+    if (!c.env_host) {
+        set("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+        if (!c.clear_env) {
+            std::string hostname = c.hostname;
+            if (hostname.empty()) {
+                char name[256] = {};
+                gethostname(name, sizeof name - 1);
+                hostname = name;
+            }
+            set("HOSTNAME", hostname);
+            if (c.tty) set("TERM", "xterm");
+            set("HOME", id.home);
+        }
+    }
+    for (const auto& file : c.env_files)
+        for (const auto& [key, value] : read_env_file(file)) set(key, value);
+    for (const auto& [key, value] : c.env) set(key, value);
+    return env;
+}
+
+}  // namespace ctr_run
