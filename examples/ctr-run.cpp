@@ -374,29 +374,6 @@ void copy_window_size(int from, int to) {
     if (ioctl(from, TIOCGWINSZ, &size) == 0) ioctl(to, TIOCSWINSZ, &size);
 }
 
-// A pty for the command; the caller keeps the master.
-struct pty {
-    ctr::unique_fd master, slave;
-};
-
-pty open_pty() {
-    pty p;
-    const int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-    if (master < 0) throw ctr::error(ctr::step::prepare, errno, "/dev/ptmx", "open a pty");
-    p.master.reset(master);
-    char name[128];
-    if (grantpt(master) != 0 || unlockpt(master) != 0 || ptsname_r(master, name, sizeof name) != 0)
-        throw ctr::error(ctr::step::prepare, errno, "/dev/ptmx", "unlock the pty");
-    const int slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
-    if (slave < 0) throw ctr::error(ctr::step::prepare, errno, name, "open the pty's slave");
-    p.slave.reset(slave);
-    // The command's terminal starts with the caller's settings and size.
-    termios settings{};
-    if (tcgetattr(STDIN_FILENO, &settings) == 0) tcsetattr(slave, TCSANOW, &settings);
-    copy_window_size(STDIN_FILENO, master);
-    return p;
-}
-
 // Relays the caller's terminal and the pty until the command ends.
 ctr::process::result relay(ctr::process::child& child, int master) {
     if (pipe2(winch_pipe, O_CLOEXEC | O_NONBLOCK) == 0) {
@@ -550,14 +527,15 @@ int run(const config& c) {
     std::optional<ctr::cgroup::group> group = make_group(c);
     if (group) options.cgroup = &*group;
 
+    // A pty made inside the sandbox, in its own devpts: `tty` says
+    // /dev/pts/0, as under `docker run -t`. It starts with the caller's
+    // window size; the relay forwards later changes.
     const bool interactive = isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
-    std::optional<pty> terminal;
     if (interactive) {
-        terminal = open_pty();
-        const int slave = terminal->slave.get();
-        options.std_in = options.std_out = options.std_err = ctr::process::stdio::from_fd(slave);
-        options.new_session = true;
-        options.controlling_terminal = true;
+        ctr::process::terminal_options terminal;
+        if (winsize size{}; ioctl(STDIN_FILENO, TIOCGWINSZ, &size) == 0 && size.ws_row > 0 && size.ws_col > 0)
+            terminal.size = {.rows = size.ws_row, .columns = size.ws_col};
+        options.terminal = terminal;
     }
 
     install_signal_forwarding();
@@ -565,9 +543,8 @@ int run(const config& c) {
     start_forwarding(child.pidfd());
     if (ports) ports->start(child.network()->container_address.address);
     ctr::process::result r;
-    if (terminal) {
-        terminal->slave.reset();
-        r = relay(child, terminal->master.get());
+    if (child.terminal()) {
+        r = relay(child, child.terminal().get());
     } else {
         r = child.wait();
     }
