@@ -192,6 +192,12 @@ TEST(terminal, errors_name_the_step_the_path_and_the_fix) {
         EXPECT_EQ(e.path(), "/dev/ptmx");
         EXPECT_TRUE(contains(e.what(), ".dev()")) << e.what();
     }
+    // Two controlling terminals asked for: stdin's and the pty.
+    EXPECT_THROW((void)p::spawn(helper({"exit", "0"}), {.std_in = p::stdio::null(),
+                                                        .new_session = true,
+                                                        .controlling_terminal = true,
+                                                        .terminal = p::terminal_options{}}),
+                 ctr::error);
     // A console socket that is not open.
     EXPECT_THROW((void)p::spawn(helper({"exit", "0"}), {.terminal = p::terminal_options{.console_socket = 999}}),
                  ctr::error);

@@ -163,6 +163,12 @@ inline void plan_terminal(launch_plan& plan, const options& opts) {
     if (first < 0)
         throw error(step::prepare, EINVAL, {},
                     "options::terminal takes the standard streams left at stdio::inherit(), and none is");
+    // A session has one controlling terminal: the one asked for on stdin
+    // would leave none for the pty.
+    if (opts.controlling_terminal && first != 0)
+        throw error(step::prepare, EINVAL, {},
+                    "options::terminal makes its pty the controlling terminal; controlling_terminal (stdin's) would "
+                    "take another: leave it off");
 
     if (asked.console_socket >= 0) {
         if (!fd_is_open(asked.console_socket))
