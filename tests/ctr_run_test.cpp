@@ -721,6 +721,24 @@ TEST(ctr_run, rootless_overlay_leaves_the_rootfs_unchanged) {
     EXPECT_EQ(snapshot(busybox_rootfs()), rootfs_before);
 }
 
+// The limit docs/ctr-run.md states: rootless, the sandbox's root is the
+// caller, so the rootfs's root-owned directories (shown as nobody) stay
+// read-only under --overlay, while the overlay's own new entries work.
+TEST(ctr_run, rootless_overlay_on_a_root_owned_rootfs_keeps_its_directories_read_only) {
+    SKIP_WITHOUT_UNPRIVILEGED_USER();
+    SKIP_WITHOUT_BUSYBOX();
+    scratch dir;
+    fs::create_directories(dir / "app");
+    struct stat bin {};
+    ASSERT_EQ(stat((fs::path(busybox_rootfs()) / "bin").c_str(), &bin), 0);
+    ASSERT_EQ(bin.st_uid, 0u) << "the test's rootfs belongs to root";
+    const auto r = run({"--rootfs", busybox_rootfs(), "--overlay", (dir / "app").string(), "/bin/sh", "-c",
+                        "touch /bin/x 2>&1; echo new > /new && cat /new"},
+                       as::unprivileged);
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_TRUE(contains(r.out, "touch: /bin/x: Permission denied\nnew\n")) << r.out;
+}
+
 TEST(ctr_run, rootless_memory_limit_says_why_it_cannot_or_kills_the_hog) {
     SKIP_WITHOUT_UNPRIVILEGED_USER();
     const auto r = run({"-m", "32m", "--memory-swap", "32m", "/bin/sh", "-c", "head -c 300M /dev/zero | tail"},
