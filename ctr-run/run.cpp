@@ -12,6 +12,7 @@
 
 #include <ctr/ctr.hpp>
 
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -92,15 +93,16 @@ int run_command(const config& c) {
     if (group) options.cgroup = &*group;
 
     // A pty with -t (Docker's), and whenever the caller's stdin and stdout
-    // are terminals (an interactive shell works without -it).
+    // are terminals (an interactive shell works without -it). It is made
+    // inside the sandbox, in its own devpts (`tty` says /dev/pts/0, as under
+    // `docker run -t`), with the caller's window size; the relay forwards
+    // later changes.
     const bool interactive = c.tty || (isatty(STDIN_FILENO) && isatty(STDOUT_FILENO));
-    std::optional<pty> terminal;
     if (interactive) {
-        terminal = open_pty();
-        const int slave = terminal->slave.get();
-        options.std_in = options.std_out = options.std_err = ctr::process::stdio::from_fd(slave);
-        options.new_session = true;
-        options.controlling_terminal = true;
+        ctr::process::terminal_options terminal;
+        if (winsize size{}; ioctl(STDIN_FILENO, TIOCGWINSZ, &size) == 0 && size.ws_row > 0 && size.ws_col > 0)
+            terminal.size = {.rows = size.ws_row, .columns = size.ws_col};
+        options.terminal = terminal;
     }
 
     const unsigned stop_timeout = c.stop_timeout_never ? never_kill
@@ -111,9 +113,8 @@ int run_command(const config& c) {
     start_forwarding(child.pidfd());
     if (ports) ports->start(child.network()->container_address.address);
     ctr::process::result r;
-    if (terminal) {
-        terminal->slave.reset();
-        r = relay(child, terminal->master.get());
+    if (child.terminal()) {
+        r = relay(child, child.terminal().get());
     } else {
         r = child.wait();
     }

@@ -139,29 +139,6 @@ inline void copy_window_size(int from, int to) {
     if (ioctl(from, TIOCGWINSZ, &size) == 0) ioctl(to, TIOCSWINSZ, &size);
 }
 
-// A pty for the command; the caller keeps the master.
-struct pty {
-    ctr::unique_fd master, slave;
-};
-
-inline pty open_pty() {
-    pty p;
-    const int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-    if (master < 0) throw ctr::error(ctr::step::prepare, errno, "/dev/ptmx", "open a pty");
-    p.master.reset(master);
-    char name[128];
-    if (grantpt(master) != 0 || unlockpt(master) != 0 || ptsname_r(master, name, sizeof name) != 0)
-        throw ctr::error(ctr::step::prepare, errno, "/dev/ptmx", "unlock the pty");
-    const int slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
-    if (slave < 0) throw ctr::error(ctr::step::prepare, errno, name, "open the pty's slave");
-    p.slave.reset(slave);
-    // The command's terminal starts with the caller's settings and size.
-    termios settings{};
-    if (tcgetattr(STDIN_FILENO, &settings) == 0) tcsetattr(slave, TCSANOW, &settings);
-    copy_window_size(STDIN_FILENO, master);
-    return p;
-}
-
 // Relays the caller's terminal and the pty until the command ends.
 inline ctr::process::result relay(ctr::process::child& child, int master) {
     if (pipe2(winch_pipe, O_CLOEXEC | O_NONBLOCK) == 0) {

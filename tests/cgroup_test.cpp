@@ -928,3 +928,27 @@ TEST(cgroup, proc_cgroup_lines_without_a_kernel_id_are_skipped) {
     EXPECT_EQ(entries[1].id, 0);
     EXPECT_EQ(entries[1].path, "/");
 }
+
+// A caller that may not make groups (rootless without delegation) is told
+// which controller its limit needs, in that controller's hierarchy (not the
+// first one tried, which on a hybrid host is cpu), and the fix.
+TEST(cgroup, a_refused_group_names_the_controller_asked_for_and_the_fix) {
+    const auto& refused = ctr_test::cgroup_blocker();
+    if (!refused || refused->step() != ctr::step::create_cgroup ||
+        (refused->code().value() != EACCES && refused->code().value() != EPERM))
+        GTEST_SKIP() << "this process may make cgroups here (the rootless lane provokes the refusal)";
+    try {
+        ctr::cgroup::group g(ctr::cgroup::options{.limits = {.pids_max = 10}});
+        FAIL() << "a group was made although a plain one was refused";
+    } catch (const ctr::error& e) {
+        const std::string message = e.what();
+        EXPECT_EQ(e.step(), ctr::step::create_cgroup);
+        EXPECT_NE(message.find("pids_max needs the pids controller"), std::string::npos) << message;
+        // The path is in the hierarchy that has pids.
+        std::string pids_dir;
+        for (const auto& h : cgd::detect_cgroup_layout().hierarchies)
+            if (h.usable() && h.has("pids") && pids_dir.empty()) pids_dir = h.place_dir + "/";
+        EXPECT_EQ(e.path().rfind(pids_dir, 0), 0u) << "in " << pids_dir << ": " << e.path();
+        EXPECT_NE(message.find("Delegate=yes"), std::string::npos) << message;
+    }
+}

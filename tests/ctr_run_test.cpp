@@ -18,6 +18,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <initializer_list>
@@ -917,7 +918,87 @@ TEST(ctr_run, install_puts_ctr_run_in_prefix_bin) {
 #endif
 }
 
+// ctr-run under a pty the test holds, as a user at a terminal runs it:
+// what it printed there, its exit status, and whether the terminal's mode
+// was the same after it as before (ctr-run sets it raw while it relays).
+struct terminal_outcome {
+    int status = -1;
+    std::string output;
+    bool mode_restored = false;
+};
+
+terminal_outcome run_at_a_terminal(std::vector<std::string> args, unsigned short rows, unsigned short columns,
+                                   as who = as::caller) {
+    terminal_outcome result;
+    const int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (master < 0 || grantpt(master) != 0 || unlockpt(master) != 0) return result;
+    const ctr::unique_fd master_fd(master);
+    const ctr::unique_fd slave(open(ptsname(master), O_RDWR | O_NOCTTY | O_CLOEXEC));
+    if (!slave) return result;
+    winsize size{};
+    size.ws_row = rows;
+    size.ws_col = columns;
+    ioctl(master, TIOCSWINSZ, &size);
+    termios before{};
+    tcgetattr(slave.get(), &before);
+    if (who == as::unprivileged) args.insert(args.begin(), {"runuser", "-u", "ctrtest", "--", unprivileged_ctr_run()});
+    else args.insert(args.begin(), ctr_run);
+    namespace p = ctr::process;
+    auto child = p::spawn(args, {.std_in = p::stdio::from_fd(slave.get()),
+                                 .std_out = p::stdio::from_fd(slave.get()),
+                                 .std_err = p::stdio::from_fd(slave.get()),
+                                 .timeout = 30s,
+                                 .new_session = true,
+                                 .controlling_terminal = true});
+    char buffer[4096];
+    const auto deadline = std::chrono::steady_clock::now() + 25s;
+    bool ended = false;
+    while (std::chrono::steady_clock::now() < deadline) {
+        pollfd fds[2] = {{master, POLLIN, 0}, {child.pidfd(), POLLIN, 0}};
+        poll(fds, 2, 100);
+        if (fds[0].revents & POLLIN) {
+            const ssize_t n = read(master, buffer, sizeof buffer);
+            if (n > 0) result.output.append(buffer, static_cast<std::size_t>(n));
+        } else if (ended) {
+            break;  // what was written before the end has been read
+        }
+        if (fds[1].revents) ended = true;
+    }
+    const auto r = child.wait();
+    result.status = r.exit_code ? *r.exit_code : 128 + r.signal.value_or(0);
+    termios after{};
+    tcgetattr(slave.get(), &after);
+    result.mode_restored = before.c_lflag == after.c_lflag && before.c_iflag == after.c_iflag &&
+                           before.c_oflag == after.c_oflag && std::memcmp(before.c_cc, after.c_cc, sizeof before.c_cc) == 0;
+    return result;
+}
+
+// -t: the pty is made inside the sandbox, in its own devpts, so `tty` names
+// it as under `docker run -t`; it has the caller's window size, it is the
+// shell's controlling terminal, and the caller's terminal gets its mode back.
+TEST(ctr_run, tty_gives_a_pty_of_the_sandboxs_own_devpts) {
+    std::vector<std::vector<std::string>> roots = {{}};
+    if (!busybox_rootfs().empty()) roots.push_back({"--rootfs", busybox_rootfs()});
+    for (const auto& root : roots) {
+        std::vector<std::string> args = {"-t"};
+        args.insert(args.end(), root.begin(), root.end());
+        args.insert(args.end(), {"/bin/sh", "-c", "tty; stty size; ls /dev/pts | tr '\\n' ' '; exit 4"});
+        const auto r = run_at_a_terminal(args, 41, 99);
+        EXPECT_EQ(r.status, 4) << r.output;
+        EXPECT_TRUE(contains(r.output, "/dev/pts/0\r\n41 99\r\n0 ptmx ")) << r.output;
+        EXPECT_TRUE(r.mode_restored) << "the caller's terminal is left in raw mode";
+    }
+}
+
 // ---- as an unprivileged user ------------------------------------------------
+
+TEST(ctr_run, rootless_tty_gives_a_pty_of_the_sandboxs_own_devpts) {
+    SKIP_WITHOUT_UNPRIVILEGED_USER();
+    const auto r = run_at_a_terminal({"-t", "/bin/sh", "-c", "tty; stty size; id -u"}, 30, 70, as::unprivileged);
+    EXPECT_EQ(r.status, 0) << r.output;
+    EXPECT_TRUE(contains(r.output, "/dev/pts/0\r\n30 70\r\n0\r\n")) << r.output;
+    EXPECT_TRUE(r.mode_restored);
+}
 
 TEST(ctr_run, rootless_busybox_has_root_inside_its_own_hostname_and_pids) {
     SKIP_WITHOUT_UNPRIVILEGED_USER();
@@ -991,17 +1072,64 @@ TEST(ctr_run, rootless_gets_dockers_environment_names_hosts_and_user_names) {
     EXPECT_EQ(r.out, "named\n");
 }
 
+// The limit docs/ctr-run.md states: rootless, the sandbox's root is the
+// caller, so the rootfs's root-owned directories (shown as nobody) stay
+// read-only under --overlay, while the overlay's own new entries work.
+TEST(ctr_run, rootless_overlay_on_a_root_owned_rootfs_keeps_its_directories_read_only) {
+    SKIP_WITHOUT_UNPRIVILEGED_USER();
+    SKIP_WITHOUT_BUSYBOX();
+    scratch dir;
+    fs::create_directories(dir / "app");
+    struct stat bin {};
+    ASSERT_EQ(stat((fs::path(busybox_rootfs()) / "bin").c_str(), &bin), 0);
+    ASSERT_EQ(bin.st_uid, 0u) << "the test's rootfs belongs to root";
+    const auto r = run({"--rootfs", busybox_rootfs(), "--overlay", (dir / "app").string(), "/bin/sh", "-c",
+                        "touch /bin/x 2>&1; echo new > /new && cat /new"},
+                       as::unprivileged);
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_TRUE(contains(r.out, "touch: /bin/x: Permission denied\nnew\n")) << r.out;
+}
+
 TEST(ctr_run, rootless_memory_limit_says_why_it_cannot_or_kills_the_hog) {
     SKIP_WITHOUT_UNPRIVILEGED_USER();
     const auto r = run({"-m", "32m", "--memory-swap", "32m", "/bin/sh", "-c", "head -c 300M /dev/zero | tail"},
                        as::unprivileged);
     if (r.status == 125) {
-        // No delegated cgroup for this user: one line naming the step and path.
-        EXPECT_TRUE(contains(r.err, "cgroup")) << r.err;
+        // No delegated cgroup for this user: one line naming the step, the
+        // controller that was asked for (not another one tried first) and
+        // the fix.
+        EXPECT_TRUE(contains(r.err, "create cgroup")) << r.err;
+        EXPECT_TRUE(contains(r.err, "memory_max needs the memory controller")) << r.err;
+        EXPECT_FALSE(contains(r.err, "/cpu/") || contains(r.err, "/cpu,")) << r.err;
+        EXPECT_TRUE(contains(r.err, "Delegate=yes")) << r.err;
         EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << r.err;
     } else {
         EXPECT_EQ(r.status, 128 + SIGKILL) << r.err;
         EXPECT_TRUE(contains(r.err, "out of memory")) << r.err;
+    }
+}
+
+// -u with an id the sandbox's user namespace does not map: the error says
+// so, which ids it has, and (without a subordinate range) how to get more.
+TEST(ctr_run, rootless_an_unmapped_user_names_the_cause_and_the_fix) {
+    SKIP_WITHOUT_UNPRIVILEGED_USER();
+    // Beyond the 65536 ids a subordinate range gives, and beyond the one id
+    // a caller without a range has.
+    const auto r = run({"-u", "100000:100000", "id"}, as::unprivileged);
+    EXPECT_EQ(r.status, 125) << r.err;
+    EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << "one line: " << r.err;
+    EXPECT_TRUE(contains(r.err, "ctr-run: set gid '100000' (gid 100000 is not mapped in the sandbox's user namespace"))
+        << r.err;
+    std::ifstream subgid("/etc/subgid");
+    bool has_range = false;
+    for (std::string line; std::getline(subgid, line);) has_range = has_range || line.rfind("ctrtest:", 0) == 0;
+    const bool has_helpers = access("/usr/bin/newuidmap", X_OK) == 0 && access("/usr/bin/newgidmap", X_OK) == 0;
+    if (has_range && has_helpers) {
+        EXPECT_TRUE(contains(r.err, "(it has gids 0 to 65536)")) << r.err;
+    } else {
+        EXPECT_TRUE(contains(r.err, "(it has gid 0)")) << r.err;
+        EXPECT_TRUE(contains(r.err, "/etc/subgid")) << r.err;
+        EXPECT_TRUE(contains(r.err, "usermod --add-subgids")) << r.err;
     }
 }
 

@@ -314,3 +314,69 @@ TEST(namespaces, subordinate_ranges_are_plain_decimals_the_kernel_can_map) {
     EXPECT_EQ(range->outside, 100000u);
     EXPECT_EQ(range->count, 65536u);
 }
+
+// The kernel answers only EINVAL to setresgid of an id the user namespace
+// does not map; the error says that, which ids the sandbox has, and the fix.
+TEST(namespaces, an_unmapped_id_names_the_map_and_the_fix) {
+    // Root's default map is 0 to 65535; the caller's own id alone is 0; a
+    // caller with a subordinate range has 0 to 65536: 70000 is in none.
+    for (const bool gid_first : {true, false}) {
+        ctr::process::options opts{.namespaces = ns::user | ns::pid};
+        if (gid_first) opts.gid = 70000;
+        else opts.uid = 70000;
+        try {
+            (void)spawn(helper({"exit", "0"}), opts);
+            FAIL() << "spawn succeeded with an unmapped id";
+        } catch (const ctr::error& e) {
+            const std::string kind = gid_first ? "gid" : "uid";
+            EXPECT_EQ(e.step(), gid_first ? ctr::step::set_gid : ctr::step::set_uid);
+            EXPECT_EQ(e.code().value(), EINVAL);
+            EXPECT_EQ(e.path(), "70000");
+            const std::string message = e.what();
+            EXPECT_NE(message.find(kind + " 70000 is not mapped in the sandbox's user namespace (it has " + kind),
+                      std::string::npos)
+                << message;
+        }
+    }
+    // The ids the map has are named, and the way to add more.
+    try {
+        (void)spawn(helper({"exit", "0"}),
+                    {.gid = 500, .namespaces = ns::user, .id_maps = {.uid = {{0, static_cast<std::uint32_t>(geteuid()), 1}},
+                                                                     .gid = {{0, static_cast<std::uint32_t>(getegid()), 1}}}});
+        FAIL() << "spawn succeeded with an unmapped id";
+    } catch (const ctr::error& e) {
+        const std::string message = e.what();
+        EXPECT_NE(message.find("gid 500 is not mapped in the sandbox's user namespace (it has gid 0): use an id the map "
+                               "has, or map this one (ns::id_maps)"),
+                  std::string::npos)
+            << message;
+    }
+}
+
+// No user namespaces for this process: the error names the setting that
+// forbids them (read from /proc/sys, never written) and how root lifts it.
+TEST(namespaces, a_forbidden_user_namespace_names_the_setting) {
+    const auto setting = [](const char* file) {
+        std::ifstream in(file);
+        std::string value;
+        return std::getline(in, value) ? value : std::string();
+    };
+    std::string forbidding;
+    if (setting("/proc/sys/user/max_user_namespaces") == "0") forbidding = "user.max_user_namespaces";
+    else if (geteuid() != 0 && setting("/proc/sys/kernel/unprivileged_userns_clone") == "0")
+        forbidding = "kernel.unprivileged_userns_clone";
+    else if (geteuid() != 0 && setting("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") == "1")
+        forbidding = "kernel.apparmor_restrict_unprivileged_userns";
+    if (forbidding.empty())
+        GTEST_SKIP() << "no setting forbids user namespaces to this process here (user.max_user_namespaces is not 0, "
+                        "kernel.unprivileged_userns_clone is not 0, kernel.apparmor_restrict_unprivileged_userns is "
+                        "not 1), and the test changes no system setting";
+    try {
+        (void)spawn(helper({"exit", "0"}), {.namespaces = ns::user});
+        FAIL() << "spawn made a user namespace although " << forbidding << " forbids it";
+    } catch (const ctr::error& e) {
+        const std::string message = e.what();
+        EXPECT_NE(message.find(forbidding), std::string::npos) << message;
+        EXPECT_NE(message.find("sysctl -w " + forbidding), std::string::npos) << message;
+    }
+}

@@ -604,6 +604,39 @@ inline std::string move_self_to_leaf() {
     return leaf;
 }
 
+namespace detail {
+// The error for a group this process may not create (EACCES, EPERM): it
+// names what the caller asked for and the controller that needs it, rather
+// than whichever hierarchy happened to be tried first, and the fix.
+template <class = void>
+inline error refused_group_error(const error& failed, const options& opts, planner& plan,
+                                 const cgroup_layout_info& layout, const std::string& name) {
+    std::vector<std::pair<std::string, std::string>> asked;  // controller, what needs it
+    for (const auto& [controller, what] : limit_controllers(opts.limits))
+        asked.emplace_back(std::string(controller), std::string(what));
+    for (const auto& c : opts.controllers) asked.emplace_back(c, "options::controllers");
+    std::string path = failed.path();
+    std::string why;
+    for (const auto& [controller, what] : asked) {
+        const auto member = plan.where(controller);
+        if (!member) continue;
+        const auto& h = layout.hierarchies[plan.members()[*member].hierarchy];
+        if (raw::call(SYS_faccessat, AT_FDCWD, h.place_dir.c_str(), W_OK) == 0) continue;
+        path = h.place_dir + "/" + name;
+        why = what + " needs the " + controller + " controller, and this user (uid " +
+              std::to_string(raw::call(SYS_geteuid)) + ") may not create a group in " + h.place_dir;
+        break;
+    }
+    if (why.empty())
+        why = "the group is made in every hierarchy it uses, also for accounting (options::accounting) and, on "
+              "cgroup v1, the freezer; this user (uid " + std::to_string(raw::call(SYS_geteuid)) +
+              ") may not create one in " + failed.path().substr(0, failed.path().rfind('/'));
+    why += ": run as root, or in a cgroup delegated to this user (on cgroup v2: systemd-run --user --scope -p "
+           "Delegate=yes COMMAND; a cgroup v1 hierarchy only root can delegate, by giving a group to the user)";
+    return error(failed.step(), failed.code().value(), path, why);
+}
+}  // namespace detail
+
 // A cgroup of its own, in every hierarchy it needs, below the caller's
 // cgroup. Move-only. The destructor kills what is left inside, waits until
 // it is empty and removes it, quietly; remove() does the same and reports.
@@ -654,6 +687,11 @@ public:
                 if (!members_[i].v2 && members_[i].has("cpuset"))
                     inherit_cpuset(members_[i], layout.hierarchies[plan.members()[i].hierarchy]);
             for (const auto& w : writes) apply(w);
+        } catch (const error& e) {
+            discard();
+            if (e.step() == step::create_cgroup && (e.code().value() == EACCES || e.code().value() == EPERM))
+                throw d::refused_group_error(e, opts, plan, layout, name_);
+            throw;
         } catch (...) {
             discard();
             throw;

@@ -89,6 +89,7 @@ enum class step : std::uint16_t {
     install_seccomp,             // seccomp(SECCOMP_SET_MODE_FILTER) in the child
     seal_init,                   // the init letting go of the caller's fds, memory and name
     idmap_mount,                 // an idmapped mount (MOUNT_ATTR_IDMAP) for a volume
+    open_terminal,               // a pty in the sandbox's devpts for options::terminal, its master sent back
 };
 
 inline std::string_view to_string(step s) noexcept {
@@ -164,6 +165,7 @@ inline std::string_view to_string(step s) noexcept {
         case step::install_seccomp: return "install seccomp filter";
         case step::seal_init: return "seal init";
         case step::idmap_mount: return "idmap mount";
+        case step::open_terminal: return "open terminal";
     }
     return "unknown step";
 }

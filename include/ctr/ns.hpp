@@ -200,14 +200,18 @@ inline std::string errno_text(long negative_errno) {
 template <class = void>
 inline std::string user_namespace_blocker(long negative_errno) {
     if (auto max = ctr::detail::read_first_line("/proc/sys/user/max_user_namespaces"); max && *max == "0")
-        return "user.max_user_namespaces is 0";
+        return "user.max_user_namespaces is 0, which forbids user namespaces to everyone; root can allow them: "
+               "sysctl -w user.max_user_namespaces=15000";
     if (negative_errno == -ENOSPC) return "the user namespace limit (user.max_user_namespaces) is reached";
     if (auto clone = ctr::detail::read_first_line("/proc/sys/kernel/unprivileged_userns_clone");
         clone && *clone == "0" && ctr::detail::raw::call(SYS_geteuid) != 0)
-        return "kernel.unprivileged_userns_clone is 0";
+        return "kernel.unprivileged_userns_clone is 0, which forbids them to users other than root; root can allow "
+               "them: sysctl -w kernel.unprivileged_userns_clone=1 (or run as root)";
     if (auto apparmor = ctr::detail::read_first_line("/proc/sys/kernel/apparmor_restrict_unprivileged_userns");
         apparmor && *apparmor == "1" && ctr::detail::raw::call(SYS_geteuid) != 0)
-        return "AppArmor restricts unprivileged user namespaces (kernel.apparmor_restrict_unprivileged_userns is 1)";
+        return "AppArmor restricts unprivileged user namespaces (kernel.apparmor_restrict_unprivileged_userns is 1); "
+               "root can allow them: an AppArmor profile with the userns rule for this program, or sysctl -w "
+               "kernel.apparmor_restrict_unprivileged_userns=0 (or run as root)";
     if (auto status = ctr::detail::read_small_file("/proc/self/status"); status && status->find("Seccomp:\t2") != std::string::npos)
         return "a seccomp filter on this process (an outer container?) refuses it: " + errno_text(negative_errno);
     if (negative_errno == -EPERM) {

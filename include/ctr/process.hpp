@@ -16,6 +16,7 @@
 #include <ctr/detail/launch_network.hpp>
 #include <ctr/detail/launch_plan.hpp>
 #include <ctr/detail/launch_security.hpp>
+#include <ctr/detail/launch_terminal.hpp>
 #include <ctr/detail/syscall.hpp>
 #include <ctr/error.hpp>
 #include <ctr/spawn_options.hpp>
@@ -104,6 +105,7 @@ public:
             kill_at_ = other.kill_at_;
             result_ = std::exchange(other.result_, std::nullopt);
             network_ = std::exchange(other.network_, std::nullopt);
+            terminal_ = std::move(other.terminal_);
         }
         return *this;
     }
@@ -151,6 +153,28 @@ public:
     }
     template <class = void>
     void kill() { signal(SIGKILL); }
+
+    // The master of options::terminal's pty (empty without one, or when it
+    // went to a console socket): read what the command writes, write what
+    // it reads. The caller may take it (std::move); it is closed with the
+    // handle otherwise.
+    template <class = void>
+    unique_fd& terminal() noexcept { return terminal_; }
+
+    // Sets the window size of options::terminal's pty (TIOCSWINSZ on the
+    // master): the command's foreground process group gets SIGWINCH. For a
+    // caller that relays a terminal of its own, on its SIGWINCH.
+    template <class = void>
+    void resize_terminal(window_size size) {
+        if (!terminal_)
+            throw error(step::open_terminal, EBADF, {}, "this child has no terminal master (options::terminal)");
+        winsize value{};
+        value.ws_row = size.rows;
+        value.ws_col = size.columns;
+        if (const long r = ctr::detail::sys::ioctl(terminal_.get(), TIOCSWINSZ, reinterpret_cast<long>(&value)); r < 0)
+            throw error(step::open_terminal, static_cast<int>(-r), "pid " + std::to_string(pid_),
+                        "setting the window size");
+    }
 
     // The veth options::network made (names and addresses of both ends),
     // or null without one.
@@ -346,6 +370,7 @@ private:
     // What options::network made. The pair itself belongs to the child's
     // network namespace (see options::network).
     std::optional<net::veth_info> network_;
+    unique_fd terminal_;
 };
 
 namespace detail {
@@ -393,6 +418,7 @@ inline void build_plan(launch_plan& plan, std::vector<std::string> argv, const o
     plan_cgroup(plan, opts);
     plan_filesystem(plan, opts);
     plan_identity(plan, opts);
+    plan_terminal(plan, opts);  // after identity: its session steps follow the caller's
     plan_lifetime(plan, opts);  // after the steps that change ids, which clear the parent-death signal
     plan_security(plan, opts);
     plan.network_made = plan_network(plan, opts);
@@ -559,6 +585,8 @@ inline child spawn(std::vector<std::string> argv, const options& opts) {
         handle.pidfd_.reset();
         throw d::report_error(*plan, *reported);
     }
+    // Sent by the child before it exec'd, so it is there to take.
+    if (plan->terminal_from_child) handle.terminal_ = d::receive_terminal(plan->terminal_from_child.get());
     if (plan->uses_init) handle.plan_ = plan;  // pid 1 runs on in our memory
     handle.std_in_ = std::move(plan->parent_in);
     if (plan->capture_out) handle.capture_out_ = std::move(plan->parent_out);

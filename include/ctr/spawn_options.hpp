@@ -3,6 +3,7 @@
 
 #include <ctr/detail/mount_plan.hpp>
 #include <ctr/detail/security_options.hpp>
+#include <ctr/detail/terminal_options.hpp>
 #include <ctr/detail/veth_options.hpp>
 #include <ctr/ns.hpp>
 
@@ -197,6 +198,11 @@ struct options {
     // `.security = ctr::security::confined()` as ctr-run does. Every
     // launch's init is sealed regardless (see child_become_init).
     ::ctr::security security = ::ctr::security();
+
+    // A pty made inside the sandbox for the command's standard streams and
+    // its controlling terminal; the caller gets the master from
+    // child::terminal() (see terminal_options). Empty: none.
+    std::optional<terminal_options> terminal{};
 };
 
 // How a run ended.

@@ -825,6 +825,7 @@ enum class step : std::uint16_t {
     install_seccomp,             // seccomp(SECCOMP_SET_MODE_FILTER) in the child
     seal_init,                   // the init letting go of the caller's fds, memory and name
     idmap_mount,                 // an idmapped mount (MOUNT_ATTR_IDMAP) for a volume
+    open_terminal,               // a pty in the sandbox's devpts for options::terminal, its master sent back
 };
 
 inline std::string_view to_string(step s) noexcept {
@@ -900,6 +901,7 @@ inline std::string_view to_string(step s) noexcept {
         case step::install_seccomp: return "install seccomp filter";
         case step::seal_init: return "seal init";
         case step::idmap_mount: return "idmap mount";
+        case step::open_terminal: return "open terminal";
     }
     return "unknown step";
 }
@@ -2835,6 +2837,39 @@ inline std::string move_self_to_leaf() {
     return leaf;
 }
 
+namespace detail {
+// The error for a group this process may not create (EACCES, EPERM): it
+// names what the caller asked for and the controller that needs it, rather
+// than whichever hierarchy happened to be tried first, and the fix.
+template <class = void>
+inline error refused_group_error(const error& failed, const options& opts, planner& plan,
+                                 const cgroup_layout_info& layout, const std::string& name) {
+    std::vector<std::pair<std::string, std::string>> asked;  // controller, what needs it
+    for (const auto& [controller, what] : limit_controllers(opts.limits))
+        asked.emplace_back(std::string(controller), std::string(what));
+    for (const auto& c : opts.controllers) asked.emplace_back(c, "options::controllers");
+    std::string path = failed.path();
+    std::string why;
+    for (const auto& [controller, what] : asked) {
+        const auto member = plan.where(controller);
+        if (!member) continue;
+        const auto& h = layout.hierarchies[plan.members()[*member].hierarchy];
+        if (raw::call(SYS_faccessat, AT_FDCWD, h.place_dir.c_str(), W_OK) == 0) continue;
+        path = h.place_dir + "/" + name;
+        why = what + " needs the " + controller + " controller, and this user (uid " +
+              std::to_string(raw::call(SYS_geteuid)) + ") may not create a group in " + h.place_dir;
+        break;
+    }
+    if (why.empty())
+        why = "the group is made in every hierarchy it uses, also for accounting (options::accounting) and, on "
+              "cgroup v1, the freezer; this user (uid " + std::to_string(raw::call(SYS_geteuid)) +
+              ") may not create one in " + failed.path().substr(0, failed.path().rfind('/'));
+    why += ": run as root, or in a cgroup delegated to this user (on cgroup v2: systemd-run --user --scope -p "
+           "Delegate=yes COMMAND; a cgroup v1 hierarchy only root can delegate, by giving a group to the user)";
+    return error(failed.step(), failed.code().value(), path, why);
+}
+}  // namespace detail
+
 // A cgroup of its own, in every hierarchy it needs, below the caller's
 // cgroup. Move-only. The destructor kills what is left inside, waits until
 // it is empty and removes it, quietly; remove() does the same and reports.
@@ -2885,6 +2920,11 @@ public:
                 if (!members_[i].v2 && members_[i].has("cpuset"))
                     inherit_cpuset(members_[i], layout.hierarchies[plan.members()[i].hierarchy]);
             for (const auto& w : writes) apply(w);
+        } catch (const error& e) {
+            discard();
+            if (e.step() == step::create_cgroup && (e.code().value() == EACCES || e.code().value() == EPERM))
+                throw d::refused_group_error(e, opts, plan, layout, name_);
+            throw;
         } catch (...) {
             discard();
             throw;
@@ -7460,14 +7500,18 @@ inline std::string errno_text(long negative_errno) {
 template <class = void>
 inline std::string user_namespace_blocker(long negative_errno) {
     if (auto max = ctr::detail::read_first_line("/proc/sys/user/max_user_namespaces"); max && *max == "0")
-        return "user.max_user_namespaces is 0";
+        return "user.max_user_namespaces is 0, which forbids user namespaces to everyone; root can allow them: "
+               "sysctl -w user.max_user_namespaces=15000";
     if (negative_errno == -ENOSPC) return "the user namespace limit (user.max_user_namespaces) is reached";
     if (auto clone = ctr::detail::read_first_line("/proc/sys/kernel/unprivileged_userns_clone");
         clone && *clone == "0" && ctr::detail::raw::call(SYS_geteuid) != 0)
-        return "kernel.unprivileged_userns_clone is 0";
+        return "kernel.unprivileged_userns_clone is 0, which forbids them to users other than root; root can allow "
+               "them: sysctl -w kernel.unprivileged_userns_clone=1 (or run as root)";
     if (auto apparmor = ctr::detail::read_first_line("/proc/sys/kernel/apparmor_restrict_unprivileged_userns");
         apparmor && *apparmor == "1" && ctr::detail::raw::call(SYS_geteuid) != 0)
-        return "AppArmor restricts unprivileged user namespaces (kernel.apparmor_restrict_unprivileged_userns is 1)";
+        return "AppArmor restricts unprivileged user namespaces (kernel.apparmor_restrict_unprivileged_userns is 1); "
+               "root can allow them: an AppArmor profile with the userns rule for this program, or sysctl -w "
+               "kernel.apparmor_restrict_unprivileged_userns=0 (or run as root)";
     if (auto status = ctr::detail::read_small_file("/proc/self/status"); status && status->find("Seccomp:\t2") != std::string::npos)
         return "a seccomp filter on this process (an outer container?) refuses it: " + errno_text(negative_errno);
     if (negative_errno == -EPERM) {
@@ -9327,6 +9371,9 @@ struct launch_plan {
     bool uses_init = false;
     // The channel on which the child waits for the parent's steps.
     unique_fd sync_read, sync_write;
+    // The parent's end of the socket on which options::terminal's child
+    // sends the pty master (empty: no terminal, or a console socket).
+    unique_fd terminal_from_child;
     // What the network layer made, once its parent step ran (null: none).
     const std::optional<net::veth_info>* network_made = nullptr;
 
@@ -9489,6 +9536,43 @@ struct security {
 
 }  // namespace ctr
 // end ctr/detail/security_options.hpp
+// begin ctr/detail/terminal_options.hpp
+// What options::terminal takes: a pseudo-terminal made inside the sandbox.
+// Plain data; detail/launch_terminal.hpp plans the child's steps.
+
+#include <cstdint>
+
+namespace ctr::process {
+
+// A terminal's window, in character cells (struct winsize without the
+// pixel fields, which nothing reads).
+struct window_size {
+    std::uint16_t rows = 24;
+    std::uint16_t columns = 80;
+};
+
+// A pty for the command, opened by the child itself after its mounts, from
+// the /dev/ptmx it sees: with a mount plan that has .dev() (a devpts of the
+// sandbox's own), the slave is /dev/pts/0 of that devpts, so `tty`, ttyname
+// and reopening the terminal by name work inside; without a mount
+// namespace it is the host's /dev/ptmx and a slave of the host's devpts.
+// The slave becomes the command's stdin, stdout and stderr (each stream
+// left at stdio::inherit(); the others keep their setting) and its
+// controlling terminal, in a session of its own (setsid, TIOCSCTTY), so job
+// control and ^C work. The master comes back to the caller, to relay.
+struct terminal_options {
+    // The window size the command sees from its first instruction on; later
+    // changes through child::resize_terminal (forward SIGWINCH there).
+    window_size size{};
+    // -1: the master comes back in child::terminal(). Otherwise a connected
+    // AF_UNIX socket of the caller's (borrowed) to which the child sends the
+    // master itself (SCM_RIGHTS, with the one byte 'T'), as an OCI runtime's
+    // --console-socket asks; child::terminal() is then empty.
+    int console_socket = -1;
+};
+
+}  // namespace ctr::process
+// end ctr/detail/terminal_options.hpp
 
 #include <fcntl.h>
 #include <sys/resource.h>
@@ -9681,6 +9765,11 @@ struct options {
     // `.security = ctr::security::confined()` as ctr-run does. Every
     // launch's init is sealed regardless (see child_become_init).
     ::ctr::security security = ::ctr::security();
+
+    // A pty made inside the sandbox for the command's standard streams and
+    // its controlling terminal; the caller gets the master from
+    // child::terminal() (see terminal_options). Empty: none.
+    std::optional<terminal_options> terminal{};
 };
 
 // How a run ended.
@@ -9929,6 +10018,84 @@ inline void plan_filesystem(launch_plan& plan, const options& opts) {
 // supplementary groups, gid and uid; a new session and its controlling
 // terminal, umask and working directory.
 
+// begin ctr/detail/id_errors.hpp
+// The error for a uid or gid the sandbox's user namespace does not map.
+// The kernel answers only EINVAL to setresuid/setresgid of such an id; the
+// caller needs to know that the id is not mapped, which ids are, and how to
+// get more (a subordinate range and the setuid helpers).
+
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace ctr::process::detail {
+
+// Which ids a map gives the sandbox, as "0 to 65536" or "0" (one id).
+template <class = void>
+inline std::string mapped_ids_text(std::vector<ns::id_range> ranges) {
+    std::sort(ranges.begin(), ranges.end(), [](const auto& a, const auto& b) { return a.inside < b.inside; });
+    std::string text;
+    for (std::size_t i = 0; i < ranges.size();) {
+        // Ranges that follow each other inside read as one.
+        const std::uint64_t first = ranges[i].inside;
+        std::uint64_t end = first + ranges[i].count;
+        for (++i; i < ranges.size() && ranges[i].inside == end; ++i) end += ranges[i].count;
+        if (!text.empty()) text += ", ";
+        text += std::to_string(first);
+        if (end - first > 1) text += " to " + std::to_string(end - 1);
+    }
+    return text;
+}
+
+// `kind` is "uid" or "gid"; `maps` what the launch asked for (resolved
+// again here, after the failure, as plan_namespaces resolved it).
+template <class = void>
+inline error unmapped_id_error(step s, int code, const char* kind, std::uint32_t id, const ns::id_maps& asked) {
+    const std::string shown = std::to_string(id);
+    if (code != EINVAL) return error(s, code, std::string(kind) + " " + shown);
+    const bool uid = kind[0] == 'u';
+    std::vector<ns::id_range> mapped;
+    try {
+        const auto maps = ns::detail::resolve_id_maps(asked);
+        mapped = uid ? maps.uid : maps.gid;
+    } catch (const error&) {
+    }
+    std::string why = std::string(kind) + " " + shown + " is not mapped in the sandbox's user namespace";
+    if (!mapped.empty()) why += " (it has " + std::string(kind) + (mapped.size() == 1 && mapped[0].count == 1 ? " " : "s ") + mapped_ids_text(mapped) + ")";
+    const auto euid = static_cast<std::uint32_t>(ctr::detail::raw::call(SYS_geteuid));
+    std::uint32_t total = 0;
+    for (const auto& r : mapped) total += r.count;
+    const char* file = uid ? "/etc/subuid" : "/etc/subgid";
+    const char* helper = uid ? "/usr/bin/newuidmap" : "/usr/bin/newgidmap";
+    if (euid != 0 && total <= 1 && asked.uid.empty() && asked.gid.empty()) {
+        // Only the caller's own id went in: say what would add the rest.
+        const std::string user = ns::detail::user_name_of(euid);
+        const std::string name = user.empty() ? std::to_string(euid) : user;
+        const bool has_range = ns::detail::subordinate_range(file, name, euid).has_value();
+        const bool has_helper = ns::detail::executable(helper);
+        if (has_range && has_helper && !asked.full_range_when_available)
+            return error(s, code, shown,
+                         why + ": ns::id_maps::full_range_when_available is off, so only the caller's own id is mapped "
+                               "although " + file + " has a range for " + name + "; turn it on");
+        why += ": a caller that is not root maps only its own id (as 0) unless " + std::string(file) +
+               " gives it a range and " + helper + " (package uidmap) is installed; then ctr maps ids 1 to 65536 " +
+               "inside onto that range. Here " +
+               (has_range ? std::string(file) + " has a range for " + name : "there is no range for " + name + " in " + file) +
+               " and " + (has_helper ? std::string(helper) + " is installed" : std::string(helper) + " is missing") +
+               ". Fix: as root, `usermod --add-sub" + (uid ? "uids" : "gids") + " 100000-165535 " + name +
+               "` and install uidmap, or run as " + kind + " 0";
+    } else {
+        why += ": use an id the map has, or map this one (ns::id_maps)";
+    }
+    return error(s, code, shown, why);
+}
+
+}  // namespace ctr::process::detail
+// end ctr/detail/id_errors.hpp
 
 #include <string>
 
@@ -9955,14 +10122,22 @@ inline void plan_identity(launch_plan& plan, const options& opts) {
                     "-1 is not an id (the kernel reads it as \"leave unchanged\")");
     if (opts.umask && *opts.umask > 0777)
         throw error(step::prepare, EINVAL, "umask " + std::to_string(*opts.umask), "a umask is 0 to 0777");
+    // In a new user namespace an id outside its maps is EINVAL; the error
+    // says so, and how to map more (detail/id_errors.hpp).
+    const auto unmapped = [&](step s, const char* kind, std::uint32_t id) -> step_explainer {
+        if (!plan.created.has(ns::user)) return {};
+        return [s, kind, id, asked = opts.id_maps](const child_report_view& report) {
+            return unmapped_id_error(s, report.error, kind, id, asked);
+        };
+    };
     if (opts.gid)
         plan.add(launch_phase::credentials,
                  {.code = child_op_code::set_gid, .step = step::set_gid, .a = static_cast<long>(*opts.gid)},
-                 "gid " + std::to_string(*opts.gid));
+                 "gid " + std::to_string(*opts.gid), unmapped(step::set_gid, "gid", *opts.gid));
     if (opts.uid)
         plan.add(launch_phase::credentials,
                  {.code = child_op_code::set_uid, .step = step::set_uid, .a = static_cast<long>(*opts.uid)},
-                 "uid " + std::to_string(*opts.uid));
+                 "uid " + std::to_string(*opts.uid), unmapped(step::set_uid, "uid", *opts.uid));
 
     if (opts.controlling_terminal && !opts.new_session)
         throw error(step::prepare, EINVAL, {}, "a controlling terminal needs a new session (options::new_session)");
@@ -12853,6 +13028,233 @@ inline void plan_security(launch_plan& plan, const options& opts) {
 
 }  // namespace ctr::process::detail
 // end ctr/detail/launch_security.hpp
+// begin ctr/detail/launch_terminal.hpp
+// Launch layer: options::terminal, a pty made by the child inside the
+// sandbox. The child opens it after its mounts, so /dev/ptmx is the one the
+// sandbox sees (its own devpts when the mount plan has .dev(): the slave is
+// then /dev/pts/0 there, as under `podman run -t`); the slave becomes its
+// standard streams and, in a session of its own, its controlling terminal;
+// the master goes back over a socket the parent prepared (SCM_RIGHTS), or
+// to the caller's console socket. A pty the parent opened could only come
+// from the host's devpts, which the sandbox does not see.
+
+
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+
+#include <string>
+
+// Linux 4.13; older headers lack the number, older kernels answer EINVAL.
+#ifndef TIOCGPTPEER
+#define TIOCGPTPEER _IO('T', 0x41)
+#endif
+
+namespace ctr::process::detail {
+
+using namespace ::ctr::detail;
+
+// What the child's terminal step reads; built by the parent.
+struct terminal_step {
+    int socket = -1;        // where the master goes
+    winsize size{};
+    long owner_uid = -1;    // the slave's owner once the command runs (-1: root of the sandbox keeps it)
+    long owner_gid = -1;
+    int streams[3] = {-1, -1, -1};  // the standard fds the slave becomes
+};
+
+// Which part of the terminal step failed (the child's failure_detail).
+namespace terminal_part {
+inline constexpr int open_ptmx = 1, unlock = 2, open_slave = 3, set_size = 4, become_stream = 5, send_master = 6;
+}
+
+// Opens the pty, unlocks it, opens the slave (TIOCGPTPEER, so no path is
+// looked up where the sandbox could have put something else; /dev/pts/N
+// before Linux 4.13), sets the window size, gives the slave to the
+// command's ids, puts it on the standard fds and sends the master away.
+// op.data = const terminal_step*, op.data2 = int* failure_detail.
+// Async-signal-safe.
+CTR_CHILD_CODE inline long child_open_terminal(const child_op& op) noexcept {
+    const auto& t = *static_cast<const terminal_step*>(op.data);
+    int* part = static_cast<int*>(const_cast<void*>(op.data2));
+    *part = terminal_part::open_ptmx;
+    const long master = sys::openat(AT_FDCWD, "/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (master < 0) return master;
+    const int m = static_cast<int>(master);
+    const auto fail = [m](long r) {
+        sys::close(m);
+        return r;
+    };
+    *part = terminal_part::unlock;
+    int locked = 0;
+    if (const long r = sys::ioctl(m, TIOCSPTLCK, reinterpret_cast<long>(&locked)); r < 0) return fail(r);
+    *part = terminal_part::open_slave;
+    long slave = sys::ioctl(m, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (slave == -EINVAL || slave == -ENOTTY) {
+        unsigned number = 0;
+        if (const long r = sys::ioctl(m, TIOCGPTN, reinterpret_cast<long>(&number)); r < 0) return fail(r);
+        char path[32] = "/dev/pts/";
+        char digits[12];
+        int count = 0;
+        do digits[count++] = static_cast<char>('0' + number % 10);
+        while ((number /= 10) != 0);
+        std::size_t at = 9;
+        while (count > 0) path[at++] = digits[--count];
+        path[at] = '\0';
+        slave = sys::openat(AT_FDCWD, path, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    }
+    if (slave < 0) return fail(slave);
+    const int s = static_cast<int>(slave);
+    const auto fail_both = [&fail, s](long r) {
+        sys::close(s);
+        return fail(r);
+    };
+    *part = terminal_part::set_size;
+    if (const long r = sys::ioctl(m, TIOCSWINSZ, reinterpret_cast<long>(&t.size)); r < 0) return fail_both(r);
+    // A command that changes its ids can still reopen its terminal by name
+    // (ttyname, /dev/pts/0), as with a login. An id the sandbox does not
+    // map is left to the credentials step, whose error explains it.
+    if (t.owner_uid >= 0 || t.owner_gid >= 0)
+        raw::call(SYS_fchown, s, t.owner_uid, t.owner_gid);
+    *part = terminal_part::become_stream;
+    for (const int target : t.streams)
+        if (target >= 0)
+            if (const long r = sys::dup3(s, target, 0); r < 0) return fail_both(r);
+    sys::close(s);
+
+    *part = terminal_part::send_master;
+    char byte = 'T';
+    iovec data{&byte, 1};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    msghdr message{};
+    message.msg_iov = &data;
+    message.msg_iovlen = 1;
+    message.msg_control = control;
+    message.msg_controllen = sizeof control;
+    cmsghdr* header = CMSG_FIRSTHDR(&message);
+    header->cmsg_level = SOL_SOCKET;
+    header->cmsg_type = SCM_RIGHTS;
+    header->cmsg_len = CMSG_LEN(sizeof(int));
+    __builtin_memcpy(CMSG_DATA(header), &m, sizeof m);
+    long sent;
+    do sent = sys::sendmsg(t.socket, &message, MSG_NOSIGNAL);
+    while (sent == -EINTR);
+    // The receiver has its own copy now; this process keeps only the slave.
+    sys::close(m);
+    return sent < 0 ? sent : 0;
+}
+
+// The caller's error for a failed terminal step: which part, and the fix.
+template <class = void>
+inline error terminal_error(const child_report_view& report) {
+    const int code = report.error;
+    switch (report.detail) {
+        case terminal_part::open_ptmx:
+            return error(step::open_terminal, code, "/dev/ptmx",
+                         code == ENOENT ? "the sandbox has no /dev/ptmx: give its mount plan a /dev (.dev(), which "
+                                          "mounts a devpts of its own) or bind one"
+                                        : "opening the pty multiplexer inside the sandbox");
+        case terminal_part::unlock: return error(step::open_terminal, code, "/dev/ptmx", "unlocking the new pty (TIOCSPTLCK)");
+        case terminal_part::open_slave:
+            return error(step::open_terminal, code, "/dev/pts",
+                         "opening the pty's slave: the sandbox's /dev/pts must be the devpts that its /dev/ptmx "
+                         "belongs to");
+        case terminal_part::set_size: return error(step::open_terminal, code, "/dev/ptmx", "setting the window size (TIOCSWINSZ)");
+        case terminal_part::become_stream: return error(step::open_terminal, code, "/dev/pts", "making the slave the standard streams");
+        case terminal_part::send_master:
+            return error(step::open_terminal, code, "/dev/ptmx",
+                         "sending the pty master back (SCM_RIGHTS): the console socket must be a connected AF_UNIX "
+                         "socket");
+        default: return error(step::open_terminal, code, "/dev/ptmx");
+    }
+}
+
+template <class = void>
+inline void plan_terminal(launch_plan& plan, const options& opts) {
+    if (!opts.terminal) return;
+    const terminal_options& asked = *opts.terminal;
+    terminal_step step_data;
+    step_data.size.ws_row = asked.size.rows;
+    step_data.size.ws_col = asked.size.columns;
+    if (opts.uid) step_data.owner_uid = static_cast<long>(*opts.uid);
+    if (opts.gid) step_data.owner_gid = static_cast<long>(*opts.gid);
+
+    // The terminal takes the streams left to it: those at stdio::inherit()
+    // that no fd mapping replaces.
+    const stdio* streams[3] = {&opts.std_in, &opts.std_out, &opts.std_err};
+    int first = -1;
+    for (int fd = 0; fd < 3; ++fd) {
+        bool taken = streams[fd]->how == stdio::kind::inherit;
+        for (const auto& m : opts.fds) taken = taken && m.target != fd;
+        if (!taken) continue;
+        step_data.streams[fd] = fd;
+        if (first < 0) first = fd;
+    }
+    if (first < 0)
+        throw error(step::prepare, EINVAL, {},
+                    "options::terminal takes the standard streams left at stdio::inherit(), and none is");
+    // A session has one controlling terminal: the one asked for on stdin
+    // would leave none for the pty.
+    if (opts.controlling_terminal && first != 0)
+        throw error(step::prepare, EINVAL, {},
+                    "options::terminal makes its pty the controlling terminal; controlling_terminal (stdin's) would "
+                    "take another: leave it off");
+
+    if (asked.console_socket >= 0) {
+        if (!fd_is_open(asked.console_socket))
+            throw error(step::open_terminal, EBADF, fd_name(asked.console_socket), "the console socket is not open");
+        step_data.socket = asked.console_socket;
+    } else {
+        int ends[2];
+        if (const long r = sys::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ends); r < 0)
+            throw error(step::create_pipe, static_cast<int>(-r), {}, "the terminal's channel");
+        plan.terminal_from_child.reset(ends[0]);
+        plan.child_ends.emplace_back(ends[1]);
+        step_data.socket = ends[1];
+    }
+    const terminal_step& kept = plan.keep(step_data);
+    // After the mounts (the sandbox's /dev/ptmx) and the other fds, while
+    // the child is still root of its namespaces (to give the slave away).
+    plan.add(launch_phase::fds,
+             {.code = child_op_code::call, .step = step::open_terminal, .data = &kept,
+              .data2 = &plan.shared->failure_detail, .run = child_open_terminal},
+             "/dev/ptmx", terminal_error<>);
+    // In the command (after an init splits off): a session of its own whose
+    // controlling terminal is the slave.
+    if (!opts.new_session)
+        plan.add(launch_phase::session, {.code = child_op_code::new_session, .step = step::new_session});
+    if (!(opts.controlling_terminal && first == 0))
+        plan.add(launch_phase::session,
+                 {.code = child_op_code::set_controlling_terminal, .step = step::set_controlling_terminal, .a = first},
+                 fd_name(first));
+}
+
+// The master the child sent, once it has exec'd (so the message is there).
+template <class = void>
+inline unique_fd receive_terminal(int socket) {
+    char byte = 0;
+    iovec data{&byte, 1};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    msghdr message{};
+    message.msg_iov = &data;
+    message.msg_iovlen = 1;
+    message.msg_control = control;
+    message.msg_controllen = sizeof control;
+    long r;
+    do r = sys::recvmsg(socket, &message, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    while (r == -EINTR);
+    const cmsghdr* header = r > 0 ? CMSG_FIRSTHDR(&message) : nullptr;
+    if (!header || header->cmsg_level != SOL_SOCKET || header->cmsg_type != SCM_RIGHTS ||
+        header->cmsg_len != CMSG_LEN(sizeof(int)))
+        throw error(step::open_terminal, r < 0 ? static_cast<int>(-r) : EPROTO, "/dev/ptmx",
+                    "the child ran without sending the pty master back");
+    int master = -1;
+    __builtin_memcpy(&master, CMSG_DATA(header), sizeof master);
+    return unique_fd(master);
+}
+
+}  // namespace ctr::process::detail
+// end ctr/detail/launch_terminal.hpp
 
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -12937,6 +13339,7 @@ public:
             kill_at_ = other.kill_at_;
             result_ = std::exchange(other.result_, std::nullopt);
             network_ = std::exchange(other.network_, std::nullopt);
+            terminal_ = std::move(other.terminal_);
         }
         return *this;
     }
@@ -12984,6 +13387,28 @@ public:
     }
     template <class = void>
     void kill() { signal(SIGKILL); }
+
+    // The master of options::terminal's pty (empty without one, or when it
+    // went to a console socket): read what the command writes, write what
+    // it reads. The caller may take it (std::move); it is closed with the
+    // handle otherwise.
+    template <class = void>
+    unique_fd& terminal() noexcept { return terminal_; }
+
+    // Sets the window size of options::terminal's pty (TIOCSWINSZ on the
+    // master): the command's foreground process group gets SIGWINCH. For a
+    // caller that relays a terminal of its own, on its SIGWINCH.
+    template <class = void>
+    void resize_terminal(window_size size) {
+        if (!terminal_)
+            throw error(step::open_terminal, EBADF, {}, "this child has no terminal master (options::terminal)");
+        winsize value{};
+        value.ws_row = size.rows;
+        value.ws_col = size.columns;
+        if (const long r = ctr::detail::sys::ioctl(terminal_.get(), TIOCSWINSZ, reinterpret_cast<long>(&value)); r < 0)
+            throw error(step::open_terminal, static_cast<int>(-r), "pid " + std::to_string(pid_),
+                        "setting the window size");
+    }
 
     // The veth options::network made (names and addresses of both ends),
     // or null without one.
@@ -13179,6 +13604,7 @@ private:
     // What options::network made. The pair itself belongs to the child's
     // network namespace (see options::network).
     std::optional<net::veth_info> network_;
+    unique_fd terminal_;
 };
 
 namespace detail {
@@ -13226,6 +13652,7 @@ inline void build_plan(launch_plan& plan, std::vector<std::string> argv, const o
     plan_cgroup(plan, opts);
     plan_filesystem(plan, opts);
     plan_identity(plan, opts);
+    plan_terminal(plan, opts);  // after identity: its session steps follow the caller's
     plan_lifetime(plan, opts);  // after the steps that change ids, which clear the parent-death signal
     plan_security(plan, opts);
     plan.network_made = plan_network(plan, opts);
@@ -13392,6 +13819,8 @@ inline child spawn(std::vector<std::string> argv, const options& opts) {
         handle.pidfd_.reset();
         throw d::report_error(*plan, *reported);
     }
+    // Sent by the child before it exec'd, so it is there to take.
+    if (plan->terminal_from_child) handle.terminal_ = d::receive_terminal(plan->terminal_from_child.get());
     if (plan->uses_init) handle.plan_ = plan;  // pid 1 runs on in our memory
     handle.std_in_ = std::move(plan->parent_in);
     if (plan->capture_out) handle.capture_out_ = std::move(plan->parent_out);

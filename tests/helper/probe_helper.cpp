@@ -45,7 +45,7 @@ int usage() {
                  "       write-fd FD TEXT | die-with-parent-parent | file FILE\n"
                  "       after-stdin MODE ARGS | fork-bomb MAX | double-fork-sleep | affinity\n"
                  "       make-cgroup-and-hang PREFIX | move-to-leaf | make-group-here [move]\n"
-                 "       ns KIND | hostname | netdevs | clocks | mount-proc-and-list | reap-check | trap-term | ctty\n"
+                 "       ns KIND | hostname | netdevs | clocks | mount-proc-and-list | reap-check | trap-term | ctty | terminal [wait-winch]\n"
                  "       addresses | tcp-echo PORT | tcp-send ADDRESS PORT TEXT | tcp-send-gateway PORT TEXT\n"
                  "       udp-echo PORT | create-veth\n");
     return 2;
@@ -354,6 +354,39 @@ int main(int argc, char** argv) {
         // process group in the foreground.
         const int tty = open("/dev/tty", O_RDWR | O_CLOEXEC);
         std::printf("ctty=%s foreground=%s\n", tty >= 0 ? "yes" : "no", tcgetpgrp(0) == getpgrp() ? "yes" : "no");
+        return 0;
+    }
+    if (mode == "terminal") {
+        // What a program sees of its terminal: the name of its stdin, which
+        // streams are terminals, whether it is the controlling terminal of
+        // this session (tcgetsid) with this group in the foreground, the
+        // window size and who owns the terminal's node.
+        char name[256] = "none";
+        if (ttyname_r(0, name, sizeof name) != 0) std::snprintf(name, sizeof name, "none");
+        winsize size{};
+        const bool sized = ioctl(0, TIOCGWINSZ, &size) == 0;
+        const int tty = open("/dev/tty", O_RDWR | O_CLOEXEC);
+        struct stat node {};
+        const bool owned = fstat(0, &node) == 0;
+        std::printf("tty=%s streams=%d%d%d ctty=%s session=%s foreground=%s size=%dx%d owner=%ld:%ld\n", name,
+                    isatty(0), isatty(1), isatty(2), tty >= 0 ? "yes" : "no",
+                    tcgetsid(0) == getsid(0) && getsid(0) == getpid() ? "own" : "other",
+                    tcgetpgrp(0) == getpgrp() ? "yes" : "no", sized ? size.ws_row : -1, sized ? size.ws_col : -1,
+                    owned ? static_cast<long>(node.st_uid) : -1L, owned ? static_cast<long>(node.st_gid) : -1L);
+        std::fflush(stdout);
+        if (arg(2) == "wait-winch") {
+            // Until the window changes: then the new size.
+            sigset_t set;
+            sigemptyset(&set);
+            sigaddset(&set, SIGWINCH);
+            sigprocmask(SIG_BLOCK, &set, nullptr);
+            std::printf("ready\n");
+            std::fflush(stdout);
+            int got = 0;
+            sigwait(&set, &got);
+            ioctl(0, TIOCGWINSZ, &size);
+            std::printf("winch size=%dx%d\n", size.ws_row, size.ws_col);
+        }
         return 0;
     }
     if (mode == "sid") {

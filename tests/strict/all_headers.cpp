@@ -238,6 +238,13 @@ int spawn_everything(ctr::cgroup::group& group) {
     piped.kill();
     const ctr::unique_fd pidfd = ctr::process::spawn({"true"}).release();
     std::cout << pidfd.get() << '\n';
+    // A pty made inside the sandbox, its master relayed by the caller.
+    ctr::process::child at_terminal = ctr::process::spawn(
+        {"sh"}, {.namespaces = ctr::ns::pid, .root = ctr::mount::host_readonly(),
+                 .terminal = ctr::process::terminal_options{.size = {.rows = 40, .columns = 120}}});
+    at_terminal.resize_terminal({.rows = 50, .columns = 132});
+    const ctr::unique_fd master = std::move(at_terminal.terminal());
+    std::cout << master.get() << '\n';
     return r.exit_code.value_or(-1);
 }
 

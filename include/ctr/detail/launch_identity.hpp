@@ -3,6 +3,7 @@
 // supplementary groups, gid and uid; a new session and its controlling
 // terminal, umask and working directory.
 
+#include <ctr/detail/id_errors.hpp>
 #include <ctr/detail/launch_plan.hpp>
 #include <ctr/spawn_options.hpp>
 
@@ -31,14 +32,22 @@ inline void plan_identity(launch_plan& plan, const options& opts) {
                     "-1 is not an id (the kernel reads it as \"leave unchanged\")");
     if (opts.umask && *opts.umask > 0777)
         throw error(step::prepare, EINVAL, "umask " + std::to_string(*opts.umask), "a umask is 0 to 0777");
+    // In a new user namespace an id outside its maps is EINVAL; the error
+    // says so, and how to map more (detail/id_errors.hpp).
+    const auto unmapped = [&](step s, const char* kind, std::uint32_t id) -> step_explainer {
+        if (!plan.created.has(ns::user)) return {};
+        return [s, kind, id, asked = opts.id_maps](const child_report_view& report) {
+            return unmapped_id_error(s, report.error, kind, id, asked);
+        };
+    };
     if (opts.gid)
         plan.add(launch_phase::credentials,
                  {.code = child_op_code::set_gid, .step = step::set_gid, .a = static_cast<long>(*opts.gid)},
-                 "gid " + std::to_string(*opts.gid));
+                 "gid " + std::to_string(*opts.gid), unmapped(step::set_gid, "gid", *opts.gid));
     if (opts.uid)
         plan.add(launch_phase::credentials,
                  {.code = child_op_code::set_uid, .step = step::set_uid, .a = static_cast<long>(*opts.uid)},
-                 "uid " + std::to_string(*opts.uid));
+                 "uid " + std::to_string(*opts.uid), unmapped(step::set_uid, "uid", *opts.uid));
 
     if (opts.controlling_terminal && !opts.new_session)
         throw error(step::prepare, EINVAL, {}, "a controlling terminal needs a new session (options::new_session)");

@@ -165,6 +165,9 @@ struct launch_plan {
     bool uses_init = false;
     // The channel on which the child waits for the parent's steps.
     unique_fd sync_read, sync_write;
+    // The parent's end of the socket on which options::terminal's child
+    // sends the pty master (empty: no terminal, or a console socket).
+    unique_fd terminal_from_child;
     // What the network layer made, once its parent step ran (null: none).
     const std::optional<net::veth_info>* network_made = nullptr;
 
