@@ -316,8 +316,8 @@ inline int parse_signal(std::string_view flag, std::string_view text) {
         for (char& ch : upper) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
         const std::string_view name = std::string_view(upper).starts_with("SIG") ? std::string_view(upper).substr(3)
                                                                                  : std::string_view(upper);
-        for (const auto& [n, sig] : names)
-            if (n == name) return sig;
+        for (const auto& [signal_name, sig] : names)
+            if (signal_name == name) return sig;
     }
     bad_value(flag, "'" + std::string(text) + "' is not a signal (TERM, SIGUSR1, 15)");
 }

@@ -210,6 +210,18 @@ TEST(ctr_run, a_bad_rootfs_gives_125_naming_the_step_and_path) {
     EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << "one line: " << r.err;
 }
 
+// Each command line is refused with exit status 125 and one line on stderr
+// that starts with its message, and nothing on stdout.
+void expect_usage_errors(const std::vector<std::pair<std::vector<std::string>, std::string>>& cases) {
+    for (const auto& [args, message] : cases) {
+        const auto r = run(args);
+        EXPECT_EQ(r.status, 125) << message;
+        EXPECT_EQ(r.err.substr(0, message.size()), message) << r.err;
+        EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << "one line: " << r.err;
+        EXPECT_EQ(r.out, "");
+    }
+}
+
 TEST(ctr_run, bad_flags_and_values_get_one_line_naming_the_flag) {
     const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
         {{"--bogus", "true"}, "ctr-run: --bogus: unknown flag"},
@@ -245,13 +257,7 @@ TEST(ctr_run, bad_flags_and_values_get_one_line_naming_the_flag) {
         {{"--no-init=yes", "true"}, "ctr-run: --no-init: takes no value"},
         {{}, "ctr-run: COMMAND: missing"},
     };
-    for (const auto& [args, message] : cases) {
-        const auto r = run(args);
-        EXPECT_EQ(r.status, 125) << message;
-        EXPECT_EQ(r.err.substr(0, message.size()), message) << r.err;
-        EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << "one line: " << r.err;
-        EXPECT_EQ(r.out, "");
-    }
+    expect_usage_errors(cases);
 }
 
 TEST(ctr_run, help_documents_every_flag_and_lists_the_refused_ones) {
@@ -678,13 +684,7 @@ TEST(ctr_run, docker_flags_it_lacks_are_refused_by_name_with_125) {
         {{"-l", "a=b", "true"}, "ctr-run: -l: not supported"},
         {{"--pull", "always", "true"}, "ctr-run: --pull: not supported"},
     };
-    for (const auto& [args, message] : cases) {
-        const auto r = run(args);
-        EXPECT_EQ(r.status, 125) << message;
-        EXPECT_EQ(r.err.substr(0, message.size()), message) << r.err;
-        EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << "one line: " << r.err;
-        EXPECT_EQ(r.out, "");
-    }
+    expect_usage_errors(cases);
 }
 
 TEST(ctr_run, init_is_pid_1_with_a_short_name) {
