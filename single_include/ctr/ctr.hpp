@@ -3728,11 +3728,13 @@ struct ipv4_interface {
 //
 //   1. every mount of the namespace becomes private (or slave);
 //   2. the new root is mounted on top of "/": a recursive bind of the rootfs
-//      (or of the host's "/"), or an overlay;
+//      (or of the host's "/"), or an overlay; then the tmpfs skeletons that
+//      missing mount points are made in (plan::missing_points);
 //   3. the operations, in the order given, with targets resolved inside the
 //      new root (symlinks in the rootfs cannot lead out of it);
 //   4. the masked and read-only paths that come with a fresh /proc or /sys;
-//   5. pivot_root into the new root, the old one detached (or chroot, when
+//   5. a read-only root's skeletons made read-only;
+//   6. pivot_root into the new root, the old one detached (or chroot, when
 //      asked for by name).
 //
 // docs/mounts.md has the details: the default plan, the symlink-safety
