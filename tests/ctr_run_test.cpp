@@ -416,13 +416,15 @@ TEST(ctr_run, missing_mount_points_without_rootfs_are_made_inside_only) {
     ASSERT_FALSE(fs::exists(tmpfs));
     const auto before = names_in("/");
     const auto r = run({"-v", dir.path.string() + ":" + volume + ":ro", "--tmpfs", tmpfs, "--tmpfs", "/" + name +
-                        "-deep/a/b", "/bin/sh", "-c",
+                        "-deep/a/b", "--mount", "type=tmpfs,target=/" + name + "-mount", "--device",
+                        "/dev/null:/" + name + "-dev/null", "/bin/sh", "-c",
                         "cat " + volume + "/in.txt; echo; echo x > " + tmpfs + "/f && cat " + tmpfs + "/f; "
                         "ls / | grep -c " + name + "; grep -c '^root:' /etc/passwd; echo hi > /dev/null && echo dev; "
+                        "test -c /" + name + "-dev/null && echo device; grep -c ' /" + name + "-mount ' /proc/mounts; "
                         "touch /tmp/ok && echo tmp; touch /" + name + "-new 2>&1 | grep -o 'Read-only file system'; "
                         "grep -c ' " + volume + " ' /proc/mounts"});
     EXPECT_EQ(r.status, 0) << r.err;
-    EXPECT_EQ(r.out, "from the host\nx\n3\n1\ndev\ntmp\nRead-only file system\n1\n");
+    EXPECT_EQ(r.out, "from the host\nx\n5\n1\ndev\ndevice\n1\ntmp\nRead-only file system\n1\n");
     EXPECT_EQ(names_in("/"), before);
     EXPECT_FALSE(fs::exists(volume));
 }
