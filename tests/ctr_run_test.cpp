@@ -398,7 +398,7 @@ TEST(ctr_run, tmpfs_only_the_container_sees) {
     EXPECT_FALSE(fs::exists(fs::path(busybox_rootfs()) / "scratch"));
 }
 
-// The names in a directory, sorted (the map sorts them).
+// The names in a directory, each with d (a directory) or f (anything else).
 std::map<std::string, char> names_in(const fs::path& dir) {
     std::map<std::string, char> out;
     for (const auto& e : fs::directory_iterator(dir)) out[e.path().filename().string()] = e.is_directory() ? 'd' : 'f';
