@@ -47,6 +47,8 @@ Filesystem:
                                SRC); no device cgroup rule, so only rwm
       --shm-size SIZE          size of /dev/shm (default: the kernel's)
   -w, --workdir DIR            working directory inside (default: /)
+  A DST the root lacks is made inside only, in a tmpfs copy of the directory
+  it goes in: neither the --rootfs nor the host's files change.
 
 Identity and environment:
   -h, --hostname NAME          host name inside (default: the host's)

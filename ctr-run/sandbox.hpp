@@ -84,10 +84,9 @@ inline void add_proc(ctr::mount::plan& plan, const config& c) {
 // directory and bound read-only over the sandbox's, so that neither the
 // rootfs nor the host's files change.
 inline void add_generated_files(ctr::mount::plan& plan, const config& c, private_files& files) {
-    const auto bind_over = [&](const std::string& flag, const std::string& target, const std::string& text) {
-        if (c.rootfs && c.overlay.empty() && !sandbox_file_exists(c, target))
-            bad_value(flag, "the --rootfs has no " + target + " to bind over, and ctr-run does not write into it: "
-                            "create an empty " + *c.rootfs + target + ", or add --overlay");
+    // A --rootfs without the file gets it in a skeleton of its /etc
+    // (filesystem_plan), not in the rootfs directory.
+    const auto bind_over = [&](const std::string& target, const std::string& text) {
         plan.bind(files.write(target.substr(target.rfind('/') + 1), text), target, {.read_only = true});
     };
     if (!c.add_hosts.empty()) {
@@ -95,7 +94,7 @@ inline void add_generated_files(ctr::mount::plan& plan, const config& c, private
                                 .value_or("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
         if (!hosts.empty() && hosts.back() != '\n') hosts += '\n';
         for (const auto& [name, address] : c.add_hosts) hosts += address + "\t" + name + "\n";
-        bind_over("--add-host", "/etc/hosts", hosts);
+        bind_over("/etc/hosts", hosts);
     }
     if (!c.dns.empty() || !c.dns_search.empty() || !c.dns_options.empty()) {
         // The sandbox's resolv.conf, less the lines the flags replace.
@@ -118,7 +117,7 @@ inline void add_generated_files(ctr::mount::plan& plan, const config& c, private
             for (const auto& option : c.dns_options) resolv += " " + option;
             resolv += "\n";
         }
-        bind_over("--dns", "/etc/resolv.conf", resolv);
+        bind_over("/etc/resolv.conf", resolv);
     }
 }
 
@@ -150,6 +149,11 @@ inline ctr::mount::plan filesystem_plan(const config& c, scratch_layer* scratch,
         // writable place than its volumes and tmpfs mounts.
         if (c.read_only) plan.set_attributes("/tmp", {.read_only = true});
     }
+    // As Docker, a mount point the root lacks is made, but neither in the
+    // --rootfs directory nor on the host: in a tmpfs skeleton of the
+    // directory it goes in (mount::missing_mount_points). An --overlay root
+    // takes them in its upper layer.
+    if (c.overlay.empty()) plan.missing_points = mnt::missing_mount_points::make_in_skeleton;
     // /dev/shm: the host's with --ipc host, else the sandbox's own tmpfs
     // (the minimal /dev's), sized by --shm-size.
     if (c.ipc_host) plan.bind("/dev/shm", "/dev/shm");

@@ -395,15 +395,97 @@ TEST(ctr_run, volumes_bind_read_only_or_writable) {
 
 TEST(ctr_run, tmpfs_only_the_container_sees) {
     SKIP_WITHOUT_BUSYBOX();
-    // The mount point /scratch is made in the rootfs by the sandbox's root.
-    auto args = to_write_in(busybox_rootfs());
-    args.insert(args.end(), {"--rootfs", busybox_rootfs(), "--tmpfs", "/scratch:size=1m", "/bin/sh", "-c",
-                             "grep ' /scratch ' /proc/mounts | cut -d' ' -f1,3; echo x > /scratch/file && ls /scratch; "
-                             "head -c 2000000 /dev/zero > /scratch/big 2>/dev/null || echo full"});
-    const auto r = run(args);
+    // The mount point /scratch is made in a skeleton of the rootfs's /, not
+    // in the rootfs.
+    const auto r = run({"--rootfs", busybox_rootfs(), "--tmpfs", "/scratch:size=1m", "/bin/sh", "-c",
+                        "grep ' /scratch ' /proc/mounts | cut -d' ' -f1,3; echo x > /scratch/file && ls /scratch; "
+                        "head -c 2000000 /dev/zero > /scratch/big 2>/dev/null || echo full"});
     EXPECT_EQ(r.status, 0) << r.err;
     EXPECT_EQ(r.out, "tmpfs tmpfs\nfile\nfull\n");
-    EXPECT_FALSE(fs::exists(fs::path(busybox_rootfs()) / "scratch/file"));
+    EXPECT_FALSE(fs::exists(fs::path(busybox_rootfs()) / "scratch"));
+}
+
+// The names in a directory, each with d (a directory) or f (anything else).
+std::map<std::string, char> names_in(const fs::path& dir) {
+    std::map<std::string, char> out;
+    for (const auto& e : fs::directory_iterator(dir)) out[e.path().filename().string()] = e.is_directory() ? 'd' : 'f';
+    return out;
+}
+
+// As Docker: a -v or --tmpfs destination the host's / lacks is made, inside
+// only (a skeleton of /), and the host's / does not change.
+TEST(ctr_run, missing_mount_points_without_rootfs_are_made_inside_only) {
+    scratch dir;
+    write_file(dir / "in.txt", "from the host");
+    const std::string name = "ctr-run-test-" + dir.path.filename().string().substr(13);
+    const std::string volume = "/" + name, tmpfs = "/" + name + "-tmpfs";
+    ASSERT_FALSE(fs::exists(volume));
+    ASSERT_FALSE(fs::exists(tmpfs));
+    const auto before = names_in("/");
+    const auto r = run({"-v", dir.path.string() + ":" + volume + ":ro", "--tmpfs", tmpfs, "--tmpfs", "/" + name +
+                        "-deep/a/b", "--mount", "type=tmpfs,target=/" + name + "-mount", "--device",
+                        "/dev/null:/" + name + "-dev/null", "/bin/sh", "-c",
+                        "cat " + volume + "/in.txt; echo; echo x > " + tmpfs + "/f && cat " + tmpfs + "/f; "
+                        "ls / | grep -c " + name + "; grep -c '^root:' /etc/passwd; echo hi > /dev/null && echo dev; "
+                        "test -c /" + name + "-dev/null && echo device; grep -c ' /" + name + "-mount ' /proc/mounts; "
+                        "touch /tmp/ok && echo tmp; touch /" + name + "-new 2>&1 | grep -o 'Read-only file system'; "
+                        "grep -c ' " + volume + " ' /proc/mounts"});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "from the host\nx\n5\n1\ndev\ndevice\n1\ntmp\nRead-only file system\n1\n");
+    EXPECT_EQ(names_in("/"), before);
+    EXPECT_FALSE(fs::exists(volume));
+}
+
+// The rootfs's copy: this test writes in it.
+std::string fresh_busybox_rootfs(const scratch& dir) {
+    const std::string target = dir / "rootfs";
+    const std::string command = "'" + ctr_test::make_rootfs + "' '" + target + "' >/dev/null 2>&1";
+    return std::system(command.c_str()) == 0 ? target : std::string();
+}
+
+// With --rootfs, missing mount points go in tmpfs skeletons of the rootfs's
+// directories, not in the rootfs directory; what the skeletons cover is all
+// there, and what was writable (the rootfs is used in place) still is.
+TEST(ctr_run, missing_mount_points_in_a_rootfs_go_in_a_skeleton_not_in_the_rootfs) {
+    SKIP_WITHOUT_BUSYBOX();
+    scratch dir;
+    const std::string rootfs = fresh_busybox_rootfs(dir);
+    ASSERT_FALSE(rootfs.empty());
+    fs::create_directories(dir / "src");
+    write_file(dir / "src/in.txt", "volume");
+    write_file(fs::path(rootfs) / "etc/motd", "kept\n");
+    const auto before = snapshot(rootfs);
+    auto args = to_write_in(rootfs);
+    args.insert(args.end(), {"--rootfs", rootfs, "-v", (dir / "src").string() + ":/a/b/c", "--tmpfs", "/mytemp",
+                             "-v", (dir / "src").string() + ":/etc/conf.d/x:ro", "/bin/sh", "-c",
+                             "cat /a/b/c/in.txt; echo; echo t > /mytemp/f && cat /mytemp/f; cat /etc/motd; "
+                             "grep -c '^root:' /etc/passwd; cat /etc/conf.d/x/in.txt; echo; ls /a/b; "
+                             "ls /bin/busybox; echo w > /tmp/written && echo written"});
+    const auto r = run(args);
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "volume\nt\nkept\n1\nvolume\nc\n/bin/busybox\nwritten\n");
+    // One change, the file written in the rootfs's own /tmp; no mount point.
+    auto expected = before;
+    expected["tmp/written"] = "file w\n";
+    EXPECT_EQ(snapshot(rootfs), expected);
+}
+
+// With --read-only the skeletons are read-only too, as is all they cover.
+TEST(ctr_run, a_read_only_rootfs_keeps_its_skeletons_read_only) {
+    SKIP_WITHOUT_BUSYBOX();
+    scratch dir;
+    write_file(dir / "in.txt", "volume");
+    const auto before = snapshot(busybox_rootfs());
+    const auto r = run({"--rootfs", busybox_rootfs(), "--read-only", "-v", dir.path.string() + ":/a/b/c", "--tmpfs",
+                        "/mytemp", "-v", dir.path.string() + ":/etc/new/x", "/bin/sh", "-c",
+                        "cat /a/b/c/in.txt; echo; echo t > /mytemp/f && cat /mytemp/f; head -1 /etc/passwd; "
+                        "for p in /new /a/new /etc/new-file /etc/passwd /bin/new /tmp/new; do "
+                        "touch $p 2>&1 | grep -o 'Read-only file system'; done"});
+    EXPECT_EQ(r.status, 0) << r.err;
+    std::string read_only;
+    for (int i = 0; i < 6; ++i) read_only += "Read-only file system\n";
+    EXPECT_EQ(r.out, "volume\nt\nroot:x:0:0:root:/root:/bin/sh\n" + read_only);
+    EXPECT_EQ(snapshot(busybox_rootfs()), before);
 }
 
 TEST(ctr_run, busybox_rootfs_has_its_own_hostname_pids_and_proc) {
@@ -721,12 +803,14 @@ TEST(ctr_run, add_host_and_dns_write_no_file_of_the_host_or_the_rootfs) {
     }
 }
 
-TEST(ctr_run, add_host_with_a_rootfs_lacking_etc_hosts_is_refused_not_written) {
+TEST(ctr_run, add_host_with_a_rootfs_lacking_etc_hosts_gets_one_in_a_skeleton_not_in_the_rootfs) {
     SKIP_WITHOUT_BUSYBOX();
+    ASSERT_FALSE(fs::exists(fs::path(busybox_rootfs()) / "etc/hosts"));
     const auto before = snapshot(busybox_rootfs());
-    const auto r = run({"--rootfs", busybox_rootfs(), "--add-host", "db:198.51.100.7", "true"});
-    EXPECT_EQ(r.status, 125);
-    EXPECT_TRUE(contains(r.err, "ctr-run: --add-host: the --rootfs has no /etc/hosts")) << r.err;
+    const auto r = run({"--rootfs", busybox_rootfs(), "--add-host", "db:198.51.100.7", "--dns", "198.51.100.53",
+                        "/bin/sh", "-c", "grep db /etc/hosts; cat /etc/resolv.conf; grep -c ^root: /etc/passwd"});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "198.51.100.7\tdb\nnameserver 198.51.100.53\n1\n");
     EXPECT_EQ(snapshot(busybox_rootfs()), before);
 }
 
@@ -1088,6 +1172,32 @@ TEST(ctr_run, rootless_overlay_on_a_root_owned_rootfs_keeps_its_directories_read
                        as::unprivileged);
     EXPECT_EQ(r.status, 0) << r.err;
     EXPECT_TRUE(contains(r.out, "touch: /bin/x: Permission denied\nnew\n")) << r.out;
+}
+
+TEST(ctr_run, rootless_missing_mount_points_go_in_skeletons_of_a_root_owned_rootfs_and_the_host) {
+    SKIP_WITHOUT_UNPRIVILEGED_USER();
+    SKIP_WITHOUT_BUSYBOX();
+    scratch dir;
+    write_file(dir / "in.txt", "volume");
+    const auto before = snapshot(busybox_rootfs());
+    auto r = run({"--rootfs", busybox_rootfs(), "-v", dir.path.string() + ":/a/b/c:ro", "--tmpfs", "/mytemp", "-v",
+                  dir.path.string() + ":/etc/new/x:ro", "/bin/sh", "-c",
+                  "cat /a/b/c/in.txt /etc/new/x/in.txt; echo; echo t > /mytemp/f && cat /mytemp/f; "
+                  "head -1 /etc/passwd; id -u"},
+                 as::unprivileged);
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "volumevolume\nt\nroot:x:0:0:root:/root:/bin/sh\n0\n");
+    EXPECT_EQ(snapshot(busybox_rootfs()), before);
+
+    const std::string volume = "/ctr-run-test-" + dir.path.filename().string().substr(13);
+    ASSERT_FALSE(fs::exists(volume));
+    const auto host_before = names_in("/");
+    r = run({"-v", dir.path.string() + ":" + volume + ":ro", "/bin/sh", "-c",
+             "cat " + volume + "/in.txt; echo; touch /x 2>&1 | grep -o 'Read-only file system'"},
+            as::unprivileged);
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "volume\nRead-only file system\n");
+    EXPECT_EQ(names_in("/"), host_before);
 }
 
 TEST(ctr_run, rootless_memory_limit_says_why_it_cannot_or_kills_the_hog) {

@@ -683,6 +683,67 @@ TEST_P(mount_api, guards_leave_the_mount_table_as_it_was) {
     }
 }
 
+// missing_mount_points::make_in_skeleton: the mount points a read-only
+// rootfs lacks are made in tmpfs skeletons of / and of /etc, never in the
+// rootfs directory; everything the skeletons cover is still there as it was.
+TEST_P(mount_api, missing_mount_points_go_in_a_skeleton_and_the_rootfs_stays_as_it_was) {
+    scratch dir;
+    fs::create_directories(dir / "root/etc/sub");
+    fs::create_directories(dir / "root/bin");
+    fs::create_directories(dir / "src");
+    write_file(dir / "root/etc/motd", "kept");
+    fs::create_symlink("motd", dir / "root/etc/link");
+    write_file(dir / "root/bin/tool", "tool");
+    write_file(dir / "src/in.txt", "volume");
+    // A submount in the rootfs, below a skeleton: it comes along with its entry.
+    auto sub = mnt::tmpfs(dir / "root/etc/sub", {.size = "64k"});
+    write_file(dir / "root/etc/sub/inner", "inner");
+    const auto before = snapshot(dir / "root");
+    ASSERT_EQ(before.count("etc/sub/inner"), 1U);
+
+    mnt::plan p{.rootfs = dir / "root", .read_only_root = true};
+    p.missing_points = mnt::missing_mount_points::make_in_skeleton;
+    p.bind(dir / "src", "/a/b/c").tmpfs("/etc/new/t", {.size = "64k"}).directory("/etc/made");
+    const auto plan = p.prepare();
+    const auto r = run_in_sandbox(plan, [&](std::string& out) {
+        out += "volume=" + read_file("/a/b/c/in.txt") + "\n";
+        out += "tmpfs_write=" + text(create_errno("/etc/new/t/f")) + "\n";
+        out += "made=" + text(exists_errno("/etc/made")) + "\n";
+        out += "motd=" + read_file("/etc/motd") + "\n";
+        char link[64] = {};
+        out += "link=" + std::string(link, std::max<ssize_t>(0, readlink("/etc/link", link, sizeof link))) + "\n";
+        out += "inner=" + read_file("/etc/sub/inner") + "\n";
+        out += "tool=" + read_file("/bin/tool") + "\n";
+        // Read-only as the root: each skeleton, the entries bound back, the submount.
+        for (const char* path : {"/x", "/a/x", "/etc/x", "/etc/motd", "/bin/x", "/etc/sub/x"})
+            out += std::string("write") + path + "=" + text(create_errno(path)) + "\n";
+        out += "root_entries=" + std::to_string(list("/").size()) + "\n";
+        out += "etc_entries=" + std::to_string(list("/etc").size()) + "\n";
+        report_refusals(GetParam(), out);
+        return 0;
+    });
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_EQ(r["volume"], "volume");
+    EXPECT_EQ(r["tmpfs_write"], "0");
+    EXPECT_EQ(r["made"], "0");
+    EXPECT_EQ(r["motd"], "kept");
+    EXPECT_EQ(r["link"], "motd");
+    EXPECT_EQ(r["inner"], "inner");
+    EXPECT_EQ(r["tool"], "tool");
+    for (const char* path : {"/x", "/a/x", "/etc/x", "/etc/motd", "/bin/x", "/etc/sub/x"})
+        EXPECT_EQ(r[std::string("write") + path], text(EROFS)) << path;
+    EXPECT_EQ(r["root_entries"], "3");  // a, bin, etc
+    EXPECT_EQ(r["etc_entries"], "5");   // link, made, motd, new, sub
+    expect_fallbacks_used(r, true);
+    // Nothing was made in the rootfs directory, and it could have been: the
+    // same plan making its mount points in the root (writable) adds them.
+    EXPECT_EQ(snapshot(dir / "root"), before);
+    mnt::plan in_root{.rootfs = dir / "root"};
+    in_root.bind(dir / "src", "/a/b/c");
+    EXPECT_EQ(run_in_sandbox(in_root.prepare(), [](std::string&) { return 0; }).exit_code, 0);
+    EXPECT_TRUE(fs::is_directory(dir / "root/a/b/c"));
+}
+
 INSTANTIATE_TEST_SUITE_P(mount, mount_api, testing::ValuesIn(api_modes),
                          [](const auto& info) { return std::string(info.param.name); });
 

@@ -9,11 +9,13 @@
 //
 //   1. every mount of the namespace becomes private (or slave);
 //   2. the new root is mounted on top of "/": a recursive bind of the rootfs
-//      (or of the host's "/"), or an overlay;
+//      (or of the host's "/"), or an overlay; then the tmpfs skeletons that
+//      missing mount points are made in (plan::missing_points);
 //   3. the operations, in the order given, with targets resolved inside the
 //      new root (symlinks in the rootfs cannot lead out of it);
 //   4. the masked and read-only paths that come with a fresh /proc or /sys;
-//   5. pivot_root into the new root, the old one detached (or chroot, when
+//   5. a read-only root's skeletons made read-only;
+//   6. pivot_root into the new root, the old one detached (or chroot, when
 //      asked for by name).
 //
 // docs/mounts.md has the details: the default plan, the symlink-safety
@@ -21,6 +23,7 @@
 
 #include <ctr/detail/file.hpp>
 #include <ctr/detail/mount_plan.hpp>
+#include <ctr/detail/mount_skeleton.hpp>
 #include <ctr/detail/mount_step.hpp>
 #include <ctr/detail/syscall.hpp>
 #include <ctr/error.hpp>
@@ -678,7 +681,7 @@ public:
     }
 
     template <class = void>
-    void add_root(const plan& p) {
+    void add_root(const plan& p, const std::vector<skeleton>& skeletons) {
         const overlay_request* root_overlay = nullptr;
         for (const auto& request : p.requests)
             if (const auto* o = std::get_if<overlay_request>(&request); o && root_target(o->target, "overlay") == "/") {
@@ -700,11 +703,88 @@ public:
             source = canonical_host_path(p.rootfs);
         }
         out_.root_ = source;
+        if (!skeletons.empty() && skeletons.front().target == "/") {
+            // A skeleton of the whole root: the tmpfs is the new root, and
+            // the root's entries are bound into it (add_skeletons).
+            add_tmpfs(nullptr, skeleton_tmpfs(skeletons.front()), "/");
+            out_.info_.back().detail = "the new root: a skeleton of " + source;
+            return;
+        }
         add_bind(source, nullptr,
                  {.read_only = p.read_only_root, .recursive = true, .nosuid = p.nosuid_root, .nodev = p.nodev_root,
                   .idmap = p.idmap_root},
                  step::bind_mount, source);
         out_.info_.back().detail = "the new root";
+    }
+
+    template <class = void>
+    static tmpfs_options skeleton_tmpfs(const skeleton& s) {
+        return {.mode = s.mode, .nosuid = true, .nodev = true};
+    }
+
+    // Right after the root, before any other mount, so that none is hidden
+    // under a skeleton: each skeleton's tmpfs (the root's is made by
+    // add_root), then the entries of the directory it covers, bound back
+    // recursively with the root's attributes, or made again as symlinks.
+    template <class = void>
+    void add_skeletons(const plan& p, const std::vector<skeleton>& skeletons) {
+        if (skeletons.empty()) return;
+        const std::string source = out_.root_;
+        bool idmap_each = false;
+        if (p.idmap_root != idmapping::none && source != "/") {
+            // One idmapped copy of the rootfs over its own host path in the
+            // child's namespace (as for an overlay's layers): the entries'
+            // binds, made from host paths below it, inherit its idmap, so
+            // the parent makes one detached mount, not one an entry.
+            mount_step m{};
+            m.kind = mount_step_kind::bind;
+            m.step = step::idmap_mount;
+            m.source = keep(source);
+            m.target = m.source;
+            m.host_target = true;
+            m.recursive = true;
+            m.detached_slot = static_cast<int>(out_.detached_.size());
+            out_.detached_.push_back({m.source, true, 0, p.idmap_root == idmapping::required, source});
+            add(m, source, "the root's idmapped copy, for the skeletons");
+        } else {
+            idmap_each = p.idmap_root != idmapping::none;
+        }
+        const bind_options entry_options{.read_only = p.read_only_root,
+                                         .recursive = true,
+                                         .nosuid = p.nosuid_root,
+                                         .nodev = p.nodev_root,
+                                         .optional = true,
+                                         .idmap = idmap_each ? p.idmap_root : idmapping::none};
+        for (const auto& s : skeletons) {
+            const std::string base = s.target == "/" ? std::string() : s.target;
+            if (!base.empty()) {
+                add_tmpfs(keep(s.target), skeleton_tmpfs(s), s.target);
+                out_.info_.back().detail = "a skeleton of " + s.source + ", for a missing mount point";
+            }
+            for (const auto& e : s.entries) {
+                const std::string target = base + "/" + e.name;
+                if (e.symlink) add_symlink(e.text, target);
+                else add_bind((s.source == "/" ? std::string() : s.source) + "/" + e.name, keep(target), entry_options,
+                              step::bind_mount, target);
+            }
+        }
+    }
+
+    // After every mount point is made: a read-only root's skeletons become
+    // read-only too, each tmpfs alone (the binds in it keep their own).
+    template <class = void>
+    void seal_skeletons(const plan& p, const std::vector<skeleton>& skeletons) {
+        if (!p.read_only_root) return;
+        for (const auto& s : skeletons) {
+            if (!s.seal) continue;
+            mount_step m{};
+            m.kind = mount_step_kind::set_attributes;
+            m.step = step::set_mount_attributes;
+            m.target = keep(s.target);
+            m.recursive = false;
+            m.attributes = mount_abi::attr_rdonly;
+            add(m, s.target, "the skeleton, read-only as the root");
+        }
     }
 
     template <class = void>
@@ -729,6 +809,45 @@ private:
     prepared_plan out_;
     std::vector<std::pair<mount_step_kind, std::string>> deferred_;
 };
+
+// Where a request makes a mount point (see made_point); nothing for those
+// that make none (mask, read_only and set_attributes skip a missing path)
+// and for a target that the request's own step refuses.
+template <class = void>
+inline std::optional<made_point> made_point_of(const mount_request& request) {
+    std::string target;
+    bool mounts = true;
+    if (const auto* b = std::get_if<bind_request>(&request)) target = b->target;
+    else if (const auto* t = std::get_if<tmpfs_request>(&request)) target = t->target;
+    else if (const auto* pr = std::get_if<proc_request>(&request)) target = pr->target;
+    else if (const auto* k = std::get_if<kernel_fs_request>(&request)) target = k->target;
+    else if (const auto* d = std::get_if<dev_request>(&request)) target = d->target;
+    else if (const auto* o = std::get_if<overlay_request>(&request)) target = o->target;
+    else if (const auto* l = std::get_if<symlink_request>(&request)) target = l->target, mounts = false;
+    else if (const auto* pa = std::get_if<path_request>(&request);
+             pa && (pa->kind == mount_step_kind::make_directory || pa->kind == mount_step_kind::make_file))
+        target = pa->target, mounts = false;
+    else return std::nullopt;
+    if (target.empty() || target.find('\0') != std::string::npos || target.size() >= mount_path_max) return std::nullopt;
+    target = squeeze_slashes(target[0] == '/' ? target : "/" + target);
+    if (names_the_root(target)) return std::nullopt;
+    return made_point{std::move(target), mounts};
+}
+
+// The skeletons a plan's missing mount points need: none unless the plan
+// asks for them, and none for an overlay root (its upper layer takes them).
+template <class = void>
+inline std::vector<skeleton> plan_skeletons(const plan& p) {
+    if (p.missing_points != missing_mount_points::make_in_skeleton) return {};
+    std::vector<made_point> points;
+    for (const auto& request : p.requests) {
+        if (const auto* o = std::get_if<overlay_request>(&request); o && names_the_root(squeeze_slashes(o->target)))
+            return {};
+        if (auto point = made_point_of(request)) points.push_back(std::move(*point));
+    }
+    if (points.empty()) return {};
+    return find_skeletons(p.rootfs.empty() ? std::string("/") : canonical_host_path(p.rootfs), points);
+}
 
 // What an errno means for a step, where the bare text would puzzle.
 template <class = void>
@@ -757,9 +876,12 @@ template <class>
 inline prepared_plan plan::prepare() const {
     detail::step_builder builder(false);
     builder.add_propagation(propagation);
-    builder.add_root(*this);
+    const auto skeletons = detail::plan_skeletons(*this);
+    builder.add_root(*this, skeletons);
+    builder.add_skeletons(*this, skeletons);
     for (const auto& request : requests) builder.add_request(request);
     builder.add_deferred();
+    builder.seal_skeletons(*this, skeletons);
     builder.add_entry(entry);
     return builder.take();
 }

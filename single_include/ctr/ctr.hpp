@@ -3768,11 +3768,13 @@ struct ipv4_interface {
 //
 //   1. every mount of the namespace becomes private (or slave);
 //   2. the new root is mounted on top of "/": a recursive bind of the rootfs
-//      (or of the host's "/"), or an overlay;
+//      (or of the host's "/"), or an overlay; then the tmpfs skeletons that
+//      missing mount points are made in (plan::missing_points);
 //   3. the operations, in the order given, with targets resolved inside the
 //      new root (symlinks in the rootfs cannot lead out of it);
 //   4. the masked and read-only paths that come with a fresh /proc or /sys;
-//   5. pivot_root into the new root, the old one detached (or chroot, when
+//   5. a read-only root's skeletons made read-only;
+//   6. pivot_root into the new root, the old one detached (or chroot, when
 //      asked for by name).
 //
 // docs/mounts.md has the details: the default plan, the symlink-safety
@@ -4744,6 +4746,20 @@ enum class propagation_mode : std::uint8_t { private_mounts, slave };
 // only where pivot_root cannot work (e.g. a rootfs on the initramfs).
 enum class root_entry : std::uint8_t { pivot_root, chroot_escapable };
 
+// Where a mount point that the root lacks is made.
+enum class missing_mount_points : std::uint8_t {
+    // In the root itself, as runc does: a writable rootfs directory gains it
+    // on the host; a read-only root fails (EROFS).
+    make_in_root,
+    // In a skeleton: a tmpfs over the deepest directory of the root that
+    // exists, holding what that directory holds (each entry bound back from
+    // it, each symlink made again), where the mount point is then made. The
+    // rootfs directory and the host never change; the skeleton is made
+    // read-only after the last mount when the root is. A bind root only (an
+    // overlay at "/" takes its mount points in its upper layer).
+    make_in_skeleton,
+};
+
 namespace detail {
 
 using namespace ::ctr::detail;
@@ -4811,6 +4827,7 @@ struct plan {
     idmapping idmap_root = idmapping::none;
     propagation_mode propagation = propagation_mode::private_mounts;
     root_entry entry = root_entry::pivot_root;
+    missing_mount_points missing_points = missing_mount_points::make_in_root;
     std::vector<detail::mount_request> requests{};  // what the calls below added, in order
 
     template <class = void>
@@ -4911,6 +4928,179 @@ inline plan host_readonly() {
 
 }  // namespace ctr::mount
 // end ctr/detail/mount_plan.hpp
+// begin ctr/detail/mount_skeleton.hpp
+// The skeletons of a plan that makes missing mount points in one
+// (plan::missing_points = missing_mount_points::make_in_skeleton): which
+// directories of the root need one, and what each holds. Read by the parent
+// before the launch, from the rootfs directory or the host's "/", so that
+// the child only runs steps it already has on prepared data: a tmpfs, binds,
+// symlinks (mount.hpp's step_builder turns a skeleton into them).
+
+
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace ctr::mount::detail {
+
+// A place where a plan makes a mount point: its target inside the root
+// (absolute, slashes squeezed), and whether something is mounted there
+// (then what the plan puts below it is made in that mount, not in the root).
+struct made_point {
+    std::string target;
+    bool mounts = true;
+};
+
+struct skeleton_entry {
+    std::string name;
+    bool symlink = false;  // made again with `text`; anything else is bound back
+    std::string text;
+};
+
+// A tmpfs over `target` holding the entries of the directory it covers.
+struct skeleton {
+    std::string target;  // inside the root, symlinks resolved; "/": the skeleton is the new root
+    std::string source;  // the same directory on the host
+    mode_t mode = 0755;
+    std::vector<skeleton_entry> entries;
+    // Made read-only after the last mount (when the root is read-only);
+    // not when a mount of the plan covers it whole, which that step would hit.
+    bool seal = true;
+};
+
+// Whether `path` is `base` or below it, by whole components.
+template <class = void>
+inline bool at_or_below(const std::string& path, const std::string& base) {
+    if (base == "/") return true;
+    return path.compare(0, base.size(), base) == 0 && (path.size() == base.size() || path[base.size()] == '/');
+}
+
+template <class = void>
+inline std::string parent_in_root(const std::string& path) {
+    const std::size_t slash = path.rfind('/');
+    return slash == 0 || slash == std::string::npos ? std::string("/") : path.substr(0, slash);
+}
+
+// Where an fd's object is on the host, as /proc/self/fd shows it; empty
+// when that cannot be read.
+template <class = void>
+inline std::string host_path_of(int fd) {
+    char name[32];
+    char buffer[ctr::detail::mount_path_max];
+    const long n = ctr::detail::sys::readlinkat(AT_FDCWD, ctr::detail::proc_fd_path(fd, name), buffer, sizeof buffer);
+    if (n <= 0 || static_cast<std::size_t>(n) >= sizeof buffer || buffer[0] != '/') return {};
+    return std::string(buffer, static_cast<std::size_t>(n));
+}
+
+// The entries of the directory `dir` (an fd of it): each symlink with its
+// text, every other kind by name.
+template <class = void>
+inline void list_skeleton_entries(int dir, skeleton& s) {
+    namespace sys = ctr::detail::sys;
+    const auto fail = [&](long r) {
+        return error(step::prepare, static_cast<int>(-r), s.source,
+                     "listing the directory a skeleton copies, as a missing mount point is to be made in it: "
+                     "make the mount point in the root filesystem, or let the caller read the directory");
+    };
+    // A fresh fd: getdents64 needs one opened for reading, and advances it.
+    const long fd = sys::openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) throw fail(fd);
+    const unique_fd owner(static_cast<int>(fd));
+    alignas(8) char buffer[8192];
+    for (;;) {
+        const long n = sys::getdents64(owner.get(), buffer, sizeof buffer);
+        if (n == -EINTR) continue;
+        if (n < 0) throw fail(n);
+        if (n == 0) break;
+        for (long offset = 0; offset < n;) {
+            // struct linux_dirent64: u64 ino, s64 off, u16 reclen, u8 type, char name[]
+            unsigned short length;
+            std::memcpy(&length, buffer + offset + 16, sizeof length);
+            const char* name = buffer + offset + 19;
+            offset += length;
+            if (std::strcmp(name, ".") == 0 || std::strcmp(name, "..") == 0) continue;
+            struct stat st {};
+            if (const long r = sys::fstatat(owner.get(), name, &st, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT); r < 0) {
+                if (r == -ENOENT) continue;  // gone since the listing
+                throw fail(r);
+            }
+            skeleton_entry e{name, S_ISLNK(st.st_mode), {}};
+            if (e.symlink) {
+                char text[ctr::detail::mount_path_max];
+                const long t = sys::readlinkat(owner.get(), name, text, sizeof text);
+                if (t < 0) throw fail(t);
+                if (static_cast<std::size_t>(t) >= sizeof text) throw fail(-ENAMETOOLONG);
+                e.text.assign(text, static_cast<std::size_t>(t));
+            }
+            s.entries.push_back(std::move(e));
+        }
+    }
+    std::sort(s.entries.begin(), s.entries.end(),
+              [](const skeleton_entry& a, const skeleton_entry& b) { return a.name < b.name; });
+}
+
+// The skeletons the points need in the root at `root_source` (a canonical
+// host directory): for each point missing from the root and not at or below
+// an earlier mount of the plan, the deepest directory of the root that
+// exists on its way. Parents come before the skeletons below them.
+// Nothing when the root cannot be opened (the root's own step says why).
+template <class = void>
+inline std::vector<skeleton> find_skeletons(const std::string& root_source, const std::vector<made_point>& points) {
+    namespace sys = ctr::detail::sys;
+    const long root = sys::openat(AT_FDCWD, root_source.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (root < 0) return {};
+    const unique_fd root_fd(static_cast<int>(root));
+    std::vector<std::string> mounted;
+    std::vector<skeleton> out;
+    for (const auto& point : points) {
+        bool covered = false;
+        for (const auto& m : mounted) covered = covered || at_or_below(point.target, m);
+        if (point.mounts) mounted.push_back(point.target);
+        if (covered) continue;
+        // Resolved inside the root, as the child resolves it.
+        long fd = ctr::detail::open_in_root(root_fd.get(), point.target.c_str());
+        if (fd >= 0) sys::close(static_cast<int>(fd));
+        if (fd != -ENOENT) continue;  // there, or a fault that the step will report
+        std::string dir = point.target;
+        while (fd == -ENOENT && dir != "/") {
+            dir = parent_in_root(dir);
+            fd = ctr::detail::open_in_root(root_fd.get(), dir.c_str());
+        }
+        if (fd < 0) continue;
+        const unique_fd dir_fd(static_cast<int>(fd));
+        struct stat st {};
+        if (sys::fstatat(dir_fd.get(), "", &st, AT_EMPTY_PATH) < 0 || !S_ISDIR(st.st_mode)) continue;
+        // Where the directory is, symlinks resolved: in the root, and on the host.
+        const std::string host = host_path_of(dir_fd.get());
+        std::string in_root;
+        if (host == root_source) in_root = "/";
+        else if (root_source == "/") in_root = host;
+        else if (at_or_below(host, root_source)) in_root = host.substr(root_source.size());
+        else
+            throw error(step::prepare, EXDEV, dir,
+                        "cannot tell where this directory of the root is on the host (through /proc/self/fd), "
+                        "to copy it into a skeleton for the mount point '" + point.target +
+                            "': make the mount point in the root filesystem");
+        bool known = false;
+        for (const auto& s : out) known = known || s.target == in_root;
+        if (known) continue;
+        skeleton s{in_root, host, static_cast<mode_t>(st.st_mode & 07777), {}, true};
+        list_skeleton_entries(dir_fd.get(), s);
+        out.push_back(std::move(s));
+    }
+    for (auto& s : out)
+        for (const auto& point : points) s.seal = s.seal && !(point.mounts && point.target == s.target);
+    std::sort(out.begin(), out.end(), [](const skeleton& a, const skeleton& b) { return a.target < b.target; });
+    return out;
+}
+
+}  // namespace ctr::mount::detail
+// end ctr/detail/mount_skeleton.hpp
 
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -5565,7 +5755,7 @@ public:
     }
 
     template <class = void>
-    void add_root(const plan& p) {
+    void add_root(const plan& p, const std::vector<skeleton>& skeletons) {
         const overlay_request* root_overlay = nullptr;
         for (const auto& request : p.requests)
             if (const auto* o = std::get_if<overlay_request>(&request); o && root_target(o->target, "overlay") == "/") {
@@ -5587,11 +5777,88 @@ public:
             source = canonical_host_path(p.rootfs);
         }
         out_.root_ = source;
+        if (!skeletons.empty() && skeletons.front().target == "/") {
+            // A skeleton of the whole root: the tmpfs is the new root, and
+            // the root's entries are bound into it (add_skeletons).
+            add_tmpfs(nullptr, skeleton_tmpfs(skeletons.front()), "/");
+            out_.info_.back().detail = "the new root: a skeleton of " + source;
+            return;
+        }
         add_bind(source, nullptr,
                  {.read_only = p.read_only_root, .recursive = true, .nosuid = p.nosuid_root, .nodev = p.nodev_root,
                   .idmap = p.idmap_root},
                  step::bind_mount, source);
         out_.info_.back().detail = "the new root";
+    }
+
+    template <class = void>
+    static tmpfs_options skeleton_tmpfs(const skeleton& s) {
+        return {.mode = s.mode, .nosuid = true, .nodev = true};
+    }
+
+    // Right after the root, before any other mount, so that none is hidden
+    // under a skeleton: each skeleton's tmpfs (the root's is made by
+    // add_root), then the entries of the directory it covers, bound back
+    // recursively with the root's attributes, or made again as symlinks.
+    template <class = void>
+    void add_skeletons(const plan& p, const std::vector<skeleton>& skeletons) {
+        if (skeletons.empty()) return;
+        const std::string source = out_.root_;
+        bool idmap_each = false;
+        if (p.idmap_root != idmapping::none && source != "/") {
+            // One idmapped copy of the rootfs over its own host path in the
+            // child's namespace (as for an overlay's layers): the entries'
+            // binds, made from host paths below it, inherit its idmap, so
+            // the parent makes one detached mount, not one an entry.
+            mount_step m{};
+            m.kind = mount_step_kind::bind;
+            m.step = step::idmap_mount;
+            m.source = keep(source);
+            m.target = m.source;
+            m.host_target = true;
+            m.recursive = true;
+            m.detached_slot = static_cast<int>(out_.detached_.size());
+            out_.detached_.push_back({m.source, true, 0, p.idmap_root == idmapping::required, source});
+            add(m, source, "the root's idmapped copy, for the skeletons");
+        } else {
+            idmap_each = p.idmap_root != idmapping::none;
+        }
+        const bind_options entry_options{.read_only = p.read_only_root,
+                                         .recursive = true,
+                                         .nosuid = p.nosuid_root,
+                                         .nodev = p.nodev_root,
+                                         .optional = true,
+                                         .idmap = idmap_each ? p.idmap_root : idmapping::none};
+        for (const auto& s : skeletons) {
+            const std::string base = s.target == "/" ? std::string() : s.target;
+            if (!base.empty()) {
+                add_tmpfs(keep(s.target), skeleton_tmpfs(s), s.target);
+                out_.info_.back().detail = "a skeleton of " + s.source + ", for a missing mount point";
+            }
+            for (const auto& e : s.entries) {
+                const std::string target = base + "/" + e.name;
+                if (e.symlink) add_symlink(e.text, target);
+                else add_bind((s.source == "/" ? std::string() : s.source) + "/" + e.name, keep(target), entry_options,
+                              step::bind_mount, target);
+            }
+        }
+    }
+
+    // After every mount point is made: a read-only root's skeletons become
+    // read-only too, each tmpfs alone (the binds in it keep their own).
+    template <class = void>
+    void seal_skeletons(const plan& p, const std::vector<skeleton>& skeletons) {
+        if (!p.read_only_root) return;
+        for (const auto& s : skeletons) {
+            if (!s.seal) continue;
+            mount_step m{};
+            m.kind = mount_step_kind::set_attributes;
+            m.step = step::set_mount_attributes;
+            m.target = keep(s.target);
+            m.recursive = false;
+            m.attributes = mount_abi::attr_rdonly;
+            add(m, s.target, "the skeleton, read-only as the root");
+        }
     }
 
     template <class = void>
@@ -5616,6 +5883,45 @@ private:
     prepared_plan out_;
     std::vector<std::pair<mount_step_kind, std::string>> deferred_;
 };
+
+// Where a request makes a mount point (see made_point); nothing for those
+// that make none (mask, read_only and set_attributes skip a missing path)
+// and for a target that the request's own step refuses.
+template <class = void>
+inline std::optional<made_point> made_point_of(const mount_request& request) {
+    std::string target;
+    bool mounts = true;
+    if (const auto* b = std::get_if<bind_request>(&request)) target = b->target;
+    else if (const auto* t = std::get_if<tmpfs_request>(&request)) target = t->target;
+    else if (const auto* pr = std::get_if<proc_request>(&request)) target = pr->target;
+    else if (const auto* k = std::get_if<kernel_fs_request>(&request)) target = k->target;
+    else if (const auto* d = std::get_if<dev_request>(&request)) target = d->target;
+    else if (const auto* o = std::get_if<overlay_request>(&request)) target = o->target;
+    else if (const auto* l = std::get_if<symlink_request>(&request)) target = l->target, mounts = false;
+    else if (const auto* pa = std::get_if<path_request>(&request);
+             pa && (pa->kind == mount_step_kind::make_directory || pa->kind == mount_step_kind::make_file))
+        target = pa->target, mounts = false;
+    else return std::nullopt;
+    if (target.empty() || target.find('\0') != std::string::npos || target.size() >= mount_path_max) return std::nullopt;
+    target = squeeze_slashes(target[0] == '/' ? target : "/" + target);
+    if (names_the_root(target)) return std::nullopt;
+    return made_point{std::move(target), mounts};
+}
+
+// The skeletons a plan's missing mount points need: none unless the plan
+// asks for them, and none for an overlay root (its upper layer takes them).
+template <class = void>
+inline std::vector<skeleton> plan_skeletons(const plan& p) {
+    if (p.missing_points != missing_mount_points::make_in_skeleton) return {};
+    std::vector<made_point> points;
+    for (const auto& request : p.requests) {
+        if (const auto* o = std::get_if<overlay_request>(&request); o && names_the_root(squeeze_slashes(o->target)))
+            return {};
+        if (auto point = made_point_of(request)) points.push_back(std::move(*point));
+    }
+    if (points.empty()) return {};
+    return find_skeletons(p.rootfs.empty() ? std::string("/") : canonical_host_path(p.rootfs), points);
+}
 
 // What an errno means for a step, where the bare text would puzzle.
 template <class = void>
@@ -5644,9 +5950,12 @@ template <class>
 inline prepared_plan plan::prepare() const {
     detail::step_builder builder(false);
     builder.add_propagation(propagation);
-    builder.add_root(*this);
+    const auto skeletons = detail::plan_skeletons(*this);
+    builder.add_root(*this, skeletons);
+    builder.add_skeletons(*this, skeletons);
     for (const auto& request : requests) builder.add_request(request);
     builder.add_deferred();
+    builder.seal_skeletons(*this, skeletons);
     builder.add_entry(entry);
     return builder.take();
 }

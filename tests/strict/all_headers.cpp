@@ -121,6 +121,7 @@ std::shared_ptr<const ctr::seccomp::filter> seccomp_filter() {
 // A root filesystem: a plan with every kind of step, and the default.
 ctr::mount::plan root_plan() {
     ctr::mount::plan p{.rootfs = "/srv/image", .read_only_root = true, .nosuid_root = true};
+    p.missing_points = ctr::mount::missing_mount_points::make_in_skeleton;
     p.proc("/proc", {.subset_pid = true, .hide = ctr::mount::hide_pids::invisible})
         .sysfs()
         .dev()

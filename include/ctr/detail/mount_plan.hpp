@@ -93,6 +93,20 @@ enum class propagation_mode : std::uint8_t { private_mounts, slave };
 // only where pivot_root cannot work (e.g. a rootfs on the initramfs).
 enum class root_entry : std::uint8_t { pivot_root, chroot_escapable };
 
+// Where a mount point that the root lacks is made.
+enum class missing_mount_points : std::uint8_t {
+    // In the root itself, as runc does: a writable rootfs directory gains it
+    // on the host; a read-only root fails (EROFS).
+    make_in_root,
+    // In a skeleton: a tmpfs over the deepest directory of the root that
+    // exists, holding what that directory holds (each entry bound back from
+    // it, each symlink made again), where the mount point is then made. The
+    // rootfs directory and the host never change; the skeleton is made
+    // read-only after the last mount when the root is. A bind root only (an
+    // overlay at "/" takes its mount points in its upper layer).
+    make_in_skeleton,
+};
+
 namespace detail {
 
 using namespace ::ctr::detail;
@@ -160,6 +174,7 @@ struct plan {
     idmapping idmap_root = idmapping::none;
     propagation_mode propagation = propagation_mode::private_mounts;
     root_entry entry = root_entry::pivot_root;
+    missing_mount_points missing_points = missing_mount_points::make_in_root;
     std::vector<detail::mount_request> requests{};  // what the calls below added, in order
 
     template <class = void>
