@@ -175,6 +175,10 @@ inline ctr::mount::plan filesystem_plan(const config& c, scratch_layer* scratch,
         plan.bind(d.source, d.target, {.recursive = false});
     }
     if (files) add_generated_files(plan, c, *files);
+    // -w DIR the root lacks is made, as Docker makes it: last, so that a
+    // directory below a volume or tmpfs is made there, and otherwise (like a
+    // mount point) in a skeleton, not in the --rootfs directory or the host.
+    if (!c.workdir.empty()) plan.directory(c.workdir);
     return plan;
 }
 

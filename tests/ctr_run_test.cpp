@@ -412,6 +412,25 @@ std::map<std::string, char> names_in(const fs::path& dir) {
     return out;
 }
 
+// As Docker, -w makes a directory the root lacks; like a mount point, in a
+// skeleton: the host's / and the --rootfs directory are left as they were.
+TEST(ctr_run, a_missing_workdir_is_made_inside_only) {
+    scratch dir;
+    const std::string workdir = "/ctr-run-test-" + dir.path.filename().string().substr(13) + "/sub";
+    ASSERT_FALSE(fs::exists(workdir));
+    const auto host_before = names_in("/");
+    auto r = run({"-w", workdir, "/bin/sh", "-c", "pwd; touch made 2>/dev/null || echo read-only"});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, workdir + "\nread-only\n");  // the skeleton is read-only, as the host's root is
+    EXPECT_EQ(names_in("/"), host_before);
+    SKIP_WITHOUT_BUSYBOX();
+    const auto before = snapshot(busybox_rootfs());
+    r = run({"--rootfs", busybox_rootfs(), "-w", "/work/a/b", "/bin/pwd"});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "/work/a/b\n");
+    EXPECT_EQ(snapshot(busybox_rootfs()), before);
+}
+
 // As Docker: a -v or --tmpfs destination the host's / lacks is made, inside
 // only (a skeleton of /), and the host's / does not change.
 TEST(ctr_run, missing_mount_points_without_rootfs_are_made_inside_only) {
