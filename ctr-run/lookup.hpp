@@ -59,14 +59,6 @@ inline std::optional<std::string> read_sandbox_file(const config& c, const std::
     return std::nullopt;
 }
 
-inline bool sandbox_file_exists(const config& c, const std::string& path) {
-    for (const auto& layer : sandbox_layers(c)) {
-        struct stat st {};
-        if (lstat((layer + path).c_str(), &st) == 0) return true;
-    }
-    return false;
-}
-
 // Where a name was looked up, for messages.
 inline std::string sandbox_file_name(const config& c, const std::string& path) {
     if (!c.overlay.empty()) return path + " of the --overlay layers" + (c.rootfs ? " and the --rootfs" : "");

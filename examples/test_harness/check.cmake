@@ -17,6 +17,17 @@ function(expect text regex)
   endif()
 endfunction()
 
+# Well-formed XML, where a checker is at hand.
+find_program(XMLLINT xmllint)
+function(expect_well_formed file)
+  if(XMLLINT)
+    execute_process(COMMAND "${XMLLINT}" --noout "${file}" RESULT_VARIABLE rc)
+    if(NOT rc EQUAL 0)
+      message(FATAL_ERROR "xmllint: ${file} is not well-formed XML")
+    endif()
+  endif()
+endfunction()
+
 file(REMOVE_RECURSE "${WORK}")
 file(MAKE_DIRECTORY "${WORK}")
 set(junit "${WORK}/junit.xml")
@@ -56,14 +67,7 @@ expect("${xml}" "<testcase name=\"skips\" classname=\"sample\" time=\"[0-9.]+\">
 expect("${xml}" "<testcase name=\"DISABLED_not_ready\" classname=\"sample\" time=\"[0-9.]+\">\n      <skipped message=\"disabled\"/>")
 expect("${xml}" "<testcase name=\"writes_beside_its_binary\" classname=\"sample\" time=\"[0-9.]+\">\n      <failure type=\"failed\" [^>]*>[^<]*Read-only file system[^<]*hint: ")
 expect("${xml}" "</testsuites>\n$")
-# Well-formed XML, where a checker is at hand.
-find_program(XMLLINT xmllint)
-if(XMLLINT)
-  execute_process(COMMAND "${XMLLINT}" --noout "${junit}" RESULT_VARIABLE rc)
-  if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "xmllint: ${junit} is not well-formed XML")
-  endif()
-endif()
+expect_well_formed("${junit}")
 
 # The scratch directories are gone.
 file(GLOB left "${WORK}/tmp/*")
@@ -91,12 +95,7 @@ expect("${xml}" "<testcase name=\"sleep 30\" [^>]*>\n      <failure type=\"timed
 expect("${xml}" "<testcase name=\"exit 77\" [^>]*>\n      <skipped message=\"exit 77\"/>")
 expect("${xml}" "<testcase name=\"echo '&lt;&amp;&gt;' &amp;&amp; exit 3\" [^>]*>\n      <failure type=\"failed\" message=\"failed \\(exit 3\\)\">&lt;&amp;&gt;\n</failure>")
 expect("${xml}" "<testcase name=\"-x\" [^>]*>\n      <failure type=\"failed\" message=\"failed \\(exit 127\\)\">[^<]*-x: [a-z ]*not found")
-if(XMLLINT)
-  execute_process(COMMAND "${XMLLINT}" --noout "${junit}" RESULT_VARIABLE rc)
-  if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "xmllint: ${junit} is not well-formed XML")
-  endif()
-endif()
+expect_well_formed("${junit}")
 
 foreach(flag --help -h)
   execute_process(COMMAND "${HARNESS}" ${flag} RESULT_VARIABLE rc OUTPUT_VARIABLE output ERROR_VARIABLE output)

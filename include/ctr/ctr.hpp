@@ -5,8 +5,9 @@
 // are templates with an unused parameter, so that a translation unit compiles
 // (instantiates) a body, and the standard templates it uses, only where the
 // program calls it. Calls look the same (`spawn(argv, opts)`); only taking a
-// function's address needs `<>`. New non-trivial functions follow the same
-// rule; README, "Compile cost", has the budget and the tool that checks it.
+// function's address needs `<>`. New functions follow the same rule (trivial
+// ones too, so that there is one rule and nobody has to judge "trivial");
+// README, "Compile cost", has the budget and the tool that checks it.
 
 #include <ctr/capabilities.hpp>
 #include <ctr/cgroup.hpp>

@@ -7,8 +7,9 @@
 // are templates with an unused parameter, so that a translation unit compiles
 // (instantiates) a body, and the standard templates it uses, only where the
 // program calls it. Calls look the same (`spawn(argv, opts)`); only taking a
-// function's address needs `<>`. New non-trivial functions follow the same
-// rule; README, "Compile cost", has the budget and the tool that checks it.
+// function's address needs `<>`. New functions follow the same rule (trivial
+// ones too, so that there is one rule and nobody has to judge "trivial");
+// README, "Compile cost", has the budget and the tool that checks it.
 
 // begin ctr/capabilities.hpp
 // ctr::capability and ctr::caps: Linux capabilities as values (names, sets,
@@ -2850,20 +2851,21 @@ inline error refused_group_error(const error& failed, const options& opts, plann
     for (const auto& c : opts.controllers) asked.emplace_back(c, "options::controllers");
     std::string path = failed.path();
     std::string why;
+    const std::string user = "this user (uid " + std::to_string(::geteuid()) + ")";
     for (const auto& [controller, what] : asked) {
         const auto member = plan.where(controller);
         if (!member) continue;
         const auto& h = layout.hierarchies[plan.members()[*member].hierarchy];
-        if (raw::call(SYS_faccessat, AT_FDCWD, h.place_dir.c_str(), W_OK) == 0) continue;
+        if (::access(h.place_dir.c_str(), W_OK) == 0) continue;
         path = h.place_dir + "/" + name;
-        why = what + " needs the " + controller + " controller, and this user (uid " +
-              std::to_string(raw::call(SYS_geteuid)) + ") may not create a group in " + h.place_dir;
+        why = what + " needs the " + controller + " controller, and " + user + " may not create a group in " +
+              h.place_dir;
         break;
     }
     if (why.empty())
         why = "the group is made in every hierarchy it uses, also for accounting (options::accounting) and, on "
-              "cgroup v1, the freezer; this user (uid " + std::to_string(raw::call(SYS_geteuid)) +
-              ") may not create one in " + failed.path().substr(0, failed.path().rfind('/'));
+              "cgroup v1, the freezer; " + user + " may not create one in " +
+              failed.path().substr(0, failed.path().rfind('/'));
     why += ": run as root, or in a cgroup delegated to this user (on cgroup v2: systemd-run --user --scope -p "
            "Delegate=yes COMMAND; a cgroup v1 hierarchy only root can delegate, by giving a group to the user)";
     return error(failed.step(), failed.code().value(), path, why);
