@@ -357,6 +357,7 @@ TEST(port_forward, half_close_from_the_client_keeps_the_reply_coming) {
 
 TEST(port_forward, half_close_from_the_server_keeps_the_request_coming) {
     std::string heard;
+    bool server_done = false;
     std::mutex mutex;
     tcp_server server([&](int fd) {
         send_all(fd, "banner");
@@ -364,6 +365,7 @@ TEST(port_forward, half_close_from_the_server_keeps_the_request_coming) {
         const received request = receive_all(fd);
         std::lock_guard lock(mutex);
         heard = request.data;
+        server_done = true;
     });
     {
         port_forwarder forwarder({tcp_to(server.port())});
@@ -377,6 +379,12 @@ TEST(port_forward, half_close_from_the_server_keeps_the_request_coming) {
         ASSERT_EQ(shutdown(client.get(), SHUT_WR), 0);
         ASSERT_TRUE(eventually([&] { return forwarder.stats().tcp_open == 0; }));
     }
+    // The relay closes as soon as it has passed the end of stream on; the
+    // server's handler may still be reading it.
+    ASSERT_TRUE(eventually([&] {
+        std::lock_guard lock(mutex);
+        return server_done;
+    }));
     std::lock_guard lock(mutex);
     EXPECT_EQ(heard, "after the banner");
 }
