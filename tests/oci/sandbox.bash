@@ -149,13 +149,17 @@ oci_sandbox_outside() {
     oci_sandbox_mkcg "$target${path%/}/$unique" || exit 1
     echo "$target${path%/}/$unique" >>"$OCI_SANDBOX_CGROUPS"
   done <"$OCI_WORK/hierarchies"
-  local status=0
+  local status=0 inside
+  # In the background, so that a signal to this process ends the run at
+  # once: wait returns, the trap ends what is in the cgroups.
   (
     while read -r target; do
       echo "$BASHPID" >"$target/cgroup.procs"
     done <"$OCI_SANDBOX_CGROUPS"
     exec env OCI_SANDBOX_INSIDE="$OCI_WORK" unshare -m -n -C --propagation private -- "$script" "$@"
-  ) || status=$?
+  ) &
+  inside=$!
+  wait "$inside" || status=$?
   exit "$status"
 }
 
