@@ -205,6 +205,23 @@ TEST(namespaces, second_child_joins_the_first_ones_network_and_uts) {
     first.kill();
 }
 
+TEST(namespaces, a_command_that_joins_a_pid_namespace_runs_inside_it) {
+    if (geteuid() != 0) GTEST_SKIP() << "joins a pid namespace made by root";
+    auto first = spawn(helper({"sleep", "100"}), {.namespaces = ns::pid | ns::mount});
+    const std::string proc = "/proc/" + std::to_string(first.pid()) + "/ns/";
+    // setns moves only the joiner's children; the command must be one. In
+    // the namespace the first sandbox's init is 1 and its sleep 2, so the
+    // joined command's pid is small, where the host's pids are not.
+    const std::string pid = output_of({"/bin/sh", "-c", "echo $$"},
+                                      {.join = {ns::existing::path(ns::pid, proc + "pid"),
+                                                ns::existing::path(ns::mount, proc + "mnt")}});
+    EXPECT_EQ(pid, "3");
+    // Its exit status comes through the supervisor that started it.
+    const auto result = spawn({"/bin/sh", "-c", "exit 7"}, {.join = {ns::existing::path(ns::pid, proc + "pid")}}).wait();
+    EXPECT_EQ(result.exit_code, 7);
+    first.kill();
+}
+
 TEST(namespaces, persisted_namespace_outlives_its_processes) {
     if (!ctr_test::private_mount_namespace) GTEST_SKIP() << "needs the test's private mount namespace";
     ctr_test::temp_dir dir;

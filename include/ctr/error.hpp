@@ -90,6 +90,7 @@ enum class step : std::uint16_t {
     seal_init,                   // the init letting go of the caller's fds, memory and name
     idmap_mount,                 // an idmapped mount (MOUNT_ATTR_IDMAP) for a volume
     open_terminal,               // a pty in the sandbox's devpts for options::terminal, its master sent back
+    hold_for_start,              // the command held before exec until options::start_gate opens
 };
 
 inline std::string_view to_string(step s) noexcept {
@@ -166,6 +167,7 @@ inline std::string_view to_string(step s) noexcept {
         case step::seal_init: return "seal init";
         case step::idmap_mount: return "idmap mount";
         case step::open_terminal: return "open terminal";
+        case step::hold_for_start: return "hold for start";
     }
     return "unknown step";
 }

@@ -542,6 +542,7 @@ inline child spawn(std::vector<std::string> argv, const options& opts) {
 
     // The child has its own copies now; ours would hold pipes open.
     plan->report_write.reset();
+    plan->start_gate.reset();
     plan->sync_read.reset();
     plan->child_ends.clear();
 
@@ -578,12 +579,22 @@ inline child spawn(std::vector<std::string> argv, const options& opts) {
         plan->sync_write.reset();
     }
 
-    // Wait for exec (the channel closes) or a report of the failed step. The
-    // stack and plan stay alive until then.
-    if (const auto reported = d::read_report(*plan, true)) {
+    // Wait for exec (the channel closes) or a report of the failed step, or
+    // with a start gate for the report that the command is held. The stack
+    // and plan stay alive until then.
+    const auto reported = d::read_report(*plan, true);
+    const bool held = reported && reported->op_index == cd::held_report_index;
+    if (reported && !held) {
         d::reap_failed(handle.pidfd_.get());
         handle.pidfd_.reset();
         throw d::report_error(*plan, *reported);
+    }
+    if (plan->start_gate && !held) {
+        // The channel closed without a report: the child was killed (or its
+        // gate's report could not be sent) before it was held.
+        d::reap_failed(handle.pidfd_.get());
+        handle.pidfd_.reset();
+        throw error(step::hold_for_start, ECHILD, {}, "the sandbox ended before its command was held");
     }
     // Sent by the child before it exec'd, so it is there to take.
     if (plan->terminal_from_child) handle.terminal_ = d::receive_terminal(plan->terminal_from_child.get());

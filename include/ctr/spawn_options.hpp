@@ -203,6 +203,19 @@ struct options {
     // its controlling terminal; the caller gets the master from
     // child::terminal() (see terminal_options). Empty: none.
     std::optional<terminal_options> terminal{};
+
+    // Holds the command right before exec until it reads one byte from this
+    // fd, and returns from spawn as soon as it is held: every step has
+    // succeeded by then (namespaces, mounts, ids, capabilities,
+    // no_new_privs), only the seccomp filter and exec remain. So a caller
+    // can create a sandbox now and start it later, from this process or
+    // from another: an OCI runtime's `create` and `start`. A pipe whose
+    // write end the caller keeps, or a FIFO the child holds open for reading
+    // and writing (then any process that opens the FIFO can start it). End
+    // of file (every writer closed) ends the command unstarted (exit 127);
+    // so does a failure after the hold (seccomp, exec), which only the exit
+    // status then tells. Borrowed; the child reads its own copy. -1: none.
+    int start_gate = -1;
 };
 
 // How a run ended.

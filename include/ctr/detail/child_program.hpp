@@ -60,6 +60,7 @@ enum class child_op_code : std::uint8_t {
     become_init,          // data = init_state*: the rest of the program runs in a child; this process reaps
     set_controlling_terminal,  // TIOCSCTTY on fd a (the session leader takes its terminal)
     mount_step,           // data = const mount_step*, data2 = mount_context* (detail/mount_step.hpp)
+    hold,                 // close the fd ranges of data (b pairs), tell the parent "held", read one byte from fd a
     call,                 // run(op): a layer's own step (capabilities, seccomp, ...), planned in its header
 };
 
@@ -103,6 +104,10 @@ struct child_view {
 };
 
 inline constexpr int child_failed_exit_code = 127;
+
+// The op index of the report a held command sends (options::start_gate):
+// not a failure, the sign that every step before exec has succeeded.
+inline constexpr std::uint32_t held_report_index = 0xffffffffU;
 
 // Shared between the parent, the pid 1 of a new pid namespace (or the time
 // namespace's supervisor) and the command it starts. It lives in a
@@ -457,6 +462,31 @@ CTR_CHILD_CODE inline long child_run_op(const child_view& view, const child_op& 
             while (r == -EINTR);
             if (r == 0) sys::exit_group(child_failed_exit_code);  // the parent gave up
             return r < 0 ? r : 0;
+        }
+        case child_op_code::hold: {
+            // What exec would close goes now: a copy of the gate's writer
+            // among it would hold the gate open for ever.
+            const auto* ranges = static_cast<const unsigned*>(op.data);
+            for (long i = 0; i < op.b; ++i)
+                if (const long r = child_fd_range(ranges[2 * i], ranges[2 * i + 1], true); r < 0) return r;
+            // The parent returns from spawn on this report; a report that
+            // cannot be sent leaves it nothing to wait for: end, and the
+            // closed channel tells it the command was never held.
+            const child_report held{held_report_index, 0, 0};
+            if (sys::write(view.report_fd, &held, sizeof held) != static_cast<long>(sizeof held))
+                sys::exit_group(child_failed_exit_code);
+            char byte = 0;
+            long r;
+            do r = sys::read(static_cast<int>(op.a), &byte, 1);
+            while (r == -EINTR);
+            // Every writer gone: nobody will start the command.
+            if (r == 0) sys::exit_group(child_failed_exit_code);
+            if (r < 0) return r;
+            // Nobody reads the channel any more (spawn has returned): a later
+            // failure ends the command with exit 127 instead of a report
+            // into a pipe whose reader may be gone (SIGPIPE).
+            sys::close(view.report_fd);
+            return 0;
         }
         case child_op_code::restore_signal_mask: {
             const unsigned long none = 0;

@@ -133,7 +133,7 @@ inline int prepare_stream(launch_plan& plan, const stdio& spec, int target) {
 // dup3 can overwrite a source that is still needed.
 template <class = void>
 inline void plan_fd_mapping(launch_plan& plan, const std::vector<fd_mapping>& mappings,
-                            const bool inherited_stdio[3]) {
+                            const bool inherited_stdio[3], int start_gate) {
     int lowest_free = 3;
     for (const auto& m : mappings) lowest_free = std::max(lowest_free, m.target + 1);
 
@@ -142,6 +142,12 @@ inline void plan_fd_mapping(launch_plan& plan, const std::vector<fd_mapping>& ma
         const long moved = sys::fcntl(plan.report_write.get(), F_DUPFD_CLOEXEC, lowest_free);
         if (moved < 0) throw error(step::create_pipe, static_cast<int>(-moved));
         plan.report_write.reset(static_cast<int>(moved));
+    }
+    // So must the start gate; the child reads its own copy, close-on-exec.
+    if (start_gate >= 0) {
+        const long copy = sys::fcntl(start_gate, F_DUPFD_CLOEXEC, lowest_free);
+        if (copy < 0) throw error(step::hold_for_start, static_cast<int>(-copy), fd_name(start_gate), "the start gate fd");
+        plan.start_gate.reset(static_cast<int>(copy));
     }
 
     plan.scratch.assign(mappings.size(), -1);
@@ -168,9 +174,19 @@ inline void plan_fd_mapping(launch_plan& plan, const std::vector<fd_mapping>& ma
         int last = fd;
         while (last + 1 < lowest_free && !kept[static_cast<std::size_t>(last + 1)]) ++last;
         plan.add(launch_phase::fds, {.code = child_op_code::cloexec_range, .step = step::close_fds, .a = fd, .b = last});
+        plan.hold_closes.insert(plan.hold_closes.end(), {static_cast<unsigned>(fd), static_cast<unsigned>(last)});
         fd = last + 1;
     }
     plan.add(launch_phase::fds, {.code = child_op_code::cloexec_range, .step = step::close_fds, .a = lowest_free, .b = -1});
+    if (plan.start_gate) {
+        // From lowest_free up, around the two fds the held child keeps.
+        const auto low = static_cast<unsigned>(std::min(plan.report_write.get(), plan.start_gate.get()));
+        const auto high = static_cast<unsigned>(std::max(plan.report_write.get(), plan.start_gate.get()));
+        const auto from = static_cast<unsigned>(lowest_free);
+        if (low > from) plan.hold_closes.insert(plan.hold_closes.end(), {from, low - 1});
+        if (high > low + 1) plan.hold_closes.insert(plan.hold_closes.end(), {low + 1, high - 1});
+        plan.hold_closes.insert(plan.hold_closes.end(), {high + 1, ~0U});
+    }
 }
 
 // Standard streams and passed fds.
@@ -194,7 +210,17 @@ inline void plan_streams(launch_plan& plan, const options& opts) {
         mappings.push_back(m);
         if (m.target < 3) inherited_stdio[m.target] = false;
     }
-    plan_fd_mapping(plan, mappings, inherited_stdio);
+    plan_fd_mapping(plan, mappings, inherited_stdio, opts.start_gate);
+    if (plan.start_gate) {
+        // A held child outlives spawn's frame and the caller's plan (and,
+        // for an OCI create, the caller itself): it runs on a copy of the
+        // caller's memory, never on a share of it.
+        plan.request.memory = memory_mode::copied;
+        plan.add(launch_phase::hold,
+                 {.code = child_op_code::hold, .step = step::hold_for_start, .a = plan.start_gate.get(),
+                  .b = static_cast<long>(plan.hold_closes.size() / 2), .data = plan.hold_closes.data()},
+                 fd_name(opts.start_gate));
+    }
 }
 
 }  // namespace ctr::process::detail

@@ -227,7 +227,12 @@ inline void plan_namespaces(launch_plan& plan, const options& opts) {
     // supervisor that then reaps it and forwards signals, like the init.
     // die_with_owner needs the same supervisor: it is what watches the owner
     // (see launch_lifetime.hpp).
-    if ((wanted.has(ns::pid) && opts.init) || wanted.has(ns::time) || opts.die_with_owner) {
+    // Joining a pid namespace moves only the joiner's children into it, so
+    // the command is started by such a supervisor too (outside the
+    // namespace; an OCI runtime's exec).
+    bool joins_pid = false;
+    for (const auto& j : opts.join) joins_pid = joins_pid || j.which == ns::pid;
+    if ((wanted.has(ns::pid) && opts.init) || wanted.has(ns::time) || opts.die_with_owner || joins_pid) {
         plan.uses_init = true;
         // The init lives as long as the sandbox. It gets a copy of our
         // memory rather than a share of it: then its /proc/1/cmdline and

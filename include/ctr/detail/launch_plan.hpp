@@ -72,6 +72,7 @@ enum class launch_phase : std::uint8_t {
     landlock,              // (reserved for Landlock rulesets)
     no_new_privileges,
     restore_signal_mask,
+    hold,                  // options::start_gate: wait to be started
     seccomp,
     exec,
 };
@@ -153,6 +154,12 @@ struct launch_plan {
     child_view view;
 
     unique_fd report_read, report_write;
+    unique_fd start_gate;  // the child's copy of options::start_gate, above every fd it maps
+    // What a held child closes before it waits (pairs first, last; ~0U: no
+    // end): every fd that exec would close, but the report channel and the
+    // gate. A copy of the gate's write end among them would keep its read
+    // from ever seeing the end of file.
+    std::vector<unsigned> hold_closes;
     std::vector<unique_fd> child_ends;  // the child's ends of stdio files and pipes
     unique_fd parent_in, parent_out, parent_err;
     bool capture_out = false, capture_err = false;
