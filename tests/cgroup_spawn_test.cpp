@@ -186,3 +186,26 @@ TEST(cgroup_spawn, failed_attach_kills_the_waiting_child_and_names_the_step) {
     EXPECT_EQ(ctr_test::open_fds(), fds_before);
     EXPECT_FALSE(ctr_test::has_children());
 }
+
+// An OCI runtime's group: at an exact path, with device rules, from the
+// child's first step; and released, the group and its child go on.
+TEST(cgroup_spawn, child_starts_in_a_group_at_a_path_with_device_rules) {
+    REQUIRE_GROUPS();
+    const std::string top = "ctrtest-spawnpath-" + std::to_string(getpid());
+    const std::string path = top + "/ctr";
+    const std::vector<cg::device_rule> null_only = {{.allow = false},
+                                                    {.allow = true, .type = 'c', .major = 1, .minor = 3}};
+    {
+        cg::group g({.path = path, .limits = {.devices = null_only}});
+        auto cgroup = spawn(helper({"file", "/proc/self/cgroup"}), {.std_out = stdio::capture(), .cgroup = &g}).wait();
+        ASSERT_EQ(cgroup.exit_code, 0);
+        EXPECT_NE(cgroup.std_out.find("/" + path + "\n"), std::string::npos) << cgroup.std_out;
+        auto zero = spawn(helper({"open", "/dev/zero"}), {.std_out = stdio::capture(), .cgroup = &g}).wait();
+        EXPECT_EQ(zero.std_out, std::to_string(EPERM) + "\n");
+        auto null = spawn(helper({"open", "/dev/null"}), {.std_out = stdio::capture(), .cgroup = &g}).wait();
+        EXPECT_EQ(null.std_out, "ok\n");
+    }
+    // The group is gone with its owner; its parent stays, and goes here.
+    for (const auto& h : cg::detail::detect_cgroup_layout().hierarchies)
+        if (h.usable()) rmdir((h.place_dir + "/" + top).c_str());
+}

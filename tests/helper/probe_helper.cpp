@@ -460,6 +460,13 @@ int main(int argc, char** argv) {
         const std::string text = arg(3);
         return write(std::atoi(arg(2).c_str()), text.data(), text.size()) == static_cast<ssize_t>(text.size()) ? 0 : 1;
     }
+    // open PATH [rw]: opens a file (read-only, or read-write) and prints
+    // "ok" or the errno, for device rules.
+    if (mode == "open") {
+        const int fd = open(arg(2).c_str(), (arg(3) == "rw" ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+        std::printf("%s\n", fd >= 0 ? "ok" : std::to_string(errno).c_str());
+        return 0;
+    }
     if (mode == "file") {
         std::ifstream in(arg(2));
         std::cout << in.rdbuf();
