@@ -1227,3 +1227,22 @@ TEST(cgroup, reservation_shares_and_hugepage_limits_reach_the_kernel) {
     EXPECT_EQ(bad_size.code().value(), EINVAL);
     EXPECT_TRUE(mentions(bad_size, "'2M'")) << bad_size.what();
 }
+
+// What a caller without CAP_BPF (rootless, on v2) meets: the load refused.
+TEST(cgroup, a_refused_device_program_says_why_and_leaves_nothing_behind) {
+    REQUIRE_CGROUPS();
+    const auto layout = cgd::detect_cgroup_layout();
+    if (!layout.v2() || !layout.v2()->usable() || layout.kind == ctr::cgroup_layout::v1)
+        GTEST_SKIP() << "no usable cgroup2 hierarchy: " << layout.describe();
+    const auto before = own_group_dirs();
+    fault_injection fault(call::bpf, EPERM);
+    const auto e = error_of([&] {
+        cg::group g({.limits = {.devices = {{.allow = false}}},
+                     .unified_only = layout.kind == ctr::cgroup_layout::hybrid});
+    });
+    EXPECT_EQ(e.step(), ctr::step::set_cgroup_limit);
+    EXPECT_EQ(e.code().value(), EPERM);
+    EXPECT_TRUE(mentions(e, "CAP_BPF")) << e.what();
+    EXPECT_TRUE(mentions(e, "leave limits::devices empty")) << e.what();
+    EXPECT_EQ(own_group_dirs(), before);
+}

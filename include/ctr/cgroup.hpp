@@ -201,9 +201,11 @@ public:
 
     // Puts the group under `controller`. Returns false if it is missing and
     // not `required`; throws if it is missing and required, naming `what`
-    // (the limit or option that needs it) under step `s`.
+    // (the limit or option that needs it) under step `s`. `device_rules`:
+    // the devices limit, which v2 enforces without a controller.
     template <class = void>
-    bool use(std::string_view controller, bool required, ctr::step s, std::string_view what) {
+    bool use(std::string_view controller, bool required, ctr::step s, std::string_view what,
+             bool device_rules = false) {
         if (!is_known_controller(controller)) {
             std::string known;
             for (auto k : known_controllers) known += std::string(known.empty() ? "" : " ") + std::string(k);
@@ -228,8 +230,7 @@ public:
             if (!v2->usable()) return missing("cannot be used: " + v2->problem);
             // v2 has no devices controller; limits::devices becomes a BPF
             // program, which every v2 cgroup takes.
-            const auto name = controller == "devices" && what == "devices" ? std::optional<std::string_view>("")
-                                                                            : v2_controller_name(controller);
+            const auto name = device_rules ? std::optional<std::string_view>("") : v2_controller_name(controller);
             if (!name) return missing("is a cgroup v1 controller only (cgroup v2 has no such controller)");
             if (!name->empty() && !v2->has(*name)) return missing("is not in " + v2->place_dir + "/cgroup.controllers");
             return use_v2(*name);
@@ -804,7 +805,7 @@ public:
         if (!v2_only) plan.use("freezer", false, step::enable_controllers, "freezer");
 
         for (const auto& [controller, what] : d::limit_controllers(opts.limits))
-            plan.use(controller, true, step::set_cgroup_limit, what);
+            plan.use(controller, true, step::set_cgroup_limit, what, what == "devices");
         plan.finish();
         // Every value is checked here, before anything exists.
         std::vector<bool> is_v2;
