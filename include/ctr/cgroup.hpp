@@ -372,7 +372,10 @@ inline std::uint64_t hugepage_size(const std::string& text) {
     while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
     const auto number = parse_decimal(std::string_view(text).substr(0, digits));
     const std::string_view unit = std::string_view(text).substr(digits);
-    const std::uint64_t scale = unit == "KB" ? 1024 : unit == "MB" ? 1024 * 1024 : unit == "GB" ? 1024 * 1024 * 1024 : 0;
+    const std::uint64_t scale = unit == "KB"   ? 1024
+                                : unit == "MB" ? 1024 * 1024
+                                : unit == "GB" ? 1024 * 1024 * 1024
+                                               : 0;
     if (!number || *number == 0 || scale == 0 || *number > (std::uint64_t{1} << 40))
         throw error(step::set_cgroup_limit, EINVAL, "hugepages",
                     "bad page size '" + text + "': write it as the kernel names it, e.g. \"2MB\" or \"1GB\"");
@@ -485,10 +488,11 @@ inline std::vector<limit_write> plan_limits(const limits& l, const planner& plan
             writes.push_back(
                 {m, {{"memory.low", size_text(bytes)}}, "memory_reservation", expect_bytes(bytes, false)});
         else
-            writes.push_back({m,
-                              {{"memory.soft_limit_in_bytes", bytes == cgroup_unlimited ? "-1" : std::to_string(bytes)}},
-                              "memory_reservation",
-                              expect_bytes(bytes, true)});
+            writes.push_back(
+                {m,
+                 {{"memory.soft_limit_in_bytes", bytes == cgroup_unlimited ? "-1" : std::to_string(bytes)}},
+                 "memory_reservation",
+                 expect_bytes(bytes, true)});
     }
     if (l.cpus) {
         const double cpus = *l.cpus;
@@ -1196,7 +1200,9 @@ private:
         const auto why_not = [&](long r, const std::string& parent) {
             if (r == -EACCES || r == -EPERM)
                 return "no write access to " + parent + ": run as root, or in a cgroup delegated to this user";
-            if (r == -EROFS) return std::string("the cgroup file system is read-only here (a container without cgroup delegation?)");
+            if (r == -EROFS)
+                return std::string(
+                    "the cgroup file system is read-only here (a container without cgroup delegation?)");
             return std::string{};
         };
         std::string parent = h.place_dir;

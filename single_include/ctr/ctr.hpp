@@ -1495,7 +1495,12 @@ inline void attach_device_program(int dirfd, const std::string& dir, const std::
                     "cgroup v2 (leave limits::devices empty there)");
     if (fd < 0) {
         std::string log(16384, '\0');
-        if (load(log.data(), static_cast<std::uint32_t>(log.size())) >= 0) log.clear();  // a passing retry: odd, say nothing
+        // With the log the verifier may pass what it refused (odd): then
+        // there is nothing to report from it.
+        if (const long again = load(log.data(), static_cast<std::uint32_t>(log.size())); again >= 0) {
+            sys::close(static_cast<int>(again));
+            log.clear();
+        }
         log.resize(log.find('\0') == std::string::npos ? log.size() : log.find('\0'));
         throw error(step::set_cgroup_limit, static_cast<int>(-fd), dir,
                     "devices: the kernel refused the device program (bpf BPF_PROG_LOAD, "
@@ -2856,7 +2861,10 @@ inline std::uint64_t hugepage_size(const std::string& text) {
     while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
     const auto number = parse_decimal(std::string_view(text).substr(0, digits));
     const std::string_view unit = std::string_view(text).substr(digits);
-    const std::uint64_t scale = unit == "KB" ? 1024 : unit == "MB" ? 1024 * 1024 : unit == "GB" ? 1024 * 1024 * 1024 : 0;
+    const std::uint64_t scale = unit == "KB"   ? 1024
+                                : unit == "MB" ? 1024 * 1024
+                                : unit == "GB" ? 1024 * 1024 * 1024
+                                               : 0;
     if (!number || *number == 0 || scale == 0 || *number > (std::uint64_t{1} << 40))
         throw error(step::set_cgroup_limit, EINVAL, "hugepages",
                     "bad page size '" + text + "': write it as the kernel names it, e.g. \"2MB\" or \"1GB\"");
@@ -2969,10 +2977,11 @@ inline std::vector<limit_write> plan_limits(const limits& l, const planner& plan
             writes.push_back(
                 {m, {{"memory.low", size_text(bytes)}}, "memory_reservation", expect_bytes(bytes, false)});
         else
-            writes.push_back({m,
-                              {{"memory.soft_limit_in_bytes", bytes == cgroup_unlimited ? "-1" : std::to_string(bytes)}},
-                              "memory_reservation",
-                              expect_bytes(bytes, true)});
+            writes.push_back(
+                {m,
+                 {{"memory.soft_limit_in_bytes", bytes == cgroup_unlimited ? "-1" : std::to_string(bytes)}},
+                 "memory_reservation",
+                 expect_bytes(bytes, true)});
     }
     if (l.cpus) {
         const double cpus = *l.cpus;
@@ -3680,7 +3689,9 @@ private:
         const auto why_not = [&](long r, const std::string& parent) {
             if (r == -EACCES || r == -EPERM)
                 return "no write access to " + parent + ": run as root, or in a cgroup delegated to this user";
-            if (r == -EROFS) return std::string("the cgroup file system is read-only here (a container without cgroup delegation?)");
+            if (r == -EROFS)
+                return std::string(
+                    "the cgroup file system is read-only here (a container without cgroup delegation?)");
             return std::string{};
         };
         std::string parent = h.place_dir;

@@ -164,7 +164,12 @@ inline void attach_device_program(int dirfd, const std::string& dir, const std::
                     "cgroup v2 (leave limits::devices empty there)");
     if (fd < 0) {
         std::string log(16384, '\0');
-        if (load(log.data(), static_cast<std::uint32_t>(log.size())) >= 0) log.clear();  // a passing retry: odd, say nothing
+        // With the log the verifier may pass what it refused (odd): then
+        // there is nothing to report from it.
+        if (const long again = load(log.data(), static_cast<std::uint32_t>(log.size())); again >= 0) {
+            sys::close(static_cast<int>(again));
+            log.clear();
+        }
         log.resize(log.find('\0') == std::string::npos ? log.size() : log.find('\0'));
         throw error(step::set_cgroup_limit, static_cast<int>(-fd), dir,
                     "devices: the kernel refused the device program (bpf BPF_PROG_LOAD, "
