@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include <sstream>
 #include <vector>
 
@@ -185,4 +187,63 @@ TEST(cgroup_spawn, failed_attach_kills_the_waiting_child_and_names_the_step) {
     }
     EXPECT_EQ(ctr_test::open_fds(), fds_before);
     EXPECT_FALSE(ctr_test::has_children());
+}
+
+// An OCI runtime's group: at an exact path, with device rules, from the
+// child's first step; and released, the group and its child go on.
+TEST(cgroup_spawn, child_starts_in_a_group_at_a_path_with_device_rules) {
+    REQUIRE_GROUPS();
+    const std::string top = "ctrtest-spawnpath-" + std::to_string(getpid());
+    const std::string path = top + "/ctr";
+    const std::vector<cg::device_rule> null_only = {{.allow = false},
+                                                    {.allow = true, .type = 'c', .major = 1, .minor = 3}};
+    {
+        cg::group g({.path = path, .limits = {.devices = null_only}});
+        auto cgroup = spawn(helper({"file", "/proc/self/cgroup"}), {.std_out = stdio::capture(), .cgroup = &g}).wait();
+        ASSERT_EQ(cgroup.exit_code, 0);
+        EXPECT_NE(cgroup.std_out.find("/" + path + "\n"), std::string::npos) << cgroup.std_out;
+        auto zero = spawn(helper({"open", "/dev/zero"}), {.std_out = stdio::capture(), .cgroup = &g}).wait();
+        EXPECT_EQ(zero.std_out, std::to_string(EPERM) + "\n");
+        auto null = spawn(helper({"open", "/dev/null"}), {.std_out = stdio::capture(), .cgroup = &g}).wait();
+        EXPECT_EQ(null.std_out, "ok\n");
+    }
+    // The group is gone with its owner; its parent stays, and goes here.
+    for (const auto& h : cg::detail::detect_cgroup_layout().hierarchies)
+        if (h.usable()) rmdir((h.place_dir + "/" + top).c_str());
+}
+
+// An absolute path starts at the root of each hierarchy as mounted. The
+// root here is a cgroup namespace's, rooted at a test group, with the
+// hierarchies mounted again inside a mount namespace of the helper's own:
+// the group lands below the test group, never at the host's root.
+TEST(cgroup_spawn, an_absolute_path_starts_at_the_root_of_the_hierarchy_as_mounted) {
+    REQUIRE_GROUPS();
+    const std::string name = "ctrtest-abs-" + std::to_string(getpid());
+    cg::group outer;  // its destructor removes what the helper left below it
+    auto r = spawn(helper({"absolute-group", "/" + name + "/inner"}),
+                   {.std_out = stdio::capture(), .std_err = stdio::capture(), .namespaces = ns::cgroup | ns::mount,
+                    .cgroup = &outer})
+                 .wait();
+    ASSERT_EQ(r.exit_code, 0) << r.std_out << r.std_err;
+    // Inside: each directory is a mount point followed by the path.
+    std::istringstream lines(r.std_out);
+    std::size_t reported = 0;
+    for (std::string line; std::getline(lines, line);) {
+        ASSERT_EQ(line.rfind("dir /", 0), 0u) << line;
+        EXPECT_EQ(line.substr(line.size() - name.size() - 7), "/" + name + "/inner") << line;
+        ++reported;
+    }
+    EXPECT_GE(reported, 1u);
+    // Outside: below the test group (in the hierarchies the helper's group
+    // uses), never at a hierarchy's root.
+    std::size_t below_outer = 0;
+    for (const auto& dir : outer.paths()) {
+        struct stat st {};
+        if (stat((dir + "/" + name + "/inner").c_str(), &st) == 0) ++below_outer;
+    }
+    EXPECT_EQ(below_outer, reported);
+    for (const auto& h : cg::detail::detect_cgroup_layout().hierarchies) {
+        struct stat st {};
+        EXPECT_NE(stat((h.mount_point + "/" + name).c_str(), &st), 0) << h.mount_point;
+    }
 }

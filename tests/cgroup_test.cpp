@@ -952,3 +952,297 @@ TEST(cgroup, a_refused_group_names_the_controller_asked_for_and_the_fix) {
         EXPECT_NE(message.find("Delegate=yes"), std::string::npos) << message;
     }
 }
+
+// --- exact paths, release and open (OCI runtimes), device rules ---
+
+// Tested as a pure function with a container's mount roots: an absolute
+// path starts at the root of the hierarchy as mounted, a relative one at
+// the own cgroup. (No test makes a group at an absolute path: that would
+// be outside this process's cgroup on the host.)
+TEST(cgroup, exact_paths_start_at_the_mount_root_or_the_own_cgroup) {
+    const auto layout = cgd::parse_cgroup_layout(
+        "30 22 0:27 /docker/abc /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n"
+        "31 22 0:28 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n",
+        "4:memory:/docker/abc/inner\n0::/user.slice/me\n");
+    ASSERT_EQ(layout.hierarchies.size(), 2u);
+    const auto& v2 = layout.hierarchies[0];
+    const auto& memory = layout.hierarchies[1];
+    ASSERT_TRUE(v2.v2);
+    ASSERT_TRUE(memory.usable()) << memory.problem;
+
+    auto at = cgd::locate_group(memory, "/libpod_parent/libpod-1");
+    EXPECT_EQ(at.dir, "/sys/fs/cgroup/memory/libpod_parent/libpod-1");
+    EXPECT_EQ(at.cgroup_path, "/docker/abc/libpod_parent/libpod-1");  // as /proc/PID/cgroup shows it
+    EXPECT_EQ(at.base_dir, "/sys/fs/cgroup/memory");
+    EXPECT_EQ(at.components, (std::vector<std::string>{"libpod_parent", "libpod-1"}));
+    at = cgd::locate_group(memory, "pod/c1");
+    EXPECT_EQ(at.dir, "/sys/fs/cgroup/memory/inner/pod/c1");
+    EXPECT_EQ(at.cgroup_path, "/docker/abc/inner/pod/c1");
+    at = cgd::locate_group(v2, "/libpod_parent/libpod-1");
+    EXPECT_EQ(at.dir, "/sys/fs/cgroup/unified/libpod_parent/libpod-1");
+    EXPECT_EQ(at.cgroup_path, "/libpod_parent/libpod-1");
+    at = cgd::locate_group(v2, "c1");
+    EXPECT_EQ(at.dir, "/sys/fs/cgroup/unified/user.slice/me/c1");
+    EXPECT_EQ(at.cgroup_path, "/user.slice/me/c1");
+
+    for (const char* bad : {"", "/", "a//b", "a/", "../x", "a/./b", "a/../../b", "//a"}) {
+        const auto e = error_of([&] { cgd::locate_group(memory, bad); });
+        EXPECT_EQ(e.step(), ctr::step::create_cgroup) << bad;
+        EXPECT_EQ(e.code().value(), EINVAL) << bad;
+        EXPECT_TRUE(mentions(e, "bad cgroup path")) << e.what();
+    }
+}
+
+namespace {
+// Removes a test's path groups and their parents in every hierarchy.
+struct path_cleanup {
+    std::string top;  // relative to the own cgroup
+    ~path_cleanup() {
+        const auto deadline = cgd::cgroup_clock::now() + 5s;
+        for (const auto& h : cgd::detect_cgroup_layout().hierarchies)
+            if (h.usable()) cgd::remove_cgroup_dir(h.place_dir + "/" + top, deadline);
+    }
+};
+std::vector<std::string> sorted(std::vector<std::string> v) {
+    std::sort(v.begin(), v.end());
+    return v;
+}
+}  // namespace
+
+TEST(cgroup, makes_a_group_at_an_exact_path_with_its_parents) {
+    REQUIRE_CGROUPS();
+    const std::string top = "ctrtest-path-" + std::to_string(getpid());
+    const std::string path = top + "/pod/ctr";
+    path_cleanup cleanup{top};
+    const auto layout = cgd::detect_cgroup_layout();
+    std::vector<std::string> dirs;
+    {
+        cg::group g({.path = path, .limits = {.pids_max = 16}});
+        EXPECT_EQ(g.name(), path);
+        EXPECT_TRUE(g.owns());
+        dirs = g.paths();
+        ASSERT_FALSE(dirs.empty());
+        for (const auto& dir : dirs) {
+            bool below_own = false;
+            for (const auto& h : layout.hierarchies) below_own = below_own || dir == h.place_dir + "/" + path;
+            EXPECT_TRUE(below_own) << dir;
+            EXPECT_TRUE(exists(dir + "/cgroup.procs")) << dir;
+        }
+        EXPECT_EQ(read_file(g.path("pids") + "/pids.max"), "16");
+        // A process placed there is in the group: /proc/PID/cgroup names the path.
+        auto child = start_in(g, {"sleep", "30"});
+        EXPECT_EQ(g.pids(), std::vector<pid_t>{child.pid()});
+        const std::string seen = read_file("/proc/" + std::to_string(child.pid()) + "/cgroup");
+        EXPECT_NE(seen.find("/" + path), std::string::npos) << seen;
+        child.kill();
+        child.wait();
+
+        // Another group at the same path: an error naming it.
+        const auto e = error_of([&] { cg::group again({.path = path}); });
+        EXPECT_EQ(e.step(), ctr::step::create_cgroup);
+        EXPECT_EQ(e.code().value(), EEXIST);
+        EXPECT_TRUE(mentions(e, path)) << e.what();
+        EXPECT_TRUE(mentions(e, "join_existing")) << e.what();
+        for (const auto& dir : dirs) EXPECT_TRUE(exists(dir)) << dir;
+
+        // Unless asked to join it; a joined group is not the handle's.
+        {
+            cg::group joined({.path = path, .join_existing = true, .limits = {.pids_max = 8}});
+            EXPECT_FALSE(joined.owns());
+            EXPECT_EQ(sorted(joined.paths()), sorted(dirs));
+            EXPECT_EQ(read_file(g.path("pids") + "/pids.max"), "8");
+        }
+        for (const auto& dir : dirs) EXPECT_TRUE(exists(dir)) << dir;
+    }
+    // The owner removed the group; the parents it made stay (another
+    // group may be made in them meanwhile, as runtimes share a parent).
+    for (const auto& dir : dirs) {
+        EXPECT_FALSE(exists(dir)) << dir;
+        EXPECT_TRUE(exists(dir.substr(0, dir.rfind('/')))) << dir;
+    }
+}
+
+TEST(cgroup, a_released_group_stays_and_open_finds_it_again) {
+    REQUIRE_CGROUPS();
+    for (const auto& [variant, base] : variants()) {
+        SCOPED_TRACE(variant);
+        const std::string top = "ctrtest-open-" + std::to_string(getpid()) + "-" + variant;
+        const std::string path = top + "/ctr";
+        path_cleanup cleanup{top};
+        std::optional<cg::group> made;
+        cg::options o = base;
+        o.path = path;
+        if (!o.unified_only) o.limits.pids_max = 32;  // the cgroup2 side here has no pids controller
+        made.emplace(o);
+        auto child = start_in(*made, {"sleep", "60"});
+        const auto dirs = made->paths();
+        made->release();  // as an OCI `create` does before it exits
+        EXPECT_FALSE(made->valid());
+        made.reset();
+        for (const auto& dir : dirs) EXPECT_TRUE(exists(dir)) << dir;
+
+        {
+            auto g = cg::group::open(path);  // `state`
+            EXPECT_TRUE(g.valid());
+            EXPECT_FALSE(g.owns());
+            EXPECT_EQ(g.name(), path);
+            EXPECT_EQ(sorted(g.paths()), sorted(dirs));
+            EXPECT_EQ(g.pids(), std::vector<pid_t>{child.pid()});
+            const auto s = g.read_stats();
+            if (s.pids_current) {
+                EXPECT_EQ(*s.pids_current, 1u);
+            }
+            g.freeze();
+            g.thaw();
+        }
+        // The opened handle's destructor left the group and its process.
+        for (const auto& dir : dirs) EXPECT_TRUE(exists(dir)) << dir;
+        EXPECT_EQ(cg::group::open(path).pids(), std::vector<pid_t>{child.pid()});
+
+        auto g = cg::group::open(path);  // `delete`
+        g.remove();
+        EXPECT_FALSE(g.valid());
+        EXPECT_EQ(child.wait().signal, SIGKILL);
+        for (const auto& dir : dirs) EXPECT_FALSE(exists(dir)) << dir;
+
+        const auto e = error_of([&] { (void)cg::group::open(path); });
+        EXPECT_EQ(e.code().value(), ENOENT);
+        EXPECT_TRUE(mentions(e, path)) << e.what();
+    }
+}
+
+TEST(cgroup, open_with_remove_on_destruction_owns_the_group) {
+    REQUIRE_CGROUPS();
+    const std::string path = "ctrtest-own-" + std::to_string(getpid());
+    path_cleanup cleanup{path};
+    std::vector<std::string> dirs;
+    {
+        cg::group g({.path = path});
+        dirs = g.paths();
+        g.release();
+    }
+    {
+        auto g = cg::group::open(path, {.remove_on_destruction = true});
+        EXPECT_TRUE(g.owns());
+    }
+    for (const auto& dir : dirs) EXPECT_FALSE(exists(dir)) << dir;
+}
+
+namespace {
+// What a helper in a new group with `rules` sees when it opens `device`.
+std::string open_in_group(const cg::options& base, const std::vector<cg::device_rule>& rules,
+                          const std::string& device, const std::string& how = "") {
+    cg::options o = base;
+    o.limits.devices = rules;
+    cg::group g(o);
+    auto child = start_in(g, {"open", device, how});
+    const auto r = child.wait();
+    std::string out = r.std_out;
+    while (!out.empty() && out.back() == '\n') out.pop_back();
+    return out;
+}
+}  // namespace
+
+// v1: the devices controller. v2 (unified_only on this hybrid host, or
+// the VM lane): the BPF device program, which the kernel runs for the
+// process's cgroup2 group even where v1 controllers are mounted.
+TEST(cgroup, device_rules_deny_zero_and_allow_null) {
+    REQUIRE_CGROUPS();
+    const std::vector<cg::device_rule> null_only = {{.allow = false},
+                                                    {.allow = true, .type = 'c', .major = 1, .minor = 3}};
+    for (const auto& [variant, base] : variants()) {
+        SCOPED_TRACE(variant);
+        // Without rules both open: a refusal below is the rules' doing.
+        EXPECT_EQ(open_in_group(base, {}, "/dev/zero"), "ok");
+        EXPECT_EQ(open_in_group(base, {}, "/dev/null"), "ok");
+
+        EXPECT_EQ(open_in_group(base, null_only, "/dev/zero"), std::to_string(EPERM));
+        EXPECT_EQ(open_in_group(base, null_only, "/dev/null"), "ok");
+        EXPECT_EQ(open_in_group(base, null_only, "/dev/null", "rw"), "ok");
+
+        // One denied device, the rest allowed.
+        const std::vector<cg::device_rule> no_zero = {{.allow = false, .type = 'c', .major = 1, .minor = 5}};
+        EXPECT_EQ(open_in_group(base, no_zero, "/dev/zero"), std::to_string(EPERM));
+        EXPECT_EQ(open_in_group(base, no_zero, "/dev/null"), "ok");
+
+        // Access: read only; the later rule wins over the deny-all.
+        const std::vector<cg::device_rule> read_zero = {
+            {.allow = false}, {.allow = true, .type = 'c', .major = 1, .minor = 5, .access = "r"}};
+        EXPECT_EQ(open_in_group(base, read_zero, "/dev/zero"), "ok");
+        EXPECT_EQ(open_in_group(base, read_zero, "/dev/zero", "rw"), std::to_string(EPERM));
+        // A wildcard minor.
+        const std::vector<cg::device_rule> mem_devices = {{.allow = false}, {.allow = true, .type = 'c', .major = 1}};
+        EXPECT_EQ(open_in_group(base, mem_devices, "/dev/zero"), "ok");
+        EXPECT_EQ(open_in_group(base, mem_devices, "/dev/tty"), std::to_string(EPERM));
+    }
+}
+
+TEST(cgroup, bad_device_rules_are_errors_naming_the_rule) {
+    REQUIRE_CGROUPS();
+    const auto before = own_group_dirs();
+    const std::vector<cg::device_rule> bad = {
+        {.allow = true, .type = 'x'},
+        {.allow = true, .type = 'c', .access = "rwx"},
+        {.allow = true, .type = 'c', .access = "rr"},
+        {.allow = true, .type = 'a', .major = 1},
+        {.allow = true, .type = 'a', .access = "r"},
+    };
+    for (const auto& rule : bad) {
+        const auto e = error_of([&] { cg::group g({.limits = {.devices = {{.allow = false}, rule}}}); });
+        EXPECT_EQ(e.step(), ctr::step::set_cgroup_limit) << e.what();
+        EXPECT_EQ(e.code().value(), EINVAL) << e.what();
+        EXPECT_TRUE(mentions(e, "devices[1]")) << e.what();
+    }
+    EXPECT_EQ(own_group_dirs(), before);
+}
+
+TEST(cgroup, reservation_shares_and_hugepage_limits_reach_the_kernel) {
+    REQUIRE_CGROUPS();
+    cg::group g({.limits = {.memory_max = "64M", .memory_reservation = "32M", .cpu_shares = 1024}});
+    const std::string memory = g.path("memory"), cpu = g.path("cpu");
+    if (limits_are_v2()) {
+        EXPECT_EQ(read_file(memory + "/memory.low"), std::to_string(32 * MiB));
+        EXPECT_EQ(read_file(cpu + "/cpu.weight"), "39");  // 1 + (1024 - 2) * 9999 / 262142
+    } else {
+        EXPECT_EQ(read_file(memory + "/memory.soft_limit_in_bytes"), std::to_string(32 * MiB));
+        EXPECT_EQ(read_file(cpu + "/cpu.shares"), "1024");
+    }
+    const auto both = error_of([] { cg::group bad({.limits = {.cpu_weight = 100, .cpu_shares = 1024}}); });
+    EXPECT_EQ(both.code().value(), EINVAL);
+    EXPECT_TRUE(mentions(both, "cpu_shares")) << both.what();
+    const auto low = error_of([] { cg::group bad({.limits = {.cpu_shares = 1}}); });
+    EXPECT_EQ(low.code().value(), EINVAL);
+
+    if (!exists("/sys/kernel/mm/hugepages/hugepages-2048kB")) GTEST_SKIP() << "no 2 MiB huge pages here";
+    const auto layout = cgd::detect_cgroup_layout();
+    bool hugetlb = false;
+    for (const auto& h : layout.hierarchies) hugetlb = hugetlb || (h.usable() && h.has("hugetlb"));
+    if (!hugetlb) GTEST_SKIP() << "no hugetlb controller: " << layout.describe();
+    // 5M keeps two whole 2 MiB pages.
+    cg::group h({.limits = {.hugepages = {{.page_size = "2MB", .max = "5M"}}}});
+    const std::string dir = h.path("hugetlb");
+    const bool v2 = exists(dir + "/hugetlb.2MB.max");
+    EXPECT_EQ(read_file(dir + (v2 ? "/hugetlb.2MB.max" : "/hugetlb.2MB.limit_in_bytes")), std::to_string(4 * MiB));
+    const auto bad_size = error_of([] { cg::group bad({.limits = {.hugepages = {{.page_size = "2M", .max = "max"}}}}); });
+    EXPECT_EQ(bad_size.code().value(), EINVAL);
+    EXPECT_TRUE(mentions(bad_size, "'2M'")) << bad_size.what();
+}
+
+// What a caller without CAP_BPF (rootless, on v2) meets: the load refused.
+TEST(cgroup, a_refused_device_program_says_why_and_leaves_nothing_behind) {
+    REQUIRE_CGROUPS();
+    const auto layout = cgd::detect_cgroup_layout();
+    if (!layout.v2() || !layout.v2()->usable() || layout.kind == ctr::cgroup_layout::v1)
+        GTEST_SKIP() << "no usable cgroup2 hierarchy: " << layout.describe();
+    const auto before = own_group_dirs();
+    fault_injection fault(call::bpf, EPERM);
+    const auto e = error_of([&] {
+        cg::group g({.limits = {.devices = {{.allow = false}}},
+                     .unified_only = layout.kind == ctr::cgroup_layout::hybrid});
+    });
+    EXPECT_EQ(e.step(), ctr::step::set_cgroup_limit);
+    EXPECT_EQ(e.code().value(), EPERM);
+    EXPECT_TRUE(mentions(e, "CAP_BPF")) << e.what();
+    EXPECT_TRUE(mentions(e, "leave limits::devices empty")) << e.what();
+    EXPECT_EQ(own_group_dirs(), before);
+}

@@ -8,6 +8,7 @@
 // the group ends, everything left in it is killed, and its directories are
 // removed. docs/cgroups.md describes the layouts and what each figure means.
 
+#include <ctr/detail/cgroup_devices.hpp>
 #include <ctr/detail/cgroup_fs.hpp>
 #include <ctr/detail/cgroup_layout.hpp>
 #include <ctr/detail/cgroup_parse.hpp>
@@ -46,6 +47,12 @@ struct io_device_limit {
     std::optional<std::uint64_t> write_iops{};
 };
 
+// A limit on one huge page size's use (OCI hugepageLimits).
+struct hugepage_limit {
+    std::string page_size;  // as the kernel names it: "2MB", "1GB", "64KB"
+    std::string max;        // bytes as a size ("1G"), or "max"; kept in whole huge pages
+};
+
 // What a group may use. Every field is optional; a set field needs its
 // controller (memory, cpu, cpuset, pids, io) and is an error without it.
 struct limits {
@@ -53,22 +60,45 @@ struct limits {
     std::optional<std::string> memory_max{};   // hard limit: above it the kernel reclaims, then OOM-kills
     std::optional<std::string> memory_high{};  // v2 only: above it the group is throttled and reclaimed
     std::optional<std::string> swap_max{};     // swap the group may use besides memory_max
+    // Memory the group is protected from reclaim below (v2 memory.low), or
+    // its soft limit (v1 memory.soft_limit_in_bytes): OCI memory.reservation.
+    std::optional<std::string> memory_reservation{};
     // CPU time as a number of CPUs: 0.5 is half of one CPU, 2 is two CPUs,
     // enforced over each cpu_period.
     std::optional<double> cpus{};
     std::chrono::microseconds cpu_period{100'000};
     std::optional<std::uint32_t> cpu_weight{};  // share against siblings, 1..10000, default 100
+    // The same share as v1 counts it (OCI cpu.shares), 2..262144, default
+    // 1024: written as is to v1 cpu.shares, converted to cpu.weight on v2
+    // (1 + (shares - 2) * 9999 / 262142, as runc and crun do). Not with cpu_weight.
+    std::optional<std::uint64_t> cpu_shares{};
     std::optional<std::string> cpuset_cpus{};   // CPUs the group may run on: "0-3,6"
     std::optional<std::string> cpuset_mems{};   // memory nodes: "0"
     std::optional<std::uint64_t> pids_max{};    // processes and threads, together
     std::optional<std::uint32_t> io_weight{};   // share of disk time, 1..10000 (1..1000 on v1)
     std::vector<io_device_limit> io_max{};
+    // Which devices the group's processes may open or mknod, in order, the
+    // last matching rule deciding (see device_rule). v1: the devices
+    // controller; v2: a BPF device program attached to the group (root only).
+    std::vector<device_rule> devices{};
+    std::vector<hugepage_limit> hugepages{};  // needs the hugetlb controller
 };
 
 struct options {
     // Groups are named "<prefix>-<pid>-<start time>-<counter>-<random>";
     // reap_stale(prefix) finds the ones whose creator is gone.
     std::string prefix = "ctr";
+    // The group's exact path instead of a generated name, e.g. an OCI
+    // cgroupsPath. "/a/b" starts at the root of each hierarchy as mounted
+    // here (as runc and crun read it); "a/b" below this process's own
+    // cgroup. Missing parents are made (and on v2 given the controllers
+    // down the path) and stay when the group is removed. An existing group
+    // at the path is an error (EEXIST) unless join_existing.
+    std::string path{};
+    // With `path`: use a group that exists there already, setting the
+    // limits on it. A joined directory is not the handle's: the destructor
+    // and remove() leave it (as for group::open).
+    bool join_existing = false;
     // `= limits()`, not `{}`: see process::options (g++ 12 destroys a `{}`
     // member twice when a later designated initializer throws).
     cgroup::limits limits = cgroup::limits();
@@ -171,9 +201,11 @@ public:
 
     // Puts the group under `controller`. Returns false if it is missing and
     // not `required`; throws if it is missing and required, naming `what`
-    // (the limit or option that needs it) under step `s`.
+    // (the limit or option that needs it) under step `s`. `device_rules`:
+    // the devices limit, which v2 enforces without a controller.
     template <class = void>
-    bool use(std::string_view controller, bool required, ctr::step s, std::string_view what) {
+    bool use(std::string_view controller, bool required, ctr::step s, std::string_view what,
+             bool device_rules = false) {
         if (!is_known_controller(controller)) {
             std::string known;
             for (auto k : known_controllers) known += std::string(known.empty() ? "" : " ") + std::string(k);
@@ -196,7 +228,9 @@ public:
         if (v2_only_) {
             if (!v2) return missing("needs cgroup v2, which is not mounted");
             if (!v2->usable()) return missing("cannot be used: " + v2->problem);
-            const auto name = v2_controller_name(controller);
+            // v2 has no devices controller; limits::devices becomes a BPF
+            // program, which every v2 cgroup takes.
+            const auto name = device_rules ? std::optional<std::string_view>("") : v2_controller_name(controller);
             if (!name) return missing("is a cgroup v1 controller only (cgroup v2 has no such controller)");
             if (!name->empty() && !v2->has(*name)) return missing("is not in " + v2->place_dir + "/cgroup.controllers");
             return use_v2(*name);
@@ -282,7 +316,10 @@ struct limit_write {
     std::size_t member = 0;
     std::vector<std::pair<std::string, std::string>> targets;  // file, value
     std::string what;                                          // the limits field, for messages
-    std::function<std::optional<std::string>(std::string_view)> check;
+    std::function<std::optional<std::string>(std::string_view)> check;  // empty: nothing to read back
+    // Instead of writing a file (the v2 device program): the group's
+    // directory fd and path.
+    std::function<void(int, const std::string&)> action{};
 };
 
 template <class = void>
@@ -327,6 +364,24 @@ inline std::function<std::optional<std::string>(std::string_view)> expect_cpu_li
     };
 }
 
+// A huge page size as the kernel names it in hugetlb files ("2MB", "1GB",
+// "64KB"), in bytes; throws naming the text.
+template <class = void>
+inline std::uint64_t hugepage_size(const std::string& text) {
+    std::size_t digits = 0;
+    while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+    const auto number = parse_decimal(std::string_view(text).substr(0, digits));
+    const std::string_view unit = std::string_view(text).substr(digits);
+    const std::uint64_t scale = unit == "KB"   ? 1024
+                                : unit == "MB" ? 1024 * 1024
+                                : unit == "GB" ? 1024 * 1024 * 1024
+                                               : 0;
+    if (!number || *number == 0 || scale == 0 || *number > (std::uint64_t{1} << 40))
+        throw error(step::set_cgroup_limit, EINVAL, "hugepages",
+                    "bad page size '" + text + "': write it as the kernel names it, e.g. \"2MB\" or \"1GB\"");
+    return *number * scale;
+}
+
 // "MAJ:MIN" for a device given as "MAJ:MIN" or as a block device's path.
 template <class = void>
 inline std::string resolve_block_device(const std::string& device) {
@@ -350,13 +405,17 @@ inline std::vector<std::pair<std::string_view, std::string_view>> limit_controll
     if (l.memory_max) out.emplace_back("memory", "memory_max");
     if (l.memory_high) out.emplace_back("memory", "memory_high");
     if (l.swap_max) out.emplace_back("memory", "swap_max");
+    if (l.memory_reservation) out.emplace_back("memory", "memory_reservation");
     if (l.cpus) out.emplace_back("cpu", "cpus");
     if (l.cpu_weight) out.emplace_back("cpu", "cpu_weight");
+    if (l.cpu_shares) out.emplace_back("cpu", "cpu_shares");
     if (l.cpuset_cpus) out.emplace_back("cpuset", "cpuset_cpus");
     if (l.cpuset_mems) out.emplace_back("cpuset", "cpuset_mems");
     if (l.pids_max) out.emplace_back("pids", "pids_max");
     if (l.io_weight) out.emplace_back("io", "io_weight");
     if (!l.io_max.empty()) out.emplace_back("io", "io_max");
+    if (!l.devices.empty()) out.emplace_back("devices", "devices");
+    if (!l.hugepages.empty()) out.emplace_back("hugetlb", "hugepages");
     return out;
 }
 
@@ -422,6 +481,19 @@ inline std::vector<limit_write> plan_limits(const limits& l, const planner& plan
                  expect_bytes(total, true)});
         }
     }
+    if (l.memory_reservation) {
+        const std::uint64_t bytes = parse_size(*l.memory_reservation, "memory_reservation");
+        const std::size_t m = member("memory", "memory_reservation");
+        if (v2_of(m))
+            writes.push_back(
+                {m, {{"memory.low", size_text(bytes)}}, "memory_reservation", expect_bytes(bytes, false)});
+        else
+            writes.push_back(
+                {m,
+                 {{"memory.soft_limit_in_bytes", bytes == cgroup_unlimited ? "-1" : std::to_string(bytes)}},
+                 "memory_reservation",
+                 expect_bytes(bytes, true)});
+    }
     if (l.cpus) {
         const double cpus = *l.cpus;
         const auto period = l.cpu_period.count();
@@ -464,6 +536,22 @@ inline std::vector<limit_write> plan_limits(const limits& l, const planner& plan
             // v1 shares: 1024 is the default as 100 is in v2.
             const std::uint64_t shares = std::max<std::uint64_t>(2, std::uint64_t{w} * 1024 / 100);
             writes.push_back({m, {{"cpu.shares", std::to_string(shares)}}, "cpu_weight", expect_number(shares)});
+        }
+    }
+    if (l.cpu_shares) {
+        const std::uint64_t shares = *l.cpu_shares;
+        if (l.cpu_weight)
+            throw error(step::set_cgroup_limit, EINVAL, "cpu_shares",
+                        "cpu_shares and cpu_weight are the same share in two scales: give one");
+        if (shares < 2 || shares > 262144)
+            throw error(step::set_cgroup_limit, EINVAL, "cpu_shares",
+                        "bad shares " + std::to_string(shares) + ": 2 to 262144");
+        const std::size_t m = member("cpu", "cpu_shares");
+        if (v2_of(m)) {
+            const std::uint64_t w = 1 + (shares - 2) * 9999 / 262142;
+            writes.push_back({m, {{"cpu.weight", std::to_string(w)}}, "cpu_shares", expect_number(w)});
+        } else {
+            writes.push_back({m, {{"cpu.shares", std::to_string(shares)}}, "cpu_shares", expect_number(shares)});
         }
     }
     for (const auto& [field, file, value] : {std::tuple{"cpuset_cpus", "cpuset.cpus", &l.cpuset_cpus},
@@ -556,6 +644,51 @@ inline std::vector<limit_write> plan_limits(const limits& l, const planner& plan
             if (!any) throw error(step::set_cgroup_limit, EINVAL, d.device, "io_max: no limit given for the device");
         }
     }
+    for (const auto& h : l.hugepages) {
+        const std::uint64_t page = hugepage_size(h.page_size);
+        const std::uint64_t bytes = parse_size(h.max, "hugepages " + h.page_size);
+        const std::size_t m = member("hugetlb", "hugepages");
+        // The kernel keeps whole huge pages, and "max" as a count of small
+        // pages, rounded down to whole huge pages too.
+        const std::uint64_t expected = bytes == cgroup_unlimited ? bytes : bytes / page * page;
+        const auto check = [expected, page](std::string_view back) -> std::optional<std::string> {
+            auto got = parse_limit_value(back);
+            if (got && *got != cgroup_unlimited && *got > v1_memory_unlimited() - page) got = cgroup_unlimited;
+            if (got == expected) return std::nullopt;
+            return "the kernel kept '" + std::string(cgroup_trim(back)) + "' instead of " + size_text(expected);
+        };
+        const std::string what = "hugepages " + h.page_size;
+        if (v2_of(m))
+            writes.push_back({m, {{"hugetlb." + h.page_size + ".max", size_text(bytes)}}, what, check});
+        else
+            writes.push_back({m,
+                              {{"hugetlb." + h.page_size + ".limit_in_bytes",
+                                bytes == cgroup_unlimited ? "-1" : std::to_string(bytes)}},
+                              what,
+                              check});
+    }
+    if (!l.devices.empty()) {
+        // The v2 program's jumps are 16 bits; real lists have tens of rules.
+        if (l.devices.size() > 2048)
+            throw error(step::set_cgroup_limit, EINVAL, "devices",
+                        std::to_string(l.devices.size()) + " rules; at most 2048");
+        for (std::size_t i = 0; i < l.devices.size(); ++i) check_device_rule(l.devices[i], i);
+        const std::size_t m = member("devices", "devices");
+        if (v2_of(m)) {
+            writes.push_back({m, {}, "devices", {}, [rules = l.devices](int fd, const std::string& dir) {
+                                  attach_device_program(fd, dir, rules);
+                              }});
+        } else {
+            // devices.allow and devices.deny are write-only: the kernel's
+            // answer to each write is the check.
+            for (std::size_t i = 0; i < l.devices.size(); ++i)
+                writes.push_back({m,
+                                  {{l.devices[i].allow ? "devices.allow" : "devices.deny",
+                                    device_rule_v1_text(l.devices[i])}},
+                                  "devices[" + std::to_string(i) + "]",
+                                  {}});
+        }
+    }
     return writes;
 }
 
@@ -638,6 +771,13 @@ inline error refused_group_error(const error& failed, const options& opts, plann
 }
 }  // namespace detail
 
+// For group::open.
+struct open_options {
+    // Whether the destructor removes the group, as for one it made.
+    bool remove_on_destruction = false;
+    std::chrono::milliseconds remove_timeout{5000};
+};
+
 // A cgroup of its own, in every hierarchy it needs, below the caller's
 // cgroup. Move-only. The destructor kills what is left inside, waits until
 // it is empty and removes it, quietly; remove() does the same and reports.
@@ -669,24 +809,32 @@ public:
         if (!v2_only) plan.use("freezer", false, step::enable_controllers, "freezer");
 
         for (const auto& [controller, what] : d::limit_controllers(opts.limits))
-            plan.use(controller, true, step::set_cgroup_limit, what);
+            plan.use(controller, true, step::set_cgroup_limit, what, what == "devices");
         plan.finish();
         // Every value is checked here, before anything exists.
         std::vector<bool> is_v2;
         for (const auto& m : plan.members()) is_v2.push_back(layout.hierarchies[m.hierarchy].v2);
         const std::vector<d::limit_write> writes = d::plan_limits(opts.limits, plan, layout, is_v2);
 
+        if (!opts.path.empty()) d::group_path_components(opts.path);
+        const bool absolute = !opts.path.empty() && opts.path.front() == '/';
         for (const auto& m : plan.members()) {
             const auto& h = layout.hierarchies[m.hierarchy];
-            if (h.v2) enable_controllers(h, m.controllers, opts.move_caller_to_leaf);
+            // An absolute path starts at the mount's root, where the caller
+            // is not, so moving it to a leaf would not help there.
+            if (h.v2)
+                enable_controllers(absolute ? h.mount_point : h.place_dir, absolute ? h.mount_root : h.place_path,
+                                   m.controllers, opts.move_caller_to_leaf && !absolute);
         }
 
-        name_ = d::format_group_name(d::own_group_name(opts.prefix));
+        name_ = opts.path.empty() ? d::format_group_name(d::own_group_name(opts.prefix)) : opts.path;
         try {
-            for (const auto& m : plan.members()) create_member(layout.hierarchies[m.hierarchy], m);
-            for (std::size_t i = 0; i < members_.size(); ++i)
-                if (!members_[i].v2 && members_[i].has("cpuset"))
-                    inherit_cpuset(members_[i], layout.hierarchies[plan.members()[i].hierarchy]);
+            for (const auto& m : plan.members())
+                create_member(layout.hierarchies[m.hierarchy], m, opts.path, opts.join_existing);
+            for (auto& m : members_) {
+                if (!m.v2 && m.created && m.has("cpuset")) inherit_cpuset(m.fd.get(), m.dir);
+                if (!m.created) owned_ = false;
+            }
             for (const auto& w : writes) apply(w);
         } catch (const error& e) {
             discard();
@@ -709,12 +857,15 @@ public:
           layout_(other.layout_),
           layout_text_(std::move(other.layout_text_)),
           memory_max_(other.memory_max_),
-          remove_timeout_(other.remove_timeout_) {
+          remove_timeout_(other.remove_timeout_),
+          owned_(other.owned_) {
         other.members_.clear();
     }
     group& operator=(group&& other) noexcept {
         if (this != &other) {
-            quiet_remove();
+            if (owned_) quiet_remove();
+            members_.clear();
+            owned_ = other.owned_;
             name_ = std::move(other.name_);
             members_ = std::move(other.members_);
             other.members_.clear();
@@ -727,7 +878,71 @@ public:
     }
     group(const group&) = delete;
     group& operator=(const group&) = delete;
-    ~group() { quiet_remove(); }
+    // Removes the group (quietly) when the handle owns it: one it created.
+    // A group from open() or join_existing is left as it is; remove() is
+    // how to remove those.
+    ~group() {
+        if (owned_) quiet_remove();
+    }
+
+    // Finds the group at `path` (as options::path reads it: "/a/b" from the
+    // root of each hierarchy as mounted, "a/b" below this process's own
+    // cgroup) in every hierarchy that has it, for another invocation of a
+    // runtime (kill, state, delete) than the one that made it. Everything
+    // works on it: pids(), kill_all(), freeze(), read_stats(), remove().
+    // Limits are not read back (memory_max_bytes() is empty). Throws
+    // (cgroup_layout, ENOENT) when no hierarchy has the group.
+    template <class = void>
+    [[nodiscard]] static group open(std::string_view path, const open_options& opts = {}) {
+        namespace d = detail;
+        d::group_path_components(path);
+        const d::cgroup_layout_info layout = d::detect_cgroup_layout();
+        std::vector<d::cgroup_member> members;
+        std::string looked;
+        for (const auto& h : layout.hierarchies) {
+            if (!h.usable()) continue;
+            const d::group_location at = d::locate_group(h, path);
+            const long fd = d::open_directory(AT_FDCWD, at.dir.c_str());
+            looked += " " + at.dir;
+            if (fd == -ENOENT) continue;
+            if (fd < 0) throw error(step::cgroup_layout, static_cast<int>(-fd), at.dir, "opening the group");
+            d::cgroup_member m;
+            m.v2 = h.v2;
+            m.hierarchy_id = h.id;
+            m.cgroup_path = at.cgroup_path;
+            m.dir = at.dir;
+            m.fd.reset(static_cast<int>(fd));
+            if (h.v2) {
+                std::string enabled;
+                if (d::read_file_at(m.fd.get(), "cgroup.controllers", enabled) == 0)
+                    m.controllers = d::controller_list(enabled);
+            } else {
+                m.controllers = h.controllers;
+            }
+            // The v2 directory first, as in a group made here.
+            members.insert(h.v2 ? members.begin() : members.end(), std::move(m));
+        }
+        if (members.empty())
+            throw error(step::cgroup_layout, ENOENT, std::string(path),
+                        "no group at this path in any hierarchy (looked for" + looked + "; " + layout.describe() + ")");
+        group g(adopt_tag{}, std::string(path), std::move(members), layout.kind, layout.describe(),
+                opts.remove_timeout);
+        g.owned_ = opts.remove_on_destruction;
+        return g;
+    }
+
+    // Lets go of the group without removing it: its directories (and what
+    // runs in them) stay, and the handle is no longer valid(). For a
+    // runtime whose `create` exits before the container does; open() finds
+    // the group again.
+    template <class = void>
+    void release() noexcept {
+        members_.clear();
+        owned_ = true;
+    }
+    // Whether the destructor removes the group (see ~group).
+    template <class = void>
+    bool owns() const noexcept { return owned_ && valid(); }
 
     // False once removed or moved from.
     template <class = void>
@@ -940,12 +1155,14 @@ private:
         return nullptr;
     }
 
+    // Enables `wanted` for the children of the v2 cgroup at `dir` (`shown`
+    // as /proc/self/cgroup names it).
     template <class = void>
-    void enable_controllers(const detail::cgroup_hierarchy& h, const std::vector<std::string>& wanted,
+    void enable_controllers(const std::string& dir, const std::string& shown, const std::vector<std::string>& wanted,
                             bool move_caller) {
         namespace d = detail;
         if (wanted.empty()) return;
-        const std::string file = h.place_dir + "/cgroup.subtree_control";
+        const std::string file = dir + "/cgroup.subtree_control";
         const auto current = d::read_first_line(file);
         if (!current) throw error(step::enable_controllers, EIO, file, "cannot read it");
         const auto enabled = d::controller_list(*current);
@@ -960,7 +1177,7 @@ private:
         }
         if (r == -EBUSY)
             throw error(step::enable_controllers, EBUSY, file,
-                        "writing '" + text + "': " + h.place_path +
+                        "writing '" + text + "': " + shown +
                             " has processes of its own, and cgroup v2 lets only a cgroup without processes hand "
                             "controllers to its children; set options::move_caller_to_leaf, or call "
                             "cgroup::move_self_to_leaf() first" +
@@ -968,48 +1185,108 @@ private:
         if (r < 0) throw error(step::enable_controllers, static_cast<int>(-r), file, "writing '" + text + "'");
     }
 
+    // Makes the group's directory in one hierarchy: below the own cgroup
+    // with the generated name, or at `path` with any missing parents (each
+    // given the parent's cpuset on v1, the controllers on v2). Parents it
+    // made are removed again if it fails.
     template <class = void>
-    void create_member(const detail::cgroup_hierarchy& h, const detail::member_plan& plan) {
+    void create_member(const detail::cgroup_hierarchy& h, const detail::member_plan& plan, const std::string& path,
+                       bool join_existing) {
         namespace d = detail;
         d::cgroup_member m;
         m.v2 = h.v2;
         m.hierarchy_id = h.id;
         m.controllers = h.v2 ? plan.controllers : h.controllers;
-        m.cgroup_path = d::join_cgroup_path(h.place_path, name_);
-        m.dir = h.place_dir + "/" + name_;
-        if (const long r = d::sys::mkdirat(AT_FDCWD, m.dir.c_str(), 0755); r < 0) {
-            std::string why;
+        const auto why_not = [&](long r, const std::string& parent) {
             if (r == -EACCES || r == -EPERM)
-                why = "no write access to " + h.place_dir + ": run as root, or in a cgroup delegated to this user";
-            else if (r == -EROFS)
-                why = "the cgroup file system is read-only here (a container without cgroup delegation?)";
-            throw error(step::create_cgroup, static_cast<int>(-r), m.dir, why);
+                return "no write access to " + parent + ": run as root, or in a cgroup delegated to this user";
+            if (r == -EROFS)
+                return std::string(
+                    "the cgroup file system is read-only here (a container without cgroup delegation?)");
+            return std::string{};
+        };
+        std::string parent = h.place_dir;
+        if (path.empty()) {
+            m.cgroup_path = d::join_cgroup_path(h.place_path, name_);
+            m.dir = h.place_dir + "/" + name_;
+        } else {
+            const d::group_location at = d::locate_group(h, path);
+            m.cgroup_path = at.cgroup_path;
+            m.dir = at.dir;
+            parent = at.base_dir;
+            std::string shown = at.base_path;
+            try {
+                for (std::size_t i = 0; i + 1 < at.components.size(); ++i) {
+                    const std::string above = parent;
+                    parent += "/" + at.components[i];
+                    shown = d::join_cgroup_path(shown, at.components[i]);
+                    const long r = d::sys::mkdirat(AT_FDCWD, parent.c_str(), 0755);
+                    if (r < 0 && r != -EEXIST)
+                        throw error(step::create_cgroup, static_cast<int>(-r), parent,
+                                    "making a parent of " + m.dir + (why_not(r, above).empty() ? "" : ": ")
+                                        + why_not(r, above));
+                    if (r == 0) {
+                        m.made_parents.push_back(parent);
+                        if (!h.v2 && h.has("cpuset")) {
+                            const long fd = d::open_directory(AT_FDCWD, parent.c_str());
+                            if (fd < 0) throw error(step::create_cgroup, static_cast<int>(-fd), parent, "opening it");
+                            unique_fd owner(static_cast<int>(fd));
+                            inherit_cpuset(owner.get(), parent);
+                        }
+                    }
+                    if (h.v2) enable_controllers(parent, shown, plan.controllers, false);
+                }
+            } catch (...) {
+                remove_made_parents(m);
+                throw;
+            }
+        }
+        if (const long r = d::sys::mkdirat(AT_FDCWD, m.dir.c_str(), 0755); r == -EEXIST && join_existing) {
+            m.created = false;
+        } else if (r < 0) {
+            remove_made_parents(m);
+            if (r == -EEXIST && !path.empty())
+                throw error(step::create_cgroup, EEXIST, m.dir,
+                            "a cgroup exists at this path already: remove it (group::open(path).remove()), choose "
+                            "another path, or set options::join_existing to use it");
+            throw error(step::create_cgroup, static_cast<int>(-r), m.dir, why_not(r, parent));
         }
         const long fd = d::open_directory(AT_FDCWD, m.dir.c_str());
         if (fd < 0) {
-            d::sys::unlinkat(AT_FDCWD, m.dir.c_str(), AT_REMOVEDIR);
+            if (m.created) d::sys::unlinkat(AT_FDCWD, m.dir.c_str(), AT_REMOVEDIR);
+            remove_made_parents(m);
             throw error(step::create_cgroup, static_cast<int>(-fd), m.dir, "cannot open the new group");
         }
         m.fd.reset(static_cast<int>(fd));
         members_.push_back(std::move(m));
     }
 
+    // Removes the parents a failed creation made, deepest first; a parent
+    // something else has meanwhile used stays.
+    template <class = void>
+    static void remove_made_parents(detail::cgroup_member& m) noexcept {
+        for (auto it = m.made_parents.rbegin(); it != m.made_parents.rend(); ++it)
+            detail::sys::unlinkat(AT_FDCWD, it->c_str(), AT_REMOVEDIR);
+        m.made_parents.clear();
+    }
+
     // A new v1 cpuset has no CPUs and no memory nodes, and no process can
     // join it until it has both: start from the parent's.
     template <class = void>
-    void inherit_cpuset(const detail::cgroup_member& m, const detail::cgroup_hierarchy& h) {
+    static void inherit_cpuset(int dirfd, const std::string& dir) {
         namespace d = detail;
+        const std::string above = dir.substr(0, dir.rfind('/'));
         for (const char* kind : {"cpus", "mems"}) {
             std::string own;
             const std::string file = std::string("cpuset.") + kind;
-            if (d::read_file_at(m.fd.get(), file.c_str(), own) == 0 && !d::cgroup_trim(own).empty()) continue;
-            auto parent = d::read_first_line(h.place_dir + "/" + file);
+            if (d::read_file_at(dirfd, file.c_str(), own) == 0 && !d::cgroup_trim(own).empty()) continue;
+            auto parent = d::read_first_line(above + "/" + file);
             if (!parent || d::cgroup_trim(*parent).empty())
-                parent = d::read_first_line(h.place_dir + "/cpuset.effective_" + kind);
+                parent = d::read_first_line(above + "/cpuset.effective_" + kind);
             if (!parent)
-                throw error(step::set_cgroup_limit, EIO, h.place_dir + "/" + file, "cannot read the parent's cpuset");
-            if (const long r = d::write_file_at(m.fd.get(), file.c_str(), d::cgroup_trim(*parent)); r < 0)
-                throw error(step::set_cgroup_limit, static_cast<int>(-r), m.file(file),
+                throw error(step::set_cgroup_limit, EIO, above + "/" + file, "cannot read the parent's cpuset");
+            if (const long r = d::write_file_at(dirfd, file.c_str(), d::cgroup_trim(*parent)); r < 0)
+                throw error(step::set_cgroup_limit, static_cast<int>(-r), dir + "/" + file,
                             "copying the parent's '" + std::string(d::cgroup_trim(*parent)) + "'");
         }
     }
@@ -1018,6 +1295,10 @@ private:
     void apply(const detail::limit_write& w) {
         namespace d = detail;
         const auto& m = members_[w.member];
+        if (w.action) {
+            w.action(m.fd.get(), m.dir);
+            return;
+        }
         long r = -ENOENT;
         std::string file, value;
         for (const auto& [f, v] : w.targets) {
@@ -1033,6 +1314,7 @@ private:
         if (r < 0)
             throw error(step::set_cgroup_limit, static_cast<int>(-r), m.file(file),
                         w.what + ": writing '" + value + "'");
+        if (!w.check) return;
         std::string back;
         if (const long rr = d::read_file_at(m.fd.get(), file.c_str(), back); rr < 0)
             throw error(step::set_cgroup_limit, static_cast<int>(-rr), m.file(file), w.what + ": reading it back");
@@ -1220,7 +1502,8 @@ private:
         const auto deadline = detail::cgroup_clock::now() + std::chrono::seconds(1);
         for (auto& m : members_) {
             m.fd.reset();
-            detail::remove_cgroup_dir(m.dir, deadline);
+            if (m.created) detail::remove_cgroup_dir(m.dir, deadline);
+            remove_made_parents(m);
         }
         members_.clear();
     }
@@ -1349,6 +1632,7 @@ private:
     std::string layout_text_;
     std::optional<std::uint64_t> memory_max_;
     std::chrono::milliseconds remove_timeout_{5000};
+    bool owned_ = true;  // the destructor removes the group
 };
 
 // Finds groups named "<prefix>-..." below this process's cgroup, in every

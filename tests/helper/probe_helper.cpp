@@ -31,6 +31,7 @@
 #include <iostream>
 #include <iterator>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -459,6 +460,59 @@ int main(int argc, char** argv) {
     if (mode == "write-fd") {
         const std::string text = arg(3);
         return write(std::atoi(arg(2).c_str()), text.data(), text.size()) == static_cast<ssize_t>(text.size()) ? 0 : 1;
+    }
+    // open PATH [rw]: opens a file (read-only, or read-write) and prints
+    // "ok" or the errno, for device rules.
+    if (mode == "open") {
+        const int fd = open(arg(2).c_str(), (arg(3) == "rw" ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+        std::printf("%s\n", fd >= 0 ? "ok" : std::to_string(errno).c_str());
+        return 0;
+    }
+    // absolute-group PATH: run in a new mount and cgroup namespace whose
+    // root is a test group. Mounts again the cgroup hierarchies whose root
+    // lies outside the namespace (mountinfo shows "/.."), so that they start
+    // at the namespace's root, makes a group at the absolute PATH there,
+    // prints its directories as "dir D" lines and leaves it (release()).
+    if (mode == "absolute-group") {
+        if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return std::perror("make / private"), 2;
+        std::ifstream mountinfo("/proc/self/mountinfo");
+        std::vector<std::pair<std::string, std::string>> again;  // mount point, v1 controllers ("" for cgroup2)
+        for (std::string line; std::getline(mountinfo, line);) {
+            std::istringstream fields(line);
+            std::string id, parent, device, root, point, word;
+            fields >> id >> parent >> device >> root >> point;
+            while (fields >> word && word != "-") {
+            }
+            std::string type, source, super;
+            fields >> type >> source >> super;
+            if ((type != "cgroup" && type != "cgroup2") || root.rfind("/..", 0) != 0) continue;
+            std::string controllers;
+            if (type == "cgroup") {
+                std::istringstream opts(super);
+                for (std::string o; std::getline(opts, o, ',');)
+                    if (o != "rw" && o != "ro" && o.find('=') == std::string::npos)
+                        controllers += (controllers.empty() ? "" : ",") + o;
+            }
+            again.emplace_back(point, type == "cgroup" ? controllers : "");
+        }
+        for (const auto& [point, controllers] : again) {
+            if (umount2(point.c_str(), MNT_DETACH) != 0) return std::perror(point.c_str()), 2;
+            const bool v2 = controllers.empty();
+            if (mount(v2 ? "cgroup2" : "cgroup", point.c_str(), v2 ? "cgroup2" : "cgroup", 0,
+                      v2 ? nullptr : controllers.c_str()) != 0)
+                return std::perror(point.c_str()), 2;
+        }
+        try {
+            // No controllers to hand down: on v2 the namespace's root (the
+            // test group, where this process is) could not enable any.
+            ctr::cgroup::group group({.path = arg(2), .accounting = false});
+            for (const auto& dir : group.paths()) std::cout << "dir " << dir << "\n";
+            group.release();
+        } catch (const std::exception& e) {
+            std::cout << "error " << e.what() << "\n";
+            return 3;
+        }
+        return 0;
     }
     if (mode == "file") {
         std::ifstream in(arg(2));

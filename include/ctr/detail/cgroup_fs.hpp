@@ -162,6 +162,8 @@ struct cgroup_member {
     std::string cgroup_path;               // as /proc/<pid>/cgroup shows it
     std::string dir;                       // in the file system
     unique_fd fd;                          // O_RDONLY|O_DIRECTORY on dir
+    bool created = true;                   // false: joined (options::join_existing) or opened
+    std::vector<std::string> made_parents;  // directories made above dir for a path, outermost first
 
     template <class = void>
     bool has(std::string_view controller) const {

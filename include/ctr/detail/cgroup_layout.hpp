@@ -200,6 +200,7 @@ struct cgroup_hierarchy {
     int id = 0;                            // as in /proc/self/cgroup
     std::vector<std::string> controllers;  // v1: mounted there; v2: what the placement cgroup may enable
     std::string mount_point;
+    std::string mount_root = "/";  // the part of the hierarchy mounted at mount_point
     std::string own_path;    // this process's cgroup, as /proc/self/cgroup shows it
     std::string place_path;  // where groups go: own_path, or its parent when own_path is a ctr-leaf
     std::string place_dir;   // place_path in the file system
@@ -276,6 +277,7 @@ inline cgroup_layout_info parse_cgroup_layout(std::string_view mountinfo, std::s
         cgroup_hierarchy h;
         h.v2 = true;
         h.mount_point = v2_mounts.front()->mount_point;
+        h.mount_root = v2_mounts.front()->root;
         const proc_cgroup_entry* own = nullptr;
         for (const auto& e : entries)
             if (e.id == 0 && e.controllers.empty() && e.name.empty()) own = &e;
@@ -294,6 +296,7 @@ inline cgroup_layout_info parse_cgroup_layout(std::string_view mountinfo, std::s
             for (const cgroup_mount* m : v2_mounts)
                 if (h.place_dir.rfind(m->mount_point, 0) == 0) {
                     h.mount_point = m->mount_point;
+                    h.mount_root = m->root;
                     break;
                 }
         }
@@ -312,6 +315,7 @@ inline cgroup_layout_info parse_cgroup_layout(std::string_view mountinfo, std::s
         cgroup_hierarchy h;
         h.controllers = m.controllers;
         h.mount_point = m.mount_point;
+        h.mount_root = m.root;
         std::vector<const cgroup_mount*> same;
         for (const auto& other : mounts)
             if (!other.v2 && other.controllers == m.controllers) same.push_back(&other);
@@ -342,6 +346,59 @@ inline cgroup_layout_info parse_cgroup_layout(std::string_view mountinfo, std::s
                 : any_v2         ? cgroup_layout::v2
                                  : cgroup_layout::none;
     return info;
+}
+
+// The components of a group path given by the caller (options::path,
+// group::open): "a/b" or "/a/b". Empty components ("a//b"), "." and "..",
+// a trailing slash and the root itself are refused: a path names one
+// cgroup, and never climbs out of where it starts. Throws
+// ctr::error(create_cgroup, EINVAL) naming the path.
+template <class = void>
+inline std::vector<std::string> group_path_components(std::string_view path) {
+    const auto fail = [&](std::string_view why) {
+        throw error(step::create_cgroup, EINVAL, std::string(path), "bad cgroup path: " + std::string(why));
+    };
+    std::string_view rest = path;
+    if (!rest.empty() && rest.front() == '/') rest.remove_prefix(1);
+    if (rest.empty()) fail("it names no group (give \"NAME\", \"PARENT/NAME\" or \"/PARENT/NAME\")");
+    std::vector<std::string> out;
+    for (std::string_view part : cgroup_split(rest, '/')) {
+        if (part.empty()) fail("an empty component (a doubled or trailing '/')");
+        if (part == "." || part == "..") fail("'.' and '..' are not allowed");
+        if (part.size() > 255) fail("a component longer than 255 bytes");
+        if (part.find('\0') != std::string_view::npos || part.find('\n') != std::string_view::npos)
+            fail("a NUL or newline in it");
+        out.emplace_back(part);
+    }
+    return out;
+}
+
+// Where a group at a caller's path lives in one hierarchy. An absolute path
+// ("/a/b") starts at the root of the hierarchy as mounted here (as runc and
+// crun read an OCI cgroupsPath); a relative one ("a/b") below this
+// process's own cgroup (place_dir), like generated names.
+struct group_location {
+    std::string base_dir;                 // the directory the path starts from
+    std::string base_path;                // base_dir as /proc/<pid>/cgroup shows it
+    std::vector<std::string> components;  // below base_dir, the last is the group
+    std::string dir;                      // the group's directory
+    std::string cgroup_path;              // the group as /proc/<pid>/cgroup shows it
+};
+
+template <class = void>
+inline group_location locate_group(const cgroup_hierarchy& h, std::string_view path) {
+    group_location at;
+    at.components = group_path_components(path);
+    const bool absolute = path.front() == '/';
+    at.base_dir = absolute ? h.mount_point : h.place_dir;
+    at.base_path = absolute ? h.mount_root : h.place_path;
+    at.dir = at.base_dir;
+    at.cgroup_path = at.base_path;
+    for (const auto& c : at.components) {
+        at.dir += "/" + c;
+        at.cgroup_path = join_cgroup_path(at.cgroup_path, c);
+    }
+    return at;
 }
 
 // Controllers listed in a cgroup.controllers or cgroup.subtree_control file.

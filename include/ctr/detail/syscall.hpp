@@ -94,6 +94,7 @@ enum class call : unsigned {
     socket,
     // cgroups
     pread64,
+    bpf,
     // mounts (path resolution and guards)
     readlinkat,
     statx,
@@ -449,6 +450,13 @@ inline long signalfd4(int fd, const unsigned long* mask, int flags) noexcept {
 inline long socket(int domain, int type, int protocol) noexcept {
     CTR_FAULT_CHECK(socket);
     return raw::call(SYS_socket, domain, type, protocol);
+}
+
+// `attr` points to a union bpf_attr of `size` bytes (device programs for
+// cgroup v2 groups).
+inline long bpf(int command, void* attr, unsigned size) noexcept {
+    CTR_FAULT_CHECK(bpf);
+    return raw::call(SYS_bpf, command, attr, size);
 }
 
 // Reads at an offset without moving the file position: a cgroup file that is
