@@ -90,6 +90,7 @@ enum class step : std::uint16_t {
     seal_init,                   // the init letting go of the caller's fds, memory and name
     idmap_mount,                 // an idmapped mount (MOUNT_ATTR_IDMAP) for a volume
     open_terminal,               // a pty in the sandbox's devpts for options::terminal, its master sent back
+    write_file,                  // mount::plan::write: text into a file inside the new root (an OCI sysctl)
 };
 
 inline std::string_view to_string(step s) noexcept {
@@ -166,6 +167,7 @@ inline std::string_view to_string(step s) noexcept {
         case step::seal_init: return "seal init";
         case step::idmap_mount: return "idmap mount";
         case step::open_terminal: return "open terminal";
+        case step::write_file: return "write file";
     }
     return "unknown step";
 }
