@@ -550,6 +550,16 @@ TEST(oci_config, load_config_names_a_missing_file) {
     EXPECT_EQ(oci::load_config(dir.path).args, std::vector<std::string>{"/bin/true"});
 }
 
+// The fuzz target's seeds are configs that map, so that its search starts
+// past the first refusal.
+TEST(oci_config, fuzz_seeds_map) {
+    for (const char* seed : {"minimal", "every-field", "podman-run-it-no-seccomp"}) {
+        const std::string text = read_file(std::string(CTR_OCI_FIXTURES "/../fuzz/corpus/oci_config/") + seed);
+        ASSERT_FALSE(text.empty()) << seed;
+        EXPECT_EQ(error_of_text(text), "") << seed;
+    }
+}
+
 // The library steps plan::filesystem and plan::write add, run for real.
 TEST(oci_config, a_mapped_config_runs_and_is_seen_from_inside) {
     if (!ctr_test::real_root) GTEST_SKIP() << "runs as uid 1000 and sets a sysctl: needs real root";
@@ -595,6 +605,7 @@ TEST(oci_config, a_mapped_config_runs_and_is_seen_from_inside) {
         "cat /proc/sys/net/ipv4/ping_group_range;"
         "ls /dev/null /dev/ptmx >/dev/null && echo devices-ok";
     std::ofstream(dir.path + "/config.json") << c.dump();
+    const std::string host_range = read_file("/proc/sys/net/ipv4/ping_group_range");
     auto config = oci::load_config(dir.path);
     auto& o = config.options;
     o.std_out = ctr::process::stdio::capture();
@@ -608,6 +619,8 @@ TEST(oci_config, a_mapped_config_runs_and_is_seen_from_inside) {
     // The control: the rootfs's own /sealed was writable, so the read-only
     // answer came from readonlyPaths; the masked file still holds its text.
     EXPECT_EQ(read_file(rootfs + "/secret"), "host secret\n");
+    // The sysctl went to the container's network namespace only.
+    EXPECT_EQ(read_file("/proc/sys/net/ipv4/ping_group_range"), host_range);
     EXPECT_TRUE(std::filesystem::exists(rootfs + "/writable/x"));
 }
 
