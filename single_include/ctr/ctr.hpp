@@ -827,6 +827,7 @@ enum class step : std::uint16_t {
     seal_init,                   // the init letting go of the caller's fds, memory and name
     idmap_mount,                 // an idmapped mount (MOUNT_ATTR_IDMAP) for a volume
     open_terminal,               // a pty in the sandbox's devpts for options::terminal, its master sent back
+    write_file,                  // mount::plan::write: text into a file inside the new root (an OCI sysctl)
 };
 
 inline std::string_view to_string(step s) noexcept {
@@ -903,6 +904,7 @@ inline std::string_view to_string(step s) noexcept {
         case step::seal_init: return "seal init";
         case step::idmap_mount: return "idmap mount";
         case step::open_terminal: return "open terminal";
+        case step::write_file: return "write file";
     }
     return "unknown step";
 }
@@ -3853,6 +3855,7 @@ inline constexpr unsigned long ms_nosuid = 2;
 inline constexpr unsigned long ms_nodev = 4;
 inline constexpr unsigned long ms_noexec = 8;
 inline constexpr unsigned long ms_remount = 32;
+inline constexpr unsigned long ms_nosymfollow = 256;
 inline constexpr unsigned long ms_noatime = 1024;
 inline constexpr unsigned long ms_nodiratime = 2048;
 inline constexpr unsigned long ms_bind = 4096;
@@ -3861,6 +3864,7 @@ inline constexpr unsigned long ms_silent = 32768;
 inline constexpr unsigned long ms_private = 1UL << 18;
 inline constexpr unsigned long ms_slave = 1UL << 19;
 inline constexpr unsigned long ms_relatime = 1UL << 21;
+inline constexpr unsigned long ms_strictatime = 1UL << 24;
 
 // statfs f_flags
 inline constexpr unsigned long st_rdonly = 1;
@@ -3870,6 +3874,7 @@ inline constexpr unsigned long st_noexec = 8;
 inline constexpr unsigned long st_noatime = 1024;
 inline constexpr unsigned long st_nodiratime = 2048;
 inline constexpr unsigned long st_relatime = 4096;
+inline constexpr unsigned long st_nosymfollow = 0x2000;
 
 inline constexpr unsigned open_tree_clone = 1;
 inline constexpr unsigned open_tree_cloexec = 02000000;  // O_CLOEXEC
@@ -3889,6 +3894,10 @@ inline constexpr std::uint64_t attr_nosuid = 0x2;
 inline constexpr std::uint64_t attr_idmap = 0x100000;
 inline constexpr std::uint64_t attr_nodev = 0x4;
 inline constexpr std::uint64_t attr_noexec = 0x8;
+inline constexpr std::uint64_t attr_noatime = 0x10;
+inline constexpr std::uint64_t attr_strictatime = 0x20;
+inline constexpr std::uint64_t attr_nodiratime = 0x80;
+inline constexpr std::uint64_t attr_nosymfollow = 0x200000;
 
 inline constexpr int mnt_detach = 2;
 inline constexpr unsigned statx_mnt_id = 0x1000;
@@ -3913,6 +3922,7 @@ enum class mount_step_kind : std::uint8_t {
     read_only,        // target bound onto itself, read-only
     pivot_root,       // into the new root; the old root is detached
     change_root,      // chroot into the new root (weaker; asked for by name)
+    write_file,       // source (text) written into the existing file at target
 };
 
 // What to create at a missing target.
@@ -4045,6 +4055,7 @@ CTR_CHILD_CODE inline long mount_flags_to_keep(int fd, unsigned long& out) noexc
     if (f & st_noatime) out |= ms_noatime;
     if (f & st_nodiratime) out |= ms_nodiratime;
     if (f & st_relatime) out |= ms_relatime;
+    if (f & st_nosymfollow) out |= ms_nosymfollow;
     return 0;
 }
 
@@ -4055,6 +4066,7 @@ CTR_CHILD_CODE inline unsigned long attributes_to_ms(std::uint64_t attributes) n
     if (attributes & attr_nosuid) flags |= ms_nosuid;
     if (attributes & attr_nodev) flags |= ms_nodev;
     if (attributes & attr_noexec) flags |= ms_noexec;
+    if (attributes & attr_nosymfollow) flags |= ms_nosymfollow;
     return flags;
 }
 
@@ -4571,6 +4583,28 @@ CTR_CHILD_CODE inline long run_read_only(const mount_step& s, mount_context& ctx
     return r;
 }
 
+// Writes the step's text into the file at its target, which must exist: a
+// sysctl under the new root's /proc/sys, after that proc is mounted and
+// before /proc/sys is made read-only. The target is resolved inside the root
+// as an O_PATH fd and opened for writing through /proc/self/fd (the host's
+// proc: the process's root is still the host's). One write(2) call carries
+// the whole text, as sysctl files take it. Async-signal-safe.
+CTR_CHILD_CODE inline long run_write_file(const mount_step& s, mount_context& ctx) noexcept {
+    const long target = open_target(ctx, s.target, mount_point::none, 0);
+    if (target < 0) return target;
+    char name[32];
+    const long fd = sys::openat(AT_FDCWD, proc_fd_path(static_cast<int>(target), name), O_WRONLY | O_CLOEXEC);
+    close_fd(static_cast<int>(target));
+    if (fd < 0) return fd;
+    const std::size_t length = mount_strlen(s.source);
+    long r;
+    do r = sys::write(static_cast<int>(fd), s.source, length);
+    while (r == -EINTR);
+    close_fd(static_cast<int>(fd));
+    if (r < 0) return r;
+    return static_cast<std::size_t>(r) == length ? 0 : -EIO;
+}
+
 // Makes the new root the process's root. pivot_root(".", ".") puts the old
 // root on top of the new one; unmounting "." then detaches it, so nothing of
 // the host stays reachable in this mount namespace.
@@ -4639,6 +4673,8 @@ CTR_CHILD_CODE inline long run_mount_step(const mount_step& s, mount_context& ct
             return run_pivot_root(ctx);
         case mount_step_kind::change_root:
             return run_change_root(ctx);
+        case mount_step_kind::write_file:
+            return run_write_file(s, ctx);
     }
     return -EINVAL;
 }
@@ -4693,6 +4729,7 @@ struct bind_options {
     bool noexec = false;
     bool optional = false;   // a source that does not exist skips the bind instead of failing
     idmapping idmap = idmapping::none;
+    bool nosymfollow = false;  // symlinks in it are not followed (Linux 5.10+)
 };
 
 struct tmpfs_options {
@@ -4704,6 +4741,30 @@ struct tmpfs_options {
     bool nosuid = true;
     bool nodev = true;
     bool noexec = false;
+};
+
+// How a new filesystem's mount updates access times (MOUNT_ATTR_*ATIME).
+enum class access_time : std::uint8_t {
+    kernel_default,  // relatime, unless the filesystem says otherwise
+    relative,        // relatime
+    none,            // noatime
+    strict,          // strictatime: every access
+};
+
+// A filesystem of any type that plan::filesystem mounts: the mount's
+// attributes, and the filesystem's own options passed to the kernel as they
+// are, in order ("newinstance", "ptmxmode=0666", "size=65536k"), each a key
+// or key=value as mount -o takes them. The kernel judges them: an option it
+// does not know fails the launch with its own message.
+struct filesystem_options {
+    bool read_only = false;
+    bool nosuid = false;
+    bool nodev = false;
+    bool noexec = false;
+    bool nodiratime = false;
+    bool nosymfollow = false;
+    access_time atime = access_time::kernel_default;
+    std::vector<std::string> data{};
 };
 
 // proc's hidepid: whether other users' /proc/PID directories are readable
@@ -4737,6 +4798,7 @@ struct attributes {
     bool nodev = false;
     bool noexec = false;
     bool recursive = true;  // also every mount below
+    bool nosymfollow = false;
 };
 
 // How mounts of the child's namespace relate to the host's: private (no
@@ -4785,6 +4847,18 @@ struct kernel_fs_request {
     std::string fs_type;
     std::string target;
 };
+// plan::filesystem: any type, options given by the caller.
+struct filesystem_request {
+    std::string fs_type;
+    std::string source;
+    std::string target;
+    filesystem_options options;
+};
+// plan::write: text into an existing file in the new root.
+struct write_request {
+    std::string target;
+    std::string text;
+};
 struct dev_request {
     std::string target;
 };
@@ -4807,7 +4881,8 @@ struct attributes_request {
 };
 
 using mount_request = std::variant<bind_request, tmpfs_request, proc_request, kernel_fs_request, dev_request,
-                                   overlay_request, path_request, symlink_request, attributes_request>;
+                                   overlay_request, path_request, symlink_request, attributes_request,
+                                   filesystem_request, write_request>;
 
 class step_builder;
 
@@ -4855,6 +4930,24 @@ struct plan {
     template <class = void>
     plan& mqueue(std::string target = "/dev/mqueue") {
         return add(detail::kernel_fs_request{"mqueue", std::move(target)});
+    }
+    // A filesystem of any type with the options given (see
+    // filesystem_options): devpts with a gid, tmpfs with strictatime, cgroup2,
+    // as an OCI config.json asks. Unlike proc() and sysfs() it adds no masks.
+    // `source` is what mountinfo shows (empty: the type).
+    template <class = void>
+    plan& filesystem(std::string fs_type, std::string source, std::string target, filesystem_options options = {}) {
+        return add(detail::filesystem_request{std::move(fs_type), std::move(source), std::move(target),
+                                              std::move(options)});
+    }
+    // Writes `text` into the existing file at `target`, in the order of the
+    // plan's requests: after the proc() or filesystem("proc", ...) it is in,
+    // before a read_only() over it. For an OCI sysctl:
+    // .write("/proc/sys/net/ipv4/ping_group_range", "0 0"). The value goes
+    // to the namespaces the child is in by then (its network, IPC, UTS).
+    template <class = void>
+    plan& write(std::string target, std::string text) {
+        return add(detail::write_request{std::move(target), std::move(text)});
     }
     // A minimal /dev: a tmpfs with null, zero, full, random, urandom and tty
     // bound from the host; fd, stdin, stdout, stderr and ptmx symlinks; a
@@ -5333,8 +5426,9 @@ inline std::vector<std::string> submounts_below(const std::string& source) {
 }
 
 template <class = void>
-inline std::uint64_t attribute_bits(bool read_only, bool nosuid, bool nodev, bool noexec) {
+inline std::uint64_t attribute_bits(bool read_only, bool nosuid, bool nodev, bool noexec, bool nosymfollow = false) {
     std::uint64_t bits = 0;
+    if (nosymfollow) bits |= mount_abi::attr_nosymfollow;
     if (read_only) bits |= mount_abi::attr_rdonly;
     if (nosuid) bits |= mount_abi::attr_nosuid;
     if (nodev) bits |= mount_abi::attr_nodev;
@@ -5420,7 +5514,7 @@ public:
         m.point = S_ISDIR(st.st_mode) ? mount_point::directory : mount_point::file;
         m.recursive = o.recursive;
         m.optional = o.optional;
-        m.attributes = attribute_bits(o.read_only, o.nosuid, o.nodev, o.noexec);
+        m.attributes = attribute_bits(o.read_only, o.nosuid, o.nodev, o.noexec, o.nosymfollow);
         if (m.attributes != 0 && o.recursive && S_ISDIR(st.st_mode) &&
             (!kernel_has_mount_setattr() || sys::faults_armed.load(std::memory_order_relaxed)))
             m.submounts = keep_list(submounts_below(path));
@@ -5531,6 +5625,49 @@ public:
         if (!data.empty()) m.legacy_data = keep_list({data});
         set_params(m, std::move(params));
         add(m, shown, fs_type);
+    }
+
+    // plan::filesystem: the caller's type and options, each option both a
+    // fsconfig parameter and a part of the mount(2) data.
+    template <class = void>
+    void add_filesystem(const filesystem_request& r, const char* target, const std::string& shown) {
+        const auto bad = [](const std::string& text) { return text.find('\0') != std::string::npos; };
+        if (r.fs_type.empty() || bad(r.fs_type) || r.fs_type.find(',') != std::string::npos)
+            throw error(step::prepare, EINVAL, shown, "filesystem type '" + r.fs_type + "' is empty or not a name");
+        if (bad(r.source)) throw error(step::prepare, EINVAL, shown, "the filesystem's source contains a NUL byte");
+        std::vector<mount_param> params;
+        std::string data;
+        for (const auto& item : r.options.data) {
+            if (item.empty() || item[0] == '=' || bad(item) || item.find(',') != std::string::npos)
+                throw error(step::prepare, EINVAL, shown,
+                            r.fs_type + " option '" + item + "' is empty, has no key, or contains ',' or a NUL byte");
+            const std::size_t equals = item.find('=');
+            const char* key = keep(item.substr(0, equals));
+            const char* value = equals == std::string::npos ? nullptr : keep(item.substr(equals + 1));
+            params.push_back({key, value, on_rejected::fail, nullptr});
+            if (!data.empty()) data += ",";
+            data += item;
+        }
+        using namespace mount_abi;
+        const filesystem_options& o = r.options;
+        mount_step m{};
+        m.kind = mount_step_kind::filesystem;
+        m.source = keep(r.source.empty() ? r.fs_type : r.source);
+        m.fs_type = keep(r.fs_type);
+        m.target = target;
+        m.point = mount_point::directory;
+        m.attributes = attribute_bits(o.read_only, o.nosuid, o.nodev, o.noexec, o.nosymfollow);
+        m.flags = attributes_to_ms(m.attributes);
+        if (o.nodiratime) m.attributes |= attr_nodiratime, m.flags |= ms_nodiratime;
+        switch (o.atime) {
+            case access_time::kernel_default: break;
+            case access_time::relative: m.flags |= ms_relatime; break;
+            case access_time::none: m.attributes |= attr_noatime, m.flags |= ms_noatime; break;
+            case access_time::strict: m.attributes |= attr_strictatime, m.flags |= ms_strictatime; break;
+        }
+        if (!data.empty()) m.legacy_data = keep_list({data});
+        set_params(m, std::move(params));
+        add(m, shown, r.fs_type);
     }
 
     template <class = void>
@@ -5680,6 +5817,23 @@ public:
     template <class = void>
     void add_one(const dev_request& r) { add_dev(target_of(r.target, "dev")); }
     template <class = void>
+    void add_one(const filesystem_request& r) {
+        const std::string target = target_of(r.target, r.fs_type.c_str());
+        add_filesystem(r, keep(target), target);
+    }
+    template <class = void>
+    void add_one(const write_request& r) {
+        const std::string target = target_of(r.target, "write", false);
+        if (r.text.find('\0') != std::string::npos)
+            throw error(step::write_file, EINVAL, target, "the text to write contains a NUL byte");
+        mount_step m{};
+        m.kind = mount_step_kind::write_file;
+        m.step = step::write_file;
+        m.source = keep(r.text);
+        m.target = keep(target);
+        add(m, target, "writing '" + r.text + "'");
+    }
+    template <class = void>
     void add_one(const overlay_request& r) {
         const std::string target = target_of(r.target, "overlay", false);
         if (target == "/" && !for_guard_) return;  // the root; placed by add_root
@@ -5720,7 +5874,8 @@ public:
         m.step = step::set_mount_attributes;
         m.target = keep(target);
         m.recursive = r.attrs.recursive;
-        m.attributes = attribute_bits(r.attrs.read_only, r.attrs.nosuid, r.attrs.nodev, r.attrs.noexec);
+        m.attributes =
+            attribute_bits(r.attrs.read_only, r.attrs.nosuid, r.attrs.nodev, r.attrs.noexec, r.attrs.nosymfollow);
         if (m.attributes == 0) throw error(step::set_mount_attributes, EINVAL, target, "no attribute to set");
         add(m, target);
     }
@@ -5897,6 +6052,7 @@ inline std::optional<made_point> made_point_of(const mount_request& request) {
     else if (const auto* t = std::get_if<tmpfs_request>(&request)) target = t->target;
     else if (const auto* pr = std::get_if<proc_request>(&request)) target = pr->target;
     else if (const auto* k = std::get_if<kernel_fs_request>(&request)) target = k->target;
+    else if (const auto* g = std::get_if<filesystem_request>(&request)) target = g->target;
     else if (const auto* d = std::get_if<dev_request>(&request)) target = d->target;
     else if (const auto* o = std::get_if<overlay_request>(&request)) target = o->target;
     else if (const auto* l = std::get_if<symlink_request>(&request)) target = l->target, mounts = false;
