@@ -16,6 +16,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 namespace oci = ctr_run::oci;
@@ -367,6 +368,58 @@ TEST(oci_config, mounts_map_with_their_options) {
     EXPECT_EQ(tmp->options.atime, mnt::access_time::none);
     EXPECT_TRUE(tmp->options.nosuid && tmp->options.nodev && !tmp->options.noexec);
     EXPECT_EQ(tmp->options.data, (std::vector<std::string>{"size=1m", "mode=1777", "uid=5"}));
+}
+
+TEST(oci_config, sysctls_and_devices_map) {
+    json c = minimal();
+    c["mounts"] = json::parse(R"([{"destination": "/proc", "type": "proc", "source": "proc"}])");
+    c["linux"]["namespaces"] = json::parse(R"([{"type": "mount"}, {"type": "network"}, {"type": "ipc"}])");
+    c["linux"]["sysctl"] = json::parse(R"({"net.ipv4.ip_forward": "1", "net/ipv4/conf/eth0.100/forwarding": "0",
+                                           "kernel.shmmax": "65536", "fs.mqueue.msg_max": "20"})");
+    c["linux"]["devices"] = json::parse(R"([{"path": "/dev/null", "type": "c", "major": 1, "minor": 3},
+                                            {"path": "/dev/xzero", "type": "c", "major": 1, "minor": 5}])");
+    std::string zero_source = "/dev/char/1:5";
+    struct stat st {};
+    if (stat(zero_source.c_str(), &st) != 0) {
+        c["linux"]["devices"].erase(1);
+        zero_source.clear();
+    }
+    const auto out = parse(c);
+    std::map<std::string, std::string> writes;
+    for (const auto* w : requests_of<mnt::detail::write_request>(*out.options.root)) writes[w->target] = w->text;
+    EXPECT_EQ(writes, (std::map<std::string, std::string>{{"/proc/sys/net/ipv4/ip_forward", "1"},
+                                                          {"/proc/sys/net/ipv4/conf/eth0.100/forwarding", "0"},
+                                                          {"/proc/sys/kernel/shmmax", "65536"},
+                                                          {"/proc/sys/fs/mqueue/msg_max", "20"}}));
+    std::map<std::string, std::string> binds;
+    for (const auto* b : requests_of<mnt::detail::bind_request>(*out.options.root)) binds[b->target] = b->source;
+    EXPECT_EQ(binds["/dev/null"], "/dev/null");
+    if (!zero_source.empty()) {
+        EXPECT_EQ(binds["/dev/xzero"], zero_source);  // podman --device /dev/zero:/dev/xzero
+    }
+
+    // Another device at that path, or none: refused, naming the entry.
+    c["linux"]["devices"] = json::parse(R"([{"path": "/dev/null", "type": "c", "major": 1, "minor": 5}])");
+    c["linux"]["devices"][0]["major"] = 4095;
+    EXPECT_REFUSED(c, "linux.devices[0]");
+    c["linux"]["devices"] = json::parse(R"([{"path": "/dev/null", "type": "b", "major": 1, "minor": 3}])");
+    EXPECT_REFUSED(c, "linux.devices[0]");
+    c["linux"]["devices"] = json::parse(R"([{"path": "/dev/null", "type": "c", "major": 1, "minor": 3, "fileMode": 1}])");
+    EXPECT_REFUSED(c, "linux.devices[0].fileMode");
+    // The host's own network namespace, joined by path: a sysctl there would change the host.
+    c["linux"].erase("devices");
+    c["linux"]["namespaces"] = json::parse(R"([{"type": "mount"}, {"type": "ipc"}, {"type": "network", "path": "/proc/self/ns/net"}])");
+    EXPECT_REFUSED(c, "linux.sysctl.net.ipv4.ip_forward");
+    c["linux"]["namespaces"] = json::parse(R"([{"type": "mount"}, {"type": "ipc"}, {"type": "network", "path": "/nonexistent/net"}])");
+    EXPECT_REFUSED(c, "linux.sysctl.net.ipv4.ip_forward");
+    c["linux"]["namespaces"] = json::parse(R"([{"type": "mount"}, {"type": "network"}])");
+    c["linux"]["sysctl"] = json::parse(R"({"kernel.shmmax": "1"})");
+    EXPECT_REFUSED(c, "linux.sysctl.kernel.shmmax");
+    c["linux"]["sysctl"] = json::parse(R"({"net/../kernel/panic": "1"})");
+    EXPECT_REFUSED(c, "linux.sysctl.net/../kernel/panic");
+    c.erase("mounts");
+    c["linux"]["sysctl"] = json::parse(R"({"net.ipv4.ip_forward": "1"})");
+    EXPECT_REFUSED(c, "linux.sysctl.net.ipv4.ip_forward");  // no /proc to write it in
 }
 
 TEST(oci_config, resources_and_hooks_map) {

@@ -627,16 +627,27 @@ private:
             const auto major = optional_integer<std::int64_t>(d, "major", p, 0, 0xfffff);
             const auto minor = optional_integer<std::int64_t>(d, "minor", p, 0, 0xfffff);
             if (!major || !minor) refuse(p, "needs major and minor");
-            struct stat st {};
-            if (::stat(dev_path->c_str(), &st) != 0)
-                refuse(member(p, "path"), "the host has no " + *dev_path + " (" + std::strerror(errno) +
-                                              "), ctr binds device nodes from the host's of the same path");
+            // The host's node at the same path, else the one udev lists by
+            // number (podman --device /dev/sda:/dev/xvda names the container's path).
             const bool is_block = *type == "b";
-            if ((is_block ? !S_ISBLK(st.st_mode) : !S_ISCHR(st.st_mode)) ||
-                static_cast<std::int64_t>(::major(st.st_rdev)) != *major ||
-                static_cast<std::int64_t>(::minor(st.st_rdev)) != *minor)
-                refuse(p, "the host's " + *dev_path + " is another device (" + std::to_string(::major(st.st_rdev)) + ":" +
-                              std::to_string(::minor(st.st_rdev)) + "), ctr binds the host's node of the same path");
+            const auto matches = [&](const struct stat& st) {
+                return (is_block ? S_ISBLK(st.st_mode) : S_ISCHR(st.st_mode)) &&
+                       static_cast<std::int64_t>(::major(st.st_rdev)) == *major &&
+                       static_cast<std::int64_t>(::minor(st.st_rdev)) == *minor;
+            };
+            const std::string by_number = std::string(is_block ? "/dev/block/" : "/dev/char/") +
+                                          std::to_string(*major) + ":" + std::to_string(*minor);
+            struct stat st {};
+            std::string source;
+            for (const std::string& candidate : {*dev_path, by_number})
+                if (::stat(candidate.c_str(), &st) == 0 && matches(st)) {
+                    source = candidate;
+                    break;
+                }
+            if (source.empty())
+                refuse(p, "the host has no " + std::string(is_block ? "block" : "character") + " device " +
+                              std::to_string(*major) + ":" + std::to_string(*minor) + " at " + *dev_path + " or " +
+                              by_number + ", and ctr binds device nodes from the host's");
             if (const auto mode = optional_integer<std::uint32_t>(d, "fileMode", p, 0, 07777))
                 if ((st.st_mode & 07777) != *mode)
                     refuse(member(p, "fileMode"), "differs from the host node's mode, which a bind keeps; remove it");
@@ -645,7 +656,7 @@ private:
             if (const auto gid = optional_integer<std::uint32_t>(d, "gid", p))
                 if (st.st_gid != *gid) refuse(member(p, "gid"), "differs from the host node's group, which a bind keeps; remove it");
             if (!listed_devices_.insert(*dev_path).second) continue;  // a default device, bound already
-            out_.options.root->bind(*dev_path, *dev_path, {.recursive = false});
+            out_.options.root->bind(source, *dev_path, {.recursive = false});
         }
     }
 
@@ -660,18 +671,26 @@ private:
         for (const auto& [key, value] : map->items()) {
             const std::string p = "linux.sysctl." + key;
             const std::string text = string(value, p);
-            if (key.empty() || key.find("..") != std::string::npos || key.front() == '.' || key.back() == '.' ||
+            if (key.empty() || key.find("..") != std::string::npos || key.find("//") != std::string::npos ||
+                key.front() == '.' || key.back() == '.' || key.front() == '/' || key.back() == '/' ||
                 key.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./") !=
                     std::string::npos)
                 refuse(p, "not a sysctl name, write it as net.ipv4.ip_forward");
             if (text.find('\0') != std::string::npos) refuse(p, "the value contains a NUL byte");
+            // runc's two spellings: net.ipv4.ip_forward, or with slashes
+            // where a name holds a dot (net/ipv4/conf/eth0.100/forwarding).
+            const bool slashes = key.find('/') != std::string::npos;
+            std::string name = key;
+            if (slashes)
+                for (char& c : name)
+                    if (c == '/') c = '.';
             std::optional<ctr::ns::kind> holder;
             static const std::set<std::string> ipc_keys = {"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni",
                                                            "kernel.sem",    "kernel.shmall", "kernel.shmmax",
                                                            "kernel.shmmni", "kernel.shm_rmid_forced"};
-            if (ipc_keys.count(key) || key.rfind("fs.mqueue.", 0) == 0) holder = ctr::ns::ipc;
-            else if (key.rfind("net.", 0) == 0) holder = ctr::ns::network;
-            else if (key == "kernel.hostname" || key == "kernel.domainname") holder = ctr::ns::uts;
+            if (ipc_keys.count(name) || name.rfind("fs.mqueue.", 0) == 0) holder = ctr::ns::ipc;
+            else if (name.rfind("net.", 0) == 0) holder = ctr::ns::network;
+            else if (name == "kernel.hostname" || name == "kernel.domainname") holder = ctr::ns::uts;
             if (!holder) refuse(p, "not a namespaced sysctl, which would change the host; remove it");
             const auto joined = ns_.joined.find(*holder);
             const bool own = ns_.created.has(*holder) || (joined != ns_.joined.end() && !is_own_namespace(*holder, joined->second, p));
@@ -680,8 +699,9 @@ private:
                               " namespace that is not the host's, add it to linux.namespaces");
             if (!has_proc_) refuse(p, "ctr writes sysctls under /proc/sys: add a proc mount at /proc to mounts");
             std::string file = key;
-            for (char& c : file)
-                if (c == '.') c = '/';
+            if (!slashes)
+                for (char& c : file)
+                    if (c == '.') c = '/';
             out_.options.root->write("/proc/sys/" + file, text);
         }
     }
