@@ -933,6 +933,7 @@ TEST(mount, filesystem_passes_its_options_and_attributes) {
     SKIP_WITHOUT_BUSYBOX();
     const auto plan =
         mnt::plan{.rootfs = busybox_rootfs()}
+            .proc()
             .tmpfs("/dev")
             .filesystem("devpts", "", "/dev/pts",
                         {.nosuid = true, .noexec = true, .data = {"newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}})
@@ -966,7 +967,7 @@ TEST(mount, filesystem_passes_its_options_and_attributes) {
 }
 
 TEST(mount, filesystem_options_that_cannot_be_passed_are_refused_in_the_parent) {
-    for (const std::string option : {"", "=1", "a,b", std::string("a\0b", 3)}) {
+    for (const std::string& option : std::vector<std::string>{"", "=1", "a,b", std::string("a\0b", 3)}) {
         try {
             (void)mnt::plan{.rootfs = "/"}.filesystem("tmpfs", "", "/x", {.data = {option}}).prepare();
             ADD_FAILURE() << "accepted '" << option << "'";
