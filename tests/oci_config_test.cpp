@@ -422,6 +422,35 @@ TEST(oci_config, sysctls_and_devices_map) {
     EXPECT_REFUSED(c, "linux.sysctl.net.ipv4.ip_forward");  // no /proc to write it in
 }
 
+// Podman adds tmpcopyup to every --tmpfs: taken where nothing would be copied.
+TEST(oci_config, tmpcopyup_is_taken_only_over_nothing) {
+    ctr_test::temp_dir dir;
+    const std::string rootfs = dir.path + "/rootfs";
+    std::filesystem::create_directories(rootfs + "/empty");
+    std::filesystem::create_directories(rootfs + "/full");
+    std::ofstream(rootfs + "/full/file") << "x";
+    std::filesystem::create_symlink("/etc", rootfs + "/link");
+    const auto with_tmpfs = [&](const std::string& target) {
+        json c = minimal();
+        c["root"]["path"] = rootfs;
+        c["mounts"] = json::array();
+        c["mounts"].push_back({{"destination", target}, {"type", "tmpfs"}, {"source", "tmpfs"},
+                               {"options", {"rw", "rprivate", "nosuid", "nodev", "tmpcopyup"}}});
+        return c;
+    };
+    EXPECT_EQ(error_of(with_tmpfs("/empty")), "");
+    EXPECT_EQ(error_of(with_tmpfs("/missing/below")), "");
+    EXPECT_REFUSED(with_tmpfs("/full"), "mounts[0].options[4]");
+    EXPECT_REFUSED(with_tmpfs("/link"), "mounts[0].options[4]");
+    EXPECT_REFUSED(with_tmpfs("/link/x"), "mounts[0].options[4]");
+    auto c = with_tmpfs("/full");
+    c["mounts"][0]["options"].push_back("notmpcopyup");
+    EXPECT_EQ(error_of(c), "");
+    const auto* tmp = filesystem_at(*parse(with_tmpfs("/empty")).options.root, "/empty");
+    ASSERT_TRUE(tmp);
+    EXPECT_TRUE(tmp->options.data.empty());  // tmpcopyup is not passed to the kernel
+}
+
 TEST(oci_config, resources_and_hooks_map) {
     json c = minimal();
     c["linux"]["cgroupsPath"] = "ctr/test";

@@ -311,6 +311,8 @@ struct mount_flags {
     bool idmap = false, ridmap = false;
     propagation prop = propagation::unset;
     std::string prop_name;
+    bool tmpcopyup = false;  // runc's and crun's: the tmpfs starts with what the directory held
+    std::size_t tmpcopyup_index = 0;
     std::vector<std::string> data;  // the filesystem's own options
 };
 
@@ -351,10 +353,12 @@ mount_flags mount_options(const std::vector<std::string>& options, const std::st
         else if (flag == "slave" || flag == "rslave") f.prop = propagation::slave, f.prop_name = o;
         else if (flag == "shared" || flag == "rshared" || flag == "unbindable" || flag == "runbindable")
             f.prop = propagation::other, f.prop_name = o;
+        else if (flag == "tmpcopyup") f.tmpcopyup = true, f.tmpcopyup_index = i;
+        else if (flag == "notmpcopyup") f.tmpcopyup = false;
         else if (flag == "idmap") f.idmap = true;
         else if (flag == "ridmap") f.idmap = f.ridmap = true;
         else if (flag == "sync" || flag == "dirsync" || flag == "mand" || flag == "lazytime" || flag == "silent" ||
-                 flag == "remount" || flag == "norelatime" || flag == "tmpcopyup" || flag == "notmpcopyup" ||
+                 flag == "remount" || flag == "norelatime" ||
                  flag == "copy-symlink" || flag.rfind("X-mount.", 0) == 0 || flag.rfind("x-mount.", 0) == 0)
             refuse(element(path, i), "option '" + o + "' is not supported by ctr, remove it");
         else if (o.empty() || o.find(',') != std::string::npos || o.find('\0') != std::string::npos)
@@ -522,6 +526,7 @@ private:
             if (f.atime_given)
                 refuse(options_path, "access-time options on a bind are not supported (a bind keeps its source's), remove them");
             if (f.nodiratime) refuse(options_path, "nodiratime on a bind is not supported, remove it");
+            if (f.tmpcopyup) refuse(element(options_path, f.tmpcopyup_index), "tmpcopyup is for tmpfs mounts, remove it");
             if (source.empty()) refuse(member(path, "source"), "missing, give the host path to bind");
             const fs::path from = fs::path(source).is_absolute() ? fs::path(source) : out_.bundle / source;
             mnt::bind_options b{.read_only = f.read_only, .recursive = f.rbind, .nosuid = f.nosuid, .nodev = f.nodev,
@@ -535,6 +540,7 @@ private:
         if (type.empty()) refuse(member(path, "type"), "missing, give the filesystem type (tmpfs, proc, ...) or bind");
         if (type.find(',') != std::string::npos || type.find('\0') != std::string::npos)
             refuse(member(path, "type"), describe(m["type"]) + " is not a filesystem type");
+        if (f.tmpcopyup) tmpcopyup(type, *destination, element(options_path, f.tmpcopyup_index));
         if (type == "cgroup" || type == "cgroup2") {
             cgroup_mount(source, *destination, f, path);
             return;
@@ -542,6 +548,31 @@ private:
         if (*destination == "/dev") dev_is_tmpfs_ = true;
         if (type == "proc" && *destination == "/proc") has_proc_ = true;
         plan.filesystem(type, source, *destination, filesystem_options(f));
+    }
+
+    // tmpcopyup (Podman adds it to every --tmpfs): the new tmpfs starts with
+    // a copy of what the directory under it held. ctr does not copy, so it
+    // takes the option only where there is nothing to copy: the directory
+    // is missing from the root or empty. The path is walked in the rootfs
+    // without following symlinks (a symlink could point at the host's
+    // files); one on the way is refused too.
+    void tmpcopyup(const std::string& type, const std::string& destination, const std::string& field) {
+        if (type != "tmpfs") refuse(field, "tmpcopyup is for tmpfs mounts, remove it");
+        fs::path at = out_.options.root->rootfs;
+        for (const auto& part : fs::path(destination).relative_path()) {
+            if (part == "." || part == "..") refuse(field, "tmpcopyup on a path with . or .., write the path plainly");
+            at /= part;
+            std::error_code ec;
+            const auto st = fs::symlink_status(at, ec);
+            if (st.type() == fs::file_type::not_found) return;  // nothing there to copy
+            if (ec || st.type() == fs::file_type::symlink)
+                refuse(field, "tmpcopyup over " + destination + ", which goes through a symlink or cannot be read: "
+                              "ctr does not copy into a tmpfs, use notmpcopyup");
+        }
+        std::error_code ec;
+        if (!fs::is_directory(at, ec) || !fs::is_empty(at, ec) || ec)
+            refuse(field, "tmpcopyup over " + destination + ", which is not an empty directory in the root: ctr does "
+                          "not copy into a tmpfs, use notmpcopyup (podman --tmpfs " + destination + ":notmpcopyup)");
     }
 
     static mnt::filesystem_options filesystem_options(const mount_flags& f) {
