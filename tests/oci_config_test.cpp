@@ -512,7 +512,8 @@ TEST(oci_config, apply_process_replaces_what_an_exec_gives) {
 }
 
 TEST(oci_config, malformed_json_is_refused_with_where) {
-    for (const std::string_view text : {"", "{", "{\"ociVersion\": }", "[1, 2", "nul", "{\"a\": \"\\x\"}"}) {
+    for (const std::string_view text :
+         {"", "{", "{\"ociVersion\": }", "[1, 2", "nul", "{\"a\": \"\\x\"}", "{\"a\": 1E99999}", "\"\xff\""}) {
         const std::string message = error_of_text(text);
         EXPECT_EQ(message.rfind("config.json: not valid JSON (", 0), 0u) << text << " -> " << message;
     }

@@ -963,9 +963,11 @@ container_config parse_config(std::string_view json_text, const std::filesystem:
     json doc;
     try {
         doc = json::parse(json_text.begin(), json_text.end());
-    } catch (const json::parse_error& e) {
-        // e.what() reads "[json.exception.parse_error.101] parse error at
-        // line 1, column 2: ..."; the part after "] " is what a user needs.
+    } catch (const json::exception& e) {
+        // A syntax error (parse_error) or a number too large for a double
+        // (out_of_range 406, found by tests/fuzz/oci_config). e.what() reads
+        // "[json.exception.parse_error.101] parse error at line 1, column 2:
+        // ..."; the part after "] " is what a user needs.
         std::string what = e.what();
         if (const auto end = what.find("] "); end != std::string::npos) what = what.substr(end + 2);
         throw config_error("config.json: not valid JSON (" + what + "), check the file's syntax");
