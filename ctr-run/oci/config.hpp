@@ -78,8 +78,9 @@ struct container_config {
 // Parses and maps a config.json text; `bundle` is the bundle directory
 // (made absolute here; root.path and relative bind sources are taken from
 // it). Reads the host where the mapping depends on it: the cgroup layout
-// (the "cgroup" mount type), host device nodes (linux.devices) and the
-// caller's own namespaces (a sysctl needs one that is not the host's).
+// (the "cgroup" mount type), host device nodes (linux.devices), the
+// caller's own namespaces (a sysctl needs one that is not the host's) and
+// the rootfs under a tmpfs with tmpcopyup (it must hold nothing to copy).
 // Throws config_error.
 container_config parse_config(std::string_view json_text, const std::filesystem::path& bundle);
 
