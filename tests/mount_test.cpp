@@ -925,6 +925,94 @@ TEST(mount, sysfs_is_read_only_and_masked_and_mqueue_mounts) {
     EXPECT_EQ(r["mqueue_magic"], std::to_string(0x19800202));  // MQUEUE_MAGIC
 }
 
+// plan::filesystem hands its options to the kernel as they are and sets
+// the attributes on the new mount: a devpts with a gid, a read-only tmpfs
+// with strictatime and a mode.
+TEST(mount, filesystem_passes_its_options_and_attributes) {
+    SKIP_WITHOUT_MOUNT_NAMESPACE();
+    SKIP_WITHOUT_BUSYBOX();
+    const auto plan =
+        mnt::plan{.rootfs = busybox_rootfs()}
+            .proc()
+            .tmpfs("/dev")
+            .filesystem("devpts", "", "/dev/pts",
+                        {.nosuid = true, .noexec = true, .data = {"newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}})
+            .filesystem("tmpfs", "scratch", "/small",
+                        {.read_only = true, .nodev = true, .atime = mnt::access_time::strict, .data = {"size=1m", "mode=700"}})
+            .prepare();
+    const auto r = run_in_sandbox(plan, [&](std::string& out) {
+        std::ifstream mounts("/proc/self/mounts");
+        for (std::string line; std::getline(mounts, line);) {
+            std::istringstream fields(line);
+            std::string source, target, type, options;
+            fields >> source >> target >> type >> options;
+            if (target == "/dev/pts" || target == "/small") out += target + "=" + source + " " + type + " " + options + "\n";
+        }
+        struct stat st {};
+        out += "small_mode=" + std::to_string(stat("/small", &st) == 0 ? (st.st_mode & 07777) : 0) + "\n";
+        out += "small_create=" + text(create_errno("/small/x")) + "\n";
+        return 0;
+    });
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    const std::string pts = r["/dev/pts"];
+    EXPECT_EQ(pts.rfind("devpts devpts rw,nosuid,noexec,", 0), 0u) << pts;
+    EXPECT_NE(pts.find(",gid=5,"), std::string::npos) << pts;
+    EXPECT_NE(pts.find(",mode=620,ptmxmode=666"), std::string::npos) << pts;
+    const std::string small = r["/small"];
+    EXPECT_EQ(small.rfind("scratch tmpfs ro,nodev,", 0), 0u) << small;
+    EXPECT_EQ(small.find("relatime"), std::string::npos) << small;  // strictatime shows as neither
+    EXPECT_NE(small.find("size=1024k"), std::string::npos) << small;
+    EXPECT_EQ(r["small_mode"], std::to_string(0700));
+    EXPECT_EQ(r["small_create"], text(EROFS));
+}
+
+TEST(mount, filesystem_options_that_cannot_be_passed_are_refused_in_the_parent) {
+    for (const std::string& option : std::vector<std::string>{"", "=1", "a,b", std::string("a\0b", 3)}) {
+        try {
+            (void)mnt::plan{.rootfs = "/"}.filesystem("tmpfs", "", "/x", {.data = {option}}).prepare();
+            ADD_FAILURE() << "accepted '" << option << "'";
+        } catch (const ctr::error& e) {
+            EXPECT_EQ(e.code().value(), EINVAL);
+            EXPECT_EQ(e.path(), "/x");
+        }
+    }
+    EXPECT_THROW((void)mnt::plan{.rootfs = "/"}.filesystem("", "", "/x").prepare(), ctr::error);
+    EXPECT_THROW((void)mnt::plan{.rootfs = "/"}.write("/x", std::string("a\0b", 3)).prepare(), ctr::error);
+}
+
+// plan::write puts text into a file of the new root, in the plan's order:
+// after the file exists, before a read-only step over it.
+TEST(mount, write_puts_text_in_an_existing_file_of_the_new_root) {
+    SKIP_WITHOUT_MOUNT_NAMESPACE();
+    SKIP_WITHOUT_BUSYBOX();
+    const auto plan = mnt::plan{.rootfs = busybox_rootfs()}
+                          .tmpfs("/w")
+                          .file("/w/value")
+                          .write("/w/value", "written by the plan\n")
+                          .read_only("/w")
+                          .prepare();
+    const auto r = run_in_sandbox(plan, [&](std::string& out) {
+        std::string value = read_file("/w/value");
+        if (!value.empty() && value.back() == '\n') value.pop_back();
+        out += "value=" + value + "\n";
+        out += "create=" + text(create_errno("/w/value")) + "\n";
+        return 0;
+    });
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_EQ(r["value"], "written by the plan");
+    EXPECT_EQ(r["create"], text(EROFS));
+
+    // A file that is not there is an error naming it; nothing is created.
+    const auto missing = mnt::plan{.rootfs = busybox_rootfs()}.tmpfs("/w").write("/w/missing", "x").prepare();
+    try {
+        run_in_sandbox(missing, [](std::string&) { return 0; });
+        ADD_FAILURE() << "no error";
+    } catch (const ctr::error& e) {
+        EXPECT_EQ(e.code().value(), ENOENT);
+        EXPECT_EQ(e.path(), "/w/missing");
+    }
+}
+
 TEST(mount, proc_subset_and_hidepid_take_effect_where_the_kernel_has_them) {
     SKIP_WITHOUT_MOUNT_NAMESPACE();
     SKIP_WITHOUT_BUSYBOX();

@@ -91,6 +91,7 @@ enum class step : std::uint16_t {
     idmap_mount,                 // an idmapped mount (MOUNT_ATTR_IDMAP) for a volume
     open_terminal,               // a pty in the sandbox's devpts for options::terminal, its master sent back
     hold_for_start,              // the command held before exec until options::start_gate opens
+    write_file,                  // mount::plan::write: text into a file inside the new root (an OCI sysctl)
 };
 
 inline std::string_view to_string(step s) noexcept {
@@ -168,6 +169,7 @@ inline std::string_view to_string(step s) noexcept {
         case step::idmap_mount: return "idmap mount";
         case step::open_terminal: return "open terminal";
         case step::hold_for_start: return "hold for start";
+        case step::write_file: return "write file";
     }
     return "unknown step";
 }

@@ -257,8 +257,9 @@ inline std::vector<std::string> submounts_below(const std::string& source) {
 }
 
 template <class = void>
-inline std::uint64_t attribute_bits(bool read_only, bool nosuid, bool nodev, bool noexec) {
+inline std::uint64_t attribute_bits(bool read_only, bool nosuid, bool nodev, bool noexec, bool nosymfollow = false) {
     std::uint64_t bits = 0;
+    if (nosymfollow) bits |= mount_abi::attr_nosymfollow;
     if (read_only) bits |= mount_abi::attr_rdonly;
     if (nosuid) bits |= mount_abi::attr_nosuid;
     if (nodev) bits |= mount_abi::attr_nodev;
@@ -344,7 +345,7 @@ public:
         m.point = S_ISDIR(st.st_mode) ? mount_point::directory : mount_point::file;
         m.recursive = o.recursive;
         m.optional = o.optional;
-        m.attributes = attribute_bits(o.read_only, o.nosuid, o.nodev, o.noexec);
+        m.attributes = attribute_bits(o.read_only, o.nosuid, o.nodev, o.noexec, o.nosymfollow);
         if (m.attributes != 0 && o.recursive && S_ISDIR(st.st_mode) &&
             (!kernel_has_mount_setattr() || sys::faults_armed.load(std::memory_order_relaxed)))
             m.submounts = keep_list(submounts_below(path));
@@ -455,6 +456,49 @@ public:
         if (!data.empty()) m.legacy_data = keep_list({data});
         set_params(m, std::move(params));
         add(m, shown, fs_type);
+    }
+
+    // plan::filesystem: the caller's type and options, each option both a
+    // fsconfig parameter and a part of the mount(2) data.
+    template <class = void>
+    void add_filesystem(const filesystem_request& r, const char* target, const std::string& shown) {
+        const auto bad = [](const std::string& text) { return text.find('\0') != std::string::npos; };
+        if (r.fs_type.empty() || bad(r.fs_type) || r.fs_type.find(',') != std::string::npos)
+            throw error(step::prepare, EINVAL, shown, "filesystem type '" + r.fs_type + "' is empty or not a name");
+        if (bad(r.source)) throw error(step::prepare, EINVAL, shown, "the filesystem's source contains a NUL byte");
+        std::vector<mount_param> params;
+        std::string data;
+        for (const auto& item : r.options.data) {
+            if (item.empty() || item[0] == '=' || bad(item) || item.find(',') != std::string::npos)
+                throw error(step::prepare, EINVAL, shown,
+                            r.fs_type + " option '" + item + "' is empty, has no key, or contains ',' or a NUL byte");
+            const std::size_t equals = item.find('=');
+            const char* key = keep(item.substr(0, equals));
+            const char* value = equals == std::string::npos ? nullptr : keep(item.substr(equals + 1));
+            params.push_back({key, value, on_rejected::fail, nullptr});
+            if (!data.empty()) data += ",";
+            data += item;
+        }
+        using namespace mount_abi;
+        const filesystem_options& o = r.options;
+        mount_step m{};
+        m.kind = mount_step_kind::filesystem;
+        m.source = keep(r.source.empty() ? r.fs_type : r.source);
+        m.fs_type = keep(r.fs_type);
+        m.target = target;
+        m.point = mount_point::directory;
+        m.attributes = attribute_bits(o.read_only, o.nosuid, o.nodev, o.noexec, o.nosymfollow);
+        m.flags = attributes_to_ms(m.attributes);
+        if (o.nodiratime) m.attributes |= attr_nodiratime, m.flags |= ms_nodiratime;
+        switch (o.atime) {
+            case access_time::kernel_default: break;
+            case access_time::relative: m.flags |= ms_relatime; break;
+            case access_time::none: m.attributes |= attr_noatime, m.flags |= ms_noatime; break;
+            case access_time::strict: m.attributes |= attr_strictatime, m.flags |= ms_strictatime; break;
+        }
+        if (!data.empty()) m.legacy_data = keep_list({data});
+        set_params(m, std::move(params));
+        add(m, shown, r.fs_type);
     }
 
     template <class = void>
@@ -604,6 +648,23 @@ public:
     template <class = void>
     void add_one(const dev_request& r) { add_dev(target_of(r.target, "dev")); }
     template <class = void>
+    void add_one(const filesystem_request& r) {
+        const std::string target = target_of(r.target, r.fs_type.c_str());
+        add_filesystem(r, keep(target), target);
+    }
+    template <class = void>
+    void add_one(const write_request& r) {
+        const std::string target = target_of(r.target, "write", false);
+        if (r.text.find('\0') != std::string::npos)
+            throw error(step::write_file, EINVAL, target, "the text to write contains a NUL byte");
+        mount_step m{};
+        m.kind = mount_step_kind::write_file;
+        m.step = step::write_file;
+        m.source = keep(r.text);
+        m.target = keep(target);
+        add(m, target, "writing '" + r.text + "'");
+    }
+    template <class = void>
     void add_one(const overlay_request& r) {
         const std::string target = target_of(r.target, "overlay", false);
         if (target == "/" && !for_guard_) return;  // the root; placed by add_root
@@ -644,7 +705,8 @@ public:
         m.step = step::set_mount_attributes;
         m.target = keep(target);
         m.recursive = r.attrs.recursive;
-        m.attributes = attribute_bits(r.attrs.read_only, r.attrs.nosuid, r.attrs.nodev, r.attrs.noexec);
+        m.attributes =
+            attribute_bits(r.attrs.read_only, r.attrs.nosuid, r.attrs.nodev, r.attrs.noexec, r.attrs.nosymfollow);
         if (m.attributes == 0) throw error(step::set_mount_attributes, EINVAL, target, "no attribute to set");
         add(m, target);
     }
@@ -821,6 +883,7 @@ inline std::optional<made_point> made_point_of(const mount_request& request) {
     else if (const auto* t = std::get_if<tmpfs_request>(&request)) target = t->target;
     else if (const auto* pr = std::get_if<proc_request>(&request)) target = pr->target;
     else if (const auto* k = std::get_if<kernel_fs_request>(&request)) target = k->target;
+    else if (const auto* g = std::get_if<filesystem_request>(&request)) target = g->target;
     else if (const auto* d = std::get_if<dev_request>(&request)) target = d->target;
     else if (const auto* o = std::get_if<overlay_request>(&request)) target = o->target;
     else if (const auto* l = std::get_if<symlink_request>(&request)) target = l->target, mounts = false;

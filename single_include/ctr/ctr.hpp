@@ -835,6 +835,8 @@ enum class step : std::uint16_t {
     seal_init,                   // the init letting go of the caller's fds, memory and name
     idmap_mount,                 // an idmapped mount (MOUNT_ATTR_IDMAP) for a volume
     open_terminal,               // a pty in the sandbox's devpts for options::terminal, its master sent back
+    hold_for_start,              // the command held before exec until options::start_gate opens
+    write_file,                  // mount::plan::write: text into a file inside the new root (an OCI sysctl)
 };
 
 inline std::string_view to_string(step s) noexcept {
@@ -911,6 +913,8 @@ inline std::string_view to_string(step s) noexcept {
         case step::seal_init: return "seal init";
         case step::idmap_mount: return "idmap mount";
         case step::open_terminal: return "open terminal";
+        case step::hold_for_start: return "hold for start";
+        case step::write_file: return "write file";
     }
     return "unknown step";
 }
@@ -4392,6 +4396,7 @@ inline constexpr unsigned long ms_nosuid = 2;
 inline constexpr unsigned long ms_nodev = 4;
 inline constexpr unsigned long ms_noexec = 8;
 inline constexpr unsigned long ms_remount = 32;
+inline constexpr unsigned long ms_nosymfollow = 256;
 inline constexpr unsigned long ms_noatime = 1024;
 inline constexpr unsigned long ms_nodiratime = 2048;
 inline constexpr unsigned long ms_bind = 4096;
@@ -4400,6 +4405,7 @@ inline constexpr unsigned long ms_silent = 32768;
 inline constexpr unsigned long ms_private = 1UL << 18;
 inline constexpr unsigned long ms_slave = 1UL << 19;
 inline constexpr unsigned long ms_relatime = 1UL << 21;
+inline constexpr unsigned long ms_strictatime = 1UL << 24;
 
 // statfs f_flags
 inline constexpr unsigned long st_rdonly = 1;
@@ -4409,6 +4415,7 @@ inline constexpr unsigned long st_noexec = 8;
 inline constexpr unsigned long st_noatime = 1024;
 inline constexpr unsigned long st_nodiratime = 2048;
 inline constexpr unsigned long st_relatime = 4096;
+inline constexpr unsigned long st_nosymfollow = 0x2000;
 
 inline constexpr unsigned open_tree_clone = 1;
 inline constexpr unsigned open_tree_cloexec = 02000000;  // O_CLOEXEC
@@ -4428,6 +4435,10 @@ inline constexpr std::uint64_t attr_nosuid = 0x2;
 inline constexpr std::uint64_t attr_idmap = 0x100000;
 inline constexpr std::uint64_t attr_nodev = 0x4;
 inline constexpr std::uint64_t attr_noexec = 0x8;
+inline constexpr std::uint64_t attr_noatime = 0x10;
+inline constexpr std::uint64_t attr_strictatime = 0x20;
+inline constexpr std::uint64_t attr_nodiratime = 0x80;
+inline constexpr std::uint64_t attr_nosymfollow = 0x200000;
 
 inline constexpr int mnt_detach = 2;
 inline constexpr unsigned statx_mnt_id = 0x1000;
@@ -4452,6 +4463,7 @@ enum class mount_step_kind : std::uint8_t {
     read_only,        // target bound onto itself, read-only
     pivot_root,       // into the new root; the old root is detached
     change_root,      // chroot into the new root (weaker; asked for by name)
+    write_file,       // source (text) written into the existing file at target
 };
 
 // What to create at a missing target.
@@ -4584,6 +4596,7 @@ CTR_CHILD_CODE inline long mount_flags_to_keep(int fd, unsigned long& out) noexc
     if (f & st_noatime) out |= ms_noatime;
     if (f & st_nodiratime) out |= ms_nodiratime;
     if (f & st_relatime) out |= ms_relatime;
+    if (f & st_nosymfollow) out |= ms_nosymfollow;
     return 0;
 }
 
@@ -4594,6 +4607,7 @@ CTR_CHILD_CODE inline unsigned long attributes_to_ms(std::uint64_t attributes) n
     if (attributes & attr_nosuid) flags |= ms_nosuid;
     if (attributes & attr_nodev) flags |= ms_nodev;
     if (attributes & attr_noexec) flags |= ms_noexec;
+    if (attributes & attr_nosymfollow) flags |= ms_nosymfollow;
     return flags;
 }
 
@@ -5110,6 +5124,28 @@ CTR_CHILD_CODE inline long run_read_only(const mount_step& s, mount_context& ctx
     return r;
 }
 
+// Writes the step's text into the file at its target, which must exist: a
+// sysctl under the new root's /proc/sys, after that proc is mounted and
+// before /proc/sys is made read-only. The target is resolved inside the root
+// as an O_PATH fd and opened for writing through /proc/self/fd (the host's
+// proc: the process's root is still the host's). One write(2) call carries
+// the whole text, as sysctl files take it. Async-signal-safe.
+CTR_CHILD_CODE inline long run_write_file(const mount_step& s, mount_context& ctx) noexcept {
+    const long target = open_target(ctx, s.target, mount_point::none, 0);
+    if (target < 0) return target;
+    char name[32];
+    const long fd = sys::openat(AT_FDCWD, proc_fd_path(static_cast<int>(target), name), O_WRONLY | O_CLOEXEC);
+    close_fd(static_cast<int>(target));
+    if (fd < 0) return fd;
+    const std::size_t length = mount_strlen(s.source);
+    long r;
+    do r = sys::write(static_cast<int>(fd), s.source, length);
+    while (r == -EINTR);
+    close_fd(static_cast<int>(fd));
+    if (r < 0) return r;
+    return static_cast<std::size_t>(r) == length ? 0 : -EIO;
+}
+
 // Makes the new root the process's root. pivot_root(".", ".") puts the old
 // root on top of the new one; unmounting "." then detaches it, so nothing of
 // the host stays reachable in this mount namespace.
@@ -5178,6 +5214,8 @@ CTR_CHILD_CODE inline long run_mount_step(const mount_step& s, mount_context& ct
             return run_pivot_root(ctx);
         case mount_step_kind::change_root:
             return run_change_root(ctx);
+        case mount_step_kind::write_file:
+            return run_write_file(s, ctx);
     }
     return -EINVAL;
 }
@@ -5232,6 +5270,7 @@ struct bind_options {
     bool noexec = false;
     bool optional = false;   // a source that does not exist skips the bind instead of failing
     idmapping idmap = idmapping::none;
+    bool nosymfollow = false;  // symlinks in it are not followed (Linux 5.10+)
 };
 
 struct tmpfs_options {
@@ -5243,6 +5282,30 @@ struct tmpfs_options {
     bool nosuid = true;
     bool nodev = true;
     bool noexec = false;
+};
+
+// How a new filesystem's mount updates access times (MOUNT_ATTR_*ATIME).
+enum class access_time : std::uint8_t {
+    kernel_default,  // relatime, unless the filesystem says otherwise
+    relative,        // relatime
+    none,            // noatime
+    strict,          // strictatime: every access
+};
+
+// A filesystem of any type that plan::filesystem mounts: the mount's
+// attributes, and the filesystem's own options passed to the kernel as they
+// are, in order ("newinstance", "ptmxmode=0666", "size=65536k"), each a key
+// or key=value as mount -o takes them. The kernel judges them: an option it
+// does not know fails the launch with its own message.
+struct filesystem_options {
+    bool read_only = false;
+    bool nosuid = false;
+    bool nodev = false;
+    bool noexec = false;
+    bool nodiratime = false;
+    bool nosymfollow = false;
+    access_time atime = access_time::kernel_default;
+    std::vector<std::string> data{};
 };
 
 // proc's hidepid: whether other users' /proc/PID directories are readable
@@ -5276,6 +5339,7 @@ struct attributes {
     bool nodev = false;
     bool noexec = false;
     bool recursive = true;  // also every mount below
+    bool nosymfollow = false;
 };
 
 // How mounts of the child's namespace relate to the host's: private (no
@@ -5324,6 +5388,18 @@ struct kernel_fs_request {
     std::string fs_type;
     std::string target;
 };
+// plan::filesystem: any type, options given by the caller.
+struct filesystem_request {
+    std::string fs_type;
+    std::string source;
+    std::string target;
+    filesystem_options options;
+};
+// plan::write: text into an existing file in the new root.
+struct write_request {
+    std::string target;
+    std::string text;
+};
 struct dev_request {
     std::string target;
 };
@@ -5346,7 +5422,8 @@ struct attributes_request {
 };
 
 using mount_request = std::variant<bind_request, tmpfs_request, proc_request, kernel_fs_request, dev_request,
-                                   overlay_request, path_request, symlink_request, attributes_request>;
+                                   overlay_request, path_request, symlink_request, attributes_request,
+                                   filesystem_request, write_request>;
 
 class step_builder;
 
@@ -5394,6 +5471,24 @@ struct plan {
     template <class = void>
     plan& mqueue(std::string target = "/dev/mqueue") {
         return add(detail::kernel_fs_request{"mqueue", std::move(target)});
+    }
+    // A filesystem of any type with the options given (see
+    // filesystem_options): devpts with a gid, tmpfs with strictatime, cgroup2,
+    // as an OCI config.json asks. Unlike proc() and sysfs() it adds no masks.
+    // `source` is what mountinfo shows (empty: the type).
+    template <class = void>
+    plan& filesystem(std::string fs_type, std::string source, std::string target, filesystem_options options = {}) {
+        return add(detail::filesystem_request{std::move(fs_type), std::move(source), std::move(target),
+                                              std::move(options)});
+    }
+    // Writes `text` into the existing file at `target`, in the order of the
+    // plan's requests: after the proc() or filesystem("proc", ...) it is in,
+    // before a read_only() over it. For an OCI sysctl:
+    // .write("/proc/sys/net/ipv4/ping_group_range", "0 0"). The value goes
+    // to the namespaces the child is in by then (its network, IPC, UTS).
+    template <class = void>
+    plan& write(std::string target, std::string text) {
+        return add(detail::write_request{std::move(target), std::move(text)});
     }
     // A minimal /dev: a tmpfs with null, zero, full, random, urandom and tty
     // bound from the host; fd, stdin, stdout, stderr and ptmx symlinks; a
@@ -5872,8 +5967,9 @@ inline std::vector<std::string> submounts_below(const std::string& source) {
 }
 
 template <class = void>
-inline std::uint64_t attribute_bits(bool read_only, bool nosuid, bool nodev, bool noexec) {
+inline std::uint64_t attribute_bits(bool read_only, bool nosuid, bool nodev, bool noexec, bool nosymfollow = false) {
     std::uint64_t bits = 0;
+    if (nosymfollow) bits |= mount_abi::attr_nosymfollow;
     if (read_only) bits |= mount_abi::attr_rdonly;
     if (nosuid) bits |= mount_abi::attr_nosuid;
     if (nodev) bits |= mount_abi::attr_nodev;
@@ -5959,7 +6055,7 @@ public:
         m.point = S_ISDIR(st.st_mode) ? mount_point::directory : mount_point::file;
         m.recursive = o.recursive;
         m.optional = o.optional;
-        m.attributes = attribute_bits(o.read_only, o.nosuid, o.nodev, o.noexec);
+        m.attributes = attribute_bits(o.read_only, o.nosuid, o.nodev, o.noexec, o.nosymfollow);
         if (m.attributes != 0 && o.recursive && S_ISDIR(st.st_mode) &&
             (!kernel_has_mount_setattr() || sys::faults_armed.load(std::memory_order_relaxed)))
             m.submounts = keep_list(submounts_below(path));
@@ -6070,6 +6166,49 @@ public:
         if (!data.empty()) m.legacy_data = keep_list({data});
         set_params(m, std::move(params));
         add(m, shown, fs_type);
+    }
+
+    // plan::filesystem: the caller's type and options, each option both a
+    // fsconfig parameter and a part of the mount(2) data.
+    template <class = void>
+    void add_filesystem(const filesystem_request& r, const char* target, const std::string& shown) {
+        const auto bad = [](const std::string& text) { return text.find('\0') != std::string::npos; };
+        if (r.fs_type.empty() || bad(r.fs_type) || r.fs_type.find(',') != std::string::npos)
+            throw error(step::prepare, EINVAL, shown, "filesystem type '" + r.fs_type + "' is empty or not a name");
+        if (bad(r.source)) throw error(step::prepare, EINVAL, shown, "the filesystem's source contains a NUL byte");
+        std::vector<mount_param> params;
+        std::string data;
+        for (const auto& item : r.options.data) {
+            if (item.empty() || item[0] == '=' || bad(item) || item.find(',') != std::string::npos)
+                throw error(step::prepare, EINVAL, shown,
+                            r.fs_type + " option '" + item + "' is empty, has no key, or contains ',' or a NUL byte");
+            const std::size_t equals = item.find('=');
+            const char* key = keep(item.substr(0, equals));
+            const char* value = equals == std::string::npos ? nullptr : keep(item.substr(equals + 1));
+            params.push_back({key, value, on_rejected::fail, nullptr});
+            if (!data.empty()) data += ",";
+            data += item;
+        }
+        using namespace mount_abi;
+        const filesystem_options& o = r.options;
+        mount_step m{};
+        m.kind = mount_step_kind::filesystem;
+        m.source = keep(r.source.empty() ? r.fs_type : r.source);
+        m.fs_type = keep(r.fs_type);
+        m.target = target;
+        m.point = mount_point::directory;
+        m.attributes = attribute_bits(o.read_only, o.nosuid, o.nodev, o.noexec, o.nosymfollow);
+        m.flags = attributes_to_ms(m.attributes);
+        if (o.nodiratime) m.attributes |= attr_nodiratime, m.flags |= ms_nodiratime;
+        switch (o.atime) {
+            case access_time::kernel_default: break;
+            case access_time::relative: m.flags |= ms_relatime; break;
+            case access_time::none: m.attributes |= attr_noatime, m.flags |= ms_noatime; break;
+            case access_time::strict: m.attributes |= attr_strictatime, m.flags |= ms_strictatime; break;
+        }
+        if (!data.empty()) m.legacy_data = keep_list({data});
+        set_params(m, std::move(params));
+        add(m, shown, r.fs_type);
     }
 
     template <class = void>
@@ -6219,6 +6358,23 @@ public:
     template <class = void>
     void add_one(const dev_request& r) { add_dev(target_of(r.target, "dev")); }
     template <class = void>
+    void add_one(const filesystem_request& r) {
+        const std::string target = target_of(r.target, r.fs_type.c_str());
+        add_filesystem(r, keep(target), target);
+    }
+    template <class = void>
+    void add_one(const write_request& r) {
+        const std::string target = target_of(r.target, "write", false);
+        if (r.text.find('\0') != std::string::npos)
+            throw error(step::write_file, EINVAL, target, "the text to write contains a NUL byte");
+        mount_step m{};
+        m.kind = mount_step_kind::write_file;
+        m.step = step::write_file;
+        m.source = keep(r.text);
+        m.target = keep(target);
+        add(m, target, "writing '" + r.text + "'");
+    }
+    template <class = void>
     void add_one(const overlay_request& r) {
         const std::string target = target_of(r.target, "overlay", false);
         if (target == "/" && !for_guard_) return;  // the root; placed by add_root
@@ -6259,7 +6415,8 @@ public:
         m.step = step::set_mount_attributes;
         m.target = keep(target);
         m.recursive = r.attrs.recursive;
-        m.attributes = attribute_bits(r.attrs.read_only, r.attrs.nosuid, r.attrs.nodev, r.attrs.noexec);
+        m.attributes =
+            attribute_bits(r.attrs.read_only, r.attrs.nosuid, r.attrs.nodev, r.attrs.noexec, r.attrs.nosymfollow);
         if (m.attributes == 0) throw error(step::set_mount_attributes, EINVAL, target, "no attribute to set");
         add(m, target);
     }
@@ -6436,6 +6593,7 @@ inline std::optional<made_point> made_point_of(const mount_request& request) {
     else if (const auto* t = std::get_if<tmpfs_request>(&request)) target = t->target;
     else if (const auto* pr = std::get_if<proc_request>(&request)) target = pr->target;
     else if (const auto* k = std::get_if<kernel_fs_request>(&request)) target = k->target;
+    else if (const auto* g = std::get_if<filesystem_request>(&request)) target = g->target;
     else if (const auto* d = std::get_if<dev_request>(&request)) target = d->target;
     else if (const auto* o = std::get_if<overlay_request>(&request)) target = o->target;
     else if (const auto* l = std::get_if<symlink_request>(&request)) target = l->target, mounts = false;
@@ -6774,6 +6932,7 @@ enum class child_op_code : std::uint8_t {
     become_init,          // data = init_state*: the rest of the program runs in a child; this process reaps
     set_controlling_terminal,  // TIOCSCTTY on fd a (the session leader takes its terminal)
     mount_step,           // data = const mount_step*, data2 = mount_context* (detail/mount_step.hpp)
+    hold,                 // close the fd ranges of data (b pairs), tell the parent "held", read one byte from fd a
     call,                 // run(op): a layer's own step (capabilities, seccomp, ...), planned in its header
 };
 
@@ -6817,6 +6976,10 @@ struct child_view {
 };
 
 inline constexpr int child_failed_exit_code = 127;
+
+// The op index of the report a held command sends (options::start_gate):
+// not a failure, the sign that every step before exec has succeeded.
+inline constexpr std::uint32_t held_report_index = 0xffffffffU;
 
 // Shared between the parent, the pid 1 of a new pid namespace (or the time
 // namespace's supervisor) and the command it starts. It lives in a
@@ -7171,6 +7334,31 @@ CTR_CHILD_CODE inline long child_run_op(const child_view& view, const child_op& 
             while (r == -EINTR);
             if (r == 0) sys::exit_group(child_failed_exit_code);  // the parent gave up
             return r < 0 ? r : 0;
+        }
+        case child_op_code::hold: {
+            // What exec would close goes now: a copy of the gate's writer
+            // among it would hold the gate open for ever.
+            const auto* ranges = static_cast<const unsigned*>(op.data);
+            for (long i = 0; i < op.b; ++i)
+                if (const long r = child_fd_range(ranges[2 * i], ranges[2 * i + 1], true); r < 0) return r;
+            // The parent returns from spawn on this report; a report that
+            // cannot be sent leaves it nothing to wait for: end, and the
+            // closed channel tells it the command was never held.
+            const child_report held{held_report_index, 0, 0};
+            if (sys::write(view.report_fd, &held, sizeof held) != static_cast<long>(sizeof held))
+                sys::exit_group(child_failed_exit_code);
+            char byte = 0;
+            long r;
+            do r = sys::read(static_cast<int>(op.a), &byte, 1);
+            while (r == -EINTR);
+            // Every writer gone: nobody will start the command.
+            if (r == 0) sys::exit_group(child_failed_exit_code);
+            if (r < 0) return r;
+            // Nobody reads the channel any more (spawn has returned): a later
+            // failure ends the command with exit 127 instead of a report
+            // into a pipe whose reader may be gone (SIGPIPE).
+            sys::close(view.report_fd);
+            return 0;
         }
         case child_op_code::restore_signal_mask: {
             const unsigned long none = 0;
@@ -10128,6 +10316,7 @@ enum class launch_phase : std::uint8_t {
     landlock,              // (reserved for Landlock rulesets)
     no_new_privileges,
     restore_signal_mask,
+    hold,                  // options::start_gate: wait to be started
     seccomp,
     exec,
 };
@@ -10209,6 +10398,12 @@ struct launch_plan {
     child_view view;
 
     unique_fd report_read, report_write;
+    unique_fd start_gate;  // the child's copy of options::start_gate, above every fd it maps
+    // What a held child closes before it waits (pairs first, last; ~0U: no
+    // end): every fd that exec would close, but the report channel and the
+    // gate. A copy of the gate's write end among them would keep its read
+    // from ever seeing the end of file.
+    std::vector<unsigned> hold_closes;
     std::vector<unique_fd> child_ends;  // the child's ends of stdio files and pipes
     unique_fd parent_in, parent_out, parent_err;
     bool capture_out = false, capture_err = false;
@@ -10620,6 +10815,19 @@ struct options {
     // its controlling terminal; the caller gets the master from
     // child::terminal() (see terminal_options). Empty: none.
     std::optional<terminal_options> terminal{};
+
+    // Holds the command right before exec until it reads one byte from this
+    // fd, and returns from spawn as soon as it is held: every step has
+    // succeeded by then (namespaces, mounts, ids, capabilities,
+    // no_new_privs), only the seccomp filter and exec remain. So a caller
+    // can create a sandbox now and start it later, from this process or
+    // from another: an OCI runtime's `create` and `start`. A pipe whose
+    // write end the caller keeps, or a FIFO the child holds open for reading
+    // and writing (then any process that opens the FIFO can start it). End
+    // of file (every writer closed) ends the command unstarted (exit 127);
+    // so does a failure after the hold (seccomp, exec), which only the exit
+    // status then tells. Borrowed; the child reads its own copy. -1: none.
+    int start_gate = -1;
 };
 
 // How a run ended.
@@ -11141,7 +11349,7 @@ inline int prepare_stream(launch_plan& plan, const stdio& spec, int target) {
 // dup3 can overwrite a source that is still needed.
 template <class = void>
 inline void plan_fd_mapping(launch_plan& plan, const std::vector<fd_mapping>& mappings,
-                            const bool inherited_stdio[3]) {
+                            const bool inherited_stdio[3], int start_gate) {
     int lowest_free = 3;
     for (const auto& m : mappings) lowest_free = std::max(lowest_free, m.target + 1);
 
@@ -11150,6 +11358,12 @@ inline void plan_fd_mapping(launch_plan& plan, const std::vector<fd_mapping>& ma
         const long moved = sys::fcntl(plan.report_write.get(), F_DUPFD_CLOEXEC, lowest_free);
         if (moved < 0) throw error(step::create_pipe, static_cast<int>(-moved));
         plan.report_write.reset(static_cast<int>(moved));
+    }
+    // So must the start gate; the child reads its own copy, close-on-exec.
+    if (start_gate >= 0) {
+        const long copy = sys::fcntl(start_gate, F_DUPFD_CLOEXEC, lowest_free);
+        if (copy < 0) throw error(step::hold_for_start, static_cast<int>(-copy), fd_name(start_gate), "the start gate fd");
+        plan.start_gate.reset(static_cast<int>(copy));
     }
 
     plan.scratch.assign(mappings.size(), -1);
@@ -11176,9 +11390,19 @@ inline void plan_fd_mapping(launch_plan& plan, const std::vector<fd_mapping>& ma
         int last = fd;
         while (last + 1 < lowest_free && !kept[static_cast<std::size_t>(last + 1)]) ++last;
         plan.add(launch_phase::fds, {.code = child_op_code::cloexec_range, .step = step::close_fds, .a = fd, .b = last});
+        plan.hold_closes.insert(plan.hold_closes.end(), {static_cast<unsigned>(fd), static_cast<unsigned>(last)});
         fd = last + 1;
     }
     plan.add(launch_phase::fds, {.code = child_op_code::cloexec_range, .step = step::close_fds, .a = lowest_free, .b = -1});
+    if (plan.start_gate) {
+        // From lowest_free up, around the two fds the held child keeps.
+        const auto low = static_cast<unsigned>(std::min(plan.report_write.get(), plan.start_gate.get()));
+        const auto high = static_cast<unsigned>(std::max(plan.report_write.get(), plan.start_gate.get()));
+        const auto from = static_cast<unsigned>(lowest_free);
+        if (low > from) plan.hold_closes.insert(plan.hold_closes.end(), {from, low - 1});
+        if (high > low + 1) plan.hold_closes.insert(plan.hold_closes.end(), {low + 1, high - 1});
+        plan.hold_closes.insert(plan.hold_closes.end(), {high + 1, ~0U});
+    }
 }
 
 // Standard streams and passed fds.
@@ -11202,7 +11426,17 @@ inline void plan_streams(launch_plan& plan, const options& opts) {
         mappings.push_back(m);
         if (m.target < 3) inherited_stdio[m.target] = false;
     }
-    plan_fd_mapping(plan, mappings, inherited_stdio);
+    plan_fd_mapping(plan, mappings, inherited_stdio, opts.start_gate);
+    if (plan.start_gate) {
+        // A held child outlives spawn's frame and the caller's plan (and,
+        // for an OCI create, the caller itself): it runs on a copy of the
+        // caller's memory, never on a share of it.
+        plan.request.memory = memory_mode::copied;
+        plan.add(launch_phase::hold,
+                 {.code = child_op_code::hold, .step = step::hold_for_start, .a = plan.start_gate.get(),
+                  .b = static_cast<long>(plan.hold_closes.size() / 2), .data = plan.hold_closes.data()},
+                 fd_name(opts.start_gate));
+    }
 }
 
 }  // namespace ctr::process::detail
@@ -11494,7 +11728,12 @@ inline void plan_namespaces(launch_plan& plan, const options& opts) {
     // supervisor that then reaps it and forwards signals, like the init.
     // die_with_owner needs the same supervisor: it is what watches the owner
     // (see launch_lifetime.hpp).
-    if ((wanted.has(ns::pid) && opts.init) || wanted.has(ns::time) || opts.die_with_owner) {
+    // Joining a pid namespace moves only the joiner's children into it, so
+    // the command is started by such a supervisor too (outside the
+    // namespace; an OCI runtime's exec).
+    bool joins_pid = false;
+    for (const auto& j : opts.join) joins_pid = joins_pid || j.which == ns::pid;
+    if ((wanted.has(ns::pid) && opts.init) || wanted.has(ns::time) || opts.die_with_owner || joins_pid) {
         plan.uses_init = true;
         // The init lives as long as the sandbox. It gets a copy of our
         // memory rather than a share of it: then its /proc/1/cmdline and
@@ -14626,6 +14865,7 @@ inline child spawn(std::vector<std::string> argv, const options& opts) {
 
     // The child has its own copies now; ours would hold pipes open.
     plan->report_write.reset();
+    plan->start_gate.reset();
     plan->sync_read.reset();
     plan->child_ends.clear();
 
@@ -14662,12 +14902,22 @@ inline child spawn(std::vector<std::string> argv, const options& opts) {
         plan->sync_write.reset();
     }
 
-    // Wait for exec (the channel closes) or a report of the failed step. The
-    // stack and plan stay alive until then.
-    if (const auto reported = d::read_report(*plan, true)) {
+    // Wait for exec (the channel closes) or a report of the failed step, or
+    // with a start gate for the report that the command is held. The stack
+    // and plan stay alive until then.
+    const auto reported = d::read_report(*plan, true);
+    const bool held = reported && reported->op_index == cd::held_report_index;
+    if (reported && !held) {
         d::reap_failed(handle.pidfd_.get());
         handle.pidfd_.reset();
         throw d::report_error(*plan, *reported);
+    }
+    if (plan->start_gate && !held) {
+        // The channel closed without a report: the child was killed (or its
+        // gate's report could not be sent) before it was held.
+        d::reap_failed(handle.pidfd_.get());
+        handle.pidfd_.reset();
+        throw error(step::hold_for_start, ECHILD, {}, "the sandbox ended before its command was held");
     }
     // Sent by the child before it exec'd, so it is there to take.
     if (plan->terminal_from_child) handle.terminal_ = d::receive_terminal(plan->terminal_from_child.get());

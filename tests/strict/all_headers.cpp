@@ -136,7 +136,10 @@ ctr::mount::plan root_plan() {
         .symlink("/proc/self/fd", "/dev/fd")
         .mask("/proc/kcore")
         .read_only("/etc")
-        .set_attributes("/data", {.nosuid = true, .nodev = true});
+        .set_attributes("/data", {.nosuid = true, .nodev = true})
+        .filesystem("devpts", "", "/dev/pts2",
+                    {.nosuid = true, .atime = ctr::mount::access_time::strict, .data = {"newinstance", "gid=5"}})
+        .write("/proc/sys/net/ipv4/ping_group_range", "0 0");
     return p;
 }
 

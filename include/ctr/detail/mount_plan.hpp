@@ -38,6 +38,7 @@ struct bind_options {
     bool noexec = false;
     bool optional = false;   // a source that does not exist skips the bind instead of failing
     idmapping idmap = idmapping::none;
+    bool nosymfollow = false;  // symlinks in it are not followed (Linux 5.10+)
 };
 
 struct tmpfs_options {
@@ -49,6 +50,30 @@ struct tmpfs_options {
     bool nosuid = true;
     bool nodev = true;
     bool noexec = false;
+};
+
+// How a new filesystem's mount updates access times (MOUNT_ATTR_*ATIME).
+enum class access_time : std::uint8_t {
+    kernel_default,  // relatime, unless the filesystem says otherwise
+    relative,        // relatime
+    none,            // noatime
+    strict,          // strictatime: every access
+};
+
+// A filesystem of any type that plan::filesystem mounts: the mount's
+// attributes, and the filesystem's own options passed to the kernel as they
+// are, in order ("newinstance", "ptmxmode=0666", "size=65536k"), each a key
+// or key=value as mount -o takes them. The kernel judges them: an option it
+// does not know fails the launch with its own message.
+struct filesystem_options {
+    bool read_only = false;
+    bool nosuid = false;
+    bool nodev = false;
+    bool noexec = false;
+    bool nodiratime = false;
+    bool nosymfollow = false;
+    access_time atime = access_time::kernel_default;
+    std::vector<std::string> data{};
 };
 
 // proc's hidepid: whether other users' /proc/PID directories are readable
@@ -82,6 +107,7 @@ struct attributes {
     bool nodev = false;
     bool noexec = false;
     bool recursive = true;  // also every mount below
+    bool nosymfollow = false;
 };
 
 // How mounts of the child's namespace relate to the host's: private (no
@@ -130,6 +156,18 @@ struct kernel_fs_request {
     std::string fs_type;
     std::string target;
 };
+// plan::filesystem: any type, options given by the caller.
+struct filesystem_request {
+    std::string fs_type;
+    std::string source;
+    std::string target;
+    filesystem_options options;
+};
+// plan::write: text into an existing file in the new root.
+struct write_request {
+    std::string target;
+    std::string text;
+};
 struct dev_request {
     std::string target;
 };
@@ -152,7 +190,8 @@ struct attributes_request {
 };
 
 using mount_request = std::variant<bind_request, tmpfs_request, proc_request, kernel_fs_request, dev_request,
-                                   overlay_request, path_request, symlink_request, attributes_request>;
+                                   overlay_request, path_request, symlink_request, attributes_request,
+                                   filesystem_request, write_request>;
 
 class step_builder;
 
@@ -200,6 +239,24 @@ struct plan {
     template <class = void>
     plan& mqueue(std::string target = "/dev/mqueue") {
         return add(detail::kernel_fs_request{"mqueue", std::move(target)});
+    }
+    // A filesystem of any type with the options given (see
+    // filesystem_options): devpts with a gid, tmpfs with strictatime, cgroup2,
+    // as an OCI config.json asks. Unlike proc() and sysfs() it adds no masks.
+    // `source` is what mountinfo shows (empty: the type).
+    template <class = void>
+    plan& filesystem(std::string fs_type, std::string source, std::string target, filesystem_options options = {}) {
+        return add(detail::filesystem_request{std::move(fs_type), std::move(source), std::move(target),
+                                              std::move(options)});
+    }
+    // Writes `text` into the existing file at `target`, in the order of the
+    // plan's requests: after the proc() or filesystem("proc", ...) it is in,
+    // before a read_only() over it. For an OCI sysctl:
+    // .write("/proc/sys/net/ipv4/ping_group_range", "0 0"). The value goes
+    // to the namespaces the child is in by then (its network, IPC, UTS).
+    template <class = void>
+    plan& write(std::string target, std::string text) {
+        return add(detail::write_request{std::move(target), std::move(text)});
     }
     // A minimal /dev: a tmpfs with null, zero, full, random, urandom and tty
     // bound from the host; fd, stdin, stdout, stderr and ptmx symlinks; a

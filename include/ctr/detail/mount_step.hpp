@@ -43,6 +43,7 @@ inline constexpr unsigned long ms_nosuid = 2;
 inline constexpr unsigned long ms_nodev = 4;
 inline constexpr unsigned long ms_noexec = 8;
 inline constexpr unsigned long ms_remount = 32;
+inline constexpr unsigned long ms_nosymfollow = 256;
 inline constexpr unsigned long ms_noatime = 1024;
 inline constexpr unsigned long ms_nodiratime = 2048;
 inline constexpr unsigned long ms_bind = 4096;
@@ -51,6 +52,7 @@ inline constexpr unsigned long ms_silent = 32768;
 inline constexpr unsigned long ms_private = 1UL << 18;
 inline constexpr unsigned long ms_slave = 1UL << 19;
 inline constexpr unsigned long ms_relatime = 1UL << 21;
+inline constexpr unsigned long ms_strictatime = 1UL << 24;
 
 // statfs f_flags
 inline constexpr unsigned long st_rdonly = 1;
@@ -60,6 +62,7 @@ inline constexpr unsigned long st_noexec = 8;
 inline constexpr unsigned long st_noatime = 1024;
 inline constexpr unsigned long st_nodiratime = 2048;
 inline constexpr unsigned long st_relatime = 4096;
+inline constexpr unsigned long st_nosymfollow = 0x2000;
 
 inline constexpr unsigned open_tree_clone = 1;
 inline constexpr unsigned open_tree_cloexec = 02000000;  // O_CLOEXEC
@@ -79,6 +82,10 @@ inline constexpr std::uint64_t attr_nosuid = 0x2;
 inline constexpr std::uint64_t attr_idmap = 0x100000;
 inline constexpr std::uint64_t attr_nodev = 0x4;
 inline constexpr std::uint64_t attr_noexec = 0x8;
+inline constexpr std::uint64_t attr_noatime = 0x10;
+inline constexpr std::uint64_t attr_strictatime = 0x20;
+inline constexpr std::uint64_t attr_nodiratime = 0x80;
+inline constexpr std::uint64_t attr_nosymfollow = 0x200000;
 
 inline constexpr int mnt_detach = 2;
 inline constexpr unsigned statx_mnt_id = 0x1000;
@@ -103,6 +110,7 @@ enum class mount_step_kind : std::uint8_t {
     read_only,        // target bound onto itself, read-only
     pivot_root,       // into the new root; the old root is detached
     change_root,      // chroot into the new root (weaker; asked for by name)
+    write_file,       // source (text) written into the existing file at target
 };
 
 // What to create at a missing target.
@@ -235,6 +243,7 @@ CTR_CHILD_CODE inline long mount_flags_to_keep(int fd, unsigned long& out) noexc
     if (f & st_noatime) out |= ms_noatime;
     if (f & st_nodiratime) out |= ms_nodiratime;
     if (f & st_relatime) out |= ms_relatime;
+    if (f & st_nosymfollow) out |= ms_nosymfollow;
     return 0;
 }
 
@@ -245,6 +254,7 @@ CTR_CHILD_CODE inline unsigned long attributes_to_ms(std::uint64_t attributes) n
     if (attributes & attr_nosuid) flags |= ms_nosuid;
     if (attributes & attr_nodev) flags |= ms_nodev;
     if (attributes & attr_noexec) flags |= ms_noexec;
+    if (attributes & attr_nosymfollow) flags |= ms_nosymfollow;
     return flags;
 }
 
@@ -761,6 +771,28 @@ CTR_CHILD_CODE inline long run_read_only(const mount_step& s, mount_context& ctx
     return r;
 }
 
+// Writes the step's text into the file at its target, which must exist: a
+// sysctl under the new root's /proc/sys, after that proc is mounted and
+// before /proc/sys is made read-only. The target is resolved inside the root
+// as an O_PATH fd and opened for writing through /proc/self/fd (the host's
+// proc: the process's root is still the host's). One write(2) call carries
+// the whole text, as sysctl files take it. Async-signal-safe.
+CTR_CHILD_CODE inline long run_write_file(const mount_step& s, mount_context& ctx) noexcept {
+    const long target = open_target(ctx, s.target, mount_point::none, 0);
+    if (target < 0) return target;
+    char name[32];
+    const long fd = sys::openat(AT_FDCWD, proc_fd_path(static_cast<int>(target), name), O_WRONLY | O_CLOEXEC);
+    close_fd(static_cast<int>(target));
+    if (fd < 0) return fd;
+    const std::size_t length = mount_strlen(s.source);
+    long r;
+    do r = sys::write(static_cast<int>(fd), s.source, length);
+    while (r == -EINTR);
+    close_fd(static_cast<int>(fd));
+    if (r < 0) return r;
+    return static_cast<std::size_t>(r) == length ? 0 : -EIO;
+}
+
 // Makes the new root the process's root. pivot_root(".", ".") puts the old
 // root on top of the new one; unmounting "." then detaches it, so nothing of
 // the host stays reachable in this mount namespace.
@@ -829,6 +861,8 @@ CTR_CHILD_CODE inline long run_mount_step(const mount_step& s, mount_context& ct
             return run_pivot_root(ctx);
         case mount_step_kind::change_root:
             return run_change_root(ctx);
+        case mount_step_kind::write_file:
+            return run_write_file(s, ctx);
     }
     return -EINVAL;
 }
