@@ -395,6 +395,10 @@ std::shared_ptr<const ctr::seccomp::filter> seccomp_from_json(const nlohmann::js
                     skipped.insert(call);
                     continue;
                 }
+                // A rule with the default action changes nothing in
+                // libseccomp's filters and runc leaves it out; left in here,
+                // it would come first and shadow a later rule of the call.
+                if (what == default_action) continue;
                 if (!all_of.empty()) {
                     conditional.push_back({number, what, all_of});
                     continue;
@@ -418,8 +422,9 @@ std::shared_ptr<const ctr::seccomp::filter> seccomp_from_json(const nlohmann::js
         b.unknown_syscall_action(default_action);
     // Conditional rules of a call come first, in the file's order, and its
     // plain rule last: the first rule whose conditions hold decides, and the
-    // plain one decides what none of them matched. libseccomp, too, lets a
-    // rule with conditions win over a plain one.
+    // plain one decides what none of them matched. (libseccomp merges
+    // overlapping rules of a call into a tree instead; the profiles Docker
+    // and Podman ship never give one call both kinds in the same run.)
     for (const conditional_rule& r : conditional)
         b.rule(r.number, r.what, std::span<const sc::condition>(r.all_of));
     for (const auto& [number, what] : plain) b.rule(number, what);
