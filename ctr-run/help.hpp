@@ -131,6 +131,11 @@ Security (confined by default, see docs/security.md):
                                refuses mount, namespaces, modules, bpf, perf,
                                the clock, open_by_handle_at...; none or
                                unconfined: no filter
+      --security-opt seccomp=PROFILE.json
+                               a seccomp profile in Docker's format (Podman's
+                               /usr/share/containers/seccomp.json) in place of
+                               the default one; its includes/excludes see the
+                               capabilities the run keeps (docs/oci-seccomp.md)
       --privileged             every capability, no no_new_privs, no seccomp:
                                the documented way out (the user namespace stays
                                unless --userns host)

@@ -6,6 +6,7 @@
 
 #include "flags.hpp"
 #include "lookup.hpp"
+#include "oci/seccomp_profile.hpp"
 #include "output.hpp"
 #include "scratch.hpp"
 
@@ -18,6 +19,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
+#include <memory>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -58,6 +60,18 @@ inline ctr::mount::idmapping binds_idmapping(const config& c) {
                                                                      : ctr::mount::idmapping::none;
 }
 
+// --security-opt seccomp=PATH: the profile, its includes/excludes checked
+// against the capabilities the run keeps, as Docker checks them.
+inline std::shared_ptr<const ctr::seccomp::filter> profile_filter(const std::string& path, ctr::caps::set keep) {
+    try {
+        oci::seccomp_context context;
+        context.capabilities = keep;
+        return oci::load_seccomp_profile(path, context);
+    } catch (const oci::seccomp_error& e) {
+        bad_value("--security-opt", std::string("seccomp profile ") + e.what());
+    }
+}
+
 // What the command may still do: Podman's default capabilities with
 // --cap-add/--cap-drop applied, no_new_privs and the default seccomp
 // profile, unless --privileged or the --security-opt switches say otherwise.
@@ -66,9 +80,13 @@ inline ctr::security confinement(const config& c) {
     ctr::caps::set keep = ctr::caps::default_set();
     for (const auto& name : c.cap_drop) keep = name == "ALL" ? ctr::caps::set::none() : keep - ctr::caps::set{ctr::caps::parse(name)};
     for (const auto& name : c.cap_add) keep = name == "ALL" ? ctr::caps::set::all() : keep | ctr::caps::set{ctr::caps::parse(name)};
-    return {.capabilities = ctr::caps::policy{.keep = keep & ctr::caps::supported()},
+    keep &= ctr::caps::supported();
+    std::shared_ptr<const ctr::seccomp::filter> filter;
+    if (c.seccomp_profile) filter = profile_filter(*c.seccomp_profile, keep);
+    else if (c.seccomp) filter = ctr::seccomp::default_profile();
+    return {.capabilities = ctr::caps::policy{.keep = keep},
             .no_new_privileges = c.no_new_privileges,
-            .seccomp = c.seccomp ? ctr::seccomp::default_profile() : nullptr};
+            .seccomp = std::move(filter)};
 }
 
 // /proc for the sandbox: a fresh one for its own pid namespace, or, with

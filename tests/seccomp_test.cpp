@@ -747,6 +747,19 @@ TEST(seccomp, builder_errors_name_what_is_wrong) {
         EXPECT_NO_THROW(sc::builder{}.allow("read").allow({"read", "write"}).build()) << "the same rule twice is fine";
     }
     {
+        // Flags that change what the install call returns are refused; the
+        // two taken are installed (a run under LOG: tests/oci_seccomp_test.cpp).
+        const ctr::error e = build_error(sc::builder{}.install_flags(SECCOMP_FILTER_FLAG_TSYNC));
+        EXPECT_EQ(e.path(), "install flags");
+        const auto f = sc::builder{}
+                           .install_flags(SECCOMP_FILTER_FLAG_LOG | SECCOMP_FILTER_FLAG_SPEC_ALLOW)
+                           .default_action(sc::action::allow())
+                           .build();
+        EXPECT_EQ(f.install_flags(), static_cast<std::uint32_t>(SECCOMP_FILTER_FLAG_LOG | SECCOMP_FILTER_FLAG_SPEC_ALLOW));
+        EXPECT_EQ(sc::filter(f).install_flags(), f.install_flags()) << "a copy keeps them";
+        EXPECT_EQ(ctr::detail::seccomp_install_op(f).a, static_cast<long>(f.install_flags()));
+    }
+    {
         const ctr::error e = build_error(sc::builder{}.allow(__X32_SYSCALL_BIT));
         EXPECT_NE(std::string(e.what()).find("outside"), std::string::npos) << e.what();
     }

@@ -229,8 +229,8 @@ class builder;
 // stays valid for as long as the filter lives where it is.
 class filter {
 public:
-    filter(const filter& other) : code_(other.code_) { point_program(); }
-    filter(filter&& other) noexcept : code_(std::move(other.code_)) {
+    filter(const filter& other) : code_(other.code_), install_flags_(other.install_flags_) { point_program(); }
+    filter(filter&& other) noexcept : code_(std::move(other.code_)), install_flags_(other.install_flags_) {
         point_program();
         other.point_program();
     }
@@ -249,10 +249,17 @@ public:
     // The program as text, one instruction a line.
     template <class = void>
     std::string disassemble() const { return detail::bpf::disassemble({code_.data(), code_.size()}); }
+    // The SECCOMP_FILTER_FLAG_* bits the launch installs it with
+    // (builder::install_flags); 0 unless set.
+    template <class = void>
+    std::uint32_t install_flags() const noexcept { return install_flags_; }
 
 private:
     friend class builder;
-    explicit filter(std::vector<sock_filter> code) : code_(std::move(code)) { point_program(); }
+    filter(std::vector<sock_filter> code, std::uint32_t flags)
+        : code_(std::move(code)), install_flags_(flags) {
+        point_program();
+    }
     template <class = void>
     void point_program() noexcept {
         program_.len = static_cast<unsigned short>(code_.size());
@@ -260,6 +267,7 @@ private:
     }
 
     std::vector<sock_filter> code_;
+    std::uint32_t install_flags_ = 0;
     sock_fprog program_{};
 };
 
@@ -277,6 +285,23 @@ public:
     // For numbers the table does not know. Default: fail_with(ENOSYS).
     template <class = void>
     builder& unknown_syscall_action(action a) { return set(unknown_, a, "unknown-call action"); }
+
+    // SECCOMP_FILTER_FLAG_* bits to install the filter with. Two are taken:
+    // LOG (the kernel logs every action but allow, where it otherwise logs
+    // only kills) and SPEC_ALLOW (the filter does not switch on the
+    // speculative store bypass mitigation, a weakening some profiles ask
+    // for). The others change what the install call returns (TSYNC,
+    // NEW_LISTENER: a thread id or a listener fd the launch has no use for)
+    // and are reported.
+    template <class = void>
+    builder& install_flags(std::uint32_t flags) {
+        constexpr std::uint32_t taken = SECCOMP_FILTER_FLAG_LOG | SECCOMP_FILTER_FLAG_SPEC_ALLOW;
+        if ((flags & ~taken) != 0)
+            return fail_build(EINVAL, "install flags",
+                              "only SECCOMP_FILTER_FLAG_LOG and SECCOMP_FILTER_FLAG_SPEC_ALLOW are supported");
+        install_flags_ = flags;
+        return *this;
+    }
 
     template <class = void>
     builder& allow(std::string_view name) { return rule(name, action::allow()); }
@@ -354,7 +379,7 @@ public:
             for (const condition& c : r.all_of) out.checks.push_back(to_check(c));
             spec.rules.push_back(std::move(out));
         }
-        return filter(detail::bpf::compile(spec));
+        return filter(detail::bpf::compile(spec), install_flags_);
     }
     template <class = void>
     std::shared_ptr<const filter> build_shared() const { return std::make_shared<const filter>(build()); }
@@ -435,6 +460,7 @@ private:
     action default_ = action::kill_process();
     action foreign_ = action::kill_process();
     action unknown_ = action::fail_with(ENOSYS);
+    std::uint32_t install_flags_ = 0;
     std::vector<pending_rule> rules_;
     std::unordered_map<int, action> decided_;  // numbers with a rule without conditions
     std::optional<ctr::error> error_;
@@ -745,7 +771,7 @@ namespace ctr::detail {
 
 // The child's step: installs the filter that op.data points to (a
 // const sock_fprog*, &seccomp::filter::program()), with the
-// SECCOMP_FILTER_FLAG_* bits in op.a (0 unless a later step needs one).
+// SECCOMP_FILTER_FLAG_* bits in op.a (filter::install_flags()).
 // no_new_privs must be set before (another step does), or the kernel answers
 // EACCES to a caller without CAP_SYS_ADMIN. Returns 0 or -errno.
 // Async-signal-safe: one system call, no allocation.
@@ -761,6 +787,7 @@ template <class = void>
 inline child_op seccomp_install_op(const seccomp::filter& f) noexcept {
     return child_op{.code = child_op_code::call,
                     .step = ctr::step::install_seccomp,
+                    .a = static_cast<long>(f.install_flags()),
                     .data = &f.program(),
                     .run = child_install_seccomp};
 }
