@@ -4,7 +4,8 @@
 //
 // Flags follow Docker's and Podman's names. `ctr-run --help` documents them,
 // docs/ctr-run.md walks through examples and compares them with Docker's.
-// This file only dispatches: the flags are parsed in flags.hpp (values in
+// This file only dispatches (the OCI runtime's commands, `ctr-run create`
+// and the rest, are oci/runtime.cpp; docs/oci.md): the flags are parsed in flags.hpp (values in
 // values.hpp), the run command is run.cpp (what it makes of the flags:
 // sandbox.hpp; what it reads from the system: lookup.hpp), and what ctr-run
 // prints about a run is output.hpp.
@@ -15,6 +16,7 @@
 // expect-output: ctr-init
 #include "flags.hpp"
 #include "help.hpp"
+#include "oci/runtime.hpp"
 #include "output.hpp"
 #include "run.hpp"
 
@@ -26,6 +28,9 @@
 
 int main(int argc, char** argv) {
     using namespace ctr_run;
+    // `ctr-run create ...`, `ctr-run --root DIR state ID`: the OCI runtime
+    // (oci/runtime.hpp, docs/oci.md).
+    if (oci::is_runtime_invocation(argc, argv)) return oci::run_runtime(argc, argv);
     config c;
     try {
         c = parse_arguments(argc, argv);

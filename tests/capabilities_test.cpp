@@ -5,6 +5,8 @@
 
 #include <ctr/capabilities.hpp>
 #include <ctr/detail/capability_step.hpp>
+#include <ctr/process.hpp>
+#include <ctr/security.hpp>
 
 #include <gtest/gtest.h>
 
@@ -648,4 +650,22 @@ TEST(capabilities, without_keepcaps_a_change_of_uid_loses_the_kept_set) {
     ASSERT_TRUE(seen) << out.output;
     EXPECT_TRUE(seen->permitted.empty()) << seen->permitted.to_string();
     EXPECT_EQ(status_line(out.output, "Capset"), "\t" + std::to_string(-EPERM));
+}
+
+// An OCI config without noNewPrivileges and with a user: the seccomp filter
+// must go in while the launch is still uid 0 with every capability (a
+// change of uid empties the effective set, and without no_new_privs only
+// CAP_SYS_ADMIN lets a filter in). Podman's `run -u 1000` is that launch.
+TEST(capabilities, a_seccomp_filter_without_no_new_privs_goes_in_before_the_change_of_uid) {
+    if (const std::string blocker = blocker_for_uid_1000(); !blocker.empty()) GTEST_SKIP() << blocker;
+    ctr::security security = ctr::security::confined();
+    security.no_new_privileges = false;
+    auto r = ctr::process::spawn({"/bin/sh", "-c", "id -u; unshare -U true 2>/dev/null || echo refused"},
+                                 {.std_out = ctr::process::stdio::capture(), .gid = 1000, .uid = 1000,
+                                  .security = security})
+                 .wait();
+    EXPECT_EQ(r.exit_code, 0) << r.std_err;
+    // The filter is in (unshare is refused by the default profile), and the
+    // command runs as 1000.
+    EXPECT_EQ(r.std_out, "1000\nrefused\n");
 }

@@ -54,8 +54,14 @@ inline void plan_security(launch_plan& plan, const options& opts) {
     if (wanted.seccomp) {
         const seccomp::filter& compiled = *plan.keep(wanted.seccomp);
         // Without no_new_privs only CAP_SYS_ADMIN lets a process install a
-        // filter, so then it goes in before capabilities are dropped.
-        const launch_phase phase = wanted.no_new_privileges ? launch_phase::seccomp : launch_phase::session;
+        // filter, so then it goes in before capabilities are dropped, and
+        // before a change from uid 0 to another uid, which empties the
+        // effective set (runc's order); the steps after it then run under
+        // the filter.
+        const bool leaves_root = opts.uid && *opts.uid != 0;
+        const launch_phase phase = wanted.no_new_privileges ? launch_phase::seccomp
+                                   : leaves_root           ? launch_phase::bounding_capabilities
+                                                           : launch_phase::session;
         plan.add(phase, seccomp_install_op(compiled), {}, [nnp = wanted.no_new_privileges](const child_report_view& report) {
                      if (report.error == EACCES && !nnp)
                          return error(step::install_seccomp, report.error, {},
