@@ -135,7 +135,7 @@ Security (confined by default, see docs/security.md):
                                a seccomp profile in Docker's format (Podman's
                                /usr/share/containers/seccomp.json) in place of
                                the default one; its includes/excludes see the
-                               capabilities the run keeps (docs/oci-seccomp.md)
+                               capabilities the run keeps (docs/oci.md)
       --privileged             every capability, no no_new_privs, no seccomp:
                                the documented way out (the user namespace stays
                                unless --userns host)

@@ -304,7 +304,7 @@ TEST(oci_seccomp, kill_actions_and_the_foreign_abi) {
     EXPECT_TRUE(logged.exited_with(0)) << logged.describe();
 
     // An x32 number under a profile that lists x32: ctr cannot translate the
-    // rules to that ABI, so it is killed (docs/oci-seccomp.md).
+    // rules to that ABI, so it is killed (docs/oci.md, "Seccomp profiles in JSON").
     const auto x32 = [](const reporter& out) { out.number(call(0x40000000 | SYS_getppid)); };
     const child_result bare = run_child(nullptr, x32);
     ASSERT_TRUE(bare.exited_with(0)) << bare.describe();

@@ -1,6 +1,6 @@
 // JSON seccomp profiles (OCI linux.seccomp and Docker's profile files) into
 // ctr::seccomp filters. The semantics follow runc and moby, from their
-// documentation; docs/oci-seccomp.md lists them and where ctr differs.
+// documentation; docs/oci.md, "Seccomp profiles in JSON" lists them and where ctr differs.
 #include "oci/seccomp_profile.hpp"
 
 #include <nlohmann/json.hpp>
@@ -144,7 +144,7 @@ std::string parse_architecture(const json& value, const std::string& at) {
 // Checks architectures or archMap. Whatever they list, the filter checks
 // x86-64 calls by its rules and kills the process on an i386 (int 0x80) or
 // x32 call: ctr's table has only x86-64 numbers, so the rules cannot be
-// translated to those ABIs (docs/oci-seccomp.md).
+// translated to those ABIs (docs/oci.md, "Seccomp profiles in JSON").
 void check_architectures(const json& profile, const std::string& where) {
     const json* list = member(profile, "architectures");
     const json* map = member(profile, "archMap");

@@ -8,7 +8,7 @@
 //     place of architectures, and includes/excludes on each entry (capabilities,
 //     architectures, a minimum kernel) that decide whether the entry applies.
 // One reader takes both, since the second is the first plus fields. What is
-// translated, skipped and refused: docs/oci-seccomp.md.
+// translated, skipped and refused: docs/oci.md, "Seccomp profiles in JSON".
 
 #include <ctr/capabilities.hpp>
 #include <ctr/seccomp.hpp>
