@@ -4,6 +4,8 @@
 // test's own. The engines themselves drive it in tests/oci/.
 #include "ctr_run_support.hpp"
 
+#include <ctr/cgroup.hpp>
+
 #include <gtest/gtest.h>
 
 #include <sys/prctl.h>
@@ -208,6 +210,71 @@ TEST(oci_runtime, run_waits_and_gives_the_exit_status) {
     EXPECT_EQ(r.status, 3) << r.err;
     EXPECT_EQ(r.out, "out\n");
     EXPECT_FALSE(fs::exists(b.root_dir / "short")) << "run cleans up as delete does";
+}
+
+TEST(oci_runtime, hooks_run_with_the_state_on_their_stdin_and_a_failing_prestart_fails_create) {
+    SKIP_UNLESS_ROOT_WITH_BUSYBOX();
+    bundle b("echo ran > /out/ran");
+    const auto hook = [&](const std::string& name) {
+        return R"({"path": "/bin/sh", "args": ["sh", "-c", "cat > )" + (b.out / name).string() + R"("]})";
+    };
+    std::string config = read_file(b.dir / "config.json");
+    const std::string hooks = R"("hooks": {"prestart": [)" + hook("prestart") + R"(], "createRuntime": [)" +
+                              hook("createRuntime") + R"(], "poststart": [)" + hook("poststart") +
+                              R"(], "poststop": [)" + hook("poststop") + R"(]},)";
+    config.insert(config.find('{') + 1, "\n  " + hooks);
+    write_file(b.dir / "config.json", config);
+    const auto r = b.runtime({"run", "--bundle", b.dir.path.string(), "hooked"});
+    ASSERT_EQ(r.status, 0) << r.err;
+    for (const char* name : {"prestart", "createRuntime", "poststart", "poststop"}) {
+        const std::string state = read_file(b.out / name);
+        EXPECT_TRUE(contains(state, R"("id": "hooked")")) << name << ": " << state;
+        EXPECT_TRUE(contains(state, R"("bundle": ")" + b.dir.path.string())) << name << ": " << state;
+    }
+    EXPECT_TRUE(contains(read_file(b.out / "poststop"), R"("status": "stopped")"));
+    EXPECT_EQ(read_file(b.out / "ran"), "ran\n");
+
+    // A prestart hook that fails: create fails naming it, nothing is left.
+    fs::remove(b.out / "ran");
+    config.replace(config.find(hook("prestart")), hook("prestart").size(),
+                   R"({"path": "/bin/sh", "args": ["sh", "-c", "echo no way >&2; exit 3"]})");
+    write_file(b.dir / "config.json", config);
+    const auto failed = b.create("refused");
+    EXPECT_EQ(failed.status, 1);
+    EXPECT_TRUE(contains(failed.err, "prestart hook /bin/sh exited with 3: no way")) << failed.err;
+    EXPECT_FALSE(fs::exists(b.root_dir / "refused"));
+    EXPECT_FALSE(fs::exists(b.out / "ran"));
+}
+
+TEST(oci_runtime, pause_resume_and_ps_work_on_the_containers_cgroup) {
+    SKIP_UNLESS_ROOT_WITH_BUSYBOX();
+    if (const auto& why = ctr_test::cgroup_blocker()) GTEST_SKIP() << "cannot make cgroups here: " << why->what();
+    acting_subreaper engine;
+    bundle b("exec sleep 1000");
+    // A relative cgroupsPath: below this process's own cgroup.
+    const std::string group = "ctr-oci-test-" + std::to_string(getpid()) + "/frozen";
+    std::string config = read_file(b.dir / "config.json");
+    config.insert(config.find("\"namespaces\""), "\"cgroupsPath\": \"" + group + "\",\n    ");
+    write_file(b.dir / "config.json", config);
+    ASSERT_EQ(b.create("frozen").status, 0);
+    const pid_t init = std::stoi(read_file(b.dir / "pid"));
+    ASSERT_EQ(b.runtime({"start", "frozen"}).status, 0);
+    const auto ps = b.runtime({"ps", "--format", "json", "frozen"});
+    EXPECT_EQ(ps.out, "[" + std::to_string(init) + "]\n") << ps.err;
+    ASSERT_EQ(b.runtime({"pause", "frozen"}).status, 0);
+    EXPECT_EQ(b.status("frozen"), "paused");
+    ASSERT_EQ(b.runtime({"resume", "frozen"}).status, 0);
+    EXPECT_EQ(b.status("frozen"), "running");
+    // delete thaws a paused container before it kills it.
+    ASSERT_EQ(b.runtime({"pause", "frozen"}).status, 0);
+    const auto deleted = b.runtime({"delete", "--force", "frozen"});
+    EXPECT_EQ(deleted.status, 0) << deleted.err;
+    EXPECT_NE(acting_subreaper::reap(init), -1);
+    // The group is gone; its parent (like Podman's libpod_parent) stays:
+    // remove it.
+    auto parent = ctr::cgroup::group::open("ctr-oci-test-" + std::to_string(getpid()));
+    EXPECT_TRUE(parent.pids().empty());
+    parent.remove();
 }
 
 TEST(oci_runtime, an_id_in_use_is_refused_and_a_crashed_create_is_cleaned_up) {

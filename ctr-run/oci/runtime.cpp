@@ -44,8 +44,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr std::string_view runtime_commands[] = {"create", "start", "kill",  "delete", "state",
-                                                 "exec",   "run",   "list",  "features"};
+constexpr std::string_view runtime_commands[] = {"create", "start", "kill", "delete", "state", "exec",
+                                                 "run",    "list",  "ps",   "pause",  "resume", "features"};
 
 // Flags every command takes, before the command's name.
 struct global_flags {
@@ -92,6 +92,9 @@ const std::map<std::string_view, std::vector<flag_spec>>& command_flags() {
         {"state", {}},
         {"list", {{"format", 'f', true}, {"quiet", 'q', false}}},
         {"features", {}},
+        {"ps", {{"format", 'f', true}}},
+        {"pause", {}},
+        {"resume", {}},
         {"exec",
          {{"process", 'p', true}, {"detach", 'd', false}, {"pid-file", 0, true}, {"console-socket", 0, true},
           {"tty", 't', false}, {"cwd", 0, true}, {"env", 'e', true}, {"user", 'u', true}, {"cap", 'c', true},
@@ -539,7 +542,8 @@ int start(const global_flags& globals, const command_line& command) {
     container_dir dir = container_dir::open(globals.root, id);
     container_state state = dir.load();
     switch (status_of(state)) {
-        case container_status::running: throw runtime_failure("container '" + id + "' is already running");
+        case container_status::running:
+        case container_status::paused: throw runtime_failure("container '" + id + "' is already running");
         case container_status::stopped:
             throw runtime_failure("container '" + id + "' has stopped; it cannot be started (delete it)");
         case container_status::created: break;
@@ -596,8 +600,12 @@ int delete_command(const global_flags& globals, const command_line& command) {
     }
     const container_state state = dir.load();
     const container_status status = status_of(state);
-    if (status == container_status::running && !command.has("force"))
-        throw runtime_failure("cannot delete container '" + id + "': it is running; stop it first or use --force");
+    if ((status == container_status::running || status == container_status::paused) && !command.has("force"))
+        throw runtime_failure("cannot delete container '" + id + "': it is " + to_string(status) +
+                              "; stop it first or use --force");
+    // A frozen process cannot act on SIGKILL until it is thawed.
+    if (status == container_status::paused)
+        if (auto group = open_container_group(state.cgroup_path)) group->thaw();
     if (ctr::unique_fd pidfd = open_init(state)) {
         ::syscall(SYS_pidfd_send_signal, pidfd.get(), SIGKILL, nullptr, 0);
         if (!wait_for_exit(pidfd.get(), std::chrono::seconds(10)))
@@ -757,6 +765,49 @@ nlohmann::json seccomp_features() {
             {"supportedFlags", nlohmann::json::array()}};
 }
 
+// The container's group, which pause, resume and ps need.
+ctr::cgroup::group group_of(const container_state& state, const char* command) {
+    if (state.cgroup_path.empty())
+        throw runtime_failure(std::string(command) + " " + state.id + ": the container has no cgroup of its own");
+    auto group = open_container_group(state.cgroup_path);
+    if (!group) throw runtime_failure(std::string(command) + " " + state.id + ": its cgroup " + state.cgroup_path + " is gone");
+    return std::move(*group);
+}
+
+// pause and resume: the cgroup freezer (cgroup.freeze on v2, freezer.state
+// on v1), as runc does.
+int freeze_command(const global_flags& globals, const command_line& command, bool frozen) {
+    const std::string& id = the_id(command);
+    container_dir dir = container_dir::open(globals.root, id);
+    container_state state = dir.load();
+    const container_status status = status_of(state);
+    if (status != container_status::running && status != container_status::paused)
+        throw runtime_failure("container not running");
+    auto group = group_of(state, frozen ? "pause" : "resume");
+    if (frozen) group.freeze();
+    else group.thaw();
+    state.paused = frozen;
+    dir.save(state);
+    return 0;
+}
+
+// ps: the container's processes, as runc prints them with --format json (a
+// list of host pids); the table form is ps(1)'s own over those pids.
+int ps_command(const global_flags& globals, const command_line& command) {
+    const std::string& id = the_id(command);
+    container_dir dir = container_dir::open(globals.root, id);
+    const container_state state = dir.load();
+    auto group = group_of(state, "ps");
+    const std::vector<pid_t> pids = group.pids();
+    if (command.value("format", "table") == "json") {
+        std::cout << nlohmann::json(pids).dump() << '\n';
+        return 0;
+    }
+    std::printf("PID\n");
+    for (const pid_t pid : pids) std::printf("%d\n", pid);
+    return 0;
+}
+
 int features_command() {
     nlohmann::json features = {
         {"ociVersionMin", "1.0.0"},
@@ -812,6 +863,9 @@ int run_runtime(int argc, char** argv) {
         if (command.name == "list") return list_command(globals, command);
         if (command.name == "exec") return exec_command(globals, command);
         if (command.name == "features") return features_command();
+        if (command.name == "ps") return ps_command(globals, command);
+        if (command.name == "pause") return freeze_command(globals, command, true);
+        if (command.name == "resume") return freeze_command(globals, command, false);
         throw runtime_failure("unknown command '" + command.name + "'");
     } catch (const std::exception& e) {
         log().error(e.what());

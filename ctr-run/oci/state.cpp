@@ -22,6 +22,7 @@ const char* to_string(container_status s) {
     switch (s) {
         case container_status::created: return "created";
         case container_status::running: return "running";
+        case container_status::paused: return "paused";
         case container_status::stopped: return "stopped";
     }
     return "unknown";
@@ -119,6 +120,7 @@ container_state container_dir::load() const {
         s.created = j.at("created").get<std::string>();
         s.cgroup_path = j.value("cgroupPath", std::string{});
         s.started = j.value("started", false);
+        s.paused = j.value("paused", false);
         if (j.contains("annotations")) s.annotations = j.at("annotations").get<std::map<std::string, std::string>>();
         return s;
     } catch (const nlohmann::json::exception& e) {
@@ -130,7 +132,8 @@ void container_dir::save(const container_state& s) const {
     nlohmann::json j = {{"ociVersion", s.oci_version}, {"id", s.id},           {"bundle", s.bundle},
                         {"pid", s.pid},                {"pidStartTime", s.pid_start_time},
                         {"created", s.created},        {"cgroupPath", s.cgroup_path},
-                        {"started", s.started},        {"annotations", s.annotations}};
+                        {"started", s.started},        {"paused", s.paused},
+                        {"annotations", s.annotations}};
     const fs::path file = path_ / "state.json";
     const fs::path temporary = path_ / "state.json.new";
     {
@@ -179,7 +182,8 @@ bool init_alive(const container_state& state) {
 
 container_status status_of(const container_state& state) {
     if (!init_alive(state)) return container_status::stopped;
-    return state.started ? container_status::running : container_status::created;
+    if (!state.started) return container_status::created;
+    return state.paused ? container_status::paused : container_status::running;
 }
 
 std::string state_json(const container_state& s, container_status status) {

@@ -35,10 +35,11 @@ struct container_state {
     std::string created;              // RFC 3339, UTC
     std::string cgroup_path;          // the group create made (empty: none)
     bool started = false;             // `start` opened the gate
+    bool paused = false;              // `pause` froze its cgroup
     std::map<std::string, std::string> annotations;
 };
 
-enum class container_status { created, running, stopped };
+enum class container_status { created, running, paused, stopped };
 const char* to_string(container_status s);
 
 // A container's directory under the runtime's root, locked (flock) for as
