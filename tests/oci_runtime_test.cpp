@@ -362,7 +362,8 @@ TEST(oci_runtime, a_reused_pid_is_never_signalled) {
 TEST(oci_runtime, a_bad_config_fails_create_with_the_field_and_leaves_nothing) {
     SKIP_UNLESS_ROOT_WITH_BUSYBOX();
     bundle b("true");
-    write_file(b.dir / "config.json", R"({"ociVersion": "1.0.2", "process": {"args": "not a list"}, "root": {"path": "/"}})");
+    write_file(b.dir / "config.json", R"({"ociVersion": "1.0.2", "process": {"args": "not a list", "cwd": "/"}, "root": {"path": "/"},
+                  "linux": {"namespaces": [{"type": "mount"}]}})");
     const auto r = b.runtime({"--log", (b.dir / "log").string(), "--log-format", "json", "create", "--bundle",
                               b.dir.path.string(), "bad"});
     EXPECT_EQ(r.status, 1);

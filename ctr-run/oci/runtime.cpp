@@ -530,9 +530,13 @@ int create(const global_flags& globals, const command_line& command, bool then_s
         return result.exit_code ? *result.exit_code : 128 + result.signal.value_or(SIGKILL);
     } catch (...) {
         // The child (handle) and the group were destroyed on the way here,
-        // killing and removing what create had made.
-        std::error_code ignored;
-        dir.remove();
+        // killing and removing what create had made. The directory goes
+        // too; if it cannot, the next create or delete of the id removes it
+        // (it has no state.json), and the first error is the one to report.
+        try {
+            dir.remove();
+        } catch (const std::exception&) {
+        }
         throw;
     }
 }
