@@ -5,6 +5,7 @@
 // is first shown to be the filter's: the same call unfiltered gets another
 // answer from the kernel. Malformed profiles must give a seccomp_error that
 // names the entry and the field.
+#include "seccomp_child.hpp"
 #include "support.hpp"
 
 #include "oci/seccomp_profile.hpp"
@@ -41,6 +42,9 @@ namespace {
 
 namespace fs = std::filesystem;
 namespace oci = ctr_run::oci;
+using ctr_test::child_result;
+using ctr_test::reporter;
+using ctr_test::run_child;
 using json = nlohmann::json;
 
 const fs::path podman_profile = "/usr/share/containers/seccomp.json";
@@ -49,75 +53,6 @@ long call(long number, std::uint64_t a0 = 0, std::uint64_t a1 = 0, std::uint64_t
           std::uint64_t a4 = 0) {
     const long r = syscall(number, a0, a1, a2, a3, a4);
     return r < 0 ? -errno : r;
-}
-
-struct child_result {
-    int status = -1;
-    std::vector<long> numbers;
-    std::string output;  // the text after the numbers
-
-    bool exited_with(int code) const { return WIFEXITED(status) && WEXITSTATUS(status) == code; }
-    bool killed_by(int signal) const { return WIFSIGNALED(status) && WTERMSIG(status) == signal; }
-    std::string describe() const {
-        std::string text = WIFEXITED(status)     ? "exit " + std::to_string(WEXITSTATUS(status))
-                           : WIFSIGNALED(status) ? "signal " + std::to_string(WTERMSIG(status))
-                                                 : "status " + std::to_string(status);
-        text += ", reports:";
-        for (long n : numbers) text += " " + std::to_string(n);
-        return text + " " + output;
-    }
-};
-
-// The child's side: one number a line through the pipe.
-struct reporter {
-    int fd;
-    void number(long value) const {
-        char line[32];
-        const int n = std::snprintf(line, sizeof line, "%ld\n", value);
-        if (write(fd, line, static_cast<std::size_t>(n)) != n) _exit(125);
-    }
-};
-
-// Forks a child that installs `f` (none: unfiltered, the probe) as a launch
-// does, and runs body.
-child_result run_child(const ctr::seccomp::filter* f, const std::function<void(const reporter&)>& body) {
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
-    const pid_t pid = fork();
-    if (pid < 0) throw std::runtime_error("fork failed");
-    if (pid == 0) {
-        close(fds[0]);
-        prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-        const rlimit no_core{0, 0};
-        setrlimit(RLIMIT_CORE, &no_core);
-        if (f) {
-            if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) _exit(120);
-            const ctr::detail::child_op op = ctr::detail::seccomp_install_op(*f);
-            if (ctr::detail::child_run_op(ctr::detail::child_view{}, op) != 0) _exit(121);
-        }
-        body(reporter{fds[1]});
-        _exit(0);
-    }
-    close(fds[1]);
-    std::string all;
-    char buffer[4096];
-    for (ssize_t n; (n = read(fds[0], buffer, sizeof buffer)) != 0;) {
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) break;
-        all.append(buffer, static_cast<std::size_t>(n));
-    }
-    close(fds[0]);
-    child_result r;
-    while (waitpid(pid, &r.status, 0) < 0 && errno == EINTR) {
-    }
-    std::size_t start = 0;
-    for (std::size_t end; (end = all.find('\n', start)) != std::string::npos; start = end + 1) {
-        const std::string line = all.substr(start, end - start);
-        if (line.empty() || line.find_first_not_of("-0123456789") != std::string::npos) break;
-        r.numbers.push_back(std::stol(line));
-    }
-    r.output = all.substr(start);
-    return r;
 }
 
 oci::seccomp_context context_with(ctr::caps::set caps) {
@@ -156,32 +91,32 @@ TEST(oci_seccomp, podman_profile_refuses_what_it_says_and_runs_a_shell_and_threa
 
     const child_result bare = run_child(nullptr, podman_probe_calls);
     ASSERT_TRUE(bare.exited_with(0)) << bare.describe();
-    ASSERT_EQ(bare.numbers.size(), 7U) << bare.describe();
-    EXPECT_EQ(bare.numbers[0], -EFAULT) << "add_key reaches the kernel unfiltered";
-    EXPECT_EQ(bare.numbers[1], -EBADF) << "vmsplice reaches the kernel unfiltered";
+    ASSERT_EQ(bare.numbers().size(), 7U) << bare.describe();
+    EXPECT_EQ(bare.numbers()[0], -EFAULT) << "add_key reaches the kernel unfiltered";
+    EXPECT_EQ(bare.numbers()[1], -EBADF) << "vmsplice reaches the kernel unfiltered";
     // Kernels before 5.?, unprivileged, refuse bpf before looking at the
     // command; then the filter's EPERM cannot be told apart and is not
     // checked.
-    const bool bpf_distinct = bare.numbers[2] != -EPERM;
+    const bool bpf_distinct = bare.numbers()[2] != -EPERM;
     if (bpf_distinct) {
-        EXPECT_EQ(bare.numbers[2], -EINVAL) << "bpf reaches the kernel unfiltered";
+        EXPECT_EQ(bare.numbers()[2], -EINVAL) << "bpf reaches the kernel unfiltered";
     }
-    EXPECT_GE(bare.numbers[3], 0) << "personality(ADDR_NO_RANDOMIZE) works unfiltered";
-    EXPECT_EQ(bare.numbers[5], -ENOENT);
-    EXPECT_EQ(bare.numbers[6], -EBADF);
+    EXPECT_GE(bare.numbers()[3], 0) << "personality(ADDR_NO_RANDOMIZE) works unfiltered";
+    EXPECT_EQ(bare.numbers()[5], -ENOENT);
+    EXPECT_EQ(bare.numbers()[6], -EBADF);
 
     const child_result r = run_child(filter.get(), podman_probe_calls);
     ASSERT_TRUE(r.exited_with(0)) << r.describe();
-    ASSERT_EQ(r.numbers.size(), 7U) << r.describe();
-    EXPECT_EQ(r.numbers[0], -ENOSYS) << "defaultErrnoRet 38";
-    EXPECT_EQ(r.numbers[1], -EPERM) << "errnoRet 1";
+    ASSERT_EQ(r.numbers().size(), 7U) << r.describe();
+    EXPECT_EQ(r.numbers()[0], -ENOSYS) << "defaultErrnoRet 38";
+    EXPECT_EQ(r.numbers()[1], -EPERM) << "errnoRet 1";
     if (bpf_distinct) {
-        EXPECT_EQ(r.numbers[2], -EPERM) << "the entry that excludes CAP_SYS_ADMIN";
+        EXPECT_EQ(r.numbers()[2], -EPERM) << "the entry that excludes CAP_SYS_ADMIN";
     }
-    EXPECT_EQ(r.numbers[3], -ENOSYS) << "personality with a value no rule allows gets the default";
-    EXPECT_GE(r.numbers[4], 0) << "personality(0xffffffff) is allowed";
-    EXPECT_EQ(r.numbers[5], -ENOENT) << "chroot is allowed with CAP_SYS_CHROOT";
-    EXPECT_EQ(r.numbers[6], -EBADF) << "setns: the allow list comes first, as libseccomp keeps it";
+    EXPECT_EQ(r.numbers()[3], -ENOSYS) << "personality with a value no rule allows gets the default";
+    EXPECT_GE(r.numbers()[4], 0) << "personality(0xffffffff) is allowed";
+    EXPECT_EQ(r.numbers()[5], -ENOENT) << "chroot is allowed with CAP_SYS_CHROOT";
+    EXPECT_EQ(r.numbers()[6], -EBADF) << "setns: the allow list comes first, as libseccomp keeps it";
 
     // Without CAP_SYS_CHROOT the profile's other entry applies.
     const auto no_chroot = oci::load_seccomp_profile(
@@ -190,7 +125,7 @@ TEST(oci_seccomp, podman_profile_refuses_what_it_says_and_runs_a_shell_and_threa
         out.number(call(SYS_chroot, reinterpret_cast<std::uint64_t>("/no/such/dir")));
     });
     ASSERT_TRUE(c.exited_with(0)) << c.describe();
-    EXPECT_EQ(c.numbers, std::vector<long>{-EPERM});
+    EXPECT_EQ(c.numbers(), std::vector<long>{-EPERM});
 
     // A shell, a fork and threads run under it.
     const child_result shell = run_child(filter.get(), [](const reporter& out) {
@@ -208,8 +143,8 @@ TEST(oci_seccomp, podman_profile_refuses_what_it_says_and_runs_a_shell_and_threa
         if (status != 0) _exit(3);
     });
     ASSERT_TRUE(shell.exited_with(0)) << shell.describe();
-    EXPECT_EQ(shell.numbers, std::vector<long>{42});
-    EXPECT_EQ(shell.output, "shell ran\nsubshell ran\n");
+    EXPECT_EQ(shell.numbers(), std::vector<long>{42});
+    EXPECT_EQ(shell.output(), "shell ran\nsubshell ran\n");
 }
 
 TEST(oci_seccomp, netlink_audit_socket_needs_both_arguments_as_podman_rules_it) {
@@ -222,11 +157,11 @@ TEST(oci_seccomp, netlink_audit_socket_needs_both_arguments_as_podman_rules_it) 
         out.number(route >= 0 ? 0 : route);
     };
     const child_result bare = run_child(nullptr, calls);
-    ASSERT_EQ(bare.numbers.size(), 2U) << bare.describe();
-    if (bare.numbers[0] != 0) GTEST_SKIP() << "no NETLINK_AUDIT socket here even unfiltered: " << bare.numbers[0];
+    ASSERT_EQ(bare.numbers().size(), 2U) << bare.describe();
+    if (bare.numbers()[0] != 0) GTEST_SKIP() << "no NETLINK_AUDIT socket here even unfiltered: " << bare.numbers()[0];
     const child_result r = run_child(filter.get(), calls);
     ASSERT_TRUE(r.exited_with(0)) << r.describe();
-    EXPECT_EQ(r.numbers, (std::vector<long>{-EINVAL, bare.numbers[1]}))
+    EXPECT_EQ(r.numbers(), (std::vector<long>{-EINVAL, bare.numbers()[1]}))
         << "AF_NETLINK and NETLINK_AUDIT together get errnoRet 22 without CAP_AUDIT_WRITE; another protocol passes";
 }
 
@@ -282,12 +217,12 @@ TEST(oci_seccomp, oci_object_with_arguments_is_enforced_by_the_kernel) {
     };
     const child_result bare = run_child(nullptr, calls);
     ASSERT_TRUE(bare.exited_with(0)) << bare.describe();
-    EXPECT_EQ(bare.numbers, (std::vector<long>{bare.numbers[0], 0, 0, 0, 0, 0, 0, 0, 0, getpgrp()}));
-    EXPECT_GE(bare.numbers[0], 0) << "personality(ADDR_NO_RANDOMIZE) works unfiltered";
+    EXPECT_EQ(bare.numbers(), (std::vector<long>{bare.numbers()[0], 0, 0, 0, 0, 0, 0, 0, 0, getpgrp()}));
+    EXPECT_GE(bare.numbers()[0], 0) << "personality(ADDR_NO_RANDOMIZE) works unfiltered";
 
     const child_result r = run_child(filter.get(), calls);
     ASSERT_TRUE(r.exited_with(0)) << r.describe();
-    EXPECT_EQ(r.numbers, (std::vector<long>{-77, 0, 0, -78, 0, 0, -79, 0, -78, -EPERM}));
+    EXPECT_EQ(r.numbers(), (std::vector<long>{-77, 0, 0, -78, 0, 0, -79, 0, -78, -EPERM}));
 }
 
 TEST(oci_seccomp, kill_actions_and_the_foreign_abi) {
@@ -466,7 +401,7 @@ TEST(oci_seccomp, profile_files_name_the_file_in_every_error) {
     const child_result r = run_child(filter.get(), [&](const reporter& out) {
         out.number(call(SYS_mkdir, reinterpret_cast<std::uint64_t>((base / "made").c_str()), 0700));
     });
-    EXPECT_EQ(r.numbers, std::vector<long>{-EACCES}) << r.describe();
+    EXPECT_EQ(r.numbers(), std::vector<long>{-EACCES}) << r.describe();
     EXPECT_FALSE(fs::exists(base / "made"));
     const fs::path sub = base / "sub";
     fs::create_directory(sub);

@@ -5,6 +5,7 @@
 // that with what the rules say. Refused calls are only ever attempted in
 // those filtered children. No privilege is needed: any user may set
 // no_new_privs, so the suite runs the same rootless.
+#include "seccomp_child.hpp"
 #include "support.hpp"
 
 #include <ctr/seccomp.hpp>
@@ -46,6 +47,11 @@ extern char** environ;
 namespace {
 
 namespace sc = ctr::seccomp;
+using ctr_test::child_result;
+using ctr_test::install_failed;
+using ctr_test::no_new_privs_failed;
+using ctr_test::reporter;
+using ctr_test::run_child;
 namespace table = ctr::detail::syscall_table_x86_64;
 
 // A raw system call as the kernel answers it: the result, or -errno.
@@ -62,48 +68,6 @@ long int80_getpid() {
     return result;
 }
 
-// The child's side of the report pipe: one line per report.
-struct reporter {
-    int fd;
-    void number(long value) const {
-        char line[32];
-        const int n = std::snprintf(line, sizeof line, "%ld\n", value);
-        write_all(line, static_cast<std::size_t>(n));
-    }
-    void text(std::string_view value) const {
-        std::string line(value);
-        for (char& c : line)
-            if (c == '\n') c = '|';
-        line += '\n';
-        write_all(line.data(), line.size());
-    }
-    void write_all(const char* data, std::size_t size) const {
-        while (size > 0) {
-            const ssize_t n = write(fd, data, size);
-            if (n <= 0) _exit(125);
-            data += n;
-            size -= static_cast<std::size_t>(n);
-        }
-    }
-};
-
-struct child_result {
-    int status = -1;
-    std::vector<std::string> lines;
-
-    bool exited_with(int code) const { return WIFEXITED(status) && WEXITSTATUS(status) == code; }
-    bool killed_by(int signal) const { return WIFSIGNALED(status) && WTERMSIG(status) == signal; }
-    long number(std::size_t i) const { return i < lines.size() ? std::stol(lines[i]) : -999999; }
-    std::string describe() const {
-        std::string text = WIFEXITED(status)     ? "exit " + std::to_string(WEXITSTATUS(status))
-                           : WIFSIGNALED(status) ? "signal " + std::to_string(WTERMSIG(status))
-                                                 : "status " + std::to_string(status);
-        text += ", reports:";
-        for (const std::string& line : lines) text += " [" + line + "]";
-        return text;
-    }
-};
-
 // What a child's own runtime may call once the filter is in: the report
 // (write), the end (exit_group), and what allocators, threads and sanitizer
 // runtimes use. Restrictive test filters let these through.
@@ -114,54 +78,6 @@ const std::vector<std::string_view> runtime_calls = {
 sc::builder& allow_runtime(sc::builder& b) {
     for (std::string_view name : runtime_calls) b.allow(name);
     return b;
-}
-
-// Exit codes of a child that could not set itself up.
-constexpr int no_new_privs_failed = 120;
-constexpr int install_failed = 121;
-
-// Forks a child that installs `f` (none: runs unfiltered, as a probe) and
-// then runs body(reporter). The child never dumps core: a killed child is
-// expected here.
-child_result run_child(const sc::filter* f, const std::function<void(const reporter&)>& body) {
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
-    const pid_t pid = fork();
-    if (pid < 0) throw std::runtime_error("fork failed");
-    if (pid == 0) {
-        close(fds[0]);
-        const reporter out{fds[1]};
-        prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-        const rlimit no_core{0, 0};
-        setrlimit(RLIMIT_CORE, &no_core);
-        if (f) {
-            if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) _exit(no_new_privs_failed);
-            const ctr::detail::child_op op = ctr::detail::seccomp_install_op(*f);
-            const ctr::detail::child_view view{};
-            if (ctr::detail::child_run_op(view, op) != 0) _exit(install_failed);
-        }
-        body(out);
-        _exit(0);
-    }
-    close(fds[1]);
-    std::string all;
-    char buffer[4096];
-    for (ssize_t n; (n = read(fds[0], buffer, sizeof buffer)) != 0;) {
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) break;
-        all.append(buffer, static_cast<std::size_t>(n));
-    }
-    close(fds[0]);
-    child_result result;
-    while (waitpid(pid, &result.status, 0) < 0 && errno == EINTR) {
-    }
-    for (std::size_t start = 0; start < all.size();) {
-        const std::size_t end = all.find('\n', start);
-        if (end == std::string::npos) break;
-        result.lines.push_back(all.substr(start, end - start));
-        start = end + 1;
-    }
-    return result;
 }
 
 child_result run_filtered(const sc::filter& f, const std::function<void(const reporter&)>& body) {

@@ -906,19 +906,7 @@ public:
             looked += " " + at.dir;
             if (fd == -ENOENT) continue;
             if (fd < 0) throw error(step::cgroup_layout, static_cast<int>(-fd), at.dir, "opening the group");
-            d::cgroup_member m;
-            m.v2 = h.v2;
-            m.hierarchy_id = h.id;
-            m.cgroup_path = at.cgroup_path;
-            m.dir = at.dir;
-            m.fd.reset(static_cast<int>(fd));
-            if (h.v2) {
-                std::string enabled;
-                if (d::read_file_at(m.fd.get(), "cgroup.controllers", enabled) == 0)
-                    m.controllers = d::controller_list(enabled);
-            } else {
-                m.controllers = h.controllers;
-            }
+            d::cgroup_member m = d::found_member(h, at.cgroup_path, at.dir, unique_fd(static_cast<int>(fd)));
             // The v2 directory first, as in a group made here.
             members.insert(h.v2 ? members.begin() : members.end(), std::move(m));
         }
@@ -1659,22 +1647,10 @@ inline std::size_t reap_stale(std::string_view prefix) {
         for (const auto& name : names) {
             const auto parsed = d::parse_group_name(name);
             if (!parsed || parsed->prefix != prefix || !d::creator_is_gone(*parsed)) continue;
-            d::cgroup_member m;
-            m.v2 = h.v2;
-            m.hierarchy_id = h.id;
-            m.cgroup_path = d::join_cgroup_path(h.place_path, name);
-            m.dir = h.place_dir + "/" + name;
             const long fd = d::open_directory(dir.get(), name.c_str());
             if (fd < 0) continue;
-            m.fd.reset(static_cast<int>(fd));
-            if (h.v2) {
-                std::string enabled;
-                if (d::read_file_at(m.fd.get(), "cgroup.controllers", enabled) == 0)
-                    m.controllers = d::controller_list(enabled);
-            } else {
-                m.controllers = h.controllers;
-            }
-            stale[name].push_back(std::move(m));
+            stale[name].push_back(d::found_member(h, d::join_cgroup_path(h.place_path, name), h.place_dir + "/" + name,
+                                                  unique_fd(static_cast<int>(fd))));
         }
     }
     std::size_t removed = 0;

@@ -2381,6 +2381,25 @@ struct cgroup_member {
     std::string file(std::string_view name) const { return dir + "/" + std::string(name); }
 };
 
+// The member for a group directory found on disk (opened, not made here):
+// its controllers are the hierarchy's on v1, those enabled for it on v2.
+template <class = void>
+inline cgroup_member found_member(const cgroup_hierarchy& h, std::string cgroup_path, std::string dir, unique_fd fd) {
+    cgroup_member m;
+    m.v2 = h.v2;
+    m.hierarchy_id = h.id;
+    m.cgroup_path = std::move(cgroup_path);
+    m.dir = std::move(dir);
+    m.fd = std::move(fd);
+    if (h.v2) {
+        std::string enabled;
+        if (read_file_at(m.fd.get(), "cgroup.controllers", enabled) == 0) m.controllers = controller_list(enabled);
+    } else {
+        m.controllers = h.controllers;
+    }
+    return m;
+}
+
 // Whether `pid` is in the member's cgroup or below it, by /proc/<pid>/cgroup.
 template <class = void>
 inline bool process_in_member(long pid, const cgroup_member& m) {
@@ -3399,19 +3418,7 @@ public:
             looked += " " + at.dir;
             if (fd == -ENOENT) continue;
             if (fd < 0) throw error(step::cgroup_layout, static_cast<int>(-fd), at.dir, "opening the group");
-            d::cgroup_member m;
-            m.v2 = h.v2;
-            m.hierarchy_id = h.id;
-            m.cgroup_path = at.cgroup_path;
-            m.dir = at.dir;
-            m.fd.reset(static_cast<int>(fd));
-            if (h.v2) {
-                std::string enabled;
-                if (d::read_file_at(m.fd.get(), "cgroup.controllers", enabled) == 0)
-                    m.controllers = d::controller_list(enabled);
-            } else {
-                m.controllers = h.controllers;
-            }
+            d::cgroup_member m = d::found_member(h, at.cgroup_path, at.dir, unique_fd(static_cast<int>(fd)));
             // The v2 directory first, as in a group made here.
             members.insert(h.v2 ? members.begin() : members.end(), std::move(m));
         }
@@ -4152,22 +4159,10 @@ inline std::size_t reap_stale(std::string_view prefix) {
         for (const auto& name : names) {
             const auto parsed = d::parse_group_name(name);
             if (!parsed || parsed->prefix != prefix || !d::creator_is_gone(*parsed)) continue;
-            d::cgroup_member m;
-            m.v2 = h.v2;
-            m.hierarchy_id = h.id;
-            m.cgroup_path = d::join_cgroup_path(h.place_path, name);
-            m.dir = h.place_dir + "/" + name;
             const long fd = d::open_directory(dir.get(), name.c_str());
             if (fd < 0) continue;
-            m.fd.reset(static_cast<int>(fd));
-            if (h.v2) {
-                std::string enabled;
-                if (d::read_file_at(m.fd.get(), "cgroup.controllers", enabled) == 0)
-                    m.controllers = d::controller_list(enabled);
-            } else {
-                m.controllers = h.controllers;
-            }
-            stale[name].push_back(std::move(m));
+            stale[name].push_back(d::found_member(h, d::join_cgroup_path(h.place_path, name), h.place_dir + "/" + name,
+                                                  unique_fd(static_cast<int>(fd))));
         }
     }
     std::size_t removed = 0;
@@ -14130,8 +14125,14 @@ inline void plan_security(launch_plan& plan, const options& opts) {
     if (wanted.seccomp) {
         const seccomp::filter& compiled = *plan.keep(wanted.seccomp);
         // Without no_new_privs only CAP_SYS_ADMIN lets a process install a
-        // filter, so then it goes in before capabilities are dropped.
-        const launch_phase phase = wanted.no_new_privileges ? launch_phase::seccomp : launch_phase::session;
+        // filter, so then it goes in before capabilities are dropped, and
+        // before a change from uid 0 to another uid, which empties the
+        // effective set (runc's order); the steps after it then run under
+        // the filter.
+        const bool leaves_root = opts.uid && *opts.uid != 0;
+        const launch_phase phase = wanted.no_new_privileges ? launch_phase::seccomp
+                                   : leaves_root           ? launch_phase::bounding_capabilities
+                                                           : launch_phase::session;
         plan.add(phase, seccomp_install_op(compiled), {}, [nnp = wanted.no_new_privileges](const child_report_view& report) {
                      if (report.error == EACCES && !nnp)
                          return error(step::install_seccomp, report.error, {},

@@ -173,6 +173,25 @@ struct cgroup_member {
     std::string file(std::string_view name) const { return dir + "/" + std::string(name); }
 };
 
+// The member for a group directory found on disk (opened, not made here):
+// its controllers are the hierarchy's on v1, those enabled for it on v2.
+template <class = void>
+inline cgroup_member found_member(const cgroup_hierarchy& h, std::string cgroup_path, std::string dir, unique_fd fd) {
+    cgroup_member m;
+    m.v2 = h.v2;
+    m.hierarchy_id = h.id;
+    m.cgroup_path = std::move(cgroup_path);
+    m.dir = std::move(dir);
+    m.fd = std::move(fd);
+    if (h.v2) {
+        std::string enabled;
+        if (read_file_at(m.fd.get(), "cgroup.controllers", enabled) == 0) m.controllers = controller_list(enabled);
+    } else {
+        m.controllers = h.controllers;
+    }
+    return m;
+}
+
 // Whether `pid` is in the member's cgroup or below it, by /proc/<pid>/cgroup.
 template <class = void>
 inline bool process_in_member(long pid, const cgroup_member& m) {
