@@ -212,26 +212,39 @@ TEST(oci_runtime, run_waits_and_gives_the_exit_status) {
     EXPECT_FALSE(fs::exists(b.root_dir / "short")) << "run cleans up as delete does";
 }
 
-TEST(oci_runtime, hooks_run_with_the_state_on_their_stdin_and_a_failing_prestart_fails_create) {
+TEST(oci_runtime, hooks_run_where_the_spec_says_with_the_state_on_stdin_and_a_failing_prestart_fails_create) {
     SKIP_UNLESS_ROOT_WITH_BUSYBOX();
     bundle b("echo ran > /out/ran");
     const auto hook = [&](const std::string& name) {
         return R"({"path": "/bin/sh", "args": ["sh", "-c", "cat > )" + (b.out / name).string() + R"("]})";
     };
     std::string config = read_file(b.dir / "config.json");
+    // createContainer runs in the container's namespaces before its mounts
+    // (its pid namespace: the held process is 1, the hook 2); startContainer
+    // in the container itself: its root (/out), its hostname.
+    const std::string inside_create = R"({"path": "/bin/sh", "args": ["sh", "-c", "cat > )" +
+                                      (b.out / "createContainer").string() + R"(; echo $$ >> )" +
+                                      (b.out / "createContainer").string() + R"("]})";
+    const std::string inside_start =
+        R"({"path": "/bin/sh", "args": ["sh", "-c", "cat > /out/startContainer; hostname >> /out/startContainer"]})";
     const std::string hooks = R"("hooks": {"prestart": [)" + hook("prestart") + R"(], "createRuntime": [)" +
-                              hook("createRuntime") + R"(], "poststart": [)" + hook("poststart") +
-                              R"(], "poststop": [)" + hook("poststop") + R"(]},)";
+                              hook("createRuntime") + R"(], "createContainer": [)" + inside_create +
+                              R"(], "startContainer": [)" + inside_start + R"(], "poststart": [)" +
+                              hook("poststart") + R"(], "poststop": [)" + hook("poststop") + R"(]},)";
     config.insert(config.find('{') + 1, "\n  " + hooks);
     write_file(b.dir / "config.json", config);
     const auto r = b.runtime({"run", "--bundle", b.dir.path.string(), "hooked"});
     ASSERT_EQ(r.status, 0) << r.err;
-    for (const char* name : {"prestart", "createRuntime", "poststart", "poststop"}) {
+    for (const char* name : {"prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"}) {
         const std::string state = read_file(b.out / name);
         EXPECT_TRUE(contains(state, R"("id": "hooked")")) << name << ": " << state;
         EXPECT_TRUE(contains(state, R"("bundle": ")" + b.dir.path.string())) << name << ": " << state;
     }
     EXPECT_TRUE(contains(read_file(b.out / "poststop"), R"("status": "stopped")"));
+    const std::string create_container = read_file(b.out / "createContainer");
+    EXPECT_EQ(create_container.substr(create_container.rfind('}') + 1), "2\n") << create_container;
+    const std::string start_container = read_file(b.out / "startContainer");
+    EXPECT_EQ(start_container.substr(start_container.rfind('}') + 1), "oci-box\n") << start_container;
     EXPECT_EQ(read_file(b.out / "ran"), "ran\n");
 
     // A prestart hook that fails: create fails naming it, nothing is left.

@@ -303,10 +303,15 @@ ctr::unique_fd connect_console_socket(const std::string& path) {
     return fd;
 }
 
-// Runs one hook: the state on its stdin, its timeout enforced.
-void run_hook(const hook& h, const std::string& state, const char* kind) {
+std::vector<ctr::ns::existing> namespaces_of(const container_config& config, pid_t init);
+
+// Runs one hook: the state on its stdin, its timeout enforced; in the
+// runtime's namespaces, or in those of `join` (createContainer,
+// startContainer).
+void run_hook(const hook& h, const std::string& state, const char* kind, std::vector<ctr::ns::existing> join = {}) {
     ctr::process::options opts;
     opts.executable = h.path;
+    opts.join = std::move(join);
     opts.env.inherit = false;
     for (const auto& entry : h.env) {
         const auto equals = entry.find('=');
@@ -334,9 +339,9 @@ void run_hook(const hook& h, const std::string& state, const char* kind) {
 }
 
 void run_hooks(const std::vector<hook>& hooks, const container_state& state, container_status status,
-               const char* kind) {
+               const char* kind, const std::vector<ctr::ns::existing>& join = {}) {
     const std::string text = state_json(state, status);
-    for (const auto& h : hooks) run_hook(h, text, kind);
+    for (const auto& h : hooks) run_hook(h, text, kind, join);
 }
 
 // Poststart and poststop: a failure is a warning, the container goes on (the
@@ -405,6 +410,22 @@ void apply_seccomp(container_config& config) {
     config.options.security.seccomp = seccomp_from_json(*config.seccomp, context, "linux.seccomp");
 }
 
+// start's work: the startContainer hooks in the container's namespaces (a
+// failure fails the start), then the byte on the gate that lets the held
+// process exec.
+void let_it_run(const container_dir& dir, const container_state& state, const container_config* config) {
+    if (config && !config->hooks.start_container.empty())
+        run_hooks(config->hooks.start_container, state, container_status::created, "startContainer",
+                  namespaces_of(*config, state.pid));
+    ctr::unique_fd writer(::open(dir.gate().c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC));
+    if (!writer)
+        throw runtime_failure("start " + state.id + ": open " + dir.gate().string() + ": " + std::strerror(errno) +
+                              (errno == ENXIO ? " (the container's process is no longer waiting)" : ""));
+    if (::write(writer.get(), "s", 1) != 1)
+        throw runtime_failure("start " + state.id + ": write " + dir.gate().string() + ": " + std::strerror(errno));
+    ::unlink(dir.gate().c_str());
+}
+
 // ---- the commands ----
 
 int create(const global_flags& globals, const command_line& command, bool then_start) {
@@ -414,12 +435,6 @@ int create(const global_flags& globals, const command_line& command, bool then_s
     container_dir dir = container_dir::make(globals.root, id);
     try {
         container_config config = load_config(bundle);
-        if (!config.hooks.create_container.empty())
-            throw runtime_failure("hooks.createContainer: not supported by ctr-run yet (it would run in the "
-                                  "container's mount namespace before pivot_root)");
-        if (!config.hooks.start_container.empty())
-            throw runtime_failure("hooks.startContainer: not supported by ctr-run yet (it would run in the "
-                                  "container before the process)");
         apply_seccomp(config);
         ctr::process::options& opts = config.options;
         // The process is pid 1 of its namespace, as with runc and crun: it
@@ -479,6 +494,17 @@ int create(const global_flags& globals, const command_line& command, bool then_s
             creating.pid = waiting.pid;
             run_hooks(config.hooks.prestart, creating, container_status::created, "prestart");
             run_hooks(config.hooks.create_runtime, creating, container_status::created, "createRuntime");
+            // createContainer: in the container's namespaces, before its
+            // mounts and pivot_root (its mount namespace is still a copy of
+            // ours, so the hook's path resolves as in the runtime's). The
+            // cgroup and time namespaces come later in a launch: not those.
+            if (!config.hooks.create_container.empty()) {
+                auto join = namespaces_of(config, waiting.pid);
+                std::erase_if(join, [](const ctr::ns::existing& e) {
+                    return e.which == ctr::ns::cgroup || e.which == ctr::ns::time;
+                });
+                run_hooks(config.hooks.create_container, creating, container_status::created, "createContainer", join);
+            }
         });
 
         // The gate: held open for reading and writing by the container's
@@ -509,12 +535,7 @@ int create(const global_flags& globals, const command_line& command, bool then_s
         }
         // run: start it at once; without --detach, wait and clean up as
         // `delete` would.
-        {
-            ctr::unique_fd writer(::open(dir.gate().c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC));
-            if (!writer || ::write(writer.get(), "s", 1) != 1)
-                throw runtime_failure("start " + id + ": " + std::strerror(errno));
-            ::unlink(dir.gate().c_str());
-        }
+        let_it_run(dir, state, &config);
         state.started = true;
         dir.save(state);
         run_hooks_warning_only(config.hooks.poststart, state, container_status::running, "poststart");
@@ -552,21 +573,18 @@ int start(const global_flags& globals, const command_line& command) {
             throw runtime_failure("container '" + id + "' has stopped; it cannot be started (delete it)");
         case container_status::created: break;
     }
-    ctr::unique_fd writer(::open(dir.gate().c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC));
-    if (!writer)
-        throw runtime_failure("start " + id + ": open " + dir.gate().string() + ": " + std::strerror(errno) +
-                              (errno == ENXIO ? " (the container's process is no longer waiting)" : ""));
-    if (::write(writer.get(), "s", 1) != 1)
-        throw runtime_failure("start " + id + ": write " + dir.gate().string() + ": " + std::strerror(errno));
-    ::unlink(dir.gate().c_str());
+    // The hooks come from the bundle's config; a bundle that can no longer
+    // be read costs them (a warning), not the start.
+    std::optional<container_config> config;
+    try {
+        config = load_config(state.bundle);
+    } catch (const std::exception& e) {
+        log().warning("start " + id + ": the hooks of " + state.bundle + "/config.json: " + e.what());
+    }
+    let_it_run(dir, state, config ? &*config : nullptr);
     state.started = true;
     dir.save(state);
-    try {
-        const container_config config = load_config(state.bundle);
-        run_hooks_warning_only(config.hooks.poststart, state, container_status::running, "poststart");
-    } catch (const std::exception& e) {
-        log().warning("poststart hooks of " + id + ": " + e.what());
-    }
+    if (config) run_hooks_warning_only(config->hooks.poststart, state, container_status::running, "poststart");
     return 0;
 }
 
@@ -642,6 +660,7 @@ int list_command(const global_flags& globals, const command_line& command) {
     if (!command.has("quiet") && !json) std::printf("%-24s %-8s %-10s %s\n", "ID", "PID", "STATUS", "BUNDLE");
     std::error_code ec;
     for (const auto& entry : fs::directory_iterator(globals.root, ec)) {
+        if (entry.path().filename().string().starts_with(".")) continue;  // a create in progress
         try {
             container_dir dir = container_dir::open(globals.root, entry.path().filename().string());
             if (!dir.has_state()) continue;
@@ -816,7 +835,7 @@ int features_command() {
     nlohmann::json features = {
         {"ociVersionMin", "1.0.0"},
         {"ociVersionMax", "1.3.0"},
-        {"hooks", {"prestart", "createRuntime", "poststart", "poststop"}},
+        {"hooks", {"prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"}},
         {"mountOptions", supported_mount_options()},
         {"linux",
          {{"namespaces", {"cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"}},
@@ -838,7 +857,9 @@ int features_command() {
 bool is_runtime_invocation(int argc, char** argv) {
     if (argc < 2) return false;
     const std::string_view first = argv[1];
-    return is_runtime_command(first) || is_global_flag(first);
+    // --rootless is also a flag of the Docker-style run (ctr-run --rootless
+    // CMD); as runc's global flag it comes after --root or --log.
+    return is_runtime_command(first) || (is_global_flag(first) && !first.starts_with("--rootless"));
 }
 
 int run_runtime(int argc, char** argv) {

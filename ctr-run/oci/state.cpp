@@ -74,21 +74,28 @@ container_dir container_dir::make(const fs::path& root, const std::string& id) {
     check_id(id);
     make_root(root);
     const fs::path dir = root / id;
-    for (int attempt = 0; attempt < 2; ++attempt) {
-        if (::mkdir(dir.c_str(), 0700) == 0) {
-            ctr::unique_fd lock = lock_directory(dir, true);
+    // The directory appears under its name already locked: it is made and
+    // locked under a temporary name, then renamed into place without
+    // replacing anything. So a directory that is there and whose lock is
+    // free belongs to nobody: a create that died before state.json.
+    for (int attempt = 0; attempt < 3; ++attempt) {
+        std::string pattern = (root / (".creating-" + id.substr(0, 64) + "-XXXXXX")).string();
+        if (!::mkdtemp(pattern.data())) throw runtime_failure("make a directory in " + root.string() + ": " + errno_text(errno));
+        const fs::path temporary = pattern;
+        ctr::unique_fd lock = lock_directory(temporary, true);
+        if (::renameat2(AT_FDCWD, temporary.c_str(), AT_FDCWD, dir.c_str(), RENAME_NOREPLACE) == 0)
             return container_dir(dir, std::move(lock));
-        }
-        if (errno != EEXIST) throw runtime_failure("make " + dir.string() + ": " + errno_text(errno));
-        // Taken, or the leftover of a create that died before it finished.
-        ctr::unique_fd lock = lock_directory(dir, false);
-        if (!lock || fs::exists(dir / "state.json"))
+        const int why = errno;
+        std::error_code ec;
+        fs::remove_all(temporary, ec);
+        if (why != EEXIST) throw runtime_failure("make " + dir.string() + ": " + errno_text(why));
+        ctr::unique_fd theirs = lock_directory(dir, false);
+        if (!theirs || fs::exists(dir / "state.json"))
             throw runtime_failure("container '" + id + "' already exists (" + dir.string() +
                                   "); delete it first: ctr-run delete --force " + id);
-        std::error_code ec;
         fs::remove_all(dir, ec);
     }
-    throw runtime_failure("make " + dir.string() + ": another create of '" + id + "' raced with this one");
+    throw runtime_failure("make " + dir.string() + ": other creates of '" + id + "' kept racing with this one");
 }
 
 container_dir container_dir::open(const fs::path& root, const std::string& id) {
