@@ -446,7 +446,8 @@ TEST(oci_config, tmpcopyup_is_taken_only_over_nothing) {
     auto c = with_tmpfs("/full");
     c["mounts"][0]["options"].push_back("notmpcopyup");
     EXPECT_EQ(error_of(c), "");
-    const auto* tmp = filesystem_at(*parse(with_tmpfs("/empty")).options.root, "/empty");
+    const auto parsed = parse(with_tmpfs("/empty"));
+    const auto* tmp = filesystem_at(*parsed.options.root, "/empty");
     ASSERT_TRUE(tmp);
     EXPECT_TRUE(tmp->options.data.empty());  // tmpcopyup is not passed to the kernel
 }

@@ -188,10 +188,14 @@ public:
         std_in_.reset();
         capture_out_.reset();
         capture_err_.reset();
-        // A pid 1 init runs in our memory until it exits, and we no longer
-        // know when that is: its launch state (stacks and plan) stays
-        // allocated for the life of the process.
-        if (plan_) new std::shared_ptr<detail::launch_plan>(std::move(plan_));
+        // A child that runs in our memory (shared, not copied) needs its
+        // launch state (stacks and plan) until it exits, and we no longer
+        // know when that is: then it stays allocated for the life of the
+        // process. A child on a copy of our memory (every init and
+        // supervisor, every held child) has its own; ours can go.
+        if (plan_ && plan_->request.memory == ::ctr::detail::memory_mode::shared)
+            new std::shared_ptr<detail::launch_plan>(std::move(plan_));
+        plan_.reset();
         return std::move(pidfd_);
     }
 
