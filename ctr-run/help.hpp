@@ -16,6 +16,8 @@ namespace ctr_run {
 constexpr std::string_view version_line = "ctr-run version " CTR_RUN_VERSION "\n";
 
 constexpr std::string_view usage_text = R"(Usage: ctr-run [OPTIONS] [--] COMMAND [ARG...]
+       ctr-run [--root DIR] [--log FILE] create|start|kill|delete|state|exec ...
+               (the OCI runtime that container engines call: docs/oci.md)
 
 Runs COMMAND in a sandbox: new pid, mount, uts, ipc, cgroup and network
 namespaces (and a user namespace), the host's root filesystem read-only with
