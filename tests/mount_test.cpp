@@ -931,12 +931,15 @@ TEST(mount, sysfs_is_read_only_and_masked_and_mqueue_mounts) {
 TEST(mount, filesystem_passes_its_options_and_attributes) {
     SKIP_WITHOUT_MOUNT_NAMESPACE();
     SKIP_WITHOUT_BUSYBOX();
+    // gid 5 (tty) exists only where it is mapped: not in a rootless run's
+    // user namespace of one id, where devpts refuses it.
+    std::vector<std::string> devpts_options = {"newinstance", "ptmxmode=0666", "mode=0620"};
+    if (ctr_test::real_root) devpts_options.push_back("gid=5");
     const auto plan =
         mnt::plan{.rootfs = busybox_rootfs()}
             .proc()
             .tmpfs("/dev")
-            .filesystem("devpts", "", "/dev/pts",
-                        {.nosuid = true, .noexec = true, .data = {"newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}})
+            .filesystem("devpts", "", "/dev/pts", {.nosuid = true, .noexec = true, .data = devpts_options})
             .filesystem("tmpfs", "scratch", "/small",
                         {.read_only = true, .nodev = true, .atime = mnt::access_time::strict, .data = {"size=1m", "mode=700"}})
             .prepare();
@@ -956,7 +959,7 @@ TEST(mount, filesystem_passes_its_options_and_attributes) {
     EXPECT_EQ(r.exit_code, 0) << r.output;
     const std::string pts = r["/dev/pts"];
     EXPECT_EQ(pts.rfind("devpts devpts rw,nosuid,noexec,", 0), 0u) << pts;
-    EXPECT_NE(pts.find(",gid=5,"), std::string::npos) << pts;
+    if (ctr_test::real_root) EXPECT_NE(pts.find(",gid=5,"), std::string::npos) << pts;
     EXPECT_NE(pts.find(",mode=620,ptmxmode=666"), std::string::npos) << pts;
     const std::string small = r["/small"];
     EXPECT_EQ(small.rfind("scratch tmpfs ro,nodev,", 0), 0u) << small;
