@@ -305,6 +305,38 @@ ctr::unique_fd connect_console_socket(const std::string& path) {
 
 std::vector<ctr::ns::existing> namespaces_of(const container_config& config, pid_t init);
 
+// With process.terminal, the pty's master goes to the engine's
+// --console-socket (connected here; the returned fd must outlive the spawn).
+// A socket without a terminal, or the reverse, is the engine's mistake.
+ctr::unique_fd attach_terminal(const command_line& command, container_config& config) {
+    const std::string socket = command.value("console-socket");
+    if (!config.terminal) {
+        if (!socket.empty()) throw runtime_failure("--console-socket is given but process.terminal is false");
+        return {};
+    }
+    if (socket.empty())
+        throw runtime_failure("process.terminal is true but there is no --console-socket to send the terminal to");
+    ctr::unique_fd console = connect_console_socket(socket);
+    config.options.terminal = ctr::process::terminal_options{
+        .size = config.console_size.value_or(ctr::process::window_size{}), .console_socket = console.get()};
+    return console;
+}
+
+// --preserve-fds N: fds 3 to 3+N-1 go to the process at their numbers.
+void preserve_fds(const command_line& command, ctr::process::options& opts) {
+    const std::string preserve = command.value("preserve-fds");
+    if (preserve.empty()) return;
+    const auto count = parse_integer<int>(preserve);
+    if (!count || *count < 0 || *count > 1024)
+        throw runtime_failure("--preserve-fds: '" + preserve + "' is not a count from 0 to 1024");
+    for (int fd = 3; fd < 3 + *count; ++fd) opts.fds.push_back({fd, fd});
+}
+
+// The status a shell would give: the exit code, or 128+N for signal N.
+int exit_status(const ctr::process::result& result) {
+    return result.exit_code ? *result.exit_code : 128 + result.signal.value_or(SIGKILL);
+}
+
 // Runs one hook: the state on its stdin, its timeout enforced; in the
 // runtime's namespaces, or in those of `join` (createContainer,
 // startContainer).
@@ -443,24 +475,8 @@ int create(const global_flags& globals, const command_line& command, bool then_s
         // wants an init adds one (podman --init).
         opts.init = false;
 
-        ctr::unique_fd console;
-        if (config.terminal) {
-            const std::string socket = command.value("console-socket");
-            if (socket.empty())
-                throw runtime_failure("process.terminal is true but there is no --console-socket to send the "
-                                      "terminal to");
-            console = connect_console_socket(socket);
-            opts.terminal = ctr::process::terminal_options{.size = config.console_size.value_or(ctr::process::window_size{}),
-                                                           .console_socket = console.get()};
-        } else if (!command.value("console-socket").empty()) {
-            throw runtime_failure("--console-socket is given but process.terminal is false");
-        }
-        if (const std::string preserve = command.value("preserve-fds"); !preserve.empty()) {
-            const auto count = parse_integer<int>(preserve);
-            if (!count || *count < 0 || *count > 1024)
-                throw runtime_failure("--preserve-fds: '" + preserve + "' is not a count from 0 to 1024");
-            for (int fd = 3; fd < 3 + *count; ++fd) opts.fds.push_back({fd, fd});
-        }
+        const ctr::unique_fd console = attach_terminal(command, config);
+        preserve_fds(command, opts);
 
         container_state state{.oci_version = config.oci_version,
                               .id = id,
@@ -548,7 +564,7 @@ int create(const global_flags& globals, const command_line& command, bool then_s
             if (auto reopened = open_container_group(state.cgroup_path)) remove_container_group(*reopened);
         run_hooks_warning_only(config.hooks.poststop, state, container_status::stopped, "poststop");
         dir.remove();
-        return result.exit_code ? *result.exit_code : 128 + result.signal.value_or(SIGKILL);
+        return exit_status(result);
     } catch (...) {
         // The child (handle) and the group were destroyed on the way here,
         // killing and removing what create had made. The directory goes
@@ -738,20 +754,8 @@ int exec_command(const global_flags& globals, const command_line& command) {
         group = open_container_group(state.cgroup_path);
         if (group) opts.cgroup = &*group;
     }
-    ctr::unique_fd console;
-    if (config.terminal) {
-        const std::string socket = command.value("console-socket");
-        if (socket.empty()) throw runtime_failure("exec: a terminal was asked for but there is no --console-socket");
-        console = connect_console_socket(socket);
-        opts.terminal = ctr::process::terminal_options{.size = config.console_size.value_or(ctr::process::window_size{}),
-                                                       .console_socket = console.get()};
-    }
-    if (const std::string preserve = command.value("preserve-fds"); !preserve.empty()) {
-        const auto count = parse_integer<int>(preserve);
-        if (!count || *count < 0 || *count > 1024)
-            throw runtime_failure("--preserve-fds: '" + preserve + "' is not a count from 0 to 1024");
-        for (int fd = 3; fd < 3 + *count; ++fd) opts.fds.push_back({fd, fd});
-    }
+    const ctr::unique_fd console = attach_terminal(command, config);
+    preserve_fds(command, opts);
     // Nothing of the container's directory is needed any more: a long exec
     // must not hold its lock (kill and delete take it).
     dir.unlock();
@@ -764,7 +768,7 @@ int exec_command(const global_flags& globals, const command_line& command) {
         return 0;
     }
     const auto result = child.wait();
-    return result.exit_code ? *result.exit_code : 128 + result.signal.value_or(SIGKILL);
+    return exit_status(result);
 }
 
 // The mount options create understands (config.hpp maps them).
