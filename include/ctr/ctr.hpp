@@ -18,6 +18,7 @@
 #include <ctr/ns.hpp>
 #include <ctr/ns_scope.hpp>
 #include <ctr/port_forward.hpp>
+#include <ctr/prepared.hpp>
 #include <ctr/probe.hpp>
 #include <ctr/process.hpp>
 #include <ctr/seccomp.hpp>

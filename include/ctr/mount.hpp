@@ -290,7 +290,12 @@ inline bool valid_tmpfs_size(const std::string& size) {
 class step_builder {
 public:
     template <class = void>
-    explicit step_builder(bool for_guard) : for_guard_(for_guard) {}
+    // for_guard: targets are paths of the current root, for steps run in
+    // place (no new root, no pivot); checked on this host unless
+    // `targets_elsewhere` (a prepared sandbox's runs resolve them in the
+    // sandbox's root, which this process does not see).
+    explicit step_builder(bool for_guard, bool targets_elsewhere = false)
+        : for_guard_(for_guard), targets_elsewhere_(targets_elsewhere) {}
 
     template <class = void>
     const char* keep(std::string text) { return out_.strings_.emplace_back(std::move(text)).c_str(); }
@@ -724,6 +729,11 @@ public:
             return in_root;
         }
         if (target.empty()) throw error(step::resolve_path, EINVAL, target, std::string(what) + ": the target is empty");
+        if (targets_elsewhere_) {
+            if (target.front() != '/')
+                throw error(step::resolve_path, EINVAL, target, std::string(what) + ": the target must be absolute");
+            return target;
+        }
         const std::string absolute = absolute_host_path(target);
         struct stat st {};
         if (const long r = sys::fstatat(AT_FDCWD, absolute.c_str(), &st, 0); r < 0)
@@ -868,6 +878,7 @@ public:
 
 private:
     bool for_guard_;
+    bool targets_elsewhere_;
     prepared_plan out_;
     std::vector<std::pair<mount_step_kind, std::string>> deferred_;
 };

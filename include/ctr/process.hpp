@@ -76,6 +76,17 @@ template <class = void>
 [[nodiscard("the child is killed when its handle is dropped: keep it, wait() for it, or release() it")]]
 child spawn(std::vector<std::string> argv, const options& opts = {});
 
+namespace detail {
+// A step another launcher adds to a spawn's program before it is ordered
+// (a prepared sandbox's server, in place of exec).
+struct plan_extension {
+    void (*add)(launch_plan& plan, void* data) = nullptr;
+    void* data = nullptr;
+};
+template <class = void>
+child spawn_extended(std::vector<std::string> argv, const options& opts, plan_extension extension);
+}  // namespace detail
+
 class [[nodiscard]] child {
 public:
     child() = default;
@@ -200,7 +211,8 @@ public:
     }
 
 private:
-    template <class> friend child spawn(std::vector<std::string> argv, const options& opts);
+    template <class> friend child detail::spawn_extended(std::vector<std::string> argv, const options& opts,
+                                                         detail::plan_extension extension);
 
     // True once the child has been reaped; false if `until` came first.
     template <class = void>
@@ -414,7 +426,8 @@ inline void plan_parent_wait(launch_plan& plan, const options& opts) {
 
 // Each layer in turn; the plan puts their steps in launch order.
 template <class = void>
-inline void build_plan(launch_plan& plan, std::vector<std::string> argv, const options& opts) {
+inline void build_plan(launch_plan& plan, std::vector<std::string> argv, const options& opts,
+                       plan_extension extension = {}) {
     if (const long r = plan.shared.allocate(); r < 0) throw error(step::allocate_stack, static_cast<int>(-r));
     plan_command(plan, std::move(argv), opts);
     plan_streams(plan, opts);
@@ -427,6 +440,7 @@ inline void build_plan(launch_plan& plan, std::vector<std::string> argv, const o
     plan_security(plan, opts);
     plan.network_made = plan_network(plan, opts);
     plan_parent_wait(plan, opts);
+    if (extension.add) extension.add(plan, extension.data);
     plan.finish();
 }
 
@@ -514,12 +528,17 @@ inline error report_error(const launch_plan& plan, const child_report& report) {
 template <class>
 [[nodiscard("the child is killed when its handle is dropped: keep it, wait() for it, or release() it")]]
 inline child spawn(std::vector<std::string> argv, const options& opts) {
+    return detail::spawn_extended(std::move(argv), opts, {});
+}
+
+template <class>
+inline child detail::spawn_extended(std::vector<std::string> argv, const options& opts, plan_extension extension) {
     namespace d = ctr::process::detail;
     namespace cd = ctr::detail;
     // Shared with the child handle when a pid 1 init keeps running in it.
     const auto plan = std::make_shared<d::launch_plan>();
     if (opts.clone == clone_style::copy_memory) plan->request.memory = cd::memory_mode::copied;
-    d::build_plan(*plan, std::move(argv), opts);
+    d::build_plan(*plan, std::move(argv), opts, extension);
 
     if (const long r = plan->stack.allocate(); r < 0) throw error(step::allocate_stack, static_cast<int>(-r));
 

@@ -5995,7 +5995,12 @@ inline bool valid_tmpfs_size(const std::string& size) {
 class step_builder {
 public:
     template <class = void>
-    explicit step_builder(bool for_guard) : for_guard_(for_guard) {}
+    // for_guard: targets are paths of the current root, for steps run in
+    // place (no new root, no pivot); checked on this host unless
+    // `targets_elsewhere` (a prepared sandbox's runs resolve them in the
+    // sandbox's root, which this process does not see).
+    explicit step_builder(bool for_guard, bool targets_elsewhere = false)
+        : for_guard_(for_guard), targets_elsewhere_(targets_elsewhere) {}
 
     template <class = void>
     const char* keep(std::string text) { return out_.strings_.emplace_back(std::move(text)).c_str(); }
@@ -6429,6 +6434,11 @@ public:
             return in_root;
         }
         if (target.empty()) throw error(step::resolve_path, EINVAL, target, std::string(what) + ": the target is empty");
+        if (targets_elsewhere_) {
+            if (target.front() != '/')
+                throw error(step::resolve_path, EINVAL, target, std::string(what) + ": the target must be absolute");
+            return target;
+        }
         const std::string absolute = absolute_host_path(target);
         struct stat st {};
         if (const long r = sys::fstatat(AT_FDCWD, absolute.c_str(), &st, 0); r < 0)
@@ -6573,6 +6583,7 @@ public:
 
 private:
     bool for_guard_;
+    bool targets_elsewhere_;
     prepared_plan out_;
     std::vector<std::pair<mount_step_kind, std::string>> deferred_;
 };
@@ -9880,8 +9891,389 @@ private:
 
 }  // namespace ctr::net
 // end ctr/port_forward.hpp
-// begin ctr/probe.hpp
-// ctr::probe(): what this kernel and host let ctr do, and why not where not.
+// begin ctr/prepared.hpp
+// A prepared sandbox: the reusable parts of a launch made once, each run
+// paying only for what must be fresh. Made once: the namespaces (user with
+// its id maps, network, and the others asked for), the root filesystem's
+// mount tree, the cgroup placement, the compiled seccomp filter and the rest
+// of the run's program. Fresh for every run: a new pid namespace (the
+// command is its pid 1), a new mount namespace with a fresh /proc and fresh
+// tmpfs mounts (prepared_options::fresh_tmpfs), new IPC and UTS namespaces
+// when the sandbox has them, the run's credentials and confinement, exec.
+//
+// Sandbox2's fork server and Android's zygote are the model: a small server
+// process stays inside the sandbox and clones each run from there, so a run
+// neither copies the caller's mount table nor waits on a cgroup attach.
+// What runs share is listed in docs/prepared.md.
+//
+//   ctr::process::prepared_sandbox box({.namespaces = ctr::ns::all, .root = plan, .cgroup = &group,
+//                                       .security = ctr::security::confined()});
+//   auto r = box.run({"/bin/true"}).wait();
+
+// begin ctr/detail/prepared_server.hpp
+// The child side of a prepared sandbox (ctr/prepared.hpp): the server that
+// stays in the sandbox's namespaces, root and cgroup, and starts each run
+// from there, and the run's own first steps before the usual program
+// (credentials, capabilities, seccomp, exec). Async-signal-safe like every
+// other child step: the server runs on a copy of the caller's memory and
+// reads only buffers the caller allocated before it was cloned; it
+// allocates nothing and takes no lock.
+
+
+#include <linux/sched.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace ctr::detail {
+
+// What the server says on a run's own channel.
+enum class run_event : std::uint32_t { started = 1, failed = 2, ended = 3 };
+
+struct run_message {
+    run_event event = run_event::failed;
+    std::int32_t pid = 0;            // as the sandbox's pid namespace sees it
+    std::uint32_t op_index = 0;      // failed: which step (see the run_* indexes)
+    std::int32_t error = 0;          // failed: errno
+    std::int32_t detail = 0;         // failed: which part of the step
+    std::int32_t wait_status = 0;    // ended: as wait4 gives it
+    std::int64_t user_us = 0, system_us = 0, max_rss_kib = 0;  // ended: the run's rusage
+};
+
+// Failed steps that are not ops of the run program.
+inline constexpr std::uint32_t run_mount_flag = 0x80000000U;  // | the index of a per-run mount step
+inline constexpr std::uint32_t run_clone_index = 0x7ffffff0U;     // the server could not clone the run
+inline constexpr std::uint32_t run_request_index = 0x7ffffff1U;   // the request did not fit or parse
+inline constexpr std::uint32_t run_cwd_index = 0x7ffffff2U;       // chdir to the run's directory
+inline constexpr std::uint32_t run_stream_index = 0x7ffffff3U;    // a standard stream to its number
+
+// A request: this header, then argc + envc + candc + 1 NUL-terminated
+// strings (argv, environment, exec candidates, working directory). Its
+// SCM_RIGHTS carry the run's channel, then the standard streams whose bits
+// are set in `streams`.
+struct run_request_header {
+    std::uint32_t argc = 0, envc = 0, candc = 0;
+    std::uint32_t streams = 0;
+};
+
+// Where the server keeps everything, all allocated by the caller before the
+// server was cloned (its copy of the caller's memory has them).
+struct prepared_server {
+    int request_fd = -1;  // the server's end of the request socket
+    // The run program, built by the caller (credentials, capabilities,
+    // seccomp, exec); the server points it at each request's strings.
+    child_view* run_view = nullptr;
+    child_op* run_ops = nullptr;
+    std::size_t exec_op = 0;
+    // Mounts each run makes in its new mount namespace (a fresh /proc for
+    // its pid namespace, fresh tmpfs), with host paths: the server is
+    // already in the sandbox's root.
+    const mount_step* mounts = nullptr;
+    std::size_t mount_count = 0;
+    mount_context* mount_ctx = nullptr;
+    unsigned long run_clone_flags = 0;  // CLONE_NEWPID | CLONE_NEWNS, and IPC, UTS as the sandbox has them
+    char* buffer = nullptr;
+    std::size_t buffer_size = 0;
+    char** argv = nullptr;
+    char** envp = nullptr;
+    const char** candidates = nullptr;
+    std::size_t slots = 0;  // entries in each of the three arrays
+    void* run_stack = nullptr;
+    std::size_t run_stack_size = 0;
+    // Runs started and not yet reaped: pid and channel.
+    int* run_pids = nullptr;
+    int* run_channels = nullptr;
+    std::size_t run_capacity = 0;
+    // The run being started: read by the run child, which shares the
+    // server's memory until it execs (CLONE_VM | CLONE_VFORK).
+    int streams[3] = {-1, -1, -1};
+    const char* cwd = nullptr;
+    int report_read = -1;
+};
+
+CTR_CHILD_CODE inline void server_send(int channel, const run_message& message, int fd = -1) noexcept {
+    iovec part{const_cast<run_message*>(&message), sizeof message};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    msghdr header{};
+    header.msg_iov = &part;
+    header.msg_iovlen = 1;
+    if (fd >= 0) {
+        header.msg_control = control;
+        header.msg_controllen = sizeof control;
+        cmsghdr* c = CMSG_FIRSTHDR(&header);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        __builtin_memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    }
+    long r;
+    do r = sys::sendmsg(channel, &header, MSG_NOSIGNAL | MSG_DONTWAIT);
+    while (r == -EINTR);
+    // A caller that dropped its run handle has closed the channel: nothing
+    // to tell it.
+}
+
+CTR_CHILD_CODE inline void server_fail(int channel, std::uint32_t index, long negative_errno, int detail = 0) noexcept {
+    run_message m{};
+    m.event = run_event::failed;
+    m.op_index = index;
+    m.error = static_cast<std::int32_t>(-negative_errno);
+    m.detail = detail;
+    server_send(channel, m);
+}
+
+// The run's side until its program takes over: it dies with the server,
+// makes its mounts, takes its streams and directory, then runs the
+// program, which ends in exec. Runs on the server's memory while the
+// server waits (CLONE_VFORK). Async-signal-safe.
+CTR_CHILD_CODE inline int run_main(void* argument) noexcept {
+    auto& s = *static_cast<prepared_server*>(argument);
+    const child_view& view = *s.run_view;
+    sys::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    std::size_t failed = 0;
+    if (s.mount_count > 0)
+        if (const long r = run_mount_steps(s.mounts, s.mount_count, *s.mount_ctx, failed); r < 0)
+            child_report_failure(view, run_mount_flag | failed, r);
+    for (int i = 0; i < 3; ++i)
+        if (s.streams[i] >= 0)
+            if (const long r = sys::dup3(s.streams[i], i, 0); r < 0) child_report_failure(view, run_stream_index, r);
+    if (s.cwd != nullptr && s.cwd[0] != '\0')
+        if (const long r = sys::chdir(s.cwd); r < 0) child_report_failure(view, run_cwd_index, r);
+    child_run_program(view, 0);
+}
+
+// The NUL-terminated string at `at` in the request; moves `at` past it.
+// Null when the request ends first.
+CTR_CHILD_CODE inline char* next_request_string(char* buffer, std::size_t length, std::size_t& at) noexcept {
+    if (at >= length) return nullptr;
+    char* start = buffer + at;
+    while (at < length && buffer[at] != '\0') ++at;
+    if (at >= length) return nullptr;
+    ++at;
+    return start;
+}
+
+// Points the run program at one request's strings. False when the
+// request does not parse or does not fit.
+CTR_CHILD_CODE inline bool server_parse(prepared_server& s, std::size_t length) noexcept {
+    if (length < sizeof(run_request_header)) return false;
+    run_request_header header;
+    __builtin_memcpy(&header, s.buffer, sizeof header);
+    const std::size_t counts[3] = {header.argc, header.envc, header.candc};
+    char** lists[3] = {s.argv, s.envp, const_cast<char**>(s.candidates)};
+    std::size_t at = sizeof header;
+    for (int l = 0; l < 3; ++l) {
+        if (counts[l] + 1 > s.slots) return false;
+        for (std::size_t i = 0; i < counts[l]; ++i)
+            if (!(lists[l][i] = next_request_string(s.buffer, length, at))) return false;
+        lists[l][counts[l]] = nullptr;
+    }
+    if (header.argc == 0 || header.candc == 0) return false;
+    char* const cwd = next_request_string(s.buffer, length, at);
+    if (!cwd) return false;
+    s.cwd = cwd;
+    s.run_view->argv = s.argv;
+    s.run_view->envp = s.envp;
+    s.run_ops[s.exec_op].data = s.candidates;
+    return true;
+}
+
+// Starts one run: receives the request, clones the run into new pid and
+// mount namespaces (it execs before the server goes on), and answers on the
+// run's channel with its pid and a pidfd, or with the failed step.
+CTR_CHILD_CODE inline void server_start_run(prepared_server& s) noexcept {
+    constexpr std::size_t most_fds = 4;
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * most_fds)];
+    iovec part{s.buffer, s.buffer_size};
+    msghdr message{};
+    message.msg_iov = &part;
+    message.msg_iovlen = 1;
+    message.msg_control = control;
+    message.msg_controllen = sizeof control;
+    long length;
+    do length = sys::recvmsg(s.request_fd, &message, MSG_CMSG_CLOEXEC);
+    while (length == -EINTR);
+    // The caller closed its end (the sandbox's owner object is gone): the
+    // server ends, and with it pid 1 and every run.
+    if (length == 0) sys::exit_group(0);
+    if (length < 0) sys::exit_group(child_failed_exit_code);
+
+    int fds[most_fds] = {-1, -1, -1, -1};
+    std::size_t fd_count = 0;
+    if (const cmsghdr* c = CMSG_FIRSTHDR(&message); c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+        fd_count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        if (fd_count > most_fds) fd_count = most_fds;
+        __builtin_memcpy(fds, CMSG_DATA(c), sizeof(int) * fd_count);
+    }
+    if (fd_count == 0) return;  // no channel to answer on
+    const int channel = fds[0];
+    run_request_header header{};
+    if (static_cast<std::size_t>(length) >= sizeof header) __builtin_memcpy(&header, s.buffer, sizeof header);
+    std::size_t next_fd = 1;
+    for (int i = 0; i < 3; ++i) s.streams[i] = (header.streams & (1U << i)) && next_fd < fd_count ? fds[next_fd++] : -1;
+
+    std::size_t slot = s.run_capacity;
+    for (std::size_t i = 0; i < s.run_capacity; ++i)
+        if (s.run_pids[i] == 0) {
+            slot = i;
+            break;
+        }
+    if ((message.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0 || !server_parse(s, static_cast<std::size_t>(length))) {
+        server_fail(channel, run_request_index, -EPROTO);
+    } else if (slot == s.run_capacity) {
+        server_fail(channel, run_request_index, -EAGAIN);
+    } else {
+        int pidfd = -1;
+        clone_args args{};
+        args.flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD | s.run_clone_flags;
+        args.pidfd = reinterpret_cast<std::uint64_t>(&pidfd);
+        args.exit_signal = SIGCHLD;
+        args.stack = reinterpret_cast<std::uint64_t>(s.run_stack);
+        args.stack_size = s.run_stack_size;
+        const long pid = sys::clone3(&args, sizeof args, run_main, &s);
+        if (pid < 0) {
+            server_fail(channel, run_clone_index, pid);
+        } else {
+            // The run has exec'd or ended by now. A report says it failed.
+            child_report report{};
+            if (sys::read(s.report_read, &report, sizeof report) == static_cast<long>(sizeof report)) {
+                int status = 0;
+                long r;
+                do r = sys::wait4(static_cast<int>(pid), &status, 0);
+                while (r == -EINTR);
+                server_fail(channel, report.op_index, -static_cast<long>(report.error), report.detail);
+                sys::close(pidfd);
+            } else {
+                run_message started{};
+                started.event = run_event::started;
+                started.pid = static_cast<std::int32_t>(pid);
+                server_send(channel, started, pidfd);
+                sys::close(pidfd);
+                s.run_pids[slot] = static_cast<int>(pid);
+                s.run_channels[slot] = channel;
+                for (std::size_t i = 1; i < fd_count; ++i) sys::close(fds[i]);
+                return;
+            }
+        }
+    }
+    for (std::size_t i = 1; i < fd_count; ++i) sys::close(fds[i]);
+    sys::close(channel);
+}
+
+// Reaps every run that ended and tells its caller how.
+CTR_CHILD_CODE inline void server_reap(prepared_server& s) noexcept {
+    for (;;) {
+        int status = 0;
+        rusage usage{};
+        // With the run's rusage: raw, as the wrapper passes none.
+        const long pid = raw::call(SYS_wait4, -1, &status, WNOHANG, &usage);
+        if (pid == -EINTR) continue;
+        if (pid <= 0) return;
+        for (std::size_t i = 0; i < s.run_capacity; ++i) {
+            if (s.run_pids[i] != pid) continue;
+            run_message ended{};
+            ended.event = run_event::ended;
+            ended.pid = static_cast<std::int32_t>(pid);
+            ended.wait_status = status;
+            ended.user_us = usage.ru_utime.tv_sec * 1000000 + usage.ru_utime.tv_usec;
+            ended.system_us = usage.ru_stime.tv_sec * 1000000 + usage.ru_stime.tv_usec;
+            ended.max_rss_kib = usage.ru_maxrss;
+            server_send(s.run_channels[i], ended);
+            sys::close(s.run_channels[i]);
+            s.run_pids[i] = 0;
+            s.run_channels[i] = -1;
+            break;
+        }
+    }
+}
+
+// The server: the last step of the sandbox's program, in place of exec.
+// Tells the caller "held" (spawn returns: every step of the sandbox has
+// succeeded), keeps only its request socket (op.a), then serves requests
+// and reaps runs until the caller closes the socket. op.data: the
+// prepared_server; op.data2: the sandbox program's view (its report fd).
+// Async-signal-safe; never returns.
+CTR_CHILD_CODE inline long serve_prepared_runs(const child_op& op) noexcept {
+    auto& s = *static_cast<prepared_server*>(const_cast<void*>(op.data));
+    const auto& view = *static_cast<const child_view*>(op.data2);
+    // Nothing of the caller's stays open here: only the standard streams
+    // (/dev/null), the request socket at op.a (3), and the report channel
+    // (above the fds mapped) until "held" is sent. Closed before it is
+    // sent, so that nobody who sees the sandbox made finds them open.
+    s.request_fd = static_cast<int>(op.a);
+    const int report_fd = view.report_fd;
+    if (s.request_fd != 3 || report_fd < 4) sys::exit_group(child_failed_exit_code);
+    if (report_fd > 4) sys::close_range(4, static_cast<unsigned>(report_fd - 1), 0);
+    sys::close_range(static_cast<unsigned>(report_fd + 1), ~0U, 0);
+    const child_report held{held_report_index, 0, 0};
+    if (sys::write(report_fd, &held, sizeof held) != static_cast<long>(sizeof held))
+        sys::exit_group(child_failed_exit_code);
+    sys::close(report_fd);
+
+    int report[2];
+    if (sys::pipe2(report, O_CLOEXEC) < 0) sys::exit_group(child_failed_exit_code);
+    sys::fcntl(report[0], F_SETFL, O_NONBLOCK);
+    s.report_read = report[0];
+    s.run_view->report_fd = report[1];
+
+    const unsigned long child_signal = 1UL << (SIGCHLD - 1);
+    raw::call(SYS_rt_sigprocmask, SIG_BLOCK, &child_signal, nullptr, sys::kernel_sigset_size);
+    const long signals = sys::signalfd4(-1, &child_signal, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (signals < 0) sys::exit_group(child_failed_exit_code);
+
+    for (;;) {
+        pollfd ready[2] = {{s.request_fd, POLLIN, 0}, {static_cast<int>(signals), POLLIN, 0}};
+        const long r = sys::ppoll(ready, 2, nullptr);
+        if (r == -EINTR) continue;
+        if (r < 0) sys::exit_group(child_failed_exit_code);
+        if (ready[1].revents & POLLIN) {
+            signalfd_siginfo info[8];
+            while (sys::read(static_cast<int>(signals), info, sizeof info) > 0) {
+            }
+            server_reap(s);
+        }
+        if (ready[0].revents & (POLLIN | POLLHUP | POLLERR)) server_start_run(s);
+    }
+}
+
+}  // namespace ctr::detail
+// end ctr/detail/prepared_server.hpp
+// begin ctr/process.hpp
+// process::spawn: start a program in a child process and get back exactly
+// how it ended.
+//
+// The launch is one straight line: the parent validates the options and
+// turns them into a child program (detail/child_program.hpp), clones, the
+// child runs that program and execs, and the parent learns over a
+// close-on-exec channel whether exec happened or which step failed.
+
+// begin ctr/detail/launch_cgroup.hpp
+// Launch layer: the cgroup the child starts in, with no moment outside it.
+// Placed by the clone itself on cgroup v2 (CLONE_INTO_CGROUP), or attached
+// by the parent while the child waits (v1, or a kernel that refuses the
+// flag: spawn retries the clone without it).
+
+// begin ctr/detail/launch_plan.hpp
+// The launch plan: everything a spawn prepares before clone, and the one
+// mechanism through which each layer (namespaces, network, mounts, fds,
+// credentials, capabilities, seccomp, ...) contributes to a launch.
+//
+// A layer is a planner function in its own header. It may
+//   - add child steps with plan.add(phase, op, path, explain): the steps are
+//     ordered by phase (launch_phase below, the one documented order of a
+//     launch), then by the order in which they were added;
+//   - keep the data its steps read alive with plan.keep(...);
+//   - add parent steps with plan.while_child_waits(...): they run in the
+//     parent after clone, while the child waits on the sync channel, and may
+//     append bytes to the message the child reads after its go byte;
+//   - explain a failed step of its own: `explain` turns the child's report
+//     into the error the caller sees.
+// spawn() only composes the planners and runs the result.
 
 // begin ctr/detail/clone.hpp
 // Creating the child: its stack, and clone3 with a clone(2) fallback.
@@ -10002,265 +10394,6 @@ inline clone_outcome clone_child(const clone_request& request, child_stack& stac
 
 }  // namespace ctr::detail
 // end ctr/detail/clone.hpp
-
-#include <linux/close_range.h>
-#include <linux/landlock.h>
-#include <linux/openat2.h>
-#include <linux/sched.h>
-#include <sys/utsname.h>
-
-#include <iosfwd>
-#include <string>
-#include <string_view>
-#include <utility>
-#include <vector>
-
-namespace ctr {
-
-struct feature {
-    bool available = false;
-    std::string detail{};  // a version or note when available, the reason when not
-};
-
-// cgroup_layout and its to_string() are in detail/cgroup_layout.hpp, beside the
-// parsing that cgroup::group shares with probe().
-
-struct host_probe {
-    std::string kernel_release;
-    feature clone3;
-    feature pidfd;
-    feature clone_into_cgroup;
-    feature close_range_cloexec;
-    feature user_namespaces;
-    feature time_namespaces;
-    feature new_mount_api;
-    feature mount_setattr;
-    feature openat2;
-    feature landlock;
-    cgroup_layout cgroups = cgroup_layout::none;
-    std::string cgroup_detail;
-
-    // Every feature with its name, in a fixed order, for printing. Copies,
-    // so the list stays valid when the probe was a temporary.
-    template <class = void>
-    std::vector<std::pair<std::string_view, feature>> features() const {
-        return {{"clone3", clone3},
-                {"pidfd", pidfd},
-                {"clone_into_cgroup", clone_into_cgroup},
-                {"close_range_cloexec", close_range_cloexec},
-                {"user_namespaces", user_namespaces},
-                {"time_namespaces", time_namespaces},
-                {"new_mount_api", new_mount_api},
-                {"mount_setattr", mount_setattr},
-                {"openat2", openat2},
-                {"landlock", landlock}};
-    }
-};
-
-// One line a feature: "name: yes (detail)" or "name: no (reason)".
-template <class = void>
-inline std::string to_string(const host_probe& p) {
-    std::string out = "kernel: " + p.kernel_release + '\n';
-    for (const auto& [name, f] : p.features()) {
-        out.append(name).append(": ").append(f.available ? "yes" : "no");
-        if (!f.detail.empty()) out.append(" (").append(f.detail).append(")");
-        out += '\n';
-    }
-    out.append("cgroups: ").append(to_string(p.cgroups));
-    if (!p.cgroup_detail.empty()) out.append(" (").append(p.cgroup_detail).append(")");
-    out += '\n';
-    return out;
-}
-
-// The same, to a stream. A template, so that this header needs only
-// <iosfwd>: <ostream> is the caller's, who has it to print at all.
-template <typename Traits>
-std::basic_ostream<char, Traits>& operator<<(std::basic_ostream<char, Traits>& out, const host_probe& p) {
-    return out << to_string(p);
-}
-
-namespace detail {
-
-using ns::detail::errno_text;
-
-template <class = void>
-inline int probe_child_exit(void*) { return 0; }
-
-template <class = void>
-inline feature probe_user_namespaces() {
-    child_stack stack;
-    if (const long r = stack.allocate(); r < 0) return {false, "cannot allocate a stack: " + errno_text(r)};
-    clone_args args{};
-    args.flags = CLONE_NEWUSER | CLONE_PIDFD;
-    int pidfd = -1;
-    args.pidfd = reinterpret_cast<std::uint64_t>(&pidfd);
-    args.exit_signal = SIGCHLD;
-    args.stack = reinterpret_cast<std::uint64_t>(stack.lowest());
-    args.stack_size = child_stack::usable_size;
-    long pid = sys::clone3(&args, sizeof args, probe_child_exit, nullptr);
-    if (pid == -ENOSYS) pid = sys::clone(probe_child_exit, stack.top(), CLONE_NEWUSER | CLONE_PIDFD | SIGCHLD, nullptr, &pidfd);
-    if (pid < 0) return {false, ns::detail::user_namespace_blocker(pid)};
-    siginfo_t info{};
-    sys::waitid(P_PIDFD, pidfd, &info, WEXITED, nullptr);
-    sys::close(pidfd);
-    if (auto apparmor = read_first_line("/proc/sys/kernel/apparmor_restrict_unprivileged_userns");
-        apparmor && *apparmor == "1" && raw::call(SYS_geteuid) != 0)
-        return {true, "created, but AppArmor may deny capabilities inside (apparmor_restrict_unprivileged_userns=1)"};
-    return {true, {}};
-}
-
-template <class = void>
-inline feature probe_clone_into_cgroup(const feature& clone3) {
-    if (!clone3.available) return {false, "needs clone3"};
-    // A closed cgroup fd: a kernel that knows CLONE_INTO_CGROUP rejects it
-    // with EBADF before it creates anything; an older one says EINVAL.
-    clone_args args{};
-    args.flags = CLONE_INTO_CGROUP;
-    args.exit_signal = SIGCHLD;
-    args.cgroup = 0x7ffffffe;
-    const long r = raw::call(SYS_clone3, &args, sizeof args);
-    if (r == 0) sys::exit_group(0);  // cannot happen for a closed fd; never continue in a stray child
-    if (r > 0) {
-        siginfo_t info{};
-        sys::waitid(P_PID, static_cast<int>(r), &info, WEXITED, nullptr);
-        return {true, {}};
-    }
-    if (r == -EBADF) return {true, {}};
-    return {false, "the kernel rejects it (Linux 5.7 or later needed): " + errno_text(r)};
-}
-
-template <class = void>
-inline void probe_cgroups(host_probe& p) {
-    const auto mountinfo = read_small_file("/proc/self/mountinfo");
-    if (!mountinfo) {
-        p.cgroup_detail = "cannot read /proc/self/mountinfo";
-        return;
-    }
-    std::vector<std::string> v1_controllers;
-    std::string v2_mount;
-    for (const auto& m : parse_cgroup_mounts(*mountinfo)) {
-        if (m.v2 && v2_mount.empty()) v2_mount = m.mount_point;
-        if (!m.v2) v1_controllers.insert(v1_controllers.end(), m.controllers.begin(), m.controllers.end());
-    }
-    std::string v2_controllers;
-    if (!v2_mount.empty()) v2_controllers = read_first_line(v2_mount + "/cgroup.controllers").value_or("");
-    if (!v1_controllers.empty() && !v2_mount.empty()) p.cgroups = cgroup_layout::hybrid;
-    else if (!v1_controllers.empty()) p.cgroups = cgroup_layout::v1;
-    else if (!v2_mount.empty()) p.cgroups = cgroup_layout::v2;
-    std::string detail;
-    if (!v1_controllers.empty()) {
-        detail += "v1 controllers:";
-        for (const auto& c : v1_controllers) detail += " " + c;
-    }
-    if (!v2_mount.empty()) {
-        if (!detail.empty()) detail += "; ";
-        detail += "v2 at " + v2_mount + " with controllers: " + (v2_controllers.empty() ? "none" : v2_controllers);
-    }
-    p.cgroup_detail = detail;
-}
-
-}  // namespace detail
-
-// Asks the kernel, without side effects beyond short-lived probe children.
-template <class = void>
-inline host_probe probe() {
-    using detail::errno_text;
-    namespace sys = detail::sys;
-    namespace raw = detail::raw;
-    host_probe p;
-    utsname name{};
-    if (uname(&name) == 0) p.kernel_release = name.release;
-
-    // clone3 with a zero size always fails: EINVAL if the call exists.
-    if (const long r = raw::call(SYS_clone3, nullptr, 0); r == -ENOSYS)
-        p.clone3 = {false, "ENOSYS: Linux older than 5.3, or a seccomp filter refuses it; clone(2) is used instead"};
-    else
-        p.clone3 = {true, {}};
-
-    if (const long fd = sys::pidfd_open(static_cast<int>(sys::getpid()), 0); fd >= 0) {
-        sys::close(static_cast<int>(fd));
-        p.pidfd = {true, {}};
-    } else {
-        p.pidfd = {false, "pidfd_open: " + errno_text(fd) + " (Linux 5.3 or later needed)"};
-    }
-
-    p.clone_into_cgroup = detail::probe_clone_into_cgroup(p.clone3);
-
-    if (const long r = sys::close_range(~0U - 1, ~0U - 1, CLOSE_RANGE_CLOEXEC); r == 0)
-        p.close_range_cloexec = {true, {}};
-    else
-        p.close_range_cloexec = {false, errno_text(r) + " (Linux 5.11 or later); /proc/self/fd is walked instead"};
-
-    p.user_namespaces = detail::probe_user_namespaces();
-
-    if (raw::call(SYS_access, "/proc/self/ns/time", F_OK) == 0) p.time_namespaces = {true, {}};
-    else p.time_namespaces = {false, "no /proc/self/ns/time (Linux 5.6 or later with CONFIG_TIME_NS)"};
-
-    // Each call is made so that it fails on its arguments if the kernel has it.
-    if (const long r = raw::call(SYS_open_tree, -1, "", 0); r == -ENOSYS)
-        p.new_mount_api = {false, "open_tree: ENOSYS (Linux 5.2 or later); mount(2) is used instead"};
-    else
-        p.new_mount_api = {true, {}};
-    if (const long r = raw::call(SYS_mount_setattr, -1, "", 0, nullptr, 0); r == -ENOSYS)
-        p.mount_setattr = {false, "ENOSYS (Linux 5.12 or later); each submount is remounted instead"};
-    else
-        p.mount_setattr = {true, {}};
-
-    open_how how{};
-    how.flags = O_PATH | O_CLOEXEC;
-    how.resolve = RESOLVE_NO_MAGICLINKS;
-    if (const long fd = raw::call(SYS_openat2, AT_FDCWD, "/", &how, sizeof how); fd >= 0) {
-        sys::close(static_cast<int>(fd));
-        p.openat2 = {true, {}};
-    } else {
-        p.openat2 = {false, "openat2: " + errno_text(fd) + " (Linux 5.6 or later)"};
-    }
-
-    if (const long abi = raw::call(SYS_landlock_create_ruleset, nullptr, 0, LANDLOCK_CREATE_RULESET_VERSION); abi > 0)
-        p.landlock = {true, "ABI " + std::to_string(abi)};
-    else if (abi == -EOPNOTSUPP)
-        p.landlock = {false, "built in but disabled at boot (add landlock to the lsm= kernel parameter)"};
-    else
-        p.landlock = {false, errno_text(abi) + " (Linux 5.13 or later with CONFIG_SECURITY_LANDLOCK)"};
-
-    detail::probe_cgroups(p);
-    return p;
-}
-
-}  // namespace ctr
-// end ctr/probe.hpp
-// begin ctr/process.hpp
-// process::spawn: start a program in a child process and get back exactly
-// how it ended.
-//
-// The launch is one straight line: the parent validates the options and
-// turns them into a child program (detail/child_program.hpp), clones, the
-// child runs that program and execs, and the parent learns over a
-// close-on-exec channel whether exec happened or which step failed.
-
-// begin ctr/detail/launch_cgroup.hpp
-// Launch layer: the cgroup the child starts in, with no moment outside it.
-// Placed by the clone itself on cgroup v2 (CLONE_INTO_CGROUP), or attached
-// by the parent while the child waits (v1, or a kernel that refuses the
-// flag: spawn retries the clone without it).
-
-// begin ctr/detail/launch_plan.hpp
-// The launch plan: everything a spawn prepares before clone, and the one
-// mechanism through which each layer (namespaces, network, mounts, fds,
-// credentials, capabilities, seccomp, ...) contributes to a launch.
-//
-// A layer is a planner function in its own header. It may
-//   - add child steps with plan.add(phase, op, path, explain): the steps are
-//     ordered by phase (launch_phase below, the one documented order of a
-//     launch), then by the order in which they were added;
-//   - keep the data its steps read alive with plan.keep(...);
-//   - add parent steps with plan.while_child_waits(...): they run in the
-//     parent after clone, while the child waits on the sync channel, and may
-//     append bytes to the message the child reads after its go byte;
-//   - explain a failed step of its own: `explain` turns the child's report
-//     into the error the caller sees.
-// spawn() only composes the planners and runs the result.
-
 
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -10408,6 +10541,9 @@ struct launch_plan {
     clone_request request;
     shared_launch_page shared;
     ns::kinds created;  // namespaces this launch creates
+    // Namespaces the program starts in already (a prepared sandbox's runs,
+    // cloned by its server): their errors are explained as the created ones'.
+    ns::kinds entered;
     bool uses_init = false;
     // The channel on which the child waits for the parent's steps.
     unique_fd sync_read, sync_write;
@@ -11178,7 +11314,7 @@ inline void plan_identity(launch_plan& plan, const options& opts) {
     // In a new user namespace an id outside its maps is EINVAL; the error
     // says so, and how to map more (detail/id_errors.hpp).
     const auto unmapped = [&](step s, const char* kind, std::uint32_t id) -> step_explainer {
-        if (!plan.created.has(ns::user)) return {};
+        if (!plan.created.has(ns::user) && !plan.entered.has(ns::user)) return {};
         return [s, kind, id, asked = opts.id_maps](const child_report_view& report) {
             return unmapped_id_error(s, report.error, kind, id, asked);
         };
@@ -14100,7 +14236,8 @@ inline void plan_security(launch_plan& plan, const options& opts) {
     const ::ctr::security& wanted = opts.security;
     if (wanted.capabilities) {
         const capability_plan& caps = plan.keep(plan_capabilities(*wanted.capabilities));
-        const bool has_user_namespace = plan.created.has(ns::user) || raw::call(SYS_geteuid) == 0;
+        const bool has_user_namespace =
+            plan.created.has(ns::user) || plan.entered.has(ns::user) || raw::call(SYS_geteuid) == 0;
         const auto explain_privilege = [has_user_namespace](ctr::step s) {
             return [s, has_user_namespace](const child_report_view& report) {
                 if (report.error == EPERM && !has_user_namespace)
@@ -14427,6 +14564,17 @@ template <class = void>
 [[nodiscard("the child is killed when its handle is dropped: keep it, wait() for it, or release() it")]]
 child spawn(std::vector<std::string> argv, const options& opts = {});
 
+namespace detail {
+// A step another launcher adds to a spawn's program before it is ordered
+// (a prepared sandbox's server, in place of exec).
+struct plan_extension {
+    void (*add)(launch_plan& plan, void* data) = nullptr;
+    void* data = nullptr;
+};
+template <class = void>
+child spawn_extended(std::vector<std::string> argv, const options& opts, plan_extension extension);
+}  // namespace detail
+
 class [[nodiscard]] child {
 public:
     child() = default;
@@ -14551,7 +14699,8 @@ public:
     }
 
 private:
-    template <class> friend child spawn(std::vector<std::string> argv, const options& opts);
+    template <class> friend child detail::spawn_extended(std::vector<std::string> argv, const options& opts,
+                                                         detail::plan_extension extension);
 
     // True once the child has been reaped; false if `until` came first.
     template <class = void>
@@ -14765,7 +14914,8 @@ inline void plan_parent_wait(launch_plan& plan, const options& opts) {
 
 // Each layer in turn; the plan puts their steps in launch order.
 template <class = void>
-inline void build_plan(launch_plan& plan, std::vector<std::string> argv, const options& opts) {
+inline void build_plan(launch_plan& plan, std::vector<std::string> argv, const options& opts,
+                       plan_extension extension = {}) {
     if (const long r = plan.shared.allocate(); r < 0) throw error(step::allocate_stack, static_cast<int>(-r));
     plan_command(plan, std::move(argv), opts);
     plan_streams(plan, opts);
@@ -14778,6 +14928,7 @@ inline void build_plan(launch_plan& plan, std::vector<std::string> argv, const o
     plan_security(plan, opts);
     plan.network_made = plan_network(plan, opts);
     plan_parent_wait(plan, opts);
+    if (extension.add) extension.add(plan, extension.data);
     plan.finish();
 }
 
@@ -14865,12 +15016,17 @@ inline error report_error(const launch_plan& plan, const child_report& report) {
 template <class>
 [[nodiscard("the child is killed when its handle is dropped: keep it, wait() for it, or release() it")]]
 inline child spawn(std::vector<std::string> argv, const options& opts) {
+    return detail::spawn_extended(std::move(argv), opts, {});
+}
+
+template <class>
+inline child detail::spawn_extended(std::vector<std::string> argv, const options& opts, plan_extension extension) {
     namespace d = ctr::process::detail;
     namespace cd = ctr::detail;
     // Shared with the child handle when a pid 1 init keeps running in it.
     const auto plan = std::make_shared<d::launch_plan>();
     if (opts.clone == clone_style::copy_memory) plan->request.memory = cd::memory_mode::copied;
-    d::build_plan(*plan, std::move(argv), opts);
+    d::build_plan(*plan, std::move(argv), opts, extension);
 
     if (const long r = plan->stack.allocate(); r < 0) throw error(step::allocate_stack, static_cast<int>(-r));
 
@@ -14974,3 +15130,760 @@ inline std::pair<int, std::string> run_id_map_helper_program(std::vector<std::st
 
 }  // namespace ctr::process
 // end ctr/process.hpp
+
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace ctr::process {
+
+struct prepared_options {
+    // tmpfs mounts made afresh for each run (mode 1777) over the shared
+    // tree: what one run writes there, the next never sees. A path missing
+    // in the root is made (as a plan's tmpfs would).
+    std::vector<std::string> fresh_tmpfs = std::vector<std::string>{"/tmp", "/dev/shm"};
+    // Runs that may be going at once.
+    std::size_t most_runs = 256;
+};
+
+// What differs from one run to the next. The rest (credentials, rlimits,
+// umask, security) comes from the sandbox's options.
+struct run_options {
+    environment env = environment();
+    std::string executable{};  // empty: argv[0], looked up in the run's PATH
+    std::string cwd{};         // empty: the sandbox's options::cwd, else "/"
+    // inherit (the caller's own stream), null, file, fd or capture.
+    stdio std_in = stdio();
+    stdio std_out = stdio();
+    stdio std_err = stdio();
+    // Counted from run(): SIGTERM, then SIGKILL after kill_grace (the
+    // command is pid 1 of its namespace: without a handler it ignores
+    // SIGTERM, so kill_grace decides). Zero: none.
+    std::chrono::milliseconds timeout{0};
+    std::chrono::milliseconds kill_grace{2000};
+};
+
+namespace detail {
+// Everything the server reads, allocated before it is cloned.
+struct prepared_state {
+    launch_plan run_plan;
+    mount::prepared_plan run_mounts;
+    ctr::detail::mount_context mount_ctx;
+    char mount_message[256] = {};
+    std::vector<char> buffer;
+    std::vector<char*> argv, envp;
+    std::vector<const char*> candidates;
+    ctr::detail::child_stack run_stack;
+    std::vector<int> run_pids, run_channels;
+    ctr::detail::prepared_server server;
+};
+
+template <class = void>
+inline void add_prepared_server(launch_plan& plan, void* data) {
+    auto* state = static_cast<prepared_state*>(data);
+    plan.add(launch_phase::hold,
+             {.code = child_op_code::call, .step = step::hold_for_start, .a = 3, .data = &state->server,
+              .data2 = &plan.view, .run = ctr::detail::serve_prepared_runs},
+             "the prepared sandbox's server");
+}
+}  // namespace detail
+
+// One run of a prepared sandbox. Move-only. Dropping it kills a run that is
+// still going (the server reaps it).
+class [[nodiscard]] prepared_run {
+public:
+    prepared_run() = default;
+    prepared_run(prepared_run&&) noexcept = default;
+    prepared_run& operator=(prepared_run&& other) noexcept {
+        if (this != &other) {
+            end_now();
+            channel_ = std::move(other.channel_);
+            pidfd_ = std::move(other.pidfd_);
+            out_ = std::move(other.out_);
+            err_ = std::move(other.err_);
+            result_ = std::move(other.result_);
+            pid_ = other.pid_;
+            start_ = other.start_;
+            timeout_ = other.timeout_;
+            kill_grace_ = other.kill_grace_;
+        }
+        return *this;
+    }
+    ~prepared_run() { end_now(); }
+
+    // The run's pid as the sandbox's pid namespace sees it.
+    pid_t pid_in_sandbox() const noexcept { return pid_; }
+    // A pidfd of the run (pidfd_send_signal); -1 once it has ended.
+    int pidfd() const noexcept { return pidfd_.get(); }
+
+    template <class = void>
+    void signal(int number) {
+        if (!pidfd_ || result_) return;
+        if (const long r = ::ctr::detail::sys::pidfd_send_signal(pidfd_.get(), number); r < 0 && r != -ESRCH)
+            throw error(step::wait, static_cast<int>(-r), {}, "signalling a prepared run");
+    }
+    template <class = void>
+    void kill() { signal(SIGKILL); }
+
+    // Waits for the run to end (enforcing its timeout) and for its
+    // captured streams to close.
+    template <class = void>
+    result wait();
+
+private:
+    friend class prepared_sandbox;
+    template <class = void>
+    void end_now() noexcept {
+        if (pidfd_ && !result_) ::ctr::detail::sys::pidfd_send_signal(pidfd_.get(), SIGKILL);
+    }
+
+    unique_fd channel_, pidfd_, out_, err_;
+    std::optional<result> result_{};
+    pid_t pid_ = -1;
+    detail::clock::time_point start_{};
+    std::chrono::milliseconds timeout_{0}, kill_grace_{2000};
+};
+
+class [[nodiscard]] prepared_sandbox {
+public:
+    // Makes the sandbox: its namespaces, root, cgroup placement as `shared`
+    // asks (as for spawn; the root defaults to mount::host_readonly(), and
+    // gets a /proc when it has none), and the run program from its
+    // credentials, rlimits, umask and security. Throws ctr::error as spawn
+    // does. Per-run things are refused here: streams, fds, a timeout, a
+    // terminal, a start gate (set them in run_options, or spawn).
+    template <class = void>
+    explicit prepared_sandbox(const options& shared, prepared_options prepared = prepared_options());
+    prepared_sandbox(prepared_sandbox&&) noexcept = default;
+    prepared_sandbox& operator=(prepared_sandbox&&) noexcept = default;
+    // Ends the server, and with it every run still going.
+    ~prepared_sandbox() = default;
+
+    // Starts one run; returns once it has exec'd. Throws ctr::error naming
+    // the step that failed (the program not found, a mount, the directory).
+    // Safe to call from several threads at once.
+    template <class = void>
+    prepared_run run(std::vector<std::string> argv, const run_options& opts = run_options()) const;
+
+    // The sandbox's pid 1, as this process sees it.
+    pid_t pid() const noexcept { return server_.pid(); }
+
+private:
+    template <class = void>
+    error run_error(const ctr::detail::run_message& failed, const std::string& program, const std::string& cwd) const;
+
+    static const std::string& root_directory() {
+        static const std::string root("/");
+        return root;
+    }
+
+    std::unique_ptr<detail::prepared_state> state_;
+    std::string default_cwd_;  // options::cwd of the sandbox
+    unique_fd requests_;
+    child server_;  // last: destroyed first, while the state it used is alive
+};
+
+template <class>
+prepared_sandbox::prepared_sandbox(const options& shared, prepared_options prepared)
+    : state_(std::make_unique<detail::prepared_state>()), default_cwd_(shared.cwd) {
+    namespace cd = ::ctr::detail;
+    const auto refuse = [](const char* field, const char* why) {
+        throw error(step::prepare, EINVAL, field, std::string("a prepared sandbox ") + why);
+    };
+    if (shared.terminal) refuse("terminal", "has no terminal (spawn one with options::terminal)");
+    if (shared.start_gate >= 0) refuse("start_gate", "starts each run at run()");
+    if (!shared.fds.empty()) refuse("fds", "passes no further fds to its runs");
+    if (shared.timeout.count() != 0) refuse("timeout", "takes a timeout per run (run_options::timeout)");
+    if (shared.std_in.how != stdio::kind::inherit || shared.std_out.how != stdio::kind::inherit ||
+        shared.std_err.how != stdio::kind::inherit)
+        refuse("std_in/std_out/std_err", "takes streams per run (run_options)");
+    if (prepared.most_runs == 0 || prepared.most_runs > 65536)
+        refuse("most_runs", "runs between 1 and 65536 commands at once");
+    auto& st = *state_;
+
+    // The run's program: what spawn would do after the mounts.
+    options run_program;
+    run_program.env = environment{.inherit = false};
+    run_program.groups = shared.groups;
+    run_program.gid = shared.gid;
+    run_program.uid = shared.uid;
+    run_program.rlimits = shared.rlimits;
+    run_program.umask = shared.umask;
+    run_program.new_session = shared.new_session;
+    run_program.security = shared.security;
+    run_program.id_maps = shared.id_maps;  // what an unmapped id's error names
+    st.run_plan.entered = shared.namespaces | ns::pid | ns::mount;
+    if (cd::raw::call(SYS_geteuid) != 0) st.run_plan.entered = st.run_plan.entered | ns::user;
+    detail::build_plan(st.run_plan, {"/"}, run_program);
+    st.run_plan.report_read.reset();
+    st.run_plan.report_write.reset();
+    std::size_t exec_op = st.run_plan.ops.size();
+    for (std::size_t i = 0; i < st.run_plan.ops.size(); ++i)
+        if (st.run_plan.ops[i].code == cd::child_op_code::exec) exec_op = i;
+    if (exec_op == st.run_plan.ops.size()) throw error(step::prepare, EINVAL, {}, "the run program has no exec");
+
+    // The sandbox's root, and the options of its /proc, which each run's
+    // fresh /proc takes too.
+    std::optional<mount::plan> root = shared.root ? shared.root : std::optional<mount::plan>(mount::host_readonly());
+    mount::proc_options proc_options;
+    bool has_proc = false;
+    for (const auto& request : root->requests)
+        if (const auto* p = std::get_if<mount::detail::proc_request>(&request); p && p->target == "/proc") {
+            has_proc = true;
+            proc_options = p->options;
+        }
+    // A new /proc may be mounted in a user namespace only where one is
+    // fully visible already: the server's.
+    if (!has_proc) root->proc("/proc");
+
+    // Each run's own mounts, at paths of the sandbox's root.
+    {
+        mount::detail::step_builder builder(true, true);
+        builder.add_request(mount::detail::proc_request{"/proc", proc_options});
+        for (const char* p : mount::detail::masked_proc_paths)
+            builder.add_request(mount::detail::path_request{cd::mount_step_kind::mask, std::string("/proc/") + p});
+        for (const char* p : mount::detail::read_only_proc_paths)
+            builder.add_request(mount::detail::path_request{cd::mount_step_kind::read_only, std::string("/proc/") + p});
+        for (const auto& target : prepared.fresh_tmpfs)
+            builder.add_request(mount::detail::tmpfs_request{target, {.mode = 01777}});
+        st.run_mounts = builder.take();
+    }
+    st.mount_ctx.host_paths = true;
+    st.mount_ctx.message = st.mount_message;
+    st.mount_ctx.message_size = sizeof st.mount_message;
+
+    constexpr std::size_t request_bytes = 128 * 1024, slots = 8192;
+    st.buffer.assign(request_bytes, '\0');
+    st.argv.assign(slots, nullptr);
+    st.envp.assign(slots, nullptr);
+    st.candidates.assign(slots, nullptr);
+    if (const long r = st.run_stack.allocate(); r < 0) throw error(step::allocate_stack, static_cast<int>(-r));
+    st.run_pids.assign(prepared.most_runs, 0);
+    st.run_channels.assign(prepared.most_runs, -1);
+
+    auto& s = st.server;
+    s.run_view = &st.run_plan.view;
+    s.run_ops = st.run_plan.ops.data();
+    s.exec_op = exec_op;
+    const auto steps = st.run_mounts.steps();
+    s.mounts = steps.data();
+    s.mount_count = steps.size();
+    s.mount_ctx = &st.mount_ctx;
+    s.run_clone_flags = CLONE_NEWPID | CLONE_NEWNS;
+    if (shared.namespaces.has(ns::ipc)) s.run_clone_flags |= CLONE_NEWIPC;
+    if (shared.namespaces.has(ns::uts)) s.run_clone_flags |= CLONE_NEWUTS;
+    s.buffer = st.buffer.data();
+    s.buffer_size = st.buffer.size();
+    s.argv = st.argv.data();
+    s.envp = st.envp.data();
+    s.candidates = st.candidates.data();
+    s.slots = slots;
+    s.run_stack = st.run_stack.lowest();
+    s.run_stack_size = cd::child_stack::usable_size;
+    s.run_pids = st.run_pids.data();
+    s.run_channels = st.run_channels.data();
+    s.run_capacity = st.run_pids.size();
+
+    int ends[2];
+    if (const long r = cd::sys::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ends); r < 0)
+        throw error(step::create_pipe, static_cast<int>(-r), {}, "the prepared sandbox's request socket");
+    requests_.reset(ends[0]);
+    const unique_fd server_end(ends[1]);
+
+    // The server: the sandbox's own launch, ending in the server instead
+    // of exec. It outlives this call, so it runs on a copy of our memory.
+    options sandbox = shared;
+    sandbox.security = ::ctr::security();
+    sandbox.groups.reset();
+    sandbox.gid.reset();
+    sandbox.uid.reset();
+    sandbox.rlimits.clear();
+    sandbox.umask.reset();
+    sandbox.new_session = false;
+    sandbox.namespaces = sandbox.namespaces | ns::pid | ns::mount;
+    sandbox.root = std::move(root);
+    sandbox.cwd.clear();
+    sandbox.clone = clone_style::copy_memory;
+    sandbox.env = environment{.inherit = false};
+    sandbox.executable = "/";
+    sandbox.std_in = stdio::null();
+    sandbox.std_out = stdio::null();
+    sandbox.std_err = stdio::null();
+    sandbox.fds = {{server_end.get(), 3}};
+    server_ = detail::spawn_extended({"ctr-prepared"}, sandbox, {detail::add_prepared_server<>, state_.get()});
+}
+
+template <class>
+error prepared_sandbox::run_error(const ::ctr::detail::run_message& failed, const std::string& program,
+                                  const std::string& cwd) const {
+    namespace cd = ::ctr::detail;
+    const std::uint32_t index = failed.op_index;
+    const int e = failed.error;
+    if (index & cd::run_mount_flag) return state_->run_mounts.error_for(index & ~cd::run_mount_flag, e, nullptr);
+    switch (index) {
+        case cd::run_clone_index:
+            return error(step::clone, e, {}, "the prepared sandbox could not start a run");
+        case cd::run_request_index:
+            return error(step::prepare, e, {},
+                         e == EAGAIN ? "more runs at once than prepared_options::most_runs"
+                                     : "the prepared sandbox could not read the run's request");
+        case cd::run_cwd_index:
+            return error(step::change_directory, e, cwd);
+        case cd::run_stream_index:
+            return error(step::map_fds, e, {}, "a standard stream of the run");
+        default:
+            break;
+    }
+    const auto& plan = state_->run_plan;
+    if (index < plan.ops.size() && plan.ops[index].code == cd::child_op_code::exec) return error(step::exec, e, program);
+    return detail::report_error(plan, cd::child_report{index, e, failed.detail});
+}
+
+template <class>
+prepared_run prepared_sandbox::run(std::vector<std::string> argv, const run_options& opts) const {
+    namespace cd = ::ctr::detail;
+    if (!requests_) throw error(step::prepare, EINVAL, {}, "this prepared sandbox was moved from");
+    if (argv.empty()) throw error(step::prepare, EINVAL, {}, "argv is empty");
+    for (const auto& arg : argv)
+        if (arg.find('\0') != std::string::npos) throw error(step::prepare, EINVAL, arg, "argument contains a NUL byte");
+    if (opts.cwd.find('\0') != std::string::npos) throw error(step::prepare, EINVAL, "cwd", "contains a NUL byte");
+    if (opts.timeout.count() < 0 || opts.kill_grace.count() < 0)
+        throw error(step::prepare, EINVAL, "timeout", "a negative time");
+    const auto env = detail::build_environment(opts.env);
+    const std::string& program = opts.executable.empty() ? argv.front() : opts.executable;
+    if (program.empty()) throw error(step::prepare, ENOENT, {}, "the program name is empty");
+    const auto candidates = detail::exec_candidates(program, env);
+    const std::string& cwd = !opts.cwd.empty() ? opts.cwd : !default_cwd_.empty() ? default_cwd_ : root_directory();
+
+    std::string request(sizeof(cd::run_request_header), '\0');
+    cd::run_request_header header{static_cast<std::uint32_t>(argv.size()), static_cast<std::uint32_t>(env.size()),
+                                  static_cast<std::uint32_t>(candidates.size()), 0};
+    for (const std::vector<std::string>* list : {&std::as_const(argv), &env, &candidates})
+        for (const auto& item : *list) request.append(item.c_str(), item.size() + 1);
+    request.append(cwd.c_str(), cwd.size() + 1);
+    if (request.size() > state_->buffer.size() || argv.size() >= state_->argv.size() ||
+        env.size() >= state_->envp.size() || candidates.size() >= state_->candidates.size())
+        throw error(step::prepare, E2BIG, {},
+                    "a run's argv and environment are limited to 128 KiB and 8191 entries each in a prepared sandbox");
+
+    // The run's channel, then its streams.
+    int ends[2];
+    if (const long r = cd::sys::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ends); r < 0)
+        throw error(step::create_pipe, static_cast<int>(-r), {}, "a prepared run's channel");
+    unique_fd mine(ends[0]), theirs(ends[1]);
+    std::vector<int> fds{theirs.get()};
+    std::vector<unique_fd> child_ends;
+    unique_fd capture[3];
+    const stdio* streams[3] = {&opts.std_in, &opts.std_out, &opts.std_err};
+    for (int i = 0; i < 3; ++i) {
+        const stdio& spec = *streams[i];
+        const bool input = i == 0;
+        int fd = -1;
+        switch (spec.how) {
+            case stdio::kind::inherit:
+                fd = i;
+                break;
+            case stdio::kind::null:
+                child_ends.push_back(detail::open_checked("/dev/null", input ? O_RDONLY : O_WRONLY, 0, step::open_stdio));
+                fd = child_ends.back().get();
+                break;
+            case stdio::kind::file: {
+                const int flags = spec.flags >= 0 ? spec.flags : (input ? O_RDONLY : O_WRONLY | O_CREAT | O_TRUNC);
+                child_ends.push_back(detail::open_checked(spec.path.c_str(), flags, spec.mode, step::open_stdio));
+                fd = child_ends.back().get();
+                break;
+            }
+            case stdio::kind::fd:
+                fd = spec.fd;
+                break;
+            case stdio::kind::capture: {
+                if (input) throw error(step::open_stdio, EINVAL, "std_in", "stdin cannot be captured");
+                unique_fd read_end, write_end;
+                detail::make_pipe(read_end, write_end);
+                capture[i] = std::move(read_end);
+                child_ends.push_back(std::move(write_end));
+                fd = child_ends.back().get();
+                break;
+            }
+            case stdio::kind::pipe:
+                throw error(step::open_stdio, EINVAL, i == 0 ? "std_in" : i == 1 ? "std_out" : "std_err",
+                            "a prepared run takes inherit, null, file, fd or capture");
+        }
+        if (!detail::fd_is_open(fd)) throw error(step::map_fds, EBADF, detail::fd_name(fd), "stdio fd is not open");
+        fds.push_back(fd);
+        header.streams |= 1U << i;
+    }
+    std::memcpy(request.data(), &header, sizeof header);
+
+    std::vector<char> control(CMSG_SPACE(sizeof(int) * fds.size()));
+    iovec part{request.data(), request.size()};
+    msghdr message{};
+    message.msg_iov = &part;
+    message.msg_iovlen = 1;
+    message.msg_control = control.data();
+    message.msg_controllen = control.size();
+    cmsghdr* c = CMSG_FIRSTHDR(&message);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+    std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
+    const auto start = detail::clock::now();
+    long sent;
+    do sent = cd::sys::sendmsg(requests_.get(), &message, MSG_NOSIGNAL);
+    while (sent == -EINTR);
+    if (sent < 0)
+        throw error(step::wait_for_parent, static_cast<int>(-sent), {},
+                    sent == -EPIPE || sent == -ECONNRESET ? "the prepared sandbox has ended" : "sending a run");
+    theirs.reset();
+    child_ends.clear();
+
+    // started (with a pidfd) or failed
+    cd::run_message answer{};
+    alignas(cmsghdr) char answer_control[CMSG_SPACE(sizeof(int))];
+    iovec answer_part{&answer, sizeof answer};
+    msghdr reply{};
+    reply.msg_iov = &answer_part;
+    reply.msg_iovlen = 1;
+    reply.msg_control = answer_control;
+    reply.msg_controllen = sizeof answer_control;
+    long got;
+    do got = cd::sys::recvmsg(mine.get(), &reply, MSG_CMSG_CLOEXEC);
+    while (got == -EINTR);
+    unique_fd pidfd;
+    if (const cmsghdr* h = CMSG_FIRSTHDR(&reply); h && h->cmsg_type == SCM_RIGHTS) {
+        int fd = -1;
+        std::memcpy(&fd, CMSG_DATA(h), sizeof fd);
+        pidfd.reset(fd);
+    }
+    if (got != static_cast<long>(sizeof answer))
+        throw error(step::wait_for_parent, got < 0 ? static_cast<int>(-got) : EPIPE, {},
+                    "the prepared sandbox ended before the run started");
+    if (answer.event == cd::run_event::failed) throw run_error(answer, program, cwd);
+
+    prepared_run handle;
+    handle.channel_ = std::move(mine);
+    handle.pidfd_ = std::move(pidfd);
+    handle.out_ = std::move(capture[1]);
+    handle.err_ = std::move(capture[2]);
+    handle.pid_ = answer.pid;
+    handle.start_ = start;
+    handle.timeout_ = opts.timeout;
+    handle.kill_grace_ = opts.kill_grace;
+    return handle;
+}
+
+template <class>
+result prepared_run::wait() {
+    namespace cd = ::ctr::detail;
+    if (result_) return *result_;
+    if (!channel_) throw error(step::wait, EINVAL, {}, "this prepared_run holds no run (default-constructed or moved from)");
+    result r;
+    std::optional<cd::run_message> ended;
+    std::optional<detail::clock::time_point> deadline;
+    if (timeout_.count() > 0) deadline = start_ + timeout_;
+    bool termed = false, killed = false;
+    for (;;) {
+        pollfd ready[3];
+        unsigned count = 0;
+        if (!ended) ready[count++] = {channel_.get(), POLLIN, 0};
+        if (out_) ready[count++] = {out_.get(), POLLIN, 0};
+        if (err_) ready[count++] = {err_.get(), POLLIN, 0};
+        if (count == 0) break;
+        timespec wait_for{};
+        const timespec* limit = nullptr;
+        if (deadline && !ended && !killed) {
+            const auto left = std::max(*deadline - detail::clock::now(), detail::clock::duration::zero());
+            wait_for.tv_sec = std::chrono::duration_cast<std::chrono::seconds>(left).count();
+            wait_for.tv_nsec = (left - std::chrono::seconds(wait_for.tv_sec)).count();
+            limit = &wait_for;
+        }
+        const long n = cd::sys::ppoll(ready, count, limit);
+        if (n == -EINTR) continue;
+        if (n < 0) throw error(step::wait, static_cast<int>(-n), {}, "waiting for a prepared run");
+        if (n == 0) {
+            // The deadline: SIGTERM first, SIGKILL after the grace.
+            r.timed_out = true;
+            if (!termed) {
+                termed = true;
+                cd::sys::pidfd_send_signal(pidfd_.get(), SIGTERM);
+                deadline = detail::clock::now() + kill_grace_;
+            } else {
+                killed = true;
+                cd::sys::pidfd_send_signal(pidfd_.get(), SIGKILL);
+            }
+            continue;
+        }
+        for (unsigned i = 0; i < count; ++i) {
+            if (!(ready[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+            if (!ended && ready[i].fd == channel_.get()) {
+                cd::run_message m{};
+                const long got = cd::sys::read(channel_.get(), &m, sizeof m);
+                if (got == -EINTR || got == -EAGAIN) continue;
+                if (got != static_cast<long>(sizeof m) || m.event != cd::run_event::ended)
+                    throw error(step::wait, got < 0 ? static_cast<int>(-got) : ECHILD, {},
+                                "the prepared sandbox ended before the run did");
+                ended = m;
+                continue;
+            }
+            std::string& into = ready[i].fd == out_.get() ? r.std_out : r.std_err;
+            char chunk[16384];
+            const long got = cd::sys::read(ready[i].fd, chunk, sizeof chunk);
+            if (got == -EINTR || got == -EAGAIN) continue;
+            if (got <= 0) (ready[i].fd == out_.get() ? out_ : err_).reset();
+            else into.append(chunk, static_cast<std::size_t>(got));
+        }
+    }
+    r.wall_time = detail::clock::now() - start_;
+    const int status = ended->wait_status;
+    if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
+    if (WIFSIGNALED(status)) {
+        r.signal = WTERMSIG(status);
+        r.core_dumped = WCOREDUMP(status);
+    }
+    r.user_time = std::chrono::microseconds(ended->user_us);
+    r.system_time = std::chrono::microseconds(ended->system_us);
+    r.rusage_max_rss_bytes = static_cast<std::uint64_t>(ended->max_rss_kib) * 1024;
+    pidfd_.reset();
+    channel_.reset();
+    result_ = r;
+    return r;
+}
+
+}  // namespace ctr::process
+// end ctr/prepared.hpp
+// begin ctr/probe.hpp
+// ctr::probe(): what this kernel and host let ctr do, and why not where not.
+
+
+#include <linux/close_range.h>
+#include <linux/landlock.h>
+#include <linux/openat2.h>
+#include <linux/sched.h>
+#include <sys/utsname.h>
+
+#include <iosfwd>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace ctr {
+
+struct feature {
+    bool available = false;
+    std::string detail{};  // a version or note when available, the reason when not
+};
+
+// cgroup_layout and its to_string() are in detail/cgroup_layout.hpp, beside the
+// parsing that cgroup::group shares with probe().
+
+struct host_probe {
+    std::string kernel_release;
+    feature clone3;
+    feature pidfd;
+    feature clone_into_cgroup;
+    feature close_range_cloexec;
+    feature user_namespaces;
+    feature time_namespaces;
+    feature new_mount_api;
+    feature mount_setattr;
+    feature openat2;
+    feature landlock;
+    cgroup_layout cgroups = cgroup_layout::none;
+    std::string cgroup_detail;
+
+    // Every feature with its name, in a fixed order, for printing. Copies,
+    // so the list stays valid when the probe was a temporary.
+    template <class = void>
+    std::vector<std::pair<std::string_view, feature>> features() const {
+        return {{"clone3", clone3},
+                {"pidfd", pidfd},
+                {"clone_into_cgroup", clone_into_cgroup},
+                {"close_range_cloexec", close_range_cloexec},
+                {"user_namespaces", user_namespaces},
+                {"time_namespaces", time_namespaces},
+                {"new_mount_api", new_mount_api},
+                {"mount_setattr", mount_setattr},
+                {"openat2", openat2},
+                {"landlock", landlock}};
+    }
+};
+
+// One line a feature: "name: yes (detail)" or "name: no (reason)".
+template <class = void>
+inline std::string to_string(const host_probe& p) {
+    std::string out = "kernel: " + p.kernel_release + '\n';
+    for (const auto& [name, f] : p.features()) {
+        out.append(name).append(": ").append(f.available ? "yes" : "no");
+        if (!f.detail.empty()) out.append(" (").append(f.detail).append(")");
+        out += '\n';
+    }
+    out.append("cgroups: ").append(to_string(p.cgroups));
+    if (!p.cgroup_detail.empty()) out.append(" (").append(p.cgroup_detail).append(")");
+    out += '\n';
+    return out;
+}
+
+// The same, to a stream. A template, so that this header needs only
+// <iosfwd>: <ostream> is the caller's, who has it to print at all.
+template <typename Traits>
+std::basic_ostream<char, Traits>& operator<<(std::basic_ostream<char, Traits>& out, const host_probe& p) {
+    return out << to_string(p);
+}
+
+namespace detail {
+
+using ns::detail::errno_text;
+
+template <class = void>
+inline int probe_child_exit(void*) { return 0; }
+
+template <class = void>
+inline feature probe_user_namespaces() {
+    child_stack stack;
+    if (const long r = stack.allocate(); r < 0) return {false, "cannot allocate a stack: " + errno_text(r)};
+    clone_args args{};
+    args.flags = CLONE_NEWUSER | CLONE_PIDFD;
+    int pidfd = -1;
+    args.pidfd = reinterpret_cast<std::uint64_t>(&pidfd);
+    args.exit_signal = SIGCHLD;
+    args.stack = reinterpret_cast<std::uint64_t>(stack.lowest());
+    args.stack_size = child_stack::usable_size;
+    long pid = sys::clone3(&args, sizeof args, probe_child_exit, nullptr);
+    if (pid == -ENOSYS) pid = sys::clone(probe_child_exit, stack.top(), CLONE_NEWUSER | CLONE_PIDFD | SIGCHLD, nullptr, &pidfd);
+    if (pid < 0) return {false, ns::detail::user_namespace_blocker(pid)};
+    siginfo_t info{};
+    sys::waitid(P_PIDFD, pidfd, &info, WEXITED, nullptr);
+    sys::close(pidfd);
+    if (auto apparmor = read_first_line("/proc/sys/kernel/apparmor_restrict_unprivileged_userns");
+        apparmor && *apparmor == "1" && raw::call(SYS_geteuid) != 0)
+        return {true, "created, but AppArmor may deny capabilities inside (apparmor_restrict_unprivileged_userns=1)"};
+    return {true, {}};
+}
+
+template <class = void>
+inline feature probe_clone_into_cgroup(const feature& clone3) {
+    if (!clone3.available) return {false, "needs clone3"};
+    // A closed cgroup fd: a kernel that knows CLONE_INTO_CGROUP rejects it
+    // with EBADF before it creates anything; an older one says EINVAL.
+    clone_args args{};
+    args.flags = CLONE_INTO_CGROUP;
+    args.exit_signal = SIGCHLD;
+    args.cgroup = 0x7ffffffe;
+    const long r = raw::call(SYS_clone3, &args, sizeof args);
+    if (r == 0) sys::exit_group(0);  // cannot happen for a closed fd; never continue in a stray child
+    if (r > 0) {
+        siginfo_t info{};
+        sys::waitid(P_PID, static_cast<int>(r), &info, WEXITED, nullptr);
+        return {true, {}};
+    }
+    if (r == -EBADF) return {true, {}};
+    return {false, "the kernel rejects it (Linux 5.7 or later needed): " + errno_text(r)};
+}
+
+template <class = void>
+inline void probe_cgroups(host_probe& p) {
+    const auto mountinfo = read_small_file("/proc/self/mountinfo");
+    if (!mountinfo) {
+        p.cgroup_detail = "cannot read /proc/self/mountinfo";
+        return;
+    }
+    std::vector<std::string> v1_controllers;
+    std::string v2_mount;
+    for (const auto& m : parse_cgroup_mounts(*mountinfo)) {
+        if (m.v2 && v2_mount.empty()) v2_mount = m.mount_point;
+        if (!m.v2) v1_controllers.insert(v1_controllers.end(), m.controllers.begin(), m.controllers.end());
+    }
+    std::string v2_controllers;
+    if (!v2_mount.empty()) v2_controllers = read_first_line(v2_mount + "/cgroup.controllers").value_or("");
+    if (!v1_controllers.empty() && !v2_mount.empty()) p.cgroups = cgroup_layout::hybrid;
+    else if (!v1_controllers.empty()) p.cgroups = cgroup_layout::v1;
+    else if (!v2_mount.empty()) p.cgroups = cgroup_layout::v2;
+    std::string detail;
+    if (!v1_controllers.empty()) {
+        detail += "v1 controllers:";
+        for (const auto& c : v1_controllers) detail += " " + c;
+    }
+    if (!v2_mount.empty()) {
+        if (!detail.empty()) detail += "; ";
+        detail += "v2 at " + v2_mount + " with controllers: " + (v2_controllers.empty() ? "none" : v2_controllers);
+    }
+    p.cgroup_detail = detail;
+}
+
+}  // namespace detail
+
+// Asks the kernel, without side effects beyond short-lived probe children.
+template <class = void>
+inline host_probe probe() {
+    using detail::errno_text;
+    namespace sys = detail::sys;
+    namespace raw = detail::raw;
+    host_probe p;
+    utsname name{};
+    if (uname(&name) == 0) p.kernel_release = name.release;
+
+    // clone3 with a zero size always fails: EINVAL if the call exists.
+    if (const long r = raw::call(SYS_clone3, nullptr, 0); r == -ENOSYS)
+        p.clone3 = {false, "ENOSYS: Linux older than 5.3, or a seccomp filter refuses it; clone(2) is used instead"};
+    else
+        p.clone3 = {true, {}};
+
+    if (const long fd = sys::pidfd_open(static_cast<int>(sys::getpid()), 0); fd >= 0) {
+        sys::close(static_cast<int>(fd));
+        p.pidfd = {true, {}};
+    } else {
+        p.pidfd = {false, "pidfd_open: " + errno_text(fd) + " (Linux 5.3 or later needed)"};
+    }
+
+    p.clone_into_cgroup = detail::probe_clone_into_cgroup(p.clone3);
+
+    if (const long r = sys::close_range(~0U - 1, ~0U - 1, CLOSE_RANGE_CLOEXEC); r == 0)
+        p.close_range_cloexec = {true, {}};
+    else
+        p.close_range_cloexec = {false, errno_text(r) + " (Linux 5.11 or later); /proc/self/fd is walked instead"};
+
+    p.user_namespaces = detail::probe_user_namespaces();
+
+    if (raw::call(SYS_access, "/proc/self/ns/time", F_OK) == 0) p.time_namespaces = {true, {}};
+    else p.time_namespaces = {false, "no /proc/self/ns/time (Linux 5.6 or later with CONFIG_TIME_NS)"};
+
+    // Each call is made so that it fails on its arguments if the kernel has it.
+    if (const long r = raw::call(SYS_open_tree, -1, "", 0); r == -ENOSYS)
+        p.new_mount_api = {false, "open_tree: ENOSYS (Linux 5.2 or later); mount(2) is used instead"};
+    else
+        p.new_mount_api = {true, {}};
+    if (const long r = raw::call(SYS_mount_setattr, -1, "", 0, nullptr, 0); r == -ENOSYS)
+        p.mount_setattr = {false, "ENOSYS (Linux 5.12 or later); each submount is remounted instead"};
+    else
+        p.mount_setattr = {true, {}};
+
+    open_how how{};
+    how.flags = O_PATH | O_CLOEXEC;
+    how.resolve = RESOLVE_NO_MAGICLINKS;
+    if (const long fd = raw::call(SYS_openat2, AT_FDCWD, "/", &how, sizeof how); fd >= 0) {
+        sys::close(static_cast<int>(fd));
+        p.openat2 = {true, {}};
+    } else {
+        p.openat2 = {false, "openat2: " + errno_text(fd) + " (Linux 5.6 or later)"};
+    }
+
+    if (const long abi = raw::call(SYS_landlock_create_ruleset, nullptr, 0, LANDLOCK_CREATE_RULESET_VERSION); abi > 0)
+        p.landlock = {true, "ABI " + std::to_string(abi)};
+    else if (abi == -EOPNOTSUPP)
+        p.landlock = {false, "built in but disabled at boot (add landlock to the lsm= kernel parameter)"};
+    else
+        p.landlock = {false, errno_text(abi) + " (Linux 5.13 or later with CONFIG_SECURITY_LANDLOCK)"};
+
+    detail::probe_cgroups(p);
+    return p;
+}
+
+}  // namespace ctr
+// end ctr/probe.hpp

@@ -22,6 +22,7 @@
 #include <ctr/ns.hpp>
 #include <ctr/ns_scope.hpp>
 #include <ctr/port_forward.hpp>
+#include <ctr/prepared.hpp>
 #include <ctr/probe.hpp>
 #include <ctr/process.hpp>
 #include <ctr/seccomp.hpp>
@@ -281,6 +282,19 @@ void publish_ports() {
     forwarder.close();
 }
 
+// A prepared sandbox and its runs, from several threads' kind of use.
+int prepared_runs() {
+    const ctr::process::prepared_sandbox box({.namespaces = ctr::ns::all, .security = ctr::security::confined()},
+                                             {.fresh_tmpfs = {"/tmp"}, .most_runs = 16});
+    ctr::process::prepared_run run = box.run({"sh", "-c", "echo $$"}, {.std_out = ctr::process::stdio::capture(),
+                                                                       .timeout = 5s});
+    std::cout << run.pid_in_sandbox() << ' ' << run.pidfd() << ' ' << box.pid() << '\n';
+    run.signal(SIGTERM);
+    const ctr::process::result r = run.wait();
+    std::cout << r.std_out;
+    return r.exit_code.value_or(-1);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -309,6 +323,8 @@ int main(int argc, char** argv) {
                 guarded_mounts("/mnt");
             } else if (what == "namespaces") {
                 namespaces(1);
+            } else if (what == "prepared") {
+                return prepared_runs();
             } else if (what == "ports") {
                 publish_ports();
             } else if (what == "veth") {

@@ -35,7 +35,7 @@ inline void plan_identity(launch_plan& plan, const options& opts) {
     // In a new user namespace an id outside its maps is EINVAL; the error
     // says so, and how to map more (detail/id_errors.hpp).
     const auto unmapped = [&](step s, const char* kind, std::uint32_t id) -> step_explainer {
-        if (!plan.created.has(ns::user)) return {};
+        if (!plan.created.has(ns::user) && !plan.entered.has(ns::user)) return {};
         return [s, kind, id, asked = opts.id_maps](const child_report_view& report) {
             return unmapped_id_error(s, report.error, kind, id, asked);
         };

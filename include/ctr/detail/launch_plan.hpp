@@ -169,6 +169,9 @@ struct launch_plan {
     clone_request request;
     shared_launch_page shared;
     ns::kinds created;  // namespaces this launch creates
+    // Namespaces the program starts in already (a prepared sandbox's runs,
+    // cloned by its server): their errors are explained as the created ones'.
+    ns::kinds entered;
     bool uses_init = false;
     // The channel on which the child waits for the parent's steps.
     unique_fd sync_read, sync_write;

@@ -29,7 +29,8 @@ inline void plan_security(launch_plan& plan, const options& opts) {
     const ::ctr::security& wanted = opts.security;
     if (wanted.capabilities) {
         const capability_plan& caps = plan.keep(plan_capabilities(*wanted.capabilities));
-        const bool has_user_namespace = plan.created.has(ns::user) || raw::call(SYS_geteuid) == 0;
+        const bool has_user_namespace =
+            plan.created.has(ns::user) || plan.entered.has(ns::user) || raw::call(SYS_geteuid) == 0;
         const auto explain_privilege = [has_user_namespace](ctr::step s) {
             return [s, has_user_namespace](const child_report_view& report) {
                 if (report.error == EPERM && !has_user_namespace)

@@ -1,0 +1,335 @@
+#pragma once
+// The child side of a prepared sandbox (ctr/prepared.hpp): the server that
+// stays in the sandbox's namespaces, root and cgroup, and starts each run
+// from there, and the run's own first steps before the usual program
+// (credentials, capabilities, seccomp, exec). Async-signal-safe like every
+// other child step: the server runs on a copy of the caller's memory and
+// reads only buffers the caller allocated before it was cloned; it
+// allocates nothing and takes no lock.
+
+#include <ctr/detail/child_program.hpp>
+#include <ctr/detail/mount_step.hpp>
+#include <ctr/detail/syscall.hpp>
+
+#include <linux/sched.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace ctr::detail {
+
+// What the server says on a run's own channel.
+enum class run_event : std::uint32_t { started = 1, failed = 2, ended = 3 };
+
+struct run_message {
+    run_event event = run_event::failed;
+    std::int32_t pid = 0;            // as the sandbox's pid namespace sees it
+    std::uint32_t op_index = 0;      // failed: which step (see the run_* indexes)
+    std::int32_t error = 0;          // failed: errno
+    std::int32_t detail = 0;         // failed: which part of the step
+    std::int32_t wait_status = 0;    // ended: as wait4 gives it
+    std::int64_t user_us = 0, system_us = 0, max_rss_kib = 0;  // ended: the run's rusage
+};
+
+// Failed steps that are not ops of the run program.
+inline constexpr std::uint32_t run_mount_flag = 0x80000000U;  // | the index of a per-run mount step
+inline constexpr std::uint32_t run_clone_index = 0x7ffffff0U;     // the server could not clone the run
+inline constexpr std::uint32_t run_request_index = 0x7ffffff1U;   // the request did not fit or parse
+inline constexpr std::uint32_t run_cwd_index = 0x7ffffff2U;       // chdir to the run's directory
+inline constexpr std::uint32_t run_stream_index = 0x7ffffff3U;    // a standard stream to its number
+
+// A request: this header, then argc + envc + candc + 1 NUL-terminated
+// strings (argv, environment, exec candidates, working directory). Its
+// SCM_RIGHTS carry the run's channel, then the standard streams whose bits
+// are set in `streams`.
+struct run_request_header {
+    std::uint32_t argc = 0, envc = 0, candc = 0;
+    std::uint32_t streams = 0;
+};
+
+// Where the server keeps everything, all allocated by the caller before the
+// server was cloned (its copy of the caller's memory has them).
+struct prepared_server {
+    int request_fd = -1;  // the server's end of the request socket
+    // The run program, built by the caller (credentials, capabilities,
+    // seccomp, exec); the server points it at each request's strings.
+    child_view* run_view = nullptr;
+    child_op* run_ops = nullptr;
+    std::size_t exec_op = 0;
+    // Mounts each run makes in its new mount namespace (a fresh /proc for
+    // its pid namespace, fresh tmpfs), with host paths: the server is
+    // already in the sandbox's root.
+    const mount_step* mounts = nullptr;
+    std::size_t mount_count = 0;
+    mount_context* mount_ctx = nullptr;
+    unsigned long run_clone_flags = 0;  // CLONE_NEWPID | CLONE_NEWNS, and IPC, UTS as the sandbox has them
+    char* buffer = nullptr;
+    std::size_t buffer_size = 0;
+    char** argv = nullptr;
+    char** envp = nullptr;
+    const char** candidates = nullptr;
+    std::size_t slots = 0;  // entries in each of the three arrays
+    void* run_stack = nullptr;
+    std::size_t run_stack_size = 0;
+    // Runs started and not yet reaped: pid and channel.
+    int* run_pids = nullptr;
+    int* run_channels = nullptr;
+    std::size_t run_capacity = 0;
+    // The run being started: read by the run child, which shares the
+    // server's memory until it execs (CLONE_VM | CLONE_VFORK).
+    int streams[3] = {-1, -1, -1};
+    const char* cwd = nullptr;
+    int report_read = -1;
+};
+
+CTR_CHILD_CODE inline void server_send(int channel, const run_message& message, int fd = -1) noexcept {
+    iovec part{const_cast<run_message*>(&message), sizeof message};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    msghdr header{};
+    header.msg_iov = &part;
+    header.msg_iovlen = 1;
+    if (fd >= 0) {
+        header.msg_control = control;
+        header.msg_controllen = sizeof control;
+        cmsghdr* c = CMSG_FIRSTHDR(&header);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        __builtin_memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    }
+    long r;
+    do r = sys::sendmsg(channel, &header, MSG_NOSIGNAL | MSG_DONTWAIT);
+    while (r == -EINTR);
+    // A caller that dropped its run handle has closed the channel: nothing
+    // to tell it.
+}
+
+CTR_CHILD_CODE inline void server_fail(int channel, std::uint32_t index, long negative_errno, int detail = 0) noexcept {
+    run_message m{};
+    m.event = run_event::failed;
+    m.op_index = index;
+    m.error = static_cast<std::int32_t>(-negative_errno);
+    m.detail = detail;
+    server_send(channel, m);
+}
+
+// The run's side until its program takes over: it dies with the server,
+// makes its mounts, takes its streams and directory, then runs the
+// program, which ends in exec. Runs on the server's memory while the
+// server waits (CLONE_VFORK). Async-signal-safe.
+CTR_CHILD_CODE inline int run_main(void* argument) noexcept {
+    auto& s = *static_cast<prepared_server*>(argument);
+    const child_view& view = *s.run_view;
+    sys::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    std::size_t failed = 0;
+    if (s.mount_count > 0)
+        if (const long r = run_mount_steps(s.mounts, s.mount_count, *s.mount_ctx, failed); r < 0)
+            child_report_failure(view, run_mount_flag | failed, r);
+    for (int i = 0; i < 3; ++i)
+        if (s.streams[i] >= 0)
+            if (const long r = sys::dup3(s.streams[i], i, 0); r < 0) child_report_failure(view, run_stream_index, r);
+    if (s.cwd != nullptr && s.cwd[0] != '\0')
+        if (const long r = sys::chdir(s.cwd); r < 0) child_report_failure(view, run_cwd_index, r);
+    child_run_program(view, 0);
+}
+
+// The NUL-terminated string at `at` in the request; moves `at` past it.
+// Null when the request ends first.
+CTR_CHILD_CODE inline char* next_request_string(char* buffer, std::size_t length, std::size_t& at) noexcept {
+    if (at >= length) return nullptr;
+    char* start = buffer + at;
+    while (at < length && buffer[at] != '\0') ++at;
+    if (at >= length) return nullptr;
+    ++at;
+    return start;
+}
+
+// Points the run program at one request's strings. False when the
+// request does not parse or does not fit.
+CTR_CHILD_CODE inline bool server_parse(prepared_server& s, std::size_t length) noexcept {
+    if (length < sizeof(run_request_header)) return false;
+    run_request_header header;
+    __builtin_memcpy(&header, s.buffer, sizeof header);
+    const std::size_t counts[3] = {header.argc, header.envc, header.candc};
+    char** lists[3] = {s.argv, s.envp, const_cast<char**>(s.candidates)};
+    std::size_t at = sizeof header;
+    for (int l = 0; l < 3; ++l) {
+        if (counts[l] + 1 > s.slots) return false;
+        for (std::size_t i = 0; i < counts[l]; ++i)
+            if (!(lists[l][i] = next_request_string(s.buffer, length, at))) return false;
+        lists[l][counts[l]] = nullptr;
+    }
+    if (header.argc == 0 || header.candc == 0) return false;
+    char* const cwd = next_request_string(s.buffer, length, at);
+    if (!cwd) return false;
+    s.cwd = cwd;
+    s.run_view->argv = s.argv;
+    s.run_view->envp = s.envp;
+    s.run_ops[s.exec_op].data = s.candidates;
+    return true;
+}
+
+// Starts one run: receives the request, clones the run into new pid and
+// mount namespaces (it execs before the server goes on), and answers on the
+// run's channel with its pid and a pidfd, or with the failed step.
+CTR_CHILD_CODE inline void server_start_run(prepared_server& s) noexcept {
+    constexpr std::size_t most_fds = 4;
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * most_fds)];
+    iovec part{s.buffer, s.buffer_size};
+    msghdr message{};
+    message.msg_iov = &part;
+    message.msg_iovlen = 1;
+    message.msg_control = control;
+    message.msg_controllen = sizeof control;
+    long length;
+    do length = sys::recvmsg(s.request_fd, &message, MSG_CMSG_CLOEXEC);
+    while (length == -EINTR);
+    // The caller closed its end (the sandbox's owner object is gone): the
+    // server ends, and with it pid 1 and every run.
+    if (length == 0) sys::exit_group(0);
+    if (length < 0) sys::exit_group(child_failed_exit_code);
+
+    int fds[most_fds] = {-1, -1, -1, -1};
+    std::size_t fd_count = 0;
+    if (const cmsghdr* c = CMSG_FIRSTHDR(&message); c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+        fd_count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        if (fd_count > most_fds) fd_count = most_fds;
+        __builtin_memcpy(fds, CMSG_DATA(c), sizeof(int) * fd_count);
+    }
+    if (fd_count == 0) return;  // no channel to answer on
+    const int channel = fds[0];
+    run_request_header header{};
+    if (static_cast<std::size_t>(length) >= sizeof header) __builtin_memcpy(&header, s.buffer, sizeof header);
+    std::size_t next_fd = 1;
+    for (int i = 0; i < 3; ++i) s.streams[i] = (header.streams & (1U << i)) && next_fd < fd_count ? fds[next_fd++] : -1;
+
+    std::size_t slot = s.run_capacity;
+    for (std::size_t i = 0; i < s.run_capacity; ++i)
+        if (s.run_pids[i] == 0) {
+            slot = i;
+            break;
+        }
+    if ((message.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0 || !server_parse(s, static_cast<std::size_t>(length))) {
+        server_fail(channel, run_request_index, -EPROTO);
+    } else if (slot == s.run_capacity) {
+        server_fail(channel, run_request_index, -EAGAIN);
+    } else {
+        int pidfd = -1;
+        clone_args args{};
+        args.flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD | s.run_clone_flags;
+        args.pidfd = reinterpret_cast<std::uint64_t>(&pidfd);
+        args.exit_signal = SIGCHLD;
+        args.stack = reinterpret_cast<std::uint64_t>(s.run_stack);
+        args.stack_size = s.run_stack_size;
+        const long pid = sys::clone3(&args, sizeof args, run_main, &s);
+        if (pid < 0) {
+            server_fail(channel, run_clone_index, pid);
+        } else {
+            // The run has exec'd or ended by now. A report says it failed.
+            child_report report{};
+            if (sys::read(s.report_read, &report, sizeof report) == static_cast<long>(sizeof report)) {
+                int status = 0;
+                long r;
+                do r = sys::wait4(static_cast<int>(pid), &status, 0);
+                while (r == -EINTR);
+                server_fail(channel, report.op_index, -static_cast<long>(report.error), report.detail);
+                sys::close(pidfd);
+            } else {
+                run_message started{};
+                started.event = run_event::started;
+                started.pid = static_cast<std::int32_t>(pid);
+                server_send(channel, started, pidfd);
+                sys::close(pidfd);
+                s.run_pids[slot] = static_cast<int>(pid);
+                s.run_channels[slot] = channel;
+                for (std::size_t i = 1; i < fd_count; ++i) sys::close(fds[i]);
+                return;
+            }
+        }
+    }
+    for (std::size_t i = 1; i < fd_count; ++i) sys::close(fds[i]);
+    sys::close(channel);
+}
+
+// Reaps every run that ended and tells its caller how.
+CTR_CHILD_CODE inline void server_reap(prepared_server& s) noexcept {
+    for (;;) {
+        int status = 0;
+        rusage usage{};
+        // With the run's rusage: raw, as the wrapper passes none.
+        const long pid = raw::call(SYS_wait4, -1, &status, WNOHANG, &usage);
+        if (pid == -EINTR) continue;
+        if (pid <= 0) return;
+        for (std::size_t i = 0; i < s.run_capacity; ++i) {
+            if (s.run_pids[i] != pid) continue;
+            run_message ended{};
+            ended.event = run_event::ended;
+            ended.pid = static_cast<std::int32_t>(pid);
+            ended.wait_status = status;
+            ended.user_us = usage.ru_utime.tv_sec * 1000000 + usage.ru_utime.tv_usec;
+            ended.system_us = usage.ru_stime.tv_sec * 1000000 + usage.ru_stime.tv_usec;
+            ended.max_rss_kib = usage.ru_maxrss;
+            server_send(s.run_channels[i], ended);
+            sys::close(s.run_channels[i]);
+            s.run_pids[i] = 0;
+            s.run_channels[i] = -1;
+            break;
+        }
+    }
+}
+
+// The server: the last step of the sandbox's program, in place of exec.
+// Tells the caller "held" (spawn returns: every step of the sandbox has
+// succeeded), keeps only its request socket (op.a), then serves requests
+// and reaps runs until the caller closes the socket. op.data: the
+// prepared_server; op.data2: the sandbox program's view (its report fd).
+// Async-signal-safe; never returns.
+CTR_CHILD_CODE inline long serve_prepared_runs(const child_op& op) noexcept {
+    auto& s = *static_cast<prepared_server*>(const_cast<void*>(op.data));
+    const auto& view = *static_cast<const child_view*>(op.data2);
+    // Nothing of the caller's stays open here: only the standard streams
+    // (/dev/null), the request socket at op.a (3), and the report channel
+    // (above the fds mapped) until "held" is sent. Closed before it is
+    // sent, so that nobody who sees the sandbox made finds them open.
+    s.request_fd = static_cast<int>(op.a);
+    const int report_fd = view.report_fd;
+    if (s.request_fd != 3 || report_fd < 4) sys::exit_group(child_failed_exit_code);
+    if (report_fd > 4) sys::close_range(4, static_cast<unsigned>(report_fd - 1), 0);
+    sys::close_range(static_cast<unsigned>(report_fd + 1), ~0U, 0);
+    const child_report held{held_report_index, 0, 0};
+    if (sys::write(report_fd, &held, sizeof held) != static_cast<long>(sizeof held))
+        sys::exit_group(child_failed_exit_code);
+    sys::close(report_fd);
+
+    int report[2];
+    if (sys::pipe2(report, O_CLOEXEC) < 0) sys::exit_group(child_failed_exit_code);
+    sys::fcntl(report[0], F_SETFL, O_NONBLOCK);
+    s.report_read = report[0];
+    s.run_view->report_fd = report[1];
+
+    const unsigned long child_signal = 1UL << (SIGCHLD - 1);
+    raw::call(SYS_rt_sigprocmask, SIG_BLOCK, &child_signal, nullptr, sys::kernel_sigset_size);
+    const long signals = sys::signalfd4(-1, &child_signal, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (signals < 0) sys::exit_group(child_failed_exit_code);
+
+    for (;;) {
+        pollfd ready[2] = {{s.request_fd, POLLIN, 0}, {static_cast<int>(signals), POLLIN, 0}};
+        const long r = sys::ppoll(ready, 2, nullptr);
+        if (r == -EINTR) continue;
+        if (r < 0) sys::exit_group(child_failed_exit_code);
+        if (ready[1].revents & POLLIN) {
+            signalfd_siginfo info[8];
+            while (sys::read(static_cast<int>(signals), info, sizeof info) > 0) {
+            }
+            server_reap(s);
+        }
+        if (ready[0].revents & (POLLIN | POLLHUP | POLLERR)) server_start_run(s);
+    }
+}
+
+}  // namespace ctr::detail
