@@ -249,6 +249,11 @@ inline std::optional<ctr::cgroup::group> make_group(const config& c) {
     // default (the library writes v1's cpu.shares back from the weight).
     if (c.cpu_shares) limits.cpu_weight = std::clamp<std::uint32_t>(*c.cpu_shares * 100 / 1024, 1, 10000);
     const bool wants_limits = c.memory || c.cpus || c.pids_limit || c.cpuset_cpus || c.cpu_shares;
+    // A group costs a directory in every hierarchy, made and removed, and
+    // an attach that can wait for an RCU grace period (about a third of a
+    // plain run's time here): only for limits, or for the figures that
+    // --result json reports (peak memory, OOM kills, the group's CPU time).
+    if (!wants_limits && !c.result_json) return std::nullopt;
     // A ctr-run that was SIGKILLed could not remove its group; its creator
     // pid is dead, so this removes it now. Best effort: a caller without
     // cgroup rights finds nothing to do or is told below.
