@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <optional>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
@@ -375,4 +376,27 @@ TEST(prepared, the_sandbox_and_its_runs_end_when_the_owner_is_killed) {
     ASSERT_EQ(waitpid(owner, &status, 0), owner);
     pollfd ended{run, POLLIN, 0};
     EXPECT_EQ(poll(&ended, 1, 10000), 1) << "the run outlived its owner";
+}
+
+TEST(prepared, a_run_out_of_memory_is_killed_and_the_sandbox_goes_on) {
+    if (const auto& why = ctr_test::cgroup_blocker()) GTEST_SKIP() << "cgroups: " << why->what();
+    std::optional<ctr::cgroup::group> group;
+    try {
+        group.emplace(ctr::cgroup::options{.limits = {.memory_max = "32M", .swap_max = "0"}});
+    } catch (const ctr::error& e) {
+        GTEST_SKIP() << "no memory limit without swap here: " << e.what();
+    }
+    auto opts = sandboxed();
+    opts.cgroup = &*group;
+    {
+        prepared_sandbox box(opts);
+        const auto oom_before = group->read_stats().oom_kills.value_or(0);
+        // tail keeps every byte of a line that never ends: past the limit.
+        const auto hog = box.run({"tail", "/dev/zero"}, {.std_err = stdio::null()}).wait();
+        EXPECT_EQ(hog.signal, SIGKILL);
+        EXPECT_GT(group->read_stats().oom_kills.value_or(0), oom_before) << "the group's OOM killer did not act";
+        // The OOM killer took a run, not the server: the next run works.
+        EXPECT_EQ(shell(box, "echo still-here").std_out, "still-here\n");
+    }
+    group->remove();
 }

@@ -268,6 +268,7 @@ prepared_sandbox::prepared_sandbox(const options& shared, prepared_options prepa
     s.run_clone_flags = CLONE_NEWPID | CLONE_NEWNS;
     if (shared.namespaces.has(ns::ipc)) s.run_clone_flags |= CLONE_NEWIPC;
     if (shared.namespaces.has(ns::uts)) s.run_clone_flags |= CLONE_NEWUTS;
+    s.runs_first_to_oom = shared.cgroup != nullptr;
     s.buffer = st.buffer.data();
     s.buffer_size = st.buffer.size();
     s.argv = st.argv.data();
@@ -327,6 +328,8 @@ error prepared_sandbox::run_error(const ::ctr::detail::run_message& failed, cons
             return error(step::change_directory, e, cwd);
         case cd::run_stream_index:
             return error(step::map_fds, e, {}, "a standard stream of the run");
+        case cd::run_oom_index:
+            return error(step::write_file, e, "/proc/self/oom_score_adj", "making the run the OOM killer's first choice");
         default:
             break;
     }

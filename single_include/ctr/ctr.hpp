@@ -4743,13 +4743,51 @@ CTR_CHILD_CODE inline long open_target(mount_context& ctx, const char* path, mou
     if (fd != -ENOENT || point == mount_point::none)
         return fd < 0 ? mount_fail(ctx, ctr::step::resolve_path, fd) : fd;
 
-    // Create what is missing, one component at a time, each time resolving
-    // the prefix again inside the root: a component is created only in a
-    // directory that the root-confined resolution reached.
     char buffer[mount_path_max];
     const std::size_t length = mount_strlen(path);
     if (length >= sizeof buffer) return mount_fail(ctx, ctr::step::resolve_path, -ENAMETOOLONG);
     for (std::size_t i = 0; i <= length; ++i) buffer[i] = path[i];
+
+    // The common case first: only the last component is missing (the
+    // entries of a fresh /dev). It is made in its parent, resolved inside
+    // the root once, and opened from there without following anything:
+    // three calls where the walk below takes six.
+    std::size_t slash = length;
+    while (slash > 0 && buffer[slash - 1] != '/') --slash;
+    const char* last_name = buffer + slash;
+    const bool plain_name = slash > 0 && last_name[0] != '\0' && !mount_streq(last_name, ".") &&
+                            !mount_streq(last_name, "..");
+    if (plain_name) {
+        const char saved = buffer[slash];
+        buffer[slash] = '\0';  // the parent, with its trailing '/'
+        const long parent = open_in_root(ctx.root_fd, buffer);
+        buffer[slash] = saved;
+        if (parent >= 0) {
+            const int p = static_cast<int>(parent);
+            long made;
+            if (point == mount_point::file) {
+                made = sys::openat(p, last_name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+                if (made >= 0) close_fd(static_cast<int>(made));
+            } else {
+                made = sys::mkdirat(p, last_name, mode);
+            }
+            if (made < 0 && made != -EEXIST) {
+                close_fd(p);
+                return mount_fail(ctx, ctr::step::make_mount_point, made);
+            }
+            fd = open_in_root(p, last_name, true);
+            close_fd(p);
+            // A name that someone else made meanwhile (EEXIST), perhaps a
+            // symlink: the walk below resolves it inside the root.
+            if (fd >= 0) return fd;
+        } else if (parent != -ENOENT) {
+            return mount_fail(ctx, ctr::step::resolve_path, parent);
+        }
+    }
+
+    // Create what is missing, one component at a time, each time resolving
+    // the prefix again inside the root: a component is created only in a
+    // directory that the root-confined resolution reached.
     std::size_t position = 0;
     for (;;) {
         while (buffer[position] == '/') ++position;
@@ -9951,6 +9989,7 @@ inline constexpr std::uint32_t run_clone_index = 0x7ffffff0U;     // the server 
 inline constexpr std::uint32_t run_request_index = 0x7ffffff1U;   // the request did not fit or parse
 inline constexpr std::uint32_t run_cwd_index = 0x7ffffff2U;       // chdir to the run's directory
 inline constexpr std::uint32_t run_stream_index = 0x7ffffff3U;    // a standard stream to its number
+inline constexpr std::uint32_t run_oom_index = 0x7ffffff4U;       // the run's oom_score_adj
 
 // A request: this header, then argc + envc + candc + 1 NUL-terminated
 // strings (argv, environment, exec candidates, working directory). Its
@@ -9977,6 +10016,10 @@ struct prepared_server {
     std::size_t mount_count = 0;
     mount_context* mount_ctx = nullptr;
     unsigned long run_clone_flags = 0;  // CLONE_NEWPID | CLONE_NEWNS, and IPC, UTS as the sandbox has them
+    // In a cgroup with limits the runs, not the server or pid 1, are the
+    // OOM killer's first choice: an out-of-memory run never ends the
+    // sandbox (oom_score_adj 1000; raising it needs no privilege).
+    bool runs_first_to_oom = false;
     char* buffer = nullptr;
     std::size_t buffer_size = 0;
     char** argv = nullptr;
@@ -10039,6 +10082,21 @@ CTR_CHILD_CODE inline int run_main(void* argument) noexcept {
     if (s.mount_count > 0)
         if (const long r = run_mount_steps(s.mounts, s.mount_count, *s.mount_ctx, failed); r < 0)
             child_report_failure(view, run_mount_flag | failed, r);
+    if (s.runs_first_to_oom) {
+        // /proc/self of a process that changed its ids (not dumpable)
+        // belongs to the host's root, whom the sandbox's user namespace
+        // does not map: the write needs the process dumpable, as it is
+        // after exec anyway. The mm is the server's (CLONE_VM): the server
+        // makes itself not dumpable again once the run has exec'd, and
+        // nothing that could trace it sees it in between (the run is alone
+        // in its new pid namespace; the server is no more exposed than the
+        // caller it copies).
+        sys::prctl(PR_SET_DUMPABLE, 1);
+        const long fd = sys::openat(AT_FDCWD, "/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+        const long r = fd < 0 ? fd : sys::write(static_cast<int>(fd), "1000", 4);
+        if (fd >= 0) sys::close(static_cast<int>(fd));
+        if (r < 0) child_report_failure(view, run_oom_index, r);
+    }
     for (int i = 0; i < 3; ++i)
         if (s.streams[i] >= 0)
             if (const long r = sys::dup3(s.streams[i], i, 0); r < 0) child_report_failure(view, run_stream_index, r);
@@ -10136,6 +10194,7 @@ CTR_CHILD_CODE inline void server_start_run(prepared_server& s) noexcept {
         args.stack = reinterpret_cast<std::uint64_t>(s.run_stack);
         args.stack_size = s.run_stack_size;
         const long pid = sys::clone3(&args, sizeof args, run_main, &s);
+        if (s.runs_first_to_oom) sys::prctl(PR_SET_DUMPABLE, 0);
         if (pid < 0) {
             server_fail(channel, run_clone_index, pid);
         } else {
@@ -15378,6 +15437,7 @@ prepared_sandbox::prepared_sandbox(const options& shared, prepared_options prepa
     s.run_clone_flags = CLONE_NEWPID | CLONE_NEWNS;
     if (shared.namespaces.has(ns::ipc)) s.run_clone_flags |= CLONE_NEWIPC;
     if (shared.namespaces.has(ns::uts)) s.run_clone_flags |= CLONE_NEWUTS;
+    s.runs_first_to_oom = shared.cgroup != nullptr;
     s.buffer = st.buffer.data();
     s.buffer_size = st.buffer.size();
     s.argv = st.argv.data();
@@ -15437,6 +15497,8 @@ error prepared_sandbox::run_error(const ::ctr::detail::run_message& failed, cons
             return error(step::change_directory, e, cwd);
         case cd::run_stream_index:
             return error(step::map_fds, e, {}, "a standard stream of the run");
+        case cd::run_oom_index:
+            return error(step::write_file, e, "/proc/self/oom_score_adj", "making the run the OOM killer's first choice");
         default:
             break;
     }

@@ -42,6 +42,7 @@ inline constexpr std::uint32_t run_clone_index = 0x7ffffff0U;     // the server 
 inline constexpr std::uint32_t run_request_index = 0x7ffffff1U;   // the request did not fit or parse
 inline constexpr std::uint32_t run_cwd_index = 0x7ffffff2U;       // chdir to the run's directory
 inline constexpr std::uint32_t run_stream_index = 0x7ffffff3U;    // a standard stream to its number
+inline constexpr std::uint32_t run_oom_index = 0x7ffffff4U;       // the run's oom_score_adj
 
 // A request: this header, then argc + envc + candc + 1 NUL-terminated
 // strings (argv, environment, exec candidates, working directory). Its
@@ -68,6 +69,10 @@ struct prepared_server {
     std::size_t mount_count = 0;
     mount_context* mount_ctx = nullptr;
     unsigned long run_clone_flags = 0;  // CLONE_NEWPID | CLONE_NEWNS, and IPC, UTS as the sandbox has them
+    // In a cgroup with limits the runs, not the server or pid 1, are the
+    // OOM killer's first choice: an out-of-memory run never ends the
+    // sandbox (oom_score_adj 1000; raising it needs no privilege).
+    bool runs_first_to_oom = false;
     char* buffer = nullptr;
     std::size_t buffer_size = 0;
     char** argv = nullptr;
@@ -130,6 +135,21 @@ CTR_CHILD_CODE inline int run_main(void* argument) noexcept {
     if (s.mount_count > 0)
         if (const long r = run_mount_steps(s.mounts, s.mount_count, *s.mount_ctx, failed); r < 0)
             child_report_failure(view, run_mount_flag | failed, r);
+    if (s.runs_first_to_oom) {
+        // /proc/self of a process that changed its ids (not dumpable)
+        // belongs to the host's root, whom the sandbox's user namespace
+        // does not map: the write needs the process dumpable, as it is
+        // after exec anyway. The mm is the server's (CLONE_VM): the server
+        // makes itself not dumpable again once the run has exec'd, and
+        // nothing that could trace it sees it in between (the run is alone
+        // in its new pid namespace; the server is no more exposed than the
+        // caller it copies).
+        sys::prctl(PR_SET_DUMPABLE, 1);
+        const long fd = sys::openat(AT_FDCWD, "/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+        const long r = fd < 0 ? fd : sys::write(static_cast<int>(fd), "1000", 4);
+        if (fd >= 0) sys::close(static_cast<int>(fd));
+        if (r < 0) child_report_failure(view, run_oom_index, r);
+    }
     for (int i = 0; i < 3; ++i)
         if (s.streams[i] >= 0)
             if (const long r = sys::dup3(s.streams[i], i, 0); r < 0) child_report_failure(view, run_stream_index, r);
@@ -227,6 +247,7 @@ CTR_CHILD_CODE inline void server_start_run(prepared_server& s) noexcept {
         args.stack = reinterpret_cast<std::uint64_t>(s.run_stack);
         args.stack_size = s.run_stack_size;
         const long pid = sys::clone3(&args, sizeof args, run_main, &s);
+        if (s.runs_first_to_oom) sys::prctl(PR_SET_DUMPABLE, 0);
         if (pid < 0) {
             server_fail(channel, run_clone_index, pid);
         } else {
