@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <optional>
 #include <atomic>
 #include <filesystem>
@@ -157,6 +158,13 @@ TEST(prepared, host_names_and_ipc_objects_do_not_reach_the_next_run) {
     EXPECT_EQ(changed.std_out, "changed-by-run\n");
     // ...and the next run has its own again.
     EXPECT_EQ(shell(box, "hostname").std_out, original);
+
+    // A System V message queue: the run that made it sees it (so the count
+    // would show one left behind), the next run sees none.
+    if (std::system("command -v ipcmk >/dev/null && command -v ipcs >/dev/null") != 0)
+        GTEST_SKIP() << "ipcmk and ipcs (util-linux) are missing";
+    EXPECT_EQ(shell(box, "ipcmk -Q >/dev/null && ipcs -q | grep -c '^0x'").std_out, "1\n");
+    EXPECT_EQ(shell(box, "ipcs -q | grep -c '^0x'").std_out, "0\n");
 }
 
 TEST(prepared, processes_a_run_leaves_behind_die_with_it) {
@@ -399,4 +407,20 @@ TEST(prepared, a_run_out_of_memory_is_killed_and_the_sandbox_goes_on) {
         EXPECT_EQ(shell(box, "echo still-here").std_out, "still-here\n");
     }
     group->remove();
+}
+
+TEST(prepared, the_roots_mounts_below_a_fresh_tmpfs_are_carried_over_it) {
+    ctr_test::temp_dir dir;
+    { std::ofstream(dir.path + "/file") << "kept\n"; }
+    // Writable for the sandbox's root, whichever host id it maps to.
+    std::filesystem::permissions(dir.path, std::filesystem::perms::all);
+    // A bind below /tmp, which each run gets fresh.
+    auto opts = sandboxed();
+    opts.root = ctr::mount::host_readonly().bind(dir.path, "/tmp/work/data");
+    prepared_sandbox box(opts);
+    ASSERT_EQ(shell(box, "cat /tmp/work/data/file; echo new > /tmp/work/data/made; echo own > /tmp/own").std_out, "kept\n");
+    // The next run: the bind is there (and what was written through it, on
+    // the host), what the run wrote to its own /tmp is not.
+    EXPECT_EQ(shell(box, "cat /tmp/work/data/made; ls /tmp/own 2>&1 >/dev/null | wc -l").std_out, "new\n1\n");
+    EXPECT_TRUE(std::filesystem::exists(dir.path + "/made"));
 }

@@ -70,6 +70,8 @@ struct prepared_state {
     std::vector<char*> argv, envp;
     std::vector<const char*> candidates;
     ctr::detail::child_stack run_stack;
+    std::vector<std::string> carried;
+    std::vector<const char*> carried_paths;
     std::vector<int> run_pids, run_channels;
     ctr::detail::prepared_server server;
 };
@@ -244,6 +246,37 @@ prepared_sandbox::prepared_sandbox(const options& shared, prepared_options prepa
             builder.add_request(mount::detail::tmpfs_request{target, {.mode = 01777}});
         st.run_mounts = builder.take();
     }
+    // The root's mounts below a fresh tmpfs, carried over it (the topmost
+    // only: a recursive copy brings what is below).
+    for (const auto& request : root->requests) {
+        const std::string target = std::visit(
+            [](const auto& r) -> std::string {
+                using type = std::remove_cvref_t<decltype(r)>;
+                if constexpr (std::is_same_v<type, mount::detail::write_request> ||
+                              std::is_same_v<type, mount::detail::symlink_request> ||
+                              std::is_same_v<type, mount::detail::attributes_request>)
+                    return {};
+                else if constexpr (std::is_same_v<type, mount::detail::path_request>)
+                    return r.kind == cd::mount_step_kind::mask || r.kind == cd::mount_step_kind::read_only ? r.target
+                                                                                                         : std::string();
+                else
+                    return r.target;
+            },
+            request);
+        const auto below = [](const std::string& path, const std::string& top) {
+            const std::string prefix = top.back() == '/' ? top : top + "/";
+            return path.size() > prefix.size() && path.compare(0, prefix.size(), prefix) == 0;
+        };
+        if (target.empty()) continue;
+        bool covered = false;
+        for (const auto& fresh : prepared.fresh_tmpfs) covered = covered || below(target, fresh);
+        for (const auto& kept : st.carried) covered = covered && !below(target, kept) && target != kept;
+        if (covered) st.carried.push_back(target);
+    }
+    if (st.carried.size() > cd::most_carried_mounts)
+        throw error(step::prepare, E2BIG, st.carried.front(),
+                    "more than 32 of the root's mounts lie below a fresh tmpfs (prepared_options::fresh_tmpfs)");
+    for (const auto& c : st.carried) st.carried_paths.push_back(c.c_str());
     st.mount_ctx.host_paths = true;
     st.mount_ctx.message = st.mount_message;
     st.mount_ctx.message_size = sizeof st.mount_message;
@@ -269,6 +302,8 @@ prepared_sandbox::prepared_sandbox(const options& shared, prepared_options prepa
     if (shared.namespaces.has(ns::ipc)) s.run_clone_flags |= CLONE_NEWIPC;
     if (shared.namespaces.has(ns::uts)) s.run_clone_flags |= CLONE_NEWUTS;
     s.runs_first_to_oom = shared.cgroup != nullptr;
+    s.carried = st.carried_paths.data();
+    s.carried_count = st.carried_paths.size();
     s.buffer = st.buffer.data();
     s.buffer_size = st.buffer.size();
     s.argv = st.argv.data();
@@ -328,6 +363,12 @@ error prepared_sandbox::run_error(const ::ctr::detail::run_message& failed, cons
             return error(step::change_directory, e, cwd);
         case cd::run_stream_index:
             return error(step::map_fds, e, {}, "a standard stream of the run");
+        case cd::run_carry_index: {
+            const int which = failed.detail;
+            return error(step::bind_mount, e,
+                         which >= 0 && static_cast<std::size_t>(which) < state_->carried.size() ? state_->carried[which] : "",
+                         "carrying the sandbox's mount over the run's fresh tmpfs");
+        }
         case cd::run_oom_index:
             return error(step::write_file, e, "/proc/self/oom_score_adj", "making the run the OOM killer's first choice");
         default:

@@ -43,6 +43,8 @@ inline constexpr std::uint32_t run_request_index = 0x7ffffff1U;   // the request
 inline constexpr std::uint32_t run_cwd_index = 0x7ffffff2U;       // chdir to the run's directory
 inline constexpr std::uint32_t run_stream_index = 0x7ffffff3U;    // a standard stream to its number
 inline constexpr std::uint32_t run_oom_index = 0x7ffffff4U;       // the run's oom_score_adj
+inline constexpr std::uint32_t run_carry_index = 0x7ffffff5U;     // | 0: copying, 1: placing a carried mount
+inline constexpr std::size_t most_carried_mounts = 32;
 
 // A request: this header, then argc + envc + candc + 1 NUL-terminated
 // strings (argv, environment, exec candidates, working directory). Its
@@ -73,6 +75,12 @@ struct prepared_server {
     // OOM killer's first choice: an out-of-memory run never ends the
     // sandbox (oom_score_adj 1000; raising it needs no privilege).
     bool runs_first_to_oom = false;
+    // The sandbox's own mounts below a fresh tmpfs (a bind at /tmp/work
+    // under a fresh /tmp): copied before the tmpfs covers them, put back
+    // on top of it.
+    const char* const* carried = nullptr;
+    std::size_t carried_count = 0;
+    int carried_fds[most_carried_mounts] = {};
     char* buffer = nullptr;
     std::size_t buffer_size = 0;
     char** argv = nullptr;
@@ -123,6 +131,33 @@ CTR_CHILD_CODE inline void server_fail(int channel, std::uint32_t index, long ne
     server_send(channel, m);
 }
 
+// Makes the directories of `path` (absolute, in the run's fresh tmpfs) and
+// puts the detached mount `mnt` there. Async-signal-safe.
+CTR_CHILD_CODE inline long place_carried_mount(const char* path, int mnt) noexcept {
+    char buffer[mount_path_max];
+    const std::size_t length = mount_strlen(path);
+    if (length >= sizeof buffer) return -ENAMETOOLONG;
+    for (std::size_t i = 0; i <= length; ++i) buffer[i] = path[i];
+    for (std::size_t i = 1; i < length; ++i) {
+        if (buffer[i] != '/') continue;
+        buffer[i] = '\0';
+        const long r = sys::mkdirat(AT_FDCWD, buffer, 0755);
+        buffer[i] = '/';
+        if (r < 0 && r != -EEXIST) return r;
+    }
+    struct stat st {};
+    if (const long r = sys::fstatat(mnt, "", &st, AT_EMPTY_PATH); r < 0) return r;
+    long made;
+    if (S_ISDIR(st.st_mode)) {
+        made = sys::mkdirat(AT_FDCWD, path, 0755);
+    } else {
+        made = sys::openat(AT_FDCWD, path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (made >= 0) sys::close(static_cast<int>(made));
+    }
+    if (made < 0 && made != -EEXIST) return made;
+    return sys::move_mount(mnt, "", AT_FDCWD, path, mount_abi::move_mount_f_empty_path);
+}
+
 // The run's side until its program takes over: it dies with the server,
 // makes its mounts, takes its streams and directory, then runs the
 // program, which ends in exec. Runs on the server's memory while the
@@ -131,10 +166,26 @@ CTR_CHILD_CODE inline int run_main(void* argument) noexcept {
     auto& s = *static_cast<prepared_server*>(argument);
     const child_view& view = *s.run_view;
     sys::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    for (std::size_t i = 0; i < s.carried_count; ++i) {
+        const long mnt = sys::open_tree(AT_FDCWD, s.carried[i],
+                                        mount_abi::open_tree_clone | mount_abi::open_tree_cloexec | mount_abi::at_recursive);
+        if (mnt < 0) {
+            if (view.failure_detail) *view.failure_detail = static_cast<int>(i);
+            child_report_failure(view, run_carry_index, mnt);
+        }
+        s.carried_fds[i] = static_cast<int>(mnt);
+    }
     std::size_t failed = 0;
     if (s.mount_count > 0)
         if (const long r = run_mount_steps(s.mounts, s.mount_count, *s.mount_ctx, failed); r < 0)
             child_report_failure(view, run_mount_flag | failed, r);
+    for (std::size_t i = 0; i < s.carried_count; ++i) {
+        if (const long r = place_carried_mount(s.carried[i], s.carried_fds[i]); r < 0) {
+            if (view.failure_detail) *view.failure_detail = static_cast<int>(i);
+            child_report_failure(view, run_carry_index, r);
+        }
+        sys::close(s.carried_fds[i]);
+    }
     if (s.runs_first_to_oom) {
         // /proc/self of a process that changed its ids (not dumpable)
         // belongs to the host's root, whom the sandbox's user namespace
