@@ -91,15 +91,17 @@ TEST(prepared, runs_commands_and_reports_how_they_ended) {
     auto r = shell(box, "echo hello; exit 3");
     EXPECT_EQ(r.exit_code, 3);
     EXPECT_EQ(r.std_out, "hello\n");
-    // The command is pid 1 of its namespace: a signal ends it only when
-    // forced (SIGKILL) or handled.
+    // A signal stays a signal: the command is the init's child, so its own
+    // signals end it, and the init leaves its exact status.
+    r = box.run({"/bin/sh", "-c", "kill -SEGV $$"}).wait();
+    EXPECT_EQ(r.signal, SIGSEGV);
+    EXPECT_FALSE(r.exit_code.has_value());
+    auto stopped = box.run({"/bin/sleep", "100"});
+    stopped.signal(SIGTERM);  // to pid 1, which forwards it
+    EXPECT_EQ(stopped.wait().signal, SIGTERM);
     auto killed = box.run({"/bin/sleep", "100"});
     killed.kill();
-    r = killed.wait();
-    EXPECT_EQ(r.signal, SIGKILL);
-    EXPECT_FALSE(r.exit_code.has_value());
-    r = box.run({"/bin/sh", "-c", "trap 'exit 7' TERM; kill -TERM $$; sleep 100"}).wait();
-    EXPECT_EQ(r.exit_code, 7);
+    EXPECT_EQ(killed.wait().signal, SIGKILL);
     r = box.run({ctr_test::noop_static}).wait();
     EXPECT_TRUE(r.success());
     EXPECT_GT(r.wall_time.count(), 0);
@@ -123,12 +125,18 @@ TEST(prepared, runs_commands_and_reports_how_they_ended) {
 TEST(prepared, each_run_is_pid_1_of_a_fresh_pid_namespace_with_its_own_proc) {
     prepared_sandbox box(sandboxed());
     for (int i = 0; i < 3; ++i) {
-        // $$ is 1; /proc lists the run's own processes only (sh, ls): not
-        // the server, not an earlier run.
-        const auto r = shell(box, "echo $$; ls /proc > /tmp/list; grep -E '^[0-9]+$' /tmp/list | tr '\\n' ' '");
+        // The command is 2, under the run's init; /proc lists the run's
+        // own processes only (init, sh, ls): not the server, not an earlier run.
+        const auto r = shell(box, "echo $$; ls /proc > /tmp/list; grep -E '^[0-9]+$' /tmp/list | tr '\\n' ' '; "
+                                  "cat /proc/1/comm");
         EXPECT_EQ(r.exit_code, 0);
-        EXPECT_EQ(r.std_out, "1\n1 2 ") << "run " << i;
+        EXPECT_EQ(r.std_out, "2\n1 2 3 ctr-init\n") << "run " << i;
     }
+    // Without an init the command is pid 1 itself.
+    auto no_init = sandboxed();
+    no_init.init = false;
+    prepared_sandbox bare(no_init);
+    EXPECT_EQ(shell(bare, "echo $$").std_out, "1\n");
     // The fresh /proc is masked as a plan's proc() is.
     const auto masked = shell(box, "cat /proc/keys | wc -c; touch /proc/sys/kernel/x 2>/dev/null || echo read-only");
     EXPECT_EQ(masked.std_out, "0\nread-only\n");
@@ -174,8 +182,9 @@ TEST(prepared, processes_a_run_leaves_behind_die_with_it) {
     auto running = box.run({"/bin/sh", "-c", "sleep 1000 & sleep 1000"});
     const pid_t run_pid = pid_of_pidfd(running.pidfd());
     ASSERT_GT(run_pid, 0);
-    for (int i = 0; i < 200 && descendants_of(run_pid).size() < 2; ++i) usleep(10000);
-    EXPECT_EQ(descendants_of(run_pid).size(), 2U);
+    // pid 1 (the init) -> sh -> two sleeps.
+    for (int i = 0; i < 200 && descendants_of(run_pid).size() < 3; ++i) usleep(10000);
+    EXPECT_EQ(descendants_of(run_pid).size(), 3U);
     running.kill();
     EXPECT_EQ(running.wait().signal, SIGKILL);
 
@@ -283,8 +292,8 @@ TEST(prepared, a_timeout_ends_the_run) {
                                                    .kill_grace = std::chrono::milliseconds(100)})
                        .wait();
     EXPECT_TRUE(r.timed_out);
-    // pid 1 without a SIGTERM handler ignores it: SIGKILL after the grace.
-    EXPECT_EQ(r.signal, SIGKILL);
+    // The init forwards SIGTERM: sleep ends by it.
+    EXPECT_EQ(r.signal, SIGTERM);
     EXPECT_LT(r.wall_time, std::chrono::seconds(50));
 }
 

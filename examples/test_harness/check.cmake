@@ -97,6 +97,18 @@ expect("${xml}" "<testcase name=\"echo '&lt;&amp;&gt;' &amp;&amp; exit 3\" [^>]*
 expect("${xml}" "<testcase name=\"-x\" [^>]*>\n      <failure type=\"failed\" message=\"failed \\(exit 127\\)\">[^<]*-x: [a-z ]*not found")
 expect_well_formed("${junit}")
 
+# --fresh-sandboxes: a whole sandbox per case, the same outcomes, and a
+# peak charge of each case's own group where the host can make one.
+execute_process(COMMAND "${CMAKE_COMMAND}" -E env "TMPDIR=${WORK}/tmp"
+    "${HARNESS}" --fresh-sandboxes --timeout 1 "kill -SEGV $$" "sleep 30" "exit 77" "echo hi > made && cat made"
+  RESULT_VARIABLE rc
+  OUTPUT_VARIABLE output ERROR_VARIABLE output
+  ECHO_OUTPUT_VARIABLE ECHO_ERROR_VARIABLE)
+if(NOT rc EQUAL 1)
+  message(FATAL_ERROR "test_harness --fresh-sandboxes exited ${rc}, expected 1")
+endif()
+expect("${output}" "4 tests: 1 passed, 0 failed, 1 crashed, 1 timed out, 0 out of memory, 1 skipped, 0 disabled\n")
+
 foreach(flag --help -h)
   execute_process(COMMAND "${HARNESS}" ${flag} RESULT_VARIABLE rc OUTPUT_VARIABLE output ERROR_VARIABLE output)
   if(NOT rc EQUAL 0)

@@ -3,8 +3,8 @@
 // paying only for what must be fresh. Made once: the namespaces (user with
 // its id maps, network, and the others asked for), the root filesystem's
 // mount tree, the cgroup placement, the compiled seccomp filter and the rest
-// of the run's program. Fresh for every run: a new pid namespace (the
-// command is its pid 1), a new mount namespace with a fresh /proc and fresh
+// of the run's program. Fresh for every run: a new pid namespace (an init is
+// its pid 1 unless options::init is false), a new mount namespace with a fresh /proc and fresh
 // tmpfs mounts (prepared_options::fresh_tmpfs), new IPC and UTS namespaces
 // when the sandbox has them, the run's credentials and confinement, exec.
 //
@@ -52,9 +52,7 @@ struct run_options {
     stdio std_in = stdio();
     stdio std_out = stdio();
     stdio std_err = stdio();
-    // Counted from run(): SIGTERM, then SIGKILL after kill_grace (the
-    // command is pid 1 of its namespace: without a handler it ignores
-    // SIGTERM, so kill_grace decides). Zero: none.
+    // Counted from run(): SIGTERM, then SIGKILL after kill_grace. Zero: none.
     std::chrono::milliseconds timeout{0};
     std::chrono::milliseconds kill_grace{2000};
 };
@@ -69,10 +67,9 @@ struct prepared_state {
     std::vector<char> buffer;
     std::vector<char*> argv, envp;
     std::vector<const char*> candidates;
-    ctr::detail::child_stack run_stack;
     std::vector<std::string> carried;
     std::vector<const char*> carried_paths;
-    std::vector<int> run_pids, run_channels;
+    std::vector<ctr::detail::run_slot> runs;
     ctr::detail::prepared_server server;
 };
 
@@ -109,9 +106,10 @@ public:
     }
     ~prepared_run() { end_now(); }
 
-    // The run's pid as the sandbox's pid namespace sees it.
+    // The run's pid 1 as the sandbox's pid namespace sees it.
     pid_t pid_in_sandbox() const noexcept { return pid_; }
-    // A pidfd of the run (pidfd_send_signal); -1 once it has ended.
+    // A pidfd of the run's pid 1 (its init, which forwards signals to the
+    // command; or the command itself without one); -1 once it has ended.
     int pidfd() const noexcept { return pidfd_.get(); }
 
     template <class = void>
@@ -286,9 +284,7 @@ prepared_sandbox::prepared_sandbox(const options& shared, prepared_options prepa
     st.argv.assign(slots, nullptr);
     st.envp.assign(slots, nullptr);
     st.candidates.assign(slots, nullptr);
-    if (const long r = st.run_stack.allocate(); r < 0) throw error(step::allocate_stack, static_cast<int>(-r));
-    st.run_pids.assign(prepared.most_runs, 0);
-    st.run_channels.assign(prepared.most_runs, -1);
+    st.runs.resize(prepared.most_runs);
 
     auto& s = st.server;
     s.run_view = &st.run_plan.view;
@@ -310,11 +306,9 @@ prepared_sandbox::prepared_sandbox(const options& shared, prepared_options prepa
     s.envp = st.envp.data();
     s.candidates = st.candidates.data();
     s.slots = slots;
-    s.run_stack = st.run_stack.lowest();
-    s.run_stack_size = cd::child_stack::usable_size;
-    s.run_pids = st.run_pids.data();
-    s.run_channels = st.run_channels.data();
-    s.run_capacity = st.run_pids.size();
+    s.runs = st.runs.data();
+    s.run_capacity = st.runs.size();
+    s.use_init = shared.init;
 
     int ends[2];
     if (const long r = cd::sys::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ends); r < 0)
@@ -369,6 +363,8 @@ error prepared_sandbox::run_error(const ::ctr::detail::run_message& failed, cons
                          which >= 0 && static_cast<std::size_t>(which) < state_->carried.size() ? state_->carried[which] : "",
                          "carrying the sandbox's mount over the run's fresh tmpfs");
         }
+        case cd::run_init_index:
+            return error(step::run_init, e, {}, "the run's pid 1 could not start the command");
         case cd::run_oom_index:
             return error(step::write_file, e, "/proc/self/oom_score_adj", "making the run the OOM killer's first choice");
         default:
