@@ -9934,8 +9934,8 @@ private:
 // paying only for what must be fresh. Made once: the namespaces (user with
 // its id maps, network, and the others asked for), the root filesystem's
 // mount tree, the cgroup placement, the compiled seccomp filter and the rest
-// of the run's program. Fresh for every run: a new pid namespace (the
-// command is its pid 1), a new mount namespace with a fresh /proc and fresh
+// of the run's program. Fresh for every run: a new pid namespace (an init is
+// its pid 1 unless options::init is false), a new mount namespace with a fresh /proc and fresh
 // tmpfs mounts (prepared_options::fresh_tmpfs), new IPC and UTS namespaces
 // when the sandbox has them, the run's credentials and confinement, exec.
 //
@@ -9990,7 +9990,8 @@ inline constexpr std::uint32_t run_request_index = 0x7ffffff1U;   // the request
 inline constexpr std::uint32_t run_cwd_index = 0x7ffffff2U;       // chdir to the run's directory
 inline constexpr std::uint32_t run_stream_index = 0x7ffffff3U;    // a standard stream to its number
 inline constexpr std::uint32_t run_oom_index = 0x7ffffff4U;       // the run's oom_score_adj
-inline constexpr std::uint32_t run_carry_index = 0x7ffffff5U;     // | 0: copying, 1: placing a carried mount
+inline constexpr std::uint32_t run_carry_index = 0x7ffffff5U;     // a carried mount (detail: which)
+inline constexpr std::uint32_t run_init_index = 0x7ffffff6U;      // the run's pid 1 could not start the command
 inline constexpr std::size_t most_carried_mounts = 32;
 
 // A request: this header, then argc + envc + candc + 1 NUL-terminated
@@ -10034,18 +10035,30 @@ struct prepared_server {
     char** envp = nullptr;
     const char** candidates = nullptr;
     std::size_t slots = 0;  // entries in each of the three arrays
-    void* run_stack = nullptr;
-    std::size_t run_stack_size = 0;
-    // Runs started and not yet reaped: pid and channel.
-    int* run_pids = nullptr;
-    int* run_channels = nullptr;
+    // Runs started and not yet reaped, a slot each.
+    struct run_slot* runs = nullptr;
     std::size_t run_capacity = 0;
-    // The run being started: read by the run child, which shares the
-    // server's memory until it execs (CLONE_VM | CLONE_VFORK).
+    bool use_init = true;  // options::init: pid 1 of each run is an init, the command its child
+    // The run being started: read by the run's processes, which share the
+    // server's memory until the command execs; the server waits for that
+    // before it takes the next request.
+    struct run_slot* current = nullptr;
     int streams[3] = {-1, -1, -1};
     const char* cwd = nullptr;
-    int report_read = -1;
 };
+
+// One run: its pid 1's state (an init, when the sandbox has one: shared by
+// the server, pid 1 and the command, all on the server's memory), its two
+// stacks (mapped by the server on first use), its pid and channel.
+struct run_slot {
+    init_state init;  // first: the command's entry gets &init
+    prepared_server* server = nullptr;
+    void* stacks = nullptr;  // guard, pid 1's stack, guard, the command's stack
+    int pid = 0;             // 0: free
+    int pidfd = -1;          // until the server has sent it to the caller
+    int channel = -1;
+};
+inline constexpr std::size_t run_stack_size = 64 * 1024, run_guard_size = 4096;
 
 CTR_CHILD_CODE inline void server_send(int channel, const run_message& message, int fd = -1) noexcept {
     iovec part{const_cast<run_message*>(&message), sizeof message};
@@ -10105,13 +10118,42 @@ CTR_CHILD_CODE inline long place_carried_mount(const char* path, int mnt) noexce
     return sys::move_mount(mnt, "", AT_FDCWD, path, mount_abi::move_mount_f_empty_path);
 }
 
-// The run's side until its program takes over: it dies with the server,
-// makes its mounts, takes its streams and directory, then runs the
-// program, which ends in exec. Runs on the server's memory while the
-// server waits (CLONE_VFORK). Async-signal-safe.
-CTR_CHILD_CODE inline int run_main(void* argument) noexcept {
-    auto& s = *static_cast<prepared_server*>(argument);
+// The command's own first steps: its streams, its directory, then the run
+// program (credentials, capabilities, seccomp, exec). Async-signal-safe.
+[[noreturn]] CTR_CHILD_CODE inline void run_command(prepared_server& s) noexcept {
     const child_view& view = *s.run_view;
+    for (int i = 0; i < 3; ++i)
+        if (s.streams[i] >= 0)
+            if (const long r = sys::dup3(s.streams[i], i, 0); r < 0) child_report_failure(view, run_stream_index, r);
+    if (s.cwd != nullptr && s.cwd[0] != '\0')
+        if (const long r = sys::chdir(s.cwd); r < 0) child_report_failure(view, run_cwd_index, r);
+    child_run_program(view, 0);
+}
+
+// The command under a run's init: waits until pid 1 has sealed itself (as
+// under spawn's init), dies with it, then goes on as above.
+// Async-signal-safe.
+CTR_CHILD_CODE inline int run_command_main(void* argument) noexcept {
+    auto* slot = reinterpret_cast<run_slot*>(argument);
+    sys::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    while (__atomic_load_n(&slot->init.command_gate, __ATOMIC_ACQUIRE) == 0)
+        sys::futex(&slot->init.command_gate, FUTEX_WAIT, 0);
+    run_command(*slot->server);
+}
+
+// pid 1 of a run: dies with the server, makes the run's mounts, then
+// becomes its init (the command its child) or, without one, the command
+// itself. Runs on the server's memory, on its slot's stack.
+// Async-signal-safe.
+CTR_CHILD_CODE inline int run_main(void* argument) noexcept {
+    auto& slot = *static_cast<run_slot*>(argument);
+    auto& s = *slot.server;
+    const child_view& view = *s.run_view;
+    // As spawn's clone does: no handler of the caller's (whose memory this
+    // is) may run here; the init reads signals from a signalfd, the
+    // command's program restores the mask last.
+    const unsigned long all_signals = ~0UL;
+    raw::call(SYS_rt_sigprocmask, SIG_SETMASK, &all_signals, nullptr, sys::kernel_sigset_size);
     sys::prctl(PR_SET_PDEATHSIG, SIGKILL);
     for (std::size_t i = 0; i < s.carried_count; ++i) {
         const long mnt = sys::open_tree(AT_FDCWD, s.carried[i],
@@ -10137,23 +10179,20 @@ CTR_CHILD_CODE inline int run_main(void* argument) noexcept {
         // /proc/self of a process that changed its ids (not dumpable)
         // belongs to the host's root, whom the sandbox's user namespace
         // does not map: the write needs the process dumpable, as it is
-        // after exec anyway. The mm is the server's (CLONE_VM): the server
-        // makes itself not dumpable again once the run has exec'd, and
-        // nothing that could trace it sees it in between (the run is alone
-        // in its new pid namespace; the server is no more exposed than the
-        // caller it copies).
+        // after exec anyway. The mm is the server's (CLONE_VM): an init
+        // seals itself (not dumpable) before the command runs, and the
+        // server does the same once the command has exec'd; nothing that
+        // could trace it sees it in between (the run is alone in its new
+        // pid namespace; the server is no more exposed than the caller it
+        // copies). Children inherit the score: the command too.
         sys::prctl(PR_SET_DUMPABLE, 1);
         const long fd = sys::openat(AT_FDCWD, "/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
         const long r = fd < 0 ? fd : sys::write(static_cast<int>(fd), "1000", 4);
         if (fd >= 0) sys::close(static_cast<int>(fd));
         if (r < 0) child_report_failure(view, run_oom_index, r);
     }
-    for (int i = 0; i < 3; ++i)
-        if (s.streams[i] >= 0)
-            if (const long r = sys::dup3(s.streams[i], i, 0); r < 0) child_report_failure(view, run_stream_index, r);
-    if (s.cwd != nullptr && s.cwd[0] != '\0')
-        if (const long r = sys::chdir(s.cwd); r < 0) child_report_failure(view, run_cwd_index, r);
-    child_run_program(view, 0);
+    if (s.use_init) child_become_init(view, run_init_index, &slot.init);
+    run_command(s);
 }
 
 // The NUL-terminated string at `at` in the request; moves `at` past it.
@@ -10192,6 +10231,49 @@ CTR_CHILD_CODE inline bool server_parse(prepared_server& s, std::size_t length) 
     return true;
 }
 
+// Clones a run's pid 1 into `slot` (mapping its stacks on first use), with
+// a fresh report channel. Returns the channel's read end, or -errno.
+CTR_CHILD_CODE inline long server_clone_run(prepared_server& s, run_slot& slot) noexcept {
+    if (!slot.stacks) {
+        void* base = nullptr;
+        const std::size_t size = 2 * (run_guard_size + run_stack_size);
+        if (const long r = sys::mmap(&base, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE);
+            r < 0)
+            return r;
+        raw::call(SYS_mprotect, base, run_guard_size, PROT_NONE);
+        raw::call(SYS_mprotect, static_cast<char*>(base) + run_guard_size + run_stack_size, run_guard_size, PROT_NONE);
+        slot.stacks = base;
+    }
+    char* const base = static_cast<char*>(slot.stacks);
+    int report[2];
+    if (const long r = sys::pipe2(report, O_CLOEXEC); r < 0) return r;
+    s.run_view->report_fd = report[1];
+    s.current = &slot;
+    slot.server = &s;
+    slot.init = init_state{};
+    slot.init.command_stack_top = base + 2 * (run_guard_size + run_stack_size);
+    slot.init.command_entry = run_command_main;
+    slot.init.view = s.run_view;
+    // No owner watch (owner_pidfd -1): the server's own death ends the
+    // run, by the parent-death signal.
+    int pidfd = -1;
+    clone_args args{};
+    args.flags = CLONE_VM | CLONE_PIDFD | s.run_clone_flags;
+    args.pidfd = reinterpret_cast<std::uint64_t>(&pidfd);
+    args.exit_signal = SIGCHLD;
+    args.stack = reinterpret_cast<std::uint64_t>(base + run_guard_size);
+    args.stack_size = run_stack_size;
+    const long pid = sys::clone3(&args, sizeof args, run_main, &slot);
+    sys::close(report[1]);
+    if (pid < 0) {
+        sys::close(report[0]);
+        return pid;
+    }
+    slot.pid = static_cast<int>(pid);
+    slot.pidfd = pidfd;
+    return report[0];
+}
+
 // Starts one run: receives the request, clones the run into new pid and
 // mount namespaces (it execs before the server goes on), and answers on the
 // run's channel with its pid and a pidfd, or with the failed step.
@@ -10226,49 +10308,44 @@ CTR_CHILD_CODE inline void server_start_run(prepared_server& s) noexcept {
     std::size_t next_fd = 1;
     for (int i = 0; i < 3; ++i) s.streams[i] = (header.streams & (1U << i)) && next_fd < fd_count ? fds[next_fd++] : -1;
 
-    std::size_t slot = s.run_capacity;
-    for (std::size_t i = 0; i < s.run_capacity; ++i)
-        if (s.run_pids[i] == 0) {
-            slot = i;
-            break;
-        }
+    run_slot* slot = nullptr;
+    for (std::size_t i = 0; i < s.run_capacity && !slot; ++i)
+        if (s.runs[i].pid == 0) slot = &s.runs[i];
     if ((message.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0 || !server_parse(s, static_cast<std::size_t>(length))) {
         server_fail(channel, run_request_index, -EPROTO);
-    } else if (slot == s.run_capacity) {
+    } else if (!slot) {
         server_fail(channel, run_request_index, -EAGAIN);
+    } else if (const long started = server_clone_run(s, *slot); started < 0) {
+        server_fail(channel, run_clone_index, started);
     } else {
-        int pidfd = -1;
-        clone_args args{};
-        args.flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD | s.run_clone_flags;
-        args.pidfd = reinterpret_cast<std::uint64_t>(&pidfd);
-        args.exit_signal = SIGCHLD;
-        args.stack = reinterpret_cast<std::uint64_t>(s.run_stack);
-        args.stack_size = s.run_stack_size;
-        const long pid = sys::clone3(&args, sizeof args, run_main, &s);
+        // The run's channel: closed when its pid 1 has exec'd the command
+        // (every copy of the write end gone), or a report of the failed step.
+        const int report_read = static_cast<int>(started);
+        child_report report{};
+        long got;
+        do got = sys::read(report_read, &report, sizeof report);
+        while (got == -EINTR);
+        sys::close(report_read);
         if (s.runs_first_to_oom) sys::prctl(PR_SET_DUMPABLE, 0);
-        if (pid < 0) {
-            server_fail(channel, run_clone_index, pid);
+        if (got == static_cast<long>(sizeof report)) {
+            int status = 0;
+            long r;
+            do r = sys::wait4(slot->pid, &status, 0);
+            while (r == -EINTR);
+            server_fail(channel, report.op_index, -static_cast<long>(report.error), report.detail);
+            sys::close(slot->pidfd);
+            slot->pidfd = -1;
+            slot->pid = 0;
         } else {
-            // The run has exec'd or ended by now. A report says it failed.
-            child_report report{};
-            if (sys::read(s.report_read, &report, sizeof report) == static_cast<long>(sizeof report)) {
-                int status = 0;
-                long r;
-                do r = sys::wait4(static_cast<int>(pid), &status, 0);
-                while (r == -EINTR);
-                server_fail(channel, report.op_index, -static_cast<long>(report.error), report.detail);
-                sys::close(pidfd);
-            } else {
-                run_message started{};
-                started.event = run_event::started;
-                started.pid = static_cast<std::int32_t>(pid);
-                server_send(channel, started, pidfd);
-                sys::close(pidfd);
-                s.run_pids[slot] = static_cast<int>(pid);
-                s.run_channels[slot] = channel;
-                for (std::size_t i = 1; i < fd_count; ++i) sys::close(fds[i]);
-                return;
-            }
+            run_message m{};
+            m.event = run_event::started;
+            m.pid = slot->pid;
+            server_send(channel, m, slot->pidfd);
+            sys::close(slot->pidfd);
+            slot->pidfd = -1;
+            slot->channel = channel;
+            for (std::size_t i = 1; i < fd_count; ++i) sys::close(fds[i]);
+            return;
         }
     }
     for (std::size_t i = 1; i < fd_count; ++i) sys::close(fds[i]);
@@ -10285,18 +10362,21 @@ CTR_CHILD_CODE inline void server_reap(prepared_server& s) noexcept {
         if (pid == -EINTR) continue;
         if (pid <= 0) return;
         for (std::size_t i = 0; i < s.run_capacity; ++i) {
-            if (s.run_pids[i] != pid) continue;
+            run_slot& slot = s.runs[i];
+            if (slot.pid != pid) continue;
             run_message ended{};
             ended.event = run_event::ended;
             ended.pid = static_cast<std::int32_t>(pid);
-            ended.wait_status = status;
+            // An init leaves the command's own status (a signal stays a
+            // signal); without one, or when pid 1 was killed first, its own.
+            ended.wait_status = s.use_init && slot.init.command_wait_status != -1 ? slot.init.command_wait_status : status;
             ended.user_us = usage.ru_utime.tv_sec * 1000000 + usage.ru_utime.tv_usec;
             ended.system_us = usage.ru_stime.tv_sec * 1000000 + usage.ru_stime.tv_usec;
             ended.max_rss_kib = usage.ru_maxrss;
-            server_send(s.run_channels[i], ended);
-            sys::close(s.run_channels[i]);
-            s.run_pids[i] = 0;
-            s.run_channels[i] = -1;
+            server_send(slot.channel, ended);
+            sys::close(slot.channel);
+            slot.channel = -1;
+            slot.pid = 0;
             break;
         }
     }
@@ -10324,12 +10404,6 @@ CTR_CHILD_CODE inline long serve_prepared_runs(const child_op& op) noexcept {
     if (sys::write(report_fd, &held, sizeof held) != static_cast<long>(sizeof held))
         sys::exit_group(child_failed_exit_code);
     sys::close(report_fd);
-
-    int report[2];
-    if (sys::pipe2(report, O_CLOEXEC) < 0) sys::exit_group(child_failed_exit_code);
-    sys::fcntl(report[0], F_SETFL, O_NONBLOCK);
-    s.report_read = report[0];
-    s.run_view->report_fd = report[1];
 
     const unsigned long child_signal = 1UL << (SIGCHLD - 1);
     raw::call(SYS_rt_sigprocmask, SIG_BLOCK, &child_signal, nullptr, sys::kernel_sigset_size);
@@ -15272,9 +15346,7 @@ struct run_options {
     stdio std_in = stdio();
     stdio std_out = stdio();
     stdio std_err = stdio();
-    // Counted from run(): SIGTERM, then SIGKILL after kill_grace (the
-    // command is pid 1 of its namespace: without a handler it ignores
-    // SIGTERM, so kill_grace decides). Zero: none.
+    // Counted from run(): SIGTERM, then SIGKILL after kill_grace. Zero: none.
     std::chrono::milliseconds timeout{0};
     std::chrono::milliseconds kill_grace{2000};
 };
@@ -15289,10 +15361,9 @@ struct prepared_state {
     std::vector<char> buffer;
     std::vector<char*> argv, envp;
     std::vector<const char*> candidates;
-    ctr::detail::child_stack run_stack;
     std::vector<std::string> carried;
     std::vector<const char*> carried_paths;
-    std::vector<int> run_pids, run_channels;
+    std::vector<ctr::detail::run_slot> runs;
     ctr::detail::prepared_server server;
 };
 
@@ -15329,9 +15400,10 @@ public:
     }
     ~prepared_run() { end_now(); }
 
-    // The run's pid as the sandbox's pid namespace sees it.
+    // The run's pid 1 as the sandbox's pid namespace sees it.
     pid_t pid_in_sandbox() const noexcept { return pid_; }
-    // A pidfd of the run (pidfd_send_signal); -1 once it has ended.
+    // A pidfd of the run's pid 1 (its init, which forwards signals to the
+    // command; or the command itself without one); -1 once it has ended.
     int pidfd() const noexcept { return pidfd_.get(); }
 
     template <class = void>
@@ -15506,9 +15578,7 @@ prepared_sandbox::prepared_sandbox(const options& shared, prepared_options prepa
     st.argv.assign(slots, nullptr);
     st.envp.assign(slots, nullptr);
     st.candidates.assign(slots, nullptr);
-    if (const long r = st.run_stack.allocate(); r < 0) throw error(step::allocate_stack, static_cast<int>(-r));
-    st.run_pids.assign(prepared.most_runs, 0);
-    st.run_channels.assign(prepared.most_runs, -1);
+    st.runs.resize(prepared.most_runs);
 
     auto& s = st.server;
     s.run_view = &st.run_plan.view;
@@ -15530,11 +15600,9 @@ prepared_sandbox::prepared_sandbox(const options& shared, prepared_options prepa
     s.envp = st.envp.data();
     s.candidates = st.candidates.data();
     s.slots = slots;
-    s.run_stack = st.run_stack.lowest();
-    s.run_stack_size = cd::child_stack::usable_size;
-    s.run_pids = st.run_pids.data();
-    s.run_channels = st.run_channels.data();
-    s.run_capacity = st.run_pids.size();
+    s.runs = st.runs.data();
+    s.run_capacity = st.runs.size();
+    s.use_init = shared.init;
 
     int ends[2];
     if (const long r = cd::sys::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ends); r < 0)
@@ -15589,6 +15657,8 @@ error prepared_sandbox::run_error(const ::ctr::detail::run_message& failed, cons
                          which >= 0 && static_cast<std::size_t>(which) < state_->carried.size() ? state_->carried[which] : "",
                          "carrying the sandbox's mount over the run's fresh tmpfs");
         }
+        case cd::run_init_index:
+            return error(step::run_init, e, {}, "the run's pid 1 could not start the command");
         case cd::run_oom_index:
             return error(step::write_file, e, "/proc/self/oom_score_adj", "making the run the OOM killer's first choice");
         default:
