@@ -13,6 +13,11 @@ namespace ctr_bench {
 
 class ratio_reporter : public benchmark::ConsoleReporter {
 public:
+    // A reporter passed to RunSpecifiedBenchmarks is not told of
+    // --benchmark_color: a program that wants plain text when its output is
+    // not a terminal passes OO_Tabular.
+    explicit ratio_reporter(OutputOptions options = OO_Defaults) : ConsoleReporter(options) {}
+
     void ReportRuns(const std::vector<Run>& runs) override {
         ConsoleReporter::ReportRuns(runs);
         // With --benchmark_repetitions the median (reported after the

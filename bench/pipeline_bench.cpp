@@ -43,6 +43,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -451,6 +452,22 @@ std::string enter_own_namespaces() {
 }
 
 class pipeline_summary : public ctr_bench::ratio_reporter {
+public:
+    using ratio_reporter::ratio_reporter;
+
+    void ReportRuns(const std::vector<Run>& runs) override {
+        ratio_reporter::ReportRuns(runs);
+        for (const auto& run : runs)
+            if (run.error_occurred) {
+                std::string name = run.benchmark_name();
+                if (const auto at = name.find("/iterations:"); at != std::string::npos) name.resize(at);
+                skipped_[name] = run.error_message;
+            }
+    }
+
+private:
+    std::map<std::string, std::string> skipped_;
+
     double p50(const std::string& name) const { return counter(name, "p50_us"); }
 
     // "label  a/b  goal ...: met|MISSED" on the medians, when both ran.
@@ -502,7 +519,10 @@ class pipeline_summary : public ctr_bench::ratio_reporter {
         for (const auto& name : latency_benchmarks) {
             const double a = p50(name), b = counter(name, "p99_us");
             if (a <= 0) {
-                std::printf("  %-40s %10s\n", name.c_str(), "skipped");
+                // Not run at all: left out by --benchmark_filter.
+                if (const auto why = skipped_.find(name); why != skipped_.end())
+                    std::printf("  %-40s skipped: %.70s%s\n", name.c_str(), why->second.c_str(),
+                                why->second.size() > 70 ? "..." : "");
                 continue;
             }
             const bool ok = b / a <= 3;
@@ -517,8 +537,9 @@ class pipeline_summary : public ctr_bench::ratio_reporter {
             std::printf("\nFull-pipeline throughput (full_pipeline: one shared group; _no_cgroup: none):\n");
             for (const auto& name : throughput_benchmarks) {
                 const double rate = counter(name, "sandboxes_per_s");
-                if (rate < 0) std::printf("  %-44s skipped\n", name.c_str());
-                else
+                if (rate < 0) {
+                    if (skipped_.count(name)) std::printf("  %-44s skipped (see above)\n", name.c_str());
+                } else
                     std::printf("  %-44s %8.0f sandboxes/s  (per launch p50 %.0f us, p99 %.0f us)\n", name.c_str(),
                                 rate, p50(name), counter(name, "p99_us"));
             }
@@ -672,7 +693,8 @@ int main(int argc, char** argv) {
 
     benchmark::Initialize(&argc, argv);
     if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-    pipeline_summary reporter;
+    pipeline_summary reporter(isatty(STDOUT_FILENO) ? benchmark::ConsoleReporter::OO_Defaults
+                                                    : benchmark::ConsoleReporter::OO_Tabular);
     benchmark::RunSpecifiedBenchmarks(&reporter);
     benchmark::Shutdown();
     if (shared_group) {
