@@ -410,24 +410,39 @@ void throughput(benchmark::State& state, int threads, bool with_group) {
 std::vector<std::unique_ptr<char[]>> ballast;
 std::size_t ballast_bytes = 0;
 
-bool grow_ballast(std::size_t bytes) {
-    if (ballast_bytes >= bytes) return true;
+// The kernel's MemAvailable in bytes, or 0 when unknown.
+std::size_t available_memory() {
+    std::ifstream meminfo("/proc/meminfo");
+    for (std::string line; std::getline(meminfo, line);)
+        if (line.starts_with("MemAvailable:"))
+            return static_cast<std::size_t>(std::strtoull(line.c_str() + 13, nullptr, 10)) * 1024;  // "... kB"
+    return 0;
+}
+
+// Empty, or why the ballast cannot grow to `bytes`.
+std::string grow_ballast(std::size_t bytes) {
+    if (ballast_bytes >= bytes) return {};
     const std::size_t more = bytes - ballast_bytes;
+    // Touching more than the machine has would bring in the OOM killer; a
+    // GiB is left for the launches.
+    if (const std::size_t available = available_memory(); available != 0 && more + (std::size_t{1} << 30) > available)
+        return "the heap ballast needs " + std::to_string(more >> 20) + " MiB more and " +
+               std::to_string(available >> 20) + " MiB are available (with 1 GiB to spare)";
     std::unique_ptr<char[]> chunk(new (std::nothrow) char[more]);
-    if (!chunk) return false;
+    if (!chunk) return "cannot allocate the heap ballast";
     const long page = sysconf(_SC_PAGESIZE);
     for (std::size_t i = 0; i < more; i += static_cast<std::size_t>(page)) chunk[i] = 1;
     benchmark::DoNotOptimize(chunk.get());
     ballast.push_back(std::move(chunk));
     ballast_bytes = bytes;
-    return true;
+    return {};
 }
 
 void add_heap_timed(const std::string& name, std::size_t heap, launch_fn launch, int n) {
     latency_benchmarks.push_back(name);
     benchmark::RegisterBenchmark(name.c_str(), [heap, launch = std::move(launch)](benchmark::State& s) {
-        if (!grow_ballast(heap)) {
-            s.SkipWithError("cannot allocate the heap ballast");
+        if (const std::string why = grow_ballast(heap); !why.empty()) {
+            s.SkipWithError(why.c_str());
             for (auto _ : s) {
             }
             return;
