@@ -88,7 +88,7 @@ double seconds_now() {
 }
 
 // Nearest rank: the smallest sample with at least q of them at or below it.
-double percentile(std::vector<double>& sorted_us, double q) {
+double percentile(const std::vector<double>& sorted_us, double q) {
     if (sorted_us.empty()) return 0;
     const auto rank = static_cast<std::size_t>(std::ceil(q * static_cast<double>(sorted_us.size())));
     return sorted_us[std::clamp<std::size_t>(rank, 1, sorted_us.size()) - 1];
@@ -106,8 +106,6 @@ void publish(benchmark::State& state, std::vector<double> us) {
 // A launch returns an empty string, or why it failed.
 using launch_fn = std::function<std::string()>;
 
-std::string describe(const std::exception& e) { return e.what(); }
-
 std::string run_ctr(const std::vector<std::string>& argv, const options& opts) {
     try {
         const auto r = ctr::process::spawn(argv, opts).wait();
@@ -115,7 +113,7 @@ std::string run_ctr(const std::vector<std::string>& argv, const options& opts) {
         if (r.exit_code) return "the no-op exited with status " + std::to_string(*r.exit_code);
         return "the no-op was killed by signal " + std::to_string(r.signal.value_or(0));
     } catch (const std::exception& e) {
-        return describe(e);
+        return e.what();
     }
 }
 
@@ -272,7 +270,7 @@ cg::group* reused_group() {
     try {
         shared_group.emplace(group_options);
     } catch (const std::exception& e) {
-        why_no_group = describe(e);
+        why_no_group = e.what();
     }
     return shared_group ? &*shared_group : nullptr;
 }
@@ -282,7 +280,7 @@ cg::group* reused_group() {
 // busybox root with proc and /dev, entered by pivot_root; confinement
 // (capabilities dropped, no_new_privs, the default seccomp profile); exec
 // of the static no-op, and the reap. `group` may be null: the same without
-// a cgroup (the launchers above set it).
+// a cgroup (the launchers below set it).
 options full_pipeline(cg::group* group) {
     return {.namespaces = ns::user | ns::pid | ns::mount | ns::uts | ns::ipc,
             .hostname = "sandbox",
@@ -309,8 +307,7 @@ launch_fn ctr_launch_as_given(std::vector<std::string> argv, options opts) {
 }
 
 launch_fn ctr_launch(std::vector<std::string> argv, options opts) {
-    opts = rootless_maps(std::move(opts));
-    return [argv = std::move(argv), opts = std::move(opts)] { return run_ctr(argv, opts); };
+    return ctr_launch_as_given(std::move(argv), rootless_maps(std::move(opts)));
 }
 
 // A launch in a group of its own, made and removed each time. The options
@@ -327,7 +324,7 @@ launch_fn launch_in_new_group(std::vector<std::string> argv, options base) {
             return failure;
         } catch (const std::exception& e) {
             opts->cgroup = nullptr;
-            return describe(e);
+            return e.what();
         }
     };
 }
