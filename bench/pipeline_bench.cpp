@@ -208,8 +208,12 @@ struct fixtures {
         rootfs = root;
     }
     ~fixtures() {
+        if (dir.empty()) return;
         std::error_code ignored;
-        if (!dir.empty()) fs::remove_all(dir, ignored);
+        // overlayfs leaves work/work with mode 000; not root, remove_all
+        // could not enter it.
+        fs::permissions(dir / "work/work", fs::perms::owner_all, ignored);
+        fs::remove_all(dir, ignored);
     }
     fixtures(const fixtures&) = delete;
     fixtures& operator=(const fixtures&) = delete;
