@@ -13,6 +13,11 @@ namespace ctr_bench {
 
 class ratio_reporter : public benchmark::ConsoleReporter {
 public:
+    // A reporter passed to RunSpecifiedBenchmarks is not told of
+    // --benchmark_color: a program that wants plain text when its output is
+    // not a terminal passes OO_Tabular.
+    explicit ratio_reporter(OutputOptions options = OO_Defaults) : ConsoleReporter(options) {}
+
     void ReportRuns(const std::vector<Run>& runs) override {
         ConsoleReporter::ReportRuns(runs);
         // With --benchmark_repetitions the median (reported after the
@@ -22,9 +27,10 @@ public:
             if (run.run_type != Run::RT_Iteration &&
                 !(run.run_type == Run::RT_Aggregate && run.aggregate_name == "median"))
                 continue;
-            // "ctr_spawn/small_parent/real_time" is kept as "ctr_spawn/small_parent".
+            // "ctr_spawn/small_parent/real_time" is kept as "ctr_spawn/small_parent";
+            // likewise "/iterations:N" and "/manual_time".
             std::string name = run.benchmark_name();
-            for (const char* suffix : {"/real_time", "/min_time:"})
+            for (const char* suffix : {"/real_time", "/min_time:", "/iterations:", "/manual_time"})
                 if (const auto at = name.find(suffix); at != std::string::npos) name.resize(at);
             times_[name] = run.GetAdjustedRealTime();
             for (const auto& [counter, value] : run.counters) counters_[name][counter] = value.value;
