@@ -433,3 +433,28 @@ TEST(prepared, the_roots_mounts_below_a_fresh_tmpfs_are_carried_over_it) {
     EXPECT_EQ(shell(box, "cat /tmp/work/data/made; ls /tmp/own 2>&1 >/dev/null | wc -l").std_out, "new\n1\n");
     EXPECT_TRUE(std::filesystem::exists(dir.path + "/made"));
 }
+
+TEST(prepared, runs_on_a_root_filesystem_of_its_own) {
+    // A busybox root made for this test, read-only and without /tmp: the
+    // sandbox makes the mount point of each fresh tmpfs by the plan's rule
+    // (here a skeleton, so that the rootfs directory never changes).
+    ctr_test::temp_dir dir;
+    std::filesystem::permissions(dir.path, std::filesystem::perms::all);
+    const std::string rootfs = dir.path + "/rootfs";
+    if (std::system(("'" + ctr_test::make_rootfs + "' '" + rootfs + "' >/dev/null 2>&1").c_str()) != 0)
+        GTEST_SKIP() << "no busybox rootfs (" << ctr_test::make_rootfs << " failed: install busybox-static)";
+    std::filesystem::remove_all(rootfs + "/tmp");
+    auto opts = sandboxed();
+    opts.root = ctr::mount::plan{.rootfs = rootfs,
+                                 .read_only_root = true,
+                                 .missing_points = ctr::mount::missing_mount_points::make_in_skeleton}
+                    .proc()
+                    .dev();
+    opts.security = ctr::security::confined();
+    prepared_sandbox box(opts);
+    for (int i = 0; i < 2; ++i) {
+        const auto r = shell(box, "ls /tmp | wc -l; echo x > /tmp/f && echo wrote; touch /bin/x 2>/dev/null || echo ro");
+        EXPECT_EQ(r.std_out, "0\nwrote\nro\n") << "run " << i;
+    }
+    EXPECT_FALSE(std::filesystem::exists(rootfs + "/tmp")) << "the rootfs directory changed";
+}

@@ -15525,6 +15525,20 @@ prepared_sandbox::prepared_sandbox(const options& shared, prepared_options prepa
     // A new /proc may be mounted in a user namespace only where one is
     // fully visible already: the server's.
     if (!has_proc) root->proc("/proc");
+    // Each fresh tmpfs needs its mount point: a tmpfs there in the shared
+    // tree makes it wherever the root lacks it (the plan's rules for a
+    // missing mount point), and is what runs find under their own.
+    for (const auto& fresh : prepared.fresh_tmpfs) {
+        bool mounted = false;
+        for (const auto& request : root->requests) {
+            if (const auto* t = std::get_if<mount::detail::tmpfs_request>(&request); t && t->target == fresh)
+                mounted = true;
+            // dev() makes a tmpfs at shm.
+            if (const auto* d = std::get_if<mount::detail::dev_request>(&request); d && d->target + "/shm" == fresh)
+                mounted = true;
+        }
+        if (!mounted) root->tmpfs(fresh, {.mode = 01777});
+    }
 
     // Each run's own mounts, at paths of the sandbox's root.
     {
