@@ -345,7 +345,7 @@ private:
             // A group that can no longer be read leaves them empty: the
             // run's own outcome above stands either way.
             try {
-                detail::add_cgroup_run_figures(out, cgroup_run_, cgroup_->read_stats());
+                detail::add_cgroup_run_figures(out, cgroup_run_, cgroup_->read_run_figures());
             } catch (const error&) {
             }
         }

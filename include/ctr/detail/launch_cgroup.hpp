@@ -30,7 +30,7 @@ struct cgroup_run_start {
 template <class = void>
 inline cgroup_run_start begin_cgroup_run(const cgroup::group& group) {
     cgroup_run_start start;
-    start.before = group.read_stats();
+    start.before = group.read_run_figures();
     start.peak_is_per_run = start.before.memory_peak == std::uint64_t{0};
     return start;
 }
