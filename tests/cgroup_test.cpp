@@ -385,6 +385,27 @@ TEST(cgroup, memory_under_the_limit_is_not_killed) {
     EXPECT_GE(*s.memory_peak, 32 * MiB);
 }
 
+TEST(cgroup, run_figures_are_the_stats_a_result_takes) {
+    REQUIRE_CGROUPS();
+    cg::group g({.limits = {.memory_max = "256M", .pids_max = 64}});
+    ASSERT_EQ(start_in(g, {"alloc", "16"}).wait().exit_code, 0);
+    const cg::stats all = g.read_stats();
+    const cg::stats run = g.read_run_figures();
+    // The four figures a process::result takes, as read_stats() has them
+    // (nothing runs in the group now, so they cannot move)...
+    EXPECT_EQ(run.memory_peak, all.memory_peak);
+    EXPECT_EQ(run.oom_kills, all.oom_kills);
+    EXPECT_EQ(run.cpu_user.has_value(), all.cpu_user.has_value());
+    EXPECT_EQ(run.cpu_system.has_value(), all.cpu_system.has_value());
+    if (run.cpu_user && all.cpu_user) EXPECT_EQ(*run.cpu_user, *all.cpu_user);
+    ASSERT_TRUE(run.memory_peak.has_value());
+    EXPECT_GE(*run.memory_peak, 16 * MiB);
+    // ...and none of what it does not read (read_stats() has them here).
+    EXPECT_TRUE(all.pids_current.has_value());
+    EXPECT_FALSE(run.pids_current.has_value());
+    EXPECT_FALSE(run.memory_current.has_value());
+}
+
 TEST(cgroup, fork_bomb_stops_at_pids_max) {
     REQUIRE_CGROUPS();
     cg::group g({.limits = {.pids_max = 16}});
