@@ -397,7 +397,9 @@ TEST(cgroup, run_figures_are_the_stats_a_result_takes) {
     EXPECT_EQ(run.oom_kills, all.oom_kills);
     EXPECT_EQ(run.cpu_user.has_value(), all.cpu_user.has_value());
     EXPECT_EQ(run.cpu_system.has_value(), all.cpu_system.has_value());
-    if (run.cpu_user && all.cpu_user) EXPECT_EQ(*run.cpu_user, *all.cpu_user);
+    if (run.cpu_user && all.cpu_user) {
+        EXPECT_EQ(*run.cpu_user, *all.cpu_user);
+    }
     ASSERT_TRUE(run.memory_peak.has_value());
     EXPECT_GE(*run.memory_peak, 16 * MiB);
     // ...and none of what it does not read (read_stats() has them here).
