@@ -7457,6 +7457,30 @@ CTR_CHILD_CODE inline long child_run_op(const child_view& view, const child_op& 
     return -EINVAL;
 }
 
+// Sends `size` bytes of `data` on `socket`, with `fd` (SCM_RIGHTS) unless
+// it is negative; retries EINTR. Returns what sendmsg returns.
+// Async-signal-safe.
+CTR_CHILD_CODE inline long child_send_with_fd(int socket, const void* data, std::size_t size, int fd, int flags) noexcept {
+    iovec part{const_cast<void*>(data), size};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    msghdr message{};
+    message.msg_iov = &part;
+    message.msg_iovlen = 1;
+    if (fd >= 0) {
+        message.msg_control = control;
+        message.msg_controllen = sizeof control;
+        cmsghdr* header = CMSG_FIRSTHDR(&message);
+        header->cmsg_level = SOL_SOCKET;
+        header->cmsg_type = SCM_RIGHTS;
+        header->cmsg_len = CMSG_LEN(sizeof(int));
+        __builtin_memcpy(CMSG_DATA(header), &fd, sizeof fd);
+    }
+    long sent;
+    do sent = sys::sendmsg(socket, &message, flags);
+    while (sent == -EINTR);
+    return sent;
+}
+
 [[noreturn]] CTR_CHILD_CODE inline void child_report_failure(const child_view& view, std::size_t op_index,
                                                           long negative_errno) noexcept {
     const child_report report{static_cast<std::uint32_t>(op_index), static_cast<std::int32_t>(-negative_errno),
@@ -10076,25 +10100,9 @@ struct run_slot {
 inline constexpr std::size_t run_stack_size = 64 * 1024, run_guard_size = 4096;
 
 CTR_CHILD_CODE inline void server_send(int channel, const run_message& message, int fd = -1) noexcept {
-    iovec part{const_cast<run_message*>(&message), sizeof message};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    msghdr header{};
-    header.msg_iov = &part;
-    header.msg_iovlen = 1;
-    if (fd >= 0) {
-        header.msg_control = control;
-        header.msg_controllen = sizeof control;
-        cmsghdr* c = CMSG_FIRSTHDR(&header);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        __builtin_memcpy(CMSG_DATA(c), &fd, sizeof fd);
-    }
-    long r;
-    do r = sys::sendmsg(channel, &header, MSG_NOSIGNAL | MSG_DONTWAIT);
-    while (r == -EINTR);
     // A caller that dropped its run handle has closed the channel: nothing
-    // to tell it.
+    // to tell it, so the result is not looked at.
+    child_send_with_fd(channel, &message, sizeof message, fd, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
 CTR_CHILD_CODE inline void server_fail(int channel, std::uint32_t index, long negative_errno, int detail = 0) noexcept {
@@ -14576,22 +14584,8 @@ CTR_CHILD_CODE inline long child_open_terminal(const child_op& op) noexcept {
     sys::close(s);
 
     *part = terminal_part::send_master;
-    char byte = 'T';
-    iovec data{&byte, 1};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    msghdr message{};
-    message.msg_iov = &data;
-    message.msg_iovlen = 1;
-    message.msg_control = control;
-    message.msg_controllen = sizeof control;
-    cmsghdr* header = CMSG_FIRSTHDR(&message);
-    header->cmsg_level = SOL_SOCKET;
-    header->cmsg_type = SCM_RIGHTS;
-    header->cmsg_len = CMSG_LEN(sizeof(int));
-    __builtin_memcpy(CMSG_DATA(header), &m, sizeof m);
-    long sent;
-    do sent = sys::sendmsg(t.socket, &message, MSG_NOSIGNAL);
-    while (sent == -EINTR);
+    const char byte = 'T';
+    const long sent = child_send_with_fd(t.socket, &byte, 1, m, MSG_NOSIGNAL);
     // The receiver has its own copy now; this process keeps only the slave.
     sys::close(m);
     return sent < 0 ? sent : 0;

@@ -526,6 +526,30 @@ CTR_CHILD_CODE inline long child_run_op(const child_view& view, const child_op& 
     return -EINVAL;
 }
 
+// Sends `size` bytes of `data` on `socket`, with `fd` (SCM_RIGHTS) unless
+// it is negative; retries EINTR. Returns what sendmsg returns.
+// Async-signal-safe.
+CTR_CHILD_CODE inline long child_send_with_fd(int socket, const void* data, std::size_t size, int fd, int flags) noexcept {
+    iovec part{const_cast<void*>(data), size};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    msghdr message{};
+    message.msg_iov = &part;
+    message.msg_iovlen = 1;
+    if (fd >= 0) {
+        message.msg_control = control;
+        message.msg_controllen = sizeof control;
+        cmsghdr* header = CMSG_FIRSTHDR(&message);
+        header->cmsg_level = SOL_SOCKET;
+        header->cmsg_type = SCM_RIGHTS;
+        header->cmsg_len = CMSG_LEN(sizeof(int));
+        __builtin_memcpy(CMSG_DATA(header), &fd, sizeof fd);
+    }
+    long sent;
+    do sent = sys::sendmsg(socket, &message, flags);
+    while (sent == -EINTR);
+    return sent;
+}
+
 [[noreturn]] CTR_CHILD_CODE inline void child_report_failure(const child_view& view, std::size_t op_index,
                                                           long negative_errno) noexcept {
     const child_report report{static_cast<std::uint32_t>(op_index), static_cast<std::int32_t>(-negative_errno),

@@ -95,22 +95,8 @@ CTR_CHILD_CODE inline long child_open_terminal(const child_op& op) noexcept {
     sys::close(s);
 
     *part = terminal_part::send_master;
-    char byte = 'T';
-    iovec data{&byte, 1};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    msghdr message{};
-    message.msg_iov = &data;
-    message.msg_iovlen = 1;
-    message.msg_control = control;
-    message.msg_controllen = sizeof control;
-    cmsghdr* header = CMSG_FIRSTHDR(&message);
-    header->cmsg_level = SOL_SOCKET;
-    header->cmsg_type = SCM_RIGHTS;
-    header->cmsg_len = CMSG_LEN(sizeof(int));
-    __builtin_memcpy(CMSG_DATA(header), &m, sizeof m);
-    long sent;
-    do sent = sys::sendmsg(t.socket, &message, MSG_NOSIGNAL);
-    while (sent == -EINTR);
+    const char byte = 'T';
+    const long sent = child_send_with_fd(t.socket, &byte, 1, m, MSG_NOSIGNAL);
     // The receiver has its own copy now; this process keeps only the slave.
     sys::close(m);
     return sent < 0 ? sent : 0;

@@ -114,25 +114,9 @@ struct run_slot {
 inline constexpr std::size_t run_stack_size = 64 * 1024, run_guard_size = 4096;
 
 CTR_CHILD_CODE inline void server_send(int channel, const run_message& message, int fd = -1) noexcept {
-    iovec part{const_cast<run_message*>(&message), sizeof message};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    msghdr header{};
-    header.msg_iov = &part;
-    header.msg_iovlen = 1;
-    if (fd >= 0) {
-        header.msg_control = control;
-        header.msg_controllen = sizeof control;
-        cmsghdr* c = CMSG_FIRSTHDR(&header);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        __builtin_memcpy(CMSG_DATA(c), &fd, sizeof fd);
-    }
-    long r;
-    do r = sys::sendmsg(channel, &header, MSG_NOSIGNAL | MSG_DONTWAIT);
-    while (r == -EINTR);
     // A caller that dropped its run handle has closed the channel: nothing
-    // to tell it.
+    // to tell it, so the result is not looked at.
+    child_send_with_fd(channel, &message, sizeof message, fd, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
 CTR_CHILD_CODE inline void server_fail(int channel, std::uint32_t index, long negative_errno, int detail = 0) noexcept {
