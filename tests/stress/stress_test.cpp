@@ -7,6 +7,7 @@
 //   CTR_STRESS_COUNT         sandboxes of stress.full_pipeline_sandboxes (10000)
 //   CTR_STRESS_THREADS       threads launching them (8)
 //   CTR_STRESS_FAULT_COUNT   sandboxes of stress.mixed_faults_are_each_reported_right (400)
+//   CTR_STRESS_PREPARED_COUNT runs of stress.prepared_sandbox_runs (the same as CTR_STRESS_COUNT)
 // e.g. `CTR_STRESS_COUNT=500 build/stress/tests/ctr_stress_test` while developing.
 //
 // The test main (tests/main.cpp) first moves the process into a mount and
@@ -316,6 +317,111 @@ TEST(stress, full_pipeline_sandboxes) {
     const run_summary s = run_from_threads(count, threads, [&](std::size_t i) { return check_pipeline_sandbox(i, !missing); });
     print_summary(missing ? "full pipeline without cgroups" : "full pipeline", count, threads, s);
     EXPECT_EQ(s.failures, 0u);
+    expect_same_state(before);
+}
+
+// ---- one prepared sandbox, many runs --------------------------------------
+
+namespace {
+
+// The server of a prepared sandbox (its pid 1's only child) and what it
+// holds: its fds and its resident set.
+struct server_state {
+    std::size_t fds = 0;
+    long rss_kib = -1;
+};
+
+server_state state_of_server(pid_t sandbox_pid1) {
+    server_state out;
+    std::ifstream children("/proc/" + std::to_string(sandbox_pid1) + "/task/" + std::to_string(sandbox_pid1) +
+                           "/children");
+    pid_t server = -1;
+    children >> server;
+    if (server <= 0) return out;
+    std::error_code ec;
+    for (auto it = fs::directory_iterator("/proc/" + std::to_string(server) + "/fd", ec); !ec && it != fs::directory_iterator();
+         it.increment(ec))
+        ++out.fds;
+    for (const auto& line : lines_of("/proc/" + std::to_string(server) + "/status"))
+        if (line.rfind("VmRSS:", 0) == 0) out.rss_kib = std::stol(line.substr(6));
+    return out;
+}
+
+// What every prepared run checks: its own argv and environment, pid 2 under
+// its init, a /tmp that holds only what it wrote itself (no earlier run's
+// file), the read-only root and lo alone.
+constexpr const char* prepared_script = R"(echo "argv=$0 pid=$$ env=$TOKEN"
+echo "$0" > /tmp/t; n=0; for f in /tmp/*; do n=$((n+1)); done; echo "tmp-entries=$n"
+if echo 2>/dev/null > /ro-probe; then echo root=rw; else echo root=ro; fi
+while read l; do case $l in *:*) echo "if=${l%%:*}";; esac; done < /proc/net/dev
+)";
+
+std::string check_prepared_run(const ctr::process::prepared_sandbox& box, std::size_t index) {
+    const std::string token = "p" + run_id + "-" + std::to_string(index);
+    const auto r = box.run({"/bin/sh", "-c", prepared_script, token},
+                           {.env = {.inherit = false, .set = {{"PATH", "/bin"}, {"TOKEN", token}}},
+                            .std_out = stdio::capture(),
+                            .std_err = stdio::capture(),
+                            .timeout = 120s})
+                       .wait();
+    std::string wrong;
+    if (r.exit_code != 0 || r.timed_out)
+        wrong = "ended with exit code " + std::to_string(r.exit_code.value_or(-1)) + ", signal " +
+                std::to_string(r.signal.value_or(0));
+    const std::string expected = "argv=" + token + " pid=2 env=" + token + "\ntmp-entries=1\nroot=ro\nif=lo\n";
+    if (r.std_out != expected) wrong += "; stdout \"" + r.std_out + "\", expected \"" + expected + "\"";
+    if (!r.std_err.empty()) wrong += "; stderr \"" + r.std_err + "\"";
+    return wrong;
+}
+
+}  // namespace
+
+// CTR_STRESS_PREPARED_COUNT runs (CTR_STRESS_COUNT by default) from one
+// prepared sandbox (the namespaces and read-only busybox root of the test
+// above, a cgroup with memory and pids limits), from 8 threads; every run
+// checked; afterwards nothing left in this process, and the sandbox's
+// server holds as many fds and as much memory as after the first runs.
+TEST(stress, prepared_sandbox_runs) {
+    if (!ctr_test::private_mount_namespace)
+        GTEST_SKIP() << "the test main could not enter a private mount namespace (see its message)";
+    if (busybox_rootfs().empty())
+        GTEST_SKIP() << "tests/rootfs/make-busybox-rootfs failed: is busybox-static installed? (tools/install-deps)";
+    const std::size_t count =
+        count_from_environment("CTR_STRESS_PREPARED_COUNT", count_from_environment("CTR_STRESS_COUNT", 10000));
+    const std::size_t threads = count_from_environment("CTR_STRESS_THREADS", 8);
+    const auto missing = cgroups_missing();
+    if (missing) std::printf("[ stress   ] without cgroups (%s)\n", missing->c_str());
+
+    const process_state before;
+    {
+        std::optional<cg::group> group;
+        if (!missing) group.emplace(cg::options{.prefix = group_prefix, .limits = {.memory_max = "64M", .pids_max = 256}});
+        const ctr::process::prepared_sandbox box({.namespaces = sandbox_namespaces(),
+                                                  .id_maps = ctr_test::real_root ? ns::id_maps{} : sandbox_id_maps,
+                                                  .cgroup = group ? &*group : nullptr,
+                                                  .root = sandbox_root()});
+        // A first round, so that what the server allocates once is there.
+        const std::size_t warm = std::min<std::size_t>(count, 50);
+        const run_summary first = run_from_threads(warm, threads, [&](std::size_t i) { return check_prepared_run(box, i); });
+        EXPECT_EQ(first.failures, 0u);
+        const server_state server_before = state_of_server(box.pid());
+        const run_summary s =
+            run_from_threads(count, threads, [&](std::size_t i) { return check_prepared_run(box, warm + i); });
+        print_summary(missing ? "prepared sandbox runs without cgroups" : "prepared sandbox runs", count, threads, s);
+        EXPECT_EQ(s.failures, 0u);
+        const server_state server_after = state_of_server(box.pid());
+        if (ctr_test::real_root) {  // another user namespace's /proc/<pid>/fd is root's to read
+            EXPECT_EQ(server_after.fds, server_before.fds) << "the server's fds grew";
+            // The server allocates nothing per run: its resident set may
+            // move by the pages the kernel faults in, not by the runs.
+            EXPECT_LE(server_after.rss_kib, server_before.rss_kib + 512) << "the server's memory grew";
+            std::printf("[ stress   ] server: %zu fds, %ld KiB resident after the warm-up; %zu fds, %ld KiB after\n",
+                        server_before.fds, server_before.rss_kib, server_after.fds, server_after.rss_kib);
+        }
+        if (group) {
+            EXPECT_EQ(group->pids().size(), 2u) << "the group holds more than pid 1 and the server";
+        }
+    }
     expect_same_state(before);
 }
 
