@@ -1237,21 +1237,25 @@ constexpr set default_set() noexcept {
 // The number of the last capability the running kernel has, from
 // /proc/sys/kernel/cap_last_cap; without /proc, found by asking the kernel
 // about each number (PR_CAPBSET_READ fails past the last); 40 when neither
-// answers. Parent side.
+// answers. Parent side. The kernel's number does not change while it runs:
+// read once per process (every confined spawn asks).
 template <class = void>
 inline unsigned last_supported() {
-    if (const auto line = detail::read_first_line("/proc/sys/kernel/cap_last_cap")) {
-        unsigned number = 0;
-        const char* const end = line->data() + line->size();
-        const auto [next, ec] = std::from_chars(line->data(), end, number);
-        if (ec == std::errc{} && next == end && number <= max_number) return number;
-    }
-    if (detail::sys::prctl(PR_CAPBSET_READ, 0) >= 0) {
-        unsigned last = 0;
-        while (last < max_number && detail::sys::prctl(PR_CAPBSET_READ, last + 1) >= 0) ++last;
-        return last;
-    }
-    return static_cast<unsigned>(last_known);
+    static const unsigned last = [] {
+        if (const auto line = detail::read_first_line("/proc/sys/kernel/cap_last_cap")) {
+            unsigned number = 0;
+            const char* const end = line->data() + line->size();
+            const auto [next, ec] = std::from_chars(line->data(), end, number);
+            if (ec == std::errc{} && next == end && number <= max_number) return number;
+        }
+        if (detail::sys::prctl(PR_CAPBSET_READ, 0) >= 0) {
+            unsigned found = 0;
+            while (found < max_number && detail::sys::prctl(PR_CAPBSET_READ, found + 1) >= 0) ++found;
+            return found;
+        }
+        return static_cast<unsigned>(last_known);
+    }();
+    return last;
 }
 
 // Every capability the running kernel has: all() on a kernel as new as this
