@@ -372,9 +372,8 @@ error prepared_sandbox::run_error(const ::ctr::detail::run_message& failed, cons
         case cd::run_stream_index:
             return error(step::map_fds, e, {}, "a standard stream of the run");
         case cd::run_carry_index: {
-            const int which = failed.detail;
-            return error(step::bind_mount, e,
-                         which >= 0 && static_cast<std::size_t>(which) < state_->carried.size() ? state_->carried[which] : "",
+            const auto which = static_cast<std::size_t>(failed.detail);  // a negative detail wraps past the end
+            return error(step::bind_mount, e, which < state_->carried.size() ? state_->carried[which] : std::string(),
                          "carrying the sandbox's mount over the run's fresh tmpfs");
         }
         case cd::run_init_index:
