@@ -295,7 +295,7 @@ report run_one(const test_case& t, const settings& s, const fs::path& case_dir, 
             }
             // One case at a time in the worker's group: its new OOM kills
             // are this case's.
-            const auto kills = [&] { return mine.group ? mine.group->read_stats().oom_kills.value_or(0) : 0; };
+            const auto kills = [&] { return mine.group ? mine.group->oom_kills().value_or(0) : std::uint64_t{0}; };
             const auto kills_before = kills();
             r = mine.box
                     ->run(argv, {.env = env,
