@@ -10085,7 +10085,6 @@ struct prepared_server {
     // The run being started: read by the run's processes, which share the
     // server's memory until the command execs; the server waits for that
     // before it takes the next request.
-    struct run_slot* current = nullptr;
     int streams[3] = {-1, -1, -1};
     const char* cwd = nullptr;
 };
@@ -10275,7 +10274,6 @@ CTR_CHILD_CODE inline long server_clone_run(prepared_server& s, run_slot& slot) 
     int report[2];
     if (const long r = sys::pipe2(report, O_CLOEXEC); r < 0) return r;
     s.run_view->report_fd = report[1];
-    s.current = &slot;
     slot.server = &s;
     slot.init = init_state{};
     slot.init.command_stack_top = base + 2 * (run_guard_size + run_stack_size);
