@@ -331,7 +331,7 @@ struct server_state {
     long rss_kib = -1;
 };
 
-server_state state_of_server(pid_t sandbox_pid1) {
+server_state state_of_server_now(pid_t sandbox_pid1) {
     server_state out;
     std::ifstream children("/proc/" + std::to_string(sandbox_pid1) + "/task/" + std::to_string(sandbox_pid1) +
                            "/children");
@@ -345,6 +345,20 @@ server_state state_of_server(pid_t sandbox_pid1) {
     for (const auto& line : lines_of("/proc/" + std::to_string(server) + "/status"))
         if (line.rfind("VmRSS:", 0) == 0) out.rss_kib = std::stol(line.substr(6));
     return out;
+}
+
+// The server sends a run's "ended" before it closes that run's channel, so
+// a caller whose wait() has returned may still see the channel open for a
+// moment. What counts is what the server keeps: the fewest fds seen over
+// a short while (a leak stays; a channel about to close does not).
+server_state state_of_server(pid_t sandbox_pid1) {
+    server_state fewest = state_of_server_now(sandbox_pid1);
+    for (int i = 0; i < 20; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        const server_state now = state_of_server_now(sandbox_pid1);
+        if (now.fds < fewest.fds) fewest = now;
+    }
+    return fewest;
 }
 
 // What every prepared run checks: its own argv and environment, pid 2 under
