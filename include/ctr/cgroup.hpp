@@ -32,7 +32,6 @@
 #include <set>
 #include <string>
 #include <string_view>
-#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -312,9 +311,16 @@ private:
 // One limit: the file to write (the first of `targets` that exists), and a
 // check of what the kernel then shows, which says why it is not what was
 // asked for, or nothing when it is.
+struct file_value {
+    std::string file;
+    std::string value;
+};
 struct limit_write {
     std::size_t member = 0;
-    std::vector<std::pair<std::string, std::string>> targets;  // file, value
+    // A plain struct, not std::pair: each `{"file", value}` below would
+    // otherwise instantiate pair's constructor checks for the length of
+    // its literal, in every includer's compile.
+    std::vector<file_value> targets;
     std::string what;                                          // the limits field, for messages
     std::function<std::optional<std::string>(std::string_view)> check;  // empty: nothing to read back
     // Instead of writing a file (the v2 device program): the group's
@@ -554,8 +560,13 @@ inline std::vector<limit_write> plan_limits(const limits& l, const planner& plan
             writes.push_back({m, {{"cpu.shares", std::to_string(shares)}}, "cpu_shares", expect_number(shares)});
         }
     }
-    for (const auto& [field, file, value] : {std::tuple{"cpuset_cpus", "cpuset.cpus", &l.cpuset_cpus},
-                                             std::tuple{"cpuset_mems", "cpuset.mems", &l.cpuset_mems}}) {
+    struct cpuset_limit {
+        const char* field;
+        const char* file;
+        const std::optional<std::string>* value;
+    };
+    for (const auto& [field, file, value] : {cpuset_limit{"cpuset_cpus", "cpuset.cpus", &l.cpuset_cpus},
+                                             cpuset_limit{"cpuset_mems", "cpuset.mems", &l.cpuset_mems}}) {
         if (!*value) continue;
         const std::set<unsigned> wanted = parse_cpu_list(**value, field);
         if (wanted.empty())
@@ -1250,8 +1261,8 @@ private:
     // something else has meanwhile used stays.
     template <class = void>
     static void remove_made_parents(detail::cgroup_member& m) noexcept {
-        for (auto it = m.made_parents.rbegin(); it != m.made_parents.rend(); ++it)
-            detail::sys::unlinkat(AT_FDCWD, it->c_str(), AT_REMOVEDIR);
+        for (std::size_t i = m.made_parents.size(); i-- > 0;)
+            detail::sys::unlinkat(AT_FDCWD, m.made_parents[i].c_str(), AT_REMOVEDIR);
         m.made_parents.clear();
     }
 

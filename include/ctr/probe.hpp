@@ -49,16 +49,19 @@ struct host_probe {
     // so the list stays valid when the probe was a temporary.
     template <class = void>
     std::vector<std::pair<std::string_view, feature>> features() const {
-        return {{"clone3", clone3},
-                {"pidfd", pidfd},
-                {"clone_into_cgroup", clone_into_cgroup},
-                {"close_range_cloexec", close_range_cloexec},
-                {"user_namespaces", user_namespaces},
-                {"time_namespaces", time_namespaces},
-                {"new_mount_api", new_mount_api},
-                {"mount_setattr", mount_setattr},
-                {"openat2", openat2},
-                {"landlock", landlock}};
+        // Views, not literals: a pair from each length of literal would be
+        // a constructor of its own to check, in every includer's compile.
+        using namespace std::string_view_literals;
+        return {{"clone3"sv, clone3},
+                {"pidfd"sv, pidfd},
+                {"clone_into_cgroup"sv, clone_into_cgroup},
+                {"close_range_cloexec"sv, close_range_cloexec},
+                {"user_namespaces"sv, user_namespaces},
+                {"time_namespaces"sv, time_namespaces},
+                {"new_mount_api"sv, new_mount_api},
+                {"mount_setattr"sv, mount_setattr},
+                {"openat2"sv, openat2},
+                {"landlock"sv, landlock}};
     }
 };
 

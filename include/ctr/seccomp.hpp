@@ -248,7 +248,7 @@ public:
     const sock_fprog& program() const noexcept { return program_; }
     // The program as text, one instruction a line.
     template <class = void>
-    std::string disassemble() const { return detail::bpf::disassemble({code_.data(), code_.size()}); }
+    std::string disassemble() const { return detail::bpf::disassemble(std::span<const sock_filter>(code_.data(), code_.size())); }
     // The SECCOMP_FILTER_FLAG_* bits the launch installs it with
     // (builder::install_flags); 0 unless set.
     template <class = void>

@@ -1440,7 +1440,8 @@ inline std::vector<bpf_insn> device_program(const std::vector<cgroup::device_rul
     insn(BPF_ALU | BPF_RSH | BPF_K, BPF_REG_4, 0, 0, 16);  // r4: access
     insn(BPF_LDX | BPF_MEM | BPF_W, BPF_REG_5, BPF_REG_1, 4, 0);  // r5: major
     insn(BPF_LDX | BPF_MEM | BPF_W, BPF_REG_6, BPF_REG_1, 8, 0);  // r6: minor
-    for (auto r = rules.rbegin(); r != rules.rend(); ++r) {
+    for (std::size_t index = rules.size(); index-- > 0;) {
+        const cgroup::device_rule* r = &rules[index];
         std::vector<std::size_t> to_next;  // jumps to patch to the next rule's block
         const auto jump = [&](std::uint8_t op, std::uint8_t dst, std::uint8_t src, std::int32_t imm) {
             to_next.push_back(p.size());
@@ -2548,7 +2549,6 @@ inline long remove_cgroup_dir(const std::string& dir, cgroup_clock::time_point d
 #include <set>
 #include <string>
 #include <string_view>
-#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -2828,9 +2828,16 @@ private:
 // One limit: the file to write (the first of `targets` that exists), and a
 // check of what the kernel then shows, which says why it is not what was
 // asked for, or nothing when it is.
+struct file_value {
+    std::string file;
+    std::string value;
+};
 struct limit_write {
     std::size_t member = 0;
-    std::vector<std::pair<std::string, std::string>> targets;  // file, value
+    // A plain struct, not std::pair: each `{"file", value}` below would
+    // otherwise instantiate pair's constructor checks for the length of
+    // its literal, in every includer's compile.
+    std::vector<file_value> targets;
     std::string what;                                          // the limits field, for messages
     std::function<std::optional<std::string>(std::string_view)> check;  // empty: nothing to read back
     // Instead of writing a file (the v2 device program): the group's
@@ -3070,8 +3077,13 @@ inline std::vector<limit_write> plan_limits(const limits& l, const planner& plan
             writes.push_back({m, {{"cpu.shares", std::to_string(shares)}}, "cpu_shares", expect_number(shares)});
         }
     }
-    for (const auto& [field, file, value] : {std::tuple{"cpuset_cpus", "cpuset.cpus", &l.cpuset_cpus},
-                                             std::tuple{"cpuset_mems", "cpuset.mems", &l.cpuset_mems}}) {
+    struct cpuset_limit {
+        const char* field;
+        const char* file;
+        const std::optional<std::string>* value;
+    };
+    for (const auto& [field, file, value] : {cpuset_limit{"cpuset_cpus", "cpuset.cpus", &l.cpuset_cpus},
+                                             cpuset_limit{"cpuset_mems", "cpuset.mems", &l.cpuset_mems}}) {
         if (!*value) continue;
         const std::set<unsigned> wanted = parse_cpu_list(**value, field);
         if (wanted.empty())
@@ -3766,8 +3778,8 @@ private:
     // something else has meanwhile used stays.
     template <class = void>
     static void remove_made_parents(detail::cgroup_member& m) noexcept {
-        for (auto it = m.made_parents.rbegin(); it != m.made_parents.rend(); ++it)
-            detail::sys::unlinkat(AT_FDCWD, it->c_str(), AT_REMOVEDIR);
+        for (std::size_t i = m.made_parents.size(); i-- > 0;)
+            detail::sys::unlinkat(AT_FDCWD, m.made_parents[i].c_str(), AT_REMOVEDIR);
         m.made_parents.clear();
     }
 
@@ -12711,9 +12723,12 @@ inline emitter::target emit_plan(emitter& e, const plan& p) {
     // Backwards: the fallback, then each rule from the last to the first;
     // a rule's failed check continues with the next rule.
     emitter::target next = emitter::returning(p.action);
-    for (auto r = p.rules.rbegin(); r != p.rules.rend(); ++r) {
-        emitter::target entry = emitter::returning((*r)->action);
-        for (auto c = (*r)->checks.rbegin(); c != (*r)->checks.rend(); ++c) entry = emit_check(e, *c, entry, next);
+    // (Indexes, not reverse iterators: a reverse_iterator's C++20 concept
+    // checks cost every includer's compile, called or not.)
+    for (std::size_t i = p.rules.size(); i-- > 0;) {
+        const rule& r = *p.rules[i];
+        emitter::target entry = emitter::returning(r.action);
+        for (std::size_t k = r.checks.size(); k-- > 0;) entry = emit_check(e, r.checks[k], entry, next);
         next = entry;
     }
     return next;
@@ -12757,7 +12772,7 @@ inline std::vector<segment> segments_for(const program_spec& spec) {
     for (std::size_t i = 0; i < numbers.size(); ++i) {
         const std::uint32_t n = numbers[i];
         if (n > next) add(next, plan{false, spec.unknown_action, {}});
-        add(n, plan_for(spec.default_action, {rules_of[i].data(), rules_of[i].size()}));
+        add(n, plan_for(spec.default_action, std::span<const rule* const>(rules_of[i].data(), rules_of[i].size())));
         next = n + 1;
     }
     if (next < spec.foreign_nr_from) add(next, plan{false, spec.unknown_action, {}});
@@ -12787,7 +12802,7 @@ inline std::vector<sock_filter> compile(const program_spec& spec) {
 
     const std::vector<segment> segments = segments_for(spec);
     emitter e;
-    const emitter::target dispatch = emit_search(e, {segments.data(), segments.size()}, 0, segments.size() - 1);
+    const emitter::target dispatch = emit_search(e, std::span<const segment>(segments.data(), segments.size()), 0, segments.size() - 1);
     // The head, backwards: ld arch; jeq arch ? next : foreign; ld nr;
     // jge foreign_nr_from ? foreign : dispatch.
     const emitter::target foreign = emitter::returning(spec.foreign_action);
@@ -13856,7 +13871,7 @@ public:
     const sock_fprog& program() const noexcept { return program_; }
     // The program as text, one instruction a line.
     template <class = void>
-    std::string disassemble() const { return detail::bpf::disassemble({code_.data(), code_.size()}); }
+    std::string disassemble() const { return detail::bpf::disassemble(std::span<const sock_filter>(code_.data(), code_.size())); }
     // The SECCOMP_FILTER_FLAG_* bits the launch installs it with
     // (builder::install_flags); 0 unless set.
     template <class = void>
@@ -15950,16 +15965,19 @@ struct host_probe {
     // so the list stays valid when the probe was a temporary.
     template <class = void>
     std::vector<std::pair<std::string_view, feature>> features() const {
-        return {{"clone3", clone3},
-                {"pidfd", pidfd},
-                {"clone_into_cgroup", clone_into_cgroup},
-                {"close_range_cloexec", close_range_cloexec},
-                {"user_namespaces", user_namespaces},
-                {"time_namespaces", time_namespaces},
-                {"new_mount_api", new_mount_api},
-                {"mount_setattr", mount_setattr},
-                {"openat2", openat2},
-                {"landlock", landlock}};
+        // Views, not literals: a pair from each length of literal would be
+        // a constructor of its own to check, in every includer's compile.
+        using namespace std::string_view_literals;
+        return {{"clone3"sv, clone3},
+                {"pidfd"sv, pidfd},
+                {"clone_into_cgroup"sv, clone_into_cgroup},
+                {"close_range_cloexec"sv, close_range_cloexec},
+                {"user_namespaces"sv, user_namespaces},
+                {"time_namespaces"sv, time_namespaces},
+                {"new_mount_api"sv, new_mount_api},
+                {"mount_setattr"sv, mount_setattr},
+                {"openat2"sv, openat2},
+                {"landlock"sv, landlock}};
     }
 };
 

@@ -101,7 +101,8 @@ inline std::vector<bpf_insn> device_program(const std::vector<cgroup::device_rul
     insn(BPF_ALU | BPF_RSH | BPF_K, BPF_REG_4, 0, 0, 16);  // r4: access
     insn(BPF_LDX | BPF_MEM | BPF_W, BPF_REG_5, BPF_REG_1, 4, 0);  // r5: major
     insn(BPF_LDX | BPF_MEM | BPF_W, BPF_REG_6, BPF_REG_1, 8, 0);  // r6: minor
-    for (auto r = rules.rbegin(); r != rules.rend(); ++r) {
+    for (std::size_t index = rules.size(); index-- > 0;) {
+        const cgroup::device_rule* r = &rules[index];
         std::vector<std::size_t> to_next;  // jumps to patch to the next rule's block
         const auto jump = [&](std::uint8_t op, std::uint8_t dst, std::uint8_t src, std::int32_t imm) {
             to_next.push_back(p.size());

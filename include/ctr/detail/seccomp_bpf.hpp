@@ -298,9 +298,12 @@ inline emitter::target emit_plan(emitter& e, const plan& p) {
     // Backwards: the fallback, then each rule from the last to the first;
     // a rule's failed check continues with the next rule.
     emitter::target next = emitter::returning(p.action);
-    for (auto r = p.rules.rbegin(); r != p.rules.rend(); ++r) {
-        emitter::target entry = emitter::returning((*r)->action);
-        for (auto c = (*r)->checks.rbegin(); c != (*r)->checks.rend(); ++c) entry = emit_check(e, *c, entry, next);
+    // (Indexes, not reverse iterators: a reverse_iterator's C++20 concept
+    // checks cost every includer's compile, called or not.)
+    for (std::size_t i = p.rules.size(); i-- > 0;) {
+        const rule& r = *p.rules[i];
+        emitter::target entry = emitter::returning(r.action);
+        for (std::size_t k = r.checks.size(); k-- > 0;) entry = emit_check(e, r.checks[k], entry, next);
         next = entry;
     }
     return next;
@@ -344,7 +347,7 @@ inline std::vector<segment> segments_for(const program_spec& spec) {
     for (std::size_t i = 0; i < numbers.size(); ++i) {
         const std::uint32_t n = numbers[i];
         if (n > next) add(next, plan{false, spec.unknown_action, {}});
-        add(n, plan_for(spec.default_action, {rules_of[i].data(), rules_of[i].size()}));
+        add(n, plan_for(spec.default_action, std::span<const rule* const>(rules_of[i].data(), rules_of[i].size())));
         next = n + 1;
     }
     if (next < spec.foreign_nr_from) add(next, plan{false, spec.unknown_action, {}});
@@ -374,7 +377,7 @@ inline std::vector<sock_filter> compile(const program_spec& spec) {
 
     const std::vector<segment> segments = segments_for(spec);
     emitter e;
-    const emitter::target dispatch = emit_search(e, {segments.data(), segments.size()}, 0, segments.size() - 1);
+    const emitter::target dispatch = emit_search(e, std::span<const segment>(segments.data(), segments.size()), 0, segments.size() - 1);
     // The head, backwards: ld arch; jeq arch ? next : foreign; ld nr;
     // jge foreign_nr_from ? foreign : dispatch.
     const emitter::target foreign = emitter::returning(spec.foreign_action);
