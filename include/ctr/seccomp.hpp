@@ -436,7 +436,7 @@ private:
                                   ") could never apply");
         }
         if (all_of.empty()) decided_.emplace(number, what);
-        rules_.push_back({number, what, {all_of.begin(), all_of.end()}});
+        rules_.push_back({number, what, std::vector<condition>(all_of.begin(), all_of.end())});
         return *this;
     }
 
@@ -609,115 +609,123 @@ inline constexpr action refused = action::fail_with(EPERM);
 
 // Conditional entries come before any plain entry of the same call, since
 // rules are tried in order.
+// A span over a whole array, made from its first element and its size: the
+// span's array constructor would be a constrained template of its own for
+// each length, instantiated in every includer's compile.
+template <class T, std::size_t N>
+constexpr std::span<const T> all(const T (&items)[N]) noexcept {
+    return std::span<const T>(&items[0], N);
+}
+
 inline constexpr profile_entry default_entries[] = {
-    {"files and directories", files, files_newer, allowed, {},
+    {"files and directories", all(files), all(files_newer), allowed, {},
      "The ordinary file interface. The kernel's permission checks, the mount namespace and Landlock still "
      "decide what is reachable; device nodes (mknod) need CAP_MKNOD, chroot needs CAP_SYS_CHROOT and only "
      "narrows the view."},
-    {"reading, writing, file descriptors", io, io_newer, allowed, {},
+    {"reading, writing, file descriptors", all(io), all(io_newer), allowed, {},
      "Every program reads and writes; pipes and descriptor duplication are how shells connect commands."},
-    {"extended attributes", xattrs, xattrs_newer, allowed, {},
+    {"extended attributes", all(xattrs), all(xattrs_newer), allowed, {},
      "Per-file metadata (ACLs, security labels, user.* attributes), checked by the kernel like the file itself."},
-    {"file change notification", file_events, {}, allowed, {},
+    {"file change notification", all(file_events), {}, allowed, {},
      "inotify watches paths the process can already read; build tools and servers watch their files. "
      "fanotify_mark is harmless without fanotify_init, which is refused."},
-    {"polling and event descriptors", polling, {}, allowed, {},
+    {"polling and event descriptors", all(polling), {}, allowed, {},
      "Event loops of servers and runtimes (epoll, poll, select, eventfd, signalfd, timerfd)."},
-    {"Linux AIO", aio, {}, allowed, {},
+    {"Linux AIO", all(aio), {}, allowed, {},
      "The older asynchronous I/O interface that databases use; bounded by aio-max-nr. io_uring is refused."},
-    {"memory", memory, memory_newer, allowed, {},
+    {"memory", all(memory), all(memory_newer), allowed, {},
      "Allocation, mappings and protection of the process's own memory; locking is bounded by RLIMIT_MEMLOCK."},
-    {"processes", processes, {}, allowed, {},
+    {"processes", all(processes), {}, allowed, {},
      "fork, exec and wait are what shells and compilers do; the rest reads or adjusts the process itself, "
      "within its limits and capabilities."},
-    {"threads and scheduling", threads, threads_newer, allowed, {},
+    {"threads and scheduling", all(threads), all(threads_newer), allowed, {},
      "glibc threads need futex, robust lists, rseq and TLS setup; scheduling changes beyond the process's own "
      "rights still need CAP_SYS_NICE."},
-    {"signals and timers", signals, {}, allowed, {},
+    {"signals and timers", all(signals), {}, allowed, {},
      "Signal handling, and signals to processes the kernel lets this one signal."},
-    {"reading the time", time_reading, {}, allowed, {},
+    {"reading the time", all(time_reading), {}, allowed, {},
      "Reading clocks, sleeping and per-process timers; setting the clocks is refused below."},
-    {"user and group ids, capabilities", credentials, {}, allowed, {},
+    {"user and group ids, capabilities", all(credentials), {}, allowed, {},
      "Changing ids and capabilities needs the capabilities the kernel checks (CAP_SETUID, CAP_SETGID, "
      "CAP_SETPCAP); with them, dropping privileges is what daemons do."},
-    {"sockets", sockets, {}, allowed, {},
+    {"sockets", all(sockets), {}, allowed, {},
      "Networking, confined by the network namespace. socket itself is conditional, below."},
-    {"System V and POSIX IPC", ipc, {}, allowed, {},
+    {"System V and POSIX IPC", all(ipc), {}, allowed, {},
      "Shared memory, semaphores and message queues, confined by the IPC namespace."},
-    {"system information and randomness", system_info, {}, allowed, {},
+    {"system information and randomness", all(system_info), {}, allowed, {},
      "uname and sysinfo read what the UTS namespace and the kernel show; getrandom seeds every TLS library."},
-    {"self-confinement", self_confinement, {}, allowed, {},
+    {"self-confinement", all(self_confinement), {}, allowed, {},
      "A process may always confine itself further: another seccomp filter, or Landlock rules."},
 
-    {"clone without namespace flags", clone_call, {}, allowed, clone_without_namespaces,
+    {"clone without namespace flags", all(clone_call), {}, allowed, all(clone_without_namespaces),
      "fork and threads use clone. The CLONE_NEW* flags (NEWNS, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET, "
      "NEWCGROUP) would create namespaces, whose user namespace hands back every capability inside it and "
      "opens the kernel code that needs them: such a clone gets EPERM."},
-    {"personality: PER_LINUX, PER_LINUX32, UNAME26", personality_call, {}, allowed, harmless_persona,
+    {"personality: PER_LINUX, PER_LINUX32, UNAME26", all(personality_call), {}, allowed, all(harmless_persona),
      "These only change what uname reports (setarch i386, old build scripts). The other flags "
      "(ADDR_NO_RANDOMIZE, READ_IMPLIES_EXEC, ...) weaken the hardening of what the process executes next: EPERM. "
      "The kernel reads the argument as 32 bits, so the upper half is masked off."},
-    {"personality: query", personality_call, {}, allowed, persona_query,
+    {"personality: query", all(personality_call), {}, allowed, all(persona_query),
      "personality(0xffffffff) only reads the current persona."},
-    {"socket, except AF_VSOCK", socket_call, {}, allowed, not_vsock,
+    {"socket, except AF_VSOCK", all(socket_call), {}, allowed, all(not_vsock),
      "Every address family the network namespace confines. AF_VSOCK talks to the hypervisor host, outside any "
      "network namespace: EPERM. The family is an int, so the upper half is masked off."},
-    {"ioctl, except TIOCSTI and TIOCLINUX", ioctl_call, {}, allowed, no_terminal_injection,
+    {"ioctl, except TIOCSTI and TIOCLINUX", all(ioctl_call), {}, allowed, all(no_terminal_injection),
      "Device and terminal control that programs need. TIOCSTI pushes characters into a terminal's input, and "
      "TIOCLINUX can paste into a virtual console: a sandbox that shares a terminal with a shell outside could "
      "type commands there (CVE-2017-5226). The request is an unsigned int, so the upper half is masked off."},
 
-    {"clone3", clone3_call, {}, action::fail_with(ENOSYS), {},
+    {"clone3", all(clone3_call), {}, action::fail_with(ENOSYS), {},
      "Its flags are in memory that seccomp cannot read, so its namespace flags cannot be checked. ENOSYS (not "
      "EPERM) makes glibc and other runtimes fall back to clone, whose flags are checked."},
 
-    {"namespaces", namespaces, {}, refused, {},
+    {"namespaces", all(namespaces), {}, refused, {},
      "Creating or joining namespaces: a user namespace hands back every capability inside it and opens kernel "
      "code written for privileged callers; setns could join namespaces outside the sandbox."},
-    {"mounts", mounts, mounts_newer, refused, {},
+    {"mounts", all(mounts), all(mounts_newer), refused, {},
      "Changing the mount tree (including the new mount API) could undo the sandbox's file system view; the "
      "sandbox's mounts are made before this filter is installed. statmount and listmount read the mount tree."},
-    {"kernel modules", modules, {}, refused, {}, "Loading code into the kernel."},
-    {"kexec and reboot", kexec_reboot, {}, refused, {}, "Replacing or stopping the running kernel."},
-    {"BPF and performance events", bpf_perf, {}, refused, {},
+    {"kernel modules", all(modules), {}, refused, {}, "Loading code into the kernel."},
+    {"kexec and reboot", all(kexec_reboot), {}, refused, {}, "Replacing or stopping the running kernel."},
+    {"BPF and performance events", all(bpf_perf), {}, refused, {},
      "Programs that run in the kernel and hardware counters: a large attack surface and side channels on "
      "other processes."},
-    {"userfaultfd", userfault, {}, refused, {},
+    {"userfaultfd", all(userfault), {}, refused, {},
      "Lets a process stall the kernel inside a page fault on its memory, the standard way to widen race "
      "windows in kernel exploits."},
-    {"kernel keyrings", keyrings, {}, refused, {},
+    {"kernel keyrings", all(keyrings), {}, refused, {},
      "Keyrings are not namespaced: a sandbox could read or plant keys of the same user outside it."},
-    {"setting the clocks", clock_setting, {}, refused, {},
+    {"setting the clocks", all(clock_setting), {}, refused, {},
      "The system clocks are not namespaced (time namespaces only offset what is read). adjtimex and "
      "clock_adjtime both read and set, in a structure seccomp cannot inspect. (i386's stime has no x86-64 "
      "number.)"},
-    {"file handles", file_handles, {}, refused, {},
+    {"file handles", all(file_handles), {}, refused, {},
      "open_by_handle_at opens any file of a mounted file system by its handle, bypassing the sandbox's view of "
      "the tree (the \"shocker\" container escape); name_to_handle_at makes the handles."},
-    {"swap and process accounting", swap_accounting, {}, refused, {}, "Host-wide administration."},
-    {"I/O ports and the LDT", hardware_access, {}, refused, {},
+    {"swap and process accounting", all(swap_accounting), {}, refused, {}, "Host-wide administration."},
+    {"I/O ports and the LDT", all(hardware_access), {}, refused, {},
      "iopl and ioperm give direct hardware port access; modify_ldt serves only 16-bit code (DOS emulators, "
      "Wine) and has a history of kernel bugs."},
-    {"io_uring", io_uring, {}, refused, {},
+    {"io_uring", all(io_uring), {}, refused, {},
      "Runs operations from kernel workers beside the filter's view, with a long record of privilege "
      "escalations; recent Docker and Podman profiles refuse it too."},
-    {"tracing and reading other processes", other_processes, {}, refused, {},
+    {"tracing and reading other processes", all(other_processes), {}, refused, {},
      "Without a pid namespace a filtered process could attach to, read or steal descriptors from an "
      "unfiltered process of the same user outside the sandbox and act through it. strace and gdb inside need "
      "a profile that allows these."},
-    {"host and domain name", host_names, {}, refused, {},
+    {"host and domain name", all(host_names), {}, refused, {},
      "These are the host's names unless the sandbox has a UTS namespace."},
-    {"kernel log and terminal hangup", kernel_log_tty, {}, refused, {},
+    {"kernel log and terminal hangup", all(kernel_log_tty), {}, refused, {},
      "syslog reads the kernel's log (addresses, other containers' messages); vhangup hangs up the terminal."},
-    {"NUMA memory policy", numa, {}, refused, {},
+    {"NUMA memory policy", all(numa), {}, refused, {},
      "Docker allows mbind, set_mempolicy and get_mempolicy only with CAP_SYS_NICE; migrate_pages and "
      "move_pages act on other processes' memory. Programs using libnuma run without them."},
-    {"fanotify_init", whole_fs_watch, {}, refused, {},
+    {"fanotify_init", all(whole_fs_watch), {}, refused, {},
      "Watches (and can block) access to whole file systems, beyond the sandbox's view."},
-    {"disk quotas", quotas, {}, refused, {}, "Host-wide administration of file system quotas."},
-    {"LSM attributes", {}, lsm_attributes_newer, refused, {},
+    {"disk quotas", all(quotas), {}, refused, {}, "Host-wide administration of file system quotas."},
+    {"LSM attributes", {}, all(lsm_attributes_newer), refused, {},
      "Security module attributes of the process; nothing in an ordinary program needs them yet."},
-    {"obsolete and unimplemented", obsolete, {}, refused, {},
+    {"obsolete and unimplemented", all(obsolete), {}, refused, {},
      "Removed from the kernel or never implemented there, or interfaces nothing current uses (uselib, ustat, "
      "sysfs, _sysctl, lookup_dcookie): refused, so their code stays closed where it still exists."},
 };
