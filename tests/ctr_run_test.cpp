@@ -1218,6 +1218,46 @@ TEST(ctr_run, t_without_i_relays_output_but_not_what_is_typed) {
     EXPECT_TRUE(r.mode_restored);
 }
 
+// ctr-run's own relay of the window size: the test resizes its terminal
+// (the kernel sends ctr-run SIGWINCH), ctr-run sets the new size on the
+// sandbox's pty, whose kernel sends the command SIGWINCH; its trap prints
+// the size it then sees.
+TEST(ctr_run, a_resized_terminal_reaches_the_command_with_sigwinch) {
+    terminal_session s({"-t", "/bin/sh", "-c",
+                        "trap 'stty size; exit 7' WINCH; stty size; echo ready; "
+                        "i=0; while [ $i -lt 200 ]; do sleep 0.1; i=$((i+1)); done"},
+                       24, 80);
+    ASSERT_TRUE(s.started());
+    ASSERT_TRUE(s.wait_for("24 80\r\nready")) << s.output();
+    s.resize(50, 120);
+    const auto r = s.finish();
+    EXPECT_EQ(r.status, 7) << "the trap did not run: no SIGWINCH inside\n" << r.output;
+    EXPECT_TRUE(contains(r.output, "ready\r\n50 120\r\n")) << r.output;
+}
+
+// Job control in an interactive shell under -it: ^Z stops the foreground
+// job, fg brings it back, and it reads the terminal again. Each step waits
+// for what the previous one printed.
+TEST(ctr_run, ctrl_z_and_fg_work_in_an_interactive_shell) {
+    terminal_session s({"-it", "/bin/sh"}, 24, 80);
+    ASSERT_TRUE(s.started());
+    s.type("tr a-z A-Z\n");
+    s.type("ping\n");
+    ASSERT_TRUE(s.wait_for("PING")) << s.output();  // tr runs in the foreground
+    s.type("\x1a");                                 // ^Z
+    ASSERT_TRUE(s.wait_for("Stopped")) << s.output();
+    // The shell reads a line at a time (canonical mode): "fg", then tr,
+    // back in the foreground, reads "pong".
+    s.type("fg\n");
+    s.type("pong\n");
+    EXPECT_TRUE(s.wait_for("PONG")) << s.output();
+    s.type("\x04");  // ^D: tr reads end-of-file and ends
+    s.type("exit 5\n");
+    const auto r = s.finish();
+    EXPECT_EQ(r.status, 5) << r.output;
+    EXPECT_TRUE(r.mode_restored);
+}
+
 // ---- as an unprivileged user ------------------------------------------------
 
 TEST(ctr_run, rootless_tty_gives_a_pty_of_the_sandboxs_own_devpts) {
