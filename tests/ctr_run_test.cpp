@@ -1427,6 +1427,60 @@ TEST(ctr_run, rootless_an_unmapped_user_names_the_cause_and_the_fix) {
     }
 }
 
+// Without a subordinate range, -u with an id other than 0 names the
+// unmapped id, the missing range, the file and the fix. ctrtest has a range
+// (tests/run-rootless gives it one), so the test hides it: in a mount
+// namespace of its own, an empty file is bound over /etc/subuid and
+// /etc/subgid; the machine's files never change. With the real files the
+// same run first works where the range is there, so the failure below comes
+// from the missing range.
+TEST(ctr_run, rootless_without_a_subordinate_range_names_the_file_and_the_fix) {
+    SKIP_WITHOUT_UNPRIVILEGED_USER();
+    if (access("/usr/bin/unshare", X_OK) != 0) GTEST_SKIP() << "needs unshare(1) (util-linux)";
+    const std::vector<std::string> command = {"-u", "1000:1000", "/bin/sh", "-c", "id -u; id -g"};
+    bool has_range = true;
+    for (const char* file : {"/etc/subuid", "/etc/subgid"}) {
+        std::ifstream in(file);
+        bool found = false;
+        for (std::string line; std::getline(in, line);) found = found || line.rfind("ctrtest:", 0) == 0;
+        has_range = has_range && found;
+    }
+    const bool has_helpers = access("/usr/bin/newuidmap", X_OK) == 0 && access("/usr/bin/newgidmap", X_OK) == 0;
+    if (has_range && has_helpers) {
+        const auto r = run(command, as::unprivileged);
+        EXPECT_EQ(r.status, 0) << r.err;
+        EXPECT_EQ(r.out, "1000\n1000\n");
+    }
+
+    scratch dir;
+    write_file(dir / "empty", "");
+    chmod((dir / "empty").c_str(), 0644);
+    const std::string script =
+        "for f in /etc/subuid /etc/subgid; do if [ -e $f ]; then mount --bind \"$1\" $f || exit 99; fi; done; "
+        "shift; exec runuser -u ctrtest -- \"$@\"";
+    std::vector<std::string> args = {"/usr/bin/unshare", "-m", "--propagation", "private", "/bin/sh", "-c", script,
+                                     "sh", (dir / "empty").string(), unprivileged_ctr_run()};
+    args.insert(args.end(), command.begin(), command.end());
+    namespace p = ctr::process;
+    const auto r = p::spawn(args, {.std_in = p::stdio::null(), .std_out = p::stdio::capture(),
+                                   .std_err = p::stdio::capture(), .timeout = 60s})
+                       .wait();
+    ASSERT_NE(r.exit_code, 99) << "could not bind over /etc/subuid: " << r.std_err;
+    EXPECT_EQ(r.exit_code, 125) << r.std_out << r.std_err;
+    EXPECT_EQ(r.std_out, "");
+    const std::string& err = r.std_err;
+    EXPECT_EQ(err.find('\n'), err.size() - 1) << "one line: " << err;
+    // The id, what the namespace has instead, the missing range, the file
+    // and the fix.
+    EXPECT_TRUE(contains(err, "ctr-run: set gid '1000' (gid 1000 is not mapped in the sandbox's user namespace "
+                              "(it has gid 0)")) << err;
+    EXPECT_TRUE(contains(err, "there is no range for ctrtest in /etc/subgid")) << err;
+    EXPECT_TRUE(contains(err, "usermod --add-subgids 100000-165535 ctrtest")) << err;
+    if (has_range) {
+        EXPECT_TRUE(contains(read_file("/etc/subgid"), "ctrtest:")) << "the bind stayed in its namespace";
+    }
+}
+
 }  // namespace
 
 #endif  // CTR_RUN_BINARY
