@@ -96,9 +96,8 @@ struct config {
 // ---- flags -----------------------------------------------------------------
 
 enum class takes : std::uint8_t {
-    nothing,
+    boolean,  // --flag, or Docker's --flag=true|false (-t=false): see parse_boolean
     value,
-    optional_boolean,  // --flag or --flag=true|false
 };
 
 struct flag_spec {
@@ -108,25 +107,25 @@ struct flag_spec {
 };
 
 constexpr flag_spec flags[] = {
-    {"rootfs", 0, takes::value},         {"read-only", 0, takes::nothing},   {"overlay", 0, takes::value},
-    {"volume", 'v', takes::value},       {"mount", 0, takes::value},         {"tmpfs", 0, takes::value},
-    {"device", 0, takes::value},         {"shm-size", 0, takes::value},      {"workdir", 'w', takes::value},
-    {"hostname", 'h', takes::value},     {"domainname", 0, takes::value},    {"env", 'e', takes::value},
-    {"env-file", 0, takes::value},       {"env-host", 0, takes::nothing},    {"clear-env", 0, takes::nothing},
-    {"add-host", 0, takes::value},       {"dns", 0, takes::value},           {"dns-search", 0, takes::value},
-    {"dns-option", 0, takes::value},     {"ulimit", 0, takes::value},        {"memory", 'm', takes::value},
-    {"memory-swap", 0, takes::value},    {"cpus", 0, takes::value},          {"cpu-shares", 'c', takes::value},
-    {"pids-limit", 0, takes::value},     {"cpuset-cpus", 0, takes::value},   {"network", 0, takes::value},
-    {"net", 0, takes::value},            {"publish", 'p', takes::value},     {"pid", 0, takes::value},
-    {"ipc", 0, takes::value},            {"uts", 0, takes::value},           {"rootless", 0, takes::nothing},
-    {"user", 'u', takes::value},         {"group-add", 0, takes::value},     {"seccomp", 0, takes::value},
-    {"cap-add", 0, takes::value},        {"cap-drop", 0, takes::value},      {"name", 0, takes::value},
-    {"timeout", 0, takes::value},        {"stop-signal", 0, takes::value},   {"stop-timeout", 0, takes::value},
-    {"init", 0, takes::nothing},         {"no-init", 0, takes::nothing},     {"result", 0, takes::value},
-    {"probe", 0, takes::nothing},        {"help", 0, takes::nothing},        {"version", 0, takes::nothing},
-    {"interactive", 'i', takes::nothing}, {"tty", 't', takes::nothing},      {"rm", 0, takes::nothing},
-    {"sig-proxy", 0, takes::optional_boolean}, {"entrypoint", 0, takes::value}, {"userns", 0, takes::value},
-    {"privileged", 0, takes::nothing},   {"security-opt", 0, takes::value},
+    {"rootfs", 0, takes::value},          {"read-only", 0, takes::boolean},     {"overlay", 0, takes::value},
+    {"volume", 'v', takes::value},        {"mount", 0, takes::value},           {"tmpfs", 0, takes::value},
+    {"device", 0, takes::value},          {"shm-size", 0, takes::value},        {"workdir", 'w', takes::value},
+    {"hostname", 'h', takes::value},      {"domainname", 0, takes::value},      {"env", 'e', takes::value},
+    {"env-file", 0, takes::value},        {"env-host", 0, takes::boolean},      {"clear-env", 0, takes::boolean},
+    {"add-host", 0, takes::value},        {"dns", 0, takes::value},             {"dns-search", 0, takes::value},
+    {"dns-option", 0, takes::value},      {"dns-opt", 0, takes::value},         {"ulimit", 0, takes::value},
+    {"memory", 'm', takes::value},        {"memory-swap", 0, takes::value},     {"cpus", 0, takes::value},
+    {"cpu-shares", 'c', takes::value},    {"pids-limit", 0, takes::value},      {"cpuset-cpus", 0, takes::value},
+    {"network", 0, takes::value},         {"net", 0, takes::value},             {"publish", 'p', takes::value},
+    {"pid", 0, takes::value},             {"ipc", 0, takes::value},             {"uts", 0, takes::value},
+    {"rootless", 0, takes::boolean},      {"user", 'u', takes::value},          {"group-add", 0, takes::value},
+    {"seccomp", 0, takes::value},         {"cap-add", 0, takes::value},         {"cap-drop", 0, takes::value},
+    {"name", 0, takes::value},            {"timeout", 0, takes::value},         {"stop-signal", 0, takes::value},
+    {"stop-timeout", 0, takes::value},    {"init", 0, takes::boolean},          {"no-init", 0, takes::boolean},
+    {"result", 0, takes::value},          {"probe", 0, takes::boolean},         {"help", 0, takes::boolean},
+    {"version", 0, takes::boolean},       {"interactive", 'i', takes::boolean}, {"tty", 't', takes::boolean},
+    {"rm", 0, takes::boolean},            {"sig-proxy", 0, takes::boolean},     {"entrypoint", 0, takes::value},
+    {"userns", 0, takes::value},          {"privileged", 0, takes::boolean},    {"security-opt", 0, takes::value},
 };
 
 // Docker's `run` flags that ctr-run does not have, each refused with one line
@@ -147,11 +146,14 @@ constexpr std::string_view no_metadata = "ctr-run keeps no containers, so no met
 constexpr std::string_view no_io_limits = "I/O limits are not supported by ctr-run yet";
 constexpr std::string_view one_network =
     "ctr-run has no user-defined networks: --network veth picks the address (docs/networking.md)";
+constexpr std::string_view no_alias =
+    "ctr-run has no user-defined networks and no DNS server to answer to an alias: give the names with --add-host "
+    "NAME:IP where they are needed";
 constexpr std::string_view no_health = "ctr-run has no health checks (no daemon to run them)";
 constexpr std::string_view windows_only = "Docker takes it on Windows only";
 
 constexpr refused_flag refused_flags[] = {
-    {"detach", 'd', takes::nothing, no_daemon},
+    {"detach", 'd', takes::boolean, no_daemon},
     {"detach-keys", 0, takes::value, no_daemon},
     {"restart", 0, takes::value, "ctr-run has no daemon to restart the command: run ctr-run under a supervisor (systemd)"},
     {"attach", 'a', takes::value, "ctr-run always attaches stdin, stdout and stderr"},
@@ -161,9 +163,9 @@ constexpr refused_flag refused_flags[] = {
     {"annotation", 0, takes::value, no_metadata},
     {"pull", 0, takes::value, no_images},
     {"platform", 0, takes::value, no_images},
-    {"quiet", 'q', takes::nothing, no_images},
-    {"disable-content-trust", 0, takes::optional_boolean, no_images},
-    {"publish-all", 'P', takes::nothing, "ctr-run runs no images, so nothing is exposed: publish each port with -p"},
+    {"quiet", 'q', takes::boolean, no_images},
+    {"disable-content-trust", 0, takes::boolean, no_images},
+    {"publish-all", 'P', takes::boolean, "ctr-run runs no images, so nothing is exposed: publish each port with -p"},
     {"expose", 0, takes::value, "ctr-run has no container links to expose ports to: publish with -p"},
     {"storage-opt", 0, takes::value, "ctr-run has no storage driver (--overlay gives a throwaway writable layer)"},
     {"volume-driver", 0, takes::value, "ctr-run has no named volumes (bind host directories with -v)"},
@@ -183,7 +185,7 @@ constexpr refused_flag refused_flags[] = {
      "ctr's cgroup limits have no soft memory limit (memory.low, memory.soft_limit_in_bytes) to set"},
     {"memory-swappiness", 0, takes::value, "ctr's cgroup limits have no swappiness"},
     {"kernel-memory", 0, takes::value, "kernel memory limits are gone from Linux (5.16) and from Docker"},
-    {"oom-kill-disable", 0, takes::optional_boolean, "ctr-run always lets the OOM killer act at the --memory limit"},
+    {"oom-kill-disable", 0, takes::boolean, "ctr-run always lets the OOM killer act at the --memory limit"},
     {"oom-score-adj", 0, takes::value, "ctr's library has no step that sets the command's OOM score"},
     {"blkio-weight", 0, takes::value, no_io_limits},
     {"blkio-weight-device", 0, takes::value, no_io_limits},
@@ -199,7 +201,8 @@ constexpr refused_flag refused_flags[] = {
     {"ip", 0, takes::value, one_network},
     {"ip6", 0, takes::value, one_network},
     {"mac-address", 0, takes::value, one_network},
-    {"network-alias", 0, takes::value, one_network},
+    {"network-alias", 0, takes::value, no_alias},
+    {"net-alias", 0, takes::value, no_alias},
     {"link", 0, takes::value, one_network},
     {"link-local-ip", 0, takes::value, one_network},
     {"log-driver", 0, takes::value, "ctr-run writes the command's output to its own stdout and stderr"},
@@ -210,7 +213,8 @@ constexpr refused_flag refused_flags[] = {
     {"health-start-period", 0, takes::value, no_health},
     {"health-start-interval", 0, takes::value, no_health},
     {"health-timeout", 0, takes::value, no_health},
-    {"no-healthcheck", 0, takes::nothing, no_health},
+    {"no-healthcheck", 0, takes::boolean, no_health},
+    {"use-api-socket", 0, takes::boolean, "ctr-run has no daemon, so no API socket to give the command"},
 };
 
 // NAME[,NAME...] or ALL, each checked against the capability names.
@@ -237,12 +241,24 @@ inline bool parse_host_only(std::string_view shown, std::string_view value) {
     return true;
 }
 
+// A boolean flag's value after '=', as Docker's flags (Go's ParseBool)
+// take it: --rm=true, --init=false, -t=0.
+inline bool parse_boolean(std::string_view shown, std::string_view value) {
+    for (std::string_view yes : {"true", "True", "TRUE", "t", "T", "1"})
+        if (value == yes) return true;
+    for (std::string_view no : {"false", "False", "FALSE", "f", "F", "0"})
+        if (value == no) return false;
+    bad_value(shown, "takes true or false, not '" + std::string(value) + "'");
+}
+
+// `value` is the flag's value; a boolean flag's is "true" or "false".
 inline void apply_flag(config& c, const flag_spec& f, std::string_view shown, std::string_view value) {
     const std::string_view name = f.long_name;
+    const bool on = value != "false";
     if (name == "rootfs") {
         if (value.empty()) bad_value(shown, "needs a directory");
         c.rootfs = std::string(value);
-    } else if (name == "read-only") c.read_only = true;
+    } else if (name == "read-only") c.read_only = on;
     else if (name == "overlay") {
         for (auto layer : split(value, ':')) {
             if (layer.empty()) bad_value(shown, "'" + std::string(value) + "' has an empty layer");
@@ -274,13 +290,13 @@ inline void apply_flag(config& c, const flag_spec& f, std::string_view shown, st
     } else if (name == "env-file") {
         if (value.empty()) bad_value(shown, "needs a file");
         c.env_files.emplace_back(value);
-    } else if (name == "env-host") c.env_host = true;
-    else if (name == "clear-env") c.clear_env = true;
+    } else if (name == "env-host") c.env_host = on;
+    else if (name == "clear-env") c.clear_env = on;
     else if (name == "add-host") c.add_hosts.push_back(parse_add_host(shown, value));
     else if (name == "dns") {
         if (!is_ip_address(value)) bad_value(shown, "'" + std::string(value) + "' is not an IP address");
         c.dns.emplace_back(value);
-    } else if (name == "dns-search" || name == "dns-option") {
+    } else if (name == "dns-search" || name == "dns-option" || name == "dns-opt") {
         if (value.empty() || value.find_first_of(" \t\n") != std::string_view::npos)
             bad_value(shown, "'" + std::string(value) + "' is not one word");
         (name == "dns-search" ? c.dns_search : c.dns_options).emplace_back(value);
@@ -327,7 +343,7 @@ inline void apply_flag(config& c, const flag_spec& f, std::string_view shown, st
     } else if (name == "pid") c.pid_host = parse_host_only(shown, value);
     else if (name == "ipc") c.ipc_host = parse_host_only(shown, value);
     else if (name == "uts") c.uts_host = parse_host_only(shown, value);
-    else if (name == "rootless") c.rootless = true;
+    else if (name == "rootless") c.rootless = on;
     else if (name == "user") c.user = parse_user(shown, value);
     else if (name == "group-add") {
         const bool numeric = !value.empty() && value.find_first_not_of("0123456789") == std::string_view::npos;
@@ -340,7 +356,7 @@ inline void apply_flag(config& c, const flag_spec& f, std::string_view shown, st
         c.seccomp_profile.reset();
     } else if (name == "cap-add") add_capability_names(c.cap_add, shown, value);
     else if (name == "cap-drop") add_capability_names(c.cap_drop, shown, value);
-    else if (name == "privileged") c.privileged = true;
+    else if (name == "privileged") c.privileged = on;
     else if (name == "userns") {
         if (value != "host")
             bad_value(shown, "'" + std::string(value) + "' is not host (without --userns, root gets a user namespace "
@@ -373,22 +389,24 @@ inline void apply_flag(config& c, const flag_spec& f, std::string_view shown, st
         if (!n || *n < -1) bad_value(shown, "'" + std::string(value) + "' is not a number of seconds (-1: never)");
         if (*n == -1) c.stop_timeout_never = true;
         else c.stop_timeout = std::chrono::seconds(*n);
-    } else if (name == "init") c.init = true;
-    else if (name == "no-init") c.no_init = true;
+    } else if (name == "init") {
+        // --init=false is --no-init; either said both ways is refused below.
+        (on ? c.init : c.no_init) = true;
+    } else if (name == "no-init") (on ? c.no_init : c.init) = true;
     else if (name == "result") {
         if (value != "json") bad_value(shown, "'" + std::string(value) + "' is not json");
         c.result_json = true;
-    } else if (name == "probe") c.probe = true;
-    else if (name == "help") c.help = true;
-    else if (name == "version") c.version = true;
-    else if (name == "interactive") c.interactive = true;
-    else if (name == "tty") c.tty = true;
-    else if (name == "sig-proxy") c.sig_proxy = value != "false";
+    } else if (name == "probe") c.probe = on;
+    else if (name == "help") c.help = on;
+    else if (name == "version") c.version = on;
+    else if (name == "interactive") c.interactive = on;
+    else if (name == "tty") c.tty = on;
+    else if (name == "sig-proxy") c.sig_proxy = on;
     else if (name == "entrypoint") {
         if (value.empty()) bad_value(shown, "needs a program (ctr-run runs no images, so there is no entrypoint to reset)");
         c.entrypoint = std::string(value);
     }
-    // --rm: nothing to do (see --help).
+    // --rm, --rm=false: nothing to do (see --help).
 }
 
 template <typename Spec, std::size_t N>
@@ -436,17 +454,19 @@ inline config parse_arguments(int argc, char** argv) {
                 const auto is_switch = [](char ch) {
                     const flag_spec* s = find_flag(flags, {}, ch);
                     const refused_flag* r = find_flag(refused_flags, {}, ch);
-                    return (s && s->what == takes::nothing) || (r && r->what == takes::nothing);
+                    return (s && s->what == takes::boolean) || (r && r->what == takes::boolean);
                 };
                 if (std::all_of(arg.begin() + 1, arg.end(), is_switch)) {
                     for (char ch : arg.substr(1)) {
                         const std::string one = std::string("-") + ch;
                         if (const auto* r = find_flag(refused_flags, {}, ch)) refuse(*r, one);
-                        apply_flag(c, *find_flag(flags, {}, ch), one, "");
+                        apply_flag(c, *find_flag(flags, {}, ch), one, "true");
                     }
                     continue;
                 }
-                if ((!spec || spec->what != takes::value) && (!refused || refused->what != takes::value))
+                // -m64m, -m=64m; a boolean's only with '=' (-t=false).
+                const takes what = spec ? spec->what : refused ? refused->what : takes::boolean;
+                if ((!spec && !refused) || (what == takes::boolean && arg[2] != '='))
                     bad_value(arg, "unknown flag (see ctr-run --help)");
                 value = arg.substr(arg[2] == '=' ? 3 : 2);
             }
@@ -457,10 +477,8 @@ inline config parse_arguments(int argc, char** argv) {
             if (i + 1 >= argc) bad_value(shown, "needs a value (see ctr-run --help)");
             value = argv[++i];
         }
-        if (spec->what == takes::nothing && value) bad_value(shown, "takes no value");
-        if (spec->what == takes::optional_boolean && value && *value != "true" && *value != "false")
-            bad_value(shown, "takes true or false");
-        apply_flag(c, *spec, shown, value.value_or(""));
+        if (spec->what == takes::boolean) value = !value || parse_boolean(shown, *value) ? "true" : "false";
+        apply_flag(c, *spec, shown, *value);
     }
     if (c.entrypoint) c.command.insert(c.command.begin(), *c.entrypoint);
     if (!c.help && !c.version && !c.probe && c.command.empty()) bad_value("COMMAND", "missing (see ctr-run --help)");
@@ -468,7 +486,7 @@ inline config parse_arguments(int argc, char** argv) {
     if (c.read_only && !c.overlay.empty())
         bad_value("--read-only", "does not go with --overlay, whose upper layer is what makes the root writable "
                                  "(leave out --overlay for a read-only root)");
-    if (c.init && c.no_init) bad_value("--init", "contradicts --no-init");
+    if (c.init && c.no_init) bad_value("--init", "contradicts --no-init (--init=false)");
     if (c.uts_host && !c.hostname.empty()) bad_value("--hostname", "needs a UTS namespace of the sandbox's own (leave out --uts host)");
     if (c.uts_host && !c.domainname.empty()) bad_value("--domainname", "needs a UTS namespace of the sandbox's own (leave out --uts host)");
     if (c.ipc_host && c.shm_size) bad_value("--shm-size", "with --ipc host, /dev/shm is the host's");

@@ -25,7 +25,9 @@ a private /tmp, a fresh /proc and a minimal /dev unless --rootfs or --overlay
 gives another root. Flags follow Docker's and Podman's names; the Docker
 flags ctr-run does not have are refused by name (listed at the end).
 Options end at the first argument that is not an option, or at "--". A
-value goes after the flag or after '=' (--memory=64m, -m 64m, -m64m).
+value goes after the flag or after '=' (--memory=64m, -m 64m, -m64m). A
+switch also takes Docker's =true or =false (--rm=true, -t=false, --init=false
+is --no-init).
 
 Filesystem:
       --rootfs DIR             DIR becomes "/" (writable, shared with the host;
@@ -56,7 +58,7 @@ Identity and environment:
   -h, --hostname NAME          host name inside (default: the host's)
       --domainname NAME        NIS domain name inside
       --add-host NAME:IP       a line of /etc/hosts inside (may be repeated)
-      --dns IP, --dns-search DOMAIN, --dns-option OPT
+      --dns IP, --dns-search DOMAIN, --dns-option OPT (or --dns-opt)
                                /etc/resolv.conf inside: these nameservers,
                                search domains and options instead of the host's
                                (/etc/hosts and /etc/resolv.conf are files
@@ -158,11 +160,16 @@ Lifetime, terminal and signals:
       --sig-proxy=false        do not pass signals sent to ctr-run on
       --name NAME              one run at a time under NAME: a second ctr-run
                                with the same name is refused while it runs
-  -t, --tty                    a pty for the command (also when ctr-run's own
-                               stdin and stdout are not terminals) and TERM=xterm
-  -i, --interactive, --rm      accepted: stdin is always passed on, and nothing
-                               is left behind when the command ends
-      (without -t, the command gets a pty when stdin and stdout are terminals)
+  -t, --tty                    a pty for the command, its stdin, stdout and
+                               stderr, and TERM=xterm; only with -t, as
+                               Docker's (also when ctr-run's own stdin and
+                               stdout are not terminals)
+  -i, --interactive            pass stdin on: ctr-run's own, or with -t what is
+                               typed (the caller's terminal then raw); without
+                               -i the command reads end-of-file (/dev/null),
+                               or with -t a pty nothing is typed into
+      --rm                     accepted: nothing is left behind when the
+                               command ends
 
 Output:
       --result json            after the command ends, print one JSON object on

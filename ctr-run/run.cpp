@@ -92,13 +92,14 @@ int run_command(const config& c) {
     std::optional<ctr::cgroup::group> group = make_group(c);
     if (group) options.cgroup = &*group;
 
-    // A pty with -t (Docker's), and whenever the caller's stdin and stdout
-    // are terminals (an interactive shell works without -it). It is made
-    // inside the sandbox, in its own devpts (`tty` says /dev/pts/0, as under
+    // As Docker's: a pty with -t only, even at a terminal. It is made inside
+    // the sandbox, in its own devpts (`tty` says /dev/pts/0, as under
     // `docker run -t`), with the caller's window size; the relay forwards
-    // later changes.
-    const bool interactive = c.tty || (isatty(STDIN_FILENO) && isatty(STDOUT_FILENO));
-    if (interactive) {
+    // later changes. It is the command's stdin, stdout and stderr; what the
+    // caller types reaches it with -i only. Without -t, stdin is the
+    // caller's with -i, else /dev/null (the command reads end-of-file).
+    if (!c.tty && !c.interactive) options.std_in = ctr::process::stdio::null();
+    if (c.tty) {
         ctr::process::terminal_options terminal;
         if (winsize size{}; ioctl(STDIN_FILENO, TIOCGWINSZ, &size) == 0 && size.ws_row > 0 && size.ws_col > 0)
             terminal.size = {.rows = size.ws_row, .columns = size.ws_col};
@@ -114,7 +115,7 @@ int run_command(const config& c) {
     if (ports) ports->start(child.network()->container_address.address);
     ctr::process::result r;
     if (child.terminal()) {
-        r = relay(child, child.terminal().get());
+        r = relay(child, child.terminal().get(), c.interactive);
     } else {
         r = child.wait();
     }

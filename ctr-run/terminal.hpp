@@ -1,6 +1,6 @@
 #pragma once
 // Signals and the terminal: what ctr-run forwards to the command, and the
-// pty it relays when the caller has a terminal.
+// pty it relays with -t (what the caller types, with -i too).
 
 #include <ctr/error.hpp>
 #include <ctr/process.hpp>
@@ -97,13 +97,16 @@ inline void install_signal_forwarding(bool forward, int stop, unsigned stop_time
     sigaction(SIGALRM, &action, nullptr);
 }
 
-// The caller's terminal in raw mode until this ends.
+// The caller's terminal in raw mode until this ends. With output_only,
+// only its output processing is off: the pty's own already turned "\n"
+// into "\r\n", and the caller's keys keep their meaning (^C, ^Z).
 class raw_terminal {
 public:
-    explicit raw_terminal(int fd) : fd_(fd) {
+    explicit raw_terminal(int fd, bool output_only = false) : fd_(fd) {
         if (tcgetattr(fd_, &saved_) != 0) return;
         termios raw = saved_;
-        cfmakeraw(&raw);
+        if (output_only) raw.c_oflag &= ~static_cast<tcflag_t>(OPOST);
+        else cfmakeraw(&raw);
         active_ = tcsetattr(fd_, TCSADRAIN, &raw) == 0;
     }
     raw_terminal(const raw_terminal&) = delete;
@@ -139,8 +142,12 @@ inline void copy_window_size(int from, int to) {
     if (ioctl(from, TIOCGWINSZ, &size) == 0) ioctl(to, TIOCSWINSZ, &size);
 }
 
-// Relays the caller's terminal and the pty until the command ends.
-inline ctr::process::result relay(ctr::process::child& child, int master) {
+// Relays the pty's output, its window size and, with `input` (-i), what
+// the caller types, until the command ends. Only with input is the caller's
+// terminal raw: without, ^C and ^Z act on ctr-run (^C is passed on as
+// SIGINT), as they do on `docker run -t` without -i; only its output
+// processing is off then.
+inline ctr::process::result relay(ctr::process::child& child, int master, bool input) {
     if (pipe2(winch_pipe, O_CLOEXEC | O_NONBLOCK) == 0) {
         struct sigaction action {};
         action.sa_handler = note_window_change;
@@ -148,9 +155,9 @@ inline ctr::process::result relay(ctr::process::child& child, int master) {
         sigemptyset(&action.sa_mask);
         sigaction(SIGWINCH, &action, nullptr);
     }
-    raw_terminal raw(STDIN_FILENO);
+    const raw_terminal raw(input ? STDIN_FILENO : STDOUT_FILENO, !input);
     fcntl(master, F_SETFL, fcntl(master, F_GETFL) | O_NONBLOCK);
-    bool input_open = true, output_open = true;
+    bool input_open = input, output_open = true;
     char buffer[16384];
     for (;;) {
         // wait_for also enforces the timeout; it is cheap when nothing is due.

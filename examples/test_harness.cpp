@@ -60,7 +60,8 @@ constexpr const char* usage = R"(usage:
 
 Each case sees the host read-only, a private /tmp, no network and its own
 pids, and runs in an empty scratch directory of its own (writable, removed
-afterwards, below $TMPDIR or /tmp), with TMPDIR=/tmp. Its cgroup has the memory limit and a limit of 128 processes.
+afterwards, below $TMPDIR or /tmp), with TMPDIR=/tmp. Its cgroup has the
+memory limit and a limit of 128 processes.
 Each worker starts its cases from a prepared sandbox: each case gets its
 own pid namespace (with an init), /tmp, IPC and host name, and shares the
 worker's cgroup (one case at a time), so no per-case peak charge is shown.

@@ -24,9 +24,11 @@
 #include <fstream>
 #include <initializer_list>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #ifdef CTR_RUN_BINARY
@@ -153,13 +155,18 @@ TEST(ctr_run, bad_flags_and_values_get_one_line_naming_the_flag) {
         {{"--security-opt", "seccomp=", "true"}, "ctr-run: --security-opt: 'seccomp=' names no profile file"},
         {{"--security-opt", "seccomp=/no/such/profile.json", "true"},
          "ctr-run: --security-opt: seccomp profile /no/such/profile.json: cannot read it: No such file or directory"},
-        {{"--privileged=yes", "true"}, "ctr-run: --privileged: takes no value"},
+        {{"--privileged=yes", "true"}, "ctr-run: --privileged: takes true or false, not 'yes'"},
+        {{"--tty=on", "true"}, "ctr-run: --tty: takes true or false, not 'on'"},
+        {{"-t=maybe", "true"}, "ctr-run: -t: takes true or false, not 'maybe'"},
+        {{"-i=2", "true"}, "ctr-run: -i: takes true or false, not '2'"},
+        {{"--interactive=", "true"}, "ctr-run: --interactive: takes true or false, not ''"},
+        {{"--init", "--init=false", "true"}, "ctr-run: --init: contradicts --no-init (--init=false)"},
         {{"-u", "no-such-user", "true"}, "ctr-run: --user: no user 'no-such-user' in /etc/passwd"},
         {{"--network", "bridge", "true"}, "ctr-run: --network: 'bridge' is not supported: ctr-run has no bridge"},
         {{"--result", "yaml", "true"}, "ctr-run: --result: 'yaml' is not json"},
         {{"--memory-swap", "1g", "true"}, "ctr-run: --memory-swap: needs --memory as well"},
         {{"--memory"}, "ctr-run: --memory: needs a value"},
-        {{"--no-init=yes", "true"}, "ctr-run: --no-init: takes no value"},
+        {{"--no-init=yes", "true"}, "ctr-run: --no-init: takes true or false, not 'yes'"},
         {{}, "ctr-run: COMMAND: missing"},
     };
     expect_usage_errors(cases);
@@ -174,11 +181,13 @@ TEST(ctr_run, help_documents_every_flag_and_lists_the_refused_ones) {
           "--cpu-shares", "--network", "--publish", "--rootless", "--user", "--group-add", "--seccomp",
           "seccomp=PROFILE.json", "--cap-add",
           "--cap-drop", "--timeout", "--init", "--no-init", "--result json", "--probe", "--read-only", "--mount",
-          "--device", "--shm-size", "--ulimit", "--add-host", "--dns", "--dns-search", "--dns-option", "--domainname",
+          "--device", "--shm-size", "--ulimit", "--add-host", "--dns", "--dns-search", "--dns-option", "--dns-opt",
+          "--domainname", "=true or =false", "--init=false",
           "--pid host", "--ipc host", "--uts host", "--entrypoint", "--name", "--stop-signal", "--stop-timeout",
           "--sig-proxy", "--tty", "--interactive", "--rm", "--version", "124", "125", "126", "127", "128+N",
           "not supported yet", "Docker flags ctr-run refuses", "-d/--detach", "no daemon", "--gpus", "--sysctl",
-          "--memory-reservation", "--restart", "--health-cmd", "-P/--publish-all"})
+          "--memory-reservation", "--restart", "--health-cmd", "-P/--publish-all", "--network-alias", "--net-alias",
+          "--use-api-socket"})
         EXPECT_TRUE(contains(r.out, flag)) << flag;
     EXPECT_FALSE(contains(r.out, "-h, --help")) << "-h is --hostname";
 }
@@ -297,10 +306,57 @@ TEST(ctr_run, hostname_env_and_workdir) {
 }
 
 TEST(ctr_run, stdin_and_stdout_pass_through) {
-    const auto r = run({"/bin/sh", "-c", "tr a-z A-Z; echo to-stderr >&2"}, as::caller, "hello\n");
+    const auto r = run({"-i", "/bin/sh", "-c", "tr a-z A-Z; echo to-stderr >&2"}, as::caller, "hello\n");
     EXPECT_EQ(r.status, 0);
     EXPECT_EQ(r.out, "HELLO\n");
     EXPECT_EQ(r.err, "to-stderr\n");
+}
+
+// As Docker's: without -i the command's stdin is not ctr-run's; it reads
+// end-of-file, although ctr-run's own stdin has something to read.
+TEST(ctr_run, without_i_stdin_reads_end_of_file) {
+    const std::string script = "cat; echo end; readlink /proc/self/fd/0";
+    auto r = run({"-i", "/bin/sh", "-c", script}, as::caller, "typed\n");
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_TRUE(r.out.starts_with("typed\nend\npipe:")) << r.out;
+    r = run({"/bin/sh", "-c", script}, as::caller, "typed\n");
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "end\n/dev/null\n");
+    r = run({"--interactive=false", "/bin/sh", "-c", script}, as::caller, "typed\n");
+    EXPECT_EQ(r.out, "end\n/dev/null\n") << r.err;
+}
+
+// Docker's =true and =false forms of the switches, through what the command
+// sees.
+TEST(ctr_run, switches_take_dockers_true_and_false) {
+    EXPECT_EQ(run({"--rm=true", "/bin/echo", "kept"}).out, "kept\n");
+    EXPECT_EQ(run({"--rm=false", "/bin/echo", "kept"}).out, "kept\n");
+    const std::vector<std::string> pid = {"/bin/sh", "-c", "echo $$"};
+    const auto with = [](std::vector<std::string> flags, const std::vector<std::string>& command) {
+        flags.insert(flags.end(), command.begin(), command.end());
+        return run(flags);
+    };
+    EXPECT_EQ(with({"--init=false"}, pid).out, "1\n") << "--init=false is --no-init";
+    EXPECT_EQ(with({"--init=true"}, pid).out, "2\n");
+    EXPECT_EQ(with({"--no-init=false"}, pid).out, "2\n");
+    EXPECT_EQ(with({"--init", "--init=true"}, pid).out, "2\n");
+    const std::vector<std::string> write_tmp = {"/bin/sh", "-c", "touch /tmp/x 2>/dev/null && echo rw || echo ro"};
+    EXPECT_EQ(with({"--read-only=true"}, write_tmp).out, "ro\n");
+    EXPECT_EQ(with({"--read-only=false"}, write_tmp).out, "rw\n");
+    EXPECT_EQ(with({"--read-only", "--read-only=0"}, write_tmp).out, "rw\n") << "the last one counts";
+    const std::vector<std::string> on_a_tty = {"/bin/sh", "-c", "[ -t 1 ] && echo tty || echo no-tty"};
+    EXPECT_EQ(with({"-t=false"}, on_a_tty).out, "no-tty\n");
+    EXPECT_EQ(with({"--tty=true"}, on_a_tty).out, "tty\r\n");
+    EXPECT_EQ(with({"-t=1"}, on_a_tty).out, "tty\r\n");
+    const std::vector<std::string> seccomp = {"/bin/sh", "-c", "grep ^Seccomp: /proc/self/status"};
+    EXPECT_EQ(with({"--privileged=false"}, seccomp).out, "Seccomp:\t2\n");
+    EXPECT_EQ(with({"--privileged=true"}, seccomp).out, "Seccomp:\t0\n");
+    auto r = run({"-i=true", "/bin/cat"}, as::caller, "in\n");
+    EXPECT_EQ(r.out, "in\n") << r.err;
+    r = run({"-i=false", "/bin/cat"}, as::caller, "in\n");
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "");
+    EXPECT_EQ(with({"--clear-env=true", "-e", "A=1"}, {"/usr/bin/env"}).out, "PATH=" + docker_path + "\nA=1\n");
 }
 
 TEST(ctr_run, no_init_runs_the_command_as_pid_1) {
@@ -608,7 +664,8 @@ TEST(ctr_run, a_busy_published_port_fails_before_the_command_runs) {
     EXPECT_EQ(r.err, "ctr-run: publish port '127.0.0.1:18081/tcp' (bind): Address already in use\n");
 }
 
-// A pty the test holds: ctr-run sees a terminal on stdin and stdout.
+// A pty the test holds: ctr-run sees a terminal on stdin and stdout, and
+// with -it the shell gets a pty of its own with that window size.
 TEST(ctr_run, an_interactive_shell_gets_a_pty_with_the_window_size) {
     const int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
     ASSERT_GE(master, 0);
@@ -623,7 +680,7 @@ TEST(ctr_run, an_interactive_shell_gets_a_pty_with_the_window_size) {
     ioctl(master, TIOCSWINSZ, &size);
 
     namespace p = ctr::process;
-    auto child = p::spawn({ctr_run, "/bin/sh"},
+    auto child = p::spawn({ctr_run, "-it", "/bin/sh"},
                           {.std_in = p::stdio::from_fd(slave.get()),
                            .std_out = p::stdio::from_fd(slave.get()),
                            .std_err = p::stdio::from_fd(slave.get()),
@@ -728,6 +785,13 @@ TEST(ctr_run, docker_flags_it_lacks_are_refused_by_name_with_125) {
         {{"--ip", "10.0.0.2", "true"}, "ctr-run: --ip: not supported"},
         {{"-l", "a=b", "true"}, "ctr-run: -l: not supported"},
         {{"--pull", "always", "true"}, "ctr-run: --pull: not supported"},
+        {{"--network-alias", "db", "true"}, "ctr-run: --network-alias: not supported: ctr-run has no user-defined "
+                                            "networks and no DNS server to answer to an alias"},
+        {{"--net-alias=db", "true"}, "ctr-run: --net-alias: not supported: ctr-run has no user-defined networks"},
+        {{"--use-api-socket", "true"}, "ctr-run: --use-api-socket: not supported: ctr-run has no daemon"},
+        // A refused switch is refused whatever its value.
+        {{"-d=false", "true"}, "ctr-run: -d: not supported: ctr-run has no daemon"},
+        {{"--detach=true", "true"}, "ctr-run: --detach: not supported: ctr-run has no daemon"},
     };
     expect_usage_errors(cases);
 }
@@ -750,12 +814,13 @@ TEST(ctr_run, add_host_and_dns_write_no_file_of_the_host_or_the_rootfs) {
     SKIP_WITHOUT_HOST_RESOLVER_FILES();
     const std::string hosts_before = read_file("/etc/hosts"), resolv_before = read_file("/etc/resolv.conf");
     const auto r = run({"--add-host", "db.test:198.51.100.7", "--add-host=v6.test:[2001:db8::1]", "--dns",
-                        "198.51.100.53", "--dns-search", "example.test", "--dns-option", "ndots:2", "/bin/sh", "-c",
+                        "198.51.100.53", "--dns-search", "example.test", "--dns-option", "ndots:2", "--dns-opt", "timeout:1",
+                        "/bin/sh", "-c",
                         "grep -E '(db|v6)[.]test' /etc/hosts; grep -E '^(nameserver|search|options)' /etc/resolv.conf; "
                         "echo x > /etc/hosts 2>/dev/null || echo read-only"});
     EXPECT_EQ(r.status, 0) << r.err;
     EXPECT_EQ(r.out, "198.51.100.7\tdb.test\n2001:db8::1\tv6.test\nnameserver 198.51.100.53\nsearch example.test\n"
-                     "options ndots:2\nread-only\n");
+                     "options ndots:2 timeout:1\nread-only\n");
     EXPECT_EQ(read_file("/etc/hosts"), hosts_before);
     EXPECT_EQ(read_file("/etc/resolv.conf"), resolv_before);
     // The private directory is gone with the run.
@@ -975,50 +1040,114 @@ struct terminal_outcome {
     bool mode_restored = false;
 };
 
+// The same, driven a step at a time: wait for text, type, resize. Every
+// wait reads with a generous deadline and says whether the text came; none
+// measures time.
+class terminal_session {
+public:
+    terminal_session(std::vector<std::string> args, unsigned short rows, unsigned short columns,
+                     as who = as::caller) {
+        const int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+        if (master < 0) return;
+        master_.reset(master);
+        if (grantpt(master) != 0 || unlockpt(master) != 0) return;
+        slave_.reset(open(ptsname(master), O_RDWR | O_NOCTTY | O_CLOEXEC));
+        if (!slave_) return;
+        resize(rows, columns);
+        tcgetattr(slave_.get(), &before_);
+        if (who == as::unprivileged)
+            args.insert(args.begin(), {"runuser", "-u", "ctrtest", "--", unprivileged_ctr_run()});
+        else args.insert(args.begin(), ctr_run);
+        namespace p = ctr::process;
+        child_.emplace(p::spawn(args, {.std_in = p::stdio::from_fd(slave_.get()),
+                                       .std_out = p::stdio::from_fd(slave_.get()),
+                                       .std_err = p::stdio::from_fd(slave_.get()),
+                                       .timeout = 60s,
+                                       .new_session = true,
+                                       .controlling_terminal = true}));
+    }
+
+    bool started() const { return child_.has_value(); }
+    const std::string& output() const { return output_; }
+
+    // Reads until `text` appears after what the last wait matched; false
+    // when 25 s pass or ctr-run ends first.
+    bool wait_for(const std::string& text) {
+        const auto deadline = std::chrono::steady_clock::now() + 25s;
+        for (;;) {
+            if (const auto at = output_.find(text, matched_); at != std::string::npos) {
+                matched_ = at + text.size();
+                return true;
+            }
+            if (!child_ || std::chrono::steady_clock::now() >= deadline) return false;
+            if (!read_some(100) && ended_) return false;
+        }
+    }
+
+    void type(const std::string& input) {
+        [[maybe_unused]] const ssize_t n = write(master_.get(), input.data(), input.size());
+    }
+
+    // As a terminal emulator does: the kernel sends SIGWINCH to the
+    // terminal's foreground process group, ctr-run.
+    void resize(unsigned short rows, unsigned short columns) {
+        winsize size{};
+        size.ws_row = rows;
+        size.ws_col = columns;
+        ioctl(master_.get(), TIOCSWINSZ, &size);
+    }
+
+    // The caller's terminal's mode now.
+    termios mode() const {
+        termios now{};
+        tcgetattr(slave_.get(), &now);
+        return now;
+    }
+
+    // Reads until ctr-run has ended and what it wrote before is read, then
+    // its status.
+    terminal_outcome finish() {
+        terminal_outcome result;
+        if (!child_) return result;
+        const auto deadline = std::chrono::steady_clock::now() + 25s;
+        while (std::chrono::steady_clock::now() < deadline)
+            if (!read_some(100) && ended_) break;
+        const auto r = child_->wait();
+        result.status = r.exit_code ? *r.exit_code : 128 + r.signal.value_or(0);
+        result.output = output_;
+        const termios after = mode();
+        result.mode_restored = before_.c_lflag == after.c_lflag && before_.c_iflag == after.c_iflag &&
+                               before_.c_oflag == after.c_oflag &&
+                               std::memcmp(before_.c_cc, after.c_cc, sizeof before_.c_cc) == 0;
+        return result;
+    }
+
+private:
+    // Waits up to `ms` for output and appends it; false when none came.
+    // Notes when ctr-run has ended.
+    bool read_some(int ms) {
+        pollfd fds[2] = {{master_.get(), POLLIN, 0}, {child_->pidfd(), POLLIN, 0}};
+        poll(fds, 2, ms);
+        if (fds[1].revents) ended_ = true;
+        if (!(fds[0].revents & POLLIN)) return false;
+        char buffer[4096];
+        const ssize_t n = read(master_.get(), buffer, sizeof buffer);
+        if (n <= 0) return false;
+        output_.append(buffer, static_cast<std::size_t>(n));
+        return true;
+    }
+
+    ctr::unique_fd master_, slave_;
+    termios before_{};
+    std::optional<ctr::process::child> child_;
+    std::string output_;
+    std::size_t matched_ = 0;
+    bool ended_ = false;
+};
+
 terminal_outcome run_at_a_terminal(std::vector<std::string> args, unsigned short rows, unsigned short columns,
                                    as who = as::caller) {
-    terminal_outcome result;
-    const int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-    if (master < 0 || grantpt(master) != 0 || unlockpt(master) != 0) return result;
-    const ctr::unique_fd master_fd(master);
-    const ctr::unique_fd slave(open(ptsname(master), O_RDWR | O_NOCTTY | O_CLOEXEC));
-    if (!slave) return result;
-    winsize size{};
-    size.ws_row = rows;
-    size.ws_col = columns;
-    ioctl(master, TIOCSWINSZ, &size);
-    termios before{};
-    tcgetattr(slave.get(), &before);
-    if (who == as::unprivileged) args.insert(args.begin(), {"runuser", "-u", "ctrtest", "--", unprivileged_ctr_run()});
-    else args.insert(args.begin(), ctr_run);
-    namespace p = ctr::process;
-    auto child = p::spawn(args, {.std_in = p::stdio::from_fd(slave.get()),
-                                 .std_out = p::stdio::from_fd(slave.get()),
-                                 .std_err = p::stdio::from_fd(slave.get()),
-                                 .timeout = 30s,
-                                 .new_session = true,
-                                 .controlling_terminal = true});
-    char buffer[4096];
-    const auto deadline = std::chrono::steady_clock::now() + 25s;
-    bool ended = false;
-    while (std::chrono::steady_clock::now() < deadline) {
-        pollfd fds[2] = {{master, POLLIN, 0}, {child.pidfd(), POLLIN, 0}};
-        poll(fds, 2, 100);
-        if (fds[0].revents & POLLIN) {
-            const ssize_t n = read(master, buffer, sizeof buffer);
-            if (n > 0) result.output.append(buffer, static_cast<std::size_t>(n));
-        } else if (ended) {
-            break;  // what was written before the end has been read
-        }
-        if (fds[1].revents) ended = true;
-    }
-    const auto r = child.wait();
-    result.status = r.exit_code ? *r.exit_code : 128 + r.signal.value_or(0);
-    termios after{};
-    tcgetattr(slave.get(), &after);
-    result.mode_restored = before.c_lflag == after.c_lflag && before.c_iflag == after.c_iflag &&
-                           before.c_oflag == after.c_oflag && std::memcmp(before.c_cc, after.c_cc, sizeof before.c_cc) == 0;
-    return result;
+    return terminal_session(std::move(args), rows, columns, who).finish();
 }
 
 // -t: the pty is made inside the sandbox, in its own devpts, so `tty` names
@@ -1036,6 +1165,97 @@ TEST(ctr_run, tty_gives_a_pty_of_the_sandboxs_own_devpts) {
         EXPECT_TRUE(contains(r.output, "/dev/pts/0\r\n41 99\r\n0 ptmx ")) << r.output;
         EXPECT_TRUE(r.mode_restored) << "the caller's terminal is left in raw mode";
     }
+}
+
+// As Docker's: without -t no pty is made, even when ctr-run runs at a
+// terminal; without -i the command's stdin is /dev/null there too. The same
+// script under -t first shows what a pty looks like.
+TEST(ctr_run, without_t_there_is_no_pty_even_at_a_terminal) {
+    const std::string script =
+        "tty; ls /dev/pts | tr '\\n' ' '; echo; [ -t 0 ] && echo stdin-is-a-terminal; readlink /proc/self/fd/0; exit 4";
+    auto r = run_at_a_terminal({"-t", "/bin/sh", "-c", script}, 24, 80);
+    EXPECT_EQ(r.status, 4) << r.output;
+    EXPECT_TRUE(contains(r.output, "/dev/pts/0\r\n0 ptmx \r\nstdin-is-a-terminal\r\n/dev/pts/0\r\n")) << r.output;
+    r = run_at_a_terminal({"/bin/sh", "-c", script}, 24, 80);
+    EXPECT_EQ(r.status, 4) << r.output;
+    EXPECT_TRUE(contains(r.output, "not a tty\r\nptmx \r\n/dev/null\r\n")) << r.output;
+    EXPECT_TRUE(r.mode_restored);
+    // -i alone: the caller's terminal itself, passed through; still no pty
+    // of the sandbox's.
+    r = run_at_a_terminal({"-i", "/bin/sh", "-c", script}, 24, 80);
+    EXPECT_EQ(r.status, 4) << r.output;
+    EXPECT_TRUE(contains(r.output, "not a tty\r\nptmx \r\nstdin-is-a-terminal\r\n")) << r.output;
+}
+
+// -t without -i: the output comes through the pty, but what is typed does
+// not go in (the command's read waits until --timeout ends it), and the
+// caller's terminal stays in its own mode, so ^C would reach ctr-run. With
+// -it, the terminal is raw and the typed line arrives.
+TEST(ctr_run, t_without_i_relays_output_but_not_what_is_typed) {
+    const std::vector<std::string> command = {"/bin/sh", "-c", "echo ready; read -r line; echo got:$line"};
+    std::vector<std::string> args = {"-it"};
+    args.insert(args.end(), command.begin(), command.end());
+    terminal_session it(args, 24, 80);
+    ASSERT_TRUE(it.started());
+    ASSERT_TRUE(it.wait_for("ready")) << it.output();
+    EXPECT_FALSE(it.mode().c_lflag & ICANON) << "-it: the caller's terminal is raw while ctr-run relays";
+    it.type("typed\n");
+    EXPECT_TRUE(it.wait_for("got:typed")) << it.output();
+    auto r = it.finish();
+    EXPECT_EQ(r.status, 0) << r.output;
+    EXPECT_TRUE(r.mode_restored);
+
+    args = {"-t", "--timeout", "3"};
+    args.insert(args.end(), command.begin(), command.end());
+    terminal_session t(args, 24, 80);
+    ASSERT_TRUE(t.started());
+    ASSERT_TRUE(t.wait_for("ready")) << t.output();
+    EXPECT_TRUE(t.mode().c_lflag & ICANON) << "-t alone leaves the caller's terminal as it was";
+    t.type("typed\n");
+    r = t.finish();
+    EXPECT_EQ(r.status, 124) << r.output;
+    EXPECT_FALSE(contains(r.output, "got:")) << r.output;
+    EXPECT_TRUE(r.mode_restored);
+}
+
+// ctr-run's own relay of the window size: the test resizes its terminal
+// (the kernel sends ctr-run SIGWINCH), ctr-run sets the new size on the
+// sandbox's pty, whose kernel sends the command SIGWINCH; its trap prints
+// the size it then sees.
+TEST(ctr_run, a_resized_terminal_reaches_the_command_with_sigwinch) {
+    terminal_session s({"-t", "/bin/sh", "-c",
+                        "trap 'stty size; exit 7' WINCH; stty size; echo ready; "
+                        "i=0; while [ $i -lt 200 ]; do sleep 0.1; i=$((i+1)); done"},
+                       24, 80);
+    ASSERT_TRUE(s.started());
+    ASSERT_TRUE(s.wait_for("24 80\r\nready")) << s.output();
+    s.resize(50, 120);
+    const auto r = s.finish();
+    EXPECT_EQ(r.status, 7) << "the trap did not run: no SIGWINCH inside\n" << r.output;
+    EXPECT_TRUE(contains(r.output, "ready\r\n50 120\r\n")) << r.output;
+}
+
+// Job control in an interactive shell under -it: ^Z stops the foreground
+// job, fg brings it back, and it reads the terminal again. Each step waits
+// for what the previous one printed.
+TEST(ctr_run, ctrl_z_and_fg_work_in_an_interactive_shell) {
+    terminal_session s({"-it", "/bin/sh"}, 24, 80);
+    ASSERT_TRUE(s.started());
+    s.type("tr a-z A-Z\n");
+    s.type("ping\n");
+    ASSERT_TRUE(s.wait_for("PING")) << s.output();  // tr runs in the foreground
+    s.type("\x1a");                                 // ^Z
+    ASSERT_TRUE(s.wait_for("Stopped")) << s.output();
+    // The shell reads a line at a time (canonical mode): "fg", then tr,
+    // back in the foreground, reads "pong".
+    s.type("fg\n");
+    s.type("pong\n");
+    EXPECT_TRUE(s.wait_for("PONG")) << s.output();
+    s.type("\x04");  // ^D: tr reads end-of-file and ends
+    s.type("exit 5\n");
+    const auto r = s.finish();
+    EXPECT_EQ(r.status, 5) << r.output;
+    EXPECT_TRUE(r.mode_restored);
 }
 
 // ---- as an unprivileged user ------------------------------------------------
@@ -1204,6 +1424,60 @@ TEST(ctr_run, rootless_an_unmapped_user_names_the_cause_and_the_fix) {
         EXPECT_TRUE(contains(r.err, "(it has gid 0)")) << r.err;
         EXPECT_TRUE(contains(r.err, "/etc/subgid")) << r.err;
         EXPECT_TRUE(contains(r.err, "usermod --add-subgids")) << r.err;
+    }
+}
+
+// Without a subordinate range, -u with an id other than 0 names the
+// unmapped id, the missing range, the file and the fix. ctrtest has a range
+// (tests/run-rootless gives it one), so the test hides it: in a mount
+// namespace of its own, an empty file is bound over /etc/subuid and
+// /etc/subgid; the machine's files never change. With the real files the
+// same run first works where the range is there, so the failure below comes
+// from the missing range.
+TEST(ctr_run, rootless_without_a_subordinate_range_names_the_file_and_the_fix) {
+    SKIP_WITHOUT_UNPRIVILEGED_USER();
+    if (access("/usr/bin/unshare", X_OK) != 0) GTEST_SKIP() << "needs unshare(1) (util-linux)";
+    const std::vector<std::string> command = {"-u", "1000:1000", "/bin/sh", "-c", "id -u; id -g"};
+    bool has_range = true;
+    for (const char* file : {"/etc/subuid", "/etc/subgid"}) {
+        std::ifstream in(file);
+        bool found = false;
+        for (std::string line; std::getline(in, line);) found = found || line.rfind("ctrtest:", 0) == 0;
+        has_range = has_range && found;
+    }
+    const bool has_helpers = access("/usr/bin/newuidmap", X_OK) == 0 && access("/usr/bin/newgidmap", X_OK) == 0;
+    if (has_range && has_helpers) {
+        const auto r = run(command, as::unprivileged);
+        EXPECT_EQ(r.status, 0) << r.err;
+        EXPECT_EQ(r.out, "1000\n1000\n");
+    }
+
+    scratch dir;
+    write_file(dir / "empty", "");
+    chmod((dir / "empty").c_str(), 0644);
+    const std::string script =
+        "for f in /etc/subuid /etc/subgid; do if [ -e $f ]; then mount --bind \"$1\" $f || exit 99; fi; done; "
+        "shift; exec runuser -u ctrtest -- \"$@\"";
+    std::vector<std::string> args = {"/usr/bin/unshare", "-m", "--propagation", "private", "/bin/sh", "-c", script,
+                                     "sh", (dir / "empty").string(), unprivileged_ctr_run()};
+    args.insert(args.end(), command.begin(), command.end());
+    namespace p = ctr::process;
+    const auto r = p::spawn(args, {.std_in = p::stdio::null(), .std_out = p::stdio::capture(),
+                                   .std_err = p::stdio::capture(), .timeout = 60s})
+                       .wait();
+    ASSERT_NE(r.exit_code, 99) << "could not bind over /etc/subuid: " << r.std_err;
+    EXPECT_EQ(r.exit_code, 125) << r.std_out << r.std_err;
+    EXPECT_EQ(r.std_out, "");
+    const std::string& err = r.std_err;
+    EXPECT_EQ(err.find('\n'), err.size() - 1) << "one line: " << err;
+    // The id, what the namespace has instead, the missing range, the file
+    // and the fix.
+    EXPECT_TRUE(contains(err, "ctr-run: set gid '1000' (gid 1000 is not mapped in the sandbox's user namespace "
+                              "(it has gid 0)")) << err;
+    EXPECT_TRUE(contains(err, "there is no range for ctrtest in /etc/subgid")) << err;
+    EXPECT_TRUE(contains(err, "usermod --add-subgids 100000-165535 ctrtest")) << err;
+    if (has_range) {
+        EXPECT_TRUE(contains(read_file("/etc/subgid"), "ctrtest:")) << "the bind stayed in its namespace";
     }
 }
 

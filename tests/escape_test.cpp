@@ -317,6 +317,7 @@ verdict run_ctr_run(const attempt& a, confinement c) {
     if (a.uid) args.insert(args.end(), {"-u", std::to_string(*a.uid) + ":" + std::to_string(a.gid.value_or(0))});
     if (a.no_init) args.push_back("--no-init");
     if (a.clear_env) args.push_back("--clear-env");
+    if (a.std_in >= 0) args.push_back("-i");  // without it, the command's stdin is /dev/null, as Docker's
     if (a.pass_secret_env)
         for (const auto& [name, value] : a.secret_env) args.insert(args.end(), {"-e", name});
     args.insert(args.end(), a.command.begin(), a.command.end());
