@@ -13,6 +13,7 @@
 #include <ctr/cgroup.hpp>
 #include <ctr/error.hpp>
 #include <ctr/ip_address.hpp>
+#include <ctr/landlock.hpp>
 #include <ctr/mount.hpp>
 #include <ctr/net.hpp>
 #include <ctr/ns.hpp>

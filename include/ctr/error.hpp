@@ -92,6 +92,9 @@ enum class step : std::uint16_t {
     open_terminal,               // a pty in the sandbox's devpts for options::terminal, its master sent back
     hold_for_start,              // the command held before exec until options::start_gate opens
     write_file,                  // mount::plan::write: text into a file inside the new root (an OCI sysctl)
+    create_landlock_ruleset,     // landlock_create_ruleset in the parent, or a feature the kernel lacks
+    add_landlock_rule,           // a path rule (opened in the child) or a port rule
+    apply_landlock,              // landlock_restrict_self in the child
 };
 
 inline std::string_view to_string(step s) noexcept {
@@ -170,6 +173,9 @@ inline std::string_view to_string(step s) noexcept {
         case step::open_terminal: return "open terminal";
         case step::hold_for_start: return "hold for start";
         case step::write_file: return "write file";
+        case step::create_landlock_ruleset: return "create Landlock ruleset";
+        case step::add_landlock_rule: return "add Landlock rule";
+        case step::apply_landlock: return "apply Landlock ruleset";
     }
     return "unknown step";
 }

@@ -6,10 +6,10 @@
 #include <ctr/detail/clone.hpp>
 #include <ctr/detail/file.hpp>
 #include <ctr/detail/syscall.hpp>
+#include <ctr/landlock.hpp>
 #include <ctr/ns.hpp>
 
 #include <linux/close_range.h>
-#include <linux/landlock.h>
 #include <linux/openat2.h>
 #include <linux/sched.h>
 #include <sys/utsname.h>
@@ -41,7 +41,9 @@ struct host_probe {
     feature new_mount_api;
     feature mount_setattr;
     feature openat2;
+    // "ABI N: " and what that ABI enforces, feature by feature.
     feature landlock;
+    int landlock_abi = 0;  // 0: none
     cgroup_layout cgroups = cgroup_layout::none;
     std::string cgroup_detail;
 
@@ -224,9 +226,13 @@ inline host_probe probe() {
         p.openat2 = {false, "openat2: " + errno_text(fd) + " (Linux 5.6 or later)"};
     }
 
-    if (const long abi = raw::call(SYS_landlock_create_ruleset, nullptr, 0, LANDLOCK_CREATE_RULESET_VERSION); abi > 0)
-        p.landlock = {true, "ABI " + std::to_string(abi)};
-    else if (abi == -EOPNOTSUPP)
+    if (const long abi = sys::landlock_create_ruleset(nullptr, 0, 1U /* LANDLOCK_CREATE_RULESET_VERSION */); abi > 0) {
+        p.landlock_abi = static_cast<int>(abi);
+        std::string detail = "ABI " + std::to_string(abi) + ":";
+        for (const landlock::detail::abi_feature& f : landlock::detail::abi_features)
+            if (f.abi <= abi) detail.append(f.abi == 1 ? " " : "; ").append(f.what);
+        p.landlock = {true, std::move(detail)};
+    } else if (abi == -EOPNOTSUPP)
         p.landlock = {false, "built in but disabled at boot (add landlock to the lsm= kernel parameter)"};
     else
         p.landlock = {false, errno_text(abi) + " (Linux 5.13 or later with CONFIG_SECURITY_LANDLOCK)"};

@@ -1,10 +1,11 @@
 #pragma once
 // ctr::security: what a sandboxed command may still do once it runs.
 //
-// Three layers, applied in the child in this order after the root
+// Four layers, applied in the child in this order after the root
 // filesystem, rlimits, fds and credentials (see detail::launch_phase):
 // capabilities (bounding, permitted, effective, inheritable, ambient and
-// securebits), no_new_privs, then a seccomp filter, right before exec.
+// securebits), a Landlock ruleset (<ctr/landlock.hpp>), no_new_privs, then a
+// seccomp filter, right before exec.
 // The library takes nothing away unless asked; `security::confined()` is
 // the set ctr-run uses by default, and docs/security.md says what each
 // layer stops.

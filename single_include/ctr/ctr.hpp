@@ -242,6 +242,10 @@ enum class call : unsigned {
     futex,
     sendmsg,
     recvmsg,
+    // Landlock
+    landlock_create_ruleset,
+    landlock_add_rule,
+    landlock_restrict_self,
     count_,
 };
 
@@ -697,6 +701,22 @@ inline long recvmsg(int fd, void* message, int flags) noexcept {
     return raw::call(SYS_recvmsg, fd, message, flags);
 }
 
+// Landlock takes the kernel's own structures (linux/landlock.h); ctr
+// defines them itself (detail/landlock_abi in <ctr/landlock.hpp>), since
+// the installed header may be older than the kernel.
+inline long landlock_create_ruleset(const void* attr, std::size_t size, unsigned flags) noexcept {
+    CTR_FAULT_CHECK(landlock_create_ruleset);
+    return raw::call(SYS_landlock_create_ruleset, attr, size, flags);
+}
+inline long landlock_add_rule(int ruleset_fd, int rule_type, const void* attr, unsigned flags) noexcept {
+    CTR_FAULT_CHECK(landlock_add_rule);
+    return raw::call(SYS_landlock_add_rule, ruleset_fd, rule_type, attr, flags);
+}
+inline long landlock_restrict_self(int ruleset_fd, unsigned flags) noexcept {
+    CTR_FAULT_CHECK(landlock_restrict_self);
+    return raw::call(SYS_landlock_restrict_self, ruleset_fd, flags);
+}
+
 [[noreturn]] inline void exit_group(int status) noexcept {
     for (;;) raw::call(SYS_exit_group, status);
 }
@@ -837,6 +857,9 @@ enum class step : std::uint16_t {
     open_terminal,               // a pty in the sandbox's devpts for options::terminal, its master sent back
     hold_for_start,              // the command held before exec until options::start_gate opens
     write_file,                  // mount::plan::write: text into a file inside the new root (an OCI sysctl)
+    create_landlock_ruleset,     // landlock_create_ruleset in the parent, or a feature the kernel lacks
+    add_landlock_rule,           // a path rule (opened in the child) or a port rule
+    apply_landlock,              // landlock_restrict_self in the child
 };
 
 inline std::string_view to_string(step s) noexcept {
@@ -915,6 +938,9 @@ inline std::string_view to_string(step s) noexcept {
         case step::open_terminal: return "open terminal";
         case step::hold_for_start: return "hold for start";
         case step::write_file: return "write file";
+        case step::create_landlock_ruleset: return "create Landlock ruleset";
+        case step::add_landlock_rule: return "add Landlock rule";
+        case step::apply_landlock: return "apply Landlock ruleset";
     }
     return "unknown step";
 }
@@ -4328,6 +4354,290 @@ struct ipv4_interface {
 
 }  // namespace ctr::net
 // end ctr/ip_address.hpp
+// begin ctr/landlock.hpp
+// ctr::landlock: what files and TCP ports a command may use, enforced by the
+// kernel's Landlock LSM (Linux 5.13 and later). No privilege, no namespace:
+// any process may confine itself, and spawn applies a ruleset in the child
+// right before no_new_privs and seccomp (docs/security.md, "Landlock").
+//
+//     auto rules = ctr::landlock::ruleset{}
+//                      .execute("/usr")       // read and run
+//                      .read("/etc")
+//                      .write("/tmp/out")     // a tree the command may change
+//                      .connect_tcp(443);
+//     spawn(argv, {.security = {.landlock = rules}});
+//
+// A ruleset confines the filesystem once it has a path rule (or
+// restrict_filesystem()): every file access outside the rules is denied,
+// with EACCES. TCP is confined once it has a port rule (or restrict_tcp()).
+// Paths are resolved in the child, after its mounts, as the command sees
+// them; each must exist.
+//
+// Kernels differ (the Landlock ABI): best_effort, the default, drops what
+// the kernel cannot enforce and dropped() says what that is; required makes
+// spawn fail instead, naming the feature and the kernel it needs.
+
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace ctr::landlock {
+
+// A set of access rights on files (LANDLOCK_ACCESS_FS_*), the kernel's bits.
+struct access {
+    std::uint64_t bits = 0;
+    friend constexpr access operator|(access a, access b) noexcept { return {a.bits | b.bits}; }
+    friend constexpr access operator&(access a, access b) noexcept { return {a.bits & b.bits}; }
+    friend constexpr bool operator==(access a, access b) noexcept = default;
+    constexpr bool empty() const noexcept { return bits == 0; }
+};
+
+namespace fs {
+// Each right, with the ABI that introduced it.
+inline constexpr access execute{1ULL << 0};
+inline constexpr access write_file{1ULL << 1};
+inline constexpr access read_file{1ULL << 2};
+inline constexpr access read_dir{1ULL << 3};
+inline constexpr access remove_dir{1ULL << 4};
+inline constexpr access remove_file{1ULL << 5};
+inline constexpr access make_char{1ULL << 6};
+inline constexpr access make_dir{1ULL << 7};
+inline constexpr access make_reg{1ULL << 8};
+inline constexpr access make_sock{1ULL << 9};
+inline constexpr access make_fifo{1ULL << 10};
+inline constexpr access make_block{1ULL << 11};
+inline constexpr access make_sym{1ULL << 12};
+inline constexpr access refer{1ULL << 13};      // ABI 2: rename or link into another directory
+inline constexpr access truncate{1ULL << 14};   // ABI 3: truncate(2), O_TRUNC
+inline constexpr access ioctl_dev{1ULL << 15};  // ABI 5: ioctl on character and block devices
+
+// The groups the ruleset's shorthands use.
+inline constexpr access read = read_file | read_dir;
+inline constexpr access write = write_file | truncate;
+inline constexpr access make = make_reg | make_dir | make_sym | make_sock | make_fifo;
+inline constexpr access remove = remove_file | remove_dir;
+// A tree the command may change: everything but device nodes and device ioctls.
+inline constexpr access read_write = read | write | make | remove | refer;
+// The rights that apply to a file that is not a directory.
+inline constexpr access file_rights = execute | write_file | read_file | truncate | ioctl_dev;
+}  // namespace fs
+
+// What the kernel does with what it cannot enforce.
+enum class mode : std::uint8_t {
+    best_effort,  // drop it (ruleset::dropped() lists it) and enforce the rest
+    required,     // spawn fails with a ctr::error naming it and the kernel it needs
+};
+
+struct path_rule {
+    std::string path;
+    access rights;
+};
+
+enum class tcp : std::uint8_t { bind = 1, connect = 2 };  // LANDLOCK_ACCESS_NET_*
+
+struct port_rule {
+    std::uint16_t port;
+    tcp what;
+};
+
+class ruleset {
+public:
+    // Read files and list directories beneath `path`.
+    template <class = void>
+    ruleset& read(std::string path) { return allow(std::move(path), fs::read); }
+    // Read and run: what /usr needs.
+    template <class = void>
+    ruleset& execute(std::string path) { return allow(std::move(path), fs::read | fs::execute); }
+    // A tree the command may read and change: write, truncate, make and
+    // remove files and directories, move them within the rules (fs::read_write).
+    template <class = void>
+    ruleset& write(std::string path) { return allow(std::move(path), fs::read_write); }
+    // Any set of rights beneath `path`. On a file that is not a directory
+    // only fs::file_rights apply; the rest are ignored there.
+    template <class = void>
+    ruleset& allow(std::string path, access rights) {
+        paths_.push_back({std::move(path), rights});
+        return *this;
+    }
+    // Listen on (bind) or connect to this TCP port (ABI 4, Linux 6.7).
+    template <class = void>
+    ruleset& bind_tcp(std::uint16_t port) {
+        ports_.push_back({port, tcp::bind});
+        return *this;
+    }
+    template <class = void>
+    ruleset& connect_tcp(std::uint16_t port) {
+        ports_.push_back({port, tcp::connect});
+        return *this;
+    }
+    // Confine without a rule of the kind: no file access at all, or no TCP
+    // bind and connect at all.
+    ruleset& restrict_filesystem() noexcept {
+        restrict_filesystem_ = true;
+        return *this;
+    }
+    ruleset& restrict_tcp() noexcept {
+        restrict_tcp_ = true;
+        return *this;
+    }
+    // ABI 6, Linux 6.12: no connecting to abstract unix sockets made outside
+    // the sandbox, no signals to processes outside it.
+    ruleset& scope_abstract_unix_sockets() noexcept {
+        scopes_ |= 1U;
+        return *this;
+    }
+    ruleset& scope_signals() noexcept {
+        scopes_ |= 2U;
+        return *this;
+    }
+    ruleset& set_mode(landlock::mode m) noexcept {
+        mode_ = m;
+        return *this;
+    }
+    // Use no feature newer than this ABI, whatever the kernel has, so that
+    // a ruleset means the same on every kernel (go-landlock's V1..Vn).
+    ruleset& at_most_abi(int abi) noexcept {
+        abi_limit_ = abi;
+        return *this;
+    }
+
+    const std::vector<path_rule>& paths() const noexcept { return paths_; }
+    const std::vector<port_rule>& ports() const noexcept { return ports_; }
+    bool restricts_filesystem() const noexcept { return restrict_filesystem_ || !paths_.empty(); }
+    bool restricts_tcp() const noexcept { return restrict_tcp_ || !ports_.empty(); }
+    bool scopes_abstract_unix_sockets() const noexcept { return (scopes_ & 1U) != 0; }
+    bool scopes_signals() const noexcept { return (scopes_ & 2U) != 0; }
+    landlock::mode mode() const noexcept { return mode_; }
+    int abi_limit() const noexcept { return abi_limit_; }
+
+    // What a kernel with Landlock ABI `abi` (0: none) could not enforce of
+    // this ruleset, one line each, with the ABI and kernel it needs. Empty:
+    // all of it. Defined below.
+    template <class = void>
+    std::vector<std::string> dropped(int abi) const;
+    // The same against this kernel.
+    template <class = void>
+    std::vector<std::string> dropped() const;
+
+private:
+    std::vector<path_rule> paths_;
+    std::vector<port_rule> ports_;
+    bool restrict_filesystem_ = false;
+    bool restrict_tcp_ = false;
+    unsigned scopes_ = 0;
+    landlock::mode mode_ = landlock::mode::best_effort;
+    int abi_limit_ = 0;  // 0: none
+};
+
+// The kernel's Landlock ABI version: 1 (Linux 5.13) and up, 0 when the
+// kernel has none or it is disabled at boot.
+template <class = void>
+inline int abi() noexcept {
+    const long version = detail::sys::landlock_create_ruleset(nullptr, 0, 1U);  // LANDLOCK_CREATE_RULESET_VERSION
+    return version > 0 ? static_cast<int>(version) : 0;
+}
+
+namespace detail {
+
+// The kernel's structures (linux/landlock.h), defined here because the
+// installed header may predate the kernel: the ruleset's attributes grew
+// with ABI 4 (handled_access_net) and ABI 6 (scoped); a kernel reads the
+// fields it knows and requires the rest to be zero.
+struct ruleset_attr {
+    std::uint64_t handled_access_fs = 0;
+    std::uint64_t handled_access_net = 0;
+    std::uint64_t scoped = 0;
+};
+struct [[gnu::packed]] path_beneath_attr {
+    std::uint64_t allowed_access;
+    std::int32_t parent_fd;
+};
+struct net_port_attr {
+    std::uint64_t allowed_access;
+    std::uint64_t port;
+};
+inline constexpr int rule_path_beneath = 1;
+inline constexpr int rule_net_port = 2;
+
+// What each ABI added, and the first Linux release with it.
+struct abi_feature {
+    int abi;
+    const char* kernel;
+    const char* what;
+};
+inline constexpr abi_feature abi_features[] = {
+    {1, "5.13", "files: read, write, execute, make and remove"},
+    {2, "5.19", "refer: moving and linking files between directories"},
+    {3, "6.2", "truncate"},
+    {4, "6.7", "TCP bind and connect ports"},
+    {5, "6.10", "ioctl on devices"},
+    {6, "6.12", "scoped abstract unix sockets and signals"},
+    {7, "6.15", "audit logging of denials"},
+};
+
+// The file rights an ABI knows.
+constexpr std::uint64_t file_rights_of(int abi) noexcept {
+    if (abi < 1) return 0;
+    std::uint64_t bits = (1ULL << 13) - 1;  // execute .. make_sym
+    if (abi >= 2) bits |= fs::refer.bits;
+    if (abi >= 3) bits |= fs::truncate.bits;
+    if (abi >= 5) bits |= fs::ioctl_dev.bits;
+    return bits;
+}
+
+// What a kernel with `kernel_abi` enforces of a ruleset, and what it cannot.
+struct fit {
+    int abi = 0;  // the ABI used: the kernel's, or the ruleset's limit
+    ruleset_attr attr{};
+    std::vector<std::string> missing;
+};
+
+template <class = void>
+fit fit_ruleset(const ruleset& rules, int kernel_abi) {
+    fit out;
+    out.abi = rules.abi_limit() > 0 && rules.abi_limit() < kernel_abi ? rules.abi_limit() : kernel_abi;
+    const int abi = out.abi;
+    const auto has = [&](int needed, const char* what) {
+        if (abi >= needed) return true;
+        const abi_feature& f = abi_features[needed - 1];
+        std::string line = std::string(what) + ": needs Landlock ABI " + std::to_string(needed) + " (Linux " +
+                           f.kernel + "); ";
+        if (abi != kernel_abi) line += "the ruleset allows at most ABI " + std::to_string(abi);
+        else if (abi == 0) line += "this kernel has no Landlock, or it is disabled at boot";
+        else line += "this kernel has ABI " + std::to_string(abi);
+        out.missing.push_back(std::move(line));
+        return false;
+    };
+    if (rules.restricts_filesystem() && has(1, "file rules")) {
+        out.attr.handled_access_fs = file_rights_of(abi);
+        std::uint64_t named = 0;
+        for (const path_rule& rule : rules.paths()) named |= rule.rights.bits;
+        if ((named & fs::refer.bits) != 0)
+            has(2, "refer (without it, moving or linking a file between directories is always denied)");
+        has(3, "truncate (without it, truncate(2) and O_TRUNC are not confined)");
+        has(5, "ioctl_dev (without it, ioctl on devices is not confined)");
+    }
+    if (rules.restricts_tcp() && has(4, "TCP port rules")) out.attr.handled_access_net = 3;
+    if (rules.scopes_abstract_unix_sockets() && has(6, "scoped abstract unix sockets")) out.attr.scoped |= 1;
+    if (rules.scopes_signals() && has(6, "scoped signals")) out.attr.scoped |= 2;
+    return out;
+}
+
+}  // namespace detail
+
+template <class>
+std::vector<std::string> ruleset::dropped(int kernel_abi) const {
+    return detail::fit_ruleset(*this, kernel_abi).missing;
+}
+template <class>
+std::vector<std::string> ruleset::dropped() const {
+    return dropped(landlock::abi());
+}
+
+}  // namespace ctr::landlock
+// end ctr/landlock.hpp
 // begin ctr/mount.hpp
 // ctr::mount: mounts owned by a guard, and the root-filesystem plan that a
 // sandboxed child builds and enters before exec.
@@ -10645,6 +10955,10 @@ namespace ctr::detail {
 //    capabilities survive it;
 //  - the init (pid 1) splits off after credentials: what follows runs in
 //    the command only, so pid 1 keeps what it needs to forward signals;
+//  - Landlock after the mounts (its paths are the command's) and after
+//    capabilities and credentials, which it does not govern; it sets its
+//    own no_new_privs, since the capabilities that could stand in for it
+//    may be gone by then;
 //  - no_new_privs before seccomp: installing a filter without CAP_SYS_ADMIN
 //    needs it; seccomp last, so that no setup step is filtered.
 enum class launch_phase : std::uint8_t {
@@ -10662,7 +10976,7 @@ enum class launch_phase : std::uint8_t {
     init,                  // become_init: what follows runs in the command
     session,               // setsid, controlling terminal, umask, working directory
     capabilities,          // effective, permitted, inheritable, ambient
-    landlock,              // (reserved for Landlock rulesets)
+    landlock,              // the Landlock ruleset (with its own no_new_privs)
     no_new_privileges,
     restore_signal_mask,
     hold,                  // options::start_gate: wait to be started
@@ -10748,6 +11062,9 @@ struct launch_plan {
 
     unique_fd report_read, report_write;
     unique_fd start_gate;  // the child's copy of options::start_gate, above every fd it maps
+    // The lowest fd number that no fd mapping targets: a layer's fd that the
+    // child needs after the fds phase must be at or above it.
+    int first_unmapped_fd = 3;
     // What a held child closes before it waits (pairs first, last; ~0U: no
     // end): every fd that exec would close, but the report channel and the
     // gate. A copy of the gate's write end among them would keep its read
@@ -10873,7 +11190,7 @@ inline void make_pipe(unique_fd& read_end, unique_fd& write_end) {
 
 // begin ctr/detail/security_options.hpp
 // ctr::security as spawn takes it (options::security): which capabilities,
-// no_new_privs and which seccomp filter, as plain data. security.hpp (the
+// no_new_privs, which seccomp filter and which Landlock ruleset, as plain data. security.hpp (the
 // header to include) has the filters and the launch layer that applies them,
 // so that a program that spawns without them compiles none of that.
 
@@ -10909,6 +11226,12 @@ struct security {
     // installed before capabilities are dropped, while CAP_SYS_ADMIN may
     // still allow it (runc's order).
     std::shared_ptr<const seccomp::filter> seccomp{};
+    // Which files and TCP ports the command may use (<ctr/landlock.hpp>).
+    // Applied after capabilities, before no_new_privs and seccomp. The
+    // kernel lets only a process with no_new_privs (or CAP_SYS_ADMIN)
+    // confine itself, so a ruleset sets no_new_privs too, whatever
+    // no_new_privileges says: setuid programs stop granting privileges.
+    std::optional<landlock::ruleset> landlock{};
 
     // Podman's default capability set, no_new_privs and the default seccomp
     // profile: root inside cannot mount, load modules, make namespaces,
@@ -10928,7 +11251,9 @@ struct security {
     static security unconfined() { return {}; }
 
     template <class = void>
-    bool takes_anything_away() const noexcept { return capabilities || no_new_privileges || seccomp; }
+    bool takes_anything_away() const noexcept {
+        return capabilities || no_new_privileges || seccomp || landlock.has_value();
+    }
 };
 
 }  // namespace ctr
@@ -11704,6 +12029,7 @@ inline void plan_fd_mapping(launch_plan& plan, const std::vector<fd_mapping>& ma
                             const bool inherited_stdio[3], int start_gate) {
     int lowest_free = 3;
     for (const auto& m : mappings) lowest_free = std::max(lowest_free, m.target + 1);
+    plan.first_unmapped_fd = lowest_free;
 
     // The error channel must survive the moves: put it above every target.
     if (plan.report_write.get() < lowest_free) {
@@ -12168,7 +12494,8 @@ inline const std::optional<net::veth_info>* plan_network(launch_plan& plan, cons
 // begin ctr/detail/launch_security.hpp
 // Launch layer: what the command may still do (ctr::security).
 // Capabilities in their documented order around the change of credentials,
-// no_new_privs, then the seccomp filter right before exec. All of it runs in
+// the Landlock ruleset (detail/launch_landlock.hpp), no_new_privs, then the
+// seccomp filter right before exec. All of it runs in
 // the command, after the init split off: pid 1 keeps what it needs to
 // forward signals to a command that may have changed its uid.
 
@@ -12391,6 +12718,145 @@ inline void add_capability_steps_after_ids(std::vector<child_op>& ops, const cap
 
 }  // namespace ctr::detail
 // end ctr/detail/capability_step.hpp
+// begin ctr/detail/launch_landlock.hpp
+// Launch layer: the Landlock ruleset of ctr::security::landlock.
+//
+// The parent creates the ruleset (its handled rights fitted to the kernel's
+// ABI) and adds the port rules; the fd goes above every fd the child maps,
+// close-on-exec. The child, after its mounts, opens each rule's path as the
+// command will see it (O_PATH), adds the rule, then sets no_new_privs,
+// confines itself (landlock_restrict_self) and closes the ruleset, so that
+// the command never holds it.
+
+
+#include <sys/prctl.h>
+#include <sys/stat.h>
+
+#include <string>
+
+namespace ctr::process::detail {
+
+using namespace ::ctr::detail;
+
+// Opens op.data (a path) and allows op.b's rights beneath it in ruleset
+// op.a; on a file that is not a directory, only the rights files have.
+// Async-signal-safe.
+CTR_CHILD_CODE inline long child_landlock_add_path(const child_op& op) noexcept {
+    const long fd = sys::openat(AT_FDCWD, static_cast<const char*>(op.data), O_PATH | O_CLOEXEC);
+    if (fd < 0) return fd;
+    auto allowed = static_cast<std::uint64_t>(op.b);
+    struct stat st {};
+    if (const long r = sys::fstatat(static_cast<int>(fd), "", &st, AT_EMPTY_PATH); r < 0) {
+        sys::close(static_cast<int>(fd));
+        return r;
+    }
+    if (!S_ISDIR(st.st_mode)) allowed &= landlock::fs::file_rights.bits;
+    long r = 0;
+    if (allowed != 0) {
+        const landlock::detail::path_beneath_attr rule{allowed, static_cast<std::int32_t>(fd)};
+        r = sys::landlock_add_rule(static_cast<int>(op.a), landlock::detail::rule_path_beneath, &rule, 0);
+    }
+    sys::close(static_cast<int>(fd));
+    return r < 0 ? r : 0;
+}
+
+// no_new_privs, then the ruleset op.a on this process; the ruleset's fd is
+// closed either way. Async-signal-safe.
+CTR_CHILD_CODE inline long child_landlock_apply(const child_op& op) noexcept {
+    long r = sys::prctl(PR_SET_NO_NEW_PRIVS, 1);
+    if (r >= 0) r = sys::landlock_restrict_self(static_cast<int>(op.a), 0);
+    sys::close(static_cast<int>(op.a));
+    return r < 0 ? r : 0;
+}
+
+template <class = void>
+inline std::string landlock_rights_text(landlock::access rights) {
+    return "rights 0x" + [](std::uint64_t bits) {
+        std::string hex;
+        do hex.insert(hex.begin(), "0123456789abcdef"[bits & 15]);
+        while ((bits >>= 4) != 0);
+        return hex;
+    }(rights.bits);
+}
+
+template <class = void>
+inline void plan_landlock(launch_plan& plan, const landlock::ruleset& rules) {
+    constexpr std::uint64_t known = landlock::detail::file_rights_of(1 << 20);
+    for (const landlock::path_rule& rule : rules.paths()) {
+        if (rule.path.empty())
+            throw error(step::add_landlock_rule, EINVAL, {}, "a Landlock path rule with an empty path: name a path");
+        if (rule.rights.empty() || (rule.rights.bits & ~known) != 0)
+            throw error(step::add_landlock_rule, EINVAL, rule.path,
+                        landlock_rights_text(rule.rights) + ": give one or more of landlock::fs's rights");
+    }
+    if (!rules.restricts_filesystem() && !rules.restricts_tcp() && !rules.scopes_abstract_unix_sockets() &&
+        !rules.scopes_signals())
+        throw error(step::create_landlock_ruleset, EINVAL, {},
+                    "the ruleset confines nothing: add a path or port rule, restrict_filesystem(), restrict_tcp() "
+                    "or a scope");
+
+    const int kernel_abi = landlock::abi();
+    const landlock::detail::fit fitted = landlock::detail::fit_ruleset(rules, kernel_abi);
+    if (rules.mode() == landlock::mode::required && !fitted.missing.empty()) {
+        std::string missing;
+        for (const std::string& line : fitted.missing) missing.append(line).append("; ");
+        throw error(step::create_landlock_ruleset, EOPNOTSUPP, {},
+                    "required, but " + missing + "or let landlock::mode::best_effort drop it");
+    }
+    const landlock::detail::ruleset_attr& attr = fitted.attr;
+    // Best effort on a kernel that can enforce none of it: nothing to apply.
+    if (attr.handled_access_fs == 0 && attr.handled_access_net == 0 && attr.scoped == 0) return;
+
+    const long created = sys::landlock_create_ruleset(&attr, sizeof attr, 0);
+    if (created < 0) {
+        const int e = static_cast<int>(-created);
+        throw error(step::create_landlock_ruleset, e, {},
+                    e == EOPNOTSUPP ? "Landlock is built in but disabled: add landlock to the lsm= kernel parameter"
+                    : e == ENOSYS   ? "this kernel has no Landlock: it needs Linux 5.13 with CONFIG_SECURITY_LANDLOCK"
+                                    : "");
+    }
+    unique_fd made(static_cast<int>(created));
+    // Above every fd the child maps: no dup3 of the fds phase may replace it.
+    if (made.get() < plan.first_unmapped_fd) {
+        const long moved = sys::fcntl(made.get(), F_DUPFD_CLOEXEC, plan.first_unmapped_fd);
+        if (moved < 0) throw error(step::create_landlock_ruleset, static_cast<int>(-moved), {}, "moving its fd");
+        made.reset(static_cast<int>(moved));
+    }
+    const int ruleset_fd = plan.keep(std::move(made)).get();
+
+    if (attr.handled_access_net != 0)
+        for (const landlock::port_rule& rule : rules.ports()) {
+            const landlock::detail::net_port_attr port{static_cast<std::uint64_t>(rule.what), rule.port};
+            if (const long r = sys::landlock_add_rule(ruleset_fd, landlock::detail::rule_net_port, &port, 0); r < 0)
+                throw error(step::add_landlock_rule, static_cast<int>(-r),
+                            std::string(rule.what == landlock::tcp::bind ? "bind" : "connect") + " TCP port " +
+                                std::to_string(rule.port));
+        }
+
+    for (const landlock::path_rule& rule : rules.paths()) {
+        const std::uint64_t rights = rule.rights.bits & attr.handled_access_fs;
+        if (rights == 0) continue;  // best effort dropped all of its rights
+        const std::string& path = plan.keep(rule.path);
+        plan.add(launch_phase::landlock,
+                 {.code = child_op_code::call, .step = step::add_landlock_rule, .a = ruleset_fd,
+                  .b = static_cast<long>(rights), .data = path.c_str(), .run = child_landlock_add_path},
+                 path, [&path](const child_report_view& report) -> error {
+                     const char* fix = report.error == ENOENT
+                                           ? "a rule's path must exist where the command sees it, after the "
+                                             "sandbox's mounts: create it or drop the rule"
+                                       : report.error == EACCES
+                                           ? "the command cannot reach this path (search permission on a parent "
+                                             "directory, after its change of user)"
+                                           : "";
+                     return error(step::add_landlock_rule, report.error, path, fix);
+                 });
+    }
+    plan.add(launch_phase::landlock,
+             {.code = child_op_code::call, .step = step::apply_landlock, .a = ruleset_fd, .run = child_landlock_apply});
+}
+
+}  // namespace ctr::process::detail
+// end ctr/detail/launch_landlock.hpp
 // begin ctr/seccomp.hpp
 // ctr::seccomp: system call filters, built in the parent and installed in the
 // child as one step of the launch.
@@ -14428,10 +14894,11 @@ inline child_op seccomp_install_op(const seccomp::filter& f) noexcept {
 // begin ctr/security.hpp
 // ctr::security: what a sandboxed command may still do once it runs.
 //
-// Three layers, applied in the child in this order after the root
+// Four layers, applied in the child in this order after the root
 // filesystem, rlimits, fds and credentials (see detail::launch_phase):
 // capabilities (bounding, permitted, effective, inheritable, ambient and
-// securebits), no_new_privs, then a seccomp filter, right before exec.
+// securebits), a Landlock ruleset (<ctr/landlock.hpp>), no_new_privs, then a
+// seccomp filter, right before exec.
 // The library takes nothing away unless asked; `security::confined()` is
 // the set ctr-run uses by default, and docs/security.md says what each
 // layer stops.
@@ -14488,6 +14955,7 @@ inline void plan_security(launch_plan& plan, const options& opts) {
             plan.add(launch_phase::bounding_capabilities, op, {}, explain_privilege(op.step));
         for (const child_op& op : after_ids) plan.add(launch_phase::capabilities, op, {}, explain_privilege(op.step));
     }
+    if (wanted.landlock) plan_landlock(plan, *wanted.landlock);
     if (wanted.no_new_privileges)
         plan.add(launch_phase::no_new_privileges,
                  {.code = child_op_code::call, .step = step::set_no_new_privileges, .run = child_set_no_new_privileges});
@@ -15933,7 +16401,6 @@ result prepared_run::wait() {
 
 
 #include <linux/close_range.h>
-#include <linux/landlock.h>
 #include <linux/openat2.h>
 #include <linux/sched.h>
 #include <sys/utsname.h>
@@ -15965,7 +16432,9 @@ struct host_probe {
     feature new_mount_api;
     feature mount_setattr;
     feature openat2;
+    // "ABI N: " and what that ABI enforces, feature by feature.
     feature landlock;
+    int landlock_abi = 0;  // 0: none
     cgroup_layout cgroups = cgroup_layout::none;
     std::string cgroup_detail;
 
@@ -16148,9 +16617,13 @@ inline host_probe probe() {
         p.openat2 = {false, "openat2: " + errno_text(fd) + " (Linux 5.6 or later)"};
     }
 
-    if (const long abi = raw::call(SYS_landlock_create_ruleset, nullptr, 0, LANDLOCK_CREATE_RULESET_VERSION); abi > 0)
-        p.landlock = {true, "ABI " + std::to_string(abi)};
-    else if (abi == -EOPNOTSUPP)
+    if (const long abi = sys::landlock_create_ruleset(nullptr, 0, 1U /* LANDLOCK_CREATE_RULESET_VERSION */); abi > 0) {
+        p.landlock_abi = static_cast<int>(abi);
+        std::string detail = "ABI " + std::to_string(abi) + ":";
+        for (const landlock::detail::abi_feature& f : landlock::detail::abi_features)
+            if (f.abi <= abi) detail.append(f.abi == 1 ? " " : "; ").append(f.what);
+        p.landlock = {true, std::move(detail)};
+    } else if (abi == -EOPNOTSUPP)
         p.landlock = {false, "built in but disabled at boot (add landlock to the lsm= kernel parameter)"};
     else
         p.landlock = {false, errno_text(abi) + " (Linux 5.13 or later with CONFIG_SECURITY_LANDLOCK)"};

@@ -257,6 +257,19 @@ int main(int argc, char** argv) {
         }
         return 0;
     }
+    // tcp-bind PORT / tcp-connect PORT: binds or connects a TCP socket
+    // on 127.0.0.1:PORT and prints "ok" or why not, for Landlock's port rules.
+    if ((mode == "tcp-bind" || mode == "tcp-connect") && argc >= 3) {
+        sockaddr_in address{};
+        address.sin_family = AF_INET;
+        address.sin_port = htons(static_cast<std::uint16_t>(std::atoi(argv[2])));
+        address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        const int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        const int r = mode == "tcp-bind" ? bind(s, reinterpret_cast<sockaddr*>(&address), sizeof address)
+                                         : connect(s, reinterpret_cast<sockaddr*>(&address), sizeof address);
+        std::printf("%s\n", r == 0 ? "ok" : std::strerror(errno));
+        return 0;
+    }
     if (mode == "udp-echo" && argc >= 3) {
         // Answers every datagram on PORT with "got " and what it said.
         const int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);

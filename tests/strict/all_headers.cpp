@@ -17,6 +17,7 @@
 #include <ctr/cgroup.hpp>
 #include <ctr/error.hpp>
 #include <ctr/ip_address.hpp>
+#include <ctr/landlock.hpp>
 #include <ctr/mount.hpp>
 #include <ctr/net.hpp>
 #include <ctr/ns.hpp>
@@ -62,8 +63,15 @@ int spawn_confined() {
                                   .root = ctr::mount::host_readonly(),
                                   .security = {.capabilities = ctr::caps::policy{.keep = ctr::capability::kill},
                                                .no_new_privileges = true,
-                                               .seccomp = ctr::seccomp::default_profile()}})
+                                               .seccomp = ctr::seccomp::default_profile(),
+                                               .landlock = ctr::landlock::ruleset{}
+                                                               .execute("/usr")
+                                                               .write("/tmp")
+                                                               .allow("/dev/null", ctr::landlock::fs::write)
+                                                               .connect_tcp(443)
+                                                               .scope_signals()}})
                  .wait();
+    for (const std::string& line : ctr::landlock::ruleset{}.read("/").dropped()) std::cout << line << '\n';
     return r.exit_code.value_or(-1);
 }
 

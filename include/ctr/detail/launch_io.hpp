@@ -136,6 +136,7 @@ inline void plan_fd_mapping(launch_plan& plan, const std::vector<fd_mapping>& ma
                             const bool inherited_stdio[3], int start_gate) {
     int lowest_free = 3;
     for (const auto& m : mappings) lowest_free = std::max(lowest_free, m.target + 1);
+    plan.first_unmapped_fd = lowest_free;
 
     // The error channel must survive the moves: put it above every target.
     if (plan.report_write.get() < lowest_free) {

@@ -52,6 +52,10 @@ namespace ctr::detail {
 //    capabilities survive it;
 //  - the init (pid 1) splits off after credentials: what follows runs in
 //    the command only, so pid 1 keeps what it needs to forward signals;
+//  - Landlock after the mounts (its paths are the command's) and after
+//    capabilities and credentials, which it does not govern; it sets its
+//    own no_new_privs, since the capabilities that could stand in for it
+//    may be gone by then;
 //  - no_new_privs before seccomp: installing a filter without CAP_SYS_ADMIN
 //    needs it; seccomp last, so that no setup step is filtered.
 enum class launch_phase : std::uint8_t {
@@ -69,7 +73,7 @@ enum class launch_phase : std::uint8_t {
     init,                  // become_init: what follows runs in the command
     session,               // setsid, controlling terminal, umask, working directory
     capabilities,          // effective, permitted, inheritable, ambient
-    landlock,              // (reserved for Landlock rulesets)
+    landlock,              // the Landlock ruleset (with its own no_new_privs)
     no_new_privileges,
     restore_signal_mask,
     hold,                  // options::start_gate: wait to be started
@@ -155,6 +159,9 @@ struct launch_plan {
 
     unique_fd report_read, report_write;
     unique_fd start_gate;  // the child's copy of options::start_gate, above every fd it maps
+    // The lowest fd number that no fd mapping targets: a layer's fd that the
+    // child needs after the fds phase must be at or above it.
+    int first_unmapped_fd = 3;
     // What a held child closes before it waits (pairs first, last; ~0U: no
     // end): every fd that exec would close, but the report channel and the
     // gate. A copy of the gate's write end among them would keep its read

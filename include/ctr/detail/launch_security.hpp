@@ -1,11 +1,13 @@
 #pragma once
 // Launch layer: what the command may still do (ctr::security).
 // Capabilities in their documented order around the change of credentials,
-// no_new_privs, then the seccomp filter right before exec. All of it runs in
+// the Landlock ruleset (detail/launch_landlock.hpp), no_new_privs, then the
+// seccomp filter right before exec. All of it runs in
 // the command, after the init split off: pid 1 keeps what it needs to
 // forward signals to a command that may have changed its uid.
 
 #include <ctr/detail/capability_step.hpp>
+#include <ctr/detail/launch_landlock.hpp>
 #include <ctr/detail/launch_plan.hpp>
 #include <ctr/seccomp.hpp>
 #include <ctr/security.hpp>
@@ -49,6 +51,7 @@ inline void plan_security(launch_plan& plan, const options& opts) {
             plan.add(launch_phase::bounding_capabilities, op, {}, explain_privilege(op.step));
         for (const child_op& op : after_ids) plan.add(launch_phase::capabilities, op, {}, explain_privilege(op.step));
     }
+    if (wanted.landlock) plan_landlock(plan, *wanted.landlock);
     if (wanted.no_new_privileges)
         plan.add(launch_phase::no_new_privileges,
                  {.code = child_op_code::call, .step = step::set_no_new_privileges, .run = child_set_no_new_privileges});

@@ -1,10 +1,11 @@
 #pragma once
 // ctr::security as spawn takes it (options::security): which capabilities,
-// no_new_privs and which seccomp filter, as plain data. security.hpp (the
+// no_new_privs, which seccomp filter and which Landlock ruleset, as plain data. security.hpp (the
 // header to include) has the filters and the launch layer that applies them,
 // so that a program that spawns without them compiles none of that.
 
 #include <ctr/capabilities.hpp>
+#include <ctr/landlock.hpp>
 
 #include <memory>
 #include <optional>
@@ -37,6 +38,12 @@ struct security {
     // installed before capabilities are dropped, while CAP_SYS_ADMIN may
     // still allow it (runc's order).
     std::shared_ptr<const seccomp::filter> seccomp{};
+    // Which files and TCP ports the command may use (<ctr/landlock.hpp>).
+    // Applied after capabilities, before no_new_privs and seccomp. The
+    // kernel lets only a process with no_new_privs (or CAP_SYS_ADMIN)
+    // confine itself, so a ruleset sets no_new_privs too, whatever
+    // no_new_privileges says: setuid programs stop granting privileges.
+    std::optional<landlock::ruleset> landlock{};
 
     // Podman's default capability set, no_new_privs and the default seccomp
     // profile: root inside cannot mount, load modules, make namespaces,
@@ -56,7 +63,9 @@ struct security {
     static security unconfined() { return {}; }
 
     template <class = void>
-    bool takes_anything_away() const noexcept { return capabilities || no_new_privileges || seccomp; }
+    bool takes_anything_away() const noexcept {
+        return capabilities || no_new_privileges || seccomp || landlock.has_value();
+    }
 };
 
 }  // namespace ctr

@@ -122,6 +122,10 @@ enum class call : unsigned {
     futex,
     sendmsg,
     recvmsg,
+    // Landlock
+    landlock_create_ruleset,
+    landlock_add_rule,
+    landlock_restrict_self,
     count_,
 };
 
@@ -575,6 +579,22 @@ inline long sendmsg(int fd, const void* message, int flags) noexcept {
 inline long recvmsg(int fd, void* message, int flags) noexcept {
     CTR_FAULT_CHECK(recvmsg);
     return raw::call(SYS_recvmsg, fd, message, flags);
+}
+
+// Landlock takes the kernel's own structures (linux/landlock.h); ctr
+// defines them itself (detail/landlock_abi in <ctr/landlock.hpp>), since
+// the installed header may be older than the kernel.
+inline long landlock_create_ruleset(const void* attr, std::size_t size, unsigned flags) noexcept {
+    CTR_FAULT_CHECK(landlock_create_ruleset);
+    return raw::call(SYS_landlock_create_ruleset, attr, size, flags);
+}
+inline long landlock_add_rule(int ruleset_fd, int rule_type, const void* attr, unsigned flags) noexcept {
+    CTR_FAULT_CHECK(landlock_add_rule);
+    return raw::call(SYS_landlock_add_rule, ruleset_fd, rule_type, attr, flags);
+}
+inline long landlock_restrict_self(int ruleset_fd, unsigned flags) noexcept {
+    CTR_FAULT_CHECK(landlock_restrict_self);
+    return raw::call(SYS_landlock_restrict_self, ruleset_fd, flags);
 }
 
 [[noreturn]] inline void exit_group(int status) noexcept {

@@ -1,0 +1,379 @@
+// ctr::landlock on the real kernel: a ruleset in security::landlock, observed
+// from the command it confines. Every denial is first shown to succeed
+// without the rule that denies it, so that no test passes by accident. Only
+// files under temporary directories of the test are read or written; the
+// network tests use loopback in the network namespace the test main made.
+// Landlock needs no privilege, so the suite runs the same rootless.
+#include "support.hpp"
+
+#include <ctr/landlock.hpp>
+
+#include <gtest/gtest.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+namespace landlock = ctr::landlock;
+using ctr::process::spawn;
+using ctr::process::stdio;
+using ctr_test::helper;
+using ctr_test::temp_dir;
+
+#define SKIP_WITHOUT_LANDLOCK_ABI(n)                                                                       \
+    if (landlock::abi() < (n))                                                                              \
+    GTEST_SKIP() << "this kernel has Landlock ABI " << landlock::abi() << "; the test needs ABI " << (n)
+
+// What every confined command needs: the programs and libraries of /usr
+// (and /bin etc. where they are not links into it), and the test's helper.
+landlock::ruleset base_rules() {
+    landlock::ruleset rules;
+    rules.execute("/usr");
+    for (const char* dir : {"/bin", "/sbin", "/lib", "/lib64"})
+        if (!std::filesystem::is_symlink(dir) && std::filesystem::is_directory(dir)) rules.execute(dir);
+    rules.execute(std::filesystem::path(ctr_test::probe_helper).parent_path().string());
+    return rules;
+}
+
+struct outcome {
+    int exit_code = -1;
+    std::string out, err;
+};
+
+outcome run(std::vector<std::string> argv, std::optional<landlock::ruleset> rules) {
+    ctr::process::options opts{.std_out = stdio::capture(), .std_err = stdio::capture()};
+    opts.security.landlock = std::move(rules);
+    auto r = spawn(std::move(argv), opts).wait();
+    return {r.exit_code.value_or(-1), r.std_out, r.std_err};
+}
+
+outcome sh(const std::string& script, std::optional<landlock::ruleset> rules) {
+    return run({"/bin/sh", "-c", script}, std::move(rules));
+}
+
+void write_text(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
+
+TEST(landlock, abi_matches_the_probe) {
+    const int abi = landlock::abi();
+    const ctr::host_probe p = ctr::probe();
+    EXPECT_EQ(p.landlock.available, abi > 0) << p.landlock.detail;
+    if (abi == 0) GTEST_SKIP() << "no Landlock: " << p.landlock.detail;
+    EXPECT_NE(p.landlock.detail.find("ABI " + std::to_string(abi)), std::string::npos) << p.landlock.detail;
+    // Each feature of the ABI is named.
+    if (abi >= 4) {
+        EXPECT_NE(p.landlock.detail.find("TCP"), std::string::npos) << p.landlock.detail;
+    }
+}
+
+TEST(landlock, reads_only_beneath_the_rules) {
+    SKIP_WITHOUT_LANDLOCK_ABI(1);
+    temp_dir tmp;
+    std::filesystem::create_directories(tmp.path + "/allowed");
+    std::filesystem::create_directories(tmp.path + "/denied");
+    write_text(tmp.path + "/allowed/a", "alpha");
+    write_text(tmp.path + "/denied/b", "beta");
+    const std::string script = "cat " + tmp.path + "/allowed/a; cat " + tmp.path + "/denied/b";
+
+    const outcome open = sh(script, std::nullopt);
+    ASSERT_EQ(open.exit_code, 0) << open.err;
+    ASSERT_EQ(open.out, "alphabeta");
+
+    const outcome confined = sh(script, base_rules().read(tmp.path + "/allowed"));
+    EXPECT_NE(confined.exit_code, 0);
+    EXPECT_EQ(confined.out, "alpha");
+    EXPECT_NE(confined.err.find("Permission denied"), std::string::npos) << confined.err;
+    // Listing a directory is a right of its own, too.
+    EXPECT_NE(sh("ls " + tmp.path + "/denied", base_rules().read(tmp.path + "/allowed")).exit_code, 0);
+    EXPECT_EQ(sh("ls " + tmp.path + "/allowed", base_rules().read(tmp.path + "/allowed")).out, "a\n");
+}
+
+TEST(landlock, writes_only_in_the_allowed_tree) {
+    SKIP_WITHOUT_LANDLOCK_ABI(1);
+    temp_dir tmp;
+    std::filesystem::create_directories(tmp.path + "/out");
+    std::filesystem::create_directories(tmp.path + "/src");
+    write_text(tmp.path + "/src/kept", "source");
+    const std::string out = tmp.path + "/out", src = tmp.path + "/src";
+    const std::string into_out = "mkdir " + out + "/d && echo x > " + out + "/d/f && rm -r " + out + "/d && echo y > " +
+                                 out + "/g";
+    const std::string into_src = "echo x > " + src + "/new";
+
+    ASSERT_EQ(sh(into_src, std::nullopt).exit_code, 0);
+    ASSERT_TRUE(std::filesystem::exists(src + "/new"));
+    std::filesystem::remove(src + "/new");
+
+    const landlock::ruleset rules = base_rules().read(src).write(out);
+    const outcome made = sh(into_out, rules);
+    EXPECT_EQ(made.exit_code, 0) << made.err;
+    EXPECT_TRUE(std::filesystem::exists(out + "/g"));
+    EXPECT_FALSE(std::filesystem::exists(out + "/d"));
+
+    const outcome refused = sh(into_src, rules);
+    EXPECT_NE(refused.exit_code, 0);
+    EXPECT_NE(refused.err.find("Permission denied"), std::string::npos) << refused.err;
+    EXPECT_FALSE(std::filesystem::exists(src + "/new"));
+    // Read-only means no removal either.
+    EXPECT_NE(sh("rm " + src + "/kept", rules).exit_code, 0);
+    EXPECT_TRUE(std::filesystem::exists(src + "/kept"));
+}
+
+TEST(landlock, truncate_is_a_write_where_the_abi_has_it) {
+    SKIP_WITHOUT_LANDLOCK_ABI(3);
+    temp_dir tmp;
+    write_text(tmp.path + "/f", "content");
+    // truncate(1) calls truncate(2) on the path: no open for writing.
+    const std::string script = "truncate -s 0 " + tmp.path + "/f";
+    ASSERT_EQ(sh(script, base_rules().write(tmp.path)).exit_code, 0);
+    EXPECT_EQ(std::filesystem::file_size(tmp.path + "/f"), 0U);
+    write_text(tmp.path + "/f", "content");
+    EXPECT_NE(sh(script, base_rules().read(tmp.path)).exit_code, 0);
+    EXPECT_EQ(std::filesystem::file_size(tmp.path + "/f"), 7U);
+}
+
+TEST(landlock, exec_is_denied_outside_the_allowed_paths) {
+    SKIP_WITHOUT_LANDLOCK_ABI(1);
+    temp_dir tmp;
+    const std::string copy = tmp.path + "/noop";
+    std::filesystem::copy_file(ctr_test::noop_static, copy);
+    std::filesystem::permissions(copy, std::filesystem::perms::owner_all);
+
+    ASSERT_EQ(run({copy}, base_rules().execute(tmp.path)).exit_code, 0);
+    // Readable is not runnable: the command itself fails at exec.
+    try {
+        (void)run({copy}, base_rules().read(tmp.path));
+        FAIL() << "exec outside the rules ran";
+    } catch (const ctr::error& e) {
+        EXPECT_EQ(e.step(), ctr::step::exec) << e.what();
+        EXPECT_EQ(e.code().value(), EACCES) << e.what();
+    }
+    // And so does a program the command starts.
+    const outcome nested = sh(copy, base_rules().read(tmp.path));
+    EXPECT_NE(nested.exit_code, 0);
+    EXPECT_NE(nested.err.find("Permission denied"), std::string::npos) << nested.err;
+}
+
+// A port on loopback that a listener of the test holds, or that is free.
+struct loopback_port {
+    int fd = -1;
+    std::uint16_t port = 0;
+    explicit loopback_port(bool listening) {
+        fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_in address{};
+        address.sin_family = AF_INET;
+        address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t length = sizeof address;
+        if (bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
+            getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0)
+            return;
+        port = ntohs(address.sin_port);
+        if (listening) {
+            listen(fd, 8);
+        } else {
+            close(fd);
+            fd = -1;
+        }
+    }
+    ~loopback_port() {
+        if (fd >= 0) close(fd);
+    }
+    std::string text() const { return std::to_string(port); }
+};
+
+TEST(landlock, tcp_connect_and_bind_only_to_allowed_ports) {
+    SKIP_WITHOUT_LANDLOCK_ABI(4);
+    CTR_SKIP_WITHOUT_NETWORK_NAMESPACE();
+    const loopback_port allowed(true), other(true), free_allowed(false), free_other(false);
+    ASSERT_NE(allowed.port, 0);
+    ASSERT_NE(free_other.port, 0);
+    const std::vector<std::string> connect_other = helper({"tcp-connect", other.text()});
+    const std::vector<std::string> bind_other = helper({"tcp-bind", free_other.text()});
+    ASSERT_EQ(run(connect_other, std::nullopt).out, "ok\n");
+    ASSERT_EQ(run(bind_other, std::nullopt).out, "ok\n");
+
+    const landlock::ruleset rules = base_rules().connect_tcp(allowed.port).bind_tcp(free_allowed.port);
+    EXPECT_EQ(run(helper({"tcp-connect", allowed.text()}), rules).out, "ok\n");
+    EXPECT_EQ(run(connect_other, rules).out, "Permission denied\n");
+    EXPECT_EQ(run(helper({"tcp-bind", free_allowed.text()}), rules).out, "ok\n");
+    EXPECT_EQ(run(bind_other, rules).out, "Permission denied\n");
+    // Port rules alone leave the filesystem as it was.
+    EXPECT_EQ(run(connect_other, landlock::ruleset{}.connect_tcp(allowed.port)).out, "Permission denied\n");
+}
+
+TEST(landlock, best_effort_drops_what_the_abi_lacks_and_required_refuses) {
+    SKIP_WITHOUT_LANDLOCK_ABI(4);
+    CTR_SKIP_WITHOUT_NETWORK_NAMESPACE();
+    const loopback_port other(true);
+    const std::vector<std::string> connect_other = helper({"tcp-connect", other.text()});
+    // The same rules on the whole kernel confine TCP...
+    ASSERT_EQ(run(connect_other, base_rules().connect_tcp(1)).out, "Permission denied\n");
+
+    // ...but held to ABI 3, which has no TCP rules, best effort drops them
+    // and says so, and the connection goes through.
+    const landlock::ruleset old = base_rules().connect_tcp(1).at_most_abi(3);
+    const std::vector<std::string> dropped = old.dropped();
+    ASSERT_FALSE(dropped.empty());
+    bool names_tcp = false;
+    for (const std::string& line : dropped) names_tcp = names_tcp || line.find("TCP port rules: needs Landlock ABI 4 (Linux 6.7)") == 0;
+    EXPECT_TRUE(names_tcp) << dropped.front();
+    EXPECT_EQ(run(connect_other, old).out, "ok\n");
+
+    landlock::ruleset required = landlock::ruleset{}.connect_tcp(1).at_most_abi(3);
+    required.set_mode(landlock::mode::required);
+    try {
+        (void)run(connect_other, required);
+        FAIL() << "required mode ran without the TCP rules";
+    } catch (const ctr::error& e) {
+        EXPECT_EQ(e.step(), ctr::step::create_landlock_ruleset);
+        EXPECT_NE(std::string(e.what()).find("ABI 4 (Linux 6.7)"), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("best_effort"), std::string::npos) << e.what();
+    }
+}
+
+TEST(landlock, required_mode_on_the_kernel_it_fits) {
+    SKIP_WITHOUT_LANDLOCK_ABI(6);
+    landlock::ruleset rules = base_rules().scope_signals().scope_abstract_unix_sockets();
+    rules.set_mode(landlock::mode::required);
+    EXPECT_TRUE(rules.dropped().empty());
+    EXPECT_EQ(run({"/bin/true"}, rules).exit_code, 0);
+}
+
+TEST(landlock, dropped_names_each_feature_and_the_kernel_it_needs) {
+    const landlock::ruleset rules =
+        landlock::ruleset{}.write("/x").connect_tcp(80).scope_signals().scope_abstract_unix_sockets();
+    EXPECT_TRUE(rules.dropped(7).empty());
+    const std::vector<std::string> on_2 = rules.dropped(2);
+    ASSERT_EQ(on_2.size(), 5U);
+    EXPECT_EQ(on_2[0].rfind("truncate", 0), 0U) << on_2[0];
+    EXPECT_NE(on_2[0].find("ABI 3 (Linux 6.2); this kernel has ABI 2"), std::string::npos) << on_2[0];
+    EXPECT_EQ(on_2[1].rfind("ioctl_dev", 0), 0U) << on_2[1];
+    EXPECT_EQ(on_2[2].rfind("TCP port rules: needs Landlock ABI 4 (Linux 6.7)", 0), 0U) << on_2[2];
+    EXPECT_EQ(on_2[3].rfind("scoped abstract unix sockets: needs Landlock ABI 6 (Linux 6.12)", 0), 0U) << on_2[3];
+    const std::vector<std::string> on_1 = rules.dropped(1);
+    EXPECT_EQ(on_1[0].rfind("refer", 0), 0U) << on_1[0];
+    const std::vector<std::string> none = rules.dropped(0);
+    ASSERT_FALSE(none.empty());
+    EXPECT_NE(none[0].find("no Landlock"), std::string::npos) << none[0];
+}
+
+TEST(landlock, ruleset_fd_does_not_reach_the_command) {
+    SKIP_WITHOUT_LANDLOCK_ABI(1);
+    // What a ruleset fd looks like in /proc/self/fd, seen here first.
+    const landlock::detail::ruleset_attr attr{landlock::fs::read.bits, 0, 0};
+    const long fd = syscall(SYS_landlock_create_ruleset, &attr, sizeof attr, 0);
+    ASSERT_GE(fd, 0);
+    const std::string link = std::filesystem::read_symlink("/proc/self/fd/" + std::to_string(fd)).string();
+    close(static_cast<int>(fd));
+    ASSERT_NE(link.find("landlock"), std::string::npos) << link;
+
+    const outcome seen = sh("ls -l /proc/self/fd/", base_rules().read("/proc"));
+    ASSERT_EQ(seen.exit_code, 0) << seen.err;
+    EXPECT_NE(seen.out.find("/proc/"), std::string::npos) << seen.out;  // the listing's own directory fd
+    EXPECT_EQ(seen.out.find("landlock"), std::string::npos) << seen.out;
+}
+
+TEST(landlock, sets_no_new_privs_even_with_capabilities_dropped) {
+    SKIP_WITHOUT_LANDLOCK_ABI(1);
+    // Without a ruleset and without no_new_privileges the flag is clear...
+    const outcome plain = sh("grep NoNewPrivs /proc/self/status", std::nullopt);
+    ASSERT_NE(plain.out.find("NoNewPrivs:\t0"), std::string::npos) << plain.out;
+    // ...and with one it is set, also when no capability (CAP_SYS_ADMIN
+    // among them) is left, which the kernel would otherwise ask for.
+    ctr::process::options opts{.std_out = stdio::capture(), .std_err = stdio::capture()};
+    opts.security.capabilities = ctr::caps::policy{};
+    opts.security.landlock = base_rules().read("/proc");
+    const auto r = spawn({"/bin/sh", "-c", "grep NoNewPrivs /proc/self/status"}, opts).wait();
+    EXPECT_EQ(r.exit_code, 0) << r.std_err;
+    EXPECT_NE(r.std_out.find("NoNewPrivs:\t1"), std::string::npos) << r.std_out;
+}
+
+TEST(landlock, confined_security_with_a_ruleset) {
+    SKIP_WITHOUT_LANDLOCK_ABI(1);
+    temp_dir tmp;
+    write_text(tmp.path + "/f", "text");
+    ctr::process::options opts{.std_out = stdio::capture(), .std_err = stdio::capture()};
+    opts.security = ctr::security::confined();
+    opts.security.landlock = base_rules().read(tmp.path);
+    const auto r = spawn({"/bin/cat", tmp.path + "/f"}, opts).wait();
+    EXPECT_EQ(r.exit_code, 0) << r.std_err;
+    EXPECT_EQ(r.std_out, "text");
+}
+
+TEST(landlock, confines_the_command_behind_a_pid_1) {
+    SKIP_WITHOUT_LANDLOCK_ABI(1);
+    temp_dir tmp;
+    write_text(tmp.path + "/f", "text");
+    // Readable by the new user namespace's root, which is nobody outside.
+    std::filesystem::permissions(tmp.path, std::filesystem::perms::all & ~std::filesystem::perms::others_write &
+                                               ~std::filesystem::perms::group_write);
+    ctr::process::options opts{.std_out = stdio::capture(), .std_err = stdio::capture()};
+    opts.namespaces = ctr::ns::user | ctr::ns::pid;
+    const auto cat = [&](std::optional<landlock::ruleset> rules) {
+        opts.security.landlock = std::move(rules);
+        return spawn({"/bin/cat", tmp.path + "/f"}, opts).wait();
+    };
+    const auto open = cat(std::nullopt);
+    ASSERT_EQ(open.exit_code, 0) << open.std_err;
+    ASSERT_EQ(open.std_out, "text");
+    const auto confined = cat(base_rules());
+    EXPECT_NE(confined.exit_code, 0);
+    EXPECT_NE(confined.std_err.find("Permission denied"), std::string::npos) << confined.std_err;
+}
+
+TEST(landlock, a_rule_path_that_does_not_exist_is_named) {
+    SKIP_WITHOUT_LANDLOCK_ABI(1);
+    temp_dir tmp;
+    const std::string missing = tmp.path + "/not-there";
+    try {
+        (void)run({"/bin/true"}, base_rules().read(missing));
+        FAIL() << "a rule on a missing path was accepted";
+    } catch (const ctr::error& e) {
+        EXPECT_EQ(e.step(), ctr::step::add_landlock_rule) << e.what();
+        EXPECT_EQ(e.path(), missing);
+        EXPECT_EQ(e.code().value(), ENOENT);
+        EXPECT_NE(std::string(e.what()).find("create it or drop the rule"), std::string::npos) << e.what();
+    }
+}
+
+TEST(landlock, kernel_refusals_name_their_step) {
+    SKIP_WITHOUT_LANDLOCK_ABI(1);
+    namespace sys = ctr::detail::sys;
+    const auto failure = [](sys::call call, int error, int skip) -> std::string {
+        sys::fault_injection fault(call, error, skip);
+        try {
+            (void)run({"/bin/true"}, base_rules());
+        } catch (const ctr::error& e) {
+            return std::string(ctr::to_string(e.step())) + ": " + std::to_string(e.code().value());
+        }
+        return "ran";
+    };
+    // The first create_ruleset call asks for the ABI; the second makes the ruleset.
+    EXPECT_EQ(failure(sys::call::landlock_create_ruleset, ENOMEM, 1), "create Landlock ruleset: " + std::to_string(ENOMEM));
+    EXPECT_EQ(failure(sys::call::landlock_add_rule, ENOMEM, 0), "add Landlock rule: " + std::to_string(ENOMEM));
+    EXPECT_EQ(failure(sys::call::landlock_restrict_self, E2BIG, 0), "apply Landlock ruleset: " + std::to_string(E2BIG));
+}
+
+TEST(landlock, bad_rules_are_usage_errors) {
+    const auto refused = [](landlock::ruleset rules) {
+        try {
+            (void)run({"/bin/true"}, std::move(rules));
+        } catch (const ctr::error& e) {
+            return e.code().value() == EINVAL ? std::string(e.what()) : "errno " + std::to_string(e.code().value());
+        }
+        return std::string("ran");
+    };
+    EXPECT_NE(refused(landlock::ruleset{}).find("confines nothing"), std::string::npos);
+    EXPECT_NE(refused(landlock::ruleset{}.read("")).find("empty path"), std::string::npos);
+    EXPECT_NE(refused(landlock::ruleset{}.allow("/usr", {})).find("'/usr'"), std::string::npos);
+    EXPECT_NE(refused(landlock::ruleset{}.allow("/usr", {1ULL << 40})).find("rights 0x10000000000"),
+              std::string::npos);
+}
+
+}  // namespace
