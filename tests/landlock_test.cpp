@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -277,6 +278,30 @@ TEST(landlock, ruleset_fd_does_not_reach_the_command) {
     ASSERT_EQ(seen.exit_code, 0) << seen.err;
     EXPECT_NE(seen.out.find("/proc/"), std::string::npos) << seen.out;  // the listing's own directory fd
     EXPECT_EQ(seen.out.find("landlock"), std::string::npos) << seen.out;
+}
+
+TEST(landlock, ruleset_fd_survives_the_fd_mapping) {
+    SKIP_WITHOUT_LANDLOCK_ABI(1);
+    temp_dir tmp;
+    write_text(tmp.path + "/f", "text");
+    // Passed fds on every low number, where the parent's ruleset fd would
+    // otherwise sit: a dup3 onto it would leave the child a wrong fd.
+    const int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(null, 0);
+    ctr::process::options opts{.std_out = stdio::capture(), .std_err = stdio::capture()};
+    for (int target = 3; target < 64; ++target) opts.fds.push_back({null, target});
+    const auto cat = [&](std::optional<landlock::ruleset> rules) {
+        opts.security.landlock = std::move(rules);
+        return spawn({"/bin/cat", tmp.path + "/f"}, opts).wait();
+    };
+    const auto open_run = cat(std::nullopt);
+    const auto confined = cat(base_rules());
+    const auto allowed = cat(base_rules().read(tmp.path));
+    close(null);
+    ASSERT_EQ(open_run.std_out, "text") << open_run.std_err;
+    EXPECT_NE(confined.exit_code, 0);
+    EXPECT_NE(confined.std_err.find("Permission denied"), std::string::npos) << confined.std_err;
+    EXPECT_EQ(allowed.std_out, "text") << allowed.std_err;
 }
 
 TEST(landlock, sets_no_new_privs_even_with_capabilities_dropped) {
