@@ -34,14 +34,17 @@ using ctr_test::temp_dir;
     GTEST_SKIP() << "this kernel has Landlock ABI " << landlock::abi() << "; the test needs ABI " << (n)
 
 // What every confined command needs: the programs and libraries of /usr
-// (and /bin etc. where they are not links into it), and the test's helper.
-landlock::ruleset base_rules() {
+// (and /bin etc. where they are not links into it)...
+landlock::ruleset system_rules() {
     landlock::ruleset rules;
     rules.execute("/usr");
     for (const char* dir : {"/bin", "/sbin", "/lib", "/lib64"})
         if (!std::filesystem::is_symlink(dir) && std::filesystem::is_directory(dir)) rules.execute(dir);
-    rules.execute(std::filesystem::path(ctr_test::probe_helper).parent_path().string());
     return rules;
+}
+// ...and the test's helper.
+landlock::ruleset base_rules() {
+    return system_rules().execute(std::filesystem::path(ctr_test::probe_helper).parent_path().string());
 }
 
 struct outcome {
@@ -350,6 +353,33 @@ TEST(landlock, confines_the_command_behind_a_pid_1) {
     const auto confined = cat(base_rules());
     EXPECT_NE(confined.exit_code, 0);
     EXPECT_NE(confined.std_err.find("Permission denied"), std::string::npos) << confined.std_err;
+}
+
+TEST(landlock, paths_are_the_commands_after_its_mounts) {
+    SKIP_WITHOUT_LANDLOCK_ABI(1);
+    if (!ctr_test::private_mount_namespace) GTEST_SKIP() << "no private mount namespace (see the test main's message)";
+    temp_dir tmp;
+    write_text(tmp.path + "/f", "text");
+    // Readable by the sandbox's root, which is not this process's user.
+    std::filesystem::permissions(tmp.path, std::filesystem::perms::all & ~std::filesystem::perms::others_write &
+                                               ~std::filesystem::perms::group_write);
+    // /tmp/data exists only inside: the sandbox's /tmp is a tmpfs of its own.
+    ctr::process::options opts{.std_out = stdio::capture(),
+                               .std_err = stdio::capture(),
+                               .namespaces = ctr::ns::all,
+                               .root = ctr::mount::host_readonly().bind(tmp.path, "/tmp/data")};
+    const auto cat = [&](std::optional<landlock::ruleset> rules) {
+        opts.security.landlock = std::move(rules);
+        return spawn({"/bin/cat", "/tmp/data/f"}, opts).wait();
+    };
+    const auto open_run = cat(std::nullopt);
+    ASSERT_EQ(open_run.std_out, "text") << open_run.std_err;
+    // The helper's directory may not exist in there: only /usr's rules.
+    const auto confined = cat(system_rules());
+    EXPECT_NE(confined.exit_code, 0);
+    EXPECT_NE(confined.std_err.find("Permission denied"), std::string::npos) << confined.std_err;
+    const auto allowed = cat(system_rules().read("/tmp/data"));
+    EXPECT_EQ(allowed.std_out, "text") << allowed.std_err;
 }
 
 TEST(landlock, a_rule_path_that_does_not_exist_is_named) {
