@@ -14,7 +14,10 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
+
+#include <cstddef>
 
 #include <filesystem>
 #include <fstream>
@@ -239,6 +242,37 @@ TEST(landlock, best_effort_drops_what_the_abi_lacks_and_required_refuses) {
         EXPECT_NE(std::string(e.what()).find("ABI 4 (Linux 6.7)"), std::string::npos) << e.what();
         EXPECT_NE(std::string(e.what()).find("best_effort"), std::string::npos) << e.what();
     }
+}
+
+TEST(landlock, scopes_keep_signals_and_abstract_sockets_inside) {
+    SKIP_WITHOUT_LANDLOCK_ABI(6);
+    CTR_SKIP_WITHOUT_NETWORK_NAMESPACE();  // abstract sockets belong to a network namespace: the test's own
+    // A process outside the sandbox, of the test's own, and a socket.
+    auto outside = spawn({"/bin/sleep", "60"});
+    const std::string kill0 = "kill -0 " + std::to_string(outside.pid());
+    const std::string name = "ctr-landlock-test-" + std::to_string(getpid());
+    const int listener = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    name.copy(address.sun_path + 1, name.size());
+    ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&address),
+                   static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size())),
+              0);
+    ASSERT_EQ(listen(listener, 8), 0);
+    const std::vector<std::string> connect_out = helper({"abstract-connect", name});
+
+    // File rules alone let both out...
+    ASSERT_EQ(sh(kill0, base_rules()).exit_code, 0);
+    ASSERT_EQ(run(connect_out, base_rules()).out, "ok\n");
+    // ...scopes keep them in.
+    const outcome signal = sh(kill0, base_rules().scope_signals());
+    EXPECT_NE(signal.exit_code, 0);
+    EXPECT_NE(signal.err.find("not permitted"), std::string::npos) << signal.err;
+    EXPECT_EQ(run(connect_out, base_rules().scope_abstract_unix_sockets()).out, "Operation not permitted\n");
+    // Each scope only its own kind.
+    EXPECT_EQ(sh(kill0, base_rules().scope_abstract_unix_sockets()).exit_code, 0);
+    EXPECT_EQ(run(connect_out, base_rules().scope_signals()).out, "ok\n");
+    close(listener);
 }
 
 TEST(landlock, required_mode_on_the_kernel_it_fits) {

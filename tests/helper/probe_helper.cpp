@@ -15,6 +15,7 @@
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <sys/stat.h>
@@ -23,6 +24,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstddef>
 #include <cstdio>
 #include <ctime>
 #include <cstdlib>
@@ -268,6 +270,18 @@ int main(int argc, char** argv) {
         const int r = mode == "tcp-bind" ? bind(s, reinterpret_cast<sockaddr*>(&address), sizeof address)
                                          : connect(s, reinterpret_cast<sockaddr*>(&address), sizeof address);
         std::printf("%s\n", r == 0 ? "ok" : std::strerror(errno));
+        return 0;
+    }
+    // abstract-connect NAME: connects to the abstract unix socket "@NAME"
+    // and prints "ok" or why not, for Landlock's scopes.
+    if (mode == "abstract-connect" && argc >= 3) {
+        sockaddr_un address{};
+        address.sun_family = AF_UNIX;
+        const std::string name = argv[2];
+        std::memcpy(address.sun_path + 1, name.data(), std::min(name.size(), sizeof address.sun_path - 1));
+        const auto length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
+        const int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        std::printf("%s\n", connect(s, reinterpret_cast<sockaddr*>(&address), length) == 0 ? "ok" : std::strerror(errno));
         return 0;
     }
     if (mode == "udp-echo" && argc >= 3) {
