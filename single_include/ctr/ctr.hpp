@@ -11190,9 +11190,10 @@ inline void make_pipe(unique_fd& read_end, unique_fd& write_end) {
 
 // begin ctr/detail/security_options.hpp
 // ctr::security as spawn takes it (options::security): which capabilities,
-// no_new_privs, which seccomp filter and which Landlock ruleset, as plain data. security.hpp (the
-// header to include) has the filters and the launch layer that applies them,
-// so that a program that spawns without them compiles none of that.
+// no_new_privs, which seccomp filter and which Landlock ruleset, as plain
+// data. security.hpp (the header to include) has the filters and the launch
+// layer that applies them, so that a program that spawns without them
+// compiles none of that.
 
 
 #include <memory>
@@ -12495,9 +12496,9 @@ inline const std::optional<net::veth_info>* plan_network(launch_plan& plan, cons
 // Launch layer: what the command may still do (ctr::security).
 // Capabilities in their documented order around the change of credentials,
 // the Landlock ruleset (detail/launch_landlock.hpp), no_new_privs, then the
-// seccomp filter right before exec. All of it runs in
-// the command, after the init split off: pid 1 keeps what it needs to
-// forward signals to a command that may have changed its uid.
+// seccomp filter right before exec. All of it runs in the command, after the
+// init split off: pid 1 keeps what it needs to forward signals to a command
+// that may have changed its uid.
 
 // begin ctr/detail/capability_step.hpp
 // The capability steps of a launch: planned in the parent from a

@@ -2,9 +2,9 @@
 // Launch layer: what the command may still do (ctr::security).
 // Capabilities in their documented order around the change of credentials,
 // the Landlock ruleset (detail/launch_landlock.hpp), no_new_privs, then the
-// seccomp filter right before exec. All of it runs in
-// the command, after the init split off: pid 1 keeps what it needs to
-// forward signals to a command that may have changed its uid.
+// seccomp filter right before exec. All of it runs in the command, after the
+// init split off: pid 1 keeps what it needs to forward signals to a command
+// that may have changed its uid.
 
 #include <ctr/detail/capability_step.hpp>
 #include <ctr/detail/launch_landlock.hpp>

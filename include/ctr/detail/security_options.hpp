@@ -1,8 +1,9 @@
 #pragma once
 // ctr::security as spawn takes it (options::security): which capabilities,
-// no_new_privs, which seccomp filter and which Landlock ruleset, as plain data. security.hpp (the
-// header to include) has the filters and the launch layer that applies them,
-// so that a program that spawns without them compiles none of that.
+// no_new_privs, which seccomp filter and which Landlock ruleset, as plain
+// data. security.hpp (the header to include) has the filters and the launch
+// layer that applies them, so that a program that spawns without them
+// compiles none of that.
 
 #include <ctr/capabilities.hpp>
 #include <ctr/landlock.hpp>
