@@ -2,6 +2,7 @@
 // must be (pid namespace, /proc, tmpfs, IPC, UTS), and nothing of one run
 // reaching the next.
 #include <ctr/cgroup.hpp>
+#include <ctr/landlock.hpp>
 #include <ctr/prepared.hpp>
 #include <ctr/security.hpp>
 
@@ -235,6 +236,32 @@ TEST(prepared, runs_are_confined_as_the_sandbox_asks) {
             EXPECT_EQ(e.step(), ctr::step::set_gid) << e.what();
             EXPECT_NE(std::string(e.what()).find("map"), std::string::npos) << e.what();
         }
+    }
+}
+
+// security::landlock: the ruleset is made once; each run's command adds
+// the path rules as its own mounts show them (its fresh /tmp) and confines
+// itself; the ruleset's fd does not reach the command.
+TEST(prepared, runs_are_confined_by_the_sandboxs_landlock_ruleset) {
+    if (ctr::landlock::abi() < 1) GTEST_SKIP() << "this kernel has no Landlock (see ctr::probe())";
+    const std::string script =
+        "if cat /etc/hostname > /tmp/copy; then echo read; else echo denied; fi; "
+        "cat /tmp/copy > /tmp/again && echo tmp-ok; ls -l /proc/$$/fd/ | grep -c landlock || true";
+    // Without a ruleset /etc reads: the check can see a denial.
+    const prepared_sandbox open_box(sandboxed());
+    EXPECT_EQ(shell(open_box, script, {.std_err = stdio::null()}).std_out, "read\ntmp-ok\n0\n");
+
+    ctr::landlock::ruleset rules;
+    for (const char* path : {"/usr", "/bin", "/lib", "/lib64"})
+        if (std::filesystem::exists(path)) rules.execute(path);
+    rules.read("/proc").write("/tmp");
+    auto opts = sandboxed();
+    opts.security.landlock = rules;
+    const prepared_sandbox box(opts);
+    for (int run = 0; run < 2; ++run) {
+        const auto r = shell(box, script, {.std_err = stdio::null()});
+        EXPECT_EQ(r.exit_code, 0) << "run " << run;
+        EXPECT_EQ(r.std_out, "denied\ntmp-ok\n0\n") << "run " << run;
     }
 }
 

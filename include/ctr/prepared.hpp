@@ -217,6 +217,15 @@ prepared_sandbox::prepared_sandbox(const options& shared, prepared_options prepa
     for (std::size_t i = 0; i < st.run_plan.ops.size(); ++i)
         if (st.run_plan.ops[i].code == cd::child_op_code::exec) exec_op = i;
     if (exec_op == st.run_plan.ops.size()) throw error(step::prepare, EINVAL, {}, "the run program has no exec");
+    // A Landlock ruleset (security::landlock) is made here once; the server
+    // keeps its fd at 4 for every run, whose command adds the path rules as
+    // its mounts show them and applies it to itself.
+    int ruleset_fd = -1;
+    for (auto& op : st.run_plan.ops)
+        if (op.step == step::add_landlock_rule || op.step == step::apply_landlock) {
+            ruleset_fd = static_cast<int>(op.a);
+            op.a = 4;
+        }
 
     // The sandbox's root, and the options of its /proc, which each run's
     // fresh /proc takes too.
@@ -323,6 +332,7 @@ prepared_sandbox::prepared_sandbox(const options& shared, prepared_options prepa
     s.runs = st.runs.data();
     s.run_capacity = st.runs.size();
     s.use_init = shared.init;
+    s.run_program_fd = ruleset_fd >= 0 ? 4 : -1;
 
     int ends[2];
     if (const long r = cd::sys::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ends); r < 0)
@@ -350,6 +360,7 @@ prepared_sandbox::prepared_sandbox(const options& shared, prepared_options prepa
     sandbox.std_out = stdio::null();
     sandbox.std_err = stdio::null();
     sandbox.fds = {{server_end.get(), 3}};
+    if (ruleset_fd >= 0) sandbox.fds.push_back({ruleset_fd, 4});
     server_ = detail::spawn_extended({"ctr-prepared"}, sandbox, {detail::add_prepared_server<>, state_.get()});
 }
 

@@ -10372,6 +10372,9 @@ struct run_request_header {
 // server was cloned (its copy of the caller's memory has them).
 struct prepared_server {
     int request_fd = -1;  // the server's end of the request socket
+    // An fd of the run program's the server keeps for every run (at 4):
+    // the Landlock ruleset each run's command applies to itself. -1: none.
+    int run_program_fd = -1;
     // The run program, built by the caller (credentials, capabilities,
     // seccomp, exec); the server points it at each request's strings.
     child_view* run_view = nullptr;
@@ -10739,13 +10742,17 @@ CTR_CHILD_CODE inline long serve_prepared_runs(const child_op& op) noexcept {
     auto& s = *static_cast<prepared_server*>(const_cast<void*>(op.data));
     const auto& view = *static_cast<const child_view*>(op.data2);
     // Nothing of the caller's stays open here: only the standard streams
-    // (/dev/null), the request socket at op.a (3), and the report channel
-    // (above the fds mapped) until "held" is sent. Closed before it is
-    // sent, so that nobody who sees the sandbox made finds them open.
+    // (/dev/null), the request socket at op.a (3), the run program's fd (4)
+    // when it has one, and the report channel (above the fds mapped) until
+    // "held" is sent. Closed before it is sent, so that nobody who sees the
+    // sandbox made finds them open.
     s.request_fd = static_cast<int>(op.a);
     const int report_fd = view.report_fd;
-    if (s.request_fd != 3 || report_fd < 4) sys::exit_group(child_failed_exit_code);
-    if (report_fd > 4) sys::close_range(4, static_cast<unsigned>(report_fd - 1), 0);
+    const int first_closed = s.run_program_fd >= 0 ? s.run_program_fd + 1 : 4;
+    if (s.request_fd != 3 || report_fd < first_closed || (s.run_program_fd >= 0 && s.run_program_fd != 4))
+        sys::exit_group(child_failed_exit_code);
+    if (report_fd > first_closed)
+        sys::close_range(static_cast<unsigned>(first_closed), static_cast<unsigned>(report_fd - 1), 0);
     sys::close_range(static_cast<unsigned>(report_fd + 1), ~0U, 0);
     const child_report held{held_report_index, 0, 0};
     if (sys::write(report_fd, &held, sizeof held) != static_cast<long>(sizeof held))
@@ -16014,6 +16021,15 @@ prepared_sandbox::prepared_sandbox(const options& shared, prepared_options prepa
     for (std::size_t i = 0; i < st.run_plan.ops.size(); ++i)
         if (st.run_plan.ops[i].code == cd::child_op_code::exec) exec_op = i;
     if (exec_op == st.run_plan.ops.size()) throw error(step::prepare, EINVAL, {}, "the run program has no exec");
+    // A Landlock ruleset (security::landlock) is made here once; the server
+    // keeps its fd at 4 for every run, whose command adds the path rules as
+    // its mounts show them and applies it to itself.
+    int ruleset_fd = -1;
+    for (auto& op : st.run_plan.ops)
+        if (op.step == step::add_landlock_rule || op.step == step::apply_landlock) {
+            ruleset_fd = static_cast<int>(op.a);
+            op.a = 4;
+        }
 
     // The sandbox's root, and the options of its /proc, which each run's
     // fresh /proc takes too.
@@ -16120,6 +16136,7 @@ prepared_sandbox::prepared_sandbox(const options& shared, prepared_options prepa
     s.runs = st.runs.data();
     s.run_capacity = st.runs.size();
     s.use_init = shared.init;
+    s.run_program_fd = ruleset_fd >= 0 ? 4 : -1;
 
     int ends[2];
     if (const long r = cd::sys::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ends); r < 0)
@@ -16147,6 +16164,7 @@ prepared_sandbox::prepared_sandbox(const options& shared, prepared_options prepa
     sandbox.std_out = stdio::null();
     sandbox.std_err = stdio::null();
     sandbox.fds = {{server_end.get(), 3}};
+    if (ruleset_fd >= 0) sandbox.fds.push_back({ruleset_fd, 4});
     server_ = detail::spawn_extended({"ctr-prepared"}, sandbox, {detail::add_prepared_server<>, state_.get()});
 }
 

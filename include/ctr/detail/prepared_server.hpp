@@ -60,6 +60,9 @@ struct run_request_header {
 // server was cloned (its copy of the caller's memory has them).
 struct prepared_server {
     int request_fd = -1;  // the server's end of the request socket
+    // An fd of the run program's the server keeps for every run (at 4):
+    // the Landlock ruleset each run's command applies to itself. -1: none.
+    int run_program_fd = -1;
     // The run program, built by the caller (credentials, capabilities,
     // seccomp, exec); the server points it at each request's strings.
     child_view* run_view = nullptr;
@@ -427,13 +430,17 @@ CTR_CHILD_CODE inline long serve_prepared_runs(const child_op& op) noexcept {
     auto& s = *static_cast<prepared_server*>(const_cast<void*>(op.data));
     const auto& view = *static_cast<const child_view*>(op.data2);
     // Nothing of the caller's stays open here: only the standard streams
-    // (/dev/null), the request socket at op.a (3), and the report channel
-    // (above the fds mapped) until "held" is sent. Closed before it is
-    // sent, so that nobody who sees the sandbox made finds them open.
+    // (/dev/null), the request socket at op.a (3), the run program's fd (4)
+    // when it has one, and the report channel (above the fds mapped) until
+    // "held" is sent. Closed before it is sent, so that nobody who sees the
+    // sandbox made finds them open.
     s.request_fd = static_cast<int>(op.a);
     const int report_fd = view.report_fd;
-    if (s.request_fd != 3 || report_fd < 4) sys::exit_group(child_failed_exit_code);
-    if (report_fd > 4) sys::close_range(4, static_cast<unsigned>(report_fd - 1), 0);
+    const int first_closed = s.run_program_fd >= 0 ? s.run_program_fd + 1 : 4;
+    if (s.request_fd != 3 || report_fd < first_closed || (s.run_program_fd >= 0 && s.run_program_fd != 4))
+        sys::exit_group(child_failed_exit_code);
+    if (report_fd > first_closed)
+        sys::close_range(static_cast<unsigned>(first_closed), static_cast<unsigned>(report_fd - 1), 0);
     sys::close_range(static_cast<unsigned>(report_fd + 1), ~0U, 0);
     const child_report held{held_report_index, 0, 0};
     if (sys::write(report_fd, &held, sizeof held) != static_cast<long>(sizeof held))
