@@ -17,6 +17,7 @@
 #include <ctr/net.hpp>
 #include <ctr/ns.hpp>
 #include <ctr/ns_scope.hpp>
+#include <ctr/pasta.hpp>
 #include <ctr/port_forward.hpp>
 #include <ctr/prepared.hpp>
 #include <ctr/probe.hpp>

@@ -19,6 +19,7 @@
 #include <ctr/detail/clone.hpp>
 #include <ctr/detail/syscall.hpp>
 #include <ctr/error.hpp>
+#include <ctr/detail/pasta_process.hpp>
 #include <ctr/detail/veth_options.hpp>
 #include <ctr/ns.hpp>
 #include <ctr/unique_fd.hpp>
@@ -180,6 +181,9 @@ struct launch_plan {
     unique_fd terminal_from_child;
     // What the network layer made, once its parent step ran (null: none).
     const std::optional<net::veth_info>* network_made = nullptr;
+    // The running pasta of options::pasta once its parent step ran (null:
+    // none), moved to the child's handle.
+    net::pasta_process* pasta_made = nullptr;
 
     // Each layer's data that its steps point into, kept until the child
     // has exec'd (and, with an init, for the sandbox's life).
