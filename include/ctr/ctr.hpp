@@ -17,11 +17,11 @@
 #include <ctr/net.hpp>
 #include <ctr/ns.hpp>
 #include <ctr/ns_scope.hpp>
-#include <ctr/pasta.hpp>
 #include <ctr/port_forward.hpp>
 #include <ctr/prepared.hpp>
 #include <ctr/probe.hpp>
 #include <ctr/process.hpp>
+#include <ctr/pasta.hpp>  // after process.hpp, whose spawn it uses (process.hpp includes it too)
 #include <ctr/seccomp.hpp>
 #include <ctr/security.hpp>
 #include <ctr/spawn_options.hpp>

@@ -9119,256 +9119,1375 @@ public:
 
 }  // namespace ctr::ns
 // end ctr/ns_scope.hpp
-// begin ctr/pasta.hpp
-// ctr::net::pasta: a sandbox's network through pasta (package passt), with
-// no privilege. spawn does all of it with options::pasta = net::pasta{};
-// start_pasta is public for callers that hold namespaces themselves.
-//
-// How: pasta runs in the caller's network namespace as a child of this
-// process, joins the sandbox's user namespace (when it has one) and network
-// namespace, creates and configures a tap interface there (--config-net),
-// and then carries the sandbox's traffic through sockets of the caller's
-// namespace. Its pid file, given as a pipe, is the readiness signal: pasta
-// writes it once the interface is configured. It never ends by itself (it
-// holds the namespace open), so its owner, pasta_process, ends it.
+// begin ctr/port_forward.hpp
+// ctr::net::port_forwarder: publishes ports of a sandbox on the caller's
+// network namespace by relaying in user space, as docker-proxy and
+// rootlesskit's builtin port driver do. It needs no privilege, no iptables
+// and no route into the sandbox beyond the address it connects to.
 
-// begin ctr/detail/pasta_process.hpp
-// A running pasta, owned (net::pasta_process), and what starting one needs
-// that does not spawn: its command line and the reading of its errors.
-// start_pasta itself spawns, so it is defined in pasta.hpp, after
-// process::spawn.
 
-// begin ctr/detail/pasta_options.hpp
-// ctr::net::pasta as spawn takes it (options::pasta): a plain struct, so that
-// spawn_options.hpp needs no more of pasta than this. pasta.hpp has the
-// operations, detail/launch_pasta.hpp the launch layer.
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
 
+#include <algorithm>
+#include <atomic>
+#include <charconv>
 #include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <memory>
 #include <string>
-#include <vector>
-
-namespace ctr::net {
-
-// A network for a sandbox through pasta (Debian and Fedora package
-// `passt`), as rootless podman uses it: pasta runs in the caller's network
-// namespace, owns a tap interface in the sandbox's, and carries the
-// sandbox's TCP, UDP and ICMP through sockets of its own. It needs no
-// privilege. The sandbox's interface gets the address, routes and MTU of
-// the caller's interface that holds the default route, so the caller's
-// namespace must have one.
-//
-// ctr's defaults are closed where pasta's are open: no port is forwarded
-// unless listed here (pasta's default is every port the sandbox binds), the
-// sandbox's own loopback does not reach the caller's (pasta's -T and -U),
-// and the gateway address does not stand for the caller's loopback
-// (--no-map-gw). extra_args may open them again.
-struct pasta {
-    // The program: looked up in PATH when it has no '/'.
-    std::string program = "pasta";
-    // Published ports, in pasta's own -t (TCP) and -u (UDP) syntax:
-    // "8080" (host port 8080 to 8080 inside), "8080:80", "127.0.0.1/8080:80",
-    // "8000-8010". Each string is one -t or -u argument.
-    std::vector<std::string> tcp_ports{};
-    std::vector<std::string> udp_ports{};
-    // The interface's name inside (-I); empty: pasta's choice, the name of
-    // the caller's interface with the default route.
-    std::string interface_name{};
-    // Further arguments, after ctr's own (say "--mtu", "1500").
-    std::vector<std::string> extra_args{};
-    // How long pasta may take to set the network up before spawn gives up.
-    std::chrono::milliseconds ready_timeout{10000};
-};
-
-}  // namespace ctr::net
-// end ctr/detail/pasta_options.hpp
-
-#include <poll.h>
-#include <signal.h>
-#include <sys/types.h>
-#include <sys/wait.h>
-
-#include <cerrno>
-#include <string>
+#include <string_view>
+#include <system_error>
+#include <thread>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
 namespace ctr::net {
 
-// The namespaces pasta connects to the caller's: the sandbox's network
-// namespace and, when the sandbox has a user namespace of its own, that
-// one, which pasta joins first (as its owner it has every right there,
-// among them the right to enter the network namespace). Borrowed fds.
-struct pasta_target {
-    int netns_fd = -1;
-    int userns_fd = -1;  // -1: the network namespace belongs to the caller's user namespace
+enum class protocol : std::uint8_t { tcp, udp };
+
+constexpr std::string_view to_string(protocol p) noexcept { return p == protocol::udp ? "udp" : "tcp"; }
+
+// One published port: the host side (address, port, protocol) and the port
+// inside the sandbox it leads to.
+struct port_mapping {
+    protocol proto = protocol::tcp;
+    ipv4_address host_address{};  // where to listen; 0.0.0.0 is every address of the caller's network namespace
+    std::uint16_t host_port = 0;  // 0: the kernel picks one (port_forwarder::host_port tells which)
+    std::uint16_t container_port = 0;
+
+    // Docker's -p syntax: "[[IP:]HOSTPORT:]CONTAINERPORT[/tcp|/udp]", e.g.
+    // "8080:80", "127.0.0.1:5353:53/udp", "127.0.0.1::80" or "80" (the
+    // kernel picks the host port). Port ranges and IPv6 are not supported.
+    // Bad text throws ctr::error(step::prepare, EINVAL) naming the text and
+    // what is wrong with it.
+    template <class = void>
+    static port_mapping parse(std::string_view text);
+
+    // "0.0.0.0:8080->80/tcp", as `docker ps` shows it.
+    template <class = void>
+    std::string to_string() const {
+        return host_address.to_string() + ":" + std::to_string(host_port) + "->" + std::to_string(container_port) +
+               "/" + std::string(net::to_string(proto));
+    }
+    // "0.0.0.0:8080/tcp": the host side alone, as errors name it.
+    template <class = void>
+    std::string host_side() const {
+        return host_address.to_string() + ":" + std::to_string(host_port) + "/" + std::string(net::to_string(proto));
+    }
+
+    friend bool operator==(const port_mapping&, const port_mapping&) = default;
 };
 
-// A pasta process, a child of this process: ended (SIGTERM, then SIGKILL
-// after a second) and reaped when the owner ends. pasta keeps the sandbox's
-// network namespace open and never ends by itself, so this owner is what
-// ends it.
-class [[nodiscard]] pasta_process {
-public:
-    pasta_process() = default;
-    pasta_process(pasta_process&& other) noexcept
-        : pid_(std::exchange(other.pid_, -1)), pidfd_(std::move(other.pidfd_)) {}
-    pasta_process& operator=(pasta_process&& other) noexcept {
-        if (this != &other) {
-            stop_quietly();
-            pid_ = std::exchange(other.pid_, -1);
-            pidfd_ = std::move(other.pidfd_);
+template <class>
+inline port_mapping port_mapping::parse(std::string_view text) {
+    const auto fail = [text](std::string_view why) { return error(step::prepare, EINVAL, std::string(text), why); };
+    if (text.empty()) throw fail("empty; expected [[IP:]HOSTPORT:]CONTAINERPORT[/tcp|/udp]");
+
+    port_mapping out;
+    std::string_view rest = text;
+    if (const auto slash = rest.rfind('/'); slash != std::string_view::npos) {
+        const auto name = rest.substr(slash + 1);
+        if (name == "tcp") out.proto = protocol::tcp;
+        else if (name == "udp") out.proto = protocol::udp;
+        else throw fail("the protocol after '/' must be tcp or udp");
+        rest = rest.substr(0, slash);
+    }
+    if (rest.find('[') != std::string_view::npos || std::count(rest.begin(), rest.end(), ':') > 2)
+        throw fail("IPv6 addresses are not supported");
+    if (rest.find('-') != std::string_view::npos) throw fail("port ranges are not supported");
+
+    // Fields from the right: the container port, then the host port, then the address.
+    std::string_view fields[3];
+    std::size_t count = 0;
+    for (;;) {
+        const auto colon = rest.rfind(':');
+        if (colon == std::string_view::npos) {
+            fields[count++] = rest;
+            break;
         }
-        return *this;
-    }
-    ~pasta_process() { stop_quietly(); }
-
-    template <class = void>
-    pid_t pid() const noexcept { return pid_; }
-    explicit operator bool() const noexcept { return static_cast<bool>(pidfd_); }
-
-    // Ends pasta and reaps it; the sandbox's network stops. Throws
-    // ctr::error when reaping fails (the destructor swallows that).
-    template <class = void>
-    void stop() {
-        if (!pidfd_) return;
-        const long r = end_and_reap();
-        if (r < 0 && r != -ECHILD) throw error(step::wait, static_cast<int>(-r), "pasta, pid " + std::to_string(pid_));
+        fields[count++] = rest.substr(colon + 1);
+        rest = rest.substr(0, colon);
     }
 
-    // Takes ownership of a pasta started elsewhere: `pid` is a child of this
-    // process and `pidfd` refers to it.
-    template <class = void>
-    static pasta_process adopt(pid_t pid, unique_fd pidfd) noexcept {
-        pasta_process out;
-        out.pid_ = pid;
-        out.pidfd_ = std::move(pidfd);
-        return out;
+    // A port is 1 to 5 digits and at most 65535; a sign, spaces or a name are errors.
+    const auto port = [&](std::string_view field, std::string_view which, bool zero_allowed) -> std::uint16_t {
+        unsigned value = 0;
+        const bool digits_only = !field.empty() && field.size() <= 5 &&
+                                 std::all_of(field.begin(), field.end(), [](char c) { return c >= '0' && c <= '9'; });
+        if (digits_only) std::from_chars(field.data(), field.data() + field.size(), value);
+        if (!digits_only || value > 65535 || (value == 0 && !zero_allowed))
+            throw fail(std::string(which) + (zero_allowed ? " must be a number from 0 to 65535"
+                                                          : " must be a number from 1 to 65535"));
+        return static_cast<std::uint16_t>(value);
+    };
+
+    out.container_port = port(fields[0], "the container port", false);
+    if (count >= 2) {
+        // An empty host port after an address ("127.0.0.1::80") asks for any port, as in Docker.
+        if (fields[1].empty() && count == 2) throw fail("the host port is empty");
+        out.host_port = fields[1].empty() ? 0 : port(fields[1], "the host port", true);
     }
-
-private:
-    // 0 or -errno of the reaping.
-    template <class = void>
-    long end_and_reap() noexcept {
-        namespace sys = ctr::detail::sys;
-        sys::pidfd_send_signal(pidfd_.get(), SIGTERM);
-        pollfd ended{pidfd_.get(), POLLIN, 0};
-        const timespec grace{1, 0};
-        long ready;
-        do ready = sys::ppoll(&ended, 1, &grace);
-        while (ready == -EINTR);
-        if (ready <= 0) sys::pidfd_send_signal(pidfd_.get(), SIGKILL);
-        siginfo_t info{};
-        long r;
-        do r = sys::waitid(P_PIDFD, pidfd_.get(), &info, WEXITED, nullptr);
-        while (r == -EINTR);
-        pidfd_.reset();
-        return r < 0 ? r : 0;
+    if (count == 3) {
+        try {
+            out.host_address = ipv4_address::parse(fields[2]);
+        } catch (const error&) {
+            throw fail("'" + std::string(fields[2]) + "' is not an IPv4 address like 127.0.0.1");
+        }
     }
-    template <class = void>
-    void stop_quietly() noexcept {
-        if (pidfd_) end_and_reap();
-    }
-
-    pid_t pid_ = -1;
-    unique_fd pidfd_;
-};
-
-// Starts pasta on `target` and returns once it has configured the
-// interface there (pasta.hpp). `die_with_this_thread`: pasta gets SIGKILL
-// when the calling thread ends.
-template <class = void>
-pasta_process start_pasta(const pasta& options, pasta_target target, bool die_with_this_thread = false);
-
-namespace detail {
-
-// The fds pasta gets, at these numbers, and names as /proc/self/fd/N: the
-// namespaces (pasta accepts a path, not a number) and the write end of the
-// pipe that it takes for its pid file. pasta writes its pid there once the
-// sandbox's interface is configured: the readiness signal.
-inline constexpr int pasta_netns_fd = 3;
-inline constexpr int pasta_userns_fd = 4;
-inline constexpr int pasta_ready_fd = 5;
-
-// Empty, or a reason why `spec` cannot be one -t or -u argument.
-template <class = void>
-inline std::string pasta_port_problem(const std::string& spec) {
-    if (spec.empty()) return "a published port is empty";
-    for (const char c : spec)
-        if (c <= ' ' || c == 0x7f) return "a published port has a space or a control character";
-    return {};
-}
-
-template <class = void>
-inline void check_pasta_options(const pasta& options) {
-    if (options.program.empty())
-        throw error(step::prepare, EINVAL, {}, "net::pasta::program is empty: give \"pasta\" or a path to it");
-    for (const auto* list : {&options.tcp_ports, &options.udp_ports})
-        for (const auto& spec : *list)
-            if (const std::string problem = pasta_port_problem(spec); !problem.empty())
-                throw error(step::prepare, EINVAL, spec, problem + " (pasta's -t/-u syntax: \"8080\", \"8080:80\")");
-    if (options.ready_timeout.count() <= 0)
-        throw error(step::prepare, EINVAL, std::to_string(options.ready_timeout.count()) + " ms",
-                    "net::pasta::ready_timeout must be positive");
-}
-
-// pasta's command line. As root pasta would change to the user nobody
-// before it joins the namespaces, and then cannot join them (this is how
-// pasta 2023_03_09 behaves): --runas keeps it the caller.
-template <class = void>
-inline std::vector<std::string> pasta_command(const pasta& options, bool has_userns, bool as_root) {
-    std::vector<std::string> argv{options.program, "--config-net", "--foreground", "--quiet",
-                                  "--pid",        "/proc/self/fd/" + std::to_string(pasta_ready_fd)};
-    if (as_root) argv.insert(argv.end(), {"--runas", "0"});
-    if (has_userns) argv.insert(argv.end(), {"--userns", "/proc/self/fd/" + std::to_string(pasta_userns_fd)});
-    argv.insert(argv.end(), {"--netns", "/proc/self/fd/" + std::to_string(pasta_netns_fd)});
-    if (!options.interface_name.empty()) argv.insert(argv.end(), {"--ns-ifname", options.interface_name});
-    if (options.tcp_ports.empty()) argv.insert(argv.end(), {"-t", "none"});
-    for (const auto& spec : options.tcp_ports) argv.insert(argv.end(), {"-t", spec});
-    if (options.udp_ports.empty()) argv.insert(argv.end(), {"-u", "none"});
-    for (const auto& spec : options.udp_ports) argv.insert(argv.end(), {"-u", spec});
-    argv.insert(argv.end(), {"-T", "none", "-U", "none", "--no-map-gw"});
-    argv.insert(argv.end(), options.extra_args.begin(), options.extra_args.end());
-    return argv;
-}
-
-// What pasta wrote to stderr, on one line: without the notes that it
-// could not reach a system logger (there is none in many containers).
-template <class = void>
-inline std::string pasta_error_text(const std::string& written) {
-    std::string out;
-    std::size_t at = 0;
-    while (at < written.size()) {
-        std::size_t end = written.find('\n', at);
-        if (end == std::string::npos) end = written.size();
-        const std::string line = written.substr(at, end - at);
-        at = end + 1;
-        const bool syslog_note = line.rfind("Failed to send ", 0) == 0 && line.find(" to syslog") != std::string::npos;
-        if (line.empty() || syslog_note) continue;
-        out += (out.empty() ? "" : "; ") + line;
-    }
-    if (out.size() > 1000) out = out.substr(0, 1000) + "...";
     return out;
 }
 
-// Reads the memfd that held pasta's stderr.
+struct port_forward_options {
+    // A UDP client's session (its socket towards the sandbox) ends after this
+    // long without a datagram either way: UDP has no end of its own.
+    std::chrono::milliseconds udp_idle_timeout{60'000};
+    // Bytes held per TCP connection in each direction. A side is not read
+    // while the buffer it fills is full, so a slow reader slows its writer
+    // (through TCP's own flow control) instead of growing memory.
+    std::size_t tcp_buffer_size = 64 * 1024;
+    int listen_backlog = 128;
+};
+
+// What the relay has done so far, for tests and diagnostics.
+struct port_forward_stats {
+    std::uint64_t tcp_connections = 0;       // accepted on a host port
+    std::uint64_t tcp_connect_failures = 0;  // connections to the target that failed; their client was reset
+    std::uint64_t tcp_open = 0;              // connections being relayed now
+    std::uint64_t udp_sessions = 0;          // UDP sessions opened (one per client address while active)
+    std::uint64_t udp_open = 0;              // UDP sessions open now
+    std::uint64_t bytes_to_container = 0;
+    std::uint64_t bytes_from_container = 0;
+    int loop_error = 0;                      // the errno the relay loop stopped on; 0 while it runs
+};
+
+}  // namespace ctr::net
+
+namespace ctr::net::detail {
+
+namespace sys = ctr::detail::sys;
+
 template <class = void>
-inline std::string read_all_from_start(int fd) {
-    std::string text;
-    char buffer[4096];
-    long offset = 0;
-    for (;;) {
-        const long n = ctr::detail::sys::pread64(fd, buffer, sizeof buffer, offset);
-        if (n == -EINTR) continue;
-        if (n <= 0 || text.size() > 65536) break;
-        text.append(buffer, static_cast<std::size_t>(n));
-        offset += n;
-    }
-    return text;
+inline sockaddr_in to_sockaddr(net::ipv4_address address, std::uint16_t port) noexcept {
+    sockaddr_in out{};
+    out.sin_family = AF_INET;
+    out.sin_port = htons(port);
+    out.sin_addr = address.to_in_addr();
+    return out;
 }
 
-}  // namespace detail
+// A bound (and for TCP listening) socket for the host side of `m`; throws
+// ctr::error(step::publish_port) naming the host side and the call.
+template <class = void>
+inline unique_fd open_host_socket(const net::port_mapping& m, int backlog, std::uint16_t& bound_port) {
+    const bool tcp = m.proto == net::protocol::tcp;
+    const auto fail = [&m](long r, std::string_view call) {
+        return error(step::publish_port, static_cast<int>(-r), m.host_side(), call);
+    };
+    const long s = sys::socket(AF_INET, (tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (s < 0) throw fail(s, "socket");
+    unique_fd fd(static_cast<int>(s));
+    if (tcp) {
+        // Lets a forwarder bind a port again while the connections of an
+        // earlier one linger in TIME_WAIT. It does not let two listeners
+        // share a port (that is SO_REUSEPORT), so a busy port still fails.
+        // UDP has no TIME_WAIT, and there SO_REUSEADDR would share the port.
+        const int one = 1;
+        if (const long r = sys::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one); r < 0)
+            throw fail(r, "setsockopt SO_REUSEADDR");
+    }
+    const sockaddr_in address = to_sockaddr(m.host_address, m.host_port);
+    if (const long r = sys::bind(fd.get(), &address, sizeof address); r < 0) throw fail(r, "bind");
+    if (tcp) {
+        if (const long r = sys::listen(fd.get(), backlog); r < 0) throw fail(r, "listen");
+    }
+    sockaddr_in bound{};
+    unsigned length = sizeof bound;
+    if (const long r = sys::getsockname(fd.get(), &bound, &length); r < 0) throw fail(r, "getsockname");
+    bound_port = ntohs(bound.sin_port);
+    return fd;
+}
+
+// The relay: every socket of one port_forwarder and the epoll loop that
+// moves their bytes. After start, only the relay thread touches it, except
+// for the atomics (the stop flag and the counters) and the wake-up eventfd.
+class [[nodiscard]] port_relay {
+public:
+    struct host_socket {
+        net::port_mapping mapping;  // with the bound host port
+        unique_fd fd;
+        std::uint32_t watched = 0;  // the epoll events registered for it; 0: not registered
+        // UDP: the session of each client, by address (see client_key).
+        std::unordered_map<std::uint64_t, std::uint64_t> udp_clients{};
+    };
+
+    template <class = void>
+    port_relay(std::vector<host_socket> hosts, const net::port_forward_options& options)
+        : hosts_(std::move(hosts)),
+          buffer_size_(options.tcp_buffer_size),
+          udp_idle_timeout_(options.udp_idle_timeout),
+          sweep_interval_(std::clamp<clock::duration>(options.udp_idle_timeout / 4, std::chrono::milliseconds(10),
+                                                      std::chrono::seconds(1))) {}
+
+    // Makes the epoll instance and the wake-up eventfd and registers the
+    // host sockets: everything that can fail before the thread starts.
+    template <class = void>
+    void prepare(net::ipv4_address target) {
+        target_ = target;
+        const auto fail = [](long r, std::string_view call) {
+            return error(step::publish_port, static_cast<int>(-r), {}, call);
+        };
+        const long ep = sys::epoll_create1(EPOLL_CLOEXEC);
+        if (ep < 0) throw fail(ep, "epoll_create1");
+        epoll_.reset(static_cast<int>(ep));
+        // Non-blocking so that draining it never stalls the loop.
+        const long ev = sys::eventfd2(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (ev < 0) throw fail(ev, "eventfd2");
+        wake_.reset(static_cast<int>(ev));
+        std::uint32_t wake_watched = 0;
+        if (const long r = watch(wake_.get(), token(kind::wake, 0), wake_watched, EPOLLIN); r < 0)
+            throw fail(r, "epoll_ctl");
+        for (std::size_t i = 0; i < hosts_.size(); ++i) {
+            hosts_[i].watched = 0;  // a new epoll set: nothing is registered in it yet
+            if (const long r = watch(hosts_[i].fd.get(), token(kind::host, i), hosts_[i].watched, EPOLLIN); r < 0)
+                throw fail(r, "epoll_ctl");
+            if (hosts_[i].mapping.proto == net::protocol::udp && !datagram_)
+                datagram_ = std::make_unique_for_overwrite<char[]>(datagram_size);
+        }
+    }
+
+    // The relay thread's body. Nothing escapes it: an exception leaving a
+    // std::thread would terminate the whole process.
+    template <class = void>
+    void run() noexcept {
+        try {
+            loop();
+        } catch (...) {
+            loop_error_.store(ENOMEM, std::memory_order_relaxed);
+        }
+        // A loop that failed closes every connection and host socket, so that
+        // clients see resets and refusals instead of a silent hang. The epoll
+        // and eventfd stay: the owner may still be writing to the eventfd.
+        if (loop_error_.load(std::memory_order_relaxed) != 0) drop_connections();
+    }
+
+    // From the owner's thread: ends run() soon. The eventfd wakes the loop at
+    // once; should that write fail, the loop still sees the flag within its
+    // longest wait (max_wait).
+    template <class = void>
+    void request_stop() noexcept {
+        stop_.store(true, std::memory_order_release);
+        const std::uint64_t one = 1;
+        (void)sys::write(wake_.get(), &one, sizeof one);
+    }
+
+    // Closes every socket. Only once the thread has ended (or never started).
+    template <class = void>
+    void close_all() noexcept {
+        drop_connections();
+        wake_.reset();
+        epoll_.reset();
+        closed_ = true;
+    }
+    template <class = void>
+    bool closed() const noexcept { return closed_; }
+
+    template <class = void>
+    int loop_error() const noexcept { return loop_error_.load(std::memory_order_relaxed); }
+
+    template <class = void>
+    net::port_forward_stats stats() const noexcept {
+        constexpr auto relaxed = std::memory_order_relaxed;
+        return {tcp_connections_.load(relaxed), tcp_connect_failures_.load(relaxed), tcp_open_.load(relaxed),
+                udp_sessions_.load(relaxed),    udp_open_.load(relaxed),             bytes_to_.load(relaxed),
+                bytes_from_.load(relaxed),      loop_error_.load(relaxed)};
+    }
+
+private:
+    using clock = std::chrono::steady_clock;
+
+    // What an epoll event is about, packed with an id into its 64-bit token.
+    // Ids are never reused, so an event for a connection closed earlier in
+    // the same batch finds nothing instead of another connection.
+    enum class kind : std::uint64_t { wake, host, client, server, udp_session };
+    static constexpr std::uint64_t token(kind k, std::uint64_t id) noexcept {
+        return id << 3 | static_cast<std::uint64_t>(k);
+    }
+
+    static constexpr int batch = 64;                      // events per wait; accepts and datagrams per event
+    static constexpr std::size_t datagram_size = 65536;   // more than the largest UDP payload over IPv4
+    static constexpr auto max_wait = std::chrono::seconds(1);
+    static constexpr auto accept_pause = std::chrono::milliseconds(100);
+
+    // One direction of a TCP connection: bytes read from one side and not
+    // yet written to the other.
+    struct tcp_buffer {
+        std::unique_ptr<char[]> bytes;
+        std::size_t begin = 0;
+        std::size_t end = 0;
+        bool eof = false;   // the side it is read from has sent its FIN
+        bool shut = false;  // and that FIN was passed on: shutdown(SHUT_WR) of the other side
+        std::size_t size() const noexcept { return end - begin; }
+    };
+    struct tcp_link {
+        unique_fd client;  // accepted on the host port
+        unique_fd server;  // towards the target
+        bool connecting = false;
+        tcp_buffer up;    // client to server
+        tcp_buffer down;  // server to client
+        std::uint32_t client_watched = 0;
+        std::uint32_t server_watched = 0;
+    };
+    struct udp_session {
+        std::size_t host = 0;  // index into hosts_
+        sockaddr_in client{};
+        unique_fd fd;  // connected to target:container_port
+        std::uint32_t watched = 0;
+        clock::time_point last_active{};
+    };
+    using link_iterator = std::unordered_map<std::uint64_t, tcp_link>::iterator;
+
+    // Makes the epoll interest of `fd` `wanted` (level-triggered). An fd that
+    // wants nothing is taken out rather than left with an empty mask: a
+    // hung-up socket is reported (EPOLLHUP) on every wait whatever its mask.
+    template <class = void>
+    long watch(int fd, std::uint64_t tok, std::uint32_t& current, std::uint32_t wanted) noexcept {
+        if (current == wanted) return 0;
+        epoll_event event{};
+        event.events = wanted;
+        event.data.u64 = tok;
+        const int op = wanted == 0 ? EPOLL_CTL_DEL : current == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
+        const long r = sys::epoll_ctl(epoll_.get(), op, fd, &event);
+        if (r >= 0) current = wanted;
+        return r;
+    }
+
+    template <class = void>
+    void loop() {
+        epoll_event events[batch];
+        while (!stop_.load(std::memory_order_acquire)) {
+            const long n = sys::epoll_wait(epoll_.get(), events, batch, wait_ms());
+            if (n == -EINTR) continue;
+            if (n < 0) {
+                loop_error_.store(static_cast<int>(-n), std::memory_order_relaxed);
+                return;
+            }
+            now_ = clock::now();
+            for (long i = 0; i < n; ++i) {
+                try {
+                    dispatch(events[i].data.u64, events[i].events);
+                } catch (...) {
+                    // Out of memory while opening one connection or session:
+                    // it was not made (its sockets closed as the exception
+                    // left), and the others go on.
+                }
+            }
+            now_ = clock::now();
+            if (!sessions_.empty() && now_ >= next_sweep_) expire_sessions();
+            if (accept_paused_ && now_ >= accept_resume_) resume_accepting();
+        }
+    }
+
+    template <class = void>
+    int wait_ms() const noexcept {
+        const auto now = clock::now();
+        auto deadline = now + max_wait;
+        if (!sessions_.empty()) deadline = std::min(deadline, next_sweep_);
+        if (accept_paused_) deadline = std::min(deadline, accept_resume_);
+        if (deadline <= now) return 0;
+        return static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(deadline - now).count());
+    }
+
+    template <class = void>
+    void dispatch(std::uint64_t tok, std::uint32_t events) {
+        const std::uint64_t id = tok >> 3;
+        switch (static_cast<kind>(tok & 7)) {
+            case kind::wake: {
+                std::uint64_t count = 0;
+                (void)sys::read(wake_.get(), &count, sizeof count);
+                return;  // the loop looks at the stop flag next
+            }
+            case kind::host:
+                if (hosts_[id].mapping.proto == net::protocol::tcp) accept_clients(id);
+                else from_udp_client(id);
+                return;
+            case kind::client: on_link(id, false, events); return;
+            case kind::server: on_link(id, true, events); return;
+            case kind::udp_session: from_udp_target(id); return;
+        }
+    }
+
+    // ---- TCP ----
+
+    template <class = void>
+    void accept_clients(std::size_t host) {
+        for (int i = 0; i < batch; ++i) {
+            const long fd = sys::accept4(hosts_[host].fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+            if (fd >= 0) {
+                open_link(host, unique_fd(static_cast<int>(fd)));
+                continue;
+            }
+            switch (-fd) {
+                case EAGAIN: return;
+                // Errors of one connection that was aborted or refused on its
+                // way in (accept(2) lists the network errors as such): the
+                // next one may be fine.
+                case EINTR: case ECONNABORTED: case EPROTO: case EPERM: case ENETDOWN: case ENOPROTOOPT:
+                case EHOSTDOWN: case ENONET: case EHOSTUNREACH: case EOPNOTSUPP: case ENETUNREACH: case ETIMEDOUT:
+                    continue;
+                default:
+                    // Out of fds or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM) or
+                    // an error we do not know: the listener would stay readable
+                    // and spin the loop, so stop accepting for a moment. The
+                    // connections wait in the backlog meanwhile.
+                    pause_accepting();
+                    return;
+            }
+        }
+    }
+
+    template <class = void>
+    void pause_accepting() noexcept {
+        for (std::size_t i = 0; i < hosts_.size(); ++i)
+            if (hosts_[i].mapping.proto == net::protocol::tcp)
+                (void)watch(hosts_[i].fd.get(), token(kind::host, i), hosts_[i].watched, 0);
+        accept_paused_ = true;
+        accept_resume_ = now_ + accept_pause;
+    }
+    template <class = void>
+    void resume_accepting() noexcept {
+        bool all = true;
+        for (std::size_t i = 0; i < hosts_.size(); ++i)
+            if (hosts_[i].mapping.proto == net::protocol::tcp && hosts_[i].fd)
+                all = watch(hosts_[i].fd.get(), token(kind::host, i), hosts_[i].watched, EPOLLIN) >= 0 && all;
+        accept_paused_ = !all;
+        accept_resume_ = now_ + accept_pause;
+    }
+
+    // Sends a reset rather than a FIN when `fd` is closed: a client whose
+    // target cannot be reached, or whose other side broke, learns that the
+    // connection failed instead of reading a clean end of stream.
+    template <class = void>
+    static void reset_on_close(const unique_fd& fd) noexcept {
+        if (!fd) return;
+        const linger hard_close{1, 0};
+        (void)sys::setsockopt(fd.get(), SOL_SOCKET, SO_LINGER, &hard_close, sizeof hard_close);
+    }
+
+    // The relay must not add Nagle's delay on top of the endpoints' own:
+    // what it reads is written on at once.
+    template <class = void>
+    static void no_delay(int fd) noexcept {
+        const int one = 1;
+        (void)sys::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+
+    template <class = void>
+    void open_link(std::size_t host, unique_fd client) {
+        tcp_connections_.fetch_add(1, std::memory_order_relaxed);
+        tcp_link link;
+        link.client = std::move(client);
+        const auto refuse = [&] {
+            tcp_connect_failures_.fetch_add(1, std::memory_order_relaxed);
+            reset_on_close(link.client);
+        };
+        const long s = sys::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (s < 0) return refuse();
+        link.server.reset(static_cast<int>(s));
+        no_delay(link.client.get());
+        no_delay(link.server.get());
+        // Non-blocking: a target that is slow to answer must not stall every
+        // other connection. Completion shows as writability, then SO_ERROR.
+        const sockaddr_in target = to_sockaddr(target_, hosts_[host].mapping.container_port);
+        const long r = sys::connect(link.server.get(), &target, sizeof target);
+        if (r < 0 && r != -EINPROGRESS) return refuse();
+        link.connecting = r < 0;
+        link.up.bytes = std::make_unique_for_overwrite<char[]>(buffer_size_);
+        link.down.bytes = std::make_unique_for_overwrite<char[]>(buffer_size_);
+        const auto it = links_.emplace(next_id_++, std::move(link)).first;
+        tcp_open_.fetch_add(1, std::memory_order_relaxed);
+        settle(it);
+    }
+
+    template <class = void>
+    void on_link(std::uint64_t id, bool server_side, std::uint32_t events) noexcept {
+        const auto it = links_.find(id);
+        if (it == links_.end()) return;  // closed earlier in this batch
+        tcp_link& l = it->second;
+        if (server_side && l.connecting) {
+            int failure = 0;
+            unsigned length = sizeof failure;
+            if (const long r = sys::getsockopt(l.server.get(), SOL_SOCKET, SO_ERROR, &failure, &length); r < 0)
+                failure = static_cast<int>(-r);
+            if (failure != 0) {
+                tcp_connect_failures_.fetch_add(1, std::memory_order_relaxed);
+                return abort_link(it);
+            }
+            l.connecting = false;
+            events = EPOLLOUT;  // pass on what the client sent meanwhile
+        }
+        const int from = server_side ? l.server.get() : l.client.get();
+        const int to = server_side ? l.client.get() : l.server.get();
+        tcp_buffer& inbound = server_side ? l.down : l.up;    // read from this side
+        tcp_buffer& outbound = server_side ? l.up : l.down;   // written to this side
+        auto& in_count = server_side ? bytes_from_ : bytes_to_;
+        auto& out_count = server_side ? bytes_to_ : bytes_from_;
+        bool ok = true;
+        // An error or hang-up is found by the read (or below, the write)
+        // that it makes fail.
+        if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) ok = pull(from, inbound);
+        if (ok && (events & EPOLLOUT)) ok = push(from, outbound, out_count);
+        // What was just read goes on at once, saving a round through epoll.
+        if (ok && !l.connecting) ok = push(to, inbound, in_count);
+        if (!ok) return abort_link(it);
+        settle(it);
+    }
+
+    // Reads from `fd` until it has nothing more, the buffer is full or the
+    // side sends its FIN. False when the socket failed (a reset).
+    template <class = void>
+    bool pull(int fd, tcp_buffer& b) const noexcept {
+        if (b.end == buffer_size_ && b.begin > 0) {
+            std::memmove(b.bytes.get(), b.bytes.get() + b.begin, b.size());
+            b.end -= b.begin;
+            b.begin = 0;
+        }
+        while (!b.eof && b.end < buffer_size_) {
+            const long n = sys::recvfrom(fd, b.bytes.get() + b.end, buffer_size_ - b.end, 0, nullptr, nullptr);
+            if (n > 0) b.end += static_cast<std::size_t>(n);
+            else if (n == 0) b.eof = true;
+            else if (n != -EINTR) return n == -EAGAIN;
+        }
+        return true;
+    }
+
+    // Writes what `b` holds to `fd` until the socket takes no more, then
+    // passes a FIN on (half-close: the other direction keeps flowing). False
+    // when the socket failed (the peer is gone).
+    template <class = void>
+    static bool push(int fd, tcp_buffer& b, std::atomic<std::uint64_t>& count) noexcept {
+        while (b.size() > 0) {
+            // MSG_NOSIGNAL: writing to a peer that has gone must not raise
+            // SIGPIPE, whose default action would end the whole process.
+            const long n = sys::sendto(fd, b.bytes.get() + b.begin, b.size(), MSG_NOSIGNAL, nullptr, 0);
+            if (n > 0) {
+                b.begin += static_cast<std::size_t>(n);
+                count.fetch_add(static_cast<std::uint64_t>(n), std::memory_order_relaxed);
+            } else if (n == -EAGAIN || n == 0) {
+                return true;
+            } else if (n != -EINTR) {
+                return false;
+            }
+        }
+        b.begin = b.end = 0;
+        if (b.eof && !b.shut) {
+            if (sys::shutdown(fd, SHUT_WR) < 0) return false;
+            b.shut = true;
+        }
+        return true;
+    }
+
+    // After every event of a link: closes it when both directions have ended,
+    // else asks epoll for exactly what can make progress. A side is read only
+    // while its buffer has room, and watched for writing only while there is
+    // something to write to it.
+    template <class = void>
+    void settle(link_iterator it) noexcept {
+        tcp_link& l = it->second;
+        if (l.up.shut && l.down.shut) return close_link(it);
+        static constexpr std::uint32_t in = EPOLLIN, out = EPOLLOUT, none = 0;
+        const auto readable = [this](const tcp_buffer& b) { return !b.eof && b.size() < buffer_size_ ? in : none; };
+        const auto writable = [](const tcp_buffer& b) { return b.size() > 0 ? out : none; };
+        const std::uint32_t client_wants = readable(l.up) | writable(l.down);
+        const std::uint32_t server_wants = l.connecting ? out : readable(l.down) | writable(l.up);
+        if (watch(l.client.get(), token(kind::client, it->first), l.client_watched, client_wants) < 0 ||
+            watch(l.server.get(), token(kind::server, it->first), l.server_watched, server_wants) < 0)
+            abort_link(it);
+    }
+
+    template <class = void>
+    void abort_link(link_iterator it) noexcept {
+        reset_on_close(it->second.client);
+        reset_on_close(it->second.server);
+        close_link(it);
+    }
+    // Closing the fds also takes them out of the epoll set.
+    template <class = void>
+    void close_link(link_iterator it) noexcept {
+        links_.erase(it);
+        tcp_open_.fetch_sub(1, std::memory_order_relaxed);
+    }
+
+    // ---- UDP ----
+
+    template <class = void>
+    static std::uint64_t client_key(const sockaddr_in& a) noexcept {
+        return std::uint64_t{ntohl(a.sin_addr.s_addr)} << 16 | ntohs(a.sin_port);
+    }
+
+    template <class = void>
+    void from_udp_client(std::size_t host) {
+        for (int i = 0; i < batch; ++i) {
+            sockaddr_in from{};
+            unsigned length = sizeof from;
+            const long n = sys::recvfrom(hosts_[host].fd.get(), datagram_.get(), datagram_size, 0, &from, &length);
+            if (n == -EINTR) continue;
+            if (n < 0) return;  // EAGAIN: drained
+            udp_session* s = session_for(host, from);
+            if (!s) continue;  // no socket to be had for it now: dropped, as UDP may
+            long sent = send_datagram(s->fd.get(), static_cast<std::size_t>(n));
+            // An ICMP port-unreachable that answered an earlier datagram is
+            // reported by the next send, which it fails; the datagram is not
+            // lost for it when the target has started listening since.
+            if (sent == -ECONNREFUSED) sent = send_datagram(s->fd.get(), static_cast<std::size_t>(n));
+            if (sent >= 0) {
+                bytes_to_.fetch_add(static_cast<std::uint64_t>(n), std::memory_order_relaxed);
+                s->last_active = now_;
+            }
+        }
+    }
+
+    template <class = void>
+    long send_datagram(int fd, std::size_t size, const sockaddr_in* to = nullptr) const noexcept {
+        // MSG_DONTWAIT: a full send buffer drops the datagram rather than
+        // stalling the loop.
+        return sys::sendto(fd, datagram_.get(), size, MSG_NOSIGNAL | MSG_DONTWAIT, to,
+                           to ? sizeof *to : 0);
+    }
+
+    // The session of a client address, opened on its first datagram: a
+    // socket connected to the target, so that the target's replies can be
+    // told apart per client and sent back from the host port.
+    template <class = void>
+    udp_session* session_for(std::size_t host, const sockaddr_in& client) {
+        auto& clients = hosts_[host].udp_clients;
+        const std::uint64_t key = client_key(client);
+        if (const auto found = clients.find(key); found != clients.end()) return &sessions_.at(found->second);
+
+        const long s = sys::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (s < 0) return nullptr;
+        udp_session session{host, client, unique_fd(static_cast<int>(s)), 0, now_};
+        const sockaddr_in target = to_sockaddr(target_, hosts_[host].mapping.container_port);
+        if (sys::connect(session.fd.get(), &target, sizeof target) < 0) return nullptr;
+        const std::uint64_t id = next_id_++;
+        if (watch(session.fd.get(), token(kind::udp_session, id), session.watched, EPOLLIN) < 0) return nullptr;
+        if (sessions_.empty()) next_sweep_ = now_ + sweep_interval_;
+        const auto it = sessions_.emplace(id, std::move(session)).first;
+        try {
+            clients.emplace(key, id);
+        } catch (...) {
+            sessions_.erase(it);
+            throw;
+        }
+        udp_sessions_.fetch_add(1, std::memory_order_relaxed);
+        udp_open_.fetch_add(1, std::memory_order_relaxed);
+        return &it->second;
+    }
+
+    template <class = void>
+    void from_udp_target(std::uint64_t id) noexcept {
+        const auto it = sessions_.find(id);
+        if (it == sessions_.end()) return;
+        udp_session& s = it->second;
+        for (int i = 0; i < batch; ++i) {
+            const long n = sys::recvfrom(s.fd.get(), datagram_.get(), datagram_size, 0, nullptr, nullptr);
+            // ECONNREFUSED: an ICMP error from the target, which has nothing
+            // for the client; it finds out by its own timeout, as with any
+            // datagram lost.
+            if (n == -EINTR || n == -ECONNREFUSED) continue;
+            if (n < 0) return;
+            // Sent from the host socket, so the client sees the reply come
+            // from the address and port it sent to.
+            if (send_datagram(hosts_[s.host].fd.get(), static_cast<std::size_t>(n), &s.client) >= 0) {
+                bytes_from_.fetch_add(static_cast<std::uint64_t>(n), std::memory_order_relaxed);
+                s.last_active = now_;
+            }
+        }
+    }
+
+    template <class = void>
+    void expire_sessions() noexcept {
+        for (auto it = sessions_.begin(); it != sessions_.end();) {
+            if (now_ - it->second.last_active < udp_idle_timeout_) {
+                ++it;
+                continue;
+            }
+            hosts_[it->second.host].udp_clients.erase(client_key(it->second.client));
+            it = sessions_.erase(it);
+            udp_open_.fetch_sub(1, std::memory_order_relaxed);
+        }
+        next_sweep_ = now_ + sweep_interval_;
+    }
+
+    template <class = void>
+    void drop_connections() noexcept {
+        links_.clear();
+        sessions_.clear();
+        tcp_open_.store(0, std::memory_order_relaxed);
+        udp_open_.store(0, std::memory_order_relaxed);
+        for (auto& h : hosts_) {
+            h.udp_clients.clear();
+            h.fd.reset();
+            h.watched = 0;
+        }
+    }
+
+    std::vector<host_socket> hosts_;
+    std::size_t buffer_size_;
+    clock::duration udp_idle_timeout_;
+    clock::duration sweep_interval_;
+    net::ipv4_address target_{};
+    unique_fd epoll_;
+    unique_fd wake_;
+    std::unique_ptr<char[]> datagram_;
+    std::unordered_map<std::uint64_t, tcp_link> links_;
+    std::unordered_map<std::uint64_t, udp_session> sessions_;
+    std::uint64_t next_id_ = 0;
+    clock::time_point now_ = clock::now();
+    clock::time_point next_sweep_{};
+    clock::time_point accept_resume_{};
+    bool accept_paused_ = false;
+    bool closed_ = false;
+
+    std::atomic<bool> stop_{false};
+    std::atomic<int> loop_error_{0};
+    std::atomic<std::uint64_t> tcp_connections_{0};
+    std::atomic<std::uint64_t> tcp_connect_failures_{0};
+    std::atomic<std::uint64_t> tcp_open_{0};
+    std::atomic<std::uint64_t> udp_sessions_{0};
+    std::atomic<std::uint64_t> udp_open_{0};
+    std::atomic<std::uint64_t> bytes_to_{0};
+    std::atomic<std::uint64_t> bytes_from_{0};
+};
+
+}  // namespace ctr::net::detail
+
+namespace ctr::net {
+
+// Publishes ports: listens on host ports in the caller's network namespace
+// and relays each TCP connection and UDP client to a target address (the
+// sandbox's) on one thread of its own. Move-only; the destructor stops the
+// thread and closes every socket.
+class [[nodiscard]] port_forwarder {
+public:
+    // Binds (and for TCP listens on) every mapping now, so that a busy port
+    // fails before anything is started: ctr::error(step::publish_port,
+    // EADDRINUSE, "0.0.0.0:8080/tcp"). Nothing is left open on failure.
+    template <class = void>
+    explicit port_forwarder(std::vector<port_mapping> mappings, const port_forward_options& options = {}) {
+        if (options.tcp_buffer_size == 0)
+            throw error(step::prepare, EINVAL, "tcp_buffer_size", "a connection needs room for at least one byte");
+        if (options.udp_idle_timeout <= std::chrono::milliseconds::zero())
+            throw error(step::prepare, EINVAL, "udp_idle_timeout", "must be positive");
+        for (const auto& m : mappings)
+            if (m.container_port == 0) throw error(step::prepare, EINVAL, m.to_string(), "the container port is 0");
+        std::vector<detail::port_relay::host_socket> hosts;
+        hosts.reserve(mappings.size());
+        for (auto& m : mappings) {
+            std::uint16_t bound = 0;
+            unique_fd fd = detail::open_host_socket(m, options.listen_backlog, bound);
+            m.host_port = bound;
+            hosts.push_back({m, std::move(fd)});
+        }
+        relay_ = std::make_unique<detail::port_relay>(std::move(hosts), options);
+        mappings_ = std::move(mappings);
+    }
+
+    port_forwarder(port_forwarder&&) noexcept = default;
+    port_forwarder& operator=(port_forwarder&& other) noexcept {
+        if (this != &other) {
+            stop();
+            mappings_ = std::move(other.mappings_);
+            relay_ = std::move(other.relay_);
+            thread_ = std::move(other.thread_);
+            started_ = other.started_;
+        }
+        return *this;
+    }
+    port_forwarder(const port_forwarder&) = delete;
+    port_forwarder& operator=(const port_forwarder&) = delete;
+
+    // Stops the relay thread and closes every socket; noexcept and bounded:
+    // the loop wakes on an eventfd, or within a second should that fail.
+    ~port_forwarder() { stop(); }
+
+    // Starts relaying to `target` (the sandbox's address): each TCP
+    // connection accepted on a host port gets a connection of its own to
+    // target:container_port; each UDP client address gets a session.
+    // A second call is an error (step::prepare, EALREADY).
+    template <class = void>
+    void start(ipv4_address target) {
+        if (!relay_ || relay_->closed())
+            throw error(step::prepare, EBADF, {}, "the port forwarder is closed or was moved from");
+        if (started_) throw error(step::prepare, EALREADY, {}, "the port forwarder was started already");
+        relay_->prepare(target);
+
+        // The relay thread takes no signals: the application's handlers, and
+        // its signalfd or sigwait, expect them on its own threads. It gets
+        // its mask from this thread at creation, so block here for the
+        // moment. glibc's internal signals 32 (cancellation) and 33 (setxid)
+        // stay open: a set*id() call elsewhere in the process signals every
+        // thread and waits for each.
+        const unsigned long all_but_glibc = ~((1UL << (32 - 1)) | (1UL << (33 - 1)));
+        unsigned long previous = 0;
+        if (const long r = ctr::detail::sys::rt_sigprocmask(SIG_SETMASK, &all_but_glibc, &previous); r < 0)
+            throw error(step::publish_port, static_cast<int>(-r), {}, "block signals for the relay thread");
+        int failure = 0;
+        try {
+            thread_ = std::thread([relay = relay_.get()] { relay->run(); });
+        } catch (const std::system_error& e) {
+            failure = e.code().value();
+        }
+        // Straight to the kernel, as in clone.hpp: restoring a mask the
+        // kernel just gave us cannot fail, and an injected fault is not for it.
+        ctr::detail::raw::call(SYS_rt_sigprocmask, SIG_SETMASK, &previous, nullptr,
+                               ctr::detail::sys::kernel_sigset_size);
+        if (failure != 0) throw error(step::publish_port, failure, {}, "start the relay thread");
+        started_ = true;
+    }
+
+    // The host port of mapping `index`: the one asked for, or the one the
+    // kernel picked for host_port 0. std::out_of_range past the end.
+    template <class = void>
+    std::uint16_t host_port(std::size_t index) const { return mappings_.at(index).host_port; }
+    // The mappings with their bound host ports.
+    template <class = void>
+    const std::vector<port_mapping>& mappings() const noexcept { return mappings_; }
+
+    template <class = void>
+    port_forward_stats stats() const noexcept { return relay_ ? relay_->stats() : port_forward_stats{}; }
+
+    // What the destructor does, reporting what it would swallow: a relay
+    // loop that stopped on an error (ctr::error(step::publish_port)), after
+    // which nothing was being relayed.
+    template <class = void>
+    void close() {
+        stop();
+        if (!relay_ || relay_->closed()) return;
+        const int failure = relay_->loop_error();
+        relay_->close_all();
+        if (failure != 0) throw error(step::publish_port, failure, {}, "the relay loop stopped");
+    }
+
+private:
+    template <class = void>
+    void stop() noexcept {
+        if (thread_.joinable()) {
+            relay_->request_stop();
+            thread_.join();
+        }
+    }
+
+    std::vector<port_mapping> mappings_;
+    // On the heap so that the thread's pointer survives moves of the forwarder.
+    std::unique_ptr<detail::port_relay> relay_;
+    std::thread thread_;
+    bool started_ = false;
+};
+
 }  // namespace ctr::net
-// end ctr/detail/pasta_process.hpp
+// end ctr/port_forward.hpp
+// begin ctr/prepared.hpp
+// A prepared sandbox: the reusable parts of a launch made once, each run
+// paying only for what must be fresh. Made once: the namespaces (user with
+// its id maps, network, and the others asked for), the root filesystem's
+// mount tree, the cgroup placement, the compiled seccomp filter and the rest
+// of the run's program. Fresh for every run: a new pid namespace (an init is
+// its pid 1 unless options::init is false), a new mount namespace with a fresh /proc and fresh
+// tmpfs mounts (prepared_options::fresh_tmpfs), new IPC and UTS namespaces
+// when the sandbox has them, the run's credentials and confinement, exec.
+//
+// Sandbox2's fork server and Android's zygote are the model: a small server
+// process stays inside the sandbox and clones each run from there, so a run
+// neither copies the caller's mount table nor waits on a cgroup attach.
+// What runs share is listed in docs/prepared.md.
+//
+//   ctr::process::prepared_sandbox box({.namespaces = ctr::ns::all, .root = plan, .cgroup = &group,
+//                                       .security = ctr::security::confined()});
+//   auto r = box.run({"/bin/true"}).wait();
+
+// begin ctr/detail/prepared_server.hpp
+// The child side of a prepared sandbox (ctr/prepared.hpp): the server that
+// stays in the sandbox's namespaces, root and cgroup, and starts each run
+// from there, and the run's own first steps before the usual program
+// (credentials, capabilities, seccomp, exec). Async-signal-safe like every
+// other child step: the server runs on a copy of the caller's memory and
+// reads only buffers the caller allocated before it was cloned; it
+// allocates nothing and takes no lock.
+
+
+#include <linux/sched.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace ctr::detail {
+
+// What the server says on a run's own channel.
+enum class run_event : std::uint32_t { started = 1, failed = 2, ended = 3 };
+
+struct run_message {
+    run_event event = run_event::failed;
+    std::int32_t pid = 0;            // as the sandbox's pid namespace sees it
+    std::uint32_t op_index = 0;      // failed: which step (see the run_* indexes)
+    std::int32_t error = 0;          // failed: errno
+    std::int32_t detail = 0;         // failed: which part of the step
+    std::int32_t wait_status = 0;    // ended: as wait4 gives it
+    std::int64_t user_us = 0, system_us = 0, max_rss_kib = 0;  // ended: the run's rusage
+};
+
+// Failed steps that are not ops of the run program.
+inline constexpr std::uint32_t run_mount_flag = 0x80000000U;  // | the index of a per-run mount step
+inline constexpr std::uint32_t run_clone_index = 0x7ffffff0U;     // the server could not clone the run
+inline constexpr std::uint32_t run_request_index = 0x7ffffff1U;   // the request did not fit or parse
+inline constexpr std::uint32_t run_cwd_index = 0x7ffffff2U;       // chdir to the run's directory
+inline constexpr std::uint32_t run_stream_index = 0x7ffffff3U;    // a standard stream to its number
+inline constexpr std::uint32_t run_oom_index = 0x7ffffff4U;       // the run's oom_score_adj
+inline constexpr std::uint32_t run_carry_index = 0x7ffffff5U;     // a carried mount (detail: which)
+inline constexpr std::uint32_t run_init_index = 0x7ffffff6U;      // the run's pid 1 could not start the command
+inline constexpr std::size_t most_carried_mounts = 32;
+
+// A request: this header, then argc + envc + candc + 1 NUL-terminated
+// strings (argv, environment, exec candidates, working directory). Its
+// SCM_RIGHTS carry the run's channel, then the standard streams whose bits
+// are set in `streams`.
+struct run_request_header {
+    std::uint32_t argc = 0, envc = 0, candc = 0;
+    std::uint32_t streams = 0;
+};
+
+// Where the server keeps everything, all allocated by the caller before the
+// server was cloned (its copy of the caller's memory has them).
+struct prepared_server {
+    int request_fd = -1;  // the server's end of the request socket
+    // The run program, built by the caller (credentials, capabilities,
+    // seccomp, exec); the server points it at each request's strings.
+    child_view* run_view = nullptr;
+    child_op* run_ops = nullptr;
+    std::size_t exec_op = 0;
+    // Mounts each run makes in its new mount namespace (a fresh /proc for
+    // its pid namespace, fresh tmpfs), with host paths: the server is
+    // already in the sandbox's root.
+    const mount_step* mounts = nullptr;
+    std::size_t mount_count = 0;
+    mount_context* mount_ctx = nullptr;
+    unsigned long run_clone_flags = 0;  // CLONE_NEWPID | CLONE_NEWNS, and IPC, UTS as the sandbox has them
+    // In a cgroup with limits the runs, not the server or pid 1, are the
+    // OOM killer's first choice: an out-of-memory run never ends the
+    // sandbox (oom_score_adj 1000; raising it needs no privilege).
+    bool runs_first_to_oom = false;
+    // The sandbox's own mounts below a fresh tmpfs (a bind at /tmp/work
+    // under a fresh /tmp): copied before the tmpfs covers them, put back
+    // on top of it.
+    const char* const* carried = nullptr;
+    std::size_t carried_count = 0;
+    int carried_fds[most_carried_mounts] = {};
+    char* buffer = nullptr;
+    std::size_t buffer_size = 0;
+    char** argv = nullptr;
+    char** envp = nullptr;
+    const char** candidates = nullptr;
+    std::size_t slots = 0;  // entries in each of the three arrays
+    // Runs started and not yet reaped, a slot each.
+    struct run_slot* runs = nullptr;
+    std::size_t run_capacity = 0;
+    bool use_init = true;  // options::init: pid 1 of each run is an init, the command its child
+    // The run being started: read by the run's processes, which share the
+    // server's memory until the command execs; the server waits for that
+    // before it takes the next request.
+    int streams[3] = {-1, -1, -1};
+    const char* cwd = nullptr;
+};
+
+// One run: its pid 1's state (an init, when the sandbox has one: shared by
+// the server, pid 1 and the command, all on the server's memory), its two
+// stacks (mapped by the server on first use), its pid and channel.
+struct run_slot {
+    init_state init;  // first: the command's entry gets &init
+    prepared_server* server = nullptr;
+    void* stacks = nullptr;  // guard, pid 1's stack, guard, the command's stack
+    int pid = 0;             // 0: free
+    int pidfd = -1;          // until the server has sent it to the caller
+    int channel = -1;
+};
+inline constexpr std::size_t run_stack_size = 64 * 1024, run_guard_size = 4096;
+
+CTR_CHILD_CODE inline void server_send(int channel, const run_message& message, int fd = -1) noexcept {
+    // A caller that dropped its run handle has closed the channel: nothing
+    // to tell it, so the result is not looked at.
+    child_send_with_fd(channel, &message, sizeof message, fd, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+CTR_CHILD_CODE inline void server_fail(int channel, std::uint32_t index, long negative_errno, int detail = 0) noexcept {
+    run_message m{};
+    m.event = run_event::failed;
+    m.op_index = index;
+    m.error = static_cast<std::int32_t>(-negative_errno);
+    m.detail = detail;
+    server_send(channel, m);
+}
+
+// Makes the directories of `path` (absolute, in the run's fresh tmpfs) and
+// puts the detached mount `mnt` there. Async-signal-safe.
+CTR_CHILD_CODE inline long place_carried_mount(const char* path, int mnt) noexcept {
+    char buffer[mount_path_max];
+    const std::size_t length = mount_strlen(path);
+    if (length >= sizeof buffer) return -ENAMETOOLONG;
+    for (std::size_t i = 0; i <= length; ++i) buffer[i] = path[i];
+    for (std::size_t i = 1; i < length; ++i) {
+        if (buffer[i] != '/') continue;
+        buffer[i] = '\0';
+        const long r = sys::mkdirat(AT_FDCWD, buffer, 0755);
+        buffer[i] = '/';
+        if (r < 0 && r != -EEXIST) return r;
+    }
+    struct stat st {};
+    if (const long r = sys::fstatat(mnt, "", &st, AT_EMPTY_PATH); r < 0) return r;
+    long made;
+    if (S_ISDIR(st.st_mode)) {
+        made = sys::mkdirat(AT_FDCWD, path, 0755);
+    } else {
+        made = sys::openat(AT_FDCWD, path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (made >= 0) sys::close(static_cast<int>(made));
+    }
+    if (made < 0 && made != -EEXIST) return made;
+    return sys::move_mount(mnt, "", AT_FDCWD, path, mount_abi::move_mount_f_empty_path);
+}
+
+// The command's own first steps: its streams, its directory, then the run
+// program (credentials, capabilities, seccomp, exec). Async-signal-safe.
+[[noreturn]] CTR_CHILD_CODE inline void run_command(prepared_server& s) noexcept {
+    const child_view& view = *s.run_view;
+    for (int i = 0; i < 3; ++i)
+        if (s.streams[i] >= 0)
+            if (const long r = sys::dup3(s.streams[i], i, 0); r < 0) child_report_failure(view, run_stream_index, r);
+    if (s.cwd != nullptr && s.cwd[0] != '\0')
+        if (const long r = sys::chdir(s.cwd); r < 0) child_report_failure(view, run_cwd_index, r);
+    child_run_program(view, 0);
+}
+
+// The command under a run's init: waits until pid 1 has sealed itself (as
+// under spawn's init), dies with it, then goes on as above.
+// Async-signal-safe.
+CTR_CHILD_CODE inline int run_command_main(void* argument) noexcept {
+    auto* slot = reinterpret_cast<run_slot*>(argument);
+    sys::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    while (__atomic_load_n(&slot->init.command_gate, __ATOMIC_ACQUIRE) == 0)
+        sys::futex(&slot->init.command_gate, FUTEX_WAIT, 0);
+    run_command(*slot->server);
+}
+
+// pid 1 of a run: dies with the server, makes the run's mounts, then
+// becomes its init (the command its child) or, without one, the command
+// itself. Runs on the server's memory, on its slot's stack.
+// Async-signal-safe.
+CTR_CHILD_CODE inline int run_main(void* argument) noexcept {
+    auto& slot = *static_cast<run_slot*>(argument);
+    auto& s = *slot.server;
+    const child_view& view = *s.run_view;
+    // As spawn's clone does: no handler of the caller's (whose memory this
+    // is) may run here; the init reads signals from a signalfd, the
+    // command's program restores the mask last.
+    const unsigned long all_signals = ~0UL;
+    raw::call(SYS_rt_sigprocmask, SIG_SETMASK, &all_signals, nullptr, sys::kernel_sigset_size);
+    sys::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    for (std::size_t i = 0; i < s.carried_count; ++i) {
+        const long mnt = sys::open_tree(AT_FDCWD, s.carried[i],
+                                        mount_abi::open_tree_clone | mount_abi::open_tree_cloexec | mount_abi::at_recursive);
+        if (mnt < 0) {
+            if (view.failure_detail) *view.failure_detail = static_cast<int>(i);
+            child_report_failure(view, run_carry_index, mnt);
+        }
+        s.carried_fds[i] = static_cast<int>(mnt);
+    }
+    std::size_t failed = 0;
+    if (s.mount_count > 0)
+        if (const long r = run_mount_steps(s.mounts, s.mount_count, *s.mount_ctx, failed); r < 0)
+            child_report_failure(view, run_mount_flag | failed, r);
+    for (std::size_t i = 0; i < s.carried_count; ++i) {
+        if (const long r = place_carried_mount(s.carried[i], s.carried_fds[i]); r < 0) {
+            if (view.failure_detail) *view.failure_detail = static_cast<int>(i);
+            child_report_failure(view, run_carry_index, r);
+        }
+        sys::close(s.carried_fds[i]);
+    }
+    if (s.runs_first_to_oom) {
+        // /proc/self of a process that changed its ids (not dumpable)
+        // belongs to the host's root, whom the sandbox's user namespace
+        // does not map: the write needs the process dumpable, as it is
+        // after exec anyway. The mm is the server's (CLONE_VM): an init
+        // seals itself (not dumpable) before the command runs, and the
+        // server does the same once the command has exec'd; nothing that
+        // could trace it sees it in between (the run is alone in its new
+        // pid namespace; the server is no more exposed than the caller it
+        // copies). Children inherit the score: the command too.
+        sys::prctl(PR_SET_DUMPABLE, 1);
+        const long fd = sys::openat(AT_FDCWD, "/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+        const long r = fd < 0 ? fd : sys::write(static_cast<int>(fd), "1000", 4);
+        if (fd >= 0) sys::close(static_cast<int>(fd));
+        if (r < 0) child_report_failure(view, run_oom_index, r);
+    }
+    if (s.use_init) child_become_init(view, run_init_index, &slot.init);
+    run_command(s);
+}
+
+// The NUL-terminated string at `at` in the request; moves `at` past it.
+// Null when the request ends first.
+CTR_CHILD_CODE inline char* next_request_string(char* buffer, std::size_t length, std::size_t& at) noexcept {
+    if (at >= length) return nullptr;
+    char* start = buffer + at;
+    while (at < length && buffer[at] != '\0') ++at;
+    if (at >= length) return nullptr;
+    ++at;
+    return start;
+}
+
+// Points the run program at one request's strings. False when the
+// request does not parse or does not fit.
+CTR_CHILD_CODE inline bool server_parse(prepared_server& s, std::size_t length) noexcept {
+    if (length < sizeof(run_request_header)) return false;
+    run_request_header header;
+    __builtin_memcpy(&header, s.buffer, sizeof header);
+    const std::size_t counts[3] = {header.argc, header.envc, header.candc};
+    char** lists[3] = {s.argv, s.envp, const_cast<char**>(s.candidates)};
+    std::size_t at = sizeof header;
+    for (int l = 0; l < 3; ++l) {
+        if (counts[l] + 1 > s.slots) return false;
+        for (std::size_t i = 0; i < counts[l]; ++i)
+            if (!(lists[l][i] = next_request_string(s.buffer, length, at))) return false;
+        lists[l][counts[l]] = nullptr;
+    }
+    if (header.argc == 0 || header.candc == 0) return false;
+    char* const cwd = next_request_string(s.buffer, length, at);
+    if (!cwd) return false;
+    s.cwd = cwd;
+    s.run_view->argv = s.argv;
+    s.run_view->envp = s.envp;
+    s.run_ops[s.exec_op].data = s.candidates;
+    return true;
+}
+
+// Clones a run's pid 1 into `slot` (mapping its stacks on first use), with
+// a fresh report channel. Returns the channel's read end, or -errno.
+CTR_CHILD_CODE inline long server_clone_run(prepared_server& s, run_slot& slot) noexcept {
+    if (!slot.stacks) {
+        void* base = nullptr;
+        const std::size_t size = 2 * (run_guard_size + run_stack_size);
+        if (const long r = sys::mmap(&base, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE);
+            r < 0)
+            return r;
+        raw::call(SYS_mprotect, base, run_guard_size, PROT_NONE);
+        raw::call(SYS_mprotect, static_cast<char*>(base) + run_guard_size + run_stack_size, run_guard_size, PROT_NONE);
+        slot.stacks = base;
+    }
+    char* const base = static_cast<char*>(slot.stacks);
+    int report[2];
+    if (const long r = sys::pipe2(report, O_CLOEXEC); r < 0) return r;
+    s.run_view->report_fd = report[1];
+    slot.server = &s;
+    slot.init = init_state{};
+    slot.init.command_stack_top = base + 2 * (run_guard_size + run_stack_size);
+    slot.init.command_entry = run_command_main;
+    slot.init.view = s.run_view;
+    // No owner watch (owner_pidfd -1): the server's own death ends the
+    // run, by the parent-death signal.
+    int pidfd = -1;
+    clone_args args{};
+    args.flags = CLONE_VM | CLONE_PIDFD | s.run_clone_flags;
+    args.pidfd = reinterpret_cast<std::uint64_t>(&pidfd);
+    args.exit_signal = SIGCHLD;
+    args.stack = reinterpret_cast<std::uint64_t>(base + run_guard_size);
+    args.stack_size = run_stack_size;
+    const long pid = sys::clone3(&args, sizeof args, run_main, &slot);
+    sys::close(report[1]);
+    if (pid < 0) {
+        sys::close(report[0]);
+        return pid;
+    }
+    slot.pid = static_cast<int>(pid);
+    slot.pidfd = pidfd;
+    return report[0];
+}
+
+// Starts one run: receives the request, clones the run into new pid and
+// mount namespaces (it execs before the server goes on), and answers on the
+// run's channel with its pid and a pidfd, or with the failed step.
+CTR_CHILD_CODE inline void server_start_run(prepared_server& s) noexcept {
+    constexpr std::size_t most_fds = 4;
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * most_fds)];
+    iovec part{s.buffer, s.buffer_size};
+    msghdr message{};
+    message.msg_iov = &part;
+    message.msg_iovlen = 1;
+    message.msg_control = control;
+    message.msg_controllen = sizeof control;
+    long length;
+    do length = sys::recvmsg(s.request_fd, &message, MSG_CMSG_CLOEXEC);
+    while (length == -EINTR);
+    // The caller closed its end (the sandbox's owner object is gone): the
+    // server ends, and with it pid 1 and every run.
+    if (length == 0) sys::exit_group(0);
+    if (length < 0) sys::exit_group(child_failed_exit_code);
+
+    int fds[most_fds] = {-1, -1, -1, -1};
+    std::size_t fd_count = 0;
+    if (const cmsghdr* c = CMSG_FIRSTHDR(&message); c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+        fd_count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        if (fd_count > most_fds) fd_count = most_fds;
+        __builtin_memcpy(fds, CMSG_DATA(c), sizeof(int) * fd_count);
+    }
+    if (fd_count == 0) return;  // no channel to answer on
+    const int channel = fds[0];
+    run_request_header header{};
+    if (static_cast<std::size_t>(length) >= sizeof header) __builtin_memcpy(&header, s.buffer, sizeof header);
+    std::size_t next_fd = 1;
+    for (int i = 0; i < 3; ++i) s.streams[i] = (header.streams & (1U << i)) && next_fd < fd_count ? fds[next_fd++] : -1;
+
+    run_slot* slot = nullptr;
+    for (std::size_t i = 0; i < s.run_capacity && !slot; ++i)
+        if (s.runs[i].pid == 0) slot = &s.runs[i];
+    if ((message.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0 || !server_parse(s, static_cast<std::size_t>(length))) {
+        server_fail(channel, run_request_index, -EPROTO);
+    } else if (!slot) {
+        server_fail(channel, run_request_index, -EAGAIN);
+    } else if (const long started = server_clone_run(s, *slot); started < 0) {
+        server_fail(channel, run_clone_index, started);
+    } else {
+        // The run's channel: closed when its pid 1 has exec'd the command
+        // (every copy of the write end gone), or a report of the failed step.
+        const int report_read = static_cast<int>(started);
+        child_report report{};
+        long got;
+        do got = sys::read(report_read, &report, sizeof report);
+        while (got == -EINTR);
+        sys::close(report_read);
+        if (s.runs_first_to_oom) sys::prctl(PR_SET_DUMPABLE, 0);
+        if (got == static_cast<long>(sizeof report)) {
+            int status = 0;
+            long r;
+            do r = sys::wait4(slot->pid, &status, 0);
+            while (r == -EINTR);
+            server_fail(channel, report.op_index, -static_cast<long>(report.error), report.detail);
+            sys::close(slot->pidfd);
+            slot->pidfd = -1;
+            slot->pid = 0;
+        } else {
+            run_message m{};
+            m.event = run_event::started;
+            m.pid = slot->pid;
+            server_send(channel, m, slot->pidfd);
+            sys::close(slot->pidfd);
+            slot->pidfd = -1;
+            slot->channel = channel;
+            for (std::size_t i = 1; i < fd_count; ++i) sys::close(fds[i]);
+            return;
+        }
+    }
+    for (std::size_t i = 1; i < fd_count; ++i) sys::close(fds[i]);
+    sys::close(channel);
+}
+
+// Reaps every run that ended and tells its caller how.
+CTR_CHILD_CODE inline void server_reap(prepared_server& s) noexcept {
+    for (;;) {
+        int status = 0;
+        rusage usage{};
+        // With the run's rusage: raw, as the wrapper passes none.
+        const long pid = raw::call(SYS_wait4, -1, &status, WNOHANG, &usage);
+        if (pid == -EINTR) continue;
+        if (pid <= 0) return;
+        for (std::size_t i = 0; i < s.run_capacity; ++i) {
+            run_slot& slot = s.runs[i];
+            if (slot.pid != pid) continue;
+            run_message ended{};
+            ended.event = run_event::ended;
+            ended.pid = static_cast<std::int32_t>(pid);
+            // An init leaves the command's own status (a signal stays a
+            // signal); without one, or when pid 1 was killed first, its own.
+            ended.wait_status = s.use_init && slot.init.command_wait_status != -1 ? slot.init.command_wait_status : status;
+            ended.user_us = usage.ru_utime.tv_sec * 1000000 + usage.ru_utime.tv_usec;
+            ended.system_us = usage.ru_stime.tv_sec * 1000000 + usage.ru_stime.tv_usec;
+            ended.max_rss_kib = usage.ru_maxrss;
+            server_send(slot.channel, ended);
+            sys::close(slot.channel);
+            slot.channel = -1;
+            slot.pid = 0;
+            break;
+        }
+    }
+}
+
+// The server: the last step of the sandbox's program, in place of exec.
+// Tells the caller "held" (spawn returns: every step of the sandbox has
+// succeeded), keeps only its request socket (op.a), then serves requests
+// and reaps runs until the caller closes the socket. op.data: the
+// prepared_server; op.data2: the sandbox program's view (its report fd).
+// Async-signal-safe; never returns.
+CTR_CHILD_CODE inline long serve_prepared_runs(const child_op& op) noexcept {
+    auto& s = *static_cast<prepared_server*>(const_cast<void*>(op.data));
+    const auto& view = *static_cast<const child_view*>(op.data2);
+    // Nothing of the caller's stays open here: only the standard streams
+    // (/dev/null), the request socket at op.a (3), and the report channel
+    // (above the fds mapped) until "held" is sent. Closed before it is
+    // sent, so that nobody who sees the sandbox made finds them open.
+    s.request_fd = static_cast<int>(op.a);
+    const int report_fd = view.report_fd;
+    if (s.request_fd != 3 || report_fd < 4) sys::exit_group(child_failed_exit_code);
+    if (report_fd > 4) sys::close_range(4, static_cast<unsigned>(report_fd - 1), 0);
+    sys::close_range(static_cast<unsigned>(report_fd + 1), ~0U, 0);
+    const child_report held{held_report_index, 0, 0};
+    if (sys::write(report_fd, &held, sizeof held) != static_cast<long>(sizeof held))
+        sys::exit_group(child_failed_exit_code);
+    sys::close(report_fd);
+
+    const unsigned long child_signal = 1UL << (SIGCHLD - 1);
+    raw::call(SYS_rt_sigprocmask, SIG_BLOCK, &child_signal, nullptr, sys::kernel_sigset_size);
+    const long signals = sys::signalfd4(-1, &child_signal, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (signals < 0) sys::exit_group(child_failed_exit_code);
+
+    for (;;) {
+        pollfd ready[2] = {{s.request_fd, POLLIN, 0}, {static_cast<int>(signals), POLLIN, 0}};
+        const long r = sys::ppoll(ready, 2, nullptr);
+        if (r == -EINTR) continue;
+        if (r < 0) sys::exit_group(child_failed_exit_code);
+        if (ready[1].revents & POLLIN) {
+            signalfd_siginfo info[8];
+            while (sys::read(static_cast<int>(signals), info, sizeof info) > 0) {
+            }
+            server_reap(s);
+        }
+        if (ready[0].revents & (POLLIN | POLLHUP | POLLERR)) server_start_run(s);
+    }
+}
+
+}  // namespace ctr::detail
+// end ctr/detail/prepared_server.hpp
+// begin ctr/process.hpp
+// process::spawn: start a program in a child process and get back exactly
+// how it ended.
+//
+// The launch is one straight line: the parent validates the options and
+// turns them into a child program (detail/child_program.hpp), clones, the
+// child runs that program and execs, and the parent learns over a
+// close-on-exec channel whether exec happened or which step failed.
+
+// begin ctr/detail/launch_cgroup.hpp
+// Launch layer: the cgroup the child starts in, with no moment outside it.
+// Placed by the clone itself on cgroup v2 (CLONE_INTO_CGROUP), or attached
+// by the parent while the child waits (v1, or a kernel that refuses the
+// flag: spawn retries the clone without it).
+
 // begin ctr/detail/launch_plan.hpp
 // The launch plan: everything a spawn prepares before clone, and the one
 // mechanism through which each layer (namespaces, network, mounts, fds,
@@ -9519,6 +10638,10 @@ inline clone_outcome clone_child(const clone_request& request, child_stack& stac
 #include <string>
 #include <utility>
 #include <vector>
+
+namespace ctr::net {
+class pasta_process;  // detail/pasta_process.hpp; only pointed to here
+}
 
 namespace ctr::detail {
 
@@ -9761,24 +10884,52 @@ inline void make_pipe(unique_fd& read_end, unique_fd& write_end) {
 
 }  // namespace ctr::detail
 // end ctr/detail/launch_plan.hpp
-// begin ctr/process.hpp
-// process::spawn: start a program in a child process and get back exactly
-// how it ended.
-//
-// The launch is one straight line: the parent validates the options and
-// turns them into a child program (detail/child_program.hpp), clones, the
-// child runs that program and execs, and the parent learns over a
-// close-on-exec channel whether exec happened or which step failed.
-
-// begin ctr/detail/launch_cgroup.hpp
-// Launch layer: the cgroup the child starts in, with no moment outside it.
-// Placed by the clone itself on cgroup v2 (CLONE_INTO_CGROUP), or attached
-// by the parent while the child waits (v1, or a kernel that refuses the
-// flag: spawn retries the clone without it).
-
 // begin ctr/spawn_options.hpp
 // What process::spawn takes (options) and gives back (result).
 
+// begin ctr/detail/pasta_options.hpp
+// ctr::net::pasta as spawn takes it (options::pasta): a plain struct, so that
+// spawn_options.hpp needs no more of pasta than this. pasta.hpp has the
+// operations, detail/launch_pasta.hpp the launch layer.
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+namespace ctr::net {
+
+// A network for a sandbox through pasta (Debian and Fedora package
+// `passt`), as rootless podman uses it: pasta runs in the caller's network
+// namespace, owns a tap interface in the sandbox's, and carries the
+// sandbox's TCP, UDP and ICMP through sockets of its own. It needs no
+// privilege. The sandbox's interface gets the address, routes and MTU of
+// the caller's interface that holds the default route, so the caller's
+// namespace must have one.
+//
+// ctr's defaults are closed where pasta's are open: no port is forwarded
+// unless listed here (pasta's default is every port the sandbox binds), the
+// sandbox's own loopback does not reach the caller's (pasta's -T and -U),
+// and the gateway address does not stand for the caller's loopback
+// (--no-map-gw). extra_args may open them again.
+struct pasta {
+    // The program: looked up in PATH when it has no '/'.
+    std::string program = "pasta";
+    // Published ports, in pasta's own -t (TCP) and -u (UDP) syntax:
+    // "8080" (host port 8080 to 8080 inside), "8080:80", "127.0.0.1/8080:80",
+    // "8000-8010". Each string is one -t or -u argument.
+    std::vector<std::string> tcp_ports{};
+    std::vector<std::string> udp_ports{};
+    // The interface's name inside (-I); empty: pasta's choice, the name of
+    // the caller's interface with the default route.
+    std::string interface_name{};
+    // Further arguments, after ctr's own (say "--mtu", "1500").
+    std::vector<std::string> extra_args{};
+    // How long pasta may take to set the network up before spawn gives up.
+    std::chrono::milliseconds ready_timeout{10000};
+};
+
+}  // namespace ctr::net
+// end ctr/detail/pasta_options.hpp
 // begin ctr/detail/security_options.hpp
 // ctr::security as spawn takes it (options::security): which capabilities,
 // no_new_privs and which seccomp filter, as plain data. security.hpp (the
@@ -11096,6 +12247,200 @@ inline const std::optional<net::veth_info>* plan_network(launch_plan& plan, cons
 // step of its own. The pasta process goes to the child's handle, which ends
 // it with the sandbox.
 
+// begin ctr/detail/pasta_process.hpp
+// A running pasta, owned (net::pasta_process), and what starting one needs
+// that does not spawn: its command line and the reading of its errors.
+// start_pasta itself spawns, so it is defined in pasta.hpp, after
+// process::spawn.
+
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+
+#include <cerrno>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace ctr::net {
+
+// The namespaces pasta connects to the caller's: the sandbox's network
+// namespace and, when the sandbox has a user namespace of its own, that
+// one, which pasta joins first (as its owner it has every right there,
+// among them the right to enter the network namespace). Borrowed fds.
+struct pasta_target {
+    int netns_fd = -1;
+    int userns_fd = -1;  // -1: the network namespace belongs to the caller's user namespace
+};
+
+// A pasta process, a child of this process: ended (SIGTERM, then SIGKILL
+// after a second) and reaped when the owner ends. pasta keeps the sandbox's
+// network namespace open and never ends by itself, so this owner is what
+// ends it.
+class [[nodiscard]] pasta_process {
+public:
+    pasta_process() = default;
+    pasta_process(pasta_process&& other) noexcept
+        : pid_(std::exchange(other.pid_, -1)), pidfd_(std::move(other.pidfd_)) {}
+    pasta_process& operator=(pasta_process&& other) noexcept {
+        if (this != &other) {
+            stop_quietly();
+            pid_ = std::exchange(other.pid_, -1);
+            pidfd_ = std::move(other.pidfd_);
+        }
+        return *this;
+    }
+    ~pasta_process() { stop_quietly(); }
+
+    template <class = void>
+    pid_t pid() const noexcept { return pid_; }
+    explicit operator bool() const noexcept { return static_cast<bool>(pidfd_); }
+
+    // Ends pasta and reaps it; the sandbox's network stops. Throws
+    // ctr::error when reaping fails (the destructor swallows that).
+    template <class = void>
+    void stop() {
+        if (!pidfd_) return;
+        const long r = end_and_reap();
+        if (r < 0 && r != -ECHILD) throw error(step::wait, static_cast<int>(-r), "pasta, pid " + std::to_string(pid_));
+    }
+
+    // Takes ownership of a pasta started elsewhere: `pid` is a child of this
+    // process and `pidfd` refers to it.
+    template <class = void>
+    static pasta_process adopt(pid_t pid, unique_fd pidfd) noexcept {
+        pasta_process out;
+        out.pid_ = pid;
+        out.pidfd_ = std::move(pidfd);
+        return out;
+    }
+
+private:
+    // 0 or -errno of the reaping.
+    template <class = void>
+    long end_and_reap() noexcept {
+        namespace sys = ctr::detail::sys;
+        sys::pidfd_send_signal(pidfd_.get(), SIGTERM);
+        pollfd ended{pidfd_.get(), POLLIN, 0};
+        const timespec grace{1, 0};
+        long ready;
+        do ready = sys::ppoll(&ended, 1, &grace);
+        while (ready == -EINTR);
+        if (ready <= 0) sys::pidfd_send_signal(pidfd_.get(), SIGKILL);
+        siginfo_t info{};
+        long r;
+        do r = sys::waitid(P_PIDFD, pidfd_.get(), &info, WEXITED, nullptr);
+        while (r == -EINTR);
+        pidfd_.reset();
+        return r < 0 ? r : 0;
+    }
+    template <class = void>
+    void stop_quietly() noexcept {
+        if (pidfd_) end_and_reap();
+    }
+
+    pid_t pid_ = -1;
+    unique_fd pidfd_;
+};
+
+// Starts pasta on `target` and returns once it has configured the
+// interface there (pasta.hpp). `die_with_this_thread`: pasta gets SIGKILL
+// when the calling thread ends.
+template <class = void>
+pasta_process start_pasta(const pasta& options, pasta_target target, bool die_with_this_thread = false);
+
+namespace detail {
+
+// The fds pasta gets, at these numbers, and names as /proc/self/fd/N: the
+// namespaces (pasta accepts a path, not a number) and the write end of the
+// pipe that it takes for its pid file. pasta writes its pid there once the
+// sandbox's interface is configured: the readiness signal.
+inline constexpr int pasta_netns_fd = 3;
+inline constexpr int pasta_userns_fd = 4;
+inline constexpr int pasta_ready_fd = 5;
+
+// Empty, or a reason why `spec` cannot be one -t or -u argument.
+template <class = void>
+inline std::string pasta_port_problem(const std::string& spec) {
+    if (spec.empty()) return "a published port is empty";
+    for (const char c : spec)
+        if (c <= ' ' || c == 0x7f) return "a published port has a space or a control character";
+    return {};
+}
+
+template <class = void>
+inline void check_pasta_options(const pasta& options) {
+    if (options.program.empty())
+        throw error(step::prepare, EINVAL, {}, "net::pasta::program is empty: give \"pasta\" or a path to it");
+    for (const auto* list : {&options.tcp_ports, &options.udp_ports})
+        for (const auto& spec : *list)
+            if (const std::string problem = pasta_port_problem(spec); !problem.empty())
+                throw error(step::prepare, EINVAL, spec, problem + " (pasta's -t/-u syntax: \"8080\", \"8080:80\")");
+    if (options.ready_timeout.count() <= 0)
+        throw error(step::prepare, EINVAL, std::to_string(options.ready_timeout.count()) + " ms",
+                    "net::pasta::ready_timeout must be positive");
+}
+
+// pasta's command line. As root pasta would change to the user nobody
+// before it joins the namespaces, and then cannot join them (this is how
+// pasta 2023_03_09 behaves): --runas keeps it the caller.
+template <class = void>
+inline std::vector<std::string> pasta_command(const pasta& options, bool has_userns, bool as_root) {
+    std::vector<std::string> argv{options.program, "--config-net", "--foreground", "--quiet",
+                                  "--pid",        "/proc/self/fd/" + std::to_string(pasta_ready_fd)};
+    if (as_root) argv.insert(argv.end(), {"--runas", "0"});
+    if (has_userns) argv.insert(argv.end(), {"--userns", "/proc/self/fd/" + std::to_string(pasta_userns_fd)});
+    argv.insert(argv.end(), {"--netns", "/proc/self/fd/" + std::to_string(pasta_netns_fd)});
+    if (!options.interface_name.empty()) argv.insert(argv.end(), {"--ns-ifname", options.interface_name});
+    if (options.tcp_ports.empty()) argv.insert(argv.end(), {"-t", "none"});
+    for (const auto& spec : options.tcp_ports) argv.insert(argv.end(), {"-t", spec});
+    if (options.udp_ports.empty()) argv.insert(argv.end(), {"-u", "none"});
+    for (const auto& spec : options.udp_ports) argv.insert(argv.end(), {"-u", spec});
+    argv.insert(argv.end(), {"-T", "none", "-U", "none", "--no-map-gw"});
+    argv.insert(argv.end(), options.extra_args.begin(), options.extra_args.end());
+    return argv;
+}
+
+// What pasta wrote to stderr, on one line: without the notes that it
+// could not reach a system logger (there is none in many containers).
+template <class = void>
+inline std::string pasta_error_text(const std::string& written) {
+    std::string out;
+    std::size_t at = 0;
+    while (at < written.size()) {
+        std::size_t end = written.find('\n', at);
+        if (end == std::string::npos) end = written.size();
+        const std::string line = written.substr(at, end - at);
+        at = end + 1;
+        const bool syslog_note = line.rfind("Failed to send ", 0) == 0 && line.find(" to syslog") != std::string::npos;
+        if (line.empty() || syslog_note) continue;
+        out += (out.empty() ? "" : "; ") + line;
+    }
+    if (out.size() > 1000) out = out.substr(0, 1000) + "...";
+    return out;
+}
+
+// Reads the memfd that held pasta's stderr.
+template <class = void>
+inline std::string read_all_from_start(int fd) {
+    std::string text;
+    char buffer[4096];
+    long offset = 0;
+    for (;;) {
+        const long n = ctr::detail::sys::pread64(fd, buffer, sizeof buffer, offset);
+        if (n == -EINTR) continue;
+        if (n <= 0 || text.size() > 65536) break;
+        text.append(buffer, static_cast<std::size_t>(n));
+        offset += n;
+    }
+    return text;
+}
+
+}  // namespace detail
+}  // namespace ctr::net
+// end ctr/detail/pasta_process.hpp
 
 #include <sys/stat.h>
 
@@ -14339,7 +15684,19 @@ inline std::pair<int, std::string> run_id_map_helper_program(std::vector<std::st
 
 // start_pasta spawns, so its definition follows spawn's (options::pasta
 // needs it wherever spawn is used).
-// end ctr/process.hpp
+// begin ctr/pasta.hpp
+// ctr::net::pasta: a sandbox's network through pasta (package passt), with
+// no privilege. spawn does all of it with options::pasta = net::pasta{};
+// start_pasta is public for callers that hold namespaces themselves.
+//
+// How: pasta runs in the caller's network namespace as a child of this
+// process, joins the sandbox's user namespace (when it has one) and network
+// namespace, creates and configures a tap interface there (--config-net),
+// and then carries the sandbox's traffic through sockets of the caller's
+// namespace. Its pid file, given as a pipe, is the readiness signal: pasta
+// writes it once the interface is configured. It never ends by itself (it
+// holds the namespace open), so its owner, pasta_process, ends it.
+
 
 #include <poll.h>
 #include <sys/mman.h>
@@ -14436,1360 +15793,7 @@ inline pasta_process start_pasta(const pasta& options, pasta_target target, bool
 
 }  // namespace ctr::net
 // end ctr/pasta.hpp
-// begin ctr/port_forward.hpp
-// ctr::net::port_forwarder: publishes ports of a sandbox on the caller's
-// network namespace by relaying in user space, as docker-proxy and
-// rootlesskit's builtin port driver do. It needs no privilege, no iptables
-// and no route into the sandbox beyond the address it connects to.
-
-
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/epoll.h>
-#include <sys/eventfd.h>
-#include <sys/socket.h>
-
-#include <algorithm>
-#include <atomic>
-#include <charconv>
-#include <chrono>
-#include <cstddef>
-#include <cstdint>
-#include <cstring>
-#include <memory>
-#include <string>
-#include <string_view>
-#include <system_error>
-#include <thread>
-#include <unordered_map>
-#include <utility>
-#include <vector>
-
-namespace ctr::net {
-
-enum class protocol : std::uint8_t { tcp, udp };
-
-constexpr std::string_view to_string(protocol p) noexcept { return p == protocol::udp ? "udp" : "tcp"; }
-
-// One published port: the host side (address, port, protocol) and the port
-// inside the sandbox it leads to.
-struct port_mapping {
-    protocol proto = protocol::tcp;
-    ipv4_address host_address{};  // where to listen; 0.0.0.0 is every address of the caller's network namespace
-    std::uint16_t host_port = 0;  // 0: the kernel picks one (port_forwarder::host_port tells which)
-    std::uint16_t container_port = 0;
-
-    // Docker's -p syntax: "[[IP:]HOSTPORT:]CONTAINERPORT[/tcp|/udp]", e.g.
-    // "8080:80", "127.0.0.1:5353:53/udp", "127.0.0.1::80" or "80" (the
-    // kernel picks the host port). Port ranges and IPv6 are not supported.
-    // Bad text throws ctr::error(step::prepare, EINVAL) naming the text and
-    // what is wrong with it.
-    template <class = void>
-    static port_mapping parse(std::string_view text);
-
-    // "0.0.0.0:8080->80/tcp", as `docker ps` shows it.
-    template <class = void>
-    std::string to_string() const {
-        return host_address.to_string() + ":" + std::to_string(host_port) + "->" + std::to_string(container_port) +
-               "/" + std::string(net::to_string(proto));
-    }
-    // "0.0.0.0:8080/tcp": the host side alone, as errors name it.
-    template <class = void>
-    std::string host_side() const {
-        return host_address.to_string() + ":" + std::to_string(host_port) + "/" + std::string(net::to_string(proto));
-    }
-
-    friend bool operator==(const port_mapping&, const port_mapping&) = default;
-};
-
-template <class>
-inline port_mapping port_mapping::parse(std::string_view text) {
-    const auto fail = [text](std::string_view why) { return error(step::prepare, EINVAL, std::string(text), why); };
-    if (text.empty()) throw fail("empty; expected [[IP:]HOSTPORT:]CONTAINERPORT[/tcp|/udp]");
-
-    port_mapping out;
-    std::string_view rest = text;
-    if (const auto slash = rest.rfind('/'); slash != std::string_view::npos) {
-        const auto name = rest.substr(slash + 1);
-        if (name == "tcp") out.proto = protocol::tcp;
-        else if (name == "udp") out.proto = protocol::udp;
-        else throw fail("the protocol after '/' must be tcp or udp");
-        rest = rest.substr(0, slash);
-    }
-    if (rest.find('[') != std::string_view::npos || std::count(rest.begin(), rest.end(), ':') > 2)
-        throw fail("IPv6 addresses are not supported");
-    if (rest.find('-') != std::string_view::npos) throw fail("port ranges are not supported");
-
-    // Fields from the right: the container port, then the host port, then the address.
-    std::string_view fields[3];
-    std::size_t count = 0;
-    for (;;) {
-        const auto colon = rest.rfind(':');
-        if (colon == std::string_view::npos) {
-            fields[count++] = rest;
-            break;
-        }
-        fields[count++] = rest.substr(colon + 1);
-        rest = rest.substr(0, colon);
-    }
-
-    // A port is 1 to 5 digits and at most 65535; a sign, spaces or a name are errors.
-    const auto port = [&](std::string_view field, std::string_view which, bool zero_allowed) -> std::uint16_t {
-        unsigned value = 0;
-        const bool digits_only = !field.empty() && field.size() <= 5 &&
-                                 std::all_of(field.begin(), field.end(), [](char c) { return c >= '0' && c <= '9'; });
-        if (digits_only) std::from_chars(field.data(), field.data() + field.size(), value);
-        if (!digits_only || value > 65535 || (value == 0 && !zero_allowed))
-            throw fail(std::string(which) + (zero_allowed ? " must be a number from 0 to 65535"
-                                                          : " must be a number from 1 to 65535"));
-        return static_cast<std::uint16_t>(value);
-    };
-
-    out.container_port = port(fields[0], "the container port", false);
-    if (count >= 2) {
-        // An empty host port after an address ("127.0.0.1::80") asks for any port, as in Docker.
-        if (fields[1].empty() && count == 2) throw fail("the host port is empty");
-        out.host_port = fields[1].empty() ? 0 : port(fields[1], "the host port", true);
-    }
-    if (count == 3) {
-        try {
-            out.host_address = ipv4_address::parse(fields[2]);
-        } catch (const error&) {
-            throw fail("'" + std::string(fields[2]) + "' is not an IPv4 address like 127.0.0.1");
-        }
-    }
-    return out;
-}
-
-struct port_forward_options {
-    // A UDP client's session (its socket towards the sandbox) ends after this
-    // long without a datagram either way: UDP has no end of its own.
-    std::chrono::milliseconds udp_idle_timeout{60'000};
-    // Bytes held per TCP connection in each direction. A side is not read
-    // while the buffer it fills is full, so a slow reader slows its writer
-    // (through TCP's own flow control) instead of growing memory.
-    std::size_t tcp_buffer_size = 64 * 1024;
-    int listen_backlog = 128;
-};
-
-// What the relay has done so far, for tests and diagnostics.
-struct port_forward_stats {
-    std::uint64_t tcp_connections = 0;       // accepted on a host port
-    std::uint64_t tcp_connect_failures = 0;  // connections to the target that failed; their client was reset
-    std::uint64_t tcp_open = 0;              // connections being relayed now
-    std::uint64_t udp_sessions = 0;          // UDP sessions opened (one per client address while active)
-    std::uint64_t udp_open = 0;              // UDP sessions open now
-    std::uint64_t bytes_to_container = 0;
-    std::uint64_t bytes_from_container = 0;
-    int loop_error = 0;                      // the errno the relay loop stopped on; 0 while it runs
-};
-
-}  // namespace ctr::net
-
-namespace ctr::net::detail {
-
-namespace sys = ctr::detail::sys;
-
-template <class = void>
-inline sockaddr_in to_sockaddr(net::ipv4_address address, std::uint16_t port) noexcept {
-    sockaddr_in out{};
-    out.sin_family = AF_INET;
-    out.sin_port = htons(port);
-    out.sin_addr = address.to_in_addr();
-    return out;
-}
-
-// A bound (and for TCP listening) socket for the host side of `m`; throws
-// ctr::error(step::publish_port) naming the host side and the call.
-template <class = void>
-inline unique_fd open_host_socket(const net::port_mapping& m, int backlog, std::uint16_t& bound_port) {
-    const bool tcp = m.proto == net::protocol::tcp;
-    const auto fail = [&m](long r, std::string_view call) {
-        return error(step::publish_port, static_cast<int>(-r), m.host_side(), call);
-    };
-    const long s = sys::socket(AF_INET, (tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (s < 0) throw fail(s, "socket");
-    unique_fd fd(static_cast<int>(s));
-    if (tcp) {
-        // Lets a forwarder bind a port again while the connections of an
-        // earlier one linger in TIME_WAIT. It does not let two listeners
-        // share a port (that is SO_REUSEPORT), so a busy port still fails.
-        // UDP has no TIME_WAIT, and there SO_REUSEADDR would share the port.
-        const int one = 1;
-        if (const long r = sys::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one); r < 0)
-            throw fail(r, "setsockopt SO_REUSEADDR");
-    }
-    const sockaddr_in address = to_sockaddr(m.host_address, m.host_port);
-    if (const long r = sys::bind(fd.get(), &address, sizeof address); r < 0) throw fail(r, "bind");
-    if (tcp) {
-        if (const long r = sys::listen(fd.get(), backlog); r < 0) throw fail(r, "listen");
-    }
-    sockaddr_in bound{};
-    unsigned length = sizeof bound;
-    if (const long r = sys::getsockname(fd.get(), &bound, &length); r < 0) throw fail(r, "getsockname");
-    bound_port = ntohs(bound.sin_port);
-    return fd;
-}
-
-// The relay: every socket of one port_forwarder and the epoll loop that
-// moves their bytes. After start, only the relay thread touches it, except
-// for the atomics (the stop flag and the counters) and the wake-up eventfd.
-class [[nodiscard]] port_relay {
-public:
-    struct host_socket {
-        net::port_mapping mapping;  // with the bound host port
-        unique_fd fd;
-        std::uint32_t watched = 0;  // the epoll events registered for it; 0: not registered
-        // UDP: the session of each client, by address (see client_key).
-        std::unordered_map<std::uint64_t, std::uint64_t> udp_clients{};
-    };
-
-    template <class = void>
-    port_relay(std::vector<host_socket> hosts, const net::port_forward_options& options)
-        : hosts_(std::move(hosts)),
-          buffer_size_(options.tcp_buffer_size),
-          udp_idle_timeout_(options.udp_idle_timeout),
-          sweep_interval_(std::clamp<clock::duration>(options.udp_idle_timeout / 4, std::chrono::milliseconds(10),
-                                                      std::chrono::seconds(1))) {}
-
-    // Makes the epoll instance and the wake-up eventfd and registers the
-    // host sockets: everything that can fail before the thread starts.
-    template <class = void>
-    void prepare(net::ipv4_address target) {
-        target_ = target;
-        const auto fail = [](long r, std::string_view call) {
-            return error(step::publish_port, static_cast<int>(-r), {}, call);
-        };
-        const long ep = sys::epoll_create1(EPOLL_CLOEXEC);
-        if (ep < 0) throw fail(ep, "epoll_create1");
-        epoll_.reset(static_cast<int>(ep));
-        // Non-blocking so that draining it never stalls the loop.
-        const long ev = sys::eventfd2(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        if (ev < 0) throw fail(ev, "eventfd2");
-        wake_.reset(static_cast<int>(ev));
-        std::uint32_t wake_watched = 0;
-        if (const long r = watch(wake_.get(), token(kind::wake, 0), wake_watched, EPOLLIN); r < 0)
-            throw fail(r, "epoll_ctl");
-        for (std::size_t i = 0; i < hosts_.size(); ++i) {
-            hosts_[i].watched = 0;  // a new epoll set: nothing is registered in it yet
-            if (const long r = watch(hosts_[i].fd.get(), token(kind::host, i), hosts_[i].watched, EPOLLIN); r < 0)
-                throw fail(r, "epoll_ctl");
-            if (hosts_[i].mapping.proto == net::protocol::udp && !datagram_)
-                datagram_ = std::make_unique_for_overwrite<char[]>(datagram_size);
-        }
-    }
-
-    // The relay thread's body. Nothing escapes it: an exception leaving a
-    // std::thread would terminate the whole process.
-    template <class = void>
-    void run() noexcept {
-        try {
-            loop();
-        } catch (...) {
-            loop_error_.store(ENOMEM, std::memory_order_relaxed);
-        }
-        // A loop that failed closes every connection and host socket, so that
-        // clients see resets and refusals instead of a silent hang. The epoll
-        // and eventfd stay: the owner may still be writing to the eventfd.
-        if (loop_error_.load(std::memory_order_relaxed) != 0) drop_connections();
-    }
-
-    // From the owner's thread: ends run() soon. The eventfd wakes the loop at
-    // once; should that write fail, the loop still sees the flag within its
-    // longest wait (max_wait).
-    template <class = void>
-    void request_stop() noexcept {
-        stop_.store(true, std::memory_order_release);
-        const std::uint64_t one = 1;
-        (void)sys::write(wake_.get(), &one, sizeof one);
-    }
-
-    // Closes every socket. Only once the thread has ended (or never started).
-    template <class = void>
-    void close_all() noexcept {
-        drop_connections();
-        wake_.reset();
-        epoll_.reset();
-        closed_ = true;
-    }
-    template <class = void>
-    bool closed() const noexcept { return closed_; }
-
-    template <class = void>
-    int loop_error() const noexcept { return loop_error_.load(std::memory_order_relaxed); }
-
-    template <class = void>
-    net::port_forward_stats stats() const noexcept {
-        constexpr auto relaxed = std::memory_order_relaxed;
-        return {tcp_connections_.load(relaxed), tcp_connect_failures_.load(relaxed), tcp_open_.load(relaxed),
-                udp_sessions_.load(relaxed),    udp_open_.load(relaxed),             bytes_to_.load(relaxed),
-                bytes_from_.load(relaxed),      loop_error_.load(relaxed)};
-    }
-
-private:
-    using clock = std::chrono::steady_clock;
-
-    // What an epoll event is about, packed with an id into its 64-bit token.
-    // Ids are never reused, so an event for a connection closed earlier in
-    // the same batch finds nothing instead of another connection.
-    enum class kind : std::uint64_t { wake, host, client, server, udp_session };
-    static constexpr std::uint64_t token(kind k, std::uint64_t id) noexcept {
-        return id << 3 | static_cast<std::uint64_t>(k);
-    }
-
-    static constexpr int batch = 64;                      // events per wait; accepts and datagrams per event
-    static constexpr std::size_t datagram_size = 65536;   // more than the largest UDP payload over IPv4
-    static constexpr auto max_wait = std::chrono::seconds(1);
-    static constexpr auto accept_pause = std::chrono::milliseconds(100);
-
-    // One direction of a TCP connection: bytes read from one side and not
-    // yet written to the other.
-    struct tcp_buffer {
-        std::unique_ptr<char[]> bytes;
-        std::size_t begin = 0;
-        std::size_t end = 0;
-        bool eof = false;   // the side it is read from has sent its FIN
-        bool shut = false;  // and that FIN was passed on: shutdown(SHUT_WR) of the other side
-        std::size_t size() const noexcept { return end - begin; }
-    };
-    struct tcp_link {
-        unique_fd client;  // accepted on the host port
-        unique_fd server;  // towards the target
-        bool connecting = false;
-        tcp_buffer up;    // client to server
-        tcp_buffer down;  // server to client
-        std::uint32_t client_watched = 0;
-        std::uint32_t server_watched = 0;
-    };
-    struct udp_session {
-        std::size_t host = 0;  // index into hosts_
-        sockaddr_in client{};
-        unique_fd fd;  // connected to target:container_port
-        std::uint32_t watched = 0;
-        clock::time_point last_active{};
-    };
-    using link_iterator = std::unordered_map<std::uint64_t, tcp_link>::iterator;
-
-    // Makes the epoll interest of `fd` `wanted` (level-triggered). An fd that
-    // wants nothing is taken out rather than left with an empty mask: a
-    // hung-up socket is reported (EPOLLHUP) on every wait whatever its mask.
-    template <class = void>
-    long watch(int fd, std::uint64_t tok, std::uint32_t& current, std::uint32_t wanted) noexcept {
-        if (current == wanted) return 0;
-        epoll_event event{};
-        event.events = wanted;
-        event.data.u64 = tok;
-        const int op = wanted == 0 ? EPOLL_CTL_DEL : current == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
-        const long r = sys::epoll_ctl(epoll_.get(), op, fd, &event);
-        if (r >= 0) current = wanted;
-        return r;
-    }
-
-    template <class = void>
-    void loop() {
-        epoll_event events[batch];
-        while (!stop_.load(std::memory_order_acquire)) {
-            const long n = sys::epoll_wait(epoll_.get(), events, batch, wait_ms());
-            if (n == -EINTR) continue;
-            if (n < 0) {
-                loop_error_.store(static_cast<int>(-n), std::memory_order_relaxed);
-                return;
-            }
-            now_ = clock::now();
-            for (long i = 0; i < n; ++i) {
-                try {
-                    dispatch(events[i].data.u64, events[i].events);
-                } catch (...) {
-                    // Out of memory while opening one connection or session:
-                    // it was not made (its sockets closed as the exception
-                    // left), and the others go on.
-                }
-            }
-            now_ = clock::now();
-            if (!sessions_.empty() && now_ >= next_sweep_) expire_sessions();
-            if (accept_paused_ && now_ >= accept_resume_) resume_accepting();
-        }
-    }
-
-    template <class = void>
-    int wait_ms() const noexcept {
-        const auto now = clock::now();
-        auto deadline = now + max_wait;
-        if (!sessions_.empty()) deadline = std::min(deadline, next_sweep_);
-        if (accept_paused_) deadline = std::min(deadline, accept_resume_);
-        if (deadline <= now) return 0;
-        return static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(deadline - now).count());
-    }
-
-    template <class = void>
-    void dispatch(std::uint64_t tok, std::uint32_t events) {
-        const std::uint64_t id = tok >> 3;
-        switch (static_cast<kind>(tok & 7)) {
-            case kind::wake: {
-                std::uint64_t count = 0;
-                (void)sys::read(wake_.get(), &count, sizeof count);
-                return;  // the loop looks at the stop flag next
-            }
-            case kind::host:
-                if (hosts_[id].mapping.proto == net::protocol::tcp) accept_clients(id);
-                else from_udp_client(id);
-                return;
-            case kind::client: on_link(id, false, events); return;
-            case kind::server: on_link(id, true, events); return;
-            case kind::udp_session: from_udp_target(id); return;
-        }
-    }
-
-    // ---- TCP ----
-
-    template <class = void>
-    void accept_clients(std::size_t host) {
-        for (int i = 0; i < batch; ++i) {
-            const long fd = sys::accept4(hosts_[host].fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-            if (fd >= 0) {
-                open_link(host, unique_fd(static_cast<int>(fd)));
-                continue;
-            }
-            switch (-fd) {
-                case EAGAIN: return;
-                // Errors of one connection that was aborted or refused on its
-                // way in (accept(2) lists the network errors as such): the
-                // next one may be fine.
-                case EINTR: case ECONNABORTED: case EPROTO: case EPERM: case ENETDOWN: case ENOPROTOOPT:
-                case EHOSTDOWN: case ENONET: case EHOSTUNREACH: case EOPNOTSUPP: case ENETUNREACH: case ETIMEDOUT:
-                    continue;
-                default:
-                    // Out of fds or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM) or
-                    // an error we do not know: the listener would stay readable
-                    // and spin the loop, so stop accepting for a moment. The
-                    // connections wait in the backlog meanwhile.
-                    pause_accepting();
-                    return;
-            }
-        }
-    }
-
-    template <class = void>
-    void pause_accepting() noexcept {
-        for (std::size_t i = 0; i < hosts_.size(); ++i)
-            if (hosts_[i].mapping.proto == net::protocol::tcp)
-                (void)watch(hosts_[i].fd.get(), token(kind::host, i), hosts_[i].watched, 0);
-        accept_paused_ = true;
-        accept_resume_ = now_ + accept_pause;
-    }
-    template <class = void>
-    void resume_accepting() noexcept {
-        bool all = true;
-        for (std::size_t i = 0; i < hosts_.size(); ++i)
-            if (hosts_[i].mapping.proto == net::protocol::tcp && hosts_[i].fd)
-                all = watch(hosts_[i].fd.get(), token(kind::host, i), hosts_[i].watched, EPOLLIN) >= 0 && all;
-        accept_paused_ = !all;
-        accept_resume_ = now_ + accept_pause;
-    }
-
-    // Sends a reset rather than a FIN when `fd` is closed: a client whose
-    // target cannot be reached, or whose other side broke, learns that the
-    // connection failed instead of reading a clean end of stream.
-    template <class = void>
-    static void reset_on_close(const unique_fd& fd) noexcept {
-        if (!fd) return;
-        const linger hard_close{1, 0};
-        (void)sys::setsockopt(fd.get(), SOL_SOCKET, SO_LINGER, &hard_close, sizeof hard_close);
-    }
-
-    // The relay must not add Nagle's delay on top of the endpoints' own:
-    // what it reads is written on at once.
-    template <class = void>
-    static void no_delay(int fd) noexcept {
-        const int one = 1;
-        (void)sys::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    }
-
-    template <class = void>
-    void open_link(std::size_t host, unique_fd client) {
-        tcp_connections_.fetch_add(1, std::memory_order_relaxed);
-        tcp_link link;
-        link.client = std::move(client);
-        const auto refuse = [&] {
-            tcp_connect_failures_.fetch_add(1, std::memory_order_relaxed);
-            reset_on_close(link.client);
-        };
-        const long s = sys::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (s < 0) return refuse();
-        link.server.reset(static_cast<int>(s));
-        no_delay(link.client.get());
-        no_delay(link.server.get());
-        // Non-blocking: a target that is slow to answer must not stall every
-        // other connection. Completion shows as writability, then SO_ERROR.
-        const sockaddr_in target = to_sockaddr(target_, hosts_[host].mapping.container_port);
-        const long r = sys::connect(link.server.get(), &target, sizeof target);
-        if (r < 0 && r != -EINPROGRESS) return refuse();
-        link.connecting = r < 0;
-        link.up.bytes = std::make_unique_for_overwrite<char[]>(buffer_size_);
-        link.down.bytes = std::make_unique_for_overwrite<char[]>(buffer_size_);
-        const auto it = links_.emplace(next_id_++, std::move(link)).first;
-        tcp_open_.fetch_add(1, std::memory_order_relaxed);
-        settle(it);
-    }
-
-    template <class = void>
-    void on_link(std::uint64_t id, bool server_side, std::uint32_t events) noexcept {
-        const auto it = links_.find(id);
-        if (it == links_.end()) return;  // closed earlier in this batch
-        tcp_link& l = it->second;
-        if (server_side && l.connecting) {
-            int failure = 0;
-            unsigned length = sizeof failure;
-            if (const long r = sys::getsockopt(l.server.get(), SOL_SOCKET, SO_ERROR, &failure, &length); r < 0)
-                failure = static_cast<int>(-r);
-            if (failure != 0) {
-                tcp_connect_failures_.fetch_add(1, std::memory_order_relaxed);
-                return abort_link(it);
-            }
-            l.connecting = false;
-            events = EPOLLOUT;  // pass on what the client sent meanwhile
-        }
-        const int from = server_side ? l.server.get() : l.client.get();
-        const int to = server_side ? l.client.get() : l.server.get();
-        tcp_buffer& inbound = server_side ? l.down : l.up;    // read from this side
-        tcp_buffer& outbound = server_side ? l.up : l.down;   // written to this side
-        auto& in_count = server_side ? bytes_from_ : bytes_to_;
-        auto& out_count = server_side ? bytes_to_ : bytes_from_;
-        bool ok = true;
-        // An error or hang-up is found by the read (or below, the write)
-        // that it makes fail.
-        if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) ok = pull(from, inbound);
-        if (ok && (events & EPOLLOUT)) ok = push(from, outbound, out_count);
-        // What was just read goes on at once, saving a round through epoll.
-        if (ok && !l.connecting) ok = push(to, inbound, in_count);
-        if (!ok) return abort_link(it);
-        settle(it);
-    }
-
-    // Reads from `fd` until it has nothing more, the buffer is full or the
-    // side sends its FIN. False when the socket failed (a reset).
-    template <class = void>
-    bool pull(int fd, tcp_buffer& b) const noexcept {
-        if (b.end == buffer_size_ && b.begin > 0) {
-            std::memmove(b.bytes.get(), b.bytes.get() + b.begin, b.size());
-            b.end -= b.begin;
-            b.begin = 0;
-        }
-        while (!b.eof && b.end < buffer_size_) {
-            const long n = sys::recvfrom(fd, b.bytes.get() + b.end, buffer_size_ - b.end, 0, nullptr, nullptr);
-            if (n > 0) b.end += static_cast<std::size_t>(n);
-            else if (n == 0) b.eof = true;
-            else if (n != -EINTR) return n == -EAGAIN;
-        }
-        return true;
-    }
-
-    // Writes what `b` holds to `fd` until the socket takes no more, then
-    // passes a FIN on (half-close: the other direction keeps flowing). False
-    // when the socket failed (the peer is gone).
-    template <class = void>
-    static bool push(int fd, tcp_buffer& b, std::atomic<std::uint64_t>& count) noexcept {
-        while (b.size() > 0) {
-            // MSG_NOSIGNAL: writing to a peer that has gone must not raise
-            // SIGPIPE, whose default action would end the whole process.
-            const long n = sys::sendto(fd, b.bytes.get() + b.begin, b.size(), MSG_NOSIGNAL, nullptr, 0);
-            if (n > 0) {
-                b.begin += static_cast<std::size_t>(n);
-                count.fetch_add(static_cast<std::uint64_t>(n), std::memory_order_relaxed);
-            } else if (n == -EAGAIN || n == 0) {
-                return true;
-            } else if (n != -EINTR) {
-                return false;
-            }
-        }
-        b.begin = b.end = 0;
-        if (b.eof && !b.shut) {
-            if (sys::shutdown(fd, SHUT_WR) < 0) return false;
-            b.shut = true;
-        }
-        return true;
-    }
-
-    // After every event of a link: closes it when both directions have ended,
-    // else asks epoll for exactly what can make progress. A side is read only
-    // while its buffer has room, and watched for writing only while there is
-    // something to write to it.
-    template <class = void>
-    void settle(link_iterator it) noexcept {
-        tcp_link& l = it->second;
-        if (l.up.shut && l.down.shut) return close_link(it);
-        static constexpr std::uint32_t in = EPOLLIN, out = EPOLLOUT, none = 0;
-        const auto readable = [this](const tcp_buffer& b) { return !b.eof && b.size() < buffer_size_ ? in : none; };
-        const auto writable = [](const tcp_buffer& b) { return b.size() > 0 ? out : none; };
-        const std::uint32_t client_wants = readable(l.up) | writable(l.down);
-        const std::uint32_t server_wants = l.connecting ? out : readable(l.down) | writable(l.up);
-        if (watch(l.client.get(), token(kind::client, it->first), l.client_watched, client_wants) < 0 ||
-            watch(l.server.get(), token(kind::server, it->first), l.server_watched, server_wants) < 0)
-            abort_link(it);
-    }
-
-    template <class = void>
-    void abort_link(link_iterator it) noexcept {
-        reset_on_close(it->second.client);
-        reset_on_close(it->second.server);
-        close_link(it);
-    }
-    // Closing the fds also takes them out of the epoll set.
-    template <class = void>
-    void close_link(link_iterator it) noexcept {
-        links_.erase(it);
-        tcp_open_.fetch_sub(1, std::memory_order_relaxed);
-    }
-
-    // ---- UDP ----
-
-    template <class = void>
-    static std::uint64_t client_key(const sockaddr_in& a) noexcept {
-        return std::uint64_t{ntohl(a.sin_addr.s_addr)} << 16 | ntohs(a.sin_port);
-    }
-
-    template <class = void>
-    void from_udp_client(std::size_t host) {
-        for (int i = 0; i < batch; ++i) {
-            sockaddr_in from{};
-            unsigned length = sizeof from;
-            const long n = sys::recvfrom(hosts_[host].fd.get(), datagram_.get(), datagram_size, 0, &from, &length);
-            if (n == -EINTR) continue;
-            if (n < 0) return;  // EAGAIN: drained
-            udp_session* s = session_for(host, from);
-            if (!s) continue;  // no socket to be had for it now: dropped, as UDP may
-            long sent = send_datagram(s->fd.get(), static_cast<std::size_t>(n));
-            // An ICMP port-unreachable that answered an earlier datagram is
-            // reported by the next send, which it fails; the datagram is not
-            // lost for it when the target has started listening since.
-            if (sent == -ECONNREFUSED) sent = send_datagram(s->fd.get(), static_cast<std::size_t>(n));
-            if (sent >= 0) {
-                bytes_to_.fetch_add(static_cast<std::uint64_t>(n), std::memory_order_relaxed);
-                s->last_active = now_;
-            }
-        }
-    }
-
-    template <class = void>
-    long send_datagram(int fd, std::size_t size, const sockaddr_in* to = nullptr) const noexcept {
-        // MSG_DONTWAIT: a full send buffer drops the datagram rather than
-        // stalling the loop.
-        return sys::sendto(fd, datagram_.get(), size, MSG_NOSIGNAL | MSG_DONTWAIT, to,
-                           to ? sizeof *to : 0);
-    }
-
-    // The session of a client address, opened on its first datagram: a
-    // socket connected to the target, so that the target's replies can be
-    // told apart per client and sent back from the host port.
-    template <class = void>
-    udp_session* session_for(std::size_t host, const sockaddr_in& client) {
-        auto& clients = hosts_[host].udp_clients;
-        const std::uint64_t key = client_key(client);
-        if (const auto found = clients.find(key); found != clients.end()) return &sessions_.at(found->second);
-
-        const long s = sys::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (s < 0) return nullptr;
-        udp_session session{host, client, unique_fd(static_cast<int>(s)), 0, now_};
-        const sockaddr_in target = to_sockaddr(target_, hosts_[host].mapping.container_port);
-        if (sys::connect(session.fd.get(), &target, sizeof target) < 0) return nullptr;
-        const std::uint64_t id = next_id_++;
-        if (watch(session.fd.get(), token(kind::udp_session, id), session.watched, EPOLLIN) < 0) return nullptr;
-        if (sessions_.empty()) next_sweep_ = now_ + sweep_interval_;
-        const auto it = sessions_.emplace(id, std::move(session)).first;
-        try {
-            clients.emplace(key, id);
-        } catch (...) {
-            sessions_.erase(it);
-            throw;
-        }
-        udp_sessions_.fetch_add(1, std::memory_order_relaxed);
-        udp_open_.fetch_add(1, std::memory_order_relaxed);
-        return &it->second;
-    }
-
-    template <class = void>
-    void from_udp_target(std::uint64_t id) noexcept {
-        const auto it = sessions_.find(id);
-        if (it == sessions_.end()) return;
-        udp_session& s = it->second;
-        for (int i = 0; i < batch; ++i) {
-            const long n = sys::recvfrom(s.fd.get(), datagram_.get(), datagram_size, 0, nullptr, nullptr);
-            // ECONNREFUSED: an ICMP error from the target, which has nothing
-            // for the client; it finds out by its own timeout, as with any
-            // datagram lost.
-            if (n == -EINTR || n == -ECONNREFUSED) continue;
-            if (n < 0) return;
-            // Sent from the host socket, so the client sees the reply come
-            // from the address and port it sent to.
-            if (send_datagram(hosts_[s.host].fd.get(), static_cast<std::size_t>(n), &s.client) >= 0) {
-                bytes_from_.fetch_add(static_cast<std::uint64_t>(n), std::memory_order_relaxed);
-                s.last_active = now_;
-            }
-        }
-    }
-
-    template <class = void>
-    void expire_sessions() noexcept {
-        for (auto it = sessions_.begin(); it != sessions_.end();) {
-            if (now_ - it->second.last_active < udp_idle_timeout_) {
-                ++it;
-                continue;
-            }
-            hosts_[it->second.host].udp_clients.erase(client_key(it->second.client));
-            it = sessions_.erase(it);
-            udp_open_.fetch_sub(1, std::memory_order_relaxed);
-        }
-        next_sweep_ = now_ + sweep_interval_;
-    }
-
-    template <class = void>
-    void drop_connections() noexcept {
-        links_.clear();
-        sessions_.clear();
-        tcp_open_.store(0, std::memory_order_relaxed);
-        udp_open_.store(0, std::memory_order_relaxed);
-        for (auto& h : hosts_) {
-            h.udp_clients.clear();
-            h.fd.reset();
-            h.watched = 0;
-        }
-    }
-
-    std::vector<host_socket> hosts_;
-    std::size_t buffer_size_;
-    clock::duration udp_idle_timeout_;
-    clock::duration sweep_interval_;
-    net::ipv4_address target_{};
-    unique_fd epoll_;
-    unique_fd wake_;
-    std::unique_ptr<char[]> datagram_;
-    std::unordered_map<std::uint64_t, tcp_link> links_;
-    std::unordered_map<std::uint64_t, udp_session> sessions_;
-    std::uint64_t next_id_ = 0;
-    clock::time_point now_ = clock::now();
-    clock::time_point next_sweep_{};
-    clock::time_point accept_resume_{};
-    bool accept_paused_ = false;
-    bool closed_ = false;
-
-    std::atomic<bool> stop_{false};
-    std::atomic<int> loop_error_{0};
-    std::atomic<std::uint64_t> tcp_connections_{0};
-    std::atomic<std::uint64_t> tcp_connect_failures_{0};
-    std::atomic<std::uint64_t> tcp_open_{0};
-    std::atomic<std::uint64_t> udp_sessions_{0};
-    std::atomic<std::uint64_t> udp_open_{0};
-    std::atomic<std::uint64_t> bytes_to_{0};
-    std::atomic<std::uint64_t> bytes_from_{0};
-};
-
-}  // namespace ctr::net::detail
-
-namespace ctr::net {
-
-// Publishes ports: listens on host ports in the caller's network namespace
-// and relays each TCP connection and UDP client to a target address (the
-// sandbox's) on one thread of its own. Move-only; the destructor stops the
-// thread and closes every socket.
-class [[nodiscard]] port_forwarder {
-public:
-    // Binds (and for TCP listens on) every mapping now, so that a busy port
-    // fails before anything is started: ctr::error(step::publish_port,
-    // EADDRINUSE, "0.0.0.0:8080/tcp"). Nothing is left open on failure.
-    template <class = void>
-    explicit port_forwarder(std::vector<port_mapping> mappings, const port_forward_options& options = {}) {
-        if (options.tcp_buffer_size == 0)
-            throw error(step::prepare, EINVAL, "tcp_buffer_size", "a connection needs room for at least one byte");
-        if (options.udp_idle_timeout <= std::chrono::milliseconds::zero())
-            throw error(step::prepare, EINVAL, "udp_idle_timeout", "must be positive");
-        for (const auto& m : mappings)
-            if (m.container_port == 0) throw error(step::prepare, EINVAL, m.to_string(), "the container port is 0");
-        std::vector<detail::port_relay::host_socket> hosts;
-        hosts.reserve(mappings.size());
-        for (auto& m : mappings) {
-            std::uint16_t bound = 0;
-            unique_fd fd = detail::open_host_socket(m, options.listen_backlog, bound);
-            m.host_port = bound;
-            hosts.push_back({m, std::move(fd)});
-        }
-        relay_ = std::make_unique<detail::port_relay>(std::move(hosts), options);
-        mappings_ = std::move(mappings);
-    }
-
-    port_forwarder(port_forwarder&&) noexcept = default;
-    port_forwarder& operator=(port_forwarder&& other) noexcept {
-        if (this != &other) {
-            stop();
-            mappings_ = std::move(other.mappings_);
-            relay_ = std::move(other.relay_);
-            thread_ = std::move(other.thread_);
-            started_ = other.started_;
-        }
-        return *this;
-    }
-    port_forwarder(const port_forwarder&) = delete;
-    port_forwarder& operator=(const port_forwarder&) = delete;
-
-    // Stops the relay thread and closes every socket; noexcept and bounded:
-    // the loop wakes on an eventfd, or within a second should that fail.
-    ~port_forwarder() { stop(); }
-
-    // Starts relaying to `target` (the sandbox's address): each TCP
-    // connection accepted on a host port gets a connection of its own to
-    // target:container_port; each UDP client address gets a session.
-    // A second call is an error (step::prepare, EALREADY).
-    template <class = void>
-    void start(ipv4_address target) {
-        if (!relay_ || relay_->closed())
-            throw error(step::prepare, EBADF, {}, "the port forwarder is closed or was moved from");
-        if (started_) throw error(step::prepare, EALREADY, {}, "the port forwarder was started already");
-        relay_->prepare(target);
-
-        // The relay thread takes no signals: the application's handlers, and
-        // its signalfd or sigwait, expect them on its own threads. It gets
-        // its mask from this thread at creation, so block here for the
-        // moment. glibc's internal signals 32 (cancellation) and 33 (setxid)
-        // stay open: a set*id() call elsewhere in the process signals every
-        // thread and waits for each.
-        const unsigned long all_but_glibc = ~((1UL << (32 - 1)) | (1UL << (33 - 1)));
-        unsigned long previous = 0;
-        if (const long r = ctr::detail::sys::rt_sigprocmask(SIG_SETMASK, &all_but_glibc, &previous); r < 0)
-            throw error(step::publish_port, static_cast<int>(-r), {}, "block signals for the relay thread");
-        int failure = 0;
-        try {
-            thread_ = std::thread([relay = relay_.get()] { relay->run(); });
-        } catch (const std::system_error& e) {
-            failure = e.code().value();
-        }
-        // Straight to the kernel, as in clone.hpp: restoring a mask the
-        // kernel just gave us cannot fail, and an injected fault is not for it.
-        ctr::detail::raw::call(SYS_rt_sigprocmask, SIG_SETMASK, &previous, nullptr,
-                               ctr::detail::sys::kernel_sigset_size);
-        if (failure != 0) throw error(step::publish_port, failure, {}, "start the relay thread");
-        started_ = true;
-    }
-
-    // The host port of mapping `index`: the one asked for, or the one the
-    // kernel picked for host_port 0. std::out_of_range past the end.
-    template <class = void>
-    std::uint16_t host_port(std::size_t index) const { return mappings_.at(index).host_port; }
-    // The mappings with their bound host ports.
-    template <class = void>
-    const std::vector<port_mapping>& mappings() const noexcept { return mappings_; }
-
-    template <class = void>
-    port_forward_stats stats() const noexcept { return relay_ ? relay_->stats() : port_forward_stats{}; }
-
-    // What the destructor does, reporting what it would swallow: a relay
-    // loop that stopped on an error (ctr::error(step::publish_port)), after
-    // which nothing was being relayed.
-    template <class = void>
-    void close() {
-        stop();
-        if (!relay_ || relay_->closed()) return;
-        const int failure = relay_->loop_error();
-        relay_->close_all();
-        if (failure != 0) throw error(step::publish_port, failure, {}, "the relay loop stopped");
-    }
-
-private:
-    template <class = void>
-    void stop() noexcept {
-        if (thread_.joinable()) {
-            relay_->request_stop();
-            thread_.join();
-        }
-    }
-
-    std::vector<port_mapping> mappings_;
-    // On the heap so that the thread's pointer survives moves of the forwarder.
-    std::unique_ptr<detail::port_relay> relay_;
-    std::thread thread_;
-    bool started_ = false;
-};
-
-}  // namespace ctr::net
-// end ctr/port_forward.hpp
-// begin ctr/prepared.hpp
-// A prepared sandbox: the reusable parts of a launch made once, each run
-// paying only for what must be fresh. Made once: the namespaces (user with
-// its id maps, network, and the others asked for), the root filesystem's
-// mount tree, the cgroup placement, the compiled seccomp filter and the rest
-// of the run's program. Fresh for every run: a new pid namespace (an init is
-// its pid 1 unless options::init is false), a new mount namespace with a fresh /proc and fresh
-// tmpfs mounts (prepared_options::fresh_tmpfs), new IPC and UTS namespaces
-// when the sandbox has them, the run's credentials and confinement, exec.
-//
-// Sandbox2's fork server and Android's zygote are the model: a small server
-// process stays inside the sandbox and clones each run from there, so a run
-// neither copies the caller's mount table nor waits on a cgroup attach.
-// What runs share is listed in docs/prepared.md.
-//
-//   ctr::process::prepared_sandbox box({.namespaces = ctr::ns::all, .root = plan, .cgroup = &group,
-//                                       .security = ctr::security::confined()});
-//   auto r = box.run({"/bin/true"}).wait();
-
-// begin ctr/detail/prepared_server.hpp
-// The child side of a prepared sandbox (ctr/prepared.hpp): the server that
-// stays in the sandbox's namespaces, root and cgroup, and starts each run
-// from there, and the run's own first steps before the usual program
-// (credentials, capabilities, seccomp, exec). Async-signal-safe like every
-// other child step: the server runs on a copy of the caller's memory and
-// reads only buffers the caller allocated before it was cloned; it
-// allocates nothing and takes no lock.
-
-
-#include <linux/sched.h>
-#include <signal.h>
-#include <sys/resource.h>
-#include <sys/signalfd.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-
-#include <cstddef>
-#include <cstdint>
-
-namespace ctr::detail {
-
-// What the server says on a run's own channel.
-enum class run_event : std::uint32_t { started = 1, failed = 2, ended = 3 };
-
-struct run_message {
-    run_event event = run_event::failed;
-    std::int32_t pid = 0;            // as the sandbox's pid namespace sees it
-    std::uint32_t op_index = 0;      // failed: which step (see the run_* indexes)
-    std::int32_t error = 0;          // failed: errno
-    std::int32_t detail = 0;         // failed: which part of the step
-    std::int32_t wait_status = 0;    // ended: as wait4 gives it
-    std::int64_t user_us = 0, system_us = 0, max_rss_kib = 0;  // ended: the run's rusage
-};
-
-// Failed steps that are not ops of the run program.
-inline constexpr std::uint32_t run_mount_flag = 0x80000000U;  // | the index of a per-run mount step
-inline constexpr std::uint32_t run_clone_index = 0x7ffffff0U;     // the server could not clone the run
-inline constexpr std::uint32_t run_request_index = 0x7ffffff1U;   // the request did not fit or parse
-inline constexpr std::uint32_t run_cwd_index = 0x7ffffff2U;       // chdir to the run's directory
-inline constexpr std::uint32_t run_stream_index = 0x7ffffff3U;    // a standard stream to its number
-inline constexpr std::uint32_t run_oom_index = 0x7ffffff4U;       // the run's oom_score_adj
-inline constexpr std::uint32_t run_carry_index = 0x7ffffff5U;     // a carried mount (detail: which)
-inline constexpr std::uint32_t run_init_index = 0x7ffffff6U;      // the run's pid 1 could not start the command
-inline constexpr std::size_t most_carried_mounts = 32;
-
-// A request: this header, then argc + envc + candc + 1 NUL-terminated
-// strings (argv, environment, exec candidates, working directory). Its
-// SCM_RIGHTS carry the run's channel, then the standard streams whose bits
-// are set in `streams`.
-struct run_request_header {
-    std::uint32_t argc = 0, envc = 0, candc = 0;
-    std::uint32_t streams = 0;
-};
-
-// Where the server keeps everything, all allocated by the caller before the
-// server was cloned (its copy of the caller's memory has them).
-struct prepared_server {
-    int request_fd = -1;  // the server's end of the request socket
-    // The run program, built by the caller (credentials, capabilities,
-    // seccomp, exec); the server points it at each request's strings.
-    child_view* run_view = nullptr;
-    child_op* run_ops = nullptr;
-    std::size_t exec_op = 0;
-    // Mounts each run makes in its new mount namespace (a fresh /proc for
-    // its pid namespace, fresh tmpfs), with host paths: the server is
-    // already in the sandbox's root.
-    const mount_step* mounts = nullptr;
-    std::size_t mount_count = 0;
-    mount_context* mount_ctx = nullptr;
-    unsigned long run_clone_flags = 0;  // CLONE_NEWPID | CLONE_NEWNS, and IPC, UTS as the sandbox has them
-    // In a cgroup with limits the runs, not the server or pid 1, are the
-    // OOM killer's first choice: an out-of-memory run never ends the
-    // sandbox (oom_score_adj 1000; raising it needs no privilege).
-    bool runs_first_to_oom = false;
-    // The sandbox's own mounts below a fresh tmpfs (a bind at /tmp/work
-    // under a fresh /tmp): copied before the tmpfs covers them, put back
-    // on top of it.
-    const char* const* carried = nullptr;
-    std::size_t carried_count = 0;
-    int carried_fds[most_carried_mounts] = {};
-    char* buffer = nullptr;
-    std::size_t buffer_size = 0;
-    char** argv = nullptr;
-    char** envp = nullptr;
-    const char** candidates = nullptr;
-    std::size_t slots = 0;  // entries in each of the three arrays
-    // Runs started and not yet reaped, a slot each.
-    struct run_slot* runs = nullptr;
-    std::size_t run_capacity = 0;
-    bool use_init = true;  // options::init: pid 1 of each run is an init, the command its child
-    // The run being started: read by the run's processes, which share the
-    // server's memory until the command execs; the server waits for that
-    // before it takes the next request.
-    int streams[3] = {-1, -1, -1};
-    const char* cwd = nullptr;
-};
-
-// One run: its pid 1's state (an init, when the sandbox has one: shared by
-// the server, pid 1 and the command, all on the server's memory), its two
-// stacks (mapped by the server on first use), its pid and channel.
-struct run_slot {
-    init_state init;  // first: the command's entry gets &init
-    prepared_server* server = nullptr;
-    void* stacks = nullptr;  // guard, pid 1's stack, guard, the command's stack
-    int pid = 0;             // 0: free
-    int pidfd = -1;          // until the server has sent it to the caller
-    int channel = -1;
-};
-inline constexpr std::size_t run_stack_size = 64 * 1024, run_guard_size = 4096;
-
-CTR_CHILD_CODE inline void server_send(int channel, const run_message& message, int fd = -1) noexcept {
-    // A caller that dropped its run handle has closed the channel: nothing
-    // to tell it, so the result is not looked at.
-    child_send_with_fd(channel, &message, sizeof message, fd, MSG_NOSIGNAL | MSG_DONTWAIT);
-}
-
-CTR_CHILD_CODE inline void server_fail(int channel, std::uint32_t index, long negative_errno, int detail = 0) noexcept {
-    run_message m{};
-    m.event = run_event::failed;
-    m.op_index = index;
-    m.error = static_cast<std::int32_t>(-negative_errno);
-    m.detail = detail;
-    server_send(channel, m);
-}
-
-// Makes the directories of `path` (absolute, in the run's fresh tmpfs) and
-// puts the detached mount `mnt` there. Async-signal-safe.
-CTR_CHILD_CODE inline long place_carried_mount(const char* path, int mnt) noexcept {
-    char buffer[mount_path_max];
-    const std::size_t length = mount_strlen(path);
-    if (length >= sizeof buffer) return -ENAMETOOLONG;
-    for (std::size_t i = 0; i <= length; ++i) buffer[i] = path[i];
-    for (std::size_t i = 1; i < length; ++i) {
-        if (buffer[i] != '/') continue;
-        buffer[i] = '\0';
-        const long r = sys::mkdirat(AT_FDCWD, buffer, 0755);
-        buffer[i] = '/';
-        if (r < 0 && r != -EEXIST) return r;
-    }
-    struct stat st {};
-    if (const long r = sys::fstatat(mnt, "", &st, AT_EMPTY_PATH); r < 0) return r;
-    long made;
-    if (S_ISDIR(st.st_mode)) {
-        made = sys::mkdirat(AT_FDCWD, path, 0755);
-    } else {
-        made = sys::openat(AT_FDCWD, path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-        if (made >= 0) sys::close(static_cast<int>(made));
-    }
-    if (made < 0 && made != -EEXIST) return made;
-    return sys::move_mount(mnt, "", AT_FDCWD, path, mount_abi::move_mount_f_empty_path);
-}
-
-// The command's own first steps: its streams, its directory, then the run
-// program (credentials, capabilities, seccomp, exec). Async-signal-safe.
-[[noreturn]] CTR_CHILD_CODE inline void run_command(prepared_server& s) noexcept {
-    const child_view& view = *s.run_view;
-    for (int i = 0; i < 3; ++i)
-        if (s.streams[i] >= 0)
-            if (const long r = sys::dup3(s.streams[i], i, 0); r < 0) child_report_failure(view, run_stream_index, r);
-    if (s.cwd != nullptr && s.cwd[0] != '\0')
-        if (const long r = sys::chdir(s.cwd); r < 0) child_report_failure(view, run_cwd_index, r);
-    child_run_program(view, 0);
-}
-
-// The command under a run's init: waits until pid 1 has sealed itself (as
-// under spawn's init), dies with it, then goes on as above.
-// Async-signal-safe.
-CTR_CHILD_CODE inline int run_command_main(void* argument) noexcept {
-    auto* slot = reinterpret_cast<run_slot*>(argument);
-    sys::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    while (__atomic_load_n(&slot->init.command_gate, __ATOMIC_ACQUIRE) == 0)
-        sys::futex(&slot->init.command_gate, FUTEX_WAIT, 0);
-    run_command(*slot->server);
-}
-
-// pid 1 of a run: dies with the server, makes the run's mounts, then
-// becomes its init (the command its child) or, without one, the command
-// itself. Runs on the server's memory, on its slot's stack.
-// Async-signal-safe.
-CTR_CHILD_CODE inline int run_main(void* argument) noexcept {
-    auto& slot = *static_cast<run_slot*>(argument);
-    auto& s = *slot.server;
-    const child_view& view = *s.run_view;
-    // As spawn's clone does: no handler of the caller's (whose memory this
-    // is) may run here; the init reads signals from a signalfd, the
-    // command's program restores the mask last.
-    const unsigned long all_signals = ~0UL;
-    raw::call(SYS_rt_sigprocmask, SIG_SETMASK, &all_signals, nullptr, sys::kernel_sigset_size);
-    sys::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    for (std::size_t i = 0; i < s.carried_count; ++i) {
-        const long mnt = sys::open_tree(AT_FDCWD, s.carried[i],
-                                        mount_abi::open_tree_clone | mount_abi::open_tree_cloexec | mount_abi::at_recursive);
-        if (mnt < 0) {
-            if (view.failure_detail) *view.failure_detail = static_cast<int>(i);
-            child_report_failure(view, run_carry_index, mnt);
-        }
-        s.carried_fds[i] = static_cast<int>(mnt);
-    }
-    std::size_t failed = 0;
-    if (s.mount_count > 0)
-        if (const long r = run_mount_steps(s.mounts, s.mount_count, *s.mount_ctx, failed); r < 0)
-            child_report_failure(view, run_mount_flag | failed, r);
-    for (std::size_t i = 0; i < s.carried_count; ++i) {
-        if (const long r = place_carried_mount(s.carried[i], s.carried_fds[i]); r < 0) {
-            if (view.failure_detail) *view.failure_detail = static_cast<int>(i);
-            child_report_failure(view, run_carry_index, r);
-        }
-        sys::close(s.carried_fds[i]);
-    }
-    if (s.runs_first_to_oom) {
-        // /proc/self of a process that changed its ids (not dumpable)
-        // belongs to the host's root, whom the sandbox's user namespace
-        // does not map: the write needs the process dumpable, as it is
-        // after exec anyway. The mm is the server's (CLONE_VM): an init
-        // seals itself (not dumpable) before the command runs, and the
-        // server does the same once the command has exec'd; nothing that
-        // could trace it sees it in between (the run is alone in its new
-        // pid namespace; the server is no more exposed than the caller it
-        // copies). Children inherit the score: the command too.
-        sys::prctl(PR_SET_DUMPABLE, 1);
-        const long fd = sys::openat(AT_FDCWD, "/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
-        const long r = fd < 0 ? fd : sys::write(static_cast<int>(fd), "1000", 4);
-        if (fd >= 0) sys::close(static_cast<int>(fd));
-        if (r < 0) child_report_failure(view, run_oom_index, r);
-    }
-    if (s.use_init) child_become_init(view, run_init_index, &slot.init);
-    run_command(s);
-}
-
-// The NUL-terminated string at `at` in the request; moves `at` past it.
-// Null when the request ends first.
-CTR_CHILD_CODE inline char* next_request_string(char* buffer, std::size_t length, std::size_t& at) noexcept {
-    if (at >= length) return nullptr;
-    char* start = buffer + at;
-    while (at < length && buffer[at] != '\0') ++at;
-    if (at >= length) return nullptr;
-    ++at;
-    return start;
-}
-
-// Points the run program at one request's strings. False when the
-// request does not parse or does not fit.
-CTR_CHILD_CODE inline bool server_parse(prepared_server& s, std::size_t length) noexcept {
-    if (length < sizeof(run_request_header)) return false;
-    run_request_header header;
-    __builtin_memcpy(&header, s.buffer, sizeof header);
-    const std::size_t counts[3] = {header.argc, header.envc, header.candc};
-    char** lists[3] = {s.argv, s.envp, const_cast<char**>(s.candidates)};
-    std::size_t at = sizeof header;
-    for (int l = 0; l < 3; ++l) {
-        if (counts[l] + 1 > s.slots) return false;
-        for (std::size_t i = 0; i < counts[l]; ++i)
-            if (!(lists[l][i] = next_request_string(s.buffer, length, at))) return false;
-        lists[l][counts[l]] = nullptr;
-    }
-    if (header.argc == 0 || header.candc == 0) return false;
-    char* const cwd = next_request_string(s.buffer, length, at);
-    if (!cwd) return false;
-    s.cwd = cwd;
-    s.run_view->argv = s.argv;
-    s.run_view->envp = s.envp;
-    s.run_ops[s.exec_op].data = s.candidates;
-    return true;
-}
-
-// Clones a run's pid 1 into `slot` (mapping its stacks on first use), with
-// a fresh report channel. Returns the channel's read end, or -errno.
-CTR_CHILD_CODE inline long server_clone_run(prepared_server& s, run_slot& slot) noexcept {
-    if (!slot.stacks) {
-        void* base = nullptr;
-        const std::size_t size = 2 * (run_guard_size + run_stack_size);
-        if (const long r = sys::mmap(&base, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE);
-            r < 0)
-            return r;
-        raw::call(SYS_mprotect, base, run_guard_size, PROT_NONE);
-        raw::call(SYS_mprotect, static_cast<char*>(base) + run_guard_size + run_stack_size, run_guard_size, PROT_NONE);
-        slot.stacks = base;
-    }
-    char* const base = static_cast<char*>(slot.stacks);
-    int report[2];
-    if (const long r = sys::pipe2(report, O_CLOEXEC); r < 0) return r;
-    s.run_view->report_fd = report[1];
-    slot.server = &s;
-    slot.init = init_state{};
-    slot.init.command_stack_top = base + 2 * (run_guard_size + run_stack_size);
-    slot.init.command_entry = run_command_main;
-    slot.init.view = s.run_view;
-    // No owner watch (owner_pidfd -1): the server's own death ends the
-    // run, by the parent-death signal.
-    int pidfd = -1;
-    clone_args args{};
-    args.flags = CLONE_VM | CLONE_PIDFD | s.run_clone_flags;
-    args.pidfd = reinterpret_cast<std::uint64_t>(&pidfd);
-    args.exit_signal = SIGCHLD;
-    args.stack = reinterpret_cast<std::uint64_t>(base + run_guard_size);
-    args.stack_size = run_stack_size;
-    const long pid = sys::clone3(&args, sizeof args, run_main, &slot);
-    sys::close(report[1]);
-    if (pid < 0) {
-        sys::close(report[0]);
-        return pid;
-    }
-    slot.pid = static_cast<int>(pid);
-    slot.pidfd = pidfd;
-    return report[0];
-}
-
-// Starts one run: receives the request, clones the run into new pid and
-// mount namespaces (it execs before the server goes on), and answers on the
-// run's channel with its pid and a pidfd, or with the failed step.
-CTR_CHILD_CODE inline void server_start_run(prepared_server& s) noexcept {
-    constexpr std::size_t most_fds = 4;
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * most_fds)];
-    iovec part{s.buffer, s.buffer_size};
-    msghdr message{};
-    message.msg_iov = &part;
-    message.msg_iovlen = 1;
-    message.msg_control = control;
-    message.msg_controllen = sizeof control;
-    long length;
-    do length = sys::recvmsg(s.request_fd, &message, MSG_CMSG_CLOEXEC);
-    while (length == -EINTR);
-    // The caller closed its end (the sandbox's owner object is gone): the
-    // server ends, and with it pid 1 and every run.
-    if (length == 0) sys::exit_group(0);
-    if (length < 0) sys::exit_group(child_failed_exit_code);
-
-    int fds[most_fds] = {-1, -1, -1, -1};
-    std::size_t fd_count = 0;
-    if (const cmsghdr* c = CMSG_FIRSTHDR(&message); c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-        fd_count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        if (fd_count > most_fds) fd_count = most_fds;
-        __builtin_memcpy(fds, CMSG_DATA(c), sizeof(int) * fd_count);
-    }
-    if (fd_count == 0) return;  // no channel to answer on
-    const int channel = fds[0];
-    run_request_header header{};
-    if (static_cast<std::size_t>(length) >= sizeof header) __builtin_memcpy(&header, s.buffer, sizeof header);
-    std::size_t next_fd = 1;
-    for (int i = 0; i < 3; ++i) s.streams[i] = (header.streams & (1U << i)) && next_fd < fd_count ? fds[next_fd++] : -1;
-
-    run_slot* slot = nullptr;
-    for (std::size_t i = 0; i < s.run_capacity && !slot; ++i)
-        if (s.runs[i].pid == 0) slot = &s.runs[i];
-    if ((message.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0 || !server_parse(s, static_cast<std::size_t>(length))) {
-        server_fail(channel, run_request_index, -EPROTO);
-    } else if (!slot) {
-        server_fail(channel, run_request_index, -EAGAIN);
-    } else if (const long started = server_clone_run(s, *slot); started < 0) {
-        server_fail(channel, run_clone_index, started);
-    } else {
-        // The run's channel: closed when its pid 1 has exec'd the command
-        // (every copy of the write end gone), or a report of the failed step.
-        const int report_read = static_cast<int>(started);
-        child_report report{};
-        long got;
-        do got = sys::read(report_read, &report, sizeof report);
-        while (got == -EINTR);
-        sys::close(report_read);
-        if (s.runs_first_to_oom) sys::prctl(PR_SET_DUMPABLE, 0);
-        if (got == static_cast<long>(sizeof report)) {
-            int status = 0;
-            long r;
-            do r = sys::wait4(slot->pid, &status, 0);
-            while (r == -EINTR);
-            server_fail(channel, report.op_index, -static_cast<long>(report.error), report.detail);
-            sys::close(slot->pidfd);
-            slot->pidfd = -1;
-            slot->pid = 0;
-        } else {
-            run_message m{};
-            m.event = run_event::started;
-            m.pid = slot->pid;
-            server_send(channel, m, slot->pidfd);
-            sys::close(slot->pidfd);
-            slot->pidfd = -1;
-            slot->channel = channel;
-            for (std::size_t i = 1; i < fd_count; ++i) sys::close(fds[i]);
-            return;
-        }
-    }
-    for (std::size_t i = 1; i < fd_count; ++i) sys::close(fds[i]);
-    sys::close(channel);
-}
-
-// Reaps every run that ended and tells its caller how.
-CTR_CHILD_CODE inline void server_reap(prepared_server& s) noexcept {
-    for (;;) {
-        int status = 0;
-        rusage usage{};
-        // With the run's rusage: raw, as the wrapper passes none.
-        const long pid = raw::call(SYS_wait4, -1, &status, WNOHANG, &usage);
-        if (pid == -EINTR) continue;
-        if (pid <= 0) return;
-        for (std::size_t i = 0; i < s.run_capacity; ++i) {
-            run_slot& slot = s.runs[i];
-            if (slot.pid != pid) continue;
-            run_message ended{};
-            ended.event = run_event::ended;
-            ended.pid = static_cast<std::int32_t>(pid);
-            // An init leaves the command's own status (a signal stays a
-            // signal); without one, or when pid 1 was killed first, its own.
-            ended.wait_status = s.use_init && slot.init.command_wait_status != -1 ? slot.init.command_wait_status : status;
-            ended.user_us = usage.ru_utime.tv_sec * 1000000 + usage.ru_utime.tv_usec;
-            ended.system_us = usage.ru_stime.tv_sec * 1000000 + usage.ru_stime.tv_usec;
-            ended.max_rss_kib = usage.ru_maxrss;
-            server_send(slot.channel, ended);
-            sys::close(slot.channel);
-            slot.channel = -1;
-            slot.pid = 0;
-            break;
-        }
-    }
-}
-
-// The server: the last step of the sandbox's program, in place of exec.
-// Tells the caller "held" (spawn returns: every step of the sandbox has
-// succeeded), keeps only its request socket (op.a), then serves requests
-// and reaps runs until the caller closes the socket. op.data: the
-// prepared_server; op.data2: the sandbox program's view (its report fd).
-// Async-signal-safe; never returns.
-CTR_CHILD_CODE inline long serve_prepared_runs(const child_op& op) noexcept {
-    auto& s = *static_cast<prepared_server*>(const_cast<void*>(op.data));
-    const auto& view = *static_cast<const child_view*>(op.data2);
-    // Nothing of the caller's stays open here: only the standard streams
-    // (/dev/null), the request socket at op.a (3), and the report channel
-    // (above the fds mapped) until "held" is sent. Closed before it is
-    // sent, so that nobody who sees the sandbox made finds them open.
-    s.request_fd = static_cast<int>(op.a);
-    const int report_fd = view.report_fd;
-    if (s.request_fd != 3 || report_fd < 4) sys::exit_group(child_failed_exit_code);
-    if (report_fd > 4) sys::close_range(4, static_cast<unsigned>(report_fd - 1), 0);
-    sys::close_range(static_cast<unsigned>(report_fd + 1), ~0U, 0);
-    const child_report held{held_report_index, 0, 0};
-    if (sys::write(report_fd, &held, sizeof held) != static_cast<long>(sizeof held))
-        sys::exit_group(child_failed_exit_code);
-    sys::close(report_fd);
-
-    const unsigned long child_signal = 1UL << (SIGCHLD - 1);
-    raw::call(SYS_rt_sigprocmask, SIG_BLOCK, &child_signal, nullptr, sys::kernel_sigset_size);
-    const long signals = sys::signalfd4(-1, &child_signal, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (signals < 0) sys::exit_group(child_failed_exit_code);
-
-    for (;;) {
-        pollfd ready[2] = {{s.request_fd, POLLIN, 0}, {static_cast<int>(signals), POLLIN, 0}};
-        const long r = sys::ppoll(ready, 2, nullptr);
-        if (r == -EINTR) continue;
-        if (r < 0) sys::exit_group(child_failed_exit_code);
-        if (ready[1].revents & POLLIN) {
-            signalfd_siginfo info[8];
-            while (sys::read(static_cast<int>(signals), info, sizeof info) > 0) {
-            }
-            server_reap(s);
-        }
-        if (ready[0].revents & (POLLIN | POLLHUP | POLLERR)) server_start_run(s);
-    }
-}
-
-}  // namespace ctr::detail
-// end ctr/detail/prepared_server.hpp
+// end ctr/process.hpp
 
 #include <poll.h>
 #include <sys/socket.h>

@@ -19,7 +19,6 @@
 #include <ctr/detail/clone.hpp>
 #include <ctr/detail/syscall.hpp>
 #include <ctr/error.hpp>
-#include <ctr/detail/pasta_process.hpp>
 #include <ctr/detail/veth_options.hpp>
 #include <ctr/ns.hpp>
 #include <ctr/unique_fd.hpp>
@@ -37,6 +36,10 @@
 #include <string>
 #include <utility>
 #include <vector>
+
+namespace ctr::net {
+class pasta_process;  // detail/pasta_process.hpp; only pointed to here
+}
 
 namespace ctr::detail {
 
