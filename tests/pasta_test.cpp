@@ -17,10 +17,12 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <fstream>
 #include <cstdlib>
 #include <optional>
 #include <string>
@@ -161,6 +163,59 @@ TEST(pasta, a_failing_pasta_is_quoted_and_leaks_nothing) {
         EXPECT_NE(what.find("pasta exited with status"), std::string::npos) << what;
         EXPECT_NE(what.find("interface"), std::string::npos) << what;  // pasta's own words
         EXPECT_EQ(what.find("syslog"), std::string::npos) << what;
+    }
+    EXPECT_EQ(ctr_test::open_fds(), fds_before);
+    EXPECT_FALSE(ctr_test::has_children());
+}
+
+TEST(pasta, a_pasta_that_never_gets_ready_is_killed_at_the_timeout) {
+    CTR_SKIP_WITHOUT_NETWORK_NAMESPACE();
+    test_host host;
+    // A stand-in that takes pasta's arguments and then neither configures
+    // anything nor exits.
+    ctr_test::temp_dir dir;
+    const std::string fake = dir.path + "/pasta";
+    {
+        std::ofstream script(fake);
+        script << "#!/bin/sh\necho 'stand-in: waiting' >&2\nexec sleep 60\n";
+    }
+    chmod(fake.c_str(), 0755);
+    const auto fds_before = ctr_test::open_fds();
+    try {
+        auto child = spawn(helper({"exit", "0"}),
+                           {.pasta = ctr::net::pasta{.program = fake, .ready_timeout = std::chrono::milliseconds(300)}});
+        ADD_FAILURE() << "spawn started a sandbox without a ready pasta";
+    } catch (const ctr::error& e) {
+        EXPECT_EQ(e.step(), ctr::step::start_network_helper);
+        EXPECT_EQ(e.code().value(), ETIMEDOUT);
+        EXPECT_NE(std::string(e.what()).find("within 300 ms: stand-in: waiting"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(ctr_test::open_fds(), fds_before);
+    EXPECT_FALSE(ctr_test::has_children());
+}
+
+TEST(pasta, failing_calls_while_starting_pasta_leak_nothing) {
+    CTR_SKIP_WITHOUT_PASTA();
+    test_host host;
+    using ctr::detail::sys::call;
+    const auto fds_before = ctr_test::open_fds();
+    // Each call in turn (the file for pasta's errors, every pipe of the
+    // launch and of pasta's, the waits), until the launch gets past them all.
+    for (const call failing : {call::memfd_create, call::pipe2, call::ppoll}) {
+        int failures = 0;
+        for (int skip = 0; skip < 20; ++skip) {
+            SCOPED_TRACE("call " + std::to_string(static_cast<int>(failing)) + ", skip " + std::to_string(skip));
+            ctr::detail::sys::fault_injection fault(failing, EMFILE, skip, 1);
+            try {
+                auto child = spawn(helper({"exit", "0"}), {.pasta = ctr::net::pasta{}});
+                EXPECT_EQ(child.wait().exit_code, 0);
+                break;
+            } catch (const ctr::error& e) {
+                ++failures;
+                EXPECT_EQ(e.code().value(), EMFILE) << e.what();
+            }
+        }
+        EXPECT_GT(failures, 0);
     }
     EXPECT_EQ(ctr_test::open_fds(), fds_before);
     EXPECT_FALSE(ctr_test::has_children());
