@@ -17,7 +17,7 @@ namespace ctr::process::detail {
 
 using namespace ::ctr::detail;
 
-// Whether `pid`'s user namespace is another than this process's: then
+// Whether the user namespace `userns_fd` is another than this process's: then
 // pasta must join it to enter the network namespace it owns.
 template <class = void>
 inline bool in_other_user_namespace(int userns_fd) {
@@ -37,7 +37,6 @@ inline net::pasta_process* plan_pasta(launch_plan& plan, const options& opts) {
     const net::pasta& wanted = *opts.pasta;
     net::detail::check_pasta_options(wanted);  // before clone, so bad options start nothing
     auto& made = plan.keep(net::pasta_process{});
-    plan.sync_channel();
     const bool die_with_this_thread = opts.die_with_parent || opts.die_with_owner;
     plan.while_child_waits([&wanted, &made, die_with_this_thread](parent_step_context& child) {
         const std::string base = "/proc/" + std::to_string(child.pid) + "/ns/";
