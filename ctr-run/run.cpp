@@ -43,8 +43,8 @@ int run_command(const config& c) {
     const network_mode network = chosen_network(c, privileged);
     if (network == network_mode::none) options.namespaces = options.namespaces | ctr::ns::network;
     if (network == network_mode::veth) options.network = ctr::net::veth{};
-    // pasta publishes the ports itself, and fails the run (125) when one is
-    // busy.
+    // pasta publishes the ports itself. A busy host port does not stop it
+    // (pasta 2023_03_09 goes on without that port), unlike the relay below.
     if (network == network_mode::pasta) options.pasta = pasta_options(c);
     // Published ports are bound before anything starts, so a busy port fails
     // the run (125) before the command could print a word.
