@@ -15745,7 +15745,12 @@ inline pasta_process start_pasta(const pasta& options, pasta_target target, bool
                                  .std_out = process::stdio::null(),
                                  .std_err = process::stdio::from_fd(errors.get()),
                                  .fds = std::move(fds),
-                                 .die_with_parent = die_with_this_thread});
+                                 .die_with_parent = die_with_this_thread,
+                                 // Out of the caller's process group: a ^C at
+                                 // the caller's terminal is for the caller
+                                 // (and its sandbox), while pasta ends when
+                                 // its owner ends it.
+                                 .new_session = true});
     } catch (const error& e) {
         const int code = e.code().value();
         if (e.step() == step::exec && (code == ENOENT || code == ENOTDIR))
