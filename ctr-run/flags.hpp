@@ -27,7 +27,7 @@
 
 namespace ctr_run {
 
-enum class network_mode { none, host, veth };
+enum class network_mode { none, host, veth, pasta };
 
 struct config {
     std::optional<std::string> rootfs;
@@ -328,11 +328,13 @@ inline void apply_flag(config& c, const flag_spec& f, std::string_view shown, st
         if (value == "none") c.network = network_mode::none;
         else if (value == "host") c.network = network_mode::host;
         else if (value == "veth") c.network = network_mode::veth;
+        else if (value == "pasta") c.network = network_mode::pasta;
         else if (value == "bridge" || value == "default")
             bad_value(shown, "'" + std::string(value) +
                                  "' is not supported: ctr-run has no bridge and no NAT; --network veth joins the "
-                                 "sandbox to the host alone by a veth pair (docs/networking.md)");
-        else bad_value(shown, "'" + std::string(value) + "' is not none, host or veth");
+                                 "sandbox to the host alone by a veth pair, --network pasta gives it the host's "
+                                 "connectivity through pasta (docs/networking.md)");
+        else bad_value(shown, "'" + std::string(value) + "' is not none, host, veth or pasta");
         c.network_given = true;
     } else if (name == "publish") {
         try {
@@ -492,12 +494,11 @@ inline config parse_arguments(int argc, char** argv) {
     if (c.ipc_host && c.shm_size) bad_value("--shm-size", "with --ipc host, /dev/shm is the host's");
     if (c.pid_host && c.no_init) bad_value("--no-init", "with --pid host there is no pid 1 of the sandbox's own");
     if (c.clear_env && c.env_host) bad_value("--clear-env", "contradicts --env-host");
-    if (!c.publish.empty()) {
-        // As Docker: publishing a port needs a network of the sandbox's own.
-        if (c.network_given && c.network != network_mode::veth)
-            bad_value("--publish", "needs --network veth (the sandbox's ports are published from its own network)");
-        c.network = network_mode::veth;
-    }
+    // As Docker: publishing a port needs a network of the sandbox's own.
+    // Without --network, run picks veth or pasta (network.hpp).
+    if (!c.publish.empty() && c.network_given && c.network != network_mode::veth && c.network != network_mode::pasta)
+        bad_value("--publish",
+                  "needs --network veth or --network pasta (the sandbox's ports are published from its own network)");
     return c;
 }
 

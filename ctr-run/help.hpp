@@ -102,17 +102,22 @@ Resources (a cgroup below ctr-run's own, removed at exit):
                                nproc=64; -1 or unlimited)
 
 Network and namespaces:
-      --network none|host|veth none (default): a new network namespace with only
-                               lo; host: the host's network; veth: a new
+      --network none|host|veth|pasta
+                               none (default): a new network namespace with
+                               only lo; host: the host's network; veth: a new
                                namespace joined to the host's by a veth pair,
                                eth0 inside with an address from 10.231.0.0/16
                                and a default route through the host end (needs
-                               root: rootless networking is not supported yet).
-                               bridge is refused: there is no bridge or NAT
+                               root); pasta: a new namespace whose traffic
+                               pasta carries through the host's sockets, with
+                               the host's address and routes (no root needed;
+                               package passt). bridge is refused: there is no
+                               bridge or NAT
   -p, --publish [IP:]HOSTPORT:PORT[/tcp|/udp]
-                               relay connections to HOSTPORT on the host (on
-                               IP, default every address) to PORT inside;
-                               implies --network veth; may be repeated
+                               publish PORT inside on HOSTPORT of the host (on
+                               IP, default every address); without --network,
+                               implies veth for root and pasta otherwise; may
+                               be repeated
       --pid host, --ipc host, --uts host
                                share the host's pid (and its /proc), IPC (and
                                its /dev/shm) or UTS namespace
@@ -198,7 +203,7 @@ inline std::string refused_flags_text() {
     std::string out =
         "\nDocker flags ctr-run refuses, each with one line saying why (exit 125);\n"
         "-d/--detach among them: ctr-run has no daemon, a sandbox lives as long as\n"
-        "its ctr-run (rootless networking is not supported yet either):\n";
+        "its ctr-run:\n";
     std::string line = " ";
     for (const auto& f : refused_flags) {
         std::string name = f.short_name ? std::string("-") + f.short_name + "/--" + std::string(f.long_name)

@@ -5,6 +5,7 @@
 #include "run.hpp"
 
 #include "lookup.hpp"
+#include "network.hpp"
 #include "output.hpp"
 #include "sandbox.hpp"
 #include "scratch.hpp"
@@ -39,12 +40,16 @@ int run_command(const config& c) {
     if (!c.pid_host) options.namespaces = options.namespaces | ctr::ns::pid;
     if (!c.uts_host) options.namespaces = options.namespaces | ctr::ns::uts;
     if (!c.ipc_host) options.namespaces = options.namespaces | ctr::ns::ipc;
-    if (c.network == network_mode::none) options.namespaces = options.namespaces | ctr::ns::network;
-    if (c.network == network_mode::veth) options.network = ctr::net::veth{};
+    const network_mode network = chosen_network(c, privileged);
+    if (network == network_mode::none) options.namespaces = options.namespaces | ctr::ns::network;
+    if (network == network_mode::veth) options.network = ctr::net::veth{};
+    // pasta publishes the ports itself. A busy host port does not stop it
+    // (pasta 2023_03_09 goes on without that port), unlike the relay below.
+    if (network == network_mode::pasta) options.pasta = pasta_options(c);
     // Published ports are bound before anything starts, so a busy port fails
     // the run (125) before the command could print a word.
     std::optional<ctr::net::port_forwarder> ports;
-    if (!c.publish.empty()) ports.emplace(c.publish);
+    if (!c.publish.empty() && network == network_mode::veth) ports.emplace(c.publish);
     if (rootless || root_in_user_namespace(c)) options.namespaces = options.namespaces | ctr::ns::user;
     options.security = confinement(c);
     options.hostname = c.hostname;

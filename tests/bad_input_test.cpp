@@ -882,10 +882,10 @@ std::vector<cli_case> ctr_run_table() {
         {{"--env", "=", t}, "ctr-run: --env: '=' is not KEY=VALUE"},
         {{"--hostname", "", t}, "ctr-run: --hostname: a host name is 1 to 64 bytes"},
         {{"--hostname", long_host, t}, "ctr-run: --hostname: a host name is 1 to 64 bytes"},
-        {{"--network", "bridgeless", t}, "ctr-run: --network: 'bridgeless' is not none, host or veth"},
+        {{"--network", "bridgeless", t}, "ctr-run: --network: 'bridgeless' is not none, host, veth or pasta"},
         {{"--network", "bridge", t}, "ctr-run: --network: 'bridge' is not supported"},
-        {{"--network", "NONE", t}, "ctr-run: --network: 'NONE' is not none, host or veth"},
-        {{"--net=", t}, "ctr-run: --net: '' is not none, host or veth"},
+        {{"--network", "NONE", t}, "ctr-run: --network: 'NONE' is not none, host, veth or pasta"},
+        {{"--net=", t}, "ctr-run: --net: '' is not none, host, veth or pasta"},
         {{"--result", "yaml", t}, "ctr-run: --result: 'yaml' is not json"},
         {{"--result=", t}, "ctr-run: --result: '' is not json"},
         // published ports

@@ -2,6 +2,7 @@
 // messages, and what a command sees inside, as root and, where the suite
 // runs as real root and the user ctrtest exists, as that unprivileged user.
 #include "ctr_run_support.hpp"
+#include "net_host.hpp"
 #include "support.hpp"
 
 #include <gtest/gtest.h>
@@ -138,7 +139,7 @@ TEST(ctr_run, bad_flags_and_values_get_one_line_naming_the_flag) {
         {{"--volume", "/tmp:relative", "true"}, "ctr-run: --volume: the destination 'relative' must be an absolute path"},
         {{"--tmpfs", "/x:size=big", "true"}, "ctr-run: --tmpfs: 'big' is not a size"},
         {{"--tmpfs", "/x:bogus", "true"}, "ctr-run: --tmpfs: unknown tmpfs option 'bogus'"},
-        {{"--network", "bridgeless", "true"}, "ctr-run: --network: 'bridgeless' is not none, host or veth"},
+        {{"--network", "bridgeless", "true"}, "ctr-run: --network: 'bridgeless' is not none, host, veth or pasta"},
         {{"-p", "8080:80:80:80", "true"}, "ctr-run: -p: "},
         {{"--publish=8080:80/sctp", "true"}, "ctr-run: --publish: "},
         {{"-p", "99999:80", "true"}, "ctr-run: -p: "},
@@ -185,9 +186,9 @@ TEST(ctr_run, help_documents_every_flag_and_lists_the_refused_ones) {
           "--domainname", "=true or =false", "--init=false",
           "--pid host", "--ipc host", "--uts host", "--entrypoint", "--name", "--stop-signal", "--stop-timeout",
           "--sig-proxy", "--tty", "--interactive", "--rm", "--version", "124", "125", "126", "127", "128+N",
-          "not supported yet", "Docker flags ctr-run refuses", "-d/--detach", "no daemon", "--gpus", "--sysctl",
-          "--memory-reservation", "--restart", "--health-cmd", "-P/--publish-all", "--network-alias", "--net-alias",
-          "--use-api-socket"})
+          "--network none|host|veth|pasta", "package passt", "Docker flags ctr-run refuses", "-d/--detach",
+          "no daemon", "--gpus", "--sysctl", "--memory-reservation", "--restart", "--health-cmd",
+          "-P/--publish-all", "--network-alias", "--net-alias", "--use-api-socket"})
         EXPECT_TRUE(contains(r.out, flag)) << flag;
     EXPECT_FALSE(contains(r.out, "-h, --help")) << "-h is --hostname";
 }
@@ -1278,14 +1279,91 @@ TEST(ctr_run, rootless_busybox_has_root_inside_its_own_hostname_and_pids) {
     EXPECT_TRUE(contains(r.out, "box\n0\n2\n1 2 ")) << r.out << r.err;
 }
 
-TEST(ctr_run, rootless_veth_says_it_needs_root) {
+TEST(ctr_run, rootless_veth_says_it_needs_root_and_points_to_pasta) {
     SKIP_WITHOUT_UNPRIVILEGED_USER();
     CTR_SKIP_WITHOUT_NETWORK_NAMESPACE();
-    const auto r = run({"-p", "18082:80", "true"}, as::unprivileged);
+    const auto r = run({"--network", "veth", "true"}, as::unprivileged);
     EXPECT_EQ(r.status, 125) << r.err;
-    EXPECT_TRUE(contains(r.err, "create network link")) << r.err;
-    EXPECT_TRUE(contains(r.err, "CAP_NET_ADMIN")) << r.err;
+    EXPECT_TRUE(contains(r.err, "ctr-run: --network: a veth pair needs root")) << r.err;
+    EXPECT_TRUE(contains(r.err, "--network pasta (package passt)")) << r.err;
     EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << "one line: " << r.err;
+}
+
+// ---- pasta, in a host network namespace of the test's own (net_host.hpp):
+// ctr-run is started from the thread that is in it, so pasta sees only that.
+
+TEST(ctr_run, network_pasta_reaches_the_hosts_server) {
+    CTR_SKIP_WITHOUT_PASTA();
+    ctr_test::test_host host;
+    ctr_test::one_shot_server server(ctr_test::test_host::server_address, 7300);
+    const std::string helper_dir = ctr_test::probe_helper.substr(0, ctr_test::probe_helper.rfind('/'));
+    const auto r = run({"--network", "pasta", "-v", helper_dir + ":" + helper_dir + ":ro", ctr_test::probe_helper,
+                        "tcp-ask", ctr_test::test_host::server_address.to_string(), "7300", "hi"});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "host got hi\n") << r.err;
+}
+
+TEST(ctr_run, network_pasta_publishes_a_port) {
+    CTR_SKIP_WITHOUT_PASTA();
+    ctr_test::test_host host;
+    namespace p = ctr::process;
+    const std::string helper_dir = ctr_test::probe_helper.substr(0, ctr_test::probe_helper.rfind('/'));
+    auto server = p::spawn({ctr_run, "--network", "pasta", "-p", "7301:7000", "-v", helper_dir + ":" + helper_dir + ":ro",
+                            ctr_test::probe_helper, "tcp-echo", "7000"},
+                           {.std_in = p::stdio::null(), .std_out = p::stdio::pipe(), .std_err = p::stdio::capture(),
+                            .timeout = 60s});
+    std::string line;
+    char c = 0;
+    while (line.find('\n') == std::string::npos && read(server.std_out().get(), &c, 1) == 1) line += c;
+    ASSERT_EQ(line, "listening\n");
+    const auto reply = ctr_test::tcp_exchange(ctr::net::ipv4_address::parse("198.51.100.1").to_in_addr(), 7301, "ping");
+    EXPECT_EQ(reply.value_or("(no connection)"), "ping");
+    const auto r = server.wait();
+    EXPECT_EQ(r.exit_code, 0) << r.std_err;
+}
+
+TEST(ctr_run, rootless_publish_goes_through_pasta) {
+    SKIP_WITHOUT_UNPRIVILEGED_USER();
+    SKIP_WITHOUT_BUSYBOX();
+    CTR_SKIP_WITHOUT_PASTA();
+    ctr_test::test_host host;
+    scratch www;
+    write_file(www / "index.html", "hello through pasta\n");
+    namespace p = ctr::process;
+    auto server = p::spawn({"runuser", "-u", "ctrtest", "--", unprivileged_ctr_run(), "--rootfs", busybox_rootfs(),
+                            "-p", "7302:80", "-v", www.path.string() + ":/www:ro", "httpd", "-f", "-p", "80", "-h",
+                            "/www"},
+                           {.std_in = p::stdio::null(), .std_out = p::stdio::capture(), .std_err = p::stdio::capture(),
+                            .timeout = 60s});
+    // pasta listens before the sandbox starts; httpd a moment later: until
+    // then a connection is reset and the answer is empty.
+    std::string answer;
+    for (int attempt = 0; attempt < 200 && answer.empty(); ++attempt) {
+        answer = ctr_test::tcp_exchange(ctr::net::ipv4_address::parse("198.51.100.1").to_in_addr(), 7302,
+                                        "GET / HTTP/1.0\r\n\r\n")
+                     .value_or("");
+        if (answer.empty()) std::this_thread::sleep_for(50ms);
+    }
+    EXPECT_TRUE(contains(answer, "200 OK")) << answer;
+    EXPECT_TRUE(contains(answer, "hello through pasta")) << answer;
+    server.signal(SIGTERM);
+    const auto r = server.wait();
+    EXPECT_FALSE(r.timed_out) << r.std_err;
+}
+
+TEST(ctr_run, network_pasta_without_pasta_names_the_package) {
+    CTR_SKIP_WITHOUT_NETWORK_NAMESPACE();
+    namespace p = ctr::process;
+    auto child = p::spawn({ctr_run, "--network", "pasta", "/bin/true"},
+                          {.env = {.set = {{"PATH", "/nonexistent"}}},
+                           .std_in = p::stdio::null(),
+                           .std_out = p::stdio::capture(),
+                           .std_err = p::stdio::capture(),
+                           .timeout = 60s});
+    const auto r = child.wait();
+    EXPECT_EQ(r.exit_code, 125);
+    EXPECT_EQ(r.std_err, "ctr-run: --network: pasta is not installed: install the package passt (apt-get install "
+                         "passt, dnf install passt)\n");
 }
 
 TEST(ctr_run, rootless_default_root_exit_statuses_and_tmpfs) {

@@ -22,6 +22,7 @@
 #include <ctr/prepared.hpp>
 #include <ctr/probe.hpp>
 #include <ctr/process.hpp>
+#include <ctr/pasta.hpp>  // after process.hpp, whose spawn it uses (process.hpp includes it too)
 #include <ctr/seccomp.hpp>
 #include <ctr/security.hpp>
 #include <ctr/spawn_options.hpp>

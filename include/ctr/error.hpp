@@ -78,6 +78,7 @@ enum class step : std::uint16_t {
     delete_link,
     configure_link,     // addresses, routes and state of an interface
     publish_port,       // listening on a host port that forwards into the sandbox
+    start_network_helper,  // pasta, the user-mode network of a sandbox (net::pasta)
     // confinement
     drop_bounding_capabilities,  // PR_CAPBSET_DROP of every capability not kept
     keep_capabilities,           // PR_SET_KEEPCAPS around a change of uid
@@ -160,6 +161,7 @@ inline std::string_view to_string(step s) noexcept {
         case step::delete_link: return "delete network link";
         case step::configure_link: return "configure network link";
         case step::publish_port: return "publish port";
+        case step::start_network_helper: return "start network helper";
         case step::drop_bounding_capabilities: return "drop bounding capabilities";
         case step::keep_capabilities: return "keep capabilities";
         case step::set_capabilities: return "set capabilities";

@@ -272,7 +272,7 @@ inline std::string create_link_reason(long negative_errno, const std::string& ke
     switch (-negative_errno) {
         case EPERM:
             reason = "creating network links needs CAP_NET_ADMIN in the caller's network namespace: run as root "
-                     "(rootless networking is not supported yet)";
+                     "(rootless, use options::pasta: net::pasta, package passt)";
             break;
         case EEXIST: reason = "an interface with this name exists"; break;
         case EOPNOTSUPP: reason = "this kernel has no veth driver (CONFIG_VETH; modprobe veth)"; break;

@@ -14,6 +14,7 @@
 #include <ctr/detail/launch_lifetime.hpp>
 #include <ctr/detail/launch_namespaces.hpp>
 #include <ctr/detail/launch_network.hpp>
+#include <ctr/detail/launch_pasta.hpp>
 #include <ctr/detail/launch_plan.hpp>
 #include <ctr/detail/launch_security.hpp>
 #include <ctr/detail/launch_terminal.hpp>
@@ -116,6 +117,7 @@ public:
             kill_at_ = other.kill_at_;
             result_ = std::exchange(other.result_, std::nullopt);
             network_ = std::exchange(other.network_, std::nullopt);
+            pasta_ = std::move(other.pasta_);
             terminal_ = std::move(other.terminal_);
         }
         return *this;
@@ -191,6 +193,13 @@ public:
     // or null without one.
     template <class = void>
     const net::veth_info* network() const noexcept { return network_ ? &*network_ : nullptr; }
+
+    // The pid of options::pasta's pasta while it runs, else -1. It is a
+    // child of this process, ended and reaped once the sandbox has been
+    // reaped (by wait, or by the handle's end); release() leaves it to the
+    // handle, so keep the handle while the released sandbox needs a network.
+    template <class = void>
+    pid_t pasta_pid() const noexcept { return pasta_ ? pasta_.pid() : -1; }
 
     // Gives up ownership: the child runs on, and the caller must reap it
     // (waitid(P_PIDFD, ...)) and close the returned pidfd. A sandbox spawned
@@ -351,6 +360,7 @@ private:
         }
         result_ = std::move(out);
         pidfd_.reset();
+        pasta_ = net::pasta_process();  // the sandbox's network ends with it
     }
 
     // Best effort, for destructors: nothing here may throw.
@@ -364,6 +374,7 @@ private:
         while (r == -EINTR);
         pidfd_.reset();
         plan_.reset();  // only now: a pid 1 init ran in this memory
+        pasta_ = net::pasta_process();
     }
 
     pid_t pid_ = -1;
@@ -386,6 +397,8 @@ private:
     // What options::network made. The pair itself belongs to the child's
     // network namespace (see options::network).
     std::optional<net::veth_info> network_;
+    // options::pasta's pasta, ended after the sandbox.
+    net::pasta_process pasta_;
     unique_fd terminal_;
 };
 
@@ -439,6 +452,7 @@ inline void build_plan(launch_plan& plan, std::vector<std::string> argv, const o
     plan_lifetime(plan, opts);  // after the steps that change ids, which clear the parent-death signal
     plan_security(plan, opts);
     plan.network_made = plan_network(plan, opts);
+    plan.pasta_made = plan_pasta(plan, opts);
     plan_parent_wait(plan, opts);
     if (extension.add) extension.add(plan, extension.data);
     plan.finish();
@@ -588,6 +602,7 @@ inline child detail::spawn_extended(std::vector<std::string> argv, const options
         throw;
     }
     if (plan->network_made) handle.network_ = *plan->network_made;
+    if (plan->pasta_made) handle.pasta_ = std::move(*plan->pasta_made);
     if (plan->sync_write) {
         // One write, so the child never sees half of it. A child that
         // already failed has closed its end: EPIPE, and its report says why.
@@ -641,3 +656,7 @@ inline std::pair<int, std::string> run_id_map_helper_program(std::vector<std::st
 }  // namespace detail
 
 }  // namespace ctr::process
+
+// start_pasta spawns, so its definition follows spawn's (options::pasta
+// needs it wherever spawn is used).
+#include <ctr/pasta.hpp>

@@ -2,6 +2,7 @@
 // What process::spawn takes (options) and gives back (result).
 
 #include <ctr/detail/mount_plan.hpp>
+#include <ctr/detail/pasta_options.hpp>
 #include <ctr/detail/security_options.hpp>
 #include <ctr/detail/terminal_options.hpp>
 #include <ctr/detail/veth_options.hpp>
@@ -184,6 +185,17 @@ struct options {
     // ns::persist holds it), the kernel deletes both ends in the background.
     // A synchronous delete would cost the caller about 30 ms of RCU waits.
     std::optional<net::veth> network{};
+
+    // A network through pasta instead (ctr/pasta.hpp; needs the program,
+    // package passt, and no privilege): ns::network is added, and pasta is
+    // started on the child's namespace while the child waits, with the
+    // published ports; the command runs once pasta has configured the
+    // interface. pasta runs as a child of this process in the caller's
+    // network namespace and ends when the sandbox does: when wait() has
+    // reaped it, or with the handle (child::pasta_pid() says which it is).
+    // With die_with_parent or die_with_owner, pasta also dies with the
+    // thread that spawned (PR_SET_PDEATHSIG).
+    std::optional<net::pasta> pasta{};
 
     // The caller's own steps, run in the parent after the child's namespaces
     // exist and before it goes on to its mounts and exec: the child's

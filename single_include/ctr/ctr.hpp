@@ -212,6 +212,7 @@ enum class call : unsigned {
     wait4,
     signalfd4,
     socket,
+    memfd_create,
     // cgroups
     pread64,
     bpf,
@@ -575,6 +576,12 @@ inline long socket(int domain, int type, int protocol) noexcept {
     CTR_FAULT_CHECK(socket);
     return raw::call(SYS_socket, domain, type, protocol);
 }
+// A file in memory: where a helper process (pasta) writes its errors, read
+// back only when it fails, so that it never blocks on a full pipe.
+inline long memfd_create(const char* name, unsigned flags) noexcept {
+    CTR_FAULT_CHECK(memfd_create);
+    return raw::call(SYS_memfd_create, name, flags);
+}
 
 // `attr` points to a union bpf_attr of `size` bytes (device programs for
 // cgroup v2 groups).
@@ -843,6 +850,7 @@ enum class step : std::uint16_t {
     delete_link,
     configure_link,     // addresses, routes and state of an interface
     publish_port,       // listening on a host port that forwards into the sandbox
+    start_network_helper,  // pasta, the user-mode network of a sandbox (net::pasta)
     // confinement
     drop_bounding_capabilities,  // PR_CAPBSET_DROP of every capability not kept
     keep_capabilities,           // PR_SET_KEEPCAPS around a change of uid
@@ -925,6 +933,7 @@ inline std::string_view to_string(step s) noexcept {
         case step::delete_link: return "delete network link";
         case step::configure_link: return "configure network link";
         case step::publish_port: return "publish port";
+        case step::start_network_helper: return "start network helper";
         case step::drop_bounding_capabilities: return "drop bounding capabilities";
         case step::keep_capabilities: return "keep capabilities";
         case step::set_capabilities: return "set capabilities";
@@ -8530,7 +8539,7 @@ inline std::string create_link_reason(long negative_errno, const std::string& ke
     switch (-negative_errno) {
         case EPERM:
             reason = "creating network links needs CAP_NET_ADMIN in the caller's network namespace: run as root "
-                     "(rootless networking is not supported yet)";
+                     "(rootless, use options::pasta: net::pasta, package passt)";
             break;
         case EEXIST: reason = "an interface with this name exists"; break;
         case EOPNOTSUPP: reason = "this kernel has no veth driver (CONFIG_VETH; modprobe veth)"; break;
@@ -10947,6 +10956,10 @@ inline clone_outcome clone_child(const clone_request& request, child_stack& stac
 #include <utility>
 #include <vector>
 
+namespace ctr::net {
+class pasta_process;  // detail/pasta_process.hpp; only pointed to here
+}
+
 namespace ctr::detail {
 
 // The order of a launch in the child. Every step belongs to one phase; the
@@ -11097,6 +11110,9 @@ struct launch_plan {
     unique_fd terminal_from_child;
     // What the network layer made, once its parent step ran (null: none).
     const std::optional<net::veth_info>* network_made = nullptr;
+    // The running pasta of options::pasta once its parent step ran (null:
+    // none), moved to the child's handle.
+    net::pasta_process* pasta_made = nullptr;
 
     // Each layer's data that its steps point into, kept until the child
     // has exec'd (and, with an init, for the sandbox's life).
@@ -11195,6 +11211,49 @@ inline void make_pipe(unique_fd& read_end, unique_fd& write_end) {
 // begin ctr/spawn_options.hpp
 // What process::spawn takes (options) and gives back (result).
 
+// begin ctr/detail/pasta_options.hpp
+// ctr::net::pasta as spawn takes it (options::pasta): a plain struct, so that
+// spawn_options.hpp needs no more of pasta than this. pasta.hpp has the
+// operations, detail/launch_pasta.hpp the launch layer.
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+namespace ctr::net {
+
+// A network for a sandbox through pasta (Debian and Fedora package
+// `passt`), as rootless podman uses it: pasta runs in the caller's network
+// namespace, owns a tap interface in the sandbox's, and carries the
+// sandbox's TCP, UDP and ICMP through sockets of its own. It needs no
+// privilege. The sandbox's interface gets the address, routes and MTU of
+// the caller's interface that holds the default route, so the caller's
+// namespace must have one.
+//
+// ctr's defaults are closed where pasta's are open: no port is forwarded
+// unless listed here (pasta's default is every port the sandbox binds), the
+// sandbox's own loopback does not reach the caller's (pasta's -T and -U),
+// and the gateway address does not stand for the caller's loopback
+// (--no-map-gw). extra_args may open them again.
+struct pasta {
+    // The program: looked up in PATH when it has no '/'.
+    std::string program = "pasta";
+    // Published ports, in pasta's own -t (TCP) and -u (UDP) syntax:
+    // "8080" (host port 8080 to 8080 inside), "8080:80", "127.0.0.1/8080:80",
+    // "8000-8010". Each string is one -t or -u argument.
+    std::vector<std::string> tcp_ports{};
+    std::vector<std::string> udp_ports{};
+    // The interface's name inside (-I); empty: pasta's choice, the name of
+    // the caller's interface with the default route.
+    std::string interface_name{};
+    // Further arguments, after ctr's own (say "--mtu", "1500").
+    std::vector<std::string> extra_args{};
+    // How long pasta may take to set the network up before spawn gives up.
+    std::chrono::milliseconds ready_timeout{10000};
+};
+
+}  // namespace ctr::net
+// end ctr/detail/pasta_options.hpp
 // begin ctr/detail/security_options.hpp
 // ctr::security as spawn takes it (options::security): which capabilities,
 // no_new_privs, which seccomp filter and which Landlock ruleset, as plain
@@ -11481,6 +11540,17 @@ struct options {
     // ns::persist holds it), the kernel deletes both ends in the background.
     // A synchronous delete would cost the caller about 30 ms of RCU waits.
     std::optional<net::veth> network{};
+
+    // A network through pasta instead (ctr/pasta.hpp; needs the program,
+    // package passt, and no privilege): ns::network is added, and pasta is
+    // started on the child's namespace while the child waits, with the
+    // published ports; the command runs once pasta has configured the
+    // interface. pasta runs as a child of this process in the caller's
+    // network namespace and ends when the sandbox does: when wait() has
+    // reaped it, or with the handle (child::pasta_pid() says which it is).
+    // With die_with_parent or die_with_owner, pasta also dies with the
+    // thread that spawned (PR_SET_PDEATHSIG).
+    std::optional<net::pasta> pasta{};
 
     // The caller's own steps, run in the parent after the child's namespaces
     // exist and before it goes on to its mounts and exec: the child's
@@ -12301,11 +12371,16 @@ inline void plan_namespaces(launch_plan& plan, const options& opts) {
     ns::kinds wanted = opts.namespaces;
     if (opts.root) wanted = wanted | ns::mount;  // a root filesystem is built in a mount namespace of its own
     if (opts.network) wanted = wanted | ns::network;  // the veth's other end goes into a namespace of its own
+    if (opts.pasta) wanted = wanted | ns::network;    // pasta's tap interface likewise
+    if (opts.network && opts.pasta)
+        throw error(step::prepare, EINVAL, {}, "options::network (veth) and options::pasta are two networks: give one");
     bool joins_user = false;
     for (const auto& j : opts.join) {
         joins_user = joins_user || j.which == ns::user;
         if (opts.network && j.which == ns::network)
             throw error(step::prepare, EINVAL, {}, "options::network makes a new network namespace; it cannot also join one");
+        if (opts.pasta && j.which == ns::network)
+            throw error(step::prepare, EINVAL, {}, "options::pasta makes a new network namespace; it cannot also join one");
     }
     const bool privileged = raw::call(SYS_geteuid) == 0;
     if (!wanted.empty() && !privileged && !joins_user) wanted = wanted | ns::user;
@@ -12499,6 +12574,250 @@ inline const std::optional<net::veth_info>* plan_network(launch_plan& plan, cons
 
 }  // namespace ctr::process::detail
 // end ctr/detail/launch_network.hpp
+// begin ctr/detail/launch_pasta.hpp
+// Launch layer: pasta on the child's new network namespace. The parent
+// starts it while the child waits, after the id maps are written, and lets
+// the child go on once pasta has configured the interface; the child has no
+// step of its own. The pasta process goes to the child's handle, which ends
+// it with the sandbox.
+
+// begin ctr/detail/pasta_process.hpp
+// A running pasta, owned (net::pasta_process), and what starting one needs
+// that does not spawn: its command line and the reading of its errors.
+// start_pasta itself spawns, so it is defined in pasta.hpp, after
+// process::spawn.
+
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+
+#include <cerrno>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace ctr::net {
+
+// The namespaces pasta connects to the caller's: the sandbox's network
+// namespace and, when the sandbox has a user namespace of its own, that
+// one, which pasta joins first (as its owner it has every right there,
+// among them the right to enter the network namespace). Borrowed fds.
+struct pasta_target {
+    int netns_fd = -1;
+    int userns_fd = -1;  // -1: the network namespace belongs to the caller's user namespace
+};
+
+// A pasta process, a child of this process: ended (SIGTERM, then SIGKILL
+// after a second) and reaped when the owner ends. pasta keeps the sandbox's
+// network namespace open and never ends by itself, so this owner is what
+// ends it.
+class [[nodiscard]] pasta_process {
+public:
+    pasta_process() = default;
+    pasta_process(pasta_process&& other) noexcept
+        : pid_(std::exchange(other.pid_, -1)), pidfd_(std::move(other.pidfd_)) {}
+    pasta_process& operator=(pasta_process&& other) noexcept {
+        if (this != &other) {
+            stop_quietly();
+            pid_ = std::exchange(other.pid_, -1);
+            pidfd_ = std::move(other.pidfd_);
+        }
+        return *this;
+    }
+    ~pasta_process() { stop_quietly(); }
+
+    template <class = void>
+    pid_t pid() const noexcept { return pid_; }
+    explicit operator bool() const noexcept { return static_cast<bool>(pidfd_); }
+
+    // Ends pasta and reaps it; the sandbox's network stops. Throws
+    // ctr::error when reaping fails (the destructor swallows that).
+    template <class = void>
+    void stop() {
+        if (!pidfd_) return;
+        const long r = end_and_reap();
+        if (r < 0 && r != -ECHILD) throw error(step::wait, static_cast<int>(-r), "pasta, pid " + std::to_string(pid_));
+    }
+
+    // Takes ownership of a pasta started elsewhere: `pid` is a child of this
+    // process and `pidfd` refers to it.
+    template <class = void>
+    static pasta_process adopt(pid_t pid, unique_fd pidfd) noexcept {
+        pasta_process out;
+        out.pid_ = pid;
+        out.pidfd_ = std::move(pidfd);
+        return out;
+    }
+
+private:
+    // 0 or -errno of the reaping.
+    template <class = void>
+    long end_and_reap() noexcept {
+        namespace sys = ctr::detail::sys;
+        sys::pidfd_send_signal(pidfd_.get(), SIGTERM);
+        pollfd ended{pidfd_.get(), POLLIN, 0};
+        const timespec grace{1, 0};
+        long ready;
+        do ready = sys::ppoll(&ended, 1, &grace);
+        while (ready == -EINTR);
+        if (ready <= 0) sys::pidfd_send_signal(pidfd_.get(), SIGKILL);
+        siginfo_t info{};
+        long r;
+        do r = sys::waitid(P_PIDFD, pidfd_.get(), &info, WEXITED, nullptr);
+        while (r == -EINTR);
+        pidfd_.reset();
+        return r < 0 ? r : 0;
+    }
+    template <class = void>
+    void stop_quietly() noexcept {
+        if (pidfd_) end_and_reap();
+    }
+
+    pid_t pid_ = -1;
+    unique_fd pidfd_;
+};
+
+// Starts pasta on `target` and returns once it has configured the
+// interface there (pasta.hpp). `die_with_this_thread`: pasta gets SIGKILL
+// when the calling thread ends.
+template <class = void>
+pasta_process start_pasta(const pasta& options, pasta_target target, bool die_with_this_thread = false);
+
+namespace detail {
+
+// The fds pasta gets, at these numbers, and names as /proc/self/fd/N: the
+// namespaces (pasta accepts a path, not a number) and the write end of the
+// pipe that it takes for its pid file. pasta writes its pid there once the
+// sandbox's interface is configured: the readiness signal.
+inline constexpr int pasta_netns_fd = 3;
+inline constexpr int pasta_userns_fd = 4;
+inline constexpr int pasta_ready_fd = 5;
+
+// Empty, or a reason why `spec` cannot be one -t or -u argument.
+template <class = void>
+inline std::string pasta_port_problem(const std::string& spec) {
+    if (spec.empty()) return "a published port is empty";
+    for (const char c : spec)
+        if (c <= ' ' || c == 0x7f) return "a published port has a space or a control character";
+    return {};
+}
+
+template <class = void>
+inline void check_pasta_options(const pasta& options) {
+    if (options.program.empty())
+        throw error(step::prepare, EINVAL, {}, "net::pasta::program is empty: give \"pasta\" or a path to it");
+    for (const auto* list : {&options.tcp_ports, &options.udp_ports})
+        for (const auto& spec : *list)
+            if (const std::string problem = pasta_port_problem(spec); !problem.empty())
+                throw error(step::prepare, EINVAL, spec, problem + " (pasta's -t/-u syntax: \"8080\", \"8080:80\")");
+    if (options.ready_timeout.count() <= 0)
+        throw error(step::prepare, EINVAL, std::to_string(options.ready_timeout.count()) + " ms",
+                    "net::pasta::ready_timeout must be positive");
+}
+
+// pasta's command line. As root pasta would change to the user nobody
+// before it joins the namespaces, and then cannot join them (this is how
+// pasta 2023_03_09 behaves): --runas keeps it the caller.
+template <class = void>
+inline std::vector<std::string> pasta_command(const pasta& options, bool has_userns, bool as_root) {
+    std::vector<std::string> argv{options.program, "--config-net", "--foreground", "--quiet",
+                                  "--pid",        "/proc/self/fd/" + std::to_string(pasta_ready_fd)};
+    if (as_root) argv.insert(argv.end(), {"--runas", "0"});
+    if (has_userns) argv.insert(argv.end(), {"--userns", "/proc/self/fd/" + std::to_string(pasta_userns_fd)});
+    argv.insert(argv.end(), {"--netns", "/proc/self/fd/" + std::to_string(pasta_netns_fd)});
+    if (!options.interface_name.empty()) argv.insert(argv.end(), {"--ns-ifname", options.interface_name});
+    if (options.tcp_ports.empty()) argv.insert(argv.end(), {"-t", "none"});
+    for (const auto& spec : options.tcp_ports) argv.insert(argv.end(), {"-t", spec});
+    if (options.udp_ports.empty()) argv.insert(argv.end(), {"-u", "none"});
+    for (const auto& spec : options.udp_ports) argv.insert(argv.end(), {"-u", spec});
+    argv.insert(argv.end(), {"-T", "none", "-U", "none", "--no-map-gw"});
+    argv.insert(argv.end(), options.extra_args.begin(), options.extra_args.end());
+    return argv;
+}
+
+// What pasta wrote to stderr, on one line: without the notes that it
+// could not reach a system logger (there is none in many containers).
+template <class = void>
+inline std::string pasta_error_text(const std::string& written) {
+    std::string out;
+    std::size_t at = 0;
+    while (at < written.size()) {
+        std::size_t end = written.find('\n', at);
+        if (end == std::string::npos) end = written.size();
+        const std::string line = written.substr(at, end - at);
+        at = end + 1;
+        const bool syslog_note = line.rfind("Failed to send ", 0) == 0 && line.find(" to syslog") != std::string::npos;
+        if (line.empty() || syslog_note) continue;
+        out += (out.empty() ? "" : "; ") + line;
+    }
+    if (out.size() > 1000) out = out.substr(0, 1000) + "...";
+    return out;
+}
+
+// Reads the memfd that held pasta's stderr.
+template <class = void>
+inline std::string read_all_from_start(int fd) {
+    std::string text;
+    char buffer[4096];
+    long offset = 0;
+    for (;;) {
+        const long n = ctr::detail::sys::pread64(fd, buffer, sizeof buffer, offset);
+        if (n == -EINTR) continue;
+        if (n <= 0 || text.size() > 65536) break;
+        text.append(buffer, static_cast<std::size_t>(n));
+        offset += n;
+    }
+    return text;
+}
+
+}  // namespace detail
+}  // namespace ctr::net
+// end ctr/detail/pasta_process.hpp
+
+#include <sys/stat.h>
+
+#include <string>
+
+namespace ctr::process::detail {
+
+using namespace ::ctr::detail;
+
+// Whether the user namespace `userns_fd` is another than this process's: then
+// pasta must join it to enter the network namespace it owns.
+template <class = void>
+inline bool in_other_user_namespace(int userns_fd) {
+    struct stat theirs{}, ours{};
+    if (const long r = sys::fstatat(userns_fd, "", &theirs, AT_EMPTY_PATH); r < 0)
+        throw error(step::start_network_helper, static_cast<int>(-r), "user namespace", "reading the child's");
+    if (const long r = sys::fstatat(AT_FDCWD, "/proc/self/ns/user", &ours, 0); r < 0)
+        throw error(step::start_network_helper, static_cast<int>(-r), "/proc/self/ns/user");
+    return theirs.st_ino != ours.st_ino || theirs.st_dev != ours.st_dev;
+}
+
+// Adds pasta's parent step; returns where it keeps the running pasta, or
+// null without options::pasta.
+template <class = void>
+inline net::pasta_process* plan_pasta(launch_plan& plan, const options& opts) {
+    if (!opts.pasta) return nullptr;
+    const net::pasta& wanted = *opts.pasta;
+    net::detail::check_pasta_options(wanted);  // before clone, so bad options start nothing
+    auto& made = plan.keep(net::pasta_process{});
+    const bool die_with_this_thread = opts.die_with_parent || opts.die_with_owner;
+    plan.while_child_waits([&wanted, &made, die_with_this_thread](parent_step_context& child) {
+        const std::string base = "/proc/" + std::to_string(child.pid) + "/ns/";
+        const unique_fd netns = open_checked((base + "net").c_str(), O_RDONLY, 0, step::start_network_helper);
+        const unique_fd userns = open_checked((base + "user").c_str(), O_RDONLY, 0, step::start_network_helper);
+        net::pasta_target target{netns.get(), -1};
+        if (in_other_user_namespace(userns.get())) target.userns_fd = userns.get();
+        made = net::start_pasta(wanted, target, die_with_this_thread);
+    });
+    return &made;
+}
+
+}  // namespace ctr::process::detail
+// end ctr/detail/launch_pasta.hpp
 // begin ctr/detail/launch_security.hpp
 // Launch layer: what the command may still do (ctr::security).
 // Capabilities in their documented order around the change of credentials,
@@ -15298,6 +15617,7 @@ public:
             kill_at_ = other.kill_at_;
             result_ = std::exchange(other.result_, std::nullopt);
             network_ = std::exchange(other.network_, std::nullopt);
+            pasta_ = std::move(other.pasta_);
             terminal_ = std::move(other.terminal_);
         }
         return *this;
@@ -15373,6 +15693,13 @@ public:
     // or null without one.
     template <class = void>
     const net::veth_info* network() const noexcept { return network_ ? &*network_ : nullptr; }
+
+    // The pid of options::pasta's pasta while it runs, else -1. It is a
+    // child of this process, ended and reaped once the sandbox has been
+    // reaped (by wait, or by the handle's end); release() leaves it to the
+    // handle, so keep the handle while the released sandbox needs a network.
+    template <class = void>
+    pid_t pasta_pid() const noexcept { return pasta_ ? pasta_.pid() : -1; }
 
     // Gives up ownership: the child runs on, and the caller must reap it
     // (waitid(P_PIDFD, ...)) and close the returned pidfd. A sandbox spawned
@@ -15533,6 +15860,7 @@ private:
         }
         result_ = std::move(out);
         pidfd_.reset();
+        pasta_ = net::pasta_process();  // the sandbox's network ends with it
     }
 
     // Best effort, for destructors: nothing here may throw.
@@ -15546,6 +15874,7 @@ private:
         while (r == -EINTR);
         pidfd_.reset();
         plan_.reset();  // only now: a pid 1 init ran in this memory
+        pasta_ = net::pasta_process();
     }
 
     pid_t pid_ = -1;
@@ -15568,6 +15897,8 @@ private:
     // What options::network made. The pair itself belongs to the child's
     // network namespace (see options::network).
     std::optional<net::veth_info> network_;
+    // options::pasta's pasta, ended after the sandbox.
+    net::pasta_process pasta_;
     unique_fd terminal_;
 };
 
@@ -15621,6 +15952,7 @@ inline void build_plan(launch_plan& plan, std::vector<std::string> argv, const o
     plan_lifetime(plan, opts);  // after the steps that change ids, which clear the parent-death signal
     plan_security(plan, opts);
     plan.network_made = plan_network(plan, opts);
+    plan.pasta_made = plan_pasta(plan, opts);
     plan_parent_wait(plan, opts);
     if (extension.add) extension.add(plan, extension.data);
     plan.finish();
@@ -15770,6 +16102,7 @@ inline child detail::spawn_extended(std::vector<std::string> argv, const options
         throw;
     }
     if (plan->network_made) handle.network_ = *plan->network_made;
+    if (plan->pasta_made) handle.pasta_ = std::move(*plan->pasta_made);
     if (plan->sync_write) {
         // One write, so the child never sees half of it. A child that
         // already failed has closed its end: EPIPE, and its report says why.
@@ -15823,6 +16156,123 @@ inline std::pair<int, std::string> run_id_map_helper_program(std::vector<std::st
 }  // namespace detail
 
 }  // namespace ctr::process
+
+// start_pasta spawns, so its definition follows spawn's (options::pasta
+// needs it wherever spawn is used).
+// begin ctr/pasta.hpp
+// ctr::net::pasta: a sandbox's network through pasta (package passt), with
+// no privilege. spawn does all of it with options::pasta = net::pasta{};
+// start_pasta is public for callers that hold namespaces themselves.
+//
+// How: pasta runs in the caller's network namespace as a child of this
+// process, joins the sandbox's user namespace (when it has one) and network
+// namespace, creates and configures a tap interface there (--config-net),
+// and then carries the sandbox's traffic through sockets of the caller's
+// namespace. Its pid file, given as a pipe, is the readiness signal: pasta
+// writes it once the interface is configured. It never ends by itself (it
+// holds the namespace open), so its owner, pasta_process, ends it.
+
+
+#include <poll.h>
+#include <sys/mman.h>
+
+#include <chrono>
+#include <string>
+#include <utility>
+
+namespace ctr::net {
+
+namespace detail {
+
+// Why pasta is gone, with what it wrote to stderr.
+template <class = void>
+inline error pasta_failed(const pasta& options, const process::result& ended, int errors_fd) {
+    const std::string written = pasta_error_text(read_all_from_start(errors_fd));
+    std::string how = ended.exit_code ? "pasta exited with status " + std::to_string(*ended.exit_code)
+                                      : "pasta was killed by signal " + std::to_string(ended.signal.value_or(0));
+    return error(step::start_network_helper, EIO, options.program, how + (written.empty() ? "" : ": " + written));
+}
+
+}  // namespace detail
+
+template <class>
+inline pasta_process start_pasta(const pasta& options, pasta_target target, bool die_with_this_thread) {
+    namespace sys = ctr::detail::sys;
+    detail::check_pasta_options(options);
+    if (target.netns_fd < 0) throw error(step::prepare, EINVAL, {}, "no network namespace given for pasta");
+
+    // Its stderr goes to a file in memory, read only if it fails: a pipe
+    // that nobody reads once it runs would stop it when full.
+    const long memfd = sys::memfd_create("ctr-pasta-stderr", MFD_CLOEXEC);
+    if (memfd < 0)
+        throw error(step::start_network_helper, static_cast<int>(-memfd), options.program, "a file for its errors");
+    const unique_fd errors(static_cast<int>(memfd));
+    unique_fd ready_read, ready_write;
+    ctr::detail::make_pipe(ready_read, ready_write);
+
+    std::vector<process::fd_mapping> fds{{target.netns_fd, detail::pasta_netns_fd},
+                                         {ready_write.get(), detail::pasta_ready_fd}};
+    if (target.userns_fd >= 0) fds.push_back({target.userns_fd, detail::pasta_userns_fd});
+    const bool as_root = ctr::detail::raw::call(SYS_geteuid) == 0;
+    process::child helper;
+    try {
+        helper = process::spawn(detail::pasta_command(options, target.userns_fd >= 0, as_root),
+                                {.std_in = process::stdio::null(),
+                                 .std_out = process::stdio::null(),
+                                 .std_err = process::stdio::from_fd(errors.get()),
+                                 .fds = std::move(fds),
+                                 .die_with_parent = die_with_this_thread,
+                                 // Out of the caller's process group: a ^C at
+                                 // the caller's terminal is for the caller
+                                 // (and its sandbox), while pasta ends when
+                                 // its owner ends it.
+                                 .new_session = true});
+    } catch (const error& e) {
+        const int code = e.code().value();
+        if (e.step() == step::exec && (code == ENOENT || code == ENOTDIR))
+            throw error(step::start_network_helper, code, options.program,
+                        "pasta is not installed: install the package passt (apt-get install passt, dnf install "
+                        "passt), or give its path in net::pasta::program");
+        throw;
+    }
+    // Only pasta's copy now: its exit closes the pipe.
+    ready_write.reset();
+
+    // pasta writes "<pid>\n" once the interface is configured; an end of
+    // file before that means it exited.
+    using clock = std::chrono::steady_clock;
+    const auto deadline = clock::now() + options.ready_timeout;
+    std::string line;
+    for (;;) {
+        const auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - clock::now());
+        if (left.count() <= 0) {
+            helper.kill();
+            helper.wait();
+            const std::string written = detail::pasta_error_text(detail::read_all_from_start(errors.get()));
+            throw error(step::start_network_helper, ETIMEDOUT, options.program,
+                        "pasta did not configure the sandbox's network within " +
+                            std::to_string(options.ready_timeout.count()) + " ms" +
+                            (written.empty() ? "" : ": " + written));
+        }
+        pollfd ready{ready_read.get(), POLLIN, 0};
+        const timespec wait{static_cast<time_t>(left.count() / 1'000'000'000),
+                            static_cast<long>(left.count() % 1'000'000'000)};
+        const long r = sys::ppoll(&ready, 1, &wait);
+        if (r == -EINTR || r == 0) continue;
+        if (r < 0) throw error(step::start_network_helper, static_cast<int>(-r), options.program, "waiting for it");
+        char buffer[64];
+        const long n = sys::read(ready_read.get(), buffer, sizeof buffer);
+        if (n == -EINTR || n == -EAGAIN) continue;
+        if (n <= 0) throw detail::pasta_failed(options, helper.wait(), errors.get());
+        line.append(buffer, static_cast<std::size_t>(n));
+        if (line.find('\n') != std::string::npos) break;
+    }
+    const pid_t pid = helper.pid();
+    return pasta_process::adopt(pid, helper.release());
+}
+
+}  // namespace ctr::net
+// end ctr/pasta.hpp
 // end ctr/process.hpp
 
 #include <poll.h>

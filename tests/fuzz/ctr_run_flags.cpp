@@ -7,7 +7,7 @@
 // why; a command line that parses keeps the rules --help states: a command
 // unless --help, --version or --probe, absolute destinations, tmpfs sizes
 // the mount plan takes, --read-only not with --overlay, --memory-swap only with
-// --memory, -p implies --network veth, sizes and durations positive, known
+// --memory, -p only with no --network, veth or pasta, sizes and durations positive, known
 // capability names.
 #include "fuzz.hpp"
 
@@ -43,7 +43,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         CTR_FUZZ_CHECK(c.help || c.probe || c.version || !c.command.empty(), "no command");
         CTR_FUZZ_CHECK(!c.read_only || c.overlay.empty(), "--read-only with --overlay");
         CTR_FUZZ_CHECK(!c.memory_swap || c.memory, "--memory-swap without --memory");
-        CTR_FUZZ_CHECK(c.publish.empty() || c.network == ctr_run::network_mode::veth, "-p without veth");
+        CTR_FUZZ_CHECK(c.publish.empty() || !c.network_given || c.network == ctr_run::network_mode::veth ||
+                           c.network == ctr_run::network_mode::pasta,
+                       "-p with a network that cannot publish");
         CTR_FUZZ_CHECK(!c.memory || *c.memory >= 1, "memory 0");
         CTR_FUZZ_CHECK(!c.cpus || *c.cpus > 0, "cpus <= 0");
         CTR_FUZZ_CHECK(c.timeout.count() >= 0, "negative timeout");

@@ -50,6 +50,7 @@ int usage() {
                  "       make-cgroup-and-hang PREFIX | move-to-leaf | make-group-here [move]\n"
                  "       ns KIND | hostname | netdevs | clocks | mount-proc-and-list | reap-check | trap-term | ctty | terminal [wait-winch]\n"
                  "       addresses | tcp-echo PORT | tcp-send ADDRESS PORT TEXT | tcp-send-gateway PORT TEXT\n"
+                 "       tcp-ask ADDRESS PORT TEXT\n"
                  "       udp-echo PORT | create-veth\n");
     return 2;
 }
@@ -282,6 +283,30 @@ int main(int argc, char** argv) {
         const auto length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
         const int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         std::printf("%s\n", connect(s, reinterpret_cast<sockaddr*>(&address), length) == 0 ? "ok" : std::strerror(errno));
+        return 0;
+    }
+    if (mode == "tcp-ask" && argc >= 5) {
+        // Connects to ADDRESS:PORT, sends TEXT and a newline and prints the
+        // reply, read until the far end closes. Unlike tcp-send it does not
+        // half-close first: pasta 2023_03_09 then never passes the far
+        // end's close on.
+        sockaddr_in address{};
+        address.sin_family = AF_INET;
+        address.sin_port = htons(static_cast<std::uint16_t>(std::atoi(argv[3])));
+        inet_pton(AF_INET, argv[2], &address.sin_addr);
+        const int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (connect(s, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
+            std::printf("connect: %s\n", std::strerror(errno));
+            return 1;
+        }
+        const std::string line = std::string(argv[4]) + "\n";
+        if (write(s, line.data(), line.size()) < 0) return 1;
+        char buffer[4096];
+        for (;;) {
+            const ssize_t n = read(s, buffer, sizeof buffer);
+            if (n <= 0) break;
+            std::fwrite(buffer, 1, static_cast<std::size_t>(n), stdout);
+        }
         return 0;
     }
     if (mode == "udp-echo" && argc >= 3) {

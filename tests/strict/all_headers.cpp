@@ -22,6 +22,7 @@
 #include <ctr/net.hpp>
 #include <ctr/ns.hpp>
 #include <ctr/ns_scope.hpp>
+#include <ctr/pasta.hpp>
 #include <ctr/port_forward.hpp>
 #include <ctr/prepared.hpp>
 #include <ctr/probe.hpp>
@@ -290,6 +291,20 @@ void publish_ports() {
     forwarder.close();
 }
 
+// A network through pasta: spawn's option, and pasta on namespaces of the
+// caller's own.
+void pasta_network(int netns_fd) {
+    ctr::process::child child = ctr::process::spawn(
+        {"true"}, {.die_with_owner = true,
+                   .pasta = ctr::net::pasta{.tcp_ports = {"8080:80"}, .udp_ports = {"5353:53"},
+                                            .interface_name = "eth0", .extra_args = {"--mtu", "1500"},
+                                            .ready_timeout = 5s}});
+    std::cout << child.pasta_pid() << ' ' << child.wait().exit_code.value_or(-1) << '\n';
+    ctr::net::pasta_process helper = ctr::net::start_pasta(ctr::net::pasta{}, {.netns_fd = netns_fd});
+    std::cout << helper.pid() << '\n';
+    helper.stop();
+}
+
 // A prepared sandbox and its runs, from several threads' kind of use.
 int prepared_runs() {
     const ctr::process::prepared_sandbox box({.namespaces = ctr::ns::all, .security = ctr::security::confined()},
@@ -335,6 +350,8 @@ int main(int argc, char** argv) {
                 return prepared_runs();
             } else if (what == "ports") {
                 publish_ports();
+            } else if (what == "pasta") {
+                pasta_network(3);
             } else if (what == "veth") {
                 const ctr::net::veth_pair pair = ctr::net::create_veth(network(), ctr::net::peer_namespace::of_process(1));
                 std::cout << pair.info().host_name << '\n';

@@ -114,11 +114,16 @@ inline void plan_namespaces(launch_plan& plan, const options& opts) {
     ns::kinds wanted = opts.namespaces;
     if (opts.root) wanted = wanted | ns::mount;  // a root filesystem is built in a mount namespace of its own
     if (opts.network) wanted = wanted | ns::network;  // the veth's other end goes into a namespace of its own
+    if (opts.pasta) wanted = wanted | ns::network;    // pasta's tap interface likewise
+    if (opts.network && opts.pasta)
+        throw error(step::prepare, EINVAL, {}, "options::network (veth) and options::pasta are two networks: give one");
     bool joins_user = false;
     for (const auto& j : opts.join) {
         joins_user = joins_user || j.which == ns::user;
         if (opts.network && j.which == ns::network)
             throw error(step::prepare, EINVAL, {}, "options::network makes a new network namespace; it cannot also join one");
+        if (opts.pasta && j.which == ns::network)
+            throw error(step::prepare, EINVAL, {}, "options::pasta makes a new network namespace; it cannot also join one");
     }
     const bool privileged = raw::call(SYS_geteuid) == 0;
     if (!wanted.empty() && !privileged && !joins_user) wanted = wanted | ns::user;

@@ -37,6 +37,10 @@
 #include <utility>
 #include <vector>
 
+namespace ctr::net {
+class pasta_process;  // detail/pasta_process.hpp; only pointed to here
+}
+
 namespace ctr::detail {
 
 // The order of a launch in the child. Every step belongs to one phase; the
@@ -187,6 +191,9 @@ struct launch_plan {
     unique_fd terminal_from_child;
     // What the network layer made, once its parent step ran (null: none).
     const std::optional<net::veth_info>* network_made = nullptr;
+    // The running pasta of options::pasta once its parent step ran (null:
+    // none), moved to the child's handle.
+    net::pasta_process* pasta_made = nullptr;
 
     // Each layer's data that its steps point into, kept until the child
     // has exec'd (and, with an init, for the sandbox's life).

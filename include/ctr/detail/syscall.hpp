@@ -92,6 +92,7 @@ enum class call : unsigned {
     wait4,
     signalfd4,
     socket,
+    memfd_create,
     // cgroups
     pread64,
     bpf,
@@ -454,6 +455,12 @@ inline long signalfd4(int fd, const unsigned long* mask, int flags) noexcept {
 inline long socket(int domain, int type, int protocol) noexcept {
     CTR_FAULT_CHECK(socket);
     return raw::call(SYS_socket, domain, type, protocol);
+}
+// A file in memory: where a helper process (pasta) writes its errors, read
+// back only when it fails, so that it never blocks on a full pipe.
+inline long memfd_create(const char* name, unsigned flags) noexcept {
+    CTR_FAULT_CHECK(memfd_create);
+    return raw::call(SYS_memfd_create, name, flags);
 }
 
 // `attr` points to a union bpf_attr of `size` bytes (device programs for

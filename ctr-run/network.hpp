@@ -1,0 +1,68 @@
+#pragma once
+// ctr-run's network: which one a run gets (--network, -p, root or not) and
+// pasta's options from -p. Throws usage_error for what cannot work here.
+
+#include "flags.hpp"
+#include "values.hpp"
+
+#include <ctr/ctr.hpp>
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <string>
+
+namespace ctr_run {
+
+// Whether `program` is an executable file in this process's PATH (the
+// library looks pasta up the same way).
+inline bool in_path(const std::string& program) {
+    const char* path = std::getenv("PATH");
+    const std::string dirs = path ? path : "/usr/bin:/bin";
+    for (std::size_t at = 0; at <= dirs.size();) {
+        std::size_t end = dirs.find(':', at);
+        if (end == std::string::npos) end = dirs.size();
+        const std::string dir = end > at ? dirs.substr(at, end - at) : ".";
+        if (access((dir + "/" + program).c_str(), X_OK) == 0) return true;
+        at = end + 1;
+    }
+    return false;
+}
+
+inline constexpr const char* pasta_missing =
+    "pasta is not installed: install the package passt (apt-get install passt, dnf install passt)";
+
+// The network of this run. Without --network: none, or with -p a network
+// that can publish: veth for root, pasta for everyone else (a veth pair
+// needs CAP_NET_ADMIN in the host's network namespace; pasta needs nothing).
+inline network_mode chosen_network(const config& c, bool privileged) {
+    network_mode mode = c.network;
+    std::string flag = "--network";
+    if (!c.network_given && !c.publish.empty()) {
+        mode = privileged ? network_mode::veth : network_mode::pasta;
+        flag = "--publish";
+    }
+    if (mode == network_mode::veth && !privileged)
+        bad_value(flag, "a veth pair needs root (CAP_NET_ADMIN where ctr-run runs); rootless, use --network pasta "
+                        "(package passt)");
+    if (mode == network_mode::pasta && !in_path("pasta")) bad_value(flag, pasta_missing);
+    return mode;
+}
+
+// -p as pasta's -t and -u: "[ADDRESS/]HOSTPORT:PORT". pasta binds fixed
+// host ports only.
+inline ctr::net::pasta pasta_options(const config& c) {
+    ctr::net::pasta options;
+    for (const auto& p : c.publish) {
+        if (p.host_port == 0)
+            bad_value("--publish", "'" + p.to_string() +
+                                       "': with pasta give the host port too (-p 8080:80); it does not pick one");
+        std::string spec;
+        if (p.host_address != ctr::net::ipv4_address{}) spec = p.host_address.to_string() + "/";
+        spec += std::to_string(p.host_port) + ":" + std::to_string(p.container_port);
+        (p.proto == ctr::net::protocol::udp ? options.udp_ports : options.tcp_ports).push_back(spec);
+    }
+    return options;
+}
+
+}  // namespace ctr_run

@@ -1,0 +1,112 @@
+#pragma once
+// A small host for network tests that need one of their own (pasta runs in
+// the caller's network namespace and copies its addresses and routes): the
+// calling thread in a fresh network namespace, inside the one the test main
+// made, with a veth pair whose both ends stay in it: 198.51.100.1/25 with a
+// default route through 198.51.100.126, and 198.51.100.129/25 where a
+// test's server listens. No packet reaches a real interface.
+#include "support.hpp"
+
+#include <ctr/ctr.hpp>
+
+#include <gtest/gtest.h>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <thread>
+
+namespace ctr_test {
+
+// Whether `program` is an executable file in PATH.
+inline bool in_path(const std::string& program) {
+    const char* path = std::getenv("PATH");
+    std::string dirs = path ? path : "/usr/bin:/bin";
+    for (std::size_t at = 0; at <= dirs.size();) {
+        std::size_t end = dirs.find(':', at);
+        if (end == std::string::npos) end = dirs.size();
+        const std::string candidate = dirs.substr(at, end - at) + "/" + program;
+        if (access(candidate.c_str(), X_OK) == 0) return true;
+        at = end + 1;
+    }
+    return false;
+}
+
+// pasta, for tests that start it.
+#define CTR_SKIP_WITHOUT_PASTA()            \
+    CTR_SKIP_WITHOUT_NETWORK_NAMESPACE();   \
+    if (!ctr_test::in_path("pasta"))        \
+    GTEST_SKIP() << "pasta is not installed (package passt; tools/install-deps installs it)"
+
+// The test's own host, on the calling thread while it lives.
+struct test_host {
+    static inline const ctr::net::ipv4_address server_address = ctr::net::ipv4_address::parse("198.51.100.129");
+
+    ctr::ns::scope scope{ctr::ns::kinds(ctr::ns::network)};
+    std::optional<ctr::net::veth_pair> pair;
+
+    // `with_route`: without a default route pasta finds no interface to
+    // copy and fails.
+    explicit test_host(bool with_route = true) {
+        if (!with_route) return;
+        ctr::unique_fd here(open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
+        pair.emplace(ctr::net::create_veth(
+            ctr::net::veth{.host_name = "h0",
+                           .container_name = "h1",
+                           .host_address = ctr::net::ipv4_interface::parse("198.51.100.1/25"),
+                           .container_address = ctr::net::ipv4_interface::parse("198.51.100.2/25")},
+            ctr::net::peer_namespace::from_fd(here.get())));
+        ctr::net::configure_interface("h0", ctr::net::ipv4_interface::parse("198.51.100.1/25"),
+                                      ctr::net::ipv4_address::parse("198.51.100.126"));
+        ctr::net::configure_interface("h1", ctr::net::ipv4_interface::parse("198.51.100.129/25"));
+    }
+};
+
+// A TCP listener on address:port of the current thread's namespace that
+// answers one connection with "host got " and the line it read.
+struct one_shot_server {
+    int listener = -1;
+    std::thread thread;
+    one_shot_server(const ctr::net::ipv4_address& address, int port) {
+        listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_in at{};
+        at.sin_family = AF_INET;
+        at.sin_port = htons(static_cast<std::uint16_t>(port));
+        at.sin_addr = address.to_in_addr();
+        const int on = 1;
+        setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+        if (bind(listener, reinterpret_cast<sockaddr*>(&at), sizeof at) != 0 || listen(listener, 4) != 0) {
+            ADD_FAILURE() << "bind/listen: " << std::strerror(errno);
+            return;
+        }
+        thread = std::thread([this] {
+            const int c = accept(listener, nullptr, nullptr);
+            if (c < 0) return;
+            std::string got;
+            char buffer[256];
+            while (got.find('\n') == std::string::npos) {
+                const ssize_t n = read(c, buffer, sizeof buffer);
+                if (n <= 0) break;
+                got.append(buffer, static_cast<std::size_t>(n));
+            }
+            const std::string reply = "host got " + got;
+            EXPECT_GT(write(c, reply.data(), reply.size()), 0);
+            close(c);
+        });
+    }
+    ~one_shot_server() {
+        if (listener >= 0) shutdown(listener, SHUT_RDWR);  // wakes an accept that nobody reached
+        if (thread.joinable()) thread.join();
+        if (listener >= 0) close(listener);
+    }
+};
+
+}  // namespace ctr_test
