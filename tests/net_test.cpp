@@ -23,17 +23,6 @@ using ctr::process::spawn;
 using ctr::process::stdio;
 using ctr_test::helper;
 
-// Reads the child's stdout up to and including the first newline.
-std::string read_line(ctr::unique_fd& fd) {
-    std::string line;
-    char c = 0;
-    while (read(fd.get(), &c, 1) == 1) {
-        line += c;
-        if (c == '\n') break;
-    }
-    return line;
-}
-
 // Connects to address:port (retrying while the far end comes up), sends
 // `text`, half-closes and returns everything that comes back.
 std::string tcp_round_trip(const ctr::net::ipv4_address& address, int port, const std::string& text) {
@@ -84,7 +73,7 @@ TEST(net, explicit_addresses_names_and_mtu_are_used_and_the_route_can_be_left_ou
 TEST(net, the_host_reaches_a_server_inside_and_the_sandbox_reaches_the_host_end) {
     CTR_SKIP_WITHOUT_NETWORK_NAMESPACE();
     auto server = spawn(helper({"tcp-echo", "7000"}), {.std_out = stdio::pipe(), .network = ctr::net::veth{}});
-    ASSERT_EQ(read_line(server.std_out()), "listening\n");
+    ASSERT_EQ(ctr_test::read_line_of(server.std_out().get()), "listening\n");
     const std::string payload(300000, 'x');
     EXPECT_EQ(tcp_round_trip(server.network()->container_address.address, 7000, payload), payload);
     EXPECT_EQ(server.wait().exit_code, 0);

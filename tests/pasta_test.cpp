@@ -37,16 +37,6 @@ using ctr::net::ipv4_address;
 using ctr_test::one_shot_server;
 using ctr_test::test_host;
 
-std::string read_line(ctr::unique_fd& fd) {
-    std::string line;
-    char c = 0;
-    while (read(fd.get(), &c, 1) == 1) {
-        line += c;
-        if (c == '\n') break;
-    }
-    return line;
-}
-
 bool has_exited(int pidfd) {
     pollfd p{pidfd, POLLIN, 0};
     return poll(&p, 1, 0) == 1;
@@ -98,7 +88,7 @@ TEST(pasta, a_published_port_reaches_a_server_inside) {
     test_host host;
     auto server = spawn(helper({"tcp-echo", "7000"}),
                         {.std_out = stdio::pipe(), .pasta = ctr::net::pasta{.tcp_ports = {"7100:7000"}}});
-    ASSERT_EQ(read_line(server.std_out()), "listening\n");
+    ASSERT_EQ(ctr_test::read_line_of(server.std_out().get()), "listening\n");
     // The host's side of the port is pasta's socket in this namespace.
     const std::string payload(100000, 'x');
     const auto reply = ctr_test::tcp_exchange(ipv4_address::parse("198.51.100.1").to_in_addr(), 7100, payload);

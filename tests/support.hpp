@@ -134,6 +134,17 @@ inline std::optional<std::string> tcp_exchange(in_addr address, int port, const 
     return reply;
 }
 
+// Reads `fd` up to and including the first newline (a child's stdout).
+inline std::string read_line_of(int fd) {
+    std::string line;
+    char c = 0;
+    while (read(fd, &c, 1) == 1) {
+        line += c;
+        if (c == '\n') break;
+    }
+    return line;
+}
+
 inline std::vector<std::string> helper(std::vector<std::string> args) {
     args.insert(args.begin(), probe_helper);
     return args;

@@ -97,6 +97,16 @@ void print_fds() {
 
 // Writes `bytes` to stdout and to stderr, alternating in 64 KiB chunks, so a
 // parent that reads only one stream at a time deadlocks.
+// Prints what socket `s` receives until the far end closes.
+void print_until_closed(int s) {
+    char buffer[4096];
+    for (;;) {
+        const ssize_t n = read(s, buffer, sizeof buffer);
+        if (n <= 0) break;
+        std::fwrite(buffer, 1, static_cast<std::size_t>(n), stdout);
+    }
+}
+
 void spew(std::size_t bytes) {
     std::string chunk(65536, '\0');
     for (std::size_t i = 0; i < chunk.size(); ++i) chunk[i] = static_cast<char>('a' + i % 26);
@@ -252,12 +262,7 @@ int main(int argc, char** argv) {
         }
         if (write(s, text, std::strlen(text)) < 0) return 1;
         shutdown(s, SHUT_WR);
-        char buffer[4096];
-        for (;;) {
-            const ssize_t n = read(s, buffer, sizeof buffer);
-            if (n <= 0) break;
-            std::fwrite(buffer, 1, static_cast<std::size_t>(n), stdout);
-        }
+        print_until_closed(s);
         return 0;
     }
     // tcp-bind PORT / tcp-connect PORT: binds or connects a TCP socket
@@ -301,12 +306,7 @@ int main(int argc, char** argv) {
         }
         const std::string line = std::string(argv[4]) + "\n";
         if (write(s, line.data(), line.size()) < 0) return 1;
-        char buffer[4096];
-        for (;;) {
-            const ssize_t n = read(s, buffer, sizeof buffer);
-            if (n <= 0) break;
-            std::fwrite(buffer, 1, static_cast<std::size_t>(n), stdout);
-        }
+        print_until_closed(s);
         return 0;
     }
     if (mode == "udp-echo" && argc >= 3) {
