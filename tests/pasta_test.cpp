@@ -215,7 +215,7 @@ TEST(pasta, a_sandbox_that_fails_after_pasta_started_ends_pasta_too) {
     CTR_SKIP_WITHOUT_PASTA();
     test_host host;
     const auto fds_before = ctr_test::open_fds();
-    EXPECT_THROW(spawn({"/nonexistent/program"}, {.pasta = ctr::net::pasta{}}), ctr::error);
+    EXPECT_THROW((void)spawn({"/nonexistent/program"}, {.pasta = ctr::net::pasta{}}), ctr::error);
     EXPECT_EQ(ctr_test::open_fds(), fds_before);
     EXPECT_FALSE(ctr_test::has_children());
 }
