@@ -627,7 +627,7 @@ public:
 
     template <class = void>
     void add_request(const mount_request& request) {
-        std::visit([&](const auto& r) { add_one(r); }, request);
+        visit_request<void>([&](const auto& r) { add_one(r); }, request);
     }
 
     template <class = void>
@@ -752,11 +752,11 @@ public:
         add(m, "/", mode == propagation_mode::slave ? "slave" : "private");
     }
 
-    template <class = void>
+    template <class Unused = void>
     void add_root(const plan& p, const std::vector<skeleton>& skeletons) {
         const overlay_request* root_overlay = nullptr;
-        for (const auto& request : p.requests)
-            if (const auto* o = std::get_if<overlay_request>(&request); o && root_target(o->target, "overlay") == "/") {
+        for (const auto& request : requests_of<Unused>(p))
+            if (const auto* o = request_if<overlay_request>(request); o && root_target(o->target, "overlay") == "/") {
                 if (root_overlay) throw error(step::mount, EINVAL, "/", "two overlays at /");
                 root_overlay = o;
             }
@@ -886,19 +886,19 @@ private:
 // Where a request makes a mount point (see made_point); nothing for those
 // that make none (mask, read_only and set_attributes skip a missing path)
 // and for a target that the request's own step refuses.
-template <class = void>
-inline std::optional<made_point> made_point_of(const mount_request& request) {
+template <class Request = mount_request>
+inline std::optional<made_point> made_point_of(const Request& request) {
     std::string target;
     bool mounts = true;
-    if (const auto* b = std::get_if<bind_request>(&request)) target = b->target;
-    else if (const auto* t = std::get_if<tmpfs_request>(&request)) target = t->target;
-    else if (const auto* pr = std::get_if<proc_request>(&request)) target = pr->target;
-    else if (const auto* k = std::get_if<kernel_fs_request>(&request)) target = k->target;
-    else if (const auto* g = std::get_if<filesystem_request>(&request)) target = g->target;
-    else if (const auto* d = std::get_if<dev_request>(&request)) target = d->target;
-    else if (const auto* o = std::get_if<overlay_request>(&request)) target = o->target;
-    else if (const auto* l = std::get_if<symlink_request>(&request)) target = l->target, mounts = false;
-    else if (const auto* pa = std::get_if<path_request>(&request);
+    if (const auto* b = request_if<bind_request>(request)) target = b->target;
+    else if (const auto* t = request_if<tmpfs_request>(request)) target = t->target;
+    else if (const auto* pr = request_if<proc_request>(request)) target = pr->target;
+    else if (const auto* k = request_if<kernel_fs_request>(request)) target = k->target;
+    else if (const auto* g = request_if<filesystem_request>(request)) target = g->target;
+    else if (const auto* d = request_if<dev_request>(request)) target = d->target;
+    else if (const auto* o = request_if<overlay_request>(request)) target = o->target;
+    else if (const auto* l = request_if<symlink_request>(request)) target = l->target, mounts = false;
+    else if (const auto* pa = request_if<path_request>(request);
              pa && (pa->kind == mount_step_kind::make_directory || pa->kind == mount_step_kind::make_file))
         target = pa->target, mounts = false;
     else return std::nullopt;
@@ -910,12 +910,12 @@ inline std::optional<made_point> made_point_of(const mount_request& request) {
 
 // The skeletons a plan's missing mount points need: none unless the plan
 // asks for them, and none for an overlay root (its upper layer takes them).
-template <class = void>
+template <class Unused = void>
 inline std::vector<skeleton> plan_skeletons(const plan& p) {
     if (p.missing_points != missing_mount_points::make_in_skeleton) return {};
     std::vector<made_point> points;
-    for (const auto& request : p.requests) {
-        if (const auto* o = std::get_if<overlay_request>(&request); o && names_the_root(squeeze_slashes(o->target)))
+    for (const auto& request : requests_of<Unused>(p)) {
+        if (const auto* o = request_if<overlay_request>(request); o && names_the_root(squeeze_slashes(o->target)))
             return {};
         if (auto point = made_point_of(request)) points.push_back(std::move(*point));
     }
@@ -946,14 +946,14 @@ inline std::string mount_hint(const mount_step& s, int error) {
 
 }  // namespace detail
 
-template <class>
+template <class Unused>
 inline prepared_plan plan::prepare() const {
     detail::step_builder builder(false);
     builder.add_propagation(propagation);
     const auto skeletons = detail::plan_skeletons(*this);
     builder.add_root(*this, skeletons);
     builder.add_skeletons(*this, skeletons);
-    for (const auto& request : requests) builder.add_request(request);
+    for (const auto& request : detail::requests_of<Unused>(*this)) builder.add_request(request);
     builder.add_deferred();
     builder.seal_skeletons(*this, skeletons);
     builder.add_entry(entry);
@@ -1094,10 +1094,13 @@ namespace detail {
 
 // Runs one operation as a guard: the same steps a plan's child runs, with
 // host paths for targets.
-template <class = void>
-inline guard run_guard(const mount_request& request, int unmount_flags) {
+// A template of the request's type, not a mount_request: converting each
+// caller's request to the variant would compile the variant's converting
+// constructors in every translation unit that includes this header.
+template <class Request>
+inline guard run_guard(const Request& request, int unmount_flags) {
     step_builder builder(true);
-    builder.add_request(request);
+    builder.add_one(request);
     const prepared_plan prepared = builder.take();
     char message[256] = {};
     mount_context ctx{};

@@ -179,7 +179,7 @@ private:
     child server_;  // last: destroyed first, while the state it used is alive
 };
 
-template <class>
+template <class Unused>
 prepared_sandbox::prepared_sandbox(const options& shared, prepared_options prepared)
     : state_(std::make_unique<detail::prepared_state>()), default_cwd_(shared.cwd) {
     namespace cd = ::ctr::detail;
@@ -232,8 +232,8 @@ prepared_sandbox::prepared_sandbox(const options& shared, prepared_options prepa
     std::optional<mount::plan> root = shared.root ? shared.root : std::optional<mount::plan>(mount::host_readonly());
     mount::proc_options proc_options;
     bool has_proc = false;
-    for (const auto& request : root->requests)
-        if (const auto* p = std::get_if<mount::detail::proc_request>(&request); p && p->target == "/proc") {
+    for (const auto& request : mount::detail::requests_of<Unused>(*root))
+        if (const auto* p = mount::detail::request_if<mount::detail::proc_request>(request); p && p->target == "/proc") {
             has_proc = true;
             proc_options = p->options;
         }
@@ -245,11 +245,11 @@ prepared_sandbox::prepared_sandbox(const options& shared, prepared_options prepa
     // missing mount point), and is what runs find under their own.
     for (const auto& fresh : prepared.fresh_tmpfs) {
         bool mounted = false;
-        for (const auto& request : root->requests) {
-            if (const auto* t = std::get_if<mount::detail::tmpfs_request>(&request); t && t->target == fresh)
+        for (const auto& request : mount::detail::requests_of<Unused>(*root)) {
+            if (const auto* t = mount::detail::request_if<mount::detail::tmpfs_request>(request); t && t->target == fresh)
                 mounted = true;
             // dev() makes a tmpfs at shm.
-            if (const auto* d = std::get_if<mount::detail::dev_request>(&request); d && d->target + "/shm" == fresh)
+            if (const auto* d = mount::detail::request_if<mount::detail::dev_request>(request); d && d->target + "/shm" == fresh)
                 mounted = true;
         }
         if (!mounted) root->tmpfs(fresh, {.mode = 01777});
@@ -258,19 +258,19 @@ prepared_sandbox::prepared_sandbox(const options& shared, prepared_options prepa
     // Each run's own mounts, at paths of the sandbox's root.
     {
         mount::detail::step_builder builder(true, true);
-        builder.add_request(mount::detail::proc_request{"/proc", proc_options});
+        builder.add_one(mount::detail::proc_request{"/proc", proc_options});
         for (const char* p : mount::detail::masked_proc_paths)
-            builder.add_request(mount::detail::path_request{cd::mount_step_kind::mask, std::string("/proc/") + p});
+            builder.add_one(mount::detail::path_request{cd::mount_step_kind::mask, std::string("/proc/") + p});
         for (const char* p : mount::detail::read_only_proc_paths)
-            builder.add_request(mount::detail::path_request{cd::mount_step_kind::read_only, std::string("/proc/") + p});
+            builder.add_one(mount::detail::path_request{cd::mount_step_kind::read_only, std::string("/proc/") + p});
         for (const auto& target : prepared.fresh_tmpfs)
-            builder.add_request(mount::detail::tmpfs_request{target, {.mode = 01777}});
+            builder.add_one(mount::detail::tmpfs_request{target, {.mode = 01777}});
         st.run_mounts = builder.take();
     }
     // The root's mounts below a fresh tmpfs, carried over it (the topmost
     // only: a recursive copy brings what is below).
-    for (const auto& request : root->requests) {
-        const std::string target = std::visit(
+    for (const auto& request : mount::detail::requests_of<Unused>(*root)) {
+        const std::string target = mount::detail::visit_request<std::string>(
             [](const auto& r) -> std::string {
                 using type = std::remove_cvref_t<decltype(r)>;
                 if constexpr (std::is_same_v<type, mount::detail::write_request> ||

@@ -5808,6 +5808,31 @@ using mount_request = std::variant<bind_request, tmpfs_request, proc_request, ke
                                    overlay_request, path_request, symlink_request, attributes_request,
                                    filesystem_request, write_request>;
 
+// std::get_if and std::visit on a mount_request go through these. The
+// standard ones are constexpr, and g++ instantiates a constexpr function
+// template where it is first named, even in the body of a template that is
+// never instantiated: the variant and its visitation tables would be compiled
+// in every translation unit that includes the mount headers. These are not
+// constexpr and state their result type, so they are compiled only where a
+// program calls the code that uses them.
+template <class Request, class Variant>
+const Request* request_if(const Variant& request) noexcept {
+    return std::get_if<Request>(&request);
+}
+template <class Result, class Visitor, class Variant>
+Result visit_request(Visitor&& visitor, const Variant& request) {
+    return std::visit(std::forward<Visitor>(visitor), request);
+}
+// A plan's requests, named through the caller's template parameter so that
+// the loop over them is compiled only where the caller is: a loop over a
+// vector of the variant needs the complete variant (its iterator's
+// arithmetic), and in an expression that depends on nothing g++ compiles
+// that at the template's definition, in every translation unit.
+template <class Unused, class Plan>
+const auto& requests_of(const Plan& p) noexcept {
+    return p.requests;
+}
+
 class step_builder;
 
 }  // namespace detail
@@ -6720,7 +6745,7 @@ public:
 
     template <class = void>
     void add_request(const mount_request& request) {
-        std::visit([&](const auto& r) { add_one(r); }, request);
+        visit_request<void>([&](const auto& r) { add_one(r); }, request);
     }
 
     template <class = void>
@@ -6845,11 +6870,11 @@ public:
         add(m, "/", mode == propagation_mode::slave ? "slave" : "private");
     }
 
-    template <class = void>
+    template <class Unused = void>
     void add_root(const plan& p, const std::vector<skeleton>& skeletons) {
         const overlay_request* root_overlay = nullptr;
-        for (const auto& request : p.requests)
-            if (const auto* o = std::get_if<overlay_request>(&request); o && root_target(o->target, "overlay") == "/") {
+        for (const auto& request : requests_of<Unused>(p))
+            if (const auto* o = request_if<overlay_request>(request); o && root_target(o->target, "overlay") == "/") {
                 if (root_overlay) throw error(step::mount, EINVAL, "/", "two overlays at /");
                 root_overlay = o;
             }
@@ -6979,19 +7004,19 @@ private:
 // Where a request makes a mount point (see made_point); nothing for those
 // that make none (mask, read_only and set_attributes skip a missing path)
 // and for a target that the request's own step refuses.
-template <class = void>
-inline std::optional<made_point> made_point_of(const mount_request& request) {
+template <class Request = mount_request>
+inline std::optional<made_point> made_point_of(const Request& request) {
     std::string target;
     bool mounts = true;
-    if (const auto* b = std::get_if<bind_request>(&request)) target = b->target;
-    else if (const auto* t = std::get_if<tmpfs_request>(&request)) target = t->target;
-    else if (const auto* pr = std::get_if<proc_request>(&request)) target = pr->target;
-    else if (const auto* k = std::get_if<kernel_fs_request>(&request)) target = k->target;
-    else if (const auto* g = std::get_if<filesystem_request>(&request)) target = g->target;
-    else if (const auto* d = std::get_if<dev_request>(&request)) target = d->target;
-    else if (const auto* o = std::get_if<overlay_request>(&request)) target = o->target;
-    else if (const auto* l = std::get_if<symlink_request>(&request)) target = l->target, mounts = false;
-    else if (const auto* pa = std::get_if<path_request>(&request);
+    if (const auto* b = request_if<bind_request>(request)) target = b->target;
+    else if (const auto* t = request_if<tmpfs_request>(request)) target = t->target;
+    else if (const auto* pr = request_if<proc_request>(request)) target = pr->target;
+    else if (const auto* k = request_if<kernel_fs_request>(request)) target = k->target;
+    else if (const auto* g = request_if<filesystem_request>(request)) target = g->target;
+    else if (const auto* d = request_if<dev_request>(request)) target = d->target;
+    else if (const auto* o = request_if<overlay_request>(request)) target = o->target;
+    else if (const auto* l = request_if<symlink_request>(request)) target = l->target, mounts = false;
+    else if (const auto* pa = request_if<path_request>(request);
              pa && (pa->kind == mount_step_kind::make_directory || pa->kind == mount_step_kind::make_file))
         target = pa->target, mounts = false;
     else return std::nullopt;
@@ -7003,12 +7028,12 @@ inline std::optional<made_point> made_point_of(const mount_request& request) {
 
 // The skeletons a plan's missing mount points need: none unless the plan
 // asks for them, and none for an overlay root (its upper layer takes them).
-template <class = void>
+template <class Unused = void>
 inline std::vector<skeleton> plan_skeletons(const plan& p) {
     if (p.missing_points != missing_mount_points::make_in_skeleton) return {};
     std::vector<made_point> points;
-    for (const auto& request : p.requests) {
-        if (const auto* o = std::get_if<overlay_request>(&request); o && names_the_root(squeeze_slashes(o->target)))
+    for (const auto& request : requests_of<Unused>(p)) {
+        if (const auto* o = request_if<overlay_request>(request); o && names_the_root(squeeze_slashes(o->target)))
             return {};
         if (auto point = made_point_of(request)) points.push_back(std::move(*point));
     }
@@ -7039,14 +7064,14 @@ inline std::string mount_hint(const mount_step& s, int error) {
 
 }  // namespace detail
 
-template <class>
+template <class Unused>
 inline prepared_plan plan::prepare() const {
     detail::step_builder builder(false);
     builder.add_propagation(propagation);
     const auto skeletons = detail::plan_skeletons(*this);
     builder.add_root(*this, skeletons);
     builder.add_skeletons(*this, skeletons);
-    for (const auto& request : requests) builder.add_request(request);
+    for (const auto& request : detail::requests_of<Unused>(*this)) builder.add_request(request);
     builder.add_deferred();
     builder.seal_skeletons(*this, skeletons);
     builder.add_entry(entry);
@@ -7187,10 +7212,13 @@ namespace detail {
 
 // Runs one operation as a guard: the same steps a plan's child runs, with
 // host paths for targets.
-template <class = void>
-inline guard run_guard(const mount_request& request, int unmount_flags) {
+// A template of the request's type, not a mount_request: converting each
+// caller's request to the variant would compile the variant's converting
+// constructors in every translation unit that includes this header.
+template <class Request>
+inline guard run_guard(const Request& request, int unmount_flags) {
     step_builder builder(true);
-    builder.add_request(request);
+    builder.add_one(request);
     const prepared_plan prepared = builder.take();
     char message[256] = {};
     mount_context ctx{};
@@ -16433,7 +16461,7 @@ private:
     child server_;  // last: destroyed first, while the state it used is alive
 };
 
-template <class>
+template <class Unused>
 prepared_sandbox::prepared_sandbox(const options& shared, prepared_options prepared)
     : state_(std::make_unique<detail::prepared_state>()), default_cwd_(shared.cwd) {
     namespace cd = ::ctr::detail;
@@ -16486,8 +16514,8 @@ prepared_sandbox::prepared_sandbox(const options& shared, prepared_options prepa
     std::optional<mount::plan> root = shared.root ? shared.root : std::optional<mount::plan>(mount::host_readonly());
     mount::proc_options proc_options;
     bool has_proc = false;
-    for (const auto& request : root->requests)
-        if (const auto* p = std::get_if<mount::detail::proc_request>(&request); p && p->target == "/proc") {
+    for (const auto& request : mount::detail::requests_of<Unused>(*root))
+        if (const auto* p = mount::detail::request_if<mount::detail::proc_request>(request); p && p->target == "/proc") {
             has_proc = true;
             proc_options = p->options;
         }
@@ -16499,11 +16527,11 @@ prepared_sandbox::prepared_sandbox(const options& shared, prepared_options prepa
     // missing mount point), and is what runs find under their own.
     for (const auto& fresh : prepared.fresh_tmpfs) {
         bool mounted = false;
-        for (const auto& request : root->requests) {
-            if (const auto* t = std::get_if<mount::detail::tmpfs_request>(&request); t && t->target == fresh)
+        for (const auto& request : mount::detail::requests_of<Unused>(*root)) {
+            if (const auto* t = mount::detail::request_if<mount::detail::tmpfs_request>(request); t && t->target == fresh)
                 mounted = true;
             // dev() makes a tmpfs at shm.
-            if (const auto* d = std::get_if<mount::detail::dev_request>(&request); d && d->target + "/shm" == fresh)
+            if (const auto* d = mount::detail::request_if<mount::detail::dev_request>(request); d && d->target + "/shm" == fresh)
                 mounted = true;
         }
         if (!mounted) root->tmpfs(fresh, {.mode = 01777});
@@ -16512,19 +16540,19 @@ prepared_sandbox::prepared_sandbox(const options& shared, prepared_options prepa
     // Each run's own mounts, at paths of the sandbox's root.
     {
         mount::detail::step_builder builder(true, true);
-        builder.add_request(mount::detail::proc_request{"/proc", proc_options});
+        builder.add_one(mount::detail::proc_request{"/proc", proc_options});
         for (const char* p : mount::detail::masked_proc_paths)
-            builder.add_request(mount::detail::path_request{cd::mount_step_kind::mask, std::string("/proc/") + p});
+            builder.add_one(mount::detail::path_request{cd::mount_step_kind::mask, std::string("/proc/") + p});
         for (const char* p : mount::detail::read_only_proc_paths)
-            builder.add_request(mount::detail::path_request{cd::mount_step_kind::read_only, std::string("/proc/") + p});
+            builder.add_one(mount::detail::path_request{cd::mount_step_kind::read_only, std::string("/proc/") + p});
         for (const auto& target : prepared.fresh_tmpfs)
-            builder.add_request(mount::detail::tmpfs_request{target, {.mode = 01777}});
+            builder.add_one(mount::detail::tmpfs_request{target, {.mode = 01777}});
         st.run_mounts = builder.take();
     }
     // The root's mounts below a fresh tmpfs, carried over it (the topmost
     // only: a recursive copy brings what is below).
-    for (const auto& request : root->requests) {
-        const std::string target = std::visit(
+    for (const auto& request : mount::detail::requests_of<Unused>(*root)) {
+        const std::string target = mount::detail::visit_request<std::string>(
             [](const auto& r) -> std::string {
                 using type = std::remove_cvref_t<decltype(r)>;
                 if constexpr (std::is_same_v<type, mount::detail::write_request> ||

@@ -193,6 +193,31 @@ using mount_request = std::variant<bind_request, tmpfs_request, proc_request, ke
                                    overlay_request, path_request, symlink_request, attributes_request,
                                    filesystem_request, write_request>;
 
+// std::get_if and std::visit on a mount_request go through these. The
+// standard ones are constexpr, and g++ instantiates a constexpr function
+// template where it is first named, even in the body of a template that is
+// never instantiated: the variant and its visitation tables would be compiled
+// in every translation unit that includes the mount headers. These are not
+// constexpr and state their result type, so they are compiled only where a
+// program calls the code that uses them.
+template <class Request, class Variant>
+const Request* request_if(const Variant& request) noexcept {
+    return std::get_if<Request>(&request);
+}
+template <class Result, class Visitor, class Variant>
+Result visit_request(Visitor&& visitor, const Variant& request) {
+    return std::visit(std::forward<Visitor>(visitor), request);
+}
+// A plan's requests, named through the caller's template parameter so that
+// the loop over them is compiled only where the caller is: a loop over a
+// vector of the variant needs the complete variant (its iterator's
+// arithmetic), and in an expression that depends on nothing g++ compiles
+// that at the template's definition, in every translation unit.
+template <class Unused, class Plan>
+const auto& requests_of(const Plan& p) noexcept {
+    return p.requests;
+}
+
 class step_builder;
 
 }  // namespace detail
