@@ -535,6 +535,27 @@ TEST(ctr_run, landlock_no_defaults_keeps_only_the_rules_given) {
     EXPECT_TRUE(contains(r.err, "Permission denied")) << r.err;
 }
 
+// connect=PORT and bind=PORT: the only TCP ports, in the sandbox's own
+// network (nothing listens there, so an allowed connect is refused by the
+// peer, a denied one by Landlock).
+TEST(ctr_run, landlock_ports_are_the_only_tcp_ports) {
+    if (ctr::landlock::abi() < 4) GTEST_SKIP() << "TCP rules need Landlock ABI 4; this kernel has " << ctr::landlock::abi();
+    const std::string helper_dir = ctr_test::probe_helper.substr(0, ctr_test::probe_helper.rfind('/'));
+    const auto helper = [&](std::vector<std::string> flags, const std::string& mode, const std::string& port) {
+        flags.insert(flags.end(), {"-v", helper_dir + ":" + helper_dir + ":ro", ctr_test::probe_helper, mode, port});
+        const auto r = run(flags);
+        EXPECT_EQ(r.status, 0) << r.err;
+        return r.out;
+    };
+    ASSERT_EQ(helper({}, "tcp-connect", "8081"), "Connection refused\n");
+    ASSERT_EQ(helper({}, "tcp-bind", "8081"), "ok\n");
+    const std::vector<std::string> rules = {"--landlock", "connect=8080,bind=8080"};
+    EXPECT_EQ(helper(rules, "tcp-connect", "8081"), "Permission denied\n");
+    EXPECT_EQ(helper(rules, "tcp-bind", "8081"), "Permission denied\n");
+    EXPECT_EQ(helper(rules, "tcp-connect", "8080"), "Connection refused\n");
+    EXPECT_EQ(helper(rules, "tcp-bind", "8080"), "ok\n");
+}
+
 TEST(ctr_run, bad_landlock_rules_get_one_line_naming_the_flag) {
     const std::string forms = "ro=PATH, rx=PATH, rw=PATH, rwx=PATH, connect=PORT, bind=PORT, defaults or no-defaults";
     expect_usage_errors({
