@@ -517,6 +517,45 @@ TEST(ctr_run, landlock_lets_the_command_write_only_where_asked) {
     EXPECT_EQ(read_file(dir / "out/g"), "x\n");
 }
 
+// The rules hold for a command of another uid (-u) and for a rootless
+// ctr-run: two volumes anyone may write, only the one named writable.
+TEST(ctr_run, landlock_holds_for_another_uid_and_rootless) {
+    SKIP_WITHOUT_LANDLOCK();
+    const bool as_uid = ctr_test::real_root;
+    const bool rootless = !unprivileged_ctr_run().empty();
+    if (!as_uid && !rootless) GTEST_SKIP() << "needs real root (for -u, and the user ctrtest for a rootless run)";
+    scratch dir;
+    for (const char* name : {"out", "data"}) {
+        fs::create_directories(dir / name);
+        fs::permissions(dir / name, fs::perms::all);
+    }
+    const std::vector<std::string> volumes = {"-v", (dir / "out").string() + ":/out", "-v",
+                                              (dir / "data").string() + ":/data"};
+    const auto write_in = [&](std::vector<std::string> flags, const std::string& target, as who) {
+        flags.insert(flags.begin(), volumes.begin(), volumes.end());
+        flags.insert(flags.end(), {"/bin/sh", "-c", "echo x > " + target + "/f && echo written"});
+        return run(flags, who);
+    };
+    std::vector<std::pair<std::vector<std::string>, as>> cases;
+    if (as_uid) cases.push_back({{"-u", "65534:65534"}, as::caller});
+    if (rootless) cases.push_back({{}, as::unprivileged});
+    for (const auto& [flags, who] : cases) {
+        const std::string which = who == as::caller ? "-u 65534" : "rootless";
+        auto r = write_in(flags, "/data", who);
+        ASSERT_EQ(r.out, "written\n") << which << ": " << r.err;
+        fs::remove(dir / "data/f");
+        auto confined = flags;
+        confined.insert(confined.end(), {"--landlock", "rw=/out"});
+        r = write_in(confined, "/data", who);
+        EXPECT_NE(r.status, 0) << which;
+        EXPECT_TRUE(contains(r.err, "Permission denied")) << which << ": " << r.err;
+        EXPECT_FALSE(fs::exists(dir / "data/f")) << which;
+        r = write_in(confined, "/out", who);
+        EXPECT_EQ(r.out, "written\n") << which << ": " << r.err;
+        fs::remove(dir / "out/f");
+    }
+}
+
 // no-defaults: only the paths given, reads too.
 TEST(ctr_run, landlock_no_defaults_keeps_only_the_rules_given) {
     SKIP_WITHOUT_LANDLOCK();
