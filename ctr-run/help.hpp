@@ -155,8 +155,9 @@ Security (confined by default, see docs/security.md):
                                6.7). The defaults come first: rx=/, the
                                devices of /dev, rw=/dev/shm and rw=/tmp
                                (where the root has one); no-defaults leaves
-                               them out, defaults alone asks for no more; may
-                               be repeated. Denied: Permission denied
+                               them out, defaults alone asks for no more. What
+                               the rules deny fails with Permission denied;
+                               may be repeated
       --privileged             every capability, no no_new_privs, no seccomp:
                                the documented way out (the user namespace stays
                                unless --userns host)
