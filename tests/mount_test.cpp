@@ -1303,3 +1303,49 @@ TEST(mount, plan_steps_come_in_the_documented_order) {
     EXPECT_EQ(steps.back().kind, kind::pivot_root);
     EXPECT_EQ(plan.root(), fs::canonical(busybox_rootfs()).string());
 }
+
+// A plan's requests are held by a small type-erased holder (not a
+// std::variant, for the includers' compile time): copies are deep, a move
+// empties its source, and each request keeps its kind and fields.
+TEST(mount, a_plans_copies_and_moves_keep_every_request) {
+    mnt::plan original = mnt::plan{}.bind("/src", "/dst", {.read_only = true}).tmpfs("/tmp").symlink("x", "/y");
+    mnt::plan copy = original;
+    ASSERT_EQ(copy.requests.size(), 3u);
+    const auto* bind = copy.requests[0].get_if<mnt::detail::bind_request>();
+    ASSERT_NE(bind, nullptr);
+    EXPECT_EQ(bind->source, "/src");
+    EXPECT_TRUE(bind->options.read_only);
+    EXPECT_EQ(copy.requests[0].get_if<mnt::detail::tmpfs_request>(), nullptr) << "a bind is no tmpfs";
+    EXPECT_NE(bind, original.requests[0].get_if<mnt::detail::bind_request>()) << "a copy is deep";
+    // The copy is independent of the original.
+    original.requests[0].get_if<mnt::detail::bind_request>()->source = "/changed";
+    EXPECT_EQ(copy.requests[0].get_if<mnt::detail::bind_request>()->source, "/src");
+
+    mnt::plan moved = std::move(copy);
+    ASSERT_EQ(moved.requests.size(), 3u);
+    EXPECT_EQ(moved.requests[2].get_if<mnt::detail::symlink_request>()->text, "x");
+    // One request moved out of: empty, and its copy is empty too.
+    mnt::detail::mount_request taken = std::move(moved.requests[1]);
+    EXPECT_EQ(taken.get_if<mnt::detail::tmpfs_request>()->target, "/tmp");
+    EXPECT_EQ(moved.requests[1].get_if<mnt::detail::tmpfs_request>(), nullptr);
+    const mnt::detail::mount_request copy_of_empty = moved.requests[1];
+    EXPECT_EQ(copy_of_empty.get_if<mnt::detail::tmpfs_request>(), nullptr);
+    // Assignment both ways, and to itself.
+    moved.requests[1] = taken;
+    EXPECT_EQ(moved.requests[1].get_if<mnt::detail::tmpfs_request>()->target, "/tmp");
+    moved.requests[0] = std::move(moved.requests[2]);
+    EXPECT_EQ(moved.requests[0].get_if<mnt::detail::symlink_request>()->target, "/y");
+    auto& self = moved.requests[1];
+    moved.requests[1] = self;
+    EXPECT_EQ(moved.requests[1].get_if<mnt::detail::tmpfs_request>()->target, "/tmp");
+    // Every kind visits as itself.
+    std::vector<mnt::detail::request_kind> kinds;
+    for (const auto& r : original.requests)
+        kinds.push_back(mnt::detail::visit_request<mnt::detail::request_kind>(
+            [](const auto& typed) {
+                return mnt::detail::kind_of_request<std::remove_cvref_t<decltype(typed)>>;
+            },
+            r));
+    EXPECT_EQ(kinds, (std::vector{mnt::detail::request_kind::bind, mnt::detail::request_kind::tmpfs,
+                                  mnt::detail::request_kind::symlink}));
+}

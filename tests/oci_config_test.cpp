@@ -74,7 +74,7 @@ template <class Request>
 std::vector<const Request*> requests_of(const mnt::plan& plan) {
     std::vector<const Request*> out;
     for (const auto& r : plan.requests)
-        if (const auto* typed = std::get_if<Request>(&r)) out.push_back(typed);
+        if (const auto* typed = r.get_if<Request>()) out.push_back(typed);
     return out;
 }
 
@@ -222,12 +222,12 @@ TEST(oci_config, podman_run_it_config_maps_field_by_field) {
     std::size_t write_at = 0, sys_read_only_at = 0, first_mask_at = 0, index = 0;
     for (const auto& r : plan.requests) {
         ++index;
-        if (const auto* w = std::get_if<mnt::detail::write_request>(&r)) {
+        if (const auto* w = r.get_if<mnt::detail::write_request>()) {
             EXPECT_EQ(w->target, "/proc/sys/net/ipv4/ping_group_range");
             EXPECT_EQ(w->text, "0 0");
             write_at = index;
         }
-        if (const auto* p = std::get_if<mnt::detail::path_request>(&r)) {
+        if (const auto* p = r.get_if<mnt::detail::path_request>()) {
             if (p->kind == ctr::detail::mount_step_kind::read_only && p->target == "/proc/sys") sys_read_only_at = index;
             if (p->kind == ctr::detail::mount_step_kind::mask && first_mask_at == 0) first_mask_at = index;
         }
@@ -263,11 +263,11 @@ TEST(oci_config, podman_run_it_config_maps_field_by_field) {
     auto runnable = plan;
     runnable.rootfs = "/";
     std::erase_if(runnable.requests, [](const mnt::detail::mount_request& r) {
-        const auto* b = std::get_if<mnt::detail::bind_request>(&r);
+        const auto* b = r.get_if<mnt::detail::bind_request>();
         return b && b->source.rfind("/var/lib/containers", 0) == 0;
     });
     std::erase_if(runnable.requests, [](const mnt::detail::mount_request& r) {
-        const auto* b = std::get_if<mnt::detail::bind_request>(&r);
+        const auto* b = r.get_if<mnt::detail::bind_request>();
         return b && b->source.rfind("/run/containers", 0) == 0;
     });
     EXPECT_NO_THROW(runnable.prepare());

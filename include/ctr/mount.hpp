@@ -39,7 +39,6 @@
 #include <string>
 #include <string_view>
 #include <utility>
-#include <variant>
 #include <vector>
 
 namespace ctr::mount {
@@ -755,7 +754,7 @@ public:
     template <class Unused = void>
     void add_root(const plan& p, const std::vector<skeleton>& skeletons) {
         const overlay_request* root_overlay = nullptr;
-        for (const auto& request : requests_of<Unused>(p))
+        for (const auto& request : plan_requests<Unused>(p))
             if (const auto* o = request_if<overlay_request>(request); o && root_target(o->target, "overlay") == "/") {
                 if (root_overlay) throw error(step::mount, EINVAL, "/", "two overlays at /");
                 root_overlay = o;
@@ -914,7 +913,7 @@ template <class Unused = void>
 inline std::vector<skeleton> plan_skeletons(const plan& p) {
     if (p.missing_points != missing_mount_points::make_in_skeleton) return {};
     std::vector<made_point> points;
-    for (const auto& request : requests_of<Unused>(p)) {
+    for (const auto& request : plan_requests<Unused>(p)) {
         if (const auto* o = request_if<overlay_request>(request); o && names_the_root(squeeze_slashes(o->target)))
             return {};
         if (auto point = made_point_of(request)) points.push_back(std::move(*point));
@@ -953,7 +952,7 @@ inline prepared_plan plan::prepare() const {
     const auto skeletons = detail::plan_skeletons(*this);
     builder.add_root(*this, skeletons);
     builder.add_skeletons(*this, skeletons);
-    for (const auto& request : detail::requests_of<Unused>(*this)) builder.add_request(request);
+    for (const auto& request : detail::plan_requests<Unused>(*this)) builder.add_request(request);
     builder.add_deferred();
     builder.seal_skeletons(*this, skeletons);
     builder.add_entry(entry);
@@ -1094,9 +1093,8 @@ namespace detail {
 
 // Runs one operation as a guard: the same steps a plan's child runs, with
 // host paths for targets.
-// A template of the request's type, not a mount_request: converting each
-// caller's request to the variant would compile the variant's converting
-// constructors in every translation unit that includes this header.
+// A template of the request's type: the request goes to the builder as it
+// is, without a mount_request around it.
 template <class Request>
 inline guard run_guard(const Request& request, int unmount_flags) {
     step_builder builder(true);

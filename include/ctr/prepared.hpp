@@ -28,7 +28,6 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <variant>
 #include <vector>
 
 namespace ctr::process {
@@ -234,7 +233,7 @@ prepared_sandbox::prepared_sandbox(const options& shared, prepared_options prepa
     std::optional<mount::plan> root = shared.root ? shared.root : std::optional<mount::plan>(mount::host_readonly());
     mount::proc_options proc_options;
     bool has_proc = false;
-    for (const auto& request : mount::detail::requests_of<Unused>(*root))
+    for (const auto& request : mount::detail::plan_requests<Unused>(*root))
         if (const auto* p = mount::detail::request_if<mount::detail::proc_request>(request); p && p->target == "/proc") {
             has_proc = true;
             proc_options = p->options;
@@ -247,7 +246,7 @@ prepared_sandbox::prepared_sandbox(const options& shared, prepared_options prepa
     // missing mount point), and is what runs find under their own.
     for (const auto& fresh : prepared.fresh_tmpfs) {
         bool mounted = false;
-        for (const auto& request : mount::detail::requests_of<Unused>(*root)) {
+        for (const auto& request : mount::detail::plan_requests<Unused>(*root)) {
             if (const auto* t = mount::detail::request_if<mount::detail::tmpfs_request>(request); t && t->target == fresh)
                 mounted = true;
             // dev() makes a tmpfs at shm.
@@ -271,7 +270,7 @@ prepared_sandbox::prepared_sandbox(const options& shared, prepared_options prepa
     }
     // The root's mounts below a fresh tmpfs, carried over it (the topmost
     // only: a recursive copy brings what is below).
-    for (const auto& request : mount::detail::requests_of<Unused>(*root)) {
+    for (const auto& request : mount::detail::plan_requests<Unused>(*root)) {
         const std::string target = mount::detail::visit_request<std::string>(
             [](const auto& r) -> std::string {
                 using type = std::remove_cvref_t<decltype(r)>;
