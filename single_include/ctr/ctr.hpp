@@ -5663,8 +5663,8 @@ CTR_CHILD_CODE inline long run_mount_steps(const mount_step* steps, std::size_t 
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <utility>
-#include <variant>
 #include <vector>
 
 namespace ctr::mount {
@@ -5839,32 +5839,123 @@ struct attributes_request {
     mount::attributes attrs;
 };
 
-using mount_request = std::variant<bind_request, tmpfs_request, proc_request, kernel_fs_request, dev_request,
+// The kinds of request, in the order of request_kinds below.
+enum class request_kind : std::uint8_t {
+    bind, tmpfs, proc, kernel_fs, dev, overlay, path, symlink, attributes, filesystem, write
+};
+
+template <class... Requests>
+struct request_list {};
+using request_kinds = request_list<bind_request, tmpfs_request, proc_request, kernel_fs_request, dev_request,
                                    overlay_request, path_request, symlink_request, attributes_request,
                                    filesystem_request, write_request>;
 
-// std::get_if and std::visit on a mount_request go through these. The
-// standard ones are constexpr, and g++ instantiates a constexpr function
-// template where it is first named, even in the body of a template that is
-// never instantiated: the variant and its visitation tables would be compiled
-// in every translation unit that includes the mount headers. These are not
-// constexpr and state their result type, so they are compiled only where a
-// program calls the code that uses them.
-template <class Request, class Variant>
-const Request* request_if(const Variant& request) noexcept {
-    return std::get_if<Request>(&request);
+template <class Request, class First, class... Rest>
+constexpr std::uint8_t request_index(request_list<First, Rest...>) noexcept {
+    if constexpr (std::is_same_v<Request, First>)
+        return 0;
+    else
+        return static_cast<std::uint8_t>(1 + request_index<Request>(request_list<Rest...>{}));
 }
-template <class Result, class Visitor, class Variant>
-Result visit_request(Visitor&& visitor, const Variant& request) {
-    return std::visit(std::forward<Visitor>(visitor), request);
+template <class Request>
+inline constexpr request_kind kind_of_request = static_cast<request_kind>(request_index<Request>(request_kinds{}));
+
+// One request of a plan: any one of the types above. Not a std::variant: a
+// plan sits in process::options, whose default member initializers make g++
+// compile the destructor of each member's type where the options are
+// declared, and a variant's destructor brings its whole visitation machinery
+// (about 1,000 classes) into every translation unit that includes ctr. This
+// holder's special members are plain functions; what depends on a request's
+// type is compiled only where a plan adds one of that type.
+class mount_request {
+public:
+    template <class Request, class Plain = std::remove_cvref_t<Request>,
+              class = std::enable_if_t<!std::is_same_v<Plain, mount_request>>>
+    explicit mount_request(Request&& request)
+        : kind_(kind_of_request<Plain>), object_(new Plain(std::forward<Request>(request))),
+          operations_(&operations_of<Plain>) {}
+    mount_request(const mount_request& other)
+        : kind_(other.kind_), object_(other.object_ ? other.operations_->copy(other.object_) : nullptr),
+          operations_(other.operations_) {}
+    mount_request(mount_request&& other) noexcept
+        : kind_(other.kind_), object_(std::exchange(other.object_, nullptr)), operations_(other.operations_) {}
+    mount_request& operator=(const mount_request& other) {
+        if (this != &other) *this = mount_request(other);
+        return *this;
+    }
+    mount_request& operator=(mount_request&& other) noexcept {
+        std::swap(kind_, other.kind_);
+        std::swap(object_, other.object_);
+        std::swap(operations_, other.operations_);
+        return *this;
+    }
+    ~mount_request() {
+        if (object_) operations_->destroy(object_);
+    }
+
+    request_kind kind() const noexcept { return kind_; }
+    // The request, when it is a `Request`; null otherwise (and when moved from).
+    template <class Request>
+    const Request* get_if() const noexcept {
+        return kind_ == kind_of_request<Request> ? static_cast<const Request*>(object_) : nullptr;
+    }
+    template <class Request>
+    Request* get_if() noexcept {
+        return kind_ == kind_of_request<Request> ? static_cast<Request*>(object_) : nullptr;
+    }
+
+private:
+    struct operations {
+        void* (*copy)(const void*);
+        void (*destroy)(void*) noexcept;
+    };
+    template <class Request>
+    static void* copy_of(const void* request) {
+        return new Request(*static_cast<const Request*>(request));
+    }
+    template <class Request>
+    static void destroy_one(void* request) noexcept {
+        delete static_cast<Request*>(request);
+    }
+    template <class Request>
+    static constexpr operations operations_of{&copy_of<Request>, &destroy_one<Request>};
+
+    request_kind kind_;
+    void* object_;
+    const operations* operations_;
+};
+
+template <class Request, class Holder>
+const Request* request_if(const Holder& request) noexcept {
+    return request.template get_if<Request>();
 }
+
+// Calls `visitor` with the request as its own type; every call must return
+// a `Result`.
+template <class Result, class Visitor, class Holder>
+Result visit_request(Visitor&& visitor, const Holder& request) {
+    switch (request.kind()) {
+    case request_kind::bind: return visitor(*request.template get_if<bind_request>());
+    case request_kind::tmpfs: return visitor(*request.template get_if<tmpfs_request>());
+    case request_kind::proc: return visitor(*request.template get_if<proc_request>());
+    case request_kind::kernel_fs: return visitor(*request.template get_if<kernel_fs_request>());
+    case request_kind::dev: return visitor(*request.template get_if<dev_request>());
+    case request_kind::overlay: return visitor(*request.template get_if<overlay_request>());
+    case request_kind::path: return visitor(*request.template get_if<path_request>());
+    case request_kind::symlink: return visitor(*request.template get_if<symlink_request>());
+    case request_kind::attributes: return visitor(*request.template get_if<attributes_request>());
+    case request_kind::filesystem: return visitor(*request.template get_if<filesystem_request>());
+    case request_kind::write: return visitor(*request.template get_if<write_request>());
+    }
+    return visitor(*request.template get_if<write_request>());  // not reached: every kind is above
+}
+
 // A plan's requests, named through the caller's template parameter so that
-// the loop over them is compiled only where the caller is: a loop over a
-// vector of the variant needs the complete variant (its iterator's
-// arithmetic), and in an expression that depends on nothing g++ compiles
-// that at the template's definition, in every translation unit.
+// the loop over them is compiled only where the caller is: in an expression
+// that depends on nothing g++ compiles a loop's iterator operations at the
+// template's definition, in every translation unit.
 template <class Unused, class Plan>
-const auto& requests_of(const Plan& p) noexcept {
+const auto& plan_requests(const Plan& p) noexcept {
     return p.requests;
 }
 
@@ -5976,12 +6067,10 @@ struct plan {
         return add(detail::attributes_request{std::move(target), attrs});
     }
 
-    // Appends one request. A template of the request's type, so that the
-    // variant's machinery is compiled only where a program builds a plan
-    // (in_place_type: without it every alternative is tried as a conversion).
+    // Appends one request (one of the detail::*_request types).
     template <class Request>
     plan& add(Request&& request) {
-        requests.emplace_back(std::in_place_type<std::remove_cvref_t<Request>>, std::forward<Request>(request));
+        requests.emplace_back(std::forward<Request>(request));
         return *this;
     }
 
@@ -6192,7 +6281,6 @@ inline std::vector<skeleton> find_skeletons(const std::string& root_source, cons
 #include <string>
 #include <string_view>
 #include <utility>
-#include <variant>
 #include <vector>
 
 namespace ctr::mount {
@@ -6908,7 +6996,7 @@ public:
     template <class Unused = void>
     void add_root(const plan& p, const std::vector<skeleton>& skeletons) {
         const overlay_request* root_overlay = nullptr;
-        for (const auto& request : requests_of<Unused>(p))
+        for (const auto& request : plan_requests<Unused>(p))
             if (const auto* o = request_if<overlay_request>(request); o && root_target(o->target, "overlay") == "/") {
                 if (root_overlay) throw error(step::mount, EINVAL, "/", "two overlays at /");
                 root_overlay = o;
@@ -7067,7 +7155,7 @@ template <class Unused = void>
 inline std::vector<skeleton> plan_skeletons(const plan& p) {
     if (p.missing_points != missing_mount_points::make_in_skeleton) return {};
     std::vector<made_point> points;
-    for (const auto& request : requests_of<Unused>(p)) {
+    for (const auto& request : plan_requests<Unused>(p)) {
         if (const auto* o = request_if<overlay_request>(request); o && names_the_root(squeeze_slashes(o->target)))
             return {};
         if (auto point = made_point_of(request)) points.push_back(std::move(*point));
@@ -7106,7 +7194,7 @@ inline prepared_plan plan::prepare() const {
     const auto skeletons = detail::plan_skeletons(*this);
     builder.add_root(*this, skeletons);
     builder.add_skeletons(*this, skeletons);
-    for (const auto& request : detail::requests_of<Unused>(*this)) builder.add_request(request);
+    for (const auto& request : detail::plan_requests<Unused>(*this)) builder.add_request(request);
     builder.add_deferred();
     builder.seal_skeletons(*this, skeletons);
     builder.add_entry(entry);
@@ -7247,9 +7335,8 @@ namespace detail {
 
 // Runs one operation as a guard: the same steps a plan's child runs, with
 // host paths for targets.
-// A template of the request's type, not a mount_request: converting each
-// caller's request to the variant would compile the variant's converting
-// constructors in every translation unit that includes this header.
+// A template of the request's type: the request goes to the builder as it
+// is, without a mount_request around it.
 template <class Request>
 inline guard run_guard(const Request& request, int unmount_flags) {
     step_builder builder(true);
@@ -16483,7 +16570,6 @@ inline pasta_process start_pasta(const pasta& options, pasta_target target, bool
 #include <memory>
 #include <optional>
 #include <string>
-#include <variant>
 #include <vector>
 
 namespace ctr::process {
@@ -16689,7 +16775,7 @@ prepared_sandbox::prepared_sandbox(const options& shared, prepared_options prepa
     std::optional<mount::plan> root = shared.root ? shared.root : std::optional<mount::plan>(mount::host_readonly());
     mount::proc_options proc_options;
     bool has_proc = false;
-    for (const auto& request : mount::detail::requests_of<Unused>(*root))
+    for (const auto& request : mount::detail::plan_requests<Unused>(*root))
         if (const auto* p = mount::detail::request_if<mount::detail::proc_request>(request); p && p->target == "/proc") {
             has_proc = true;
             proc_options = p->options;
@@ -16702,7 +16788,7 @@ prepared_sandbox::prepared_sandbox(const options& shared, prepared_options prepa
     // missing mount point), and is what runs find under their own.
     for (const auto& fresh : prepared.fresh_tmpfs) {
         bool mounted = false;
-        for (const auto& request : mount::detail::requests_of<Unused>(*root)) {
+        for (const auto& request : mount::detail::plan_requests<Unused>(*root)) {
             if (const auto* t = mount::detail::request_if<mount::detail::tmpfs_request>(request); t && t->target == fresh)
                 mounted = true;
             // dev() makes a tmpfs at shm.
@@ -16726,7 +16812,7 @@ prepared_sandbox::prepared_sandbox(const options& shared, prepared_options prepa
     }
     // The root's mounts below a fresh tmpfs, carried over it (the topmost
     // only: a recursive copy brings what is below).
-    for (const auto& request : mount::detail::requests_of<Unused>(*root)) {
+    for (const auto& request : mount::detail::plan_requests<Unused>(*root)) {
         const std::string target = mount::detail::visit_request<std::string>(
             [](const auto& r) -> std::string {
                 using type = std::remove_cvref_t<decltype(r)>;
