@@ -4,6 +4,7 @@
 // cost of running a filter from the cost of the profile's search). Printed as
 // ratios measured in the same run (never asserted).
 #include <ctr/seccomp.hpp>
+#include <ctr/seccomp_notify.hpp>
 
 #include "bench_support.hpp"
 
@@ -64,6 +65,35 @@ void getppid_under(benchmark::State& state, std::shared_ptr<const sc::filter> f)
     worker.join();
 }
 
+// getppid notified to a supervisor on another thread, which answers each
+// call (with a value: emulated; or continue_call: run as if allowed). The
+// round trip through the supervisor is the cost of any notified call.
+void getppid_notified(benchmark::State& state, sc::response answer) {
+    static const auto f = sc::builder{}
+                              .default_action(sc::action::allow())
+                              .rule("getppid", sc::action::notify())
+                              .build_shared();
+    std::thread worker([&] {
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
+            state.SkipWithError("prctl(PR_SET_NO_NEW_PRIVS) failed");
+            return;
+        }
+        // The launch's own step sends the listener to a parent; here the
+        // thread installs the filter itself and keeps it.
+        const long listener = ctr::detail::sys::seccomp(SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER,
+                                                        &f->program());
+        if (listener < 0) {
+            state.SkipWithError("installing the filter with a listener failed");
+            return;
+        }
+        sc::supervisor guard(ctr::unique_fd(static_cast<int>(listener)),
+                             [answer](const sc::notification&, sc::listener&) { return answer; });
+        for (auto _ : state) benchmark::DoNotOptimize(syscall(SYS_getppid));
+        state.counters["answered"] = static_cast<double>(guard.answered());
+    });
+    worker.join();
+}
+
 class seccomp_ratios : public ctr_bench::ratio_reporter {
     void summary() override {
         std::printf("\nrelative to the baseline in the same run:\n");
@@ -74,6 +104,12 @@ class seccomp_ratios : public ctr_bench::ratio_reporter {
         if (has("getppid/default_profile") && has("getppid/unfiltered"))
             std::printf("  %-50s %6.1f ns\n", "getppid: added by the default profile",
                         time("getppid/default_profile") - time("getppid/unfiltered"));
+        print_ratio("getppid: notified, emulated / allow-all filter", "getppid/notified_value", "getppid/allow_all");
+        print_ratio("getppid: notified, continued / allow-all filter", "getppid/notified_continue",
+                    "getppid/allow_all");
+        if (has("getppid/notified_value") && has("getppid/allow_all"))
+            std::printf("  %-50s %6.1f us\n", "getppid: added by a supervisor's answer",
+                        (time("getppid/notified_value") - time("getppid/allow_all")) / 1000.0);
         if (has("getppid/allow_all") && has("getppid/unfiltered"))
             std::printf("  %-50s %6.1f ns\n", "getppid: added by any filter (allow-all)",
                         time("getppid/allow_all") - time("getppid/unfiltered"));
@@ -91,6 +127,12 @@ int main(int argc, char** argv) {
         ->UseRealTime();
     benchmark::RegisterBenchmark("getppid/default_profile", [](benchmark::State& s) {
         getppid_under(s, sc::default_profile());
+    })->UseRealTime();
+    benchmark::RegisterBenchmark("getppid/notified_value", [](benchmark::State& s) {
+        getppid_notified(s, sc::response::value(1));
+    })->UseRealTime();
+    benchmark::RegisterBenchmark("getppid/notified_continue", [](benchmark::State& s) {
+        getppid_notified(s, sc::response::continue_call());
     })->UseRealTime();
     benchmark::Initialize(&argc, argv);
     if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;

@@ -76,6 +76,9 @@ struct config {
     // --security-opt seccomp=PATH: a profile in Docker's format, read when
     // the run starts (oci/seccomp_profile.hpp) in place of the default one.
     std::optional<std::string> seccomp_profile;
+    // --landlock, --security-opt landlock=: applied when the run starts
+    // (sandbox.hpp, landlock_ruleset).
+    landlock_request landlock;
 
     std::string name;  // --name: one run at a time under it
     std::chrono::milliseconds timeout{0};
@@ -129,7 +132,7 @@ constexpr flag_spec flags[] = {
     {"version", 0, takes::boolean},       {"interactive", 'i', takes::boolean}, {"tty", 't', takes::boolean},
     {"rm", 0, takes::boolean},            {"sig-proxy", 0, takes::boolean},     {"entrypoint", 0, takes::value},
     {"userns", 0, takes::value},          {"privileged", 0, takes::boolean},    {"security-opt", 0, takes::value},
-    {"require-namespaces", 0, takes::boolean},
+    {"landlock", 0, takes::value},        {"require-namespaces", 0, takes::boolean},
 };
 
 // Docker's `run` flags that ctr-run does not have, each refused with one line
@@ -364,6 +367,7 @@ inline void apply_flag(config& c, const flag_spec& f, std::string_view shown, st
     } else if (name == "cap-add") add_capability_names(c.cap_add, shown, value);
     else if (name == "cap-drop") add_capability_names(c.cap_drop, shown, value);
     else if (name == "privileged") c.privileged = on;
+    else if (name == "landlock") parse_landlock(shown, value, c.landlock);
     else if (name == "userns") {
         if (value != "host")
             bad_value(shown, "'" + std::string(value) + "' is not host (without --userns, root gets a user namespace "
@@ -382,9 +386,12 @@ inline void apply_flag(config& c, const flag_spec& f, std::string_view shown, st
             if (value.size() == 8) bad_value(shown, "'" + std::string(value) + "' names no profile file");
             c.seccomp = true;
             c.seccomp_profile = std::string(value.substr(8));
-        } else
+        } else if (value.starts_with("landlock=") || value.starts_with("landlock:"))
+            parse_landlock(shown, value.substr(9), c.landlock);
+        else
             bad_value(shown, "'" + std::string(value) +
-                                 "' is not no-new-privileges[=true|false], seccomp=unconfined or seccomp=PROFILE.json");
+                                 "' is not no-new-privileges[=true|false], seccomp=unconfined, seccomp=PROFILE.json "
+                                 "or landlock=RULES");
     } else if (name == "name") {
         if (!is_container_name(value))
             bad_value(shown, "'" + std::string(value) + "' is not a name ([a-zA-Z0-9][a-zA-Z0-9_.-]*, as Docker's)");
@@ -499,6 +506,8 @@ inline config parse_arguments(int argc, char** argv) {
     if (c.ipc_host && c.shm_size) bad_value("--shm-size", "with --ipc host, /dev/shm is the host's");
     if (c.pid_host && c.no_init) bad_value("--no-init", "with --pid host there is no pid 1 of the sandbox's own");
     if (c.clear_env && c.env_host) bad_value("--clear-env", "contradicts --env-host");
+    if (c.privileged && c.landlock.enabled)
+        bad_value("--landlock", "does not go with --privileged, which lifts every confinement (leave out one of them)");
     // As Docker: publishing a port needs a network of the sandbox's own.
     // Without --network, run picks veth or pasta (network.hpp).
     if (!c.publish.empty() && c.network_given && c.network != network_mode::veth && c.network != network_mode::pasta)

@@ -145,6 +145,19 @@ Security (confined by default, see docs/security.md):
                                /usr/share/containers/seccomp.json) in place of
                                the default one; its includes/excludes see the
                                capabilities the run keeps (docs/oci.md)
+      --landlock RULE[,RULE...], --security-opt landlock=RULE[,RULE...]
+                               Landlock (Linux 5.13 and later): the command
+                               may use files only as the rules say, paths as
+                               the sandbox sees them. ro=PATH: read; rx=PATH:
+                               read and run; rw=PATH: read, write, make and
+                               remove; rwx=PATH: both; connect=PORT and
+                               bind=PORT: the only TCP ports it may use (Linux
+                               6.7). The defaults come first: rx=/, the
+                               devices of /dev, rw=/dev/shm and rw=/tmp
+                               (where the root has one); no-defaults leaves
+                               them out, defaults alone asks for no more. What
+                               the rules deny fails with Permission denied;
+                               may be repeated
       --privileged             every capability, no no_new_privs, no seccomp:
                                the documented way out (the user namespace stays
                                unless --userns host)

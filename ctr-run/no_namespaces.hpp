@@ -111,6 +111,13 @@ inline void confine_without_namespaces(const config& c, ctr::process::options& o
     for (const char* device : {"/dev/null", "/dev/zero", "/dev/full", "/dev/tty", "/dev/ptmx", "/dev/random", "/dev/urandom"})
         if (access(device, F_OK) == 0) rules.allow(device, fs::read | fs::write | fs::ioctl_dev);
     if (access("/dev/pts", F_OK) == 0) rules.allow("/dev/pts", fs::read | fs::write | fs::ioctl_dev);
+    // --landlock's own rules add to these; its defaults, made for the
+    // sandbox's own /tmp and /dev, do not apply to the host's.
+    for (const auto& rule : c.landlock.paths) rules.allow(rule.path, rule.rights);
+    for (const auto& rule : c.landlock.ports) {
+        if (rule.what == ctr::landlock::tcp::bind) rules.bind_tcp(rule.port);
+        else rules.connect_tcp(rule.port);
+    }
     if (c.network == network_mode::none) rules.restrict_tcp();
     rules.scope_abstract_unix_sockets().scope_signals();
 

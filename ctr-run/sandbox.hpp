@@ -18,12 +18,14 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <optional>
 #include <set>
 #include <sstream>
 #include <string>
+#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -72,6 +74,57 @@ inline std::shared_ptr<const ctr::seccomp::filter> profile_filter(const std::str
     }
 }
 
+// Whether the sandbox has a /tmp for the default Landlock rule: the host's
+// root gets a private one; a --rootfs or --overlay root has one where a
+// layer has it or a flag mounts one there.
+inline bool sandbox_has_tmp(const config& c) {
+    if (!c.rootfs && c.overlay.empty()) return true;
+    for (const auto& t : c.tmpfs)
+        if (t.target == "/tmp") return true;
+    for (const auto& v : c.volumes)
+        if (v.target == "/tmp") return true;
+    std::vector<std::string> layers = c.overlay;
+    if (c.rootfs) layers.push_back(*c.rootfs);
+    std::error_code ec;
+    for (const auto& layer : layers)
+        if (std::filesystem::is_directory(layer + "/tmp", ec)) return true;
+    return false;
+}
+
+// --landlock: the rules asked for, over the defaults (docs/ctr-run.md):
+// the whole root readable and executable, the devices of /dev readable and
+// writable (/dev/null, a terminal's ioctls), /dev/shm and /tmp writable.
+// Best effort for what refines a file rule (truncate, device ioctls, moving
+// between directories); refused where the kernel would leave the asked-for
+// confinement out altogether.
+inline std::optional<ctr::landlock::ruleset> landlock_ruleset(const config& c) {
+    namespace fs = ctr::landlock::fs;
+    const landlock_request& asked = c.landlock;
+    if (!asked.enabled) return std::nullopt;
+    const int abi = ctr::landlock::abi();
+    if (abi == 0)
+        bad_value("--landlock", "this kernel has no Landlock, or it is disabled at boot (it needs Linux 5.13 and "
+                                "landlock in the lsm= boot parameter)");
+    if (!asked.ports.empty() && abi < 4)
+        bad_value("--landlock", "TCP port rules need Landlock ABI 4 (Linux 6.7); this kernel has ABI " +
+                                    std::to_string(abi));
+    ctr::landlock::ruleset rules;
+    if (asked.defaults) {
+        rules.execute("/");
+        rules.allow("/dev", fs::read | fs::write | fs::ioctl_dev);
+        rules.write("/dev/shm");
+        if (sandbox_has_tmp(c)) rules.write("/tmp");
+    }
+    for (const auto& rule : asked.paths) rules.allow(rule.path, rule.rights);
+    for (const auto& rule : asked.ports) {
+        if (rule.what == ctr::landlock::tcp::bind) rules.bind_tcp(rule.port);
+        else rules.connect_tcp(rule.port);
+    }
+    if (rules.paths().empty() && rules.ports().empty())
+        bad_value("--landlock", "no-defaults leaves no rule: give the paths the command needs (rx=/usr,rw=/out)");
+    return rules;
+}
+
 // What the command may still do: Podman's default capabilities with
 // --cap-add/--cap-drop applied, no_new_privs and the default seccomp
 // profile, unless --privileged or the --security-opt switches say otherwise.
@@ -86,7 +139,8 @@ inline ctr::security confinement(const config& c) {
     else if (c.seccomp) filter = ctr::seccomp::default_profile();
     return {.capabilities = ctr::caps::policy{.keep = keep},
             .no_new_privileges = c.no_new_privileges,
-            .seccomp = std::move(filter)};
+            .seccomp = std::move(filter),
+            .landlock = landlock_ruleset(c)};
 }
 
 // /proc for the sandbox: a fresh one for its own pid namespace, or, with

@@ -4,6 +4,7 @@
 // value throws usage_error (one line naming the flag, exit 125) and nothing
 // else: tests/fuzz/ctr_run_flags.cpp holds the parsers to that.
 
+#include <ctr/landlock.hpp>
 #include <ctr/mount.hpp>
 
 #include <arpa/inet.h>
@@ -415,5 +416,52 @@ inline user_spec parse_user(std::string_view flag, std::string_view text) {
     return u;
 }
 
+
+// ---- Landlock ----------------------------------------------------------
+
+// --landlock and --security-opt landlock=: Landlock rules on paths as the
+// sandbox sees them and on TCP ports, over ctr-run's default rules unless
+// no-defaults (sandbox.hpp, landlock_ruleset).
+struct landlock_request {
+    bool enabled = false;
+    bool defaults = true;
+    std::vector<ctr::landlock::path_rule> paths;
+    std::vector<ctr::landlock::port_rule> ports;
+};
+
+inline constexpr std::string_view landlock_rule_forms =
+    "ro=PATH, rx=PATH, rw=PATH, rwx=PATH, connect=PORT, bind=PORT, defaults or no-defaults";
+
+// A comma list of rules: ro=/src,rw=/out,connect=443. Each flag adds to
+// what the earlier ones said.
+inline void parse_landlock(std::string_view flag, std::string_view text, landlock_request& into) {
+    namespace fs = ctr::landlock::fs;
+    if (text.empty()) bad_value(flag, std::string("needs Landlock rules (") + std::string(landlock_rule_forms) + ")");
+    for (const std::string_view item : split(text, ',')) {
+        const auto eq = item.find('=');
+        const std::string_view key = item.substr(0, eq);
+        const std::string_view value = eq == std::string_view::npos ? std::string_view{} : item.substr(eq + 1);
+        const auto path_rule = [&](ctr::landlock::access rights) {
+            if (value.empty() || value[0] != '/')
+                bad_value(flag, "'" + std::string(item) + "': the path '" + std::string(value) +
+                                    "' must be an absolute path, as the sandbox sees it");
+            into.paths.push_back({std::string(value), rights});
+        };
+        if (eq == std::string_view::npos && item == "defaults") {
+        } else if (eq == std::string_view::npos && item == "no-defaults") {
+            into.defaults = false;
+        } else if (key == "ro") path_rule(fs::read);
+        else if (key == "rx") path_rule(fs::read | fs::execute);
+        else if (key == "rw") path_rule(fs::read_write);
+        else if (key == "rwx") path_rule(fs::read_write | fs::execute);
+        else if (eq != std::string_view::npos && (key == "connect" || key == "bind")) {
+            const auto port = parse_integer<std::uint16_t>(value);
+            if (!port) bad_value(flag, "'" + std::string(item) + "': '" + std::string(value) + "' is not a TCP port (0 to 65535)");
+            into.ports.push_back({*port, key == "bind" ? ctr::landlock::tcp::bind : ctr::landlock::tcp::connect});
+        } else
+            bad_value(flag, "'" + std::string(item) + "' is not a Landlock rule (" + std::string(landlock_rule_forms) + ")");
+    }
+    into.enabled = true;
+}
 
 }  // namespace ctr_run

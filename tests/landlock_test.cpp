@@ -14,13 +14,17 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstddef>
 
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -300,6 +304,118 @@ TEST(landlock, dropped_names_each_feature_and_the_kernel_it_needs) {
     const std::vector<std::string> none = rules.dropped(0);
     ASSERT_FALSE(none.empty());
     EXPECT_NE(none[0].find("no Landlock"), std::string::npos) << none[0];
+}
+
+// The ruleset is the command's whatever uid it runs as: the domain goes
+// with the process through setuid and exec, and the rules' paths are
+// opened after the change of user.
+TEST(landlock, holds_after_a_change_of_uid) {
+    SKIP_WITHOUT_LANDLOCK_ABI(1);
+    if (!ctr_test::real_root) GTEST_SKIP() << "another uid needs real root (the rootless lane maps one id)";
+    temp_dir tmp;
+    const std::string out = tmp.path + "/out", other = tmp.path + "/other";
+    // Both writable by nobody: only Landlock stands in the way.
+    std::filesystem::create_directories(out);
+    std::filesystem::create_directories(other);
+    for (const std::string& dir : {out, other}) std::filesystem::permissions(dir, std::filesystem::perms::all);
+    std::filesystem::permissions(tmp.path, std::filesystem::perms::owner_all | std::filesystem::perms::group_read |
+                                               std::filesystem::perms::group_exec | std::filesystem::perms::others_read |
+                                               std::filesystem::perms::others_exec);
+    ctr::process::options opts{.std_out = stdio::capture(), .std_err = stdio::capture()};
+    opts.groups = std::vector<gid_t>{};
+    opts.gid = 65534;
+    opts.uid = 65534;
+    const auto write_in = [&](const std::string& dir, std::optional<landlock::ruleset> rules) {
+        opts.security.landlock = std::move(rules);
+        auto r = spawn({"/bin/sh", "-c", "id -u && echo x > " + dir + "/f"}, opts).wait();
+        return outcome{r.exit_code.value_or(-1), r.std_out, r.std_err};
+    };
+
+    // Unconfined, nobody writes there...
+    const outcome open_run = write_in(other, std::nullopt);
+    ASSERT_EQ(open_run.exit_code, 0) << open_run.err;
+    ASSERT_EQ(open_run.out, "65534\n");
+    struct stat st {};
+    ASSERT_EQ(stat((other + "/f").c_str(), &st), 0);
+    ASSERT_EQ(st.st_uid, 65534U) << "the command ran as another uid";
+    std::filesystem::remove(other + "/f");
+
+    // ...and with the ruleset, as the same uid, only in the allowed tree.
+    const landlock::ruleset rules = system_rules().write(out);
+    const outcome refused = write_in(other, rules);
+    EXPECT_EQ(refused.out, "65534\n");
+    EXPECT_NE(refused.exit_code, 0);
+    EXPECT_NE(refused.err.find("Permission denied"), std::string::npos) << refused.err;
+    EXPECT_FALSE(std::filesystem::exists(other + "/f"));
+    const outcome allowed = write_in(out, rules);
+    EXPECT_EQ(allowed.exit_code, 0) << allowed.err;
+    EXPECT_TRUE(std::filesystem::exists(out + "/f"));
+}
+
+// The flags the child's landlock_restrict_self is given: the apply step's.
+long planned_restrict_self_flags(const landlock::ruleset& rules) {
+    ctr::detail::launch_plan plan;
+    ctr::process::options opts;
+    opts.security.landlock = rules;
+    ctr::process::detail::build_plan(plan, {"/bin/true"}, opts);
+    for (const auto& op : plan.ops)
+        if (op.step == ctr::step::apply_landlock) return op.b;
+    return -1;
+}
+
+TEST(landlock, audit_log_switches_are_restrict_self_flags_of_abi_7) {
+    const landlock::ruleset rules =
+        landlock::ruleset{}.read("/usr").log_same_exec(false).log_new_exec(true).log_subdomains(false);
+    // LANDLOCK_RESTRICT_SELF_LOG_SAME_EXEC_OFF, _NEW_EXEC_ON, _SUBDOMAINS_OFF.
+    EXPECT_EQ(rules.restrict_self_flags(), 1U | 2U | 4U);
+    EXPECT_EQ(landlock::ruleset{}.log_new_exec(true).restrict_self_flags(), 2U);
+    // The kernel's defaults set no flag.
+    EXPECT_EQ(landlock::ruleset{rules}.log_same_exec(true).log_new_exec(false).log_subdomains(true).restrict_self_flags(),
+              0U);
+    EXPECT_TRUE(rules.dropped(7).empty());
+    const std::vector<std::string> on_6 = rules.dropped(6);
+    ASSERT_EQ(on_6.size(), 1U);
+    EXPECT_EQ(on_6[0].rfind("audit log switches", 0), 0U) << on_6[0];
+    EXPECT_NE(on_6[0].find("needs Landlock ABI 7 (Linux 6.15); this kernel has ABI 6"), std::string::npos) << on_6[0];
+}
+
+TEST(landlock, audit_log_switches_reach_the_kernel_or_are_dropped_below_abi_7) {
+    SKIP_WITHOUT_LANDLOCK_ABI(7);
+    // The kernel checks restrict_self's flags before anything else it
+    // applies: one it does not know is refused, so a confined run below was
+    // given flags it accepts.
+    errno = 0;
+    EXPECT_EQ(syscall(SYS_landlock_restrict_self, -1, 1U << 31), -1);
+    EXPECT_EQ(errno, EINVAL);
+
+    temp_dir tmp;
+    write_text(tmp.path + "/f", "text");
+    const std::string cat = "cat " + tmp.path + "/f";
+    ASSERT_EQ(sh(cat, std::nullopt).out, "text");
+    landlock::ruleset rules = base_rules().log_same_exec(false).log_new_exec(true).log_subdomains(false);
+    rules.set_mode(landlock::mode::required);
+    EXPECT_EQ(planned_restrict_self_flags(rules), 7);
+    // The switches change what is logged, not what is denied.
+    const outcome confined = sh(cat, rules);
+    EXPECT_NE(confined.exit_code, 0);
+    EXPECT_NE(confined.err.find("Permission denied"), std::string::npos) << confined.err;
+    EXPECT_EQ(sh(cat, landlock::ruleset{rules}.read(tmp.path)).out, "text");
+
+    // Held to ABI 6: best effort drops them (the kernel would refuse them)...
+    landlock::ruleset old = base_rules().log_new_exec(true).at_most_abi(6);
+    EXPECT_EQ(planned_restrict_self_flags(old), 0);
+    EXPECT_EQ(sh(cat, landlock::ruleset{old}.read(tmp.path)).out, "text");
+    EXPECT_NE(sh(cat, old).exit_code, 0);
+    // ...and required refuses, naming the ABI they need.
+    old.set_mode(landlock::mode::required);
+    try {
+        (void)sh(cat, old);
+        FAIL() << "required mode ran without the log switches";
+    } catch (const ctr::error& e) {
+        EXPECT_EQ(e.step(), ctr::step::create_landlock_ruleset);
+        EXPECT_NE(std::string(e.what()).find("audit log switches"), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("ABI 7 (Linux 6.15)"), std::string::npos) << e.what();
+    }
 }
 
 TEST(landlock, ruleset_fd_does_not_reach_the_command) {

@@ -429,7 +429,12 @@ TEST(prepared, a_run_out_of_memory_is_killed_and_the_sandbox_goes_on) {
     if (const auto& why = ctr_test::cgroup_blocker()) GTEST_SKIP() << "cgroups: " << why->what();
     std::optional<ctr::cgroup::group> group;
     try {
-        group.emplace(ctr::cgroup::options{.limits = {.memory_max = "32M", .swap_max = "0"}});
+        // The OOM killer weighs a run's resident set plus its oom_score_adj
+        // of 1000 (as much again as the limit) against the server's resident
+        // set, which is the caller's (a copy of its memory): the limit must
+        // be over half of that for the run to be the heavier (a sanitizer
+        // build's test process is far larger than 32 MiB; docs/prepared.md).
+        group.emplace(ctr::cgroup::options{.limits = {.memory_max = "256M", .swap_max = "0"}});
     } catch (const ctr::error& e) {
         GTEST_SKIP() << "no memory limit without swap here: " << e.what();
     }

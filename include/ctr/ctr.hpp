@@ -24,6 +24,7 @@
 #include <ctr/process.hpp>
 #include <ctr/pasta.hpp>  // after process.hpp, whose spawn it uses (process.hpp includes it too)
 #include <ctr/seccomp.hpp>
+#include <ctr/seccomp_notify.hpp>
 #include <ctr/security.hpp>
 #include <ctr/spawn_options.hpp>
 #include <ctr/unique_fd.hpp>

@@ -137,6 +137,17 @@ public:
         scopes_ |= 2U;
         return *this;
     }
+    // ABI 7, Linux 6.15: which of the sandbox's denials the kernel's audit
+    // log records (where audit is on; what is denied stays the same). The
+    // ruleset is applied in the child before it execs the command, and the
+    // kernel's defaults follow that line: denials before the exec are
+    // logged (ctr's last setup steps; log_same_exec(false) mutes them),
+    // the command's own are not unless log_new_exec(true); sandboxes the
+    // command makes inside this one are logged unless log_subdomains(false).
+    // Passed as landlock_restrict_self's flags (LANDLOCK_RESTRICT_SELF_LOG_*).
+    ruleset& log_same_exec(bool on) noexcept { return set_restrict_flag(log_same_exec_off, !on); }
+    ruleset& log_new_exec(bool on) noexcept { return set_restrict_flag(log_new_exec_on, on); }
+    ruleset& log_subdomains(bool on) noexcept { return set_restrict_flag(log_subdomains_off, !on); }
     ruleset& set_mode(landlock::mode m) noexcept {
         mode_ = m;
         return *this;
@@ -156,6 +167,13 @@ public:
     bool scopes_signals() const noexcept { return (scopes_ & 2U) != 0; }
     landlock::mode mode() const noexcept { return mode_; }
     int abi_limit() const noexcept { return abi_limit_; }
+    // The flags the log switches give landlock_restrict_self (0: the kernel's defaults).
+    std::uint32_t restrict_self_flags() const noexcept { return restrict_flags_; }
+
+    // The kernel's values (linux/landlock.h).
+    static constexpr std::uint32_t log_same_exec_off = 1U << 0;   // LANDLOCK_RESTRICT_SELF_LOG_SAME_EXEC_OFF
+    static constexpr std::uint32_t log_new_exec_on = 1U << 1;     // LANDLOCK_RESTRICT_SELF_LOG_NEW_EXEC_ON
+    static constexpr std::uint32_t log_subdomains_off = 1U << 2;  // LANDLOCK_RESTRICT_SELF_LOG_SUBDOMAINS_OFF
 
     // What a kernel with Landlock ABI `abi` (0: none) could not enforce of
     // this ruleset, one line each, with the ABI and kernel it needs. Empty:
@@ -167,11 +185,17 @@ public:
     std::vector<std::string> dropped() const;
 
 private:
+    ruleset& set_restrict_flag(std::uint32_t flag, bool set) noexcept {
+        restrict_flags_ = set ? restrict_flags_ | flag : restrict_flags_ & ~flag;
+        return *this;
+    }
+
     std::vector<path_rule> paths_;
     std::vector<port_rule> ports_;
     bool restrict_filesystem_ = false;
     bool restrict_tcp_ = false;
     unsigned scopes_ = 0;
+    std::uint32_t restrict_flags_ = 0;
     landlock::mode mode_ = landlock::mode::best_effort;
     int abi_limit_ = 0;  // 0: none
 };
@@ -236,6 +260,7 @@ constexpr std::uint64_t file_rights_of(int abi) noexcept {
 struct fit {
     int abi = 0;  // the ABI used: the kernel's, or the ruleset's limit
     ruleset_attr attr{};
+    std::uint32_t restrict_self_flags = 0;  // what landlock_restrict_self is given
     std::vector<std::string> missing;
 };
 
@@ -267,6 +292,11 @@ fit fit_ruleset(const ruleset& rules, int kernel_abi) {
     if (rules.restricts_tcp() && has(4, "TCP port rules")) out.attr.handled_access_net = 3;
     if (rules.scopes_abstract_unix_sockets() && has(6, "scoped abstract unix sockets")) out.attr.scoped |= 1;
     if (rules.scopes_signals() && has(6, "scoped signals")) out.attr.scoped |= 2;
+    // A kernel before ABI 7 refuses any flag (EINVAL): best effort keeps the
+    // kernel's logging defaults there.
+    if (rules.restrict_self_flags() != 0 &&
+        has(7, "audit log switches (log_same_exec, log_new_exec, log_subdomains)"))
+        out.restrict_self_flags = rules.restrict_self_flags();
     return out;
 }
 

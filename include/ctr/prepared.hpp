@@ -189,6 +189,8 @@ prepared_sandbox::prepared_sandbox(const options& shared, prepared_options prepa
     if (shared.terminal) refuse("terminal", "has no terminal (spawn one with options::terminal)");
     if (shared.start_gate >= 0) refuse("start_gate", "starts each run at run()");
     if (!shared.fds.empty()) refuse("fds", "passes no further fds to its runs");
+    if (shared.security.seccomp && shared.security.seccomp->notifies())
+        refuse("security.seccomp", "hands out no seccomp listener: spawn a filter that notifies (action::notify)");
     if (shared.timeout.count() != 0) refuse("timeout", "takes a timeout per run (run_options::timeout)");
     if (shared.std_in.how != stdio::kind::inherit || shared.std_out.how != stdio::kind::inherit ||
         shared.std_err.how != stdio::kind::inherit)

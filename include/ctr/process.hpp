@@ -119,6 +119,7 @@ public:
             network_ = std::exchange(other.network_, std::nullopt);
             pasta_ = std::move(other.pasta_);
             terminal_ = std::move(other.terminal_);
+            seccomp_listener_ = std::move(other.seccomp_listener_);
         }
         return *this;
     }
@@ -188,6 +189,13 @@ public:
             throw error(step::open_terminal, static_cast<int>(-r), "pid " + std::to_string(pid_),
                         "setting the window size");
     }
+
+    // The listener of a seccomp filter that notifies (seccomp::action::
+    // notify), for a supervisor (<ctr/seccomp_notify.hpp>); empty without
+    // one, and once taken. While no supervisor holds it the notified calls
+    // wait; once every copy is closed they fail with ENOSYS.
+    template <class = void>
+    [[nodiscard]] unique_fd take_seccomp_listener() noexcept { return std::move(seccomp_listener_); }
 
     // The veth options::network made (names and addresses of both ends),
     // or null without one.
@@ -400,6 +408,7 @@ private:
     // options::pasta's pasta, ended after the sandbox.
     net::pasta_process pasta_;
     unique_fd terminal_;
+    unique_fd seccomp_listener_;
 };
 
 namespace detail {
@@ -636,6 +645,9 @@ inline child detail::spawn_extended(std::vector<std::string> argv, const options
     }
     // Sent by the child before it exec'd, so it is there to take.
     if (plan->terminal_from_child) handle.terminal_ = d::receive_terminal(plan->terminal_from_child.get());
+    if (plan->seccomp_listener_from_child)
+        handle.seccomp_listener_ = cd::receive_fd_from_child(plan->seccomp_listener_from_child.get(),
+                                                             step::install_seccomp, "", "the seccomp listener");
     if (plan->uses_init) handle.plan_ = plan;  // pid 1 runs on in our memory
     handle.std_in_ = std::move(plan->parent_in);
     if (plan->capture_out) handle.capture_out_ = std::move(plan->parent_out);

@@ -73,10 +73,12 @@ public:
         kill_thread,   // only the calling thread dies
         trap,          // SIGSYS to the thread; si_syscall names the call
         log,           // allowed, and logged by the audit subsystem
-        // A later step adds user_notify (SECCOMP_RET_USER_NOTIF): the call
-        // waits while a supervisor reads it from a listener fd and answers.
-        // It needs the filter installed with SECCOMP_FILTER_FLAG_NEW_LISTENER
-        // (child_op::a of the install step) and the fd handed to the parent.
+        // SECCOMP_RET_USER_NOTIF: the call waits while a supervisor reads it
+        // from the filter's listener fd and answers it (<ctr/seccomp_notify.hpp>).
+        // spawn installs such a filter with SECCOMP_FILTER_FLAG_NEW_LISTENER
+        // and hands the listener to the caller (child::take_seccomp_listener).
+        // Once no supervisor holds the listener, the call fails with ENOSYS.
+        notify,
     };
 
     static constexpr action allow() noexcept { return action{kind::allow, 0}; }
@@ -86,6 +88,8 @@ public:
     static constexpr action kill_thread() noexcept { return action{kind::kill_thread, 0}; }
     static constexpr action trap() noexcept { return action{kind::trap, 0}; }
     static constexpr action log() noexcept { return action{kind::log, 0}; }
+    // Linux 5.0+: the supervisor decides (see kind::notify).
+    static constexpr action notify() noexcept { return action{kind::notify, 0}; }
 
     constexpr kind which() const noexcept { return kind_; }
     constexpr int errno_value() const noexcept { return errno_; }
@@ -100,6 +104,7 @@ public:
             case kind::kill_thread: return SECCOMP_RET_KILL_THREAD;
             case kind::trap: return SECCOMP_RET_TRAP;
             case kind::log: return SECCOMP_RET_LOG;
+            case kind::notify: return SECCOMP_RET_USER_NOTIF;
         }
         return SECCOMP_RET_KILL_PROCESS;
     }
@@ -121,6 +126,7 @@ inline std::string to_string(action a) {
         case action::kind::kill_thread: return "kill thread";
         case action::kind::trap: return "trap (SIGSYS)";
         case action::kind::log: return "log and allow";
+        case action::kind::notify: return "notify the supervisor";
         case action::kind::fail_with: break;
     }
     switch (a.errno_value()) {
@@ -229,8 +235,11 @@ class builder;
 // stays valid for as long as the filter lives where it is.
 class filter {
 public:
-    filter(const filter& other) : code_(other.code_), install_flags_(other.install_flags_) { point_program(); }
-    filter(filter&& other) noexcept : code_(std::move(other.code_)), install_flags_(other.install_flags_) {
+    filter(const filter& other) : code_(other.code_), install_flags_(other.install_flags_), notify_(other.notify_) {
+        point_program();
+    }
+    filter(filter&& other) noexcept
+        : code_(std::move(other.code_)), install_flags_(other.install_flags_), notify_(std::move(other.notify_)) {
         point_program();
         other.point_program();
     }
@@ -254,10 +263,30 @@ public:
     template <class = void>
     std::uint32_t install_flags() const noexcept { return install_flags_; }
 
+    // Whether any call may get action::notify(): then the launch installs
+    // the filter with a listener and hands it to the caller.
+    template <class = void>
+    bool notifies() const noexcept { return notify_.by_default || !notify_.by_rule.empty(); }
+    // Whether a call of this x86-64 number may get action::notify(), for
+    // some arguments.
+    template <class = void>
+    bool may_notify(int number) const noexcept {
+        for (const int n : notify_.by_rule)
+            if (n == number) return true;
+        for (const int n : notify_.never)
+            if (n == number) return false;
+        return notify_.by_default;
+    }
+
 private:
     friend class builder;
-    filter(std::vector<sock_filter> code, std::uint32_t flags)
-        : code_(std::move(code)), install_flags_(flags) {
+    struct notify_map {
+        std::vector<int> by_rule;  // numbers with a rule that notifies
+        std::vector<int> never;    // numbers that a rule without conditions decides otherwise
+        bool by_default = false;   // the default or unknown-call action notifies
+    };
+    filter(std::vector<sock_filter> code, std::uint32_t flags, notify_map notify)
+        : code_(std::move(code)), install_flags_(flags), notify_(std::move(notify)) {
         point_program();
     }
     template <class = void>
@@ -268,6 +297,7 @@ private:
 
     std::vector<sock_filter> code_;
     std::uint32_t install_flags_ = 0;
+    notify_map notify_;
     sock_fprog program_{};
 };
 
@@ -379,7 +409,17 @@ public:
             for (const condition& c : r.all_of) out.checks.push_back(to_check(c));
             spec.rules.push_back(std::move(out));
         }
-        return filter(detail::bpf::compile(spec), install_flags_);
+        // What may notify: a number with a notifying rule; any other number
+        // when the default does, unless a rule without conditions decides
+        // it otherwise.
+        filter::notify_map notifying;
+        notifying.by_default =
+            default_.which() == action::kind::notify || unknown_.which() == action::kind::notify;
+        for (const pending_rule& r : rules_)
+            if (r.what.which() == action::kind::notify) notifying.by_rule.push_back(r.number);
+        for (const auto& [number, what] : decided_)
+            if (what.which() != action::kind::notify) notifying.never.push_back(number);
+        return filter(detail::bpf::compile(spec), install_flags_, std::move(notifying));
     }
     template <class = void>
     std::shared_ptr<const filter> build_shared() const { return std::make_shared<const filter>(build()); }
@@ -786,6 +826,23 @@ namespace ctr::detail {
 CTR_CHILD_CODE inline long child_install_seccomp(const child_op& op) noexcept {
     const long r = sys::seccomp(SECCOMP_SET_MODE_FILTER, static_cast<unsigned>(op.a), op.data);
     return r < 0 ? r : 0;
+}
+
+// The step for a filter that notifies: installs it with a listener (its fd
+// is close-on-exec: the command never holds it) and sends the listener to
+// the parent on socket op.b. The send is the one call the launch makes
+// under the filter before exec; a filter that refuses it fails the launch
+// with *op.data2 (failure_detail) set to 1.
+CTR_CHILD_CODE inline long child_install_seccomp_with_listener(const child_op& op) noexcept {
+    const long listener = sys::seccomp(SECCOMP_SET_MODE_FILTER, static_cast<unsigned>(op.a), op.data);
+    if (listener < 0) return listener;
+    const char tag = 'L';
+    const long sent = child_send_with_fd(static_cast<int>(op.b), &tag, 1, static_cast<int>(listener), MSG_NOSIGNAL);
+    if (sent < 0) {
+        *static_cast<int*>(const_cast<void*>(op.data2)) = 1;
+        return sent;
+    }
+    return 0;
 }
 
 // The launch step that installs `f`: child_op_code::call with

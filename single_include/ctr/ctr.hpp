@@ -169,6 +169,7 @@ enum class call : unsigned {
     waitid,
     pidfd_open,
     pidfd_send_signal,
+    pidfd_getfd,
     rt_sigaction,
     rt_sigprocmask,
     prctl,
@@ -396,6 +397,10 @@ inline long pidfd_open(int pid, unsigned flags) noexcept {
 inline long pidfd_send_signal(int pidfd, int signal) noexcept {
     CTR_FAULT_CHECK(pidfd_send_signal);
     return raw::call(SYS_pidfd_send_signal, pidfd, signal, 0L, 0U);
+}
+inline long pidfd_getfd(int pidfd, int target_fd, unsigned flags) noexcept {
+    CTR_FAULT_CHECK(pidfd_getfd);
+    return raw::call(SYS_pidfd_getfd, pidfd, target_fd, flags);
 }
 
 // The kernel's sigaction layout (not glibc's, whose sigset is 128 bytes).
@@ -4501,6 +4506,17 @@ public:
         scopes_ |= 2U;
         return *this;
     }
+    // ABI 7, Linux 6.15: which of the sandbox's denials the kernel's audit
+    // log records (where audit is on; what is denied stays the same). The
+    // ruleset is applied in the child before it execs the command, and the
+    // kernel's defaults follow that line: denials before the exec are
+    // logged (ctr's last setup steps; log_same_exec(false) mutes them),
+    // the command's own are not unless log_new_exec(true); sandboxes the
+    // command makes inside this one are logged unless log_subdomains(false).
+    // Passed as landlock_restrict_self's flags (LANDLOCK_RESTRICT_SELF_LOG_*).
+    ruleset& log_same_exec(bool on) noexcept { return set_restrict_flag(log_same_exec_off, !on); }
+    ruleset& log_new_exec(bool on) noexcept { return set_restrict_flag(log_new_exec_on, on); }
+    ruleset& log_subdomains(bool on) noexcept { return set_restrict_flag(log_subdomains_off, !on); }
     ruleset& set_mode(landlock::mode m) noexcept {
         mode_ = m;
         return *this;
@@ -4520,6 +4536,13 @@ public:
     bool scopes_signals() const noexcept { return (scopes_ & 2U) != 0; }
     landlock::mode mode() const noexcept { return mode_; }
     int abi_limit() const noexcept { return abi_limit_; }
+    // The flags the log switches give landlock_restrict_self (0: the kernel's defaults).
+    std::uint32_t restrict_self_flags() const noexcept { return restrict_flags_; }
+
+    // The kernel's values (linux/landlock.h).
+    static constexpr std::uint32_t log_same_exec_off = 1U << 0;   // LANDLOCK_RESTRICT_SELF_LOG_SAME_EXEC_OFF
+    static constexpr std::uint32_t log_new_exec_on = 1U << 1;     // LANDLOCK_RESTRICT_SELF_LOG_NEW_EXEC_ON
+    static constexpr std::uint32_t log_subdomains_off = 1U << 2;  // LANDLOCK_RESTRICT_SELF_LOG_SUBDOMAINS_OFF
 
     // What a kernel with Landlock ABI `abi` (0: none) could not enforce of
     // this ruleset, one line each, with the ABI and kernel it needs. Empty:
@@ -4531,11 +4554,17 @@ public:
     std::vector<std::string> dropped() const;
 
 private:
+    ruleset& set_restrict_flag(std::uint32_t flag, bool set) noexcept {
+        restrict_flags_ = set ? restrict_flags_ | flag : restrict_flags_ & ~flag;
+        return *this;
+    }
+
     std::vector<path_rule> paths_;
     std::vector<port_rule> ports_;
     bool restrict_filesystem_ = false;
     bool restrict_tcp_ = false;
     unsigned scopes_ = 0;
+    std::uint32_t restrict_flags_ = 0;
     landlock::mode mode_ = landlock::mode::best_effort;
     int abi_limit_ = 0;  // 0: none
 };
@@ -4600,6 +4629,7 @@ constexpr std::uint64_t file_rights_of(int abi) noexcept {
 struct fit {
     int abi = 0;  // the ABI used: the kernel's, or the ruleset's limit
     ruleset_attr attr{};
+    std::uint32_t restrict_self_flags = 0;  // what landlock_restrict_self is given
     std::vector<std::string> missing;
 };
 
@@ -4631,6 +4661,11 @@ fit fit_ruleset(const ruleset& rules, int kernel_abi) {
     if (rules.restricts_tcp() && has(4, "TCP port rules")) out.attr.handled_access_net = 3;
     if (rules.scopes_abstract_unix_sockets() && has(6, "scoped abstract unix sockets")) out.attr.scoped |= 1;
     if (rules.scopes_signals() && has(6, "scoped signals")) out.attr.scoped |= 2;
+    // A kernel before ABI 7 refuses any flag (EINVAL): best effort keeps the
+    // kernel's logging defaults there.
+    if (rules.restrict_self_flags() != 0 &&
+        has(7, "audit log switches (log_same_exec, log_new_exec, log_subdomains)"))
+        out.restrict_self_flags = rules.restrict_self_flags();
     return out;
 }
 
@@ -11136,6 +11171,9 @@ struct launch_plan {
     // The parent's end of the socket on which options::terminal's child
     // sends the pty master (empty: no terminal, or a console socket).
     unique_fd terminal_from_child;
+    // The parent's end of the socket on which the child sends the listener
+    // of a seccomp filter that notifies (empty: none).
+    unique_fd seccomp_listener_from_child;
     // What the network layer made, once its parent step ran (null: none).
     const std::optional<net::veth_info>* network_made = nullptr;
     // The running pasta of options::pasta once its parent step ran (null:
@@ -11222,6 +11260,31 @@ inline unique_fd open_checked(const char* path, int flags, unsigned mode, step s
 
 template <class = void>
 inline std::string fd_name(int fd) { return "fd " + std::to_string(fd); }
+
+// The fd a child sent on `socket` (SCM_RIGHTS) before it exec'd, so that it
+// is there to take without waiting; `what` names it in the error.
+template <class = void>
+inline unique_fd receive_fd_from_child(int socket, ctr::step s, const char* path, const char* what) {
+    char byte = 0;
+    iovec data{&byte, 1};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    msghdr message{};
+    message.msg_iov = &data;
+    message.msg_iovlen = 1;
+    message.msg_control = control;
+    message.msg_controllen = sizeof control;
+    long r;
+    do r = sys::recvmsg(socket, &message, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    while (r == -EINTR);
+    const cmsghdr* header = r > 0 ? CMSG_FIRSTHDR(&message) : nullptr;
+    if (!header || header->cmsg_level != SOL_SOCKET || header->cmsg_type != SCM_RIGHTS ||
+        header->cmsg_len != CMSG_LEN(sizeof(int)))
+        throw error(s, r < 0 ? static_cast<int>(-r) : EPROTO, path,
+                    std::string("the child ran without sending ") + what + " back");
+    int fd = -1;
+    __builtin_memcpy(&fd, CMSG_DATA(header), sizeof fd);
+    return unique_fd(fd);
+}
 
 template <class = void>
 inline bool fd_is_open(int fd) { return fd >= 0 && sys::fcntl(fd, F_GETFD) >= 0; }
@@ -13115,11 +13178,12 @@ CTR_CHILD_CODE inline long child_landlock_add_path(const child_op& op) noexcept 
     return r < 0 ? r : 0;
 }
 
-// no_new_privs, then the ruleset op.a on this process; the ruleset's fd is
-// closed either way. Async-signal-safe.
+// no_new_privs, then the ruleset op.a on this process, with op.b as
+// landlock_restrict_self's flags (the audit log switches); the ruleset's fd
+// is closed either way. Async-signal-safe.
 CTR_CHILD_CODE inline long child_landlock_apply(const child_op& op) noexcept {
     long r = sys::prctl(PR_SET_NO_NEW_PRIVS, 1);
-    if (r >= 0) r = sys::landlock_restrict_self(static_cast<int>(op.a), 0);
+    if (r >= 0) r = sys::landlock_restrict_self(static_cast<int>(op.a), static_cast<unsigned>(op.b));
     sys::close(static_cast<int>(op.a));
     return r < 0 ? r : 0;
 }
@@ -13207,7 +13271,8 @@ inline void plan_landlock(launch_plan& plan, const landlock::ruleset& rules) {
                  });
     }
     plan.add(launch_phase::landlock,
-             {.code = child_op_code::call, .step = step::apply_landlock, .a = ruleset_fd, .run = child_landlock_apply});
+             {.code = child_op_code::call, .step = step::apply_landlock, .a = ruleset_fd,
+              .b = static_cast<long>(fitted.restrict_self_flags), .run = child_landlock_apply});
 }
 
 }  // namespace ctr::process::detail
@@ -14517,10 +14582,12 @@ public:
         kill_thread,   // only the calling thread dies
         trap,          // SIGSYS to the thread; si_syscall names the call
         log,           // allowed, and logged by the audit subsystem
-        // A later step adds user_notify (SECCOMP_RET_USER_NOTIF): the call
-        // waits while a supervisor reads it from a listener fd and answers.
-        // It needs the filter installed with SECCOMP_FILTER_FLAG_NEW_LISTENER
-        // (child_op::a of the install step) and the fd handed to the parent.
+        // SECCOMP_RET_USER_NOTIF: the call waits while a supervisor reads it
+        // from the filter's listener fd and answers it (<ctr/seccomp_notify.hpp>).
+        // spawn installs such a filter with SECCOMP_FILTER_FLAG_NEW_LISTENER
+        // and hands the listener to the caller (child::take_seccomp_listener).
+        // Once no supervisor holds the listener, the call fails with ENOSYS.
+        notify,
     };
 
     static constexpr action allow() noexcept { return action{kind::allow, 0}; }
@@ -14530,6 +14597,8 @@ public:
     static constexpr action kill_thread() noexcept { return action{kind::kill_thread, 0}; }
     static constexpr action trap() noexcept { return action{kind::trap, 0}; }
     static constexpr action log() noexcept { return action{kind::log, 0}; }
+    // Linux 5.0+: the supervisor decides (see kind::notify).
+    static constexpr action notify() noexcept { return action{kind::notify, 0}; }
 
     constexpr kind which() const noexcept { return kind_; }
     constexpr int errno_value() const noexcept { return errno_; }
@@ -14544,6 +14613,7 @@ public:
             case kind::kill_thread: return SECCOMP_RET_KILL_THREAD;
             case kind::trap: return SECCOMP_RET_TRAP;
             case kind::log: return SECCOMP_RET_LOG;
+            case kind::notify: return SECCOMP_RET_USER_NOTIF;
         }
         return SECCOMP_RET_KILL_PROCESS;
     }
@@ -14565,6 +14635,7 @@ inline std::string to_string(action a) {
         case action::kind::kill_thread: return "kill thread";
         case action::kind::trap: return "trap (SIGSYS)";
         case action::kind::log: return "log and allow";
+        case action::kind::notify: return "notify the supervisor";
         case action::kind::fail_with: break;
     }
     switch (a.errno_value()) {
@@ -14673,8 +14744,11 @@ class builder;
 // stays valid for as long as the filter lives where it is.
 class filter {
 public:
-    filter(const filter& other) : code_(other.code_), install_flags_(other.install_flags_) { point_program(); }
-    filter(filter&& other) noexcept : code_(std::move(other.code_)), install_flags_(other.install_flags_) {
+    filter(const filter& other) : code_(other.code_), install_flags_(other.install_flags_), notify_(other.notify_) {
+        point_program();
+    }
+    filter(filter&& other) noexcept
+        : code_(std::move(other.code_)), install_flags_(other.install_flags_), notify_(std::move(other.notify_)) {
         point_program();
         other.point_program();
     }
@@ -14698,10 +14772,30 @@ public:
     template <class = void>
     std::uint32_t install_flags() const noexcept { return install_flags_; }
 
+    // Whether any call may get action::notify(): then the launch installs
+    // the filter with a listener and hands it to the caller.
+    template <class = void>
+    bool notifies() const noexcept { return notify_.by_default || !notify_.by_rule.empty(); }
+    // Whether a call of this x86-64 number may get action::notify(), for
+    // some arguments.
+    template <class = void>
+    bool may_notify(int number) const noexcept {
+        for (const int n : notify_.by_rule)
+            if (n == number) return true;
+        for (const int n : notify_.never)
+            if (n == number) return false;
+        return notify_.by_default;
+    }
+
 private:
     friend class builder;
-    filter(std::vector<sock_filter> code, std::uint32_t flags)
-        : code_(std::move(code)), install_flags_(flags) {
+    struct notify_map {
+        std::vector<int> by_rule;  // numbers with a rule that notifies
+        std::vector<int> never;    // numbers that a rule without conditions decides otherwise
+        bool by_default = false;   // the default or unknown-call action notifies
+    };
+    filter(std::vector<sock_filter> code, std::uint32_t flags, notify_map notify)
+        : code_(std::move(code)), install_flags_(flags), notify_(std::move(notify)) {
         point_program();
     }
     template <class = void>
@@ -14712,6 +14806,7 @@ private:
 
     std::vector<sock_filter> code_;
     std::uint32_t install_flags_ = 0;
+    notify_map notify_;
     sock_fprog program_{};
 };
 
@@ -14823,7 +14918,17 @@ public:
             for (const condition& c : r.all_of) out.checks.push_back(to_check(c));
             spec.rules.push_back(std::move(out));
         }
-        return filter(detail::bpf::compile(spec), install_flags_);
+        // What may notify: a number with a notifying rule; any other number
+        // when the default does, unless a rule without conditions decides
+        // it otherwise.
+        filter::notify_map notifying;
+        notifying.by_default =
+            default_.which() == action::kind::notify || unknown_.which() == action::kind::notify;
+        for (const pending_rule& r : rules_)
+            if (r.what.which() == action::kind::notify) notifying.by_rule.push_back(r.number);
+        for (const auto& [number, what] : decided_)
+            if (what.which() != action::kind::notify) notifying.never.push_back(number);
+        return filter(detail::bpf::compile(spec), install_flags_, std::move(notifying));
     }
     template <class = void>
     std::shared_ptr<const filter> build_shared() const { return std::make_shared<const filter>(build()); }
@@ -15232,6 +15337,23 @@ CTR_CHILD_CODE inline long child_install_seccomp(const child_op& op) noexcept {
     return r < 0 ? r : 0;
 }
 
+// The step for a filter that notifies: installs it with a listener (its fd
+// is close-on-exec: the command never holds it) and sends the listener to
+// the parent on socket op.b. The send is the one call the launch makes
+// under the filter before exec; a filter that refuses it fails the launch
+// with *op.data2 (failure_detail) set to 1.
+CTR_CHILD_CODE inline long child_install_seccomp_with_listener(const child_op& op) noexcept {
+    const long listener = sys::seccomp(SECCOMP_SET_MODE_FILTER, static_cast<unsigned>(op.a), op.data);
+    if (listener < 0) return listener;
+    const char tag = 'L';
+    const long sent = child_send_with_fd(static_cast<int>(op.b), &tag, 1, static_cast<int>(listener), MSG_NOSIGNAL);
+    if (sent < 0) {
+        *static_cast<int*>(const_cast<void*>(op.data2)) = 1;
+        return sent;
+    }
+    return 0;
+}
+
 // The launch step that installs `f`: child_op_code::call with
 // child_install_seccomp. `f` must stay alive (and in place) until the child
 // has exec'd; spawn keeps its shared_ptr for that long.
@@ -15272,7 +15394,9 @@ struct default_seccomp_profile {
 }  // namespace ctr::detail
 // end ctr/security.hpp
 
+#include <linux/seccomp.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 
 #include <vector>
 
@@ -15283,6 +15407,52 @@ using namespace ::ctr::detail;
 // Async-signal-safe.
 CTR_CHILD_CODE inline long child_set_no_new_privileges(const child_op&) noexcept {
     return sys::prctl(PR_SET_NO_NEW_PRIVS, 1);
+}
+
+// A filter that notifies (seccomp::action::notify): the child installs it
+// with a listener and sends that to the parent on a socket, whose parent end
+// the child's handle keeps (child::take_seccomp_listener). Refuses what
+// would leave the launch waiting on a supervisor that does not exist yet.
+template <class = void>
+inline child_op plan_seccomp_listener(launch_plan& plan, const seccomp::filter& compiled, launch_phase phase) {
+    // Under the filter the child still sends the listener, execs, and on a
+    // failure reports and exits: a notified one of these would wait for a
+    // supervisor that spawn only hands out once the launch is over.
+    for (const char* call : {"sendmsg", "execve", "execveat", "write", "exit_group"})
+        if (compiled.may_notify(syscall_table_x86_64::name_to_number(call)))
+            throw error(step::install_seccomp, EINVAL, call,
+                        std::string("the filter may notify ") + call +
+                            ", which the launch itself calls under the filter before exec (sendmsg, execve, "
+                            "execveat, write, exit_group); give it another action");
+    if (plan.start_gate)
+        throw error(step::install_seccomp, EINVAL, "start_gate",
+                    "a filter that notifies is not supported with options::start_gate: its listener would be "
+                    "sent only once the command is started");
+    if (phase != launch_phase::seccomp)
+        throw error(step::install_seccomp, EINVAL, {},
+                    "a filter that notifies needs security::no_new_privileges, so that it is installed last, "
+                    "right before exec");
+    int ends[2];
+    if (const long r = sys::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ends); r < 0)
+        throw error(step::create_pipe, static_cast<int>(-r), {}, "the seccomp listener's channel");
+    plan.seccomp_listener_from_child.reset(ends[0]);
+    unique_fd child_end(ends[1]);
+    // Above every fd the child maps: no dup3 of the fds phase may replace it.
+    if (child_end.get() < plan.first_unmapped_fd) {
+        const long moved = sys::fcntl(child_end.get(), F_DUPFD_CLOEXEC, plan.first_unmapped_fd);
+        if (moved < 0)
+            throw error(step::create_pipe, static_cast<int>(-moved), {}, "moving the seccomp listener's channel");
+        child_end.reset(static_cast<int>(moved));
+    }
+    const int child_socket = child_end.get();
+    plan.child_ends.push_back(std::move(child_end));
+    return child_op{.code = child_op_code::call,
+                    .step = ctr::step::install_seccomp,
+                    .a = static_cast<long>(compiled.install_flags() | SECCOMP_FILTER_FLAG_NEW_LISTENER),
+                    .b = child_socket,
+                    .data = &compiled.program(),
+                    .data2 = &plan.shared->failure_detail,
+                    .run = child_install_seccomp_with_listener};
 }
 
 template <class = void>
@@ -15325,13 +15495,22 @@ inline void plan_security(launch_plan& plan, const options& opts) {
         const launch_phase phase = wanted.no_new_privileges ? launch_phase::seccomp
                                    : leaves_root           ? launch_phase::bounding_capabilities
                                                            : launch_phase::session;
-        plan.add(phase, seccomp_install_op(compiled), {}, [nnp = wanted.no_new_privileges](const child_report_view& report) {
-                     if (report.error == EACCES && !nnp)
-                         return error(step::install_seccomp, report.error, {},
-                                      "without no_new_privs a filter needs CAP_SYS_ADMIN; set "
-                                      "security::no_new_privileges");
-                     return error(step::install_seccomp, report.error);
-                 });
+        const child_op install = compiled.notifies() ? plan_seccomp_listener(plan, compiled, phase)
+                                                     : seccomp_install_op(compiled);
+        plan.add(phase, install, {}, [nnp = wanted.no_new_privileges](const child_report_view& report) {
+            if (report.detail == 1)
+                return error(step::install_seccomp, report.error, {},
+                             "handing the filter's listener to the parent: the filter must allow sendmsg, the one "
+                             "call the launch makes under it before exec");
+            if (report.error == EACCES && !nnp)
+                return error(step::install_seccomp, report.error, {},
+                             "without no_new_privs a filter needs CAP_SYS_ADMIN; set security::no_new_privileges");
+            if (report.error == EBUSY)
+                return error(step::install_seccomp, report.error, {},
+                             "a filter with a listener is installed already (by an outer sandbox or supervisor), "
+                             "and the kernel allows one listener in a process's filters");
+            return error(step::install_seccomp, report.error);
+        });
     }
 }
 
@@ -15527,25 +15706,7 @@ inline void plan_terminal(launch_plan& plan, const options& opts) {
 // The master the child sent, once it has exec'd (so the message is there).
 template <class = void>
 inline unique_fd receive_terminal(int socket) {
-    char byte = 0;
-    iovec data{&byte, 1};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    msghdr message{};
-    message.msg_iov = &data;
-    message.msg_iovlen = 1;
-    message.msg_control = control;
-    message.msg_controllen = sizeof control;
-    long r;
-    do r = sys::recvmsg(socket, &message, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-    while (r == -EINTR);
-    const cmsghdr* header = r > 0 ? CMSG_FIRSTHDR(&message) : nullptr;
-    if (!header || header->cmsg_level != SOL_SOCKET || header->cmsg_type != SCM_RIGHTS ||
-        header->cmsg_len != CMSG_LEN(sizeof(int)))
-        throw error(step::open_terminal, r < 0 ? static_cast<int>(-r) : EPROTO, "/dev/ptmx",
-                    "the child ran without sending the pty master back");
-    int master = -1;
-    __builtin_memcpy(&master, CMSG_DATA(header), sizeof master);
-    return unique_fd(master);
+    return receive_fd_from_child(socket, step::open_terminal, "/dev/ptmx", "the pty master");
 }
 
 }  // namespace ctr::process::detail
@@ -15647,6 +15808,7 @@ public:
             network_ = std::exchange(other.network_, std::nullopt);
             pasta_ = std::move(other.pasta_);
             terminal_ = std::move(other.terminal_);
+            seccomp_listener_ = std::move(other.seccomp_listener_);
         }
         return *this;
     }
@@ -15716,6 +15878,13 @@ public:
             throw error(step::open_terminal, static_cast<int>(-r), "pid " + std::to_string(pid_),
                         "setting the window size");
     }
+
+    // The listener of a seccomp filter that notifies (seccomp::action::
+    // notify), for a supervisor (<ctr/seccomp_notify.hpp>); empty without
+    // one, and once taken. While no supervisor holds it the notified calls
+    // wait; once every copy is closed they fail with ENOSYS.
+    template <class = void>
+    [[nodiscard]] unique_fd take_seccomp_listener() noexcept { return std::move(seccomp_listener_); }
 
     // The veth options::network made (names and addresses of both ends),
     // or null without one.
@@ -15928,6 +16097,7 @@ private:
     // options::pasta's pasta, ended after the sandbox.
     net::pasta_process pasta_;
     unique_fd terminal_;
+    unique_fd seccomp_listener_;
 };
 
 namespace detail {
@@ -16164,6 +16334,9 @@ inline child detail::spawn_extended(std::vector<std::string> argv, const options
     }
     // Sent by the child before it exec'd, so it is there to take.
     if (plan->terminal_from_child) handle.terminal_ = d::receive_terminal(plan->terminal_from_child.get());
+    if (plan->seccomp_listener_from_child)
+        handle.seccomp_listener_ = cd::receive_fd_from_child(plan->seccomp_listener_from_child.get(),
+                                                             step::install_seccomp, "", "the seccomp listener");
     if (plan->uses_init) handle.plan_ = plan;  // pid 1 runs on in our memory
     handle.std_in_ = std::move(plan->parent_in);
     if (plan->capture_out) handle.capture_out_ = std::move(plan->parent_out);
@@ -16471,6 +16644,8 @@ prepared_sandbox::prepared_sandbox(const options& shared, prepared_options prepa
     if (shared.terminal) refuse("terminal", "has no terminal (spawn one with options::terminal)");
     if (shared.start_gate >= 0) refuse("start_gate", "starts each run at run()");
     if (!shared.fds.empty()) refuse("fds", "passes no further fds to its runs");
+    if (shared.security.seccomp && shared.security.seccomp->notifies())
+        refuse("security.seccomp", "hands out no seccomp listener: spawn a filter that notifies (action::notify)");
     if (shared.timeout.count() != 0) refuse("timeout", "takes a timeout per run (run_options::timeout)");
     if (shared.std_in.how != stdio::kind::inherit || shared.std_out.how != stdio::kind::inherit ||
         shared.std_err.how != stdio::kind::inherit)
@@ -17131,3 +17306,409 @@ inline host_probe probe() {
 
 }  // namespace ctr
 // end ctr/probe.hpp
+// begin ctr/seccomp_notify.hpp
+// ctr::seccomp user notification: a supervisor in the caller that answers
+// chosen system calls of a sandbox (Linux 5.0+).
+//
+//     auto f = ctr::seccomp::builder{}
+//                  .default_action(ctr::seccomp::action::allow())
+//                  .rule("connect", ctr::seccomp::action::notify())
+//                  .build_shared();
+//     auto child = ctr::process::spawn(argv, {.security = {.no_new_privileges = true, .seccomp = f}});
+//     ctr::seccomp::supervisor guard(child.take_seccomp_listener(),
+//         [](const ctr::seccomp::notification& call, ctr::seccomp::listener& from) {
+//             return allowed(call, from) ? ctr::seccomp::response::continue_call()
+//                                        : ctr::seccomp::response::fail_with(ECONNREFUSED);
+//         });
+//
+// A notified call waits in the kernel until the listener answers it: fail
+// with an errno, return a value without running (emulated), run as if
+// unfiltered (continue_call), or return a new fd of the caller that refers
+// to a file of the supervisor's (with_fd). Once every copy of the listener
+// is closed (a supervisor that ended or died), notified calls fail with
+// ENOSYS: they never hang.
+//
+// What the supervisor reads of the caller (a path, a socket address) lives
+// in the caller's memory, which another of its threads may change after the
+// read: continue_call() on such a decision is a race the caller can win
+// (seccomp_unotify(2)). For a decision that must hold, emulate the call on
+// what was read: take the caller's fd (listener::take_fd), do the call on it
+// here, and answer with its result (examples/connect_allowlist.cpp).
+
+
+#include <fcntl.h>
+#include <linux/seccomp.h>
+#include <poll.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <exception>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace ctr::seccomp {
+
+// One notified call, as the kernel reported it.
+struct notification {
+    std::uint64_t id = 0;              // the kernel's cookie for this call
+    pid_t pid = 0;                     // the calling thread, as the supervisor's pid namespace sees it
+    int syscall = -1;                  // its number in `arch`'s table
+    std::uint32_t arch = 0;            // AUDIT_ARCH_X86_64, or another ABI's
+    std::uint64_t instruction_pointer = 0;
+    std::array<std::uint64_t, 6> args{};
+};
+
+// The answer to a notification.
+class response {
+public:
+    enum class kind : std::uint8_t { fail_with, value, continue_call, with_fd };
+
+    // The call returns -1 with this errno (1..4095), without running.
+    static constexpr response fail_with(int errno_value) noexcept { return {kind::fail_with, errno_value, 0, -1, false}; }
+    // The call returns `v` without running: an emulated call.
+    static constexpr response value(std::int64_t v) noexcept { return {kind::value, 0, v, -1, false}; }
+    // The call runs as if the filter had allowed it. Not a security decision
+    // on anything the call's arguments point to (see the header's comment).
+    static constexpr response continue_call() noexcept { return {kind::continue_call, 0, 0, -1, false}; }
+    // The call returns a new fd of the caller that refers to the supervisor's
+    // open file `fd` (which the supervisor keeps and closes itself): an
+    // emulated open, socket or accept. Linux 5.9+ (atomic with the answer
+    // from 5.14).
+    static constexpr response with_fd(int fd, bool close_on_exec = true) noexcept {
+        return {kind::with_fd, 0, 0, fd, close_on_exec};
+    }
+
+    constexpr kind which() const noexcept { return kind_; }
+    constexpr int errno_value() const noexcept { return errno_; }
+    constexpr std::int64_t return_value() const noexcept { return value_; }
+    constexpr int fd() const noexcept { return fd_; }
+    constexpr bool close_on_exec() const noexcept { return cloexec_; }
+
+private:
+    constexpr response(kind k, int e, std::int64_t v, int fd, bool cloexec) noexcept
+        : kind_(k), errno_(e), value_(v), fd_(fd), cloexec_(cloexec) {}
+    kind kind_;
+    int errno_;
+    std::int64_t value_;
+    int fd_;
+    bool cloexec_;
+};
+
+namespace detail {
+using namespace ::ctr::detail;
+
+// The sizes of the kernel's structures, which may be larger than this
+// header's (a newer kernel): receive and answer through buffers of that size.
+struct notify_sizes {
+    std::size_t notif = sizeof(seccomp_notif);
+    std::size_t resp = sizeof(seccomp_notif_resp);
+};
+template <class = void>
+inline notify_sizes kernel_notify_sizes() {
+    seccomp_notif_sizes sizes{};
+    if (const long r = sys::seccomp(SECCOMP_GET_NOTIF_SIZES, 0, &sizes); r < 0)
+        throw error(step::install_seccomp, static_cast<int>(-r), {},
+                    "asking the kernel for its notification sizes: seccomp user notification needs Linux 5.0+");
+    return {std::max<std::size_t>(sizes.seccomp_notif, sizeof(seccomp_notif)),
+            std::max<std::size_t>(sizes.seccomp_notif_resp, sizeof(seccomp_notif_resp))};
+}
+}  // namespace detail
+
+// The listener of a filter that notifies (child::take_seccomp_listener):
+// receives the notified calls and answers them. Owns the fd; closing it
+// (the destructor) makes the calls that nobody answers fail with ENOSYS.
+class listener {
+public:
+    listener() = default;
+    template <class = void>
+    explicit listener(unique_fd fd) : fd_(std::move(fd)) {
+        if (!fd_) throw error(step::install_seccomp, EBADF, {}, "no listener: the filter notifies nothing, or it was taken");
+        sizes_ = detail::kernel_notify_sizes();
+    }
+
+    int fd() const noexcept { return fd_.get(); }
+    explicit operator bool() const noexcept { return static_cast<bool>(fd_); }
+
+    // The next notified call, waiting at most `timeout` (negative: forever).
+    // Nothing when the time passed, or once no process uses the filter any
+    // more (every sandboxed process ended).
+    template <class = void>
+    std::optional<notification> receive(std::chrono::milliseconds timeout = std::chrono::milliseconds(-1)) {
+        for (;;) {
+            pollfd p{fd_.get(), POLLIN, 0};
+            timespec limit{static_cast<time_t>(timeout.count() / 1000), static_cast<long>(timeout.count() % 1000) * 1000000L};
+            const long ready = detail::sys::ppoll(&p, 1, timeout.count() < 0 ? nullptr : &limit);
+            if (ready == -EINTR) continue;
+            if (ready < 0) throw error(step::install_seccomp, static_cast<int>(-ready), {}, "polling the listener");
+            if (ready == 0) return std::nullopt;
+            if ((p.revents & POLLIN) == 0) return std::nullopt;  // POLLHUP: no process uses the filter
+            std::vector<std::uint64_t> buffer((sizes_.notif + 7) / 8, 0);
+            const long r = detail::sys::ioctl(fd_.get(), SECCOMP_IOCTL_NOTIF_RECV, reinterpret_cast<long>(buffer.data()));
+            // ENOENT: the caller went away (killed, or its wait interrupted)
+            // between poll and receive: wait for the next.
+            if (r == -ENOENT || r == -EINTR) continue;
+            if (r < 0) throw error(step::install_seccomp, static_cast<int>(-r), {}, "receiving a notification");
+            seccomp_notif got{};
+            std::memcpy(&got, buffer.data(), sizeof got);
+            notification n;
+            n.id = got.id;
+            n.pid = static_cast<pid_t>(got.pid);
+            n.syscall = got.data.nr;
+            n.arch = got.data.arch;
+            n.instruction_pointer = got.data.instruction_pointer;
+            for (std::size_t i = 0; i < 6; ++i) n.args[i] = got.data.args[i];
+            return n;
+        }
+    }
+
+    // Whether the call still waits for its answer. After reading the
+    // caller's memory, this is what says the bytes were its: the thread
+    // that made the call is still there, not another that reused its id.
+    template <class = void>
+    bool still_waiting(const notification& n) const noexcept {
+        std::uint64_t id = n.id;
+        return detail::sys::ioctl(fd_.get(), SECCOMP_IOCTL_NOTIF_ID_VALID, reinterpret_cast<long>(&id)) == 0;
+    }
+
+    // Answers the call. False when it no longer waits: answered already,
+    // or the caller was killed, or a signal interrupted it (then the call
+    // is restarted and notified again).
+    template <class = void>
+    bool answer(const notification& n, const response& how) {
+        if (how.which() == response::kind::with_fd) return answer_with_fd(n, how);
+        if (how.which() == response::kind::fail_with && (how.errno_value() < 1 || how.errno_value() > 4095))
+            throw error(step::install_seccomp, EINVAL, std::to_string(how.errno_value()),
+                        "an answer's errno must be in 1..4095");
+        std::vector<std::uint64_t> buffer((sizes_.resp + 7) / 8, 0);
+        seccomp_notif_resp resp{};
+        resp.id = n.id;
+        switch (how.which()) {
+            case response::kind::fail_with: resp.error = -how.errno_value(); break;
+            case response::kind::value: resp.val = how.return_value(); break;
+            case response::kind::continue_call: resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE; break;
+            case response::kind::with_fd: break;
+        }
+        std::memcpy(buffer.data(), &resp, sizeof resp);
+        const long r = detail::sys::ioctl(fd_.get(), SECCOMP_IOCTL_NOTIF_SEND, reinterpret_cast<long>(buffer.data()));
+        // ENOENT: the call no longer waits; EINPROGRESS: it was answered.
+        if (r == -ENOENT || r == -EINPROGRESS) return false;
+        if (r < 0)
+            throw error(step::install_seccomp, static_cast<int>(-r), {},
+                        r == -EINVAL && how.which() == response::kind::continue_call
+                            ? "answering a notification: continue_call needs Linux 5.5+"
+                            : "answering a notification");
+        return true;
+    }
+
+    // Up to `size` bytes of the caller's memory at `address` (fewer where
+    // its mapping ends), checked with still_waiting() afterwards. Throws
+    // when the caller is gone (ESRCH) or the memory cannot be read.
+    template <class = void>
+    std::string read_memory(const notification& n, std::uint64_t address, std::size_t size) const {
+        const unique_fd mem = open_memory(n);
+        std::string out(size, '\0');
+        std::size_t got = 0;
+        while (got < size) {
+            const long r = detail::sys::pread64(mem.get(), out.data() + got, size - got,
+                                                static_cast<long>(address + got));
+            if (r == -EINTR) continue;
+            if (r < 0 && got == 0) throw error(step::install_seccomp, static_cast<int>(-r), memory_path(n), "reading the caller's memory");
+            if (r <= 0) break;
+            got += static_cast<std::size_t>(r);
+        }
+        out.resize(got);
+        if (!still_waiting(n)) throw error(step::install_seccomp, ESRCH, memory_path(n), "the caller went away while its memory was read");
+        return out;
+    }
+
+    // A NUL-terminated string of the caller's (a path), at most `max` bytes;
+    // EFAULT when no end is found within them.
+    template <class = void>
+    std::string read_string(const notification& n, std::uint64_t address, std::size_t max = 4096) const {
+        const unique_fd mem = open_memory(n);
+        std::string out;
+        char chunk[256];
+        while (out.size() < max) {
+            // Never across a page boundary: the next page may be unmapped
+            // although the string ends before it.
+            const std::uint64_t at = address + out.size();
+            const std::size_t to_page_end = static_cast<std::size_t>(4096 - (at % 4096));
+            const std::size_t want = std::min({sizeof chunk, to_page_end, max - out.size()});
+            const long r = detail::sys::pread64(mem.get(), chunk, want, static_cast<long>(at));
+            if (r == -EINTR) continue;
+            if (r <= 0) throw error(step::install_seccomp, r < 0 ? static_cast<int>(-r) : EFAULT, memory_path(n), "reading a string of the caller's");
+            const std::size_t len = static_cast<std::size_t>(r);
+            if (const void* end = std::memchr(chunk, '\0', len)) {
+                out.append(chunk, static_cast<std::size_t>(static_cast<const char*>(end) - chunk));
+                if (!still_waiting(n)) throw error(step::install_seccomp, ESRCH, memory_path(n), "the caller went away while its memory was read");
+                return out;
+            }
+            out.append(chunk, len);
+        }
+        throw error(step::install_seccomp, EFAULT, memory_path(n), "no end of the string within " + std::to_string(max) + " bytes");
+    }
+
+    // The caller's fd `target_fd`, as a new fd of this process (Linux 5.6+,
+    // pidfd_getfd): to do the call on the caller's own file, socket or
+    // directory, and answer with its result.
+    template <class = void>
+    unique_fd take_fd(const notification& n, int target_fd) const {
+        const long pidfd = detail::sys::pidfd_open(n.pid, 0);
+        if (pidfd < 0) throw error(step::install_seccomp, static_cast<int>(-pidfd), "pid " + std::to_string(n.pid), "opening the caller");
+        const unique_fd caller(static_cast<int>(pidfd));
+        const long fd = detail::sys::pidfd_getfd(caller.get(), target_fd, 0);
+        if (fd < 0)
+            throw error(step::install_seccomp, static_cast<int>(-fd), "fd " + std::to_string(target_fd) + " of pid " + std::to_string(n.pid),
+                        fd == -EPERM ? "taking the caller's fd needs ptrace access to it" : "taking the caller's fd");
+        unique_fd taken(static_cast<int>(fd));
+        if (!still_waiting(n)) throw error(step::install_seccomp, ESRCH, "pid " + std::to_string(n.pid), "the caller went away while its fd was taken");
+        return taken;
+    }
+
+private:
+    static std::string memory_path(const notification& n) { return "/proc/" + std::to_string(n.pid) + "/mem"; }
+
+    template <class = void>
+    unique_fd open_memory(const notification& n) const {
+        const std::string path = memory_path(n);
+        const long fd = detail::sys::openat(AT_FDCWD, path.c_str(), O_RDONLY | O_CLOEXEC, 0);
+        if (fd < 0) throw error(step::install_seccomp, static_cast<int>(-fd), path, "opening the caller's memory");
+        return unique_fd(static_cast<int>(fd));
+    }
+
+    template <class = void>
+    bool answer_with_fd(const notification& n, const response& how) {
+        seccomp_notif_addfd add{};
+        add.id = n.id;
+        add.flags = SECCOMP_ADDFD_FLAG_SEND;
+        add.srcfd = static_cast<std::uint32_t>(how.fd());
+        add.newfd_flags = how.close_on_exec() ? O_CLOEXEC : 0;
+        long r = detail::sys::ioctl(fd_.get(), SECCOMP_IOCTL_NOTIF_ADDFD, reinterpret_cast<long>(&add));
+        if (r == -EINVAL) {
+            // Before Linux 5.14: add the fd, then answer with its number.
+            add.flags = 0;
+            r = detail::sys::ioctl(fd_.get(), SECCOMP_IOCTL_NOTIF_ADDFD, reinterpret_cast<long>(&add));
+            if (r >= 0) return answer(n, response::value(r));
+        }
+        if (r == -ENOENT) return false;
+        if (r < 0)
+            throw error(step::install_seccomp, static_cast<int>(-r), "fd " + std::to_string(how.fd()),
+                        r == -ENOTTY || r == -EINVAL ? "answering with an fd needs Linux 5.9+"
+                                                     : "adding the supervisor's fd to the caller");
+        return true;
+    }
+
+    unique_fd fd_;
+    detail::notify_sizes sizes_{};
+};
+
+// Serves a listener on a thread of its own: every notified call goes to
+// `decide`, and its answer to the call. Until destroyed, or until no
+// process uses the filter any more. A `decide` that throws fails the call
+// with EPERM (nothing is granted by mistake) and is kept in failure().
+class supervisor {
+public:
+    using decision = std::function<response(const notification&, listener&)>;
+
+    template <class = void>
+    supervisor(unique_fd listener_fd, decision decide)
+        : listener_(std::move(listener_fd)), decide_(std::move(decide)) {
+        int ends[2];
+        if (const long r = ::ctr::detail::sys::pipe2(ends, O_CLOEXEC); r < 0)
+            throw error(step::create_pipe, static_cast<int>(-r), {}, "the supervisor's stop channel");
+        stop_read_.reset(ends[0]);
+        stop_write_.reset(ends[1]);
+        thread_ = std::thread([this] { serve(); });
+    }
+    supervisor(const supervisor&) = delete;
+    supervisor& operator=(const supervisor&) = delete;
+    // Stops serving and closes the listener: the sandbox's notified calls
+    // fail with ENOSYS from then on.
+    ~supervisor() {
+        const char byte = 1;
+        (void)::ctr::detail::sys::write(stop_write_.get(), &byte, 1);
+        if (thread_.joinable()) thread_.join();
+    }
+
+    // Calls answered so far.
+    std::uint64_t answered() const noexcept { return answered_.load(std::memory_order_relaxed); }
+    // The first exception `decide` threw, if any.
+    template <class = void>
+    std::exception_ptr failure() const {
+        std::lock_guard lock(failure_mutex_);
+        return failure_;
+    }
+
+private:
+    template <class = void>
+    void serve() {
+        for (;;) {
+            pollfd p[2] = {{listener_.fd(), POLLIN, 0}, {stop_read_.get(), POLLIN, 0}};
+            const long ready = ::ctr::detail::sys::ppoll(p, 2, nullptr);
+            if (ready == -EINTR) continue;
+            if (ready < 0 || p[1].revents != 0) return;
+            if ((p[0].revents & POLLIN) == 0) return;  // no process uses the filter any more
+            std::optional<notification> n;
+            try {
+                n = listener_.receive(std::chrono::milliseconds(0));
+            } catch (...) {
+                keep_failure(std::current_exception());
+                return;
+            }
+            if (!n) continue;
+            response how = response::fail_with(EPERM);
+            try {
+                how = decide_(*n, listener_);
+            } catch (...) {
+                keep_failure(std::current_exception());
+                how = response::fail_with(EPERM);
+            }
+            // Counted before the answer, which lets the caller go on: whoever
+            // sees the call's effect sees it counted.
+            answered_.fetch_add(1, std::memory_order_relaxed);
+            try {
+                if (!listener_.answer(*n, how)) answered_.fetch_sub(1, std::memory_order_relaxed);
+            } catch (...) {
+                keep_failure(std::current_exception());
+                // The answer itself was refused (a bad errno, an fd that is
+                // not open): the call must not wait forever.
+                try {
+                    listener_.answer(*n, response::fail_with(EPERM));
+                } catch (...) {
+                }
+            }
+        }
+    }
+    template <class = void>
+    void keep_failure(std::exception_ptr e) {
+        std::lock_guard lock(failure_mutex_);
+        if (!failure_) failure_ = std::move(e);
+    }
+
+    listener listener_;
+    decision decide_;
+    unique_fd stop_read_, stop_write_;
+    std::atomic<std::uint64_t> answered_{0};
+    mutable std::mutex failure_mutex_;
+    std::exception_ptr failure_;
+    std::thread thread_;
+};
+
+}  // namespace ctr::seccomp
+// end ctr/seccomp_notify.hpp

@@ -28,6 +28,7 @@
 #include <ctr/probe.hpp>
 #include <ctr/process.hpp>
 #include <ctr/seccomp.hpp>
+#include <ctr/seccomp_notify.hpp>
 #include <ctr/security.hpp>
 #include <ctr/spawn_options.hpp>
 #include <ctr/unique_fd.hpp>
@@ -126,6 +127,29 @@ std::shared_ptr<const ctr::seccomp::filter> seccomp_filter() {
     std::cout << compiled.size() << " instructions\n" << compiled.disassemble() << ctr::seccomp::to_string(action::trap())
               << ctr::seccomp::to_string(arg(2) >= 4096) << '\n';
     return b.build_shared();
+}
+
+// Seccomp user notification: a filter that notifies, its listener served by
+// a supervisor that reads the caller's memory and answers.
+std::uint64_t supervised_mkdir() {
+    namespace sc = ctr::seccomp;
+    auto child = ctr::process::spawn(
+        {"mkdir", "/tmp/never"},
+        {.security = {.no_new_privileges = true,
+                      .seccomp = sc::builder{}.default_action(sc::action::allow()).rule("mkdir", sc::action::notify()).build_shared()}});
+    std::uint64_t answered = 0;
+    {
+        sc::supervisor guard(child.take_seccomp_listener(), [](const sc::notification& call, sc::listener& from) {
+            const std::string path = from.read_string(call, call.args[0], 256);
+            if (path.empty() || !from.still_waiting(call)) return sc::response::continue_call();
+            return call.args[1] > 0777 ? sc::response::value(0) : sc::response::fail_with(EACCES);
+        });
+        (void)child.wait();
+        answered = guard.answered();
+        if (guard.failure()) std::cerr << "the supervisor's decision threw\n";
+    }
+    const sc::response fd_answer = sc::response::with_fd(0, false);
+    return answered + static_cast<std::uint64_t>(fd_answer.fd());
 }
 
 // A root filesystem: a plan with every kind of step, and the default.
@@ -348,6 +372,8 @@ int main(int argc, char** argv) {
                 namespaces(1);
             } else if (what == "prepared") {
                 return prepared_runs();
+            } else if (what == "notify") {
+                return static_cast<int>(supervised_mkdir());
             } else if (what == "ports") {
                 publish_ports();
             } else if (what == "pasta") {

@@ -43,11 +43,12 @@ CTR_CHILD_CODE inline long child_landlock_add_path(const child_op& op) noexcept 
     return r < 0 ? r : 0;
 }
 
-// no_new_privs, then the ruleset op.a on this process; the ruleset's fd is
-// closed either way. Async-signal-safe.
+// no_new_privs, then the ruleset op.a on this process, with op.b as
+// landlock_restrict_self's flags (the audit log switches); the ruleset's fd
+// is closed either way. Async-signal-safe.
 CTR_CHILD_CODE inline long child_landlock_apply(const child_op& op) noexcept {
     long r = sys::prctl(PR_SET_NO_NEW_PRIVS, 1);
-    if (r >= 0) r = sys::landlock_restrict_self(static_cast<int>(op.a), 0);
+    if (r >= 0) r = sys::landlock_restrict_self(static_cast<int>(op.a), static_cast<unsigned>(op.b));
     sys::close(static_cast<int>(op.a));
     return r < 0 ? r : 0;
 }
@@ -135,7 +136,8 @@ inline void plan_landlock(launch_plan& plan, const landlock::ruleset& rules) {
                  });
     }
     plan.add(launch_phase::landlock,
-             {.code = child_op_code::call, .step = step::apply_landlock, .a = ruleset_fd, .run = child_landlock_apply});
+             {.code = child_op_code::call, .step = step::apply_landlock, .a = ruleset_fd,
+              .b = static_cast<long>(fitted.restrict_self_flags), .run = child_landlock_apply});
 }
 
 }  // namespace ctr::process::detail

@@ -189,6 +189,9 @@ struct launch_plan {
     // The parent's end of the socket on which options::terminal's child
     // sends the pty master (empty: no terminal, or a console socket).
     unique_fd terminal_from_child;
+    // The parent's end of the socket on which the child sends the listener
+    // of a seccomp filter that notifies (empty: none).
+    unique_fd seccomp_listener_from_child;
     // What the network layer made, once its parent step ran (null: none).
     const std::optional<net::veth_info>* network_made = nullptr;
     // The running pasta of options::pasta once its parent step ran (null:
@@ -275,6 +278,31 @@ inline unique_fd open_checked(const char* path, int flags, unsigned mode, step s
 
 template <class = void>
 inline std::string fd_name(int fd) { return "fd " + std::to_string(fd); }
+
+// The fd a child sent on `socket` (SCM_RIGHTS) before it exec'd, so that it
+// is there to take without waiting; `what` names it in the error.
+template <class = void>
+inline unique_fd receive_fd_from_child(int socket, ctr::step s, const char* path, const char* what) {
+    char byte = 0;
+    iovec data{&byte, 1};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    msghdr message{};
+    message.msg_iov = &data;
+    message.msg_iovlen = 1;
+    message.msg_control = control;
+    message.msg_controllen = sizeof control;
+    long r;
+    do r = sys::recvmsg(socket, &message, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    while (r == -EINTR);
+    const cmsghdr* header = r > 0 ? CMSG_FIRSTHDR(&message) : nullptr;
+    if (!header || header->cmsg_level != SOL_SOCKET || header->cmsg_type != SCM_RIGHTS ||
+        header->cmsg_len != CMSG_LEN(sizeof(int)))
+        throw error(s, r < 0 ? static_cast<int>(-r) : EPROTO, path,
+                    std::string("the child ran without sending ") + what + " back");
+    int fd = -1;
+    __builtin_memcpy(&fd, CMSG_DATA(header), sizeof fd);
+    return unique_fd(fd);
+}
 
 template <class = void>
 inline bool fd_is_open(int fd) { return fd >= 0 && sys::fcntl(fd, F_GETFD) >= 0; }

@@ -190,25 +190,7 @@ inline void plan_terminal(launch_plan& plan, const options& opts) {
 // The master the child sent, once it has exec'd (so the message is there).
 template <class = void>
 inline unique_fd receive_terminal(int socket) {
-    char byte = 0;
-    iovec data{&byte, 1};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    msghdr message{};
-    message.msg_iov = &data;
-    message.msg_iovlen = 1;
-    message.msg_control = control;
-    message.msg_controllen = sizeof control;
-    long r;
-    do r = sys::recvmsg(socket, &message, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-    while (r == -EINTR);
-    const cmsghdr* header = r > 0 ? CMSG_FIRSTHDR(&message) : nullptr;
-    if (!header || header->cmsg_level != SOL_SOCKET || header->cmsg_type != SCM_RIGHTS ||
-        header->cmsg_len != CMSG_LEN(sizeof(int)))
-        throw error(step::open_terminal, r < 0 ? static_cast<int>(-r) : EPROTO, "/dev/ptmx",
-                    "the child ran without sending the pty master back");
-    int master = -1;
-    __builtin_memcpy(&master, CMSG_DATA(header), sizeof master);
-    return unique_fd(master);
+    return receive_fd_from_child(socket, step::open_terminal, "/dev/ptmx", "the pty master");
 }
 
 }  // namespace ctr::process::detail

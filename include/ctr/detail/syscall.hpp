@@ -49,6 +49,7 @@ enum class call : unsigned {
     waitid,
     pidfd_open,
     pidfd_send_signal,
+    pidfd_getfd,
     rt_sigaction,
     rt_sigprocmask,
     prctl,
@@ -276,6 +277,10 @@ inline long pidfd_open(int pid, unsigned flags) noexcept {
 inline long pidfd_send_signal(int pidfd, int signal) noexcept {
     CTR_FAULT_CHECK(pidfd_send_signal);
     return raw::call(SYS_pidfd_send_signal, pidfd, signal, 0L, 0U);
+}
+inline long pidfd_getfd(int pidfd, int target_fd, unsigned flags) noexcept {
+    CTR_FAULT_CHECK(pidfd_getfd);
+    return raw::call(SYS_pidfd_getfd, pidfd, target_fd, flags);
 }
 
 // The kernel's sigaction layout (not glibc's, whose sigset is 128 bytes).
