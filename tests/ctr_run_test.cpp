@@ -1742,9 +1742,6 @@ outcome run_where_user_namespaces_are_refused(std::vector<std::string> args) {
     return {r.exit_code ? *r.exit_code : 128 + r.signal.value_or(0), r.std_out, r.std_err};
 }
 
-#define SKIP_WITHOUT_LANDLOCK() \
-    if (ctr::landlock::abi() < 1) GTEST_SKIP() << "this kernel has no Landlock, which the mode without namespaces needs"
-
 TEST(ctr_run, without_user_namespaces_the_run_is_confined_by_landlock_and_says_so) {
     SKIP_WITHOUT_LANDLOCK();
     scratch volume, outside;
