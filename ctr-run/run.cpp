@@ -124,13 +124,14 @@ int run_command(const config& c) {
         if (!user_namespace_refused(e)) throw;
         // The library's error names the setting that refused it.
         const std::string why = e.what();
+        const std::string setting = ctr::ns::detail::user_namespace_blocker(-e.code().value());
         if (c.require_namespaces)
             throw ctr::error(e.step(), e.code().value(), e.path(),
-                             "--require-namespaces: not running without them");
+                             setting + "; --require-namespaces: not running without them");
         if (ctr::landlock::abi() < 1)
             throw ctr::error(e.step(), e.code().value(), e.path(),
-                             "and without them ctr-run confines the command's files with Landlock, which this "
-                             "kernel lacks (Linux 5.13+ with landlock in lsm=)");
+                             setting + "; without them ctr-run confines the command's files with Landlock, which "
+                                       "this kernel lacks (Linux 5.13+ with landlock in lsm=)");
         check_runs_without_namespaces(c);
         std::cerr << "ctr-run: " << why << ": running without namespaces, confined by Landlock, seccomp and "
                      "no_new_privs (--require-namespaces refuses instead)" << std::endl;

@@ -1748,7 +1748,7 @@ TEST(ctr_run, without_user_namespaces_the_run_is_confined_by_landlock_and_says_s
     chmod(outside.path.c_str(), 0777);
     const std::string target = (outside / "written").string();
     const std::string script = "echo in > " + (volume / "f").string() + " && echo volume-ok; "
-                               "echo out > " + target + " 2>/dev/null && echo outside-written || echo outside-denied; "
+                               "{ echo out > " + target + "; } 2>/dev/null && echo outside-written || echo outside-denied; "
                                "echo tmp > \"$TMPDIR/t\" && echo tmp-ok; cat /etc/hostname >/dev/null && echo reads";
     // Where ctr-run can make namespaces, the same files are out of reach
     // (its root is read-only) and the volume is written: the difference
