@@ -61,6 +61,9 @@ struct config {
     bool pid_host = false, ipc_host = false, uts_host = false;
     bool rootless = false;
     bool userns_host = false;  // --userns host: root inside is the caller (root) outside
+    // Fail where user namespaces are refused, instead of running without
+    // namespaces (no_namespaces.hpp).
+    bool require_namespaces = false;
     std::optional<user_spec> user;        // -u, resolved when the run starts
     std::vector<std::string> group_add;   // names or numeric ids
 
@@ -129,7 +132,7 @@ constexpr flag_spec flags[] = {
     {"version", 0, takes::boolean},       {"interactive", 'i', takes::boolean}, {"tty", 't', takes::boolean},
     {"rm", 0, takes::boolean},            {"sig-proxy", 0, takes::boolean},     {"entrypoint", 0, takes::value},
     {"userns", 0, takes::value},          {"privileged", 0, takes::boolean},    {"security-opt", 0, takes::value},
-    {"landlock", 0, takes::value},
+    {"landlock", 0, takes::value},        {"require-namespaces", 0, takes::boolean},
 };
 
 // Docker's `run` flags that ctr-run does not have, each refused with one line
@@ -350,6 +353,7 @@ inline void apply_flag(config& c, const flag_spec& f, std::string_view shown, st
     else if (name == "ipc") c.ipc_host = parse_host_only(shown, value);
     else if (name == "uts") c.uts_host = parse_host_only(shown, value);
     else if (name == "rootless") c.rootless = on;
+    else if (name == "require-namespaces") c.require_namespaces = on;
     else if (name == "user") c.user = parse_user(shown, value);
     else if (name == "group-add") {
         const bool numeric = !value.empty() && value.find_first_not_of("0123456789") == std::string_view::npos;

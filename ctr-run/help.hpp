@@ -161,6 +161,12 @@ Security (confined by default, see docs/security.md):
       --privileged             every capability, no no_new_privs, no seccomp:
                                the documented way out (the user namespace stays
                                unless --userns host)
+      --require-namespaces     fail (125) where user namespaces are refused; by
+                               default the run then goes on without namespaces,
+                               confined by Landlock (read everything, write only
+                               its -v PATH:PATH volumes and a private TMPDIR),
+                               seccomp, no_new_privs and no capabilities, and
+                               says so in one line (docs/ctr-run.md)
 
 Lifetime, terminal and signals:
       --entrypoint PROGRAM     run PROGRAM with COMMAND [ARG...] as its arguments

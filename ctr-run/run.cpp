@@ -6,6 +6,7 @@
 
 #include "lookup.hpp"
 #include "network.hpp"
+#include "no_namespaces.hpp"
 #include "output.hpp"
 #include "sandbox.hpp"
 #include "scratch.hpp"
@@ -115,7 +116,29 @@ int run_command(const config& c) {
                                   : c.stop_timeout      ? static_cast<unsigned>(c.stop_timeout->count())
                                                         : 10;
     install_signal_forwarding(c.sig_proxy, c.stop_signal, stop_timeout);
-    ctr::process::child child = ctr::process::spawn(c.command, options);
+    ctr::process::child child;
+    std::optional<private_tmp> tmp;
+    try {
+        child = ctr::process::spawn(c.command, options);
+    } catch (const ctr::error& e) {
+        if (!user_namespace_refused(e)) throw;
+        // The library's error names the setting that refused it.
+        const std::string why = e.what();
+        const std::string setting = ctr::ns::detail::user_namespace_blocker(-e.code().value());
+        if (c.require_namespaces)
+            throw ctr::error(e.step(), e.code().value(), e.path(),
+                             setting + "; --require-namespaces: not running without them");
+        if (ctr::landlock::abi() < 1)
+            throw ctr::error(e.step(), e.code().value(), e.path(),
+                             setting + "; without them ctr-run confines the command's files with Landlock, which "
+                                       "this kernel lacks (Linux 5.13+ with landlock in lsm=)");
+        check_runs_without_namespaces(c);
+        std::cerr << "ctr-run: " << why << ": running without namespaces, confined by Landlock, seccomp and "
+                     "no_new_privs (--require-namespaces refuses instead)" << std::endl;
+        tmp.emplace();
+        confine_without_namespaces(c, options, *tmp);
+        child = ctr::process::spawn(c.command, options);
+    }
     start_forwarding(child.pidfd());
     if (ports) ports->start(child.network()->container_address.address);
     ctr::process::result r;

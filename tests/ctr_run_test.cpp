@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
 #include <pwd.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -1714,6 +1715,117 @@ TEST(ctr_run, rootless_without_a_subordinate_range_names_the_file_and_the_fix) {
     EXPECT_TRUE(contains(err, "usermod --add-subgids 100000-165535 ctrtest")) << err;
     if (has_range) {
         EXPECT_TRUE(contains(read_file("/etc/subgid"), "ctrtest:")) << "the bind stayed in its namespace";
+    }
+}
+
+// ---- Without user namespaces (ctr-run/no_namespaces.hpp). The host here
+// allows them; an outer seccomp filter refuses them to ctr-run, as an outer
+// container's would: clone and unshare with CLONE_NEWUSER fail with EPERM,
+// clone3 (whose flags a filter cannot read) with ENOSYS, so that the library
+// falls back to clone.
+
+outcome run_where_user_namespaces_are_refused(std::vector<std::string> args) {
+    namespace sc = ctr::seccomp;
+    static const auto outer = sc::builder{}
+                                  .default_action(sc::action::allow())
+                                  .rule("clone", sc::action::fail_with(EPERM), sc::arg(0).masked(CLONE_NEWUSER) != 0)
+                                  .rule("unshare", sc::action::fail_with(EPERM), sc::arg(0).masked(CLONE_NEWUSER) != 0)
+                                  .fail("clone3", ENOSYS)
+                                  .build_shared();
+    args.insert(args.begin(), ctr_run);
+    namespace p = ctr::process;
+    p::options o{.std_in = p::stdio::null(), .std_out = p::stdio::capture(), .std_err = p::stdio::capture(),
+                 .timeout = 60s};
+    o.security.no_new_privileges = true;
+    o.security.seccomp = outer;
+    const auto r = p::spawn(args, o).wait();
+    return {r.exit_code ? *r.exit_code : 128 + r.signal.value_or(0), r.std_out, r.std_err};
+}
+
+TEST(ctr_run, without_user_namespaces_the_run_is_confined_by_landlock_and_says_so) {
+    SKIP_WITHOUT_LANDLOCK();
+    scratch volume, outside;
+    chmod(outside.path.c_str(), 0777);
+    const std::string target = (outside / "written").string();
+    const std::string script = "echo in > " + (volume / "f").string() + " && echo volume-ok; "
+                               "{ echo out > " + target + "; } 2>/dev/null && echo outside-written || echo outside-denied; "
+                               "echo tmp > \"$TMPDIR/t\" && echo tmp-ok; cat /etc/hostname >/dev/null && echo reads";
+    // Where ctr-run can make namespaces, the same files are out of reach
+    // (its root is read-only) and the volume is written: the difference
+    // below is the mode's, not the script's.
+    const auto normal = run({"-v", volume.path.string() + ":" + volume.path.string(), "/bin/sh", "-c", script});
+    ASSERT_EQ(normal.status, 0) << normal.err;
+    ASSERT_TRUE(contains(normal.out, "volume-ok")) << normal.out;
+    // Without ctr-run the command writes the file: the mode must stop it.
+    ASSERT_EQ(std::system(("/bin/sh -c 'echo out > " + target + "'").c_str()), 0);
+    fs::remove(target);
+
+    const auto r = run_where_user_namespaces_are_refused(
+        {"-v", volume.path.string() + ":" + volume.path.string(), "/bin/sh", "-c", script});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "volume-ok\noutside-denied\ntmp-ok\nreads\n") << r.err;
+    EXPECT_FALSE(fs::exists(target));
+    EXPECT_EQ(read_file(volume / "f"), "in\n");
+    // One line, naming the setting that refused the namespace and the flag
+    // that would refuse instead.
+    EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << r.err;
+    EXPECT_TRUE(contains(r.err, "a seccomp filter on this process")) << r.err;
+    EXPECT_TRUE(contains(r.err, "running without namespaces, confined by Landlock, seccomp and no_new_privs")) << r.err;
+    EXPECT_TRUE(contains(r.err, "--require-namespaces")) << r.err;
+}
+
+TEST(ctr_run, without_user_namespaces_the_command_keeps_no_capability_and_its_tmpdir_goes) {
+    SKIP_WITHOUT_LANDLOCK();
+    const auto r = run_where_user_namespaces_are_refused(
+        {"/bin/sh", "-c", "grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status; echo $TMPDIR"});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_TRUE(contains(r.out, "CapEff:\t0000000000000000")) << r.out;
+    EXPECT_TRUE(contains(r.out, "CapBnd:\t0000000000000000")) << r.out;
+    EXPECT_TRUE(contains(r.out, "NoNewPrivs:\t1")) << r.out;
+    EXPECT_TRUE(contains(r.out, "Seccomp:\t2")) << r.out;
+    // The last line: the command's TMPDIR.
+    ASSERT_GE(r.out.size(), 2u);
+    const std::size_t before = r.out.rfind('\n', r.out.size() - 2);
+    const std::size_t first = before == std::string::npos ? 0 : before + 1;
+    const std::string tmpdir = r.out.substr(first, r.out.size() - 1 - first);
+    ASSERT_TRUE(contains(tmpdir, "/ctr-run-tmp.")) << r.out;
+    EXPECT_FALSE(fs::exists(tmpdir)) << "the private TMPDIR is removed with the run";
+}
+
+TEST(ctr_run, without_user_namespaces_tcp_is_refused_with_network_none) {
+    SKIP_WITHOUT_LANDLOCK();
+    if (ctr::landlock::abi() < 4) GTEST_SKIP() << "Landlock ABI " << ctr::landlock::abi() << " has no TCP rules (ABI 4)";
+    // The probe helper's directory is readable: it runs from the host.
+    const auto r = run_where_user_namespaces_are_refused({ctr_test::probe_helper, "tcp-ask", "127.0.0.1", "9", "hi"});
+    EXPECT_NE(r.status, 0) << r.out << r.err;
+    EXPECT_TRUE(contains(r.out + r.err, "Permission denied")) << r.out << r.err;
+}
+
+TEST(ctr_run, require_namespaces_refuses_where_user_namespaces_are_refused) {
+    const auto r = run_where_user_namespaces_are_refused({"--require-namespaces", "/bin/true"});
+    EXPECT_EQ(r.status, 125) << r.err;
+    EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << r.err;
+    EXPECT_TRUE(contains(r.err, "a seccomp filter on this process")) << r.err;
+    EXPECT_TRUE(contains(r.err, "--require-namespaces: not running without them")) << r.err;
+    // Where they are allowed, the flag changes nothing.
+    EXPECT_EQ(run({"--require-namespaces", "/bin/true"}).status, 0);
+}
+
+TEST(ctr_run, without_user_namespaces_the_flags_that_need_one_are_refused_by_name) {
+    SKIP_WITHOUT_LANDLOCK();
+    const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+        {{"--rootfs", "/", "/bin/true"}, "--rootfs"},
+        {{"--tmpfs", "/tmp", "/bin/true"}, "--tmpfs"},
+        {{"-v", "/tmp:/data", "/bin/true"}, "--volume"},
+        {{"--hostname", "box", "/bin/true"}, "--hostname"},
+        {{"--add-host", "db:198.51.100.7", "/bin/true"}, "--add-host"},
+        {{"--privileged", "/bin/true"}, "--privileged"},
+    };
+    for (const auto& [args, flag] : cases) {
+        const auto r = run_where_user_namespaces_are_refused(args);
+        EXPECT_EQ(r.status, 125) << flag << ": " << r.err;
+        EXPECT_TRUE(contains(r.err, "ctr-run: " + flag + ": user namespaces are refused here")) << r.err;
+        EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << r.err;
     }
 }
 
