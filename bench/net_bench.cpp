@@ -4,7 +4,11 @@
 //   pair (options::network), against the same namespace with only lo;
 // - net::port_forwarder on 127.0.0.1: bulk TCP, 1-byte TCP and UDP round
 //   trips and TCP connection setup through it, against the same traffic
-//   straight over loopback to the same servers.
+//   straight over loopback to the same servers. Bulk TCP also runs through
+//   a forwarder with 1 MiB pipes (tcp_buffer_size), and reports the CPU the
+//   whole process spent per GiB (client, relay and server threads), which
+//   says more than throughput on a machine whose cores are shared. Issue 15's
+//   target for the published port is at least 0.80 of direct throughput.
 //
 // Before anything, the benchmark enters a network namespace of its own (and
 // a user namespace when not root) and brings its lo up: every veth and
@@ -20,6 +24,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sched.h>
+#include <sys/resource.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -303,9 +308,18 @@ private:
 
 std::string failure(const char* what) { return std::string(what) + ": " + std::strerror(errno); }
 
+// CPU time of the whole process (every thread), in seconds.
+double process_cpu_seconds() {
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    const auto seconds = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
+    return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+}
+
 // One connection per iteration: `bulk_bytes` to the sink, then its count back.
 void tcp_bulk(benchmark::State& state, std::uint16_t port) {
     const std::vector<char> chunk(1u << 20, 'x');
+    const double cpu_before = process_cpu_seconds();
     for (auto _ : state) {
         const ctr::unique_fd fd = connect_to(SOCK_STREAM, port);
         if (!fd) {
@@ -324,6 +338,8 @@ void tcp_bulk(benchmark::State& state, std::uint16_t port) {
         }
     }
     state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * bulk_bytes));
+    const double gib = static_cast<double>(state.iterations() * bulk_bytes) / (1u << 30);
+    if (gib > 0) state.counters["cpu_s_per_GiB"] = (process_cpu_seconds() - cpu_before) / gib;
 }
 
 // One connection for the whole run; one byte there and back per iteration.
@@ -378,12 +394,19 @@ class net_ratios : public ctr_bench::ratio_reporter {
         }
 
         std::printf("\nnet::port_forwarder on 127.0.0.1 against direct loopback, same servers:\n");
-        if (has("tcp_bulk_64MiB/direct") && has("tcp_bulk_64MiB/forwarded")) {
+        for (const auto& [forwarded_name, label] :
+             {std::pair{"tcp_bulk_64MiB/forwarded", "TCP bulk, 64 MiB"},
+              std::pair{"tcp_bulk_64MiB/forwarded_1MiB_pipes", "TCP bulk, 64 MiB, 1 MiB pipes"}}) {
+            if (!has("tcp_bulk_64MiB/direct") || !has(forwarded_name)) continue;
             const double mib = static_cast<double>(bulk_bytes) / (1u << 20);
             const double direct = mib / (time("tcp_bulk_64MiB/direct") / 1e6);
-            const double forwarded = mib / (time("tcp_bulk_64MiB/forwarded") / 1e6);
-            std::printf("  %-28s direct %8.0f MiB/s  forwarded %8.0f MiB/s  throughput ratio %5.2f\n",
-                        "TCP bulk, 64 MiB", direct, forwarded, forwarded / direct);
+            const double forwarded = mib / (time(forwarded_name) / 1e6);
+            const double ratio = forwarded / direct;
+            std::printf("  %-30s direct %8.0f MiB/s  forwarded %8.0f MiB/s  throughput ratio %5.2f  goal >= 0.80: %s\n",
+                        label, direct, forwarded, ratio,
+                        ratio >= 0.80 ? "met" : "MISSED");
+            std::printf("  %-30s direct %8.2f s/GiB  forwarded %8.2f s/GiB  (CPU of all threads per GiB moved)\n", "",
+                        counter("tcp_bulk_64MiB/direct", "cpu_s_per_GiB"), counter(forwarded_name, "cpu_s_per_GiB"));
         }
         latency("TCP 1-byte round trip", "tcp_ping_pong");
         latency("UDP 1-byte round trip", "udp_ping_pong");
@@ -396,8 +419,8 @@ class net_ratios : public ctr_bench::ratio_reporter {
     void latency(const char* label, const std::string& name) {
         if (!has(name + "/direct") || !has(name + "/forwarded")) return;
         const double direct = time(name + "/direct"), forwarded = time(name + "/forwarded");
-        std::printf("  %-28s direct %8.1f us     forwarded %8.1f us     latency ratio %5.2f\n", label, direct,
-                    forwarded, forwarded / direct);
+        std::printf("  %-28s direct %8.1f us     forwarded %8.1f us     latency ratio %5.2f  (%+.1f us per round trip)\n",
+                    label, direct, forwarded, forwarded / direct, forwarded - direct);
     }
 };
 
@@ -435,6 +458,11 @@ int main(int argc, char** argv) {
         {.proto = net::protocol::udp, .host_address = localhost, .container_port = udp_server.port()},
     });
     forwarder.start(localhost);
+    // The same relay with pipes of 1 MiB: fewer, larger splices per byte.
+    net::port_forwarder big_pipes(
+        {{.proto = net::protocol::tcp, .host_address = localhost, .container_port = sink_server.port()}},
+        {.tcp_buffer_size = 1u << 20});
+    big_pipes.start(localhost);
 
     struct route {
         const char* name;
@@ -449,6 +477,8 @@ int main(int argc, char** argv) {
     };
     for (const route r : routes)
         add(std::string("tcp_bulk_64MiB/") + r.name, [r](benchmark::State& s) { tcp_bulk(s, r.sink); });
+    add("tcp_bulk_64MiB/forwarded_1MiB_pipes",
+        [port = big_pipes.host_port(0)](benchmark::State& s) { tcp_bulk(s, port); });
     for (const route r : routes)
         add(std::string("tcp_ping_pong/") + r.name, [r](benchmark::State& s) { ping_pong(s, SOCK_STREAM, r.echo); });
     for (const route r : routes)
