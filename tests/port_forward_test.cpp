@@ -283,7 +283,7 @@ TEST(port_forward, parse_rejects_with_the_reason) {
         {"", "empty"},
         {"8080:80/sctp", "must be tcp or udp"},
         {"8080:80/", "must be tcp or udp"},
-        {"8080-8081:80", "port ranges are not supported"},
+        {"8080-8081:80", "a port range is several mappings (port_mapping::parse_range)"},
         {"[::1]:8080:80", "IPv6"},
         {"::1:8080:80", "IPv6"},
         {"8080:0", "the container port must be a number from 1 to 65535"},
@@ -303,6 +303,53 @@ TEST(port_forward, parse_rejects_with_the_reason) {
             ADD_FAILURE() << "'" << text << "' parsed as " << m.to_string();
         } catch (const ctr::error& e) {
             EXPECT_EQ(e.step(), ctr::step::prepare) << e.what();
+            EXPECT_EQ(e.code().value(), EINVAL) << e.what();
+            EXPECT_EQ(e.path(), text);
+            EXPECT_NE(std::string(e.what()).find(reason), std::string::npos) << e.what();
+        }
+    }
+}
+
+TEST(port_forward, parse_range_reads_docker_ranges) {
+    using list = std::vector<port_mapping>;
+    EXPECT_EQ(port_mapping::parse_range("8000-8003:80-83"),
+              (list{{protocol::tcp, {}, 8000, 80}, {protocol::tcp, {}, 8001, 81}, {protocol::tcp, {}, 8002, 82},
+                    {protocol::tcp, {}, 8003, 83}}));
+    EXPECT_EQ(port_mapping::parse_range("127.0.0.1:5353-5354:53-54/udp"),
+              (list{{protocol::udp, loopback, 5353, 53}, {protocol::udp, loopback, 5354, 54}}));
+    // Container ports alone, or after an address: the kernel picks each host port.
+    EXPECT_EQ(port_mapping::parse_range("80-81"), (list{{protocol::tcp, {}, 0, 80}, {protocol::tcp, {}, 0, 81}}));
+    EXPECT_EQ(port_mapping::parse_range("127.0.0.1::80-81"),
+              (list{{protocol::tcp, loopback, 0, 80}, {protocol::tcp, loopback, 0, 81}}));
+    EXPECT_EQ(port_mapping::parse_range("9000-9000:90-90"), (list{{protocol::tcp, {}, 9000, 90}}));
+    EXPECT_EQ(port_mapping::parse_range("65534-65535:65534-65535").size(), 2u);
+    // Without a range, what parse reads.
+    EXPECT_EQ(port_mapping::parse_range("127.0.0.1:8080:80/udp"), (list{port_mapping::parse("127.0.0.1:8080:80/udp")}));
+}
+
+TEST(port_forward, parse_range_rejects_with_the_reason) {
+    const std::pair<const char*, const char*> cases[] = {
+        {"8000-8003:80", "the host ports (4) and the container ports (1) must be ranges of the same length"},
+        {"8000:80-83", "the host ports (1) and the container ports (4) must be ranges of the same length"},
+        {"8000-8001:80-83", "must be ranges of the same length"},
+        {"8003-8000:80-83", "the host port range '8003-8000' ends before it starts"},
+        {"8000-8003:83-80", "the container port range '83-80' ends before it starts"},
+        {"8000-:80-83", "the host port range must be FIRST-LAST"},
+        {"8000-8001:-81", "the container port range must be FIRST-LAST"},
+        {"8000-8001-8002:80-82", "the host port range must be FIRST-LAST"},
+        {"8000-70000:80-62080", "the host port range must be FIRST-LAST, two numbers from 1 to 65535"},
+        {"0-1:80-81", "the host port range must start at 1 or above"},
+        {"8000-8001:0-1", "the container port must be a number from 1 to 65535"},
+        {"8000-8001:80-81/sctp", "must be tcp or udp"},
+        {"1.2.3:8000-8001:80-81", "'1.2.3' is not an IPv4 address"},
+        {":80-81", "the host port is empty"},
+        {"", "empty"},
+    };
+    for (const auto& [text, reason] : cases) {
+        try {
+            const auto m = port_mapping::parse_range(text);
+            ADD_FAILURE() << "'" << text << "' parsed as " << m.size() << " mappings";
+        } catch (const ctr::error& e) {
             EXPECT_EQ(e.code().value(), EINVAL) << e.what();
             EXPECT_EQ(e.path(), text);
             EXPECT_NE(std::string(e.what()).find(reason), std::string::npos) << e.what();
