@@ -441,7 +441,7 @@ TEST(port_forward, half_close_from_the_server_keeps_the_request_coming) {
 }
 
 TEST(port_forward, many_concurrent_connections_keep_their_own_bytes) {
-    constexpr int count = 50;
+    constexpr std::size_t count = 50;
     tcp_server server(echo);
     port_forwarder forwarder({tcp_to(server.port())});
     forwarder.start(loopback);
@@ -449,15 +449,15 @@ TEST(port_forward, many_concurrent_connections_keep_their_own_bytes) {
     // All open at once, all with data in flight before any is read back.
     std::vector<ctr::unique_fd> clients;
     std::vector<std::string> sent;
-    for (int i = 0; i < count; ++i) {
+    for (std::size_t i = 0; i < count; ++i) {
         clients.push_back(tcp_connect(forwarder.host_port(0)));
         sent.push_back(random_bytes(32 * 1024, static_cast<unsigned>(100 + i)));
     }
-    for (int i = 0; i < count; ++i) {
+    for (std::size_t i = 0; i < count; ++i) {
         ASSERT_TRUE(send_all(clients[i].get(), sent[i]));
         shutdown(clients[i].get(), SHUT_WR);
     }
-    for (int i = 0; i < count; ++i) {
+    for (std::size_t i = 0; i < count; ++i) {
         const received back = receive_all(clients[i].get());
         EXPECT_EQ(back.ending, 0) << "connection " << i << ": " << std::strerror(back.ending);
         EXPECT_TRUE(back.data == sent[i]) << "connection " << i << " got " << back.data.size() << " bytes back";
@@ -853,7 +853,7 @@ TEST(port_forward, hundred_megabytes_arrive_with_the_checksum_intact) {
 }
 
 TEST(port_forward, two_hundred_concurrent_connections_complete) {
-    constexpr int count = 200;
+    constexpr std::size_t count = 200;
     // Each connection holds two fds here, one in the server and six in the
     // relay (two sockets, two pipes): more than a soft limit of 1024.
     const fd_limit limit(4096);
@@ -864,18 +864,18 @@ TEST(port_forward, two_hundred_concurrent_connections_complete) {
 
     std::vector<ctr::unique_fd> clients;
     std::vector<std::string> sent;
-    for (int i = 0; i < count; ++i) {
+    for (std::size_t i = 0; i < count; ++i) {
         clients.push_back(tcp_connect(forwarder.host_port(0)));
         sent.push_back(random_bytes(16 * 1024, static_cast<unsigned>(1000 + i)));
     }
     // Every one open in the relay at once before any is answered.
     ASSERT_TRUE(eventually([&] { return forwarder.stats().tcp_open == count; }))
         << forwarder.stats().tcp_open << " of " << count << " open";
-    for (int i = 0; i < count; ++i) {
+    for (std::size_t i = 0; i < count; ++i) {
         ASSERT_TRUE(send_all(clients[i].get(), sent[i]));
         shutdown(clients[i].get(), SHUT_WR);
     }
-    for (int i = 0; i < count; ++i) {
+    for (std::size_t i = 0; i < count; ++i) {
         const received back = receive_all(clients[i].get());
         EXPECT_EQ(back.ending, 0) << "connection " << i << ": " << std::strerror(back.ending);
         EXPECT_TRUE(back.data == sent[i]) << "connection " << i << " got " << back.data.size() << " bytes back";
