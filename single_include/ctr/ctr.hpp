@@ -9521,7 +9521,7 @@ namespace ctr::net::detail {
 // port_mapping::parse, with errors that name `shown` (the text the user
 // gave, when parse_range reads one mapping of a range).
 template <class = void>
-port_mapping parse_port_mapping(std::string_view text, std::string_view shown) {
+inline port_mapping parse_port_mapping(std::string_view text, std::string_view shown) {
     const auto fail = [shown](std::string_view why) { return error(step::prepare, EINVAL, std::string(shown), why); };
     if (text.empty()) throw fail("empty; expected [[IP:]HOSTPORT:]CONTAINERPORT[/tcp|/udp]");
 
