@@ -345,7 +345,7 @@ inline void apply_flag(config& c, const flag_spec& f, std::string_view shown, st
         c.network_given = true;
     } else if (name == "publish") {
         try {
-            c.publish.push_back(ctr::net::port_mapping::parse(value));
+            for (const auto& m : ctr::net::port_mapping::parse_range(value)) c.publish.push_back(m);
         } catch (const ctr::error& e) {
             bad_value(shown, e.what());
         }

@@ -117,7 +117,8 @@ Network and namespaces:
                                publish PORT inside on HOSTPORT of the host (on
                                IP, default every address); without --network,
                                implies veth for root and pasta otherwise; may
-                               be repeated
+                               be repeated; ranges of equal length, as
+                               8000-8003:80-83, publish each pair
       --pid host, --ipc host, --uts host
                                share the host's pid (and its /proc), IPC (and
                                its /dev/shm) or UTS namespace

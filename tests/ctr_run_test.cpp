@@ -824,6 +824,42 @@ TEST(ctr_run, a_busy_published_port_fails_before_the_command_runs) {
     EXPECT_EQ(r.err, "ctr-run: publish port '127.0.0.1:18081/tcp' (bind): Address already in use\n");
 }
 
+// A range publishes each of its ports: the second one, busy, is the one
+// named, before the command runs.
+TEST(ctr_run, a_published_port_range_binds_each_port) {
+    CTR_SKIP_WITHOUT_NETWORK_NAMESPACE();
+    const int busy = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in at{};
+    at.sin_family = AF_INET;
+    at.sin_port = htons(18083);
+    at.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(bind(busy, reinterpret_cast<sockaddr*>(&at), sizeof at), 0) << std::strerror(errno);
+    ASSERT_EQ(listen(busy, 1), 0);
+    const auto r = run({"-p", "127.0.0.1:18082-18084:80-82", "echo", "should not run"});
+    close(busy);
+    EXPECT_EQ(r.status, 125);
+    EXPECT_EQ(r.out, "");
+    EXPECT_EQ(r.err, "ctr-run: publish port '127.0.0.1:18083/tcp' (bind): Address already in use\n");
+}
+
+TEST(ctr_run, bad_port_ranges_get_one_line_with_the_reason) {
+    const std::pair<const char*, const char*> cases[] = {
+        {"8000-8003:80-81", "must be ranges of the same length"},
+        {"8000-8003:80", "the host ports (4) and the container ports (1) must be ranges of the same length"},
+        {"8003-8000:80-83", "ends before it starts"},
+        {"8000-:80-81", "must be FIRST-LAST"},
+        {"8000-8001:0-1", "the container port must be a number from 1 to 65535"},
+    };
+    for (const auto& [spec, reason] : cases) {
+        const auto r = run({"-p", spec, "true"});
+        EXPECT_EQ(r.status, 125) << spec << ": " << r.err;
+        EXPECT_EQ(r.err.rfind("ctr-run: -p: ", 0), 0u) << r.err;
+        EXPECT_TRUE(contains(r.err, reason)) << r.err;
+        EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << "one line: " << r.err;
+        EXPECT_EQ(r.out, "");
+    }
+}
+
 // A pty the test holds: ctr-run sees a terminal on stdin and stdout, and
 // with -it the shell gets a pty of its own with that window size.
 TEST(ctr_run, an_interactive_shell_gets_a_pty_with_the_window_size) {

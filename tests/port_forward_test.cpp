@@ -13,11 +13,15 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdint>
+#include <cstring>
 #include <functional>
 #include <mutex>
 #include <random>
@@ -279,7 +283,7 @@ TEST(port_forward, parse_rejects_with_the_reason) {
         {"", "empty"},
         {"8080:80/sctp", "must be tcp or udp"},
         {"8080:80/", "must be tcp or udp"},
-        {"8080-8081:80", "port ranges are not supported"},
+        {"8080-8081:80", "a port range is several mappings (port_mapping::parse_range)"},
         {"[::1]:8080:80", "IPv6"},
         {"::1:8080:80", "IPv6"},
         {"8080:0", "the container port must be a number from 1 to 65535"},
@@ -299,6 +303,53 @@ TEST(port_forward, parse_rejects_with_the_reason) {
             ADD_FAILURE() << "'" << text << "' parsed as " << m.to_string();
         } catch (const ctr::error& e) {
             EXPECT_EQ(e.step(), ctr::step::prepare) << e.what();
+            EXPECT_EQ(e.code().value(), EINVAL) << e.what();
+            EXPECT_EQ(e.path(), text);
+            EXPECT_NE(std::string(e.what()).find(reason), std::string::npos) << e.what();
+        }
+    }
+}
+
+TEST(port_forward, parse_range_reads_docker_ranges) {
+    using list = std::vector<port_mapping>;
+    EXPECT_EQ(port_mapping::parse_range("8000-8003:80-83"),
+              (list{{protocol::tcp, {}, 8000, 80}, {protocol::tcp, {}, 8001, 81}, {protocol::tcp, {}, 8002, 82},
+                    {protocol::tcp, {}, 8003, 83}}));
+    EXPECT_EQ(port_mapping::parse_range("127.0.0.1:5353-5354:53-54/udp"),
+              (list{{protocol::udp, loopback, 5353, 53}, {protocol::udp, loopback, 5354, 54}}));
+    // Container ports alone, or after an address: the kernel picks each host port.
+    EXPECT_EQ(port_mapping::parse_range("80-81"), (list{{protocol::tcp, {}, 0, 80}, {protocol::tcp, {}, 0, 81}}));
+    EXPECT_EQ(port_mapping::parse_range("127.0.0.1::80-81"),
+              (list{{protocol::tcp, loopback, 0, 80}, {protocol::tcp, loopback, 0, 81}}));
+    EXPECT_EQ(port_mapping::parse_range("9000-9000:90-90"), (list{{protocol::tcp, {}, 9000, 90}}));
+    EXPECT_EQ(port_mapping::parse_range("65534-65535:65534-65535").size(), 2u);
+    // Without a range, what parse reads.
+    EXPECT_EQ(port_mapping::parse_range("127.0.0.1:8080:80/udp"), (list{port_mapping::parse("127.0.0.1:8080:80/udp")}));
+}
+
+TEST(port_forward, parse_range_rejects_with_the_reason) {
+    const std::pair<const char*, const char*> cases[] = {
+        {"8000-8003:80", "the host ports (4) and the container ports (1) must be ranges of the same length"},
+        {"8000:80-83", "the host ports (1) and the container ports (4) must be ranges of the same length"},
+        {"8000-8001:80-83", "must be ranges of the same length"},
+        {"8003-8000:80-83", "the host port range '8003-8000' ends before it starts"},
+        {"8000-8003:83-80", "the container port range '83-80' ends before it starts"},
+        {"8000-:80-83", "the host port range must be FIRST-LAST"},
+        {"8000-8001:-81", "the container port range must be FIRST-LAST"},
+        {"8000-8001-8002:80-82", "the host port range must be FIRST-LAST"},
+        {"8000-70000:80-62080", "the host port range must be FIRST-LAST, two numbers from 1 to 65535"},
+        {"0-1:80-81", "the host port range must start at 1 or above"},
+        {"8000-8001:0-1", "the container port must be a number from 1 to 65535"},
+        {"8000-8001:80-81/sctp", "must be tcp or udp"},
+        {"1.2.3:8000-8001:80-81", "'1.2.3' is not an IPv4 address"},
+        {":80-81", "the host port is empty"},
+        {"", "empty"},
+    };
+    for (const auto& [text, reason] : cases) {
+        try {
+            const auto m = port_mapping::parse_range(text);
+            ADD_FAILURE() << "'" << text << "' parsed as " << m.size() << " mappings";
+        } catch (const ctr::error& e) {
             EXPECT_EQ(e.code().value(), EINVAL) << e.what();
             EXPECT_EQ(e.path(), text);
             EXPECT_NE(std::string(e.what()).find(reason), std::string::npos) << e.what();
@@ -390,7 +441,7 @@ TEST(port_forward, half_close_from_the_server_keeps_the_request_coming) {
 }
 
 TEST(port_forward, many_concurrent_connections_keep_their_own_bytes) {
-    constexpr int count = 50;
+    constexpr std::size_t count = 50;
     tcp_server server(echo);
     port_forwarder forwarder({tcp_to(server.port())});
     forwarder.start(loopback);
@@ -398,15 +449,15 @@ TEST(port_forward, many_concurrent_connections_keep_their_own_bytes) {
     // All open at once, all with data in flight before any is read back.
     std::vector<ctr::unique_fd> clients;
     std::vector<std::string> sent;
-    for (int i = 0; i < count; ++i) {
+    for (std::size_t i = 0; i < count; ++i) {
         clients.push_back(tcp_connect(forwarder.host_port(0)));
         sent.push_back(random_bytes(32 * 1024, static_cast<unsigned>(100 + i)));
     }
-    for (int i = 0; i < count; ++i) {
+    for (std::size_t i = 0; i < count; ++i) {
         ASSERT_TRUE(send_all(clients[i].get(), sent[i]));
         shutdown(clients[i].get(), SHUT_WR);
     }
-    for (int i = 0; i < count; ++i) {
+    for (std::size_t i = 0; i < count; ++i) {
         const received back = receive_all(clients[i].get());
         EXPECT_EQ(back.ending, 0) << "connection " << i << ": " << std::strerror(back.ending);
         EXPECT_TRUE(back.data == sent[i]) << "connection " << i << " got " << back.data.size() << " bytes back";
@@ -707,4 +758,232 @@ TEST(port_forward, close_reports_a_failed_relay_loop) {
         EXPECT_EQ(e.code().value(), EBADF) << e.what();
     }
     EXPECT_NO_THROW(forwarder.close());  // reported once
+}
+
+// ---- bulk, many connections, resets and the splice fallback ----
+
+namespace {
+
+// FNV-1a over a stream, so that the two ends can compare 100 MB without
+// holding them.
+struct checksum {
+    std::uint64_t value = 14695981039346656037ull;
+    std::uint64_t bytes = 0;
+    void add(const char* data, std::size_t size) {
+        for (std::size_t i = 0; i < size; ++i) {
+            value ^= static_cast<unsigned char>(data[i]);
+            value *= 1099511628211ull;
+        }
+        bytes += size;
+    }
+};
+
+// Reads until the client's end of stream, then answers with the byte count
+// and checksum of what it read.
+void checksum_sink(int fd) {
+    checksum sum;
+    char chunk[65536];
+    for (;;) {
+        const ssize_t n = recv(fd, chunk, sizeof chunk, 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return;
+        if (n == 0) break;
+        sum.add(chunk, static_cast<std::size_t>(n));
+    }
+    send_all(fd, std::to_string(sum.bytes) + " " + std::to_string(sum.value));
+}
+
+// Raises the soft limit on open files to at least `wanted` (within the hard
+// limit) for as long as it lives; ok() says whether that worked.
+class fd_limit {
+public:
+    explicit fd_limit(rlim_t wanted) {
+        getrlimit(RLIMIT_NOFILE, &saved_);
+        rlimit raised = saved_;
+        if (raised.rlim_cur >= wanted) return;
+        raised.rlim_cur = std::min(wanted, raised.rlim_max);
+        ok_ = raised.rlim_cur >= wanted && setrlimit(RLIMIT_NOFILE, &raised) == 0;
+        changed_ = ok_;
+    }
+    ~fd_limit() {
+        if (changed_) setrlimit(RLIMIT_NOFILE, &saved_);
+    }
+    bool ok() const { return ok_; }
+
+private:
+    rlimit saved_{};
+    bool ok_ = true;
+    bool changed_ = false;
+};
+
+// Waits until the process has exactly the fds it had, the servers' threads
+// having closed theirs; true when it got there.
+bool fds_back_to(const std::vector<int>& before) {
+    return eventually([&] { return ctr_test::open_fds() == before; });
+}
+
+}  // namespace
+
+TEST(port_forward, hundred_megabytes_arrive_with_the_checksum_intact) {
+    tcp_server server(checksum_sink);
+    port_forwarder forwarder({tcp_to(server.port())});
+    forwarder.start(loopback);
+
+    constexpr std::size_t total = 100u << 20;
+    ctr::unique_fd client = tcp_connect(forwarder.host_port(0));
+    std::mt19937_64 generator(15);
+    std::string chunk(1u << 20, '\0');
+    checksum sent;
+    for (std::size_t done = 0; done < total; done += chunk.size()) {
+        for (std::size_t i = 0; i < chunk.size(); i += 8) {
+            const std::uint64_t word = generator();
+            std::memcpy(chunk.data() + i, &word, 8);
+        }
+        sent.add(chunk.data(), chunk.size());
+        ASSERT_TRUE(send_all(client.get(), chunk)) << "after " << done << " bytes: " << std::strerror(errno);
+    }
+    ASSERT_EQ(shutdown(client.get(), SHUT_WR), 0);
+    const received reply = receive_all(client.get());
+    EXPECT_EQ(reply.ending, 0) << std::strerror(reply.ending);
+    EXPECT_EQ(reply.data, std::to_string(total) + " " + std::to_string(sent.value));
+
+    const auto stats = forwarder.stats();
+    EXPECT_EQ(stats.bytes_to_container, total);
+    EXPECT_EQ(stats.tcp_copied_directions, 0u) << "the relay copied instead of splicing";
+}
+
+TEST(port_forward, two_hundred_concurrent_connections_complete) {
+    constexpr std::size_t count = 200;
+    // Each connection holds two fds here, one in the server and six in the
+    // relay (two sockets, two pipes): more than a soft limit of 1024.
+    const fd_limit limit(4096);
+    if (!limit.ok()) GTEST_SKIP() << "RLIMIT_NOFILE cannot be raised to 4096 for 200 connections";
+    tcp_server server(echo);
+    port_forwarder forwarder({tcp_to(server.port())});
+    forwarder.start(loopback);
+
+    std::vector<ctr::unique_fd> clients;
+    std::vector<std::string> sent;
+    for (std::size_t i = 0; i < count; ++i) {
+        clients.push_back(tcp_connect(forwarder.host_port(0)));
+        sent.push_back(random_bytes(16 * 1024, static_cast<unsigned>(1000 + i)));
+    }
+    // Every one open in the relay at once before any is answered.
+    ASSERT_TRUE(eventually([&] { return forwarder.stats().tcp_open == count; }))
+        << forwarder.stats().tcp_open << " of " << count << " open";
+    for (std::size_t i = 0; i < count; ++i) {
+        ASSERT_TRUE(send_all(clients[i].get(), sent[i]));
+        shutdown(clients[i].get(), SHUT_WR);
+    }
+    for (std::size_t i = 0; i < count; ++i) {
+        const received back = receive_all(clients[i].get());
+        EXPECT_EQ(back.ending, 0) << "connection " << i << ": " << std::strerror(back.ending);
+        EXPECT_TRUE(back.data == sent[i]) << "connection " << i << " got " << back.data.size() << " bytes back";
+    }
+    const auto stats = forwarder.stats();
+    EXPECT_EQ(stats.tcp_connections, static_cast<std::uint64_t>(count));
+    EXPECT_EQ(stats.tcp_connect_failures, 0u);
+    EXPECT_TRUE(eventually([&] { return forwarder.stats().tcp_open == 0; }));
+}
+
+// Clients that reset their connection with bytes in flight both ways: the
+// relay drops the link, its sockets and pipes, and goes on serving. Writing
+// to a reset peer through splice raises SIGPIPE in the relay thread, which
+// must not end the process.
+TEST(port_forward, client_reset_mid_transfer_leaks_no_fds_or_pipes) {
+    // Streams to the client until that fails, while reading what comes.
+    tcp_server server([](int fd) {
+        const std::string load = random_bytes(256 * 1024, 9);
+        std::thread reader([fd] { (void)receive_all(fd); });
+        while (send_all(fd, load)) {
+        }
+        shutdown(fd, SHUT_RDWR);
+        reader.join();
+    });
+    port_forwarder forwarder({tcp_to(server.port())});
+    forwarder.start(loopback);
+    const auto fds_before = ctr_test::open_fds();
+
+    const std::string load = random_bytes(1 << 20, 11);
+    for (int i = 0; i < 8; ++i) {
+        ctr::unique_fd client = tcp_connect(forwarder.host_port(0));
+        ASSERT_TRUE(send_all(client.get(), load));
+        char some[4096];
+        ASSERT_GT(recv(client.get(), some, sizeof some, MSG_WAITALL), 0);
+        // The count would see a leak: a live connection holds eight fds
+        // (the client, the server's end, and the relay's two sockets and
+        // two pipes).
+        if (i == 0) {
+            EXPECT_GE(ctr_test::open_fds().size(), fds_before.size() + 8);
+        }
+        // SO_LINGER with a zero timeout: close sends a reset, with unread
+        // bytes in our receive queue and the relay's pipes full.
+        const linger hard_close{1, 0};
+        ASSERT_EQ(setsockopt(client.get(), SOL_SOCKET, SO_LINGER, &hard_close, sizeof hard_close), 0);
+    }
+    ASSERT_TRUE(eventually([&] { return forwarder.stats().tcp_open == 0; }))
+        << forwarder.stats().tcp_open << " connections still open after their clients reset";
+    EXPECT_TRUE(fds_back_to(fds_before)) << ctr_test::open_fds().size() << " fds open, " << fds_before.size()
+                                         << " before the connections";
+    EXPECT_EQ(forwarder.stats().tcp_connections, 8u);
+
+    // The relay still serves.
+    ctr::unique_fd client = tcp_connect(forwarder.host_port(0));
+    char some[16];
+    EXPECT_EQ(recv(client.get(), some, sizeof some, MSG_WAITALL), static_cast<ssize_t>(sizeof some));
+}
+
+// splice refused (as by a kernel or socket type without it) at the first
+// call, or later with bytes already in a pipe: the direction goes on by
+// copying, with what its pipe held, and no byte is lost.
+TEST(port_forward, refused_splice_falls_back_to_copying) {
+    tcp_server server(echo);
+    port_forwarder forwarder({tcp_to(server.port())});
+    forwarder.start(loopback);
+    std::uint64_t copied = 0;
+    for (const int skip : {0, 1, 2, 5, 40}) {
+        fault_injection fault(call::splice, EINVAL, skip, 1);
+        const std::string sent = random_bytes(1 << 20, static_cast<unsigned>(20 + skip));
+        const received back = echo_through(forwarder.host_port(0), sent);
+        EXPECT_EQ(back.ending, 0) << "skip " << skip << ": " << std::strerror(back.ending);
+        EXPECT_TRUE(back.data == sent) << "skip " << skip << ": " << back.data.size() << " bytes came back";
+        EXPECT_TRUE(fault.exhausted()) << "skip " << skip << ": splice was never refused";
+        EXPECT_EQ(forwarder.stats().tcp_copied_directions, ++copied) << "skip " << skip;
+    }
+    {
+        // Refused every time: both directions copy from the start.
+        fault_injection fault(call::splice, ENOSYS, 0, -1);
+        const std::string sent = random_bytes(1 << 20, 30);
+        EXPECT_TRUE(echo_through(forwarder.host_port(0), sent).data == sent);
+    }
+    EXPECT_EQ(forwarder.stats().tcp_copied_directions, copied + 2);
+}
+
+TEST(port_forward, no_pipe_to_be_had_relays_by_copying) {
+    tcp_server server(echo);
+    port_forwarder forwarder({tcp_to(server.port())});
+    forwarder.start(loopback);
+    fault_injection fault(call::pipe2, EMFILE, 0, -1);
+    const std::string sent = random_bytes(1 << 20, 31);
+    const received back = echo_through(forwarder.host_port(0), sent);
+    EXPECT_EQ(back.ending, 0) << std::strerror(back.ending);
+    EXPECT_TRUE(back.data == sent) << back.data.size() << " bytes came back";
+    EXPECT_EQ(forwarder.stats().tcp_copied_directions, 2u);
+}
+
+// A splice that fails otherwise (here as if the target reset) is a broken
+// connection, not a reason to copy: the client is reset.
+TEST(port_forward, failed_splice_resets_the_client) {
+    tcp_server server(echo);
+    port_forwarder forwarder({tcp_to(server.port())});
+    forwarder.start(loopback);
+    {
+        fault_injection fault(call::splice, ECONNRESET, 0, -1);
+        ctr::unique_fd client = tcp_connect(forwarder.host_port(0));
+        ASSERT_TRUE(send_all(client.get(), "doomed"));
+        const received nothing = receive_all(client.get());
+        EXPECT_EQ(nothing.ending, ECONNRESET) << std::strerror(nothing.ending);
+    }
+    EXPECT_TRUE(eventually([&] { return forwarder.stats().tcp_open == 0; }));
+    EXPECT_EQ(forwarder.stats().tcp_copied_directions, 0u);
 }

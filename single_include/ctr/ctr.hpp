@@ -237,6 +237,7 @@ enum class call : unsigned {
     eventfd2,
     getsockopt,
     socketpair,
+    splice,
     // confinement: capabilities, seccomp, the init's hand-off
     capget,
     capset,
@@ -682,6 +683,12 @@ inline long getsockopt(int fd, int level, int name, void* value, unsigned* lengt
 inline long socketpair(int domain, int type, int protocol, int fds[2]) noexcept {
     CTR_FAULT_CHECK(socketpair);
     return raw::call(SYS_socketpair, domain, type, protocol, fds);
+}
+// Moves bytes between a pipe and another file without copying them
+// through user space (the port relay: socket to pipe to socket).
+inline long splice(int fd_in, long* off_in, int fd_out, long* off_out, std::size_t length, unsigned flags) noexcept {
+    CTR_FAULT_CHECK(splice);
+    return raw::call(SYS_splice, fd_in, off_in, fd_out, off_out, length, flags);
 }
 
 // The capability calls take the kernel's own header and data layout
@@ -9586,6 +9593,7 @@ public:
 // and no route into the sandbox beyond the address it connects to.
 
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
@@ -9600,6 +9608,7 @@ public:
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <new>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -9624,11 +9633,21 @@ struct port_mapping {
 
     // Docker's -p syntax: "[[IP:]HOSTPORT:]CONTAINERPORT[/tcp|/udp]", e.g.
     // "8080:80", "127.0.0.1:5353:53/udp", "127.0.0.1::80" or "80" (the
-    // kernel picks the host port). Port ranges and IPv6 are not supported.
-    // Bad text throws ctr::error(step::prepare, EINVAL) naming the text and
-    // what is wrong with it.
+    // kernel picks the host port). IPv6 is not supported, and a port range
+    // is several mappings (parse_range). Bad text throws
+    // ctr::error(step::prepare, EINVAL) naming the text and what is wrong
+    // with it.
     template <class = void>
     static port_mapping parse(std::string_view text);
+
+    // parse, and Docker's port ranges: "8000-8003:80-83" is 8000->80,
+    // 8001->81, 8002->82 and 8003->83; "80-83" (or "127.0.0.1::80-83")
+    // publishes four container ports on ports the kernel picks. The two
+    // ranges must have the same length: Docker's "8000-8010:80", one host
+    // port picked from a range, is refused. Text without a range gives one
+    // mapping, as parse.
+    template <class = void>
+    static std::vector<port_mapping> parse_range(std::string_view text);
 
     // "0.0.0.0:8080->80/tcp", as `docker ps` shows it.
     template <class = void>
@@ -9645,9 +9664,15 @@ struct port_mapping {
     friend bool operator==(const port_mapping&, const port_mapping&) = default;
 };
 
-template <class>
-inline port_mapping port_mapping::parse(std::string_view text) {
-    const auto fail = [text](std::string_view why) { return error(step::prepare, EINVAL, std::string(text), why); };
+}  // namespace ctr::net
+
+namespace ctr::net::detail {
+
+// port_mapping::parse, with errors that name `shown` (the text the user
+// gave, when parse_range reads one mapping of a range).
+template <class = void>
+inline port_mapping parse_port_mapping(std::string_view text, std::string_view shown) {
+    const auto fail = [shown](std::string_view why) { return error(step::prepare, EINVAL, std::string(shown), why); };
     if (text.empty()) throw fail("empty; expected [[IP:]HOSTPORT:]CONTAINERPORT[/tcp|/udp]");
 
     port_mapping out;
@@ -9661,7 +9686,8 @@ inline port_mapping port_mapping::parse(std::string_view text) {
     }
     if (rest.find('[') != std::string_view::npos || std::count(rest.begin(), rest.end(), ':') > 2)
         throw fail("IPv6 addresses are not supported");
-    if (rest.find('-') != std::string_view::npos) throw fail("port ranges are not supported");
+    if (rest.find('-') != std::string_view::npos)
+        throw fail("a port range is several mappings (port_mapping::parse_range)");
 
     // Fields from the right: the container port, then the host port, then the address.
     std::string_view fields[3];
@@ -9704,13 +9730,97 @@ inline port_mapping port_mapping::parse(std::string_view text) {
     return out;
 }
 
+}  // namespace ctr::net::detail
+
+namespace ctr::net {
+
+template <class>
+inline port_mapping port_mapping::parse(std::string_view text) {
+    return detail::parse_port_mapping(text, text);
+}
+
+template <class>
+inline std::vector<port_mapping> port_mapping::parse_range(std::string_view text) {
+    if (text.find('-') == std::string_view::npos) return {parse(text)};
+    const auto fail = [text](std::string_view why) { return error(step::prepare, EINVAL, std::string(text), why); };
+
+    // "[[IP:]HOST:]CONTAINER[/PROTO]": the ports are the last two fields
+    // before the protocol. A '-' elsewhere (in the address or protocol) is
+    // found by parse below.
+    std::string_view rest = text, protocol_suffix;
+    if (const auto slash = rest.rfind('/'); slash != std::string_view::npos) {
+        protocol_suffix = rest.substr(slash);
+        rest = rest.substr(0, slash);
+    }
+    std::string_view container = rest, host, address;  // address: with its ':'
+    bool has_host = false;
+    if (const auto colon = rest.rfind(':'); colon != std::string_view::npos) {
+        container = rest.substr(colon + 1);
+        const auto front = rest.substr(0, colon);
+        has_host = true;
+        const auto second = front.rfind(':');
+        host = second == std::string_view::npos ? front : front.substr(second + 1);
+        address = second == std::string_view::npos ? std::string_view{} : front.substr(0, second + 1);
+    }
+
+    // "FIRST-LAST" or one port; the numbers themselves are checked by parse.
+    struct range {
+        std::string_view first, last;
+        unsigned count = 1;
+    };
+    const auto read_range = [&](std::string_view field, std::string_view which) {
+        range r{field, field};
+        const auto dash = field.find('-');
+        if (dash == std::string_view::npos) return r;
+        r.first = field.substr(0, dash);
+        r.last = field.substr(dash + 1);
+        const auto number = [](std::string_view digits) {
+            unsigned value = 0;
+            const bool ok = !digits.empty() && digits.size() <= 5 &&
+                            std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; });
+            if (ok) std::from_chars(digits.data(), digits.data() + digits.size(), value);
+            return ok && value <= 65535 ? static_cast<int>(value) : -1;
+        };
+        const int first = number(r.first), last = number(r.last);
+        if (first < 0 || last < 0)
+            throw fail(std::string(which) + " range must be FIRST-LAST, two numbers from 1 to 65535");
+        if (last < first) throw fail(std::string(which) + " range '" + std::string(field) + "' ends before it starts");
+        r.count = static_cast<unsigned>(last - first + 1);
+        return r;
+    };
+    const range containers = read_range(container, "the container port");
+    const range hosts = has_host && !host.empty() ? read_range(host, "the host port") : range{};
+    if (has_host && !host.empty() && hosts.count != containers.count)
+        throw fail("the host ports (" + std::to_string(hosts.count) + ") and the container ports (" +
+                   std::to_string(containers.count) + ") must be ranges of the same length");
+
+    // The first mapping through parse (address, protocol and the port
+    // numbers checked there, errors naming the whole text), then the others.
+    std::string first_text(address);
+    if (has_host) first_text += std::string(hosts.first) + ":";
+    first_text += std::string(containers.first) + std::string(protocol_suffix);
+    const port_mapping first = detail::parse_port_mapping(first_text, text);
+    if (hosts.count > 1 && first.host_port == 0) throw fail("the host port range must start at 1 or above");
+    std::vector<port_mapping> out;
+    out.reserve(containers.count);
+    for (unsigned i = 0; i < containers.count; ++i) {
+        port_mapping m = first;
+        m.container_port = static_cast<std::uint16_t>(first.container_port + i);
+        if (first.host_port != 0) m.host_port = static_cast<std::uint16_t>(first.host_port + i);
+        out.push_back(m);
+    }
+    return out;
+}
+
 struct port_forward_options {
     // A UDP client's session (its socket towards the sandbox) ends after this
     // long without a datagram either way: UDP has no end of its own.
     std::chrono::milliseconds udp_idle_timeout{60'000};
     // Bytes held per TCP connection in each direction. A side is not read
     // while the buffer it fills is full, so a slow reader slows its writer
-    // (through TCP's own flow control) instead of growing memory.
+    // (through TCP's own flow control) instead of growing memory. The bytes
+    // wait in a pipe (see port_relay's tcp_buffer), grown to this size where
+    // it is above a pipe's default 64 KiB and the pipe-max-size sysctl allows.
     std::size_t tcp_buffer_size = 64 * 1024;
     int listen_backlog = 128;
 };
@@ -9724,6 +9834,10 @@ struct port_forward_stats {
     std::uint64_t udp_open = 0;              // UDP sessions open now
     std::uint64_t bytes_to_container = 0;
     std::uint64_t bytes_from_container = 0;
+    // Directions of TCP connections relayed by copying through a buffer
+    // instead of splice(2): no pipe to be had (out of fds), or the kernel
+    // refused to splice those sockets. 0 in the common case.
+    std::uint64_t tcp_copied_directions = 0;
     int loop_error = 0;                      // the errno the relay loop stopped on; 0 while it runs
 };
 
@@ -9866,7 +9980,7 @@ public:
         constexpr auto relaxed = std::memory_order_relaxed;
         return {tcp_connections_.load(relaxed), tcp_connect_failures_.load(relaxed), tcp_open_.load(relaxed),
                 udp_sessions_.load(relaxed),    udp_open_.load(relaxed),             bytes_to_.load(relaxed),
-                bytes_from_.load(relaxed),      loop_error_.load(relaxed)};
+                bytes_from_.load(relaxed),      copied_.load(relaxed),               loop_error_.load(relaxed)};
     }
 
 private:
@@ -9884,16 +9998,29 @@ private:
     static constexpr std::size_t datagram_size = 65536;   // more than the largest UDP payload over IPv4
     static constexpr auto max_wait = std::chrono::seconds(1);
     static constexpr auto accept_pause = std::chrono::milliseconds(100);
+    static constexpr std::size_t default_pipe_size = 64 * 1024;  // pipe(7): 16 pages
+    // SPLICE_F_MOVE is only a hint; SPLICE_F_NONBLOCK keeps the pipe's side
+    // from blocking (the sockets are non-blocking themselves).
+    static constexpr unsigned splice_flags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
 
     // One direction of a TCP connection: bytes read from one side and not
-    // yet written to the other.
+    // yet written to the other. They wait in a pipe, moved in and out with
+    // splice(2), so that they never cross into user space: the relay copies
+    // nothing and the sockets' pages pass from one to the other. Where no
+    // pipe can be had, or the kernel will not splice these sockets, they
+    // wait in a buffer of ours instead, moved with recv and send.
     struct tcp_buffer {
-        std::unique_ptr<char[]> bytes;
+        unique_fd pipe_read;   // spliced: the pipe's two ends
+        unique_fd pipe_write;
+        std::size_t held = 0;    // spliced: bytes in the pipe
+        bool pipe_full = false;  // spliced: the pipe took nothing more with `held` below the limit (see pull)
+        std::unique_ptr<char[]> bytes;  // copied: the buffer, and the part of it in use
         std::size_t begin = 0;
         std::size_t end = 0;
         bool eof = false;   // the side it is read from has sent its FIN
         bool shut = false;  // and that FIN was passed on: shutdown(SHUT_WR) of the other side
-        std::size_t size() const noexcept { return end - begin; }
+        bool spliced() const noexcept { return static_cast<bool>(pipe_read); }
+        std::size_t size() const noexcept { return spliced() ? held : end - begin; }
     };
     struct tcp_link {
         unique_fd client;  // accepted on the host port
@@ -10068,8 +10195,9 @@ private:
         const long r = sys::connect(link.server.get(), &target, sizeof target);
         if (r < 0 && r != -EINPROGRESS) return refuse();
         link.connecting = r < 0;
-        link.up.bytes = std::make_unique_for_overwrite<char[]>(buffer_size_);
-        link.down.bytes = std::make_unique_for_overwrite<char[]>(buffer_size_);
+        // The pipes last, so that they take only fds the sockets left over.
+        make_room(link.up);
+        make_room(link.down);
         const auto it = links_.emplace(next_id_++, std::move(link)).first;
         tcp_open_.fetch_add(1, std::memory_order_relaxed);
         settle(it);
@@ -10109,10 +10237,79 @@ private:
         settle(it);
     }
 
+    // Gives one direction a pipe, or, when none can be had (out of fds, or
+    // past the pipe-user-pages limits), a buffer: the connection is relayed
+    // either way.
+    template <class = void>
+    void make_room(tcp_buffer& b) {
+        int fds[2];
+        if (sys::pipe2(fds, O_CLOEXEC | O_NONBLOCK) >= 0) {
+            b.pipe_read.reset(fds[0]);
+            b.pipe_write.reset(fds[1]);
+            // Best effort: a pipe kept at its default size still relays,
+            // only in more rounds.
+            if (buffer_size_ > default_pipe_size)
+                (void)sys::fcntl(fds[1], F_SETPIPE_SZ, static_cast<long>(std::min<std::size_t>(buffer_size_, 1u << 30)));
+            return;
+        }
+        b.bytes = std::make_unique_for_overwrite<char[]>(buffer_size_);
+        copied_.fetch_add(1, std::memory_order_relaxed);
+    }
+
+    // Turns a spliced direction into a copied one, moving what its pipe
+    // holds (at most buffer_size_ bytes) into a new buffer. False when there
+    // is no memory for the buffer or the pipe cannot be read.
+    template <class = void>
+    bool copy_instead(tcp_buffer& b) noexcept {
+        b.bytes.reset(new (std::nothrow) char[buffer_size_]);
+        if (!b.bytes) return false;
+        b.begin = b.end = 0;
+        while (b.end < b.held) {
+            const long n = sys::read(b.pipe_read.get(), b.bytes.get() + b.end, b.held - b.end);
+            if (n > 0) b.end += static_cast<std::size_t>(n);
+            else if (n != -EINTR) return false;
+        }
+        b.held = 0;
+        b.pipe_full = false;
+        b.pipe_read.reset();
+        b.pipe_write.reset();
+        copied_.fetch_add(1, std::memory_order_relaxed);
+        return true;
+    }
+
+    // Whether a failed splice means that splice cannot serve these files at
+    // all (an old kernel, or a socket type that has no splice), so that
+    // copying is the way on, rather than that the connection failed.
+    static constexpr bool splice_unsupported(long r) noexcept { return r == -EINVAL || r == -ENOSYS; }
+
     // Reads from `fd` until it has nothing more, the buffer is full or the
     // side sends its FIN. False when the socket failed (a reset).
     template <class = void>
-    bool pull(int fd, tcp_buffer& b) const noexcept {
+    bool pull(int fd, tcp_buffer& b) noexcept {
+        while (b.spliced() && !b.eof && b.held < buffer_size_) {
+            const long n = sys::splice(fd, nullptr, b.pipe_write.get(), nullptr, buffer_size_ - b.held, splice_flags);
+            if (n > 0) {
+                b.held += static_cast<std::size_t>(n);
+            } else if (n == 0) {
+                b.eof = true;
+            } else if (n == -EAGAIN) {
+                // The socket has nothing more, or the pipe is full: a pipe
+                // counts pages, not bytes, and small segments can fill its
+                // 16 slots well before `held` reaches the limit. An empty
+                // pipe always has room, so with bytes held it is taken as
+                // full, and the side is read again once push has drained
+                // some (should the socket merely have been empty, that costs
+                // one more wake-up). Watching a readable socket for a pipe
+                // that cannot take its bytes would spin the loop.
+                b.pipe_full = b.held > 0;
+                return true;
+            } else if (splice_unsupported(n)) {
+                if (!copy_instead(b)) return false;
+            } else if (n != -EINTR) {
+                return false;
+            }
+        }
+        if (b.spliced()) return true;
         if (b.end == buffer_size_ && b.begin > 0) {
             std::memmove(b.bytes.get(), b.bytes.get() + b.begin, b.size());
             b.end -= b.begin;
@@ -10131,8 +10328,26 @@ private:
     // passes a FIN on (half-close: the other direction keeps flowing). False
     // when the socket failed (the peer is gone).
     template <class = void>
-    static bool push(int fd, tcp_buffer& b, std::atomic<std::uint64_t>& count) noexcept {
-        while (b.size() > 0) {
+    bool push(int fd, tcp_buffer& b, std::atomic<std::uint64_t>& count) noexcept {
+        while (b.spliced() && b.held > 0) {
+            // splice has no MSG_NOSIGNAL: a peer that has gone raises
+            // SIGPIPE, which the relay thread blocks (port_forwarder::start),
+            // so it stays pending on that thread and ends with it, while the
+            // splice fails with EPIPE.
+            const long n = sys::splice(b.pipe_read.get(), nullptr, fd, nullptr, b.held, splice_flags);
+            if (n > 0) {
+                b.held -= static_cast<std::size_t>(n);
+                b.pipe_full = false;
+                count.fetch_add(static_cast<std::uint64_t>(n), std::memory_order_relaxed);
+            } else if (n == -EAGAIN || n == 0) {
+                return true;
+            } else if (splice_unsupported(n)) {
+                if (!copy_instead(b)) return false;
+            } else if (n != -EINTR) {
+                return false;
+            }
+        }
+        while (!b.spliced() && b.size() > 0) {
             // MSG_NOSIGNAL: writing to a peer that has gone must not raise
             // SIGPIPE, whose default action would end the whole process.
             const long n = sys::sendto(fd, b.bytes.get() + b.begin, b.size(), MSG_NOSIGNAL, nullptr, 0);
@@ -10145,7 +10360,7 @@ private:
                 return false;
             }
         }
-        b.begin = b.end = 0;
+        if (!b.spliced()) b.begin = b.end = 0;
         if (b.eof && !b.shut) {
             if (sys::shutdown(fd, SHUT_WR) < 0) return false;
             b.shut = true;
@@ -10162,7 +10377,9 @@ private:
         tcp_link& l = it->second;
         if (l.up.shut && l.down.shut) return close_link(it);
         static constexpr std::uint32_t in = EPOLLIN, out = EPOLLOUT, none = 0;
-        const auto readable = [this](const tcp_buffer& b) { return !b.eof && b.size() < buffer_size_ ? in : none; };
+        const auto readable = [this](const tcp_buffer& b) {
+            return !b.eof && !b.pipe_full && b.size() < buffer_size_ ? in : none;
+        };
         const auto writable = [](const tcp_buffer& b) { return b.size() > 0 ? out : none; };
         const std::uint32_t client_wants = readable(l.up) | writable(l.down);
         const std::uint32_t server_wants = l.connecting ? out : readable(l.down) | writable(l.up);
@@ -10324,6 +10541,7 @@ private:
     std::atomic<std::uint64_t> udp_open_{0};
     std::atomic<std::uint64_t> bytes_to_{0};
     std::atomic<std::uint64_t> bytes_from_{0};
+    std::atomic<std::uint64_t> copied_{0};
 };
 
 }  // namespace ctr::net::detail

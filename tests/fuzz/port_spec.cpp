@@ -2,6 +2,8 @@
 // "[[IP:]HOSTPORT:]CONTAINERPORT[/tcp|/udp]") and the IPv4 addresses in them
 // (net::ipv4_address::parse, net::ipv4_interface::parse).
 //
+// Also port_mapping::parse_range ("8000-8003:80-83").
+//
 // Properties: only ctr::error(EINVAL) for bad text; a mapping written back
 // in full ("IP:HOSTPORT:PORT/PROTO") parses to the same mapping, with a
 // container port of 1 to 65535; an address or interface written back
@@ -11,6 +13,8 @@
 #include <ctr/port_forward.hpp>
 
 #include <cerrno>
+#include <string_view>
+#include <vector>
 
 namespace net = ctr::net;
 
@@ -42,6 +46,22 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             CTR_FUZZ_CHECK(false, "'%s' (written back) is refused: %s", full.c_str(), e.what());
         }
         CTR_FUZZ_CHECK(again == m, "'%s' reads back as another mapping", full.c_str());
+    });
+
+    // Ranges: every mapping of one is the first with both ports moved on by
+    // its index; text without a '-' gives what parse gives.
+    expect_einval_only([&] {
+        const std::vector<net::port_mapping> all = net::port_mapping::parse_range(text);
+        CTR_FUZZ_CHECK(!all.empty() && all.size() <= 65535, "%zu mappings", all.size());
+        for (std::size_t i = 0; i < all.size(); ++i) {
+            const net::port_mapping& m = all[i];
+            CTR_FUZZ_CHECK(m.container_port >= 1, "container port 0");
+            CTR_FUZZ_CHECK(m.container_port == all[0].container_port + i, "container ports not consecutive");
+            CTR_FUZZ_CHECK(m.host_port == (all[0].host_port == 0 ? 0 : all[0].host_port + i), "host ports not consecutive");
+            CTR_FUZZ_CHECK(m.proto == all[0].proto && m.host_address == all[0].host_address, "mixed address or protocol");
+        }
+        if (text.find('-') == std::string_view::npos)
+            CTR_FUZZ_CHECK(all.size() == 1 && all[0] == net::port_mapping::parse(text), "not what parse reads");
     });
 
     expect_einval_only([&] {

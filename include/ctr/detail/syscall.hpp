@@ -117,6 +117,7 @@ enum class call : unsigned {
     eventfd2,
     getsockopt,
     socketpair,
+    splice,
     // confinement: capabilities, seccomp, the init's hand-off
     capget,
     capset,
@@ -562,6 +563,12 @@ inline long getsockopt(int fd, int level, int name, void* value, unsigned* lengt
 inline long socketpair(int domain, int type, int protocol, int fds[2]) noexcept {
     CTR_FAULT_CHECK(socketpair);
     return raw::call(SYS_socketpair, domain, type, protocol, fds);
+}
+// Moves bytes between a pipe and another file without copying them
+// through user space (the port relay: socket to pipe to socket).
+inline long splice(int fd_in, long* off_in, int fd_out, long* off_out, std::size_t length, unsigned flags) noexcept {
+    CTR_FAULT_CHECK(splice);
+    return raw::call(SYS_splice, fd_in, off_in, fd_out, off_out, length, flags);
 }
 
 // The capability calls take the kernel's own header and data layout
