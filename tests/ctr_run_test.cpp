@@ -808,15 +808,25 @@ TEST(ctr_run, a_published_udp_port_answers) {
     server.wait();
 }
 
-TEST(ctr_run, a_busy_published_port_fails_before_the_command_runs) {
-    CTR_SKIP_WITHOUT_NETWORK_NAMESPACE();
-    const int busy = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+// A TCP socket listening on 127.0.0.1:port (in the test's own network
+// namespace), or -1.
+int listening_on_loopback(int port) {
+    const int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in at{};
     at.sin_family = AF_INET;
-    at.sin_port = htons(18081);
+    at.sin_port = htons(static_cast<std::uint16_t>(port));
     at.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(bind(busy, reinterpret_cast<sockaddr*>(&at), sizeof at), 0) << std::strerror(errno);
-    ASSERT_EQ(listen(busy, 1), 0);
+    if (s < 0 || bind(s, reinterpret_cast<sockaddr*>(&at), sizeof at) != 0 || listen(s, 1) != 0) {
+        if (s >= 0) close(s);
+        return -1;
+    }
+    return s;
+}
+
+TEST(ctr_run, a_busy_published_port_fails_before_the_command_runs) {
+    CTR_SKIP_WITHOUT_NETWORK_NAMESPACE();
+    const int busy = listening_on_loopback(18081);
+    ASSERT_GE(busy, 0) << std::strerror(errno);
     const auto r = run({"-p", "127.0.0.1:18081:80", "echo", "should not run"});
     close(busy);
     EXPECT_EQ(r.status, 125);
@@ -828,13 +838,8 @@ TEST(ctr_run, a_busy_published_port_fails_before_the_command_runs) {
 // named, before the command runs.
 TEST(ctr_run, a_published_port_range_binds_each_port) {
     CTR_SKIP_WITHOUT_NETWORK_NAMESPACE();
-    const int busy = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in at{};
-    at.sin_family = AF_INET;
-    at.sin_port = htons(18083);
-    at.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(bind(busy, reinterpret_cast<sockaddr*>(&at), sizeof at), 0) << std::strerror(errno);
-    ASSERT_EQ(listen(busy, 1), 0);
+    const int busy = listening_on_loopback(18083);
+    ASSERT_GE(busy, 0) << std::strerror(errno);
     const auto r = run({"-p", "127.0.0.1:18082-18084:80-82", "echo", "should not run"});
     close(busy);
     EXPECT_EQ(r.status, 125);
