@@ -20,18 +20,30 @@
 #include <cerrno>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <system_error>
 
 namespace ctr_run {
 
-// Whether spawn failed because this process may not make a user namespace
-// (the library's error names the setting that refused it).
+// Ubuntu's AppArmor restriction (kernel.apparmor_restrict_unprivileged_userns)
+// lets an unprivileged process make a user namespace but gives it no
+// capabilities there: the launch fails later, where it needs one.
+inline bool apparmor_restricts_user_namespaces() {
+    std::ifstream setting("/proc/sys/kernel/apparmor_restrict_unprivileged_userns");
+    std::string value;
+    return geteuid() != 0 && std::getline(setting, value) && value == "1";
+}
+
+// Whether spawn failed because this process may not make a user namespace,
+// or may make one but do nothing in it (the library's error names the
+// setting that refused it).
 inline bool user_namespace_refused(const ctr::error& e) {
+    const int code = e.code().value();
+    if (apparmor_restricts_user_namespaces() && (code == EPERM || code == EACCES)) return true;
     if (e.step() != ctr::step::create_namespaces) return false;
     const std::string kinds = "," + e.path() + ",";
     if (kinds.find(",user,") == std::string::npos) return false;
-    const int code = e.code().value();
     return code == EPERM || code == ENOSPC || code == EUSERS || code == EINVAL || code == EACCES;
 }
 

@@ -122,8 +122,7 @@ int run_command(const config& c) {
         child = ctr::process::spawn(c.command, options);
     } catch (const ctr::error& e) {
         if (!user_namespace_refused(e)) throw;
-        // The library's error names the setting that refused it.
-        const std::string why = e.what();
+        // The setting that refused it, as the library names it.
         const std::string setting = ctr::ns::detail::user_namespace_blocker(-e.code().value());
         if (c.require_namespaces)
             throw ctr::error(e.step(), e.code().value(), e.path(),
@@ -133,8 +132,10 @@ int run_command(const config& c) {
                              setting + "; without them ctr-run confines the command's files with Landlock, which "
                                        "this kernel lacks (Linux 5.13+ with landlock in lsm=)");
         check_runs_without_namespaces(c);
-        std::cerr << "ctr-run: " << why << ": running without namespaces, confined by Landlock, seccomp and "
-                     "no_new_privs (--require-namespaces refuses instead)" << std::endl;
+        std::cerr << "ctr-run: user namespaces are refused here (" << setting << "; " << e.what()
+                  << "): running without namespaces, confined by Landlock, seccomp and no_new_privs "
+                     "(--require-namespaces refuses instead)"
+                  << std::endl;
         tmp.emplace();
         confine_without_namespaces(c, options, *tmp);
         child = ctr::process::spawn(c.command, options);
