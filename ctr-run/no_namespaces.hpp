@@ -40,7 +40,10 @@ inline bool apparmor_restricts_user_namespaces() {
 // setting that refused it).
 inline bool user_namespace_refused(const ctr::error& e) {
     const int code = e.code().value();
-    if (apparmor_restricts_user_namespaces() && (code == EPERM || code == EACCES)) return true;
+    // Not the command's own exec: a file that may not be run is refused the
+    // same way anywhere.
+    if (apparmor_restricts_user_namespaces() && e.step() != ctr::step::exec && (code == EPERM || code == EACCES))
+        return true;
     if (e.step() != ctr::step::create_namespaces) return false;
     const std::string kinds = "," + e.path() + ",";
     if (kinds.find(",user,") == std::string::npos) return false;
