@@ -1852,6 +1852,36 @@ TEST(ctr_run, require_namespaces_refuses_where_user_namespaces_are_refused) {
     EXPECT_EQ(run({"--require-namespaces", "/bin/true"}).status, 0);
 }
 
+// On a host whose own setting forbids user namespaces (the VM lane boots
+// once with sysctl.user.max_user_namespaces=0 for it, .ci/run): no outer
+// filter, the refusal is the kernel's.
+TEST(ctr_run, where_the_host_forbids_user_namespaces_the_run_goes_on_without_them) {
+    SKIP_WITHOUT_LANDLOCK();
+    std::ifstream max_file("/proc/sys/user/max_user_namespaces");
+    std::string max;
+    std::getline(max_file, max);
+    if (max != "0")
+        GTEST_SKIP() << "user namespaces are allowed here (user.max_user_namespaces is " << max
+                     << "); the VM lane boots once with them off to run this";
+    scratch volume, outside;
+    chmod(outside.path.c_str(), 0777);
+    const std::string target = (outside / "written").string();
+    const std::string script = "echo in > " + (volume / "f").string() + " && echo volume-ok; { echo out > " + target +
+                               "; } 2>/dev/null && echo outside-written || echo outside-denied";
+    ASSERT_EQ(std::system(("/bin/sh -c 'echo out > " + target + "'").c_str()), 0) << "the write works without ctr-run";
+    fs::remove(target);
+    const auto r = run({"-v", volume.path.string() + ":" + volume.path.string(), "/bin/sh", "-c", script});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "volume-ok\noutside-denied\n") << r.err;
+    EXPECT_FALSE(fs::exists(target));
+    EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << r.err;
+    EXPECT_TRUE(contains(r.err, "user.max_user_namespaces is 0")) << r.err;
+    EXPECT_TRUE(contains(r.err, "running without namespaces")) << r.err;
+    const auto refused = run({"--require-namespaces", "/bin/true"});
+    EXPECT_EQ(refused.status, 125) << refused.err;
+    EXPECT_TRUE(contains(refused.err, "user.max_user_namespaces is 0")) << refused.err;
+}
+
 TEST(ctr_run, without_user_namespaces_the_flags_that_need_one_are_refused_by_name) {
     SKIP_WITHOUT_LANDLOCK();
     const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
