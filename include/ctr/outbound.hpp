@@ -130,9 +130,13 @@ inline void enable_forwarding(const std::string& link) {
     if (fd < 0) throw error(step::configure_nat, static_cast<int>(-fd), path, "opening the interface's forwarding switch");
     const unique_fd owned(static_cast<int>(fd));
     char now = '0';
-    if (ctr::detail::sys::read(owned.get(), &now, 1) == 1 && now == '1') return;
-    if (const long r = ctr::detail::sys::write(owned.get(), "1", 1); r < 0)
-        throw error(step::configure_nat, static_cast<int>(-r), path, "turning forwarding on");
+    if (ctr::detail::sys::pread64(owned.get(), &now, 1, 0) == 1 && now == '1') return;
+    // At offset 0: with kernel.sysctl_writes_strict (the default), a write
+    // anywhere else is ignored and still reports success.
+    const long r = ctr::detail::sys::pwrite64(owned.get(), "1", 1, 0);
+    if (r < 0) throw error(step::configure_nat, static_cast<int>(-r), path, "turning forwarding on");
+    if (ctr::detail::sys::pread64(owned.get(), &now, 1, 0) != 1 || now != '1')
+        throw error(step::configure_nat, EIO, path, "forwarding stayed off after writing 1");
 }
 
 }  // namespace detail

@@ -126,6 +126,17 @@ public:
         return id;
     }
 
+    // Whether table "ip <name>" exists.
+    template <class = void>
+    bool table_exists(const std::string& name) {
+        auto m = nft_message(NFT_MSG_GETTABLE, 0);
+        m.add_string(NFTA_TABLE_NAME, name);
+        const long r = netlink_.request(m, [](const nlmsghdr&) {});
+        if (r == -ENOENT) return false;
+        if (r < 0) throw error(step::configure_nat, static_cast<int>(-r), "ip " + name, "looking the table up: " + reason(r));
+        return true;
+    }
+
     // The rules of table/chain (family ip); none when either is missing.
     template <class = void>
     std::vector<nft_rule_seen> rules(const std::string& table, const std::string& chain) {
