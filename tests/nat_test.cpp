@@ -4,10 +4,10 @@
 // reap_stale_outbound. Each test builds its own small internet from network
 // namespaces made here, inside the one the test main made: this thread's
 // namespace plays the host, another the router, which carries the server on
-// 198.51.100.200 (a documentation address) behind it. No packet reaches a
+// 198.51.100.200 (a documentation address) behind it (net_host.hpp). No packet reaches a
 // real interface, and each test checks that the namespace it started in kept
 // its forwarding switches and has no ctr table.
-#include "support.hpp"
+#include "net_host.hpp"
 
 #include <gtest/gtest.h>
 
@@ -33,27 +33,14 @@ using ctr::process::spawn;
 using ctr::process::stdio;
 using ctr_test::helper;
 
-const ipv4_address server_address = ipv4_address::parse("198.51.100.200");
-const ipv4_interface host_uplink = ipv4_interface::parse("198.51.100.1/25");
-const ipv4_interface router_downlink = ipv4_interface::parse("198.51.100.126/25");
-constexpr int server_port = 8000;
+using ctr_test::small_internet;
+const ipv4_address server_address = small_internet::server_address;
+const ipv4_interface host_uplink = small_internet::host_uplink;
+constexpr int server_port = small_internet::server_port;
 
-std::string read_file(const std::string& path) {
-    std::ifstream in(path);
-    std::string text;
-    std::getline(in, text);
-    return text;
-}
+std::string read_file(const std::string& path) { return ctr_test::read_first_line(path); }
 
-void write_file(const std::string& path, const std::string& text) {
-    std::ofstream out(path);
-    out << text;
-    ASSERT_TRUE(out.good()) << path;
-}
-
-ctr::unique_fd current_network_namespace() {
-    return ctr::unique_fd(open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
-}
+void write_file(const std::string& path, const std::string& text) { ctr_test::write_sysctl(path, text); }
 
 // What must be the same after a test in the namespace it started in.
 struct outside_state {
@@ -61,69 +48,6 @@ struct outside_state {
     std::string default_forwarding = read_file("/proc/sys/net/ipv4/conf/default/forwarding");
     bool ctr_table = ctr::net::detail::nftables_socket::open().table_exists("ctr");
     bool operator==(const outside_state&) const = default;
-};
-
-// The host (this thread, while it lives) with an uplink "up0" to the router
-// and a default route through it; the router has the server's address on
-// its loopback and no route back to the sandboxes' pool, so only
-// masqueraded traffic can be answered. Forwarding starts off everywhere in
-// the host, whatever the test main's namespace had, so that the sandbox's
-// way out depends on what ctr turns on.
-struct small_internet {
-    ctr::ns::scope host{ctr::ns::kinds(ctr::ns::network)};
-    ctr::unique_fd router;
-    std::optional<ctr::net::veth_pair> uplink;
-    int listener = -1;
-
-    small_internet() {
-        write_file("/proc/sys/net/ipv4/conf/all/forwarding", "0");
-        write_file("/proc/sys/net/ipv4/conf/default/forwarding", "0");
-        {
-            ctr::ns::scope fresh{ctr::ns::kinds(ctr::ns::network)};
-            router = current_network_namespace();
-        }
-        uplink.emplace(ctr::net::create_veth(ctr::net::veth{.host_name = "up0",
-                                                            .container_name = "down0",
-                                                            .host_address = host_uplink,
-                                                            .container_address = router_downlink},
-                                             ctr::net::peer_namespace::from_fd(router.get())));
-        ctr::net::configure_interface("up0", host_uplink, router_downlink.address);
-        ctr::ns::scope in_router({ctr::ns::existing::fd(ctr::ns::network, router.get())});
-        ctr::net::configure_interface("down0", router_downlink);
-        auto netlink = ctr::net::detail::rtnetlink::open();
-        EXPECT_EQ(ctr::net::detail::add_address(netlink, static_cast<int>(ctr::net::detail::interface_index("lo")),
-                                                ipv4_interface{server_address, 32}),
-                  0);
-        listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        sockaddr_in at{};
-        at.sin_family = AF_INET;
-        at.sin_port = htons(server_port);
-        at.sin_addr = server_address.to_in_addr();
-        if (bind(listener, reinterpret_cast<sockaddr*>(&at), sizeof at) != 0 || listen(listener, 4) != 0)
-            ADD_FAILURE() << "bind/listen in the router: " << std::strerror(errno);
-    }
-    ~small_internet() {
-        if (listener >= 0) close(listener);
-    }
-
-    // Answers one connection with the address it came from.
-    std::thread serve_one() {
-        return std::thread([this] {
-            sockaddr_in peer{};
-            socklen_t size = sizeof peer;
-            const int c = accept(listener, reinterpret_cast<sockaddr*>(&peer), &size);
-            if (c < 0) return;
-            char buffer[64];
-            (void)!read(c, buffer, sizeof buffer);
-            char text[INET_ADDRSTRLEN] = {};
-            inet_ntop(AF_INET, &peer.sin_addr, text, sizeof text);
-            const std::string reply = std::string("server saw ") + text;
-            EXPECT_GT(write(c, reply.data(), reply.size()), 0);
-            close(c);
-        });
-    }
-    // Wakes a serve_one whose client never came.
-    void stop_serving() { shutdown(listener, SHUT_RDWR); }
 };
 
 std::vector<std::string> ask_server() {
@@ -232,7 +156,7 @@ TEST(nat, reap_stale_removes_the_rule_a_crashed_caller_left_and_the_table_with_i
         ctr::unique_fd sandbox;
         {
             ctr::ns::scope fresh{ctr::ns::kinds(ctr::ns::network)};
-            sandbox = current_network_namespace();
+            sandbox = ctr_test::current_network_namespace();
         }
         auto pair = ctr::net::create_veth(ctr::net::veth{}, ctr::net::peer_namespace::from_fd(sandbox.get()));
         const pid_t crashing = fork();
@@ -256,6 +180,39 @@ TEST(nat, reap_stale_removes_the_rule_a_crashed_caller_left_and_the_table_with_i
         EXPECT_EQ(ctr::net::reap_stale_outbound(), 0u);
     }
     EXPECT_TRUE(outside_state{} == before) << "the test's own namespace changed";
+}
+
+TEST(nat, the_next_outbound_launch_removes_a_crashed_callers_rule_first) {
+    CTR_SKIP_WITHOUT_NETWORK_NAMESPACE();
+    small_internet net;
+    auto nft = ctr::net::detail::nftables_socket::open();
+    {
+        auto pair = ctr::net::create_veth(ctr::net::veth{.host_name = "crashed0",
+                                                         .host_address = ipv4_interface::parse("10.99.0.1/30"),
+                                                         .container_address = ipv4_interface::parse("10.99.0.2/30")},
+                                          ctr::net::peer_namespace::from_fd(net.router.get()));
+        const pid_t crashing = fork();
+        ASSERT_GE(crashing, 0);
+        if (crashing == 0) {
+            try {
+                auto rule = ctr::net::outbound_nat::add(pair.info());
+                _exit(0);  // no destructors: the rule stays
+            } catch (...) {
+                _exit(1);
+            }
+        }
+        int status = 0;
+        ASSERT_EQ(waitpid(crashing, &status, 0), crashing);
+        ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }  // the link goes; its rule stays
+    ASSERT_EQ(nft.rules("ctr", "postrouting").size(), 1u);
+    auto child = spawn(helper({"sleep", "30"}), {.network = ctr::net::veth{.outbound = true}});
+    const auto rules = nft.rules("ctr", "postrouting");
+    ASSERT_EQ(rules.size(), 1u);
+    EXPECT_EQ(ctr::net::detail::link_of_outbound_comment(rules[0].comment), child.network()->host_name);
+    child.kill();
+    (void)child.wait();
+    EXPECT_FALSE(nft.table_exists("ctr"));
 }
 
 TEST(nat, a_bad_link_is_named_in_the_error) {
