@@ -215,6 +215,27 @@ TEST(nat, the_next_outbound_launch_removes_a_crashed_callers_rule_first) {
     EXPECT_FALSE(nft.table_exists("ctr"));
 }
 
+TEST(nat, a_failure_to_turn_forwarding_on_names_the_switch_and_leaves_nothing) {
+    CTR_SKIP_WITHOUT_NETWORK_NAMESPACE();
+    namespace sys = ctr::detail::sys;
+    small_internet net;
+    const auto fds_before = ctr_test::open_fds();
+    {
+        sys::fault_injection fault(sys::call::pwrite64, EROFS);
+        try {
+            (void)spawn(helper({"exit", "0"}), {.network = ctr::net::veth{.outbound = true}});
+            ADD_FAILURE() << "accepted";
+        } catch (const ctr::error& e) {
+            EXPECT_EQ(e.step(), ctr::step::configure_nat) << e.what();
+            EXPECT_EQ(e.code().value(), EROFS) << e.what();
+            EXPECT_NE(e.path().find("/forwarding"), std::string::npos) << e.what();
+        }
+    }
+    EXPECT_FALSE(ctr::net::detail::nftables_socket::open().table_exists("ctr"));
+    EXPECT_FALSE(ctr_test::has_children());
+    EXPECT_EQ(ctr_test::open_fds(), fds_before);
+}
+
 TEST(nat, a_bad_link_is_named_in_the_error) {
     CTR_SKIP_WITHOUT_NETWORK_NAMESPACE();
     small_internet net;

@@ -175,6 +175,10 @@ public:
     template <class = void>
     const std::string& comment() const noexcept { return comment_; }
 
+    // Deletes the rule now if there is one, best effort (what the destructor does).
+    template <class = void>
+    void reset() noexcept { remove_quietly(); }
+
     // Deletes the rule now, and the table if it was the last.
     template <class = void>
     void remove() {

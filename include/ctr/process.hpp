@@ -362,7 +362,7 @@ private:
         result_ = std::move(out);
         pidfd_.reset();
         pasta_ = net::pasta_process();  // the sandbox's network ends with it
-        outbound_ = net::outbound_nat();
+        outbound_.reset();
     }
 
     // Best effort, for destructors: nothing here may throw.
@@ -377,7 +377,7 @@ private:
         pidfd_.reset();
         plan_.reset();  // only now: a pid 1 init ran in this memory
         pasta_ = net::pasta_process();
-        outbound_ = net::outbound_nat();
+        outbound_.reset();
     }
 
     pid_t pid_ = -1;

@@ -9518,8 +9518,8 @@ public:
 // in an nftables table of ctr's own ("ip ctr", chain "postrouting"), and
 // the host forwards for it. spawn does it with net::veth{.outbound = true};
 // the rule goes when the sandbox's handle reaps it, the table with the last
-// rule, and reap_stale_outbound() removes the rules of sandboxes whose link
-// is gone (a crashed caller's).
+// rule, and reap_stale_outbound() (and every outbound launch, first) removes
+// the rules of sandboxes whose link is gone (a crashed caller's).
 //
 // Forwarding: IPv4 asks the interface a packet came in on whether it may be
 // forwarded (net.ipv4.conf.<in>.forwarding; ip_forward is only the switch
@@ -9941,6 +9941,15 @@ std::size_t delete_outbound_rules(nftables_socket& nft, Doomed&& doomed) {
     }
 }
 
+// Deletes the outbound rules whose link is gone from the current namespace.
+template <class = void>
+inline std::size_t delete_stale_outbound_rules(nftables_socket& nft) {
+    return delete_outbound_rules(nft, [](const nft_rule_seen& rule) {
+        const std::string link = link_of_outbound_comment(rule.comment);
+        return !link.empty() && if_nametoindex(link.c_str()) == 0;
+    });
+}
+
 // The names of the interfaces the main table's default routes leave by.
 template <class = void>
 inline std::vector<std::string> default_route_interfaces(rtnetlink& netlink) {
@@ -10017,6 +10026,10 @@ public:
     template <class = void>
     const std::string& comment() const noexcept { return comment_; }
 
+    // Deletes the rule now if there is one, best effort (what the destructor does).
+    template <class = void>
+    void reset() noexcept { remove_quietly(); }
+
     // Deletes the rule now, and the table if it was the last.
     template <class = void>
     void remove() {
@@ -10038,6 +10051,12 @@ public:
         outbound_nat out;
         out.comment_ = detail::outbound_comment(link.host_name);
         auto nft = detail::nftables_socket::open();
+        // A crashed caller's rules go with the next launch; best effort, the
+        // new rule matters more.
+        try {
+            detail::delete_stale_outbound_rules(nft);
+        } catch (const error&) {
+        }
         std::vector<detail::netlink_message> batch;
         batch.push_back(detail::new_table_message(detail::nat_table));
         batch.push_back(detail::new_nat_chain_message(detail::nat_table, detail::nat_chain));
@@ -10065,13 +10084,11 @@ private:
 // Deletes the outbound rules, in the current thread's network namespace,
 // whose sandbox link no longer exists (their sandbox ended while its caller
 // had crashed), and ctr's table with the last of them. Returns how many.
+// (Every outbound launch does the same first, best effort.)
 template <class = void>
 inline std::size_t reap_stale_outbound() {
     auto nft = detail::nftables_socket::open();
-    return detail::delete_outbound_rules(nft, [](const detail::nft_rule_seen& rule) {
-        const std::string link = detail::link_of_outbound_comment(rule.comment);
-        return !link.empty() && if_nametoindex(link.c_str()) == 0;
-    });
+    return detail::delete_stale_outbound_rules(nft);
 }
 
 }  // namespace ctr::net
@@ -16517,7 +16534,7 @@ private:
         result_ = std::move(out);
         pidfd_.reset();
         pasta_ = net::pasta_process();  // the sandbox's network ends with it
-        outbound_ = net::outbound_nat();
+        outbound_.reset();
     }
 
     // Best effort, for destructors: nothing here may throw.
@@ -16532,7 +16549,7 @@ private:
         pidfd_.reset();
         plan_.reset();  // only now: a pid 1 init ran in this memory
         pasta_ = net::pasta_process();
-        outbound_ = net::outbound_nat();
+        outbound_.reset();
     }
 
     pid_t pid_ = -1;
