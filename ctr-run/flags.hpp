@@ -338,8 +338,8 @@ inline void apply_flag(config& c, const flag_spec& f, std::string_view shown, st
         else if (value == "pasta") c.network = network_mode::pasta;
         else if (value == "bridge" || value == "default")
             bad_value(shown, "'" + std::string(value) +
-                                 "' is not supported: ctr-run has no bridge and no NAT; --network veth joins the "
-                                 "sandbox to the host alone by a veth pair, --network pasta gives it the host's "
+                                 "' is not supported: ctr-run has no bridge; --network veth joins the sandbox to the "
+                                 "host by a veth pair and masquerades its traffic out, --network pasta gives it the host's "
                                  "connectivity through pasta (docs/networking.md)");
         else bad_value(shown, "'" + std::string(value) + "' is not none, host, veth or pasta");
         c.network_given = true;

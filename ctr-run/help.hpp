@@ -107,12 +107,14 @@ Network and namespaces:
                                only lo; host: the host's network; veth: a new
                                namespace joined to the host's by a veth pair,
                                eth0 inside with an address from 10.231.0.0/16
-                               and a default route through the host end (needs
-                               root); pasta: a new namespace whose traffic
-                               pasta carries through the host's sockets, with
-                               the host's address and routes (no root needed;
+                               and a default route through the host end, its
+                               traffic masqueraded out of the host's default
+                               route (nftables table ip ctr; needs root);
+                               pasta: a new namespace whose traffic pasta
+                               carries through the host's sockets, with the
+                               host's address and routes (no root needed;
                                package passt). bridge is refused: there is no
-                               bridge or NAT
+                               bridge
   -p, --publish [IP:]HOSTPORT:PORT[/tcp|/udp]
                                publish PORT inside on HOSTPORT of the host (on
                                IP, default every address); without --network,

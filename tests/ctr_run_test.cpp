@@ -1503,6 +1503,24 @@ TEST(ctr_run, network_pasta_reaches_the_hosts_server) {
     EXPECT_EQ(r.out, "host got hi\n") << r.err;
 }
 
+// A veth's traffic is masqueraded out of the host's default route: the
+// server behind the test's router sees the host's address (net_host.hpp's
+// small internet; nat_test.cpp has the library's side).
+TEST(ctr_run, veth_reaches_a_server_beyond_the_host_masqueraded) {
+    CTR_SKIP_WITHOUT_NETWORK_NAMESPACE();
+    ctr_test::small_internet net;
+    std::thread server = net.serve_one();
+    const std::string helper_dir = ctr_test::probe_helper.substr(0, ctr_test::probe_helper.rfind('/'));
+    const auto r = run({"--network", "veth", "-v", helper_dir + ":" + helper_dir + ":ro", ctr_test::probe_helper,
+                        "tcp-send", ctr_test::small_internet::server_address.to_string(),
+                        std::to_string(ctr_test::small_internet::server_port), "hi"});
+    net.stop_serving();
+    server.join();
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "server saw " + ctr_test::small_internet::host_uplink.address.to_string()) << r.err;
+    EXPECT_FALSE(ctr::net::detail::nftables_socket::open().table_exists("ctr"));
+}
+
 TEST(ctr_run, network_pasta_publishes_a_port) {
     CTR_SKIP_WITHOUT_PASTA();
     ctr_test::test_host host;

@@ -20,6 +20,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <optional>
 #include <string>
 #include <thread>
@@ -107,6 +108,99 @@ struct one_shot_server {
         if (thread.joinable()) thread.join();
         if (listener >= 0) close(listener);
     }
+};
+
+inline std::string read_first_line(const std::string& path) {
+    std::ifstream in(path);
+    std::string text;
+    std::getline(in, text);
+    return text;
+}
+
+// Only for the /proc/sys of a network namespace the test made.
+inline void write_sysctl(const std::string& path, const std::string& text) {
+    std::ofstream out(path);
+    out << text;
+    out.flush();
+    EXPECT_TRUE(out.good()) << path;
+}
+
+inline ctr::unique_fd current_network_namespace() {
+    return ctr::unique_fd(open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
+}
+
+// A small internet for outbound NAT: the calling thread in a fresh network
+// namespace that plays the host, with an uplink "up0" (198.51.100.1/25) to
+// another fresh namespace that plays the router (198.51.100.126/25) and a
+// default route through it. The router carries the server's address
+// (198.51.100.200) on its loopback and has no route back to the sandboxes'
+// pool, so only masqueraded traffic can be answered. Forwarding starts off
+// everywhere in the host, whatever the namespace it came from had, so that a
+// sandbox's way out depends on what ctr turns on. No packet reaches a real
+// interface.
+struct small_internet {
+    static inline const ctr::net::ipv4_address server_address = ctr::net::ipv4_address::parse("198.51.100.200");
+    static inline const ctr::net::ipv4_interface host_uplink = ctr::net::ipv4_interface::parse("198.51.100.1/25");
+    static inline const ctr::net::ipv4_interface router_downlink =
+        ctr::net::ipv4_interface::parse("198.51.100.126/25");
+    static constexpr int server_port = 8000;
+
+    ctr::ns::scope host{ctr::ns::kinds(ctr::ns::network)};
+    ctr::unique_fd router;
+    std::optional<ctr::net::veth_pair> uplink;
+    int listener = -1;
+
+    small_internet() {
+        write_sysctl("/proc/sys/net/ipv4/conf/all/forwarding", "0");
+        write_sysctl("/proc/sys/net/ipv4/conf/default/forwarding", "0");
+        {
+            ctr::ns::scope fresh{ctr::ns::kinds(ctr::ns::network)};
+            router = current_network_namespace();
+        }
+        uplink.emplace(ctr::net::create_veth(ctr::net::veth{.host_name = "up0",
+                                                            .container_name = "down0",
+                                                            .host_address = host_uplink,
+                                                            .container_address = router_downlink},
+                                             ctr::net::peer_namespace::from_fd(router.get())));
+        ctr::net::configure_interface("up0", host_uplink, router_downlink.address);
+        ctr::ns::scope in_router({ctr::ns::existing::fd(ctr::ns::network, router.get())});
+        ctr::net::configure_interface("down0", router_downlink);
+        auto netlink = ctr::net::detail::rtnetlink::open();
+        EXPECT_EQ(ctr::net::detail::add_address(netlink, static_cast<int>(ctr::net::detail::interface_index("lo")),
+                                                ctr::net::ipv4_interface{server_address, 32}),
+                  0);
+        listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_in at{};
+        at.sin_family = AF_INET;
+        at.sin_port = htons(server_port);
+        at.sin_addr = server_address.to_in_addr();
+        if (bind(listener, reinterpret_cast<sockaddr*>(&at), sizeof at) != 0 || listen(listener, 4) != 0)
+            ADD_FAILURE() << "bind/listen in the router: " << std::strerror(errno);
+    }
+    ~small_internet() {
+        if (listener >= 0) close(listener);
+    }
+    small_internet(const small_internet&) = delete;
+    small_internet& operator=(const small_internet&) = delete;
+
+    // Answers one connection with "server saw " and the address it came from.
+    std::thread serve_one() {
+        return std::thread([this] {
+            sockaddr_in peer{};
+            socklen_t size = sizeof peer;
+            const int c = accept(listener, reinterpret_cast<sockaddr*>(&peer), &size);
+            if (c < 0) return;
+            char buffer[64];
+            (void)!read(c, buffer, sizeof buffer);
+            char text[INET_ADDRSTRLEN] = {};
+            inet_ntop(AF_INET, &peer.sin_addr, text, sizeof text);
+            const std::string reply = std::string("server saw ") + text;
+            EXPECT_GT(write(c, reply.data(), reply.size()), 0);
+            close(c);
+        });
+    }
+    // Wakes a serve_one whose client never came.
+    void stop_serving() { shutdown(listener, SHUT_RDWR); }
 };
 
 }  // namespace ctr_test

@@ -18,6 +18,7 @@
 #include <ctr/net.hpp>
 #include <ctr/ns.hpp>
 #include <ctr/ns_scope.hpp>
+#include <ctr/outbound.hpp>
 #include <ctr/port_forward.hpp>
 #include <ctr/prepared.hpp>
 #include <ctr/probe.hpp>

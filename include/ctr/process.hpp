@@ -118,6 +118,7 @@ public:
             result_ = std::exchange(other.result_, std::nullopt);
             network_ = std::exchange(other.network_, std::nullopt);
             pasta_ = std::move(other.pasta_);
+            outbound_ = std::move(other.outbound_);
             terminal_ = std::move(other.terminal_);
             seccomp_listener_ = std::move(other.seccomp_listener_);
         }
@@ -369,6 +370,7 @@ private:
         result_ = std::move(out);
         pidfd_.reset();
         pasta_ = net::pasta_process();  // the sandbox's network ends with it
+        outbound_.reset();
     }
 
     // Best effort, for destructors: nothing here may throw.
@@ -383,6 +385,7 @@ private:
         pidfd_.reset();
         plan_.reset();  // only now: a pid 1 init ran in this memory
         pasta_ = net::pasta_process();
+        outbound_.reset();
     }
 
     pid_t pid_ = -1;
@@ -407,6 +410,8 @@ private:
     std::optional<net::veth_info> network_;
     // options::pasta's pasta, ended after the sandbox.
     net::pasta_process pasta_;
+    // options::network's outbound NAT rule, deleted after the sandbox.
+    net::outbound_nat outbound_;
     unique_fd terminal_;
     unique_fd seccomp_listener_;
 };
@@ -612,6 +617,7 @@ inline child detail::spawn_extended(std::vector<std::string> argv, const options
     }
     if (plan->network_made) handle.network_ = *plan->network_made;
     if (plan->pasta_made) handle.pasta_ = std::move(*plan->pasta_made);
+    if (plan->outbound_made) handle.outbound_ = std::move(*plan->outbound_made);
     if (plan->sync_write) {
         // One write, so the child never sees half of it. A child that
         // already failed has closed its end: EPIPE, and its report says why.

@@ -216,6 +216,7 @@ enum class call : unsigned {
     memfd_create,
     // cgroups
     pread64,
+    pwrite64,
     bpf,
     // mounts (path resolution and guards)
     readlinkat,
@@ -603,6 +604,12 @@ inline long pread64(int fd, void* buffer, std::size_t size, long offset) noexcep
     return raw::call(SYS_pread64, fd, buffer, size, offset);
 }
 
+// Writes at an offset: a sysctl file takes a value only at offset 0.
+inline long pwrite64(int fd, const void* buffer, std::size_t size, long offset) noexcept {
+    CTR_FAULT_CHECK(pwrite64);
+    return raw::call(SYS_pwrite64, fd, buffer, size, offset);
+}
+
 inline long readlinkat(int dirfd, const char* path, char* buffer, std::size_t size) noexcept {
     CTR_FAULT_CHECK(readlinkat);
     return raw::call(SYS_readlinkat, dirfd, path, buffer, size);
@@ -863,6 +870,7 @@ enum class step : std::uint16_t {
     configure_link,     // addresses, routes and state of an interface
     publish_port,       // listening on a host port that forwards into the sandbox
     start_network_helper,  // pasta, the user-mode network of a sandbox (net::pasta)
+    configure_nat,      // nftables rules and forwarding for a veth sandbox's outbound traffic
     // confinement
     drop_bounding_capabilities,  // PR_CAPBSET_DROP of every capability not kept
     keep_capabilities,           // PR_SET_KEEPCAPS around a change of uid
@@ -944,6 +952,7 @@ inline std::string_view to_string(step s) noexcept {
         case step::create_link: return "create network link";
         case step::delete_link: return "delete network link";
         case step::configure_link: return "configure network link";
+        case step::configure_nat: return "configure outbound NAT";
         case step::publish_port: return "publish port";
         case step::start_network_helper: return "start network helper";
         case step::drop_bounding_capabilities: return "drop bounding capabilities";
@@ -8262,19 +8271,20 @@ void for_each_attribute(const char* data, std::size_t size, Visit&& visit) {
 // A NETLINK_ROUTE socket in the network namespace of the thread that opened
 // it. Requests wait for the kernel's acknowledgement; a refusal comes back as
 // -errno plus the kernel's own explanation when it gives one (extended ack).
+// nftables.hpp opens one on NETLINK_NETFILTER: the framing is the same.
 class rtnetlink {
 public:
     // Throws ctr::error(step::netlink) when the socket cannot be made.
     template <class = void>
-    static rtnetlink open() {
-        const long fd = sys::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
-        if (fd < 0) throw error(step::netlink, static_cast<int>(-fd), "NETLINK_ROUTE", "socket");
+    static rtnetlink open(int protocol = NETLINK_ROUTE, const char* protocol_name = "NETLINK_ROUTE") {
+        const long fd = sys::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol);
+        if (fd < 0) throw error(step::netlink, static_cast<int>(-fd), protocol_name, "socket");
         rtnetlink out;
         out.fd_.reset(static_cast<int>(fd));
         sockaddr_nl local{};
         local.nl_family = AF_NETLINK;
         if (const long r = sys::bind(out.fd_.get(), &local, sizeof local); r < 0)
-            throw error(step::netlink, static_cast<int>(-r), "NETLINK_ROUTE", "bind");
+            throw error(step::netlink, static_cast<int>(-r), protocol_name, "bind");
         // Both are optional: older kernels just give bare errnos and whole
         // requests back in errors.
         const int on = 1;
@@ -8292,6 +8302,73 @@ public:
         if (const long r = send(message); r < 0) return r;
         const long r = receive_until_done(message.header().nlmsg_seq, [](const nlmsghdr&) {}, result);
         return r < 0 ? r : result;
+    }
+
+    // The same, calling visit for each answer before the acknowledgement
+    // (a "get" that is not a dump).
+    template <class = void>
+    long request(netlink_message& message, const std::function<void(const nlmsghdr&)>& visit) {
+        message.header().nlmsg_flags |= NLM_F_ACK;
+        long result = -EPROTO;
+        if (const long r = send(message); r < 0) return r;
+        const long r = receive_until_done(message.header().nlmsg_seq, visit, result);
+        return r < 0 ? r : result;
+    }
+
+    // Sends `messages` in one datagram, each with its own sequence number
+    // (returned in `sequences`), and no waiting: see receive_queued.
+    template <class = void>
+    long send_together(std::vector<netlink_message>& messages, std::vector<std::uint32_t>& sequences) {
+        std::vector<char> all;
+        sequences.clear();
+        for (auto& m : messages) {
+            m.header().nlmsg_seq = ++sequence_;
+            sequences.push_back(sequence_);
+            all.insert(all.end(), m.data(), m.data() + m.size());
+        }
+        last_message_.clear();
+        sockaddr_nl kernel{};
+        kernel.nl_family = AF_NETLINK;
+        long r;
+        do r = sys::sendto(fd_.get(), all.data(), all.size(), 0, &kernel, sizeof kernel);
+        while (r == -EINTR);
+        return r < 0 ? r : 0;
+    }
+
+    // Reads the answers already queued on the socket, without waiting, and
+    // calls visit(header, error) for each NLMSG_ERROR (error: 0 for an
+    // acknowledgement, else -errno; last_message() then holds the kernel's
+    // explanation of the first refusal). The kernel handles what a socket
+    // sends to it within the send, so after send_together every answer is
+    // queued. Returns 0, or -errno when reading failed.
+    template <class Visit>
+    long receive_queued(Visit&& visit) {
+        std::vector<char> buffer(32768);
+        for (;;) {
+            long n;
+            do n = sys::recvfrom(fd_.get(), buffer.data(), buffer.size(), MSG_DONTWAIT, nullptr, nullptr);
+            while (n == -EINTR);
+            if (n == -EAGAIN) return 0;
+            if (n < 0) return n;
+            std::size_t left = static_cast<std::size_t>(n);
+            const char* at = buffer.data();
+            while (left >= sizeof(nlmsghdr)) {
+                nlmsghdr h;
+                std::memcpy(&h, at, sizeof h);
+                if (h.nlmsg_len < sizeof h || h.nlmsg_len > left) return -EPROTO;
+                if (h.nlmsg_type == NLMSG_ERROR) {
+                    const std::string before = last_message_;
+                    long result = -EPROTO;
+                    read_error(at, h, result);
+                    if (result == 0 || !before.empty()) last_message_ = before;
+                    visit(h, result);
+                }
+                const std::size_t step = netlink_align(h.nlmsg_len);
+                if (step >= left) break;
+                at += step;
+                left -= step;
+            }
+        }
     }
 
     // Sends a dump request (NLM_F_DUMP) and calls visit for each answer.
@@ -8418,9 +8495,15 @@ struct veth {
     std::optional<ipv4_interface> container_address{};
     ipv4_interface pool{{{10, 231, 0, 0}}, 16};
     // A default route inside through the host end. Traffic to the host's own
-    // addresses then arrives there; beyond the host it goes nowhere until
-    // the host forwards and masquerades it (not done by ctr).
+    // addresses then arrives there; beyond the host it goes nowhere unless
+    // `outbound` (or the caller's own rules) forward and masquerade it.
     bool default_route = true;
+    // Outbound NAT (outbound.hpp): the sandbox's subnet masqueraded behind
+    // the host's address by a rule in ctr's nftables table "ip ctr",
+    // forwarding on for the host end and the default route's interface.
+    // Needs CAP_NET_ADMIN (root); the rule goes when the handle reaps the
+    // sandbox.
+    bool outbound = false;
     unsigned mtu = 0;  // 0: the kernel's (1500)
 };
 
@@ -9586,6 +9669,587 @@ public:
 
 }  // namespace ctr::ns
 // end ctr/ns_scope.hpp
+// begin ctr/outbound.hpp
+// ctr::net outbound NAT: a veth sandbox reaching beyond the host. Its
+// subnet is masqueraded behind the host's address on the way out, by a rule
+// in an nftables table of ctr's own ("ip ctr", chain "postrouting"), and
+// the host forwards for it. spawn does it with net::veth{.outbound = true};
+// the rule goes when the sandbox's handle reaps it, the table with the last
+// rule, and reap_stale_outbound() (and every outbound launch, first) removes
+// the rules of sandboxes whose link is gone (a crashed caller's).
+//
+// Forwarding: IPv4 asks the interface a packet came in on whether it may be
+// forwarded (net.ipv4.conf.<in>.forwarding; ip_forward is only the switch
+// that sets every interface at once). The sandbox's packets come in on its
+// host link and the answers on the uplink, so both forward: ctr sets it on
+// its own link and on the interface of each default route, and leaves the
+// rest of the host (net.ipv4.ip_forward, other interfaces) as it was. The
+// uplink keeps forwarding after the last sandbox ends, as Docker and Podman
+// leave ip_forward on: turning it off could break whatever else relied on it
+// meanwhile.
+
+// begin ctr/detail/nftables.hpp
+// nftables through its netlink interface (NETLINK_NETFILTER, subsystem
+// NFNL_SUBSYS_NFTABLES), without the nft binary: just what outbound NAT
+// needs. Changes go in batches (NFNL_MSG_BATCH_BEGIN ... END) that the
+// kernel applies all or nothing; a batch may name the ruleset generation it
+// was planned against and is then refused with ERESTART when another change
+// came first, which makes "delete the table if only my rule is left" safe
+// between processes. Integers in nftables attributes are big-endian.
+// Parent-side only: it allocates.
+
+
+#include <arpa/inet.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <net/if.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ctr::net::detail {
+
+// An nftables message: nlmsghdr, nfgenmsg (the family: NFPROTO_IPV4 for an
+// "ip" table), attributes.
+template <class = void>
+inline netlink_message nft_message(int type, std::uint16_t flags, std::uint8_t family = NFPROTO_IPV4) {
+    netlink_message m(static_cast<std::uint16_t>((NFNL_SUBSYS_NFTABLES << 8) | type), flags);
+    nfgenmsg g{};
+    g.nfgen_family = family;
+    g.version = NFNETLINK_V0;
+    m.add_header(g);
+    return m;
+}
+
+template <class = void>
+inline void add_be32(netlink_message& m, std::uint16_t type, std::uint32_t value) {
+    m.add_u32(type, htonl(value));
+}
+
+// NFTA_DATA_VALUE inside `type`: how cmp and bitwise take their constants.
+template <class = void>
+inline void add_data_value(netlink_message& m, std::uint16_t type, const void* bytes, std::size_t size) {
+    const auto outer = m.begin_nested(type);
+    m.add_attribute(NFTA_DATA_VALUE, bytes, size);
+    m.end_nested(outer);
+}
+
+// One expression of a rule: NFTA_LIST_ELEM { NFTA_EXPR_NAME, NFTA_EXPR_DATA { ... } };
+// fill adds the expression's own attributes.
+template <class Fill>
+void add_expression(netlink_message& m, std::string_view name, Fill&& fill) {
+    const auto element = m.begin_nested(NFTA_LIST_ELEM);
+    m.add_string(NFTA_EXPR_NAME, name);
+    const auto data = m.begin_nested(NFTA_EXPR_DATA);
+    fill();
+    m.end_nested(data);
+    m.end_nested(element);
+}
+
+// A rule's comment as nft stores it in NFTA_RULE_USERDATA (a type-length-
+// value list; type 0 is the comment, NUL included), so that `nft list
+// ruleset` shows it.
+template <class = void>
+inline std::string rule_comment_userdata(const std::string& comment) {
+    std::string out;
+    out += '\0';
+    out += static_cast<char>(comment.size() + 1);
+    out += comment;
+    out += '\0';
+    return out;
+}
+
+template <class = void>
+inline std::string comment_of_userdata(const char* p, std::size_t n) {
+    while (n >= 2) {
+        const auto type = static_cast<unsigned char>(p[0]);
+        const auto length = static_cast<unsigned char>(p[1]);
+        if (std::size_t{2} + length > n) break;
+        if (type == 0) return std::string(p + 2, strnlen(p + 2, length));
+        p += 2 + length;
+        n -= std::size_t{2} + length;
+    }
+    return {};
+}
+
+// A rule as a dump shows it: its handle and its comment.
+struct nft_rule_seen {
+    std::uint64_t handle = 0;
+    std::string comment;
+};
+
+// A NETLINK_NETFILTER socket in the current thread's network namespace.
+class nftables_socket {
+public:
+    template <class = void>
+    static nftables_socket open() {
+        nftables_socket out;
+        out.netlink_ = rtnetlink::open(NETLINK_NETFILTER, "NETLINK_NETFILTER");
+        return out;
+    }
+
+    // The ruleset's generation, for commit.
+    template <class = void>
+    std::uint32_t generation() {
+        auto m = nft_message(NFT_MSG_GETGEN, 0, AF_UNSPEC);
+        std::uint32_t id = 0;
+        const long r = netlink_.request(m, [&](const nlmsghdr& h) {
+            if (h.nlmsg_len < NLMSG_LENGTH(sizeof(nfgenmsg))) return;
+            const char* attributes = reinterpret_cast<const char*>(NLMSG_DATA(&h)) + netlink_align(sizeof(nfgenmsg));
+            for_each_attribute(attributes, h.nlmsg_len - NLMSG_LENGTH(netlink_align(sizeof(nfgenmsg))),
+                               [&](std::uint16_t type, const char* p, std::size_t n) {
+                                   if (type == NFTA_GEN_ID && n == 4) {
+                                       std::memcpy(&id, p, 4);
+                                       id = ntohl(id);
+                                   }
+                               });
+        });
+        if (r < 0) throw error(step::configure_nat, static_cast<int>(-r), "NFT_MSG_GETGEN", reason(r));
+        return id;
+    }
+
+    // Whether table "ip <name>" exists.
+    template <class = void>
+    bool table_exists(const std::string& name) {
+        auto m = nft_message(NFT_MSG_GETTABLE, 0);
+        m.add_string(NFTA_TABLE_NAME, name);
+        const long r = netlink_.request(m, [](const nlmsghdr&) {});
+        if (r == -ENOENT) return false;
+        if (r < 0) throw error(step::configure_nat, static_cast<int>(-r), "ip " + name, "looking the table up: " + reason(r));
+        return true;
+    }
+
+    // The rules of table/chain (family ip); none when either is missing.
+    template <class = void>
+    std::vector<nft_rule_seen> rules(const std::string& table, const std::string& chain) {
+        auto m = nft_message(NFT_MSG_GETRULE, 0);
+        m.add_string(NFTA_RULE_TABLE, table);
+        m.add_string(NFTA_RULE_CHAIN, chain);
+        std::vector<nft_rule_seen> out;
+        const long r = netlink_.dump(m, [&](const nlmsghdr& h) {
+            if (h.nlmsg_len < NLMSG_LENGTH(sizeof(nfgenmsg))) return;
+            const char* attributes = reinterpret_cast<const char*>(NLMSG_DATA(&h)) + netlink_align(sizeof(nfgenmsg));
+            nft_rule_seen rule;
+            bool ours = true;
+            for_each_attribute(attributes, h.nlmsg_len - NLMSG_LENGTH(netlink_align(sizeof(nfgenmsg))),
+                               [&](std::uint16_t type, const char* p, std::size_t n) {
+                                   // Older kernels ignore the filter and dump every rule.
+                                   if (type == NFTA_RULE_TABLE) ours = ours && std::string(p, strnlen(p, n)) == table;
+                                   if (type == NFTA_RULE_CHAIN) ours = ours && std::string(p, strnlen(p, n)) == chain;
+                                   if (type == NFTA_RULE_HANDLE && n == 8) {
+                                       std::uint32_t halves[2];
+                                       std::memcpy(halves, p, 8);
+                                       rule.handle = (std::uint64_t{ntohl(halves[0])} << 32) | ntohl(halves[1]);
+                                   }
+                                   if (type == NFTA_RULE_USERDATA) rule.comment = comment_of_userdata(p, n);
+                               });
+            if (ours) out.push_back(std::move(rule));
+        });
+        if (r == -ENOENT) return {};
+        if (r < 0) throw error(step::configure_nat, static_cast<int>(-r), table + " " + chain, "listing the rules: " + reason(r));
+        return out;
+    }
+
+    // Applies `messages` as one batch, all or nothing. With a generation
+    // other than 0, the kernel refuses the batch when the ruleset changed
+    // since: then false comes back, to plan again. Any other refusal throws,
+    // naming `what` and the message that failed.
+    template <class = void>
+    bool commit(std::vector<netlink_message> messages, std::uint32_t generation, const std::string& what) {
+        std::vector<std::string> names;
+        std::vector<netlink_message> batch;
+        auto begin = nft_message(NFNL_MSG_BATCH_BEGIN, 0, AF_UNSPEC);
+        begin.header().nlmsg_type = NFNL_MSG_BATCH_BEGIN;
+        // The batch names its subsystem in res_id.
+        reinterpret_cast<nfgenmsg*>(NLMSG_DATA(&begin.header()))->res_id = htons(NFNL_SUBSYS_NFTABLES);
+        if (generation != 0) add_be32(begin, NFNL_BATCH_GENID, generation);
+        batch.push_back(std::move(begin));
+        for (auto& m : messages) {
+            m.header().nlmsg_flags |= NLM_F_ACK;
+            batch.push_back(std::move(m));
+        }
+        auto end = nft_message(NFNL_MSG_BATCH_END, 0, AF_UNSPEC);
+        end.header().nlmsg_type = NFNL_MSG_BATCH_END;
+        reinterpret_cast<nfgenmsg*>(NLMSG_DATA(&end.header()))->res_id = htons(NFNL_SUBSYS_NFTABLES);
+        batch.push_back(std::move(end));
+
+        std::vector<std::uint32_t> sequences;
+        if (const long r = netlink_.send_together(batch, sequences); r < 0)
+            throw error(step::configure_nat, static_cast<int>(-r), what, "sending the nftables batch");
+        std::vector<bool> answered(batch.size(), false);
+        long first_error = 0;
+        std::size_t failed = 0;
+        const long r = netlink_.receive_queued([&](const nlmsghdr& h, long result) {
+            for (std::size_t i = 0; i < sequences.size(); ++i) {
+                if (sequences[i] != h.nlmsg_seq) continue;
+                answered[i] = true;
+                if (result < 0 && first_error == 0) {
+                    first_error = result;
+                    failed = i;
+                }
+            }
+        });
+        if (r < 0) throw error(step::configure_nat, static_cast<int>(-r), what, "reading the nftables answers");
+        if (first_error == -ERESTART && failed == 0) return false;
+        if (first_error < 0)
+            throw error(step::configure_nat, static_cast<int>(-first_error), what,
+                        (failed == 0 ? std::string("the batch") : message_name(batch[failed])) + ": " + reason(first_error));
+        for (std::size_t i = 1; i + 1 < batch.size(); ++i)
+            if (!answered[i])
+                throw error(step::configure_nat, EPROTO, what, message_name(batch[i]) + ": no answer from the kernel");
+        return true;
+    }
+
+private:
+    template <class = void>
+    std::string reason(long negative_errno) const {
+        std::string out;
+        switch (-negative_errno) {
+            case EPERM: out = "nftables needs CAP_NET_ADMIN in this network namespace (run as root)"; break;
+            case EPROTONOSUPPORT:
+            case EAFNOSUPPORT: out = "this kernel has no nftables (CONFIG_NF_TABLES)"; break;
+            case ENOENT: out = "the kernel lacks a part the rule needs (CONFIG_NFT_NAT, CONFIG_NFT_MASQ) or the table is gone"; break;
+            default: break;
+        }
+        if (!netlink_.last_message().empty())
+            out += (out.empty() ? "" : "; ") + std::string("kernel: ") + netlink_.last_message();
+        return out;
+    }
+
+    template <class = void>
+    static std::string message_name(netlink_message& m) {
+        switch (m.header().nlmsg_type & 0xff) {
+            case NFT_MSG_NEWTABLE: return "NFT_MSG_NEWTABLE";
+            case NFT_MSG_DELTABLE: return "NFT_MSG_DELTABLE";
+            case NFT_MSG_NEWCHAIN: return "NFT_MSG_NEWCHAIN";
+            case NFT_MSG_NEWRULE: return "NFT_MSG_NEWRULE";
+            case NFT_MSG_DELRULE: return "NFT_MSG_DELRULE";
+            default: return "nftables message " + std::to_string(m.header().nlmsg_type & 0xff);
+        }
+    }
+
+    rtnetlink netlink_;
+};
+
+// The messages outbound NAT is made of: table "ip <table>" with a nat chain
+// on postrouting at priority srcnat (100), one masquerade rule per sandbox.
+template <class = void>
+inline netlink_message new_table_message(const std::string& table) {
+    auto m = nft_message(NFT_MSG_NEWTABLE, NLM_F_CREATE);  // no NLM_F_EXCL: an existing one is kept
+    m.add_string(NFTA_TABLE_NAME, table);
+    return m;
+}
+
+template <class = void>
+inline netlink_message delete_table_message(const std::string& table) {
+    auto m = nft_message(NFT_MSG_DELTABLE, 0);
+    m.add_string(NFTA_TABLE_NAME, table);
+    return m;
+}
+
+template <class = void>
+inline netlink_message new_nat_chain_message(const std::string& table, const std::string& chain) {
+    auto m = nft_message(NFT_MSG_NEWCHAIN, NLM_F_CREATE);
+    m.add_string(NFTA_CHAIN_TABLE, table);
+    m.add_string(NFTA_CHAIN_NAME, chain);
+    const auto hook = m.begin_nested(NFTA_CHAIN_HOOK);
+    add_be32(m, NFTA_HOOK_HOOKNUM, NF_INET_POST_ROUTING);
+    add_be32(m, NFTA_HOOK_PRIORITY, 100);  // srcnat
+    m.end_nested(hook);
+    m.add_string(NFTA_CHAIN_TYPE, "nat");
+    return m;
+}
+
+// ip saddr <subnet> oifname != <link> masquerade comment "<comment>"
+template <class = void>
+inline netlink_message masquerade_rule_message(const std::string& table, const std::string& chain,
+                                               const ipv4_interface& subnet, const std::string& link,
+                                               const std::string& comment) {
+    auto m = nft_message(NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND);
+    m.add_string(NFTA_RULE_TABLE, table);
+    m.add_string(NFTA_RULE_CHAIN, chain);
+    const auto expressions = m.begin_nested(NFTA_RULE_EXPRESSIONS);
+    // The source address (4 bytes at offset 12 of the IPv4 header) into
+    // register 1, masked to the prefix, compared with the network.
+    add_expression(m, "payload", [&] {
+        add_be32(m, NFTA_PAYLOAD_DREG, NFT_REG_1);
+        add_be32(m, NFTA_PAYLOAD_BASE, NFT_PAYLOAD_NETWORK_HEADER);
+        add_be32(m, NFTA_PAYLOAD_OFFSET, 12);
+        add_be32(m, NFTA_PAYLOAD_LEN, 4);
+    });
+    const std::uint32_t mask = htonl(subnet.prefix_length == 0 ? 0 : ~std::uint32_t{0} << (32 - subnet.prefix_length));
+    const std::uint32_t zero = 0;
+    add_expression(m, "bitwise", [&] {
+        add_be32(m, NFTA_BITWISE_SREG, NFT_REG_1);
+        add_be32(m, NFTA_BITWISE_DREG, NFT_REG_1);
+        add_be32(m, NFTA_BITWISE_LEN, 4);
+        add_data_value(m, NFTA_BITWISE_MASK, &mask, 4);
+        add_data_value(m, NFTA_BITWISE_XOR, &zero, 4);
+    });
+    const in_addr network = subnet.network().to_in_addr();
+    add_expression(m, "cmp", [&] {
+        add_be32(m, NFTA_CMP_SREG, NFT_REG_1);
+        add_be32(m, NFTA_CMP_OP, NFT_CMP_EQ);
+        add_data_value(m, NFTA_CMP_DATA, &network, 4);
+    });
+    // The output interface's name (IFNAMSIZ bytes, NUL padded): not the
+    // sandbox's own link, so that traffic between the host's other ctr
+    // links or back into the same one keeps its source.
+    add_expression(m, "meta", [&] {
+        add_be32(m, NFTA_META_KEY, NFT_META_OIFNAME);
+        add_be32(m, NFTA_META_DREG, NFT_REG_1);
+    });
+    char name[IFNAMSIZ] = {};
+    link.copy(name, IFNAMSIZ - 1);
+    add_expression(m, "cmp", [&] {
+        add_be32(m, NFTA_CMP_SREG, NFT_REG_1);
+        add_be32(m, NFTA_CMP_OP, NFT_CMP_NEQ);
+        add_data_value(m, NFTA_CMP_DATA, name, sizeof name);
+    });
+    add_expression(m, "masq", [] {});
+    m.end_nested(expressions);
+    const std::string userdata = rule_comment_userdata(comment);
+    m.add_attribute(NFTA_RULE_USERDATA, userdata.data(), userdata.size());
+    return m;
+}
+
+template <class = void>
+inline netlink_message delete_rule_message(const std::string& table, const std::string& chain, std::uint64_t handle) {
+    auto m = nft_message(NFT_MSG_DELRULE, 0);
+    m.add_string(NFTA_RULE_TABLE, table);
+    m.add_string(NFTA_RULE_CHAIN, chain);
+    const std::uint32_t halves[2] = {htonl(static_cast<std::uint32_t>(handle >> 32)),
+                                     htonl(static_cast<std::uint32_t>(handle))};
+    m.add_attribute(NFTA_RULE_HANDLE, halves, sizeof halves);
+    return m;
+}
+
+}  // namespace ctr::net::detail
+// end ctr/detail/nftables.hpp
+
+#include <fcntl.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace ctr::net {
+
+namespace detail {
+
+inline constexpr const char* nat_table = "ctr";
+inline constexpr const char* nat_chain = "postrouting";
+inline constexpr std::string_view outbound_comment_prefix = "ctr outbound ";
+
+// "ctr outbound ctr-0ae70004 1234.1": the link the rule serves, then who
+// made it (pid and a count), so that each sandbox deletes only its own.
+template <class = void>
+inline std::string outbound_comment(const std::string& link) {
+    static std::atomic<unsigned> count{0};
+    return std::string(outbound_comment_prefix) + link + " " + std::to_string(::getpid()) + "." +
+           std::to_string(++count);
+}
+
+// The link a rule's comment names; empty when it is not an outbound rule.
+template <class = void>
+inline std::string link_of_outbound_comment(const std::string& comment) {
+    if (comment.compare(0, outbound_comment_prefix.size(), outbound_comment_prefix) != 0) return {};
+    const std::string rest = comment.substr(outbound_comment_prefix.size());
+    return rest.substr(0, rest.find(' '));
+}
+
+// Deletes the rules of ctr's chain that `doomed` picks, and the table with
+// them when no rule would be left. Planned against the ruleset's generation
+// and planned again when another process changed it meanwhile, so that the
+// table is never deleted under a rule just added. Returns how many went.
+template <class Doomed>
+std::size_t delete_outbound_rules(nftables_socket& nft, Doomed&& doomed) {
+    for (int attempt = 0;; ++attempt) {
+        const std::uint32_t generation = nft.generation();
+        const auto rules = nft.rules(nat_table, nat_chain);
+        std::vector<netlink_message> batch;
+        std::size_t kept = 0;
+        for (const auto& rule : rules) {
+            if (doomed(rule)) batch.push_back(delete_rule_message(nat_table, nat_chain, rule.handle));
+            else ++kept;
+        }
+        const std::size_t deleted = batch.size();
+        if (deleted == 0) return 0;
+        if (kept == 0) {
+            batch.clear();
+            batch.push_back(delete_table_message(nat_table));
+        }
+        if (nft.commit(std::move(batch), generation, std::string("ip ") + nat_table)) return deleted;
+        if (attempt == 20)
+            throw error(step::configure_nat, EAGAIN, std::string("ip ") + nat_table,
+                        "the ruleset kept changing while ctr removed its rules");
+    }
+}
+
+// Deletes the outbound rules whose link is gone from the current namespace.
+template <class = void>
+inline std::size_t delete_stale_outbound_rules(nftables_socket& nft) {
+    return delete_outbound_rules(nft, [](const nft_rule_seen& rule) {
+        const std::string link = link_of_outbound_comment(rule.comment);
+        return !link.empty() && if_nametoindex(link.c_str()) == 0;
+    });
+}
+
+// The names of the interfaces the main table's default routes leave by.
+template <class = void>
+inline std::vector<std::string> default_route_interfaces(rtnetlink& netlink) {
+    std::vector<int> indexes;
+    netlink_message routes(RTM_GETROUTE, 0);
+    rtmsg header{};
+    header.rtm_family = AF_INET;
+    routes.add_header(header);
+    const long r = netlink.dump(routes, [&](const nlmsghdr& h) {
+        if (h.nlmsg_type != RTM_NEWROUTE || h.nlmsg_len < NLMSG_LENGTH(sizeof(rtmsg))) return;
+        const auto* m = static_cast<const rtmsg*>(NLMSG_DATA(&h));
+        if (m->rtm_dst_len != 0 || m->rtm_type != RTN_UNICAST) return;
+        std::uint32_t table = m->rtm_table;
+        int oif = 0;
+        const char* attributes = reinterpret_cast<const char*>(m) + NLMSG_ALIGN(sizeof *m);
+        for_each_attribute(attributes, h.nlmsg_len - NLMSG_LENGTH(NLMSG_ALIGN(sizeof *m)),
+                           [&](std::uint16_t type, const char* p, std::size_t n) {
+                               if (type == RTA_TABLE && n == 4) std::memcpy(&table, p, 4);
+                               if (type == RTA_OIF && n == 4) std::memcpy(&oif, p, 4);
+                           });
+        if (table == RT_TABLE_MAIN && oif > 0) indexes.push_back(oif);
+    });
+    if (r < 0) throw error(step::configure_nat, static_cast<int>(-r), "RTM_GETROUTE", "finding the default route's interface");
+    std::vector<std::string> names;
+    for (const int index : indexes) {
+        char name[IF_NAMESIZE] = {};
+        if (if_indextoname(static_cast<unsigned>(index), name) != nullptr) names.emplace_back(name);
+    }
+    return names;
+}
+
+// net.ipv4.conf.<link>.forwarding = 1 in the current thread's network
+// namespace (/proc/sys/net shows the namespace of the thread that opens it).
+template <class = void>
+inline void enable_forwarding(const std::string& link) {
+    const std::string path = "/proc/sys/net/ipv4/conf/" + link + "/forwarding";
+    const long fd = ctr::detail::sys::openat(AT_FDCWD, path.c_str(), O_RDWR | O_CLOEXEC);
+    if (fd < 0) throw error(step::configure_nat, static_cast<int>(-fd), path, "opening the interface's forwarding switch");
+    const unique_fd owned(static_cast<int>(fd));
+    char now = '0';
+    if (ctr::detail::sys::pread64(owned.get(), &now, 1, 0) == 1 && now == '1') return;
+    // At offset 0: with kernel.sysctl_writes_strict (the default), a write
+    // anywhere else is ignored and still reports success.
+    const long r = ctr::detail::sys::pwrite64(owned.get(), "1", 1, 0);
+    if (r < 0) throw error(step::configure_nat, static_cast<int>(-r), path, "turning forwarding on");
+    if (ctr::detail::sys::pread64(owned.get(), &now, 1, 0) != 1 || now != '1')
+        throw error(step::configure_nat, EIO, path, "forwarding stayed off after writing 1");
+}
+
+}  // namespace detail
+
+// One sandbox's masquerade rule, owned: deleted (and ctr's table with the
+// last rule) when the owner ends. It keeps its own netlink socket, so it is
+// removed from the right namespace whichever thread ends it.
+class [[nodiscard]] outbound_nat {
+public:
+    outbound_nat() = default;
+    outbound_nat(outbound_nat&& other) noexcept : nft_(std::move(other.nft_)), comment_(std::move(other.comment_)) {
+        other.nft_.reset();
+    }
+    outbound_nat& operator=(outbound_nat&& other) noexcept {
+        if (this != &other) {
+            remove_quietly();
+            nft_ = std::move(other.nft_);
+            comment_ = std::move(other.comment_);
+            other.nft_.reset();
+        }
+        return *this;
+    }
+    ~outbound_nat() { remove_quietly(); }
+
+    explicit operator bool() const noexcept { return nft_.has_value(); }
+    // The rule's comment, as `nft list table ip ctr` shows it.
+    template <class = void>
+    const std::string& comment() const noexcept { return comment_; }
+
+    // Deletes the rule now if there is one, best effort (what the destructor does).
+    template <class = void>
+    void reset() noexcept { remove_quietly(); }
+
+    // Deletes the rule now, and the table if it was the last.
+    template <class = void>
+    void remove() {
+        if (!nft_) return;
+        auto nft = std::move(*nft_);
+        nft_.reset();
+        detail::delete_outbound_rules(nft, [&](const detail::nft_rule_seen& rule) { return rule.comment == comment_; });
+    }
+
+    // Adds the rule for `link` (a veth's host end, and its subnet) in the
+    // current thread's network namespace and turns forwarding on for the
+    // link and the default route's interface. Throws ctr::error naming what
+    // failed.
+    template <class = void>
+    static outbound_nat add(const veth_info& link) {
+        detail::enable_forwarding(link.host_name);
+        auto routes = detail::rtnetlink::open();
+        for (const auto& uplink : detail::default_route_interfaces(routes)) detail::enable_forwarding(uplink);
+        outbound_nat out;
+        out.comment_ = detail::outbound_comment(link.host_name);
+        auto nft = detail::nftables_socket::open();
+        // A crashed caller's rules go with the next launch; best effort, the
+        // new rule matters more.
+        try {
+            detail::delete_stale_outbound_rules(nft);
+        } catch (const error&) {
+        }
+        std::vector<detail::netlink_message> batch;
+        batch.push_back(detail::new_table_message(detail::nat_table));
+        batch.push_back(detail::new_nat_chain_message(detail::nat_table, detail::nat_chain));
+        batch.push_back(detail::masquerade_rule_message(detail::nat_table, detail::nat_chain, link.host_address,
+                                                        link.host_name, out.comment_));
+        nft.commit(std::move(batch), 0, "masquerading " + link.host_address.network().to_string() + "/" +
+                                            std::to_string(link.host_address.prefix_length) + " of " + link.host_name);
+        out.nft_ = std::move(nft);
+        return out;
+    }
+
+private:
+    template <class = void>
+    void remove_quietly() noexcept {
+        try {
+            remove();
+        } catch (...) {
+        }
+    }
+
+    std::optional<detail::nftables_socket> nft_;
+    std::string comment_;
+};
+
+// Deletes the outbound rules, in the current thread's network namespace,
+// whose sandbox link no longer exists (their sandbox ended while its caller
+// had crashed), and ctr's table with the last of them. Returns how many.
+// (Every outbound launch does the same first, best effort.)
+template <class = void>
+inline std::size_t reap_stale_outbound() {
+    auto nft = detail::nftables_socket::open();
+    return detail::delete_stale_outbound_rules(nft);
+}
+
+}  // namespace ctr::net
+// end ctr/outbound.hpp
 // begin ctr/port_forward.hpp
 // ctr::net::port_forwarder: publishes ports of a sandbox on the caller's
 // network namespace by relaying in user space, as docker-proxy and
@@ -11326,6 +11990,7 @@ inline clone_outcome clone_child(const clone_request& request, child_stack& stac
 
 namespace ctr::net {
 class pasta_process;  // detail/pasta_process.hpp; only pointed to here
+class outbound_nat;   // outbound.hpp; likewise
 }
 
 namespace ctr::detail {
@@ -11484,6 +12149,9 @@ struct launch_plan {
     // The running pasta of options::pasta once its parent step ran (null:
     // none), moved to the child's handle.
     net::pasta_process* pasta_made = nullptr;
+    // options::network's outbound NAT rule once its parent step ran (null:
+    // none), moved to the child's handle.
+    net::outbound_nat* outbound_made = nullptr;
 
     // Each layer's data that its steps point into, kept until the child
     // has exec'd (and, with an init, for the sandbox's life).
@@ -12943,19 +13611,23 @@ namespace ctr::process::detail {
 using namespace ::ctr::detail;
 
 // Adds the network's steps; returns where the parent step records what it
-// made (names and addresses of both ends), or null without a network.
+// made (names and addresses of both ends), or null without a network. The
+// outbound NAT rule, when asked for, goes to plan.outbound_made.
 template <class = void>
 inline const std::optional<net::veth_info>* plan_network(launch_plan& plan, const options& opts) {
     if (!opts.network) return nullptr;
     const net::veth& wanted = *opts.network;
     auto& made = plan.keep(std::optional<net::veth_info>{});
+    if (wanted.outbound) plan.outbound_made = &plan.keep(net::outbound_nat{});
+    net::outbound_nat* const outbound = plan.outbound_made;
     const int sync = plan.sync_channel();
-    plan.while_child_waits([&wanted, &made](parent_step_context& child) {
+    plan.while_child_waits([&wanted, &made, outbound](parent_step_context& child) {
         net::veth_pair pair = net::create_veth(wanted, net::peer_namespace::of_process(child.pid));
         made = pair.info();
         // From here the pair is the namespace's: if a later step fails, the
         // child is killed, its namespace ends and the kernel deletes the pair.
         pair.host_link().release();
+        if (outbound) *outbound = net::outbound_nat::add(*made);
         const interface_setup setup = pair.container_setup();
         child.message_to_child.append(reinterpret_cast<const char*>(&setup), sizeof setup);
     });
@@ -16112,6 +16784,7 @@ public:
             result_ = std::exchange(other.result_, std::nullopt);
             network_ = std::exchange(other.network_, std::nullopt);
             pasta_ = std::move(other.pasta_);
+            outbound_ = std::move(other.outbound_);
             terminal_ = std::move(other.terminal_);
             seccomp_listener_ = std::move(other.seccomp_listener_);
         }
@@ -16363,6 +17036,7 @@ private:
         result_ = std::move(out);
         pidfd_.reset();
         pasta_ = net::pasta_process();  // the sandbox's network ends with it
+        outbound_.reset();
     }
 
     // Best effort, for destructors: nothing here may throw.
@@ -16377,6 +17051,7 @@ private:
         pidfd_.reset();
         plan_.reset();  // only now: a pid 1 init ran in this memory
         pasta_ = net::pasta_process();
+        outbound_.reset();
     }
 
     pid_t pid_ = -1;
@@ -16401,6 +17076,8 @@ private:
     std::optional<net::veth_info> network_;
     // options::pasta's pasta, ended after the sandbox.
     net::pasta_process pasta_;
+    // options::network's outbound NAT rule, deleted after the sandbox.
+    net::outbound_nat outbound_;
     unique_fd terminal_;
     unique_fd seccomp_listener_;
 };
@@ -16606,6 +17283,7 @@ inline child detail::spawn_extended(std::vector<std::string> argv, const options
     }
     if (plan->network_made) handle.network_ = *plan->network_made;
     if (plan->pasta_made) handle.pasta_ = std::move(*plan->pasta_made);
+    if (plan->outbound_made) handle.outbound_ = std::move(*plan->outbound_made);
     if (plan->sync_write) {
         // One write, so the child never sees half of it. A child that
         // already failed has closed its end: EPIPE, and its report says why.

@@ -22,6 +22,7 @@
 #include <ctr/net.hpp>
 #include <ctr/ns.hpp>
 #include <ctr/ns_scope.hpp>
+#include <ctr/outbound.hpp>
 #include <ctr/pasta.hpp>
 #include <ctr/port_forward.hpp>
 #include <ctr/prepared.hpp>
@@ -374,6 +375,8 @@ int main(int argc, char** argv) {
                 return prepared_runs();
             } else if (what == "notify") {
                 return static_cast<int>(supervised_mkdir());
+            } else if (what == "outbound") {
+                std::cout << ctr::net::reap_stale_outbound() << " stale outbound rules removed\n";
             } else if (what == "ports") {
                 publish_ports();
             } else if (what == "pasta") {

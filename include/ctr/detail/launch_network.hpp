@@ -5,6 +5,7 @@
 
 #include <ctr/detail/launch_plan.hpp>
 #include <ctr/net.hpp>
+#include <ctr/outbound.hpp>
 #include <ctr/spawn_options.hpp>
 
 #include <cstring>
@@ -15,19 +16,23 @@ namespace ctr::process::detail {
 using namespace ::ctr::detail;
 
 // Adds the network's steps; returns where the parent step records what it
-// made (names and addresses of both ends), or null without a network.
+// made (names and addresses of both ends), or null without a network. The
+// outbound NAT rule, when asked for, goes to plan.outbound_made.
 template <class = void>
 inline const std::optional<net::veth_info>* plan_network(launch_plan& plan, const options& opts) {
     if (!opts.network) return nullptr;
     const net::veth& wanted = *opts.network;
     auto& made = plan.keep(std::optional<net::veth_info>{});
+    if (wanted.outbound) plan.outbound_made = &plan.keep(net::outbound_nat{});
+    net::outbound_nat* const outbound = plan.outbound_made;
     const int sync = plan.sync_channel();
-    plan.while_child_waits([&wanted, &made](parent_step_context& child) {
+    plan.while_child_waits([&wanted, &made, outbound](parent_step_context& child) {
         net::veth_pair pair = net::create_veth(wanted, net::peer_namespace::of_process(child.pid));
         made = pair.info();
         // From here the pair is the namespace's: if a later step fails, the
         // child is killed, its namespace ends and the kernel deletes the pair.
         pair.host_link().release();
+        if (outbound) *outbound = net::outbound_nat::add(*made);
         const interface_setup setup = pair.container_setup();
         child.message_to_child.append(reinterpret_cast<const char*>(&setup), sizeof setup);
     });

@@ -39,6 +39,7 @@
 
 namespace ctr::net {
 class pasta_process;  // detail/pasta_process.hpp; only pointed to here
+class outbound_nat;   // outbound.hpp; likewise
 }
 
 namespace ctr::detail {
@@ -197,6 +198,9 @@ struct launch_plan {
     // The running pasta of options::pasta once its parent step ran (null:
     // none), moved to the child's handle.
     net::pasta_process* pasta_made = nullptr;
+    // options::network's outbound NAT rule once its parent step ran (null:
+    // none), moved to the child's handle.
+    net::outbound_nat* outbound_made = nullptr;
 
     // Each layer's data that its steps point into, kept until the child
     // has exec'd (and, with an init, for the sandbox's life).

@@ -115,19 +115,20 @@ void for_each_attribute(const char* data, std::size_t size, Visit&& visit) {
 // A NETLINK_ROUTE socket in the network namespace of the thread that opened
 // it. Requests wait for the kernel's acknowledgement; a refusal comes back as
 // -errno plus the kernel's own explanation when it gives one (extended ack).
+// nftables.hpp opens one on NETLINK_NETFILTER: the framing is the same.
 class rtnetlink {
 public:
     // Throws ctr::error(step::netlink) when the socket cannot be made.
     template <class = void>
-    static rtnetlink open() {
-        const long fd = sys::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
-        if (fd < 0) throw error(step::netlink, static_cast<int>(-fd), "NETLINK_ROUTE", "socket");
+    static rtnetlink open(int protocol = NETLINK_ROUTE, const char* protocol_name = "NETLINK_ROUTE") {
+        const long fd = sys::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol);
+        if (fd < 0) throw error(step::netlink, static_cast<int>(-fd), protocol_name, "socket");
         rtnetlink out;
         out.fd_.reset(static_cast<int>(fd));
         sockaddr_nl local{};
         local.nl_family = AF_NETLINK;
         if (const long r = sys::bind(out.fd_.get(), &local, sizeof local); r < 0)
-            throw error(step::netlink, static_cast<int>(-r), "NETLINK_ROUTE", "bind");
+            throw error(step::netlink, static_cast<int>(-r), protocol_name, "bind");
         // Both are optional: older kernels just give bare errnos and whole
         // requests back in errors.
         const int on = 1;
@@ -145,6 +146,73 @@ public:
         if (const long r = send(message); r < 0) return r;
         const long r = receive_until_done(message.header().nlmsg_seq, [](const nlmsghdr&) {}, result);
         return r < 0 ? r : result;
+    }
+
+    // The same, calling visit for each answer before the acknowledgement
+    // (a "get" that is not a dump).
+    template <class = void>
+    long request(netlink_message& message, const std::function<void(const nlmsghdr&)>& visit) {
+        message.header().nlmsg_flags |= NLM_F_ACK;
+        long result = -EPROTO;
+        if (const long r = send(message); r < 0) return r;
+        const long r = receive_until_done(message.header().nlmsg_seq, visit, result);
+        return r < 0 ? r : result;
+    }
+
+    // Sends `messages` in one datagram, each with its own sequence number
+    // (returned in `sequences`), and no waiting: see receive_queued.
+    template <class = void>
+    long send_together(std::vector<netlink_message>& messages, std::vector<std::uint32_t>& sequences) {
+        std::vector<char> all;
+        sequences.clear();
+        for (auto& m : messages) {
+            m.header().nlmsg_seq = ++sequence_;
+            sequences.push_back(sequence_);
+            all.insert(all.end(), m.data(), m.data() + m.size());
+        }
+        last_message_.clear();
+        sockaddr_nl kernel{};
+        kernel.nl_family = AF_NETLINK;
+        long r;
+        do r = sys::sendto(fd_.get(), all.data(), all.size(), 0, &kernel, sizeof kernel);
+        while (r == -EINTR);
+        return r < 0 ? r : 0;
+    }
+
+    // Reads the answers already queued on the socket, without waiting, and
+    // calls visit(header, error) for each NLMSG_ERROR (error: 0 for an
+    // acknowledgement, else -errno; last_message() then holds the kernel's
+    // explanation of the first refusal). The kernel handles what a socket
+    // sends to it within the send, so after send_together every answer is
+    // queued. Returns 0, or -errno when reading failed.
+    template <class Visit>
+    long receive_queued(Visit&& visit) {
+        std::vector<char> buffer(32768);
+        for (;;) {
+            long n;
+            do n = sys::recvfrom(fd_.get(), buffer.data(), buffer.size(), MSG_DONTWAIT, nullptr, nullptr);
+            while (n == -EINTR);
+            if (n == -EAGAIN) return 0;
+            if (n < 0) return n;
+            std::size_t left = static_cast<std::size_t>(n);
+            const char* at = buffer.data();
+            while (left >= sizeof(nlmsghdr)) {
+                nlmsghdr h;
+                std::memcpy(&h, at, sizeof h);
+                if (h.nlmsg_len < sizeof h || h.nlmsg_len > left) return -EPROTO;
+                if (h.nlmsg_type == NLMSG_ERROR) {
+                    const std::string before = last_message_;
+                    long result = -EPROTO;
+                    read_error(at, h, result);
+                    if (result == 0 || !before.empty()) last_message_ = before;
+                    visit(h, result);
+                }
+                const std::size_t step = netlink_align(h.nlmsg_len);
+                if (step >= left) break;
+                at += step;
+                left -= step;
+            }
+        }
     }
 
     // Sends a dump request (NLM_F_DUMP) and calls visit for each answer.

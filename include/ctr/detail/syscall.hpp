@@ -96,6 +96,7 @@ enum class call : unsigned {
     memfd_create,
     // cgroups
     pread64,
+    pwrite64,
     bpf,
     // mounts (path resolution and guards)
     readlinkat,
@@ -481,6 +482,12 @@ inline long bpf(int command, void* attr, unsigned size) noexcept {
 inline long pread64(int fd, void* buffer, std::size_t size, long offset) noexcept {
     CTR_FAULT_CHECK(pread64);
     return raw::call(SYS_pread64, fd, buffer, size, offset);
+}
+
+// Writes at an offset: a sysctl file takes a value only at offset 0.
+inline long pwrite64(int fd, const void* buffer, std::size_t size, long offset) noexcept {
+    CTR_FAULT_CHECK(pwrite64);
+    return raw::call(SYS_pwrite64, fd, buffer, size, offset);
 }
 
 inline long readlinkat(int dirfd, const char* path, char* buffer, std::size_t size) noexcept {

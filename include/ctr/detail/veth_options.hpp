@@ -29,9 +29,15 @@ struct veth {
     std::optional<ipv4_interface> container_address{};
     ipv4_interface pool{{{10, 231, 0, 0}}, 16};
     // A default route inside through the host end. Traffic to the host's own
-    // addresses then arrives there; beyond the host it goes nowhere until
-    // the host forwards and masquerades it (not done by ctr).
+    // addresses then arrives there; beyond the host it goes nowhere unless
+    // `outbound` (or the caller's own rules) forward and masquerade it.
     bool default_route = true;
+    // Outbound NAT (outbound.hpp): the sandbox's subnet masqueraded behind
+    // the host's address by a rule in ctr's nftables table "ip ctr",
+    // forwarding on for the host end and the default route's interface.
+    // Needs CAP_NET_ADMIN (root); the rule goes when the handle reaps the
+    // sandbox.
+    bool outbound = false;
     unsigned mtu = 0;  // 0: the kernel's (1500)
 };
 

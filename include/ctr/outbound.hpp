@@ -1,0 +1,243 @@
+#pragma once
+// ctr::net outbound NAT: a veth sandbox reaching beyond the host. Its
+// subnet is masqueraded behind the host's address on the way out, by a rule
+// in an nftables table of ctr's own ("ip ctr", chain "postrouting"), and
+// the host forwards for it. spawn does it with net::veth{.outbound = true};
+// the rule goes when the sandbox's handle reaps it, the table with the last
+// rule, and reap_stale_outbound() (and every outbound launch, first) removes
+// the rules of sandboxes whose link is gone (a crashed caller's).
+//
+// Forwarding: IPv4 asks the interface a packet came in on whether it may be
+// forwarded (net.ipv4.conf.<in>.forwarding; ip_forward is only the switch
+// that sets every interface at once). The sandbox's packets come in on its
+// host link and the answers on the uplink, so both forward: ctr sets it on
+// its own link and on the interface of each default route, and leaves the
+// rest of the host (net.ipv4.ip_forward, other interfaces) as it was. The
+// uplink keeps forwarding after the last sandbox ends, as Docker and Podman
+// leave ip_forward on: turning it off could break whatever else relied on it
+// meanwhile.
+
+#include <ctr/detail/netlink.hpp>
+#include <ctr/detail/nftables.hpp>
+#include <ctr/detail/syscall.hpp>
+#include <ctr/detail/veth_options.hpp>
+#include <ctr/error.hpp>
+#include <ctr/unique_fd.hpp>
+
+#include <fcntl.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace ctr::net {
+
+namespace detail {
+
+inline constexpr const char* nat_table = "ctr";
+inline constexpr const char* nat_chain = "postrouting";
+inline constexpr std::string_view outbound_comment_prefix = "ctr outbound ";
+
+// "ctr outbound ctr-0ae70004 1234.1": the link the rule serves, then who
+// made it (pid and a count), so that each sandbox deletes only its own.
+template <class = void>
+inline std::string outbound_comment(const std::string& link) {
+    static std::atomic<unsigned> count{0};
+    return std::string(outbound_comment_prefix) + link + " " + std::to_string(::getpid()) + "." +
+           std::to_string(++count);
+}
+
+// The link a rule's comment names; empty when it is not an outbound rule.
+template <class = void>
+inline std::string link_of_outbound_comment(const std::string& comment) {
+    if (comment.compare(0, outbound_comment_prefix.size(), outbound_comment_prefix) != 0) return {};
+    const std::string rest = comment.substr(outbound_comment_prefix.size());
+    return rest.substr(0, rest.find(' '));
+}
+
+// Deletes the rules of ctr's chain that `doomed` picks, and the table with
+// them when no rule would be left. Planned against the ruleset's generation
+// and planned again when another process changed it meanwhile, so that the
+// table is never deleted under a rule just added. Returns how many went.
+template <class Doomed>
+std::size_t delete_outbound_rules(nftables_socket& nft, Doomed&& doomed) {
+    for (int attempt = 0;; ++attempt) {
+        const std::uint32_t generation = nft.generation();
+        const auto rules = nft.rules(nat_table, nat_chain);
+        std::vector<netlink_message> batch;
+        std::size_t kept = 0;
+        for (const auto& rule : rules) {
+            if (doomed(rule)) batch.push_back(delete_rule_message(nat_table, nat_chain, rule.handle));
+            else ++kept;
+        }
+        const std::size_t deleted = batch.size();
+        if (deleted == 0) return 0;
+        if (kept == 0) {
+            batch.clear();
+            batch.push_back(delete_table_message(nat_table));
+        }
+        if (nft.commit(std::move(batch), generation, std::string("ip ") + nat_table)) return deleted;
+        if (attempt == 20)
+            throw error(step::configure_nat, EAGAIN, std::string("ip ") + nat_table,
+                        "the ruleset kept changing while ctr removed its rules");
+    }
+}
+
+// Deletes the outbound rules whose link is gone from the current namespace.
+template <class = void>
+inline std::size_t delete_stale_outbound_rules(nftables_socket& nft) {
+    return delete_outbound_rules(nft, [](const nft_rule_seen& rule) {
+        const std::string link = link_of_outbound_comment(rule.comment);
+        return !link.empty() && if_nametoindex(link.c_str()) == 0;
+    });
+}
+
+// The names of the interfaces the main table's default routes leave by.
+template <class = void>
+inline std::vector<std::string> default_route_interfaces(rtnetlink& netlink) {
+    std::vector<int> indexes;
+    netlink_message routes(RTM_GETROUTE, 0);
+    rtmsg header{};
+    header.rtm_family = AF_INET;
+    routes.add_header(header);
+    const long r = netlink.dump(routes, [&](const nlmsghdr& h) {
+        if (h.nlmsg_type != RTM_NEWROUTE || h.nlmsg_len < NLMSG_LENGTH(sizeof(rtmsg))) return;
+        const auto* m = static_cast<const rtmsg*>(NLMSG_DATA(&h));
+        if (m->rtm_dst_len != 0 || m->rtm_type != RTN_UNICAST) return;
+        std::uint32_t table = m->rtm_table;
+        int oif = 0;
+        const char* attributes = reinterpret_cast<const char*>(m) + NLMSG_ALIGN(sizeof *m);
+        for_each_attribute(attributes, h.nlmsg_len - NLMSG_LENGTH(NLMSG_ALIGN(sizeof *m)),
+                           [&](std::uint16_t type, const char* p, std::size_t n) {
+                               if (type == RTA_TABLE && n == 4) std::memcpy(&table, p, 4);
+                               if (type == RTA_OIF && n == 4) std::memcpy(&oif, p, 4);
+                           });
+        if (table == RT_TABLE_MAIN && oif > 0) indexes.push_back(oif);
+    });
+    if (r < 0) throw error(step::configure_nat, static_cast<int>(-r), "RTM_GETROUTE", "finding the default route's interface");
+    std::vector<std::string> names;
+    for (const int index : indexes) {
+        char name[IF_NAMESIZE] = {};
+        if (if_indextoname(static_cast<unsigned>(index), name) != nullptr) names.emplace_back(name);
+    }
+    return names;
+}
+
+// net.ipv4.conf.<link>.forwarding = 1 in the current thread's network
+// namespace (/proc/sys/net shows the namespace of the thread that opens it).
+template <class = void>
+inline void enable_forwarding(const std::string& link) {
+    const std::string path = "/proc/sys/net/ipv4/conf/" + link + "/forwarding";
+    const long fd = ctr::detail::sys::openat(AT_FDCWD, path.c_str(), O_RDWR | O_CLOEXEC);
+    if (fd < 0) throw error(step::configure_nat, static_cast<int>(-fd), path, "opening the interface's forwarding switch");
+    const unique_fd owned(static_cast<int>(fd));
+    char now = '0';
+    if (ctr::detail::sys::pread64(owned.get(), &now, 1, 0) == 1 && now == '1') return;
+    // At offset 0: with kernel.sysctl_writes_strict (the default), a write
+    // anywhere else is ignored and still reports success.
+    const long r = ctr::detail::sys::pwrite64(owned.get(), "1", 1, 0);
+    if (r < 0) throw error(step::configure_nat, static_cast<int>(-r), path, "turning forwarding on");
+    if (ctr::detail::sys::pread64(owned.get(), &now, 1, 0) != 1 || now != '1')
+        throw error(step::configure_nat, EIO, path, "forwarding stayed off after writing 1");
+}
+
+}  // namespace detail
+
+// One sandbox's masquerade rule, owned: deleted (and ctr's table with the
+// last rule) when the owner ends. It keeps its own netlink socket, so it is
+// removed from the right namespace whichever thread ends it.
+class [[nodiscard]] outbound_nat {
+public:
+    outbound_nat() = default;
+    outbound_nat(outbound_nat&& other) noexcept : nft_(std::move(other.nft_)), comment_(std::move(other.comment_)) {
+        other.nft_.reset();
+    }
+    outbound_nat& operator=(outbound_nat&& other) noexcept {
+        if (this != &other) {
+            remove_quietly();
+            nft_ = std::move(other.nft_);
+            comment_ = std::move(other.comment_);
+            other.nft_.reset();
+        }
+        return *this;
+    }
+    ~outbound_nat() { remove_quietly(); }
+
+    explicit operator bool() const noexcept { return nft_.has_value(); }
+    // The rule's comment, as `nft list table ip ctr` shows it.
+    template <class = void>
+    const std::string& comment() const noexcept { return comment_; }
+
+    // Deletes the rule now if there is one, best effort (what the destructor does).
+    template <class = void>
+    void reset() noexcept { remove_quietly(); }
+
+    // Deletes the rule now, and the table if it was the last.
+    template <class = void>
+    void remove() {
+        if (!nft_) return;
+        auto nft = std::move(*nft_);
+        nft_.reset();
+        detail::delete_outbound_rules(nft, [&](const detail::nft_rule_seen& rule) { return rule.comment == comment_; });
+    }
+
+    // Adds the rule for `link` (a veth's host end, and its subnet) in the
+    // current thread's network namespace and turns forwarding on for the
+    // link and the default route's interface. Throws ctr::error naming what
+    // failed.
+    template <class = void>
+    static outbound_nat add(const veth_info& link) {
+        detail::enable_forwarding(link.host_name);
+        auto routes = detail::rtnetlink::open();
+        for (const auto& uplink : detail::default_route_interfaces(routes)) detail::enable_forwarding(uplink);
+        outbound_nat out;
+        out.comment_ = detail::outbound_comment(link.host_name);
+        auto nft = detail::nftables_socket::open();
+        // A crashed caller's rules go with the next launch; best effort, the
+        // new rule matters more.
+        try {
+            detail::delete_stale_outbound_rules(nft);
+        } catch (const error&) {
+        }
+        std::vector<detail::netlink_message> batch;
+        batch.push_back(detail::new_table_message(detail::nat_table));
+        batch.push_back(detail::new_nat_chain_message(detail::nat_table, detail::nat_chain));
+        batch.push_back(detail::masquerade_rule_message(detail::nat_table, detail::nat_chain, link.host_address,
+                                                        link.host_name, out.comment_));
+        nft.commit(std::move(batch), 0, "masquerading " + link.host_address.network().to_string() + "/" +
+                                            std::to_string(link.host_address.prefix_length) + " of " + link.host_name);
+        out.nft_ = std::move(nft);
+        return out;
+    }
+
+private:
+    template <class = void>
+    void remove_quietly() noexcept {
+        try {
+            remove();
+        } catch (...) {
+        }
+    }
+
+    std::optional<detail::nftables_socket> nft_;
+    std::string comment_;
+};
+
+// Deletes the outbound rules, in the current thread's network namespace,
+// whose sandbox link no longer exists (their sandbox ended while its caller
+// had crashed), and ctr's table with the last of them. Returns how many.
+// (Every outbound launch does the same first, best effort.)
+template <class = void>
+inline std::size_t reap_stale_outbound() {
+    auto nft = detail::nftables_socket::open();
+    return detail::delete_stale_outbound_rules(nft);
+}
+
+}  // namespace ctr::net
