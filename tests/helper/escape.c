@@ -309,8 +309,8 @@ static void mode_init_fds(int argc, char** argv) {
     strncat(climb, marker, sizeof climb - strlen(climb) - 1);
 
     int listed = 0, list_error = 0, seen = 0;
-    char held[512] = "";  /* a directory or cgroup fd pid 1 held, for the report */
-    char last[512] = "";  /* the last entry tried and why it led nowhere */
+    char held[1024] = "";  /* a directory or cgroup fd pid 1 held, for the report */
+    char last[1024] = "";  /* the last entry tried and why it led nowhere */
     for (int t = 0; t < tries; ++t) {
         DIR* dir = opendir("/proc/1/fd");
         if (!dir) {
