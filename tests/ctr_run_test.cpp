@@ -1201,7 +1201,9 @@ TEST(ctr_run, cpu_shares_reach_the_cgroup) {
                 if (fs::exists(file) && path != "/") found = file + "=" + read_file(file);
         }
     }
-    child.signal(SIGKILL);
+    // SIGTERM, which ctr-run passes on and then removes its group; a
+    // SIGKILLed ctr-run would leave the group to the next run's reap_stale.
+    child.signal(SIGTERM);
     child.wait();
     // 512 shares are half the default: weight 50 (v2) or shares 512 (v1).
     EXPECT_TRUE(found.ends_with("cpu.weight=50\n") || found.ends_with("cpu.shares=512\n")) << found;
