@@ -168,8 +168,9 @@ Security (confined by default, see docs/security.md):
                                default the run then goes on without namespaces,
                                confined by Landlock (read everything, write only
                                its -v PATH:PATH volumes and a private TMPDIR),
-                               seccomp, no_new_privs and no capabilities, and
-                               says so in one line (docs/ctr-run.md)
+                               seccomp, no_new_privs and no capabilities, root's
+                               command as nobody (65534) unless -u, and says so
+                               in one line (docs/ctr-run.md)
 
 Lifetime, terminal and signals:
       --entrypoint PROGRAM     run PROGRAM with COMMAND [ARG...] as its arguments

@@ -23,6 +23,7 @@
 #include <fstream>
 #include <string>
 #include <system_error>
+#include <vector>
 
 namespace ctr_run {
 
@@ -97,6 +98,11 @@ public:
         std::filesystem::remove_all(path_, ignored);
     }
     const std::string& path() const noexcept { return path_; }
+    // For a command that runs as another user (nobody, for root).
+    void give_to(uid_t uid, gid_t gid) const {
+        if (chown(path_.c_str(), uid, gid) != 0)
+            throw ctr::error(ctr::step::prepare, errno, path_, "giving the command's TMPDIR to its user");
+    }
 
 private:
     std::string path_;
@@ -108,7 +114,23 @@ private:
 // ABI 4); no signals and no abstract unix sockets out of the sandbox (ABI
 // 6); best effort for each feature the kernel lacks. No capabilities but
 // --cap-add's, no_new_privs, and the seccomp profile as configured.
-inline void confine_without_namespaces(const config& c, ctr::process::options& options, const private_tmp& tmp) {
+// Root runs the command as nobody (65534) unless -u says otherwise: without
+// a user namespace its root would be the host's, which owns the host's
+// secrets (/etc/shadow is readable by its owner) and may signal every
+// process root runs.
+// (Root of another user namespace is unprivileged outside it already, and
+// its namespace may not map 65534.)
+inline constexpr uid_t nobody = 65534;
+inline bool runs_as_nobody(bool user_given) { return geteuid() == 0 && !user_given && in_initial_user_namespace(); }
+
+inline void confine_without_namespaces(const config& c, bool user_given, ctr::process::options& options,
+                                       const private_tmp& tmp) {
+    if (runs_as_nobody(user_given)) {
+        options.uid = nobody;
+        options.gid = nobody;
+        options.groups = std::vector<gid_t>{};
+        tmp.give_to(nobody, nobody);
+    }
     options.namespaces = {};
     options.root.reset();
     options.hostname.clear();
@@ -140,7 +162,10 @@ inline void confine_without_namespaces(const config& c, ctr::process::options& o
     for (const auto& name : c.cap_add) keep = name == "ALL" ? ctr::caps::set::all() : keep | ctr::caps::set{ctr::caps::parse(name)};
     keep &= ctr::caps::supported();
     ctr::security security = confinement(c);
-    security.capabilities = ctr::caps::policy{.keep = keep};
+    // A caller that is not root has no capability to keep or drop (and may
+    // not change its bounding set); no_new_privs keeps exec from granting any.
+    if (geteuid() == 0) security.capabilities = ctr::caps::policy{.keep = keep};
+    else security.capabilities.reset();
     security.no_new_privileges = true;
     security.landlock = std::move(rules);
     options.security = std::move(security);

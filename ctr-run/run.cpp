@@ -135,11 +135,11 @@ int run_command(const config& c) {
                                        "this kernel lacks (Linux 5.13+ with landlock in lsm=)");
         check_runs_without_namespaces(c);
         std::cerr << "ctr-run: user namespaces are refused here (" << setting << "; " << e.what()
-                  << "): running without namespaces, confined by Landlock, seccomp and no_new_privs "
-                     "(--require-namespaces refuses instead)"
-                  << std::endl;
+                  << "): running without namespaces, confined by Landlock, seccomp and no_new_privs"
+                  << (runs_as_nobody(id.user_given) ? ", as nobody (65534)" : "")
+                  << " (--require-namespaces refuses instead)" << std::endl;
         tmp.emplace();
-        confine_without_namespaces(c, options, *tmp);
+        confine_without_namespaces(c, id.user_given, options, *tmp);
         child = ctr::process::spawn(c.command, options);
     }
     start_forwarding(child.pidfd());

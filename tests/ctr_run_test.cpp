@@ -1806,6 +1806,9 @@ outcome run_where_user_namespaces_are_refused(std::vector<std::string> args) {
 TEST(ctr_run, without_user_namespaces_the_run_is_confined_by_landlock_and_says_so) {
     SKIP_WITHOUT_LANDLOCK();
     scratch volume, outside;
+    // Root's command runs as nobody here: both writable by it, so that only
+    // Landlock can stop the write outside.
+    chmod(volume.path.c_str(), 0777);
     chmod(outside.path.c_str(), 0777);
     const std::string target = (outside / "written").string();
     const std::string script = "echo in > " + (volume / "f").string() + " && echo volume-ok; "
@@ -1817,6 +1820,7 @@ TEST(ctr_run, without_user_namespaces_the_run_is_confined_by_landlock_and_says_s
     const auto normal = run({"-v", volume.path.string() + ":" + volume.path.string(), "/bin/sh", "-c", script});
     ASSERT_EQ(normal.status, 0) << normal.err;
     ASSERT_TRUE(contains(normal.out, "volume-ok")) << normal.out;
+    fs::remove(volume / "f");  // the sandbox's root made it; the next run may be nobody
     // Without ctr-run the command writes the file: the mode must stop it.
     ASSERT_EQ(std::system(("/bin/sh -c 'echo out > " + target + "'").c_str()), 0);
     fs::remove(target);
@@ -1838,10 +1842,20 @@ TEST(ctr_run, without_user_namespaces_the_run_is_confined_by_landlock_and_says_s
 TEST(ctr_run, without_user_namespaces_the_command_keeps_no_capability_and_its_tmpdir_goes) {
     SKIP_WITHOUT_LANDLOCK();
     const auto r = run_where_user_namespaces_are_refused(
-        {"/bin/sh", "-c", "grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status; echo $TMPDIR"});
+        {"/bin/sh", "-c", "grep -E '^(Uid|CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status; echo $TMPDIR"});
     EXPECT_EQ(r.status, 0) << r.err;
+    // Root's command is nobody: without a user namespace root would be the
+    // host's own. (The rootless lane's test main is root of a user
+    // namespace of its own, which is unprivileged outside already.)
+    if (ctr_test::real_root) {
+        EXPECT_TRUE(contains(r.out, "Uid:\t65534\t65534\t65534\t65534")) << r.out;
+        EXPECT_TRUE(contains(r.err, "as nobody (65534)")) << r.err;
+    }
     EXPECT_TRUE(contains(r.out, "CapEff:\t0000000000000000")) << r.out;
-    EXPECT_TRUE(contains(r.out, "CapBnd:\t0000000000000000")) << r.out;
+    // Root's bounding set is emptied too; an unprivileged caller's cannot be.
+    if (geteuid() == 0) {
+        EXPECT_TRUE(contains(r.out, "CapBnd:\t0000000000000000")) << r.out;
+    }
     EXPECT_TRUE(contains(r.out, "NoNewPrivs:\t1")) << r.out;
     EXPECT_TRUE(contains(r.out, "Seccomp:\t2")) << r.out;
     // The last line: the command's TMPDIR.
@@ -1884,6 +1898,9 @@ TEST(ctr_run, where_the_host_forbids_user_namespaces_the_run_goes_on_without_the
         GTEST_SKIP() << "user namespaces are allowed here (user.max_user_namespaces is " << max
                      << "); the VM lane boots once with them off to run this";
     scratch volume, outside;
+    // Root's command runs as nobody here: both writable by it, so that only
+    // Landlock can stop the write outside.
+    chmod(volume.path.c_str(), 0777);
     chmod(outside.path.c_str(), 0777);
     const std::string target = (outside / "written").string();
     const std::string script = "echo in > " + (volume / "f").string() + " && echo volume-ok; { echo out > " + target +
