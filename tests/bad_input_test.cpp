@@ -636,7 +636,7 @@ std::vector<api_case> library_table(const fixtures& f) {
         {"-p \"-1\"", "-1", [] { (void)net::port_mapping::parse("-1"); }},
         {"-p \"+80\"", "+80", [] { (void)net::port_mapping::parse("+80"); }},
         {"-p \" 80\"", "the container port", [] { (void)net::port_mapping::parse(" 80"); }},
-        {"-p \"8080-8090:80\"", "port ranges are not supported", [] { (void)net::port_mapping::parse("8080-8090:80"); }},
+        {"-p \"8080-8090:80\"", "a port range is several mappings (port_mapping::parse_range)", [] { (void)net::port_mapping::parse("8080-8090:80"); }},
         {"-p \"[::1]:80:80\"", "IPv6", [] { (void)net::port_mapping::parse("[::1]:80:80"); }},
         {"-p \"abc\"", "abc", [] { (void)net::port_mapping::parse("abc"); }},
         {"-p \"80:abc\"", "80:abc", [] { (void)net::port_mapping::parse("80:abc"); }},
