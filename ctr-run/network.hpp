@@ -7,9 +7,13 @@
 
 #include <ctr/ctr.hpp>
 
+#include <linux/netlink.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
+#include <iostream>
 #include <string>
 
 namespace ctr_run {
@@ -47,6 +51,23 @@ inline network_mode chosen_network(const config& c, bool privileged) {
                         "(package passt)");
     if (mode == network_mode::pasta && !in_path("pasta")) bad_value(flag, pasta_missing);
     return mode;
+}
+
+// Whether this kernel has nftables (its netlink family), which outbound NAT
+// needs. Without it (no nf_tables module, as in a minimal VM) a veth
+// sandbox still reaches the host, and ctr-run says, in one line, that it
+// reaches nothing beyond.
+inline bool nftables_available() {
+    const int probe = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+    if (probe >= 0) {
+        close(probe);
+        return true;
+    }
+    if (errno != EPROTONOSUPPORT) return true;  // let the launch name any other failure
+    std::cerr << "ctr-run: --network veth without outbound NAT: this kernel has no nftables (modprobe nf_tables "
+                 "nft_masq); the sandbox reaches the host only"
+              << std::endl;
+    return false;
 }
 
 // -p as pasta's -t and -u: "[ADDRESS/]HOSTPORT:PORT". pasta binds fixed

@@ -45,7 +45,7 @@ int run_command(const config& c) {
     if (network == network_mode::none) options.namespaces = options.namespaces | ctr::ns::network;
     // Outbound NAT, as Docker's bridge gives: the sandbox reaches beyond the
     // host (docs/networking.md, Outbound NAT).
-    if (network == network_mode::veth) options.network = ctr::net::veth{.outbound = true};
+    if (network == network_mode::veth) options.network = ctr::net::veth{.outbound = nftables_available()};
     // pasta publishes the ports itself. A busy host port does not stop it
     // (pasta 2023_03_09 goes on without that port), unlike the relay below.
     if (network == network_mode::pasta) options.pasta = pasta_options(c);

@@ -1509,7 +1509,7 @@ TEST(ctr_run, network_pasta_reaches_the_hosts_server) {
 // server behind the test's router sees the host's address (net_host.hpp's
 // small internet; nat_test.cpp has the library's side).
 TEST(ctr_run, veth_reaches_a_server_beyond_the_host_masqueraded) {
-    CTR_SKIP_WITHOUT_NETWORK_NAMESPACE();
+    CTR_SKIP_WITHOUT_NFTABLES();
     ctr_test::small_internet net;
     std::thread server = net.serve_one();
     const std::string helper_dir = ctr_test::probe_helper.substr(0, ctr_test::probe_helper.rfind('/'));

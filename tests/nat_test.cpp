@@ -55,7 +55,7 @@ std::vector<std::string> ask_server() {
 }
 
 TEST(nat, an_outbound_sandbox_reaches_a_server_beyond_the_host_behind_the_hosts_address) {
-    CTR_SKIP_WITHOUT_NETWORK_NAMESPACE();
+    CTR_SKIP_WITHOUT_NFTABLES();
     const outside_state before;
     {
         small_internet net;
@@ -80,7 +80,7 @@ TEST(nat, an_outbound_sandbox_reaches_a_server_beyond_the_host_behind_the_hosts_
 }
 
 TEST(nat, without_outbound_the_same_sandbox_cannot_reach_the_server) {
-    CTR_SKIP_WITHOUT_NETWORK_NAMESPACE();
+    CTR_SKIP_WITHOUT_NFTABLES();
     const outside_state before;
     {
         small_internet net;
@@ -102,7 +102,7 @@ TEST(nat, without_outbound_the_same_sandbox_cannot_reach_the_server) {
 }
 
 TEST(nat, forwarding_alone_is_not_enough_the_masquerade_rule_is_what_brings_answers_back) {
-    CTR_SKIP_WITHOUT_NETWORK_NAMESPACE();
+    CTR_SKIP_WITHOUT_NFTABLES();
     small_internet net;
     // Every interface of the host forwards, but nothing is masqueraded: the
     // router has no route back to the sandbox's own address, so the
@@ -121,7 +121,7 @@ TEST(nat, forwarding_alone_is_not_enough_the_masquerade_rule_is_what_brings_answ
 }
 
 TEST(nat, the_table_holds_one_rule_per_sandbox_and_goes_with_the_last) {
-    CTR_SKIP_WITHOUT_NETWORK_NAMESPACE();
+    CTR_SKIP_WITHOUT_NFTABLES();
     const outside_state before;
     {
         small_internet net;
@@ -146,7 +146,7 @@ TEST(nat, the_table_holds_one_rule_per_sandbox_and_goes_with_the_last) {
 }
 
 TEST(nat, reap_stale_removes_the_rule_a_crashed_caller_left_and_the_table_with_it) {
-    CTR_SKIP_WITHOUT_NETWORK_NAMESPACE();
+    CTR_SKIP_WITHOUT_NFTABLES();
     const outside_state before;
     {
         small_internet net;
@@ -183,7 +183,7 @@ TEST(nat, reap_stale_removes_the_rule_a_crashed_caller_left_and_the_table_with_i
 }
 
 TEST(nat, the_next_outbound_launch_removes_a_crashed_callers_rule_first) {
-    CTR_SKIP_WITHOUT_NETWORK_NAMESPACE();
+    CTR_SKIP_WITHOUT_NFTABLES();
     small_internet net;
     auto nft = ctr::net::detail::nftables_socket::open();
     {
@@ -216,7 +216,7 @@ TEST(nat, the_next_outbound_launch_removes_a_crashed_callers_rule_first) {
 }
 
 TEST(nat, a_failure_to_turn_forwarding_on_names_the_switch_and_leaves_nothing) {
-    CTR_SKIP_WITHOUT_NETWORK_NAMESPACE();
+    CTR_SKIP_WITHOUT_NFTABLES();
     namespace sys = ctr::detail::sys;
     small_internet net;
     const auto fds_before = ctr_test::open_fds();
@@ -237,7 +237,7 @@ TEST(nat, a_failure_to_turn_forwarding_on_names_the_switch_and_leaves_nothing) {
 }
 
 TEST(nat, a_bad_link_is_named_in_the_error) {
-    CTR_SKIP_WITHOUT_NETWORK_NAMESPACE();
+    CTR_SKIP_WITHOUT_NFTABLES();
     small_internet net;
     ctr::net::veth_info info;
     info.host_name = "no-such-link";

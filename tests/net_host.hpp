@@ -11,6 +11,8 @@
 
 #include <gtest/gtest.h>
 
+#include <linux/netlink.h>
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -40,6 +42,19 @@ inline bool in_path(const std::string& program) {
     }
     return false;
 }
+
+// nftables' netlink family, for the outbound NAT tests: a kernel without
+// the nf_tables module answers EPROTONOSUPPORT.
+inline bool nftables_available() {
+    const int probe = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+    if (probe < 0) return errno != EPROTONOSUPPORT;
+    close(probe);
+    return true;
+}
+#define CTR_SKIP_WITHOUT_NFTABLES()          \
+    CTR_SKIP_WITHOUT_NETWORK_NAMESPACE();   \
+    if (!ctr_test::nftables_available())    \
+    GTEST_SKIP() << "this kernel has no nftables (the nf_tables module: modprobe nf_tables nft_masq)"
 
 // pasta, for tests that start it.
 #define CTR_SKIP_WITHOUT_PASTA()            \
