@@ -145,6 +145,23 @@ TEST(nat, the_table_holds_one_rule_per_sandbox_and_goes_with_the_last) {
     EXPECT_TRUE(outside_state{} == before) << "the test's own namespace changed";
 }
 
+// A forked caller adds the rule of `link` and exits without removing it,
+// as a crashed one would. True when it got as far as exiting.
+bool add_rule_and_crash(const ctr::net::veth_info& link) {
+    const pid_t crashing = fork();
+    if (crashing < 0) return false;
+    if (crashing == 0) {
+        try {
+            auto rule = ctr::net::outbound_nat::add(link);
+            _exit(0);  // no destructors: the rule stays
+        } catch (...) {
+            _exit(1);
+        }
+    }
+    int status = 0;
+    return waitpid(crashing, &status, 0) == crashing && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
 TEST(nat, reap_stale_removes_the_rule_a_crashed_caller_left_and_the_table_with_it) {
     CTR_SKIP_WITHOUT_NFTABLES();
     const outside_state before;
@@ -159,19 +176,7 @@ TEST(nat, reap_stale_removes_the_rule_a_crashed_caller_left_and_the_table_with_i
             sandbox = ctr_test::current_network_namespace();
         }
         auto pair = ctr::net::create_veth(ctr::net::veth{}, ctr::net::peer_namespace::from_fd(sandbox.get()));
-        const pid_t crashing = fork();
-        ASSERT_GE(crashing, 0);
-        if (crashing == 0) {
-            try {
-                auto rule = ctr::net::outbound_nat::add(pair.info());
-                _exit(0);  // no destructors: the rule stays
-            } catch (...) {
-                _exit(1);
-            }
-        }
-        int status = 0;
-        ASSERT_EQ(waitpid(crashing, &status, 0), crashing);
-        ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        ASSERT_TRUE(add_rule_and_crash(pair.info()));
         ASSERT_EQ(nft.rules("ctr", "postrouting").size(), 1u);
         EXPECT_EQ(ctr::net::reap_stale_outbound(), 0u) << "the link still exists";
         pair.host_link().remove();
@@ -191,19 +196,7 @@ TEST(nat, the_next_outbound_launch_removes_a_crashed_callers_rule_first) {
                                                          .host_address = ipv4_interface::parse("10.99.0.1/30"),
                                                          .container_address = ipv4_interface::parse("10.99.0.2/30")},
                                           ctr::net::peer_namespace::from_fd(net.router.get()));
-        const pid_t crashing = fork();
-        ASSERT_GE(crashing, 0);
-        if (crashing == 0) {
-            try {
-                auto rule = ctr::net::outbound_nat::add(pair.info());
-                _exit(0);  // no destructors: the rule stays
-            } catch (...) {
-                _exit(1);
-            }
-        }
-        int status = 0;
-        ASSERT_EQ(waitpid(crashing, &status, 0), crashing);
-        ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        ASSERT_TRUE(add_rule_and_crash(pair.info()));
     }  // the link goes; its rule stays
     ASSERT_EQ(nft.rules("ctr", "postrouting").size(), 1u);
     auto child = spawn(helper({"sleep", "30"}), {.network = ctr::net::veth{.outbound = true}});
