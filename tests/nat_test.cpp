@@ -79,23 +79,28 @@ TEST(nat, an_outbound_sandbox_reaches_a_server_beyond_the_host_behind_the_hosts_
     EXPECT_TRUE(outside_state{} == before) << "the test's own namespace changed";
 }
 
+// A veth sandbox without outbound asks the router's server: no answer comes,
+// and the connect waits until the timeout ends the sandbox.
+void expect_no_answer_without_outbound(small_internet& net) {
+    std::thread server = net.serve_one();
+    auto child = spawn(ask_server(), {.std_out = stdio::capture(),
+                                      .timeout = std::chrono::milliseconds(1500),
+                                      .network = ctr::net::veth{}});
+    const auto r = child.wait();
+    net.stop_serving();
+    server.join();
+    EXPECT_TRUE(r.timed_out) << r.std_out;
+    EXPECT_EQ(r.std_out.find("server saw"), std::string::npos) << r.std_out;
+}
+
 TEST(nat, without_outbound_the_same_sandbox_cannot_reach_the_server) {
     CTR_SKIP_WITHOUT_NFTABLES();
     const outside_state before;
     {
         small_internet net;
-        std::thread server = net.serve_one();
         // The host's end of the pair does not forward, and the kernel then
-        // drops the sandbox's packets without a word (no ICMP): the connect
-        // waits until the timeout ends the sandbox.
-        auto child = spawn(ask_server(), {.std_out = stdio::capture(),
-                                          .timeout = std::chrono::milliseconds(1500),
-                                          .network = ctr::net::veth{}});
-        const auto r = child.wait();
-        net.stop_serving();
-        server.join();
-        EXPECT_TRUE(r.timed_out) << r.std_out;
-        EXPECT_EQ(r.std_out.find("server saw"), std::string::npos) << r.std_out;
+        // drops the sandbox's packets without a word (no ICMP).
+        expect_no_answer_without_outbound(net);
         EXPECT_FALSE(ctr::net::detail::nftables_socket::open().table_exists("ctr"));
     }
     EXPECT_TRUE(outside_state{} == before) << "the test's own namespace changed";
@@ -109,15 +114,7 @@ TEST(nat, forwarding_alone_is_not_enough_the_masquerade_rule_is_what_brings_answ
     // connection never completes and the timeout ends the sandbox.
     write_file("/proc/sys/net/ipv4/conf/all/forwarding", "1");
     write_file("/proc/sys/net/ipv4/conf/default/forwarding", "1");
-    std::thread server = net.serve_one();
-    auto child = spawn(ask_server(), {.std_out = stdio::capture(),
-                                      .timeout = std::chrono::milliseconds(1500),
-                                      .network = ctr::net::veth{}});
-    const auto r = child.wait();
-    net.stop_serving();
-    server.join();
-    EXPECT_EQ(r.std_out.find("server saw"), std::string::npos) << r.std_out;
-    EXPECT_TRUE(r.timed_out) << r.std_out;
+    expect_no_answer_without_outbound(net);
 }
 
 TEST(nat, the_table_holds_one_rule_per_sandbox_and_goes_with_the_last) {

@@ -170,13 +170,7 @@ public:
             sequences.push_back(sequence_);
             all.insert(all.end(), m.data(), m.data() + m.size());
         }
-        last_message_.clear();
-        sockaddr_nl kernel{};
-        kernel.nl_family = AF_NETLINK;
-        long r;
-        do r = sys::sendto(fd_.get(), all.data(), all.size(), 0, &kernel, sizeof kernel);
-        while (r == -EINTR);
-        return r < 0 ? r : 0;
+        return send_to_kernel(all.data(), all.size());
     }
 
     // Reads the answers already queued on the socket, without waiting, and
@@ -232,11 +226,17 @@ private:
     template <class = void>
     long send(netlink_message& message) {
         message.header().nlmsg_seq = ++sequence_;
+        return send_to_kernel(message.data(), message.size());
+    }
+
+    // One datagram to the kernel; a new exchange, so no message of the last.
+    template <class = void>
+    long send_to_kernel(const char* bytes, std::size_t size) {
         last_message_.clear();
         sockaddr_nl kernel{};
         kernel.nl_family = AF_NETLINK;
         long r;
-        do r = sys::sendto(fd_.get(), message.data(), message.size(), 0, &kernel, sizeof kernel);
+        do r = sys::sendto(fd_.get(), bytes, size, 0, &kernel, sizeof kernel);
         while (r == -EINTR);
         return r < 0 ? r : 0;
     }
