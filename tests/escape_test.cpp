@@ -1,6 +1,9 @@
 // Escape tests: each route out of a sandbox that issue 10 lists, tried as a
 // hostile program would, through ctr-run's defaults (escape_ctr_run) and
-// through the library's default confinement (escape_library).
+// through the library's default confinement (escape_library); and the
+// routes that exist without namespaces, through ctr-run's no-namespace mode
+// (escape_without_namespaces, whose proof is the attempt made outside the
+// sandbox; see that section).
 //
 // Every test first proves that it would catch the escape: the same attempt
 // with confinement switched off (ctr-run --privileged, plus --userns host
