@@ -130,6 +130,10 @@ inline void confine_without_namespaces(const config& c, bool user_given, ctr::pr
         options.gid = nobody;
         options.groups = std::vector<gid_t>{};
         tmp.give_to(nobody, nobody);
+    } else if (geteuid() == 0 && options.uid && *options.uid != 0 && in_initial_user_namespace()) {
+        // Root's -u USER: the TMPDIR, its working directory, is that user's,
+        // or the command could not even enter it.
+        tmp.give_to(*options.uid, options.gid.value_or(static_cast<gid_t>(-1)));
     }
     options.namespaces = {};
     options.root.reset();

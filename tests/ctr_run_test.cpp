@@ -4,6 +4,7 @@
 #include "ctr_run_support.hpp"
 #include "net_host.hpp"
 #include "support.hpp"
+#include "without_namespaces.hpp"
 
 #include <gtest/gtest.h>
 
@@ -1781,26 +1782,24 @@ TEST(ctr_run, rootless_without_a_subordinate_range_names_the_file_and_the_fix) {
 
 // ---- Without user namespaces (ctr-run/no_namespaces.hpp). The host here
 // allows them; an outer seccomp filter refuses them to ctr-run, as an outer
-// container's would: clone and unshare with CLONE_NEWUSER fail with EPERM,
-// clone3 (whose flags a filter cannot read) with ENOSYS, so that the library
-// falls back to clone.
+// container's would (tests/without_namespaces.hpp).
 
 outcome run_where_user_namespaces_are_refused(std::vector<std::string> args) {
-    namespace sc = ctr::seccomp;
-    static const auto outer = sc::builder{}
-                                  .default_action(sc::action::allow())
-                                  .rule("clone", sc::action::fail_with(EPERM), sc::arg(0).masked(CLONE_NEWUSER) != 0)
-                                  .rule("unshare", sc::action::fail_with(EPERM), sc::arg(0).masked(CLONE_NEWUSER) != 0)
-                                  .fail("clone3", ENOSYS)
-                                  .build_shared();
     args.insert(args.begin(), ctr_run);
     namespace p = ctr::process;
     p::options o{.std_in = p::stdio::null(), .std_out = p::stdio::capture(), .std_err = p::stdio::capture(),
                  .timeout = 60s};
     o.security.no_new_privileges = true;
-    o.security.seccomp = outer;
+    o.security.seccomp = ctr_test::user_namespaces_refused_filter();
     const auto r = p::spawn(args, o).wait();
     return {r.exit_code ? *r.exit_code : 128 + r.signal.value_or(0), r.std_out, r.std_err};
+}
+
+// The same where the host forbids them already (the VM lane's boots): then
+// ctr-run runs as it is, and the refusal is the kernel's.
+outcome run_without_user_namespaces(std::vector<std::string> args) {
+    if (ctr_test::user_namespaces_forbidden_by().empty()) return run_where_user_namespaces_are_refused(std::move(args));
+    return run(std::move(args));
 }
 
 TEST(ctr_run, without_user_namespaces_the_run_is_confined_by_landlock_and_says_so) {
@@ -1887,16 +1886,15 @@ TEST(ctr_run, require_namespaces_refuses_where_user_namespaces_are_refused) {
 }
 
 // On a host whose own setting forbids user namespaces (the VM lane boots
-// once with sysctl.user.max_user_namespaces=0 for it, .ci/run): no outer
-// filter, the refusal is the kernel's.
+// once with sysctl.user.max_user_namespaces=0, and once with Debian's
+// kernel.unprivileged_userns_clone=0 as an unprivileged user, .ci/run): no
+// outer filter, the refusal is the kernel's.
 TEST(ctr_run, where_the_host_forbids_user_namespaces_the_run_goes_on_without_them) {
     SKIP_WITHOUT_LANDLOCK();
-    std::ifstream max_file("/proc/sys/user/max_user_namespaces");
-    std::string max;
-    std::getline(max_file, max);
-    if (max != "0")
-        GTEST_SKIP() << "user namespaces are allowed here (user.max_user_namespaces is " << max
-                     << "); the VM lane boots once with them off to run this";
+    const std::string setting = ctr_test::user_namespaces_forbidden_by();
+    if (setting.empty())
+        GTEST_SKIP() << "user namespaces are allowed here (neither user.max_user_namespaces nor, for a user other "
+                        "than root, kernel.unprivileged_userns_clone is 0); the VM lane boots with them off to run this";
     scratch volume, outside;
     // Root's command runs as nobody here: both writable by it, so that only
     // Landlock can stop the write outside.
@@ -1912,11 +1910,62 @@ TEST(ctr_run, where_the_host_forbids_user_namespaces_the_run_goes_on_without_the
     EXPECT_EQ(r.out, "volume-ok\noutside-denied\n") << r.err;
     EXPECT_FALSE(fs::exists(target));
     EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << r.err;
-    EXPECT_TRUE(contains(r.err, "user.max_user_namespaces is 0")) << r.err;
+    EXPECT_TRUE(contains(r.err, setting + " is 0")) << r.err;
     EXPECT_TRUE(contains(r.err, "running without namespaces")) << r.err;
     const auto refused = run({"--require-namespaces", "/bin/true"});
     EXPECT_EQ(refused.status, 125) << refused.err;
-    EXPECT_TRUE(contains(refused.err, "user.max_user_namespaces is 0")) << refused.err;
+    EXPECT_TRUE(contains(refused.err, setting + " is 0")) << refused.err;
+}
+
+// A build step as a CI job runs one without namespaces: it reads a source
+// tree and writes only into the output directory it is given as a volume.
+// Here a shell script stands for the compiler: each source "compiles" to an
+// object (upper-cased), the objects "link" into one file, and then it tries
+// to write into the source tree, as a hostile or broken build would.
+TEST(ctr_run, without_user_namespaces_a_build_step_reads_its_sources_and_writes_only_its_output) {
+    SKIP_WITHOUT_LANDLOCK();
+    scratch work;
+    const fs::path source = work / "src", output = work / "out";
+    fs::create_directories(source / "lib");
+    fs::create_directories(output);
+    write_file(source / "main.c", "int main(void) { return answer(); }\n");
+    write_file(source / "lib" / "answer.c", "int answer(void) { return 42; }\n");
+    // Writable by everyone (root's command runs as nobody here), so that only
+    // Landlock can keep the build out of its sources.
+    for (const auto& dir : {work.path, source, source / "lib", output}) chmod(dir.c_str(), 0777);
+    for (const auto& file : {source / "main.c", source / "lib" / "answer.c"}) chmod(file.c_str(), 0666);
+    const std::string src = source.string(), out = output.string();
+    const std::string script =
+        "set -e; cd '" + src + "'; "
+        "for f in main.c lib/answer.c; do o='" + out + "'/$(basename $f .c).o; tr a-z A-Z < $f > $o; done; "
+        "cat '" + out + "'/main.o '" + out + "'/answer.o > '" + out + "'/app; echo built; "
+        "{ echo injected > '" + src + "'/injected.c; } 2>/dev/null && echo source-written || echo source-denied; "
+        "{ echo tampered >> '" + src + "'/main.c; } 2>/dev/null && echo source-changed || echo source-kept; "
+        "{ rm -f '" + src + "'/lib/answer.c; } 2>/dev/null || true; test -e '" + src + "'/lib/answer.c && echo source-there";
+    // The positive control: without ctr-run the same script changes the
+    // sources, so the refusals below are the sandbox's.
+    {
+        scratch copy;
+        const fs::path copied_source = copy / "src", copied_output = copy / "out";
+        fs::copy(source, copied_source, fs::copy_options::recursive);
+        fs::create_directories(copied_output);
+        std::string unconfined = script;
+        for (const auto& [from, to] : {std::pair{src, copied_source.string()}, std::pair{out, copied_output.string()}})
+            for (std::size_t at = 0; (at = unconfined.find(from, at)) != std::string::npos; at += to.size())
+                unconfined.replace(at, from.size(), to);
+        namespace p = ctr::process;
+        const auto r = p::spawn({"/bin/sh", "-c", unconfined}, {.std_out = p::stdio::capture(), .timeout = 60s}).wait();
+        ASSERT_EQ(r.std_out, "built\nsource-written\nsource-changed\n") << "without ctr-run the script changes its sources";
+    }
+
+    const auto r = run_without_user_namespaces({"-v", out + ":" + out, "/bin/sh", "-c", script});
+    EXPECT_EQ(r.status, 0) << r.out << r.err;
+    EXPECT_EQ(r.out, "built\nsource-denied\nsource-kept\nsource-there\n") << r.err;
+    EXPECT_TRUE(contains(r.err, ctr_test::ran_without_namespaces)) << r.err;
+    EXPECT_EQ(read_file(output / "app"), "INT MAIN(VOID) { RETURN ANSWER(); }\nINT ANSWER(VOID) { RETURN 42; }\n");
+    EXPECT_EQ(read_file(source / "main.c"), "int main(void) { return answer(); }\n");
+    EXPECT_TRUE(fs::exists(source / "lib" / "answer.c"));
+    EXPECT_FALSE(fs::exists(source / "injected.c"));
 }
 
 TEST(ctr_run, without_user_namespaces_the_flags_that_need_one_are_refused_by_name) {

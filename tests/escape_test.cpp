@@ -1,6 +1,9 @@
 // Escape tests: each route out of a sandbox that issue 10 lists, tried as a
 // hostile program would, through ctr-run's defaults (escape_ctr_run) and
-// through the library's default confinement (escape_library).
+// through the library's default confinement (escape_library); and the
+// routes that exist without namespaces, through ctr-run's no-namespace mode
+// (escape_without_namespaces, whose proof is the attempt made outside the
+// sandbox; see that section).
 //
 // Every test first proves that it would catch the escape: the same attempt
 // with confinement switched off (ctr-run --privileged, plus --userns host
@@ -19,16 +22,21 @@
 // bpf program is attached, no module loaded, and only the sandbox's own pid
 // 1 is traced.
 #include "support.hpp"
+#include "without_namespaces.hpp"
 
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <pwd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -653,6 +661,204 @@ std::string new_namespaces(const launcher& launch) { return plain_route(launch, 
 std::string x32(const launcher& launch) { return plain_route(launch, "x32", false); }
 std::string int80(const launcher& launch) { return plain_route(launch, "int80", false); }
 
+// ---- without namespaces: ctr-run's no-namespace mode ------------------------
+//
+// Where user namespaces are refused, ctr-run runs the command without any
+// namespace, confined by Landlock, seccomp, no_new_privs and no
+// capabilities (ctr-run/no_namespaces.hpp). The routes above that go
+// through a mount or pid namespace do not exist there; these do. The proof
+// is the same attempt made outside the sandbox: the helper run directly by
+// this process (in a mount namespace of its own when it may make one, so
+// that a mount attempt changes nothing of the host's). Confined is ctr-run
+// where user namespaces are refused: by the host's own setting in the VM
+// lane's boots that forbid them, elsewhere by an outer seccomp filter
+// (tests/without_namespaces.hpp). Each target is this test's own: a file it
+// made, a process it started, a socket it listens on.
+
+#ifdef CTR_RUN_BINARY
+
+verdict run_without_namespaces(const attempt& a, confinement c) {
+    namespace p = ctr::process;
+    std::string context = c == confinement::on ? "ctr-run without namespaces:" : "outside the sandbox:";
+    p::options o{.std_in = p::stdio::null(), .std_out = p::stdio::capture(), .std_err = p::stdio::capture(),
+                 .timeout = 60s};
+    std::vector<std::string> args;
+    if (c == confinement::on) {
+        args = {ctr_run};
+        if (a.uid) args.insert(args.end(), {"-u", std::to_string(*a.uid) + ":" + std::to_string(a.gid.value_or(0))});
+        ctr_test::refuse_user_namespaces(o);
+    } else {
+        o.uid = a.uid;
+        o.gid = a.gid;
+        if (a.uid && ctr_test::real_root) o.groups = std::vector<gid_t>{};
+        if (geteuid() == 0) o.namespaces = ctr::ns::mount;
+        o.env.set = {{"TMPDIR", scratch().path}};
+    }
+    args.insert(args.end(), a.command.begin(), a.command.end());
+    for (const auto& arg : args) context += " " + arg;
+    try {
+        const auto r = p::spawn(args, o).wait();
+        context += "\n" + how_it_ended(r) + "\nstderr: " + r.std_err;
+        auto v = parse(r.std_out, context);
+        // A run that made namespaces after all would test the other mode.
+        if (c == confinement::on && !contains(r.std_err, ctr_test::ran_without_namespaces))
+            return {"ERROR", "ctr-run did not say that it runs without namespaces: " + r.std_err, context};
+        if (v.kind == "ERROR" && c == confinement::on) v.detail = "ctr-run gave no verdict: " + r.std_err;
+        return v;
+    } catch (const ctr::error& e) {
+        return {"ERROR", e.what(), context + "\n" + e.what()};
+    }
+}
+
+const launcher without_namespaces{"ctr-run without namespaces", run_without_namespaces, false};
+
+// Why the no-namespace mode cannot run here, or empty.
+std::string no_namespace_mode_unavailable() {
+    if (ctr::landlock::abi() == 0)
+        return "this kernel has no Landlock (or it is disabled at boot): ctr-run refuses to run without namespaces";
+    return scratch().problem;
+}
+
+// A process of this test's, as the user the confined command runs as (the
+// caller, or nobody for real root), so that only the sandbox can stand
+// between them. Killed and reaped with the handle.
+ctr::process::child victim() {
+    namespace p = ctr::process;
+    p::options o{.std_in = p::stdio::null(), .timeout = 60s};
+    if (ctr_test::real_root) {
+        o.uid = 65534;
+        o.gid = 65534;
+        o.groups = std::vector<gid_t>{};
+    }
+    return p::spawn({"/bin/sleep", "60"}, o);
+}
+
+std::string write_outside(const launcher& launch) {
+    if (auto why = no_namespace_mode_unavailable(); !why.empty()) return why;
+    target_file target("no-namespace-write-target");
+    attempt a{.command = {scratch().helper, "write-file", target.path}};
+    return prove_then_expect_refused(launch, {.attempts = {a}, .target = &target});
+}
+
+std::string signal_outside(const launcher& launch) {
+    if (auto why = no_namespace_mode_unavailable(); !why.empty()) return why;
+    if (ctr::landlock::abi() < 6)
+        return "Landlock ABI " + std::to_string(ctr::landlock::abi()) +
+               " cannot scope signals (ABI 6, Linux 6.12): there the command may signal its user's processes, as "
+               "docs/ctr-run.md says";
+    auto target = victim();
+    attempt a{.command = {scratch().helper, "signal", std::to_string(target.pid())}};
+    return prove_then_expect_refused(launch, {.attempts = {a}});
+}
+
+std::string ptrace_outside(const launcher& launch) {
+    if (auto why = no_namespace_mode_unavailable(); !why.empty()) return why;
+    std::ifstream yama("/proc/sys/kernel/yama/ptrace_scope");
+    std::string scope;
+    if (geteuid() != 0 && std::getline(yama, scope) && scope != "0")
+        return "Yama's ptrace_scope is " + scope +
+               ": a process without CAP_SYS_PTRACE may trace only its descendants, so the proof cannot be made here";
+    auto target = victim();
+    attempt a{.command = {scratch().helper, "ptrace", std::to_string(target.pid())}};
+    return prove_then_expect_refused(launch, {.attempts = {a}});
+}
+
+// A listening socket of this test's, closed with the object.
+struct listener {
+    int fd = -1;
+    std::string problem;
+    listener(int domain, const sockaddr* address, socklen_t length) {
+        fd = socket(domain, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0 || bind(fd, address, length) != 0 || listen(fd, 16) != 0)
+            problem = std::string("a listening socket: ") + std::strerror(errno);
+    }
+    ~listener() {
+        if (fd >= 0) close(fd);
+    }
+    listener(const listener&) = delete;
+    listener& operator=(const listener&) = delete;
+};
+
+std::string abstract_socket_outside(const launcher& launch) {
+    if (auto why = no_namespace_mode_unavailable(); !why.empty()) return why;
+    if (ctr::landlock::abi() < 6)
+        return "Landlock ABI " + std::to_string(ctr::landlock::abi()) +
+               " cannot scope abstract unix sockets (ABI 6, Linux 6.12)";
+    if (!ctr_test::private_network_namespace) return "needs the network namespace of the test main";
+    const std::string name = unique_text("ctr-escape-abstract-");
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::memcpy(address.sun_path + 1, name.data(), name.size());
+    const listener server(AF_UNIX, reinterpret_cast<const sockaddr*>(&address),
+                          static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size()));
+    if (!server.problem.empty()) return server.problem;
+    attempt a{.command = {scratch().helper, "abstract-connect", name}};
+    return prove_then_expect_refused(launch, {.attempts = {a}});
+}
+
+std::string tcp_outside(const launcher& launch) {
+    if (auto why = no_namespace_mode_unavailable(); !why.empty()) return why;
+    if (ctr::landlock::abi() < 4)
+        return "Landlock ABI " + std::to_string(ctr::landlock::abi()) + " has no TCP rules (ABI 4, Linux 6.7)";
+    if (!ctr_test::private_network_namespace) return "needs the network namespace of the test main";
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    const listener server(AF_INET, reinterpret_cast<const sockaddr*>(&address), sizeof address);
+    if (!server.problem.empty()) return server.problem;
+    socklen_t length = sizeof address;
+    if (getsockname(server.fd, reinterpret_cast<sockaddr*>(&address), &length) != 0)
+        return std::string("getsockname: ") + std::strerror(errno);
+    attempt a{.command = {scratch().helper, "tcp-connect", std::to_string(ntohs(address.sin_port))}};
+    return prove_then_expect_refused(launch, {.attempts = {a}});
+}
+
+// Without a mount namespace the host's files keep their setuid bits: only
+// no_new_privs stops a setuid-root file.
+std::string setuid_without_namespaces(const launcher& launch) {
+    if (!ctr_test::real_root) return "needs real root: a setuid-root file and -u 1000:1000";
+    if (auto why = no_namespace_mode_unavailable(); !why.empty()) return why;
+    const std::string copy = scratch().path + "/escape-setuid-no-namespaces";
+    std::error_code ec;
+    fs::copy_file(scratch().helper, copy, fs::copy_options::overwrite_existing, ec);
+    if (ec) return "copying the helper: " + ec.message();
+    struct remove_on_exit {
+        std::string path;
+        ~remove_on_exit() { unlink(path.c_str()); }
+    } remover{copy};
+    if (chown(copy.c_str(), 0, 0) != 0 || chmod(copy.c_str(), 04755) != 0) return "cannot make a setuid-root copy";
+    attempt a{.command = {copy, "euid"}, .uid = 1000, .gid = 1000};
+    return prove_then_expect_refused(launch, {.attempts = {a}});
+}
+
+std::string keyring(const launcher& launch) {
+    if (auto why = no_namespace_mode_unavailable(); !why.empty()) return why;
+    return prove_then_expect_refused(launch, {.attempts = {attempt{.command = {scratch().helper, "keyring"}}}});
+}
+
+// The proofs of these need root (or root of the test's own user namespace):
+// an unprivileged process may make neither mounts nor, where the host
+// forbids user namespaces, any namespace.
+std::string with_namespace_rights(const launcher& launch, const char* mode) {
+    if (geteuid() != 0) return "the proof needs root, or the test's own user namespace (the rootless lane's)";
+    if (auto why = no_namespace_mode_unavailable(); !why.empty()) return why;
+    return prove_then_expect_refused(launch, {.attempts = {attempt{.command = {scratch().helper, mode}}}});
+}
+
+std::string mount_without_namespaces(const launcher& launch) { return with_namespace_rights(launch, "mount-tmpfs"); }
+std::string namespaces_without_namespaces(const launcher& launch) {
+    return with_namespace_rights(launch, "new-namespaces");
+}
+
+// The routes above that need no namespace of the sandbox's, through the
+// no-namespace mode.
+std::string plain_route_without_namespaces(const launcher& launch, std::string (*route)(const launcher&)) {
+    if (auto why = no_namespace_mode_unavailable(); !why.empty()) return why;
+    return route(launch);
+}
+
+#endif  // CTR_RUN_BINARY
+
 }  // namespace
 
 // ---- through ctr-run's defaults ------------------------------------------------
@@ -714,3 +920,38 @@ TEST(escape_library, x32_syscalls_are_refused) { ESCAPE_ROUTE(x32, through_libra
 TEST(escape_library, int80_syscalls_are_refused) { ESCAPE_ROUTE(int80, through_library); }
 
 #endif  // CTR_ESCAPE_LIBRARY
+
+// ---- through ctr-run without namespaces ----------------------------------------
+
+#ifdef CTR_RUN_BINARY
+
+TEST(escape_without_namespaces, a_file_outside_the_volumes_cannot_be_written) {
+    ESCAPE_ROUTE(write_outside, without_namespaces);
+}
+TEST(escape_without_namespaces, a_process_outside_cannot_be_signalled) {
+    ESCAPE_ROUTE(signal_outside, without_namespaces);
+}
+TEST(escape_without_namespaces, a_process_outside_cannot_be_traced) { ESCAPE_ROUTE(ptrace_outside, without_namespaces); }
+TEST(escape_without_namespaces, an_abstract_unix_socket_outside_cannot_be_reached) {
+    ESCAPE_ROUTE(abstract_socket_outside, without_namespaces);
+}
+TEST(escape_without_namespaces, tcp_is_refused_with_network_none) { ESCAPE_ROUTE(tcp_outside, without_namespaces); }
+TEST(escape_without_namespaces, a_setuid_root_binary_gives_no_root) {
+    ESCAPE_ROUTE(setuid_without_namespaces, without_namespaces);
+}
+TEST(escape_without_namespaces, the_keyrings_are_refused) { ESCAPE_ROUTE(keyring, without_namespaces); }
+TEST(escape_without_namespaces, nothing_can_be_mounted) { ESCAPE_ROUTE(mount_without_namespaces, without_namespaces); }
+TEST(escape_without_namespaces, no_new_namespaces_from_inside) {
+    ESCAPE_ROUTE(namespaces_without_namespaces, without_namespaces);
+}
+#define ESCAPE_ROUTE_WITHOUT_NAMESPACES(route)                                                        \
+    if (const std::string why = plain_route_without_namespaces(without_namespaces, route); !why.empty()) \
+    GTEST_SKIP() << why
+TEST(escape_without_namespaces, bpf_kprobe_programs_do_not_load) { ESCAPE_ROUTE_WITHOUT_NAMESPACES(bpf); }
+TEST(escape_without_namespaces, system_wide_perf_events_do_not_open) { ESCAPE_ROUTE_WITHOUT_NAMESPACES(perf); }
+TEST(escape_without_namespaces, userfaultfd_is_refused) { ESCAPE_ROUTE_WITHOUT_NAMESPACES(userfaultfd); }
+TEST(escape_without_namespaces, the_clock_cannot_be_set) { ESCAPE_ROUTE_WITHOUT_NAMESPACES(set_clock); }
+TEST(escape_without_namespaces, x32_syscalls_are_refused) { ESCAPE_ROUTE_WITHOUT_NAMESPACES(x32); }
+TEST(escape_without_namespaces, int80_syscalls_are_refused) { ESCAPE_ROUTE_WITHOUT_NAMESPACES(int80); }
+
+#endif  // CTR_RUN_BINARY

@@ -30,18 +30,23 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/keyctl.h>
+#include <netinet/in.h>
 #include <sys/mount.h>
 #include <sys/ptrace.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/types.h>
+#include <sys/un.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -668,6 +673,131 @@ static void mode_int80(int argc, char** argv) {
 #endif
 }
 
+/* ---- routes out of a sandbox without namespaces ---------------------------
+
+   ctr-run's no-namespace mode (ctr-run/no_namespaces.hpp) shares the host's
+   files, processes and network: these reach what the test made outside the
+   sandbox, and only that (the test passes its own file, process, socket). */
+
+/* write-file TARGET: appends to TARGET, a file the test made. */
+static void mode_write_file(int argc, char** argv) {
+    if (argc < 1) {
+        report("BLOCKED", "usage: write-file TARGET");
+        return;
+    }
+    const int e = append_to(AT_FDCWD, argv[0]);
+    if (e == 0) report("ESCAPED", "wrote %s", argv[0]);
+    else report("BLOCKED", "append to %s: %s", argv[0], err_name(e));
+}
+
+static long pid_argument(int argc, char** argv) {
+    if (argc < 1) return -1;
+    char* end = NULL;
+    const long pid = strtol(argv[0], &end, 10);
+    return end && *end == '\0' && pid > 1 ? pid : -1;
+}
+
+/* signal PID: kill(PID, 0), which asks the kernel every question a real
+   signal would (uid, Landlock's scope) and delivers nothing. PID is a
+   process the test started. */
+static void mode_signal(int argc, char** argv) {
+    const long pid = pid_argument(argc, argv);
+    if (pid < 0) {
+        report("BLOCKED", "usage: signal PID (a process the test started, not 1)");
+        return;
+    }
+    if (kill((pid_t)pid, 0) == 0) report("ESCAPED", "kill(%ld, 0) may signal it", pid);
+    else report("BLOCKED", "kill(%ld, 0): %s", pid, err_name(errno));
+}
+
+/* ptrace PID: PTRACE_SEIZE, which stops nothing; the kernel detaches when
+   this process exits. PID is a process the test started. */
+static void mode_ptrace(int argc, char** argv) {
+    const long pid = pid_argument(argc, argv);
+    if (pid < 0) {
+        report("BLOCKED", "usage: ptrace PID (a process the test started, not 1)");
+        return;
+    }
+    if (ptrace(PTRACE_SEIZE, (pid_t)pid, NULL, NULL) == 0) report("ESCAPED", "PTRACE_SEIZE of %ld", pid);
+    else refused("PTRACE_SEIZE", errno);
+}
+
+/* abstract-connect NAME: connects to the abstract unix socket NAME, which
+   the test listens on outside the sandbox. */
+static void mode_abstract_connect(int argc, char** argv) {
+    if (argc < 1 || strlen(argv[0]) + 1 > sizeof(((struct sockaddr_un*)0)->sun_path)) {
+        report("BLOCKED", "usage: abstract-connect NAME");
+        return;
+    }
+    const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        refused("socket(AF_UNIX)", errno);
+        return;
+    }
+    struct sockaddr_un address;
+    memset(&address, 0, sizeof address);
+    address.sun_family = AF_UNIX;
+    memcpy(address.sun_path + 1, argv[0], strlen(argv[0]));
+    const socklen_t length = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + strlen(argv[0]));
+    if (connect(fd, (struct sockaddr*)&address, length) == 0) report("ESCAPED", "connected to @%s", argv[0]);
+    else report("BLOCKED", "connect to @%s: %s", argv[0], err_name(errno));
+    close(fd);
+}
+
+/* tcp-connect PORT: connects to 127.0.0.1:PORT, where the test listens. */
+static void mode_tcp_connect(int argc, char** argv) {
+    const long port = argc >= 1 ? strtol(argv[0], NULL, 10) : 0;
+    if (port <= 0 || port > 65535) {
+        report("BLOCKED", "usage: tcp-connect PORT");
+        return;
+    }
+    const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        refused("socket(AF_INET)", errno);
+        return;
+    }
+    struct sockaddr_in address;
+    memset(&address, 0, sizeof address);
+    address.sin_family = AF_INET;
+    address.sin_port = htons((uint16_t)port);
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr*)&address, sizeof address) == 0)
+        report("ESCAPED", "connected to 127.0.0.1:%ld", port);
+    else report("BLOCKED", "connect to 127.0.0.1:%ld: %s", port, err_name(errno));
+    close(fd);
+}
+
+/* mount-tmpfs [DIR]: mounts a tmpfs on a directory it makes in DIR (else
+   $TMPDIR), and unmounts it at once. */
+static void mode_mount_tmpfs(int argc, char** argv) {
+    const char* base = argc >= 1 ? argv[0] : getenv("TMPDIR");
+    if (!base || !*base) base = "/tmp";
+    char point[PATH_MAX];
+    snprintf(point, sizeof point, "%s/ctr-escape-mount", base);
+    if (mkdir(point, 0700) != 0 && errno != EEXIST) {
+        report("BLOCKED", "mkdir %s: %s (nothing to mount on)", point, err_name(errno));
+        return;
+    }
+    if (mount("ctr-escape", point, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=64k") == 0) {
+        report("ESCAPED", "mounted a tmpfs on %s", point);
+        umount2(point, MNT_DETACH);
+    } else {
+        refused("mount tmpfs", errno);
+    }
+    rmdir(point);
+}
+
+/* keyring: asks for the id of the user's keyring, which no namespace
+   covers: it is shared with every process of the same uid outside. Reads
+   an id, creates and changes nothing. */
+static void mode_keyring(int argc, char** argv) {
+    (void)argc, (void)argv;
+    const long id = syscall(SYS_keyctl, KEYCTL_GET_KEYRING_ID, KEY_SPEC_USER_KEYRING, 0);
+    if (id >= 0) report("ESCAPED", "the user keyring is %ld", id);
+    else if (errno == EPERM || errno == EACCES || errno == ENOSYS) refused("keyctl(KEYCTL_GET_KEYRING_ID)", errno);
+    else report("ESCAPED", "keyctl reached the keyrings: %s", err_name(errno));
+}
+
 /* ---- dispatch ----------------------------------------------------------- */
 
 struct mode {
@@ -696,6 +826,13 @@ static const struct mode modes[] = {
     {"new-namespaces", mode_new_namespaces, 1, NULL},
     {"x32", mode_x32, 1, NULL},
     {"int80", mode_int80, 1, "int 0x80 faulted (SIGSEGV): no IA32 emulation"},
+    {"write-file", mode_write_file, 1, NULL},
+    {"signal", mode_signal, 1, NULL},
+    {"ptrace", mode_ptrace, 1, NULL},
+    {"abstract-connect", mode_abstract_connect, 1, NULL},
+    {"tcp-connect", mode_tcp_connect, 1, NULL},
+    {"keyring", mode_keyring, 1, NULL},
+    {"mount-tmpfs", mode_mount_tmpfs, 1, NULL},
 };
 
 static void usage(void) {
