@@ -195,13 +195,20 @@ inline std::string edited_resolv_conf(const config& c) {
 // the host's, made reachable, whatever a --rootfs holds, as Docker's is.
 // --network none keeps the sandbox's file: with no route out, a lookup
 // fails at once (ENETUNREACH) rather than waiting on a resolver.
+//
+// A host without the file (a minimal VM's initramfs) gives the host's root
+// nothing to bind over, and nothing to wait on either: the C library then
+// asks 127.0.0.1, the sandbox's own loopback, which refuses at once. A
+// --rootfs gets the file in a skeleton of its /etc.
 inline std::optional<sandbox_resolver> sandbox_resolv_conf(const config& c, network_mode network) {
-    if (network == network_mode::veth) {
-        const std::string host = read_host_file("/etc/resolv.conf").value_or("");
-        return veth_resolv_conf(c, host, read_host_file(systemd_resolved_upstream));
+    const bool given = !c.dns.empty() || !c.dns_search.empty() || !c.dns_options.empty();
+    if (network == network_mode::veth || network == network_mode::pasta) {
+        const std::optional<std::string> host = read_host_file("/etc/resolv.conf");
+        if (!host && !given && !c.rootfs && c.overlay.empty()) return std::nullopt;
+        if (network == network_mode::pasta) return pasta_resolv_conf(c, host.value_or(""));
+        return veth_resolv_conf(c, host.value_or(""), read_host_file(systemd_resolved_upstream));
     }
-    if (network == network_mode::pasta) return pasta_resolv_conf(c, read_host_file("/etc/resolv.conf").value_or(""));
-    if (c.dns.empty() && c.dns_search.empty() && c.dns_options.empty()) return std::nullopt;
+    if (!given) return std::nullopt;
     return sandbox_resolver{edited_resolv_conf(c), {}};
 }
 

@@ -274,6 +274,27 @@ TEST(ctr_run_dns, with_network_none_a_lookup_fails_at_once_and_a_silent_resolver
     EXPECT_EQ(r.status, 124) << r.out << r.err;
 }
 
+// A host without /etc/resolv.conf (a minimal VM's initramfs; here a tmpfs
+// over /etc in the test's mount namespace): a veth run on the host's root
+// binds nothing (its root could not get the file, and the C library's
+// default, 127.0.0.1, refuses at once inside); a --rootfs gets the fallback.
+TEST(ctr_run_dns, a_host_without_resolv_conf_still_runs_a_veth_sandbox) {
+    CTR_SKIP_WITHOUT_NFTABLES();
+    SKIP_WITHOUT_BUSYBOX();
+    ctr::ns::scope mounts{ctr::ns::kinds(ctr::ns::mount)};
+    ASSERT_EQ(mount("ctr-test-etc", "/etc", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755"), 0) << std::strerror(errno);
+    ASSERT_FALSE(fs::exists("/etc/resolv.conf"));
+    ctr_test::small_internet net;
+    auto r = run({"--network", "veth", "/bin/sh", "-c", "cat /etc/resolv.conf 2>/dev/null; echo status: $?"});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "status: 1\n");
+    EXPECT_EQ(r.err, "");
+    r = run({"--rootfs", busybox_rootfs(), "--network", "veth", "cat", "/etc/resolv.conf"});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
+    EXPECT_TRUE(contains(r.err, "the host's /etc/resolv.conf names no nameserver")) << r.err;
+}
+
 // pasta forwards DNS to the host's first resolver from the host's own
 // network namespace, so a resolver on the host's loopback answers too.
 TEST(ctr_run_dns, a_pasta_sandbox_reaches_a_resolver_on_the_hosts_loopback_through_the_forwarder) {
