@@ -159,12 +159,18 @@ inline sandbox_resolver veth_resolv_conf(const config& c, const std::string& hos
 }
 
 // A pasta sandbox reaches what the host reaches, except its loopback:
-// pasta's forwarder first (it reaches the host's first resolver wherever
-// that is), then the host's other resolvers off its loopback.
+// pasta's forwarder first (it reaches the host's first IPv4 resolver
+// wherever that is; where the host has none, it would only drop queries),
+// then the host's other resolvers off its loopback.
 inline sandbox_resolver pasta_resolv_conf(const config& c, const std::string& host_text) {
     resolver_config r = resolver_config::parse(host_text);
     if (c.dns.empty()) {
-        std::vector<std::string> kept{pasta_dns_forwarder};
+        std::vector<std::string> kept;
+        for (const auto& s : r.nameservers)
+            if (is_ipv4_address(s)) {
+                kept.emplace_back(pasta_dns_forwarder);
+                break;
+            }
         for (const auto& s : r.nameservers)
             if (!is_loopback_address(s) && kept.size() < max_nameservers) kept.push_back(s);
         r.nameservers = kept;

@@ -313,6 +313,19 @@ TEST(ctr_run_dns, a_pasta_sandbox_reaches_a_resolver_on_the_hosts_loopback_throu
     EXPECT_FALSE(dns.queries().empty());
 }
 
+// pasta's forwarder takes the host's first IPv4 resolver: a host with IPv6
+// ones only does not get it (it would drop every query), and a resolver on
+// the host's loopback is left out as for a veth.
+TEST(ctr_run_dns, a_pasta_sandbox_of_a_host_without_an_ipv4_resolver_gets_no_forwarder) {
+    CTR_SKIP_WITHOUT_PASTA();
+    SKIP_WITHOUT_HOST_RESOLV_CONF();
+    host_resolver_files files("nameserver ::1\nnameserver 2001:db8::53\n", std::nullopt);
+    ctr_test::test_host host;
+    const auto r = run({"--network", "pasta", "cat", "/etc/resolv.conf"});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "nameserver 2001:db8::53\n");
+}
+
 }  // namespace
 
 #endif  // CTR_RUN_BINARY
