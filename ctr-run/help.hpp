@@ -61,6 +61,9 @@ Identity and environment:
       --dns IP, --dns-search DOMAIN, --dns-option OPT (or --dns-opt)
                                /etc/resolv.conf inside: these nameservers,
                                search domains and options instead of the host's
+                               (without them a veth or pasta sandbox gets the
+                               host's resolvers it can reach: its loopback ones
+                               left out, pasta's forwarder, else 8.8.8.8)
                                (/etc/hosts and /etc/resolv.conf are files
                                ctr-run writes in a private directory and binds
                                read-only; neither the rootfs nor the host's

@@ -3,6 +3,7 @@
 // pasta's options from -p. Throws usage_error for what cannot work here.
 
 #include "flags.hpp"
+#include "resolv_conf.hpp"
 #include "values.hpp"
 
 #include <ctr/ctr.hpp>
@@ -71,7 +72,7 @@ inline bool nftables_available() {
 }
 
 // -p as pasta's -t and -u: "[ADDRESS/]HOSTPORT:PORT". pasta binds fixed
-// host ports only.
+// host ports only. Its DNS forwarder is on.
 inline ctr::net::pasta pasta_options(const config& c) {
     ctr::net::pasta options;
     for (const auto& p : c.publish) {
@@ -83,6 +84,8 @@ inline ctr::net::pasta pasta_options(const config& c) {
         spec += std::to_string(p.host_port) + ":" + std::to_string(p.container_port);
         (p.proto == ctr::net::protocol::udp ? options.udp_ports : options.tcp_ports).push_back(spec);
     }
+    // The sandbox's resolv.conf names this forwarder (resolv_conf.hpp).
+    options.extra_args.insert(options.extra_args.end(), {"--dns-forward", pasta_dns_forwarder});
     return options;
 }
 

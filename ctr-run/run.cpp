@@ -8,6 +8,7 @@
 #include "network.hpp"
 #include "no_namespaces.hpp"
 #include "output.hpp"
+#include "resolv_conf.hpp"
 #include "sandbox.hpp"
 #include "scratch.hpp"
 #include "terminal.hpp"
@@ -89,12 +90,18 @@ int run_command(const config& c) {
         // that root inside maps to.
         if (root_in_user_namespace(c)) scratch->give_to(mapped_root(options.id_maps));
     }
+    // A sandbox with a network of its own gets a resolv.conf it can use
+    // (docs/networking.md, DNS).
+    const std::optional<sandbox_resolver> resolver = sandbox_resolv_conf(c, network);
+    if (resolver && !resolver->note.empty()) std::cerr << resolver->note << std::endl;
+    std::optional<std::string> resolv_text;
+    if (resolver) resolv_text = resolver->text;
     std::optional<private_files> files;
-    if (!c.add_hosts.empty() || !c.dns.empty() || !c.dns_search.empty() || !c.dns_options.empty()) {
+    if (!c.add_hosts.empty() || resolver) {
         scratch_layer::reap_stale_scratch(rootless, private_files::prefix);
         files.emplace();
     }
-    options.root = filesystem_plan(c, scratch ? &*scratch : nullptr, files ? &*files : nullptr);
+    options.root = filesystem_plan(c, scratch ? &*scratch : nullptr, files ? &*files : nullptr, resolv_text);
 
     // Declared before the child: the group must outlive it.
     std::optional<ctr::cgroup::group> group = make_group(c);

@@ -152,10 +152,12 @@ inline void add_proc(ctr::mount::plan& plan, const config& c) {
 }
 
 // The files --add-host and --dns make: /etc/hosts and /etc/resolv.conf as
-// the sandbox would see them, changed as asked, written in a private
-// directory and bound read-only over the sandbox's, so that neither the
-// rootfs nor the host's files change.
-inline void add_generated_files(ctr::mount::plan& plan, const config& c, private_files& files) {
+// the sandbox would see them, changed as asked (resolv_conf.hpp makes the
+// latter, for its network too), written in a private directory and bound
+// read-only over the sandbox's, so that neither the rootfs nor the host's
+// files change.
+inline void add_generated_files(ctr::mount::plan& plan, const config& c, private_files& files,
+                                const std::optional<std::string>& resolv_conf) {
     // A --rootfs without the file gets it in a skeleton of its /etc
     // (filesystem_plan), not in the rootfs directory.
     const auto bind_over = [&](const std::string& target, const std::string& text) {
@@ -168,32 +170,11 @@ inline void add_generated_files(ctr::mount::plan& plan, const config& c, private
         for (const auto& [name, address] : c.add_hosts) hosts += address + "\t" + name + "\n";
         bind_over("/etc/hosts", hosts);
     }
-    if (!c.dns.empty() || !c.dns_search.empty() || !c.dns_options.empty()) {
-        // The sandbox's resolv.conf, less the lines the flags replace.
-        std::string resolv;
-        std::istringstream lines(read_sandbox_file(c, "/etc/resolv.conf").value_or(""));
-        for (std::string line; std::getline(lines, line);) {
-            const bool replaced = (!c.dns.empty() && line.starts_with("nameserver")) ||
-                                  (!c.dns_search.empty() && (line.starts_with("search") || line.starts_with("domain"))) ||
-                                  (!c.dns_options.empty() && line.starts_with("options"));
-            if (!replaced) resolv += line + "\n";
-        }
-        for (const auto& server : c.dns) resolv += "nameserver " + server + "\n";
-        if (!c.dns_search.empty()) {
-            resolv += "search";
-            for (const auto& domain : c.dns_search) resolv += " " + domain;
-            resolv += "\n";
-        }
-        if (!c.dns_options.empty()) {
-            resolv += "options";
-            for (const auto& option : c.dns_options) resolv += " " + option;
-            resolv += "\n";
-        }
-        bind_over("/etc/resolv.conf", resolv);
-    }
+    if (resolv_conf) bind_over("/etc/resolv.conf", *resolv_conf);
 }
 
-inline ctr::mount::plan filesystem_plan(const config& c, scratch_layer* scratch, private_files* files) {
+inline ctr::mount::plan filesystem_plan(const config& c, scratch_layer* scratch, private_files* files,
+                                        const std::optional<std::string>& resolv_conf = std::nullopt) {
     namespace mnt = ctr::mount;
     mnt::plan plan;
     if (!c.overlay.empty()) {
@@ -246,7 +227,7 @@ inline ctr::mount::plan filesystem_plan(const config& c, scratch_layer* scratch,
         // Not nodev: a device node is what this bind is for.
         plan.bind(d.source, d.target, {.recursive = false});
     }
-    if (files) add_generated_files(plan, c, *files);
+    if (files) add_generated_files(plan, c, *files, resolv_conf);
     // -w DIR the root lacks is made, as Docker makes it: last, so that a
     // directory below a volume or tmpfs is made there, and otherwise (like a
     // mount point) in a skeleton, not in the --rootfs directory or the host.
