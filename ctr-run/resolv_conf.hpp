@@ -205,12 +205,17 @@ inline std::string edited_resolv_conf(const config& c) {
 // A host without the file (a minimal VM's initramfs) gives the host's root
 // nothing to bind over, and nothing to wait on either: the C library then
 // asks 127.0.0.1, the sandbox's own loopback, which refuses at once. A
-// --rootfs gets the file in a skeleton of its /etc.
+// --rootfs gets the file in a skeleton of its /etc. An --overlay root whose
+// layers lack the file gets none unless --dns and its kin ask: its mount
+// point would go in the upper layer, which cannot always take it (before
+// Linux 6.3 a tmpfs lower is not idmapped, so its root-owned /etc is
+// nobody's inside and the run would fail on a file it did not ask for).
 inline std::optional<sandbox_resolver> sandbox_resolv_conf(const config& c, network_mode network) {
     const bool given = !c.dns.empty() || !c.dns_search.empty() || !c.dns_options.empty();
     if (network == network_mode::veth || network == network_mode::pasta) {
         const std::optional<std::string> host = read_host_file("/etc/resolv.conf");
         if (!host && !given && !c.rootfs && c.overlay.empty()) return std::nullopt;
+        if (!given && !c.overlay.empty() && !read_sandbox_file(c, "/etc/resolv.conf")) return std::nullopt;
         if (network == network_mode::pasta) return pasta_resolv_conf(c, host.value_or(""));
         return veth_resolv_conf(c, host.value_or(""), read_host_file(systemd_resolved_upstream));
     }
