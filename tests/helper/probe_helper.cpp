@@ -50,7 +50,7 @@ int usage() {
                  "       make-cgroup-and-hang PREFIX | move-to-leaf | make-group-here [move]\n"
                  "       ns KIND | hostname | netdevs | clocks | mount-proc-and-list | reap-check | trap-term | ctty | terminal [wait-winch]\n"
                  "       addresses | tcp-echo PORT | tcp-send ADDRESS PORT TEXT | tcp-send-gateway PORT TEXT\n"
-                 "       tcp-ask ADDRESS PORT TEXT\n"
+                 "       tcp-ask ADDRESS PORT TEXT | tcp-peer PORT COUNT\n"
                  "       udp-echo PORT | create-veth\n");
     return 2;
 }
@@ -248,6 +248,39 @@ int main(int argc, char** argv) {
             const ssize_t n = read(connection, buffer, sizeof buffer);
             if (n <= 0) break;
             if (write(connection, buffer, static_cast<std::size_t>(n)) != n) break;
+        }
+        return 0;
+    }
+    if (mode == "tcp-peer" && argc >= 4) {
+        // Serves COUNT connections on PORT, one after the other: reads a line
+        // and answers it with "saw ADDRESS" (the client's address as this side sees it) and
+        // prints the same, as a server's log would. Says "listening" first.
+        const int server = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        const int on = 1;
+        setsockopt(server, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+        sockaddr_in address{};
+        address.sin_family = AF_INET;
+        address.sin_port = htons(static_cast<std::uint16_t>(std::atoi(argv[2])));
+        if (bind(server, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 || listen(server, 8) != 0) {
+            std::perror("bind/listen");
+            return 1;
+        }
+        std::printf("listening\n");
+        std::fflush(stdout);
+        for (int served = 0; served < std::atoi(argv[3]); ++served) {
+            sockaddr_in peer{};
+            socklen_t length = sizeof peer;
+            const int connection = accept(server, reinterpret_cast<sockaddr*>(&peer), &length);
+            if (connection < 0) return 1;
+            // The client's line first: closing with unread bytes would reset
+            // the connection, and the answer could be lost with it.
+            for (char c = 0; c != '\n' && read(connection, &c, 1) == 1;) {
+            }
+            const std::string line = std::string("saw ") + inet_ntoa(peer.sin_addr) + "\n";
+            std::printf("%s", line.c_str());
+            std::fflush(stdout);
+            if (write(connection, line.data(), line.size()) < 0) return 1;
+            close(connection);
         }
         return 0;
     }
