@@ -225,6 +225,43 @@ TEST(dnat, a_busy_host_port_fails_the_launch_and_leaves_nothing) {
     EXPECT_FALSE(ctr_test::has_children());
 }
 
+// route_localnet opens the host's loopback to whatever comes in on the
+// link, and a sandbox's root can send there (CVE-2020-8558 in kube-proxy);
+// the guard in ctr's table closes it again. First route_localnet set by
+// hand on a link without ctr's rules: the sandbox reaches a server on the
+// host's 127.0.0.1, which shows that the probe would catch it. Then the
+// same with published ports, whose rules set it: the sandbox does not.
+TEST(dnat, a_sandbox_cannot_reach_the_hosts_loopback_through_the_route_localnet_of_its_link) {
+    CTR_SKIP_WITHOUT_NFTABLES();
+    small_internet net;
+    constexpr int secret_port = 18099;
+    {
+        ctr_test::one_shot_server secret(loopback, secret_port);
+        auto child = spawn(helper({"after-stdin", "loopback-escape", std::to_string(secret_port)}),
+                           {.std_in = stdio::pipe(),
+                            .std_out = stdio::capture(),
+                            .timeout = std::chrono::seconds(30),
+                            .network = ctr::net::veth{}});
+        ctr_test::write_sysctl("/proc/sys/net/ipv4/conf/" + child.network()->host_name + "/route_localnet", "1");
+        ASSERT_EQ(write(child.std_in().get(), "\n", 1), 1);
+        const auto r = child.wait();
+        ASSERT_EQ(r.std_out, "host got hi\n") << "without the guard the probe must get through";
+    }
+    {
+        ctr_test::one_shot_server secret(loopback, secret_port);
+        auto child = spawn(helper({"after-stdin", "loopback-escape", std::to_string(secret_port)}),
+                           {.std_in = stdio::pipe(),
+                            .std_out = stdio::capture(),
+                            .timeout = std::chrono::seconds(30),
+                            .network = ctr::net::veth{.publish = {port_mapping::parse("18080:80")}}});
+        EXPECT_EQ(sysctl(child.network()->host_name, "route_localnet"), "1");
+        ASSERT_EQ(write(child.std_in().get(), "\n", 1), 1);
+        const auto r = child.wait();
+        EXPECT_EQ(r.std_out.find("host got"), std::string::npos) << r.std_out;
+        EXPECT_NE(r.exit_code, 0) << r.std_out;
+    }
+}
+
 // A forked caller publishes `mappings` for `link` and exits without
 // removing the rules, as a crashed one would. True when it got as far as
 // exiting.
