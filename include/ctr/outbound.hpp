@@ -5,7 +5,8 @@
 // the host forwards for it. spawn does it with net::veth{.outbound = true};
 // the rule goes when the sandbox's handle reaps it, the table with the last
 // rule, and reap_stale_outbound() (and every outbound launch, first) removes
-// the rules of sandboxes whose link is gone (a crashed caller's).
+// the rules of sandboxes whose link is gone (a crashed caller's), published
+// ports' (port_nat.hpp) included: they share the table.
 //
 // Forwarding: IPv4 asks the interface a packet came in on whether it may be
 // forwarded (net.ipv4.conf.<in>.forwarding; ip_forward is only the switch
@@ -277,9 +278,10 @@ private:
     std::string comment_;
 };
 
-// Deletes the outbound rules, in the current thread's network namespace,
-// whose sandbox link no longer exists (their sandbox ended while its caller
-// had crashed), and ctr's table with the last of them. Returns how many.
+// Deletes ctr's rules (outbound NAT and published ports), in the current
+// thread's network namespace, whose sandbox link no longer exists (their
+// sandbox ended while its caller had crashed) or is another link by that
+// name now, and ctr's table with the last of them. Returns how many.
 // (Every outbound launch does the same first, best effort.)
 template <class = void>
 inline std::size_t reap_stale_outbound() {
