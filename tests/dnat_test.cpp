@@ -262,6 +262,38 @@ TEST(dnat, a_sandbox_cannot_reach_the_hosts_loopback_through_the_route_localnet_
     }
 }
 
+TEST(dnat, a_failure_after_the_rules_are_in_deletes_them_and_names_the_switch) {
+    CTR_SKIP_WITHOUT_NFTABLES();
+    namespace sys = ctr::detail::sys;
+    small_internet net;
+    auto pair = ctr::net::create_veth(ctr::net::veth{.host_name = "pub0",
+                                                     .host_address = ipv4_interface::parse("10.99.0.1/30"),
+                                                     .container_address = ipv4_interface::parse("10.99.0.2/30")},
+                                      ctr::net::peer_namespace::from_fd(net.router.get()));
+    // Forwarding on already, so that route_localnet, written after the
+    // rules, is the only switch left to write.
+    ctr_test::write_sysctl("/proc/sys/net/ipv4/conf/pub0/forwarding", "1");
+    ctr_test::write_sysctl("/proc/sys/net/ipv4/conf/up0/forwarding", "1");
+    const auto fds_before = ctr_test::open_fds();
+    {
+        sys::fault_injection fault(sys::call::pwrite64, EROFS);
+        try {
+            auto rules = ctr::net::port_nat::add(pair.info(), {port_mapping::parse("18080:80")});
+            ADD_FAILURE() << "accepted";
+        } catch (const ctr::error& e) {
+            EXPECT_EQ(e.step(), ctr::step::configure_nat) << e.what();
+            EXPECT_EQ(e.code().value(), EROFS) << e.what();
+            EXPECT_EQ(e.path(), "/proc/sys/net/ipv4/conf/pub0/route_localnet") << e.what();
+        }
+    }
+    EXPECT_FALSE(ctr::net::detail::nftables_socket::open().table_exists("ctr"));
+    EXPECT_EQ(sysctl("pub0", "route_localnet"), "0");
+    EXPECT_EQ(ctr_test::open_fds(), fds_before);
+    // The host port was released with the rules.
+    auto again = ctr::net::port_nat::add(pair.info(), {port_mapping::parse("18080:80")});
+    EXPECT_EQ(again.mappings().at(0).host_port, host_port);
+}
+
 // A forked caller publishes `mappings` for `link` and exits without
 // removing the rules, as a crashed one would. True when it got as far as
 // exiting.
