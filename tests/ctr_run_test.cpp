@@ -1528,7 +1528,7 @@ TEST(ctr_run, veth_reaches_a_server_beyond_the_host_masqueraded) {
 // client's own address (a relay would show its own); no line about a relay,
 // and no ctr table left after the run.
 TEST(ctr_run, publish_shows_the_server_its_clients_own_address) {
-    CTR_SKIP_WITHOUT_NFTABLES();
+    CTR_SKIP_WITHOUT_NFT_DNAT();
     ctr_test::small_internet net;
     namespace p = ctr::process;
     const std::string helper_dir = ctr_test::probe_helper.substr(0, ctr_test::probe_helper.rfind('/'));

@@ -146,7 +146,7 @@ ctr::process::child serve(int count, std::vector<port_mapping> publish = {}) {
 }
 
 TEST(dnat, clients_elsewhere_on_loopback_and_on_the_host_reach_the_server_and_it_sees_the_remote_ones_address) {
-    CTR_SKIP_WITHOUT_NFTABLES();
+    CTR_SKIP_WITHOUT_NFT_DNAT();
     const outside_state before;
     {
         small_internet net;
@@ -176,7 +176,7 @@ TEST(dnat, clients_elsewhere_on_loopback_and_on_the_host_reach_the_server_and_it
 }
 
 TEST(dnat, through_the_user_space_relay_the_server_sees_the_relays_address_instead) {
-    CTR_SKIP_WITHOUT_NFTABLES();
+    CTR_SKIP_WITHOUT_NFT_DNAT();
     small_internet net;
     auto child = serve(1);
     ctr::net::port_forwarder relay({port_mapping::parse("18080:80")});
@@ -188,7 +188,7 @@ TEST(dnat, through_the_user_space_relay_the_server_sees_the_relays_address_inste
 }
 
 TEST(dnat, a_port_the_kernel_picks_and_a_specific_address_are_published) {
-    CTR_SKIP_WITHOUT_NFTABLES();
+    CTR_SKIP_WITHOUT_NFT_DNAT();
     small_internet net;
     // Port 0: one the kernel picks, bound while the sandbox lives. An
     // address of the host's: only connections to it are rewritten.
@@ -204,7 +204,7 @@ TEST(dnat, a_port_the_kernel_picks_and_a_specific_address_are_published) {
 }
 
 TEST(dnat, a_busy_host_port_fails_the_launch_and_leaves_nothing) {
-    CTR_SKIP_WITHOUT_NFTABLES();
+    CTR_SKIP_WITHOUT_NFT_DNAT();
     small_internet net;
     const int busy = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in at{};
@@ -232,7 +232,7 @@ TEST(dnat, a_busy_host_port_fails_the_launch_and_leaves_nothing) {
 // host's 127.0.0.1, which shows that the probe would catch it. Then the
 // same with published ports, whose rules set it: the sandbox does not.
 TEST(dnat, a_sandbox_cannot_reach_the_hosts_loopback_through_the_route_localnet_of_its_link) {
-    CTR_SKIP_WITHOUT_NFTABLES();
+    CTR_SKIP_WITHOUT_NFT_DNAT();
     small_internet net;
     constexpr int secret_port = 18099;
     {
@@ -263,7 +263,7 @@ TEST(dnat, a_sandbox_cannot_reach_the_hosts_loopback_through_the_route_localnet_
 }
 
 TEST(dnat, a_failure_after_the_rules_are_in_deletes_them_and_names_the_switch) {
-    CTR_SKIP_WITHOUT_NFTABLES();
+    CTR_SKIP_WITHOUT_NFT_DNAT();
     namespace sys = ctr::detail::sys;
     small_internet net;
     auto pair = ctr::net::create_veth(ctr::net::veth{.host_name = "pub0",
@@ -320,7 +320,7 @@ std::size_t ctr_rules() {
 }
 
 TEST(dnat, reap_stale_removes_a_crashed_callers_rules_once_its_link_is_gone_or_another_has_the_name) {
-    CTR_SKIP_WITHOUT_NFTABLES();
+    CTR_SKIP_WITHOUT_NFT_DNAT();
     const outside_state before;
     {
         small_internet net;
@@ -356,7 +356,7 @@ TEST(dnat, reap_stale_removes_a_crashed_callers_rules_once_its_link_is_gone_or_a
 }
 
 TEST(dnat, outbound_and_published_ports_share_the_table_which_goes_with_the_last_rule) {
-    CTR_SKIP_WITHOUT_NFTABLES();
+    CTR_SKIP_WITHOUT_NFT_DNAT();
     small_internet net;
     auto nft = ctr::net::detail::nftables_socket::open();
     auto published = spawn(helper({"sleep", "30"}),
