@@ -179,7 +179,8 @@ template <class = void>
 inline void enable_interface_switch(const std::string& link, const std::string& name) {
     const std::string path = "/proc/sys/net/ipv4/conf/" + link + "/" + name;
     const long fd = ctr::detail::sys::openat(AT_FDCWD, path.c_str(), O_RDWR | O_CLOEXEC);
-    if (fd < 0) throw error(step::configure_nat, static_cast<int>(-fd), path, "opening the interface's " + name + " switch");
+    if (fd < 0)
+        throw error(step::configure_nat, static_cast<int>(-fd), path, "opening the interface's " + name + " switch");
     const unique_fd owned(static_cast<int>(fd));
     char now = '0';
     if (ctr::detail::sys::pread64(owned.get(), &now, 1, 0) == 1 && now == '1') return;

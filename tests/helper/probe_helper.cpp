@@ -306,7 +306,8 @@ int main(int argc, char** argv) {
             m.add_header(h);
             const in_addr loopback{htonl(INADDR_LOOPBACK)};
             m.add_attribute(IFA_LOCAL, &loopback, sizeof loopback);
-            if (const long r = netlink.request(m); r < 0) std::printf("deleting 127.0.0.1: %s\n", std::strerror(static_cast<int>(-r)));
+            if (const long r = netlink.request(m); r < 0)
+                std::printf("deleting 127.0.0.1: %s\n", std::strerror(static_cast<int>(-r)));
         } catch (const std::exception& e) {
             std::printf("deleting 127.0.0.1: %s\n", e.what());
         }
