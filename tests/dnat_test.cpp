@@ -203,6 +203,23 @@ TEST(dnat, a_port_the_kernel_picks_and_a_specific_address_are_published) {
     EXPECT_EQ(child.wait().exit_code, 0);
 }
 
+TEST(dnat, the_sandbox_reaches_its_own_published_port_through_the_hosts_address) {
+    CTR_SKIP_WITHOUT_NFT_DNAT();
+    small_internet net;
+    auto child = serve(1, {port_mapping::parse("18080:80")});
+    // A client in the sandbox's own namespace, at the host's address: the
+    // rewritten packet goes back out by the link it came in on, and the
+    // host masquerades it, so that the answer comes back through the host.
+    auto client = spawn(helper({"tcp-ask", host_address.to_string(), std::to_string(host_port), "hi"}),
+                        {.std_out = stdio::capture(),
+                         .timeout = std::chrono::seconds(30),
+                         .join = {ctr::ns::existing::path(ctr::ns::network,
+                                                          "/proc/" + std::to_string(child.pid()) + "/ns/net")}});
+    const auto r = client.wait();
+    EXPECT_EQ(r.std_out, "saw " + child.network()->host_address.address.to_string() + "\n");
+    EXPECT_EQ(child.wait().exit_code, 0);
+}
+
 TEST(dnat, a_busy_host_port_fails_the_launch_and_leaves_nothing) {
     CTR_SKIP_WITHOUT_NFT_DNAT();
     small_internet net;
@@ -334,11 +351,11 @@ TEST(dnat, reap_stale_removes_a_crashed_callers_rules_once_its_link_is_gone_or_a
         {
             auto pair = make_link();
             ASSERT_TRUE(publish_and_crash(pair.info(), {port_mapping::parse("18080:80")}));
-            // Two DNAT rules, the loopback masquerade and the two guards.
-            EXPECT_EQ(ctr_rules(), 5u);
+            // Two DNAT rules, the hairpin and loopback masquerades and the two guards.
+            EXPECT_EQ(ctr_rules(), 6u);
             EXPECT_EQ(ctr::net::reap_stale_outbound(), 0u) << "the link still exists";
             pair.host_link().remove();
-            EXPECT_EQ(ctr::net::reap_stale_outbound(), 5u);
+            EXPECT_EQ(ctr::net::reap_stale_outbound(), 6u);
             EXPECT_FALSE(ctr::net::detail::nftables_socket::open().table_exists("ctr"));
         }
         {
@@ -347,7 +364,7 @@ TEST(dnat, reap_stale_removes_a_crashed_callers_rules_once_its_link_is_gone_or_a
             ASSERT_TRUE(publish_and_crash(pair->info(), {port_mapping::parse("18080:80/udp")}));
             pair.reset();
             pair = make_link();
-            EXPECT_EQ(ctr::net::reap_stale_outbound(), 5u);
+            EXPECT_EQ(ctr::net::reap_stale_outbound(), 6u);
             EXPECT_FALSE(ctr::net::detail::nftables_socket::open().table_exists("ctr"));
         }
         expect_only_the_hosts_own_table();
@@ -362,7 +379,9 @@ TEST(dnat, outbound_and_published_ports_share_the_table_which_goes_with_the_last
     auto published = spawn(helper({"sleep", "30"}),
                            {.network = ctr::net::veth{.publish = {port_mapping::parse("198.51.100.1:18080:80")}}});
     auto outbound = spawn(helper({"sleep", "30"}), {.network = ctr::net::veth{.outbound = true}});
-    EXPECT_EQ(ctr_rules(), 3u);  // two DNAT rules (no loopback for that address), one masquerade
+    // Two DNAT rules and the hairpin masquerade (nothing for loopback at
+    // that address), and the outbound masquerade.
+    EXPECT_EQ(ctr_rules(), 4u);
     published.kill();
     (void)published.wait();
     EXPECT_EQ(ctr_rules(), 1u);

@@ -10520,7 +10520,8 @@ template <class = void>
 inline void enable_interface_switch(const std::string& link, const std::string& name) {
     const std::string path = "/proc/sys/net/ipv4/conf/" + link + "/" + name;
     const long fd = ctr::detail::sys::openat(AT_FDCWD, path.c_str(), O_RDWR | O_CLOEXEC);
-    if (fd < 0) throw error(step::configure_nat, static_cast<int>(-fd), path, "opening the interface's " + name + " switch");
+    if (fd < 0)
+        throw error(step::configure_nat, static_cast<int>(-fd), path, "opening the interface's " + name + " switch");
     const unique_fd owned(static_cast<int>(fd));
     char now = '0';
     if (ctr::detail::sys::pread64(owned.get(), &now, 1, 0) == 1 && now == '1') return;
@@ -11545,7 +11546,9 @@ private:
 // route_localnet would otherwise let the sandbox itself reach the host's
 // loopback services (CVE-2020-8558 in kube-proxy), a raw-priority filter
 // that drops whatever comes in on the link to or from 127.0.0.0/8. These go
-// only where a mapping listens on 0.0.0.0 or a loopback address.
+// only where a mapping listens on 0.0.0.0 or a loopback address. The
+// sandbox's own source leaving by its own link is masqueraded too: the
+// sandbox reaching its own published port at a host address (hairpin).
 //
 // Each host port is also bound (not listened on) in the caller's namespace
 // while the rules live: a busy port fails as with the relay, port 0 becomes
@@ -11623,10 +11626,8 @@ inline std::vector<netlink_message> port_nat_batch(const veth_info& link, const 
     batch.push_back(new_table_message(nat_table));
     batch.push_back(new_chain_message(nat_table, dnat_chain, NF_INET_PRE_ROUTING, -100, "nat"));
     batch.push_back(new_chain_message(nat_table, local_dnat_chain, NF_INET_LOCAL_OUT, -100, "nat"));
-    if (loopback) {
-        batch.push_back(new_nat_chain_message(nat_table, nat_chain));
-        batch.push_back(new_chain_message(nat_table, guard_chain, NF_INET_PRE_ROUTING, -300, "filter"));
-    }
+    batch.push_back(new_nat_chain_message(nat_table, nat_chain));
+    if (loopback) batch.push_back(new_chain_message(nat_table, guard_chain, NF_INET_PRE_ROUTING, -300, "filter"));
     const ipv4_address sandbox = link.container_address.address;
     for (const auto& m : mappings) {
         const std::uint8_t l4 = m.proto == protocol::tcp ? IPPROTO_TCP : IPPROTO_UDP;
@@ -11639,6 +11640,14 @@ inline std::vector<netlink_message> port_nat_batch(const veth_info& link, const 
             }));
         }
     }
+    // oifname LINK ip saddr SANDBOX masquerade: the sandbox reaching its own
+    // published port through the host's address (hairpin), whose answer
+    // must come back through the host too.
+    batch.push_back(rule_message(nat_table, nat_chain, comment, [&](netlink_message& r) {
+        match_interface(r, NFT_META_OIFNAME, NFT_CMP_EQ, link.host_name);
+        match_network(r, ipv4_source_offset, ipv4_interface{sandbox, 32});
+        add_expression(r, "masq", [] {});
+    }));
     if (loopback) {
         // oifname LINK ip saddr 127.0.0.0/8 masquerade
         batch.push_back(rule_message(nat_table, nat_chain, comment, [&](netlink_message& r) {
