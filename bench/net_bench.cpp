@@ -13,7 +13,8 @@
 //   spawned sandbox with a veth, reached from the benchmark's namespace (the
 //   host) straight at the sandbox's address, against the same servers
 //   through a forwarder on 127.0.0.1 that relays to that address, as
-//   ctr-run -p does.
+//   ctr-run -p does without nftables, and through the kernel's DNAT to it
+//   (net::port_nat on 127.0.0.1), as ctr-run -p does with nftables.
 //
 // Before anything, the benchmark enters a network namespace of its own (and
 // a user namespace when not root) and brings its lo up: every veth and
@@ -464,6 +465,9 @@ class net_ratios : public ctr_bench::ratio_reporter {
         std::printf("\na sandbox's published port (127.0.0.1, relayed to its veth address) against its address:\n");
         bulk("tcp_bulk_64MiB/sandbox_direct", "tcp_bulk_64MiB/sandbox_published", "TCP bulk, 64 MiB");
         latency("TCP 1-byte round trip", "tcp_ping_pong", "/sandbox_direct", "/sandbox_published");
+        std::printf("\nthe same port by the kernel's DNAT (net::port_nat on 127.0.0.1) against its address:\n");
+        bulk("tcp_bulk_64MiB/sandbox_direct", "tcp_bulk_64MiB/sandbox_dnat", "TCP bulk, 64 MiB");
+        latency("TCP 1-byte round trip", "tcp_ping_pong", "/sandbox_direct", "/sandbox_dnat");
     }
     // Throughput both ways, the ratio against issue 15's goal, and the CPU
     // the whole process spent per GiB for each.
@@ -560,6 +564,18 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "net_bench: no sandbox routes: %s\n", e.what());
         published.reset();
     }
+    // The same two ports by DNAT, where nftables is there.
+    std::optional<net::port_nat> dnat;
+    if (published) {
+        try {
+            dnat.emplace(net::port_nat::add(
+                *box->child->network(),
+                {{.proto = net::protocol::tcp, .host_address = localhost, .container_port = box_sink->port()},
+                 {.proto = net::protocol::tcp, .host_address = localhost, .container_port = box_echo->port()}}));
+        } catch (const ctr::error& e) {
+            std::fprintf(stderr, "net_bench: no DNAT route: %s\n", e.what());
+        }
+    }
     if (published) {
         const in_addr_t box_address = box->address.to_in_addr().s_addr;
         const std::uint16_t sink_port = box_sink->port(), echo_port = box_echo->port();
@@ -570,6 +586,12 @@ int main(int argc, char** argv) {
             [=](benchmark::State& s) { ping_pong(s, SOCK_STREAM, echo_port, box_address); });
         add("tcp_ping_pong/sandbox_published",
             [port = published->host_port(1)](benchmark::State& s) { ping_pong(s, SOCK_STREAM, port); });
+    }
+    if (dnat) {
+        add("tcp_bulk_64MiB/sandbox_dnat",
+            [port = dnat->mappings()[0].host_port](benchmark::State& s) { tcp_bulk(s, port); });
+        add("tcp_ping_pong/sandbox_dnat",
+            [port = dnat->mappings()[1].host_port](benchmark::State& s) { ping_pong(s, SOCK_STREAM, port); });
     }
     for (const route r : routes)
         add(std::string("tcp_ping_pong/") + r.name, [r](benchmark::State& s) { ping_pong(s, SOCK_STREAM, r.echo); });

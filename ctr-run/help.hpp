@@ -123,7 +123,10 @@ Network and namespaces:
                                IP, default every address); without --network,
                                implies veth for root and pasta otherwise; may
                                be repeated; ranges of equal length, as
-                               8000-8003:80-83, publish each pair
+                               8000-8003:80-83, publish each pair. veth: by
+                               DNAT in nftables table ip ctr, so the server
+                               sees its clients' own addresses (a relay
+                               where the kernel has no nftables)
       --pid host, --ipc host, --uts host
                                share the host's pid (and its /proc), IPC (and
                                its /dev/shm) or UTS namespace

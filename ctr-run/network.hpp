@@ -55,10 +55,10 @@ inline network_mode chosen_network(const config& c, bool privileged) {
 }
 
 // Whether this kernel has nftables (its netlink family), which outbound NAT
-// needs. Without it (no nf_tables module, as in a minimal VM) a veth
-// sandbox still reaches the host, and ctr-run says, in one line, that it
-// reaches nothing beyond.
-inline bool nftables_available() {
+// and published ports by DNAT need. Without it (no nf_tables module, as in
+// a minimal VM) a veth sandbox still reaches the host, -p goes through the
+// user-space relay, and ctr-run says so in one line.
+inline bool nftables_available(bool publishing) {
     const int probe = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
     if (probe >= 0) {
         close(probe);
@@ -66,7 +66,8 @@ inline bool nftables_available() {
     }
     if (errno != EPROTONOSUPPORT) return true;  // let the launch name any other failure
     std::cerr << "ctr-run: --network veth without outbound NAT: this kernel has no nftables (modprobe nf_tables "
-                 "nft_masq); the sandbox reaches the host only"
+                 "nft_masq nft_nat); the sandbox reaches the host only"
+              << (publishing ? ", and -p relays in user space (the server inside sees the relay's address)" : "")
               << std::endl;
     return false;
 }

@@ -45,15 +45,21 @@ int run_command(const config& c) {
     const network_mode network = chosen_network(c, privileged);
     if (network == network_mode::none) options.namespaces = options.namespaces | ctr::ns::network;
     // Outbound NAT, as Docker's bridge gives: the sandbox reaches beyond the
-    // host (docs/networking.md, Outbound NAT).
-    if (network == network_mode::veth) options.network = ctr::net::veth{.outbound = nftables_available()};
+    // host (docs/networking.md, Outbound NAT). Published ports by the
+    // kernel's DNAT, as Docker's without its userland proxy: the server
+    // inside sees its clients' own addresses (docs/networking.md, Published
+    // ports by DNAT). Their host ports are bound while the sandbox waits to
+    // start, so a busy port fails the run (125) before the command could
+    // print a word.
+    const bool nat = network == network_mode::veth && nftables_available(!c.publish.empty());
+    if (network == network_mode::veth) options.network = ctr::net::veth{.outbound = nat};
+    if (nat) options.network->publish = c.publish;
     // pasta publishes the ports itself. A busy host port does not stop it
-    // (pasta 2023_03_09 goes on without that port), unlike the relay below.
+    // (pasta 2023_03_09 goes on without that port), unlike DNAT and the relay.
     if (network == network_mode::pasta) options.pasta = pasta_options(c);
-    // Published ports are bound before anything starts, so a busy port fails
-    // the run (125) before the command could print a word.
+    // Without nftables, the user-space relay, bound here for the same reason.
     std::optional<ctr::net::port_forwarder> ports;
-    if (!c.publish.empty() && network == network_mode::veth) ports.emplace(c.publish);
+    if (!c.publish.empty() && network == network_mode::veth && !nat) ports.emplace(c.publish);
     if (rootless || root_in_user_namespace(c)) options.namespaces = options.namespaces | ctr::ns::user;
     options.security = confinement(c);
     options.hostname = c.hostname;

@@ -1524,6 +1524,34 @@ TEST(ctr_run, veth_reaches_a_server_beyond_the_host_masqueraded) {
     EXPECT_FALSE(ctr::net::detail::nftables_socket::open().table_exists("ctr"));
 }
 
+// -p by DNAT: a client on another machine (the router's namespace) reaches
+// the server inside through the host's port, and the server sees that
+// client's own address (a relay would show its own); no line about a relay,
+// and no ctr table left after the run.
+TEST(ctr_run, publish_shows_the_server_its_clients_own_address) {
+    CTR_SKIP_WITHOUT_NFT_DNAT();
+    ctr_test::small_internet net;
+    namespace p = ctr::process;
+    const std::string helper_dir = ctr_test::probe_helper.substr(0, ctr_test::probe_helper.rfind('/'));
+    auto server = p::spawn({ctr_run, "-p", "18090:80", "-v", helper_dir + ":" + helper_dir + ":ro",
+                            ctr_test::probe_helper, "tcp-peer", "80", "1"},
+                           {.std_in = p::stdio::null(), .std_out = p::stdio::pipe(), .std_err = p::stdio::capture(),
+                            .timeout = 60s});
+    ASSERT_EQ(ctr_test::read_line_of(server.std_out().get()), "listening\n");
+    std::string answer;
+    std::thread client([&] {
+        ctr::ns::scope in_router({ctr::ns::existing::fd(ctr::ns::network, net.router.get())});
+        answer = ctr_test::tcp_exchange(ctr_test::small_internet::host_uplink.address.to_in_addr(), 18090, "hi\n")
+                     .value_or("(no connection)");
+    });
+    client.join();
+    EXPECT_EQ(answer, "saw " + ctr_test::small_internet::router_downlink.address.to_string() + "\n");
+    const auto r = server.wait();
+    EXPECT_EQ(r.exit_code, 0) << r.std_err;
+    EXPECT_EQ(r.std_err, "");
+    EXPECT_FALSE(ctr::net::detail::nftables_socket::open().table_exists("ctr"));
+}
+
 TEST(ctr_run, network_pasta_publishes_a_port) {
     CTR_SKIP_WITHOUT_PASTA();
     ctr_test::test_host host;

@@ -26,6 +26,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace ctr_test {
 
@@ -55,6 +56,32 @@ inline bool nftables_available() {
     CTR_SKIP_WITHOUT_NETWORK_NAMESPACE();   \
     if (!ctr_test::nftables_available())    \
     GTEST_SKIP() << "this kernel has no nftables (the nf_tables module: modprobe nf_tables nft_masq)"
+
+// nftables' nat and fib expressions, which published ports by DNAT need
+// (nft_nat, nft_fib_ipv4): a throwaway table in a network namespace of its
+// own, which takes the table with it.
+inline bool nft_dnat_available() {
+    namespace d = ctr::net::detail;
+    try {
+        ctr::ns::scope fresh{ctr::ns::kinds(ctr::ns::network)};
+        auto nft = d::nftables_socket::open();
+        std::vector<d::netlink_message> batch;
+        batch.push_back(d::new_table_message("probe"));
+        batch.push_back(d::new_chain_message("probe", "prerouting", NF_INET_PRE_ROUTING, -100, "nat"));
+        batch.push_back(d::rule_message("probe", "prerouting", "probe", [](d::netlink_message& m) {
+            d::match_local_destination(m);
+            d::add_dnat(m, ctr::net::ipv4_address::parse("198.51.100.2"), 80);
+        }));
+        nft.commit(std::move(batch), 0, "probing nftables' nat and fib");
+        return true;
+    } catch (const ctr::error& e) {
+        return e.code().value() != ENOENT;  // any other failure: the test names it
+    }
+}
+#define CTR_SKIP_WITHOUT_NFT_DNAT()        \
+    CTR_SKIP_WITHOUT_NFTABLES();           \
+    if (!ctr_test::nft_dnat_available())   \
+    GTEST_SKIP() << "this kernel lacks nftables' nat or fib expressions (modprobe nft_nat nft_fib_ipv4)"
 
 // pasta, for tests that start it.
 #define CTR_SKIP_WITHOUT_PASTA()            \

@@ -268,6 +268,7 @@ TEST(net, bad_options_are_refused_before_anything_starts) {
     refuses({.container_name = "lo"}, "the sandbox's namespace already has an interface with this name");
     refuses({.pool = ipv4_interface::parse("10.79.0.0/31")}, "at least a /30");
     refuses({.mtu = 20}, "MTU");
+    refuses({.publish = {ctr::net::port_mapping{}}}, "the container port is 0");
     EXPECT_THROW(ctr::net::ipv4_interface::parse("10.0.0.1"), ctr::error);
     EXPECT_THROW(ctr::net::ipv4_address::parse("10.0.0.256"), ctr::error);
     EXPECT_THROW(ctr::net::ipv4_address::parse("10.0.0"), ctr::error);

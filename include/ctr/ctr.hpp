@@ -20,6 +20,8 @@
 #include <ctr/ns_scope.hpp>
 #include <ctr/outbound.hpp>
 #include <ctr/port_forward.hpp>
+#include <ctr/port_mapping.hpp>
+#include <ctr/port_nat.hpp>
 #include <ctr/prepared.hpp>
 #include <ctr/probe.hpp>
 #include <ctr/process.hpp>

@@ -79,7 +79,7 @@ enum class step : std::uint16_t {
     configure_link,     // addresses, routes and state of an interface
     publish_port,       // listening on a host port that forwards into the sandbox
     start_network_helper,  // pasta, the user-mode network of a sandbox (net::pasta)
-    configure_nat,      // nftables rules and forwarding for a veth sandbox's outbound traffic
+    configure_nat,      // nftables rules and switches for a veth sandbox: outbound NAT, published ports
     // confinement
     drop_bounding_capabilities,  // PR_CAPBSET_DROP of every capability not kept
     keep_capabilities,           // PR_SET_KEEPCAPS around a change of uid
@@ -161,7 +161,7 @@ inline std::string_view to_string(step s) noexcept {
         case step::create_link: return "create network link";
         case step::delete_link: return "delete network link";
         case step::configure_link: return "configure network link";
-        case step::configure_nat: return "configure outbound NAT";
+        case step::configure_nat: return "configure NAT";
         case step::publish_port: return "publish port";
         case step::start_network_helper: return "start network helper";
         case step::drop_bounding_capabilities: return "drop bounding capabilities";

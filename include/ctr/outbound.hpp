@@ -5,7 +5,8 @@
 // the host forwards for it. spawn does it with net::veth{.outbound = true};
 // the rule goes when the sandbox's handle reaps it, the table with the last
 // rule, and reap_stale_outbound() (and every outbound launch, first) removes
-// the rules of sandboxes whose link is gone (a crashed caller's).
+// the rules of sandboxes whose link is gone (a crashed caller's), published
+// ports' (port_nat.hpp) included: they share the table.
 //
 // Forwarding: IPv4 asks the interface a packet came in on whether it may be
 // forwarded (net.ipv4.conf.<in>.forwarding; ip_forward is only the switch
@@ -34,6 +35,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -43,26 +45,63 @@ namespace detail {
 
 inline constexpr const char* nat_table = "ctr";
 inline constexpr const char* nat_chain = "postrouting";
+// Every chain ctr's rules live in: outbound's, and the published ports'
+// (port_nat.hpp). Deleting plans over all of them, so that the table goes
+// only with the last rule of any.
+inline constexpr const char* ctr_chains[] = {"postrouting", "prerouting", "output", "guard"};
 inline constexpr std::string_view outbound_comment_prefix = "ctr outbound ";
+inline constexpr std::string_view ports_comment_prefix = "ctr ports ";
 
-// "ctr outbound ctr-0ae70004 1234.1": the link the rule serves, then who
-// made it (pid and a count), so that each sandbox deletes only its own.
+// "ctr outbound ctr-0ae70004 1234.1 57": the link the rule serves, who made
+// it (pid and a count), so that each sandbox deletes only its own, and the
+// link's index (when known), so that a rule outlives neither its link nor a
+// link that took the name again.
 template <class = void>
-inline std::string outbound_comment(const std::string& link) {
+inline std::string rule_comment(std::string_view prefix, const std::string& link, int index) {
     static std::atomic<unsigned> count{0};
-    return std::string(outbound_comment_prefix) + link + " " + std::to_string(::getpid()) + "." +
-           std::to_string(++count);
+    std::string out = std::string(prefix) + link + " " + std::to_string(::getpid()) + "." + std::to_string(++count);
+    if (index > 0) out += " " + std::to_string(index);
+    return out;
 }
 
-// The link a rule's comment names; empty when it is not an outbound rule.
+template <class = void>
+inline std::string outbound_comment(const std::string& link, int index = 0) {
+    return rule_comment(outbound_comment_prefix, link, index);
+}
+
+// The link a rule's comment names, and its index (0: not recorded); an
+// empty link when the rule is not one of ctr's (outbound or ports).
+struct rule_owner {
+    std::string link;
+    int index = 0;
+};
+
+template <class = void>
+inline rule_owner owner_of_comment(const std::string& comment) {
+    std::string rest;
+    for (const std::string_view prefix : {outbound_comment_prefix, ports_comment_prefix})
+        if (comment.compare(0, prefix.size(), prefix) == 0) rest = comment.substr(prefix.size());
+    rule_owner out;
+    out.link = rest.substr(0, rest.find(' '));
+    // The third word, when there is one and it is a number.
+    const std::size_t maker = rest.find(' ');
+    const std::size_t index = maker == std::string::npos ? maker : rest.find(' ', maker + 1);
+    if (index != std::string::npos) {
+        const std::string digits = rest.substr(index + 1);
+        if (!digits.empty() && digits.size() < 10 && digits.find_first_not_of("0123456789") == std::string::npos)
+            out.index = std::stoi(digits);
+    }
+    return out;
+}
+
+// The link an outbound rule's comment names; empty when it is not an outbound rule.
 template <class = void>
 inline std::string link_of_outbound_comment(const std::string& comment) {
     if (comment.compare(0, outbound_comment_prefix.size(), outbound_comment_prefix) != 0) return {};
-    const std::string rest = comment.substr(outbound_comment_prefix.size());
-    return rest.substr(0, rest.find(' '));
+    return owner_of_comment(comment).link;
 }
 
-// Deletes the rules of ctr's chain that `doomed` picks, and the table with
+// Deletes the rules of ctr's chains that `doomed` picks, and the table with
 // them when no rule would be left. Planned against the ruleset's generation
 // and planned again when another process changed it meanwhile, so that the
 // table is never deleted under a rule just added. Returns how many went.
@@ -70,12 +109,13 @@ template <class Doomed>
 std::size_t delete_outbound_rules(nftables_socket& nft, Doomed&& doomed) {
     for (int attempt = 0;; ++attempt) {
         const std::uint32_t generation = nft.generation();
-        const auto rules = nft.rules(nat_table, nat_chain);
         std::vector<netlink_message> batch;
         std::size_t kept = 0;
-        for (const auto& rule : rules) {
-            if (doomed(rule)) batch.push_back(delete_rule_message(nat_table, nat_chain, rule.handle));
-            else ++kept;
+        for (const char* chain : ctr_chains) {
+            for (const auto& rule : nft.rules(nat_table, chain)) {
+                if (doomed(rule)) batch.push_back(delete_rule_message(nat_table, chain, rule.handle));
+                else ++kept;
+            }
         }
         const std::size_t deleted = batch.size();
         if (deleted == 0) return 0;
@@ -90,12 +130,15 @@ std::size_t delete_outbound_rules(nftables_socket& nft, Doomed&& doomed) {
     }
 }
 
-// Deletes the outbound rules whose link is gone from the current namespace.
+// Deletes ctr's rules (outbound and published ports) whose link is gone
+// from the current namespace, or is another link by that name now.
 template <class = void>
 inline std::size_t delete_stale_outbound_rules(nftables_socket& nft) {
     return delete_outbound_rules(nft, [](const nft_rule_seen& rule) {
-        const std::string link = link_of_outbound_comment(rule.comment);
-        return !link.empty() && if_nametoindex(link.c_str()) == 0;
+        const rule_owner owner = owner_of_comment(rule.comment);
+        if (owner.link.empty()) return false;
+        const unsigned index = if_nametoindex(owner.link.c_str());
+        return index == 0 || (owner.index > 0 && index != static_cast<unsigned>(owner.index));
     });
 }
 
@@ -130,22 +173,28 @@ inline std::vector<std::string> default_route_interfaces(rtnetlink& netlink) {
     return names;
 }
 
-// net.ipv4.conf.<link>.forwarding = 1 in the current thread's network
+// net.ipv4.conf.<link>.<name> = 1 in the current thread's network
 // namespace (/proc/sys/net shows the namespace of the thread that opens it).
 template <class = void>
-inline void enable_forwarding(const std::string& link) {
-    const std::string path = "/proc/sys/net/ipv4/conf/" + link + "/forwarding";
+inline void enable_interface_switch(const std::string& link, const std::string& name) {
+    const std::string path = "/proc/sys/net/ipv4/conf/" + link + "/" + name;
     const long fd = ctr::detail::sys::openat(AT_FDCWD, path.c_str(), O_RDWR | O_CLOEXEC);
-    if (fd < 0) throw error(step::configure_nat, static_cast<int>(-fd), path, "opening the interface's forwarding switch");
+    if (fd < 0)
+        throw error(step::configure_nat, static_cast<int>(-fd), path, "opening the interface's " + name + " switch");
     const unique_fd owned(static_cast<int>(fd));
     char now = '0';
     if (ctr::detail::sys::pread64(owned.get(), &now, 1, 0) == 1 && now == '1') return;
     // At offset 0: with kernel.sysctl_writes_strict (the default), a write
     // anywhere else is ignored and still reports success.
     const long r = ctr::detail::sys::pwrite64(owned.get(), "1", 1, 0);
-    if (r < 0) throw error(step::configure_nat, static_cast<int>(-r), path, "turning forwarding on");
+    if (r < 0) throw error(step::configure_nat, static_cast<int>(-r), path, "turning " + name + " on");
     if (ctr::detail::sys::pread64(owned.get(), &now, 1, 0) != 1 || now != '1')
-        throw error(step::configure_nat, EIO, path, "forwarding stayed off after writing 1");
+        throw error(step::configure_nat, EIO, path, name + " stayed off after writing 1");
+}
+
+template <class = void>
+inline void enable_forwarding(const std::string& link) {
+    enable_interface_switch(link, "forwarding");
 }
 
 }  // namespace detail
@@ -198,7 +247,7 @@ public:
         auto routes = detail::rtnetlink::open();
         for (const auto& uplink : detail::default_route_interfaces(routes)) detail::enable_forwarding(uplink);
         outbound_nat out;
-        out.comment_ = detail::outbound_comment(link.host_name);
+        out.comment_ = detail::outbound_comment(link.host_name, link.host_index);
         auto nft = detail::nftables_socket::open();
         // A crashed caller's rules go with the next launch; best effort, the
         // new rule matters more.
@@ -230,9 +279,10 @@ private:
     std::string comment_;
 };
 
-// Deletes the outbound rules, in the current thread's network namespace,
-// whose sandbox link no longer exists (their sandbox ended while its caller
-// had crashed), and ctr's table with the last of them. Returns how many.
+// Deletes ctr's rules (outbound NAT and published ports), in the current
+// thread's network namespace, whose sandbox link no longer exists (their
+// sandbox ended while its caller had crashed) or is another link by that
+// name now, and ctr's table with the last of them. Returns how many.
 // (Every outbound launch does the same first, best effort.)
 template <class = void>
 inline std::size_t reap_stale_outbound() {

@@ -119,6 +119,7 @@ public:
             network_ = std::exchange(other.network_, std::nullopt);
             pasta_ = std::move(other.pasta_);
             outbound_ = std::move(other.outbound_);
+            ports_ = std::move(other.ports_);
             terminal_ = std::move(other.terminal_);
             seccomp_listener_ = std::move(other.seccomp_listener_);
         }
@@ -371,6 +372,7 @@ private:
         pidfd_.reset();
         pasta_ = net::pasta_process();  // the sandbox's network ends with it
         outbound_.reset();
+        ports_.reset();
     }
 
     // Best effort, for destructors: nothing here may throw.
@@ -386,6 +388,7 @@ private:
         plan_.reset();  // only now: a pid 1 init ran in this memory
         pasta_ = net::pasta_process();
         outbound_.reset();
+        ports_.reset();
     }
 
     pid_t pid_ = -1;
@@ -412,6 +415,8 @@ private:
     net::pasta_process pasta_;
     // options::network's outbound NAT rule, deleted after the sandbox.
     net::outbound_nat outbound_;
+    // options::network's published ports, deleted after the sandbox.
+    net::port_nat ports_;
     unique_fd terminal_;
     unique_fd seccomp_listener_;
 };
@@ -618,6 +623,7 @@ inline child detail::spawn_extended(std::vector<std::string> argv, const options
     if (plan->network_made) handle.network_ = *plan->network_made;
     if (plan->pasta_made) handle.pasta_ = std::move(*plan->pasta_made);
     if (plan->outbound_made) handle.outbound_ = std::move(*plan->outbound_made);
+    if (plan->ports_made) handle.ports_ = std::move(*plan->ports_made);
     if (plan->sync_write) {
         // One write, so the child never sees half of it. A child that
         // already failed has closed its end: EPIPE, and its report says why.

@@ -870,7 +870,7 @@ enum class step : std::uint16_t {
     configure_link,     // addresses, routes and state of an interface
     publish_port,       // listening on a host port that forwards into the sandbox
     start_network_helper,  // pasta, the user-mode network of a sandbox (net::pasta)
-    configure_nat,      // nftables rules and forwarding for a veth sandbox's outbound traffic
+    configure_nat,      // nftables rules and switches for a veth sandbox: outbound NAT, published ports
     // confinement
     drop_bounding_capabilities,  // PR_CAPBSET_DROP of every capability not kept
     keep_capabilities,           // PR_SET_KEEPCAPS around a change of uid
@@ -952,7 +952,7 @@ inline std::string_view to_string(step s) noexcept {
         case step::create_link: return "create network link";
         case step::delete_link: return "delete network link";
         case step::configure_link: return "configure network link";
-        case step::configure_nat: return "configure outbound NAT";
+        case step::configure_nat: return "configure NAT";
         case step::publish_port: return "publish port";
         case step::start_network_helper: return "start network helper";
         case step::drop_bounding_capabilities: return "drop bounding capabilities";
@@ -8470,9 +8470,222 @@ private:
 // (child::network()): plain structs, so that process.hpp needs no more of the
 // network than these. net.hpp has the operations and the launch layer.
 
+// begin ctr/port_mapping.hpp
+// ctr::net::port_mapping: one published port (host address and port, the
+// sandbox's port, the protocol), parsed from Docker's -p syntax. Both ways
+// of publishing take it: the user-space relay (port_forward.hpp) and the
+// kernel's DNAT for a veth sandbox (port_nat.hpp, net::veth::publish).
+
+
+#include <algorithm>
+#include <charconv>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ctr::net {
+
+enum class protocol : std::uint8_t { tcp, udp };
+
+constexpr std::string_view to_string(protocol p) noexcept { return p == protocol::udp ? "udp" : "tcp"; }
+
+// One published port: the host side (address, port, protocol) and the port
+// inside the sandbox it leads to.
+struct port_mapping {
+    protocol proto = protocol::tcp;
+    ipv4_address host_address{};  // where to listen; 0.0.0.0 is every address of the caller's network namespace
+    std::uint16_t host_port = 0;  // 0: the kernel picks one (port_forwarder::host_port tells which)
+    std::uint16_t container_port = 0;
+
+    // Docker's -p syntax: "[[IP:]HOSTPORT:]CONTAINERPORT[/tcp|/udp]", e.g.
+    // "8080:80", "127.0.0.1:5353:53/udp", "127.0.0.1::80" or "80" (the
+    // kernel picks the host port). IPv6 is not supported, and a port range
+    // is several mappings (parse_range). Bad text throws
+    // ctr::error(step::prepare, EINVAL) naming the text and what is wrong
+    // with it.
+    template <class = void>
+    static port_mapping parse(std::string_view text);
+
+    // parse, and Docker's port ranges: "8000-8003:80-83" is 8000->80,
+    // 8001->81, 8002->82 and 8003->83; "80-83" (or "127.0.0.1::80-83")
+    // publishes four container ports on ports the kernel picks. The two
+    // ranges must have the same length: Docker's "8000-8010:80", one host
+    // port picked from a range, is refused. Text without a range gives one
+    // mapping, as parse.
+    template <class = void>
+    static std::vector<port_mapping> parse_range(std::string_view text);
+
+    // "0.0.0.0:8080->80/tcp", as `docker ps` shows it.
+    template <class = void>
+    std::string to_string() const {
+        return host_address.to_string() + ":" + std::to_string(host_port) + "->" + std::to_string(container_port) +
+               "/" + std::string(net::to_string(proto));
+    }
+    // "0.0.0.0:8080/tcp": the host side alone, as errors name it.
+    template <class = void>
+    std::string host_side() const {
+        return host_address.to_string() + ":" + std::to_string(host_port) + "/" + std::string(net::to_string(proto));
+    }
+
+    friend bool operator==(const port_mapping&, const port_mapping&) = default;
+};
+
+}  // namespace ctr::net
+
+namespace ctr::net::detail {
+
+// port_mapping::parse, with errors that name `shown` (the text the user
+// gave, when parse_range reads one mapping of a range).
+template <class = void>
+inline port_mapping parse_port_mapping(std::string_view text, std::string_view shown) {
+    const auto fail = [shown](std::string_view why) { return error(step::prepare, EINVAL, std::string(shown), why); };
+    if (text.empty()) throw fail("empty; expected [[IP:]HOSTPORT:]CONTAINERPORT[/tcp|/udp]");
+
+    port_mapping out;
+    std::string_view rest = text;
+    if (const auto slash = rest.rfind('/'); slash != std::string_view::npos) {
+        const auto name = rest.substr(slash + 1);
+        if (name == "tcp") out.proto = protocol::tcp;
+        else if (name == "udp") out.proto = protocol::udp;
+        else throw fail("the protocol after '/' must be tcp or udp");
+        rest = rest.substr(0, slash);
+    }
+    if (rest.find('[') != std::string_view::npos || std::count(rest.begin(), rest.end(), ':') > 2)
+        throw fail("IPv6 addresses are not supported");
+    if (rest.find('-') != std::string_view::npos)
+        throw fail("a port range is several mappings (port_mapping::parse_range)");
+
+    // Fields from the right: the container port, then the host port, then the address.
+    std::string_view fields[3];
+    std::size_t count = 0;
+    for (;;) {
+        const auto colon = rest.rfind(':');
+        if (colon == std::string_view::npos) {
+            fields[count++] = rest;
+            break;
+        }
+        fields[count++] = rest.substr(colon + 1);
+        rest = rest.substr(0, colon);
+    }
+
+    // A port is 1 to 5 digits and at most 65535; a sign, spaces or a name are errors.
+    const auto port = [&](std::string_view field, std::string_view which, bool zero_allowed) -> std::uint16_t {
+        unsigned value = 0;
+        const bool digits_only = !field.empty() && field.size() <= 5 &&
+                                 std::all_of(field.begin(), field.end(), [](char c) { return c >= '0' && c <= '9'; });
+        if (digits_only) std::from_chars(field.data(), field.data() + field.size(), value);
+        if (!digits_only || value > 65535 || (value == 0 && !zero_allowed))
+            throw fail(std::string(which) + (zero_allowed ? " must be a number from 0 to 65535"
+                                                          : " must be a number from 1 to 65535"));
+        return static_cast<std::uint16_t>(value);
+    };
+
+    out.container_port = port(fields[0], "the container port", false);
+    if (count >= 2) {
+        // An empty host port after an address ("127.0.0.1::80") asks for any port, as in Docker.
+        if (fields[1].empty() && count == 2) throw fail("the host port is empty");
+        out.host_port = fields[1].empty() ? 0 : port(fields[1], "the host port", true);
+    }
+    if (count == 3) {
+        try {
+            out.host_address = ipv4_address::parse(fields[2]);
+        } catch (const error&) {
+            throw fail("'" + std::string(fields[2]) + "' is not an IPv4 address like 127.0.0.1");
+        }
+    }
+    return out;
+}
+
+}  // namespace ctr::net::detail
+
+namespace ctr::net {
+
+template <class>
+inline port_mapping port_mapping::parse(std::string_view text) {
+    return detail::parse_port_mapping(text, text);
+}
+
+template <class>
+inline std::vector<port_mapping> port_mapping::parse_range(std::string_view text) {
+    if (text.find('-') == std::string_view::npos) return {parse(text)};
+    const auto fail = [text](std::string_view why) { return error(step::prepare, EINVAL, std::string(text), why); };
+
+    // "[[IP:]HOST:]CONTAINER[/PROTO]": the ports are the last two fields
+    // before the protocol. A '-' elsewhere (in the address or protocol) is
+    // found by parse below.
+    std::string_view rest = text, protocol_suffix;
+    if (const auto slash = rest.rfind('/'); slash != std::string_view::npos) {
+        protocol_suffix = rest.substr(slash);
+        rest = rest.substr(0, slash);
+    }
+    std::string_view container = rest, host, address;  // address: with its ':'
+    bool has_host = false;
+    if (const auto colon = rest.rfind(':'); colon != std::string_view::npos) {
+        container = rest.substr(colon + 1);
+        const auto front = rest.substr(0, colon);
+        has_host = true;
+        const auto second = front.rfind(':');
+        host = second == std::string_view::npos ? front : front.substr(second + 1);
+        address = second == std::string_view::npos ? std::string_view{} : front.substr(0, second + 1);
+    }
+
+    // "FIRST-LAST" or one port; the numbers themselves are checked by parse.
+    struct range {
+        std::string_view first, last;
+        unsigned count = 1;
+    };
+    const auto read_range = [&](std::string_view field, std::string_view which) {
+        range r{field, field};
+        const auto dash = field.find('-');
+        if (dash == std::string_view::npos) return r;
+        r.first = field.substr(0, dash);
+        r.last = field.substr(dash + 1);
+        const auto number = [](std::string_view digits) {
+            unsigned value = 0;
+            const bool ok = !digits.empty() && digits.size() <= 5 &&
+                            std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; });
+            if (ok) std::from_chars(digits.data(), digits.data() + digits.size(), value);
+            return ok && value <= 65535 ? static_cast<int>(value) : -1;
+        };
+        const int first = number(r.first), last = number(r.last);
+        if (first < 0 || last < 0)
+            throw fail(std::string(which) + " range must be FIRST-LAST, two numbers from 1 to 65535");
+        if (last < first) throw fail(std::string(which) + " range '" + std::string(field) + "' ends before it starts");
+        r.count = static_cast<unsigned>(last - first + 1);
+        return r;
+    };
+    const range containers = read_range(container, "the container port");
+    const range hosts = has_host && !host.empty() ? read_range(host, "the host port") : range{};
+    if (has_host && !host.empty() && hosts.count != containers.count)
+        throw fail("the host ports (" + std::to_string(hosts.count) + ") and the container ports (" +
+                   std::to_string(containers.count) + ") must be ranges of the same length");
+
+    // The first mapping through parse (address, protocol and the port
+    // numbers checked there, errors naming the whole text), then the others.
+    std::string first_text(address);
+    if (has_host) first_text += std::string(hosts.first) + ":";
+    first_text += std::string(containers.first) + std::string(protocol_suffix);
+    const port_mapping first = detail::parse_port_mapping(first_text, text);
+    if (hosts.count > 1 && first.host_port == 0) throw fail("the host port range must start at 1 or above");
+    std::vector<port_mapping> out;
+    out.reserve(containers.count);
+    for (unsigned i = 0; i < containers.count; ++i) {
+        port_mapping m = first;
+        m.container_port = static_cast<std::uint16_t>(first.container_port + i);
+        if (first.host_port != 0) m.host_port = static_cast<std::uint16_t>(first.host_port + i);
+        out.push_back(m);
+    }
+    return out;
+}
+
+}  // namespace ctr::net
+
+// end ctr/port_mapping.hpp
 
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace ctr::net {
 
@@ -8504,6 +8717,15 @@ struct veth {
     // Needs CAP_NET_ADMIN (root); the rule goes when the handle reaps the
     // sandbox.
     bool outbound = false;
+    // Published ports by the kernel's DNAT (port_nat.hpp): connections to a
+    // host port, on the host's addresses (loopback included), go straight to
+    // the sandbox's address and port, and the server inside sees the
+    // client's own address (the host end's for a loopback client). Rules in
+    // ctr's table "ip ctr", forwarding on as for `outbound`; host port 0 is
+    // one the kernel picks (veth_info::published says which). Needs
+    // CAP_NET_ADMIN (root) and nftables; the rules go when the handle reaps
+    // the sandbox. Without privilege, use pasta's ports or a port_forwarder.
+    std::vector<port_mapping> publish{};
     unsigned mtu = 0;  // 0: the kernel's (1500)
 };
 
@@ -8516,6 +8738,8 @@ struct veth_info {
     ipv4_interface container_address{};
     bool default_route = true;
     unsigned mtu = 0;
+    // veth::publish with the host ports bound (the kernel's pick for 0).
+    std::vector<port_mapping> published{};
 };
 
 }  // namespace ctr::net
@@ -9676,7 +9900,8 @@ public:
 // the host forwards for it. spawn does it with net::veth{.outbound = true};
 // the rule goes when the sandbox's handle reaps it, the table with the last
 // rule, and reap_stale_outbound() (and every outbound launch, first) removes
-// the rules of sandboxes whose link is gone (a crashed caller's).
+// the rules of sandboxes whose link is gone (a crashed caller's), published
+// ports' (port_nat.hpp) included: they share the table.
 //
 // Forwarding: IPv4 asks the interface a packet came in on whether it may be
 // forwarded (net.ipv4.conf.<in>.forwarding; ip_forward is only the switch
@@ -9690,9 +9915,9 @@ public:
 
 // begin ctr/detail/nftables.hpp
 // nftables through its netlink interface (NETLINK_NETFILTER, subsystem
-// NFNL_SUBSYS_NFTABLES), without the nft binary: just what outbound NAT
-// needs. Changes go in batches (NFNL_MSG_BATCH_BEGIN ... END) that the
-// kernel applies all or nothing; a batch may name the ruleset generation it
+// NFNL_SUBSYS_NFTABLES), without the nft binary: just what ctr's NAT needs
+// (outbound NAT, published ports). Changes go in batches
+// (NFNL_MSG_BATCH_BEGIN ... END) that the kernel applies all or nothing; a batch may name the ruleset generation it
 // was planned against and is then refused with ERESTART when another change
 // came first, which makes "delete the table if only my rule is left" safe
 // between processes. Integers in nftables attributes are big-endian.
@@ -9700,6 +9925,7 @@ public:
 
 
 #include <arpa/inet.h>
+#include <linux/rtnetlink.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
@@ -9913,7 +10139,10 @@ private:
             case EPERM: out = "nftables needs CAP_NET_ADMIN in this network namespace (run as root)"; break;
             case EPROTONOSUPPORT:
             case EAFNOSUPPORT: out = "this kernel has no nftables (CONFIG_NF_TABLES)"; break;
-            case ENOENT: out = "the kernel lacks a part the rule needs (CONFIG_NFT_NAT, CONFIG_NFT_MASQ) or the table is gone"; break;
+            case ENOENT:
+                out = "the kernel lacks a part the rule needs (CONFIG_NFT_NAT, CONFIG_NFT_MASQ, CONFIG_NFT_FIB_IPV4) "
+                      "or the table is gone";
+                break;
             default: break;
         }
         if (!netlink_.last_message().empty())
@@ -9928,6 +10157,7 @@ private:
             case NFT_MSG_DELTABLE: return "NFT_MSG_DELTABLE";
             case NFT_MSG_NEWCHAIN: return "NFT_MSG_NEWCHAIN";
             case NFT_MSG_NEWRULE: return "NFT_MSG_NEWRULE";
+            case NFT_MSG_DELCHAIN: return "NFT_MSG_DELCHAIN";
             case NFT_MSG_DELRULE: return "NFT_MSG_DELRULE";
             default: return "nftables message " + std::to_string(m.header().nlmsg_type & 0xff);
         }
@@ -9936,8 +10166,9 @@ private:
     rtnetlink netlink_;
 };
 
-// The messages outbound NAT is made of: table "ip <table>" with a nat chain
-// on postrouting at priority srcnat (100), one masquerade rule per sandbox.
+// The messages ctr's NAT is made of: table "ip <table>", base chains of
+// type nat (or filter) on a hook, and rules built from the matches below,
+// each with the comment that says whose it is.
 template <class = void>
 inline netlink_message new_table_message(const std::string& table) {
     auto m = nft_message(NFT_MSG_NEWTABLE, NLM_F_CREATE);  // no NLM_F_EXCL: an existing one is kept
@@ -9952,16 +10183,158 @@ inline netlink_message delete_table_message(const std::string& table) {
     return m;
 }
 
+// A base chain: `type` "nat" or "filter", on `hook` (NF_INET_*) at
+// `priority` (srcnat 100, dstnat -100, raw -300). An existing one is kept.
 template <class = void>
-inline netlink_message new_nat_chain_message(const std::string& table, const std::string& chain) {
+inline netlink_message new_chain_message(const std::string& table, const std::string& chain, std::uint32_t hook,
+                                         std::int32_t priority, const char* type) {
     auto m = nft_message(NFT_MSG_NEWCHAIN, NLM_F_CREATE);
     m.add_string(NFTA_CHAIN_TABLE, table);
     m.add_string(NFTA_CHAIN_NAME, chain);
-    const auto hook = m.begin_nested(NFTA_CHAIN_HOOK);
-    add_be32(m, NFTA_HOOK_HOOKNUM, NF_INET_POST_ROUTING);
-    add_be32(m, NFTA_HOOK_PRIORITY, 100);  // srcnat
-    m.end_nested(hook);
-    m.add_string(NFTA_CHAIN_TYPE, "nat");
+    const auto hook_attribute = m.begin_nested(NFTA_CHAIN_HOOK);
+    add_be32(m, NFTA_HOOK_HOOKNUM, hook);
+    add_be32(m, NFTA_HOOK_PRIORITY, static_cast<std::uint32_t>(priority));
+    m.end_nested(hook_attribute);
+    m.add_string(NFTA_CHAIN_TYPE, type);
+    return m;
+}
+
+// The outbound chain: nat on postrouting at srcnat (100).
+template <class = void>
+inline netlink_message new_nat_chain_message(const std::string& table, const std::string& chain) {
+    return new_chain_message(table, chain, NF_INET_POST_ROUTING, 100, "nat");
+}
+
+// cmp of register 1 against `bytes`.
+template <class = void>
+inline void add_compare(netlink_message& m, std::uint32_t op, const void* bytes, std::size_t size) {
+    add_expression(m, "cmp", [&] {
+        add_be32(m, NFTA_CMP_SREG, NFT_REG_1);
+        add_be32(m, NFTA_CMP_OP, op);
+        add_data_value(m, NFTA_CMP_DATA, bytes, size);
+    });
+}
+
+// `size` bytes at `offset` of the network (or transport) header into register 1.
+template <class = void>
+inline void add_load_payload(netlink_message& m, std::uint32_t base, std::uint32_t offset, std::uint32_t size) {
+    add_expression(m, "payload", [&] {
+        add_be32(m, NFTA_PAYLOAD_DREG, NFT_REG_1);
+        add_be32(m, NFTA_PAYLOAD_BASE, base);
+        add_be32(m, NFTA_PAYLOAD_OFFSET, offset);
+        add_be32(m, NFTA_PAYLOAD_LEN, size);
+    });
+}
+
+inline constexpr std::uint32_t ipv4_source_offset = 12;
+inline constexpr std::uint32_t ipv4_destination_offset = 16;
+
+// ip saddr (offset 12) or ip daddr (offset 16) in `network`: the address
+// masked to the prefix, compared with the network.
+template <class = void>
+inline void match_network(netlink_message& m, std::uint32_t offset, const ipv4_interface& network) {
+    add_load_payload(m, NFT_PAYLOAD_NETWORK_HEADER, offset, 4);
+    if (network.prefix_length < 32) {
+        const std::uint32_t mask =
+            htonl(network.prefix_length == 0 ? 0 : ~std::uint32_t{0} << (32 - network.prefix_length));
+        const std::uint32_t zero = 0;
+        add_expression(m, "bitwise", [&] {
+            add_be32(m, NFTA_BITWISE_SREG, NFT_REG_1);
+            add_be32(m, NFTA_BITWISE_DREG, NFT_REG_1);
+            add_be32(m, NFTA_BITWISE_LEN, 4);
+            add_data_value(m, NFTA_BITWISE_MASK, &mask, 4);
+            add_data_value(m, NFTA_BITWISE_XOR, &zero, 4);
+        });
+    }
+    const in_addr address = network.network().to_in_addr();
+    add_compare(m, NFT_CMP_EQ, &address, 4);
+}
+
+// iifname or oifname (`key`) == or != `link` (IFNAMSIZ bytes, NUL padded).
+template <class = void>
+inline void match_interface(netlink_message& m, std::uint32_t key, std::uint32_t op, const std::string& link) {
+    add_expression(m, "meta", [&] {
+        add_be32(m, NFTA_META_KEY, key);
+        add_be32(m, NFTA_META_DREG, NFT_REG_1);
+    });
+    char name[IFNAMSIZ] = {};
+    link.copy(name, IFNAMSIZ - 1);
+    add_compare(m, op, name, sizeof name);
+}
+
+// fib daddr type local: the destination is one of this namespace's own
+// addresses (any interface, loopback included), as Docker's
+// "-m addrtype --dst-type LOCAL". The result is a host-order u32.
+template <class = void>
+inline void match_local_destination(netlink_message& m) {
+    add_expression(m, "fib", [&] {
+        add_be32(m, NFTA_FIB_DREG, NFT_REG_1);
+        add_be32(m, NFTA_FIB_RESULT, NFT_FIB_RESULT_ADDRTYPE);
+        add_be32(m, NFTA_FIB_FLAGS, NFTA_FIB_F_DADDR);
+    });
+    const std::uint32_t local = RTN_LOCAL;
+    add_compare(m, NFT_CMP_EQ, &local, sizeof local);
+}
+
+// meta l4proto `protocol` and its destination port (2 bytes at offset 2 of
+// TCP's and UDP's headers) == `port`.
+template <class = void>
+inline void match_destination_port(netlink_message& m, std::uint8_t protocol, std::uint16_t port) {
+    add_expression(m, "meta", [&] {
+        add_be32(m, NFTA_META_KEY, NFT_META_L4PROTO);
+        add_be32(m, NFTA_META_DREG, NFT_REG_1);
+    });
+    add_compare(m, NFT_CMP_EQ, &protocol, 1);
+    add_load_payload(m, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2);
+    const std::uint16_t big_endian = htons(port);
+    add_compare(m, NFT_CMP_EQ, &big_endian, 2);
+}
+
+// dnat to address:port: both into registers (nft uses 1 and 2), then nat.
+template <class = void>
+inline void add_dnat(netlink_message& m, const ipv4_address& address, std::uint16_t port) {
+    const in_addr to = address.to_in_addr();
+    const std::uint16_t to_port = htons(port);
+    const auto immediate = [&m](std::uint32_t reg, const void* bytes, std::size_t size) {
+        add_expression(m, "immediate", [&] {
+            add_be32(m, NFTA_IMMEDIATE_DREG, reg);
+            add_data_value(m, NFTA_IMMEDIATE_DATA, bytes, size);
+        });
+    };
+    immediate(NFT_REG_1, &to, 4);
+    immediate(NFT_REG_2, &to_port, 2);
+    add_expression(m, "nat", [&] {
+        add_be32(m, NFTA_NAT_TYPE, NFT_NAT_DNAT);
+        add_be32(m, NFTA_NAT_FAMILY, NFPROTO_IPV4);
+        add_be32(m, NFTA_NAT_REG_ADDR_MIN, NFT_REG_1);
+        add_be32(m, NFTA_NAT_REG_PROTO_MIN, NFT_REG_2);
+    });
+}
+
+template <class = void>
+inline void add_drop(netlink_message& m) {
+    add_expression(m, "immediate", [&] {
+        add_be32(m, NFTA_IMMEDIATE_DREG, NFT_REG_VERDICT);
+        const auto data = m.begin_nested(NFTA_IMMEDIATE_DATA);
+        const auto verdict = m.begin_nested(NFTA_DATA_VERDICT);
+        add_be32(m, NFTA_VERDICT_CODE, NF_DROP);
+        m.end_nested(verdict);
+        m.end_nested(data);
+    });
+}
+
+// A rule appended to table/chain: `fill` adds its expressions.
+template <class Fill>
+netlink_message rule_message(const std::string& table, const std::string& chain, const std::string& comment,
+                             Fill&& fill) {
+    auto m = nft_message(NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND);
+    m.add_string(NFTA_RULE_TABLE, table);
+    m.add_string(NFTA_RULE_CHAIN, chain);
+    const auto expressions = m.begin_nested(NFTA_RULE_EXPRESSIONS);
+    fill(m);
+    m.end_nested(expressions);
+    const std::string userdata = rule_comment_userdata(comment);
+    m.add_attribute(NFTA_RULE_USERDATA, userdata.data(), userdata.size());
     return m;
 }
 
@@ -9970,52 +10343,13 @@ template <class = void>
 inline netlink_message masquerade_rule_message(const std::string& table, const std::string& chain,
                                                const ipv4_interface& subnet, const std::string& link,
                                                const std::string& comment) {
-    auto m = nft_message(NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND);
-    m.add_string(NFTA_RULE_TABLE, table);
-    m.add_string(NFTA_RULE_CHAIN, chain);
-    const auto expressions = m.begin_nested(NFTA_RULE_EXPRESSIONS);
-    // The source address (4 bytes at offset 12 of the IPv4 header) into
-    // register 1, masked to the prefix, compared with the network.
-    add_expression(m, "payload", [&] {
-        add_be32(m, NFTA_PAYLOAD_DREG, NFT_REG_1);
-        add_be32(m, NFTA_PAYLOAD_BASE, NFT_PAYLOAD_NETWORK_HEADER);
-        add_be32(m, NFTA_PAYLOAD_OFFSET, 12);
-        add_be32(m, NFTA_PAYLOAD_LEN, 4);
+    return rule_message(table, chain, comment, [&](netlink_message& m) {
+        match_network(m, ipv4_source_offset, subnet);
+        // Not the sandbox's own link, so that traffic between the host's
+        // other ctr links or back into the same one keeps its source.
+        match_interface(m, NFT_META_OIFNAME, NFT_CMP_NEQ, link);
+        add_expression(m, "masq", [] {});
     });
-    const std::uint32_t mask = htonl(subnet.prefix_length == 0 ? 0 : ~std::uint32_t{0} << (32 - subnet.prefix_length));
-    const std::uint32_t zero = 0;
-    add_expression(m, "bitwise", [&] {
-        add_be32(m, NFTA_BITWISE_SREG, NFT_REG_1);
-        add_be32(m, NFTA_BITWISE_DREG, NFT_REG_1);
-        add_be32(m, NFTA_BITWISE_LEN, 4);
-        add_data_value(m, NFTA_BITWISE_MASK, &mask, 4);
-        add_data_value(m, NFTA_BITWISE_XOR, &zero, 4);
-    });
-    const in_addr network = subnet.network().to_in_addr();
-    add_expression(m, "cmp", [&] {
-        add_be32(m, NFTA_CMP_SREG, NFT_REG_1);
-        add_be32(m, NFTA_CMP_OP, NFT_CMP_EQ);
-        add_data_value(m, NFTA_CMP_DATA, &network, 4);
-    });
-    // The output interface's name (IFNAMSIZ bytes, NUL padded): not the
-    // sandbox's own link, so that traffic between the host's other ctr
-    // links or back into the same one keeps its source.
-    add_expression(m, "meta", [&] {
-        add_be32(m, NFTA_META_KEY, NFT_META_OIFNAME);
-        add_be32(m, NFTA_META_DREG, NFT_REG_1);
-    });
-    char name[IFNAMSIZ] = {};
-    link.copy(name, IFNAMSIZ - 1);
-    add_expression(m, "cmp", [&] {
-        add_be32(m, NFTA_CMP_SREG, NFT_REG_1);
-        add_be32(m, NFTA_CMP_OP, NFT_CMP_NEQ);
-        add_data_value(m, NFTA_CMP_DATA, name, sizeof name);
-    });
-    add_expression(m, "masq", [] {});
-    m.end_nested(expressions);
-    const std::string userdata = rule_comment_userdata(comment);
-    m.add_attribute(NFTA_RULE_USERDATA, userdata.data(), userdata.size());
-    return m;
 }
 
 template <class = void>
@@ -10042,6 +10376,7 @@ inline netlink_message delete_rule_message(const std::string& table, const std::
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -10051,26 +10386,63 @@ namespace detail {
 
 inline constexpr const char* nat_table = "ctr";
 inline constexpr const char* nat_chain = "postrouting";
+// Every chain ctr's rules live in: outbound's, and the published ports'
+// (port_nat.hpp). Deleting plans over all of them, so that the table goes
+// only with the last rule of any.
+inline constexpr const char* ctr_chains[] = {"postrouting", "prerouting", "output", "guard"};
 inline constexpr std::string_view outbound_comment_prefix = "ctr outbound ";
+inline constexpr std::string_view ports_comment_prefix = "ctr ports ";
 
-// "ctr outbound ctr-0ae70004 1234.1": the link the rule serves, then who
-// made it (pid and a count), so that each sandbox deletes only its own.
+// "ctr outbound ctr-0ae70004 1234.1 57": the link the rule serves, who made
+// it (pid and a count), so that each sandbox deletes only its own, and the
+// link's index (when known), so that a rule outlives neither its link nor a
+// link that took the name again.
 template <class = void>
-inline std::string outbound_comment(const std::string& link) {
+inline std::string rule_comment(std::string_view prefix, const std::string& link, int index) {
     static std::atomic<unsigned> count{0};
-    return std::string(outbound_comment_prefix) + link + " " + std::to_string(::getpid()) + "." +
-           std::to_string(++count);
+    std::string out = std::string(prefix) + link + " " + std::to_string(::getpid()) + "." + std::to_string(++count);
+    if (index > 0) out += " " + std::to_string(index);
+    return out;
 }
 
-// The link a rule's comment names; empty when it is not an outbound rule.
+template <class = void>
+inline std::string outbound_comment(const std::string& link, int index = 0) {
+    return rule_comment(outbound_comment_prefix, link, index);
+}
+
+// The link a rule's comment names, and its index (0: not recorded); an
+// empty link when the rule is not one of ctr's (outbound or ports).
+struct rule_owner {
+    std::string link;
+    int index = 0;
+};
+
+template <class = void>
+inline rule_owner owner_of_comment(const std::string& comment) {
+    std::string rest;
+    for (const std::string_view prefix : {outbound_comment_prefix, ports_comment_prefix})
+        if (comment.compare(0, prefix.size(), prefix) == 0) rest = comment.substr(prefix.size());
+    rule_owner out;
+    out.link = rest.substr(0, rest.find(' '));
+    // The third word, when there is one and it is a number.
+    const std::size_t maker = rest.find(' ');
+    const std::size_t index = maker == std::string::npos ? maker : rest.find(' ', maker + 1);
+    if (index != std::string::npos) {
+        const std::string digits = rest.substr(index + 1);
+        if (!digits.empty() && digits.size() < 10 && digits.find_first_not_of("0123456789") == std::string::npos)
+            out.index = std::stoi(digits);
+    }
+    return out;
+}
+
+// The link an outbound rule's comment names; empty when it is not an outbound rule.
 template <class = void>
 inline std::string link_of_outbound_comment(const std::string& comment) {
     if (comment.compare(0, outbound_comment_prefix.size(), outbound_comment_prefix) != 0) return {};
-    const std::string rest = comment.substr(outbound_comment_prefix.size());
-    return rest.substr(0, rest.find(' '));
+    return owner_of_comment(comment).link;
 }
 
-// Deletes the rules of ctr's chain that `doomed` picks, and the table with
+// Deletes the rules of ctr's chains that `doomed` picks, and the table with
 // them when no rule would be left. Planned against the ruleset's generation
 // and planned again when another process changed it meanwhile, so that the
 // table is never deleted under a rule just added. Returns how many went.
@@ -10078,12 +10450,13 @@ template <class Doomed>
 std::size_t delete_outbound_rules(nftables_socket& nft, Doomed&& doomed) {
     for (int attempt = 0;; ++attempt) {
         const std::uint32_t generation = nft.generation();
-        const auto rules = nft.rules(nat_table, nat_chain);
         std::vector<netlink_message> batch;
         std::size_t kept = 0;
-        for (const auto& rule : rules) {
-            if (doomed(rule)) batch.push_back(delete_rule_message(nat_table, nat_chain, rule.handle));
-            else ++kept;
+        for (const char* chain : ctr_chains) {
+            for (const auto& rule : nft.rules(nat_table, chain)) {
+                if (doomed(rule)) batch.push_back(delete_rule_message(nat_table, chain, rule.handle));
+                else ++kept;
+            }
         }
         const std::size_t deleted = batch.size();
         if (deleted == 0) return 0;
@@ -10098,12 +10471,15 @@ std::size_t delete_outbound_rules(nftables_socket& nft, Doomed&& doomed) {
     }
 }
 
-// Deletes the outbound rules whose link is gone from the current namespace.
+// Deletes ctr's rules (outbound and published ports) whose link is gone
+// from the current namespace, or is another link by that name now.
 template <class = void>
 inline std::size_t delete_stale_outbound_rules(nftables_socket& nft) {
     return delete_outbound_rules(nft, [](const nft_rule_seen& rule) {
-        const std::string link = link_of_outbound_comment(rule.comment);
-        return !link.empty() && if_nametoindex(link.c_str()) == 0;
+        const rule_owner owner = owner_of_comment(rule.comment);
+        if (owner.link.empty()) return false;
+        const unsigned index = if_nametoindex(owner.link.c_str());
+        return index == 0 || (owner.index > 0 && index != static_cast<unsigned>(owner.index));
     });
 }
 
@@ -10138,22 +10514,28 @@ inline std::vector<std::string> default_route_interfaces(rtnetlink& netlink) {
     return names;
 }
 
-// net.ipv4.conf.<link>.forwarding = 1 in the current thread's network
+// net.ipv4.conf.<link>.<name> = 1 in the current thread's network
 // namespace (/proc/sys/net shows the namespace of the thread that opens it).
 template <class = void>
-inline void enable_forwarding(const std::string& link) {
-    const std::string path = "/proc/sys/net/ipv4/conf/" + link + "/forwarding";
+inline void enable_interface_switch(const std::string& link, const std::string& name) {
+    const std::string path = "/proc/sys/net/ipv4/conf/" + link + "/" + name;
     const long fd = ctr::detail::sys::openat(AT_FDCWD, path.c_str(), O_RDWR | O_CLOEXEC);
-    if (fd < 0) throw error(step::configure_nat, static_cast<int>(-fd), path, "opening the interface's forwarding switch");
+    if (fd < 0)
+        throw error(step::configure_nat, static_cast<int>(-fd), path, "opening the interface's " + name + " switch");
     const unique_fd owned(static_cast<int>(fd));
     char now = '0';
     if (ctr::detail::sys::pread64(owned.get(), &now, 1, 0) == 1 && now == '1') return;
     // At offset 0: with kernel.sysctl_writes_strict (the default), a write
     // anywhere else is ignored and still reports success.
     const long r = ctr::detail::sys::pwrite64(owned.get(), "1", 1, 0);
-    if (r < 0) throw error(step::configure_nat, static_cast<int>(-r), path, "turning forwarding on");
+    if (r < 0) throw error(step::configure_nat, static_cast<int>(-r), path, "turning " + name + " on");
     if (ctr::detail::sys::pread64(owned.get(), &now, 1, 0) != 1 || now != '1')
-        throw error(step::configure_nat, EIO, path, "forwarding stayed off after writing 1");
+        throw error(step::configure_nat, EIO, path, name + " stayed off after writing 1");
+}
+
+template <class = void>
+inline void enable_forwarding(const std::string& link) {
+    enable_interface_switch(link, "forwarding");
 }
 
 }  // namespace detail
@@ -10206,7 +10588,7 @@ public:
         auto routes = detail::rtnetlink::open();
         for (const auto& uplink : detail::default_route_interfaces(routes)) detail::enable_forwarding(uplink);
         outbound_nat out;
-        out.comment_ = detail::outbound_comment(link.host_name);
+        out.comment_ = detail::outbound_comment(link.host_name, link.host_index);
         auto nft = detail::nftables_socket::open();
         // A crashed caller's rules go with the next launch; best effort, the
         // new rule matters more.
@@ -10238,9 +10620,10 @@ private:
     std::string comment_;
 };
 
-// Deletes the outbound rules, in the current thread's network namespace,
-// whose sandbox link no longer exists (their sandbox ended while its caller
-// had crashed), and ctr's table with the last of them. Returns how many.
+// Deletes ctr's rules (outbound NAT and published ports), in the current
+// thread's network namespace, whose sandbox link no longer exists (their
+// sandbox ended while its caller had crashed) or is another link by that
+// name now, and ctr's table with the last of them. Returns how many.
 // (Every outbound launch does the same first, best effort.)
 template <class = void>
 inline std::size_t reap_stale_outbound() {
@@ -10266,7 +10649,6 @@ inline std::size_t reap_stale_outbound() {
 
 #include <algorithm>
 #include <atomic>
-#include <charconv>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -10282,199 +10664,6 @@ inline std::size_t reap_stale_outbound() {
 #include <vector>
 
 namespace ctr::net {
-
-enum class protocol : std::uint8_t { tcp, udp };
-
-constexpr std::string_view to_string(protocol p) noexcept { return p == protocol::udp ? "udp" : "tcp"; }
-
-// One published port: the host side (address, port, protocol) and the port
-// inside the sandbox it leads to.
-struct port_mapping {
-    protocol proto = protocol::tcp;
-    ipv4_address host_address{};  // where to listen; 0.0.0.0 is every address of the caller's network namespace
-    std::uint16_t host_port = 0;  // 0: the kernel picks one (port_forwarder::host_port tells which)
-    std::uint16_t container_port = 0;
-
-    // Docker's -p syntax: "[[IP:]HOSTPORT:]CONTAINERPORT[/tcp|/udp]", e.g.
-    // "8080:80", "127.0.0.1:5353:53/udp", "127.0.0.1::80" or "80" (the
-    // kernel picks the host port). IPv6 is not supported, and a port range
-    // is several mappings (parse_range). Bad text throws
-    // ctr::error(step::prepare, EINVAL) naming the text and what is wrong
-    // with it.
-    template <class = void>
-    static port_mapping parse(std::string_view text);
-
-    // parse, and Docker's port ranges: "8000-8003:80-83" is 8000->80,
-    // 8001->81, 8002->82 and 8003->83; "80-83" (or "127.0.0.1::80-83")
-    // publishes four container ports on ports the kernel picks. The two
-    // ranges must have the same length: Docker's "8000-8010:80", one host
-    // port picked from a range, is refused. Text without a range gives one
-    // mapping, as parse.
-    template <class = void>
-    static std::vector<port_mapping> parse_range(std::string_view text);
-
-    // "0.0.0.0:8080->80/tcp", as `docker ps` shows it.
-    template <class = void>
-    std::string to_string() const {
-        return host_address.to_string() + ":" + std::to_string(host_port) + "->" + std::to_string(container_port) +
-               "/" + std::string(net::to_string(proto));
-    }
-    // "0.0.0.0:8080/tcp": the host side alone, as errors name it.
-    template <class = void>
-    std::string host_side() const {
-        return host_address.to_string() + ":" + std::to_string(host_port) + "/" + std::string(net::to_string(proto));
-    }
-
-    friend bool operator==(const port_mapping&, const port_mapping&) = default;
-};
-
-}  // namespace ctr::net
-
-namespace ctr::net::detail {
-
-// port_mapping::parse, with errors that name `shown` (the text the user
-// gave, when parse_range reads one mapping of a range).
-template <class = void>
-inline port_mapping parse_port_mapping(std::string_view text, std::string_view shown) {
-    const auto fail = [shown](std::string_view why) { return error(step::prepare, EINVAL, std::string(shown), why); };
-    if (text.empty()) throw fail("empty; expected [[IP:]HOSTPORT:]CONTAINERPORT[/tcp|/udp]");
-
-    port_mapping out;
-    std::string_view rest = text;
-    if (const auto slash = rest.rfind('/'); slash != std::string_view::npos) {
-        const auto name = rest.substr(slash + 1);
-        if (name == "tcp") out.proto = protocol::tcp;
-        else if (name == "udp") out.proto = protocol::udp;
-        else throw fail("the protocol after '/' must be tcp or udp");
-        rest = rest.substr(0, slash);
-    }
-    if (rest.find('[') != std::string_view::npos || std::count(rest.begin(), rest.end(), ':') > 2)
-        throw fail("IPv6 addresses are not supported");
-    if (rest.find('-') != std::string_view::npos)
-        throw fail("a port range is several mappings (port_mapping::parse_range)");
-
-    // Fields from the right: the container port, then the host port, then the address.
-    std::string_view fields[3];
-    std::size_t count = 0;
-    for (;;) {
-        const auto colon = rest.rfind(':');
-        if (colon == std::string_view::npos) {
-            fields[count++] = rest;
-            break;
-        }
-        fields[count++] = rest.substr(colon + 1);
-        rest = rest.substr(0, colon);
-    }
-
-    // A port is 1 to 5 digits and at most 65535; a sign, spaces or a name are errors.
-    const auto port = [&](std::string_view field, std::string_view which, bool zero_allowed) -> std::uint16_t {
-        unsigned value = 0;
-        const bool digits_only = !field.empty() && field.size() <= 5 &&
-                                 std::all_of(field.begin(), field.end(), [](char c) { return c >= '0' && c <= '9'; });
-        if (digits_only) std::from_chars(field.data(), field.data() + field.size(), value);
-        if (!digits_only || value > 65535 || (value == 0 && !zero_allowed))
-            throw fail(std::string(which) + (zero_allowed ? " must be a number from 0 to 65535"
-                                                          : " must be a number from 1 to 65535"));
-        return static_cast<std::uint16_t>(value);
-    };
-
-    out.container_port = port(fields[0], "the container port", false);
-    if (count >= 2) {
-        // An empty host port after an address ("127.0.0.1::80") asks for any port, as in Docker.
-        if (fields[1].empty() && count == 2) throw fail("the host port is empty");
-        out.host_port = fields[1].empty() ? 0 : port(fields[1], "the host port", true);
-    }
-    if (count == 3) {
-        try {
-            out.host_address = ipv4_address::parse(fields[2]);
-        } catch (const error&) {
-            throw fail("'" + std::string(fields[2]) + "' is not an IPv4 address like 127.0.0.1");
-        }
-    }
-    return out;
-}
-
-}  // namespace ctr::net::detail
-
-namespace ctr::net {
-
-template <class>
-inline port_mapping port_mapping::parse(std::string_view text) {
-    return detail::parse_port_mapping(text, text);
-}
-
-template <class>
-inline std::vector<port_mapping> port_mapping::parse_range(std::string_view text) {
-    if (text.find('-') == std::string_view::npos) return {parse(text)};
-    const auto fail = [text](std::string_view why) { return error(step::prepare, EINVAL, std::string(text), why); };
-
-    // "[[IP:]HOST:]CONTAINER[/PROTO]": the ports are the last two fields
-    // before the protocol. A '-' elsewhere (in the address or protocol) is
-    // found by parse below.
-    std::string_view rest = text, protocol_suffix;
-    if (const auto slash = rest.rfind('/'); slash != std::string_view::npos) {
-        protocol_suffix = rest.substr(slash);
-        rest = rest.substr(0, slash);
-    }
-    std::string_view container = rest, host, address;  // address: with its ':'
-    bool has_host = false;
-    if (const auto colon = rest.rfind(':'); colon != std::string_view::npos) {
-        container = rest.substr(colon + 1);
-        const auto front = rest.substr(0, colon);
-        has_host = true;
-        const auto second = front.rfind(':');
-        host = second == std::string_view::npos ? front : front.substr(second + 1);
-        address = second == std::string_view::npos ? std::string_view{} : front.substr(0, second + 1);
-    }
-
-    // "FIRST-LAST" or one port; the numbers themselves are checked by parse.
-    struct range {
-        std::string_view first, last;
-        unsigned count = 1;
-    };
-    const auto read_range = [&](std::string_view field, std::string_view which) {
-        range r{field, field};
-        const auto dash = field.find('-');
-        if (dash == std::string_view::npos) return r;
-        r.first = field.substr(0, dash);
-        r.last = field.substr(dash + 1);
-        const auto number = [](std::string_view digits) {
-            unsigned value = 0;
-            const bool ok = !digits.empty() && digits.size() <= 5 &&
-                            std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; });
-            if (ok) std::from_chars(digits.data(), digits.data() + digits.size(), value);
-            return ok && value <= 65535 ? static_cast<int>(value) : -1;
-        };
-        const int first = number(r.first), last = number(r.last);
-        if (first < 0 || last < 0)
-            throw fail(std::string(which) + " range must be FIRST-LAST, two numbers from 1 to 65535");
-        if (last < first) throw fail(std::string(which) + " range '" + std::string(field) + "' ends before it starts");
-        r.count = static_cast<unsigned>(last - first + 1);
-        return r;
-    };
-    const range containers = read_range(container, "the container port");
-    const range hosts = has_host && !host.empty() ? read_range(host, "the host port") : range{};
-    if (has_host && !host.empty() && hosts.count != containers.count)
-        throw fail("the host ports (" + std::to_string(hosts.count) + ") and the container ports (" +
-                   std::to_string(containers.count) + ") must be ranges of the same length");
-
-    // The first mapping through parse (address, protocol and the port
-    // numbers checked there, errors naming the whole text), then the others.
-    std::string first_text(address);
-    if (has_host) first_text += std::string(hosts.first) + ":";
-    first_text += std::string(containers.first) + std::string(protocol_suffix);
-    const port_mapping first = detail::parse_port_mapping(first_text, text);
-    if (hosts.count > 1 && first.host_port == 0) throw fail("the host port range must start at 1 or above");
-    std::vector<port_mapping> out;
-    out.reserve(containers.count);
-    for (unsigned i = 0; i < containers.count; ++i) {
-        port_mapping m = first;
-        m.container_port = static_cast<std::uint16_t>(first.container_port + i);
-        if (first.host_port != 0) m.host_port = static_cast<std::uint16_t>(first.host_port + i);
-        out.push_back(m);
-    }
-    return out;
-}
 
 struct port_forward_options {
     // A UDP client's session (its socket towards the sandbox) ends after this
@@ -11335,6 +11524,263 @@ private:
 
 }  // namespace ctr::net
 // end ctr/port_forward.hpp
+// begin ctr/port_nat.hpp
+// ctr::net::port_nat: a veth sandbox's published ports by the kernel's DNAT,
+// as Docker publishes them without its userland proxy. Rules in ctr's own
+// nftables table ("ip ctr", the one outbound NAT uses) rewrite connections
+// to a host port so that they go straight to the sandbox's address and
+// port: no relay copies the bytes, and the server inside sees the client's
+// own address.
+//
+//   chain prerouting (nat, dstnat -100): clients from elsewhere (other
+//     hosts, other namespaces, other sandboxes);
+//   chain output (nat, dstnat -100): clients on the host itself;
+//   both: [fib daddr type local | ip daddr HOST] meta l4proto P th dport
+//     HOSTPORT dnat to SANDBOX:PORT
+//
+// Loopback clients (127.0.0.1:HOSTPORT) need more, because the kernel keeps
+// 127.0.0.0/8 off real interfaces: route_localnet on ctr's host link only
+// (a packet from 127.0.0.1 may leave by it, and the answer to 127.0.0.1
+// come in), a masquerade of 127.0.0.0/8 sources leaving by the link (the
+// sandbox sees the host end's address and can answer), and, because
+// route_localnet would otherwise let the sandbox itself reach the host's
+// loopback services (CVE-2020-8558 in kube-proxy), a raw-priority filter
+// that drops whatever comes in on the link to or from 127.0.0.0/8. These go
+// only where a mapping listens on 0.0.0.0 or a loopback address. The
+// sandbox's own source leaving by its own link is masqueraded too: the
+// sandbox reaching its own published port at a host address (hairpin).
+//
+// Each host port is also bound (not listened on) in the caller's namespace
+// while the rules live: a busy port fails as with the relay, port 0 becomes
+// one the kernel picks, and no other program takes the port meanwhile.
+// Forwarding goes on for the link and the default route's interface, as for
+// outbound NAT (outbound.hpp), whose rule lifetime this follows: the rules
+// carry the comment "ctr ports LINK PID.N INDEX", go with the owner, the
+// table with the last rule of any of ctr's chains, and reap_stale_outbound()
+// removes those of a crashed caller once the link is gone.
+
+
+#include <linux/netfilter.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace ctr::net {
+
+namespace detail {
+
+inline constexpr const char* dnat_chain = "prerouting";
+inline constexpr const char* local_dnat_chain = "output";
+inline constexpr const char* guard_chain = "guard";
+inline const ipv4_interface loopback_network{{{127, 0, 0, 0}}, 8};
+
+// Whether a client on the host's loopback can reach the mapping's host side.
+template <class = void>
+inline bool reachable_on_loopback(const port_mapping& m) noexcept {
+    return m.host_address == ipv4_address{} || loopback_network.contains(m.host_address);
+}
+
+// Binds, without listening, a socket on the host side of `m` and sets its
+// host port to the bound one. TCP with SO_REUSEADDR, as the relay binds:
+// an earlier relay's connections in TIME_WAIT do not block it.
+template <class = void>
+inline unique_fd reserve_host_port(port_mapping& m) {
+    namespace sys = ctr::detail::sys;
+    const bool tcp = m.proto == protocol::tcp;
+    const auto fail = [&m](long r, std::string_view call) {
+        return error(step::publish_port, static_cast<int>(-r), m.host_side(), call);
+    };
+    const long s = sys::socket(AF_INET, (tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_CLOEXEC, 0);
+    if (s < 0) throw fail(s, "socket");
+    unique_fd fd(static_cast<int>(s));
+    if (tcp) {
+        const int one = 1;
+        if (const long r = sys::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one); r < 0)
+            throw fail(r, "setsockopt SO_REUSEADDR");
+    }
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(m.host_port);
+    address.sin_addr = m.host_address.to_in_addr();
+    if (const long r = sys::bind(fd.get(), &address, sizeof address); r < 0) throw fail(r, "bind");
+    sockaddr_in bound{};
+    unsigned length = sizeof bound;
+    if (const long r = sys::getsockname(fd.get(), &bound, &length); r < 0) throw fail(r, "getsockname");
+    m.host_port = ntohs(bound.sin_port);
+    return fd;
+}
+
+// The batch that publishes `mappings` (host ports bound) of the sandbox
+// behind `link`: table, chains, rules.
+template <class = void>
+inline std::vector<netlink_message> port_nat_batch(const veth_info& link, const std::vector<port_mapping>& mappings,
+                                                   const std::string& comment) {
+    bool loopback = false;
+    for (const auto& m : mappings) loopback = loopback || reachable_on_loopback(m);
+    std::vector<netlink_message> batch;
+    batch.push_back(new_table_message(nat_table));
+    batch.push_back(new_chain_message(nat_table, dnat_chain, NF_INET_PRE_ROUTING, -100, "nat"));
+    batch.push_back(new_chain_message(nat_table, local_dnat_chain, NF_INET_LOCAL_OUT, -100, "nat"));
+    batch.push_back(new_nat_chain_message(nat_table, nat_chain));
+    if (loopback) batch.push_back(new_chain_message(nat_table, guard_chain, NF_INET_PRE_ROUTING, -300, "filter"));
+    const ipv4_address sandbox = link.container_address.address;
+    for (const auto& m : mappings) {
+        const std::uint8_t l4 = m.proto == protocol::tcp ? IPPROTO_TCP : IPPROTO_UDP;
+        for (const char* chain : {dnat_chain, local_dnat_chain}) {
+            batch.push_back(rule_message(nat_table, chain, comment, [&](netlink_message& r) {
+                if (m.host_address == ipv4_address{}) match_local_destination(r);
+                else match_network(r, ipv4_destination_offset, ipv4_interface{m.host_address, 32});
+                match_destination_port(r, l4, m.host_port);
+                add_dnat(r, sandbox, m.container_port);
+            }));
+        }
+    }
+    // oifname LINK ip saddr SANDBOX masquerade: the sandbox reaching its own
+    // published port through the host's address (hairpin), whose answer
+    // must come back through the host too.
+    batch.push_back(rule_message(nat_table, nat_chain, comment, [&](netlink_message& r) {
+        match_interface(r, NFT_META_OIFNAME, NFT_CMP_EQ, link.host_name);
+        match_network(r, ipv4_source_offset, ipv4_interface{sandbox, 32});
+        add_expression(r, "masq", [] {});
+    }));
+    if (loopback) {
+        // oifname LINK ip saddr 127.0.0.0/8 masquerade
+        batch.push_back(rule_message(nat_table, nat_chain, comment, [&](netlink_message& r) {
+            match_interface(r, NFT_META_OIFNAME, NFT_CMP_EQ, link.host_name);
+            match_network(r, ipv4_source_offset, loopback_network);
+            add_expression(r, "masq", [] {});
+        }));
+        // iifname LINK ip daddr 127.0.0.0/8 drop; iifname LINK ip saddr 127.0.0.0/8 drop.
+        // Before conntrack: a loopback client's answers still carry the
+        // host end's address here.
+        for (const std::uint32_t offset : {ipv4_destination_offset, ipv4_source_offset}) {
+            batch.push_back(rule_message(nat_table, guard_chain, comment, [&](netlink_message& r) {
+                match_interface(r, NFT_META_IIFNAME, NFT_CMP_EQ, link.host_name);
+                match_network(r, offset, loopback_network);
+                add_drop(r);
+            }));
+        }
+    }
+    return batch;
+}
+
+}  // namespace detail
+
+// One sandbox's published ports, owned: the rules are deleted (and ctr's
+// table with the last of them) and the host ports released when the owner
+// ends. It keeps its own netlink socket, so it is removed from the right
+// namespace whichever thread ends it.
+class [[nodiscard]] port_nat {
+public:
+    port_nat() = default;
+    port_nat(port_nat&& other) noexcept
+        : nft_(std::move(other.nft_)),
+          comment_(std::move(other.comment_)),
+          mappings_(std::move(other.mappings_)),
+          reserved_(std::move(other.reserved_)) {
+        other.nft_.reset();
+    }
+    port_nat& operator=(port_nat&& other) noexcept {
+        if (this != &other) {
+            remove_quietly();
+            nft_ = std::move(other.nft_);
+            comment_ = std::move(other.comment_);
+            mappings_ = std::move(other.mappings_);
+            reserved_ = std::move(other.reserved_);
+            other.nft_.reset();
+        }
+        return *this;
+    }
+    ~port_nat() { remove_quietly(); }
+
+    explicit operator bool() const noexcept { return nft_.has_value(); }
+    // The rules' comment, as `nft list table ip ctr` shows it.
+    template <class = void>
+    const std::string& comment() const noexcept { return comment_; }
+    // The mappings with their bound host ports.
+    template <class = void>
+    const std::vector<port_mapping>& mappings() const noexcept { return mappings_; }
+
+    // Deletes the rules now if there are any, best effort (what the destructor does).
+    template <class = void>
+    void reset() noexcept { remove_quietly(); }
+
+    // Deletes the rules now, and the table if they were the last, and
+    // releases the host ports.
+    template <class = void>
+    void remove() {
+        reserved_.clear();
+        if (!nft_) return;
+        auto nft = std::move(*nft_);
+        nft_.reset();
+        detail::delete_outbound_rules(nft, [&](const detail::nft_rule_seen& rule) { return rule.comment == comment_; });
+    }
+
+    // Publishes `mappings` on the current thread's network namespace, to the
+    // sandbox behind `link` (a veth's host end, its index and both
+    // addresses): binds each host port, adds the rules, turns forwarding on
+    // for the link and the default route's interface, and route_localnet on
+    // the link where a mapping is reachable on loopback. Throws ctr::error
+    // naming what failed (step::publish_port for a host port, step::configure_nat
+    // for the rest), leaving nothing behind.
+    template <class = void>
+    static port_nat add(const veth_info& link, std::vector<port_mapping> mappings) {
+        for (const auto& m : mappings)
+            if (m.container_port == 0) throw error(step::prepare, EINVAL, m.to_string(), "the container port is 0");
+        if (link.host_name.empty() || link.container_address.address == ipv4_address{})
+            throw error(step::prepare, EINVAL, link.host_name, "publishing ports needs a veth's names and addresses");
+        port_nat out;
+        for (auto& m : mappings) out.reserved_.push_back(detail::reserve_host_port(m));
+
+        detail::enable_forwarding(link.host_name);
+        auto routes = detail::rtnetlink::open();
+        for (const auto& uplink : detail::default_route_interfaces(routes)) detail::enable_forwarding(uplink);
+
+        out.comment_ = detail::rule_comment(detail::ports_comment_prefix, link.host_name, link.host_index);
+        auto nft = detail::nftables_socket::open();
+        // A crashed caller's rules go with the next launch; best effort, the
+        // new rules matter more.
+        try {
+            detail::delete_stale_outbound_rules(nft);
+        } catch (const error&) {
+        }
+        std::string what = "publishing";
+        for (const auto& m : mappings) what += " " + m.to_string();
+        what += " to " + link.container_address.address.to_string() + " behind " + link.host_name;
+        nft.commit(detail::port_nat_batch(link, mappings, out.comment_), 0, what);
+        out.nft_ = std::move(nft);
+        out.mappings_ = std::move(mappings);
+        // After the rules, the guard among them: until it stands, the
+        // sandbox must not reach the host's loopback. A failure here
+        // deletes the rules with `out`.
+        bool loopback = false;
+        for (const auto& m : out.mappings_) loopback = loopback || detail::reachable_on_loopback(m);
+        if (loopback) detail::enable_interface_switch(link.host_name, "route_localnet");
+        return out;
+    }
+
+private:
+    template <class = void>
+    void remove_quietly() noexcept {
+        try {
+            remove();
+        } catch (...) {
+        }
+    }
+
+    std::optional<detail::nftables_socket> nft_;
+    std::string comment_;
+    std::vector<port_mapping> mappings_;
+    std::vector<unique_fd> reserved_;
+};
+
+}  // namespace ctr::net
+// end ctr/port_nat.hpp
 // begin ctr/prepared.hpp
 // A prepared sandbox: the reusable parts of a launch made once, each run
 // paying only for what must be fresh. Made once: the namespaces (user with
@@ -11991,6 +12437,7 @@ inline clone_outcome clone_child(const clone_request& request, child_stack& stac
 namespace ctr::net {
 class pasta_process;  // detail/pasta_process.hpp; only pointed to here
 class outbound_nat;   // outbound.hpp; likewise
+class port_nat;       // port_nat.hpp; likewise
 }
 
 namespace ctr::detail {
@@ -12152,6 +12599,9 @@ struct launch_plan {
     // options::network's outbound NAT rule once its parent step ran (null:
     // none), moved to the child's handle.
     net::outbound_nat* outbound_made = nullptr;
+    // options::network's published ports (DNAT rules) once its parent step
+    // ran (null: none), moved to the child's handle.
+    net::port_nat* ports_made = nullptr;
 
     // Each layer's data that its steps point into, kept until the child
     // has exec'd (and, with an init, for the sandbox's life).
@@ -13612,7 +14062,8 @@ using namespace ::ctr::detail;
 
 // Adds the network's steps; returns where the parent step records what it
 // made (names and addresses of both ends), or null without a network. The
-// outbound NAT rule, when asked for, goes to plan.outbound_made.
+// outbound NAT rule, when asked for, goes to plan.outbound_made, and the
+// published ports' rules to plan.ports_made.
 template <class = void>
 inline const std::optional<net::veth_info>* plan_network(launch_plan& plan, const options& opts) {
     if (!opts.network) return nullptr;
@@ -13620,14 +14071,20 @@ inline const std::optional<net::veth_info>* plan_network(launch_plan& plan, cons
     auto& made = plan.keep(std::optional<net::veth_info>{});
     if (wanted.outbound) plan.outbound_made = &plan.keep(net::outbound_nat{});
     net::outbound_nat* const outbound = plan.outbound_made;
+    if (!wanted.publish.empty()) plan.ports_made = &plan.keep(net::port_nat{});
+    net::port_nat* const ports = plan.ports_made;
     const int sync = plan.sync_channel();
-    plan.while_child_waits([&wanted, &made, outbound](parent_step_context& child) {
+    plan.while_child_waits([&wanted, &made, outbound, ports](parent_step_context& child) {
         net::veth_pair pair = net::create_veth(wanted, net::peer_namespace::of_process(child.pid));
         made = pair.info();
         // From here the pair is the namespace's: if a later step fails, the
         // child is killed, its namespace ends and the kernel deletes the pair.
         pair.host_link().release();
         if (outbound) *outbound = net::outbound_nat::add(*made);
+        if (ports) {
+            *ports = net::port_nat::add(*made, wanted.publish);
+            made->published = ports->mappings();
+        }
         const interface_setup setup = pair.container_setup();
         child.message_to_child.append(reinterpret_cast<const char*>(&setup), sizeof setup);
     });
@@ -16785,6 +17242,7 @@ public:
             network_ = std::exchange(other.network_, std::nullopt);
             pasta_ = std::move(other.pasta_);
             outbound_ = std::move(other.outbound_);
+            ports_ = std::move(other.ports_);
             terminal_ = std::move(other.terminal_);
             seccomp_listener_ = std::move(other.seccomp_listener_);
         }
@@ -17037,6 +17495,7 @@ private:
         pidfd_.reset();
         pasta_ = net::pasta_process();  // the sandbox's network ends with it
         outbound_.reset();
+        ports_.reset();
     }
 
     // Best effort, for destructors: nothing here may throw.
@@ -17052,6 +17511,7 @@ private:
         plan_.reset();  // only now: a pid 1 init ran in this memory
         pasta_ = net::pasta_process();
         outbound_.reset();
+        ports_.reset();
     }
 
     pid_t pid_ = -1;
@@ -17078,6 +17538,8 @@ private:
     net::pasta_process pasta_;
     // options::network's outbound NAT rule, deleted after the sandbox.
     net::outbound_nat outbound_;
+    // options::network's published ports, deleted after the sandbox.
+    net::port_nat ports_;
     unique_fd terminal_;
     unique_fd seccomp_listener_;
 };
@@ -17284,6 +17746,7 @@ inline child detail::spawn_extended(std::vector<std::string> argv, const options
     if (plan->network_made) handle.network_ = *plan->network_made;
     if (plan->pasta_made) handle.pasta_ = std::move(*plan->pasta_made);
     if (plan->outbound_made) handle.outbound_ = std::move(*plan->outbound_made);
+    if (plan->ports_made) handle.ports_ = std::move(*plan->ports_made);
     if (plan->sync_write) {
         // One write, so the child never sees half of it. A child that
         // already failed has closed its end: EPIPE, and its report says why.

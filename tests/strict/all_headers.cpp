@@ -25,6 +25,8 @@
 #include <ctr/outbound.hpp>
 #include <ctr/pasta.hpp>
 #include <ctr/port_forward.hpp>
+#include <ctr/port_mapping.hpp>
+#include <ctr/port_nat.hpp>
 #include <ctr/prepared.hpp>
 #include <ctr/probe.hpp>
 #include <ctr/process.hpp>
@@ -314,6 +316,14 @@ void publish_ports() {
     std::cout << forwarder.host_port(0) << ' ' << forwarder.mappings().front().to_string() << ' '
               << mapping.host_side() << ' ' << stats.tcp_connections << '\n';
     forwarder.close();
+
+    // The same port by the kernel's DNAT, on a sandbox's veth, and standalone.
+    ctr::process::child child = ctr::process::spawn(
+        {"true"}, {.network = ctr::net::veth{.outbound = true, .publish = {mapping}}});
+    for (const auto& published : child.network()->published) std::cout << published.to_string() << '\n';
+    ctr::net::port_nat rules = ctr::net::port_nat::add(*child.network(), {mapping});
+    std::cout << rules.comment() << ' ' << rules.mappings().size() << '\n';
+    rules.remove();
 }
 
 // A network through pasta: spawn's option, and pasta on namespaces of the

@@ -40,6 +40,7 @@
 namespace ctr::net {
 class pasta_process;  // detail/pasta_process.hpp; only pointed to here
 class outbound_nat;   // outbound.hpp; likewise
+class port_nat;       // port_nat.hpp; likewise
 }
 
 namespace ctr::detail {
@@ -201,6 +202,9 @@ struct launch_plan {
     // options::network's outbound NAT rule once its parent step ran (null:
     // none), moved to the child's handle.
     net::outbound_nat* outbound_made = nullptr;
+    // options::network's published ports (DNAT rules) once its parent step
+    // ran (null: none), moved to the child's handle.
+    net::port_nat* ports_made = nullptr;
 
     // Each layer's data that its steps point into, kept until the child
     // has exec'd (and, with an init, for the sandbox's life).

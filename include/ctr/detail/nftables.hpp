@@ -1,8 +1,8 @@
 #pragma once
 // nftables through its netlink interface (NETLINK_NETFILTER, subsystem
-// NFNL_SUBSYS_NFTABLES), without the nft binary: just what outbound NAT
-// needs. Changes go in batches (NFNL_MSG_BATCH_BEGIN ... END) that the
-// kernel applies all or nothing; a batch may name the ruleset generation it
+// NFNL_SUBSYS_NFTABLES), without the nft binary: just what ctr's NAT needs
+// (outbound NAT, published ports). Changes go in batches
+// (NFNL_MSG_BATCH_BEGIN ... END) that the kernel applies all or nothing; a batch may name the ruleset generation it
 // was planned against and is then refused with ERESTART when another change
 // came first, which makes "delete the table if only my rule is left" safe
 // between processes. Integers in nftables attributes are big-endian.
@@ -13,6 +13,7 @@
 #include <ctr/ip_address.hpp>
 
 #include <arpa/inet.h>
+#include <linux/rtnetlink.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
@@ -226,7 +227,10 @@ private:
             case EPERM: out = "nftables needs CAP_NET_ADMIN in this network namespace (run as root)"; break;
             case EPROTONOSUPPORT:
             case EAFNOSUPPORT: out = "this kernel has no nftables (CONFIG_NF_TABLES)"; break;
-            case ENOENT: out = "the kernel lacks a part the rule needs (CONFIG_NFT_NAT, CONFIG_NFT_MASQ) or the table is gone"; break;
+            case ENOENT:
+                out = "the kernel lacks a part the rule needs (CONFIG_NFT_NAT, CONFIG_NFT_MASQ, CONFIG_NFT_FIB_IPV4) "
+                      "or the table is gone";
+                break;
             default: break;
         }
         if (!netlink_.last_message().empty())
@@ -241,6 +245,7 @@ private:
             case NFT_MSG_DELTABLE: return "NFT_MSG_DELTABLE";
             case NFT_MSG_NEWCHAIN: return "NFT_MSG_NEWCHAIN";
             case NFT_MSG_NEWRULE: return "NFT_MSG_NEWRULE";
+            case NFT_MSG_DELCHAIN: return "NFT_MSG_DELCHAIN";
             case NFT_MSG_DELRULE: return "NFT_MSG_DELRULE";
             default: return "nftables message " + std::to_string(m.header().nlmsg_type & 0xff);
         }
@@ -249,8 +254,9 @@ private:
     rtnetlink netlink_;
 };
 
-// The messages outbound NAT is made of: table "ip <table>" with a nat chain
-// on postrouting at priority srcnat (100), one masquerade rule per sandbox.
+// The messages ctr's NAT is made of: table "ip <table>", base chains of
+// type nat (or filter) on a hook, and rules built from the matches below,
+// each with the comment that says whose it is.
 template <class = void>
 inline netlink_message new_table_message(const std::string& table) {
     auto m = nft_message(NFT_MSG_NEWTABLE, NLM_F_CREATE);  // no NLM_F_EXCL: an existing one is kept
@@ -265,16 +271,158 @@ inline netlink_message delete_table_message(const std::string& table) {
     return m;
 }
 
+// A base chain: `type` "nat" or "filter", on `hook` (NF_INET_*) at
+// `priority` (srcnat 100, dstnat -100, raw -300). An existing one is kept.
 template <class = void>
-inline netlink_message new_nat_chain_message(const std::string& table, const std::string& chain) {
+inline netlink_message new_chain_message(const std::string& table, const std::string& chain, std::uint32_t hook,
+                                         std::int32_t priority, const char* type) {
     auto m = nft_message(NFT_MSG_NEWCHAIN, NLM_F_CREATE);
     m.add_string(NFTA_CHAIN_TABLE, table);
     m.add_string(NFTA_CHAIN_NAME, chain);
-    const auto hook = m.begin_nested(NFTA_CHAIN_HOOK);
-    add_be32(m, NFTA_HOOK_HOOKNUM, NF_INET_POST_ROUTING);
-    add_be32(m, NFTA_HOOK_PRIORITY, 100);  // srcnat
-    m.end_nested(hook);
-    m.add_string(NFTA_CHAIN_TYPE, "nat");
+    const auto hook_attribute = m.begin_nested(NFTA_CHAIN_HOOK);
+    add_be32(m, NFTA_HOOK_HOOKNUM, hook);
+    add_be32(m, NFTA_HOOK_PRIORITY, static_cast<std::uint32_t>(priority));
+    m.end_nested(hook_attribute);
+    m.add_string(NFTA_CHAIN_TYPE, type);
+    return m;
+}
+
+// The outbound chain: nat on postrouting at srcnat (100).
+template <class = void>
+inline netlink_message new_nat_chain_message(const std::string& table, const std::string& chain) {
+    return new_chain_message(table, chain, NF_INET_POST_ROUTING, 100, "nat");
+}
+
+// cmp of register 1 against `bytes`.
+template <class = void>
+inline void add_compare(netlink_message& m, std::uint32_t op, const void* bytes, std::size_t size) {
+    add_expression(m, "cmp", [&] {
+        add_be32(m, NFTA_CMP_SREG, NFT_REG_1);
+        add_be32(m, NFTA_CMP_OP, op);
+        add_data_value(m, NFTA_CMP_DATA, bytes, size);
+    });
+}
+
+// `size` bytes at `offset` of the network (or transport) header into register 1.
+template <class = void>
+inline void add_load_payload(netlink_message& m, std::uint32_t base, std::uint32_t offset, std::uint32_t size) {
+    add_expression(m, "payload", [&] {
+        add_be32(m, NFTA_PAYLOAD_DREG, NFT_REG_1);
+        add_be32(m, NFTA_PAYLOAD_BASE, base);
+        add_be32(m, NFTA_PAYLOAD_OFFSET, offset);
+        add_be32(m, NFTA_PAYLOAD_LEN, size);
+    });
+}
+
+inline constexpr std::uint32_t ipv4_source_offset = 12;
+inline constexpr std::uint32_t ipv4_destination_offset = 16;
+
+// ip saddr (offset 12) or ip daddr (offset 16) in `network`: the address
+// masked to the prefix, compared with the network.
+template <class = void>
+inline void match_network(netlink_message& m, std::uint32_t offset, const ipv4_interface& network) {
+    add_load_payload(m, NFT_PAYLOAD_NETWORK_HEADER, offset, 4);
+    if (network.prefix_length < 32) {
+        const std::uint32_t mask =
+            htonl(network.prefix_length == 0 ? 0 : ~std::uint32_t{0} << (32 - network.prefix_length));
+        const std::uint32_t zero = 0;
+        add_expression(m, "bitwise", [&] {
+            add_be32(m, NFTA_BITWISE_SREG, NFT_REG_1);
+            add_be32(m, NFTA_BITWISE_DREG, NFT_REG_1);
+            add_be32(m, NFTA_BITWISE_LEN, 4);
+            add_data_value(m, NFTA_BITWISE_MASK, &mask, 4);
+            add_data_value(m, NFTA_BITWISE_XOR, &zero, 4);
+        });
+    }
+    const in_addr address = network.network().to_in_addr();
+    add_compare(m, NFT_CMP_EQ, &address, 4);
+}
+
+// iifname or oifname (`key`) == or != `link` (IFNAMSIZ bytes, NUL padded).
+template <class = void>
+inline void match_interface(netlink_message& m, std::uint32_t key, std::uint32_t op, const std::string& link) {
+    add_expression(m, "meta", [&] {
+        add_be32(m, NFTA_META_KEY, key);
+        add_be32(m, NFTA_META_DREG, NFT_REG_1);
+    });
+    char name[IFNAMSIZ] = {};
+    link.copy(name, IFNAMSIZ - 1);
+    add_compare(m, op, name, sizeof name);
+}
+
+// fib daddr type local: the destination is one of this namespace's own
+// addresses (any interface, loopback included), as Docker's
+// "-m addrtype --dst-type LOCAL". The result is a host-order u32.
+template <class = void>
+inline void match_local_destination(netlink_message& m) {
+    add_expression(m, "fib", [&] {
+        add_be32(m, NFTA_FIB_DREG, NFT_REG_1);
+        add_be32(m, NFTA_FIB_RESULT, NFT_FIB_RESULT_ADDRTYPE);
+        add_be32(m, NFTA_FIB_FLAGS, NFTA_FIB_F_DADDR);
+    });
+    const std::uint32_t local = RTN_LOCAL;
+    add_compare(m, NFT_CMP_EQ, &local, sizeof local);
+}
+
+// meta l4proto `protocol` and its destination port (2 bytes at offset 2 of
+// TCP's and UDP's headers) == `port`.
+template <class = void>
+inline void match_destination_port(netlink_message& m, std::uint8_t protocol, std::uint16_t port) {
+    add_expression(m, "meta", [&] {
+        add_be32(m, NFTA_META_KEY, NFT_META_L4PROTO);
+        add_be32(m, NFTA_META_DREG, NFT_REG_1);
+    });
+    add_compare(m, NFT_CMP_EQ, &protocol, 1);
+    add_load_payload(m, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2);
+    const std::uint16_t big_endian = htons(port);
+    add_compare(m, NFT_CMP_EQ, &big_endian, 2);
+}
+
+// dnat to address:port: both into registers (nft uses 1 and 2), then nat.
+template <class = void>
+inline void add_dnat(netlink_message& m, const ipv4_address& address, std::uint16_t port) {
+    const in_addr to = address.to_in_addr();
+    const std::uint16_t to_port = htons(port);
+    const auto immediate = [&m](std::uint32_t reg, const void* bytes, std::size_t size) {
+        add_expression(m, "immediate", [&] {
+            add_be32(m, NFTA_IMMEDIATE_DREG, reg);
+            add_data_value(m, NFTA_IMMEDIATE_DATA, bytes, size);
+        });
+    };
+    immediate(NFT_REG_1, &to, 4);
+    immediate(NFT_REG_2, &to_port, 2);
+    add_expression(m, "nat", [&] {
+        add_be32(m, NFTA_NAT_TYPE, NFT_NAT_DNAT);
+        add_be32(m, NFTA_NAT_FAMILY, NFPROTO_IPV4);
+        add_be32(m, NFTA_NAT_REG_ADDR_MIN, NFT_REG_1);
+        add_be32(m, NFTA_NAT_REG_PROTO_MIN, NFT_REG_2);
+    });
+}
+
+template <class = void>
+inline void add_drop(netlink_message& m) {
+    add_expression(m, "immediate", [&] {
+        add_be32(m, NFTA_IMMEDIATE_DREG, NFT_REG_VERDICT);
+        const auto data = m.begin_nested(NFTA_IMMEDIATE_DATA);
+        const auto verdict = m.begin_nested(NFTA_DATA_VERDICT);
+        add_be32(m, NFTA_VERDICT_CODE, NF_DROP);
+        m.end_nested(verdict);
+        m.end_nested(data);
+    });
+}
+
+// A rule appended to table/chain: `fill` adds its expressions.
+template <class Fill>
+netlink_message rule_message(const std::string& table, const std::string& chain, const std::string& comment,
+                             Fill&& fill) {
+    auto m = nft_message(NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND);
+    m.add_string(NFTA_RULE_TABLE, table);
+    m.add_string(NFTA_RULE_CHAIN, chain);
+    const auto expressions = m.begin_nested(NFTA_RULE_EXPRESSIONS);
+    fill(m);
+    m.end_nested(expressions);
+    const std::string userdata = rule_comment_userdata(comment);
+    m.add_attribute(NFTA_RULE_USERDATA, userdata.data(), userdata.size());
     return m;
 }
 
@@ -283,52 +431,13 @@ template <class = void>
 inline netlink_message masquerade_rule_message(const std::string& table, const std::string& chain,
                                                const ipv4_interface& subnet, const std::string& link,
                                                const std::string& comment) {
-    auto m = nft_message(NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND);
-    m.add_string(NFTA_RULE_TABLE, table);
-    m.add_string(NFTA_RULE_CHAIN, chain);
-    const auto expressions = m.begin_nested(NFTA_RULE_EXPRESSIONS);
-    // The source address (4 bytes at offset 12 of the IPv4 header) into
-    // register 1, masked to the prefix, compared with the network.
-    add_expression(m, "payload", [&] {
-        add_be32(m, NFTA_PAYLOAD_DREG, NFT_REG_1);
-        add_be32(m, NFTA_PAYLOAD_BASE, NFT_PAYLOAD_NETWORK_HEADER);
-        add_be32(m, NFTA_PAYLOAD_OFFSET, 12);
-        add_be32(m, NFTA_PAYLOAD_LEN, 4);
+    return rule_message(table, chain, comment, [&](netlink_message& m) {
+        match_network(m, ipv4_source_offset, subnet);
+        // Not the sandbox's own link, so that traffic between the host's
+        // other ctr links or back into the same one keeps its source.
+        match_interface(m, NFT_META_OIFNAME, NFT_CMP_NEQ, link);
+        add_expression(m, "masq", [] {});
     });
-    const std::uint32_t mask = htonl(subnet.prefix_length == 0 ? 0 : ~std::uint32_t{0} << (32 - subnet.prefix_length));
-    const std::uint32_t zero = 0;
-    add_expression(m, "bitwise", [&] {
-        add_be32(m, NFTA_BITWISE_SREG, NFT_REG_1);
-        add_be32(m, NFTA_BITWISE_DREG, NFT_REG_1);
-        add_be32(m, NFTA_BITWISE_LEN, 4);
-        add_data_value(m, NFTA_BITWISE_MASK, &mask, 4);
-        add_data_value(m, NFTA_BITWISE_XOR, &zero, 4);
-    });
-    const in_addr network = subnet.network().to_in_addr();
-    add_expression(m, "cmp", [&] {
-        add_be32(m, NFTA_CMP_SREG, NFT_REG_1);
-        add_be32(m, NFTA_CMP_OP, NFT_CMP_EQ);
-        add_data_value(m, NFTA_CMP_DATA, &network, 4);
-    });
-    // The output interface's name (IFNAMSIZ bytes, NUL padded): not the
-    // sandbox's own link, so that traffic between the host's other ctr
-    // links or back into the same one keeps its source.
-    add_expression(m, "meta", [&] {
-        add_be32(m, NFTA_META_KEY, NFT_META_OIFNAME);
-        add_be32(m, NFTA_META_DREG, NFT_REG_1);
-    });
-    char name[IFNAMSIZ] = {};
-    link.copy(name, IFNAMSIZ - 1);
-    add_expression(m, "cmp", [&] {
-        add_be32(m, NFTA_CMP_SREG, NFT_REG_1);
-        add_be32(m, NFTA_CMP_OP, NFT_CMP_NEQ);
-        add_data_value(m, NFTA_CMP_DATA, name, sizeof name);
-    });
-    add_expression(m, "masq", [] {});
-    m.end_nested(expressions);
-    const std::string userdata = rule_comment_userdata(comment);
-    m.add_attribute(NFTA_RULE_USERDATA, userdata.data(), userdata.size());
-    return m;
 }
 
 template <class = void>

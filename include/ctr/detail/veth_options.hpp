@@ -4,9 +4,11 @@
 // network than these. net.hpp has the operations and the launch layer.
 
 #include <ctr/ip_address.hpp>
+#include <ctr/port_mapping.hpp>
 
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace ctr::net {
 
@@ -38,6 +40,15 @@ struct veth {
     // Needs CAP_NET_ADMIN (root); the rule goes when the handle reaps the
     // sandbox.
     bool outbound = false;
+    // Published ports by the kernel's DNAT (port_nat.hpp): connections to a
+    // host port, on the host's addresses (loopback included), go straight to
+    // the sandbox's address and port, and the server inside sees the
+    // client's own address (the host end's for a loopback client). Rules in
+    // ctr's table "ip ctr", forwarding on as for `outbound`; host port 0 is
+    // one the kernel picks (veth_info::published says which). Needs
+    // CAP_NET_ADMIN (root) and nftables; the rules go when the handle reaps
+    // the sandbox. Without privilege, use pasta's ports or a port_forwarder.
+    std::vector<port_mapping> publish{};
     unsigned mtu = 0;  // 0: the kernel's (1500)
 };
 
@@ -50,6 +61,8 @@ struct veth_info {
     ipv4_interface container_address{};
     bool default_route = true;
     unsigned mtu = 0;
+    // veth::publish with the host ports bound (the kernel's pick for 0).
+    std::vector<port_mapping> published{};
 };
 
 }  // namespace ctr::net
