@@ -70,44 +70,15 @@ namespace ctr::net::detail {
 
 namespace sys = ctr::detail::sys;
 
-template <class = void>
-inline sockaddr_in to_sockaddr(net::ipv4_address address, std::uint16_t port) noexcept {
-    sockaddr_in out{};
-    out.sin_family = AF_INET;
-    out.sin_port = htons(port);
-    out.sin_addr = address.to_in_addr();
-    return out;
-}
-
 // A bound (and for TCP listening) socket for the host side of `m`; throws
 // ctr::error(step::publish_port) naming the host side and the call.
 template <class = void>
 inline unique_fd open_host_socket(const net::port_mapping& m, int backlog, std::uint16_t& bound_port) {
-    const bool tcp = m.proto == net::protocol::tcp;
-    const auto fail = [&m](long r, std::string_view call) {
-        return error(step::publish_port, static_cast<int>(-r), m.host_side(), call);
-    };
-    const long s = sys::socket(AF_INET, (tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (s < 0) throw fail(s, "socket");
-    unique_fd fd(static_cast<int>(s));
-    if (tcp) {
-        // Lets a forwarder bind a port again while the connections of an
-        // earlier one linger in TIME_WAIT. It does not let two listeners
-        // share a port (that is SO_REUSEPORT), so a busy port still fails.
-        // UDP has no TIME_WAIT, and there SO_REUSEADDR would share the port.
-        const int one = 1;
-        if (const long r = sys::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one); r < 0)
-            throw fail(r, "setsockopt SO_REUSEADDR");
+    unique_fd fd = bind_host_side(m, SOCK_NONBLOCK, bound_port);
+    if (m.proto == net::protocol::tcp) {
+        if (const long r = sys::listen(fd.get(), backlog); r < 0)
+            throw error(step::publish_port, static_cast<int>(-r), m.host_side(), "listen");
     }
-    const sockaddr_in address = to_sockaddr(m.host_address, m.host_port);
-    if (const long r = sys::bind(fd.get(), &address, sizeof address); r < 0) throw fail(r, "bind");
-    if (tcp) {
-        if (const long r = sys::listen(fd.get(), backlog); r < 0) throw fail(r, "listen");
-    }
-    sockaddr_in bound{};
-    unsigned length = sizeof bound;
-    if (const long r = sys::getsockname(fd.get(), &bound, &length); r < 0) throw fail(r, "getsockname");
-    bound_port = ntohs(bound.sin_port);
     return fd;
 }
 

@@ -4,8 +4,13 @@
 // of publishing take it: the user-space relay (port_forward.hpp) and the
 // kernel's DNAT for a veth sandbox (port_nat.hpp, net::veth::publish).
 
+#include <ctr/detail/syscall.hpp>
 #include <ctr/error.hpp>
 #include <ctr/ip_address.hpp>
+#include <ctr/unique_fd.hpp>
+
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <charconv>
@@ -211,3 +216,47 @@ inline std::vector<port_mapping> port_mapping::parse_range(std::string_view text
 
 }  // namespace ctr::net
 
+namespace ctr::net::detail {
+
+template <class = void>
+inline sockaddr_in to_sockaddr(net::ipv4_address address, std::uint16_t port) noexcept {
+    sockaddr_in out{};
+    out.sin_family = AF_INET;
+    out.sin_port = htons(port);
+    out.sin_addr = address.to_in_addr();
+    return out;
+}
+
+// A socket bound to the host side of `m` (not listening), with
+// `extra_type_flags` added to its type, and the port it got (m's, or the
+// kernel's pick for 0). Throws ctr::error(step::publish_port) naming the
+// host side and the call. The relay listens on it; DNAT only holds it.
+template <class = void>
+inline unique_fd bind_host_side(const net::port_mapping& m, int extra_type_flags, std::uint16_t& bound_port) {
+    const bool tcp = m.proto == net::protocol::tcp;
+    const auto fail = [&m](long r, std::string_view call) {
+        return error(step::publish_port, static_cast<int>(-r), m.host_side(), call);
+    };
+    const int type = (tcp ? SOCK_STREAM : SOCK_DGRAM) | extra_type_flags | SOCK_CLOEXEC;
+    const long s = ctr::detail::sys::socket(AF_INET, type, 0);
+    if (s < 0) throw fail(s, "socket");
+    unique_fd fd(static_cast<int>(s));
+    if (tcp) {
+        // Lets a port be bound again while the connections of an earlier
+        // relay linger in TIME_WAIT. It does not let two listeners share a
+        // port (that is SO_REUSEPORT), so a busy port still fails. UDP has
+        // no TIME_WAIT, and there SO_REUSEADDR would share the port.
+        const int one = 1;
+        if (const long r = ctr::detail::sys::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one); r < 0)
+            throw fail(r, "setsockopt SO_REUSEADDR");
+    }
+    const sockaddr_in address = to_sockaddr(m.host_address, m.host_port);
+    if (const long r = ctr::detail::sys::bind(fd.get(), &address, sizeof address); r < 0) throw fail(r, "bind");
+    sockaddr_in bound{};
+    unsigned length = sizeof bound;
+    if (const long r = ctr::detail::sys::getsockname(fd.get(), &bound, &length); r < 0) throw fail(r, "getsockname");
+    bound_port = ntohs(bound.sin_port);
+    return fd;
+}
+
+}  // namespace ctr::net::detail

@@ -68,32 +68,12 @@ inline bool reachable_on_loopback(const port_mapping& m) noexcept {
 }
 
 // Binds, without listening, a socket on the host side of `m` and sets its
-// host port to the bound one. TCP with SO_REUSEADDR, as the relay binds:
-// an earlier relay's connections in TIME_WAIT do not block it.
+// host port to the bound one, as the relay binds (bind_host_side).
 template <class = void>
 inline unique_fd reserve_host_port(port_mapping& m) {
-    namespace sys = ctr::detail::sys;
-    const bool tcp = m.proto == protocol::tcp;
-    const auto fail = [&m](long r, std::string_view call) {
-        return error(step::publish_port, static_cast<int>(-r), m.host_side(), call);
-    };
-    const long s = sys::socket(AF_INET, (tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_CLOEXEC, 0);
-    if (s < 0) throw fail(s, "socket");
-    unique_fd fd(static_cast<int>(s));
-    if (tcp) {
-        const int one = 1;
-        if (const long r = sys::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one); r < 0)
-            throw fail(r, "setsockopt SO_REUSEADDR");
-    }
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_port = htons(m.host_port);
-    address.sin_addr = m.host_address.to_in_addr();
-    if (const long r = sys::bind(fd.get(), &address, sizeof address); r < 0) throw fail(r, "bind");
-    sockaddr_in bound{};
-    unsigned length = sizeof bound;
-    if (const long r = sys::getsockname(fd.get(), &bound, &length); r < 0) throw fail(r, "getsockname");
-    m.host_port = ntohs(bound.sin_port);
+    std::uint16_t bound = 0;
+    unique_fd fd = bind_host_side(m, 0, bound);
+    m.host_port = bound;
     return fd;
 }
 

@@ -8477,6 +8477,9 @@ private:
 // kernel's DNAT for a veth sandbox (port_nat.hpp, net::veth::publish).
 
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <charconv>
 #include <cstdint>
@@ -8681,6 +8684,50 @@ inline std::vector<port_mapping> port_mapping::parse_range(std::string_view text
 
 }  // namespace ctr::net
 
+namespace ctr::net::detail {
+
+template <class = void>
+inline sockaddr_in to_sockaddr(net::ipv4_address address, std::uint16_t port) noexcept {
+    sockaddr_in out{};
+    out.sin_family = AF_INET;
+    out.sin_port = htons(port);
+    out.sin_addr = address.to_in_addr();
+    return out;
+}
+
+// A socket bound to the host side of `m` (not listening), with
+// `extra_type_flags` added to its type, and the port it got (m's, or the
+// kernel's pick for 0). Throws ctr::error(step::publish_port) naming the
+// host side and the call. The relay listens on it; DNAT only holds it.
+template <class = void>
+inline unique_fd bind_host_side(const net::port_mapping& m, int extra_type_flags, std::uint16_t& bound_port) {
+    const bool tcp = m.proto == net::protocol::tcp;
+    const auto fail = [&m](long r, std::string_view call) {
+        return error(step::publish_port, static_cast<int>(-r), m.host_side(), call);
+    };
+    const int type = (tcp ? SOCK_STREAM : SOCK_DGRAM) | extra_type_flags | SOCK_CLOEXEC;
+    const long s = ctr::detail::sys::socket(AF_INET, type, 0);
+    if (s < 0) throw fail(s, "socket");
+    unique_fd fd(static_cast<int>(s));
+    if (tcp) {
+        // Lets a port be bound again while the connections of an earlier
+        // relay linger in TIME_WAIT. It does not let two listeners share a
+        // port (that is SO_REUSEPORT), so a busy port still fails. UDP has
+        // no TIME_WAIT, and there SO_REUSEADDR would share the port.
+        const int one = 1;
+        if (const long r = ctr::detail::sys::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one); r < 0)
+            throw fail(r, "setsockopt SO_REUSEADDR");
+    }
+    const sockaddr_in address = to_sockaddr(m.host_address, m.host_port);
+    if (const long r = ctr::detail::sys::bind(fd.get(), &address, sizeof address); r < 0) throw fail(r, "bind");
+    sockaddr_in bound{};
+    unsigned length = sizeof bound;
+    if (const long r = ctr::detail::sys::getsockname(fd.get(), &bound, &length); r < 0) throw fail(r, "getsockname");
+    bound_port = ntohs(bound.sin_port);
+    return fd;
+}
+
+}  // namespace ctr::net::detail
 // end ctr/port_mapping.hpp
 
 #include <optional>
@@ -10700,44 +10747,15 @@ namespace ctr::net::detail {
 
 namespace sys = ctr::detail::sys;
 
-template <class = void>
-inline sockaddr_in to_sockaddr(net::ipv4_address address, std::uint16_t port) noexcept {
-    sockaddr_in out{};
-    out.sin_family = AF_INET;
-    out.sin_port = htons(port);
-    out.sin_addr = address.to_in_addr();
-    return out;
-}
-
 // A bound (and for TCP listening) socket for the host side of `m`; throws
 // ctr::error(step::publish_port) naming the host side and the call.
 template <class = void>
 inline unique_fd open_host_socket(const net::port_mapping& m, int backlog, std::uint16_t& bound_port) {
-    const bool tcp = m.proto == net::protocol::tcp;
-    const auto fail = [&m](long r, std::string_view call) {
-        return error(step::publish_port, static_cast<int>(-r), m.host_side(), call);
-    };
-    const long s = sys::socket(AF_INET, (tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (s < 0) throw fail(s, "socket");
-    unique_fd fd(static_cast<int>(s));
-    if (tcp) {
-        // Lets a forwarder bind a port again while the connections of an
-        // earlier one linger in TIME_WAIT. It does not let two listeners
-        // share a port (that is SO_REUSEPORT), so a busy port still fails.
-        // UDP has no TIME_WAIT, and there SO_REUSEADDR would share the port.
-        const int one = 1;
-        if (const long r = sys::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one); r < 0)
-            throw fail(r, "setsockopt SO_REUSEADDR");
+    unique_fd fd = bind_host_side(m, SOCK_NONBLOCK, bound_port);
+    if (m.proto == net::protocol::tcp) {
+        if (const long r = sys::listen(fd.get(), backlog); r < 0)
+            throw error(step::publish_port, static_cast<int>(-r), m.host_side(), "listen");
     }
-    const sockaddr_in address = to_sockaddr(m.host_address, m.host_port);
-    if (const long r = sys::bind(fd.get(), &address, sizeof address); r < 0) throw fail(r, "bind");
-    if (tcp) {
-        if (const long r = sys::listen(fd.get(), backlog); r < 0) throw fail(r, "listen");
-    }
-    sockaddr_in bound{};
-    unsigned length = sizeof bound;
-    if (const long r = sys::getsockname(fd.get(), &bound, &length); r < 0) throw fail(r, "getsockname");
-    bound_port = ntohs(bound.sin_port);
     return fd;
 }
 
@@ -11586,32 +11604,12 @@ inline bool reachable_on_loopback(const port_mapping& m) noexcept {
 }
 
 // Binds, without listening, a socket on the host side of `m` and sets its
-// host port to the bound one. TCP with SO_REUSEADDR, as the relay binds:
-// an earlier relay's connections in TIME_WAIT do not block it.
+// host port to the bound one, as the relay binds (bind_host_side).
 template <class = void>
 inline unique_fd reserve_host_port(port_mapping& m) {
-    namespace sys = ctr::detail::sys;
-    const bool tcp = m.proto == protocol::tcp;
-    const auto fail = [&m](long r, std::string_view call) {
-        return error(step::publish_port, static_cast<int>(-r), m.host_side(), call);
-    };
-    const long s = sys::socket(AF_INET, (tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_CLOEXEC, 0);
-    if (s < 0) throw fail(s, "socket");
-    unique_fd fd(static_cast<int>(s));
-    if (tcp) {
-        const int one = 1;
-        if (const long r = sys::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one); r < 0)
-            throw fail(r, "setsockopt SO_REUSEADDR");
-    }
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_port = htons(m.host_port);
-    address.sin_addr = m.host_address.to_in_addr();
-    if (const long r = sys::bind(fd.get(), &address, sizeof address); r < 0) throw fail(r, "bind");
-    sockaddr_in bound{};
-    unsigned length = sizeof bound;
-    if (const long r = sys::getsockname(fd.get(), &bound, &length); r < 0) throw fail(r, "getsockname");
-    m.host_port = ntohs(bound.sin_port);
+    std::uint16_t bound = 0;
+    unique_fd fd = bind_host_side(m, 0, bound);
+    m.host_port = bound;
     return fd;
 }
 
