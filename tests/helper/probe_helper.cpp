@@ -132,6 +132,25 @@ void spew(std::size_t bytes) {
 extern "C" const char* __asan_default_options();
 extern "C" const char* __asan_default_options() { return "detect_leaks=0"; }
 
+// A TCP socket listening on PORT (every address), or -1 with the reason
+// on stderr; says "listening" once it is, so that a test knows when to
+// connect.
+static int listen_on(const char* port) {
+    const int server = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    const int on = 1;
+    setsockopt(server, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<std::uint16_t>(std::atoi(port)));
+    if (bind(server, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 || listen(server, 8) != 0) {
+        std::perror("bind/listen");
+        return -1;
+    }
+    std::printf("listening\n");
+    std::fflush(stdout);
+    return server;
+}
+
 int main(int argc, char** argv) {
     if (argc < 2) return usage();
     // after-stdin MODE [ARGS...]: waits for one line on stdin, then runs
@@ -230,18 +249,8 @@ int main(int argc, char** argv) {
     if (mode == "tcp-echo" && argc >= 3) {
         // Serves one connection on PORT: echoes until EOF. Says "listening"
         // first, so that the test knows when to connect.
-        const int server = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        const int on = 1;
-        setsockopt(server, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
-        sockaddr_in address{};
-        address.sin_family = AF_INET;
-        address.sin_port = htons(static_cast<std::uint16_t>(std::atoi(argv[2])));
-        if (bind(server, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 || listen(server, 8) != 0) {
-            std::perror("bind/listen");
-            return 1;
-        }
-        std::printf("listening\n");
-        std::fflush(stdout);
+        const int server = listen_on(argv[2]);
+        if (server < 0) return 1;
         const int connection = accept(server, nullptr, nullptr);
         char buffer[65536];
         for (;;) {
@@ -255,18 +264,8 @@ int main(int argc, char** argv) {
         // Serves COUNT connections on PORT, one after the other: reads a line
         // and answers it with "saw ADDRESS" (the client's address as this side sees it) and
         // prints the same, as a server's log would. Says "listening" first.
-        const int server = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        const int on = 1;
-        setsockopt(server, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
-        sockaddr_in address{};
-        address.sin_family = AF_INET;
-        address.sin_port = htons(static_cast<std::uint16_t>(std::atoi(argv[2])));
-        if (bind(server, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 || listen(server, 8) != 0) {
-            std::perror("bind/listen");
-            return 1;
-        }
-        std::printf("listening\n");
-        std::fflush(stdout);
+        const int server = listen_on(argv[2]);
+        if (server < 0) return 1;
         for (int served = 0; served < std::atoi(argv[3]); ++served) {
             sockaddr_in peer{};
             socklen_t length = sizeof peer;
