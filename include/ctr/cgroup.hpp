@@ -793,12 +793,19 @@ struct open_options {
 // cgroup. Move-only. The destructor kills what is left inside, waits until
 // it is empty and removes it, quietly; remove() does the same and reports.
 // One thread at a time, like the standard containers.
-class [[nodiscard]] group {
+//
+// A class template with one instantiation, `group`, for the compile cost of
+// every includer: a destructor is never a template, so a plain class's
+// destructor, and the whole removal it calls, would be compiled in every
+// translation unit that includes this header. As a template's member it is
+// compiled only where a program destroys a group (README "Compile cost").
+template <class>
+class [[nodiscard]] basic_group {
 public:
     // Creates the group and sets its limits; throws ctr::error naming the
     // step and path, and leaves nothing behind when it does.
     template <class = void>
-    explicit group(const options& opts = {}) : remove_timeout_(opts.remove_timeout) {
+    explicit basic_group(const options& opts = {}) : remove_timeout_(opts.remove_timeout) {
         namespace d = detail;
         d::check_group_prefix(opts.prefix);
         const d::cgroup_layout_info layout = d::detect_cgroup_layout();
@@ -862,7 +869,7 @@ public:
         }
     }
 
-    group(group&& other) noexcept
+    basic_group(basic_group&& other) noexcept
         : name_(std::move(other.name_)),
           members_(std::move(other.members_)),
           layout_(other.layout_),
@@ -872,7 +879,7 @@ public:
           owned_(other.owned_) {
         other.members_.clear();
     }
-    group& operator=(group&& other) noexcept {
+    basic_group& operator=(basic_group&& other) noexcept {
         if (this != &other) {
             if (owned_) quiet_remove();
             members_.clear();
@@ -887,12 +894,12 @@ public:
         }
         return *this;
     }
-    group(const group&) = delete;
-    group& operator=(const group&) = delete;
+    basic_group(const basic_group&) = delete;
+    basic_group& operator=(const basic_group&) = delete;
     // Removes the group (quietly) when the handle owns it: one it created.
     // A group from open() or join_existing is left as it is; remove() is
     // how to remove those.
-    ~group() {
+    ~basic_group() {
         if (owned_) quiet_remove();
     }
 
@@ -904,7 +911,7 @@ public:
     // Limits are not read back (memory_max_bytes() is empty). Throws
     // (cgroup_layout, ENOENT) when no hierarchy has the group.
     template <class = void>
-    [[nodiscard]] static group open(std::string_view path, const open_options& opts = {}) {
+    [[nodiscard]] static basic_group open(std::string_view path, const open_options& opts = {}) {
         namespace d = detail;
         d::group_path_components(path);
         const d::cgroup_layout_info layout = d::detect_cgroup_layout();
@@ -924,7 +931,7 @@ public:
         if (members.empty())
             throw error(step::cgroup_layout, ENOENT, std::string(path),
                         "no group at this path in any hierarchy (looked for" + looked + "; " + layout.describe() + ")");
-        group g(adopt_tag{}, std::string(path), std::move(members), layout.kind, layout.describe(),
+        basic_group g(adopt_tag{}, std::string(path), std::move(members), layout.kind, layout.describe(),
                 opts.remove_timeout);
         g.owned_ = opts.remove_on_destruction;
         return g;
@@ -1115,7 +1122,7 @@ private:
 
     // Takes over directories found on disk (reap_stale).
     template <class = void>
-    group(adopt_tag, std::string name, std::vector<detail::cgroup_member> members, cgroup_layout layout,
+    basic_group(adopt_tag, std::string name, std::vector<detail::cgroup_member> members, cgroup_layout layout,
           std::string layout_text, std::chrono::milliseconds timeout)
         : name_(std::move(name)),
           members_(std::move(members)),
@@ -1648,6 +1655,7 @@ private:
     std::chrono::milliseconds remove_timeout_{5000};
     bool owned_ = true;  // the destructor removes the group
 };
+using group = basic_group<void>;
 
 // Finds groups named "<prefix>-..." below this process's cgroup, in every
 // hierarchy, whose creator is gone (no such process, a zombie, or its pid

@@ -980,15 +980,16 @@ inline ctr::error prepared_plan::error_for(std::size_t index, int errno_value,
 // detached lazily (MNT_DETACH), since its submounts would make a plain
 // unmount fail with EBUSY; others are unmounted plainly unless
 // unmount_lazily() was asked for.
-class [[nodiscard]] guard {
+template <class>
+class [[nodiscard]] basic_guard {
 public:
-    guard() noexcept = default;
-    guard(guard&& other) noexcept
+    basic_guard() noexcept = default;
+    basic_guard(basic_guard&& other) noexcept
         : target_(std::move(other.target_)),
           mount_id_(other.mount_id_),
           flags_(other.flags_),
           active_(std::exchange(other.active_, false)) {}
-    guard& operator=(guard&& other) noexcept {
+    basic_guard& operator=(basic_guard&& other) noexcept {
         if (this != &other) {
             reset();
             target_ = std::move(other.target_);
@@ -998,9 +999,9 @@ public:
         }
         return *this;
     }
-    guard(const guard&) = delete;
-    guard& operator=(const guard&) = delete;
-    ~guard() { reset(); }
+    basic_guard(const basic_guard&) = delete;
+    basic_guard& operator=(const basic_guard&) = delete;
+    ~basic_guard() { reset(); }
 
     // Where the mount is (absolute, symlinks resolved).
     template <class = void>
@@ -1009,7 +1010,7 @@ public:
     bool active() const noexcept { return active_; }
 
     template <class = void>
-    guard& unmount_lazily(bool lazily = true) noexcept {
+    basic_guard& unmount_lazily(bool lazily = true) noexcept {
         flags_ = lazily ? ctr::detail::mount_abi::mnt_detach : 0;
         return *this;
     }
@@ -1044,8 +1045,8 @@ public:
 
     // For the factories below.
     template <class = void>
-    static guard adopt(std::string target, int flags) {
-        guard g;
+    static basic_guard adopt(std::string target, int flags) {
+        basic_guard g;
         g.target_ = std::move(target);
         g.mount_id_ = mount_id(g.target_);
         g.flags_ = flags;
@@ -1088,6 +1089,7 @@ private:
     int flags_ = 0;
     bool active_ = false;
 };
+using guard = basic_guard<void>;
 
 namespace detail {
 

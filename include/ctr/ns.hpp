@@ -393,22 +393,25 @@ inline std::uint64_t inode_of(kind k, int process_id = 0) {
 // process is gone. The bind is undone and the file removed when this ends,
 // unless release() was called. The mount lives in the caller's mount
 // namespace.
-class persisted;
+template <class>
+class basic_persisted;
+using persisted = basic_persisted<void>;
 template <class = void>
 persisted persist(int process_id, kind k, std::string path);
 
-class [[nodiscard]] persisted {
+template <class>
+class [[nodiscard]] basic_persisted {
 public:
-    persisted() = default;
-    persisted(persisted&& other) noexcept : path_(std::exchange(other.path_, {})) {}
-    persisted& operator=(persisted&& other) noexcept {
+    basic_persisted() = default;
+    basic_persisted(basic_persisted&& other) noexcept : path_(std::exchange(other.path_, {})) {}
+    basic_persisted& operator=(basic_persisted&& other) noexcept {
         if (this != &other) {
             reset();
             path_ = std::exchange(other.path_, {});
         }
         return *this;
     }
-    ~persisted() { reset(); }
+    ~basic_persisted() { reset(); }
 
     template <class = void>
     const std::string& path() const noexcept { return path_; }
@@ -427,6 +430,7 @@ private:
     }
     std::string path_;
 };
+using persisted = basic_persisted<void>;
 
 template <class>
 inline persisted persist(int process_id, kind k, std::string path) {

@@ -50,14 +50,15 @@ inline std::string thread_ns_path(kind k) { return "/proc/thread-self/ns/" + std
 // stays after the scope ends. The working directory is restored.
 //
 // Not movable: it belongs to the thread that made it.
-class [[nodiscard]] scope {
+template <class>
+class [[nodiscard]] basic_scope {
 public:
     // Fresh namespaces of these kinds (not pid, time or user: see
     // detail::why_not_per_thread). A new network namespace has lo up; a new
     // mount namespace starts with every mount private, so nothing mounted in
     // it reaches the original.
     template <class = void>
-    explicit scope(kinds fresh) {
+    explicit basic_scope(kinds fresh) {
         check(fresh);
         save(fresh);
         check_can_return();
@@ -80,7 +81,7 @@ public:
 
     // Existing namespaces, each a path, fd or pidfd (see ns::existing).
     template <class = void>
-    explicit scope(const std::vector<existing>& targets) {
+    explicit basic_scope(const std::vector<existing>& targets) {
         kinds all_kinds;
         for (const auto& t : targets) all_kinds = all_kinds | t.which;
         check(all_kinds);
@@ -110,13 +111,13 @@ public:
         }
     }
 
-    scope(const scope&) = delete;
-    scope& operator=(const scope&) = delete;
-    scope(scope&&) = delete;
-    scope& operator=(scope&&) = delete;
+    basic_scope(const basic_scope&) = delete;
+    basic_scope& operator=(const basic_scope&) = delete;
+    basic_scope(basic_scope&&) = delete;
+    basic_scope& operator=(basic_scope&&) = delete;
 
     // Back where the thread started; best effort.
-    ~scope() { restore(); }
+    ~basic_scope() { restore(); }
 
     // Back where the thread started, reporting what failed.
     template <class = void>
@@ -215,6 +216,7 @@ private:
     bool fs_unshared_ = false;
     std::string left_failed_path_;
 };
+using scope = basic_scope<void>;
 
 // The same, with the kinds as template arguments, so that a kind that cannot
 // be entered per thread is refused at compile time.

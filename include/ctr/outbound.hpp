@@ -202,13 +202,14 @@ inline void enable_forwarding(const std::string& link) {
 // One sandbox's masquerade rule, owned: deleted (and ctr's table with the
 // last rule) when the owner ends. It keeps its own netlink socket, so it is
 // removed from the right namespace whichever thread ends it.
-class [[nodiscard]] outbound_nat {
+template <class>
+class [[nodiscard]] basic_outbound_nat {
 public:
-    outbound_nat() = default;
-    outbound_nat(outbound_nat&& other) noexcept : nft_(std::move(other.nft_)), comment_(std::move(other.comment_)) {
+    basic_outbound_nat() = default;
+    basic_outbound_nat(basic_outbound_nat&& other) noexcept : nft_(std::move(other.nft_)), comment_(std::move(other.comment_)) {
         other.nft_.reset();
     }
-    outbound_nat& operator=(outbound_nat&& other) noexcept {
+    basic_outbound_nat& operator=(basic_outbound_nat&& other) noexcept {
         if (this != &other) {
             remove_quietly();
             nft_ = std::move(other.nft_);
@@ -217,7 +218,7 @@ public:
         }
         return *this;
     }
-    ~outbound_nat() { remove_quietly(); }
+    ~basic_outbound_nat() { remove_quietly(); }
 
     explicit operator bool() const noexcept { return nft_.has_value(); }
     // The rule's comment, as `nft list table ip ctr` shows it.
@@ -242,11 +243,11 @@ public:
     // link and the default route's interface. Throws ctr::error naming what
     // failed.
     template <class = void>
-    static outbound_nat add(const veth_info& link) {
+    static basic_outbound_nat add(const veth_info& link) {
         detail::enable_forwarding(link.host_name);
         auto routes = detail::rtnetlink::open();
         for (const auto& uplink : detail::default_route_interfaces(routes)) detail::enable_forwarding(uplink);
-        outbound_nat out;
+        basic_outbound_nat out;
         out.comment_ = detail::outbound_comment(link.host_name, link.host_index);
         auto nft = detail::nftables_socket::open();
         // A crashed caller's rules go with the next launch; best effort, the
@@ -278,6 +279,7 @@ private:
     std::optional<detail::nftables_socket> nft_;
     std::string comment_;
 };
+using outbound_nat = basic_outbound_nat<void>;
 
 // Deletes ctr's rules (outbound NAT and published ports), in the current
 // thread's network namespace, whose sandbox link no longer exists (their

@@ -746,13 +746,14 @@ namespace ctr::net {
 // and relays each TCP connection and UDP client to a target address (the
 // sandbox's) on one thread of its own. Move-only; the destructor stops the
 // thread and closes every socket.
-class [[nodiscard]] port_forwarder {
+template <class>
+class [[nodiscard]] basic_port_forwarder {
 public:
     // Binds (and for TCP listens on) every mapping now, so that a busy port
     // fails before anything is started: ctr::error(step::publish_port,
     // EADDRINUSE, "0.0.0.0:8080/tcp"). Nothing is left open on failure.
     template <class = void>
-    explicit port_forwarder(std::vector<port_mapping> mappings, const port_forward_options& options = {}) {
+    explicit basic_port_forwarder(std::vector<port_mapping> mappings, const port_forward_options& options = {}) {
         if (options.tcp_buffer_size == 0)
             throw error(step::prepare, EINVAL, "tcp_buffer_size", "a connection needs room for at least one byte");
         if (options.udp_idle_timeout <= std::chrono::milliseconds::zero())
@@ -771,8 +772,8 @@ public:
         mappings_ = std::move(mappings);
     }
 
-    port_forwarder(port_forwarder&&) noexcept = default;
-    port_forwarder& operator=(port_forwarder&& other) noexcept {
+    basic_port_forwarder(basic_port_forwarder&&) noexcept = default;
+    basic_port_forwarder& operator=(basic_port_forwarder&& other) noexcept {
         if (this != &other) {
             stop();
             mappings_ = std::move(other.mappings_);
@@ -782,12 +783,12 @@ public:
         }
         return *this;
     }
-    port_forwarder(const port_forwarder&) = delete;
-    port_forwarder& operator=(const port_forwarder&) = delete;
+    basic_port_forwarder(const basic_port_forwarder&) = delete;
+    basic_port_forwarder& operator=(const basic_port_forwarder&) = delete;
 
     // Stops the relay thread and closes every socket; noexcept and bounded:
     // the loop wakes on an eventfd, or within a second should that fail.
-    ~port_forwarder() { stop(); }
+    ~basic_port_forwarder() { stop(); }
 
     // Starts relaying to `target` (the sandbox's address): each TCP
     // connection accepted on a host port gets a connection of its own to
@@ -862,5 +863,6 @@ private:
     std::thread thread_;
     bool started_ = false;
 };
+using port_forwarder = basic_port_forwarder<void>;
 
 }  // namespace ctr::net

@@ -137,17 +137,18 @@ inline std::vector<netlink_message> port_nat_batch(const veth_info& link, const 
 // table with the last of them) and the host ports released when the owner
 // ends. It keeps its own netlink socket, so it is removed from the right
 // namespace whichever thread ends it.
-class [[nodiscard]] port_nat {
+template <class>
+class [[nodiscard]] basic_port_nat {
 public:
-    port_nat() = default;
-    port_nat(port_nat&& other) noexcept
+    basic_port_nat() = default;
+    basic_port_nat(basic_port_nat&& other) noexcept
         : nft_(std::move(other.nft_)),
           comment_(std::move(other.comment_)),
           mappings_(std::move(other.mappings_)),
           reserved_(std::move(other.reserved_)) {
         other.nft_.reset();
     }
-    port_nat& operator=(port_nat&& other) noexcept {
+    basic_port_nat& operator=(basic_port_nat&& other) noexcept {
         if (this != &other) {
             remove_quietly();
             nft_ = std::move(other.nft_);
@@ -158,7 +159,7 @@ public:
         }
         return *this;
     }
-    ~port_nat() { remove_quietly(); }
+    ~basic_port_nat() { remove_quietly(); }
 
     explicit operator bool() const noexcept { return nft_.has_value(); }
     // The rules' comment, as `nft list table ip ctr` shows it.
@@ -191,12 +192,12 @@ public:
     // naming what failed (step::publish_port for a host port, step::configure_nat
     // for the rest), leaving nothing behind.
     template <class = void>
-    static port_nat add(const veth_info& link, std::vector<port_mapping> mappings) {
+    static basic_port_nat add(const veth_info& link, std::vector<port_mapping> mappings) {
         for (const auto& m : mappings)
             if (m.container_port == 0) throw error(step::prepare, EINVAL, m.to_string(), "the container port is 0");
         if (link.host_name.empty() || link.container_address.address == ipv4_address{})
             throw error(step::prepare, EINVAL, link.host_name, "publishing ports needs a veth's names and addresses");
-        port_nat out;
+        basic_port_nat out;
         for (auto& m : mappings) out.reserved_.push_back(detail::reserve_host_port(m));
 
         detail::enable_forwarding(link.host_name);
@@ -240,5 +241,6 @@ private:
     std::vector<port_mapping> mappings_;
     std::vector<unique_fd> reserved_;
 };
+using port_nat = basic_port_nat<void>;
 
 }  // namespace ctr::net

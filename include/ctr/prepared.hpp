@@ -84,11 +84,12 @@ inline void add_prepared_server(launch_plan& plan, void* data) {
 
 // One run of a prepared sandbox. Move-only. Dropping it kills a run that is
 // still going (the server reaps it).
-class [[nodiscard]] prepared_run {
+template <class>
+class [[nodiscard]] basic_prepared_run {
 public:
-    prepared_run() = default;
-    prepared_run(prepared_run&&) noexcept = default;
-    prepared_run& operator=(prepared_run&& other) noexcept {
+    basic_prepared_run() = default;
+    basic_prepared_run(basic_prepared_run&&) noexcept = default;
+    basic_prepared_run& operator=(basic_prepared_run&& other) noexcept {
         if (this != &other) {
             end_now();
             channel_ = std::move(other.channel_);
@@ -103,7 +104,7 @@ public:
         }
         return *this;
     }
-    ~prepared_run() { end_now(); }
+    ~basic_prepared_run() { end_now(); }
 
     // The run's pid 1 as the sandbox's pid namespace sees it.
     pid_t pid_in_sandbox() const noexcept { return pid_; }
@@ -138,6 +139,7 @@ private:
     detail::clock::time_point start_{};
     std::chrono::milliseconds timeout_{0}, kill_grace_{2000};
 };
+using prepared_run = basic_prepared_run<void>;
 
 class [[nodiscard]] prepared_sandbox {
 public:
@@ -533,8 +535,9 @@ prepared_run prepared_sandbox::run(std::vector<std::string> argv, const run_opti
     return handle;
 }
 
+template <class Unused>
 template <class>
-result prepared_run::wait() {
+result basic_prepared_run<Unused>::wait() {
     namespace cd = ::ctr::detail;
     if (result_) return *result_;
     if (!channel_) throw error(step::wait, EINVAL, {}, "this prepared_run holds no run (default-constructed or moved from)");

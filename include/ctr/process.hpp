@@ -72,7 +72,9 @@ inline std::chrono::nanoseconds to_duration(const timeval& tv) {
 // A running (or finished) child. Move-only; holds its pidfd. Its destructor
 // kills and reaps a child that is still running, so no zombie is left;
 // release() hands the pidfd (and the duty to reap) to the caller instead.
-class child;
+template <class>
+class basic_child;
+using child = basic_child<void>;
 template <class = void>
 [[nodiscard("the child is killed when its handle is dropped: keep it, wait() for it, or release() it")]]
 child spawn(std::vector<std::string> argv, const options& opts = {});
@@ -88,13 +90,14 @@ template <class = void>
 child spawn_extended(std::vector<std::string> argv, const options& opts, plan_extension extension);
 }  // namespace detail
 
-class [[nodiscard]] child {
+template <class>
+class [[nodiscard]] basic_child {
 public:
-    child() = default;
+    basic_child() = default;
     // Through the assignment, which leaves the moved-from handle empty in
     // every accessor (pid -1, no pidfd, no result, no network).
-    child(child&& other) noexcept { *this = std::move(other); }
-    child& operator=(child&& other) noexcept {
+    basic_child(basic_child&& other) noexcept { *this = std::move(other); }
+    basic_child& operator=(basic_child&& other) noexcept {
         if (this != &other) {
             kill_and_reap();
             pid_ = std::exchange(other.pid_, -1);
@@ -125,7 +128,7 @@ public:
         }
         return *this;
     }
-    ~child() { kill_and_reap(); }
+    ~basic_child() { kill_and_reap(); }
 
     template <class = void>
     pid_t pid() const noexcept { return pid_; }
@@ -420,6 +423,7 @@ private:
     unique_fd terminal_;
     unique_fd seccomp_listener_;
 };
+using child = basic_child<void>;
 
 namespace detail {
 

@@ -317,12 +317,13 @@ private:
 // `decide`, and its answer to the call. Until destroyed, or until no
 // process uses the filter any more. A `decide` that throws fails the call
 // with EPERM (nothing is granted by mistake) and is kept in failure().
-class supervisor {
+template <class>
+class basic_supervisor {
 public:
     using decision = std::function<response(const notification&, listener&)>;
 
     template <class = void>
-    supervisor(unique_fd listener_fd, decision decide)
+    basic_supervisor(unique_fd listener_fd, decision decide)
         : listener_(std::move(listener_fd)), decide_(std::move(decide)) {
         int ends[2];
         if (const long r = ::ctr::detail::sys::pipe2(ends, O_CLOEXEC); r < 0)
@@ -331,11 +332,11 @@ public:
         stop_write_.reset(ends[1]);
         thread_ = std::thread([this] { serve(); });
     }
-    supervisor(const supervisor&) = delete;
-    supervisor& operator=(const supervisor&) = delete;
+    basic_supervisor(const basic_supervisor&) = delete;
+    basic_supervisor& operator=(const basic_supervisor&) = delete;
     // Stops serving and closes the listener: the sandbox's notified calls
     // fail with ENOSYS from then on.
-    ~supervisor() {
+    ~basic_supervisor() {
         const char byte = 1;
         (void)::ctr::detail::sys::write(stop_write_.get(), &byte, 1);
         if (thread_.joinable()) thread_.join();
@@ -404,5 +405,6 @@ private:
     std::exception_ptr failure_;
     std::thread thread_;
 };
+using supervisor = basic_supervisor<void>;
 
 }  // namespace ctr::seccomp

@@ -24,7 +24,9 @@
 // concepts' options come as plain structs (detail/*_options.hpp,
 // detail/mount_plan.hpp), not with their operations.
 namespace ctr::cgroup {
-class group;
+template <class>
+class basic_group;
+using group = basic_group<void>;
 }
 
 namespace ctr::process {

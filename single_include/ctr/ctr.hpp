@@ -3366,12 +3366,19 @@ struct open_options {
 // cgroup. Move-only. The destructor kills what is left inside, waits until
 // it is empty and removes it, quietly; remove() does the same and reports.
 // One thread at a time, like the standard containers.
-class [[nodiscard]] group {
+//
+// A class template with one instantiation, `group`, for the compile cost of
+// every includer: a destructor is never a template, so a plain class's
+// destructor, and the whole removal it calls, would be compiled in every
+// translation unit that includes this header. As a template's member it is
+// compiled only where a program destroys a group (README "Compile cost").
+template <class>
+class [[nodiscard]] basic_group {
 public:
     // Creates the group and sets its limits; throws ctr::error naming the
     // step and path, and leaves nothing behind when it does.
     template <class = void>
-    explicit group(const options& opts = {}) : remove_timeout_(opts.remove_timeout) {
+    explicit basic_group(const options& opts = {}) : remove_timeout_(opts.remove_timeout) {
         namespace d = detail;
         d::check_group_prefix(opts.prefix);
         const d::cgroup_layout_info layout = d::detect_cgroup_layout();
@@ -3435,7 +3442,7 @@ public:
         }
     }
 
-    group(group&& other) noexcept
+    basic_group(basic_group&& other) noexcept
         : name_(std::move(other.name_)),
           members_(std::move(other.members_)),
           layout_(other.layout_),
@@ -3445,7 +3452,7 @@ public:
           owned_(other.owned_) {
         other.members_.clear();
     }
-    group& operator=(group&& other) noexcept {
+    basic_group& operator=(basic_group&& other) noexcept {
         if (this != &other) {
             if (owned_) quiet_remove();
             members_.clear();
@@ -3460,12 +3467,12 @@ public:
         }
         return *this;
     }
-    group(const group&) = delete;
-    group& operator=(const group&) = delete;
+    basic_group(const basic_group&) = delete;
+    basic_group& operator=(const basic_group&) = delete;
     // Removes the group (quietly) when the handle owns it: one it created.
     // A group from open() or join_existing is left as it is; remove() is
     // how to remove those.
-    ~group() {
+    ~basic_group() {
         if (owned_) quiet_remove();
     }
 
@@ -3477,7 +3484,7 @@ public:
     // Limits are not read back (memory_max_bytes() is empty). Throws
     // (cgroup_layout, ENOENT) when no hierarchy has the group.
     template <class = void>
-    [[nodiscard]] static group open(std::string_view path, const open_options& opts = {}) {
+    [[nodiscard]] static basic_group open(std::string_view path, const open_options& opts = {}) {
         namespace d = detail;
         d::group_path_components(path);
         const d::cgroup_layout_info layout = d::detect_cgroup_layout();
@@ -3497,7 +3504,7 @@ public:
         if (members.empty())
             throw error(step::cgroup_layout, ENOENT, std::string(path),
                         "no group at this path in any hierarchy (looked for" + looked + "; " + layout.describe() + ")");
-        group g(adopt_tag{}, std::string(path), std::move(members), layout.kind, layout.describe(),
+        basic_group g(adopt_tag{}, std::string(path), std::move(members), layout.kind, layout.describe(),
                 opts.remove_timeout);
         g.owned_ = opts.remove_on_destruction;
         return g;
@@ -3688,7 +3695,7 @@ private:
 
     // Takes over directories found on disk (reap_stale).
     template <class = void>
-    group(adopt_tag, std::string name, std::vector<detail::cgroup_member> members, cgroup_layout layout,
+    basic_group(adopt_tag, std::string name, std::vector<detail::cgroup_member> members, cgroup_layout layout,
           std::string layout_text, std::chrono::milliseconds timeout)
         : name_(std::move(name)),
           members_(std::move(members)),
@@ -4221,6 +4228,7 @@ private:
     std::chrono::milliseconds remove_timeout_{5000};
     bool owned_ = true;  // the destructor removes the group
 };
+using group = basic_group<void>;
 
 // Finds groups named "<prefix>-..." below this process's cgroup, in every
 // hierarchy, whose creator is gone (no such process, a zombie, or its pid
@@ -7238,15 +7246,16 @@ inline ctr::error prepared_plan::error_for(std::size_t index, int errno_value,
 // detached lazily (MNT_DETACH), since its submounts would make a plain
 // unmount fail with EBUSY; others are unmounted plainly unless
 // unmount_lazily() was asked for.
-class [[nodiscard]] guard {
+template <class>
+class [[nodiscard]] basic_guard {
 public:
-    guard() noexcept = default;
-    guard(guard&& other) noexcept
+    basic_guard() noexcept = default;
+    basic_guard(basic_guard&& other) noexcept
         : target_(std::move(other.target_)),
           mount_id_(other.mount_id_),
           flags_(other.flags_),
           active_(std::exchange(other.active_, false)) {}
-    guard& operator=(guard&& other) noexcept {
+    basic_guard& operator=(basic_guard&& other) noexcept {
         if (this != &other) {
             reset();
             target_ = std::move(other.target_);
@@ -7256,9 +7265,9 @@ public:
         }
         return *this;
     }
-    guard(const guard&) = delete;
-    guard& operator=(const guard&) = delete;
-    ~guard() { reset(); }
+    basic_guard(const basic_guard&) = delete;
+    basic_guard& operator=(const basic_guard&) = delete;
+    ~basic_guard() { reset(); }
 
     // Where the mount is (absolute, symlinks resolved).
     template <class = void>
@@ -7267,7 +7276,7 @@ public:
     bool active() const noexcept { return active_; }
 
     template <class = void>
-    guard& unmount_lazily(bool lazily = true) noexcept {
+    basic_guard& unmount_lazily(bool lazily = true) noexcept {
         flags_ = lazily ? ctr::detail::mount_abi::mnt_detach : 0;
         return *this;
     }
@@ -7302,8 +7311,8 @@ public:
 
     // For the factories below.
     template <class = void>
-    static guard adopt(std::string target, int flags) {
-        guard g;
+    static basic_guard adopt(std::string target, int flags) {
+        basic_guard g;
         g.target_ = std::move(target);
         g.mount_id_ = mount_id(g.target_);
         g.flags_ = flags;
@@ -7346,6 +7355,7 @@ private:
     int flags_ = 0;
     bool active_ = false;
 };
+using guard = basic_guard<void>;
 
 namespace detail {
 
@@ -9660,22 +9670,25 @@ inline std::uint64_t inode_of(kind k, int process_id = 0) {
 // process is gone. The bind is undone and the file removed when this ends,
 // unless release() was called. The mount lives in the caller's mount
 // namespace.
-class persisted;
+template <class>
+class basic_persisted;
+using persisted = basic_persisted<void>;
 template <class = void>
 persisted persist(int process_id, kind k, std::string path);
 
-class [[nodiscard]] persisted {
+template <class>
+class [[nodiscard]] basic_persisted {
 public:
-    persisted() = default;
-    persisted(persisted&& other) noexcept : path_(std::exchange(other.path_, {})) {}
-    persisted& operator=(persisted&& other) noexcept {
+    basic_persisted() = default;
+    basic_persisted(basic_persisted&& other) noexcept : path_(std::exchange(other.path_, {})) {}
+    basic_persisted& operator=(basic_persisted&& other) noexcept {
         if (this != &other) {
             reset();
             path_ = std::exchange(other.path_, {});
         }
         return *this;
     }
-    ~persisted() { reset(); }
+    ~basic_persisted() { reset(); }
 
     template <class = void>
     const std::string& path() const noexcept { return path_; }
@@ -9694,6 +9707,7 @@ private:
     }
     std::string path_;
 };
+using persisted = basic_persisted<void>;
 
 template <class>
 inline persisted persist(int process_id, kind k, std::string path) {
@@ -9760,14 +9774,15 @@ inline std::string thread_ns_path(kind k) { return "/proc/thread-self/ns/" + std
 // stays after the scope ends. The working directory is restored.
 //
 // Not movable: it belongs to the thread that made it.
-class [[nodiscard]] scope {
+template <class>
+class [[nodiscard]] basic_scope {
 public:
     // Fresh namespaces of these kinds (not pid, time or user: see
     // detail::why_not_per_thread). A new network namespace has lo up; a new
     // mount namespace starts with every mount private, so nothing mounted in
     // it reaches the original.
     template <class = void>
-    explicit scope(kinds fresh) {
+    explicit basic_scope(kinds fresh) {
         check(fresh);
         save(fresh);
         check_can_return();
@@ -9790,7 +9805,7 @@ public:
 
     // Existing namespaces, each a path, fd or pidfd (see ns::existing).
     template <class = void>
-    explicit scope(const std::vector<existing>& targets) {
+    explicit basic_scope(const std::vector<existing>& targets) {
         kinds all_kinds;
         for (const auto& t : targets) all_kinds = all_kinds | t.which;
         check(all_kinds);
@@ -9820,13 +9835,13 @@ public:
         }
     }
 
-    scope(const scope&) = delete;
-    scope& operator=(const scope&) = delete;
-    scope(scope&&) = delete;
-    scope& operator=(scope&&) = delete;
+    basic_scope(const basic_scope&) = delete;
+    basic_scope& operator=(const basic_scope&) = delete;
+    basic_scope(basic_scope&&) = delete;
+    basic_scope& operator=(basic_scope&&) = delete;
 
     // Back where the thread started; best effort.
-    ~scope() { restore(); }
+    ~basic_scope() { restore(); }
 
     // Back where the thread started, reporting what failed.
     template <class = void>
@@ -9925,6 +9940,7 @@ private:
     bool fs_unshared_ = false;
     std::string left_failed_path_;
 };
+using scope = basic_scope<void>;
 
 // The same, with the kinds as template arguments, so that a kind that cannot
 // be entered per thread is refused at compile time.
@@ -10590,13 +10606,14 @@ inline void enable_forwarding(const std::string& link) {
 // One sandbox's masquerade rule, owned: deleted (and ctr's table with the
 // last rule) when the owner ends. It keeps its own netlink socket, so it is
 // removed from the right namespace whichever thread ends it.
-class [[nodiscard]] outbound_nat {
+template <class>
+class [[nodiscard]] basic_outbound_nat {
 public:
-    outbound_nat() = default;
-    outbound_nat(outbound_nat&& other) noexcept : nft_(std::move(other.nft_)), comment_(std::move(other.comment_)) {
+    basic_outbound_nat() = default;
+    basic_outbound_nat(basic_outbound_nat&& other) noexcept : nft_(std::move(other.nft_)), comment_(std::move(other.comment_)) {
         other.nft_.reset();
     }
-    outbound_nat& operator=(outbound_nat&& other) noexcept {
+    basic_outbound_nat& operator=(basic_outbound_nat&& other) noexcept {
         if (this != &other) {
             remove_quietly();
             nft_ = std::move(other.nft_);
@@ -10605,7 +10622,7 @@ public:
         }
         return *this;
     }
-    ~outbound_nat() { remove_quietly(); }
+    ~basic_outbound_nat() { remove_quietly(); }
 
     explicit operator bool() const noexcept { return nft_.has_value(); }
     // The rule's comment, as `nft list table ip ctr` shows it.
@@ -10630,11 +10647,11 @@ public:
     // link and the default route's interface. Throws ctr::error naming what
     // failed.
     template <class = void>
-    static outbound_nat add(const veth_info& link) {
+    static basic_outbound_nat add(const veth_info& link) {
         detail::enable_forwarding(link.host_name);
         auto routes = detail::rtnetlink::open();
         for (const auto& uplink : detail::default_route_interfaces(routes)) detail::enable_forwarding(uplink);
-        outbound_nat out;
+        basic_outbound_nat out;
         out.comment_ = detail::outbound_comment(link.host_name, link.host_index);
         auto nft = detail::nftables_socket::open();
         // A crashed caller's rules go with the next launch; best effort, the
@@ -10666,6 +10683,7 @@ private:
     std::optional<detail::nftables_socket> nft_;
     std::string comment_;
 };
+using outbound_nat = basic_outbound_nat<void>;
 
 // Deletes ctr's rules (outbound NAT and published ports), in the current
 // thread's network namespace, whose sandbox link no longer exists (their
@@ -11423,13 +11441,14 @@ namespace ctr::net {
 // and relays each TCP connection and UDP client to a target address (the
 // sandbox's) on one thread of its own. Move-only; the destructor stops the
 // thread and closes every socket.
-class [[nodiscard]] port_forwarder {
+template <class>
+class [[nodiscard]] basic_port_forwarder {
 public:
     // Binds (and for TCP listens on) every mapping now, so that a busy port
     // fails before anything is started: ctr::error(step::publish_port,
     // EADDRINUSE, "0.0.0.0:8080/tcp"). Nothing is left open on failure.
     template <class = void>
-    explicit port_forwarder(std::vector<port_mapping> mappings, const port_forward_options& options = {}) {
+    explicit basic_port_forwarder(std::vector<port_mapping> mappings, const port_forward_options& options = {}) {
         if (options.tcp_buffer_size == 0)
             throw error(step::prepare, EINVAL, "tcp_buffer_size", "a connection needs room for at least one byte");
         if (options.udp_idle_timeout <= std::chrono::milliseconds::zero())
@@ -11448,8 +11467,8 @@ public:
         mappings_ = std::move(mappings);
     }
 
-    port_forwarder(port_forwarder&&) noexcept = default;
-    port_forwarder& operator=(port_forwarder&& other) noexcept {
+    basic_port_forwarder(basic_port_forwarder&&) noexcept = default;
+    basic_port_forwarder& operator=(basic_port_forwarder&& other) noexcept {
         if (this != &other) {
             stop();
             mappings_ = std::move(other.mappings_);
@@ -11459,12 +11478,12 @@ public:
         }
         return *this;
     }
-    port_forwarder(const port_forwarder&) = delete;
-    port_forwarder& operator=(const port_forwarder&) = delete;
+    basic_port_forwarder(const basic_port_forwarder&) = delete;
+    basic_port_forwarder& operator=(const basic_port_forwarder&) = delete;
 
     // Stops the relay thread and closes every socket; noexcept and bounded:
     // the loop wakes on an eventfd, or within a second should that fail.
-    ~port_forwarder() { stop(); }
+    ~basic_port_forwarder() { stop(); }
 
     // Starts relaying to `target` (the sandbox's address): each TCP
     // connection accepted on a host port gets a connection of its own to
@@ -11539,6 +11558,7 @@ private:
     std::thread thread_;
     bool started_ = false;
 };
+using port_forwarder = basic_port_forwarder<void>;
 
 }  // namespace ctr::net
 // end ctr/port_forward.hpp
@@ -11673,17 +11693,18 @@ inline std::vector<netlink_message> port_nat_batch(const veth_info& link, const 
 // table with the last of them) and the host ports released when the owner
 // ends. It keeps its own netlink socket, so it is removed from the right
 // namespace whichever thread ends it.
-class [[nodiscard]] port_nat {
+template <class>
+class [[nodiscard]] basic_port_nat {
 public:
-    port_nat() = default;
-    port_nat(port_nat&& other) noexcept
+    basic_port_nat() = default;
+    basic_port_nat(basic_port_nat&& other) noexcept
         : nft_(std::move(other.nft_)),
           comment_(std::move(other.comment_)),
           mappings_(std::move(other.mappings_)),
           reserved_(std::move(other.reserved_)) {
         other.nft_.reset();
     }
-    port_nat& operator=(port_nat&& other) noexcept {
+    basic_port_nat& operator=(basic_port_nat&& other) noexcept {
         if (this != &other) {
             remove_quietly();
             nft_ = std::move(other.nft_);
@@ -11694,7 +11715,7 @@ public:
         }
         return *this;
     }
-    ~port_nat() { remove_quietly(); }
+    ~basic_port_nat() { remove_quietly(); }
 
     explicit operator bool() const noexcept { return nft_.has_value(); }
     // The rules' comment, as `nft list table ip ctr` shows it.
@@ -11727,12 +11748,12 @@ public:
     // naming what failed (step::publish_port for a host port, step::configure_nat
     // for the rest), leaving nothing behind.
     template <class = void>
-    static port_nat add(const veth_info& link, std::vector<port_mapping> mappings) {
+    static basic_port_nat add(const veth_info& link, std::vector<port_mapping> mappings) {
         for (const auto& m : mappings)
             if (m.container_port == 0) throw error(step::prepare, EINVAL, m.to_string(), "the container port is 0");
         if (link.host_name.empty() || link.container_address.address == ipv4_address{})
             throw error(step::prepare, EINVAL, link.host_name, "publishing ports needs a veth's names and addresses");
-        port_nat out;
+        basic_port_nat out;
         for (auto& m : mappings) out.reserved_.push_back(detail::reserve_host_port(m));
 
         detail::enable_forwarding(link.host_name);
@@ -11776,6 +11797,7 @@ private:
     std::vector<port_mapping> mappings_;
     std::vector<unique_fd> reserved_;
 };
+using port_nat = basic_port_nat<void>;
 
 }  // namespace ctr::net
 // end ctr/port_nat.hpp
@@ -12312,21 +12334,22 @@ namespace ctr::detail {
 
 // The stack the child runs on until exec. A guard page below it turns an
 // overflow into a fault instead of a write into the parent's memory.
-class child_stack {
+template <class>
+class basic_child_stack {
 public:
     static constexpr std::size_t usable_size = 64 * 1024;
     static constexpr std::size_t guard_size = 4096;
 
-    child_stack() = default;
-    child_stack(child_stack&& other) noexcept : base_(std::exchange(other.base_, nullptr)) {}
-    child_stack& operator=(child_stack&& other) noexcept {
+    basic_child_stack() = default;
+    basic_child_stack(basic_child_stack&& other) noexcept : base_(std::exchange(other.base_, nullptr)) {}
+    basic_child_stack& operator=(basic_child_stack&& other) noexcept {
         if (this != &other) {
             release_mapping();
             base_ = std::exchange(other.base_, nullptr);
         }
         return *this;
     }
-    ~child_stack() { release_mapping(); }
+    ~basic_child_stack() { release_mapping(); }
 
     // Returns 0 or -errno.
     template <class = void>
@@ -12352,6 +12375,7 @@ private:
     }
     void* base_ = nullptr;
 };
+using child_stack = basic_child_stack<void>;
 
 // How the child's memory relates to the parent's until exec.
 enum class memory_mode : std::uint8_t {
@@ -12433,9 +12457,17 @@ inline clone_outcome clone_child(const clone_request& request, child_stack& stac
 #include <vector>
 
 namespace ctr::net {
-class pasta_process;  // detail/pasta_process.hpp; only pointed to here
-class outbound_nat;   // outbound.hpp; likewise
-class port_nat;       // port_nat.hpp; likewise
+// Only pointed to here: detail/pasta_process.hpp, outbound.hpp and
+// port_nat.hpp define them.
+template <class>
+class basic_pasta_process;
+using pasta_process = basic_pasta_process<void>;
+template <class>
+class basic_outbound_nat;
+using outbound_nat = basic_outbound_nat<void>;
+template <class>
+class basic_port_nat;
+using port_nat = basic_port_nat<void>;
 }
 
 namespace ctr::detail {
@@ -12891,7 +12923,9 @@ struct terminal_options {
 // concepts' options come as plain structs (detail/*_options.hpp,
 // detail/mount_plan.hpp), not with their operations.
 namespace ctr::cgroup {
-class group;
+template <class>
+class basic_group;
+using group = basic_group<void>;
 }
 
 namespace ctr::process {
@@ -14136,12 +14170,13 @@ struct pasta_target {
 // after a second) and reaped when the owner ends. pasta keeps the sandbox's
 // network namespace open and never ends by itself, so this owner is what
 // ends it.
-class [[nodiscard]] pasta_process {
+template <class>
+class [[nodiscard]] basic_pasta_process {
 public:
-    pasta_process() = default;
-    pasta_process(pasta_process&& other) noexcept
+    basic_pasta_process() = default;
+    basic_pasta_process(basic_pasta_process&& other) noexcept
         : pid_(std::exchange(other.pid_, -1)), pidfd_(std::move(other.pidfd_)) {}
-    pasta_process& operator=(pasta_process&& other) noexcept {
+    basic_pasta_process& operator=(basic_pasta_process&& other) noexcept {
         if (this != &other) {
             stop_quietly();
             pid_ = std::exchange(other.pid_, -1);
@@ -14149,7 +14184,7 @@ public:
         }
         return *this;
     }
-    ~pasta_process() { stop_quietly(); }
+    ~basic_pasta_process() { stop_quietly(); }
 
     template <class = void>
     pid_t pid() const noexcept { return pid_; }
@@ -14167,8 +14202,8 @@ public:
     // Takes ownership of a pasta started elsewhere: `pid` is a child of this
     // process and `pidfd` refers to it.
     template <class = void>
-    static pasta_process adopt(pid_t pid, unique_fd pidfd) noexcept {
-        pasta_process out;
+    static basic_pasta_process adopt(pid_t pid, unique_fd pidfd) noexcept {
+        basic_pasta_process out;
         out.pid_ = pid;
         out.pidfd_ = std::move(pidfd);
         return out;
@@ -14201,6 +14236,7 @@ private:
     pid_t pid_ = -1;
     unique_fd pidfd_;
 };
+using pasta_process = basic_pasta_process<void>;
 
 // Starts pasta on `target` and returns once it has configured the
 // interface there (pasta.hpp). `die_with_this_thread`: pasta gets SIGKILL
@@ -17193,7 +17229,9 @@ inline std::chrono::nanoseconds to_duration(const timeval& tv) {
 // A running (or finished) child. Move-only; holds its pidfd. Its destructor
 // kills and reaps a child that is still running, so no zombie is left;
 // release() hands the pidfd (and the duty to reap) to the caller instead.
-class child;
+template <class>
+class basic_child;
+using child = basic_child<void>;
 template <class = void>
 [[nodiscard("the child is killed when its handle is dropped: keep it, wait() for it, or release() it")]]
 child spawn(std::vector<std::string> argv, const options& opts = {});
@@ -17209,13 +17247,14 @@ template <class = void>
 child spawn_extended(std::vector<std::string> argv, const options& opts, plan_extension extension);
 }  // namespace detail
 
-class [[nodiscard]] child {
+template <class>
+class [[nodiscard]] basic_child {
 public:
-    child() = default;
+    basic_child() = default;
     // Through the assignment, which leaves the moved-from handle empty in
     // every accessor (pid -1, no pidfd, no result, no network).
-    child(child&& other) noexcept { *this = std::move(other); }
-    child& operator=(child&& other) noexcept {
+    basic_child(basic_child&& other) noexcept { *this = std::move(other); }
+    basic_child& operator=(basic_child&& other) noexcept {
         if (this != &other) {
             kill_and_reap();
             pid_ = std::exchange(other.pid_, -1);
@@ -17246,7 +17285,7 @@ public:
         }
         return *this;
     }
-    ~child() { kill_and_reap(); }
+    ~basic_child() { kill_and_reap(); }
 
     template <class = void>
     pid_t pid() const noexcept { return pid_; }
@@ -17541,6 +17580,7 @@ private:
     unique_fd terminal_;
     unique_fd seccomp_listener_;
 };
+using child = basic_child<void>;
 
 namespace detail {
 
@@ -17983,11 +18023,12 @@ inline void add_prepared_server(launch_plan& plan, void* data) {
 
 // One run of a prepared sandbox. Move-only. Dropping it kills a run that is
 // still going (the server reaps it).
-class [[nodiscard]] prepared_run {
+template <class>
+class [[nodiscard]] basic_prepared_run {
 public:
-    prepared_run() = default;
-    prepared_run(prepared_run&&) noexcept = default;
-    prepared_run& operator=(prepared_run&& other) noexcept {
+    basic_prepared_run() = default;
+    basic_prepared_run(basic_prepared_run&&) noexcept = default;
+    basic_prepared_run& operator=(basic_prepared_run&& other) noexcept {
         if (this != &other) {
             end_now();
             channel_ = std::move(other.channel_);
@@ -18002,7 +18043,7 @@ public:
         }
         return *this;
     }
-    ~prepared_run() { end_now(); }
+    ~basic_prepared_run() { end_now(); }
 
     // The run's pid 1 as the sandbox's pid namespace sees it.
     pid_t pid_in_sandbox() const noexcept { return pid_; }
@@ -18037,6 +18078,7 @@ private:
     detail::clock::time_point start_{};
     std::chrono::milliseconds timeout_{0}, kill_grace_{2000};
 };
+using prepared_run = basic_prepared_run<void>;
 
 class [[nodiscard]] prepared_sandbox {
 public:
@@ -18432,8 +18474,9 @@ prepared_run prepared_sandbox::run(std::vector<std::string> argv, const run_opti
     return handle;
 }
 
+template <class Unused>
 template <class>
-result prepared_run::wait() {
+result basic_prepared_run<Unused>::wait() {
     namespace cd = ::ctr::detail;
     if (result_) return *result_;
     if (!channel_) throw error(step::wait, EINVAL, {}, "this prepared_run holds no run (default-constructed or moved from)");
@@ -19065,12 +19108,13 @@ private:
 // `decide`, and its answer to the call. Until destroyed, or until no
 // process uses the filter any more. A `decide` that throws fails the call
 // with EPERM (nothing is granted by mistake) and is kept in failure().
-class supervisor {
+template <class>
+class basic_supervisor {
 public:
     using decision = std::function<response(const notification&, listener&)>;
 
     template <class = void>
-    supervisor(unique_fd listener_fd, decision decide)
+    basic_supervisor(unique_fd listener_fd, decision decide)
         : listener_(std::move(listener_fd)), decide_(std::move(decide)) {
         int ends[2];
         if (const long r = ::ctr::detail::sys::pipe2(ends, O_CLOEXEC); r < 0)
@@ -19079,11 +19123,11 @@ public:
         stop_write_.reset(ends[1]);
         thread_ = std::thread([this] { serve(); });
     }
-    supervisor(const supervisor&) = delete;
-    supervisor& operator=(const supervisor&) = delete;
+    basic_supervisor(const basic_supervisor&) = delete;
+    basic_supervisor& operator=(const basic_supervisor&) = delete;
     // Stops serving and closes the listener: the sandbox's notified calls
     // fail with ENOSYS from then on.
-    ~supervisor() {
+    ~basic_supervisor() {
         const char byte = 1;
         (void)::ctr::detail::sys::write(stop_write_.get(), &byte, 1);
         if (thread_.joinable()) thread_.join();
@@ -19152,6 +19196,7 @@ private:
     std::exception_ptr failure_;
     std::thread thread_;
 };
+using supervisor = basic_supervisor<void>;
 
 }  // namespace ctr::seccomp
 // end ctr/seccomp_notify.hpp

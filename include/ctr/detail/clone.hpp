@@ -14,21 +14,22 @@ namespace ctr::detail {
 
 // The stack the child runs on until exec. A guard page below it turns an
 // overflow into a fault instead of a write into the parent's memory.
-class child_stack {
+template <class>
+class basic_child_stack {
 public:
     static constexpr std::size_t usable_size = 64 * 1024;
     static constexpr std::size_t guard_size = 4096;
 
-    child_stack() = default;
-    child_stack(child_stack&& other) noexcept : base_(std::exchange(other.base_, nullptr)) {}
-    child_stack& operator=(child_stack&& other) noexcept {
+    basic_child_stack() = default;
+    basic_child_stack(basic_child_stack&& other) noexcept : base_(std::exchange(other.base_, nullptr)) {}
+    basic_child_stack& operator=(basic_child_stack&& other) noexcept {
         if (this != &other) {
             release_mapping();
             base_ = std::exchange(other.base_, nullptr);
         }
         return *this;
     }
-    ~child_stack() { release_mapping(); }
+    ~basic_child_stack() { release_mapping(); }
 
     // Returns 0 or -errno.
     template <class = void>
@@ -54,6 +55,7 @@ private:
     }
     void* base_ = nullptr;
 };
+using child_stack = basic_child_stack<void>;
 
 // How the child's memory relates to the parent's until exec.
 enum class memory_mode : std::uint8_t {

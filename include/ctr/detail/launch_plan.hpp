@@ -38,9 +38,17 @@
 #include <vector>
 
 namespace ctr::net {
-class pasta_process;  // detail/pasta_process.hpp; only pointed to here
-class outbound_nat;   // outbound.hpp; likewise
-class port_nat;       // port_nat.hpp; likewise
+// Only pointed to here: detail/pasta_process.hpp, outbound.hpp and
+// port_nat.hpp define them.
+template <class>
+class basic_pasta_process;
+using pasta_process = basic_pasta_process<void>;
+template <class>
+class basic_outbound_nat;
+using outbound_nat = basic_outbound_nat<void>;
+template <class>
+class basic_port_nat;
+using port_nat = basic_port_nat<void>;
 }
 
 namespace ctr::detail {

@@ -34,12 +34,13 @@ struct pasta_target {
 // after a second) and reaped when the owner ends. pasta keeps the sandbox's
 // network namespace open and never ends by itself, so this owner is what
 // ends it.
-class [[nodiscard]] pasta_process {
+template <class>
+class [[nodiscard]] basic_pasta_process {
 public:
-    pasta_process() = default;
-    pasta_process(pasta_process&& other) noexcept
+    basic_pasta_process() = default;
+    basic_pasta_process(basic_pasta_process&& other) noexcept
         : pid_(std::exchange(other.pid_, -1)), pidfd_(std::move(other.pidfd_)) {}
-    pasta_process& operator=(pasta_process&& other) noexcept {
+    basic_pasta_process& operator=(basic_pasta_process&& other) noexcept {
         if (this != &other) {
             stop_quietly();
             pid_ = std::exchange(other.pid_, -1);
@@ -47,7 +48,7 @@ public:
         }
         return *this;
     }
-    ~pasta_process() { stop_quietly(); }
+    ~basic_pasta_process() { stop_quietly(); }
 
     template <class = void>
     pid_t pid() const noexcept { return pid_; }
@@ -65,8 +66,8 @@ public:
     // Takes ownership of a pasta started elsewhere: `pid` is a child of this
     // process and `pidfd` refers to it.
     template <class = void>
-    static pasta_process adopt(pid_t pid, unique_fd pidfd) noexcept {
-        pasta_process out;
+    static basic_pasta_process adopt(pid_t pid, unique_fd pidfd) noexcept {
+        basic_pasta_process out;
         out.pid_ = pid;
         out.pidfd_ = std::move(pidfd);
         return out;
@@ -99,6 +100,7 @@ private:
     pid_t pid_ = -1;
     unique_fd pidfd_;
 };
+using pasta_process = basic_pasta_process<void>;
 
 // Starts pasta on `target` and returns once it has configured the
 // interface there (pasta.hpp). `die_with_this_thread`: pasta gets SIGKILL
