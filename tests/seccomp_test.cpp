@@ -740,7 +740,7 @@ TEST(seccomp, syscall_table_matches_the_kernel_headers) {
     EXPECT_TRUE(std::is_sorted(table::by_number.begin(), table::by_number.end(),
                                [](const auto& a, const auto& b) { return a.number < b.number; }));
     EXPECT_TRUE(std::is_sorted(table::by_name.begin(), table::by_name.end(),
-                               [](const auto& a, const auto& b) { return a.name < b.name; }));
+                               [](const auto& a, const auto& b) { return std::string_view(a.name) < b.name; }));
     EXPECT_EQ(table::highest_number, table::by_number.back().number);
     for (const auto& entry : table::by_number) {
         EXPECT_EQ(table::name_to_number(entry.name), entry.number);

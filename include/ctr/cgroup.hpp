@@ -27,9 +27,7 @@
 #include <climits>
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <optional>
-#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -221,7 +219,7 @@ public:
         const auto use_v2 = [&](std::string_view v2_name) {
             const std::size_t m = member_for(static_cast<std::size_t>(v2 - layout_.hierarchies.data()));
             if (!v2_name.empty()) add_unique(plan_[m].controllers, std::string(v2_name));
-            where_[std::string(controller)] = m;
+            place(controller, m);
             return true;
         };
         if (v2_only_) {
@@ -242,7 +240,7 @@ public:
                 problem = "is mounted at " + h.mount_point + " but cannot be used: " + h.problem;
                 continue;
             }
-            where_[std::string(controller)] = member_for(i);
+            place(controller, member_for(i));
             return true;
         }
         // A hybrid host's cgroup2 side may carry a controller that v1 lacks.
@@ -282,9 +280,9 @@ public:
     // The index of the member that hosts `controller`, if the group uses it.
     template <class = void>
     std::optional<std::size_t> where(std::string_view controller) const {
-        const auto it = where_.find(std::string(controller));
-        if (it == where_.end()) return std::nullopt;
-        return it->second;
+        for (const auto& [name, index] : where_)
+            if (name == controller) return index;
+        return std::nullopt;
     }
 
 private:
@@ -304,8 +302,22 @@ private:
 
     const cgroup_layout_info& layout_;
     bool v2_only_;
+    // Records that `controller` is hosted by member `m` (a later call for
+    // the same controller wins).
+    template <class = void>
+    void place(std::string_view controller, std::size_t m) {
+        for (auto& [name, index] : where_)
+            if (name == controller) {
+                index = m;
+                return;
+            }
+        where_.emplace_back(std::string(controller), m);
+    }
+
     std::vector<member_plan> plan_;
-    std::map<std::string, std::size_t> where_;
+    // controller -> member; a few entries, so a vector rather than a std::map,
+    // whose header every includer would parse.
+    std::vector<std::pair<std::string, std::size_t>> where_;
 };
 
 // One limit: the file to write (the first of `targets` that exists), and a
@@ -360,7 +372,7 @@ inline std::function<std::optional<std::string>(std::string_view)> expect_text(s
 }
 
 template <class = void>
-inline std::function<std::optional<std::string>(std::string_view)> expect_cpu_list(std::set<unsigned> wanted) {
+inline std::function<std::optional<std::string>(std::string_view)> expect_cpu_list(std::vector<unsigned> wanted) {
     return [wanted](std::string_view back) -> std::optional<std::string> {
         try {
             if (parse_cpu_list(back) == wanted) return std::nullopt;
@@ -568,11 +580,11 @@ inline std::vector<limit_write> plan_limits(const limits& l, const planner& plan
     for (const auto& [field, file, value] : {cpuset_limit{"cpuset_cpus", "cpuset.cpus", &l.cpuset_cpus},
                                              cpuset_limit{"cpuset_mems", "cpuset.mems", &l.cpuset_mems}}) {
         if (!*value) continue;
-        const std::set<unsigned> wanted = parse_cpu_list(**value, field);
+        std::vector<unsigned> wanted = parse_cpu_list(**value, field);
         if (wanted.empty())
             throw error(step::set_cgroup_limit, EINVAL, field, "an empty list would leave the group nowhere to run");
         const std::size_t m = member("cpuset", field);
-        writes.push_back({m, {{file, std::string(cgroup_trim(**value))}}, field, expect_cpu_list(wanted)});
+        writes.push_back({m, {{file, std::string(cgroup_trim(**value))}}, field, expect_cpu_list(std::move(wanted))});
     }
     if (l.pids_max) {
         const std::size_t m = member("pids", "pids_max");
@@ -1669,7 +1681,8 @@ inline std::size_t reap_stale(std::string_view prefix) {
     namespace d = detail;
     d::check_group_prefix(prefix);
     const d::cgroup_layout_info layout = d::detect_cgroup_layout();
-    std::map<std::string, std::vector<d::cgroup_member>> stale;
+    // name -> its directories in each hierarchy
+    std::vector<std::pair<std::string, std::vector<d::cgroup_member>>> stale;
     for (const auto& h : layout.hierarchies) {
         if (!h.usable()) continue;
         const long dirfd = d::open_directory(AT_FDCWD, h.place_dir.c_str());
@@ -1683,8 +1696,10 @@ inline std::size_t reap_stale(std::string_view prefix) {
             if (!parsed || parsed->prefix != prefix || !d::creator_is_gone(*parsed)) continue;
             const long fd = d::open_directory(dir.get(), name.c_str());
             if (fd < 0) continue;
-            stale[name].push_back(d::found_member(h, d::join_cgroup_path(h.place_path, name), h.place_dir + "/" + name,
-                                                  unique_fd(static_cast<int>(fd))));
+            auto at = std::find_if(stale.begin(), stale.end(), [&](const auto& s) { return s.first == name; });
+            if (at == stale.end()) at = stale.emplace(stale.end(), name, std::vector<d::cgroup_member>());
+            at->second.push_back(d::found_member(h, d::join_cgroup_path(h.place_path, name),
+                                                 h.place_dir + "/" + name, unique_fd(static_cast<int>(fd))));
         }
     }
     std::size_t removed = 0;

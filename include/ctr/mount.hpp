@@ -33,7 +33,7 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <deque>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -87,9 +87,14 @@ private:
         std::string detail;  // e.g. "source '/srv/data'"
     };
 
-    std::deque<std::string> strings_;
-    std::deque<std::vector<const char*>> lists_;
-    std::deque<std::vector<ctr::detail::mount_param>> params_;
+    // What the steps point into, so it must never move: each string on the
+    // heap by itself (a moved short string would move its characters), and
+    // the lists in vectors whose buffers stay where they are when the outer
+    // vector grows and moves them. (No std::deque: every includer would
+    // parse its header for these three members.)
+    std::vector<std::unique_ptr<std::string>> strings_;
+    std::vector<std::vector<const char*>> lists_;
+    std::vector<std::vector<ctr::detail::mount_param>> params_;
     std::vector<ctr::detail::mount_step> steps_;
     std::vector<step_info> info_;
     std::vector<detached_bind> detached_;
@@ -297,7 +302,9 @@ public:
         : for_guard_(for_guard), targets_elsewhere_(targets_elsewhere) {}
 
     template <class = void>
-    const char* keep(std::string text) { return out_.strings_.emplace_back(std::move(text)).c_str(); }
+    const char* keep(std::string text) {
+        return out_.strings_.emplace_back(std::make_unique<std::string>(std::move(text)))->c_str();
+    }
 
     template <class = void>
     const char* const* keep_list(const std::vector<std::string>& items) {

@@ -85,7 +85,11 @@ inline unique_fd open_host_socket(const net::port_mapping& m, int backlog, std::
 // The relay: every socket of one port_forwarder and the epoll loop that
 // moves their bytes. After start, only the relay thread touches it, except
 // for the atomics (the stop flag and the counters) and the wake-up eventfd.
-class [[nodiscard]] port_relay {
+// A class template with one instantiation (port_relay), like the handles:
+// its hash maps and its members are compiled only where a program publishes
+// ports, not in every includer.
+template <class>
+class [[nodiscard]] basic_port_relay {
 public:
     struct host_socket {
         net::port_mapping mapping;  // with the bound host port
@@ -96,7 +100,7 @@ public:
     };
 
     template <class = void>
-    port_relay(std::vector<host_socket> hosts, const net::port_forward_options& options)
+    basic_port_relay(std::vector<host_socket> hosts, const net::port_forward_options& options)
         : hosts_(std::move(hosts)),
           buffer_size_(options.tcp_buffer_size),
           udp_idle_timeout_(options.udp_idle_timeout),
@@ -232,7 +236,7 @@ private:
         std::uint32_t watched = 0;
         clock::time_point last_active{};
     };
-    using link_iterator = std::unordered_map<std::uint64_t, tcp_link>::iterator;
+    using link_iterator = typename std::unordered_map<std::uint64_t, tcp_link>::iterator;
 
     // Makes the epoll interest of `fd` `wanted` (level-triggered). An fd that
     // wants nothing is taken out rather than left with an empty mask: a
@@ -737,6 +741,7 @@ private:
     std::atomic<std::uint64_t> bytes_from_{0};
     std::atomic<std::uint64_t> copied_{0};
 };
+using port_relay = basic_port_relay<void>;
 
 }  // namespace ctr::net::detail
 

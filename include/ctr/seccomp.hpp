@@ -509,10 +509,13 @@ private:
 // One entry of the default profile: a group of calls, what they get, and why.
 struct profile_entry {
     std::string_view group;
-    std::span<const std::string_view> syscalls;  // all in the table
+    // Names as plain C strings: the profile's few hundred names are then
+    // plain pointers, where views would be constant-evaluated (their lengths
+    // counted) in every translation unit that includes this header.
+    std::span<const char* const> syscalls;  // all in the table
     // Calls newer than some tables (and older kernels): ruled when the table
     // knows them; until then they answer ENOSYS like every unknown number.
-    std::span<const std::string_view> newer_syscalls;
+    std::span<const char* const> newer_syscalls;
     action what;
     std::span<const condition> all_of;  // none: unconditional
     std::string_view why;
@@ -532,114 +535,114 @@ using seccomp::profile_entry;
 // table with new calls fails the test until someone decides about them.
 
 // --- allowed ---------------------------------------------------------------
-inline constexpr std::string_view files[] = {
+inline constexpr const char* files[] = {
     "open", "openat", "openat2", "creat", "close", "close_range", "stat", "lstat", "fstat", "newfstatat", "statx",
     "access", "faccessat", "faccessat2", "readlink", "readlinkat", "getdents", "getdents64", "getcwd", "chdir",
     "fchdir", "mkdir", "mkdirat", "rmdir", "rename", "renameat", "renameat2", "link", "linkat", "unlink",
     "unlinkat", "symlink", "symlinkat", "chmod", "fchmod", "fchmodat", "chown", "fchown", "lchown", "fchownat",
     "umask", "truncate", "ftruncate", "fallocate", "utime", "utimes", "utimensat", "futimesat", "mknod", "mknodat",
     "statfs", "fstatfs", "chroot"};
-inline constexpr std::string_view files_newer[] = {"fchmodat2", "file_getattr", "file_setattr"};
-inline constexpr std::string_view io[] = {
+inline constexpr const char* files_newer[] = {"fchmodat2", "file_getattr", "file_setattr"};
+inline constexpr const char* io[] = {
     "read", "write", "readv", "writev", "pread64", "pwrite64", "preadv", "pwritev", "preadv2", "pwritev2",
     "lseek", "sendfile", "splice", "tee", "vmsplice", "copy_file_range", "readahead", "fadvise64", "fsync",
     "fdatasync", "sync", "syncfs", "sync_file_range", "flock", "fcntl", "dup", "dup2", "dup3", "pipe", "pipe2"};
-inline constexpr std::string_view io_newer[] = {"cachestat"};
-inline constexpr std::string_view xattrs[] = {
+inline constexpr const char* io_newer[] = {"cachestat"};
+inline constexpr const char* xattrs[] = {
     "setxattr", "lsetxattr", "fsetxattr", "getxattr", "lgetxattr", "fgetxattr", "listxattr", "llistxattr",
     "flistxattr", "removexattr", "lremovexattr", "fremovexattr"};
-inline constexpr std::string_view xattrs_newer[] = {"setxattrat", "getxattrat", "listxattrat", "removexattrat"};
-inline constexpr std::string_view file_events[] = {"inotify_init", "inotify_init1", "inotify_add_watch",
+inline constexpr const char* xattrs_newer[] = {"setxattrat", "getxattrat", "listxattrat", "removexattrat"};
+inline constexpr const char* file_events[] = {"inotify_init", "inotify_init1", "inotify_add_watch",
                                                    "inotify_rm_watch", "fanotify_mark"};
-inline constexpr std::string_view polling[] = {
+inline constexpr const char* polling[] = {
     "poll", "ppoll", "select", "pselect6", "epoll_create", "epoll_create1", "epoll_ctl", "epoll_wait",
     "epoll_pwait", "epoll_pwait2", "eventfd", "eventfd2", "signalfd", "signalfd4", "timerfd_create",
     "timerfd_settime", "timerfd_gettime"};
-inline constexpr std::string_view aio[] = {"io_setup", "io_destroy", "io_submit", "io_cancel", "io_getevents",
+inline constexpr const char* aio[] = {"io_setup", "io_destroy", "io_submit", "io_cancel", "io_getevents",
                                            "io_pgetevents"};
-inline constexpr std::string_view memory[] = {
+inline constexpr const char* memory[] = {
     "brk", "mmap", "munmap", "mprotect", "mremap", "madvise", "mincore", "msync", "mlock", "mlock2", "munlock",
     "mlockall", "munlockall", "remap_file_pages", "membarrier", "memfd_create", "memfd_secret", "pkey_mprotect",
     "pkey_alloc", "pkey_free"};
-inline constexpr std::string_view memory_newer[] = {"map_shadow_stack", "mseal"};
-inline constexpr std::string_view processes[] = {
+inline constexpr const char* memory_newer[] = {"map_shadow_stack", "mseal"};
+inline constexpr const char* processes[] = {
     "fork", "vfork", "execve", "execveat", "exit", "exit_group", "wait4", "waitid", "getpid", "getppid",
     "gettid", "getpgid", "setpgid", "getpgrp", "getsid", "setsid", "set_tid_address", "prctl", "arch_prctl",
     "prlimit64", "getrlimit", "setrlimit", "getrusage", "getpriority", "setpriority", "ioprio_get", "ioprio_set",
     "times", "pidfd_open", "process_mrelease"};
-inline constexpr std::string_view threads[] = {
+inline constexpr const char* threads[] = {
     "futex", "futex_waitv", "set_robust_list", "get_robust_list", "rseq", "set_thread_area", "get_thread_area",
     "sched_yield", "sched_getaffinity", "sched_setaffinity", "sched_getparam", "sched_setparam",
     "sched_getscheduler", "sched_setscheduler", "sched_get_priority_max", "sched_get_priority_min",
     "sched_rr_get_interval", "sched_getattr", "sched_setattr", "getcpu"};
-inline constexpr std::string_view threads_newer[] = {"futex_wake", "futex_wait", "futex_requeue"};
-inline constexpr std::string_view signals[] = {
+inline constexpr const char* threads_newer[] = {"futex_wake", "futex_wait", "futex_requeue"};
+inline constexpr const char* signals[] = {
     "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "rt_sigpending", "rt_sigtimedwait", "rt_sigqueueinfo",
     "rt_tgsigqueueinfo", "rt_sigsuspend", "sigaltstack", "pause", "kill", "tkill", "tgkill", "pidfd_send_signal",
     "restart_syscall", "alarm", "getitimer", "setitimer"};
-inline constexpr std::string_view time_reading[] = {
+inline constexpr const char* time_reading[] = {
     "clock_gettime", "clock_getres", "clock_nanosleep", "nanosleep", "gettimeofday", "time", "timer_create",
     "timer_settime", "timer_gettime", "timer_getoverrun", "timer_delete"};
-inline constexpr std::string_view credentials[] = {
+inline constexpr const char* credentials[] = {
     "getuid", "geteuid", "getgid", "getegid", "getresuid", "getresgid", "getgroups", "setuid", "setgid",
     "setreuid", "setregid", "setresuid", "setresgid", "setfsuid", "setfsgid", "setgroups", "capget", "capset"};
-inline constexpr std::string_view sockets[] = {
+inline constexpr const char* sockets[] = {
     "socketpair", "bind", "listen", "accept", "accept4", "connect", "getsockname", "getpeername", "getsockopt",
     "setsockopt", "sendto", "recvfrom", "sendmsg", "recvmsg", "sendmmsg", "recvmmsg", "shutdown"};
-inline constexpr std::string_view ipc[] = {
+inline constexpr const char* ipc[] = {
     "shmget", "shmat", "shmctl", "shmdt", "semget", "semop", "semctl", "semtimedop", "msgget", "msgsnd", "msgrcv",
     "msgctl", "mq_open", "mq_unlink", "mq_timedsend", "mq_timedreceive", "mq_notify", "mq_getsetattr"};
-inline constexpr std::string_view system_info[] = {"uname", "sysinfo", "getrandom"};
-inline constexpr std::string_view self_confinement[] = {"seccomp", "landlock_create_ruleset", "landlock_add_rule",
+inline constexpr const char* system_info[] = {"uname", "sysinfo", "getrandom"};
+inline constexpr const char* self_confinement[] = {"seccomp", "landlock_create_ruleset", "landlock_add_rule",
                                                         "landlock_restrict_self"};
 
 // --- allowed with conditions -------------------------------------------------
-inline constexpr std::string_view clone_call[] = {"clone"};
+inline constexpr const char* clone_call[] = {"clone"};
 inline constexpr std::uint64_t namespace_flags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER |
                                                  CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWCGROUP;
 inline constexpr condition clone_without_namespaces[] = {{0, compare::masked_equal, 0, namespace_flags, 0}};
-inline constexpr std::string_view personality_call[] = {"personality"};
+inline constexpr const char* personality_call[] = {"personality"};
 // The low 32 bits (the kernel takes an unsigned int) hold nothing but
 // PER_LINUX32 and UNAME26: PER_LINUX, PER_LINUX32, UNAME26, PER_LINUX32|UNAME26.
 inline constexpr condition harmless_persona[] = {
     {0, compare::masked_equal, 0, 0xffffffffULL & ~(std::uint64_t{PER_LINUX32} | std::uint64_t{UNAME26}), 0}};
 inline constexpr condition persona_query[] = {{0, compare::masked_equal, 0xffffffffULL, 0xffffffffULL, 0}};
-inline constexpr std::string_view socket_call[] = {"socket"};
+inline constexpr const char* socket_call[] = {"socket"};
 inline constexpr condition not_vsock[] = {{0, compare::masked_not_equal, AF_VSOCK, 0xffffffffULL, 0}};
-inline constexpr std::string_view ioctl_call[] = {"ioctl"};
+inline constexpr const char* ioctl_call[] = {"ioctl"};
 inline constexpr condition no_terminal_injection[] = {
     {1, compare::masked_not_equal, TIOCSTI, 0xffffffffULL, 0},
     {1, compare::masked_not_equal, TIOCLINUX, 0xffffffffULL, 0}};
 
 // --- ENOSYS ---------------------------------------------------------------------
-inline constexpr std::string_view clone3_call[] = {"clone3"};
+inline constexpr const char* clone3_call[] = {"clone3"};
 
 // --- refused (EPERM) -------------------------------------------------------------
-inline constexpr std::string_view namespaces[] = {"unshare", "setns"};
-inline constexpr std::string_view mounts[] = {"mount", "umount2", "pivot_root", "open_tree", "move_mount",
+inline constexpr const char* namespaces[] = {"unshare", "setns"};
+inline constexpr const char* mounts[] = {"mount", "umount2", "pivot_root", "open_tree", "move_mount",
                                               "fsopen", "fsconfig", "fsmount", "fspick", "mount_setattr"};
-inline constexpr std::string_view mounts_newer[] = {"open_tree_attr", "statmount", "listmount"};
-inline constexpr std::string_view modules[] = {"init_module", "finit_module", "delete_module"};
-inline constexpr std::string_view kexec_reboot[] = {"kexec_load", "kexec_file_load", "reboot"};
-inline constexpr std::string_view bpf_perf[] = {"bpf", "perf_event_open"};
-inline constexpr std::string_view userfault[] = {"userfaultfd"};
-inline constexpr std::string_view keyrings[] = {"add_key", "request_key", "keyctl"};
-inline constexpr std::string_view clock_setting[] = {"settimeofday", "clock_settime", "clock_adjtime", "adjtimex"};
-inline constexpr std::string_view file_handles[] = {"open_by_handle_at", "name_to_handle_at"};
-inline constexpr std::string_view swap_accounting[] = {"swapon", "swapoff", "acct"};
-inline constexpr std::string_view hardware_access[] = {"iopl", "ioperm", "modify_ldt"};
-inline constexpr std::string_view io_uring[] = {"io_uring_setup", "io_uring_enter", "io_uring_register"};
-inline constexpr std::string_view other_processes[] = {"ptrace", "process_vm_readv", "process_vm_writev",
+inline constexpr const char* mounts_newer[] = {"open_tree_attr", "statmount", "listmount"};
+inline constexpr const char* modules[] = {"init_module", "finit_module", "delete_module"};
+inline constexpr const char* kexec_reboot[] = {"kexec_load", "kexec_file_load", "reboot"};
+inline constexpr const char* bpf_perf[] = {"bpf", "perf_event_open"};
+inline constexpr const char* userfault[] = {"userfaultfd"};
+inline constexpr const char* keyrings[] = {"add_key", "request_key", "keyctl"};
+inline constexpr const char* clock_setting[] = {"settimeofday", "clock_settime", "clock_adjtime", "adjtimex"};
+inline constexpr const char* file_handles[] = {"open_by_handle_at", "name_to_handle_at"};
+inline constexpr const char* swap_accounting[] = {"swapon", "swapoff", "acct"};
+inline constexpr const char* hardware_access[] = {"iopl", "ioperm", "modify_ldt"};
+inline constexpr const char* io_uring[] = {"io_uring_setup", "io_uring_enter", "io_uring_register"};
+inline constexpr const char* other_processes[] = {"ptrace", "process_vm_readv", "process_vm_writev",
                                                        "pidfd_getfd", "kcmp", "process_madvise"};
-inline constexpr std::string_view host_names[] = {"sethostname", "setdomainname"};
-inline constexpr std::string_view kernel_log_tty[] = {"syslog", "vhangup"};
-inline constexpr std::string_view numa[] = {"mbind", "set_mempolicy", "get_mempolicy", "migrate_pages",
+inline constexpr const char* host_names[] = {"sethostname", "setdomainname"};
+inline constexpr const char* kernel_log_tty[] = {"syslog", "vhangup"};
+inline constexpr const char* numa[] = {"mbind", "set_mempolicy", "get_mempolicy", "migrate_pages",
                                             "move_pages", "set_mempolicy_home_node"};
-inline constexpr std::string_view whole_fs_watch[] = {"fanotify_init"};
-inline constexpr std::string_view quotas[] = {"quotactl", "quotactl_fd"};
-inline constexpr std::string_view lsm_attributes_newer[] = {"lsm_get_self_attr", "lsm_set_self_attr",
+inline constexpr const char* whole_fs_watch[] = {"fanotify_init"};
+inline constexpr const char* quotas[] = {"quotactl", "quotactl_fd"};
+inline constexpr const char* lsm_attributes_newer[] = {"lsm_get_self_attr", "lsm_set_self_attr",
                                                             "lsm_list_modules"};
-inline constexpr std::string_view obsolete[] = {
+inline constexpr const char* obsolete[] = {
     "uselib", "_sysctl", "ustat", "sysfs", "create_module", "get_kernel_syms", "query_module", "nfsservctl",
     "getpmsg", "putpmsg", "afs_syscall", "tuxcall", "security", "vserver", "lookup_dcookie", "epoll_ctl_old",
     "epoll_wait_old"};

@@ -2029,13 +2029,14 @@ inline cgroup_layout_info detect_cgroup_layout() {
 // Nothing here touches the file system, so all of it is unit-tested.
 
 
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 #include <optional>
-#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 namespace ctr::detail {
 
@@ -2146,14 +2147,15 @@ inline std::uint64_t parse_size(std::string_view text, std::string_view what = "
 
 // A CPU or memory-node list as cpuset files use it: "0-3,5,7-8". Throws
 // ctr::error(set_cgroup_limit, EINVAL) naming `what`. The empty list is
-// valid (it reads back from a cpuset that was never set).
+// valid (it reads back from a cpuset that was never set). The numbers come
+// sorted, each once.
 template <class = void>
-inline std::set<unsigned> parse_cpu_list(std::string_view text, std::string_view what = "cpu list") {
-    const auto fail = [&](std::string_view why) -> std::set<unsigned> {
+inline std::vector<unsigned> parse_cpu_list(std::string_view text, std::string_view what = "cpu list") {
+    const auto fail = [&](std::string_view why) -> std::vector<unsigned> {
         throw error(step::set_cgroup_limit, EINVAL, std::string(what),
                     "bad list '" + std::string(text) + "': " + std::string(why) + "; write e.g. '0-3,6'");
     };
-    std::set<unsigned> out;
+    std::vector<unsigned> out;
     const std::string_view t = cgroup_trim(text);
     if (t.empty()) return out;
     for (std::string_view part : cgroup_split(t, ',')) {
@@ -2164,8 +2166,10 @@ inline std::set<unsigned> parse_cpu_list(std::string_view text, std::string_view
         if (!first || !last) return fail("'" + std::string(part) + "' is not a number or a range");
         if (*last < *first) return fail("the range '" + std::string(part) + "' runs backwards");
         if (*last >= 65536) return fail("'" + std::string(part) + "' is beyond any CPU or node number");
-        for (std::uint64_t n = *first; n <= *last; ++n) out.insert(static_cast<unsigned>(n));
+        for (std::uint64_t n = *first; n <= *last; ++n) out.push_back(static_cast<unsigned>(n));
     }
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
     return out;
 }
 
@@ -2600,9 +2604,7 @@ inline long remove_cgroup_dir(const std::string& dir, cgroup_clock::time_point d
 #include <climits>
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <optional>
-#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -2794,7 +2796,7 @@ public:
         const auto use_v2 = [&](std::string_view v2_name) {
             const std::size_t m = member_for(static_cast<std::size_t>(v2 - layout_.hierarchies.data()));
             if (!v2_name.empty()) add_unique(plan_[m].controllers, std::string(v2_name));
-            where_[std::string(controller)] = m;
+            place(controller, m);
             return true;
         };
         if (v2_only_) {
@@ -2815,7 +2817,7 @@ public:
                 problem = "is mounted at " + h.mount_point + " but cannot be used: " + h.problem;
                 continue;
             }
-            where_[std::string(controller)] = member_for(i);
+            place(controller, member_for(i));
             return true;
         }
         // A hybrid host's cgroup2 side may carry a controller that v1 lacks.
@@ -2855,9 +2857,9 @@ public:
     // The index of the member that hosts `controller`, if the group uses it.
     template <class = void>
     std::optional<std::size_t> where(std::string_view controller) const {
-        const auto it = where_.find(std::string(controller));
-        if (it == where_.end()) return std::nullopt;
-        return it->second;
+        for (const auto& [name, index] : where_)
+            if (name == controller) return index;
+        return std::nullopt;
     }
 
 private:
@@ -2877,8 +2879,22 @@ private:
 
     const cgroup_layout_info& layout_;
     bool v2_only_;
+    // Records that `controller` is hosted by member `m` (a later call for
+    // the same controller wins).
+    template <class = void>
+    void place(std::string_view controller, std::size_t m) {
+        for (auto& [name, index] : where_)
+            if (name == controller) {
+                index = m;
+                return;
+            }
+        where_.emplace_back(std::string(controller), m);
+    }
+
     std::vector<member_plan> plan_;
-    std::map<std::string, std::size_t> where_;
+    // controller -> member; a few entries, so a vector rather than a std::map,
+    // whose header every includer would parse.
+    std::vector<std::pair<std::string, std::size_t>> where_;
 };
 
 // One limit: the file to write (the first of `targets` that exists), and a
@@ -2933,7 +2949,7 @@ inline std::function<std::optional<std::string>(std::string_view)> expect_text(s
 }
 
 template <class = void>
-inline std::function<std::optional<std::string>(std::string_view)> expect_cpu_list(std::set<unsigned> wanted) {
+inline std::function<std::optional<std::string>(std::string_view)> expect_cpu_list(std::vector<unsigned> wanted) {
     return [wanted](std::string_view back) -> std::optional<std::string> {
         try {
             if (parse_cpu_list(back) == wanted) return std::nullopt;
@@ -3141,11 +3157,11 @@ inline std::vector<limit_write> plan_limits(const limits& l, const planner& plan
     for (const auto& [field, file, value] : {cpuset_limit{"cpuset_cpus", "cpuset.cpus", &l.cpuset_cpus},
                                              cpuset_limit{"cpuset_mems", "cpuset.mems", &l.cpuset_mems}}) {
         if (!*value) continue;
-        const std::set<unsigned> wanted = parse_cpu_list(**value, field);
+        std::vector<unsigned> wanted = parse_cpu_list(**value, field);
         if (wanted.empty())
             throw error(step::set_cgroup_limit, EINVAL, field, "an empty list would leave the group nowhere to run");
         const std::size_t m = member("cpuset", field);
-        writes.push_back({m, {{file, std::string(cgroup_trim(**value))}}, field, expect_cpu_list(wanted)});
+        writes.push_back({m, {{file, std::string(cgroup_trim(**value))}}, field, expect_cpu_list(std::move(wanted))});
     }
     if (l.pids_max) {
         const std::size_t m = member("pids", "pids_max");
@@ -4242,7 +4258,8 @@ inline std::size_t reap_stale(std::string_view prefix) {
     namespace d = detail;
     d::check_group_prefix(prefix);
     const d::cgroup_layout_info layout = d::detect_cgroup_layout();
-    std::map<std::string, std::vector<d::cgroup_member>> stale;
+    // name -> its directories in each hierarchy
+    std::vector<std::pair<std::string, std::vector<d::cgroup_member>>> stale;
     for (const auto& h : layout.hierarchies) {
         if (!h.usable()) continue;
         const long dirfd = d::open_directory(AT_FDCWD, h.place_dir.c_str());
@@ -4256,8 +4273,10 @@ inline std::size_t reap_stale(std::string_view prefix) {
             if (!parsed || parsed->prefix != prefix || !d::creator_is_gone(*parsed)) continue;
             const long fd = d::open_directory(dir.get(), name.c_str());
             if (fd < 0) continue;
-            stale[name].push_back(d::found_member(h, d::join_cgroup_path(h.place_path, name), h.place_dir + "/" + name,
-                                                  unique_fd(static_cast<int>(fd))));
+            auto at = std::find_if(stale.begin(), stale.end(), [&](const auto& s) { return s.first == name; });
+            if (at == stale.end()) at = stale.emplace(stale.end(), name, std::vector<d::cgroup_member>());
+            at->second.push_back(d::found_member(h, d::join_cgroup_path(h.place_path, name),
+                                                 h.place_dir + "/" + name, unique_fd(static_cast<int>(fd))));
         }
     }
     std::size_t removed = 0;
@@ -6299,7 +6318,7 @@ inline std::vector<skeleton> find_skeletons(const std::string& root_source, cons
 
 #include <cstddef>
 #include <cstdint>
-#include <deque>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -6353,9 +6372,14 @@ private:
         std::string detail;  // e.g. "source '/srv/data'"
     };
 
-    std::deque<std::string> strings_;
-    std::deque<std::vector<const char*>> lists_;
-    std::deque<std::vector<ctr::detail::mount_param>> params_;
+    // What the steps point into, so it must never move: each string on the
+    // heap by itself (a moved short string would move its characters), and
+    // the lists in vectors whose buffers stay where they are when the outer
+    // vector grows and moves them. (No std::deque: every includer would
+    // parse its header for these three members.)
+    std::vector<std::unique_ptr<std::string>> strings_;
+    std::vector<std::vector<const char*>> lists_;
+    std::vector<std::vector<ctr::detail::mount_param>> params_;
     std::vector<ctr::detail::mount_step> steps_;
     std::vector<step_info> info_;
     std::vector<detached_bind> detached_;
@@ -6563,7 +6587,9 @@ public:
         : for_guard_(for_guard), targets_elsewhere_(targets_elsewhere) {}
 
     template <class = void>
-    const char* keep(std::string text) { return out_.strings_.emplace_back(std::move(text)).c_str(); }
+    const char* keep(std::string text) {
+        return out_.strings_.emplace_back(std::make_unique<std::string>(std::move(text)))->c_str();
+    }
 
     template <class = void>
     const char* const* keep_list(const std::vector<std::string>& items) {
@@ -10780,7 +10806,11 @@ inline unique_fd open_host_socket(const net::port_mapping& m, int backlog, std::
 // The relay: every socket of one port_forwarder and the epoll loop that
 // moves their bytes. After start, only the relay thread touches it, except
 // for the atomics (the stop flag and the counters) and the wake-up eventfd.
-class [[nodiscard]] port_relay {
+// A class template with one instantiation (port_relay), like the handles:
+// its hash maps and its members are compiled only where a program publishes
+// ports, not in every includer.
+template <class>
+class [[nodiscard]] basic_port_relay {
 public:
     struct host_socket {
         net::port_mapping mapping;  // with the bound host port
@@ -10791,7 +10821,7 @@ public:
     };
 
     template <class = void>
-    port_relay(std::vector<host_socket> hosts, const net::port_forward_options& options)
+    basic_port_relay(std::vector<host_socket> hosts, const net::port_forward_options& options)
         : hosts_(std::move(hosts)),
           buffer_size_(options.tcp_buffer_size),
           udp_idle_timeout_(options.udp_idle_timeout),
@@ -10927,7 +10957,7 @@ private:
         std::uint32_t watched = 0;
         clock::time_point last_active{};
     };
-    using link_iterator = std::unordered_map<std::uint64_t, tcp_link>::iterator;
+    using link_iterator = typename std::unordered_map<std::uint64_t, tcp_link>::iterator;
 
     // Makes the epoll interest of `fd` `wanted` (level-triggered). An fd that
     // wants nothing is taken out rather than left with an empty mask: a
@@ -11432,6 +11462,7 @@ private:
     std::atomic<std::uint64_t> bytes_from_{0};
     std::atomic<std::uint64_t> copied_{0};
 };
+using port_relay = basic_port_relay<void>;
 
 }  // namespace ctr::net::detail
 
@@ -15246,7 +15277,7 @@ inline std::string disassemble(std::span<const sock_filter> program) {
 namespace ctr::detail::syscall_table_x86_64 {
 
 struct entry {
-    std::string_view name;
+    const char* name;  // not a std::string_view: 724 of those are constant-evaluated in every includer
     int number;
 };
 
@@ -15990,10 +16021,10 @@ constexpr int name_to_number(std::string_view name) noexcept {
     std::size_t low = 0, high = by_name.size();
     while (low < high) {
         const std::size_t middle = low + (high - low) / 2;
-        if (by_name[middle].name < name) low = middle + 1;
+        if (std::string_view(by_name[middle].name) < name) low = middle + 1;
         else high = middle;
     }
-    return low < by_name.size() && by_name[low].name == name ? by_name[low].number : -1;
+    return low < by_name.size() && std::string_view(by_name[low].name) == name ? by_name[low].number : -1;
 }
 
 // The name of a system call number, or an empty view when the table has none.
@@ -16486,10 +16517,13 @@ private:
 // One entry of the default profile: a group of calls, what they get, and why.
 struct profile_entry {
     std::string_view group;
-    std::span<const std::string_view> syscalls;  // all in the table
+    // Names as plain C strings: the profile's few hundred names are then
+    // plain pointers, where views would be constant-evaluated (their lengths
+    // counted) in every translation unit that includes this header.
+    std::span<const char* const> syscalls;  // all in the table
     // Calls newer than some tables (and older kernels): ruled when the table
     // knows them; until then they answer ENOSYS like every unknown number.
-    std::span<const std::string_view> newer_syscalls;
+    std::span<const char* const> newer_syscalls;
     action what;
     std::span<const condition> all_of;  // none: unconditional
     std::string_view why;
@@ -16509,114 +16543,114 @@ using seccomp::profile_entry;
 // table with new calls fails the test until someone decides about them.
 
 // --- allowed ---------------------------------------------------------------
-inline constexpr std::string_view files[] = {
+inline constexpr const char* files[] = {
     "open", "openat", "openat2", "creat", "close", "close_range", "stat", "lstat", "fstat", "newfstatat", "statx",
     "access", "faccessat", "faccessat2", "readlink", "readlinkat", "getdents", "getdents64", "getcwd", "chdir",
     "fchdir", "mkdir", "mkdirat", "rmdir", "rename", "renameat", "renameat2", "link", "linkat", "unlink",
     "unlinkat", "symlink", "symlinkat", "chmod", "fchmod", "fchmodat", "chown", "fchown", "lchown", "fchownat",
     "umask", "truncate", "ftruncate", "fallocate", "utime", "utimes", "utimensat", "futimesat", "mknod", "mknodat",
     "statfs", "fstatfs", "chroot"};
-inline constexpr std::string_view files_newer[] = {"fchmodat2", "file_getattr", "file_setattr"};
-inline constexpr std::string_view io[] = {
+inline constexpr const char* files_newer[] = {"fchmodat2", "file_getattr", "file_setattr"};
+inline constexpr const char* io[] = {
     "read", "write", "readv", "writev", "pread64", "pwrite64", "preadv", "pwritev", "preadv2", "pwritev2",
     "lseek", "sendfile", "splice", "tee", "vmsplice", "copy_file_range", "readahead", "fadvise64", "fsync",
     "fdatasync", "sync", "syncfs", "sync_file_range", "flock", "fcntl", "dup", "dup2", "dup3", "pipe", "pipe2"};
-inline constexpr std::string_view io_newer[] = {"cachestat"};
-inline constexpr std::string_view xattrs[] = {
+inline constexpr const char* io_newer[] = {"cachestat"};
+inline constexpr const char* xattrs[] = {
     "setxattr", "lsetxattr", "fsetxattr", "getxattr", "lgetxattr", "fgetxattr", "listxattr", "llistxattr",
     "flistxattr", "removexattr", "lremovexattr", "fremovexattr"};
-inline constexpr std::string_view xattrs_newer[] = {"setxattrat", "getxattrat", "listxattrat", "removexattrat"};
-inline constexpr std::string_view file_events[] = {"inotify_init", "inotify_init1", "inotify_add_watch",
+inline constexpr const char* xattrs_newer[] = {"setxattrat", "getxattrat", "listxattrat", "removexattrat"};
+inline constexpr const char* file_events[] = {"inotify_init", "inotify_init1", "inotify_add_watch",
                                                    "inotify_rm_watch", "fanotify_mark"};
-inline constexpr std::string_view polling[] = {
+inline constexpr const char* polling[] = {
     "poll", "ppoll", "select", "pselect6", "epoll_create", "epoll_create1", "epoll_ctl", "epoll_wait",
     "epoll_pwait", "epoll_pwait2", "eventfd", "eventfd2", "signalfd", "signalfd4", "timerfd_create",
     "timerfd_settime", "timerfd_gettime"};
-inline constexpr std::string_view aio[] = {"io_setup", "io_destroy", "io_submit", "io_cancel", "io_getevents",
+inline constexpr const char* aio[] = {"io_setup", "io_destroy", "io_submit", "io_cancel", "io_getevents",
                                            "io_pgetevents"};
-inline constexpr std::string_view memory[] = {
+inline constexpr const char* memory[] = {
     "brk", "mmap", "munmap", "mprotect", "mremap", "madvise", "mincore", "msync", "mlock", "mlock2", "munlock",
     "mlockall", "munlockall", "remap_file_pages", "membarrier", "memfd_create", "memfd_secret", "pkey_mprotect",
     "pkey_alloc", "pkey_free"};
-inline constexpr std::string_view memory_newer[] = {"map_shadow_stack", "mseal"};
-inline constexpr std::string_view processes[] = {
+inline constexpr const char* memory_newer[] = {"map_shadow_stack", "mseal"};
+inline constexpr const char* processes[] = {
     "fork", "vfork", "execve", "execveat", "exit", "exit_group", "wait4", "waitid", "getpid", "getppid",
     "gettid", "getpgid", "setpgid", "getpgrp", "getsid", "setsid", "set_tid_address", "prctl", "arch_prctl",
     "prlimit64", "getrlimit", "setrlimit", "getrusage", "getpriority", "setpriority", "ioprio_get", "ioprio_set",
     "times", "pidfd_open", "process_mrelease"};
-inline constexpr std::string_view threads[] = {
+inline constexpr const char* threads[] = {
     "futex", "futex_waitv", "set_robust_list", "get_robust_list", "rseq", "set_thread_area", "get_thread_area",
     "sched_yield", "sched_getaffinity", "sched_setaffinity", "sched_getparam", "sched_setparam",
     "sched_getscheduler", "sched_setscheduler", "sched_get_priority_max", "sched_get_priority_min",
     "sched_rr_get_interval", "sched_getattr", "sched_setattr", "getcpu"};
-inline constexpr std::string_view threads_newer[] = {"futex_wake", "futex_wait", "futex_requeue"};
-inline constexpr std::string_view signals[] = {
+inline constexpr const char* threads_newer[] = {"futex_wake", "futex_wait", "futex_requeue"};
+inline constexpr const char* signals[] = {
     "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "rt_sigpending", "rt_sigtimedwait", "rt_sigqueueinfo",
     "rt_tgsigqueueinfo", "rt_sigsuspend", "sigaltstack", "pause", "kill", "tkill", "tgkill", "pidfd_send_signal",
     "restart_syscall", "alarm", "getitimer", "setitimer"};
-inline constexpr std::string_view time_reading[] = {
+inline constexpr const char* time_reading[] = {
     "clock_gettime", "clock_getres", "clock_nanosleep", "nanosleep", "gettimeofday", "time", "timer_create",
     "timer_settime", "timer_gettime", "timer_getoverrun", "timer_delete"};
-inline constexpr std::string_view credentials[] = {
+inline constexpr const char* credentials[] = {
     "getuid", "geteuid", "getgid", "getegid", "getresuid", "getresgid", "getgroups", "setuid", "setgid",
     "setreuid", "setregid", "setresuid", "setresgid", "setfsuid", "setfsgid", "setgroups", "capget", "capset"};
-inline constexpr std::string_view sockets[] = {
+inline constexpr const char* sockets[] = {
     "socketpair", "bind", "listen", "accept", "accept4", "connect", "getsockname", "getpeername", "getsockopt",
     "setsockopt", "sendto", "recvfrom", "sendmsg", "recvmsg", "sendmmsg", "recvmmsg", "shutdown"};
-inline constexpr std::string_view ipc[] = {
+inline constexpr const char* ipc[] = {
     "shmget", "shmat", "shmctl", "shmdt", "semget", "semop", "semctl", "semtimedop", "msgget", "msgsnd", "msgrcv",
     "msgctl", "mq_open", "mq_unlink", "mq_timedsend", "mq_timedreceive", "mq_notify", "mq_getsetattr"};
-inline constexpr std::string_view system_info[] = {"uname", "sysinfo", "getrandom"};
-inline constexpr std::string_view self_confinement[] = {"seccomp", "landlock_create_ruleset", "landlock_add_rule",
+inline constexpr const char* system_info[] = {"uname", "sysinfo", "getrandom"};
+inline constexpr const char* self_confinement[] = {"seccomp", "landlock_create_ruleset", "landlock_add_rule",
                                                         "landlock_restrict_self"};
 
 // --- allowed with conditions -------------------------------------------------
-inline constexpr std::string_view clone_call[] = {"clone"};
+inline constexpr const char* clone_call[] = {"clone"};
 inline constexpr std::uint64_t namespace_flags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER |
                                                  CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWCGROUP;
 inline constexpr condition clone_without_namespaces[] = {{0, compare::masked_equal, 0, namespace_flags, 0}};
-inline constexpr std::string_view personality_call[] = {"personality"};
+inline constexpr const char* personality_call[] = {"personality"};
 // The low 32 bits (the kernel takes an unsigned int) hold nothing but
 // PER_LINUX32 and UNAME26: PER_LINUX, PER_LINUX32, UNAME26, PER_LINUX32|UNAME26.
 inline constexpr condition harmless_persona[] = {
     {0, compare::masked_equal, 0, 0xffffffffULL & ~(std::uint64_t{PER_LINUX32} | std::uint64_t{UNAME26}), 0}};
 inline constexpr condition persona_query[] = {{0, compare::masked_equal, 0xffffffffULL, 0xffffffffULL, 0}};
-inline constexpr std::string_view socket_call[] = {"socket"};
+inline constexpr const char* socket_call[] = {"socket"};
 inline constexpr condition not_vsock[] = {{0, compare::masked_not_equal, AF_VSOCK, 0xffffffffULL, 0}};
-inline constexpr std::string_view ioctl_call[] = {"ioctl"};
+inline constexpr const char* ioctl_call[] = {"ioctl"};
 inline constexpr condition no_terminal_injection[] = {
     {1, compare::masked_not_equal, TIOCSTI, 0xffffffffULL, 0},
     {1, compare::masked_not_equal, TIOCLINUX, 0xffffffffULL, 0}};
 
 // --- ENOSYS ---------------------------------------------------------------------
-inline constexpr std::string_view clone3_call[] = {"clone3"};
+inline constexpr const char* clone3_call[] = {"clone3"};
 
 // --- refused (EPERM) -------------------------------------------------------------
-inline constexpr std::string_view namespaces[] = {"unshare", "setns"};
-inline constexpr std::string_view mounts[] = {"mount", "umount2", "pivot_root", "open_tree", "move_mount",
+inline constexpr const char* namespaces[] = {"unshare", "setns"};
+inline constexpr const char* mounts[] = {"mount", "umount2", "pivot_root", "open_tree", "move_mount",
                                               "fsopen", "fsconfig", "fsmount", "fspick", "mount_setattr"};
-inline constexpr std::string_view mounts_newer[] = {"open_tree_attr", "statmount", "listmount"};
-inline constexpr std::string_view modules[] = {"init_module", "finit_module", "delete_module"};
-inline constexpr std::string_view kexec_reboot[] = {"kexec_load", "kexec_file_load", "reboot"};
-inline constexpr std::string_view bpf_perf[] = {"bpf", "perf_event_open"};
-inline constexpr std::string_view userfault[] = {"userfaultfd"};
-inline constexpr std::string_view keyrings[] = {"add_key", "request_key", "keyctl"};
-inline constexpr std::string_view clock_setting[] = {"settimeofday", "clock_settime", "clock_adjtime", "adjtimex"};
-inline constexpr std::string_view file_handles[] = {"open_by_handle_at", "name_to_handle_at"};
-inline constexpr std::string_view swap_accounting[] = {"swapon", "swapoff", "acct"};
-inline constexpr std::string_view hardware_access[] = {"iopl", "ioperm", "modify_ldt"};
-inline constexpr std::string_view io_uring[] = {"io_uring_setup", "io_uring_enter", "io_uring_register"};
-inline constexpr std::string_view other_processes[] = {"ptrace", "process_vm_readv", "process_vm_writev",
+inline constexpr const char* mounts_newer[] = {"open_tree_attr", "statmount", "listmount"};
+inline constexpr const char* modules[] = {"init_module", "finit_module", "delete_module"};
+inline constexpr const char* kexec_reboot[] = {"kexec_load", "kexec_file_load", "reboot"};
+inline constexpr const char* bpf_perf[] = {"bpf", "perf_event_open"};
+inline constexpr const char* userfault[] = {"userfaultfd"};
+inline constexpr const char* keyrings[] = {"add_key", "request_key", "keyctl"};
+inline constexpr const char* clock_setting[] = {"settimeofday", "clock_settime", "clock_adjtime", "adjtimex"};
+inline constexpr const char* file_handles[] = {"open_by_handle_at", "name_to_handle_at"};
+inline constexpr const char* swap_accounting[] = {"swapon", "swapoff", "acct"};
+inline constexpr const char* hardware_access[] = {"iopl", "ioperm", "modify_ldt"};
+inline constexpr const char* io_uring[] = {"io_uring_setup", "io_uring_enter", "io_uring_register"};
+inline constexpr const char* other_processes[] = {"ptrace", "process_vm_readv", "process_vm_writev",
                                                        "pidfd_getfd", "kcmp", "process_madvise"};
-inline constexpr std::string_view host_names[] = {"sethostname", "setdomainname"};
-inline constexpr std::string_view kernel_log_tty[] = {"syslog", "vhangup"};
-inline constexpr std::string_view numa[] = {"mbind", "set_mempolicy", "get_mempolicy", "migrate_pages",
+inline constexpr const char* host_names[] = {"sethostname", "setdomainname"};
+inline constexpr const char* kernel_log_tty[] = {"syslog", "vhangup"};
+inline constexpr const char* numa[] = {"mbind", "set_mempolicy", "get_mempolicy", "migrate_pages",
                                             "move_pages", "set_mempolicy_home_node"};
-inline constexpr std::string_view whole_fs_watch[] = {"fanotify_init"};
-inline constexpr std::string_view quotas[] = {"quotactl", "quotactl_fd"};
-inline constexpr std::string_view lsm_attributes_newer[] = {"lsm_get_self_attr", "lsm_set_self_attr",
+inline constexpr const char* whole_fs_watch[] = {"fanotify_init"};
+inline constexpr const char* quotas[] = {"quotactl", "quotactl_fd"};
+inline constexpr const char* lsm_attributes_newer[] = {"lsm_get_self_attr", "lsm_set_self_attr",
                                                             "lsm_list_modules"};
-inline constexpr std::string_view obsolete[] = {
+inline constexpr const char* obsolete[] = {
     "uselib", "_sysctl", "ustat", "sysfs", "create_module", "get_kernel_syms", "query_module", "nfsservctl",
     "getpmsg", "putpmsg", "afs_syscall", "tuxcall", "security", "vserver", "lookup_dcookie", "epoll_ctl_old",
     "epoll_wait_old"};

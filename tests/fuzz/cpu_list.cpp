@@ -8,12 +8,14 @@
 #include <ctr/cgroup.hpp>
 
 #include <cerrno>
+#include <string>
+#include <vector>
 
 namespace d = ctr::detail;
 
 namespace {
 
-std::string as_ranges(const std::set<unsigned>& cpus) {
+std::string as_ranges(const std::vector<unsigned>& cpus) {
     std::string out;
     for (auto it = cpus.begin(); it != cpus.end();) {
         const unsigned first = *it;
@@ -30,16 +32,18 @@ std::string as_ranges(const std::set<unsigned>& cpus) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     const std::string_view text = ctr_fuzz::as_text(data, size);
-    std::set<unsigned> cpus;
+    std::vector<unsigned> cpus;
     try {
         cpus = d::parse_cpu_list(text, "fuzz");
     } catch (const ctr::error& e) {
         CTR_FUZZ_CHECK(e.code().value() == EINVAL, "errno %d", e.code().value());
         return 0;
     }
-    CTR_FUZZ_CHECK(cpus.empty() || *cpus.rbegin() < 65536, "member %u", *cpus.rbegin());
+    CTR_FUZZ_CHECK(cpus.empty() || cpus.back() < 65536, "member %u", cpus.back());
+    for (std::size_t i = 1; i < cpus.size(); ++i)
+        CTR_FUZZ_CHECK(cpus[i - 1] < cpus[i], "not sorted or repeated at %u", cpus[i]);
     const std::string written = as_ranges(cpus);
-    std::set<unsigned> again;
+    std::vector<unsigned> again;
     try {
         again = d::parse_cpu_list(written, "fuzz");
     } catch (const ctr::error& e) {

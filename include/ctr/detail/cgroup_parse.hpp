@@ -6,13 +6,14 @@
 #include <ctr/detail/cgroup_layout.hpp>
 #include <ctr/error.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 #include <optional>
-#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 namespace ctr::detail {
 
@@ -123,14 +124,15 @@ inline std::uint64_t parse_size(std::string_view text, std::string_view what = "
 
 // A CPU or memory-node list as cpuset files use it: "0-3,5,7-8". Throws
 // ctr::error(set_cgroup_limit, EINVAL) naming `what`. The empty list is
-// valid (it reads back from a cpuset that was never set).
+// valid (it reads back from a cpuset that was never set). The numbers come
+// sorted, each once.
 template <class = void>
-inline std::set<unsigned> parse_cpu_list(std::string_view text, std::string_view what = "cpu list") {
-    const auto fail = [&](std::string_view why) -> std::set<unsigned> {
+inline std::vector<unsigned> parse_cpu_list(std::string_view text, std::string_view what = "cpu list") {
+    const auto fail = [&](std::string_view why) -> std::vector<unsigned> {
         throw error(step::set_cgroup_limit, EINVAL, std::string(what),
                     "bad list '" + std::string(text) + "': " + std::string(why) + "; write e.g. '0-3,6'");
     };
-    std::set<unsigned> out;
+    std::vector<unsigned> out;
     const std::string_view t = cgroup_trim(text);
     if (t.empty()) return out;
     for (std::string_view part : cgroup_split(t, ',')) {
@@ -141,8 +143,10 @@ inline std::set<unsigned> parse_cpu_list(std::string_view text, std::string_view
         if (!first || !last) return fail("'" + std::string(part) + "' is not a number or a range");
         if (*last < *first) return fail("the range '" + std::string(part) + "' runs backwards");
         if (*last >= 65536) return fail("'" + std::string(part) + "' is beyond any CPU or node number");
-        for (std::uint64_t n = *first; n <= *last; ++n) out.insert(static_cast<unsigned>(n));
+        for (std::uint64_t n = *first; n <= *last; ++n) out.push_back(static_cast<unsigned>(n));
     }
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
     return out;
 }
 

@@ -14,7 +14,7 @@
 namespace ctr::detail::syscall_table_x86_64 {
 
 struct entry {
-    std::string_view name;
+    const char* name;  // not a std::string_view: 724 of those are constant-evaluated in every includer
     int number;
 };
 
@@ -758,10 +758,10 @@ constexpr int name_to_number(std::string_view name) noexcept {
     std::size_t low = 0, high = by_name.size();
     while (low < high) {
         const std::size_t middle = low + (high - low) / 2;
-        if (by_name[middle].name < name) low = middle + 1;
+        if (std::string_view(by_name[middle].name) < name) low = middle + 1;
         else high = middle;
     }
-    return low < by_name.size() && by_name[low].name == name ? by_name[low].number : -1;
+    return low < by_name.size() && std::string_view(by_name[low].name) == name ? by_name[low].number : -1;
 }
 
 // The name of a system call number, or an empty view when the table has none.
