@@ -89,6 +89,84 @@ inline bool nft_dnat_available() {
     if (!ctr_test::in_path("pasta"))        \
     GTEST_SKIP() << "pasta is not installed (package passt; tools/install-deps installs it)"
 
+// IPv6 in this kernel and in the namespace the test runs in.
+inline bool ipv6_available() {
+    const int probe = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (probe < 0) return false;
+    close(probe);
+    return access("/proc/sys/net/ipv6/conf/default/disable_ipv6", F_OK) == 0;
+}
+#define CTR_SKIP_WITHOUT_IPV6()            \
+    CTR_SKIP_WITHOUT_NETWORK_NAMESPACE();  \
+    if (!ctr_test::ipv6_available())       \
+    GTEST_SKIP() << "this kernel has no IPv6 (ipv6.disable=1 or CONFIG_IPV6 off)"
+
+// Connects to [address]:port (retrying while the far end comes up), sends
+// `text`, half-closes and returns everything that comes back.
+inline std::string tcp6_exchange(const ctr::net::ipv6_address& address, int port, const std::string& text) {
+    for (int attempt = 0; attempt < 100; ++attempt) {
+        const int s = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_in6 to{};
+        to.sin6_family = AF_INET6;
+        to.sin6_port = htons(static_cast<std::uint16_t>(port));
+        to.sin6_addr = address.to_in6_addr();
+        if (connect(s, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0) {
+            close(s);
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+            continue;
+        }
+        if (write(s, text.data(), text.size()) < 0) ADD_FAILURE() << "write: " << std::strerror(errno);
+        shutdown(s, SHUT_WR);
+        std::string reply;
+        char buffer[4096];
+        for (ssize_t n; (n = read(s, buffer, sizeof buffer)) > 0;) reply.append(buffer, static_cast<std::size_t>(n));
+        close(s);
+        return reply;
+    }
+    ADD_FAILURE() << "could not connect to [" << address.to_string() << "]:" << port;
+    return {};
+}
+
+// A TCP listener on [address]:port of the current thread's namespace that
+// answers one connection with "host got ", what it read until the client
+// half-closed, " from " and the client's address.
+struct one_shot_server6 {
+    int listener = -1;
+    std::thread thread;
+    one_shot_server6(const ctr::net::ipv6_address& address, int port) {
+        listener = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_in6 at{};
+        at.sin6_family = AF_INET6;
+        at.sin6_port = htons(static_cast<std::uint16_t>(port));
+        at.sin6_addr = address.to_in6_addr();
+        const int on = 1;
+        setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+        if (bind(listener, reinterpret_cast<sockaddr*>(&at), sizeof at) != 0 || listen(listener, 4) != 0) {
+            ADD_FAILURE() << "bind/listen: " << std::strerror(errno);
+            return;
+        }
+        thread = std::thread([this] {
+            sockaddr_in6 peer{};
+            socklen_t size = sizeof peer;
+            const int c = accept(listener, reinterpret_cast<sockaddr*>(&peer), &size);
+            if (c < 0) return;
+            std::string got;
+            char buffer[256];
+            for (ssize_t n; (n = read(c, buffer, sizeof buffer)) > 0;) got.append(buffer, static_cast<std::size_t>(n));
+            char text[INET6_ADDRSTRLEN] = {};
+            inet_ntop(AF_INET6, &peer.sin6_addr, text, sizeof text);
+            const std::string reply = "host got " + got + " from " + text;
+            EXPECT_GT(write(c, reply.data(), reply.size()), 0);
+            close(c);
+        });
+    }
+    ~one_shot_server6() {
+        if (listener >= 0) shutdown(listener, SHUT_RDWR);
+        if (thread.joinable()) thread.join();
+        if (listener >= 0) close(listener);
+    }
+};
+
 // The test's own host, on the calling thread while it lives.
 struct test_host {
     static inline const ctr::net::ipv4_address server_address = ctr::net::ipv4_address::parse("198.51.100.129");

@@ -1,0 +1,168 @@
+// IPv6 on a veth sandbox (net::veth::ipv6): the addresses of both ends from
+// ctr's ULA prefix, usable at once (no duplicate address detection), the
+// default route inside, traffic both ways, and IPv4 alone where the kernel
+// has no IPv6 or it is disabled. Everything runs in the network namespace the
+// test main made, or in fresh ones made here, which play the host: no packet
+// reaches a real interface.
+#include "net_host.hpp"
+
+#include <gtest/gtest.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <thread>
+
+namespace {
+
+using ctr::net::ipv6_address;
+using ctr::net::ipv6_interface;
+using ctr::process::spawn;
+using ctr::process::stdio;
+using ctr_test::helper;
+
+TEST(net6, addresses_are_parsed_and_printed_in_the_rfc_5952_form) {
+    const std::pair<const char*, const char*> cases[] = {
+        {"::", "::"},
+        {"::1", "::1"},
+        {"fd63:7472::1", "fd63:7472::1"},
+        {"FD63:7472:0:0:0:0:0:2", "fd63:7472::2"},
+        {"2001:db8:0:0:1:0:0:1", "2001:db8::1:0:0:1"},  // the first of two equal runs
+        {"2001:db8::", "2001:db8::"},
+        {"2001:0db8:0000:0001:0000:0000:0000:0001", "2001:db8:0:1::1"},  // a lone zero group stays
+        {"1:2:3:4:5:6:7:8", "1:2:3:4:5:6:7:8"},
+    };
+    for (const auto& [text, shown] : cases) EXPECT_EQ(ipv6_address::parse(text).to_string(), shown) << text;
+    for (const char* bad : {"", ":", ":::", "1::2::3", "1:2:3:4:5:6:7", "1:2:3:4:5:6:7:8:9", "12345::", "g::",
+                            "1:", ":1", "1::2:", "::ffff:1.2.3.4", "1:2:3:4:5:6:7::8"}) {
+        try {
+            (void)ipv6_address::parse(bad);
+            ADD_FAILURE() << "accepted '" << bad << "'";
+        } catch (const ctr::error& e) {
+            EXPECT_EQ(e.code().value(), EINVAL) << bad;
+            EXPECT_EQ(e.path(), bad);
+        }
+    }
+    const auto subnet = ipv6_interface::parse("fd63:7472:0:5::2/64");
+    EXPECT_EQ(subnet.network().to_string(), "fd63:7472:0:5::");
+    EXPECT_TRUE(subnet.contains(ipv6_address::parse("fd63:7472:0:5:ffff::1")));
+    EXPECT_FALSE(subnet.contains(ipv6_address::parse("fd63:7472:0:6::1")));
+    EXPECT_THROW((void)ipv6_interface::parse("fd63::1/129"), ctr::error);
+    EXPECT_THROW((void)ipv6_interface::parse("fd63::1"), ctr::error);
+}
+
+TEST(net6, veth_gives_both_ends_ula_addresses_usable_at_once_and_a_default_route_inside) {
+    CTR_SKIP_WITHOUT_IPV6();
+    auto child = spawn(helper({"addresses6"}), {.std_out = stdio::capture(), .network = ctr::net::veth{}});
+    const ctr::net::veth_info info = *child.network();
+    const auto r = child.wait();
+    ASSERT_EQ(r.exit_code, 0) << r.std_out;
+    ASSERT_TRUE(info.host_ipv6.has_value());
+    ASSERT_TRUE(info.container_ipv6.has_value());
+    EXPECT_EQ(info.host_ipv6->prefix_length, 64);
+    EXPECT_TRUE(info.host_ipv6->contains(info.container_ipv6->address));
+    EXPECT_TRUE(ctr::net::veth{}.ipv6_pool.contains(info.host_ipv6->address)) << info.host_ipv6->to_string();
+    // The /64 goes with the /30: its subnet ID is the /30's slot.
+    const std::uint32_t slot = (info.host_address.network().host_order() & 0xffff) >> 2;
+    EXPECT_EQ(info.host_ipv6->address.group(3), slot);
+    // Not "tentative": the address works as soon as the command starts.
+    EXPECT_NE(r.std_out.find("eth0 " + info.container_ipv6->to_string() + "\n"), std::string::npos) << r.std_out;
+    EXPECT_NE(r.std_out.find("default6 via " + info.host_ipv6->address.to_string() + " dev eth0"), std::string::npos)
+        << r.std_out;
+    EXPECT_NE(r.std_out.find("lo ::1/128"), std::string::npos) << r.std_out;
+}
+
+TEST(net6, ipv6_false_gives_ipv4_alone) {
+    CTR_SKIP_WITHOUT_IPV6();
+    // The negative control of the test above: the same probe finds no IPv6
+    // address on eth0 and no IPv6 default route.
+    auto child = spawn(helper({"addresses6"}),
+                       {.std_out = stdio::capture(), .network = ctr::net::veth{.ipv6 = false}});
+    const ctr::net::veth_info info = *child.network();
+    const auto r = child.wait();
+    ASSERT_EQ(r.exit_code, 0) << r.std_out;
+    EXPECT_FALSE(info.host_ipv6.has_value());
+    EXPECT_FALSE(info.container_ipv6.has_value());
+    EXPECT_EQ(r.std_out.find("eth0"), std::string::npos) << r.std_out;
+    EXPECT_EQ(r.std_out.find("default6"), std::string::npos) << r.std_out;
+}
+
+TEST(net6, explicit_ipv6_addresses_are_used) {
+    CTR_SKIP_WITHOUT_IPV6();
+    auto child = spawn(helper({"addresses6"}),
+                       {.std_out = stdio::capture(),
+                        .network = ctr::net::veth{.host_ipv6 = ipv6_interface::parse("fd00:db8:1::a/120"),
+                                                  .container_ipv6 = ipv6_interface::parse("fd00:db8:1::b/120")}});
+    const auto r = child.wait();
+    ASSERT_EQ(r.exit_code, 0) << r.std_out;
+    EXPECT_NE(r.std_out.find("eth0 fd00:db8:1::b/120\n"), std::string::npos) << r.std_out;
+    EXPECT_NE(r.std_out.find("default6 via fd00:db8:1::a dev eth0"), std::string::npos) << r.std_out;
+}
+
+TEST(net6, bad_ipv6_options_are_refused_before_anything_starts) {
+    CTR_SKIP_WITHOUT_NETWORK_NAMESPACE();
+    const std::pair<ctr::net::veth, const char*> cases[] = {
+        {{.host_ipv6 = ipv6_interface::parse("fd00::1/64")}, "both IPv6"},
+        {{.host_ipv6 = ipv6_interface::parse("fd00::1/64"), .container_ipv6 = ipv6_interface::parse("fd01::2/64")},
+         "not in the host end's subnet"},
+        {{.host_ipv6 = ipv6_interface::parse("fd00::1/64"), .container_ipv6 = ipv6_interface::parse("fd00::1/64")},
+         "same IPv6 address"},
+        {{.ipv6_pool = ipv6_interface::parse("fd00::/56")}, "/48 or wider"},
+    };
+    for (const auto& [options, reason] : cases) {
+        try {
+            (void)spawn(helper({"exit", "0"}), {.network = options});
+            ADD_FAILURE() << "accepted: " << reason;
+        } catch (const ctr::error& e) {
+            EXPECT_EQ(e.step(), ctr::step::prepare) << e.what();
+            EXPECT_NE(std::string(e.what()).find(reason), std::string::npos) << e.what();
+        }
+    }
+    EXPECT_FALSE(ctr_test::has_children());
+}
+
+TEST(net6, the_host_and_the_sandbox_talk_over_ipv6_both_ways) {
+    CTR_SKIP_WITHOUT_IPV6();
+    // In: a client here reaches a server inside, which sees the host end's address.
+    auto server = spawn(helper({"tcp6-peer", "7000", "1"}), {.std_out = stdio::pipe(), .network = ctr::net::veth{}});
+    ASSERT_EQ(ctr_test::read_line_of(server.std_out().get()), "listening\n");
+    const ctr::net::veth_info info = *server.network();
+    ASSERT_TRUE(info.container_ipv6);
+    const auto reply = ctr_test::tcp6_exchange(info.container_ipv6->address, 7000, "hi\n");
+    EXPECT_EQ(reply, "saw " + info.host_ipv6->address.to_string() + "\n");
+    EXPECT_EQ(server.wait().exit_code, 0);
+
+    // Out: the sandbox reaches a server on the host end's address, which
+    // sees the sandbox's (explicit addresses: the client needs the host
+    // end's before it starts).
+    ctr_test::one_shot_server6 host_side(ipv6_address{}, 7001);
+    auto explicit_client = spawn(
+        helper({"tcp6-send", "fd00:db8:2::1", "7001", "hello\n"}),
+        {.std_out = stdio::capture(),
+         .network = ctr::net::veth{.host_ipv6 = ipv6_interface::parse("fd00:db8:2::1/64"),
+                                   .container_ipv6 = ipv6_interface::parse("fd00:db8:2::2/64")}});
+    const auto r = explicit_client.wait();
+    EXPECT_EQ(r.exit_code, 0) << r.std_out;
+    EXPECT_EQ(r.std_out, "host got hello\n from fd00:db8:2::2");
+}
+
+TEST(net6, a_host_with_ipv6_disabled_gives_ipv4_alone_without_an_error) {
+    CTR_SKIP_WITHOUT_IPV6();
+    // A namespace of this test's own plays a host whose new links come
+    // without IPv6 (net.ipv6.conf.default.disable_ipv6 = 1).
+    ctr::ns::scope host{ctr::ns::kinds(ctr::ns::network)};
+    ctr_test::write_sysctl("/proc/sys/net/ipv6/conf/default/disable_ipv6", "1");
+    auto child = spawn(helper({"addresses"}), {.std_out = stdio::capture(), .network = ctr::net::veth{}});
+    const ctr::net::veth_info info = *child.network();
+    const auto r = child.wait();
+    EXPECT_EQ(r.exit_code, 0) << r.std_out;
+    EXPECT_FALSE(info.host_ipv6.has_value());
+    EXPECT_NE(r.std_out.find("eth0 " + info.container_address.to_string() + " up"), std::string::npos) << r.std_out;
+}
+
+}  // namespace
