@@ -264,15 +264,28 @@ struct small_internet {
     static inline const ctr::net::ipv4_interface router_downlink =
         ctr::net::ipv4_interface::parse("198.51.100.126/25");
     static constexpr int server_port = 8000;
+    // The same over IPv6, where the kernel has it: the uplink
+    // 2001:db8:1::1/64, the router 2001:db8:1::fe/64, the server
+    // 2001:db8:ff::200 on the router's loopback (documentation addresses).
+    static inline const ctr::net::ipv6_address server_address6 = ctr::net::ipv6_address::parse("2001:db8:ff::200");
+    static inline const ctr::net::ipv6_interface host_uplink6 = ctr::net::ipv6_interface::parse("2001:db8:1::1/64");
+    static inline const ctr::net::ipv6_interface router_downlink6 =
+        ctr::net::ipv6_interface::parse("2001:db8:1::fe/64");
 
     ctr::ns::scope host{ctr::ns::kinds(ctr::ns::network)};
     ctr::unique_fd router;
     std::optional<ctr::net::veth_pair> uplink;
     int listener = -1;
+    int listener6 = -1;
 
     small_internet() {
         write_sysctl("/proc/sys/net/ipv4/conf/all/forwarding", "0");
         write_sysctl("/proc/sys/net/ipv4/conf/default/forwarding", "0");
+        const bool ipv6 = ipv6_available();
+        if (ipv6) {
+            write_sysctl("/proc/sys/net/ipv6/conf/all/forwarding", "0");
+            write_sysctl("/proc/sys/net/ipv6/conf/default/forwarding", "0");
+        }
         {
             ctr::ns::scope fresh{ctr::ns::kinds(ctr::ns::network)};
             router = current_network_namespace();
@@ -283,12 +296,27 @@ struct small_internet {
                                                             .container_address = router_downlink},
                                              ctr::net::peer_namespace::from_fd(router.get())));
         ctr::net::configure_interface("up0", host_uplink, router_downlink.address);
+        if (ipv6) ctr::net::configure_ipv6("up0", host_uplink6, router_downlink6.address);
         ctr::ns::scope in_router({ctr::ns::existing::fd(ctr::ns::network, router.get())});
         ctr::net::configure_interface("down0", router_downlink);
         auto netlink = ctr::net::detail::rtnetlink::open();
         EXPECT_EQ(ctr::net::detail::add_address(netlink, static_cast<int>(ctr::net::detail::interface_index("lo")),
                                                 ctr::net::ipv4_interface{server_address, 32}),
                   0);
+        if (ipv6) {
+            ctr::net::configure_ipv6("down0", router_downlink6);
+            EXPECT_EQ(ctr::net::detail::add_address(netlink,
+                                                    static_cast<int>(ctr::net::detail::interface_index("lo")),
+                                                    ctr::net::ipv6_interface{server_address6, 128}),
+                      0);
+            listener6 = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            sockaddr_in6 at6{};
+            at6.sin6_family = AF_INET6;
+            at6.sin6_port = htons(server_port);
+            at6.sin6_addr = server_address6.to_in6_addr();
+            if (bind(listener6, reinterpret_cast<sockaddr*>(&at6), sizeof at6) != 0 || listen(listener6, 4) != 0)
+                ADD_FAILURE() << "bind/listen in the router over IPv6: " << std::strerror(errno);
+        }
         listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         sockaddr_in at{};
         at.sin_family = AF_INET;
@@ -299,6 +327,7 @@ struct small_internet {
     }
     ~small_internet() {
         if (listener >= 0) close(listener);
+        if (listener6 >= 0) close(listener6);
     }
     small_internet(const small_internet&) = delete;
     small_internet& operator=(const small_internet&) = delete;
@@ -319,8 +348,27 @@ struct small_internet {
             close(c);
         });
     }
+    // serve_one over IPv6.
+    std::thread serve_one6() {
+        return std::thread([this] {
+            sockaddr_in6 peer{};
+            socklen_t size = sizeof peer;
+            const int c = accept(listener6, reinterpret_cast<sockaddr*>(&peer), &size);
+            if (c < 0) return;
+            char buffer[64];
+            (void)!read(c, buffer, sizeof buffer);
+            char text[INET6_ADDRSTRLEN] = {};
+            inet_ntop(AF_INET6, &peer.sin6_addr, text, sizeof text);
+            const std::string reply = std::string("server saw ") + text;
+            EXPECT_GT(write(c, reply.data(), reply.size()), 0);
+            close(c);
+        });
+    }
     // Wakes a serve_one whose client never came.
-    void stop_serving() { shutdown(listener, SHUT_RDWR); }
+    void stop_serving() {
+        shutdown(listener, SHUT_RDWR);
+        if (listener6 >= 0) shutdown(listener6, SHUT_RDWR);
+    }
 };
 
 }  // namespace ctr_test
