@@ -15,6 +15,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 #include <string>
 #include <thread>
 
@@ -75,6 +76,15 @@ TEST(net6, veth_gives_both_ends_ula_addresses_usable_at_once_and_a_default_route
     EXPECT_NE(r.std_out.find("default6 via " + info.host_ipv6->address.to_string() + " dev eth0"), std::string::npos)
         << r.std_out;
     EXPECT_NE(r.std_out.find("lo ::1/128"), std::string::npos) << r.std_out;
+    // The host end has fe80::1, not tentative either: the address a router
+    // needs to ask for a forwarded packet's next hop.
+    std::ifstream addresses("/proc/net/if_inet6");
+    std::string hex, index, prefix, scope, flags, name;
+    bool link_local = false;
+    while (addresses >> hex >> index >> prefix >> scope >> flags >> name)
+        if (name == info.host_name && hex == "fe800000000000000000000000000001")
+            link_local = (std::stoul(flags, nullptr, 16) & 0x40) == 0;
+    EXPECT_TRUE(link_local) << "no usable fe80::1 on " << info.host_name;
 }
 
 TEST(net6, ipv6_false_gives_ipv4_alone) {

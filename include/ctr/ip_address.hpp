@@ -1,6 +1,7 @@
 #pragma once
 // ctr::net::ipv4_address and ipv4_interface, ipv6_address and
-// ipv6_interface: addresses as values, parsed with errors that name the text.
+// ipv6_interface, ip_address (either family): addresses as values, parsed
+// with errors that name the text.
 
 #include <ctr/error.hpp>
 
@@ -262,6 +263,39 @@ struct ipv6_interface {
     std::string to_string() const { return address.to_string() + "/" + std::to_string(prefix_length); }
 
     friend constexpr bool operator==(const ipv6_interface&, const ipv6_interface&) noexcept = default;
+};
+
+// An IPv4 or an IPv6 address: where a published port listens on the host
+// (port_mapping). Converts from either; a default one is 0.0.0.0.
+class ip_address {
+public:
+    constexpr ip_address() noexcept = default;
+    constexpr ip_address(ipv4_address v4) noexcept : v4_(v4) {}  // NOLINT: implicit, as either is one
+    constexpr ip_address(const ipv6_address& v6) noexcept : ipv6_(true), v6_(v6) {}  // NOLINT
+
+    // "127.0.0.1" or "::1" (no brackets); bad text throws ctr::error naming it.
+    static ip_address parse(std::string_view text) {
+        if (text.find(':') != std::string_view::npos) return ipv6_address::parse(text);
+        return ipv4_address::parse(text);
+    }
+
+    constexpr bool is_ipv6() const noexcept { return ipv6_; }
+    constexpr ipv4_address ipv4() const noexcept { return v4_; }
+    constexpr const ipv6_address& ipv6() const noexcept { return v6_; }
+    // 0.0.0.0 or ::: every address of that family.
+    constexpr bool is_unspecified() const noexcept { return ipv6_ ? v6_.is_unspecified() : v4_ == ipv4_address{}; }
+
+    // "127.0.0.1", "::1".
+    std::string to_string() const { return ipv6_ ? v6_.to_string() : v4_.to_string(); }
+    // "127.0.0.1", "[::1]": as it stands before ":PORT".
+    std::string to_string_with_port_room() const { return ipv6_ ? "[" + v6_.to_string() + "]" : v4_.to_string(); }
+
+    friend constexpr bool operator==(const ip_address&, const ip_address&) noexcept = default;
+
+private:
+    bool ipv6_ = false;
+    ipv4_address v4_{};
+    ipv6_address v6_{};
 };
 
 }  // namespace ctr::net

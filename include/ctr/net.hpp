@@ -252,6 +252,9 @@ inline long add_address(rtnetlink& netlink, int index, const ipv6_interface& add
     return netlink.request(m);
 }
 
+// fe80::1/64: the host end's link-local address (each link has its own).
+inline const ipv6_interface host_link_local{{{0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}}, 64};
+
 // The /64 of `pool` that goes with an IPv4 subnet: its subnet ID (bytes 6
 // and 7) is the /30's slot in its /16, the low 16 bits of its network
 // address divided by 4; host end ::1, sandbox ::2.
@@ -585,6 +588,21 @@ inline veth_pair create_veth(const veth& options, peer_namespace peer) {
         if (r == 0) {
             pair.info_.host_ipv6 = host6;
             pair.info_.container_ipv6 = sandbox6;
+            // A link-local address usable at once too. The kernel makes one
+            // when the link comes up, tentative for a second or two of
+            // duplicate address detection, and a router sends neighbour
+            // solicitations for packets it forwards only from a link-local
+            // address that is not tentative: until then, forwarded packets
+            // (published ports' clients, answers from beyond the host) to a
+            // new sandbox wait.
+            const long local = detail::add_address(netlink, pair.info_.host_index, detail::host_link_local);
+            if (local < 0) {
+                const std::string kernel = netlink.last_message();
+                detail::delete_link_quietly(netlink, pair.info_.host_index, pair.info_.host_name);
+                throw error(step::configure_link, static_cast<int>(-local), pair.info_.host_name,
+                            "setting the address " + detail::host_link_local.to_string() +
+                                (kernel.empty() ? "" : "; kernel: " + kernel));
+            }
         } else if (r != -EAFNOSUPPORT && r != -EACCES) {
             const std::string kernel = netlink.last_message();
             detail::delete_link_quietly(netlink, pair.info_.host_index, pair.info_.host_name);
