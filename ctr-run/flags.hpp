@@ -358,7 +358,16 @@ inline void apply_flag(config& c, const flag_spec& f, std::string_view shown, st
                              "takes only net.ipv6.conf.all.disable_ipv6=1: IPv4 alone for --network veth)");
     } else if (name == "publish") {
         try {
-            for (const auto& m : ctr::net::port_mapping::parse_range(value)) c.publish.push_back(m);
+            for (const auto& m : ctr::net::port_mapping::parse_range(value)) {
+                // The kernel cannot DNAT from ::1 (no route_localnet for
+                // IPv6), and pasta's loopback is the host's own: refused
+                // for both, as one rule is easier to know than two.
+                if (m.host_address.is_ipv6() && m.host_address.ipv6().is_loopback())
+                    bad_value(shown, "'" + std::string(value) +
+                                         "': IPv6's loopback cannot be published (the kernel cannot DNAT from ::1): "
+                                         "publish on 127.0.0.1, or without an address");
+                c.publish.push_back(m);
+            }
         } catch (const ctr::error& e) {
             bad_value(shown, e.what());
         }
