@@ -82,6 +82,8 @@ std::string ask6_from_router(ctr_test::small_internet& net, const ctr::net::ipv6
 TEST(ctr_run_ipv6, publish_without_an_address_serves_ipv6_clients_and_the_server_sees_theirs) {
     CTR_SKIP_WITHOUT_NFT_DNAT();
     if (!ctr_test::ipv6_available()) GTEST_SKIP() << "this kernel has no IPv6";
+    if (!ctr_test::nft_dnat6_available())
+        GTEST_SKIP() << "this kernel lacks nftables' IPv6 nat or fib (modprobe nft_nat nft_fib_ipv6)";
     ctr_test::small_internet net;
     namespace p = ctr::process;
     for (const char* mapping : {"18090:80", "[2001:db8:1::1]:18090:80"}) {

@@ -36,7 +36,9 @@ constexpr std::uint16_t host_port = 18080;
 
 #define CTR_SKIP_WITHOUT_NFT_DNAT6()                                                                       \
     CTR_SKIP_WITHOUT_NFT_DNAT();                                                                           \
-    if (!ctr_test::ipv6_available()) GTEST_SKIP() << "this kernel has no IPv6 (ipv6.disable=1 or CONFIG_IPV6 off)"
+    if (!ctr_test::ipv6_available()) GTEST_SKIP() << "this kernel has no IPv6 (ipv6.disable=1 or CONFIG_IPV6 off)";   \
+    if (!ctr_test::nft_dnat6_available())                                                                  \
+    GTEST_SKIP() << "this kernel lacks nftables' IPv6 nat or fib (modprobe nft_nat nft_fib_ipv6)"
 
 // The server's one line ("saw ADDRESS") for a connection to [address]:port
 // from the current thread's namespace, or what went wrong. The time limits

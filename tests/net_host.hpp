@@ -78,6 +78,29 @@ inline bool nft_dnat_available() {
         return e.code().value() != ENOENT;  // any other failure: the test names it
     }
 }
+// The same for IPv6 (nft_fib_ipv6; the ip6 family of nf_tables and nat).
+inline bool nft_dnat6_available() {
+    namespace d = ctr::net::detail;
+    try {
+        ctr::ns::scope fresh{ctr::ns::kinds(ctr::ns::network)};
+        auto nft = d::nftables_socket::open();
+        std::vector<d::netlink_message> batch;
+        batch.push_back(d::new_table_message("probe", NFPROTO_IPV6));
+        batch.push_back(d::new_chain_message("probe", "prerouting", NF_INET_PRE_ROUTING, -100, "nat", NFPROTO_IPV6));
+        batch.push_back(d::rule_message(
+            "probe", "prerouting", "probe",
+            [](d::netlink_message& m) {
+                d::match_local_destination(m);
+                d::add_dnat(m, ctr::net::ipv6_address::parse("2001:db8::2"), 80);
+            },
+            NFPROTO_IPV6));
+        nft.commit(std::move(batch), 0, "probing nftables' ip6 nat and fib");
+        return true;
+    } catch (const ctr::error& e) {
+        return e.code().value() != ENOENT && e.code().value() != EAFNOSUPPORT;
+    }
+}
+
 #define CTR_SKIP_WITHOUT_NFT_DNAT()        \
     CTR_SKIP_WITHOUT_NFTABLES();           \
     if (!ctr_test::nft_dnat_available())   \
