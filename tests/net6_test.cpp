@@ -16,6 +16,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -85,6 +86,51 @@ TEST(net6, veth_gives_both_ends_ula_addresses_usable_at_once_and_a_default_route
         if (name == info.host_name && hex == "fe800000000000000000000000000001")
             link_local = (std::stoul(flags, nullptr, 16) & 0x40) == 0;
     EXPECT_TRUE(link_local) << "no usable fe80::1 on " << info.host_name;
+}
+
+// Whether /proc/net/if_inet6 of the current namespace shows `hex` on `link`
+// as tentative (IFA_F_TENTATIVE, 0x40): empty when the address is not there.
+std::optional<bool> tentative(const std::string& link, const std::string& hex) {
+    std::ifstream addresses("/proc/net/if_inet6");
+    std::string address, index, prefix, scope, flags, name;
+    while (addresses >> address >> index >> prefix >> scope >> flags >> name)
+        if (name == link && address == hex) return (std::stoul(flags, nullptr, 16) & 0x40) != 0;
+    return std::nullopt;
+}
+
+TEST(net6, an_address_added_with_duplicate_address_detection_is_tentative_at_first) {
+    CTR_SKIP_WITHOUT_IPV6();
+    // The negative control of "not tentative" above: the same check sees an
+    // address that DAD holds back. A pair whose ends both stay in a
+    // namespace of this test's own, up (DAD runs only with a carrier), and
+    // an address added without IFA_F_NODAD.
+    ctr::ns::scope host{ctr::ns::kinds(ctr::ns::network)};
+    ctr::unique_fd here = ctr_test::current_network_namespace();
+    auto pair = ctr::net::create_veth(
+        ctr::net::veth{.host_name = "dad0",
+                       .container_name = "dad1",
+                       .host_address = ctr::net::ipv4_interface::parse("198.51.100.1/30"),
+                       .container_address = ctr::net::ipv4_interface::parse("198.51.100.2/30"),
+                       .ipv6 = false},
+        ctr::net::peer_namespace::from_fd(here.get()));
+    ctr::net::configure_interface("dad1", ctr::net::ipv4_interface::parse("198.51.100.2/30"));
+    ctr_test::write_sysctl("/proc/sys/net/ipv6/conf/dad0/dad_transmits", "3");
+    auto netlink = ctr::net::detail::rtnetlink::open();
+    ctr::net::detail::netlink_message m(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL);
+    ifaddrmsg h{};
+    h.ifa_family = AF_INET6;
+    h.ifa_prefixlen = 64;
+    h.ifa_index = static_cast<unsigned>(pair.info().host_index);
+    m.add_header(h);
+    const in6_addr address = ipv6_address::parse("2001:db8:5::1").to_in6_addr();
+    m.add_attribute(IFA_LOCAL, &address, sizeof address);
+    ASSERT_EQ(netlink.request(m), 0) << netlink.last_message();
+    EXPECT_EQ(tentative("dad0", "20010db8000500000000000000000001"), std::optional<bool>(true));
+    // And with IFA_F_NODAD, as ctr adds its addresses, not.
+    ASSERT_EQ(ctr::net::detail::add_address(netlink, pair.info().host_index,
+                                            ipv6_interface::parse("2001:db8:5::2/64")),
+              0);
+    EXPECT_EQ(tentative("dad0", "20010db8000500000000000000000002"), std::optional<bool>(false));
 }
 
 TEST(net6, ipv6_false_gives_ipv4_alone) {
