@@ -288,7 +288,7 @@ public:
     // "127.0.0.1", "::1".
     std::string to_string() const { return ipv6_ ? v6_.to_string() : v4_.to_string(); }
     // "127.0.0.1", "[::1]": as it stands before ":PORT".
-    std::string to_string_with_port_room() const { return ipv6_ ? "[" + v6_.to_string() + "]" : v4_.to_string(); }
+    std::string to_string_bracketed() const { return ipv6_ ? "[" + v6_.to_string() + "]" : v4_.to_string(); }
 
     friend constexpr bool operator==(const ip_address&, const ip_address&) noexcept = default;
 

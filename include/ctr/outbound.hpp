@@ -133,7 +133,7 @@ std::size_t delete_outbound_rules(nftables_socket& nft, Doomed&& doomed) {
         if (deleted == 0) return 0;
         if (nft.commit(std::move(batch), generation, std::string("ip/ip6 ") + nat_table)) return deleted;
         if (attempt == 20)
-            throw error(step::configure_nat, EAGAIN, std::string("ip ") + nat_table,
+            throw error(step::configure_nat, EAGAIN, std::string("ip/ip6 ") + nat_table,
                         "the ruleset kept changing while ctr removed its rules");
     }
 }

@@ -61,13 +61,13 @@ struct port_mapping {
     // "0.0.0.0:8080->80/tcp" or "[::]:8080->80/tcp", as `docker ps` shows it.
     template <class = void>
     std::string to_string() const {
-        return host_address.to_string_with_port_room() + ":" + std::to_string(host_port) + "->" +
+        return host_address.to_string_bracketed() + ":" + std::to_string(host_port) + "->" +
                std::to_string(container_port) + "/" + std::string(net::to_string(proto));
     }
     // "0.0.0.0:8080/tcp": the host side alone, as errors name it.
     template <class = void>
     std::string host_side() const {
-        return host_address.to_string_with_port_room() + ":" + std::to_string(host_port) + "/" +
+        return host_address.to_string_bracketed() + ":" + std::to_string(host_port) + "/" +
                std::string(net::to_string(proto));
     }
 

@@ -4563,7 +4563,7 @@ public:
     // "127.0.0.1", "::1".
     std::string to_string() const { return ipv6_ ? v6_.to_string() : v4_.to_string(); }
     // "127.0.0.1", "[::1]": as it stands before ":PORT".
-    std::string to_string_with_port_room() const { return ipv6_ ? "[" + v6_.to_string() + "]" : v4_.to_string(); }
+    std::string to_string_bracketed() const { return ipv6_ ? "[" + v6_.to_string() + "]" : v4_.to_string(); }
 
     friend constexpr bool operator==(const ip_address&, const ip_address&) noexcept = default;
 
@@ -8893,13 +8893,13 @@ struct port_mapping {
     // "0.0.0.0:8080->80/tcp" or "[::]:8080->80/tcp", as `docker ps` shows it.
     template <class = void>
     std::string to_string() const {
-        return host_address.to_string_with_port_room() + ":" + std::to_string(host_port) + "->" +
+        return host_address.to_string_bracketed() + ":" + std::to_string(host_port) + "->" +
                std::to_string(container_port) + "/" + std::string(net::to_string(proto));
     }
     // "0.0.0.0:8080/tcp": the host side alone, as errors name it.
     template <class = void>
     std::string host_side() const {
-        return host_address.to_string_with_port_room() + ":" + std::to_string(host_port) + "/" +
+        return host_address.to_string_bracketed() + ":" + std::to_string(host_port) + "/" +
                std::string(net::to_string(proto));
     }
 
@@ -11171,7 +11171,7 @@ std::size_t delete_outbound_rules(nftables_socket& nft, Doomed&& doomed) {
         if (deleted == 0) return 0;
         if (nft.commit(std::move(batch), generation, std::string("ip/ip6 ") + nat_table)) return deleted;
         if (attempt == 20)
-            throw error(step::configure_nat, EAGAIN, std::string("ip ") + nat_table,
+            throw error(step::configure_nat, EAGAIN, std::string("ip/ip6 ") + nat_table,
                         "the ruleset kept changing while ctr removed its rules");
     }
 }

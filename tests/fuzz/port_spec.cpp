@@ -43,7 +43,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         const std::string ports = std::to_string(m.container_port) + "/" + std::string(net::to_string(m.proto));
         const std::string full =
             both ? (m.host_port ? std::to_string(m.host_port) + ":" : std::string()) + ports
-                 : m.host_address.to_string_with_port_room() + ":" + (m.host_port ? std::to_string(m.host_port) : "") +
+                 : m.host_address.to_string_bracketed() + ":" + (m.host_port ? std::to_string(m.host_port) : "") +
                        ":" + ports;
         net::port_mapping again;
         try {
