@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include <arpa/inet.h>
+#include <csignal>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -106,7 +107,9 @@ TEST(ctr_run_ipv6, publish_without_an_address_serves_ipv6_clients_and_the_server
     // Once the server listens, the rules (had there been any) are in.
     EXPECT_EQ(ask6_from_router(net, ctr_test::small_internet::host_uplink6.address, 18090, 1),
               "connect: Connection refused");
-    server.kill();
+    // SIGTERM, which ctr-run passes on and then cleans up after (a SIGKILL
+    // would leave its private files behind).
+    server.signal(SIGTERM);
     (void)server.wait();
 }
 
