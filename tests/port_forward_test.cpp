@@ -372,6 +372,40 @@ TEST(port_forward, an_ipv6_host_side_relays_tcp_and_udp_to_an_ipv4_target) {
     EXPECT_EQ(ntohs(from.sin6_port), forwarder.host_port(1));
 }
 
+TEST(port_forward, a_mapping_without_an_address_relays_ipv6_clients_too_and_an_explicit_0_0_0_0_does_not) {
+    const int probe = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (probe < 0) GTEST_SKIP() << "this kernel has no IPv6";
+    close(probe);
+    tcp_server tcp(echo);
+    // Docker's "-p PORT": both families; "-p 0.0.0.0::PORT": IPv4 alone
+    // (the negative control: the same IPv6 client is refused).
+    port_forwarder both({port_mapping::parse(std::to_string(tcp.port()))});
+    port_forwarder v4_only({port_mapping::parse("0.0.0.0::" + std::to_string(tcp.port()))});
+    both.start(loopback);
+    v4_only.start(loopback);
+    const auto ask6 = [](std::uint16_t port) -> std::string {
+        sockaddr_in6 at{};
+        at.sin6_family = AF_INET6;
+        at.sin6_addr = in6addr_loopback;
+        at.sin6_port = htons(port);
+        ctr::unique_fd client(socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0));
+        setsockopt(client.get(), SOL_SOCKET, SO_RCVTIMEO, &socket_timeout, sizeof socket_timeout);
+        if (connect(client.get(), reinterpret_cast<const sockaddr*>(&at), sizeof at) != 0)
+            return std::string("connect: ") + std::strerror(errno);
+        if (!send_all(client.get(), "six")) return "send failed";
+        shutdown(client.get(), SHUT_WR);
+        return receive_all(client.get()).data;
+    };
+    EXPECT_EQ(ask6(both.host_port(0)), "six");
+    EXPECT_EQ(ask6(v4_only.host_port(0)), "connect: Connection refused");
+    EXPECT_EQ(both.mappings().size(), 1u);
+    // IPv4 as before, on the same port.
+    ctr::unique_fd v4 = tcp_connect(both.host_port(0));
+    ASSERT_TRUE(send_all(v4.get(), "four"));
+    shutdown(v4.get(), SHUT_WR);
+    EXPECT_EQ(receive_all(v4.get()).data, "four");
+}
+
 TEST(port_forward, parse_range_reads_docker_ranges) {
     using list = std::vector<port_mapping>;
     EXPECT_EQ(port_mapping::parse_range("8000-8003:80-83"),

@@ -772,7 +772,10 @@ class [[nodiscard]] port_forwarder {
 public:
     // Binds (and for TCP listens on) every mapping now, so that a busy port
     // fails before anything is started: ctr::error(step::publish_port,
-    // EADDRINUSE, "0.0.0.0:8080/tcp"). Nothing is left open on failure.
+    // EADDRINUSE, "0.0.0.0:8080/tcp"). Nothing is left open on failure. A
+    // mapping on 0.0.0.0 with also_ipv6 (parse's "8080:80") listens on
+    // [::] too, on the same port, where the kernel has IPv6; mappings()
+    // lists it once.
     template <class = void>
     explicit port_forwarder(std::vector<port_mapping> mappings, const port_forward_options& options = {}) {
         if (options.tcp_buffer_size == 0)
@@ -788,6 +791,18 @@ public:
             unique_fd fd = detail::open_host_socket(m, options.listen_backlog, bound);
             m.host_port = bound;
             hosts.push_back({m, std::move(fd)});
+            // Docker's -p without an address: [::] too, on the same port,
+            // where the kernel has IPv6 (an explicit 0.0.0.0 is IPv4 alone).
+            if (m.also_ipv6 && !m.host_address.is_ipv6() && m.host_address.is_unspecified()) {
+                port_mapping v6 = m;
+                v6.host_address = ipv6_address{};
+                try {
+                    unique_fd fd6 = detail::open_host_socket(v6, options.listen_backlog, bound);
+                    hosts.push_back({v6, std::move(fd6)});
+                } catch (const error& e) {
+                    if (e.code().value() != EAFNOSUPPORT && e.code().value() != EADDRNOTAVAIL) throw;
+                }
+            }
         }
         relay_ = std::make_unique<detail::port_relay>(std::move(hosts), options);
         mappings_ = std::move(mappings);
