@@ -57,6 +57,9 @@ struct config {
 
     network_mode network = network_mode::none;
     bool network_given = false;  // --network was on the command line
+    // IPv6 for --network veth; --sysctl net.ipv6.conf.all.disable_ipv6=1
+    // (Docker's way) turns it off.
+    bool ipv6 = true;
     std::vector<ctr::net::port_mapping> publish;
     bool pid_host = false, ipc_host = false, uts_host = false;
     bool rootless = false;
@@ -123,6 +126,7 @@ constexpr flag_spec flags[] = {
     {"memory", 'm', takes::value},        {"memory-swap", 0, takes::value},     {"cpus", 0, takes::value},
     {"cpu-shares", 'c', takes::value},    {"pids-limit", 0, takes::value},      {"cpuset-cpus", 0, takes::value},
     {"network", 0, takes::value},         {"net", 0, takes::value},             {"publish", 'p', takes::value},
+    {"sysctl", 0, takes::value},
     {"pid", 0, takes::value},             {"ipc", 0, takes::value},             {"uts", 0, takes::value},
     {"rootless", 0, takes::boolean},      {"user", 'u', takes::value},          {"group-add", 0, takes::value},
     {"seccomp", 0, takes::value},         {"cap-add", 0, takes::value},         {"cap-drop", 0, takes::value},
@@ -204,7 +208,6 @@ constexpr refused_flag refused_flags[] = {
     {"gpus", 0, takes::value, "ctr-run has no GPU support (--device binds a device node)"},
     {"cgroup-parent", 0, takes::value, "ctr-run's cgroup is always below ctr-run's own"},
     {"cgroupns", 0, takes::value, "ctr-run always gives the command a cgroup namespace of its own"},
-    {"sysctl", 0, takes::value, "ctr's library has no step that writes /proc/sys inside the sandbox"},
     {"ip", 0, takes::value, one_network},
     {"ip6", 0, takes::value, one_network},
     {"mac-address", 0, takes::value, one_network},
@@ -343,9 +346,28 @@ inline void apply_flag(config& c, const flag_spec& f, std::string_view shown, st
                                  "connectivity through pasta (docs/networking.md)");
         else bad_value(shown, "'" + std::string(value) + "' is not none, host, veth or pasta");
         c.network_given = true;
+    } else if (name == "sysctl") {
+        // Only the switch that turns IPv6 off, as Docker users do for a
+        // container; the library writes no other /proc/sys inside.
+        if (value == "net.ipv6.conf.all.disable_ipv6=1" || value == "net.ipv6.conf.default.disable_ipv6=1")
+            c.ipv6 = false;
+        else if (value == "net.ipv6.conf.all.disable_ipv6=0" || value == "net.ipv6.conf.default.disable_ipv6=0")
+            c.ipv6 = true;
+        else
+            bad_value(shown, "not supported: ctr's library has no step that writes /proc/sys inside the sandbox (ctr-run "
+                             "takes only net.ipv6.conf.all.disable_ipv6=1: IPv4 alone for --network veth)");
     } else if (name == "publish") {
         try {
-            for (const auto& m : ctr::net::port_mapping::parse_range(value)) c.publish.push_back(m);
+            for (const auto& m : ctr::net::port_mapping::parse_range(value)) {
+                // The kernel cannot DNAT from ::1 (no route_localnet for
+                // IPv6), and pasta's loopback is the host's own: refused
+                // for both, as one rule is easier to know than two.
+                if (m.host_address.is_ipv6() && m.host_address.ipv6().is_loopback())
+                    bad_value(shown, "'" + std::string(value) +
+                                         "': IPv6's loopback cannot be published (the kernel cannot DNAT from ::1): "
+                                         "publish on 127.0.0.1, or without an address");
+                c.publish.push_back(m);
+            }
         } catch (const ctr::error& e) {
             bad_value(shown, e.what());
         }

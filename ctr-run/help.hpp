@@ -110,9 +110,11 @@ Network and namespaces:
                                only lo; host: the host's network; veth: a new
                                namespace joined to the host's by a veth pair,
                                eth0 inside with an address from 10.231.0.0/16
-                               and a default route through the host end, its
-                               traffic masqueraded out of the host's default
-                               route (nftables table ip ctr; needs root);
+                               and one from fd63:7472::/48 (where the kernel
+                               has IPv6) and default routes through the host
+                               end, its traffic masqueraded out of the host's
+                               default routes (nftables tables ip and ip6 ctr;
+                               needs root);
                                pasta: a new namespace whose traffic pasta
                                carries through the host's sockets, with the
                                host's address and routes (no root needed;
@@ -120,13 +122,16 @@ Network and namespaces:
                                bridge
   -p, --publish [IP:]HOSTPORT:PORT[/tcp|/udp]
                                publish PORT inside on HOSTPORT of the host (on
-                               IP, default every address); without --network,
+                               IP, [IPV6] in brackets, default every address
+                               of both families); without --network,
                                implies veth for root and pasta otherwise; may
                                be repeated; ranges of equal length, as
                                8000-8003:80-83, publish each pair. veth: by
                                DNAT in nftables table ip ctr, so the server
                                sees its clients' own addresses (a relay
                                where the kernel has no nftables)
+      --sysctl net.ipv6.conf.all.disable_ipv6=1
+                               veth: IPv4 alone (no other --sysctl is taken)
       --pid host, --ipc host, --uts host
                                share the host's pid (and its /proc), IPC (and
                                its /dev/shm) or UTS namespace

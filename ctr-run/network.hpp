@@ -14,6 +14,7 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
 #include <string>
 
@@ -72,6 +73,19 @@ inline bool nftables_available(bool publishing) {
     return false;
 }
 
+// Whether a veth sandbox will have IPv6 (net::veth::ipv6 finds the same
+// when it makes the pair): the kernel has it and new links get it
+// (net.ipv6.conf.default.disable_ipv6 is 0 here).
+inline bool veth_gets_ipv6(const config& c) {
+    if (!c.ipv6) return false;
+    const int probe = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (probe < 0) return false;
+    close(probe);
+    std::ifstream disabled("/proc/sys/net/ipv6/conf/default/disable_ipv6");
+    std::string value;
+    return std::getline(disabled, value) && value == "0";
+}
+
 // -p as pasta's -t and -u: "[ADDRESS/]HOSTPORT:PORT". pasta binds fixed
 // host ports only. Its DNS forwarder is on.
 inline ctr::net::pasta pasta_options(const config& c) {
@@ -81,7 +95,7 @@ inline ctr::net::pasta pasta_options(const config& c) {
             bad_value("--publish", "'" + p.to_string() +
                                        "': with pasta give the host port too (-p 8080:80); it does not pick one");
         std::string spec;
-        if (p.host_address != ctr::net::ipv4_address{}) spec = p.host_address.to_string() + "/";
+        if (!p.host_address.is_unspecified()) spec = p.host_address.to_string() + "/";
         spec += std::to_string(p.host_port) + ":" + std::to_string(p.container_port);
         (p.proto == ctr::net::protocol::udp ? options.udp_ports : options.tcp_ports).push_back(spec);
     }

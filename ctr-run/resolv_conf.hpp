@@ -92,6 +92,17 @@ inline bool is_ipv4_address(const std::string& address) {
     return inet_pton(AF_INET, address.c_str(), &v4) == 1;
 }
 
+// An IPv6 address a veth sandbox with IPv6 outbound NAT reaches: not
+// loopback, not link-local (fe80::/10 and "%zone": only on the host's own
+// links), not v4-mapped.
+inline bool is_routable_ipv6_address(const std::string& address) {
+    if (address.find('%') != std::string::npos) return false;
+    in6_addr v6{};
+    if (inet_pton(AF_INET6, address.c_str(), &v6) != 1) return false;
+    return !IN6_IS_ADDR_LOOPBACK(&v6) && !IN6_IS_ADDR_LINKLOCAL(&v6) && !IN6_IS_ADDR_V4MAPPED(&v6) &&
+           !IN6_IS_ADDR_UNSPECIFIED(&v6);
+}
+
 // Where no resolver of the host is reachable from a veth sandbox: Google's
 // public resolvers, the ones Docker and Podman fall back to, so that a
 // command that worked under `docker run` resolves names here too. ctr-run
@@ -123,17 +134,20 @@ struct sandbox_resolver {
 };
 
 // A veth sandbox reaches, through the host's outbound NAT, what the host
-// reaches from its own addresses, but IPv4 only (ctr's veth has no IPv6
-// address) and not the host's loopback. `host_text`: the host's
-// /etc/resolv.conf; `upstream_text`: systemd-resolved's upstream list, for
-// a host whose only resolver is its stub.
+// reaches from its own addresses, but not the host's loopback, and IPv6
+// resolvers only with `ipv6` (the sandbox has IPv6 and its outbound NAT).
+// `host_text`: the host's /etc/resolv.conf; `upstream_text`:
+// systemd-resolved's upstream list, for a host whose only resolver is its
+// stub.
 inline sandbox_resolver veth_resolv_conf(const config& c, const std::string& host_text,
-                                         const std::optional<std::string>& upstream_text) {
+                                         const std::optional<std::string>& upstream_text, bool ipv6 = false) {
     resolver_config r = resolver_config::parse(host_text);
-    const auto reachable = [](const std::vector<std::string>& servers) {
+    const auto reachable = [ipv6](const std::vector<std::string>& servers) {
         std::vector<std::string> kept;
         for (const auto& s : servers)
-            if (is_ipv4_address(s) && !is_loopback_address(s) && kept.size() < max_nameservers) kept.push_back(s);
+            if (((is_ipv4_address(s) && !is_loopback_address(s)) || (ipv6 && is_routable_ipv6_address(s))) &&
+                kept.size() < max_nameservers)
+                kept.push_back(s);
         return kept;
     };
     sandbox_resolver out;
@@ -146,7 +160,8 @@ inline sandbox_resolver veth_resolv_conf(const config& c, const std::string& hos
             out.note = "ctr-run: --network veth: " +
                        (named.empty() ? std::string("the host's /etc/resolv.conf names no nameserver")
                                       : "the host's nameservers (" + named +
-                                            ") are not reachable from the sandbox (loopback or IPv6)") +
+                                            ") are not reachable from the sandbox (loopback, or IPv6 without "
+                                            "the sandbox's IPv6 outbound NAT)") +
                        ": it uses " + fallback_nameservers[0] + " and " + fallback_nameservers[1] +
                        ", as Docker does; --dns names others";
             kept.assign(fallback_nameservers.begin(), fallback_nameservers.end());
@@ -210,14 +225,15 @@ inline std::string edited_resolv_conf(const config& c) {
 // point would go in the upper layer, which cannot always take it (before
 // Linux 6.3 a tmpfs lower is not idmapped, so its root-owned /etc is
 // nobody's inside and the run would fail on a file it did not ask for).
-inline std::optional<sandbox_resolver> sandbox_resolv_conf(const config& c, network_mode network) {
+// `ipv6`: a veth sandbox with IPv6 routed out (veth_resolv_conf).
+inline std::optional<sandbox_resolver> sandbox_resolv_conf(const config& c, network_mode network, bool ipv6 = false) {
     const bool given = !c.dns.empty() || !c.dns_search.empty() || !c.dns_options.empty();
     if (network == network_mode::veth || network == network_mode::pasta) {
         const std::optional<std::string> host = read_host_file("/etc/resolv.conf");
         if (!host && !given && !c.rootfs && c.overlay.empty()) return std::nullopt;
         if (!given && !c.overlay.empty() && !read_sandbox_file(c, "/etc/resolv.conf")) return std::nullopt;
         if (network == network_mode::pasta) return pasta_resolv_conf(c, host.value_or(""));
-        return veth_resolv_conf(c, host.value_or(""), read_host_file(systemd_resolved_upstream));
+        return veth_resolv_conf(c, host.value_or(""), read_host_file(systemd_resolved_upstream), ipv6);
     }
     if (!given) return std::nullopt;
     return sandbox_resolver{edited_resolv_conf(c), {}};

@@ -52,7 +52,7 @@ int run_command(const config& c) {
     // start, so a busy port fails the run (125) before the command could
     // print a word.
     const bool nat = network == network_mode::veth && nftables_available(!c.publish.empty());
-    if (network == network_mode::veth) options.network = ctr::net::veth{.outbound = nat};
+    if (network == network_mode::veth) options.network = ctr::net::veth{.outbound = nat, .ipv6 = c.ipv6};
     if (nat) options.network->publish = c.publish;
     // pasta publishes the ports itself. A busy host port does not stop it
     // (pasta 2023_03_09 goes on without that port), unlike DNAT and the relay.
@@ -98,7 +98,9 @@ int run_command(const config& c) {
     }
     // A sandbox with a network of its own gets a resolv.conf it can use
     // (docs/networking.md, DNS).
-    const std::optional<sandbox_resolver> resolver = sandbox_resolv_conf(c, network);
+    // IPv6 resolvers are reachable from a veth sandbox with IPv6 and its outbound NAT.
+    const std::optional<sandbox_resolver> resolver =
+        sandbox_resolv_conf(c, network, network == network_mode::veth && nat && veth_gets_ipv6(c));
     if (resolver && !resolver->note.empty()) std::cerr << resolver->note << std::endl;
     std::optional<std::string> resolv_text;
     if (resolver) resolv_text = resolver->text;

@@ -231,9 +231,18 @@ TEST(ctr_run_dns, a_host_with_only_loopback_resolvers_gives_the_upstream_or_the_
     SKIP_WITHOUT_HOST_RESOLV_CONF();
     const std::string stub = "nameserver 127.0.0.53\nnameserver ::1\nsearch example.test\noptions edns0\n";
     {
-        host_resolver_files files(stub, "nameserver 198.51.100.154\nnameserver 2001:db8::53\n");
+        host_resolver_files files(stub, "nameserver 198.51.100.154\nnameserver fe80::1%eth0\nnameserver 2001:db8::53\n");
         ctr_test::small_internet net;
-        const auto r = run({"--network", "veth", "cat", "/etc/resolv.conf"});
+        // The IPv6 resolver with the sandbox's IPv6 outbound NAT (a
+        // link-local one never: it is on the host's own link)...
+        auto r = run({"--network", "veth", "cat", "/etc/resolv.conf"});
+        EXPECT_EQ(r.status, 0) << r.err;
+        EXPECT_EQ(r.out, std::string("nameserver 198.51.100.154\n") +
+                             (ctr_test::ipv6_available() ? "nameserver 2001:db8::53\n" : "") +
+                             "search example.test\noptions edns0\n");
+        EXPECT_EQ(r.err, "");
+        // ...and not without IPv6.
+        r = run({"--network", "veth", "--sysctl", "net.ipv6.conf.all.disable_ipv6=1", "cat", "/etc/resolv.conf"});
         EXPECT_EQ(r.status, 0) << r.err;
         EXPECT_EQ(r.out, "nameserver 198.51.100.154\nsearch example.test\noptions edns0\n");
         EXPECT_EQ(r.err, "");

@@ -283,9 +283,11 @@ TEST(dnat, a_failure_after_the_rules_are_in_deletes_them_and_names_the_switch) {
     CTR_SKIP_WITHOUT_NFT_DNAT();
     namespace sys = ctr::detail::sys;
     small_internet net;
+    // IPv4 alone, so that no IPv6 forwarding switch is written either.
     auto pair = ctr::net::create_veth(ctr::net::veth{.host_name = "pub0",
                                                      .host_address = ipv4_interface::parse("10.99.0.1/30"),
-                                                     .container_address = ipv4_interface::parse("10.99.0.2/30")},
+                                                     .container_address = ipv4_interface::parse("10.99.0.2/30"),
+                                                     .ipv6 = false},
                                       ctr::net::peer_namespace::from_fd(net.router.get()));
     // Forwarding on already, so that route_localnet, written after the
     // rules, is the only switch left to write.
@@ -343,9 +345,11 @@ TEST(dnat, reap_stale_removes_a_crashed_callers_rules_once_its_link_is_gone_or_a
         small_internet net;
         add_hosts_own_table();
         const auto make_link = [&] {
+            // IPv4 alone: the rules counted below (IPv6 adds its own three).
             return ctr::net::create_veth(ctr::net::veth{.host_name = "crashed0",
                                                         .host_address = ipv4_interface::parse("10.99.0.1/30"),
-                                                        .container_address = ipv4_interface::parse("10.99.0.2/30")},
+                                                        .container_address = ipv4_interface::parse("10.99.0.2/30"),
+                                                        .ipv6 = false},
                                          ctr::net::peer_namespace::from_fd(net.router.get()));
         };
         {

@@ -78,6 +78,29 @@ inline bool nft_dnat_available() {
         return e.code().value() != ENOENT;  // any other failure: the test names it
     }
 }
+// The same for IPv6 (nft_fib_ipv6; the ip6 family of nf_tables and nat).
+inline bool nft_dnat6_available() {
+    namespace d = ctr::net::detail;
+    try {
+        ctr::ns::scope fresh{ctr::ns::kinds(ctr::ns::network)};
+        auto nft = d::nftables_socket::open();
+        std::vector<d::netlink_message> batch;
+        batch.push_back(d::new_table_message("probe", NFPROTO_IPV6));
+        batch.push_back(d::new_chain_message("probe", "prerouting", NF_INET_PRE_ROUTING, -100, "nat", NFPROTO_IPV6));
+        batch.push_back(d::rule_message(
+            "probe", "prerouting", "probe",
+            [](d::netlink_message& m) {
+                d::match_local_destination(m);
+                d::add_dnat(m, ctr::net::ipv6_address::parse("2001:db8::2"), 80);
+            },
+            NFPROTO_IPV6));
+        nft.commit(std::move(batch), 0, "probing nftables' ip6 nat and fib");
+        return true;
+    } catch (const ctr::error& e) {
+        return e.code().value() != ENOENT && e.code().value() != EAFNOSUPPORT;
+    }
+}
+
 #define CTR_SKIP_WITHOUT_NFT_DNAT()        \
     CTR_SKIP_WITHOUT_NFTABLES();           \
     if (!ctr_test::nft_dnat_available())   \
@@ -88,6 +111,84 @@ inline bool nft_dnat_available() {
     CTR_SKIP_WITHOUT_NETWORK_NAMESPACE();   \
     if (!ctr_test::in_path("pasta"))        \
     GTEST_SKIP() << "pasta is not installed (package passt; tools/install-deps installs it)"
+
+// IPv6 in this kernel and in the namespace the test runs in.
+inline bool ipv6_available() {
+    const int probe = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (probe < 0) return false;
+    close(probe);
+    return access("/proc/sys/net/ipv6/conf/default/disable_ipv6", F_OK) == 0;
+}
+#define CTR_SKIP_WITHOUT_IPV6()            \
+    CTR_SKIP_WITHOUT_NETWORK_NAMESPACE();  \
+    if (!ctr_test::ipv6_available())       \
+    GTEST_SKIP() << "this kernel has no IPv6 (ipv6.disable=1 or CONFIG_IPV6 off)"
+
+// Connects to [address]:port (retrying while the far end comes up), sends
+// `text`, half-closes and returns everything that comes back.
+inline std::string tcp6_exchange(const ctr::net::ipv6_address& address, int port, const std::string& text) {
+    for (int attempt = 0; attempt < 100; ++attempt) {
+        const int s = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_in6 to{};
+        to.sin6_family = AF_INET6;
+        to.sin6_port = htons(static_cast<std::uint16_t>(port));
+        to.sin6_addr = address.to_in6_addr();
+        if (connect(s, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0) {
+            close(s);
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+            continue;
+        }
+        if (write(s, text.data(), text.size()) < 0) ADD_FAILURE() << "write: " << std::strerror(errno);
+        shutdown(s, SHUT_WR);
+        std::string reply;
+        char buffer[4096];
+        for (ssize_t n; (n = read(s, buffer, sizeof buffer)) > 0;) reply.append(buffer, static_cast<std::size_t>(n));
+        close(s);
+        return reply;
+    }
+    ADD_FAILURE() << "could not connect to [" << address.to_string() << "]:" << port;
+    return {};
+}
+
+// A TCP listener on [address]:port of the current thread's namespace that
+// answers one connection with "host got ", what it read until the client
+// half-closed, " from " and the client's address.
+struct one_shot_server6 {
+    int listener = -1;
+    std::thread thread;
+    one_shot_server6(const ctr::net::ipv6_address& address, int port) {
+        listener = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_in6 at{};
+        at.sin6_family = AF_INET6;
+        at.sin6_port = htons(static_cast<std::uint16_t>(port));
+        at.sin6_addr = address.to_in6_addr();
+        const int on = 1;
+        setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+        if (bind(listener, reinterpret_cast<sockaddr*>(&at), sizeof at) != 0 || listen(listener, 4) != 0) {
+            ADD_FAILURE() << "bind/listen: " << std::strerror(errno);
+            return;
+        }
+        thread = std::thread([this] {
+            sockaddr_in6 peer{};
+            socklen_t size = sizeof peer;
+            const int c = accept(listener, reinterpret_cast<sockaddr*>(&peer), &size);
+            if (c < 0) return;
+            std::string got;
+            char buffer[256];
+            for (ssize_t n; (n = read(c, buffer, sizeof buffer)) > 0;) got.append(buffer, static_cast<std::size_t>(n));
+            char text[INET6_ADDRSTRLEN] = {};
+            inet_ntop(AF_INET6, &peer.sin6_addr, text, sizeof text);
+            const std::string reply = "host got " + got + " from " + text;
+            EXPECT_GT(write(c, reply.data(), reply.size()), 0);
+            close(c);
+        });
+    }
+    ~one_shot_server6() {
+        if (listener >= 0) shutdown(listener, SHUT_RDWR);
+        if (thread.joinable()) thread.join();
+        if (listener >= 0) close(listener);
+    }
+};
 
 // The test's own host, on the calling thread while it lives.
 struct test_host {
@@ -186,15 +287,28 @@ struct small_internet {
     static inline const ctr::net::ipv4_interface router_downlink =
         ctr::net::ipv4_interface::parse("198.51.100.126/25");
     static constexpr int server_port = 8000;
+    // The same over IPv6, where the kernel has it: the uplink
+    // 2001:db8:1::1/64, the router 2001:db8:1::fe/64, the server
+    // 2001:db8:ff::200 on the router's loopback (documentation addresses).
+    static inline const ctr::net::ipv6_address server_address6 = ctr::net::ipv6_address::parse("2001:db8:ff::200");
+    static inline const ctr::net::ipv6_interface host_uplink6 = ctr::net::ipv6_interface::parse("2001:db8:1::1/64");
+    static inline const ctr::net::ipv6_interface router_downlink6 =
+        ctr::net::ipv6_interface::parse("2001:db8:1::fe/64");
 
     ctr::ns::scope host{ctr::ns::kinds(ctr::ns::network)};
     ctr::unique_fd router;
     std::optional<ctr::net::veth_pair> uplink;
     int listener = -1;
+    int listener6 = -1;
 
     small_internet() {
         write_sysctl("/proc/sys/net/ipv4/conf/all/forwarding", "0");
         write_sysctl("/proc/sys/net/ipv4/conf/default/forwarding", "0");
+        const bool ipv6 = ipv6_available();
+        if (ipv6) {
+            write_sysctl("/proc/sys/net/ipv6/conf/all/forwarding", "0");
+            write_sysctl("/proc/sys/net/ipv6/conf/default/forwarding", "0");
+        }
         {
             ctr::ns::scope fresh{ctr::ns::kinds(ctr::ns::network)};
             router = current_network_namespace();
@@ -205,12 +319,27 @@ struct small_internet {
                                                             .container_address = router_downlink},
                                              ctr::net::peer_namespace::from_fd(router.get())));
         ctr::net::configure_interface("up0", host_uplink, router_downlink.address);
+        if (ipv6) ctr::net::configure_ipv6("up0", host_uplink6, router_downlink6.address);
         ctr::ns::scope in_router({ctr::ns::existing::fd(ctr::ns::network, router.get())});
         ctr::net::configure_interface("down0", router_downlink);
         auto netlink = ctr::net::detail::rtnetlink::open();
         EXPECT_EQ(ctr::net::detail::add_address(netlink, static_cast<int>(ctr::net::detail::interface_index("lo")),
                                                 ctr::net::ipv4_interface{server_address, 32}),
                   0);
+        if (ipv6) {
+            ctr::net::configure_ipv6("down0", router_downlink6);
+            EXPECT_EQ(ctr::net::detail::add_address(netlink,
+                                                    static_cast<int>(ctr::net::detail::interface_index("lo")),
+                                                    ctr::net::ipv6_interface{server_address6, 128}),
+                      0);
+            listener6 = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            sockaddr_in6 at6{};
+            at6.sin6_family = AF_INET6;
+            at6.sin6_port = htons(server_port);
+            at6.sin6_addr = server_address6.to_in6_addr();
+            if (bind(listener6, reinterpret_cast<sockaddr*>(&at6), sizeof at6) != 0 || listen(listener6, 4) != 0)
+                ADD_FAILURE() << "bind/listen in the router over IPv6: " << std::strerror(errno);
+        }
         listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         sockaddr_in at{};
         at.sin_family = AF_INET;
@@ -221,6 +350,7 @@ struct small_internet {
     }
     ~small_internet() {
         if (listener >= 0) close(listener);
+        if (listener6 >= 0) close(listener6);
     }
     small_internet(const small_internet&) = delete;
     small_internet& operator=(const small_internet&) = delete;
@@ -241,8 +371,27 @@ struct small_internet {
             close(c);
         });
     }
+    // serve_one over IPv6.
+    std::thread serve_one6() {
+        return std::thread([this] {
+            sockaddr_in6 peer{};
+            socklen_t size = sizeof peer;
+            const int c = accept(listener6, reinterpret_cast<sockaddr*>(&peer), &size);
+            if (c < 0) return;
+            char buffer[64];
+            (void)!read(c, buffer, sizeof buffer);
+            char text[INET6_ADDRSTRLEN] = {};
+            inet_ntop(AF_INET6, &peer.sin6_addr, text, sizeof text);
+            const std::string reply = std::string("server saw ") + text;
+            EXPECT_GT(write(c, reply.data(), reply.size()), 0);
+            close(c);
+        });
+    }
     // Wakes a serve_one whose client never came.
-    void stop_serving() { shutdown(listener, SHUT_RDWR); }
+    void stop_serving() {
+        shutdown(listener, SHUT_RDWR);
+        if (listener6 >= 0) shutdown(listener6, SHUT_RDWR);
+    }
 };
 
 }  // namespace ctr_test

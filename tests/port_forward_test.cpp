@@ -284,8 +284,13 @@ TEST(port_forward, parse_rejects_with_the_reason) {
         {"8080:80/sctp", "must be tcp or udp"},
         {"8080:80/", "must be tcp or udp"},
         {"8080-8081:80", "a port range is several mappings (port_mapping::parse_range)"},
-        {"[::1]:8080:80", "IPv6"},
-        {"::1:8080:80", "IPv6"},
+        {"::1:8080:80", "IPv6 address goes in brackets"},
+        {"[::1:8080:80", "has no ']'"},
+        {"[::1]:80", "needs a host port and a container port"},
+        {"[::1]8080:80", "needs a host port and a container port"},
+        {"[1.2.3.4]:8080:80", "'1.2.3.4' is not an IPv6 address"},
+        {"[::g]:8080:80", "'::g' is not an IPv6 address"},
+        {"127.0.0.1:[::1]:80", "goes first, in brackets"},
         {"8080:0", "the container port must be a number from 1 to 65535"},
         {"8080:", "the container port must be a number from 1 to 65535"},
         {"8080:+80", "the container port must be a number from 1 to 65535"},
@@ -308,6 +313,97 @@ TEST(port_forward, parse_rejects_with_the_reason) {
             EXPECT_NE(std::string(e.what()).find(reason), std::string::npos) << e.what();
         }
     }
+}
+
+TEST(port_forward, parse_reads_ipv6_addresses_in_brackets) {
+    const auto v6 = port_mapping::parse("[2001:db8::1]:8080:80");
+    ASSERT_TRUE(v6.host_address.is_ipv6());
+    EXPECT_EQ(v6.host_address.ipv6(), ctr::net::ipv6_address::parse("2001:db8::1"));
+    EXPECT_EQ(v6.host_port, 8080);
+    EXPECT_EQ(v6.container_port, 80);
+    EXPECT_EQ(v6.to_string(), "[2001:db8::1]:8080->80/tcp");
+    EXPECT_EQ(port_mapping::parse("[::]:8080:80/udp").to_string(), "[::]:8080->80/udp");
+    EXPECT_EQ(port_mapping::parse("[::1]::80").host_port, 0);
+    EXPECT_TRUE(port_mapping::parse("[::1]::80").host_address.ipv6().is_loopback());
+    // Docker: without an address both families, with 0.0.0.0 IPv4 alone.
+    EXPECT_TRUE(port_mapping::parse("8080:80").also_ipv6);
+    EXPECT_FALSE(port_mapping::parse("0.0.0.0:8080:80").also_ipv6);
+    using list = std::vector<port_mapping>;
+    const list range = port_mapping::parse_range("[::1]:8000-8001:80-81");
+    ASSERT_EQ(range.size(), 2u);
+    EXPECT_EQ(range[1].to_string(), "[::1]:8001->81/tcp");
+}
+
+TEST(port_forward, an_ipv6_host_side_relays_tcp_and_udp_to_an_ipv4_target) {
+    const int probe = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (probe < 0) GTEST_SKIP() << "this kernel has no IPv6";
+    close(probe);
+    tcp_server tcp(echo);
+    udp_echo_server udp;
+    port_forwarder forwarder({port_mapping::parse("[::1]::" + std::to_string(tcp.port())),
+                              port_mapping::parse("[::1]::" + std::to_string(udp.port()) + "/udp")});
+    forwarder.start(loopback);
+    sockaddr_in6 at{};
+    at.sin6_family = AF_INET6;
+    at.sin6_addr = in6addr_loopback;
+
+    at.sin6_port = htons(forwarder.host_port(0));
+    ctr::unique_fd client(socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    setsockopt(client.get(), SOL_SOCKET, SO_RCVTIMEO, &socket_timeout, sizeof socket_timeout);
+    ASSERT_EQ(connect(client.get(), reinterpret_cast<const sockaddr*>(&at), sizeof at), 0) << std::strerror(errno);
+    ASSERT_TRUE(send_all(client.get(), "over IPv6"));
+    shutdown(client.get(), SHUT_WR);
+    EXPECT_EQ(receive_all(client.get()).data, "over IPv6");
+    // IPv6 alone: nothing listens on 127.0.0.1 at that port.
+    EXPECT_THROW((void)tcp_connect(forwarder.host_port(0)), std::runtime_error);
+
+    at.sin6_port = htons(forwarder.host_port(1));
+    ctr::unique_fd datagrams(socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    setsockopt(datagrams.get(), SOL_SOCKET, SO_RCVTIMEO, &socket_timeout, sizeof socket_timeout);
+    ASSERT_GT(sendto(datagrams.get(), "six", 3, 0, reinterpret_cast<const sockaddr*>(&at), sizeof at), 0);
+    char reply[64];
+    sockaddr_in6 from{};
+    socklen_t length = sizeof from;
+    const ssize_t n = recvfrom(datagrams.get(), reply, sizeof reply, 0, reinterpret_cast<sockaddr*>(&from), &length);
+    ASSERT_GT(n, 0) << std::strerror(errno);
+    EXPECT_EQ(std::string(reply, static_cast<std::size_t>(n)), "reply:six");
+    // From the host port it was sent to.
+    EXPECT_EQ(from.sin6_family, AF_INET6);
+    EXPECT_EQ(ntohs(from.sin6_port), forwarder.host_port(1));
+}
+
+TEST(port_forward, a_mapping_without_an_address_relays_ipv6_clients_too_and_an_explicit_0_0_0_0_does_not) {
+    const int probe = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (probe < 0) GTEST_SKIP() << "this kernel has no IPv6";
+    close(probe);
+    tcp_server tcp(echo);
+    // Docker's "-p PORT": both families; "-p 0.0.0.0::PORT": IPv4 alone
+    // (the negative control: the same IPv6 client is refused).
+    port_forwarder both({port_mapping::parse(std::to_string(tcp.port()))});
+    port_forwarder v4_only({port_mapping::parse("0.0.0.0::" + std::to_string(tcp.port()))});
+    both.start(loopback);
+    v4_only.start(loopback);
+    const auto ask6 = [](std::uint16_t port) -> std::string {
+        sockaddr_in6 at{};
+        at.sin6_family = AF_INET6;
+        at.sin6_addr = in6addr_loopback;
+        at.sin6_port = htons(port);
+        ctr::unique_fd client(socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0));
+        setsockopt(client.get(), SOL_SOCKET, SO_RCVTIMEO, &socket_timeout, sizeof socket_timeout);
+        if (connect(client.get(), reinterpret_cast<const sockaddr*>(&at), sizeof at) != 0)
+            return std::string("connect: ") + std::strerror(errno);
+        if (!send_all(client.get(), "six")) return "send failed";
+        shutdown(client.get(), SHUT_WR);
+        return receive_all(client.get()).data;
+    };
+    EXPECT_EQ(ask6(both.host_port(0)), "six");
+    EXPECT_EQ(ask6(v4_only.host_port(0)), "connect: Connection refused");
+    EXPECT_EQ(both.mappings().size(), 1u);
+    // IPv4 as before, on the same port.
+    ctr::unique_fd v4 = tcp_connect(both.host_port(0));
+    ASSERT_TRUE(send_all(v4.get(), "four"));
+    shutdown(v4.get(), SHUT_WR);
+    EXPECT_EQ(receive_all(v4.get()).data, "four");
 }
 
 TEST(port_forward, parse_range_reads_docker_ranges) {

@@ -8,12 +8,14 @@
 // public for callers that hold namespaces themselves.
 
 #include <ctr/detail/child_program.hpp>
+#include <ctr/detail/interface_ipv6.hpp>
 #include <ctr/detail/netlink.hpp>
 #include <ctr/detail/veth_options.hpp>
 #include <ctr/error.hpp>
 #include <ctr/ip_address.hpp>
 #include <ctr/unique_fd.hpp>
 
+#include <linux/if_addr.h>
 #include <linux/if_link.h>
 #include <linux/veth.h>
 #include <net/if.h>
@@ -231,6 +233,68 @@ inline long add_address(rtnetlink& netlink, int index, const ipv4_interface& add
     return netlink.request(m);
 }
 
+// The same for IPv6, without duplicate address detection (IFA_F_NODAD):
+// usable at once. -EAFNOSUPPORT: the kernel has no IPv6; -EACCES: IPv6 is
+// disabled on the link (disable_ipv6).
+template <class = void>
+inline long add_address(rtnetlink& netlink, int index, const ipv6_interface& address) {
+    netlink_message m(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL);
+    ifaddrmsg h{};
+    h.ifa_family = AF_INET6;
+    h.ifa_prefixlen = address.prefix_length;
+    h.ifa_flags = IFA_F_NODAD;
+    h.ifa_index = static_cast<unsigned>(index);
+    m.add_header(h);
+    const in6_addr in = address.address.to_in6_addr();
+    m.add_attribute(IFA_LOCAL, &in, sizeof in);
+    m.add_attribute(IFA_ADDRESS, &in, sizeof in);
+    m.add_u32(IFA_FLAGS, IFA_F_NODAD);
+    return netlink.request(m);
+}
+
+// fe80::1/64: the host end's link-local address (each link has its own).
+inline const ipv6_interface host_link_local{{{0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}}, 64};
+
+// The /64 of `pool` that goes with an IPv4 subnet: its subnet ID (bytes 6
+// and 7) is the /30's slot in its /16, the low 16 bits of its network
+// address divided by 4; host end ::1, sandbox ::2.
+template <class = void>
+inline std::pair<ipv6_interface, ipv6_interface> ipv6_pair_for(const ipv6_interface& pool,
+                                                               const ipv4_interface& ipv4) {
+    const std::uint32_t slot = (ipv4.network().host_order() & 0xffffu) >> 2;
+    ipv6_address subnet = pool.network();
+    subnet.bytes[6] = static_cast<std::uint8_t>(subnet.bytes[6] | (slot >> 8));
+    subnet.bytes[7] = static_cast<std::uint8_t>(subnet.bytes[7] | (slot & 0xffu));
+    ipv6_address host = subnet, sandbox = subnet;
+    host.bytes[15] = 1;
+    sandbox.bytes[15] = 2;
+    return {{host, 64}, {sandbox, 64}};
+}
+
+// What apply_ipv6_setup's failed_part numbers mean.
+template <class = void>
+inline std::string ipv6_setup_failure(int failed_part) {
+    switch (failed_part) {
+        case ctr::detail::ipv6_part_socket: return "opening a socket";
+        case ctr::detail::ipv6_part_index: return "looking up the interface";
+        case ctr::detail::ipv6_part_address: return "setting the IPv6 address";
+        default: return "adding the IPv6 default route";
+    }
+}
+
+template <class = void>
+inline ctr::detail::ipv6_setup make_ipv6_setup(const std::string& name, const std::optional<ipv6_interface>& address,
+                                               std::optional<ipv6_address> gateway) {
+    ctr::detail::ipv6_setup setup;
+    name.copy(setup.name, IFNAMSIZ - 1);
+    if (!address) return setup;
+    setup.present = 1;
+    setup.prefix_length = address->prefix_length;
+    setup.address = address->address.to_in6_addr();
+    if (gateway) setup.gateway = gateway->to_in6_addr();
+    return setup;
+}
+
 template <class = void>
 inline long set_link_up(rtnetlink& netlink, int index) {
     netlink_message m(RTM_NEWLINK, 0);
@@ -365,6 +429,14 @@ public:
                                   info_.default_route ? std::optional(info_.host_address.address) : std::nullopt,
                                   info_.mtu);
     }
+    // Its IPv6 half ("not present" without IPv6), applied after container_setup().
+    template <class = void>
+    ctr::detail::ipv6_setup container_ipv6_setup() const {
+        return detail::make_ipv6_setup(info_.container_name, info_.container_ipv6,
+                                       info_.default_route && info_.host_ipv6
+                                           ? std::optional(info_.host_ipv6->address)
+                                           : std::nullopt);
+    }
 
 private:
     template <class> friend veth_pair create_veth(const veth&, peer_namespace);
@@ -388,6 +460,23 @@ inline void configure_interface(const std::string& name, const ipv4_interface& a
                                             : address.to_string()));
 }
 
+// Adds an IPv6 address (without duplicate address detection) and, with a
+// gateway, a default route through it, to an interface of the current
+// thread's network namespace that is up.
+template <class = void>
+inline void configure_ipv6(const std::string& name, const ipv6_interface& address,
+                           std::optional<ipv6_address> gateway = {}) {
+    detail::check_interface_name(name);
+    const auto setup = detail::make_ipv6_setup(name, address, gateway);
+    int failed_part = 0;
+    if (const long r = ctr::detail::apply_ipv6_setup(setup, &failed_part); r < 0)
+        throw error(step::configure_link, static_cast<int>(-r), name,
+                    detail::ipv6_setup_failure(failed_part) + " " +
+                        (failed_part == ctr::detail::ipv6_part_route
+                             ? "via " + (gateway ? gateway->to_string() : std::string())
+                             : address.to_string()));
+}
+
 // Creates a veth pair: the host end in the caller's network namespace,
 // addressed and up; the other end in `peer`, named options.container_name,
 // to be configured from inside. Throws ctr::error naming the link.
@@ -404,6 +493,16 @@ inline veth_pair create_veth(const veth& options, peer_namespace peer) {
         throw error(step::prepare, EINVAL, options.host_address->to_string(), "both ends have the same address");
     if (!options.host_address && options.pool.prefix_length > 30)
         throw error(step::prepare, EINVAL, options.pool.to_string(), "the address pool must hold at least a /30");
+    if (options.host_ipv6.has_value() != options.container_ipv6.has_value())
+        throw error(step::prepare, EINVAL, {}, "give both IPv6 veth addresses (host and container) or neither");
+    if (options.host_ipv6 && !options.host_ipv6->contains(options.container_ipv6->address))
+        throw error(step::prepare, EINVAL, options.container_ipv6->to_string(),
+                    "the container's IPv6 address is not in the host end's subnet " + options.host_ipv6->to_string());
+    if (options.host_ipv6 && options.host_ipv6->address == options.container_ipv6->address)
+        throw error(step::prepare, EINVAL, options.host_ipv6->to_string(), "both ends have the same IPv6 address");
+    if (options.ipv6 && !options.host_ipv6 && options.ipv6_pool.prefix_length > 48)
+        throw error(step::prepare, EINVAL, options.ipv6_pool.to_string(),
+                    "the IPv6 pool must be a /48 or wider (a /64 for each of 65536 slots)");
     if (options.mtu != 0 && (options.mtu < 68 || options.mtu > 65535))
         throw error(step::prepare, EINVAL, std::to_string(options.mtu), "the MTU must be 68 to 65535");
     if (peer.netns_fd < 0 && peer.pid <= 0)
@@ -480,6 +579,37 @@ inline veth_pair create_veth(const veth& options, peer_namespace peer) {
         throw error(step::configure_link, static_cast<int>(-r), pair.info_.host_name,
                     "setting the address " + pair.info_.host_address.to_string() +
                         (kernel.empty() ? "" : "; kernel: " + kernel));
+    }
+    if (options.ipv6) {
+        auto [host6, sandbox6] = options.host_ipv6 ? std::pair(*options.host_ipv6, *options.container_ipv6)
+                                                   : detail::ipv6_pair_for(options.ipv6_pool, pair.info_.host_address);
+        const long r = detail::add_address(netlink, pair.info_.host_index, host6);
+        // No IPv6 in this kernel, or IPv6 disabled for new links: IPv4 alone.
+        if (r == 0) {
+            pair.info_.host_ipv6 = host6;
+            pair.info_.container_ipv6 = sandbox6;
+            // A link-local address usable at once too. The kernel makes one
+            // when the link comes up, tentative for a second or two of
+            // duplicate address detection, and a router sends neighbour
+            // solicitations for packets it forwards only from a link-local
+            // address that is not tentative: until then, forwarded packets
+            // (published ports' clients, answers from beyond the host) to a
+            // new sandbox wait.
+            const long local = detail::add_address(netlink, pair.info_.host_index, detail::host_link_local);
+            if (local < 0) {
+                const std::string kernel = netlink.last_message();
+                detail::delete_link_quietly(netlink, pair.info_.host_index, pair.info_.host_name);
+                throw error(step::configure_link, static_cast<int>(-local), pair.info_.host_name,
+                            "setting the address " + detail::host_link_local.to_string() +
+                                (kernel.empty() ? "" : "; kernel: " + kernel));
+            }
+        } else if (r != -EAFNOSUPPORT && r != -EACCES) {
+            const std::string kernel = netlink.last_message();
+            detail::delete_link_quietly(netlink, pair.info_.host_index, pair.info_.host_name);
+            throw error(step::configure_link, static_cast<int>(-r), pair.info_.host_name,
+                        "setting the IPv6 address " + host6.to_string() + (kernel.empty() ? "" : "; kernel: " + kernel) +
+                            " (veth::ipv6 = false leaves IPv6 out)");
+        }
     }
     if (const long r = detail::set_link_up(netlink, pair.info_.host_index); r < 0) {
         detail::delete_link_quietly(netlink, pair.info_.host_index, pair.info_.host_name);

@@ -1,7 +1,8 @@
 #pragma once
 // ctr::net outbound NAT: a veth sandbox reaching beyond the host. Its
 // subnet is masqueraded behind the host's address on the way out, by a rule
-// in an nftables table of ctr's own ("ip ctr", chain "postrouting"), and
+// in an nftables table of ctr's own ("ip ctr", chain "postrouting"; its
+// IPv6 /64 by the same rule in "ip6 ctr"), and
 // the host forwards for it. spawn does it with net::veth{.outbound = true};
 // the rule goes when the sandbox's handle reaps it, the table with the last
 // rule, and reap_stale_outbound() (and every outbound launch, first) removes
@@ -105,27 +106,34 @@ inline std::string link_of_outbound_comment(const std::string& comment) {
 // them when no rule would be left. Planned against the ruleset's generation
 // and planned again when another process changed it meanwhile, so that the
 // table is never deleted under a rule just added. Returns how many went.
+// Both of ctr's tables, "ip ctr" and "ip6 ctr", are planned in one batch.
 template <class Doomed>
 std::size_t delete_outbound_rules(nftables_socket& nft, Doomed&& doomed) {
     for (int attempt = 0;; ++attempt) {
         const std::uint32_t generation = nft.generation();
         std::vector<netlink_message> batch;
-        std::size_t kept = 0;
-        for (const char* chain : ctr_chains) {
-            for (const auto& rule : nft.rules(nat_table, chain)) {
-                if (doomed(rule)) batch.push_back(delete_rule_message(nat_table, chain, rule.handle));
-                else ++kept;
+        std::size_t deleted = 0;
+        for (const std::uint8_t family : {std::uint8_t{NFPROTO_IPV4}, std::uint8_t{NFPROTO_IPV6}}) {
+            std::vector<netlink_message> part;
+            std::size_t kept = 0;
+            for (const char* chain : ctr_chains) {
+                for (const auto& rule : nft.rules(nat_table, chain, family)) {
+                    if (doomed(rule)) part.push_back(delete_rule_message(nat_table, chain, rule.handle, family));
+                    else ++kept;
+                }
             }
+            deleted += part.size();
+            if (part.empty()) continue;
+            if (kept == 0) {
+                part.clear();
+                part.push_back(delete_table_message(nat_table, family));
+            }
+            for (auto& m : part) batch.push_back(std::move(m));
         }
-        const std::size_t deleted = batch.size();
         if (deleted == 0) return 0;
-        if (kept == 0) {
-            batch.clear();
-            batch.push_back(delete_table_message(nat_table));
-        }
-        if (nft.commit(std::move(batch), generation, std::string("ip ") + nat_table)) return deleted;
+        if (nft.commit(std::move(batch), generation, std::string("ip/ip6 ") + nat_table)) return deleted;
         if (attempt == 20)
-            throw error(step::configure_nat, EAGAIN, std::string("ip ") + nat_table,
+            throw error(step::configure_nat, EAGAIN, std::string("ip/ip6 ") + nat_table,
                         "the ruleset kept changing while ctr removed its rules");
     }
 }
@@ -142,13 +150,14 @@ inline std::size_t delete_stale_outbound_rules(nftables_socket& nft) {
     });
 }
 
-// The names of the interfaces the main table's default routes leave by.
+// The names of the interfaces the main table's default routes (IPv4, or
+// IPv6 for AF_INET6) leave by.
 template <class = void>
-inline std::vector<std::string> default_route_interfaces(rtnetlink& netlink) {
+inline std::vector<std::string> default_route_interfaces(rtnetlink& netlink, std::uint8_t family = AF_INET) {
     std::vector<int> indexes;
     netlink_message routes(RTM_GETROUTE, 0);
     rtmsg header{};
-    header.rtm_family = AF_INET;
+    header.rtm_family = family;
     routes.add_header(header);
     const long r = netlink.dump(routes, [&](const nlmsghdr& h) {
         if (h.nlmsg_type != RTM_NEWROUTE || h.nlmsg_len < NLMSG_LENGTH(sizeof(rtmsg))) return;
@@ -173,28 +182,53 @@ inline std::vector<std::string> default_route_interfaces(rtnetlink& netlink) {
     return names;
 }
 
-// net.ipv4.conf.<link>.<name> = 1 in the current thread's network
-// namespace (/proc/sys/net shows the namespace of the thread that opens it).
+// net.ipv4.conf.<link>.<name> = 1 (net.ipv6... with `ipv6`) in the current
+// thread's network namespace (/proc/sys/net shows the namespace of the
+// thread that opens it). Returns false, with `missing_is_false`, when this
+// kernel has no such switch.
 template <class = void>
-inline void enable_interface_switch(const std::string& link, const std::string& name) {
-    const std::string path = "/proc/sys/net/ipv4/conf/" + link + "/" + name;
+inline bool enable_interface_switch(const std::string& link, const std::string& name, bool ipv6 = false,
+                                    bool missing_is_false = false) {
+    const std::string path = std::string("/proc/sys/net/") + (ipv6 ? "ipv6" : "ipv4") + "/conf/" + link + "/" + name;
     const long fd = ctr::detail::sys::openat(AT_FDCWD, path.c_str(), O_RDWR | O_CLOEXEC);
+    if (fd == -ENOENT && missing_is_false) return false;
     if (fd < 0)
         throw error(step::configure_nat, static_cast<int>(-fd), path, "opening the interface's " + name + " switch");
     const unique_fd owned(static_cast<int>(fd));
     char now = '0';
-    if (ctr::detail::sys::pread64(owned.get(), &now, 1, 0) == 1 && now == '1') return;
+    if (ctr::detail::sys::pread64(owned.get(), &now, 1, 0) == 1 && now == '1') return true;
     // At offset 0: with kernel.sysctl_writes_strict (the default), a write
     // anywhere else is ignored and still reports success.
     const long r = ctr::detail::sys::pwrite64(owned.get(), "1", 1, 0);
     if (r < 0) throw error(step::configure_nat, static_cast<int>(-r), path, "turning " + name + " on");
     if (ctr::detail::sys::pread64(owned.get(), &now, 1, 0) != 1 || now != '1')
         throw error(step::configure_nat, EIO, path, name + " stayed off after writing 1");
+    return true;
 }
 
 template <class = void>
 inline void enable_forwarding(const std::string& link) {
     enable_interface_switch(link, "forwarding");
+}
+
+// IPv6 forwarding for a sandbox's link and the IPv6 uplinks. IPv6 asks
+// net.ipv6.conf.all.forwarding alone: the per-interface "forwarding" only
+// makes an interface act as a router (ignore router advertisements, answer
+// as one), it forwards nothing. Linux 6.17 added a per-interface switch that
+// does, force_forwarding, which ctr sets on these links only. Before it,
+// the only way is all.forwarding = 1, as Docker and Podman do for IPv6:
+// every interface then acts as a router, and one that learns its own
+// default route from router advertisements (accept_ra = 1) stops learning
+// it (accept_ra = 2 keeps it).
+template <class = void>
+inline void enable_ipv6_forwarding(const std::string& link, rtnetlink& routes) {
+    std::vector<std::string> links{link};
+    for (auto& uplink : default_route_interfaces(routes, AF_INET6)) links.push_back(std::move(uplink));
+    for (const auto& each : links)
+        if (!enable_interface_switch(each, "force_forwarding", true, true)) {
+            enable_interface_switch("all", "forwarding", true);
+            return;
+        }
 }
 
 }  // namespace detail
@@ -247,6 +281,7 @@ public:
         detail::enable_forwarding(link.host_name);
         auto routes = detail::rtnetlink::open();
         for (const auto& uplink : detail::default_route_interfaces(routes)) detail::enable_forwarding(uplink);
+        if (link.host_ipv6) detail::enable_ipv6_forwarding(link.host_name, routes);
         basic_outbound_nat out;
         out.comment_ = detail::outbound_comment(link.host_name, link.host_index);
         auto nft = detail::nftables_socket::open();
@@ -261,8 +296,18 @@ public:
         batch.push_back(detail::new_nat_chain_message(detail::nat_table, detail::nat_chain));
         batch.push_back(detail::masquerade_rule_message(detail::nat_table, detail::nat_chain, link.host_address,
                                                         link.host_name, out.comment_));
-        nft.commit(std::move(batch), 0, "masquerading " + link.host_address.network().to_string() + "/" +
-                                            std::to_string(link.host_address.prefix_length) + " of " + link.host_name);
+        std::string what = "masquerading " + link.host_address.network().to_string() + "/" +
+                           std::to_string(link.host_address.prefix_length);
+        if (link.host_ipv6) {
+            // The same in "ip6 ctr", in the same batch: both or neither.
+            batch.push_back(detail::new_table_message(detail::nat_table, NFPROTO_IPV6));
+            batch.push_back(detail::new_nat_chain_message(detail::nat_table, detail::nat_chain, NFPROTO_IPV6));
+            batch.push_back(detail::masquerade_rule_message(detail::nat_table, detail::nat_chain, *link.host_ipv6,
+                                                            link.host_name, out.comment_));
+            what += " and " + link.host_ipv6->network().to_string() + "/" +
+                    std::to_string(link.host_ipv6->prefix_length) + " (veth::ipv6 = false leaves IPv6 out)";
+        }
+        nft.commit(std::move(batch), 0, what + " of " + link.host_name);
         out.nft_ = std::move(nft);
         return out;
     }

@@ -22,6 +22,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <array>
 #include <cstring>
 #include <memory>
 #include <new>
@@ -82,6 +83,17 @@ inline unique_fd open_host_socket(const net::port_mapping& m, int backlog, std::
     return fd;
 }
 
+// A UDP client's address and port, IPv4 or IPv6, as a key: 16 address
+// bytes (an IPv4 one in the first 4) and the port.
+using udp_client_id = std::array<std::uint8_t, 18>;
+struct udp_client_id_hash {
+    std::size_t operator()(const udp_client_id& id) const noexcept {
+        std::uint64_t h = 1469598103934665603ULL;  // FNV-1a
+        for (const std::uint8_t b : id) h = (h ^ b) * 1099511628211ULL;
+        return static_cast<std::size_t>(h);
+    }
+};
+
 // The relay: every socket of one port_forwarder and the epoll loop that
 // moves their bytes. After start, only the relay thread touches it, except
 // for the atomics (the stop flag and the counters) and the wake-up eventfd.
@@ -96,7 +108,7 @@ public:
         unique_fd fd;
         std::uint32_t watched = 0;  // the epoll events registered for it; 0: not registered
         // UDP: the session of each client, by address (see client_key).
-        std::unordered_map<std::uint64_t, std::uint64_t> udp_clients{};
+        std::unordered_map<udp_client_id, std::uint64_t, udp_client_id_hash> udp_clients{};
     };
 
     template <class = void>
@@ -231,7 +243,7 @@ private:
     };
     struct udp_session {
         std::size_t host = 0;  // index into hosts_
-        sockaddr_in client{};
+        sockaddr_in6 client{};  // a sockaddr_in where the host side is IPv4 (sin_family says)
         unique_fd fd;  // connected to target:container_port
         std::uint32_t watched = 0;
         clock::time_point last_active{};
@@ -602,14 +614,23 @@ private:
     // ---- UDP ----
 
     template <class = void>
-    static std::uint64_t client_key(const sockaddr_in& a) noexcept {
-        return std::uint64_t{ntohl(a.sin_addr.s_addr)} << 16 | ntohs(a.sin_port);
+    static udp_client_id client_key(const sockaddr_in6& a) noexcept {
+        udp_client_id id{};
+        if (a.sin6_family == AF_INET6) {
+            std::memcpy(id.data(), &a.sin6_addr, 16);
+        } else {
+            sockaddr_in v4;
+            std::memcpy(&v4, &a, sizeof v4);
+            std::memcpy(id.data(), &v4.sin_addr, 4);
+        }
+        std::memcpy(id.data() + 16, &a.sin6_port, 2);  // sin_port lies at the same offset
+        return id;
     }
 
     template <class = void>
     void from_udp_client(std::size_t host) {
         for (int i = 0; i < batch; ++i) {
-            sockaddr_in from{};
+            sockaddr_in6 from{};
             unsigned length = sizeof from;
             const long n = sys::recvfrom(hosts_[host].fd.get(), datagram_.get(), datagram_size, 0, &from, &length);
             if (n == -EINTR) continue;
@@ -629,20 +650,21 @@ private:
     }
 
     template <class = void>
-    long send_datagram(int fd, std::size_t size, const sockaddr_in* to = nullptr) const noexcept {
+    long send_datagram(int fd, std::size_t size, const sockaddr_in6* to = nullptr) const noexcept {
         // MSG_DONTWAIT: a full send buffer drops the datagram rather than
         // stalling the loop.
-        return sys::sendto(fd, datagram_.get(), size, MSG_NOSIGNAL | MSG_DONTWAIT, to,
-                           to ? sizeof *to : 0);
+        const unsigned length = !to ? 0u : to->sin6_family == AF_INET6 ? unsigned{sizeof(sockaddr_in6)}
+                                                                      : unsigned{sizeof(sockaddr_in)};
+        return sys::sendto(fd, datagram_.get(), size, MSG_NOSIGNAL | MSG_DONTWAIT, to, length);
     }
 
     // The session of a client address, opened on its first datagram: a
     // socket connected to the target, so that the target's replies can be
     // told apart per client and sent back from the host port.
     template <class = void>
-    udp_session* session_for(std::size_t host, const sockaddr_in& client) {
+    udp_session* session_for(std::size_t host, const sockaddr_in6& client) {
         auto& clients = hosts_[host].udp_clients;
-        const std::uint64_t key = client_key(client);
+        const udp_client_id key = client_key(client);
         if (const auto found = clients.find(key); found != clients.end()) return &sessions_.at(found->second);
 
         const long s = sys::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -756,7 +778,10 @@ class [[nodiscard]] basic_port_forwarder {
 public:
     // Binds (and for TCP listens on) every mapping now, so that a busy port
     // fails before anything is started: ctr::error(step::publish_port,
-    // EADDRINUSE, "0.0.0.0:8080/tcp"). Nothing is left open on failure.
+    // EADDRINUSE, "0.0.0.0:8080/tcp"). Nothing is left open on failure. A
+    // mapping on 0.0.0.0 with also_ipv6 (parse's "8080:80") listens on
+    // [::] too, on the same port, where the kernel has IPv6; mappings()
+    // lists it once.
     template <class = void>
     explicit basic_port_forwarder(std::vector<port_mapping> mappings, const port_forward_options& options = {}) {
         if (options.tcp_buffer_size == 0)
@@ -772,6 +797,18 @@ public:
             unique_fd fd = detail::open_host_socket(m, options.listen_backlog, bound);
             m.host_port = bound;
             hosts.push_back({m, std::move(fd)});
+            // Docker's -p without an address: [::] too, on the same port,
+            // where the kernel has IPv6 (an explicit 0.0.0.0 is IPv4 alone).
+            if (m.also_ipv6 && !m.host_address.is_ipv6() && m.host_address.is_unspecified()) {
+                port_mapping v6 = m;
+                v6.host_address = ipv6_address{};
+                try {
+                    unique_fd fd6 = detail::open_host_socket(v6, options.listen_backlog, bound);
+                    hosts.push_back({v6, std::move(fd6)});
+                } catch (const error& e) {
+                    if (e.code().value() != EAFNOSUPPORT && e.code().value() != EADDRNOTAVAIL) throw;
+                }
+            }
         }
         relay_ = std::make_unique<detail::port_relay>(std::move(hosts), options);
         mappings_ = std::move(mappings);

@@ -29,14 +29,21 @@ constexpr std::string_view to_string(protocol p) noexcept { return p == protocol
 // inside the sandbox it leads to.
 struct port_mapping {
     protocol proto = protocol::tcp;
-    ipv4_address host_address{};  // where to listen; 0.0.0.0 is every address of the caller's network namespace
+    // Where to listen: an IPv4 or an IPv6 address; 0.0.0.0 (or ::) is every
+    // address of that family in the caller's network namespace.
+    ip_address host_address{};
     std::uint16_t host_port = 0;  // 0: the kernel picks one (port_forwarder::host_port tells which)
     std::uint16_t container_port = 0;
+    // With host address 0.0.0.0: also [::] where the sandbox has IPv6 (DNAT,
+    // net::veth::publish), as Docker's -p without an address publishes on
+    // both. parse sets it false for an explicit "0.0.0.0:"; other addresses
+    // ignore it.
+    bool also_ipv6 = true;
 
     // Docker's -p syntax: "[[IP:]HOSTPORT:]CONTAINERPORT[/tcp|/udp]", e.g.
-    // "8080:80", "127.0.0.1:5353:53/udp", "127.0.0.1::80" or "80" (the
-    // kernel picks the host port). IPv6 is not supported, and a port range
-    // is several mappings (parse_range). Bad text throws
+    // "8080:80", "127.0.0.1:5353:53/udp", "127.0.0.1::80", "[::1]:8080:80",
+    // "[2001:db8::1]::80" (IPv6 in brackets) or "80" (the kernel picks the
+    // host port). A port range is several mappings (parse_range). Bad text throws
     // ctr::error(step::prepare, EINVAL) naming the text and what is wrong
     // with it.
     template <class = void>
@@ -51,16 +58,17 @@ struct port_mapping {
     template <class = void>
     static std::vector<port_mapping> parse_range(std::string_view text);
 
-    // "0.0.0.0:8080->80/tcp", as `docker ps` shows it.
+    // "0.0.0.0:8080->80/tcp" or "[::]:8080->80/tcp", as `docker ps` shows it.
     template <class = void>
     std::string to_string() const {
-        return host_address.to_string() + ":" + std::to_string(host_port) + "->" + std::to_string(container_port) +
-               "/" + std::string(net::to_string(proto));
+        return host_address.to_string_bracketed() + ":" + std::to_string(host_port) + "->" +
+               std::to_string(container_port) + "/" + std::string(net::to_string(proto));
     }
     // "0.0.0.0:8080/tcp": the host side alone, as errors name it.
     template <class = void>
     std::string host_side() const {
-        return host_address.to_string() + ":" + std::to_string(host_port) + "/" + std::string(net::to_string(proto));
+        return host_address.to_string_bracketed() + ":" + std::to_string(host_port) + "/" +
+               std::string(net::to_string(proto));
     }
 
     friend bool operator==(const port_mapping&, const port_mapping&) = default;
@@ -86,8 +94,23 @@ inline port_mapping parse_port_mapping(std::string_view text, std::string_view s
         else throw fail("the protocol after '/' must be tcp or udp");
         rest = rest.substr(0, slash);
     }
-    if (rest.find('[') != std::string_view::npos || std::count(rest.begin(), rest.end(), ':') > 2)
-        throw fail("IPv6 addresses are not supported");
+    // "[IPV6]:HOSTPORT:CONTAINERPORT": the address in brackets, as in Docker.
+    std::string_view bracketed;
+    bool has_bracket = false;
+    if (!rest.empty() && rest.front() == '[') {
+        const auto close = rest.find(']');
+        if (close == std::string_view::npos) throw fail("an IPv6 address in '[' has no ']'");
+        bracketed = rest.substr(1, close - 1);
+        rest = rest.substr(close + 1);
+        if (rest.empty() || rest.front() != ':' || std::count(rest.begin(), rest.end(), ':') != 2)
+            throw fail("an IPv6 address needs a host port and a container port after it: [ADDRESS]:HOSTPORT:CONTAINERPORT");
+        rest.remove_prefix(1);
+        has_bracket = true;
+    }
+    if (rest.find('[') != std::string_view::npos || rest.find(']') != std::string_view::npos)
+        throw fail("an IPv6 address goes first, in brackets: [2001:db8::1]:8080:80");
+    if (std::count(rest.begin(), rest.end(), ':') > 2)
+        throw fail("an IPv6 address goes in brackets: [2001:db8::1]:8080:80");
     if (rest.find('-') != std::string_view::npos)
         throw fail("a port range is several mappings (port_mapping::parse_range)");
 
@@ -116,18 +139,30 @@ inline port_mapping parse_port_mapping(std::string_view text, std::string_view s
         return static_cast<std::uint16_t>(value);
     };
 
+    if (has_bracket) {
+        fields[count++] = bracketed;  // [A]:H:C read as the fields C, H, A
+        if (count != 3) throw fail("an IPv6 address needs a host port and a container port after it");
+    }
     out.container_port = port(fields[0], "the container port", false);
     if (count >= 2) {
         // An empty host port after an address ("127.0.0.1::80") asks for any port, as in Docker.
         if (fields[1].empty() && count == 2) throw fail("the host port is empty");
         out.host_port = fields[1].empty() ? 0 : port(fields[1], "the host port", true);
     }
-    if (count == 3) {
+    if (has_bracket) {
+        try {
+            out.host_address = ipv6_address::parse(fields[2]);
+        } catch (const error&) {
+            throw fail("'" + std::string(fields[2]) + "' is not an IPv6 address like 2001:db8::1");
+        }
+    } else if (count == 3) {
         try {
             out.host_address = ipv4_address::parse(fields[2]);
         } catch (const error&) {
             throw fail("'" + std::string(fields[2]) + "' is not an IPv4 address like 127.0.0.1");
         }
+        // An explicit 0.0.0.0 is IPv4 alone, as in Docker.
+        if (out.host_address.is_unspecified()) out.also_ipv6 = false;
     }
     return out;
 }
@@ -227,6 +262,15 @@ inline sockaddr_in to_sockaddr(net::ipv4_address address, std::uint16_t port) no
     return out;
 }
 
+template <class = void>
+inline sockaddr_in6 to_sockaddr(const net::ipv6_address& address, std::uint16_t port) noexcept {
+    sockaddr_in6 out{};
+    out.sin6_family = AF_INET6;
+    out.sin6_port = htons(port);
+    out.sin6_addr = address.to_in6_addr();
+    return out;
+}
+
 // A socket bound to the host side of `m` (not listening), with
 // `extra_type_flags` added to its type, and the port it got (m's, or the
 // kernel's pick for 0). Throws ctr::error(step::publish_port) naming the
@@ -238,9 +282,16 @@ inline unique_fd bind_host_side(const net::port_mapping& m, int extra_type_flags
         return error(step::publish_port, static_cast<int>(-r), m.host_side(), call);
     };
     const int type = (tcp ? SOCK_STREAM : SOCK_DGRAM) | extra_type_flags | SOCK_CLOEXEC;
-    const long s = ctr::detail::sys::socket(AF_INET, type, 0);
+    const bool v6 = m.host_address.is_ipv6();
+    const long s = ctr::detail::sys::socket(v6 ? AF_INET6 : AF_INET, type, 0);
     if (s < 0) throw fail(s, "socket");
     unique_fd fd(static_cast<int>(s));
+    if (v6) {
+        // [::] is IPv6 alone: 0.0.0.0 is a mapping (and a socket) of its own.
+        const int one = 1;
+        if (const long r = ctr::detail::sys::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one); r < 0)
+            throw fail(r, "setsockopt IPV6_V6ONLY");
+    }
     if (tcp) {
         // Lets a port be bound again while the connections of an earlier
         // relay linger in TIME_WAIT. It does not let two listeners share a
@@ -250,12 +301,20 @@ inline unique_fd bind_host_side(const net::port_mapping& m, int extra_type_flags
         if (const long r = ctr::detail::sys::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one); r < 0)
             throw fail(r, "setsockopt SO_REUSEADDR");
     }
-    const sockaddr_in address = to_sockaddr(m.host_address, m.host_port);
-    if (const long r = ctr::detail::sys::bind(fd.get(), &address, sizeof address); r < 0) throw fail(r, "bind");
-    sockaddr_in bound{};
+    long r;
+    if (v6) {
+        const sockaddr_in6 address = to_sockaddr(m.host_address.ipv6(), m.host_port);
+        r = ctr::detail::sys::bind(fd.get(), &address, sizeof address);
+    } else {
+        const sockaddr_in address = to_sockaddr(m.host_address.ipv4(), m.host_port);
+        r = ctr::detail::sys::bind(fd.get(), &address, sizeof address);
+    }
+    if (r < 0) throw fail(r, "bind");
+    sockaddr_in6 bound{};  // sin_port and sin6_port lie at the same offset
     unsigned length = sizeof bound;
-    if (const long r = ctr::detail::sys::getsockname(fd.get(), &bound, &length); r < 0) throw fail(r, "getsockname");
-    bound_port = ntohs(bound.sin_port);
+    if (const long got = ctr::detail::sys::getsockname(fd.get(), &bound, &length); got < 0)
+        throw fail(got, "getsockname");
+    bound_port = ntohs(bound.sin6_port);
     return fd;
 }
 

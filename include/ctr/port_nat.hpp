@@ -1,5 +1,6 @@
 #pragma once
 // ctr::net::port_nat: a veth sandbox's published ports by the kernel's DNAT,
+// over IPv4 and, where the sandbox has it, IPv6 (below),
 // as Docker publishes them without its userland proxy. Rules in ctr's own
 // nftables table ("ip ctr", the one outbound NAT uses) rewrite connections
 // to a host port so that they go straight to the sandbox's address and
@@ -32,6 +33,14 @@
 // carry the comment "ctr ports LINK PID.N INDEX", go with the owner, the
 // table with the last rule of any of ctr's chains, and reap_stale_outbound()
 // removes those of a crashed caller once the link is gone.
+//
+// IPv6: a mapping on an IPv6 address, or on 0.0.0.0 with also_ipv6 (the
+// default: Docker's -p without an address publishes on [::] too), gets the
+// same prerouting and output rules in "ip6 ctr", to the sandbox's IPv6
+// address, and the hairpin masquerade. Not for loopback clients: IPv6 has
+// no route_localnet, so a packet from ::1 cannot be sent to the sandbox
+// (the rules leave ::1 alone and a client there is refused by the bound
+// socket; a mapping on [::1] is refused, use 127.0.0.1 or the relay).
 
 #include <ctr/detail/netlink.hpp>
 #include <ctr/detail/nftables.hpp>
@@ -61,20 +70,85 @@ inline constexpr const char* local_dnat_chain = "output";
 inline constexpr const char* guard_chain = "guard";
 inline const ipv4_interface loopback_network{{{127, 0, 0, 0}}, 8};
 
-// Whether a client on the host's loopback can reach the mapping's host side.
+// Whether a client on the host's IPv4 loopback can reach the mapping's host side.
 template <class = void>
 inline bool reachable_on_loopback(const port_mapping& m) noexcept {
-    return m.host_address == ipv4_address{} || loopback_network.contains(m.host_address);
+    return !m.host_address.is_ipv6() &&
+           (m.host_address.is_unspecified() || loopback_network.contains(m.host_address.ipv4()));
+}
+
+// Whether the mapping is published over IPv6 to a sandbox that has it: an
+// IPv6 host address, or 0.0.0.0 with also_ipv6 (then on [::] too).
+template <class = void>
+inline bool published_over_ipv6(const port_mapping& m, const veth_info& link) noexcept {
+    return link.container_ipv6 && (m.host_address.is_ipv6() || (m.host_address.is_unspecified() && m.also_ipv6));
 }
 
 // Binds, without listening, a socket on the host side of `m` and sets its
-// host port to the bound one, as the relay binds (bind_host_side).
+// host port to the bound one, as the relay binds (bind_host_side); for
+// 0.0.0.0 over IPv6 too, a second socket on [::] and the same port.
 template <class = void>
-inline unique_fd reserve_host_port(port_mapping& m) {
+inline void reserve_host_port(port_mapping& m, const veth_info& link, std::vector<unique_fd>& reserved) {
     std::uint16_t bound = 0;
-    unique_fd fd = bind_host_side(m, 0, bound);
+    reserved.push_back(bind_host_side(m, 0, bound));
     m.host_port = bound;
-    return fd;
+    if (!m.host_address.is_ipv6() && published_over_ipv6(m, link)) {
+        port_mapping v6 = m;
+        v6.host_address = ipv6_address{};
+        reserved.push_back(bind_host_side(v6, 0, bound));
+    }
+}
+
+inline const ipv6_address ipv6_loopback{{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}};
+
+// The same rules for IPv6, in "ip6 ctr": no loopback part (below), so
+// none where there is nothing to publish over IPv6.
+template <class = void>
+inline void add_port_nat_rules6(std::vector<netlink_message>& batch, const veth_info& link,
+                                const std::vector<port_mapping>& mappings, const std::string& comment) {
+    bool any = false;
+    for (const auto& m : mappings) any = any || published_over_ipv6(m, link);
+    if (!any) return;
+    constexpr std::uint8_t v6 = NFPROTO_IPV6;
+    batch.push_back(new_table_message(nat_table, v6));
+    batch.push_back(new_chain_message(nat_table, dnat_chain, NF_INET_PRE_ROUTING, -100, "nat", v6));
+    batch.push_back(new_chain_message(nat_table, local_dnat_chain, NF_INET_LOCAL_OUT, -100, "nat", v6));
+    batch.push_back(new_nat_chain_message(nat_table, nat_chain, v6));
+    const ipv6_address sandbox = link.container_ipv6->address;
+    for (const auto& m : mappings) {
+        if (!published_over_ipv6(m, link)) continue;
+        const std::uint8_t l4 = m.proto == protocol::tcp ? IPPROTO_TCP : IPPROTO_UDP;
+        for (const char* chain : {dnat_chain, local_dnat_chain}) {
+            batch.push_back(rule_message(
+                nat_table, chain, comment,
+                [&](netlink_message& r) {
+                    if (m.host_address.is_unspecified()) {
+                        match_local_destination(r);
+                        // Not ::1: IPv6 has no route_localnet, so a packet
+                        // from ::1 rewritten towards the sandbox would be
+                        // dropped as a martian. Left alone, a client there
+                        // meets the bound, not listening, socket: refused at
+                        // once instead of a connect that hangs.
+                        add_load_payload(r, NFT_PAYLOAD_NETWORK_HEADER, ipv6_destination_offset, 16);
+                        add_compare(r, NFT_CMP_NEQ, ipv6_loopback.bytes.data(), 16);
+                    } else {
+                        match_network(r, ipv6_destination_offset, ipv6_interface{m.host_address.ipv6(), 128});
+                    }
+                    match_destination_port(r, l4, m.host_port);
+                    add_dnat(r, sandbox, m.container_port);
+                },
+                v6));
+        }
+    }
+    // oifname LINK ip6 saddr SANDBOX masquerade: hairpin, as for IPv4.
+    batch.push_back(rule_message(
+        nat_table, nat_chain, comment,
+        [&](netlink_message& r) {
+            match_interface(r, NFT_META_OIFNAME, NFT_CMP_EQ, link.host_name);
+            match_network(r, ipv6_source_offset, ipv6_interface{sandbox, 128});
+            add_expression(r, "masq", [] {});
+        },
+        v6));
 }
 
 // The batch that publishes `mappings` (host ports bound) of the sandbox
@@ -92,11 +166,12 @@ inline std::vector<netlink_message> port_nat_batch(const veth_info& link, const 
     if (loopback) batch.push_back(new_chain_message(nat_table, guard_chain, NF_INET_PRE_ROUTING, -300, "filter"));
     const ipv4_address sandbox = link.container_address.address;
     for (const auto& m : mappings) {
+        if (m.host_address.is_ipv6()) continue;
         const std::uint8_t l4 = m.proto == protocol::tcp ? IPPROTO_TCP : IPPROTO_UDP;
         for (const char* chain : {dnat_chain, local_dnat_chain}) {
             batch.push_back(rule_message(nat_table, chain, comment, [&](netlink_message& r) {
-                if (m.host_address == ipv4_address{}) match_local_destination(r);
-                else match_network(r, ipv4_destination_offset, ipv4_interface{m.host_address, 32});
+                if (m.host_address.is_unspecified()) match_local_destination(r);
+                else match_network(r, ipv4_destination_offset, ipv4_interface{m.host_address.ipv4(), 32});
                 match_destination_port(r, l4, m.host_port);
                 add_dnat(r, sandbox, m.container_port);
             }));
@@ -128,6 +203,7 @@ inline std::vector<netlink_message> port_nat_batch(const veth_info& link, const 
             }));
         }
     }
+    add_port_nat_rules6(batch, link, mappings, comment);
     return batch;
 }
 
@@ -193,16 +269,29 @@ public:
     // for the rest), leaving nothing behind.
     template <class = void>
     static basic_port_nat add(const veth_info& link, std::vector<port_mapping> mappings) {
-        for (const auto& m : mappings)
+        for (const auto& m : mappings) {
             if (m.container_port == 0) throw error(step::prepare, EINVAL, m.to_string(), "the container port is 0");
+            if (m.host_address.is_ipv6() && !link.container_ipv6)
+                throw error(step::prepare, EINVAL, m.to_string(),
+                            "the sandbox has no IPv6 address (veth::ipv6 is false, or the host has IPv6 off)");
+            if (m.host_address.is_ipv6() && m.host_address.ipv6().is_loopback())
+                throw error(step::prepare, EINVAL, m.to_string(),
+                            "the kernel cannot DNAT from IPv6's loopback (there is no route_localnet for IPv6): "
+                            "publish on 127.0.0.1, or relay [::1] with net::port_forwarder");
+        }
         if (link.host_name.empty() || link.container_address.address == ipv4_address{})
             throw error(step::prepare, EINVAL, link.host_name, "publishing ports needs a veth's names and addresses");
         basic_port_nat out;
-        for (auto& m : mappings) out.reserved_.push_back(detail::reserve_host_port(m));
+        bool ipv6 = false;
+        for (auto& m : mappings) {
+            detail::reserve_host_port(m, link, out.reserved_);
+            ipv6 = ipv6 || detail::published_over_ipv6(m, link);
+        }
 
         detail::enable_forwarding(link.host_name);
         auto routes = detail::rtnetlink::open();
         for (const auto& uplink : detail::default_route_interfaces(routes)) detail::enable_forwarding(uplink);
+        if (ipv6) detail::enable_ipv6_forwarding(link.host_name, routes);
 
         out.comment_ = detail::rule_comment(detail::ports_comment_prefix, link.host_name, link.host_index);
         auto nft = detail::nftables_socket::open();

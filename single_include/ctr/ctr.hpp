@@ -4302,7 +4302,8 @@ inline std::uint64_t parse_size(std::string_view text) { return detail::parse_si
 }  // namespace ctr::cgroup
 // end ctr/cgroup.hpp
 // begin ctr/ip_address.hpp
-// ctr::net::ipv4_address and ipv4_interface: IPv4 addresses as values, parsed
+// ctr::net::ipv4_address and ipv4_interface, ipv6_address and
+// ipv6_interface, ip_address (either family): addresses as values, parsed
 // with errors that name the text.
 
 
@@ -4407,6 +4408,196 @@ struct ipv4_interface {
     std::string to_string() const { return address.to_string() + "/" + std::to_string(prefix_length); }
 
     friend constexpr bool operator==(const ipv4_interface&, const ipv4_interface&) noexcept = default;
+};
+
+// An IPv6 address, kept as sixteen bytes in network order.
+struct ipv6_address {
+    std::array<std::uint8_t, 16> bytes{};
+
+    // "fd63:7472::1", "::", "2001:db8::a:b" (RFC 4291's text form without
+    // an embedded IPv4 tail or a zone); a malformed text throws ctr::error
+    // naming it.
+    static ipv6_address parse(std::string_view text) {
+        // Up to eight groups before "::" and after it; the gap fills with zeros.
+        std::uint16_t head[8] = {}, tail[8] = {};
+        std::size_t head_count = 0, tail_count = 0;
+        bool gap = false;
+        std::string_view rest = text;
+        if (rest.substr(0, 2) == "::") {
+            gap = true;
+            rest.remove_prefix(2);
+        }
+        while (!rest.empty()) {
+            std::size_t digits = 0;
+            unsigned value = 0;
+            while (digits < rest.size() && digits < 5) {
+                const char c = rest[digits];
+                const int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                              : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+                if (v < 0) break;
+                value = value * 16 + static_cast<unsigned>(v);
+                ++digits;
+            }
+            if (digits == 0 || digits > 4) throw malformed(text);
+            std::uint16_t* const groups = gap ? tail : head;
+            std::size_t& count = gap ? tail_count : head_count;
+            if (head_count + tail_count >= 8) throw malformed(text);
+            groups[count++] = static_cast<std::uint16_t>(value);
+            rest.remove_prefix(digits);
+            if (rest.empty()) break;
+            if (rest[0] != ':') throw malformed(text);
+            if (rest.substr(0, 2) == "::") {
+                if (gap) throw malformed(text);
+                gap = true;
+                rest.remove_prefix(2);
+            } else {
+                rest.remove_prefix(1);
+                if (rest.empty()) throw malformed(text);
+            }
+        }
+        if (gap ? head_count + tail_count > 7 : head_count != 8) throw malformed(text);
+        ipv6_address out;
+        for (std::size_t i = 0; i < head_count; ++i) out.set_group(i, head[i]);
+        for (std::size_t i = 0; i < tail_count; ++i) out.set_group(8 - tail_count + i, tail[i]);
+        return out;
+    }
+
+    constexpr std::uint16_t group(std::size_t i) const noexcept {
+        return static_cast<std::uint16_t>(bytes[2 * i] << 8 | bytes[2 * i + 1]);
+    }
+    constexpr void set_group(std::size_t i, std::uint16_t value) noexcept {
+        bytes[2 * i] = static_cast<std::uint8_t>(value >> 8);
+        bytes[2 * i + 1] = static_cast<std::uint8_t>(value);
+    }
+    in6_addr to_in6_addr() const noexcept {
+        in6_addr out{};
+        static_assert(sizeof out == 16);
+        std::memcpy(&out, bytes.data(), 16);
+        return out;
+    }
+    static ipv6_address from_in6_addr(const in6_addr& in) noexcept {
+        ipv6_address out;
+        std::memcpy(out.bytes.data(), &in, 16);
+        return out;
+    }
+    constexpr bool is_unspecified() const noexcept { return *this == ipv6_address{}; }
+    constexpr bool is_loopback() const noexcept {
+        ipv6_address one;
+        one.bytes[15] = 1;
+        return *this == one;
+    }
+
+    // RFC 5952's form: lower case, no leading zeros, the longest run of two
+    // or more zero groups (the first of equals) as "::".
+    std::string to_string() const {
+        std::size_t best = 8, best_length = 0;
+        for (std::size_t i = 0; i < 8;) {
+            std::size_t j = i;
+            while (j < 8 && group(j) == 0) ++j;
+            if (j - i > best_length && j - i >= 2) {
+                best = i;
+                best_length = j - i;
+            }
+            i = j == i ? i + 1 : j;
+        }
+        static constexpr char hex[] = "0123456789abcdef";
+        std::string out;
+        for (std::size_t i = 0; i < 8; ++i) {
+            if (i == best) {
+                out += "::";
+                i += best_length - 1;
+                continue;
+            }
+            if (!out.empty() && out.back() != ':') out += ':';
+            const std::uint16_t g = group(i);
+            bool started = false;
+            for (int shift = 12; shift >= 0; shift -= 4) {
+                const unsigned nibble = (g >> shift) & 0xfu;
+                if (nibble != 0 || started || shift == 0) {
+                    out += hex[nibble];
+                    started = true;
+                }
+            }
+        }
+        return out;
+    }
+
+    friend constexpr bool operator==(const ipv6_address&, const ipv6_address&) noexcept = default;
+
+private:
+    static error malformed(std::string_view text) {
+        return error(step::prepare, EINVAL, std::string(text), "not an IPv6 address like fd63:7472::1");
+    }
+};
+
+// An IPv6 address on an interface with its prefix length: "fd63:7472:0:1::2/64".
+struct ipv6_interface {
+    ipv6_address address{};
+    std::uint8_t prefix_length = 128;
+
+    static ipv6_interface parse(std::string_view text) {
+        const auto slash = text.find('/');
+        if (slash == std::string_view::npos)
+            throw error(step::prepare, EINVAL, std::string(text),
+                        "an interface address needs a prefix length, like fd63:7472:0:1::2/64");
+        unsigned prefix = 129;
+        const auto rest = text.substr(slash + 1);
+        const auto [next, ec] = std::from_chars(rest.data(), rest.data() + rest.size(), prefix);
+        if (ec != std::errc{} || next != rest.data() + rest.size() || prefix > 128)
+            throw error(step::prepare, EINVAL, std::string(text), "the prefix length must be 0 to 128");
+        return {ipv6_address::parse(text.substr(0, slash)), static_cast<std::uint8_t>(prefix)};
+    }
+
+    constexpr ipv6_address network() const noexcept {
+        ipv6_address out = address;
+        for (std::size_t i = 0; i < 16; ++i) {
+            const int bits = static_cast<int>(prefix_length) - static_cast<int>(8 * i);
+            const unsigned mask = bits >= 8 ? 0xffu : bits <= 0 ? 0u : (0xffu << (8 - bits)) & 0xffu;
+            out.bytes[i] = static_cast<std::uint8_t>(out.bytes[i] & mask);
+        }
+        return out;
+    }
+    // Whether `other` lies in this interface's subnet.
+    constexpr bool contains(const ipv6_address& other) const noexcept {
+        return ipv6_interface{other, prefix_length}.network() == network();
+    }
+
+    std::string to_string() const { return address.to_string() + "/" + std::to_string(prefix_length); }
+
+    friend constexpr bool operator==(const ipv6_interface&, const ipv6_interface&) noexcept = default;
+};
+
+// An IPv4 or an IPv6 address: where a published port listens on the host
+// (port_mapping). Converts from either; a default one is 0.0.0.0.
+class ip_address {
+public:
+    constexpr ip_address() noexcept = default;
+    constexpr ip_address(ipv4_address v4) noexcept : v4_(v4) {}  // NOLINT: implicit, as either is one
+    constexpr ip_address(const ipv6_address& v6) noexcept : ipv6_(true), v6_(v6) {}  // NOLINT
+
+    // "127.0.0.1" or "::1" (no brackets); bad text throws ctr::error naming it.
+    static ip_address parse(std::string_view text) {
+        if (text.find(':') != std::string_view::npos) return ipv6_address::parse(text);
+        return ipv4_address::parse(text);
+    }
+
+    constexpr bool is_ipv6() const noexcept { return ipv6_; }
+    constexpr ipv4_address ipv4() const noexcept { return v4_; }
+    constexpr const ipv6_address& ipv6() const noexcept { return v6_; }
+    // 0.0.0.0 or ::: every address of that family.
+    constexpr bool is_unspecified() const noexcept { return ipv6_ ? v6_.is_unspecified() : v4_ == ipv4_address{}; }
+
+    // "127.0.0.1", "::1".
+    std::string to_string() const { return ipv6_ ? v6_.to_string() : v4_.to_string(); }
+    // "127.0.0.1", "[::1]": as it stands before ":PORT".
+    std::string to_string_bracketed() const { return ipv6_ ? "[" + v6_.to_string() + "]" : v4_.to_string(); }
+
+    friend constexpr bool operator==(const ip_address&, const ip_address&) noexcept = default;
+
+private:
+    bool ipv6_ = false;
+    ipv4_address v4_{};
+    ipv6_address v6_{};
 };
 
 }  // namespace ctr::net
@@ -8193,6 +8384,179 @@ CTR_CHILD_CODE inline int child_main(void* argument) noexcept {
 
 }  // namespace ctr::detail
 // end ctr/detail/child_program.hpp
+// begin ctr/detail/interface_ipv6.hpp
+// The IPv6 half of a sandbox's interface, configured from inside its network
+// namespace. IPv4 gets by with ioctls (child_program.hpp,
+// apply_interface_setup); IPv6 addresses need netlink to carry
+// IFA_F_NODAD, so that they are usable at once rather than "tentative" for
+// the second that duplicate address detection takes. The requests are built
+// on the stack, sent with raw syscalls and acknowledged one by one: no
+// allocation, so this runs in the child between clone and exec as well as in
+// the parent (net::configure_ipv6).
+
+
+#include <linux/if_addr.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace ctr::detail {
+
+// Plain data, sent through the sync pipe after interface_setup.
+struct ipv6_setup {
+    char name[IFNAMSIZ] = {};
+    std::uint8_t present = 0;  // 0: no IPv6 for this interface (the parent found none): nothing to do
+    std::uint8_t prefix_length = 0;
+    in6_addr address{};
+    in6_addr gateway{};  // all zero: no default route
+};
+
+// Which part of apply_ipv6_setup failed (its *failed_part).
+enum ipv6_setup_part : int {
+    ipv6_part_socket = 0,
+    ipv6_part_index = 1,
+    ipv6_part_address = 2,
+    ipv6_part_route = 3,
+};
+
+// NLMSG_HDRLEN and NLA_HDRLEN as sizes (the kernel's macros are ints).
+inline constexpr std::size_t child_netlink_header_size = (sizeof(nlmsghdr) + 3) & ~std::size_t{3};
+inline constexpr std::size_t child_attribute_header_size = (sizeof(nlattr) + 3) & ~std::size_t{3};
+
+// One rtnetlink request of up to 128 bytes: the header, the family header,
+// attributes. Built in place on the caller's stack.
+struct child_netlink_request {
+    alignas(nlmsghdr) char bytes[128] = {};
+    std::size_t size = 0;
+
+    CTR_CHILD_CODE void start(std::uint16_t type, std::uint16_t flags) noexcept {
+        size = child_netlink_header_size;
+        auto* h = reinterpret_cast<nlmsghdr*>(bytes);
+        h->nlmsg_type = type;
+        h->nlmsg_flags = static_cast<std::uint16_t>(flags | NLM_F_REQUEST | NLM_F_ACK);
+        h->nlmsg_seq = 1;
+        h->nlmsg_len = static_cast<std::uint32_t>(size);
+    }
+    CTR_CHILD_CODE void append(const void* data, std::size_t length) noexcept {
+        __builtin_memcpy(bytes + size, data, length);
+        size += (length + 3) & ~std::size_t{3};
+        reinterpret_cast<nlmsghdr*>(bytes)->nlmsg_len = static_cast<std::uint32_t>(size);
+    }
+    CTR_CHILD_CODE void attribute(std::uint16_t type, const void* data, std::size_t length) noexcept {
+        nlattr a{};
+        a.nla_type = type;
+        a.nla_len = static_cast<std::uint16_t>(child_attribute_header_size + length);
+        __builtin_memcpy(bytes + size, &a, sizeof a);
+        size += child_attribute_header_size;
+        append(data, length);
+    }
+};
+
+// Sends `request` on netlink socket `fd` and waits for its acknowledgement:
+// 0 or the kernel's -errno. Async-signal-safe.
+CTR_CHILD_CODE inline long child_netlink_exchange(int fd, const child_netlink_request& request) noexcept {
+    sockaddr_nl kernel{};
+    kernel.nl_family = AF_NETLINK;
+    long r;
+    do r = sys::sendto(fd, request.bytes, request.size, 0, &kernel, sizeof kernel);
+    while (r == -EINTR);
+    if (r < 0) return r;
+    alignas(nlmsghdr) char answer[512];
+    for (;;) {
+        do r = sys::recvfrom(fd, answer, sizeof answer, 0, nullptr, nullptr);
+        while (r == -EINTR);
+        if (r < 0) return r;
+        if (static_cast<std::size_t>(r) < child_netlink_header_size + sizeof(nlmsgerr)) return -EPROTO;
+        const auto* h = reinterpret_cast<const nlmsghdr*>(answer);
+        if (h->nlmsg_type != NLMSG_ERROR) continue;
+        const auto* e = reinterpret_cast<const nlmsgerr*>(answer + child_netlink_header_size);
+        return e->error;
+    }
+}
+
+// Adds the address (IFA_F_NODAD) and the default route through the gateway
+// to the interface, which must exist (and, for the route, be up: the
+// address's prefix route makes the gateway reachable). *failed_part says
+// which part failed. Async-signal-safe.
+CTR_CHILD_CODE inline long apply_ipv6_setup(const ipv6_setup& setup, int* failed_part) noexcept {
+    *failed_part = ipv6_part_socket;
+    if (!setup.present) return 0;
+    long r = sys::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (r < 0) return r;
+    ifreq request{};
+    for (std::size_t i = 0; i + 1 < IFNAMSIZ && setup.name[i]; ++i) request.ifr_name[i] = setup.name[i];
+    *failed_part = ipv6_part_index;
+    const long index_result = sys::ioctl(static_cast<int>(r), SIOCGIFINDEX, reinterpret_cast<long>(&request));
+    sys::close(static_cast<int>(r));
+    if (index_result < 0) return index_result;
+    const int index = request.ifr_ifindex;
+
+    *failed_part = ipv6_part_socket;
+    r = sys::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+    if (r < 0) return r;
+    const int fd = static_cast<int>(r);
+
+    *failed_part = ipv6_part_address;
+    child_netlink_request m;
+    m.start(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL);
+    ifaddrmsg a{};
+    a.ifa_family = AF_INET6;
+    a.ifa_prefixlen = setup.prefix_length;
+    a.ifa_flags = IFA_F_NODAD;
+    a.ifa_scope = RT_SCOPE_UNIVERSE;
+    a.ifa_index = static_cast<unsigned>(index);
+    m.append(&a, sizeof a);
+    m.attribute(IFA_LOCAL, &setup.address, sizeof setup.address);
+    m.attribute(IFA_ADDRESS, &setup.address, sizeof setup.address);
+    const std::uint32_t flags = IFA_F_NODAD;  // IFA_FLAGS: the 32-bit field that newer flags need
+    m.attribute(IFA_FLAGS, &flags, sizeof flags);
+    r = child_netlink_exchange(fd, m);
+
+    bool gateway = false;
+    for (std::size_t i = 0; i < sizeof setup.gateway; ++i)
+        gateway = gateway || reinterpret_cast<const unsigned char*>(&setup.gateway)[i] != 0;
+    if (r >= 0 && gateway) {
+        *failed_part = ipv6_part_route;
+        m.start(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL);
+        rtmsg route{};
+        route.rtm_family = AF_INET6;
+        route.rtm_table = RT_TABLE_MAIN;
+        route.rtm_protocol = RTPROT_STATIC;
+        route.rtm_scope = RT_SCOPE_UNIVERSE;
+        route.rtm_type = RTN_UNICAST;
+        m.append(&route, sizeof route);
+        m.attribute(RTA_GATEWAY, &setup.gateway, sizeof setup.gateway);
+        const std::uint32_t oif = static_cast<std::uint32_t>(index);
+        m.attribute(RTA_OIF, &oif, sizeof oif);
+        r = child_netlink_exchange(fd, m);
+    }
+    sys::close(fd);
+    return r < 0 ? r : 0;
+}
+
+// Reads the ipv6_setup the parent wrote after the interface_setup and
+// applies it. op.a = the sync fd, op.data2 = int* failure_detail.
+// Async-signal-safe.
+CTR_CHILD_CODE inline long child_configure_ipv6(const child_op& op) noexcept {
+    ipv6_setup setup;
+    std::size_t got = 0;
+    while (got < sizeof setup) {
+        const long n = sys::read(static_cast<int>(op.a), reinterpret_cast<char*>(&setup) + got, sizeof setup - got);
+        if (n == -EINTR) continue;
+        if (n <= 0) return n < 0 ? n : -EPIPE;
+        got += static_cast<std::size_t>(n);
+    }
+    return apply_ipv6_setup(setup, static_cast<int*>(const_cast<void*>(op.data2)));
+}
+
+}  // namespace ctr::detail
+// end ctr/detail/interface_ipv6.hpp
 // begin ctr/detail/netlink.hpp
 // Routing netlink (rtnetlink): the message builder and the socket that
 // net.hpp uses to create links and set addresses. Parent-side only: it
@@ -8533,14 +8897,21 @@ constexpr std::string_view to_string(protocol p) noexcept { return p == protocol
 // inside the sandbox it leads to.
 struct port_mapping {
     protocol proto = protocol::tcp;
-    ipv4_address host_address{};  // where to listen; 0.0.0.0 is every address of the caller's network namespace
+    // Where to listen: an IPv4 or an IPv6 address; 0.0.0.0 (or ::) is every
+    // address of that family in the caller's network namespace.
+    ip_address host_address{};
     std::uint16_t host_port = 0;  // 0: the kernel picks one (port_forwarder::host_port tells which)
     std::uint16_t container_port = 0;
+    // With host address 0.0.0.0: also [::] where the sandbox has IPv6 (DNAT,
+    // net::veth::publish), as Docker's -p without an address publishes on
+    // both. parse sets it false for an explicit "0.0.0.0:"; other addresses
+    // ignore it.
+    bool also_ipv6 = true;
 
     // Docker's -p syntax: "[[IP:]HOSTPORT:]CONTAINERPORT[/tcp|/udp]", e.g.
-    // "8080:80", "127.0.0.1:5353:53/udp", "127.0.0.1::80" or "80" (the
-    // kernel picks the host port). IPv6 is not supported, and a port range
-    // is several mappings (parse_range). Bad text throws
+    // "8080:80", "127.0.0.1:5353:53/udp", "127.0.0.1::80", "[::1]:8080:80",
+    // "[2001:db8::1]::80" (IPv6 in brackets) or "80" (the kernel picks the
+    // host port). A port range is several mappings (parse_range). Bad text throws
     // ctr::error(step::prepare, EINVAL) naming the text and what is wrong
     // with it.
     template <class = void>
@@ -8555,16 +8926,17 @@ struct port_mapping {
     template <class = void>
     static std::vector<port_mapping> parse_range(std::string_view text);
 
-    // "0.0.0.0:8080->80/tcp", as `docker ps` shows it.
+    // "0.0.0.0:8080->80/tcp" or "[::]:8080->80/tcp", as `docker ps` shows it.
     template <class = void>
     std::string to_string() const {
-        return host_address.to_string() + ":" + std::to_string(host_port) + "->" + std::to_string(container_port) +
-               "/" + std::string(net::to_string(proto));
+        return host_address.to_string_bracketed() + ":" + std::to_string(host_port) + "->" +
+               std::to_string(container_port) + "/" + std::string(net::to_string(proto));
     }
     // "0.0.0.0:8080/tcp": the host side alone, as errors name it.
     template <class = void>
     std::string host_side() const {
-        return host_address.to_string() + ":" + std::to_string(host_port) + "/" + std::string(net::to_string(proto));
+        return host_address.to_string_bracketed() + ":" + std::to_string(host_port) + "/" +
+               std::string(net::to_string(proto));
     }
 
     friend bool operator==(const port_mapping&, const port_mapping&) = default;
@@ -8590,8 +8962,23 @@ inline port_mapping parse_port_mapping(std::string_view text, std::string_view s
         else throw fail("the protocol after '/' must be tcp or udp");
         rest = rest.substr(0, slash);
     }
-    if (rest.find('[') != std::string_view::npos || std::count(rest.begin(), rest.end(), ':') > 2)
-        throw fail("IPv6 addresses are not supported");
+    // "[IPV6]:HOSTPORT:CONTAINERPORT": the address in brackets, as in Docker.
+    std::string_view bracketed;
+    bool has_bracket = false;
+    if (!rest.empty() && rest.front() == '[') {
+        const auto close = rest.find(']');
+        if (close == std::string_view::npos) throw fail("an IPv6 address in '[' has no ']'");
+        bracketed = rest.substr(1, close - 1);
+        rest = rest.substr(close + 1);
+        if (rest.empty() || rest.front() != ':' || std::count(rest.begin(), rest.end(), ':') != 2)
+            throw fail("an IPv6 address needs a host port and a container port after it: [ADDRESS]:HOSTPORT:CONTAINERPORT");
+        rest.remove_prefix(1);
+        has_bracket = true;
+    }
+    if (rest.find('[') != std::string_view::npos || rest.find(']') != std::string_view::npos)
+        throw fail("an IPv6 address goes first, in brackets: [2001:db8::1]:8080:80");
+    if (std::count(rest.begin(), rest.end(), ':') > 2)
+        throw fail("an IPv6 address goes in brackets: [2001:db8::1]:8080:80");
     if (rest.find('-') != std::string_view::npos)
         throw fail("a port range is several mappings (port_mapping::parse_range)");
 
@@ -8620,18 +9007,30 @@ inline port_mapping parse_port_mapping(std::string_view text, std::string_view s
         return static_cast<std::uint16_t>(value);
     };
 
+    if (has_bracket) {
+        fields[count++] = bracketed;  // [A]:H:C read as the fields C, H, A
+        if (count != 3) throw fail("an IPv6 address needs a host port and a container port after it");
+    }
     out.container_port = port(fields[0], "the container port", false);
     if (count >= 2) {
         // An empty host port after an address ("127.0.0.1::80") asks for any port, as in Docker.
         if (fields[1].empty() && count == 2) throw fail("the host port is empty");
         out.host_port = fields[1].empty() ? 0 : port(fields[1], "the host port", true);
     }
-    if (count == 3) {
+    if (has_bracket) {
+        try {
+            out.host_address = ipv6_address::parse(fields[2]);
+        } catch (const error&) {
+            throw fail("'" + std::string(fields[2]) + "' is not an IPv6 address like 2001:db8::1");
+        }
+    } else if (count == 3) {
         try {
             out.host_address = ipv4_address::parse(fields[2]);
         } catch (const error&) {
             throw fail("'" + std::string(fields[2]) + "' is not an IPv4 address like 127.0.0.1");
         }
+        // An explicit 0.0.0.0 is IPv4 alone, as in Docker.
+        if (out.host_address.is_unspecified()) out.also_ipv6 = false;
     }
     return out;
 }
@@ -8731,6 +9130,15 @@ inline sockaddr_in to_sockaddr(net::ipv4_address address, std::uint16_t port) no
     return out;
 }
 
+template <class = void>
+inline sockaddr_in6 to_sockaddr(const net::ipv6_address& address, std::uint16_t port) noexcept {
+    sockaddr_in6 out{};
+    out.sin6_family = AF_INET6;
+    out.sin6_port = htons(port);
+    out.sin6_addr = address.to_in6_addr();
+    return out;
+}
+
 // A socket bound to the host side of `m` (not listening), with
 // `extra_type_flags` added to its type, and the port it got (m's, or the
 // kernel's pick for 0). Throws ctr::error(step::publish_port) naming the
@@ -8742,9 +9150,16 @@ inline unique_fd bind_host_side(const net::port_mapping& m, int extra_type_flags
         return error(step::publish_port, static_cast<int>(-r), m.host_side(), call);
     };
     const int type = (tcp ? SOCK_STREAM : SOCK_DGRAM) | extra_type_flags | SOCK_CLOEXEC;
-    const long s = ctr::detail::sys::socket(AF_INET, type, 0);
+    const bool v6 = m.host_address.is_ipv6();
+    const long s = ctr::detail::sys::socket(v6 ? AF_INET6 : AF_INET, type, 0);
     if (s < 0) throw fail(s, "socket");
     unique_fd fd(static_cast<int>(s));
+    if (v6) {
+        // [::] is IPv6 alone: 0.0.0.0 is a mapping (and a socket) of its own.
+        const int one = 1;
+        if (const long r = ctr::detail::sys::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one); r < 0)
+            throw fail(r, "setsockopt IPV6_V6ONLY");
+    }
     if (tcp) {
         // Lets a port be bound again while the connections of an earlier
         // relay linger in TIME_WAIT. It does not let two listeners share a
@@ -8754,12 +9169,20 @@ inline unique_fd bind_host_side(const net::port_mapping& m, int extra_type_flags
         if (const long r = ctr::detail::sys::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one); r < 0)
             throw fail(r, "setsockopt SO_REUSEADDR");
     }
-    const sockaddr_in address = to_sockaddr(m.host_address, m.host_port);
-    if (const long r = ctr::detail::sys::bind(fd.get(), &address, sizeof address); r < 0) throw fail(r, "bind");
-    sockaddr_in bound{};
+    long r;
+    if (v6) {
+        const sockaddr_in6 address = to_sockaddr(m.host_address.ipv6(), m.host_port);
+        r = ctr::detail::sys::bind(fd.get(), &address, sizeof address);
+    } else {
+        const sockaddr_in address = to_sockaddr(m.host_address.ipv4(), m.host_port);
+        r = ctr::detail::sys::bind(fd.get(), &address, sizeof address);
+    }
+    if (r < 0) throw fail(r, "bind");
+    sockaddr_in6 bound{};  // sin_port and sin6_port lie at the same offset
     unsigned length = sizeof bound;
-    if (const long r = ctr::detail::sys::getsockname(fd.get(), &bound, &length); r < 0) throw fail(r, "getsockname");
-    bound_port = ntohs(bound.sin_port);
+    if (const long got = ctr::detail::sys::getsockname(fd.get(), &bound, &length); got < 0)
+        throw fail(got, "getsockname");
+    bound_port = ntohs(bound.sin6_port);
     return fd;
 }
 
@@ -8810,6 +9233,24 @@ struct veth {
     // the sandbox. Without privilege, use pasta's ports or a port_forwarder.
     std::vector<port_mapping> publish{};
     unsigned mtu = 0;  // 0: the kernel's (1500)
+    // IPv6 beside IPv4, where the kernel has it: a /64 of `ipv6_pool` for
+    // each pair (subnet ID: the IPv4 /30's slot, the low 16 bits of its
+    // network address divided by 4, so 10.231.0.4/30 goes with
+    // fd63:7472:0:1::/64), host end ::1, sandbox ::2, both without duplicate
+    // address detection, and a default route inside through the host end.
+    // `outbound` and `publish` then cover IPv6 too. A kernel without IPv6
+    // (ipv6.disable=1) or with it disabled on the new link
+    // (net.ipv6.conf.default.disable_ipv6 = 1) gives IPv4 alone, without an
+    // error: veth_info::host_ipv6 is empty then. false: IPv4 alone.
+    bool ipv6 = true;
+    // Both or neither, as the IPv4 ones: neither takes the pool's /64.
+    std::optional<ipv6_interface> host_ipv6{};
+    std::optional<ipv6_interface> container_ipv6{};
+    // ctr's ULA prefix (RFC 4193): "fd", then "ctr" in ASCII (63 74 72) and
+    // a zero, as the 40-bit global ID. A /48 gives 65536 /64s, one per IPv4
+    // slot of a /16 pool; a prefix of its own (at most a /48) if this one
+    // is taken where you run.
+    ipv6_interface ipv6_pool{{{0xfd, 0x63, 0x74, 0x72}}, 48};
 };
 
 // What was made: names, indexes and addresses of both ends.
@@ -8821,6 +9262,10 @@ struct veth_info {
     ipv4_interface container_address{};
     bool default_route = true;
     unsigned mtu = 0;
+    // The IPv6 addresses of both ends; empty without IPv6 (veth::ipv6
+    // false, or a kernel without it).
+    std::optional<ipv6_interface> host_ipv6{};
+    std::optional<ipv6_interface> container_ipv6{};
     // veth::publish with the host ports bound (the kernel's pick for 0).
     std::vector<port_mapping> published{};
 };
@@ -8828,6 +9273,7 @@ struct veth_info {
 }  // namespace ctr::net
 // end ctr/detail/veth_options.hpp
 
+#include <linux/if_addr.h>
 #include <linux/if_link.h>
 #include <linux/veth.h>
 #include <net/if.h>
@@ -9045,6 +9491,68 @@ inline long add_address(rtnetlink& netlink, int index, const ipv4_interface& add
     return netlink.request(m);
 }
 
+// The same for IPv6, without duplicate address detection (IFA_F_NODAD):
+// usable at once. -EAFNOSUPPORT: the kernel has no IPv6; -EACCES: IPv6 is
+// disabled on the link (disable_ipv6).
+template <class = void>
+inline long add_address(rtnetlink& netlink, int index, const ipv6_interface& address) {
+    netlink_message m(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL);
+    ifaddrmsg h{};
+    h.ifa_family = AF_INET6;
+    h.ifa_prefixlen = address.prefix_length;
+    h.ifa_flags = IFA_F_NODAD;
+    h.ifa_index = static_cast<unsigned>(index);
+    m.add_header(h);
+    const in6_addr in = address.address.to_in6_addr();
+    m.add_attribute(IFA_LOCAL, &in, sizeof in);
+    m.add_attribute(IFA_ADDRESS, &in, sizeof in);
+    m.add_u32(IFA_FLAGS, IFA_F_NODAD);
+    return netlink.request(m);
+}
+
+// fe80::1/64: the host end's link-local address (each link has its own).
+inline const ipv6_interface host_link_local{{{0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}}, 64};
+
+// The /64 of `pool` that goes with an IPv4 subnet: its subnet ID (bytes 6
+// and 7) is the /30's slot in its /16, the low 16 bits of its network
+// address divided by 4; host end ::1, sandbox ::2.
+template <class = void>
+inline std::pair<ipv6_interface, ipv6_interface> ipv6_pair_for(const ipv6_interface& pool,
+                                                               const ipv4_interface& ipv4) {
+    const std::uint32_t slot = (ipv4.network().host_order() & 0xffffu) >> 2;
+    ipv6_address subnet = pool.network();
+    subnet.bytes[6] = static_cast<std::uint8_t>(subnet.bytes[6] | (slot >> 8));
+    subnet.bytes[7] = static_cast<std::uint8_t>(subnet.bytes[7] | (slot & 0xffu));
+    ipv6_address host = subnet, sandbox = subnet;
+    host.bytes[15] = 1;
+    sandbox.bytes[15] = 2;
+    return {{host, 64}, {sandbox, 64}};
+}
+
+// What apply_ipv6_setup's failed_part numbers mean.
+template <class = void>
+inline std::string ipv6_setup_failure(int failed_part) {
+    switch (failed_part) {
+        case ctr::detail::ipv6_part_socket: return "opening a socket";
+        case ctr::detail::ipv6_part_index: return "looking up the interface";
+        case ctr::detail::ipv6_part_address: return "setting the IPv6 address";
+        default: return "adding the IPv6 default route";
+    }
+}
+
+template <class = void>
+inline ctr::detail::ipv6_setup make_ipv6_setup(const std::string& name, const std::optional<ipv6_interface>& address,
+                                               std::optional<ipv6_address> gateway) {
+    ctr::detail::ipv6_setup setup;
+    name.copy(setup.name, IFNAMSIZ - 1);
+    if (!address) return setup;
+    setup.present = 1;
+    setup.prefix_length = address->prefix_length;
+    setup.address = address->address.to_in6_addr();
+    if (gateway) setup.gateway = gateway->to_in6_addr();
+    return setup;
+}
+
 template <class = void>
 inline long set_link_up(rtnetlink& netlink, int index) {
     netlink_message m(RTM_NEWLINK, 0);
@@ -9179,6 +9687,14 @@ public:
                                   info_.default_route ? std::optional(info_.host_address.address) : std::nullopt,
                                   info_.mtu);
     }
+    // Its IPv6 half ("not present" without IPv6), applied after container_setup().
+    template <class = void>
+    ctr::detail::ipv6_setup container_ipv6_setup() const {
+        return detail::make_ipv6_setup(info_.container_name, info_.container_ipv6,
+                                       info_.default_route && info_.host_ipv6
+                                           ? std::optional(info_.host_ipv6->address)
+                                           : std::nullopt);
+    }
 
 private:
     template <class> friend veth_pair create_veth(const veth&, peer_namespace);
@@ -9202,6 +9718,23 @@ inline void configure_interface(const std::string& name, const ipv4_interface& a
                                             : address.to_string()));
 }
 
+// Adds an IPv6 address (without duplicate address detection) and, with a
+// gateway, a default route through it, to an interface of the current
+// thread's network namespace that is up.
+template <class = void>
+inline void configure_ipv6(const std::string& name, const ipv6_interface& address,
+                           std::optional<ipv6_address> gateway = {}) {
+    detail::check_interface_name(name);
+    const auto setup = detail::make_ipv6_setup(name, address, gateway);
+    int failed_part = 0;
+    if (const long r = ctr::detail::apply_ipv6_setup(setup, &failed_part); r < 0)
+        throw error(step::configure_link, static_cast<int>(-r), name,
+                    detail::ipv6_setup_failure(failed_part) + " " +
+                        (failed_part == ctr::detail::ipv6_part_route
+                             ? "via " + (gateway ? gateway->to_string() : std::string())
+                             : address.to_string()));
+}
+
 // Creates a veth pair: the host end in the caller's network namespace,
 // addressed and up; the other end in `peer`, named options.container_name,
 // to be configured from inside. Throws ctr::error naming the link.
@@ -9218,6 +9751,16 @@ inline veth_pair create_veth(const veth& options, peer_namespace peer) {
         throw error(step::prepare, EINVAL, options.host_address->to_string(), "both ends have the same address");
     if (!options.host_address && options.pool.prefix_length > 30)
         throw error(step::prepare, EINVAL, options.pool.to_string(), "the address pool must hold at least a /30");
+    if (options.host_ipv6.has_value() != options.container_ipv6.has_value())
+        throw error(step::prepare, EINVAL, {}, "give both IPv6 veth addresses (host and container) or neither");
+    if (options.host_ipv6 && !options.host_ipv6->contains(options.container_ipv6->address))
+        throw error(step::prepare, EINVAL, options.container_ipv6->to_string(),
+                    "the container's IPv6 address is not in the host end's subnet " + options.host_ipv6->to_string());
+    if (options.host_ipv6 && options.host_ipv6->address == options.container_ipv6->address)
+        throw error(step::prepare, EINVAL, options.host_ipv6->to_string(), "both ends have the same IPv6 address");
+    if (options.ipv6 && !options.host_ipv6 && options.ipv6_pool.prefix_length > 48)
+        throw error(step::prepare, EINVAL, options.ipv6_pool.to_string(),
+                    "the IPv6 pool must be a /48 or wider (a /64 for each of 65536 slots)");
     if (options.mtu != 0 && (options.mtu < 68 || options.mtu > 65535))
         throw error(step::prepare, EINVAL, std::to_string(options.mtu), "the MTU must be 68 to 65535");
     if (peer.netns_fd < 0 && peer.pid <= 0)
@@ -9294,6 +9837,37 @@ inline veth_pair create_veth(const veth& options, peer_namespace peer) {
         throw error(step::configure_link, static_cast<int>(-r), pair.info_.host_name,
                     "setting the address " + pair.info_.host_address.to_string() +
                         (kernel.empty() ? "" : "; kernel: " + kernel));
+    }
+    if (options.ipv6) {
+        auto [host6, sandbox6] = options.host_ipv6 ? std::pair(*options.host_ipv6, *options.container_ipv6)
+                                                   : detail::ipv6_pair_for(options.ipv6_pool, pair.info_.host_address);
+        const long r = detail::add_address(netlink, pair.info_.host_index, host6);
+        // No IPv6 in this kernel, or IPv6 disabled for new links: IPv4 alone.
+        if (r == 0) {
+            pair.info_.host_ipv6 = host6;
+            pair.info_.container_ipv6 = sandbox6;
+            // A link-local address usable at once too. The kernel makes one
+            // when the link comes up, tentative for a second or two of
+            // duplicate address detection, and a router sends neighbour
+            // solicitations for packets it forwards only from a link-local
+            // address that is not tentative: until then, forwarded packets
+            // (published ports' clients, answers from beyond the host) to a
+            // new sandbox wait.
+            const long local = detail::add_address(netlink, pair.info_.host_index, detail::host_link_local);
+            if (local < 0) {
+                const std::string kernel = netlink.last_message();
+                detail::delete_link_quietly(netlink, pair.info_.host_index, pair.info_.host_name);
+                throw error(step::configure_link, static_cast<int>(-local), pair.info_.host_name,
+                            "setting the address " + detail::host_link_local.to_string() +
+                                (kernel.empty() ? "" : "; kernel: " + kernel));
+            }
+        } else if (r != -EAFNOSUPPORT && r != -EACCES) {
+            const std::string kernel = netlink.last_message();
+            detail::delete_link_quietly(netlink, pair.info_.host_index, pair.info_.host_name);
+            throw error(step::configure_link, static_cast<int>(-r), pair.info_.host_name,
+                        "setting the IPv6 address " + host6.to_string() + (kernel.empty() ? "" : "; kernel: " + kernel) +
+                            " (veth::ipv6 = false leaves IPv6 out)");
+        }
     }
     if (const long r = detail::set_link_up(netlink, pair.info_.host_index); r < 0) {
         detail::delete_link_quietly(netlink, pair.info_.host_index, pair.info_.host_name);
@@ -9985,7 +10559,8 @@ public:
 // begin ctr/outbound.hpp
 // ctr::net outbound NAT: a veth sandbox reaching beyond the host. Its
 // subnet is masqueraded behind the host's address on the way out, by a rule
-// in an nftables table of ctr's own ("ip ctr", chain "postrouting"), and
+// in an nftables table of ctr's own ("ip ctr", chain "postrouting"; its
+// IPv6 /64 by the same rule in "ip6 ctr"), and
 // the host forwards for it. spawn does it with net::veth{.outbound = true};
 // the rule goes when the sandbox's handle reaps it, the table with the last
 // rule, and reap_stale_outbound() (and every outbound launch, first) removes
@@ -10128,21 +10703,25 @@ public:
         return id;
     }
 
-    // Whether table "ip <name>" exists.
+    // Whether table "ip <name>" (or "ip6 <name>" for NFPROTO_IPV6) exists.
     template <class = void>
-    bool table_exists(const std::string& name) {
-        auto m = nft_message(NFT_MSG_GETTABLE, 0);
+    bool table_exists(const std::string& name, std::uint8_t family = NFPROTO_IPV4) {
+        auto m = nft_message(NFT_MSG_GETTABLE, 0, family);
         m.add_string(NFTA_TABLE_NAME, name);
         const long r = netlink_.request(m, [](const nlmsghdr&) {});
-        if (r == -ENOENT) return false;
-        if (r < 0) throw error(step::configure_nat, static_cast<int>(-r), "ip " + name, "looking the table up: " + reason(r));
+        if (r == -ENOENT || r == -EAFNOSUPPORT) return false;
+        if (r < 0)
+            throw error(step::configure_nat, static_cast<int>(-r), family_name(family) + " " + name,
+                        "looking the table up: " + reason(r));
         return true;
     }
 
-    // The rules of table/chain (family ip); none when either is missing.
+    // The rules of table/chain (family ip, or ip6 for NFPROTO_IPV6); none
+    // when either is missing.
     template <class = void>
-    std::vector<nft_rule_seen> rules(const std::string& table, const std::string& chain) {
-        auto m = nft_message(NFT_MSG_GETRULE, 0);
+    std::vector<nft_rule_seen> rules(const std::string& table, const std::string& chain,
+                                     std::uint8_t family = NFPROTO_IPV4) {
+        auto m = nft_message(NFT_MSG_GETRULE, 0, family);
         m.add_string(NFTA_RULE_TABLE, table);
         m.add_string(NFTA_RULE_CHAIN, chain);
         std::vector<nft_rule_seen> out;
@@ -10165,8 +10744,10 @@ public:
                                });
             if (ours) out.push_back(std::move(rule));
         });
-        if (r == -ENOENT) return {};
-        if (r < 0) throw error(step::configure_nat, static_cast<int>(-r), table + " " + chain, "listing the rules: " + reason(r));
+        if (r == -ENOENT || r == -EAFNOSUPPORT) return {};
+        if (r < 0)
+            throw error(step::configure_nat, static_cast<int>(-r), family_name(family) + " " + table + " " + chain,
+                        "listing the rules: " + reason(r));
         return out;
     }
 
@@ -10220,6 +10801,12 @@ public:
         return true;
     }
 
+    // "ip" or "ip6", as nft names the families.
+    template <class = void>
+    static std::string family_name(std::uint8_t family) {
+        return family == NFPROTO_IPV6 ? "ip6" : "ip";
+    }
+
 private:
     template <class = void>
     std::string reason(long negative_errno) const {
@@ -10229,8 +10816,8 @@ private:
             case EPROTONOSUPPORT:
             case EAFNOSUPPORT: out = "this kernel has no nftables (CONFIG_NF_TABLES)"; break;
             case ENOENT:
-                out = "the kernel lacks a part the rule needs (CONFIG_NFT_NAT, CONFIG_NFT_MASQ, CONFIG_NFT_FIB_IPV4) "
-                      "or the table is gone";
+                out = "the kernel lacks a part the rule needs (CONFIG_NFT_NAT, CONFIG_NFT_MASQ, CONFIG_NFT_FIB_IPV4, "
+                      "and for IPv6 CONFIG_NF_TABLES_IPV6, CONFIG_NFT_FIB_IPV6) or the table is gone";
                 break;
             default: break;
         }
@@ -10259,15 +10846,15 @@ private:
 // type nat (or filter) on a hook, and rules built from the matches below,
 // each with the comment that says whose it is.
 template <class = void>
-inline netlink_message new_table_message(const std::string& table) {
-    auto m = nft_message(NFT_MSG_NEWTABLE, NLM_F_CREATE);  // no NLM_F_EXCL: an existing one is kept
+inline netlink_message new_table_message(const std::string& table, std::uint8_t family = NFPROTO_IPV4) {
+    auto m = nft_message(NFT_MSG_NEWTABLE, NLM_F_CREATE, family);  // no NLM_F_EXCL: an existing one is kept
     m.add_string(NFTA_TABLE_NAME, table);
     return m;
 }
 
 template <class = void>
-inline netlink_message delete_table_message(const std::string& table) {
-    auto m = nft_message(NFT_MSG_DELTABLE, 0);
+inline netlink_message delete_table_message(const std::string& table, std::uint8_t family = NFPROTO_IPV4) {
+    auto m = nft_message(NFT_MSG_DELTABLE, 0, family);
     m.add_string(NFTA_TABLE_NAME, table);
     return m;
 }
@@ -10276,8 +10863,9 @@ inline netlink_message delete_table_message(const std::string& table) {
 // `priority` (srcnat 100, dstnat -100, raw -300). An existing one is kept.
 template <class = void>
 inline netlink_message new_chain_message(const std::string& table, const std::string& chain, std::uint32_t hook,
-                                         std::int32_t priority, const char* type) {
-    auto m = nft_message(NFT_MSG_NEWCHAIN, NLM_F_CREATE);
+                                         std::int32_t priority, const char* type,
+                                         std::uint8_t family = NFPROTO_IPV4) {
+    auto m = nft_message(NFT_MSG_NEWCHAIN, NLM_F_CREATE, family);
     m.add_string(NFTA_CHAIN_TABLE, table);
     m.add_string(NFTA_CHAIN_NAME, chain);
     const auto hook_attribute = m.begin_nested(NFTA_CHAIN_HOOK);
@@ -10290,8 +10878,9 @@ inline netlink_message new_chain_message(const std::string& table, const std::st
 
 // The outbound chain: nat on postrouting at srcnat (100).
 template <class = void>
-inline netlink_message new_nat_chain_message(const std::string& table, const std::string& chain) {
-    return new_chain_message(table, chain, NF_INET_POST_ROUTING, 100, "nat");
+inline netlink_message new_nat_chain_message(const std::string& table, const std::string& chain,
+                                             std::uint8_t family = NFPROTO_IPV4) {
+    return new_chain_message(table, chain, NF_INET_POST_ROUTING, 100, "nat", family);
 }
 
 // cmp of register 1 against `bytes`.
@@ -10337,6 +10926,31 @@ inline void match_network(netlink_message& m, std::uint32_t offset, const ipv4_i
     }
     const in_addr address = network.network().to_in_addr();
     add_compare(m, NFT_CMP_EQ, &address, 4);
+}
+
+inline constexpr std::uint32_t ipv6_source_offset = 8;
+inline constexpr std::uint32_t ipv6_destination_offset = 24;
+
+// ip6 saddr (offset 8) or ip6 daddr (offset 24) in `network`.
+template <class = void>
+inline void match_network(netlink_message& m, std::uint32_t offset, const ipv6_interface& network) {
+    add_load_payload(m, NFT_PAYLOAD_NETWORK_HEADER, offset, 16);
+    if (network.prefix_length < 128) {
+        const ipv6_address mask = ipv6_interface{ipv6_address{{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                                               0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}},
+                                                 network.prefix_length}
+                                      .network();
+        const ipv6_address zero{};
+        add_expression(m, "bitwise", [&] {
+            add_be32(m, NFTA_BITWISE_SREG, NFT_REG_1);
+            add_be32(m, NFTA_BITWISE_DREG, NFT_REG_1);
+            add_be32(m, NFTA_BITWISE_LEN, 16);
+            add_data_value(m, NFTA_BITWISE_MASK, mask.bytes.data(), 16);
+            add_data_value(m, NFTA_BITWISE_XOR, zero.bytes.data(), 16);
+        });
+    }
+    const ipv6_address address = network.network();
+    add_compare(m, NFT_CMP_EQ, address.bytes.data(), 16);
 }
 
 // iifname or oifname (`key`) == or != `link` (IFNAMSIZ bytes, NUL padded).
@@ -10400,6 +11014,27 @@ inline void add_dnat(netlink_message& m, const ipv4_address& address, std::uint1
     });
 }
 
+// dnat to [address]:port, for an ip6 table.
+template <class = void>
+inline void add_dnat(netlink_message& m, const ipv6_address& address, std::uint16_t port) {
+    const std::uint16_t to_port = htons(port);
+    const auto immediate = [&m](std::uint32_t reg, const void* bytes, std::size_t size) {
+        add_expression(m, "immediate", [&] {
+            add_be32(m, NFTA_IMMEDIATE_DREG, reg);
+            add_data_value(m, NFTA_IMMEDIATE_DATA, bytes, size);
+        });
+    };
+    // Register 1 is 16 bytes wide: the whole address, and the port in the next.
+    immediate(NFT_REG_1, address.bytes.data(), 16);
+    immediate(NFT_REG_2, &to_port, 2);
+    add_expression(m, "nat", [&] {
+        add_be32(m, NFTA_NAT_TYPE, NFT_NAT_DNAT);
+        add_be32(m, NFTA_NAT_FAMILY, NFPROTO_IPV6);
+        add_be32(m, NFTA_NAT_REG_ADDR_MIN, NFT_REG_1);
+        add_be32(m, NFTA_NAT_REG_PROTO_MIN, NFT_REG_2);
+    });
+}
+
 template <class = void>
 inline void add_drop(netlink_message& m) {
     add_expression(m, "immediate", [&] {
@@ -10415,8 +11050,8 @@ inline void add_drop(netlink_message& m) {
 // A rule appended to table/chain: `fill` adds its expressions.
 template <class Fill>
 netlink_message rule_message(const std::string& table, const std::string& chain, const std::string& comment,
-                             Fill&& fill) {
-    auto m = nft_message(NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND);
+                             Fill&& fill, std::uint8_t family = NFPROTO_IPV4) {
+    auto m = nft_message(NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, family);
     m.add_string(NFTA_RULE_TABLE, table);
     m.add_string(NFTA_RULE_CHAIN, chain);
     const auto expressions = m.begin_nested(NFTA_RULE_EXPRESSIONS);
@@ -10441,9 +11076,25 @@ inline netlink_message masquerade_rule_message(const std::string& table, const s
     });
 }
 
+// ip6 saddr <subnet> oifname != <link> masquerade comment "<comment>"
 template <class = void>
-inline netlink_message delete_rule_message(const std::string& table, const std::string& chain, std::uint64_t handle) {
-    auto m = nft_message(NFT_MSG_DELRULE, 0);
+inline netlink_message masquerade_rule_message(const std::string& table, const std::string& chain,
+                                               const ipv6_interface& subnet, const std::string& link,
+                                               const std::string& comment) {
+    return rule_message(
+        table, chain, comment,
+        [&](netlink_message& m) {
+            match_network(m, ipv6_source_offset, subnet);
+            match_interface(m, NFT_META_OIFNAME, NFT_CMP_NEQ, link);
+            add_expression(m, "masq", [] {});
+        },
+        NFPROTO_IPV6);
+}
+
+template <class = void>
+inline netlink_message delete_rule_message(const std::string& table, const std::string& chain, std::uint64_t handle,
+                                           std::uint8_t family = NFPROTO_IPV4) {
+    auto m = nft_message(NFT_MSG_DELRULE, 0, family);
     m.add_string(NFTA_RULE_TABLE, table);
     m.add_string(NFTA_RULE_CHAIN, chain);
     const std::uint32_t halves[2] = {htonl(static_cast<std::uint32_t>(handle >> 32)),
@@ -10535,27 +11186,34 @@ inline std::string link_of_outbound_comment(const std::string& comment) {
 // them when no rule would be left. Planned against the ruleset's generation
 // and planned again when another process changed it meanwhile, so that the
 // table is never deleted under a rule just added. Returns how many went.
+// Both of ctr's tables, "ip ctr" and "ip6 ctr", are planned in one batch.
 template <class Doomed>
 std::size_t delete_outbound_rules(nftables_socket& nft, Doomed&& doomed) {
     for (int attempt = 0;; ++attempt) {
         const std::uint32_t generation = nft.generation();
         std::vector<netlink_message> batch;
-        std::size_t kept = 0;
-        for (const char* chain : ctr_chains) {
-            for (const auto& rule : nft.rules(nat_table, chain)) {
-                if (doomed(rule)) batch.push_back(delete_rule_message(nat_table, chain, rule.handle));
-                else ++kept;
+        std::size_t deleted = 0;
+        for (const std::uint8_t family : {std::uint8_t{NFPROTO_IPV4}, std::uint8_t{NFPROTO_IPV6}}) {
+            std::vector<netlink_message> part;
+            std::size_t kept = 0;
+            for (const char* chain : ctr_chains) {
+                for (const auto& rule : nft.rules(nat_table, chain, family)) {
+                    if (doomed(rule)) part.push_back(delete_rule_message(nat_table, chain, rule.handle, family));
+                    else ++kept;
+                }
             }
+            deleted += part.size();
+            if (part.empty()) continue;
+            if (kept == 0) {
+                part.clear();
+                part.push_back(delete_table_message(nat_table, family));
+            }
+            for (auto& m : part) batch.push_back(std::move(m));
         }
-        const std::size_t deleted = batch.size();
         if (deleted == 0) return 0;
-        if (kept == 0) {
-            batch.clear();
-            batch.push_back(delete_table_message(nat_table));
-        }
-        if (nft.commit(std::move(batch), generation, std::string("ip ") + nat_table)) return deleted;
+        if (nft.commit(std::move(batch), generation, std::string("ip/ip6 ") + nat_table)) return deleted;
         if (attempt == 20)
-            throw error(step::configure_nat, EAGAIN, std::string("ip ") + nat_table,
+            throw error(step::configure_nat, EAGAIN, std::string("ip/ip6 ") + nat_table,
                         "the ruleset kept changing while ctr removed its rules");
     }
 }
@@ -10572,13 +11230,14 @@ inline std::size_t delete_stale_outbound_rules(nftables_socket& nft) {
     });
 }
 
-// The names of the interfaces the main table's default routes leave by.
+// The names of the interfaces the main table's default routes (IPv4, or
+// IPv6 for AF_INET6) leave by.
 template <class = void>
-inline std::vector<std::string> default_route_interfaces(rtnetlink& netlink) {
+inline std::vector<std::string> default_route_interfaces(rtnetlink& netlink, std::uint8_t family = AF_INET) {
     std::vector<int> indexes;
     netlink_message routes(RTM_GETROUTE, 0);
     rtmsg header{};
-    header.rtm_family = AF_INET;
+    header.rtm_family = family;
     routes.add_header(header);
     const long r = netlink.dump(routes, [&](const nlmsghdr& h) {
         if (h.nlmsg_type != RTM_NEWROUTE || h.nlmsg_len < NLMSG_LENGTH(sizeof(rtmsg))) return;
@@ -10603,28 +11262,53 @@ inline std::vector<std::string> default_route_interfaces(rtnetlink& netlink) {
     return names;
 }
 
-// net.ipv4.conf.<link>.<name> = 1 in the current thread's network
-// namespace (/proc/sys/net shows the namespace of the thread that opens it).
+// net.ipv4.conf.<link>.<name> = 1 (net.ipv6... with `ipv6`) in the current
+// thread's network namespace (/proc/sys/net shows the namespace of the
+// thread that opens it). Returns false, with `missing_is_false`, when this
+// kernel has no such switch.
 template <class = void>
-inline void enable_interface_switch(const std::string& link, const std::string& name) {
-    const std::string path = "/proc/sys/net/ipv4/conf/" + link + "/" + name;
+inline bool enable_interface_switch(const std::string& link, const std::string& name, bool ipv6 = false,
+                                    bool missing_is_false = false) {
+    const std::string path = std::string("/proc/sys/net/") + (ipv6 ? "ipv6" : "ipv4") + "/conf/" + link + "/" + name;
     const long fd = ctr::detail::sys::openat(AT_FDCWD, path.c_str(), O_RDWR | O_CLOEXEC);
+    if (fd == -ENOENT && missing_is_false) return false;
     if (fd < 0)
         throw error(step::configure_nat, static_cast<int>(-fd), path, "opening the interface's " + name + " switch");
     const unique_fd owned(static_cast<int>(fd));
     char now = '0';
-    if (ctr::detail::sys::pread64(owned.get(), &now, 1, 0) == 1 && now == '1') return;
+    if (ctr::detail::sys::pread64(owned.get(), &now, 1, 0) == 1 && now == '1') return true;
     // At offset 0: with kernel.sysctl_writes_strict (the default), a write
     // anywhere else is ignored and still reports success.
     const long r = ctr::detail::sys::pwrite64(owned.get(), "1", 1, 0);
     if (r < 0) throw error(step::configure_nat, static_cast<int>(-r), path, "turning " + name + " on");
     if (ctr::detail::sys::pread64(owned.get(), &now, 1, 0) != 1 || now != '1')
         throw error(step::configure_nat, EIO, path, name + " stayed off after writing 1");
+    return true;
 }
 
 template <class = void>
 inline void enable_forwarding(const std::string& link) {
     enable_interface_switch(link, "forwarding");
+}
+
+// IPv6 forwarding for a sandbox's link and the IPv6 uplinks. IPv6 asks
+// net.ipv6.conf.all.forwarding alone: the per-interface "forwarding" only
+// makes an interface act as a router (ignore router advertisements, answer
+// as one), it forwards nothing. Linux 6.17 added a per-interface switch that
+// does, force_forwarding, which ctr sets on these links only. Before it,
+// the only way is all.forwarding = 1, as Docker and Podman do for IPv6:
+// every interface then acts as a router, and one that learns its own
+// default route from router advertisements (accept_ra = 1) stops learning
+// it (accept_ra = 2 keeps it).
+template <class = void>
+inline void enable_ipv6_forwarding(const std::string& link, rtnetlink& routes) {
+    std::vector<std::string> links{link};
+    for (auto& uplink : default_route_interfaces(routes, AF_INET6)) links.push_back(std::move(uplink));
+    for (const auto& each : links)
+        if (!enable_interface_switch(each, "force_forwarding", true, true)) {
+            enable_interface_switch("all", "forwarding", true);
+            return;
+        }
 }
 
 }  // namespace detail
@@ -10677,6 +11361,7 @@ public:
         detail::enable_forwarding(link.host_name);
         auto routes = detail::rtnetlink::open();
         for (const auto& uplink : detail::default_route_interfaces(routes)) detail::enable_forwarding(uplink);
+        if (link.host_ipv6) detail::enable_ipv6_forwarding(link.host_name, routes);
         basic_outbound_nat out;
         out.comment_ = detail::outbound_comment(link.host_name, link.host_index);
         auto nft = detail::nftables_socket::open();
@@ -10691,8 +11376,18 @@ public:
         batch.push_back(detail::new_nat_chain_message(detail::nat_table, detail::nat_chain));
         batch.push_back(detail::masquerade_rule_message(detail::nat_table, detail::nat_chain, link.host_address,
                                                         link.host_name, out.comment_));
-        nft.commit(std::move(batch), 0, "masquerading " + link.host_address.network().to_string() + "/" +
-                                            std::to_string(link.host_address.prefix_length) + " of " + link.host_name);
+        std::string what = "masquerading " + link.host_address.network().to_string() + "/" +
+                           std::to_string(link.host_address.prefix_length);
+        if (link.host_ipv6) {
+            // The same in "ip6 ctr", in the same batch: both or neither.
+            batch.push_back(detail::new_table_message(detail::nat_table, NFPROTO_IPV6));
+            batch.push_back(detail::new_nat_chain_message(detail::nat_table, detail::nat_chain, NFPROTO_IPV6));
+            batch.push_back(detail::masquerade_rule_message(detail::nat_table, detail::nat_chain, *link.host_ipv6,
+                                                            link.host_name, out.comment_));
+            what += " and " + link.host_ipv6->network().to_string() + "/" +
+                    std::to_string(link.host_ipv6->prefix_length) + " (veth::ipv6 = false leaves IPv6 out)";
+        }
+        nft.commit(std::move(batch), 0, what + " of " + link.host_name);
         out.nft_ = std::move(nft);
         return out;
     }
@@ -10743,6 +11438,7 @@ inline std::size_t reap_stale_outbound() {
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <array>
 #include <cstring>
 #include <memory>
 #include <new>
@@ -10803,6 +11499,17 @@ inline unique_fd open_host_socket(const net::port_mapping& m, int backlog, std::
     return fd;
 }
 
+// A UDP client's address and port, IPv4 or IPv6, as a key: 16 address
+// bytes (an IPv4 one in the first 4) and the port.
+using udp_client_id = std::array<std::uint8_t, 18>;
+struct udp_client_id_hash {
+    std::size_t operator()(const udp_client_id& id) const noexcept {
+        std::uint64_t h = 1469598103934665603ULL;  // FNV-1a
+        for (const std::uint8_t b : id) h = (h ^ b) * 1099511628211ULL;
+        return static_cast<std::size_t>(h);
+    }
+};
+
 // The relay: every socket of one port_forwarder and the epoll loop that
 // moves their bytes. After start, only the relay thread touches it, except
 // for the atomics (the stop flag and the counters) and the wake-up eventfd.
@@ -10817,7 +11524,7 @@ public:
         unique_fd fd;
         std::uint32_t watched = 0;  // the epoll events registered for it; 0: not registered
         // UDP: the session of each client, by address (see client_key).
-        std::unordered_map<std::uint64_t, std::uint64_t> udp_clients{};
+        std::unordered_map<udp_client_id, std::uint64_t, udp_client_id_hash> udp_clients{};
     };
 
     template <class = void>
@@ -10952,7 +11659,7 @@ private:
     };
     struct udp_session {
         std::size_t host = 0;  // index into hosts_
-        sockaddr_in client{};
+        sockaddr_in6 client{};  // a sockaddr_in where the host side is IPv4 (sin_family says)
         unique_fd fd;  // connected to target:container_port
         std::uint32_t watched = 0;
         clock::time_point last_active{};
@@ -11323,14 +12030,23 @@ private:
     // ---- UDP ----
 
     template <class = void>
-    static std::uint64_t client_key(const sockaddr_in& a) noexcept {
-        return std::uint64_t{ntohl(a.sin_addr.s_addr)} << 16 | ntohs(a.sin_port);
+    static udp_client_id client_key(const sockaddr_in6& a) noexcept {
+        udp_client_id id{};
+        if (a.sin6_family == AF_INET6) {
+            std::memcpy(id.data(), &a.sin6_addr, 16);
+        } else {
+            sockaddr_in v4;
+            std::memcpy(&v4, &a, sizeof v4);
+            std::memcpy(id.data(), &v4.sin_addr, 4);
+        }
+        std::memcpy(id.data() + 16, &a.sin6_port, 2);  // sin_port lies at the same offset
+        return id;
     }
 
     template <class = void>
     void from_udp_client(std::size_t host) {
         for (int i = 0; i < batch; ++i) {
-            sockaddr_in from{};
+            sockaddr_in6 from{};
             unsigned length = sizeof from;
             const long n = sys::recvfrom(hosts_[host].fd.get(), datagram_.get(), datagram_size, 0, &from, &length);
             if (n == -EINTR) continue;
@@ -11350,20 +12066,21 @@ private:
     }
 
     template <class = void>
-    long send_datagram(int fd, std::size_t size, const sockaddr_in* to = nullptr) const noexcept {
+    long send_datagram(int fd, std::size_t size, const sockaddr_in6* to = nullptr) const noexcept {
         // MSG_DONTWAIT: a full send buffer drops the datagram rather than
         // stalling the loop.
-        return sys::sendto(fd, datagram_.get(), size, MSG_NOSIGNAL | MSG_DONTWAIT, to,
-                           to ? sizeof *to : 0);
+        const unsigned length = !to ? 0u : to->sin6_family == AF_INET6 ? unsigned{sizeof(sockaddr_in6)}
+                                                                      : unsigned{sizeof(sockaddr_in)};
+        return sys::sendto(fd, datagram_.get(), size, MSG_NOSIGNAL | MSG_DONTWAIT, to, length);
     }
 
     // The session of a client address, opened on its first datagram: a
     // socket connected to the target, so that the target's replies can be
     // told apart per client and sent back from the host port.
     template <class = void>
-    udp_session* session_for(std::size_t host, const sockaddr_in& client) {
+    udp_session* session_for(std::size_t host, const sockaddr_in6& client) {
         auto& clients = hosts_[host].udp_clients;
-        const std::uint64_t key = client_key(client);
+        const udp_client_id key = client_key(client);
         if (const auto found = clients.find(key); found != clients.end()) return &sessions_.at(found->second);
 
         const long s = sys::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -11477,7 +12194,10 @@ class [[nodiscard]] basic_port_forwarder {
 public:
     // Binds (and for TCP listens on) every mapping now, so that a busy port
     // fails before anything is started: ctr::error(step::publish_port,
-    // EADDRINUSE, "0.0.0.0:8080/tcp"). Nothing is left open on failure.
+    // EADDRINUSE, "0.0.0.0:8080/tcp"). Nothing is left open on failure. A
+    // mapping on 0.0.0.0 with also_ipv6 (parse's "8080:80") listens on
+    // [::] too, on the same port, where the kernel has IPv6; mappings()
+    // lists it once.
     template <class = void>
     explicit basic_port_forwarder(std::vector<port_mapping> mappings, const port_forward_options& options = {}) {
         if (options.tcp_buffer_size == 0)
@@ -11493,6 +12213,18 @@ public:
             unique_fd fd = detail::open_host_socket(m, options.listen_backlog, bound);
             m.host_port = bound;
             hosts.push_back({m, std::move(fd)});
+            // Docker's -p without an address: [::] too, on the same port,
+            // where the kernel has IPv6 (an explicit 0.0.0.0 is IPv4 alone).
+            if (m.also_ipv6 && !m.host_address.is_ipv6() && m.host_address.is_unspecified()) {
+                port_mapping v6 = m;
+                v6.host_address = ipv6_address{};
+                try {
+                    unique_fd fd6 = detail::open_host_socket(v6, options.listen_backlog, bound);
+                    hosts.push_back({v6, std::move(fd6)});
+                } catch (const error& e) {
+                    if (e.code().value() != EAFNOSUPPORT && e.code().value() != EADDRNOTAVAIL) throw;
+                }
+            }
         }
         relay_ = std::make_unique<detail::port_relay>(std::move(hosts), options);
         mappings_ = std::move(mappings);
@@ -11595,6 +12327,7 @@ using port_forwarder = basic_port_forwarder<void>;
 // end ctr/port_forward.hpp
 // begin ctr/port_nat.hpp
 // ctr::net::port_nat: a veth sandbox's published ports by the kernel's DNAT,
+// over IPv4 and, where the sandbox has it, IPv6 (below),
 // as Docker publishes them without its userland proxy. Rules in ctr's own
 // nftables table ("ip ctr", the one outbound NAT uses) rewrite connections
 // to a host port so that they go straight to the sandbox's address and
@@ -11627,6 +12360,14 @@ using port_forwarder = basic_port_forwarder<void>;
 // carry the comment "ctr ports LINK PID.N INDEX", go with the owner, the
 // table with the last rule of any of ctr's chains, and reap_stale_outbound()
 // removes those of a crashed caller once the link is gone.
+//
+// IPv6: a mapping on an IPv6 address, or on 0.0.0.0 with also_ipv6 (the
+// default: Docker's -p without an address publishes on [::] too), gets the
+// same prerouting and output rules in "ip6 ctr", to the sandbox's IPv6
+// address, and the hairpin masquerade. Not for loopback clients: IPv6 has
+// no route_localnet, so a packet from ::1 cannot be sent to the sandbox
+// (the rules leave ::1 alone and a client there is refused by the bound
+// socket; a mapping on [::1] is refused, use 127.0.0.1 or the relay).
 
 
 #include <linux/netfilter.h>
@@ -11648,20 +12389,85 @@ inline constexpr const char* local_dnat_chain = "output";
 inline constexpr const char* guard_chain = "guard";
 inline const ipv4_interface loopback_network{{{127, 0, 0, 0}}, 8};
 
-// Whether a client on the host's loopback can reach the mapping's host side.
+// Whether a client on the host's IPv4 loopback can reach the mapping's host side.
 template <class = void>
 inline bool reachable_on_loopback(const port_mapping& m) noexcept {
-    return m.host_address == ipv4_address{} || loopback_network.contains(m.host_address);
+    return !m.host_address.is_ipv6() &&
+           (m.host_address.is_unspecified() || loopback_network.contains(m.host_address.ipv4()));
+}
+
+// Whether the mapping is published over IPv6 to a sandbox that has it: an
+// IPv6 host address, or 0.0.0.0 with also_ipv6 (then on [::] too).
+template <class = void>
+inline bool published_over_ipv6(const port_mapping& m, const veth_info& link) noexcept {
+    return link.container_ipv6 && (m.host_address.is_ipv6() || (m.host_address.is_unspecified() && m.also_ipv6));
 }
 
 // Binds, without listening, a socket on the host side of `m` and sets its
-// host port to the bound one, as the relay binds (bind_host_side).
+// host port to the bound one, as the relay binds (bind_host_side); for
+// 0.0.0.0 over IPv6 too, a second socket on [::] and the same port.
 template <class = void>
-inline unique_fd reserve_host_port(port_mapping& m) {
+inline void reserve_host_port(port_mapping& m, const veth_info& link, std::vector<unique_fd>& reserved) {
     std::uint16_t bound = 0;
-    unique_fd fd = bind_host_side(m, 0, bound);
+    reserved.push_back(bind_host_side(m, 0, bound));
     m.host_port = bound;
-    return fd;
+    if (!m.host_address.is_ipv6() && published_over_ipv6(m, link)) {
+        port_mapping v6 = m;
+        v6.host_address = ipv6_address{};
+        reserved.push_back(bind_host_side(v6, 0, bound));
+    }
+}
+
+inline const ipv6_address ipv6_loopback{{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}};
+
+// The same rules for IPv6, in "ip6 ctr": no loopback part (below), so
+// none where there is nothing to publish over IPv6.
+template <class = void>
+inline void add_port_nat_rules6(std::vector<netlink_message>& batch, const veth_info& link,
+                                const std::vector<port_mapping>& mappings, const std::string& comment) {
+    bool any = false;
+    for (const auto& m : mappings) any = any || published_over_ipv6(m, link);
+    if (!any) return;
+    constexpr std::uint8_t v6 = NFPROTO_IPV6;
+    batch.push_back(new_table_message(nat_table, v6));
+    batch.push_back(new_chain_message(nat_table, dnat_chain, NF_INET_PRE_ROUTING, -100, "nat", v6));
+    batch.push_back(new_chain_message(nat_table, local_dnat_chain, NF_INET_LOCAL_OUT, -100, "nat", v6));
+    batch.push_back(new_nat_chain_message(nat_table, nat_chain, v6));
+    const ipv6_address sandbox = link.container_ipv6->address;
+    for (const auto& m : mappings) {
+        if (!published_over_ipv6(m, link)) continue;
+        const std::uint8_t l4 = m.proto == protocol::tcp ? IPPROTO_TCP : IPPROTO_UDP;
+        for (const char* chain : {dnat_chain, local_dnat_chain}) {
+            batch.push_back(rule_message(
+                nat_table, chain, comment,
+                [&](netlink_message& r) {
+                    if (m.host_address.is_unspecified()) {
+                        match_local_destination(r);
+                        // Not ::1: IPv6 has no route_localnet, so a packet
+                        // from ::1 rewritten towards the sandbox would be
+                        // dropped as a martian. Left alone, a client there
+                        // meets the bound, not listening, socket: refused at
+                        // once instead of a connect that hangs.
+                        add_load_payload(r, NFT_PAYLOAD_NETWORK_HEADER, ipv6_destination_offset, 16);
+                        add_compare(r, NFT_CMP_NEQ, ipv6_loopback.bytes.data(), 16);
+                    } else {
+                        match_network(r, ipv6_destination_offset, ipv6_interface{m.host_address.ipv6(), 128});
+                    }
+                    match_destination_port(r, l4, m.host_port);
+                    add_dnat(r, sandbox, m.container_port);
+                },
+                v6));
+        }
+    }
+    // oifname LINK ip6 saddr SANDBOX masquerade: hairpin, as for IPv4.
+    batch.push_back(rule_message(
+        nat_table, nat_chain, comment,
+        [&](netlink_message& r) {
+            match_interface(r, NFT_META_OIFNAME, NFT_CMP_EQ, link.host_name);
+            match_network(r, ipv6_source_offset, ipv6_interface{sandbox, 128});
+            add_expression(r, "masq", [] {});
+        },
+        v6));
 }
 
 // The batch that publishes `mappings` (host ports bound) of the sandbox
@@ -11679,11 +12485,12 @@ inline std::vector<netlink_message> port_nat_batch(const veth_info& link, const 
     if (loopback) batch.push_back(new_chain_message(nat_table, guard_chain, NF_INET_PRE_ROUTING, -300, "filter"));
     const ipv4_address sandbox = link.container_address.address;
     for (const auto& m : mappings) {
+        if (m.host_address.is_ipv6()) continue;
         const std::uint8_t l4 = m.proto == protocol::tcp ? IPPROTO_TCP : IPPROTO_UDP;
         for (const char* chain : {dnat_chain, local_dnat_chain}) {
             batch.push_back(rule_message(nat_table, chain, comment, [&](netlink_message& r) {
-                if (m.host_address == ipv4_address{}) match_local_destination(r);
-                else match_network(r, ipv4_destination_offset, ipv4_interface{m.host_address, 32});
+                if (m.host_address.is_unspecified()) match_local_destination(r);
+                else match_network(r, ipv4_destination_offset, ipv4_interface{m.host_address.ipv4(), 32});
                 match_destination_port(r, l4, m.host_port);
                 add_dnat(r, sandbox, m.container_port);
             }));
@@ -11715,6 +12522,7 @@ inline std::vector<netlink_message> port_nat_batch(const veth_info& link, const 
             }));
         }
     }
+    add_port_nat_rules6(batch, link, mappings, comment);
     return batch;
 }
 
@@ -11780,16 +12588,29 @@ public:
     // for the rest), leaving nothing behind.
     template <class = void>
     static basic_port_nat add(const veth_info& link, std::vector<port_mapping> mappings) {
-        for (const auto& m : mappings)
+        for (const auto& m : mappings) {
             if (m.container_port == 0) throw error(step::prepare, EINVAL, m.to_string(), "the container port is 0");
+            if (m.host_address.is_ipv6() && !link.container_ipv6)
+                throw error(step::prepare, EINVAL, m.to_string(),
+                            "the sandbox has no IPv6 address (veth::ipv6 is false, or the host has IPv6 off)");
+            if (m.host_address.is_ipv6() && m.host_address.ipv6().is_loopback())
+                throw error(step::prepare, EINVAL, m.to_string(),
+                            "the kernel cannot DNAT from IPv6's loopback (there is no route_localnet for IPv6): "
+                            "publish on 127.0.0.1, or relay [::1] with net::port_forwarder");
+        }
         if (link.host_name.empty() || link.container_address.address == ipv4_address{})
             throw error(step::prepare, EINVAL, link.host_name, "publishing ports needs a veth's names and addresses");
         basic_port_nat out;
-        for (auto& m : mappings) out.reserved_.push_back(detail::reserve_host_port(m));
+        bool ipv6 = false;
+        for (auto& m : mappings) {
+            detail::reserve_host_port(m, link, out.reserved_);
+            ipv6 = ipv6 || detail::published_over_ipv6(m, link);
+        }
 
         detail::enable_forwarding(link.host_name);
         auto routes = detail::rtnetlink::open();
         for (const auto& uplink : detail::default_route_interfaces(routes)) detail::enable_forwarding(uplink);
+        if (ipv6) detail::enable_ipv6_forwarding(link.host_name, routes);
 
         out.comment_ = detail::rule_comment(detail::ports_comment_prefix, link.host_name, link.host_index);
         auto nft = detail::nftables_socket::open();
@@ -14150,6 +14971,10 @@ inline const std::optional<net::veth_info>* plan_network(launch_plan& plan, cons
         }
         const interface_setup setup = pair.container_setup();
         child.message_to_child.append(reinterpret_cast<const char*>(&setup), sizeof setup);
+        if (wanted.ipv6) {
+            const ipv6_setup setup6 = pair.container_ipv6_setup();
+            child.message_to_child.append(reinterpret_cast<const char*>(&setup6), sizeof setup6);
+        }
     });
     plan.add(launch_phase::create_namespaces,
              {.code = child_op_code::configure_interface, .step = step::configure_link, .a = sync},
@@ -14157,6 +14982,20 @@ inline const std::optional<net::veth_info>* plan_network(launch_plan& plan, cons
                  return error(step::configure_link, report.error, name,
                               net::detail::interface_setup_failure(report.detail));
              });
+    if (wanted.ipv6)
+        plan.add(launch_phase::create_namespaces,
+                 {.code = child_op_code::call, .step = step::configure_link, .a = sync,
+                  .data2 = &plan.shared->failure_detail, .run = child_configure_ipv6},
+                 wanted.container_name, [name = wanted.container_name, &made](const child_report_view& report) {
+                     std::string what = net::detail::ipv6_setup_failure(report.detail);
+                     if (made && made->container_ipv6)
+                         what += report.detail == ipv6_part_route ? " via " + made->host_ipv6->address.to_string()
+                                                                  : " " + made->container_ipv6->to_string();
+                     if (report.error == EACCES)
+                         what += " (IPv6 is disabled in the sandbox's namespace: net.ipv6.conf.default.disable_ipv6 "
+                                 "with net.core.devconf_inherit_init_net; veth::ipv6 = false leaves IPv6 out)";
+                     return error(step::configure_link, report.error, name, what);
+                 });
     return &made;
 }
 

@@ -37,8 +37,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     expect_einval_only([&] {
         const net::port_mapping m = net::port_mapping::parse(text);
         CTR_FUZZ_CHECK(m.container_port >= 1, "container port 0");
-        const std::string full = m.host_address.to_string() + ":" + (m.host_port ? std::to_string(m.host_port) : "") +
-                                 ":" + std::to_string(m.container_port) + "/" + std::string(net::to_string(m.proto));
+        // Without an address for Docker's both-families default ("8080:80"),
+        // which an explicit 0.0.0.0 is not; an IPv6 one in brackets.
+        const bool both = m.also_ipv6 && !m.host_address.is_ipv6() && m.host_address.is_unspecified();
+        const std::string ports = std::to_string(m.container_port) + "/" + std::string(net::to_string(m.proto));
+        const std::string full =
+            both ? (m.host_port ? std::to_string(m.host_port) + ":" : std::string()) + ports
+                 : m.host_address.to_string_bracketed() + ":" + (m.host_port ? std::to_string(m.host_port) : "") +
+                       ":" + ports;
         net::port_mapping again;
         try {
             again = net::port_mapping::parse(full);
@@ -62,6 +68,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         }
         if (text.find('-') == std::string_view::npos)
             CTR_FUZZ_CHECK(all.size() == 1 && all[0] == net::port_mapping::parse(text), "not what parse reads");
+    });
+
+    expect_einval_only([&] {
+        const net::ipv6_address a = net::ipv6_address::parse(text);
+        CTR_FUZZ_CHECK(net::ipv6_address::parse(a.to_string()) == a, "%s does not read back", a.to_string().c_str());
     });
 
     expect_einval_only([&] {

@@ -246,6 +246,80 @@ int main(int argc, char** argv) {
         if (const auto route = default_route()) std::printf("default via %s dev %s\n", inet_ntoa(route->second), route->first.c_str());
         return 0;
     }
+    if (mode == "addresses6") {
+        // IPv6 addresses other than link-local ones ("eth0 fd63:7472::2/64"
+        // and " tentative" while duplicate address detection runs) from
+        // /proc/net/if_inet6, then the default route ("default6 via
+        // fd63:7472::1 dev eth0") from /proc/net/ipv6_route.
+        const auto text6 = [](const std::string& hex) {
+            in6_addr address{};
+            for (std::size_t i = 0; i < 16 && 2 * i + 1 < hex.size(); ++i)
+                address.s6_addr[i] = static_cast<unsigned char>(std::stoul(hex.substr(2 * i, 2), nullptr, 16));
+            char text[INET6_ADDRSTRLEN] = {};
+            inet_ntop(AF_INET6, &address, text, sizeof text);
+            return std::string(text);
+        };
+        std::ifstream addresses("/proc/net/if_inet6");
+        std::string hex, index, prefix, scope, flags, name;
+        while (addresses >> hex >> index >> prefix >> scope >> flags >> name) {
+            if (std::stoul(scope, nullptr, 16) == 0x20) continue;  // link-local
+            std::printf("%s %s/%lu%s\n", name.c_str(), text6(hex).c_str(), std::stoul(prefix, nullptr, 16),
+                        (std::stoul(flags, nullptr, 16) & 0x40) ? " tentative" : "");
+        }
+        std::ifstream routes("/proc/net/ipv6_route");
+        std::string destination, length, source, source_length, next_hop, metric, references, use, route_flags, device;
+        while (routes >> destination >> length >> source >> source_length >> next_hop >> metric >> references >> use >>
+               route_flags >> device)
+            if (length == "00" && destination == std::string(32, '0') && next_hop != std::string(32, '0'))
+                std::printf("default6 via %s dev %s\n", text6(next_hop).c_str(), device.c_str());
+        return 0;
+    }
+    if ((mode == "tcp6-send" && argc >= 5) || (mode == "tcp6-peer" && argc >= 4)) {
+        // tcp6-send ADDRESS PORT TEXT: connects over IPv6, sends TEXT,
+        // half-closes and prints the reply. tcp6-peer PORT COUNT: tcp-peer on
+        // an IPv6 socket listening on [::] (IPv4 clients too, as
+        // ::ffff:a.b.c.d).
+        const int s = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_in6 address{};
+        address.sin6_family = AF_INET6;
+        if (mode == "tcp6-send") {
+            address.sin6_port = htons(static_cast<std::uint16_t>(std::atoi(argv[3])));
+            if (inet_pton(AF_INET6, argv[2], &address.sin6_addr) != 1) return 2;
+            if (connect(s, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
+                std::printf("connect: %s\n", std::strerror(errno));
+                return 1;
+            }
+            if (write(s, argv[4], std::strlen(argv[4])) < 0) return 1;
+            shutdown(s, SHUT_WR);
+            print_until_closed(s);
+            return 0;
+        }
+        const int on = 1;
+        setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+        address.sin6_port = htons(static_cast<std::uint16_t>(std::atoi(argv[2])));
+        if (bind(s, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 || listen(s, 8) != 0) {
+            std::perror("bind/listen");
+            return 1;
+        }
+        std::printf("listening\n");
+        std::fflush(stdout);
+        for (int served = 0; served < std::atoi(argv[3]); ++served) {
+            sockaddr_in6 peer{};
+            socklen_t length = sizeof peer;
+            const int connection = accept(s, reinterpret_cast<sockaddr*>(&peer), &length);
+            if (connection < 0) return 1;
+            for (char c = 0; c != '\n' && read(connection, &c, 1) == 1;) {
+            }
+            char text[INET6_ADDRSTRLEN] = {};
+            inet_ntop(AF_INET6, &peer.sin6_addr, text, sizeof text);
+            const std::string line = std::string("saw ") + text + "\n";
+            std::printf("%s", line.c_str());
+            std::fflush(stdout);
+            if (write(connection, line.data(), line.size()) < 0) return 1;
+            close(connection);
+        }
+        return 0;
+    }
     if (mode == "tcp-echo" && argc >= 3) {
         // Serves one connection on PORT: echoes until EOF. Says "listening"
         // first, so that the test knows when to connect.

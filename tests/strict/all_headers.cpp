@@ -199,7 +199,16 @@ ctr::net::veth network() {
     const auto inside = ctr::net::ipv4_interface{ctr::net::ipv4_address::parse("10.88.0.2"), 30};
     std::cout << host.to_string() << " holds " << inside.address.to_string() << ": " << host.contains(inside.address)
               << ", netmask " << host.netmask().to_string() << '\n';
-    return {.host_name = "ctr-strict", .host_address = host, .container_address = inside, .mtu = 1400};
+    const auto host6 = ctr::net::ipv6_interface::parse("fd00:db8::1/64");
+    const ctr::net::ip_address either = ctr::net::ip_address::parse("2001:db8::1");
+    std::cout << host6.network().to_string() << " holds " << either.to_string() << ": "
+              << host6.contains(either.ipv6()) << ", " << either.is_unspecified() << '\n';
+    return {.host_name = "ctr-strict",
+            .host_address = host,
+            .container_address = inside,
+            .mtu = 1400,
+            .host_ipv6 = host6,
+            .container_ipv6 = ctr::net::ipv6_interface::parse("fd00:db8::2/64")};
 }
 
 // A group with every kind of limit, and what it reports.
@@ -309,6 +318,7 @@ void namespaces(pid_t target) {
 // Port publishing into a sandbox address.
 void publish_ports() {
     const auto mapping = ctr::net::port_mapping::parse("127.0.0.1:8080:80/tcp");
+    std::cout << ctr::net::port_mapping::parse("[::1]:8080:80").to_string() << '\n';
     ctr::net::port_forwarder forwarder({mapping, ctr::net::port_mapping::parse("5353:53/udp")},
                                        {.udp_idle_timeout = 30s, .tcp_buffer_size = 16 * 1024});
     forwarder.start(ctr::net::ipv4_address::parse("10.88.0.2"));
@@ -395,6 +405,8 @@ int main(int argc, char** argv) {
                 const ctr::net::veth_pair pair = ctr::net::create_veth(network(), ctr::net::peer_namespace::of_process(1));
                 std::cout << pair.info().host_name << '\n';
                 ctr::net::configure_interface("lo", ctr::net::ipv4_interface::parse("127.0.0.1/8"));
+                ctr::net::configure_ipv6("lo", ctr::net::ipv6_interface::parse("fd00:db8::9/128"),
+                                         ctr::net::ipv6_address::parse("fd00:db8::1"));
             }
         }
     } catch (const ctr::error& e) {

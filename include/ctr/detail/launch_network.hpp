@@ -43,6 +43,10 @@ inline const std::optional<net::veth_info>* plan_network(launch_plan& plan, cons
         }
         const interface_setup setup = pair.container_setup();
         child.message_to_child.append(reinterpret_cast<const char*>(&setup), sizeof setup);
+        if (wanted.ipv6) {
+            const ipv6_setup setup6 = pair.container_ipv6_setup();
+            child.message_to_child.append(reinterpret_cast<const char*>(&setup6), sizeof setup6);
+        }
     });
     plan.add(launch_phase::create_namespaces,
              {.code = child_op_code::configure_interface, .step = step::configure_link, .a = sync},
@@ -50,6 +54,20 @@ inline const std::optional<net::veth_info>* plan_network(launch_plan& plan, cons
                  return error(step::configure_link, report.error, name,
                               net::detail::interface_setup_failure(report.detail));
              });
+    if (wanted.ipv6)
+        plan.add(launch_phase::create_namespaces,
+                 {.code = child_op_code::call, .step = step::configure_link, .a = sync,
+                  .data2 = &plan.shared->failure_detail, .run = child_configure_ipv6},
+                 wanted.container_name, [name = wanted.container_name, &made](const child_report_view& report) {
+                     std::string what = net::detail::ipv6_setup_failure(report.detail);
+                     if (made && made->container_ipv6)
+                         what += report.detail == ipv6_part_route ? " via " + made->host_ipv6->address.to_string()
+                                                                  : " " + made->container_ipv6->to_string();
+                     if (report.error == EACCES)
+                         what += " (IPv6 is disabled in the sandbox's namespace: net.ipv6.conf.default.disable_ipv6 "
+                                 "with net.core.devconf_inherit_init_net; veth::ipv6 = false leaves IPv6 out)";
+                     return error(step::configure_link, report.error, name, what);
+                 });
     return &made;
 }
 

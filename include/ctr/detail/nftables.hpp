@@ -127,21 +127,25 @@ public:
         return id;
     }
 
-    // Whether table "ip <name>" exists.
+    // Whether table "ip <name>" (or "ip6 <name>" for NFPROTO_IPV6) exists.
     template <class = void>
-    bool table_exists(const std::string& name) {
-        auto m = nft_message(NFT_MSG_GETTABLE, 0);
+    bool table_exists(const std::string& name, std::uint8_t family = NFPROTO_IPV4) {
+        auto m = nft_message(NFT_MSG_GETTABLE, 0, family);
         m.add_string(NFTA_TABLE_NAME, name);
         const long r = netlink_.request(m, [](const nlmsghdr&) {});
-        if (r == -ENOENT) return false;
-        if (r < 0) throw error(step::configure_nat, static_cast<int>(-r), "ip " + name, "looking the table up: " + reason(r));
+        if (r == -ENOENT || r == -EAFNOSUPPORT) return false;
+        if (r < 0)
+            throw error(step::configure_nat, static_cast<int>(-r), family_name(family) + " " + name,
+                        "looking the table up: " + reason(r));
         return true;
     }
 
-    // The rules of table/chain (family ip); none when either is missing.
+    // The rules of table/chain (family ip, or ip6 for NFPROTO_IPV6); none
+    // when either is missing.
     template <class = void>
-    std::vector<nft_rule_seen> rules(const std::string& table, const std::string& chain) {
-        auto m = nft_message(NFT_MSG_GETRULE, 0);
+    std::vector<nft_rule_seen> rules(const std::string& table, const std::string& chain,
+                                     std::uint8_t family = NFPROTO_IPV4) {
+        auto m = nft_message(NFT_MSG_GETRULE, 0, family);
         m.add_string(NFTA_RULE_TABLE, table);
         m.add_string(NFTA_RULE_CHAIN, chain);
         std::vector<nft_rule_seen> out;
@@ -164,8 +168,10 @@ public:
                                });
             if (ours) out.push_back(std::move(rule));
         });
-        if (r == -ENOENT) return {};
-        if (r < 0) throw error(step::configure_nat, static_cast<int>(-r), table + " " + chain, "listing the rules: " + reason(r));
+        if (r == -ENOENT || r == -EAFNOSUPPORT) return {};
+        if (r < 0)
+            throw error(step::configure_nat, static_cast<int>(-r), family_name(family) + " " + table + " " + chain,
+                        "listing the rules: " + reason(r));
         return out;
     }
 
@@ -219,6 +225,12 @@ public:
         return true;
     }
 
+    // "ip" or "ip6", as nft names the families.
+    template <class = void>
+    static std::string family_name(std::uint8_t family) {
+        return family == NFPROTO_IPV6 ? "ip6" : "ip";
+    }
+
 private:
     template <class = void>
     std::string reason(long negative_errno) const {
@@ -228,8 +240,8 @@ private:
             case EPROTONOSUPPORT:
             case EAFNOSUPPORT: out = "this kernel has no nftables (CONFIG_NF_TABLES)"; break;
             case ENOENT:
-                out = "the kernel lacks a part the rule needs (CONFIG_NFT_NAT, CONFIG_NFT_MASQ, CONFIG_NFT_FIB_IPV4) "
-                      "or the table is gone";
+                out = "the kernel lacks a part the rule needs (CONFIG_NFT_NAT, CONFIG_NFT_MASQ, CONFIG_NFT_FIB_IPV4, "
+                      "and for IPv6 CONFIG_NF_TABLES_IPV6, CONFIG_NFT_FIB_IPV6) or the table is gone";
                 break;
             default: break;
         }
@@ -258,15 +270,15 @@ private:
 // type nat (or filter) on a hook, and rules built from the matches below,
 // each with the comment that says whose it is.
 template <class = void>
-inline netlink_message new_table_message(const std::string& table) {
-    auto m = nft_message(NFT_MSG_NEWTABLE, NLM_F_CREATE);  // no NLM_F_EXCL: an existing one is kept
+inline netlink_message new_table_message(const std::string& table, std::uint8_t family = NFPROTO_IPV4) {
+    auto m = nft_message(NFT_MSG_NEWTABLE, NLM_F_CREATE, family);  // no NLM_F_EXCL: an existing one is kept
     m.add_string(NFTA_TABLE_NAME, table);
     return m;
 }
 
 template <class = void>
-inline netlink_message delete_table_message(const std::string& table) {
-    auto m = nft_message(NFT_MSG_DELTABLE, 0);
+inline netlink_message delete_table_message(const std::string& table, std::uint8_t family = NFPROTO_IPV4) {
+    auto m = nft_message(NFT_MSG_DELTABLE, 0, family);
     m.add_string(NFTA_TABLE_NAME, table);
     return m;
 }
@@ -275,8 +287,9 @@ inline netlink_message delete_table_message(const std::string& table) {
 // `priority` (srcnat 100, dstnat -100, raw -300). An existing one is kept.
 template <class = void>
 inline netlink_message new_chain_message(const std::string& table, const std::string& chain, std::uint32_t hook,
-                                         std::int32_t priority, const char* type) {
-    auto m = nft_message(NFT_MSG_NEWCHAIN, NLM_F_CREATE);
+                                         std::int32_t priority, const char* type,
+                                         std::uint8_t family = NFPROTO_IPV4) {
+    auto m = nft_message(NFT_MSG_NEWCHAIN, NLM_F_CREATE, family);
     m.add_string(NFTA_CHAIN_TABLE, table);
     m.add_string(NFTA_CHAIN_NAME, chain);
     const auto hook_attribute = m.begin_nested(NFTA_CHAIN_HOOK);
@@ -289,8 +302,9 @@ inline netlink_message new_chain_message(const std::string& table, const std::st
 
 // The outbound chain: nat on postrouting at srcnat (100).
 template <class = void>
-inline netlink_message new_nat_chain_message(const std::string& table, const std::string& chain) {
-    return new_chain_message(table, chain, NF_INET_POST_ROUTING, 100, "nat");
+inline netlink_message new_nat_chain_message(const std::string& table, const std::string& chain,
+                                             std::uint8_t family = NFPROTO_IPV4) {
+    return new_chain_message(table, chain, NF_INET_POST_ROUTING, 100, "nat", family);
 }
 
 // cmp of register 1 against `bytes`.
@@ -336,6 +350,31 @@ inline void match_network(netlink_message& m, std::uint32_t offset, const ipv4_i
     }
     const in_addr address = network.network().to_in_addr();
     add_compare(m, NFT_CMP_EQ, &address, 4);
+}
+
+inline constexpr std::uint32_t ipv6_source_offset = 8;
+inline constexpr std::uint32_t ipv6_destination_offset = 24;
+
+// ip6 saddr (offset 8) or ip6 daddr (offset 24) in `network`.
+template <class = void>
+inline void match_network(netlink_message& m, std::uint32_t offset, const ipv6_interface& network) {
+    add_load_payload(m, NFT_PAYLOAD_NETWORK_HEADER, offset, 16);
+    if (network.prefix_length < 128) {
+        const ipv6_address mask = ipv6_interface{ipv6_address{{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                                               0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}},
+                                                 network.prefix_length}
+                                      .network();
+        const ipv6_address zero{};
+        add_expression(m, "bitwise", [&] {
+            add_be32(m, NFTA_BITWISE_SREG, NFT_REG_1);
+            add_be32(m, NFTA_BITWISE_DREG, NFT_REG_1);
+            add_be32(m, NFTA_BITWISE_LEN, 16);
+            add_data_value(m, NFTA_BITWISE_MASK, mask.bytes.data(), 16);
+            add_data_value(m, NFTA_BITWISE_XOR, zero.bytes.data(), 16);
+        });
+    }
+    const ipv6_address address = network.network();
+    add_compare(m, NFT_CMP_EQ, address.bytes.data(), 16);
 }
 
 // iifname or oifname (`key`) == or != `link` (IFNAMSIZ bytes, NUL padded).
@@ -399,6 +438,27 @@ inline void add_dnat(netlink_message& m, const ipv4_address& address, std::uint1
     });
 }
 
+// dnat to [address]:port, for an ip6 table.
+template <class = void>
+inline void add_dnat(netlink_message& m, const ipv6_address& address, std::uint16_t port) {
+    const std::uint16_t to_port = htons(port);
+    const auto immediate = [&m](std::uint32_t reg, const void* bytes, std::size_t size) {
+        add_expression(m, "immediate", [&] {
+            add_be32(m, NFTA_IMMEDIATE_DREG, reg);
+            add_data_value(m, NFTA_IMMEDIATE_DATA, bytes, size);
+        });
+    };
+    // Register 1 is 16 bytes wide: the whole address, and the port in the next.
+    immediate(NFT_REG_1, address.bytes.data(), 16);
+    immediate(NFT_REG_2, &to_port, 2);
+    add_expression(m, "nat", [&] {
+        add_be32(m, NFTA_NAT_TYPE, NFT_NAT_DNAT);
+        add_be32(m, NFTA_NAT_FAMILY, NFPROTO_IPV6);
+        add_be32(m, NFTA_NAT_REG_ADDR_MIN, NFT_REG_1);
+        add_be32(m, NFTA_NAT_REG_PROTO_MIN, NFT_REG_2);
+    });
+}
+
 template <class = void>
 inline void add_drop(netlink_message& m) {
     add_expression(m, "immediate", [&] {
@@ -414,8 +474,8 @@ inline void add_drop(netlink_message& m) {
 // A rule appended to table/chain: `fill` adds its expressions.
 template <class Fill>
 netlink_message rule_message(const std::string& table, const std::string& chain, const std::string& comment,
-                             Fill&& fill) {
-    auto m = nft_message(NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND);
+                             Fill&& fill, std::uint8_t family = NFPROTO_IPV4) {
+    auto m = nft_message(NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, family);
     m.add_string(NFTA_RULE_TABLE, table);
     m.add_string(NFTA_RULE_CHAIN, chain);
     const auto expressions = m.begin_nested(NFTA_RULE_EXPRESSIONS);
@@ -440,9 +500,25 @@ inline netlink_message masquerade_rule_message(const std::string& table, const s
     });
 }
 
+// ip6 saddr <subnet> oifname != <link> masquerade comment "<comment>"
 template <class = void>
-inline netlink_message delete_rule_message(const std::string& table, const std::string& chain, std::uint64_t handle) {
-    auto m = nft_message(NFT_MSG_DELRULE, 0);
+inline netlink_message masquerade_rule_message(const std::string& table, const std::string& chain,
+                                               const ipv6_interface& subnet, const std::string& link,
+                                               const std::string& comment) {
+    return rule_message(
+        table, chain, comment,
+        [&](netlink_message& m) {
+            match_network(m, ipv6_source_offset, subnet);
+            match_interface(m, NFT_META_OIFNAME, NFT_CMP_NEQ, link);
+            add_expression(m, "masq", [] {});
+        },
+        NFPROTO_IPV6);
+}
+
+template <class = void>
+inline netlink_message delete_rule_message(const std::string& table, const std::string& chain, std::uint64_t handle,
+                                           std::uint8_t family = NFPROTO_IPV4) {
+    auto m = nft_message(NFT_MSG_DELRULE, 0, family);
     m.add_string(NFTA_RULE_TABLE, table);
     m.add_string(NFTA_RULE_CHAIN, chain);
     const std::uint32_t halves[2] = {htonl(static_cast<std::uint32_t>(handle >> 32)),

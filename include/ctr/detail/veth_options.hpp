@@ -50,6 +50,24 @@ struct veth {
     // the sandbox. Without privilege, use pasta's ports or a port_forwarder.
     std::vector<port_mapping> publish{};
     unsigned mtu = 0;  // 0: the kernel's (1500)
+    // IPv6 beside IPv4, where the kernel has it: a /64 of `ipv6_pool` for
+    // each pair (subnet ID: the IPv4 /30's slot, the low 16 bits of its
+    // network address divided by 4, so 10.231.0.4/30 goes with
+    // fd63:7472:0:1::/64), host end ::1, sandbox ::2, both without duplicate
+    // address detection, and a default route inside through the host end.
+    // `outbound` and `publish` then cover IPv6 too. A kernel without IPv6
+    // (ipv6.disable=1) or with it disabled on the new link
+    // (net.ipv6.conf.default.disable_ipv6 = 1) gives IPv4 alone, without an
+    // error: veth_info::host_ipv6 is empty then. false: IPv4 alone.
+    bool ipv6 = true;
+    // Both or neither, as the IPv4 ones: neither takes the pool's /64.
+    std::optional<ipv6_interface> host_ipv6{};
+    std::optional<ipv6_interface> container_ipv6{};
+    // ctr's ULA prefix (RFC 4193): "fd", then "ctr" in ASCII (63 74 72) and
+    // a zero, as the 40-bit global ID. A /48 gives 65536 /64s, one per IPv4
+    // slot of a /16 pool; a prefix of its own (at most a /48) if this one
+    // is taken where you run.
+    ipv6_interface ipv6_pool{{{0xfd, 0x63, 0x74, 0x72}}, 48};
 };
 
 // What was made: names, indexes and addresses of both ends.
@@ -61,6 +79,10 @@ struct veth_info {
     ipv4_interface container_address{};
     bool default_route = true;
     unsigned mtu = 0;
+    // The IPv6 addresses of both ends; empty without IPv6 (veth::ipv6
+    // false, or a kernel without it).
+    std::optional<ipv6_interface> host_ipv6{};
+    std::optional<ipv6_interface> container_ipv6{};
     // veth::publish with the host ports bound (the kernel's pick for 0).
     std::vector<port_mapping> published{};
 };
