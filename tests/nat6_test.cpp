@@ -78,6 +78,37 @@ TEST(nat6, an_outbound_sandbox_reaches_a_server_beyond_the_host_over_ipv6_behind
     EXPECT_TRUE(outside_state{} == before) << "the test's own namespace changed";
 }
 
+// Before Linux 6.17 the only IPv6 forwarding switch is all.forwarding, and
+// with it on an interface with accept_ra = 1 (the default) stops learning its
+// addresses and default route from router advertisements. ctr moves each
+// such interface, and `default`, to accept_ra = 2, which keeps them learning;
+// an interface that took none (accept_ra = 0) stays as it is. From 6.17 ctr
+// forwards per interface and none of these settings changes.
+TEST(nat6, interfaces_that_learn_from_router_advertisements_keep_learning_once_the_host_forwards) {
+    CTR_SKIP_WITHOUT_NFTABLES_AND_IPV6();
+    small_internet net;
+    const std::string conf = "/proc/sys/net/ipv6/conf/";
+    // A host that does not forward yet (a new namespace may inherit the machine's setting).
+    ctr_test::write_sysctl(conf + "all/forwarding", "0");
+    ctr_test::write_sysctl(conf + "up0/accept_ra", "1");
+    ctr_test::write_sysctl(conf + "default/accept_ra", "1");
+    ctr_test::write_sysctl(conf + "lo/accept_ra", "0");
+    auto child = spawn(helper({"sleep", "30"}), {.network = ctr::net::veth{.outbound = true}});
+    ASSERT_TRUE(child.network()->host_ipv6);
+    if (per_interface_forwarding()) {
+        EXPECT_EQ(read_file(conf + "all/forwarding"), "0");
+        EXPECT_EQ(read_file(conf + "up0/accept_ra"), "1");
+        EXPECT_EQ(read_file(conf + "default/accept_ra"), "1");
+    } else {
+        EXPECT_EQ(read_file(conf + "all/forwarding"), "1");
+        EXPECT_EQ(read_file(conf + "up0/accept_ra"), "2");
+        EXPECT_EQ(read_file(conf + "default/accept_ra"), "2");
+    }
+    EXPECT_EQ(read_file(conf + "lo/accept_ra"), "0");
+    child.kill();
+    (void)child.wait();
+}
+
 // A veth sandbox without outbound asks the router's server over IPv6: no
 // answer comes, and the connect waits until the timeout ends the sandbox.
 void expect_no_answer_without_outbound(small_internet& net) {

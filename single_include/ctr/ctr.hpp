@@ -11106,12 +11106,14 @@ inline netlink_message delete_rule_message(const std::string& table, const std::
 }  // namespace ctr::net::detail
 // end ctr/detail/nftables.hpp
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <net/if.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -11291,6 +11293,46 @@ inline void enable_forwarding(const std::string& link) {
     enable_interface_switch(link, "forwarding");
 }
 
+// Before all.forwarding goes on: an interface that accepts router
+// advertisements only while the host does not forward (accept_ra = 1, the
+// default) would stop learning its addresses and default route from them,
+// and lose them as they expire. accept_ra = 2 accepts them while forwarding,
+// so each such interface, and `default` (for interfaces made later), goes
+// from 1 to 2 and goes on as it did. Nothing changes while all.forwarding
+// is already on: the host was a router before ctr came.
+template <class = void>
+inline void keep_accepting_router_advertisements() {
+    const std::string conf = "/proc/sys/net/ipv6/conf";
+    char now = '0';
+    {
+        const long fd = ctr::detail::sys::openat(AT_FDCWD, (conf + "/all/forwarding").c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) return;  // no IPv6: enable_interface_switch says why
+        const unique_fd all(static_cast<int>(fd));
+        if (ctr::detail::sys::pread64(all.get(), &now, 1, 0) == 1 && now == '1') return;
+    }
+    DIR* dir = ::opendir(conf.c_str());
+    if (!dir) throw error(step::configure_nat, errno, conf, "listing the interfaces' IPv6 settings");
+    std::vector<std::string> names;
+    while (const dirent* entry = ::readdir(dir)) {
+        const std::string_view name = entry->d_name;
+        if (name != "." && name != ".." && name != "all") names.emplace_back(name);
+    }
+    ::closedir(dir);
+    for (const auto& name : names) {
+        const std::string path = conf + "/" + name + "/accept_ra";
+        const long fd = ctr::detail::sys::openat(AT_FDCWD, path.c_str(), O_RDWR | O_CLOEXEC);
+        if (fd == -ENOENT) continue;  // gone since the listing
+        if (fd < 0) throw error(step::configure_nat, static_cast<int>(-fd), path, "opening it");
+        const unique_fd owned(static_cast<int>(fd));
+        if (ctr::detail::sys::pread64(owned.get(), &now, 1, 0) != 1 || now != '1') continue;
+        // At offset 0, as in enable_interface_switch.
+        if (const long r = ctr::detail::sys::pwrite64(owned.get(), "2", 1, 0); r < 0)
+            throw error(step::configure_nat, static_cast<int>(-r), path,
+                        "keeping router advertisements accepted before net.ipv6.conf.all.forwarding goes on "
+                        "(veth::ipv6 = false leaves IPv6 and this switch alone)");
+    }
+}
+
 // IPv6 forwarding for a sandbox's link and the IPv6 uplinks. IPv6 asks
 // net.ipv6.conf.all.forwarding alone: the per-interface "forwarding" only
 // makes an interface act as a router (ignore router advertisements, answer
@@ -11298,14 +11340,15 @@ inline void enable_forwarding(const std::string& link) {
 // does, force_forwarding, which ctr sets on these links only. Before it,
 // the only way is all.forwarding = 1, as Docker and Podman do for IPv6:
 // every interface then acts as a router, and one that learns its own
-// default route from router advertisements (accept_ra = 1) stops learning
-// it (accept_ra = 2 keeps it).
+// default route from router advertisements (accept_ra = 1) would stop
+// learning it: keep_accepting_router_advertisements sets those to 2 first.
 template <class = void>
 inline void enable_ipv6_forwarding(const std::string& link, rtnetlink& routes) {
     std::vector<std::string> links{link};
     for (auto& uplink : default_route_interfaces(routes, AF_INET6)) links.push_back(std::move(uplink));
     for (const auto& each : links)
         if (!enable_interface_switch(each, "force_forwarding", true, true)) {
+            keep_accepting_router_advertisements();
             enable_interface_switch("all", "forwarding", true);
             return;
         }
