@@ -10907,25 +10907,33 @@ inline void add_load_payload(netlink_message& m, std::uint32_t base, std::uint32
 inline constexpr std::uint32_t ipv4_source_offset = 12;
 inline constexpr std::uint32_t ipv4_destination_offset = 16;
 
-// ip saddr (offset 12) or ip daddr (offset 16) in `network`: the address
-// masked to the prefix, compared with the network.
+// Loads `size` bytes of the network header at `offset` and compares them with
+// `network`, masked with `mask` first unless the prefix covers every bit:
+// the one rule shape behind both families' address matches.
 template <class = void>
-inline void match_network(netlink_message& m, std::uint32_t offset, const ipv4_interface& network) {
-    add_load_payload(m, NFT_PAYLOAD_NETWORK_HEADER, offset, 4);
-    if (network.prefix_length < 32) {
-        const std::uint32_t mask =
-            htonl(network.prefix_length == 0 ? 0 : ~std::uint32_t{0} << (32 - network.prefix_length));
-        const std::uint32_t zero = 0;
+inline void match_masked(netlink_message& m, std::uint32_t offset, std::uint32_t size, const void* mask,
+                         const void* network, bool whole) {
+    add_load_payload(m, NFT_PAYLOAD_NETWORK_HEADER, offset, size);
+    if (!whole) {
+        const std::uint8_t zero[16] = {};
         add_expression(m, "bitwise", [&] {
             add_be32(m, NFTA_BITWISE_SREG, NFT_REG_1);
             add_be32(m, NFTA_BITWISE_DREG, NFT_REG_1);
-            add_be32(m, NFTA_BITWISE_LEN, 4);
-            add_data_value(m, NFTA_BITWISE_MASK, &mask, 4);
-            add_data_value(m, NFTA_BITWISE_XOR, &zero, 4);
+            add_be32(m, NFTA_BITWISE_LEN, size);
+            add_data_value(m, NFTA_BITWISE_MASK, mask, size);
+            add_data_value(m, NFTA_BITWISE_XOR, zero, size);
         });
     }
+    add_compare(m, NFT_CMP_EQ, network, size);
+}
+
+// ip saddr (offset 12) or ip daddr (offset 16) in `network`.
+template <class = void>
+inline void match_network(netlink_message& m, std::uint32_t offset, const ipv4_interface& network) {
+    const std::uint32_t mask =
+        htonl(network.prefix_length == 0 ? 0 : ~std::uint32_t{0} << (32 - network.prefix_length));
     const in_addr address = network.network().to_in_addr();
-    add_compare(m, NFT_CMP_EQ, &address, 4);
+    match_masked(m, offset, 4, &mask, &address, network.prefix_length >= 32);
 }
 
 inline constexpr std::uint32_t ipv6_source_offset = 8;
@@ -10934,23 +10942,12 @@ inline constexpr std::uint32_t ipv6_destination_offset = 24;
 // ip6 saddr (offset 8) or ip6 daddr (offset 24) in `network`.
 template <class = void>
 inline void match_network(netlink_message& m, std::uint32_t offset, const ipv6_interface& network) {
-    add_load_payload(m, NFT_PAYLOAD_NETWORK_HEADER, offset, 16);
-    if (network.prefix_length < 128) {
-        const ipv6_address mask = ipv6_interface{ipv6_address{{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-                                                               0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}},
-                                                 network.prefix_length}
-                                      .network();
-        const ipv6_address zero{};
-        add_expression(m, "bitwise", [&] {
-            add_be32(m, NFTA_BITWISE_SREG, NFT_REG_1);
-            add_be32(m, NFTA_BITWISE_DREG, NFT_REG_1);
-            add_be32(m, NFTA_BITWISE_LEN, 16);
-            add_data_value(m, NFTA_BITWISE_MASK, mask.bytes.data(), 16);
-            add_data_value(m, NFTA_BITWISE_XOR, zero.bytes.data(), 16);
-        });
-    }
+    const ipv6_address mask = ipv6_interface{ipv6_address{{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                                           0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}},
+                                             network.prefix_length}
+                                  .network();
     const ipv6_address address = network.network();
-    add_compare(m, NFT_CMP_EQ, address.bytes.data(), 16);
+    match_masked(m, offset, 16, mask.bytes.data(), address.bytes.data(), network.prefix_length >= 128);
 }
 
 // iifname or oifname (`key`) == or != `link` (IFNAMSIZ bytes, NUL padded).
