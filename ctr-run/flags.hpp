@@ -9,6 +9,7 @@
 #include "values.hpp"
 
 #include <ctr/capabilities.hpp>
+#include <ctr/cgroup.hpp>
 #include <ctr/error.hpp>
 #include <ctr/port_forward.hpp>
 
@@ -311,7 +312,14 @@ inline void apply_flag(config& c, const flag_spec& f, std::string_view shown, st
             bad_value(shown, "'" + std::string(value) + "' is not one word");
         (name == "dns-search" ? c.dns_search : c.dns_options).emplace_back(value);
     } else if (name == "ulimit") c.ulimits.push_back(parse_ulimit(shown, value));
-    else if (name == "memory") c.memory = parse_size(shown, value);
+    else if (name == "memory") {
+        c.memory = parse_size(shown, value);
+        // As Docker: below the floor the command could not even be set up.
+        if (*c.memory < ctr::cgroup::minimum_memory_max)
+            bad_value(shown, "'" + std::string(value) + "' is below the minimum of " +
+                                 std::to_string(ctr::cgroup::minimum_memory_max >> 20) +
+                                 " MiB: a smaller limit cannot start a process (Docker refuses the same)");
+    }
     else if (name == "memory-swap") {
         if (value != "-1") parse_size(shown, value);
         c.memory_swap = std::string(value);
