@@ -25,9 +25,10 @@
 #include <ctr/prepared.hpp>
 #include <ctr/probe.hpp>
 #include <ctr/process.hpp>
-#include <ctr/pasta.hpp>  // after process.hpp, whose spawn it uses (process.hpp includes it too)
+#include <ctr/pasta.hpp>
 #include <ctr/seccomp.hpp>
 #include <ctr/seccomp_notify.hpp>
 #include <ctr/security.hpp>
+#include <ctr/spawn.hpp>
 #include <ctr/spawn_options.hpp>
 #include <ctr/unique_fd.hpp>

@@ -15,7 +15,7 @@
 #include <ctr/detail/launch_plan.hpp>
 #include <ctr/detail/syscall.hpp>
 #include <ctr/error.hpp>
-#include <ctr/process.hpp>
+#include <ctr/spawn.hpp>
 #include <ctr/unique_fd.hpp>
 
 #include <poll.h>
@@ -117,3 +117,7 @@ inline pasta_process start_pasta(const pasta& options, pasta_target target, bool
 }
 
 }  // namespace ctr::net
+
+// spawn's pasta layer, so that a program that includes this header can set
+// options::pasta (it needs start_pasta above).
+#include <ctr/detail/launch_pasta.hpp>

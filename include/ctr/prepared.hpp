@@ -232,7 +232,7 @@ prepared_sandbox::prepared_sandbox(const options& shared, prepared_options prepa
 
     // The sandbox's root, and the options of its /proc, which each run's
     // fresh /proc takes too.
-    std::optional<mount::plan> root = shared.root ? shared.root : std::optional<mount::plan>(mount::host_readonly());
+    std::optional<mount::plan> root = shared.root ? *shared.root : mount::host_readonly();
     mount::proc_options proc_options;
     bool has_proc = false;
     for (const auto& request : mount::detail::plan_requests<Unused>(*root))

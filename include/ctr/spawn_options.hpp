@@ -17,6 +17,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -28,6 +29,114 @@ template <class>
 class basic_group;
 using group = basic_group<void>;
 }
+
+namespace ctr::process {
+struct options;
+}
+
+namespace ctr::detail {
+
+struct launch_plan;
+
+// A launch layer that spawn runs only for the options that ask for it: the
+// root filesystem (options::root), a veth network (options::network) and
+// pasta (options::pasta). Each layer's header specializes launch_layer for
+// its option's type, with `template <class = void> static void add_steps(...)`,
+// and sets layer_header_included for it. Spawn's own header
+// (<ctr/spawn.hpp>) includes none of them; <ctr/process.hpp> includes all.
+template <class Option>
+struct launch_layer;
+template <class Option>
+inline constexpr bool layer_header_included = false;
+
+using layer_planner = void (*)(launch_plan&, const process::options&);
+
+// An option whose layer is planned only when it is set: a std::optional<T>
+// that, when given a value, also takes the address of its layer's planner.
+// So the layer's code (mounts, netlink, nftables, pasta) is compiled only in
+// the translation units that set the option, and spawn calls it through the
+// pointer. Setting it needs the layer's header: <ctr/process.hpp> (a
+// program that includes only <ctr/spawn.hpp> gets a compile error that says
+// so, never a spawn that ignores the option).
+template <class T>
+class layer_option {
+    // What std::optional<T> takes a value from (and, as there, explicitly
+    // where T's own conversion is explicit).
+    template <class U>
+    static constexpr bool is_value_source =
+        !std::is_same_v<std::remove_cvref_t<U>, layer_option> &&
+        !std::is_same_v<std::remove_cvref_t<U>, std::nullopt_t> &&
+        !std::is_same_v<std::remove_cvref_t<U>, std::in_place_t> &&
+        !std::is_same_v<std::remove_cvref_t<U>, std::optional<T>> && std::is_constructible_v<T, U&&>;
+
+public:
+    using value_type = T;
+
+    layer_option() noexcept = default;
+    layer_option(std::nullopt_t) noexcept {}
+    template <class U = T>
+        requires is_value_source<U>
+    explicit(!std::is_convertible_v<U&&, T>) layer_option(U&& value)
+        : value_(std::forward<U>(value)), planner_(planner()) {}
+    template <class U = T>
+        requires std::is_same_v<U, T>
+    layer_option(std::optional<U> value) : value_(std::move(value)), planner_(value_ ? planner() : nullptr) {}
+
+    layer_option& operator=(std::nullopt_t) noexcept {
+        reset();
+        return *this;
+    }
+    template <class U = T>
+        requires is_value_source<U> && std::is_convertible_v<U&&, T> && std::is_assignable_v<T&, U&&>
+    layer_option& operator=(U&& value) {
+        value_ = std::forward<U>(value);
+        planner_ = planner();
+        return *this;
+    }
+    template <class... Args>
+    T& emplace(Args&&... args) {
+        value_.emplace(std::forward<Args>(args)...);
+        planner_ = planner();
+        return *value_;
+    }
+    void reset() noexcept {
+        value_.reset();
+        planner_ = nullptr;
+    }
+
+    bool has_value() const noexcept { return value_.has_value(); }
+    explicit operator bool() const noexcept { return value_.has_value(); }
+    T& operator*() & noexcept { return *value_; }
+    const T& operator*() const& noexcept { return *value_; }
+    T* operator->() noexcept { return &*value_; }
+    const T* operator->() const noexcept { return &*value_; }
+    T& value() & { return value_.value(); }
+    const T& value() const& { return value_.value(); }
+    template <class U>
+    T value_or(U&& otherwise) const& {
+        return value_.value_or(std::forward<U>(otherwise));
+    }
+    // As the std::optional it stands for.
+    operator const std::optional<T>&() const& noexcept { return value_; }
+    friend bool operator==(const layer_option& option, std::nullopt_t) noexcept { return !option.has_value(); }
+
+    // The layer's planner: set whenever a value is.
+    layer_planner planner_of_layer() const noexcept { return planner_; }
+
+private:
+    template <class Unused = void>
+    static layer_planner planner() noexcept {
+        static_assert(layer_header_included<std::conditional_t<true, T, Unused>>,
+                      "options::root, options::network and options::pasta need their launch layers: include "
+                      "<ctr/process.hpp> (<ctr/spawn.hpp> alone has spawn without them)");
+        return &launch_layer<T>::template add_steps<>;
+    }
+
+    std::optional<T> value_{};
+    layer_planner planner_ = nullptr;
+};
+
+}  // namespace ctr::detail
 
 namespace ctr::process {
 
@@ -177,7 +286,7 @@ struct options {
     // (added to `namespaces`) before pivot_root into its root, e.g.
     // mount::host_readonly() or mount::plan{.rootfs = "/srv/image"}.proc().dev().
     // Empty: the child sees the parent's mounts.
-    std::optional<mount::plan> root{};
+    ::ctr::detail::layer_option<mount::plan> root{};
 
     // A network: a veth pair from the caller's network namespace into the
     // child's new one (ns::network is added), addressed and up on both ends
@@ -186,7 +295,7 @@ struct options {
     // child's network namespace: when its last process is gone (and no
     // ns::persist holds it), the kernel deletes both ends in the background.
     // A synchronous delete would cost the caller about 30 ms of RCU waits.
-    std::optional<net::veth> network{};
+    ::ctr::detail::layer_option<net::veth> network{};
 
     // A network through pasta instead (ctr/pasta.hpp; needs the program,
     // package passt, and no privilege): ns::network is added, and pasta is
@@ -197,7 +306,7 @@ struct options {
     // reaped it, or with the handle (child::pasta_pid() says which it is).
     // With die_with_parent or die_with_owner, pasta also dies with the
     // thread that spawned (PR_SET_PDEATHSIG).
-    std::optional<net::pasta> pasta{};
+    ::ctr::detail::layer_option<net::pasta> pasta{};
 
     // The caller's own steps, run in the parent after the child's namespaces
     // exist and before it goes on to its mounts and exec: the child's

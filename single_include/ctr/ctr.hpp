@@ -7715,10 +7715,8 @@ enum class child_op_code : std::uint8_t {
     set_domainname,       // data = name, a = length
     write_file,           // data = path, data2 = contents, a = length
     bring_up_loopback,    // set IFF_UP on "lo" of the current network namespace
-    configure_interface,  // read an interface_setup from fd a, then apply it (configure_interface)
     become_init,          // data = init_state*: the rest of the program runs in a child; this process reaps
     set_controlling_terminal,  // TIOCSCTTY on fd a (the session leader takes its terminal)
-    mount_step,           // data = const mount_step*, data2 = mount_context* (detail/mount_step.hpp)
     hold,                 // close the fd ranges of data (b pairs), tell the parent "held", read one byte from fd a
     call,                 // run(op): a layer's own step (capabilities, seccomp, ...), planned in its header
 };
@@ -7744,7 +7742,7 @@ struct child_op {
 struct child_report {
     std::uint32_t op_index;
     std::int32_t error;
-    std::int32_t detail;  // which part of the step failed, where the step has parts (configure_interface)
+    std::int32_t detail;  // which part of the step failed, where the step has parts (an interface's setup)
 };
 
 // The plain data the child reads. Built and owned by the parent, which keeps
@@ -8166,17 +8164,12 @@ CTR_CHILD_CODE inline long child_run_op(const child_view& view, const child_op& 
                                     static_cast<std::size_t>(op.a));
         case child_op_code::bring_up_loopback:
             return child_bring_up_loopback();
-        case child_op_code::configure_interface:
-            return child_configure_interface(static_cast<int>(op.a), view.failure_detail);
         case child_op_code::close_fd:
             return sys::close(static_cast<int>(op.a));
         case child_op_code::set_controlling_terminal: {
             const long r = sys::ioctl(static_cast<int>(op.a), TIOCSCTTY, 0);
             return r < 0 ? r : 0;
         }
-        case child_op_code::mount_step:
-            return run_mount_step(*static_cast<const detail::mount_step*>(op.data),
-                                  *static_cast<mount_context*>(const_cast<void*>(op.data2)));
         case child_op_code::call:
             return op.run ? op.run(op) : -EINVAL;
         case child_op_code::become_init:
@@ -13181,19 +13174,21 @@ CTR_CHILD_CODE inline long serve_prepared_runs(const child_op& op) noexcept {
 }  // namespace ctr::detail
 // end ctr/detail/prepared_server.hpp
 // begin ctr/process.hpp
-// process::spawn: start a program in a child process and get back exactly
-// how it ended.
+// process::spawn with every launch layer: <ctr/spawn.hpp> plus the root
+// filesystem (options::root), a veth network (options::network) and pasta
+// (options::pasta).
 //
-// The launch is one straight line: the parent validates the options and
-// turns them into a child program (detail/child_program.hpp), clones, the
-// child runs that program and execs, and the parent learns over a
-// close-on-exec channel whether exec happened or which step failed.
+// A program that only spawns can include <ctr/spawn.hpp> and parse none of
+// these. Here too a layer's code is compiled only where its option is set
+// (detail::layer_option): spawn calls it through the pointer that setting
+// the option took.
 
-// begin ctr/detail/launch_cgroup.hpp
-// Launch layer: the cgroup the child starts in, with no moment outside it.
-// Placed by the clone itself on cgroup v2 (CLONE_INTO_CGROUP), or attached
-// by the parent while the child waits (v1, or a kernel that refuses the
-// flag: spawn retries the clone without it).
+// begin ctr/detail/launch_filesystem.hpp
+// Launch layer: the child's root filesystem, a mount plan run in its new
+// mount namespace before pivot_root, with every right the new namespaces
+// give and before credentials and capabilities take rights away. Idmapped
+// binds are made by the parent, which alone may idmap a host filesystem,
+// and sent to the child to attach.
 
 // begin ctr/detail/launch_plan.hpp
 // The launch plan: everything a spawn prepares before clone, and the one
@@ -13348,19 +13343,6 @@ inline clone_outcome clone_child(const clone_request& request, child_stack& stac
 #include <utility>
 #include <vector>
 
-namespace ctr::net {
-// Only pointed to here: detail/pasta_process.hpp, outbound.hpp and
-// port_nat.hpp define them.
-template <class>
-class basic_pasta_process;
-using pasta_process = basic_pasta_process<void>;
-template <class>
-class basic_outbound_nat;
-using outbound_nat = basic_outbound_nat<void>;
-template <class>
-class basic_port_nat;
-using port_nat = basic_port_nat<void>;
-}
 
 namespace ctr::detail {
 
@@ -13513,17 +13495,16 @@ struct launch_plan {
     // The parent's end of the socket on which the child sends the listener
     // of a seccomp filter that notifies (empty: none).
     unique_fd seccomp_listener_from_child;
-    // What the network layer made, once its parent step ran (null: none).
-    const std::optional<net::veth_info>* network_made = nullptr;
-    // The running pasta of options::pasta once its parent step ran (null:
-    // none), moved to the child's handle.
-    net::pasta_process* pasta_made = nullptr;
-    // options::network's outbound NAT rule once its parent step ran (null:
-    // none), moved to the child's handle.
-    net::outbound_nat* outbound_made = nullptr;
-    // options::network's published ports (DNAT rules) once its parent step
-    // ran (null: none), moved to the child's handle.
-    net::port_nat* ports_made = nullptr;
+    // What options::network made (names and addresses of both ends), once
+    // its parent step ran: the child handle's network() (null: none).
+    std::shared_ptr<const net::veth_info> network_made;
+    // What the network layers made that must outlast the sandbox and no
+    // more: options::network's outbound NAT and published ports' rules,
+    // options::pasta's pasta. The child's handle takes them and releases
+    // them once the sandbox has ended, the last made first.
+    std::vector<std::shared_ptr<void>> ends_after_sandbox;
+    // The pid of options::pasta's pasta once its parent step started it.
+    pid_t pasta_pid = -1;
 
     // Each layer's data that its steps point into, kept until the child
     // has exec'd (and, with an init, for the sandbox's life).
@@ -13808,6 +13789,7 @@ struct terminal_options {
 #include <functional>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -13819,6 +13801,114 @@ template <class>
 class basic_group;
 using group = basic_group<void>;
 }
+
+namespace ctr::process {
+struct options;
+}
+
+namespace ctr::detail {
+
+struct launch_plan;
+
+// A launch layer that spawn runs only for the options that ask for it: the
+// root filesystem (options::root), a veth network (options::network) and
+// pasta (options::pasta). Each layer's header specializes launch_layer for
+// its option's type, with `template <class = void> static void add_steps(...)`,
+// and sets layer_header_included for it. Spawn's own header
+// (<ctr/spawn.hpp>) includes none of them; <ctr/process.hpp> includes all.
+template <class Option>
+struct launch_layer;
+template <class Option>
+inline constexpr bool layer_header_included = false;
+
+using layer_planner = void (*)(launch_plan&, const process::options&);
+
+// An option whose layer is planned only when it is set: a std::optional<T>
+// that, when given a value, also takes the address of its layer's planner.
+// So the layer's code (mounts, netlink, nftables, pasta) is compiled only in
+// the translation units that set the option, and spawn calls it through the
+// pointer. Setting it needs the layer's header: <ctr/process.hpp> (a
+// program that includes only <ctr/spawn.hpp> gets a compile error that says
+// so, never a spawn that ignores the option).
+template <class T>
+class layer_option {
+    // What std::optional<T> takes a value from (and, as there, explicitly
+    // where T's own conversion is explicit).
+    template <class U>
+    static constexpr bool is_value_source =
+        !std::is_same_v<std::remove_cvref_t<U>, layer_option> &&
+        !std::is_same_v<std::remove_cvref_t<U>, std::nullopt_t> &&
+        !std::is_same_v<std::remove_cvref_t<U>, std::in_place_t> &&
+        !std::is_same_v<std::remove_cvref_t<U>, std::optional<T>> && std::is_constructible_v<T, U&&>;
+
+public:
+    using value_type = T;
+
+    layer_option() noexcept = default;
+    layer_option(std::nullopt_t) noexcept {}
+    template <class U = T>
+        requires is_value_source<U>
+    explicit(!std::is_convertible_v<U&&, T>) layer_option(U&& value)
+        : value_(std::forward<U>(value)), planner_(planner()) {}
+    template <class U = T>
+        requires std::is_same_v<U, T>
+    layer_option(std::optional<U> value) : value_(std::move(value)), planner_(value_ ? planner() : nullptr) {}
+
+    layer_option& operator=(std::nullopt_t) noexcept {
+        reset();
+        return *this;
+    }
+    template <class U = T>
+        requires is_value_source<U> && std::is_convertible_v<U&&, T> && std::is_assignable_v<T&, U&&>
+    layer_option& operator=(U&& value) {
+        value_ = std::forward<U>(value);
+        planner_ = planner();
+        return *this;
+    }
+    template <class... Args>
+    T& emplace(Args&&... args) {
+        value_.emplace(std::forward<Args>(args)...);
+        planner_ = planner();
+        return *value_;
+    }
+    void reset() noexcept {
+        value_.reset();
+        planner_ = nullptr;
+    }
+
+    bool has_value() const noexcept { return value_.has_value(); }
+    explicit operator bool() const noexcept { return value_.has_value(); }
+    T& operator*() & noexcept { return *value_; }
+    const T& operator*() const& noexcept { return *value_; }
+    T* operator->() noexcept { return &*value_; }
+    const T* operator->() const noexcept { return &*value_; }
+    T& value() & { return value_.value(); }
+    const T& value() const& { return value_.value(); }
+    template <class U>
+    T value_or(U&& otherwise) const& {
+        return value_.value_or(std::forward<U>(otherwise));
+    }
+    // As the std::optional it stands for.
+    operator const std::optional<T>&() const& noexcept { return value_; }
+    friend bool operator==(const layer_option& option, std::nullopt_t) noexcept { return !option.has_value(); }
+
+    // The layer's planner: set whenever a value is.
+    layer_planner planner_of_layer() const noexcept { return planner_; }
+
+private:
+    template <class Unused = void>
+    static layer_planner planner() noexcept {
+        static_assert(layer_header_included<std::conditional_t<true, T, Unused>>,
+                      "options::root, options::network and options::pasta need their launch layers: include "
+                      "<ctr/process.hpp> (<ctr/spawn.hpp> alone has spawn without them)");
+        return &launch_layer<T>::template add_steps<>;
+    }
+
+    std::optional<T> value_{};
+    layer_planner planner_ = nullptr;
+};
+
+}  // namespace ctr::detail
 
 namespace ctr::process {
 
@@ -13968,7 +14058,7 @@ struct options {
     // (added to `namespaces`) before pivot_root into its root, e.g.
     // mount::host_readonly() or mount::plan{.rootfs = "/srv/image"}.proc().dev().
     // Empty: the child sees the parent's mounts.
-    std::optional<mount::plan> root{};
+    ::ctr::detail::layer_option<mount::plan> root{};
 
     // A network: a veth pair from the caller's network namespace into the
     // child's new one (ns::network is added), addressed and up on both ends
@@ -13977,7 +14067,7 @@ struct options {
     // child's network namespace: when its last process is gone (and no
     // ns::persist holds it), the kernel deletes both ends in the background.
     // A synchronous delete would cost the caller about 30 ms of RCU waits.
-    std::optional<net::veth> network{};
+    ::ctr::detail::layer_option<net::veth> network{};
 
     // A network through pasta instead (ctr/pasta.hpp; needs the program,
     // package passt, and no privilege): ns::network is added, and pasta is
@@ -13988,7 +14078,7 @@ struct options {
     // reaped it, or with the handle (child::pasta_pid() says which it is).
     // With die_with_parent or die_with_owner, pasta also dies with the
     // thread that spawned (PR_SET_PDEATHSIG).
-    std::optional<net::pasta> pasta{};
+    ::ctr::detail::layer_option<net::pasta> pasta{};
 
     // The caller's own steps, run in the parent after the child's namespaces
     // exist and before it goes on to its mounts and exec: the child's
@@ -14072,78 +14162,6 @@ struct result {
 }  // namespace ctr::process
 // end ctr/spawn_options.hpp
 
-#include <chrono>
-#include <cstdint>
-#include <optional>
-
-namespace ctr::process::detail {
-
-using namespace ::ctr::detail;
-
-// The group's figures at the start of a run, which the run's figures are
-// measured from (process::result).
-struct cgroup_run_start {
-    cgroup::stats before{};
-    // The group's peak charge is the run's only when nothing was charged
-    // to the group before: a high-water mark cannot be reset without losing
-    // the group's own (v1 max_usage_in_bytes), or only for one open file
-    // (v2 memory.peak, 6.12+).
-    bool peak_is_per_run = false;
-};
-
-template <class = void>
-inline cgroup_run_start begin_cgroup_run(const cgroup::group& group) {
-    cgroup_run_start start;
-    start.before = group.read_run_figures();
-    start.peak_is_per_run = start.before.memory_peak == std::uint64_t{0};
-    return start;
-}
-
-// The run's figures: the group's now, less those at the start.
-template <class = void>
-inline void add_cgroup_run_figures(result& out, const cgroup_run_start& start, const cgroup::stats& after) {
-    const auto since = [](const std::optional<std::chrono::nanoseconds>& now,
-                          const std::optional<std::chrono::nanoseconds>& then) -> std::optional<std::chrono::nanoseconds> {
-        if (!now || !then) return now;
-        return *now >= *then ? *now - *then : std::chrono::nanoseconds(0);
-    };
-    out.oom_killed = after.oom_kills.value_or(0) > start.before.oom_kills.value_or(0);
-    out.group_memory_peak_bytes = after.memory_peak;
-    if (start.peak_is_per_run) out.memory_peak_bytes = after.memory_peak;
-    out.cgroup_user_time = since(after.cpu_user, start.before.cpu_user);
-    out.cgroup_system_time = since(after.cpu_system, start.before.cpu_system);
-}
-
-template <class = void>
-inline void plan_cgroup(launch_plan& plan, const options& opts) {
-    if (!opts.cgroup) return;
-    cgroup::group* group = opts.cgroup;
-    if (!group->valid()) throw error(step::attach_to_cgroup, EINVAL, {}, "the cgroup::group was moved from or removed");
-    plan.request.cgroup_fd = group->clone_into_fd();
-    // A child that shared the caller's memory would take the caller down
-    // with it: when the group runs out of memory and its OOM killer picks
-    // the child, the kernel kills every process that uses the victim's
-    // memory. So the child in a group gets a copy (fork's cost: page tables
-    // that grow with the caller's heap), however small the group's limit.
-    plan.request.memory = memory_mode::copied;
-    // The wait is there in both cases, so that a kernel that refuses
-    // CLONE_INTO_CGROUP can fall back to attaching.
-    plan.sync_channel();
-    plan.while_child_waits([group, &request = plan.request](parent_step_context& child) {
-        if (request.cgroup_fd < 0) group->attach(child.pid);
-    });
-}
-
-}  // namespace ctr::process::detail
-// end ctr/detail/launch_cgroup.hpp
-// begin ctr/detail/launch_filesystem.hpp
-// Launch layer: the child's root filesystem, a mount plan run in its new
-// mount namespace before pivot_root, with every right the new namespaces
-// give and before credentials and capabilities take rights away. Idmapped
-// binds are made by the parent, which alone may idmap a host filesystem,
-// and sent to the child to attach.
-
-
 #include <sys/socket.h>
 
 #include <string>
@@ -14221,6 +14239,15 @@ inline void make_detached_binds(const mount::prepared_plan& mounts, parent_step_
     }
 }
 
+// The child's step for one mount step: op.data = const mount_step*,
+// op.data2 = mount_context*. A call, not a case of the child's interpreter,
+// so that a program that never sets options::root does not compile the
+// mount steps. Async-signal-safe.
+CTR_CHILD_CODE inline long child_mount_step(const child_op& op) noexcept {
+    return run_mount_step(*static_cast<const mount_step*>(op.data),
+                          *static_cast<mount_context*>(const_cast<void*>(op.data2)));
+}
+
 template <class = void>
 inline void plan_filesystem(launch_plan& plan, const options& opts) {
     if (!opts.root) return;
@@ -14254,8 +14281,8 @@ inline void plan_filesystem(launch_plan& plan, const options& opts) {
         // A mount step's error says which part failed and why, from what the
         // child left in the shared mount state.
         plan.add(launch_phase::mounts,
-                 {.code = child_op_code::mount_step, .step = step::mount, .a = static_cast<long>(i), .data = &steps[i],
-                  .data2 = &state},
+                 {.code = child_op_code::call, .step = step::mount, .a = static_cast<long>(i), .data = &steps[i],
+                  .data2 = &state, .run = child_mount_step},
                  steps[i].target ? steps[i].target : "",
                  [&mounts, &state, i](const child_report_view& report) {
                      return mounts.error_for(i, report.error, &state);
@@ -14263,7 +14290,425 @@ inline void plan_filesystem(launch_plan& plan, const options& opts) {
 }
 
 }  // namespace ctr::process::detail
+
+namespace ctr::detail {
+template <>
+inline constexpr bool layer_header_included<mount::plan> = true;
+template <>
+struct launch_layer<mount::plan> {
+    template <class = void>
+    static void add_steps(launch_plan& plan, const process::options& opts) {
+        process::detail::plan_filesystem(plan, opts);
+    }
+};
+}  // namespace ctr::detail
 // end ctr/detail/launch_filesystem.hpp
+// begin ctr/detail/launch_network.hpp
+// Launch layer: a veth pair into the child's new network namespace. The
+// parent creates it while the child waits and sends the child's end's
+// settings after the go byte; the child configures its end.
+
+
+#include <cstring>
+#include <memory>
+#include <optional>
+
+namespace ctr::process::detail {
+
+using namespace ::ctr::detail;
+
+// The rules a network adds outside the sandbox, deleted after it: the
+// outbound NAT rule first, then the published ports' (as members are
+// destroyed, the last declared first).
+struct network_rules {
+    net::port_nat ports;
+    net::outbound_nat outbound;
+};
+
+// The child's step that configures its end: reads the interface_setup the
+// parent sent after the go byte (op.a = the sync fd) and applies it; which
+// part failed goes to op.data2 (int*). Async-signal-safe.
+CTR_CHILD_CODE inline long child_configure_interface_step(const child_op& op) noexcept {
+    return child_configure_interface(static_cast<int>(op.a), static_cast<int*>(const_cast<void*>(op.data2)));
+}
+
+// Adds the network's steps. Its parent step records what it made (names and
+// addresses of both ends) in plan.network_made; the outbound NAT and the
+// published ports' rules, when asked for, go to plan.ends_after_sandbox.
+template <class = void>
+inline void plan_network(launch_plan& plan, const options& opts) {
+    if (!opts.network) return;
+    const net::veth& wanted = *opts.network;
+    const auto info = std::make_shared<net::veth_info>();
+    plan.network_made = info;
+    net::veth_info* const made = info.get();
+    net::outbound_nat* outbound = nullptr;
+    net::port_nat* ports = nullptr;
+    if (wanted.outbound || !wanted.publish.empty()) {
+        const auto rules = std::make_shared<network_rules>();
+        if (wanted.outbound) outbound = &rules->outbound;
+        if (!wanted.publish.empty()) ports = &rules->ports;
+        plan.ends_after_sandbox.push_back(rules);
+    }
+    const int sync = plan.sync_channel();
+    plan.while_child_waits([&wanted, made, outbound, ports](parent_step_context& child) {
+        net::veth_pair pair = net::create_veth(wanted, net::peer_namespace::of_process(child.pid));
+        *made = pair.info();
+        // From here the pair is the namespace's: if a later step fails, the
+        // child is killed, its namespace ends and the kernel deletes the pair.
+        pair.host_link().release();
+        if (outbound) *outbound = net::outbound_nat::add(*made);
+        if (ports) {
+            *ports = net::port_nat::add(*made, wanted.publish);
+            made->published = ports->mappings();
+        }
+        const interface_setup setup = pair.container_setup();
+        child.message_to_child.append(reinterpret_cast<const char*>(&setup), sizeof setup);
+        if (wanted.ipv6) {
+            const ipv6_setup setup6 = pair.container_ipv6_setup();
+            child.message_to_child.append(reinterpret_cast<const char*>(&setup6), sizeof setup6);
+        }
+    });
+    plan.add(launch_phase::create_namespaces,
+             {.code = child_op_code::call, .step = step::configure_link, .a = sync,
+              .data2 = &plan.shared->failure_detail, .run = child_configure_interface_step},
+             wanted.container_name, [name = wanted.container_name](const child_report_view& report) {
+                 return error(step::configure_link, report.error, name,
+                              net::detail::interface_setup_failure(report.detail));
+             });
+    if (wanted.ipv6)
+        plan.add(launch_phase::create_namespaces,
+                 {.code = child_op_code::call, .step = step::configure_link, .a = sync,
+                  .data2 = &plan.shared->failure_detail, .run = child_configure_ipv6},
+                 wanted.container_name, [name = wanted.container_name, made](const child_report_view& report) {
+                     std::string what = net::detail::ipv6_setup_failure(report.detail);
+                     if (made->container_ipv6)
+                         what += report.detail == ipv6_part_route ? " via " + made->host_ipv6->address.to_string()
+                                                                  : " " + made->container_ipv6->to_string();
+                     if (report.error == EACCES)
+                         what += " (IPv6 is disabled in the sandbox's namespace: net.ipv6.conf.default.disable_ipv6 "
+                                 "with net.core.devconf_inherit_init_net; veth::ipv6 = false leaves IPv6 out)";
+                     return error(step::configure_link, report.error, name, what);
+                 });
+}
+
+}  // namespace ctr::process::detail
+
+namespace ctr::detail {
+template <>
+inline constexpr bool layer_header_included<net::veth> = true;
+template <>
+struct launch_layer<net::veth> {
+    template <class = void>
+    static void add_steps(launch_plan& plan, const process::options& opts) {
+        process::detail::plan_network(plan, opts);
+    }
+};
+}  // namespace ctr::detail
+// end ctr/detail/launch_network.hpp
+// begin ctr/detail/launch_pasta.hpp
+// Launch layer: pasta on the child's new network namespace. The parent
+// starts it while the child waits, after the id maps are written, and lets
+// the child go on once pasta has configured the interface; the child has no
+// step of its own. The pasta process goes to the child's handle, which ends
+// it with the sandbox.
+
+// begin ctr/detail/pasta_process.hpp
+// A running pasta, owned (net::pasta_process), and what starting one needs
+// that does not spawn: its command line and the reading of its errors.
+// start_pasta itself spawns, so it is defined in pasta.hpp, after
+// process::spawn.
+
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+
+#include <cerrno>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace ctr::net {
+
+// The namespaces pasta connects to the caller's: the sandbox's network
+// namespace and, when the sandbox has a user namespace of its own, that
+// one, which pasta joins first (as its owner it has every right there,
+// among them the right to enter the network namespace). Borrowed fds.
+struct pasta_target {
+    int netns_fd = -1;
+    int userns_fd = -1;  // -1: the network namespace belongs to the caller's user namespace
+};
+
+// A pasta process, a child of this process: ended (SIGTERM, then SIGKILL
+// after a second) and reaped when the owner ends. pasta keeps the sandbox's
+// network namespace open and never ends by itself, so this owner is what
+// ends it.
+template <class>
+class [[nodiscard]] basic_pasta_process {
+public:
+    basic_pasta_process() = default;
+    basic_pasta_process(basic_pasta_process&& other) noexcept
+        : pid_(std::exchange(other.pid_, -1)), pidfd_(std::move(other.pidfd_)) {}
+    basic_pasta_process& operator=(basic_pasta_process&& other) noexcept {
+        if (this != &other) {
+            stop_quietly();
+            pid_ = std::exchange(other.pid_, -1);
+            pidfd_ = std::move(other.pidfd_);
+        }
+        return *this;
+    }
+    ~basic_pasta_process() { stop_quietly(); }
+
+    template <class = void>
+    pid_t pid() const noexcept { return pid_; }
+    explicit operator bool() const noexcept { return static_cast<bool>(pidfd_); }
+
+    // Ends pasta and reaps it; the sandbox's network stops. Throws
+    // ctr::error when reaping fails (the destructor swallows that).
+    template <class = void>
+    void stop() {
+        if (!pidfd_) return;
+        const long r = end_and_reap();
+        if (r < 0 && r != -ECHILD) throw error(step::wait, static_cast<int>(-r), "pasta, pid " + std::to_string(pid_));
+    }
+
+    // Takes ownership of a pasta started elsewhere: `pid` is a child of this
+    // process and `pidfd` refers to it.
+    template <class = void>
+    static basic_pasta_process adopt(pid_t pid, unique_fd pidfd) noexcept {
+        basic_pasta_process out;
+        out.pid_ = pid;
+        out.pidfd_ = std::move(pidfd);
+        return out;
+    }
+
+private:
+    // 0 or -errno of the reaping.
+    template <class = void>
+    long end_and_reap() noexcept {
+        namespace sys = ctr::detail::sys;
+        sys::pidfd_send_signal(pidfd_.get(), SIGTERM);
+        pollfd ended{pidfd_.get(), POLLIN, 0};
+        const timespec grace{1, 0};
+        long ready;
+        do ready = sys::ppoll(&ended, 1, &grace);
+        while (ready == -EINTR);
+        if (ready <= 0) sys::pidfd_send_signal(pidfd_.get(), SIGKILL);
+        siginfo_t info{};
+        long r;
+        do r = sys::waitid(P_PIDFD, pidfd_.get(), &info, WEXITED, nullptr);
+        while (r == -EINTR);
+        pidfd_.reset();
+        return r < 0 ? r : 0;
+    }
+    template <class = void>
+    void stop_quietly() noexcept {
+        if (pidfd_) end_and_reap();
+    }
+
+    pid_t pid_ = -1;
+    unique_fd pidfd_;
+};
+using pasta_process = basic_pasta_process<void>;
+
+// Starts pasta on `target` and returns once it has configured the
+// interface there (pasta.hpp). `die_with_this_thread`: pasta gets SIGKILL
+// when the calling thread ends.
+template <class = void>
+pasta_process start_pasta(const pasta& options, pasta_target target, bool die_with_this_thread = false);
+
+namespace detail {
+
+// The fds pasta gets, at these numbers, and names as /proc/self/fd/N: the
+// namespaces (pasta accepts a path, not a number) and the write end of the
+// pipe that it takes for its pid file. pasta writes its pid there once the
+// sandbox's interface is configured: the readiness signal.
+inline constexpr int pasta_netns_fd = 3;
+inline constexpr int pasta_userns_fd = 4;
+inline constexpr int pasta_ready_fd = 5;
+
+// Empty, or a reason why `spec` cannot be one -t or -u argument.
+template <class = void>
+inline std::string pasta_port_problem(const std::string& spec) {
+    if (spec.empty()) return "a published port is empty";
+    for (const char c : spec)
+        if (c <= ' ' || c == 0x7f) return "a published port has a space or a control character";
+    return {};
+}
+
+template <class = void>
+inline void check_pasta_options(const pasta& options) {
+    if (options.program.empty())
+        throw error(step::prepare, EINVAL, {}, "net::pasta::program is empty: give \"pasta\" or a path to it");
+    for (const auto* list : {&options.tcp_ports, &options.udp_ports})
+        for (const auto& spec : *list)
+            if (const std::string problem = pasta_port_problem(spec); !problem.empty())
+                throw error(step::prepare, EINVAL, spec, problem + " (pasta's -t/-u syntax: \"8080\", \"8080:80\")");
+    if (options.ready_timeout.count() <= 0)
+        throw error(step::prepare, EINVAL, std::to_string(options.ready_timeout.count()) + " ms",
+                    "net::pasta::ready_timeout must be positive");
+}
+
+// pasta's command line. As root pasta would change to the user nobody
+// before it joins the namespaces, and then cannot join them (this is how
+// pasta 2023_03_09 behaves): --runas keeps it the caller.
+template <class = void>
+inline std::vector<std::string> pasta_command(const pasta& options, bool has_userns, bool as_root) {
+    std::vector<std::string> argv{options.program, "--config-net", "--foreground", "--quiet",
+                                  "--pid",        "/proc/self/fd/" + std::to_string(pasta_ready_fd)};
+    if (as_root) argv.insert(argv.end(), {"--runas", "0"});
+    if (has_userns) argv.insert(argv.end(), {"--userns", "/proc/self/fd/" + std::to_string(pasta_userns_fd)});
+    argv.insert(argv.end(), {"--netns", "/proc/self/fd/" + std::to_string(pasta_netns_fd)});
+    if (!options.interface_name.empty()) argv.insert(argv.end(), {"--ns-ifname", options.interface_name});
+    if (options.tcp_ports.empty()) argv.insert(argv.end(), {"-t", "none"});
+    for (const auto& spec : options.tcp_ports) argv.insert(argv.end(), {"-t", spec});
+    if (options.udp_ports.empty()) argv.insert(argv.end(), {"-u", "none"});
+    for (const auto& spec : options.udp_ports) argv.insert(argv.end(), {"-u", spec});
+    argv.insert(argv.end(), {"-T", "none", "-U", "none", "--no-map-gw"});
+    argv.insert(argv.end(), options.extra_args.begin(), options.extra_args.end());
+    return argv;
+}
+
+// What pasta wrote to stderr, on one line: without the notes that it
+// could not reach a system logger (there is none in many containers).
+template <class = void>
+inline std::string pasta_error_text(const std::string& written) {
+    std::string out;
+    std::size_t at = 0;
+    while (at < written.size()) {
+        std::size_t end = written.find('\n', at);
+        if (end == std::string::npos) end = written.size();
+        const std::string line = written.substr(at, end - at);
+        at = end + 1;
+        const bool syslog_note = line.rfind("Failed to send ", 0) == 0 && line.find(" to syslog") != std::string::npos;
+        if (line.empty() || syslog_note) continue;
+        out += (out.empty() ? "" : "; ") + line;
+    }
+    if (out.size() > 1000) out = out.substr(0, 1000) + "...";
+    return out;
+}
+
+// Reads the memfd that held pasta's stderr.
+template <class = void>
+inline std::string read_all_from_start(int fd) {
+    std::string text;
+    char buffer[4096];
+    long offset = 0;
+    for (;;) {
+        const long n = ctr::detail::sys::pread64(fd, buffer, sizeof buffer, offset);
+        if (n == -EINTR) continue;
+        if (n <= 0 || text.size() > 65536) break;
+        text.append(buffer, static_cast<std::size_t>(n));
+        offset += n;
+    }
+    return text;
+}
+
+}  // namespace detail
+}  // namespace ctr::net
+// end ctr/detail/pasta_process.hpp
+// begin ctr/pasta.hpp
+// ctr::net::pasta: a sandbox's network through pasta (package passt), with
+// no privilege. spawn does all of it with options::pasta = net::pasta{};
+// start_pasta is public for callers that hold namespaces themselves.
+//
+// How: pasta runs in the caller's network namespace as a child of this
+// process, joins the sandbox's user namespace (when it has one) and network
+// namespace, creates and configures a tap interface there (--config-net),
+// and then carries the sandbox's traffic through sockets of the caller's
+// namespace. Its pid file, given as a pipe, is the readiness signal: pasta
+// writes it once the interface is configured. It never ends by itself (it
+// holds the namespace open), so its owner, pasta_process, ends it.
+
+// begin ctr/spawn.hpp
+// process::spawn: start a program in a child process and get back exactly
+// how it ended.
+//
+// This header is spawn alone: namespaces, ids, cgroups, streams, rlimits,
+// confinement. The layers that need much more code, the root filesystem
+// (options::root), a veth network (options::network) and pasta
+// (options::pasta), come with <ctr/process.hpp>, which includes this one;
+// setting one of them with this header alone is a compile error that says
+// so (detail::layer_option).
+//
+// The launch is one straight line: the parent validates the options and
+// turns them into a child program (detail/child_program.hpp), clones, the
+// child runs that program and execs, and the parent learns over a
+// close-on-exec channel whether exec happened or which step failed.
+
+// begin ctr/detail/launch_cgroup.hpp
+// Launch layer: the cgroup the child starts in, with no moment outside it.
+// Placed by the clone itself on cgroup v2 (CLONE_INTO_CGROUP), or attached
+// by the parent while the child waits (v1, or a kernel that refuses the
+// flag: spawn retries the clone without it).
+
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+
+namespace ctr::process::detail {
+
+using namespace ::ctr::detail;
+
+// The group's figures at the start of a run, which the run's figures are
+// measured from (process::result).
+struct cgroup_run_start {
+    cgroup::stats before{};
+    // The group's peak charge is the run's only when nothing was charged
+    // to the group before: a high-water mark cannot be reset without losing
+    // the group's own (v1 max_usage_in_bytes), or only for one open file
+    // (v2 memory.peak, 6.12+).
+    bool peak_is_per_run = false;
+};
+
+template <class = void>
+inline cgroup_run_start begin_cgroup_run(const cgroup::group& group) {
+    cgroup_run_start start;
+    start.before = group.read_run_figures();
+    start.peak_is_per_run = start.before.memory_peak == std::uint64_t{0};
+    return start;
+}
+
+// The run's figures: the group's now, less those at the start.
+template <class = void>
+inline void add_cgroup_run_figures(result& out, const cgroup_run_start& start, const cgroup::stats& after) {
+    const auto since = [](const std::optional<std::chrono::nanoseconds>& now,
+                          const std::optional<std::chrono::nanoseconds>& then) -> std::optional<std::chrono::nanoseconds> {
+        if (!now || !then) return now;
+        return *now >= *then ? *now - *then : std::chrono::nanoseconds(0);
+    };
+    out.oom_killed = after.oom_kills.value_or(0) > start.before.oom_kills.value_or(0);
+    out.group_memory_peak_bytes = after.memory_peak;
+    if (start.peak_is_per_run) out.memory_peak_bytes = after.memory_peak;
+    out.cgroup_user_time = since(after.cpu_user, start.before.cpu_user);
+    out.cgroup_system_time = since(after.cpu_system, start.before.cpu_system);
+}
+
+template <class = void>
+inline void plan_cgroup(launch_plan& plan, const options& opts) {
+    if (!opts.cgroup) return;
+    cgroup::group* group = opts.cgroup;
+    if (!group->valid()) throw error(step::attach_to_cgroup, EINVAL, {}, "the cgroup::group was moved from or removed");
+    plan.request.cgroup_fd = group->clone_into_fd();
+    // A child that shared the caller's memory would take the caller down
+    // with it: when the group runs out of memory and its OOM killer picks
+    // the child, the kernel kills every process that uses the victim's
+    // memory. So the child in a group gets a copy (fork's cost: page tables
+    // that grow with the caller's heap), however small the group's limit.
+    plan.request.memory = memory_mode::copied;
+    // The wait is there in both cases, so that a kernel that refuses
+    // CLONE_INTO_CGROUP can fall back to attaching.
+    plan.sync_channel();
+    plan.while_child_waits([group, &request = plan.request](parent_step_context& child) {
+        if (request.cgroup_fd < 0) group->attach(child.pid);
+    });
+}
+
+}  // namespace ctr::process::detail
+// end ctr/detail/launch_cgroup.hpp
 // begin ctr/detail/launch_identity.hpp
 // Launch layer: who the command runs as and in what session. rlimits,
 // supplementary groups, gid and uid; a new session and its controlling
@@ -14971,322 +15416,6 @@ inline error clone_error(const launch_plan& plan, long negative_errno) {
 
 }  // namespace ctr::process::detail
 // end ctr/detail/launch_namespaces.hpp
-// begin ctr/detail/launch_network.hpp
-// Launch layer: a veth pair into the child's new network namespace. The
-// parent creates it while the child waits and sends the child's end's
-// settings after the go byte; the child configures its end.
-
-
-#include <cstring>
-#include <optional>
-
-namespace ctr::process::detail {
-
-using namespace ::ctr::detail;
-
-// Adds the network's steps; returns where the parent step records what it
-// made (names and addresses of both ends), or null without a network. The
-// outbound NAT rule, when asked for, goes to plan.outbound_made, and the
-// published ports' rules to plan.ports_made.
-template <class = void>
-inline const std::optional<net::veth_info>* plan_network(launch_plan& plan, const options& opts) {
-    if (!opts.network) return nullptr;
-    const net::veth& wanted = *opts.network;
-    auto& made = plan.keep(std::optional<net::veth_info>{});
-    if (wanted.outbound) plan.outbound_made = &plan.keep(net::outbound_nat{});
-    net::outbound_nat* const outbound = plan.outbound_made;
-    if (!wanted.publish.empty()) plan.ports_made = &plan.keep(net::port_nat{});
-    net::port_nat* const ports = plan.ports_made;
-    const int sync = plan.sync_channel();
-    plan.while_child_waits([&wanted, &made, outbound, ports](parent_step_context& child) {
-        net::veth_pair pair = net::create_veth(wanted, net::peer_namespace::of_process(child.pid));
-        made = pair.info();
-        // From here the pair is the namespace's: if a later step fails, the
-        // child is killed, its namespace ends and the kernel deletes the pair.
-        pair.host_link().release();
-        if (outbound) *outbound = net::outbound_nat::add(*made);
-        if (ports) {
-            *ports = net::port_nat::add(*made, wanted.publish);
-            made->published = ports->mappings();
-        }
-        const interface_setup setup = pair.container_setup();
-        child.message_to_child.append(reinterpret_cast<const char*>(&setup), sizeof setup);
-        if (wanted.ipv6) {
-            const ipv6_setup setup6 = pair.container_ipv6_setup();
-            child.message_to_child.append(reinterpret_cast<const char*>(&setup6), sizeof setup6);
-        }
-    });
-    plan.add(launch_phase::create_namespaces,
-             {.code = child_op_code::configure_interface, .step = step::configure_link, .a = sync},
-             wanted.container_name, [name = wanted.container_name](const child_report_view& report) {
-                 return error(step::configure_link, report.error, name,
-                              net::detail::interface_setup_failure(report.detail));
-             });
-    if (wanted.ipv6)
-        plan.add(launch_phase::create_namespaces,
-                 {.code = child_op_code::call, .step = step::configure_link, .a = sync,
-                  .data2 = &plan.shared->failure_detail, .run = child_configure_ipv6},
-                 wanted.container_name, [name = wanted.container_name, &made](const child_report_view& report) {
-                     std::string what = net::detail::ipv6_setup_failure(report.detail);
-                     if (made && made->container_ipv6)
-                         what += report.detail == ipv6_part_route ? " via " + made->host_ipv6->address.to_string()
-                                                                  : " " + made->container_ipv6->to_string();
-                     if (report.error == EACCES)
-                         what += " (IPv6 is disabled in the sandbox's namespace: net.ipv6.conf.default.disable_ipv6 "
-                                 "with net.core.devconf_inherit_init_net; veth::ipv6 = false leaves IPv6 out)";
-                     return error(step::configure_link, report.error, name, what);
-                 });
-    return &made;
-}
-
-}  // namespace ctr::process::detail
-// end ctr/detail/launch_network.hpp
-// begin ctr/detail/launch_pasta.hpp
-// Launch layer: pasta on the child's new network namespace. The parent
-// starts it while the child waits, after the id maps are written, and lets
-// the child go on once pasta has configured the interface; the child has no
-// step of its own. The pasta process goes to the child's handle, which ends
-// it with the sandbox.
-
-// begin ctr/detail/pasta_process.hpp
-// A running pasta, owned (net::pasta_process), and what starting one needs
-// that does not spawn: its command line and the reading of its errors.
-// start_pasta itself spawns, so it is defined in pasta.hpp, after
-// process::spawn.
-
-
-#include <poll.h>
-#include <signal.h>
-#include <sys/types.h>
-#include <sys/wait.h>
-
-#include <cerrno>
-#include <string>
-#include <utility>
-#include <vector>
-
-namespace ctr::net {
-
-// The namespaces pasta connects to the caller's: the sandbox's network
-// namespace and, when the sandbox has a user namespace of its own, that
-// one, which pasta joins first (as its owner it has every right there,
-// among them the right to enter the network namespace). Borrowed fds.
-struct pasta_target {
-    int netns_fd = -1;
-    int userns_fd = -1;  // -1: the network namespace belongs to the caller's user namespace
-};
-
-// A pasta process, a child of this process: ended (SIGTERM, then SIGKILL
-// after a second) and reaped when the owner ends. pasta keeps the sandbox's
-// network namespace open and never ends by itself, so this owner is what
-// ends it.
-template <class>
-class [[nodiscard]] basic_pasta_process {
-public:
-    basic_pasta_process() = default;
-    basic_pasta_process(basic_pasta_process&& other) noexcept
-        : pid_(std::exchange(other.pid_, -1)), pidfd_(std::move(other.pidfd_)) {}
-    basic_pasta_process& operator=(basic_pasta_process&& other) noexcept {
-        if (this != &other) {
-            stop_quietly();
-            pid_ = std::exchange(other.pid_, -1);
-            pidfd_ = std::move(other.pidfd_);
-        }
-        return *this;
-    }
-    ~basic_pasta_process() { stop_quietly(); }
-
-    template <class = void>
-    pid_t pid() const noexcept { return pid_; }
-    explicit operator bool() const noexcept { return static_cast<bool>(pidfd_); }
-
-    // Ends pasta and reaps it; the sandbox's network stops. Throws
-    // ctr::error when reaping fails (the destructor swallows that).
-    template <class = void>
-    void stop() {
-        if (!pidfd_) return;
-        const long r = end_and_reap();
-        if (r < 0 && r != -ECHILD) throw error(step::wait, static_cast<int>(-r), "pasta, pid " + std::to_string(pid_));
-    }
-
-    // Takes ownership of a pasta started elsewhere: `pid` is a child of this
-    // process and `pidfd` refers to it.
-    template <class = void>
-    static basic_pasta_process adopt(pid_t pid, unique_fd pidfd) noexcept {
-        basic_pasta_process out;
-        out.pid_ = pid;
-        out.pidfd_ = std::move(pidfd);
-        return out;
-    }
-
-private:
-    // 0 or -errno of the reaping.
-    template <class = void>
-    long end_and_reap() noexcept {
-        namespace sys = ctr::detail::sys;
-        sys::pidfd_send_signal(pidfd_.get(), SIGTERM);
-        pollfd ended{pidfd_.get(), POLLIN, 0};
-        const timespec grace{1, 0};
-        long ready;
-        do ready = sys::ppoll(&ended, 1, &grace);
-        while (ready == -EINTR);
-        if (ready <= 0) sys::pidfd_send_signal(pidfd_.get(), SIGKILL);
-        siginfo_t info{};
-        long r;
-        do r = sys::waitid(P_PIDFD, pidfd_.get(), &info, WEXITED, nullptr);
-        while (r == -EINTR);
-        pidfd_.reset();
-        return r < 0 ? r : 0;
-    }
-    template <class = void>
-    void stop_quietly() noexcept {
-        if (pidfd_) end_and_reap();
-    }
-
-    pid_t pid_ = -1;
-    unique_fd pidfd_;
-};
-using pasta_process = basic_pasta_process<void>;
-
-// Starts pasta on `target` and returns once it has configured the
-// interface there (pasta.hpp). `die_with_this_thread`: pasta gets SIGKILL
-// when the calling thread ends.
-template <class = void>
-pasta_process start_pasta(const pasta& options, pasta_target target, bool die_with_this_thread = false);
-
-namespace detail {
-
-// The fds pasta gets, at these numbers, and names as /proc/self/fd/N: the
-// namespaces (pasta accepts a path, not a number) and the write end of the
-// pipe that it takes for its pid file. pasta writes its pid there once the
-// sandbox's interface is configured: the readiness signal.
-inline constexpr int pasta_netns_fd = 3;
-inline constexpr int pasta_userns_fd = 4;
-inline constexpr int pasta_ready_fd = 5;
-
-// Empty, or a reason why `spec` cannot be one -t or -u argument.
-template <class = void>
-inline std::string pasta_port_problem(const std::string& spec) {
-    if (spec.empty()) return "a published port is empty";
-    for (const char c : spec)
-        if (c <= ' ' || c == 0x7f) return "a published port has a space or a control character";
-    return {};
-}
-
-template <class = void>
-inline void check_pasta_options(const pasta& options) {
-    if (options.program.empty())
-        throw error(step::prepare, EINVAL, {}, "net::pasta::program is empty: give \"pasta\" or a path to it");
-    for (const auto* list : {&options.tcp_ports, &options.udp_ports})
-        for (const auto& spec : *list)
-            if (const std::string problem = pasta_port_problem(spec); !problem.empty())
-                throw error(step::prepare, EINVAL, spec, problem + " (pasta's -t/-u syntax: \"8080\", \"8080:80\")");
-    if (options.ready_timeout.count() <= 0)
-        throw error(step::prepare, EINVAL, std::to_string(options.ready_timeout.count()) + " ms",
-                    "net::pasta::ready_timeout must be positive");
-}
-
-// pasta's command line. As root pasta would change to the user nobody
-// before it joins the namespaces, and then cannot join them (this is how
-// pasta 2023_03_09 behaves): --runas keeps it the caller.
-template <class = void>
-inline std::vector<std::string> pasta_command(const pasta& options, bool has_userns, bool as_root) {
-    std::vector<std::string> argv{options.program, "--config-net", "--foreground", "--quiet",
-                                  "--pid",        "/proc/self/fd/" + std::to_string(pasta_ready_fd)};
-    if (as_root) argv.insert(argv.end(), {"--runas", "0"});
-    if (has_userns) argv.insert(argv.end(), {"--userns", "/proc/self/fd/" + std::to_string(pasta_userns_fd)});
-    argv.insert(argv.end(), {"--netns", "/proc/self/fd/" + std::to_string(pasta_netns_fd)});
-    if (!options.interface_name.empty()) argv.insert(argv.end(), {"--ns-ifname", options.interface_name});
-    if (options.tcp_ports.empty()) argv.insert(argv.end(), {"-t", "none"});
-    for (const auto& spec : options.tcp_ports) argv.insert(argv.end(), {"-t", spec});
-    if (options.udp_ports.empty()) argv.insert(argv.end(), {"-u", "none"});
-    for (const auto& spec : options.udp_ports) argv.insert(argv.end(), {"-u", spec});
-    argv.insert(argv.end(), {"-T", "none", "-U", "none", "--no-map-gw"});
-    argv.insert(argv.end(), options.extra_args.begin(), options.extra_args.end());
-    return argv;
-}
-
-// What pasta wrote to stderr, on one line: without the notes that it
-// could not reach a system logger (there is none in many containers).
-template <class = void>
-inline std::string pasta_error_text(const std::string& written) {
-    std::string out;
-    std::size_t at = 0;
-    while (at < written.size()) {
-        std::size_t end = written.find('\n', at);
-        if (end == std::string::npos) end = written.size();
-        const std::string line = written.substr(at, end - at);
-        at = end + 1;
-        const bool syslog_note = line.rfind("Failed to send ", 0) == 0 && line.find(" to syslog") != std::string::npos;
-        if (line.empty() || syslog_note) continue;
-        out += (out.empty() ? "" : "; ") + line;
-    }
-    if (out.size() > 1000) out = out.substr(0, 1000) + "...";
-    return out;
-}
-
-// Reads the memfd that held pasta's stderr.
-template <class = void>
-inline std::string read_all_from_start(int fd) {
-    std::string text;
-    char buffer[4096];
-    long offset = 0;
-    for (;;) {
-        const long n = ctr::detail::sys::pread64(fd, buffer, sizeof buffer, offset);
-        if (n == -EINTR) continue;
-        if (n <= 0 || text.size() > 65536) break;
-        text.append(buffer, static_cast<std::size_t>(n));
-        offset += n;
-    }
-    return text;
-}
-
-}  // namespace detail
-}  // namespace ctr::net
-// end ctr/detail/pasta_process.hpp
-
-#include <sys/stat.h>
-
-#include <string>
-
-namespace ctr::process::detail {
-
-using namespace ::ctr::detail;
-
-// Whether the user namespace `userns_fd` is another than this process's: then
-// pasta must join it to enter the network namespace it owns.
-template <class = void>
-inline bool in_other_user_namespace(int userns_fd) {
-    struct stat theirs{}, ours{};
-    if (const long r = sys::fstatat(userns_fd, "", &theirs, AT_EMPTY_PATH); r < 0)
-        throw error(step::start_network_helper, static_cast<int>(-r), "user namespace", "reading the child's");
-    if (const long r = sys::fstatat(AT_FDCWD, "/proc/self/ns/user", &ours, 0); r < 0)
-        throw error(step::start_network_helper, static_cast<int>(-r), "/proc/self/ns/user");
-    return theirs.st_ino != ours.st_ino || theirs.st_dev != ours.st_dev;
-}
-
-// Adds pasta's parent step; returns where it keeps the running pasta, or
-// null without options::pasta.
-template <class = void>
-inline net::pasta_process* plan_pasta(launch_plan& plan, const options& opts) {
-    if (!opts.pasta) return nullptr;
-    const net::pasta& wanted = *opts.pasta;
-    net::detail::check_pasta_options(wanted);  // before clone, so bad options start nothing
-    auto& made = plan.keep(net::pasta_process{});
-    const bool die_with_this_thread = opts.die_with_parent || opts.die_with_owner;
-    plan.while_child_waits([&wanted, &made, die_with_this_thread](parent_step_context& child) {
-        const std::string base = "/proc/" + std::to_string(child.pid) + "/ns/";
-        const unique_fd netns = open_checked((base + "net").c_str(), O_RDONLY, 0, step::start_network_helper);
-        const unique_fd userns = open_checked((base + "user").c_str(), O_RDONLY, 0, step::start_network_helper);
-        net::pasta_target target{netns.get(), -1};
-        if (in_other_user_namespace(userns.get())) target.userns_fd = userns.get();
-        made = net::start_pasta(wanted, target, die_with_this_thread);
-    });
-    return &made;
-}
-
-}  // namespace ctr::process::detail
-// end ctr/detail/launch_pasta.hpp
 // begin ctr/detail/launch_security.hpp
 // Launch layer: what the command may still do (ctr::security).
 // Capabilities in their documented order around the change of credentials,
@@ -18189,10 +18318,10 @@ public:
             kill_sent_ = other.kill_sent_;
             kill_at_ = other.kill_at_;
             result_ = std::exchange(other.result_, std::nullopt);
-            network_ = std::exchange(other.network_, std::nullopt);
-            pasta_ = std::move(other.pasta_);
-            outbound_ = std::move(other.outbound_);
-            ports_ = std::move(other.ports_);
+            network_ = std::move(other.network_);
+            ends_after_sandbox_ = std::move(other.ends_after_sandbox_);
+            other.ends_after_sandbox_.clear();
+            pasta_pid_ = std::exchange(other.pasta_pid_, -1);
             terminal_ = std::move(other.terminal_);
             seccomp_listener_ = std::move(other.seccomp_listener_);
         }
@@ -18275,14 +18404,14 @@ public:
     // The veth options::network made (names and addresses of both ends),
     // or null without one.
     template <class = void>
-    const net::veth_info* network() const noexcept { return network_ ? &*network_ : nullptr; }
+    const net::veth_info* network() const noexcept { return network_.get(); }
 
     // The pid of options::pasta's pasta while it runs, else -1. It is a
     // child of this process, ended and reaped once the sandbox has been
     // reaped (by wait, or by the handle's end); release() leaves it to the
     // handle, so keep the handle while the released sandbox needs a network.
     template <class = void>
-    pid_t pasta_pid() const noexcept { return pasta_ ? pasta_.pid() : -1; }
+    pid_t pasta_pid() const noexcept { return pasta_pid_; }
 
     // Gives up ownership: the child runs on, and the caller must reap it
     // (waitid(P_PIDFD, ...)) and close the returned pidfd. A sandbox spawned
@@ -18443,9 +18572,7 @@ private:
         }
         result_ = std::move(out);
         pidfd_.reset();
-        pasta_ = net::pasta_process();  // the sandbox's network ends with it
-        outbound_.reset();
-        ports_.reset();
+        end_what_outlasts_the_sandbox();  // its network (pasta, NAT rules) ends with it
     }
 
     // Best effort, for destructors: nothing here may throw.
@@ -18459,9 +18586,14 @@ private:
         while (r == -EINTR);
         pidfd_.reset();
         plan_.reset();  // only now: a pid 1 init ran in this memory
-        pasta_ = net::pasta_process();
-        outbound_.reset();
-        ports_.reset();
+        end_what_outlasts_the_sandbox();
+    }
+
+    // The last made first: pasta, then the outbound NAT rule, then the
+    // published ports' rules.
+    void end_what_outlasts_the_sandbox() noexcept {
+        while (!ends_after_sandbox_.empty()) ends_after_sandbox_.pop_back();
+        pasta_pid_ = -1;
     }
 
     pid_t pid_ = -1;
@@ -18483,13 +18615,11 @@ private:
     detail::cgroup_run_start cgroup_run_{};
     // What options::network made. The pair itself belongs to the child's
     // network namespace (see options::network).
-    std::optional<net::veth_info> network_;
-    // options::pasta's pasta, ended after the sandbox.
-    net::pasta_process pasta_;
-    // options::network's outbound NAT rule, deleted after the sandbox.
-    net::outbound_nat outbound_;
-    // options::network's published ports, deleted after the sandbox.
-    net::port_nat ports_;
+    std::shared_ptr<const net::veth_info> network_;
+    // What the network layers made that ends after the sandbox
+    // (launch_plan::ends_after_sandbox), and options::pasta's pid.
+    std::vector<std::shared_ptr<void>> ends_after_sandbox_;
+    pid_t pasta_pid_ = -1;
     unique_fd terminal_;
     unique_fd seccomp_listener_;
 };
@@ -18530,6 +18660,19 @@ inline void plan_parent_wait(launch_plan& plan, const options& opts) {
                  {.code = child_op_code::die_with_parent, .step = step::die_with_parent, .a = 0, .b = 0});
 }
 
+// The steps of an optional layer (detail::layer_option): through the
+// planner that setting the option took, so that only programs that set it
+// compile the layer.
+template <class T>
+inline void add_layer_steps(launch_plan& plan, const options& opts, const layer_option<T>& option) {
+    if (!option) return;
+    const layer_planner add_steps = option.planner_of_layer();
+    if (!add_steps)
+        throw error(step::prepare, EINVAL, {},
+                    "an option was given a value without its launch layer (include <ctr/process.hpp>)");
+    add_steps(plan, opts);
+}
+
 // Each layer in turn; the plan puts their steps in launch order.
 template <class = void>
 inline void build_plan(launch_plan& plan, std::vector<std::string> argv, const options& opts,
@@ -18539,13 +18682,13 @@ inline void build_plan(launch_plan& plan, std::vector<std::string> argv, const o
     plan_streams(plan, opts);
     plan_namespaces(plan, opts);
     plan_cgroup(plan, opts);
-    plan_filesystem(plan, opts);
+    add_layer_steps(plan, opts, opts.root);
     plan_identity(plan, opts);
     plan_terminal(plan, opts);  // after identity: its session steps follow the caller's
     plan_lifetime(plan, opts);  // after the steps that change ids, which clear the parent-death signal
     plan_security(plan, opts);
-    plan.network_made = plan_network(plan, opts);
-    plan.pasta_made = plan_pasta(plan, opts);
+    add_layer_steps(plan, opts, opts.network);
+    add_layer_steps(plan, opts, opts.pasta);
     plan_parent_wait(plan, opts);
     if (extension.add) extension.add(plan, extension.data);
     plan.finish();
@@ -18694,10 +18837,9 @@ inline child detail::spawn_extended(std::vector<std::string> argv, const options
         }
         throw;
     }
-    if (plan->network_made) handle.network_ = *plan->network_made;
-    if (plan->pasta_made) handle.pasta_ = std::move(*plan->pasta_made);
-    if (plan->outbound_made) handle.outbound_ = std::move(*plan->outbound_made);
-    if (plan->ports_made) handle.ports_ = std::move(*plan->ports_made);
+    handle.network_ = plan->network_made;
+    handle.ends_after_sandbox_ = std::move(plan->ends_after_sandbox);
+    handle.pasta_pid_ = plan->pasta_pid;
     if (plan->sync_write) {
         // One write, so the child never sees half of it. A child that
         // already failed has closed its end: EPIPE, and its report says why.
@@ -18755,21 +18897,7 @@ inline std::pair<int, std::string> run_id_map_helper_program(std::vector<std::st
 
 }  // namespace ctr::process
 
-// start_pasta spawns, so its definition follows spawn's (options::pasta
-// needs it wherever spawn is used).
-// begin ctr/pasta.hpp
-// ctr::net::pasta: a sandbox's network through pasta (package passt), with
-// no privilege. spawn does all of it with options::pasta = net::pasta{};
-// start_pasta is public for callers that hold namespaces themselves.
-//
-// How: pasta runs in the caller's network namespace as a child of this
-// process, joins the sandbox's user namespace (when it has one) and network
-// namespace, creates and configures a tap interface there (--config-net),
-// and then carries the sandbox's traffic through sockets of the caller's
-// namespace. Its pid file, given as a pipe, is the readiness signal: pasta
-// writes it once the interface is configured. It never ends by itself (it
-// holds the namespace open), so its owner, pasta_process, ends it.
-
+// end ctr/spawn.hpp
 
 #include <poll.h>
 #include <sys/mman.h>
@@ -18870,7 +18998,69 @@ inline pasta_process start_pasta(const pasta& options, pasta_target target, bool
 }
 
 }  // namespace ctr::net
+
+// spawn's pasta layer, so that a program that includes this header can set
+// options::pasta (it needs start_pasta above).
 // end ctr/pasta.hpp
+
+#include <sys/stat.h>
+
+#include <memory>
+#include <string>
+
+namespace ctr::process::detail {
+
+using namespace ::ctr::detail;
+
+// Whether the user namespace `userns_fd` is another than this process's: then
+// pasta must join it to enter the network namespace it owns.
+template <class = void>
+inline bool in_other_user_namespace(int userns_fd) {
+    struct stat theirs{}, ours{};
+    if (const long r = sys::fstatat(userns_fd, "", &theirs, AT_EMPTY_PATH); r < 0)
+        throw error(step::start_network_helper, static_cast<int>(-r), "user namespace", "reading the child's");
+    if (const long r = sys::fstatat(AT_FDCWD, "/proc/self/ns/user", &ours, 0); r < 0)
+        throw error(step::start_network_helper, static_cast<int>(-r), "/proc/self/ns/user");
+    return theirs.st_ino != ours.st_ino || theirs.st_dev != ours.st_dev;
+}
+
+// Adds pasta's parent step. The running pasta goes to
+// plan.ends_after_sandbox, its pid to plan.pasta_pid.
+template <class = void>
+inline void plan_pasta(launch_plan& plan, const options& opts) {
+    if (!opts.pasta) return;
+    const net::pasta& wanted = *opts.pasta;
+    net::detail::check_pasta_options(wanted);  // before clone, so bad options start nothing
+    const auto running = std::make_shared<net::pasta_process>();
+    plan.ends_after_sandbox.push_back(running);
+    net::pasta_process& made = *running;
+    pid_t* const made_pid = &plan.pasta_pid;
+    const bool die_with_this_thread = opts.die_with_parent || opts.die_with_owner;
+    plan.while_child_waits([&wanted, &made, made_pid, die_with_this_thread](parent_step_context& child) {
+        const std::string base = "/proc/" + std::to_string(child.pid) + "/ns/";
+        const unique_fd netns = open_checked((base + "net").c_str(), O_RDONLY, 0, step::start_network_helper);
+        const unique_fd userns = open_checked((base + "user").c_str(), O_RDONLY, 0, step::start_network_helper);
+        net::pasta_target target{netns.get(), -1};
+        if (in_other_user_namespace(userns.get())) target.userns_fd = userns.get();
+        made = net::start_pasta(wanted, target, die_with_this_thread);
+        *made_pid = made.pid();
+    });
+}
+
+}  // namespace ctr::process::detail
+
+namespace ctr::detail {
+template <>
+inline constexpr bool layer_header_included<net::pasta> = true;
+template <>
+struct launch_layer<net::pasta> {
+    template <class = void>
+    static void add_steps(launch_plan& plan, const process::options& opts) {
+        process::detail::plan_pasta(plan, opts);
+    }
+};
+}  // namespace ctr::detail
+// end ctr/detail/launch_pasta.hpp
 // end ctr/process.hpp
 
 #include <poll.h>
@@ -19084,7 +19274,7 @@ prepared_sandbox::prepared_sandbox(const options& shared, prepared_options prepa
 
     // The sandbox's root, and the options of its /proc, which each run's
     // fresh /proc takes too.
-    std::optional<mount::plan> root = shared.root ? shared.root : std::optional<mount::plan>(mount::host_readonly());
+    std::optional<mount::plan> root = shared.root ? *shared.root : mount::host_readonly();
     mount::proc_options proc_options;
     bool has_proc = false;
     for (const auto& request : mount::detail::plan_requests<Unused>(*root))

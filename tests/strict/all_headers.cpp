@@ -33,6 +33,7 @@
 #include <ctr/seccomp.hpp>
 #include <ctr/seccomp_notify.hpp>
 #include <ctr/security.hpp>
+#include <ctr/spawn.hpp>
 #include <ctr/spawn_options.hpp>
 #include <ctr/unique_fd.hpp>
 

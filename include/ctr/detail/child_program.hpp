@@ -56,10 +56,8 @@ enum class child_op_code : std::uint8_t {
     set_domainname,       // data = name, a = length
     write_file,           // data = path, data2 = contents, a = length
     bring_up_loopback,    // set IFF_UP on "lo" of the current network namespace
-    configure_interface,  // read an interface_setup from fd a, then apply it (configure_interface)
     become_init,          // data = init_state*: the rest of the program runs in a child; this process reaps
     set_controlling_terminal,  // TIOCSCTTY on fd a (the session leader takes its terminal)
-    mount_step,           // data = const mount_step*, data2 = mount_context* (detail/mount_step.hpp)
     hold,                 // close the fd ranges of data (b pairs), tell the parent "held", read one byte from fd a
     call,                 // run(op): a layer's own step (capabilities, seccomp, ...), planned in its header
 };
@@ -85,7 +83,7 @@ struct child_op {
 struct child_report {
     std::uint32_t op_index;
     std::int32_t error;
-    std::int32_t detail;  // which part of the step failed, where the step has parts (configure_interface)
+    std::int32_t detail;  // which part of the step failed, where the step has parts (an interface's setup)
 };
 
 // The plain data the child reads. Built and owned by the parent, which keeps
@@ -507,17 +505,12 @@ CTR_CHILD_CODE inline long child_run_op(const child_view& view, const child_op& 
                                     static_cast<std::size_t>(op.a));
         case child_op_code::bring_up_loopback:
             return child_bring_up_loopback();
-        case child_op_code::configure_interface:
-            return child_configure_interface(static_cast<int>(op.a), view.failure_detail);
         case child_op_code::close_fd:
             return sys::close(static_cast<int>(op.a));
         case child_op_code::set_controlling_terminal: {
             const long r = sys::ioctl(static_cast<int>(op.a), TIOCSCTTY, 0);
             return r < 0 ? r : 0;
         }
-        case child_op_code::mount_step:
-            return run_mount_step(*static_cast<const detail::mount_step*>(op.data),
-                                  *static_cast<mount_context*>(const_cast<void*>(op.data2)));
         case child_op_code::call:
             return op.run ? op.run(op) : -EINVAL;
         case child_op_code::become_init:

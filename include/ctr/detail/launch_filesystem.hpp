@@ -86,6 +86,15 @@ inline void make_detached_binds(const mount::prepared_plan& mounts, parent_step_
     }
 }
 
+// The child's step for one mount step: op.data = const mount_step*,
+// op.data2 = mount_context*. A call, not a case of the child's interpreter,
+// so that a program that never sets options::root does not compile the
+// mount steps. Async-signal-safe.
+CTR_CHILD_CODE inline long child_mount_step(const child_op& op) noexcept {
+    return run_mount_step(*static_cast<const mount_step*>(op.data),
+                          *static_cast<mount_context*>(const_cast<void*>(op.data2)));
+}
+
 template <class = void>
 inline void plan_filesystem(launch_plan& plan, const options& opts) {
     if (!opts.root) return;
@@ -119,8 +128,8 @@ inline void plan_filesystem(launch_plan& plan, const options& opts) {
         // A mount step's error says which part failed and why, from what the
         // child left in the shared mount state.
         plan.add(launch_phase::mounts,
-                 {.code = child_op_code::mount_step, .step = step::mount, .a = static_cast<long>(i), .data = &steps[i],
-                  .data2 = &state},
+                 {.code = child_op_code::call, .step = step::mount, .a = static_cast<long>(i), .data = &steps[i],
+                  .data2 = &state, .run = child_mount_step},
                  steps[i].target ? steps[i].target : "",
                  [&mounts, &state, i](const child_report_view& report) {
                      return mounts.error_for(i, report.error, &state);
@@ -128,3 +137,15 @@ inline void plan_filesystem(launch_plan& plan, const options& opts) {
 }
 
 }  // namespace ctr::process::detail
+
+namespace ctr::detail {
+template <>
+inline constexpr bool layer_header_included<mount::plan> = true;
+template <>
+struct launch_layer<mount::plan> {
+    template <class = void>
+    static void add_steps(launch_plan& plan, const process::options& opts) {
+        process::detail::plan_filesystem(plan, opts);
+    }
+};
+}  // namespace ctr::detail

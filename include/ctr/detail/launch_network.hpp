@@ -10,29 +10,50 @@
 #include <ctr/spawn_options.hpp>
 
 #include <cstring>
+#include <memory>
 #include <optional>
 
 namespace ctr::process::detail {
 
 using namespace ::ctr::detail;
 
-// Adds the network's steps; returns where the parent step records what it
-// made (names and addresses of both ends), or null without a network. The
-// outbound NAT rule, when asked for, goes to plan.outbound_made, and the
-// published ports' rules to plan.ports_made.
+// The rules a network adds outside the sandbox, deleted after it: the
+// outbound NAT rule first, then the published ports' (as members are
+// destroyed, the last declared first).
+struct network_rules {
+    net::port_nat ports;
+    net::outbound_nat outbound;
+};
+
+// The child's step that configures its end: reads the interface_setup the
+// parent sent after the go byte (op.a = the sync fd) and applies it; which
+// part failed goes to op.data2 (int*). Async-signal-safe.
+CTR_CHILD_CODE inline long child_configure_interface_step(const child_op& op) noexcept {
+    return child_configure_interface(static_cast<int>(op.a), static_cast<int*>(const_cast<void*>(op.data2)));
+}
+
+// Adds the network's steps. Its parent step records what it made (names and
+// addresses of both ends) in plan.network_made; the outbound NAT and the
+// published ports' rules, when asked for, go to plan.ends_after_sandbox.
 template <class = void>
-inline const std::optional<net::veth_info>* plan_network(launch_plan& plan, const options& opts) {
-    if (!opts.network) return nullptr;
+inline void plan_network(launch_plan& plan, const options& opts) {
+    if (!opts.network) return;
     const net::veth& wanted = *opts.network;
-    auto& made = plan.keep(std::optional<net::veth_info>{});
-    if (wanted.outbound) plan.outbound_made = &plan.keep(net::outbound_nat{});
-    net::outbound_nat* const outbound = plan.outbound_made;
-    if (!wanted.publish.empty()) plan.ports_made = &plan.keep(net::port_nat{});
-    net::port_nat* const ports = plan.ports_made;
+    const auto info = std::make_shared<net::veth_info>();
+    plan.network_made = info;
+    net::veth_info* const made = info.get();
+    net::outbound_nat* outbound = nullptr;
+    net::port_nat* ports = nullptr;
+    if (wanted.outbound || !wanted.publish.empty()) {
+        const auto rules = std::make_shared<network_rules>();
+        if (wanted.outbound) outbound = &rules->outbound;
+        if (!wanted.publish.empty()) ports = &rules->ports;
+        plan.ends_after_sandbox.push_back(rules);
+    }
     const int sync = plan.sync_channel();
-    plan.while_child_waits([&wanted, &made, outbound, ports](parent_step_context& child) {
+    plan.while_child_waits([&wanted, made, outbound, ports](parent_step_context& child) {
         net::veth_pair pair = net::create_veth(wanted, net::peer_namespace::of_process(child.pid));
-        made = pair.info();
+        *made = pair.info();
         // From here the pair is the namespace's: if a later step fails, the
         // child is killed, its namespace ends and the kernel deletes the pair.
         pair.host_link().release();
@@ -49,7 +70,8 @@ inline const std::optional<net::veth_info>* plan_network(launch_plan& plan, cons
         }
     });
     plan.add(launch_phase::create_namespaces,
-             {.code = child_op_code::configure_interface, .step = step::configure_link, .a = sync},
+             {.code = child_op_code::call, .step = step::configure_link, .a = sync,
+              .data2 = &plan.shared->failure_detail, .run = child_configure_interface_step},
              wanted.container_name, [name = wanted.container_name](const child_report_view& report) {
                  return error(step::configure_link, report.error, name,
                               net::detail::interface_setup_failure(report.detail));
@@ -58,9 +80,9 @@ inline const std::optional<net::veth_info>* plan_network(launch_plan& plan, cons
         plan.add(launch_phase::create_namespaces,
                  {.code = child_op_code::call, .step = step::configure_link, .a = sync,
                   .data2 = &plan.shared->failure_detail, .run = child_configure_ipv6},
-                 wanted.container_name, [name = wanted.container_name, &made](const child_report_view& report) {
+                 wanted.container_name, [name = wanted.container_name, made](const child_report_view& report) {
                      std::string what = net::detail::ipv6_setup_failure(report.detail);
-                     if (made && made->container_ipv6)
+                     if (made->container_ipv6)
                          what += report.detail == ipv6_part_route ? " via " + made->host_ipv6->address.to_string()
                                                                   : " " + made->container_ipv6->to_string();
                      if (report.error == EACCES)
@@ -68,7 +90,18 @@ inline const std::optional<net::veth_info>* plan_network(launch_plan& plan, cons
                                  "with net.core.devconf_inherit_init_net; veth::ipv6 = false leaves IPv6 out)";
                      return error(step::configure_link, report.error, name, what);
                  });
-    return &made;
 }
 
 }  // namespace ctr::process::detail
+
+namespace ctr::detail {
+template <>
+inline constexpr bool layer_header_included<net::veth> = true;
+template <>
+struct launch_layer<net::veth> {
+    template <class = void>
+    static void add_steps(launch_plan& plan, const process::options& opts) {
+        process::detail::plan_network(plan, opts);
+    }
+};
+}  // namespace ctr::detail

@@ -7,10 +7,12 @@
 
 #include <ctr/detail/launch_plan.hpp>
 #include <ctr/detail/pasta_process.hpp>
+#include <ctr/pasta.hpp>
 #include <ctr/spawn_options.hpp>
 
 #include <sys/stat.h>
 
+#include <memory>
 #include <string>
 
 namespace ctr::process::detail {
@@ -29,24 +31,39 @@ inline bool in_other_user_namespace(int userns_fd) {
     return theirs.st_ino != ours.st_ino || theirs.st_dev != ours.st_dev;
 }
 
-// Adds pasta's parent step; returns where it keeps the running pasta, or
-// null without options::pasta.
+// Adds pasta's parent step. The running pasta goes to
+// plan.ends_after_sandbox, its pid to plan.pasta_pid.
 template <class = void>
-inline net::pasta_process* plan_pasta(launch_plan& plan, const options& opts) {
-    if (!opts.pasta) return nullptr;
+inline void plan_pasta(launch_plan& plan, const options& opts) {
+    if (!opts.pasta) return;
     const net::pasta& wanted = *opts.pasta;
     net::detail::check_pasta_options(wanted);  // before clone, so bad options start nothing
-    auto& made = plan.keep(net::pasta_process{});
+    const auto running = std::make_shared<net::pasta_process>();
+    plan.ends_after_sandbox.push_back(running);
+    net::pasta_process& made = *running;
+    pid_t* const made_pid = &plan.pasta_pid;
     const bool die_with_this_thread = opts.die_with_parent || opts.die_with_owner;
-    plan.while_child_waits([&wanted, &made, die_with_this_thread](parent_step_context& child) {
+    plan.while_child_waits([&wanted, &made, made_pid, die_with_this_thread](parent_step_context& child) {
         const std::string base = "/proc/" + std::to_string(child.pid) + "/ns/";
         const unique_fd netns = open_checked((base + "net").c_str(), O_RDONLY, 0, step::start_network_helper);
         const unique_fd userns = open_checked((base + "user").c_str(), O_RDONLY, 0, step::start_network_helper);
         net::pasta_target target{netns.get(), -1};
         if (in_other_user_namespace(userns.get())) target.userns_fd = userns.get();
         made = net::start_pasta(wanted, target, die_with_this_thread);
+        *made_pid = made.pid();
     });
-    return &made;
 }
 
 }  // namespace ctr::process::detail
+
+namespace ctr::detail {
+template <>
+inline constexpr bool layer_header_included<net::pasta> = true;
+template <>
+struct launch_layer<net::pasta> {
+    template <class = void>
+    static void add_steps(launch_plan& plan, const process::options& opts) {
+        process::detail::plan_pasta(plan, opts);
+    }
+};
+}  // namespace ctr::detail

@@ -37,19 +37,6 @@
 #include <utility>
 #include <vector>
 
-namespace ctr::net {
-// Only pointed to here: detail/pasta_process.hpp, outbound.hpp and
-// port_nat.hpp define them.
-template <class>
-class basic_pasta_process;
-using pasta_process = basic_pasta_process<void>;
-template <class>
-class basic_outbound_nat;
-using outbound_nat = basic_outbound_nat<void>;
-template <class>
-class basic_port_nat;
-using port_nat = basic_port_nat<void>;
-}
 
 namespace ctr::detail {
 
@@ -202,17 +189,16 @@ struct launch_plan {
     // The parent's end of the socket on which the child sends the listener
     // of a seccomp filter that notifies (empty: none).
     unique_fd seccomp_listener_from_child;
-    // What the network layer made, once its parent step ran (null: none).
-    const std::optional<net::veth_info>* network_made = nullptr;
-    // The running pasta of options::pasta once its parent step ran (null:
-    // none), moved to the child's handle.
-    net::pasta_process* pasta_made = nullptr;
-    // options::network's outbound NAT rule once its parent step ran (null:
-    // none), moved to the child's handle.
-    net::outbound_nat* outbound_made = nullptr;
-    // options::network's published ports (DNAT rules) once its parent step
-    // ran (null: none), moved to the child's handle.
-    net::port_nat* ports_made = nullptr;
+    // What options::network made (names and addresses of both ends), once
+    // its parent step ran: the child handle's network() (null: none).
+    std::shared_ptr<const net::veth_info> network_made;
+    // What the network layers made that must outlast the sandbox and no
+    // more: options::network's outbound NAT and published ports' rules,
+    // options::pasta's pasta. The child's handle takes them and releases
+    // them once the sandbox has ended, the last made first.
+    std::vector<std::shared_ptr<void>> ends_after_sandbox;
+    // The pid of options::pasta's pasta once its parent step started it.
+    pid_t pasta_pid = -1;
 
     // Each layer's data that its steps point into, kept until the child
     // has exec'd (and, with an init, for the sandbox's life).
