@@ -6,8 +6,10 @@
 
 namespace ctr_test {
 
+// With a pid namespace: the plan's fresh /proc needs one where the caller is
+// not root (as every rootless sandbox with a /proc).
 ctr::process::options options_with_a_readonly_host_root() {
-    return {.root = ctr::mount::host_readonly()};
+    return {.namespaces = ctr::ns::pid, .root = ctr::mount::host_readonly()};
 }
 
 }  // namespace ctr_test
