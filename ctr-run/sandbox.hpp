@@ -260,12 +260,8 @@ inline void check_cpus(const config& c) {
     }
 }
 
+// A --memory under the floor was refused with the flags (flags.hpp).
 inline std::optional<ctr::cgroup::group> make_group(const config& c) {
-    // As Docker: below the floor the command could not even be set up.
-    if (c.memory && *c.memory < ctr::cgroup::minimum_memory_max)
-        bad_value("--memory", "'" + format_bytes(*c.memory) + "' is below the minimum of " +
-                                  format_bytes(ctr::cgroup::minimum_memory_max) +
-                                  ": a smaller limit cannot start a process (Docker refuses the same)");
     ctr::cgroup::limits limits;
     if (c.memory) limits.memory_max = std::to_string(*c.memory);
     if (c.memory_swap) {
